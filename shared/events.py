@@ -1,0 +1,290 @@
+"""Typed events and their CloudEvents 1.0 JSON envelope.
+
+Every message on Kafka is one of the models below, wrapped in a structured-mode CloudEvents envelope.
+The envelope `type` carries the schema version (`mews.price.observed.v1`): fields may be added, never
+change meaning; a new meaning is a new version.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SPECVERSION = "1.0"
+MaterialId = Annotated[str, Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=64)]
+CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+
+
+class Classification(StrEnum):
+    """Who may see a signal; ordered from least to most restricted."""
+
+    PUBLIC = "public"
+    RESTRICTED = "restricted"
+    GOVERNMENT = "government"
+
+    @property
+    def rank(self) -> int:
+        return _CLASSIFICATION_RANK[self]
+
+    @classmethod
+    def most_restricted(cls, levels: list[Classification]) -> Classification:
+        """The most restricted of several levels (public when there are none)."""
+        return max(levels, key=lambda c: c.rank, default=cls.PUBLIC)
+
+
+_CLASSIFICATION_RANK = {Classification.PUBLIC: 0, Classification.RESTRICTED: 1, Classification.GOVERNMENT: 2}
+
+
+class Event(BaseModel):
+    """Base of every event on the wire."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: ClassVar[str]
+
+    def subject(self) -> str:
+        """The CloudEvents subject: the material id the event is about."""
+        return getattr(self, "material", "")
+
+
+class PriceObserved(Event):
+    """One price of one material at one time, normalised to the series' stated unit and currency."""
+
+    type: ClassVar[str] = "mews.price.observed.v1"
+    material: MaterialId
+    source: str = Field(max_length=200)
+    observed_at: AwareDatetime
+    price: float = Field(gt=0, allow_inf_nan=False)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    unit: str = Field(max_length=32)
+    series: str = Field(default="", max_length=200)
+    url: str = Field(default="", max_length=2000)
+    classification: Classification = Classification.PUBLIC
+
+    def dedup_key(self) -> str:
+        return f"{self.source}|{self.material}|{self.series}|{self.observed_at.isoformat()}"
+
+
+class Measure(StrEnum):
+    EXPORT_BAN = "export_ban"
+    EXPORT_LICENCE = "export_licence"
+    EXPORT_QUOTA = "export_quota"
+    EXPORT_TAX = "export_tax"
+    SANCTION = "sanction"
+    EASING = "easing"
+    NONE = "none"
+
+
+class NewsReported(Event):
+    """A news item about export controls, with its classification and the words that decided it."""
+
+    type: ClassVar[str] = "mews.news.reported.v1"
+    material: MaterialId  # the partition key: one event per material the item is about
+    item_id: str = Field(max_length=200)
+    source: str = Field(max_length=200)
+    url: str = Field(default="", max_length=2000)
+    title: str = Field(max_length=1000)
+    summary: str = Field(default="", max_length=20000)
+    published_at: AwareDatetime
+    language: str = Field(default="und", max_length=8)
+    materials: list[MaterialId] = Field(default_factory=list)
+    countries: list[CountryCode] = Field(default_factory=list)
+    measure: Measure = Measure.NONE
+    effective_date: date | None = None
+    relevant: bool = False
+    score: float = Field(default=0.0, ge=0, le=1)
+    evidence: list[str] = Field(default_factory=list)
+    classification: Classification = Classification.PUBLIC
+
+    def dedup_key(self) -> str:
+        return f"{self.item_id}|{self.material}"
+
+
+class TradeFlowReported(Event):
+    """Imports (or exports) of one material's trade code between two countries over one period."""
+
+    type: ClassVar[str] = "mews.trade.reported.v1"
+    material: MaterialId
+    source: str = Field(max_length=200)
+    reporter: str = Field(max_length=8)  # ISO alpha-2, or EU27
+    partner: CountryCode
+    hs_code: str = Field(pattern=r"^\d{4,10}$")
+    flow: Literal["import", "export"] = "import"
+    period: str = Field(pattern=r"^\d{4}(-\d{2})?$")
+    quantity_kg: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    value_eur: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    classification: Classification = Classification.PUBLIC
+
+    def dedup_key(self) -> str:
+        return f"{self.source}|{self.material}|{self.reporter}|{self.partner}|{self.hs_code}|{self.flow}|{self.period}"
+
+
+class LeadTimeQuoted(Event):
+    """A quoted delivery lead time for a material from a supplier or origin country."""
+
+    type: ClassVar[str] = "mews.leadtime.quoted.v1"
+    material: MaterialId
+    source: str = Field(max_length=200)
+    quoted_at: AwareDatetime
+    lead_time_days: float = Field(gt=0, le=3650, allow_inf_nan=False)
+    origin_country: CountryCode | None = None
+    supplier: str = Field(default="", max_length=200)
+    classification: Classification = Classification.PUBLIC
+
+    def dedup_key(self) -> str:
+        return f"{self.source}|{self.material}|{self.supplier}|{self.origin_country}|{self.quoted_at.isoformat()}"
+
+
+class Evidence(BaseModel):
+    """One input that drove a breach."""
+
+    model_config = ConfigDict(frozen=True)
+    id: str
+    source: str
+    kind: str  # price, news, trade, leadtime, indicator
+    time: AwareDatetime
+    value: float | str | None = None
+    url: str = ""
+    classification: Classification = Classification.PUBLIC
+
+
+class Severity(StrEnum):
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class BreachStatus(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class BreachRaised(Event):
+    """A rule's threshold crossed (or no longer crossed) for a material, with everything needed to act."""
+
+    type: ClassVar[str] = "mews.breach.v1"
+    fingerprint: str
+    material: MaterialId
+    rule: str
+    indicator: str
+    severity: Severity
+    status: BreachStatus
+    value: float
+    warning_threshold: float | None = None
+    critical_threshold: float | None = None
+    clear_threshold: float | None = None
+    threshold: float | None = None  # the one crossed (or, on resolve, the clear threshold)
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime | None = None
+    observed_at: AwareDatetime
+    summary: str
+    evidence: list[Evidence] = Field(default_factory=list)
+    classification: Classification = Classification.PUBLIC
+
+
+class IndicatorSnapshot(Event):
+    """The latest indicators of one material."""
+
+    type: ClassVar[str] = "mews.indicators.snapshot.v1"
+    material: MaterialId
+    as_of: AwareDatetime
+    indicators: dict[str, float | None]
+    risk_score: float | None = None
+    components: dict[str, float] = Field(default_factory=dict)
+    export_controls: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class DeadLettered(Event):
+    """Input that could not be parsed or validated: the reason and the original bytes, nothing lost."""
+
+    type: ClassVar[str] = "mews.deadletter.v1"
+    reason: str
+    source: str
+    stage: str  # ingest, scoring, notify
+    intended_topic: str = ""
+    original_b64: str
+    received_at: AwareDatetime
+
+    @field_validator("reason")
+    @classmethod
+    def _short_reason(cls, v: str) -> str:
+        return v[:2000]
+
+    def original(self) -> bytes:
+        return base64.b64decode(self.original_b64)
+
+    @classmethod
+    def of(cls, raw: bytes | str, reason: str, *, source: str, stage: str, intended_topic: str = "") -> DeadLettered:
+        data = raw.encode() if isinstance(raw, str) else raw
+        return cls(reason=reason, source=source, stage=stage, intended_topic=intended_topic,
+                   original_b64=base64.b64encode(data).decode(), received_at=datetime.now(UTC))
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (PriceObserved, NewsReported, TradeFlowReported, LeadTimeQuoted, BreachRaised,
+                IndicatorSnapshot, DeadLettered)
+}
+
+
+class EnvelopeError(ValueError):
+    """A message is not a valid CloudEvent carrying a known mews event."""
+
+
+def to_cloudevent(event: Event, *, source: str, event_id: str | None = None, time: datetime | None = None) -> dict:
+    """Wrap an event in a structured-mode CloudEvents 1.0 envelope."""
+    envelope = {
+        "specversion": SPECVERSION,
+        "id": event_id or str(uuid.uuid4()),
+        "source": source,
+        "type": event.type,
+        "time": (time or datetime.now(UTC)).isoformat(),
+        "datacontenttype": "application/json",
+        "data": event.model_dump(mode="json"),
+    }
+    subject = event.subject()
+    if subject:
+        envelope["subject"] = subject
+    return envelope
+
+
+def encode(event: Event, *, source: str, event_id: str | None = None) -> bytes:
+    """The bytes put on Kafka for an event."""
+    return json.dumps(to_cloudevent(event, source=source, event_id=event_id), separators=(",", ":")).encode()
+
+
+def decode(raw: bytes | str, expected: type[Event] | None = None) -> tuple[dict, Event]:
+    """Parse and validate a CloudEvent; return the envelope and the typed event, or raise EnvelopeError."""
+    try:
+        envelope = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EnvelopeError(f"not JSON: {exc}") from exc
+    if not isinstance(envelope, dict):
+        raise EnvelopeError("envelope is not a JSON object")
+    missing = [k for k in ("specversion", "id", "source", "type", "data") if k not in envelope]
+    if missing:
+        raise EnvelopeError(f"envelope lacks {', '.join(missing)}")
+    if envelope["specversion"] != SPECVERSION:
+        raise EnvelopeError(f"unsupported specversion {envelope['specversion']!r}")
+    cls = EVENT_TYPES.get(envelope["type"])
+    if cls is None:
+        raise EnvelopeError(f"unknown event type {envelope['type']!r}")
+    if expected is not None and cls is not expected:
+        raise EnvelopeError(f"expected {expected.type}, got {envelope['type']}")
+    try:
+        return envelope, cls.model_validate(envelope["data"])
+    except ValidationError as exc:
+        raise EnvelopeError(f"invalid {cls.type}: {describe_validation_error(exc)}") from exc
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """A one-line, human reason from a pydantic error: which field, what is wrong."""
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "item"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
