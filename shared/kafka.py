@@ -6,6 +6,7 @@ Broker auto-creation is off, so `ensure_topics` is the only way a topic comes to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Iterable
@@ -32,10 +33,8 @@ async def ensure_topics(bootstrap: str, namespace: str = "", wanted: Iterable[de
             return []
         new = [NewTopic(t.qualified(namespace), t.partitions, replication_factor, topic_configs=t.config())
                for t in missing]
-        try:
+        with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race; that is fine
             await admin.create_topics(new)
-        except TopicAlreadyExistsError:  # another process won the race; that is fine
-            pass
         created = [t.qualified(namespace) for t in missing]
         log.info("topics created", extra={"topics": created})
         return created
