@@ -1,0 +1,1 @@
+"""Ingest: price feeds, export-control news, trade and lead-time bulletins into Kafka."""
