@@ -1,0 +1,84 @@
+"""Settings of the notify service: database, SMTP, links, outbound safety, grouping and retry timing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import CommonSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_STATE_DIR = ROOT / "var" / "notify"
+# Only good enough for a laptop: production refuses to start with it.
+DEVELOPMENT_LINK_KEY = "development-only-link-signing-key-change-me"
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{DEFAULT_STATE_DIR / 'notify.db'}"
+
+
+class NotifySettings(CommonSettings):
+    """Everything the notifier process reads from the environment (prefix MEWS_)."""
+
+    model_config = SettingsConfigDict(env_prefix="MEWS_", extra="ignore", frozen=True, validate_by_name=True)
+
+    database_url: str = Field(default_factory=_default_database_url,
+                              description="SQLAlchemy URL; sqlite:///path or postgresql+psycopg://...")
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_starttls: bool = False
+    smtp_user: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_from: str = "mews <alerts@mews.localhost>"
+    smtp_timeout_seconds: float = Field(default=20.0, gt=0)
+
+    public_base_url: str = Field(default="http://127.0.0.1:8003",
+                                 description="Base of links in emails (acknowledge, manage subscription)")
+    link_signing_key: SecretStr = SecretStr(DEVELOPMENT_LINK_KEY)
+    ack_link_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
+
+    allow_private_webhook_targets: bool = Field(
+        default=False, description="Let webhooks reach private, loopback and link-local addresses (tests, labs)")
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # Alertmanager's defaults: wait for companions, then batch changes, then repeat unchanged groups rarely.
+    group_wait_seconds: float = Field(default=30.0, ge=0)
+    group_interval_seconds: float = Field(default=300.0, ge=0)
+    repeat_interval_seconds: float = Field(default=4 * 3600.0, ge=0)
+    digest_hour_utc: int = Field(default=7, ge=0, le=23)
+
+    # Exponential backoff with jitter: 30 s, 1 min, 2 min ... capped at 1 h, 12 attempts span about 7 h.
+    retry_initial_seconds: float = Field(default=30.0, gt=0)
+    retry_multiplier: float = Field(default=2.0, ge=1)
+    retry_max_interval_seconds: float = Field(default=3600.0, gt=0)
+    retry_jitter: float = Field(default=0.2, ge=0, le=1, description="Fraction of each delay drawn at random")
+    retry_max_attempts: int = Field(default=12, ge=1)
+    channel_disable_after_failures: int = Field(
+        default=10, ge=1, description="Consecutive failed notifications after which a channel is disabled")
+    outbox_poll_seconds: float = Field(default=1.0, gt=0)
+
+    host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("MEWS_NOTIFY_HOST", "host"))
+    port: int = Field(default=8003, ge=1, le=65535, validation_alias=AliasChoices("MEWS_NOTIFY_PORT", "port"))
+    bootstrap_admin_token: SecretStr | None = Field(
+        default=None, description="Platform token that may create organisations before any exist")
+
+    @model_validator(mode="after")
+    def _refuse_weak_secrets_in_production(self) -> NotifySettings:
+        if self.is_production:
+            key = self.link_signing_key.get_secret_value()
+            if key == DEVELOPMENT_LINK_KEY or len(key) < 32:
+                raise ValueError("MEWS_LINK_SIGNING_KEY must be set to at least 32 characters in production")
+            if self.allow_private_webhook_targets:
+                raise ValueError("MEWS_ALLOW_PRIVATE_WEBHOOK_TARGETS must not be set in production")
+            token = self.bootstrap_admin_token
+            if token is not None and len(token.get_secret_value()) < 32:
+                raise ValueError("MEWS_BOOTSTRAP_ADMIN_TOKEN must be at least 32 characters in production")
+        return self
+
+    @property
+    def require_https_webhooks(self) -> bool:
+        """Plain http webhooks are tolerated only in development."""
+        return self.environment != "development"
