@@ -1,0 +1,18 @@
+"""What one delivery attempt came to: the one small interface every provider client returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The verdict of one attempt: delivered, retry later, or the endpoint is gone for good."""
+
+    outcome: str  # delivered | retry | gone | refused
+    status_code: int | None = None
+    error: str | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.outcome == "delivered"

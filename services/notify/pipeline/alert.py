@@ -1,0 +1,142 @@
+"""Value types the pipeline stages pass along: alerts, silences, the notification log and the decisions taken."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from shared.events import BreachStatus, Classification, Severity
+
+SEVERITY_RANK = {Severity.WARNING: 0, Severity.CRITICAL: 1}
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One organisation's view of one breach fingerprint; after routing, one copy per channel."""
+
+    organisation_id: str
+    fingerprint: str
+    material: str
+    rule: str
+    severity: Severity
+    status: BreachStatus
+    classification: Classification
+    starts_at: datetime
+    summary: str
+    breach: dict[str, Any] = field(default_factory=dict, compare=False)
+    ends_at: datetime | None = None
+    updated_at: datetime | None = None
+    observed_at: datetime | None = None
+    via: tuple[str, ...] = ()
+    channel_ids: tuple[str, ...] = ()
+    id: str | None = None
+    acknowledged_at: datetime | None = None
+    changed: bool = True  # the breach changed the alert's status or severity (or created it)
+    # set by the route and group stages
+    channel_id: str | None = None
+    group_key: str | None = None
+    due_at: datetime | None = None
+
+    @property
+    def state(self) -> str:
+        """What the notification log remembers: `firing:<severity>` or `resolved` (fits its 16 characters)."""
+        return f"firing:{self.severity.value}" if self.firing else "resolved"
+
+    @property
+    def firing(self) -> bool:
+        return self.status == BreachStatus.FIRING
+
+
+@dataclass(frozen=True)
+class Silence:
+    """Mute an organisation's firing alerts that match every given field, between two times."""
+
+    organisation_id: str
+    starts_at: datetime
+    ends_at: datetime
+    material: str | None = None
+    rule: str | None = None
+    severity: str | None = None
+    id: str = ""
+
+    def active(self, now: datetime) -> bool:
+        return self.starts_at <= now < self.ends_at
+
+    def matches(self, alert: Alert) -> bool:
+        return (alert.organisation_id == self.organisation_id
+                and (self.material is None or self.material == alert.material)
+                and (self.rule is None or self.rule == alert.rule)
+                and (self.severity is None or self.severity == alert.severity.value))
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """The notification log's memory of one fingerprint in one group: what was last sent, and when."""
+
+    last_status: str
+    last_sent_at: datetime
+
+
+@dataclass(frozen=True)
+class GroupState:
+    """Where a group stands: a notification still open for more alerts, and when the last one went out."""
+
+    open_due_at: datetime | None = None
+    last_flush_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ChannelRoute:
+    """What routing needs to know about a channel."""
+
+    id: str
+    organisation_id: str
+    mode: str = "immediate"  # immediate | digest
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Alertmanager's three group timers, plus the hour of the daily digest (UTC)."""
+
+    group_wait: timedelta = timedelta(seconds=30)
+    group_interval: timedelta = timedelta(minutes=5)
+    repeat_interval: timedelta = timedelta(hours=4)
+    digest_at: time = time(7, 0)
+
+    def next_digest(self, now: datetime) -> datetime:
+        """The next daily digest time strictly after `now`."""
+        candidate = datetime.combine(now.astimezone(UTC).date(), self.digest_at, tzinfo=UTC)
+        return candidate if candidate > now else candidate + timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One stage's verdict on one alert, with the reason a person can read."""
+
+    stage: str
+    decision: str
+    reason: str
+    organisation_id: str
+    fingerprint: str
+    channel_id: str | None = None
+
+
+@dataclass
+class PipelineContext:
+    """Everything the stages read besides the alerts; the shell loads it from the store once per batch."""
+
+    now: datetime
+    timing: Timing = field(default_factory=Timing)
+    clearance: dict[str, Classification] = field(default_factory=dict)
+    channels: dict[str, ChannelRoute] = field(default_factory=dict)
+    silences: list[Silence] = field(default_factory=list)
+    firing: list[Alert] = field(default_factory=list)  # every firing alert of the organisations concerned
+    log: dict[tuple[str, str, str], LogEntry] = field(default_factory=dict)  # (org, group_key, fingerprint)
+    groups: dict[str, GroupState] = field(default_factory=dict)  # group_key -> state
+    decisions: list[Decision] = field(default_factory=list)
+
+    def decide(self, stage: str, decision: str, reason: str, alert: Alert) -> None:
+        self.decisions.append(Decision(stage, decision, reason, alert.organisation_id, alert.fingerprint,
+                                       alert.channel_id))

@@ -1,0 +1,161 @@
+"""The pipeline stages. Each takes the context and alerts, records a decision per alert, and returns what goes on.
+
+Order (as in Alertmanager's notification path): classification gate, inhibit, silence, route (one copy per
+channel), de-duplicate against the notification log, group (when the notification is due).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Sequence
+
+from prometheus_client import Counter
+
+from services.notify.pipeline.alert import Alert, GroupState, PipelineContext
+from shared.events import Severity
+
+log = logging.getLogger(__name__)
+
+Stage = Callable[[PipelineContext, list[Alert]], list[Alert]]
+
+DECISIONS = Counter("mews_notify_pipeline_decisions_total", "Decisions of the alert pipeline, by stage",
+                    ["stage", "decision"])
+
+
+def classification_gate(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
+    """Drop every alert classified above its organisation's clearance: it must never reach them."""
+    kept = []
+    for alert in alerts:
+        clearance = ctx.clearance.get(alert.organisation_id)
+        if clearance is None:
+            ctx.decide("classification", "drop", "organisation unknown", alert)
+        elif alert.classification.rank > clearance.rank:
+            ctx.decide("classification", "drop",
+                       f"classified {alert.classification.value}, above clearance {clearance.value}", alert)
+        else:
+            ctx.decide("classification", "pass",
+                       f"classified {alert.classification.value}, within clearance {clearance.value}", alert)
+            kept.append(alert)
+    return kept
+
+
+def inhibit(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
+    """A firing critical alert mutes the firing warning of the same organisation, material and rule."""
+    criticals = {(a.organisation_id, a.material, a.rule): a.fingerprint
+                 for a in [*ctx.firing, *alerts] if a.firing and a.severity == Severity.CRITICAL}
+    kept = []
+    for alert in alerts:
+        source = criticals.get((alert.organisation_id, alert.material, alert.rule))
+        if alert.firing and alert.severity == Severity.WARNING and source and source != alert.fingerprint:
+            ctx.decide("inhibit", "inhibited", f"critical alert {source} fires for {alert.material}/{alert.rule}",
+                       alert)
+        else:
+            kept.append(alert)
+    return kept
+
+
+def silence(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
+    """Mute firing alerts that an active silence of their organisation matches."""
+    kept = []
+    for alert in alerts:
+        match = next((s for s in ctx.silences if alert.firing and s.active(ctx.now) and s.matches(alert)), None)
+        if match is not None:
+            ctx.decide("silence", "silenced", f"silence {match.id} until {match.ends_at.isoformat()}", alert)
+        else:
+            kept.append(alert)
+    return kept
+
+
+def group_key_for(alert: Alert, channel_mode: str, channel_id: str) -> str:
+    """Warnings to a digest channel wait for the daily digest; everything else is immediate."""
+    if channel_mode == "digest" and alert.severity == Severity.WARNING:
+        return f"digest:{channel_id}"
+    return f"immediate:{channel_id}"
+
+
+def route(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
+    """One copy of each alert per enabled channel its subscriptions name, with the group it belongs to."""
+    routed = []
+    for alert in alerts:
+        for channel_id in alert.channel_ids:
+            channel = ctx.channels.get(channel_id)
+            copy = dataclasses.replace(alert, channel_id=channel_id)
+            if channel is None or channel.organisation_id != alert.organisation_id:
+                ctx.decide("route", "drop", "channel unknown to the organisation", copy)
+            elif not channel.enabled:
+                ctx.decide("route", "drop", "channel disabled", copy)
+            else:
+                key = group_key_for(alert, channel.mode, channel_id)
+                ctx.decide("route", "routed", f"to group {key}", copy)
+                routed.append(dataclasses.replace(copy, group_key=key))
+        if not alert.channel_ids:
+            ctx.decide("route", "drop", "no channel subscribed", alert)
+    return routed
+
+
+def deduplicate(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
+    """Pass only what the group has not been told: new or changed state, a due repeat, or a resolution."""
+    kept = []
+    for alert in alerts:
+        assert alert.group_key is not None, "route before deduplicate"
+        entry = ctx.log.get((alert.organisation_id, alert.group_key, alert.fingerprint))
+        if not alert.firing:
+            if entry is None or not entry.last_status.startswith("firing"):
+                ctx.decide("dedup", "drop", "resolved, but its firing was never notified here", alert)
+                continue
+            ctx.decide("dedup", "send", "resolved since notified firing", alert)
+        elif entry is None:
+            ctx.decide("dedup", "send", "new alert", alert)
+        elif entry.last_status != alert.state:
+            ctx.decide("dedup", "send", f"changed from {entry.last_status} to {alert.state}", alert)
+        elif alert.acknowledged_at is not None:
+            ctx.decide("dedup", "drop", f"unchanged and acknowledged at {alert.acknowledged_at.isoformat()}", alert)
+            continue
+        elif ctx.now >= entry.last_sent_at + ctx.timing.repeat_interval:
+            ctx.decide("dedup", "send", f"repeat: unchanged since {entry.last_sent_at.isoformat()}", alert)
+        else:
+            ctx.decide("dedup", "drop", f"unchanged; repeat due "
+                       f"{(entry.last_sent_at + ctx.timing.repeat_interval).isoformat()}", alert)
+            continue
+        kept.append(alert)
+    return kept
+
+
+def group(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
+    """Decide when each alert's group notification is due: group wait, group interval, or the daily digest."""
+    timed = []
+    for alert in alerts:
+        assert alert.group_key is not None, "route before group"
+        state = ctx.groups.get(alert.group_key, GroupState())
+        if state.open_due_at is not None:
+            due, decision, reason = state.open_due_at, "joined", f"joins the notification due {state.open_due_at}"
+        elif alert.group_key.startswith("digest:"):
+            due = ctx.timing.next_digest(ctx.now)
+            decision, reason = "digest", f"waits for the daily digest at {due.isoformat()}"
+        elif state.last_flush_at is None:
+            due = ctx.now + ctx.timing.group_wait
+            decision, reason = "new_group", f"new group: group wait until {due.isoformat()}"
+        else:
+            due = max(ctx.now, state.last_flush_at + ctx.timing.group_interval)
+            decision, reason = "update", f"group update: interval after {state.last_flush_at.isoformat()}"
+        ctx.groups[alert.group_key] = GroupState(open_due_at=due, last_flush_at=state.last_flush_at)
+        ctx.decide("group", decision, reason, alert)
+        timed.append(dataclasses.replace(alert, due_at=due))
+    return timed
+
+
+DEFAULT_STAGES: tuple[Stage, ...] = (classification_gate, inhibit, silence, route, deduplicate, group)
+
+
+def run_pipeline(ctx: PipelineContext, alerts: list[Alert], stages: Sequence[Stage] = DEFAULT_STAGES) -> list[Alert]:
+    """Run the stages in order; count and log every decision taken on the way."""
+    start = len(ctx.decisions)
+    for stage in stages:
+        alerts = stage(ctx, alerts)
+    for d in ctx.decisions[start:]:
+        DECISIONS.labels(d.stage, d.decision).inc()
+        log.info("pipeline decision", extra={"stage": d.stage, "decision": d.decision, "reason": d.reason,
+                                             "organisation_id": d.organisation_id, "fingerprint": d.fingerprint,
+                                             "channel_id": d.channel_id})
+    return alerts
