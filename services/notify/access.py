@@ -1,0 +1,158 @@
+"""Who is calling: API-key and bootstrap-token authentication, roles, clearance, and signed acknowledgement links."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from fastapi import Depends, HTTPException, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from services.notify.api.deps import db_session, notify_settings
+from services.notify.settings import NotifySettings
+from services.notify.store.keys import find_active_key
+from services.notify.store.models import CLEARANCES, Organisation, User, utcnow
+
+BOOTSTRAP = "bootstrap"
+_bearer = HTTPBearer(auto_error=False, description="An API key (mews_...) or the platform bootstrap token")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller: its organisation (none for the bootstrap token), role, clearance and where it came from."""
+
+    organisation_id: str | None
+    role: str
+    clearance: str
+    kind: str
+    platform_admin: bool
+    key_id: str | None
+    actor: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def may_create_organisations(self) -> bool:
+        return self.key_id == BOOTSTRAP or (self.platform_admin and self.is_admin)
+
+    @property
+    def may_see_exposure(self) -> bool:
+        """Cross-organisation exposure is government information: ministries and agencies cleared for it."""
+        return self.kind in ("ministry", "agency") and self.clearance == "government"
+
+    def cleared_for(self, classification: str) -> bool:
+        return CLEARANCES.index(classification) <= CLEARANCES.index(self.clearance)
+
+
+def authenticate(session: Session, settings: NotifySettings, token: str,
+                 now: datetime | None = None) -> Principal | None:
+    """The principal a bearer token stands for, or None when it stands for nothing."""
+    bootstrap = settings.bootstrap_admin_token
+    if bootstrap is not None and bootstrap.get_secret_value() and hmac.compare_digest(
+            token.encode(), bootstrap.get_secret_value().encode()):
+        return Principal(None, "admin", "public", "platform", True, BOOTSTRAP, "bootstrap-token")
+    key = find_active_key(session, token, now)
+    if key is None:
+        return None
+    organisation = session.get(Organisation, key.organisation_id)
+    if organisation is None:
+        return None
+    user = session.get(User, key.user_id) if key.user_id else None
+    actor = user.email if user is not None else f"api-key:{key.name or key.id}"
+    return Principal(organisation.id, key.role, organisation.clearance, organisation.kind,
+                     organisation.platform_admin, key.id, actor)
+
+
+def current_principal(credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+                      session: Session = Depends(db_session),
+                      settings: NotifySettings = Depends(notify_settings)) -> Principal:
+    """FastAPI dependency: the authenticated caller, or 401."""
+    principal = authenticate(session, settings, credentials.credentials) if credentials else None
+    if principal is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "a valid API key is required",
+                            headers={"WWW-Authenticate": "Bearer"})
+    session.commit()  # keeps the key's last_used_at
+    return principal
+
+
+def tenant_member(principal: Principal = Depends(current_principal)) -> Principal:
+    """FastAPI dependency: a caller that belongs to an organisation (any role)."""
+    if principal.organisation_id is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "the bootstrap token may only create organisations")
+    return principal
+
+
+def tenant_admin(principal: Principal = Depends(tenant_member)) -> Principal:
+    """FastAPI dependency: an administrator of the caller's organisation."""
+    if not principal.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this needs the admin role")
+    return principal
+
+
+def organisation_creator(principal: Principal = Depends(current_principal)) -> Principal:
+    """FastAPI dependency: the bootstrap token or an admin key of a platform organisation."""
+    if not principal.may_create_organisations:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only platform administrators manage organisations")
+    return principal
+
+
+def organisation_of(principal: Principal) -> str:
+    """The caller's organisation id (tenant dependencies guarantee there is one)."""
+    if principal.organisation_id is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "no organisation")
+    return principal.organisation_id
+
+
+# Acknowledgement links: a capability in an email, so no login is needed, bound to one alert and organisation.
+
+@dataclass(frozen=True)
+class AckClaim:
+    """What a valid acknowledgement token grants: acknowledging this alert of this organisation."""
+
+    alert_id: str
+    organisation_id: str
+    expires_at: datetime
+
+
+def _ack_mac(key: bytes, alert_id: str, organisation_id: str, expires: int) -> str:
+    digest = hmac.new(key, f"ack|{alert_id}|{organisation_id}|{expires}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def sign_ack_token(key: str, alert_id: str, organisation_id: str, expires_at: datetime) -> str:
+    """A URL-safe token letting its bearer acknowledge one alert of one organisation until it expires."""
+    expires = int(expires_at.timestamp())
+    return f"{alert_id}.{organisation_id}.{expires}.{_ack_mac(key.encode(), alert_id, organisation_id, expires)}"
+
+
+def verify_ack_token(key: str, token: str, now: datetime | None = None) -> AckClaim | str:
+    """The claim of a valid token, or the reason it is not valid."""
+    parts = token.split(".")
+    if len(parts) != 4 or not parts[2].isdigit():
+        return "malformed token"
+    alert_id, organisation_id, expires_text, mac = parts
+    expected = _ack_mac(key.encode(), alert_id, organisation_id, int(expires_text))
+    if not hmac.compare_digest(mac.encode(), expected.encode()):
+        return "bad signature"
+    expires_at = datetime.fromtimestamp(int(expires_text), tz=UTC)
+    if expires_at <= (now or utcnow()):
+        return "expired"
+    return AckClaim(alert_id, organisation_id, expires_at)
+
+
+def ack_url(settings: NotifySettings, alert_id: str, organisation_id: str, now: datetime | None = None) -> str:
+    """The acknowledgement link for an email, valid for the configured time."""
+    expires_at = (now or utcnow()) + timedelta(seconds=settings.ack_link_ttl_seconds)
+    token = sign_ack_token(settings.link_signing_key.get_secret_value(), alert_id, organisation_id, expires_at)
+    return f"{settings.public_base_url.rstrip('/')}/v1/ack/{token}"
+
+
+def manage_url(settings: NotifySettings) -> str:
+    """Where a recipient manages subscriptions (the API's documentation until a web front end exists)."""
+    return f"{settings.public_base_url.rstrip('/')}/docs#/subscriptions"

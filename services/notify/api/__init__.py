@@ -1,0 +1,1 @@
+"""The notifier's REST API under /v1/: one router per resource."""
