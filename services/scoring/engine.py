@@ -1,0 +1,574 @@
+"""Per-material scoring state and `apply_event`: the one implementation the live service and the backtest drive.
+
+`apply_event` is pure: the same state, event and configuration always give the same outcome; it reads no
+clock and does no I/O. Time is event time: each material keeps a watermark (its newest event time), inputs
+too far behind it are rejected with a reason, later ones within the bound land in the right place of their
+series and the indicators are recomputed from the series.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from typing import Any
+
+from services.scoring.config import INDICATORS, ScoringConfig, load_config
+from services.scoring.indicators.composite import composite_score, normalise_components
+from services.scoring.indicators.concentration import (
+    governance_weighted_hhi,
+    herfindahl_hirschman,
+    import_reliance,
+    import_shares,
+    non_eu_share,
+    top_origin,
+)
+from services.scoring.indicators.controls import (
+    ExportControl,
+    apply_control_news,
+    control_severity,
+    controls_in_force,
+)
+from services.scoring.indicators.leadtime import leadtime_indicators
+from services.scoring.indicators.volatility import price_indicators
+from services.scoring.rules import Rule, RuleState, Transition, evaluate_rule, fingerprint, resolve_removed
+from shared.events import (
+    BreachRaised,
+    BreachStatus,
+    Classification,
+    Event,
+    Evidence,
+    IndicatorSnapshot,
+    LeadTimeQuoted,
+    NewsReported,
+    PriceObserved,
+    Severity,
+    TradeFlowReported,
+)
+
+__all__ = ["MaterialState", "Outcome", "apply_event", "load_config", "event_time", "ScoringConfig"]
+
+DAY = 86400.0
+
+
+# --- state ------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PriceSeries:
+    """One price series (source and series name) of a material, sorted by event time, bounded."""
+
+    source: str
+    series: str
+    t: tuple[float, ...] = ()
+    p: tuple[float, ...] = ()
+    ids: tuple[str, ...] = ()
+    cls: tuple[str, ...] = ()
+    urls: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "series": self.series, "t": list(self.t), "p": list(self.p),
+                "ids": list(self.ids), "cls": list(self.cls), "urls": list(self.urls)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PriceSeries:
+        return cls(d["source"], d["series"], tuple(d["t"]), tuple(d["p"]), tuple(d["ids"]), tuple(d["cls"]),
+                   tuple(d["urls"]))
+
+
+@dataclass(frozen=True)
+class Quote:
+    """One lead-time quote as kept in state."""
+
+    t: float
+    days: float
+    origin: str
+    supplier: str
+    source: str
+    id: str
+    cls: str
+
+    def to_list(self) -> list:
+        return [self.t, self.days, self.origin, self.supplier, self.source, self.id, self.cls]
+
+
+@dataclass(frozen=True)
+class Flow:
+    """One trade flow of one period as kept in state."""
+
+    partner: str
+    flow: str
+    hs_code: str
+    quantity_kg: float | None
+    value_eur: float | None
+    source: str
+    id: str
+    cls: str
+    t: float
+
+    def to_list(self) -> list:
+        return [self.partner, self.flow, self.hs_code, self.quantity_kg, self.value_eur, self.source, self.id,
+                self.cls, self.t]
+
+
+@dataclass(frozen=True)
+class MaterialState:
+    """Everything scoring remembers about one material; compact and JSON-serialisable via to_dict()."""
+
+    material: str
+    watermark: float | None = None  # newest event time seen, epoch seconds UTC
+    series: dict[str, PriceSeries] = field(default_factory=dict)  # "source|series" -> series
+    active_series: str | None = None  # the series of the newest price: the one price indicators describe
+    quotes: tuple[Quote, ...] = ()
+    flows: dict[str, tuple[Flow, ...]] = field(default_factory=dict)  # period -> flows
+    controls: dict[str, ExportControl] = field(default_factory=dict)
+    news_keys: tuple[str, ...] = ()
+    rules: dict[str, RuleState] = field(default_factory=dict)
+    indicators: dict[str, dict[str, float | None]] = field(default_factory=dict)  # group -> indicators
+    seen_ids: tuple[str, ...] = ()
+
+    def flat_indicators(self) -> dict[str, float | None]:
+        """Every indicator of every group in one mapping."""
+        out: dict[str, float | None] = {}
+        for group in ("price", "leadtime", "trade", "controls"):
+            out.update(self.indicators.get(group, {}))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable form (only lists, dicts, strings, numbers and None)."""
+        return {
+            "v": 1,
+            "material": self.material,
+            "watermark": self.watermark,
+            "series": {k: s.to_dict() for k, s in self.series.items()},
+            "active_series": self.active_series,
+            "quotes": [q.to_list() for q in self.quotes],
+            "flows": {p: [f.to_list() for f in fs] for p, fs in self.flows.items()},
+            "controls": {k: c.to_dict() for k, c in self.controls.items()},
+            "news_keys": list(self.news_keys),
+            "rules": {k: r.to_dict() for k, r in self.rules.items()},
+            "indicators": {g: dict(v) for g, v in self.indicators.items()},
+            "seen_ids": list(self.seen_ids),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MaterialState:
+        """The state from its to_dict() form."""
+        return cls(
+            material=d["material"],
+            watermark=d.get("watermark"),
+            series={k: PriceSeries.from_dict(s) for k, s in d.get("series", {}).items()},
+            active_series=d.get("active_series"),
+            quotes=tuple(Quote(*q) for q in d.get("quotes", [])),
+            flows={p: tuple(Flow(*f) for f in fs) for p, fs in d.get("flows", {}).items()},
+            controls={k: ExportControl.from_dict(c) for k, c in d.get("controls", {}).items()},
+            news_keys=tuple(d.get("news_keys", [])),
+            rules={k: RuleState.from_dict(r) for k, r in d.get("rules", {}).items()},
+            indicators={g: dict(v) for g, v in d.get("indicators", {}).items()},
+            seen_ids=tuple(d.get("seen_ids", [])),
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one event did: the new state, the breach transitions, the indicator snapshot, or why it was rejected."""
+
+    state: MaterialState
+    breaches: list[BreachRaised] = field(default_factory=list)
+    snapshot: IndicatorSnapshot | None = None
+    rejected: str | None = None
+
+
+# --- time ------------------------------------------------------------------------------------------------
+
+def _epoch(dt: datetime) -> float:
+    return dt.timestamp()
+
+
+def _dt(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+def period_start(period: str) -> datetime:
+    """The first instant (UTC) of a trade period "2023" or "2023-05"."""
+    year = int(period[:4])
+    month = int(period[5:7]) if len(period) > 4 else 1
+    return datetime(year, month, 1, tzinfo=UTC)
+
+
+def event_time(event: Event) -> datetime | None:
+    """The event time of a scoring input (None for events that are not inputs)."""
+    if isinstance(event, PriceObserved):
+        return event.observed_at
+    if isinstance(event, LeadTimeQuoted):
+        return event.quoted_at
+    if isinstance(event, NewsReported):
+        return event.published_at
+    if isinstance(event, TradeFlowReported):
+        return period_start(event.period)
+    return None
+
+
+_KIND = {PriceObserved: "price", NewsReported: "news", TradeFlowReported: "trade", LeadTimeQuoted: "leadtime"}
+
+
+def _fmt_duration(seconds: float) -> str:
+    days = seconds / DAY
+    return f"{days:g} days" if days >= 1 else f"{seconds:g} seconds"
+
+
+# --- applying inputs to state ----------------------------------------------------------------------------
+
+def _apply_price(state: MaterialState, e: PriceObserved, event_id: str, cfg: ScoringConfig
+                 ) -> MaterialState | str:
+    key = f"{e.source}|{e.series}"
+    s = state.series.get(key) or PriceSeries(e.source, e.series)
+    t = _epoch(e.observed_at)
+    i = bisect_right(s.t, t)
+    if i > 0 and s.t[i - 1] == t:
+        return "duplicate: this series already has a price at this time (same dedup key)"
+    limit = cfg.history.price_points
+    s = PriceSeries(s.source, s.series, (s.t[:i] + (t,) + s.t[i:])[-limit:], (s.p[:i] + (e.price,) + s.p[i:])[-limit:],
+                    (s.ids[:i] + (event_id,) + s.ids[i:])[-limit:],
+                    (s.cls[:i] + (e.classification.value,) + s.cls[i:])[-limit:],
+                    (s.urls[:i] + (e.url,) + s.urls[i:])[-limit:])
+    series = {**state.series, key: s}
+    if len(series) > cfg.history.price_series:
+        # Forget the series that has gone quiet longest; bounded state beats a full archive here.
+        stale = min((k for k in series if k != key), key=lambda k: (series[k].t[-1] if series[k].t else -math.inf, k))
+        del series[stale]
+    newest = max(series, key=lambda k: (series[k].t[-1], k))
+    return replace(state, series=series, active_series=newest)
+
+
+def _apply_leadtime(state: MaterialState, e: LeadTimeQuoted, event_id: str, cfg: ScoringConfig
+                    ) -> MaterialState | str:
+    t = _epoch(e.quoted_at)
+    origin = e.origin_country or ""
+    for q in state.quotes:
+        if q.t == t and q.origin == origin and q.supplier == e.supplier and q.source == e.source:
+            return "duplicate: this quote was already applied (same dedup key)"
+    q = Quote(t, e.lead_time_days, origin, e.supplier, e.source, event_id, e.classification.value)
+    quotes = sorted((*state.quotes, q), key=lambda x: (x.t, x.origin, x.supplier, x.source))
+    same_origin = [x for x in quotes if x.origin == origin]
+    if len(same_origin) > cfg.history.leadtime_quotes:
+        drop = same_origin[0]
+        quotes = [x for x in quotes if x is not drop]
+    return replace(state, quotes=tuple(quotes))
+
+
+def _apply_trade(state: MaterialState, e: TradeFlowReported, event_id: str, cfg: ScoringConfig
+                 ) -> MaterialState | str:
+    if e.reporter != cfg.reporter:
+        return f"irrelevant: trade flow reported by {e.reporter}; scoring uses reporter {cfg.reporter}"
+    existing = state.flows.get(e.period, ())
+    for f in existing:
+        if (f.partner, f.flow, f.hs_code, f.source) == (e.partner, e.flow, e.hs_code, e.source):
+            return "duplicate: this trade flow was already applied (same dedup key)"
+    f = Flow(e.partner, e.flow, e.hs_code, e.quantity_kg, e.value_eur, e.source, event_id, e.classification.value,
+             _epoch(period_start(e.period)))
+    flows = {**state.flows, e.period: tuple(sorted((*existing, f), key=lambda x: (x.partner, x.flow, x.hs_code,
+                                                                                   x.source)))}
+    for old in sorted(flows)[:-cfg.history.trade_periods]:
+        del flows[old]
+    return replace(state, flows=flows)
+
+
+def _apply_news(state: MaterialState, e: NewsReported, event_id: str, cfg: ScoringConfig
+                ) -> MaterialState | str:
+    if not e.relevant or e.measure.value == "none":
+        return "irrelevant: news item is not classified as an export-control measure"
+    if not e.countries:
+        return "irrelevant: export-control news names no country"
+    key = e.dedup_key()
+    if key in state.news_keys:
+        return "duplicate: this news item was already applied (same dedup key)"
+    effective = e.effective_date or e.published_at.astimezone(UTC).date()
+    controls, changes = apply_control_news(
+        state.controls, measure=e.measure.value, countries=sorted(set(e.countries)), effective=effective,
+        source=e.source, item_id=e.item_id, event_id=event_id, url=e.url, title=e.title, summary=e.summary,
+        classification=e.classification.value)
+    if len(controls) > cfg.history.controls:
+        # Forget the longest-ended controls first; open ones are never dropped.
+        ended = sorted((c.until or "", k) for k, c in controls.items() if c.until is not None)
+        for _, k in ended[:len(controls) - cfg.history.controls]:
+            del controls[k]
+    news_keys = (*state.news_keys, key)[-cfg.history.seen_ids:]
+    return replace(state, controls=controls, news_keys=news_keys)
+
+
+# --- indicators --------------------------------------------------------------------------------------------
+
+def _price_group(state: MaterialState, cfg: ScoringConfig) -> dict[str, float | None]:
+    s = state.series.get(state.active_series or "")
+    if s is None or not s.t:
+        return {}
+    p = cfg.price
+    return price_indicators(s.t, s.p, volatility_window=p.volatility_window, ewma_lambda=p.ewma_lambda,
+                            ewma_window=p.ewma_window, short_window=p.short_window, long_window=p.long_window,
+                            jump_window=p.jump_window)
+
+
+def _leadtime_group(state: MaterialState, cfg: ScoringConfig) -> dict[str, float | None]:
+    return leadtime_indicators([(q.t, q.days, q.origin) for q in state.quotes],
+                               baseline_days=cfg.leadtime_baseline_days, trend_days=cfg.leadtime_trend_days)
+
+
+def trade_window(flows: dict[str, tuple[Flow, ...]], months: int) -> list[str]:
+    """The periods the dependency indicators use: the latest year, or the latest `months` monthly periods."""
+    if not flows:
+        return []
+    latest = max(flows, key=lambda p: (period_start(p), len(p)))
+    if len(latest) == 4:
+        return [latest]
+    ly, lm = int(latest[:4]), int(latest[5:7])
+    first = ly * 12 + lm - months  # exclusive lower bound in months
+    return sorted(p for p in flows if len(p) == 7 and first < int(p[:4]) * 12 + int(p[5:7]) <= ly * 12 + lm)
+
+
+def _trade_group(state: MaterialState, cfg: ScoringConfig) -> dict[str, float | None]:
+    periods = trade_window(state.flows, cfg.trade_window_months)
+    flows = [f for p in periods for f in state.flows[p]]
+    imports = [f for f in flows if f.flow == "import"]
+    if not imports:
+        return {}
+    # Shares by value when every import has a value, otherwise by quantity: one basis, never a mix.
+    by_value = all(f.value_eur is not None for f in imports)
+    amounts: dict[str, float] = {}
+    for f in imports:
+        amount = f.value_eur if by_value else f.quantity_kg
+        amounts[f.partner] = amounts.get(f.partner, 0.0) + (amount or 0.0)
+    shares = import_shares(amounts)
+    top = top_origin(shares)
+    out: dict[str, float | None] = {
+        "concentration_hhi": herfindahl_hirschman(shares),
+        "top_origin_share": top[1] if top else None,
+        "non_eu_share": non_eu_share(shares),
+        "governance_hhi": governance_weighted_hhi(shares, cfg.governance, cfg.governance_default),
+        "import_reliance": None,
+    }
+    production = cfg.eu_production_t.get(state.material)
+    if production is not None and all(f.quantity_kg is not None for f in flows):
+        years = 1.0 if len(periods[0]) == 4 else len(periods) / 12.0
+        imported = sum(f.quantity_kg or 0.0 for f in imports) / 1000.0
+        exported = sum(f.quantity_kg or 0.0 for f in flows if f.flow == "export") / 1000.0
+        out["import_reliance"] = import_reliance(imported, exported, production * years)
+    return out
+
+
+def _as_of_date(state: MaterialState) -> date:
+    return _dt(state.watermark or 0.0).date()
+
+
+def _controls_group(state: MaterialState) -> dict[str, float | None]:
+    active = controls_in_force(state.controls, _as_of_date(state))
+    return {"export_controls_active": float(len(active)), "export_control_severity": control_severity(active)}
+
+
+_RECOMPUTE = {"price": _price_group, "leadtime": _leadtime_group, "trade": _trade_group}
+
+
+def _score(ind: dict[str, float | None], material: str, cfg: ScoringConfig
+           ) -> tuple[float | None, dict[str, float], dict[str, float]]:
+    n = cfg.normalisation
+    components = normalise_components(ind, volatility_ref=n.volatility_ref, price_trend_ref_pct=n.price_trend_ref_pct,
+                                      leadtime_ratio_ref=n.leadtime_ratio_ref)
+    score, contributions = composite_score(components, cfg.weights_for(material))
+    return score, components, contributions
+
+
+# --- evidence and breaches -------------------------------------------------------------------------------
+
+def _group_of(indicator: str) -> str:
+    if indicator.startswith("price"):
+        return "price"
+    if indicator.startswith("leadtime"):
+        return "leadtime"
+    if indicator.startswith("export_control"):
+        return "controls"
+    if indicator == "risk_score":
+        return "all"
+    return "trade"
+
+
+def evidence_for(state: MaterialState, indicator: str, limit: int) -> list[Evidence]:
+    """The recent inputs that drove an indicator, newest first, at most `limit` per kind of input."""
+    group = _group_of(indicator)
+    out: list[Evidence] = []
+    if group in ("price", "all"):
+        s = state.series.get(state.active_series or "")
+        if s is not None:
+            for i in range(len(s.t) - 1, max(-1, len(s.t) - 1 - limit), -1):
+                out.append(Evidence(id=s.ids[i], source=s.source, kind="price", time=_dt(s.t[i]), value=s.p[i],
+                                    url=s.urls[i], classification=Classification(s.cls[i])))
+    if group in ("leadtime", "all"):
+        for q in reversed(state.quotes[-limit:]):
+            out.append(Evidence(id=q.id, source=q.source, kind="leadtime", time=_dt(q.t), value=q.days,
+                                classification=Classification(q.cls)))
+    if group in ("trade", "all"):
+        periods = trade_window(state.flows, 12)
+        flows = sorted((f for p in periods for f in state.flows[p] if f.flow == "import"),
+                       key=lambda f: (-(f.value_eur or f.quantity_kg or 0.0), f.t, f.partner))
+        for f in flows[:limit]:
+            out.append(Evidence(id=f.id, source=f.source, kind="trade", time=_dt(f.t),
+                                value=f.value_eur if f.value_eur is not None else f.quantity_kg,
+                                classification=Classification(f.cls)))
+    if group in ("controls", "all"):
+        for c in controls_in_force(state.controls, _as_of_date(state))[:limit]:
+            out.append(Evidence(id=c.event_id, source=c.source, kind="news",
+                                time=datetime.fromisoformat(c.since).replace(tzinfo=UTC),
+                                value=f"{c.country} {c.measure}", url=c.url,
+                                classification=Classification(c.classification)))
+    return out
+
+
+def material_name(material: str) -> str:
+    """A material's display name from its id ("rare-earths" -> "Rare earths")."""
+    return material.replace("-", " ").capitalize()
+
+
+def format_value(indicator: str, value: float | None) -> str:
+    """An indicator value as a reader expects it (percent, ratio, days, index points)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    unit = INDICATORS.get(indicator, ("", "days" if indicator.startswith("leadtime_days.") else "number"))[1]
+    if unit == "pct":
+        return f"{value:+.0f}%"
+    if unit == "fraction":
+        return f"{value * 100:.0f}%"
+    if unit == "ratio":
+        return f"{value:.2f}x"
+    if unit == "days":
+        return f"{value:.0f} days"
+    if unit == "days_per_30d":
+        return f"{value:+.1f} days per 30 days"
+    if unit == "z":
+        return f"{value:+.1f} sd"
+    if unit in ("index", "score", "count"):
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
+
+
+def _label(indicator: str) -> str:
+    if indicator.startswith("leadtime_days."):
+        return f"quoted lead time from {indicator.split('.', 1)[1]}"
+    return INDICATORS.get(indicator, (indicator, ""))[0]
+
+
+def summarise(material: str, rule: Rule | None, indicator: str, tr: Transition, value: float,
+              rule_name: str) -> str:
+    """The one-line, plain-language account of a breach transition."""
+    name = material_name(material)
+    label = _label(indicator)
+    v = format_value(indicator, value)
+    since = _dt(tr.starts_at).date().isoformat()
+    if rule is None:
+        return f"{name}: rule {rule_name} no longer applies ({tr.reason}); breach resolved (since {since})"
+    direction = rule.direction
+    back = "below" if direction == "above" else "above"
+    if tr.kind == "resolved":
+        ended = _dt(tr.ends_at or tr.starts_at).date().isoformat()
+        return (f"{name}: {label} {v} is back {back} the clear threshold of {format_value(indicator, rule.clear)}; "
+                f"resolved on {ended} (breach since {since})")
+    if tr.kind == "deescalated":
+        return (f"{name}: {label} {v} fell back {back} the critical threshold but is still {direction} the warning "
+                f"threshold of {format_value(indicator, tr.threshold)} (since {since})")
+    return (f"{name}: {label} {v} is {direction} the {tr.severity} threshold of "
+            f"{format_value(indicator, tr.threshold)} (since {since})")
+
+
+def _breach(state: MaterialState, rule: Rule | None, rule_name: str, indicator: str, tr: Transition, value: float,
+            cfg: ScoringConfig) -> BreachRaised:
+    evidence = evidence_for(state, indicator, cfg.history.evidence)
+    return BreachRaised(
+        fingerprint=fingerprint(state.material, rule_name), material=state.material, rule=rule_name,
+        indicator=indicator, severity=Severity(tr.severity),
+        status=BreachStatus.FIRING if tr.firing else BreachStatus.RESOLVED, value=value,
+        warning_threshold=rule.warning if rule else None, critical_threshold=rule.critical if rule else None,
+        clear_threshold=rule.clear if rule else None, threshold=tr.threshold,
+        starts_at=_dt(tr.starts_at), ends_at=_dt(tr.ends_at) if tr.ends_at is not None else None,
+        observed_at=_dt(state.watermark or tr.starts_at),
+        summary=summarise(state.material, rule, indicator, tr, value, rule_name), evidence=evidence,
+        classification=Classification.most_restricted([e.classification for e in evidence]))
+
+
+def evaluate_rules(state: MaterialState, ind: dict[str, float | None], cfg: ScoringConfig
+                   ) -> tuple[MaterialState, list[BreachRaised]]:
+    """Every rule of the material against its indicators at the watermark; removed rules resolve their breach."""
+    at = state.watermark or 0.0
+    rules = cfg.rules_for(state.material)
+    new_states: dict[str, RuleState] = {}
+    breaches: list[BreachRaised] = []
+    for rule in rules:
+        prior = state.rules.get(rule.name, RuleState())
+        value = ind.get(rule.indicator)
+        nxt, tr = evaluate_rule(rule, prior, value, at)
+        if tr is not None and tr.firing:
+            nxt = replace(nxt, indicator=rule.indicator, value=value)
+        if nxt != RuleState():
+            new_states[rule.name] = nxt
+        if tr is not None and value is not None:
+            breaches.append(_breach(state, rule, rule.name, rule.indicator, tr, value, cfg))
+    names = {r.name for r in rules}
+    for name in sorted(set(state.rules) - names):
+        prior = state.rules[name]
+        tr = resolve_removed(prior, at, "removed from the configuration or disabled for this material")
+        if tr is not None:
+            indicator = prior.indicator or ""
+            value = ind.get(indicator)
+            breaches.append(_breach(state, None, name, indicator, tr,
+                                    value if value is not None else (prior.value or 0.0), cfg))
+    return replace(state, rules=new_states), breaches
+
+
+# --- the entry point -----------------------------------------------------------------------------------------
+
+_APPLY = {PriceObserved: _apply_price, LeadTimeQuoted: _apply_leadtime, TradeFlowReported: _apply_trade,
+          NewsReported: _apply_news}
+
+
+def apply_event(state: MaterialState | None, event: Event, *, event_id: str, config: ScoringConfig) -> Outcome:
+    """Apply one input event to a material's state: new state, breach transitions and snapshot, or a rejection."""
+    apply = _APPLY.get(type(event))
+    material = getattr(event, "material", None)
+    if state is None:
+        state = MaterialState(material=material or "")
+    if apply is None or material is None:
+        return Outcome(state, rejected=f"irrelevant: {event.type} is not a scoring input")
+    if material != state.material:
+        return Outcome(state, rejected=f"irrelevant: event is about {material}, state is of {state.material}")
+    if event_id in state.seen_ids:
+        return Outcome(state, rejected="duplicate: event id already applied")
+    kind = _KIND[type(event)]
+    when = event_time(event)
+    assert when is not None
+    t = _epoch(when)
+    bound = config.lateness_for(kind)
+    if state.watermark is not None and t < state.watermark - bound:
+        return Outcome(state, rejected=(
+            f"late: {kind} event time {when.astimezone(UTC).isoformat()} is older than the watermark "
+            f"{_dt(state.watermark).isoformat()} minus the lateness bound of {_fmt_duration(bound)}"))
+    applied = apply(state, event, event_id, config)  # type: ignore[operator]
+    if isinstance(applied, str):
+        return Outcome(state, rejected=applied)
+    watermark = t if state.watermark is None else max(state.watermark, t)
+    applied = replace(applied, watermark=watermark, seen_ids=(*state.seen_ids, event_id)[-config.history.seen_ids:])
+    groups = dict(applied.indicators)
+    if kind in _RECOMPUTE:
+        groups[kind] = _RECOMPUTE[kind](applied, config)
+    groups["controls"] = _controls_group(applied)
+    applied = replace(applied, indicators=groups)
+    ind = applied.flat_indicators()
+    score, components, contributions = _score(ind, applied.material, config)
+    ind["risk_score"] = score
+    applied, breaches = evaluate_rules(applied, ind, config)
+    snapshot_ind = dict(ind)
+    for name, value in components.items():
+        snapshot_ind[f"component.{name}"] = value
+    as_of = _as_of_date(applied)
+    snapshot = IndicatorSnapshot.model_construct(
+        material=applied.material, as_of=_dt(watermark), indicators=snapshot_ind, risk_score=score,
+        components=contributions,
+        export_controls=[{**c.to_dict(), "status": c.status(as_of)}
+                         for _, c in sorted(applied.controls.items()) if c.status(as_of) != "lifted"])
+    return Outcome(applied, breaches, snapshot)

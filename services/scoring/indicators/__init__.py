@@ -1,0 +1,1 @@
+"""Pure indicator formulas: no Kafka, no clock, no I/O."""

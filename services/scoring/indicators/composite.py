@@ -1,0 +1,52 @@
+"""The composite risk score (0..100) from normalised components and per-material weights."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+COMPONENTS = ("volatility", "price_trend", "leadtime", "concentration", "export_controls")
+
+
+def clip01(x: float) -> float:
+    """x limited to 0..1."""
+    return min(1.0, max(0.0, x))
+
+
+def normalise_components(ind: Mapping[str, float | None], *, volatility_ref: float, price_trend_ref_pct: float,
+                         leadtime_ratio_ref: float) -> dict[str, float]:
+    """Each available component on 0..1 (see docs/methodology.md); a component without data is absent."""
+    out: dict[str, float] = {}
+    vol = ind.get("price_volatility")
+    if vol is not None:
+        out["volatility"] = clip01(vol / volatility_ref)
+    change = ind.get("price_change_30d_pct")
+    if change is not None:
+        out["price_trend"] = clip01(change / price_trend_ref_pct)
+    ratio = ind.get("leadtime_ratio")
+    if ratio is not None:
+        out["leadtime"] = clip01((ratio - 1.0) / (leadtime_ratio_ref - 1.0))
+    gw = ind.get("governance_hhi")
+    if gw is not None:
+        reliance = ind.get("import_reliance")
+        # Concentration matters in proportion to how much of the supply is imported (EU CRM methodology).
+        out["concentration"] = clip01(gw / 10_000.0) * (1.0 if reliance is None else reliance)
+    severity = ind.get("export_control_severity")
+    if severity is not None:
+        out["export_controls"] = clip01(severity)
+    return out
+
+
+def composite_score(components: Mapping[str, float], weights: Mapping[str, float]
+                    ) -> tuple[float | None, dict[str, float]]:
+    """Weighted mean of the available components on 0..100, and each component's contribution in points.
+
+    Weights are renormalised over the components that have data, so a material without trade data is
+    scored on the rest; None when no weighted component has data.
+    """
+    used = {k: weights.get(k, 0.0) for k in components if weights.get(k, 0.0) > 0}
+    total = math.fsum(used.values())
+    if total <= 0:
+        return None, {}
+    contributions = {k: 100.0 * w / total * components[k] for k, w in used.items()}
+    return math.fsum(contributions.values()), contributions

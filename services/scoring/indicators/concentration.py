@@ -1,0 +1,64 @@
+"""Dependency indicators: import shares, HHI, top-origin and non-EU shares, import reliance, governance-weighted HHI."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+# The 27 member states of the European Union (ISO 3166-1 alpha-2; Greece is GR here, not the EU's EL).
+EU_MEMBERS = frozenset({
+    "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV", "LT",
+    "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE",
+})
+
+
+def import_shares(amounts: Mapping[str, float]) -> dict[str, float]:
+    """Each origin's share (0..1) of the total; origins with zero amounts have share 0; empty when the total is 0."""
+    total = math.fsum(v for v in amounts.values() if v > 0)
+    if total <= 0:
+        return {}
+    return {origin: (v / total if v > 0 else 0.0) for origin, v in amounts.items()}
+
+
+def herfindahl_hirschman(shares: Mapping[str, float]) -> float | None:
+    """Herfindahl-Hirschman index on the 0..10,000 scale: the sum of squared percentage shares."""
+    if not shares:
+        return None
+    return math.fsum((100.0 * s) ** 2 for s in shares.values())
+
+
+def top_origin(shares: Mapping[str, float]) -> tuple[str, float] | None:
+    """The origin with the largest share (ties broken alphabetically) and its share."""
+    if not shares:
+        return None
+    origin = min(shares, key=lambda c: (-shares[c], c))
+    return origin, shares[origin]
+
+
+def non_eu_share(shares: Mapping[str, float]) -> float | None:
+    """The share of imports from outside the EU."""
+    if not shares:
+        return None
+    return math.fsum(s for c, s in shares.items() if c not in EU_MEMBERS)
+
+
+def import_reliance(imports_t: float, exports_t: float, production_t: float) -> float | None:
+    """Net import reliance (EU CRM methodology): (imports - exports) / (production + imports - exports), 0..1.
+
+    None when apparent consumption is not positive; net exporters have reliance 0.
+    """
+    apparent = production_t + imports_t - exports_t
+    if apparent <= 0:
+        return None
+    return min(1.0, max(0.0, (imports_t - exports_t) / apparent))
+
+
+def governance_weighted_hhi(shares: Mapping[str, float], scores: Mapping[str, float], default: float) -> float | None:
+    """HHI with each squared share weighted by the origin's governance risk (0 stable .. 1 fragile), 0..10,000.
+
+    Modelled on the HHI_WGI of the EU criticality methodology (European Commission, 2017), with the World Bank
+    WGI rescaled to 0..1 instead of 0..10 so the result stays on the familiar HHI scale.
+    """
+    if not shares:
+        return None
+    return math.fsum((100.0 * s) ** 2 * scores.get(c, default) for c, s in shares.items())

@@ -1,0 +1,140 @@
+"""Price indicators: changes, realised and EWMA volatility, volatility ratio and jump z-score."""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections.abc import Sequence
+
+DAY = 86400.0
+
+# Trading periods per year used to annualise a per-period volatility (RiskMetrics convention).
+PERIODS_PER_YEAR = {"daily": 252, "weekly": 52, "monthly": 12}
+
+
+def infer_frequency(times: Sequence[float]) -> str:
+    """Daily, weekly or monthly, from the median spacing (in days) of observation times."""
+    gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
+    if not gaps:
+        return "daily"
+    mid = len(gaps) // 2
+    median = gaps[mid] if len(gaps) % 2 else (gaps[mid - 1] + gaps[mid]) / 2
+    # Daily series skip weekends (gaps of 1 and 3 days); weekly ones are 7 apart; monthly 28-31.
+    if median <= 4 * DAY:
+        return "daily"
+    if median <= 12 * DAY:
+        return "weekly"
+    return "monthly"
+
+
+def log_returns(prices: Sequence[float]) -> list[float]:
+    """Log returns between consecutive prices (prices are positive by contract)."""
+    return [math.log(b / a) for a, b in zip(prices, prices[1:], strict=False)]
+
+
+def sample_sd(values: Sequence[float]) -> float | None:
+    """Sample standard deviation (n - 1 denominator); None for fewer than two values."""
+    n = len(values)
+    if n < 2:
+        return None
+    mean = math.fsum(values) / n
+    return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+
+
+def realised_volatility(returns: Sequence[float], periods_per_year: int) -> float | None:
+    """Annualised realised volatility: sample sd of log returns times sqrt(periods per year)."""
+    sd = sample_sd(returns)
+    return None if sd is None else sd * math.sqrt(periods_per_year)
+
+
+def ewma_volatility(log_returns: Sequence[float], lam: float = 0.94) -> float | None:
+    """RiskMetrics EWMA of squared returns; returns per-period volatility.
+
+    sigma2_t = lam * sigma2_{t-1} + (1 - lam) * r_t^2, seeded with the first squared return
+    (J.P. Morgan/Reuters, RiskMetrics Technical Document, 4th ed., 1996, section 5.2).
+    """
+    if not log_returns:
+        return None
+    var = log_returns[0] ** 2
+    for r in log_returns[1:]:
+        var = lam * var + (1.0 - lam) * r * r
+    return math.sqrt(var)
+
+
+def volatility_ratio(returns: Sequence[float], short: int, long: int) -> float | None:
+    """Realised volatility of the last `short` returns over that of the last `long` returns."""
+    if len(returns) < long or short < 2:
+        return None
+    s = sample_sd(returns[-short:])
+    lg = sample_sd(returns[-long:])
+    if s is None or not lg:
+        return None
+    return s / lg
+
+
+def jump_zscore(returns: Sequence[float], window: int, minimum: int = 10) -> float | None:
+    """The latest return against the mean and sd of up to `window` earlier returns.
+
+    None when there are fewer than `minimum` earlier returns or they do not vary (a z-score is undefined).
+    """
+    if len(returns) < minimum + 1:
+        return None
+    earlier = returns[-window - 1:-1]
+    sd = sample_sd(earlier)
+    if not sd:
+        return None
+    mean = math.fsum(earlier) / len(earlier)
+    return (returns[-1] - mean) / sd
+
+
+def change_tolerance(days: float) -> float:
+    """How far (seconds) a reference observation may lie from the target time: half the horizon, at least 3 days."""
+    return max(3.0, days / 2.0) * DAY
+
+
+def price_change_pct(times: Sequence[float], prices: Sequence[float], days: float) -> float | None:
+    """Percent change of the latest price against the earlier price observed closest to `days` before it.
+
+    The reference must lie within `change_tolerance(days)` of the target time, so a monthly series has a
+    30-day change but no 1-day change, and a daily series on a Monday compares with the Friday.
+    """
+    if len(times) < 2:
+        return None
+    latest_t = times[-1]
+    target = latest_t - days * DAY
+    tol = change_tolerance(days)
+    i = bisect_left(times, target, 0, len(times) - 1)
+    best: int | None = None
+    best_dist = math.inf
+    # Candidates are the neighbours of the target among the earlier observations; ties go to the earlier one.
+    for j in (i - 1, i):
+        if 0 <= j < len(times) - 1:
+            dist = abs(times[j] - target)
+            if dist < best_dist:
+                best, best_dist = j, dist
+    if best is None or best_dist > tol:
+        return None
+    return (prices[-1] / prices[best] - 1.0) * 100.0
+
+
+def price_indicators(times: Sequence[float], prices: Sequence[float], *, volatility_window: int,
+                     ewma_lambda: float, ewma_window: int, short_window: int, long_window: int,
+                     jump_window: int) -> dict[str, float | None]:
+    """Every price indicator of one series sorted by time."""
+    need = max(volatility_window, ewma_window, long_window, jump_window + 1) + 1
+    tail = prices[-need:]
+    returns = log_returns(tail)
+    freq = infer_frequency(times[-need:])
+    ppy = PERIODS_PER_YEAR[freq]
+    ewma = ewma_volatility(returns[-ewma_window:], ewma_lambda)
+    return {
+        "price": prices[-1] if prices else None,
+        "price_change_1d_pct": price_change_pct(times, prices, 1),
+        "price_change_7d_pct": price_change_pct(times, prices, 7),
+        "price_change_30d_pct": price_change_pct(times, prices, 30),
+        "price_volatility": realised_volatility(returns[-volatility_window:], ppy),
+        "price_volatility_ewma": None if ewma is None else ewma * math.sqrt(ppy),
+        "price_volatility_ratio": volatility_ratio(returns, short_window, long_window),
+        "price_jump_z": jump_zscore(returns, jump_window),
+        "price_periods_per_year": float(ppy),
+    }
