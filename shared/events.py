@@ -196,6 +196,8 @@ class IndicatorSnapshot(Event):
     risk_score: float | None = None
     components: dict[str, float] = Field(default_factory=dict)
     export_controls: list[dict[str, Any]] = Field(default_factory=list)
+    # The most restricted classification among the inputs the indicators were computed from.
+    classification: Classification = Classification.PUBLIC
 
 
 class DeadLettered(Event):
