@@ -1,0 +1,23 @@
+"""The ingest service's Prometheus metrics; names agreed across the team so dashboards and alerts work."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+FETCHES = Counter("mews_ingest_fetches", "Source fetches by outcome (ok, not_modified, error)",
+                  ["source", "outcome"])
+FETCH_ERRORS = Counter("mews_ingest_fetch_errors", "Failed source fetches by reason", ["source", "reason"])
+PUBLISHED = Counter("mews_ingest_items_published", "Events published to Kafka", ["source", "kind"])
+REJECTED = Counter("mews_ingest_items_rejected", "Items refused, with the reason; feed items are dead-lettered",
+                   ["source", "kind", "reason"])
+SKIPPED = Counter("mews_ingest_items_skipped",
+                  "Valid items that carry no signal for any material (e.g. news naming none): not errors",
+                  ["source", "kind", "reason"])
+DUPLICATES = Counter("mews_ingest_items_duplicate", "Items already published before", ["source", "kind"])
+NEWEST_ITEM = Gauge("mews_ingest_newest_item_timestamp_seconds", "Time of the newest item published",
+                    ["source"])
+LAST_SUCCESS = Gauge("mews_ingest_last_success_timestamp_seconds", "When a source was last fetched and "
+                     "published without error", ["source"])
+CONSECUTIVE_FAILURES = Gauge("mews_ingest_source_consecutive_failures", "Failed fetches since the last success",
+                             ["source"])
+API_ITEMS = Counter("mews_ingest_api_items", "Items posted to the push API by outcome", ["kind", "outcome"])

@@ -1,0 +1,109 @@
+"""Export-control news: de-duplicated across feeds and re-posts, classified, one event per material named.
+
+An item is the same item when its normalised link matches, or its normalised title and publication date
+match (the same announcement re-posted under another URL). Items that name no catalog material are not
+errors: they are counted as skipped with reason `no_material`, logged, and published nowhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pydantic import ValidationError
+
+from services.ingest.observation import Accepted, Candidate, Limits, Outcome, Rejected, Skipped, check_time, parse_time
+from shared.events import Measure, NewsReported, describe_validation_error
+
+_TRACKING = re.compile(r"^(utm_.*|fbclid|gclid|mc_cid|mc_eid|ref|source)$", re.I)
+Classifier = Callable[..., Any]
+
+
+def normalise_link(url: str) -> str:
+    """A link reduced to what identifies the page: no scheme, no www., no fragment or tracking parameters."""
+    parts = urlsplit(url.strip())
+    if not parts.netloc:
+        return ""
+    host = parts.netloc.lower().removeprefix("www.")
+    query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                             if not _TRACKING.match(k)))
+    path = re.sub(r"/+$", "", parts.path) or "/"
+    return urlunsplit(("", host, path, query, ""))
+
+
+def normalise_title(title: str) -> str:
+    """A title reduced to its words: accents, case and punctuation dropped."""
+    text = unicodedata.normalize("NFKD", title)
+    text = "".join(c for c in text if not unicodedata.combining(c)).casefold()
+    return " ".join(re.sub(r"[^\w]+", " ", text).split())
+
+
+def news_identities(title: str, link: str, published: date | None) -> tuple[str, ...]:
+    """The keys under which an item counts as already seen: its link, and its title on its day."""
+    keys = []
+    if (link_key := normalise_link(link)):
+        keys.append(f"news-link|{link_key}")
+    if (title_key := normalise_title(title)):
+        keys.append(f"news-title|{title_key}|{published.isoformat() if published else ''}")
+    return tuple(keys)
+
+
+def item_id_for(identities: tuple[str, ...]) -> str:
+    """A stable item id from the item's first identity."""
+    return "news-" + hashlib.sha256(identities[0].encode()).hexdigest()[:32]
+
+
+def normalise_news(candidate: Candidate, classify: Classifier, catalog: Any, limits: Limits) -> Outcome:
+    """NewsReported events, one per material the classifier finds, or why there are none."""
+    f = candidate.fields
+    title = str(f.get("title") or "").strip()
+    summary = str(f.get("summary") or "").strip()
+    link = str(f.get("link") or f.get("url") or "").strip()
+    if not title and not summary:
+        return Rejected("empty_item", "item has neither title nor text")
+    if link and urlsplit(link).scheme.lower() not in ("http", "https"):
+        return Rejected("invalid_link", f"link scheme {urlsplit(link).scheme!r} is not http(s)")
+    raw_time = f.get("published_at")
+    if raw_time in (None, ""):
+        # Many RSS items carry no date; the moment we first saw them is the best we know.
+        published_at = limits.now
+    else:
+        try:
+            published_at = parse_time(raw_time)
+        except (ValueError, OverflowError, OSError) as exc:
+            return Rejected("invalid_time", f"published_at: {exc}")
+    if (problem := check_time(published_at, limits)) is not None:
+        return Rejected("future_time" if "future" in problem else "invalid_time", problem)
+    identities = news_identities(title, link, published_at.date() if raw_time not in (None, "") else None)
+    try:
+        result = classify(summary, title=title, catalog=catalog)
+    except Exception as exc:  # a classifier bug must not stop the feed; the item is dead-lettered with it
+        return Rejected("classifier_error", f"{type(exc).__name__}: {exc}")
+    materials = list(dict.fromkeys(getattr(result, "materials", ()) or ()))
+    if not materials:
+        return Skipped("no_material", f"names no catalog material: {title[:120]!r}")
+    measure = getattr(result, "measure", Measure.NONE) or Measure.NONE
+    effective = getattr(result, "effective_date", None)
+    if isinstance(effective, datetime):
+        effective = effective.date()
+    item_id = item_id_for(identities)
+    try:
+        events = tuple(NewsReported(
+            material=material, item_id=item_id, source=candidate.source, url=link[:2000], title=title[:1000],
+            summary=summary[:20000], published_at=published_at,
+            language=str(getattr(result, "language", "") or f.get("language") or "und")[:8],
+            materials=materials, countries=list(getattr(result, "countries", ()) or ()),
+            measure=Measure(str(getattr(measure, "value", measure))), effective_date=effective,
+            relevant=bool(getattr(result, "relevant", False)),
+            score=min(1.0, max(0.0, float(getattr(result, "score", 0.0) or 0.0))),
+            evidence=[str(e)[:500] for e in (getattr(result, "evidence", ()) or ())][:20],
+        ) for material in materials)
+    except (ValidationError, ValueError) as exc:
+        detail = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+        return Rejected("invalid_news", detail)
+    return Accepted(events, identities)

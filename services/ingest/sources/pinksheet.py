@@ -1,0 +1,106 @@
+"""The World Bank "Pink Sheet" (CMO Historical Data Monthly) workbook.
+
+Sheet "Monthly Prices": title rows, then a row of series names, a row of units such as "($/mt)", a row of
+series codes (NICKEL, ALUMINUM, ...), then one row per month labelled `2022M03`. Missing values are written
+"…" or "..": they are absent observations, not bad records, and produce nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import openpyxl
+
+from services.ingest.config import SourceConfig
+from services.ingest.observation import Candidate, Malformed, Record
+
+MONTH = re.compile(r"^(\d{4})M(0[1-9]|1[0-2])$")
+MISSING = {"…", "..", "...", ""}
+HEADER_SCAN_ROWS = 30
+# Metals and minerals of the Pink Sheet, by series code, to the names the catalog knows them by.
+DEFAULT_SERIES = {
+    "ALUMINUM": "aluminium", "COPPER": "copper", "LEAD": "lead", "Tin": "tin", "NICKEL": "nickel",
+    "Zinc": "zinc", "IRON_ORE": "iron ore", "PLATINUM": "platinum", "GOLD": "gold", "SILVER": "silver",
+    "PHOSROCK": "phosphate rock", "POTASH": "potash",
+}
+_UNIT = re.compile(r"^\(\s*([$€£])\s*/\s*(.+?)\s*\)$")
+_CURRENCY = {"$": "USD", "€": "EUR", "£": "GBP"}
+
+
+def split_unit(text: str) -> tuple[str, str] | None:
+    """'($/mt)' -> ('USD', 'mt'); None for index series like '(2010=100)' that are not prices."""
+    m = _UNIT.match(str(text or "").strip())
+    if m is None:
+        return None
+    return _CURRENCY[m[1]], m[2].replace(" ", "_")
+
+
+def month_start(label: str) -> datetime | None:
+    """'2022M03' -> 2022-03-01T00:00Z, the start of the month the average covers."""
+    m = MONTH.match(label.strip())
+    return datetime(int(m[1]), int(m[2]), 1, tzinfo=UTC) if m else None
+
+
+def read_pinksheet(body: bytes, source: SourceConfig) -> Iterator[Record]:
+    """Monthly price records for the source's series (by default the metals) from the workbook bytes."""
+    try:
+        workbook = openpyxl.load_workbook(io.BytesIO(body), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        yield Malformed("malformed_workbook", f"not a readable xlsx workbook: {type(exc).__name__}: {exc}",
+                        body[:4096])
+        return
+    try:
+        if source.sheet not in workbook.sheetnames:
+            yield Malformed("malformed_workbook", f"no sheet {source.sheet!r}", body[:4096])
+            return
+        yield from _read_sheet(workbook[source.sheet], source)
+    finally:
+        workbook.close()
+
+
+def _read_sheet(sheet, source: SourceConfig) -> Iterator[Record]:
+    wanted = source.series or DEFAULT_SERIES
+    rows = sheet.iter_rows(values_only=True)
+    previous: list[tuple] = []
+    columns: dict[int, tuple[str, str, str, str]] = {}  # column -> (code, material, currency, unit)
+    for number, row in enumerate(rows, start=1):
+        cells = tuple(row)
+        if not columns:
+            if number > HEADER_SCAN_ROWS:
+                yield Malformed("malformed_workbook", "no row of series codes in the first rows", b"")
+                return
+            codes = {str(c).strip(): i for i, c in enumerate(cells) if c is not None}
+            if any(code in codes for code in wanted) and len(previous) >= 1:
+                units = previous[-1]
+                for code, material in wanted.items():
+                    i = codes.get(code)
+                    if i is None:
+                        continue
+                    terms = split_unit(units[i] if i < len(units) else "")
+                    if terms is None:
+                        yield Malformed("malformed_workbook", f"series {code}: unit {units[i]!r} is not a price",
+                                        b"")
+                        continue
+                    columns[i] = (code, material, *terms)
+                if not columns:
+                    return
+            previous.append(cells)
+            continue
+        label = str(cells[0] or "")
+        observed_at = month_start(label)
+        if observed_at is None:
+            continue
+        for i, (code, material, currency, unit) in columns.items():
+            value = cells[i] if i < len(cells) else None
+            if value is None or (isinstance(value, str) and value.strip() in MISSING):
+                continue
+            fields = {"material": material, "price": value, "currency": currency, "unit": unit,
+                      "observed_at": observed_at, "series": code}
+            raw = json.dumps({"sheet": source.sheet, "row": number, "month": label, "series": code,
+                              "value": value}, default=str).encode()
+            yield Candidate("price", source.name, fields, raw)

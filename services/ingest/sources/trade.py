@@ -1,0 +1,121 @@
+"""Trade-flow extracts: Eurostat Comext and UN Comtrade, mapped to one set of fields.
+
+Comext bulk files (`full<YYYYMM>.dat`): DECLARANT_ISO, PARTNER_ISO, PRODUCT_NC (CN8), FLOW (1 import,
+2 export), PERIOD (YYYYMM; YYYY52 for the year), VALUE_IN_EUROS, QUANTITY_IN_KG. The 2024 `full_v2`
+layout renames them REPORTER, PARTNER, VALUE_EUR, QUANTITY_KG; both are read.
+
+UN Comtrade (API v1 JSON `data` or its CSV export): refYear / period, reporterISO and partnerISO (ISO
+alpha-3; reporterDesc / partnerDesc as fallback), cmdCode, flowCode (M import, X export; re-imports and
+re-exports are skipped), netWgt (kg), primaryValue (USD). Values are converted to EUR at the source's
+`usd_eur_rate` when one is configured; without a rate `value_eur` is left empty rather than mislabelled,
+and the quantity still flows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from services.ingest.config import SourceConfig
+from services.ingest.observation import Candidate, Malformed, Record, raw_of
+from services.ingest.sources.table import Row, read_rows
+
+COMEXT_FLOWS = {"1": "import", "2": "export"}
+COMTRADE_FLOWS = {"M": "import", "X": "export"}
+
+
+def _first(values: Mapping[str, Any], *names: str) -> Any:
+    for name in names:
+        value = values.get(name)
+        if value not in (None, ""):
+            return value
+    return None
+
+
+def comext_fields(values: Mapping[str, Any], source: SourceConfig) -> dict[str, Any] | str:
+    """Our trade fields from one Comext row, or why the row is not a usable flow."""
+    flow = COMEXT_FLOWS.get(str(_first(values, "FLOW") or "").strip())
+    if flow is None:
+        return f"FLOW {values.get('FLOW')!r} is neither 1 (import) nor 2 (export)"
+    value = _first(values, "VALUE_IN_EUROS", "VALUE_EUR")
+    if source.value_currency == "USD" and value is not None:
+        value = _usd_to_eur(value, source)
+    return {
+        "reporter": _first(values, "DECLARANT_ISO", "REPORTER"),
+        "partner": _first(values, "PARTNER_ISO", "PARTNER"),
+        "hs_code": _first(values, "PRODUCT_NC", "PRODUCT_HS", "PRODUCT"),
+        "flow": flow,
+        "period": _first(values, "PERIOD"),
+        "quantity_kg": _first(values, "QUANTITY_IN_KG", "QUANTITY_KG"),
+        "value_eur": value,
+    }
+
+
+def comtrade_fields(values: Mapping[str, Any], source: SourceConfig) -> dict[str, Any] | str:
+    """Our trade fields from one Comtrade record (API JSON or CSV export), or why it is not usable."""
+    code = str(_first(values, "flowCode") or "").strip().upper()
+    flow = COMTRADE_FLOWS.get(code)
+    if flow is None:
+        return f"flowCode {code!r} is neither M (import) nor X (export)"
+    primary = _first(values, "primaryValue")
+    return {
+        "reporter": _first(values, "reporterISO", "reporterDesc"),
+        "reporter_name": _first(values, "reporterDesc"),
+        "partner": _first(values, "partnerISO", "partnerDesc"),
+        "partner_name": _first(values, "partnerDesc"),
+        "hs_code": _first(values, "cmdCode"),
+        "flow": flow,
+        "period": _first(values, "period", "refPeriodId", "refYear"),
+        "quantity_kg": _first(values, "netWgt"),
+        "value_eur": None if primary is None else _usd_to_eur(primary, source),
+    }
+
+
+def _usd_to_eur(value: Any, source: SourceConfig) -> Any:
+    if source.usd_eur_rate is None:
+        return None
+    try:
+        return float(value) * source.usd_eur_rate
+    except (TypeError, ValueError):
+        return value  # left as given, so normalisation rejects it with the reason
+
+
+def read_comext(body: bytes, source: SourceConfig) -> Iterator[Record]:
+    """Trade records from a Comext CSV extract."""
+    yield from _read_rows(body, source, comext_fields)
+
+
+def read_comtrade(body: bytes, source: SourceConfig) -> Iterator[Record]:
+    """Trade records from a Comtrade CSV export or an API JSON answer (`{"data": [...]}`)."""
+    if body.lstrip()[:1] in (b"{", b"["):
+        try:
+            doc = json.loads(body.decode(source.encoding))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            yield Malformed("malformed_json", f"body is not JSON: {exc}", body)
+            return
+        records = doc.get("data") if isinstance(doc, dict) else doc
+        if not isinstance(records, list):
+            yield Malformed("malformed_json", "no list of records under 'data'", body[:100_000])
+            return
+        for index, record in enumerate(records):
+            if not isinstance(record, dict):
+                yield Malformed("malformed_record", f"record {index} is not an object", raw_of(record))
+                continue
+            yield _candidate(comtrade_fields(record, source), source, raw_of(record))
+        return
+    yield from _read_rows(body, source, comtrade_fields)
+
+
+def _read_rows(body: bytes, source: SourceConfig, mapper) -> Iterator[Record]:
+    for row in read_rows(body, encoding=source.encoding, delimiter=source.delimiter):
+        if isinstance(row, Row):
+            yield _candidate(mapper(row.values, source), source, row.raw)
+        else:
+            yield row
+
+
+def _candidate(fields: dict[str, Any] | str, source: SourceConfig, raw: bytes) -> Record:
+    if isinstance(fields, str):
+        return Candidate("trade", source.name, {"skip": fields}, raw)
+    return Candidate("trade", source.name, fields, raw)
