@@ -492,6 +492,17 @@ def _breach(state: MaterialState, rule: Rule | None, rule_name: str, indicator: 
         classification=Classification.most_restricted([e.classification for e in evidence]))
 
 
+def input_classification(state: MaterialState) -> Classification:
+    """The most restricted classification of any input the state holds (conservative for snapshots)."""
+    levels: set[str] = set()
+    for s in state.series.values():
+        levels.update(s.cls)
+    levels.update(q.cls for q in state.quotes)
+    levels.update(f.cls for fs in state.flows.values() for f in fs)
+    levels.update(c.classification for c in state.controls.values())
+    return Classification.most_restricted([Classification(c) for c in levels])
+
+
 def evaluate_rules(state: MaterialState, ind: dict[str, float | None], cfg: ScoringConfig
                    ) -> tuple[MaterialState, list[BreachRaised]]:
     """Every rule of the material against its indicators at the watermark; removed rules resolve their breach."""
@@ -570,5 +581,6 @@ def apply_event(state: MaterialState | None, event: Event, *, event_id: str, con
         material=applied.material, as_of=_dt(watermark), indicators=snapshot_ind, risk_score=score,
         components=contributions,
         export_controls=[{**c.to_dict(), "status": c.status(as_of)}
-                         for _, c in sorted(applied.controls.items()) if c.status(as_of) != "lifted"])
+                         for _, c in sorted(applied.controls.items()) if c.status(as_of) != "lifted"],
+        classification=input_classification(applied))
     return Outcome(applied, breaches, snapshot)

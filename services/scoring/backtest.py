@@ -1,0 +1,231 @@
+"""Backtest: replay historical price, news, trade and lead-time files through `apply_event`, report every breach.
+
+The same pure engine as the live service; only the driver differs: files in, merged by event time, breach
+transitions out as CSV or JSON lines.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import ValidationError
+
+from services.scoring.config import ScoringConfig
+from services.scoring.engine import MaterialState, apply_event, event_time
+from shared.events import (
+    BreachRaised,
+    EnvelopeError,
+    Event,
+    LeadTimeQuoted,
+    NewsReported,
+    PriceObserved,
+    TradeFlowReported,
+    decode,
+    describe_validation_error,
+)
+from shared.kafka import event_id_for
+
+PINKSHEET_SOURCE = "worldbank-pinksheet"
+PINKSHEET_URL = "https://www.worldbank.org/en/research/commodity-markets"
+# Pink Sheet series codes (as in the workbook's code row; note the mixed case of Tin and Zinc) -> catalog ids.
+PINKSHEET_MATERIALS = {
+    "ALUMINUM": "aluminium", "COPPER": "copper", "LEAD": "lead", "TIN": "tin", "NICKEL": "nickel", "ZINC": "zinc",
+    "IRON_ORE": "iron-ore", "PLATINUM": "platinum", "GOLD": "gold", "SILVER": "silver",
+    "PHOSROCK": "phosphate-rock", "POTASH": "potash",
+}
+_MONTH = re.compile(r"^(\d{4})M(0[1-9]|1[0-2])$")
+_UNIT = re.compile(r"^\(\s*\$\s*/\s*(.+?)\s*\)$")
+_MISSING = {"…", "..", "...", ""}
+# Inputs at the same event time are applied in this order, so a replay is the same however files are listed.
+_KIND_ORDER = {PriceObserved: 0, TradeFlowReported: 1, LeadTimeQuoted: 2, NewsReported: 3}
+REPORT_FIELDS = ("time", "material", "rule", "severity", "status", "value", "threshold", "indicator", "starts_at",
+                 "ends_at", "summary", "fingerprint", "classification", "evidence_ids")
+
+
+@dataclass
+class Input:
+    """One replayable event with the id it carries (its CloudEvents id, or the id ingest would give it)."""
+
+    event: Event
+    event_id: str
+
+
+@dataclass
+class ReadReport:
+    """Inputs read from files, and the records that could not be read, with their reasons."""
+
+    inputs: list[Input] = field(default_factory=list)
+    unreadable: Counter[str] = field(default_factory=Counter)
+
+
+def _input(event: Event, event_id: str | None = None) -> Input:
+    return Input(event, event_id or event_id_for(event.dedup_key()))  # type: ignore[attr-defined]
+
+
+def read_pinksheet(path: Path, materials: dict[str, str] | None = None) -> ReadReport:
+    """Monthly prices of the mapped series from the World Bank Pink Sheet workbook (sheet "Monthly Prices")."""
+    import openpyxl  # only the workbook path needs it
+
+    wanted = {k.upper(): v for k, v in (materials or PINKSHEET_MATERIALS).items()}
+    report = ReadReport()
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        rows = wb["Monthly Prices"].iter_rows(values_only=True)
+        previous: list[tuple] = []
+        columns: dict[int, tuple[str, str, str]] = {}  # column -> (code, material, unit)
+        for row in rows:
+            if not columns:
+                codes = {str(c).strip().upper(): i for i, c in enumerate(row) if c is not None}
+                if any(code in codes for code in wanted) and previous:
+                    units = previous[-1]
+                    for code, material in wanted.items():
+                        i = codes.get(code)
+                        m = _UNIT.match(str(units[i] or "")) if i is not None else None
+                        if i is not None and m:
+                            columns[i] = (str(row[i]).strip(), material, m.group(1))
+                previous.append(tuple(row))
+                continue
+            m = _MONTH.match(str(row[0] or "").strip())
+            if not m:
+                continue
+            at = datetime(int(m.group(1)), int(m.group(2)), 1, tzinfo=UTC)
+            for i, (code, material, unit) in columns.items():
+                value = row[i] if i < len(row) else None
+                if value is None or (isinstance(value, str) and value.strip() in _MISSING):
+                    continue  # "…" is a month without a price, not a bad record
+                try:
+                    report.inputs.append(_input(PriceObserved(
+                        material=material, source=PINKSHEET_SOURCE, observed_at=at, price=float(value),
+                        currency="USD", unit=unit, series=code, url=PINKSHEET_URL)))
+                except (ValueError, ValidationError) as exc:
+                    report.unreadable[f"pinksheet {code}: {type(exc).__name__}"] += 1
+    finally:
+        wb.close()
+    return report
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if line.strip() and not line.lstrip().startswith("#"):
+                yield n, line
+
+
+def read_jsonl(path: Path, cls: type[Event]) -> ReadReport:
+    """Events of one type from JSON lines: either the event's fields or a whole CloudEvents envelope."""
+    report = ReadReport()
+    for _, line in _lines(path):
+        try:
+            obj = json.loads(line)
+            if isinstance(obj, dict) and "specversion" in obj:
+                envelope, event = decode(line, cls)
+                report.inputs.append(_input(event, str(envelope["id"])))
+            else:
+                report.inputs.append(_input(cls.model_validate(obj)))
+        except json.JSONDecodeError:
+            report.unreadable[f"{path.name}: not JSON"] += 1
+        except EnvelopeError as exc:
+            report.unreadable[f"{path.name}: {str(exc)[:120]}"] += 1
+        except ValidationError as exc:
+            report.unreadable[f"{path.name}: {describe_validation_error(exc)[:120]}"] += 1
+    return report
+
+
+def read_price_csv(path: Path) -> ReadReport:
+    """PriceObserved-shaped rows from CSV (header row; lines starting with '#' are provenance notes)."""
+    report = ReadReport()
+    body = "".join(line for _, line in _lines(path))
+    for row in csv.DictReader(io.StringIO(body)):
+        record: dict[str, Any] = {k: v for k, v in row.items() if k and v not in (None, "")}
+        record.setdefault("source", path.stem)
+        try:
+            report.inputs.append(_input(PriceObserved.model_validate(record)))
+        except ValidationError as exc:
+            report.unreadable[f"{path.name}: {describe_validation_error(exc)[:120]}"] += 1
+    return report
+
+
+def read_prices(path: Path) -> ReadReport:
+    """Prices from a Pink Sheet workbook (.xlsx), a CSV of records or JSON lines, by the file's suffix."""
+    suffix = path.suffix.lower()
+    if suffix == ".xlsx":
+        return read_pinksheet(path)
+    if suffix == ".csv":
+        return read_price_csv(path)
+    return read_jsonl(path, PriceObserved)
+
+
+def merge_inputs(reports: Iterable[ReadReport]) -> list[Input]:
+    """All inputs in event-time order; ties by kind, material and id, so the order never depends on the files."""
+    inputs = [i for r in reports for i in r.inputs]
+    inputs.sort(key=lambda i: (event_time(i.event), _KIND_ORDER[type(i.event)],  # type: ignore[index]
+                               getattr(i.event, "material", ""), i.event_id))
+    return inputs
+
+
+@dataclass
+class BacktestResult:
+    """The breach transitions of a replay, and how many inputs were applied or rejected (by reason)."""
+
+    breaches: list[BreachRaised] = field(default_factory=list)
+    applied: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    states: dict[str, MaterialState] = field(default_factory=dict)
+
+
+def replay(inputs: Iterable[Input], config: ScoringConfig,
+           on_breach: Callable[[BreachRaised], None] | None = None) -> BacktestResult:
+    """Drive `apply_event` over inputs in order, one state per material, collecting breach transitions."""
+    result = BacktestResult()
+    states = result.states
+    for item in inputs:
+        material = item.event.material  # type: ignore[attr-defined]
+        outcome = apply_event(states.get(material), item.event, event_id=item.event_id, config=config)
+        states[material] = outcome.state
+        if outcome.rejected is not None:
+            result.rejected[outcome.rejected.split(":", 1)[0]] += 1
+            continue
+        result.applied += 1
+        for breach in outcome.breaches:
+            result.breaches.append(breach)
+            if on_breach is not None:
+                on_breach(breach)
+    return result
+
+
+def breach_row(b: BreachRaised) -> dict[str, Any]:
+    """One report row of a breach transition."""
+    return {
+        "time": b.observed_at.isoformat(), "material": b.material, "rule": b.rule, "severity": b.severity.value,
+        "status": b.status.value, "value": b.value, "threshold": b.threshold, "indicator": b.indicator,
+        "starts_at": b.starts_at.isoformat(), "ends_at": b.ends_at.isoformat() if b.ends_at else "",
+        "summary": b.summary, "fingerprint": b.fingerprint, "classification": b.classification.value,
+        "evidence_ids": " ".join(e.id for e in b.evidence),
+    }
+
+
+def write_report(breaches: Iterable[BreachRaised], out: TextIO, fmt: str = "csv") -> int:
+    """Write breach rows as CSV or JSON lines; returns the number of rows."""
+    n = 0
+    if fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=REPORT_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        for b in breaches:
+            writer.writerow(breach_row(b))
+            n += 1
+    elif fmt == "jsonl":
+        for b in breaches:
+            out.write(json.dumps(breach_row(b), separators=(",", ":")) + "\n")
+            n += 1
+    else:
+        raise ValueError(f"unknown report format {fmt!r} (csv or jsonl)")
+    return n

@@ -1,0 +1,62 @@
+"""Commands of the scoring service: `mews scoring` (the worker and its API) and `mews backtest`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+scoring = click.Group("scoring", help="The scoring service: indicators, rules and breaches from the input topics.")
+
+
+@click.command("backtest")
+@click.option("--prices", "prices", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Pink Sheet workbook (.xlsx), or PriceObserved records as .csv or .jsonl; repeatable.")
+@click.option("--news", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="NewsReported JSON lines (fields or CloudEvents); repeatable.")
+@click.option("--trade", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="TradeFlowReported JSON lines; repeatable.")
+@click.option("--leadtimes", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="LeadTimeQuoted JSON lines; repeatable.")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Scoring configuration (default: $MEWS_SCORING_CONFIG or the shipped scoring.toml).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Report file (default: standard output).")
+@click.option("--progress/--no-progress", default=True, help="Show progress on standard error.")
+def backtest(prices: tuple[Path, ...], news: tuple[Path, ...], trade: tuple[Path, ...], leadtimes: tuple[Path, ...],
+             config_path: Path | None, fmt: str, out: Path | None, progress: bool) -> None:
+    """Replay historical inputs through the scoring engine and report every breach transition."""
+    from tqdm import tqdm
+
+    from services.scoring import backtest as bt
+    from services.scoring.config import ConfigError, load_config
+    from shared.events import LeadTimeQuoted, NewsReported, TradeFlowReported
+
+    if not (prices or news or trade or leadtimes):
+        raise click.UsageError("give at least one input: --prices, --news, --trade or --leadtimes")
+    env_config = os.environ.get("MEWS_SCORING_CONFIG")
+    try:
+        config = load_config(config_path or (Path(env_config) if env_config else None))
+    except (ConfigError, OSError) as exc:
+        raise click.ClickException(f"scoring configuration: {exc}") from exc
+    reports = [bt.read_prices(p) for p in prices]
+    reports += [bt.read_jsonl(p, NewsReported) for p in news]
+    reports += [bt.read_jsonl(p, TradeFlowReported) for p in trade]
+    reports += [bt.read_jsonl(p, LeadTimeQuoted) for p in leadtimes]
+    for r in reports:
+        for reason, count in sorted(r.unreadable.items()):
+            click.echo(f"unreadable: {count} x {reason}", err=True)
+    inputs = bt.merge_inputs(reports)
+    bar = tqdm(inputs, desc="replaying", unit="event", file=sys.stderr, disable=not progress, mininterval=0.5)
+    result = bt.replay(bar, config)
+    if out is None:
+        rows = bt.write_report(result.breaches, sys.stdout, fmt)
+    else:
+        with out.open("w", encoding="utf-8", newline="") as f:
+            rows = bt.write_report(result.breaches, f, fmt)
+    rejected = ", ".join(f"{k} {v}" for k, v in sorted(result.rejected.items())) or "none"
+    click.echo(f"{len(inputs)} inputs, {result.applied} applied, rejected: {rejected}; {rows} breach events "
+               f"for {len(result.states)} materials", err=True)
