@@ -1,0 +1,114 @@
+"""Alerts: what is firing for the organisation, and acknowledging it (by API key or by a signed email link)."""
+
+from __future__ import annotations
+
+import html
+import logging
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.orm import Session
+
+from services.notify.access import AckClaim, Principal, organisation_of, tenant_member, verify_ack_token
+from services.notify.api.deps import db_session, notify_settings
+from services.notify.settings import NotifySettings
+from services.notify.store import alerts
+from services.notify.store.errors import NotFound
+from services.notify.store.models import Organisation
+from shared.events import MaterialId
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1", tags=["alerts"])
+
+
+class AlertOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    fingerprint: str
+    material: str
+    rule: str
+    severity: Literal["warning", "critical"]
+    status: Literal["firing", "resolved"]
+    classification: str
+    summary: str
+    starts_at: datetime
+    ends_at: datetime | None
+    updated_at: datetime
+    via: list[Any]
+    acknowledged: bool = False
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+
+    @classmethod
+    def of(cls, row: Any) -> AlertOut:
+        out = cls.model_validate(row)
+        return out.model_copy(update={"acknowledged": row.acknowledged_at is not None})
+
+
+class AlertDetail(AlertOut):
+    breach: dict[str, Any]
+
+
+@router.get("/alerts", response_model=list[AlertOut])
+def list_alerts(status_: Literal["firing", "resolved"] | None = Query(default=None, alias="status"),
+                material: MaterialId | None = None, limit: int = Query(default=200, ge=1, le=1000),
+                principal: Principal = Depends(tenant_member),
+                session: Session = Depends(db_session)) -> list[AlertOut]:
+    """The organisation's alerts (`?status=firing`: what is burning now), with acknowledgement state."""
+    rows = alerts.list_alerts(session, organisation_of(principal), principal.clearance, status=status_,
+                              material=material, limit=limit)
+    return [AlertOut.of(r) for r in rows]
+
+
+@router.get("/alerts/{alert_id}", response_model=AlertDetail)
+def get_alert(alert_id: str, principal: Principal = Depends(tenant_member),
+              session: Session = Depends(db_session)) -> AlertDetail:
+    """One alert with the breach that last changed it."""
+    row = alerts.get_alert(session, organisation_of(principal), principal.clearance, alert_id)
+    return AlertDetail(**AlertOut.of(row).model_dump(), breach=row.breach)
+
+
+@router.post("/alerts/{alert_id}/ack", response_model=AlertOut)
+def acknowledge(alert_id: str, principal: Principal = Depends(tenant_member),
+                session: Session = Depends(db_session)) -> AlertOut:
+    """Acknowledge an alert: someone is on it. The first acknowledgement stands."""
+    row = alerts.acknowledge_alert(session, organisation_of(principal), principal.clearance, alert_id,
+                                   by=principal.actor)
+    session.commit()
+    log.info("alert acknowledged", extra={"organisation_id": row.organisation_id, "alert_id": row.id,
+                                          "by": principal.actor, "via": "api"})
+    return AlertOut.of(row)
+
+
+_ACK_PAGE = """<!doctype html><html lang="nl"><head><meta charset="utf-8"><title>mews</title></head>
+<body><h1>Alert bevestigd / Alert acknowledged</h1><p>{material} &middot; {rule} &middot; {severity}</p>
+<p>{summary}</p><p>{by} &middot; {at}</p></body></html>"""
+
+
+@router.get("/ack/{token}", response_class=HTMLResponse, include_in_schema=True)
+def acknowledge_by_link(token: str, session: Session = Depends(db_session),
+                        settings: NotifySettings = Depends(notify_settings)) -> HTMLResponse:
+    """Acknowledge the alert a signed email link names; an invalid or expired link is refused with 403."""
+    claim = verify_ack_token(settings.link_signing_key.get_secret_value(), token)
+    if not isinstance(claim, AckClaim):
+        log.info("acknowledgement link refused", extra={"reason": claim})
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"link refused: {claim}")
+    organisation = session.get(Organisation, claim.organisation_id)
+    if organisation is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "link refused: organisation no longer exists")
+    try:
+        row = alerts.acknowledge_alert(session, organisation.id, organisation.clearance, claim.alert_id,
+                                       by="email-link")
+    except NotFound as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "link refused: alert no longer exists") from exc
+    session.commit()
+    log.info("alert acknowledged", extra={"organisation_id": row.organisation_id, "alert_id": row.id,
+                                          "by": row.acknowledged_by, "via": "link"})
+    page = _ACK_PAGE.format(material=html.escape(row.material), rule=html.escape(row.rule),
+                            severity=html.escape(row.severity), summary=html.escape(row.summary),
+                            by=html.escape(row.acknowledged_by or ""),
+                            at=html.escape(row.acknowledged_at.isoformat() if row.acknowledged_at else ""))
+    return HTMLResponse(page)

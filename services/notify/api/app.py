@@ -1,0 +1,83 @@
+"""The notifier's HTTP application: the /v1/ routers, error mapping, and /metrics /healthz /readyz."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError
+
+from services.notify.api import alerts, channels, deliveries, exposure, organisations, products, silences, subscriptions
+from services.notify.settings import NotifySettings
+from services.notify.store.db import create_db_engine, session_factory
+from services.notify.store.errors import Conflict, NotFound, Rejected
+from shared.metrics import mount_observability
+
+log = logging.getLogger(__name__)
+ROUTERS = (organisations, channels, products, subscriptions, alerts, silences, deliveries, exposure)
+
+
+def _problem(status_code: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status_code)
+
+
+def create_app(settings: NotifySettings, *, engine: Engine | None = None,
+               on_subscriptions_changed: Callable[[], None] | None = None) -> FastAPI:
+    """The API app on a database (an engine of its own unless one is shared with the worker).
+
+    `on_subscriptions_changed` is called after any change to subscriptions, products or channels, so the
+    alert pipeline can rebuild its subscription index at once instead of waiting for its next refresh.
+    """
+    owns_engine = engine is None
+    engine = engine or create_db_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_engine:
+            engine.dispose()
+
+    app = FastAPI(title="mews notify", version="1", lifespan=lifespan,
+                  description="Alerts on critical raw material supply risks: subscriptions, products and their "
+                              "bills of materials, alerts, acknowledgements, silences, deliveries, exposure.")
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = session_factory(engine)
+    app.state.subscriptions_changed = on_subscriptions_changed or (lambda: None)
+
+    @app.exception_handler(NotFound)
+    async def not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return _problem(status.HTTP_404_NOT_FOUND, str(exc))
+
+    @app.exception_handler(Rejected)
+    async def rejected(_: Request, exc: Rejected) -> JSONResponse:
+        return _problem(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc))
+
+    @app.exception_handler(Conflict)
+    async def conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return _problem(status.HTTP_409_CONFLICT, str(exc))
+
+    @app.exception_handler(IntegrityError)
+    async def integrity(_: Request, exc: IntegrityError) -> JSONResponse:
+        # The constraint's name helps an operator; the statement and its values stay out of the answer.
+        log.warning("integrity error", extra={"error": type(exc.orig).__name__})
+        return _problem(status.HTTP_409_CONFLICT, "the change conflicts with existing data")
+
+    for module in ROUTERS:
+        app.include_router(module.router)
+
+    async def database_ready() -> str | None:
+        def ping() -> None:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+
+        await asyncio.to_thread(ping)
+        return None
+
+    mount_observability(app, "notify", {"database": database_ready})
+    return app

@@ -1,0 +1,40 @@
+"""The crisis view: which organisations and products depend on a material, for government users only."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, status
+from sqlalchemy.orm import Session
+
+from services.notify.access import Principal, tenant_member
+from services.notify.api.deps import db_session
+from services.notify.store.exposure import find_exposure
+from shared.events import CountryCode, MaterialId
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1", tags=["exposure"])
+
+
+@router.get("/exposure")
+def exposure(material: MaterialId, country: CountryCode | None = None,
+             principal: Principal = Depends(tenant_member),
+             session: Session = Depends(db_session)) -> dict[str, Any]:
+    """Organisations and products depending on a material, directly or through BOM lines (from `country`)."""
+    if not principal.may_see_exposure:
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            "exposure is for government-cleared ministries and agencies only")
+    found = find_exposure(session, material, country)
+    # Reading across organisations is audited.
+    log.info("exposure read", extra={"organisation_id": principal.organisation_id, "by": principal.actor,
+                                     "material": material, "country": country,
+                                     "organisations": len(found.organisations)})
+    return {
+        "material": found.material,
+        "country": found.country,
+        "organisations": [{**asdict(o), "direct": o.direct} for o in found.organisations],
+        "organisation_count": len(found.organisations),
+        "product_count": sum(len(o.products) for o in found.organisations),
+    }
