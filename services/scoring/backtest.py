@@ -45,6 +45,7 @@ PINKSHEET_MATERIALS = {
 _MONTH = re.compile(r"^(\d{4})M(0[1-9]|1[0-2])$")
 _UNIT = re.compile(r"^\(\s*\$\s*/\s*(.+?)\s*\)$")
 _MISSING = {"…", "..", "...", ""}
+
 # Inputs at the same event time are applied in this order, so a replay is the same however files are listed.
 _KIND_ORDER = {PriceObserved: 0, TradeFlowReported: 1, LeadTimeQuoted: 2, NewsReported: 3}
 REPORT_FIELDS = ("time", "material", "rule", "severity", "status", "value", "threshold", "indicator", "starts_at",
@@ -79,20 +80,18 @@ def read_pinksheet(path: Path, materials: dict[str, str] | None = None) -> ReadR
     report = ReadReport()
     wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     try:
-        rows = wb["Monthly Prices"].iter_rows(values_only=True)
-        previous: list[tuple] = []
+        previous: tuple = ()
         columns: dict[int, tuple[str, str, str]] = {}  # column -> (code, material, unit)
-        for row in rows:
+        for row in wb["Monthly Prices"].iter_rows(values_only=True):
             if not columns:
-                codes = {str(c).strip().upper(): i for i, c in enumerate(row) if c is not None}
-                if any(code in codes for code in wanted) and previous:
-                    units = previous[-1]
-                    for code, material in wanted.items():
-                        i = codes.get(code)
-                        m = _UNIT.match(str(units[i] or "")) if i is not None else None
-                        if i is not None and m:
-                            columns[i] = (str(row[i]).strip(), material, m.group(1))
-                previous.append(tuple(row))
+                # The code row is the one whose cells are known codes with a "($/unit)" cell above them; the
+                # name row above it also says "Tin" and "Zinc", so a code alone does not identify it.
+                for i, cell in enumerate(row):
+                    code = str(cell or "").strip().upper()
+                    m = _UNIT.match(str(previous[i] or "")) if i < len(previous) else None
+                    if code in wanted and m:
+                        columns[i] = (str(cell).strip(), wanted[code], m.group(1))
+                previous = tuple(row)
                 continue
             m = _MONTH.match(str(row[0] or "").strip())
             if not m:
@@ -107,7 +106,9 @@ def read_pinksheet(path: Path, materials: dict[str, str] | None = None) -> ReadR
                         material=material, source=PINKSHEET_SOURCE, observed_at=at, price=float(value),
                         currency="USD", unit=unit, series=code, url=PINKSHEET_URL)))
                 except (ValueError, ValidationError) as exc:
-                    report.unreadable[f"pinksheet {code}: {type(exc).__name__}"] += 1
+                    report.unreadable[f"pinksheet {code} {row[0]}: {type(exc).__name__}"] += 1
+        if not columns:
+            report.unreadable["pinksheet: no row of known series codes under a row of units"] += 1
     finally:
         wb.close()
     return report
