@@ -112,3 +112,203 @@ def db_sessions(migrated_database_url: str) -> Iterator[sessionmaker[Session]]:
         yield session_factory(engine)
     finally:
         engine.dispose()
+
+
+# --- Delivery receivers: a real SMTP server and real HTTP receivers on 127.0.0.1 (alert pipeline tests) ---
+
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections import deque  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from email import message_from_bytes, policy  # noqa: E402
+from email.message import EmailMessage  # noqa: E402
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
+
+
+@dataclass
+class SmtpInbox:
+    """Messages an aiosmtpd server on 127.0.0.1 received, parsed."""
+
+    host: str
+    port: int
+    messages: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for rcpts, m in self.messages if address in rcpts]
+
+
+class _InboxHandler:
+    def __init__(self, inbox: SmtpInbox) -> None:
+        self.inbox = inbox
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+        message = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
+        self.inbox.messages.append((list(envelope.rcpt_tos), message))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_inbox() -> Iterator[SmtpInbox]:
+    """A real SMTP server (aiosmtpd) on a free port of 127.0.0.1 for this test."""
+    from aiosmtpd.controller import Controller
+
+    inbox = SmtpInbox("127.0.0.1", free_port())
+    controller = Controller(_InboxHandler(inbox), hostname=inbox.host, port=inbox.port)
+    controller.start()
+    try:
+        yield inbox
+    finally:
+        controller.stop()
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int
+
+
+@dataclass
+class HttpReceiver:
+    """A real HTTP server on 127.0.0.1 that records every POST and answers from a per-path script."""
+
+    port: int
+    requests: list[Received] = field(default_factory=list)
+    scripts: dict[str, deque[int]] = field(default_factory=dict)
+    delay_seconds: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def answer(self, path: str, *statuses: int) -> None:
+        """Answer the next POSTs to `path` with these statuses, then 200."""
+        self.scripts[path] = deque(statuses)
+
+    def to(self, path: str) -> list[Received]:
+        with self.lock:
+            return [r for r in self.requests if r.path == path]
+
+    def delivered(self, path: str) -> list[Received]:
+        return [r for r in self.to(path) if 200 <= r.status < 300]
+
+
+def _handler_for(receiver: HttpReceiver) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's hook name)
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            if receiver.delay_seconds:
+                time.sleep(receiver.delay_seconds)
+            with receiver.lock:
+                script = receiver.scripts.get(self.path)
+                status = script.popleft() if script else 200
+                receiver.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()},
+                                                  body, status))
+            self.send_response(status)
+            if 300 <= status < 400:
+                self.send_header("location", "http://127.0.0.1:9/elsewhere")
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def http_receiver() -> Iterator[HttpReceiver]:
+    """A real HTTP receiver for webhooks on a free port of 127.0.0.1 for this test."""
+    receiver = HttpReceiver(free_port())
+    server = ThreadingHTTPServer(("127.0.0.1", receiver.port), _handler_for(receiver))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# The API over real HTTP: uvicorn on a free port, in a thread, on the test's database.
+
+BOOTSTRAP_TOKEN = "bootstrap-token-for-tests-only-0123456789"
+LINK_KEY = "link-signing-key-for-tests-only-0123456789"
+
+
+@pytest.fixture
+def api_settings(migrated_database_url: str):
+    """Settings of an API on the test's database; webhooks may target 127.0.0.1 (the receivers)."""
+    from services.notify.settings import NotifySettings
+
+    return NotifySettings(database_url=migrated_database_url, bootstrap_admin_token=BOOTSTRAP_TOKEN,
+                          link_signing_key=LINK_KEY, allow_private_webhook_targets=True,
+                          public_base_url="http://127.0.0.1", environment="development")
+
+
+@pytest.fixture
+def api_url(api_settings) -> Iterator[str]:
+    """The base URL of the notify API served by uvicorn on a free port for this test."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from services.notify.api.app import create_app
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(api_settings), host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("notify API did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+class Tenant:
+    """An organisation created through the API, with an HTTP client holding its first admin key."""
+
+    def __init__(self, base_url: str, created: dict) -> None:
+        import httpx
+
+        self.id: str = created["organisation"]["id"]
+        self.key: str = created["api_key"]
+        self.organisation = created["organisation"]
+        self.http = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {self.key}"}, timeout=10)
+
+    def client_with_key(self, key: str):
+        import httpx
+
+        return httpx.Client(base_url=str(self.http.base_url), headers={"Authorization": f"Bearer {key}"},
+                            timeout=10)
+
+
+@pytest.fixture
+def make_tenant(api_url: str) -> Iterator:
+    """Create organisations through the API with the bootstrap token; returns `make(name, kind, clearance)`."""
+    import httpx
+
+    bootstrap = httpx.Client(base_url=api_url, headers={"Authorization": f"Bearer {BOOTSTRAP_TOKEN}"}, timeout=10)
+    made: list[Tenant] = []
+
+    def make(name: str, kind: str = "company", clearance: str = "public", **extra) -> Tenant:
+        answer = bootstrap.post("/v1/organisations", json={"name": name, "kind": kind, "clearance": clearance,
+                                                            **extra})
+        assert answer.status_code == 201, answer.text
+        tenant = Tenant(api_url, answer.json())
+        made.append(tenant)
+        return tenant
+
+    yield make
+    for tenant in made:
+        tenant.http.close()
+    bootstrap.close()
