@@ -208,7 +208,7 @@ def enqueue(session: Session, ctx: PipelineContext, alerts: list[Alert], report:
         if notification is None:
             due = members[0].due_at
             assert due is not None
-            notification = models.Notification(organisation_id=organisation_id, channel_id=channel_id,
+            notification = models.Notification(organisation_id=organisation_id, channel_id=channel_id, kind="alert",
                                                group_key=group_key, alert_ids=[], next_attempt_at=due,
                                                created_at=ctx.now, breach_observed_at=min(observed, default=None))
             session.add(notification)

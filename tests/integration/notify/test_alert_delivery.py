@@ -1,0 +1,277 @@
+"""Breaches on the real broker reach exactly the right subscribers, by webhook (real HTTP receiver) and email
+(real SMTP server), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from standardwebhooks import Webhook
+
+from services.notify.settings import NotifySettings
+from services.notify.store import models
+from services.notify.store.db import unit_of_work
+from services.notify.worker import Notifier
+from shared import topics
+from shared.events import BreachRaised, BreachStatus, Classification, Severity
+from shared.kafka import EventProducer
+from tests.integration.notify.world import (
+    add_email,
+    add_org,
+    add_product,
+    add_webhook,
+    breach,
+    eventually,
+    subscribe,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, kafka_topics: str, migrated_database_url: str, smtp_inbox) -> NotifySettings:
+    return NotifySettings(
+        kafka_bootstrap_servers=kafka_bootstrap, topic_namespace=kafka_topics, database_url=migrated_database_url,
+        smtp_host=smtp_inbox.host, smtp_port=smtp_inbox.port, allow_private_webhook_targets=True,
+        public_base_url="http://mews.test", group_wait_seconds=0.5, group_interval_seconds=1.0,
+        repeat_interval_seconds=3600, retry_initial_seconds=0.2, retry_max_interval_seconds=0.4, retry_jitter=0,
+        retry_max_attempts=4, channel_disable_after_failures=3, outbox_poll_seconds=0.05,
+        webhook_timeout_seconds=5)
+
+
+@contextlib.asynccontextmanager
+async def running(settings: NotifySettings, sessions: sessionmaker[Session], **options) -> AsyncIterator[Notifier]:
+    """A notifier running in this event loop, stopped (gracefully) on exit."""
+    options.setdefault("group_id", "mews-notify")
+    notifier = Notifier(settings, sessions, index_refresh_seconds=0, sweep_interval_seconds=0.3, **options)
+    task = asyncio.create_task(notifier.run())
+    try:
+        yield notifier
+    finally:
+        notifier.stop()
+        await asyncio.wait_for(task, 15)
+
+
+async def publish(settings: NotifySettings, *breaches: BreachRaised) -> None:
+    producer = EventProducer(settings.kafka_bootstrap_servers, source="mews/scoring",
+                             namespace=settings.topic_namespace)
+    await producer.start()
+    try:
+        for b in breaches:
+            await producer.send(topics.BREACHES, b, key=b.fingerprint)
+    finally:
+        await producer.stop()
+
+
+def verified(received, secret: str) -> dict:
+    """The body of a webhook request, after the standardwebhooks library verified its signature."""
+    return Webhook(secret).verify(received.body, received.headers)
+
+
+async def test_breach_reaches_direct_and_bom_subscribers_and_never_one_without_clearance(
+        settings, db_sessions, http_receiver, smtp_inbox):
+    with unit_of_work(db_sessions) as s:
+        direct = add_org(s, "Direct BV", clearance="restricted")
+        hook = add_webhook(s, direct, http_receiver.url("/direct"))
+        subscribe(s, direct, [hook], material="gallium")
+        via_bom = add_org(s, "Radar Systems BV", clearance="government")
+        mail = add_email(s, via_bom, "ops@radar.test", language="nl")
+        radar = add_product(s, via_bom, "Radar module", [("GaN chip", "gallium"), ("Housing", "aluminium")])
+        subscribe(s, via_bom, [mail], product=radar)
+        uncleared = add_org(s, "Public Only BV", clearance="public")
+        public_hook = add_webhook(s, uncleared, http_receiver.url("/uncleared"))
+        subscribe(s, uncleared, [public_hook], material="gallium")
+        other = add_org(s, "Germanium BV", clearance="government")
+        other_hook = add_webhook(s, other, http_receiver.url("/other"))
+        subscribe(s, other, [other_hook], material="germanium")
+        secret = hook.secret
+
+    async with running(settings, db_sessions):
+        await publish(settings, breach("fp-ga-1", classification=Classification.RESTRICTED))
+        await eventually(lambda: http_receiver.delivered("/direct") and smtp_inbox.to("ops@radar.test"),
+                         what="webhook and email delivered")
+        await asyncio.sleep(1.0)  # time enough for a wrong delivery to show up
+
+    body = verified(http_receiver.delivered("/direct")[0], secret)
+    assert [a["fingerprint"] for a in body["alerts"]] == ["fp-ga-1"]
+    assert body["alerts"][0]["via"] == ["material:gallium"]
+    assert body["status"] == "firing"
+    assert body["organisation_id"] == direct.id
+    assert http_receiver.to("/uncleared") == []
+    assert http_receiver.to("/other") == []
+    [mail_msg] = smtp_inbox.to("ops@radar.test")
+    text = mail_msg.get_body(("plain",)).get_content()
+    html = mail_msg.get_body(("html",)).get_content()
+    assert "gallium" in mail_msg["subject"]
+    assert "WAARSCHUWING" in mail_msg["subject"]
+    assert "product:Radar module>GaN chip" in text
+    assert "tegen drempel 0.3" in text
+    assert "http://mews.test/v1/ack/" in text
+    assert "http://mews.test/v1/ack/" in html
+    assert "https://example.org/prices/ga" in html
+    with unit_of_work(db_sessions) as s:
+        orgs_with_alert = set(s.scalars(select(models.Alert.organisation_id)))
+    assert orgs_with_alert == {direct.id, via_bom.id}
+
+
+async def test_breaches_within_group_wait_go_out_as_one_notification_then_resolve_together(
+        settings, db_sessions, http_receiver):
+    with unit_of_work(db_sessions) as s:
+        org = add_org(s, "Grouped BV")
+        hook = add_webhook(s, org, http_receiver.url("/grouped"))
+        subscribe(s, org, [hook], material="gallium")
+        secret = hook.secret
+
+    async with running(settings, db_sessions):
+        await publish(settings, breach("fp-a", rule="price_spike"), breach("fp-b", rule="leadtime_jump"))
+        await eventually(lambda: http_receiver.delivered("/grouped"), what="grouped notification")
+        await asyncio.sleep(settings.group_interval_seconds)
+        assert len(http_receiver.delivered("/grouped")) == 1
+        first = verified(http_receiver.delivered("/grouped")[0], secret)
+        assert sorted(a["fingerprint"] for a in first["alerts"]) == ["fp-a", "fp-b"]
+
+        await publish(settings, breach("fp-a", rule="price_spike", status=BreachStatus.RESOLVED),
+                      breach("fp-b", rule="leadtime_jump", status=BreachStatus.RESOLVED))
+        await eventually(lambda: len(http_receiver.delivered("/grouped")) >= 2, what="resolved notice")
+        await asyncio.sleep(0.5)
+
+    notices = [verified(r, secret) for r in http_receiver.delivered("/grouped")]
+    assert len(notices) == 2
+    assert notices[1]["status"] == "resolved"
+    assert notices[1]["kind"] == "resolved"
+    assert sorted((a["fingerprint"], a["status"]) for a in notices[1]["alerts"]) == [
+        ("fp-a", "resolved"), ("fp-b", "resolved")]
+    ids = {r.headers["webhook-id"] for r in http_receiver.delivered("/grouped")}
+    assert len(ids) == 2
+
+
+async def test_silenced_and_acknowledged_alerts_are_not_sent_again_but_a_change_is(
+        settings, db_sessions, http_receiver):
+    now = datetime.now(UTC)
+    with unit_of_work(db_sessions) as s:
+        org = add_org(s, "Quiet BV")
+        hook = add_webhook(s, org, http_receiver.url("/quiet"))
+        subscribe(s, org, [hook], material="gallium")
+        subscribe(s, org, [hook], material="antimony")
+        s.add(models.Silence(organisation_id=org.id, material="antimony", comment="known", created_by="ops",
+                             starts_at=now - timedelta(minutes=1), ends_at=now + timedelta(hours=1)))
+
+    fast_repeat = settings.model_copy(update={"repeat_interval_seconds": 0.5})
+    async with running(fast_repeat, db_sessions):
+        await publish(settings, breach("fp-sb", material="antimony"), breach("fp-ga", material="gallium"))
+        await eventually(lambda: http_receiver.delivered("/quiet"), what="gallium alert")
+        with unit_of_work(db_sessions) as s:
+            alert = s.scalar(select(models.Alert).where(models.Alert.fingerprint == "fp-ga"))
+            alert.acknowledged_at, alert.acknowledged_by = datetime.now(UTC), "ops@quiet.test"
+            silenced = s.scalar(select(models.Alert).where(models.Alert.fingerprint == "fp-sb"))
+            assert silenced is not None
+            assert silenced.status == "firing"
+        await asyncio.sleep(2.0)  # four repeat intervals: an unacknowledged alert would have gone out again
+        assert len(http_receiver.delivered("/quiet")) == 1
+        await publish(settings, breach("fp-ga", material="gallium", severity=Severity.CRITICAL, value=0.7))
+        await eventually(lambda: len(http_receiver.delivered("/quiet")) == 2, what="escalation")
+
+    fingerprints = [[a["fingerprint"] for a in json.loads(r.body)["alerts"]] for r in http_receiver.to("/quiet")]
+    assert fingerprints == [["fp-ga"], ["fp-ga"]]
+    assert json.loads(http_receiver.to("/quiet")[1].body)["alerts"][0]["severity"] == "critical"
+
+
+async def test_failed_webhook_is_retried_with_the_same_id_until_delivered(settings, db_sessions, http_receiver):
+    with unit_of_work(db_sessions) as s:
+        org = add_org(s, "Flaky BV")
+        hook = add_webhook(s, org, http_receiver.url("/flaky"))
+        subscribe(s, org, [hook], material="gallium")
+        secret = hook.secret
+    http_receiver.answer("/flaky", 500, 500)
+
+    async with running(settings, db_sessions):
+        await publish(settings, breach("fp-flaky"))
+        await eventually(lambda: http_receiver.delivered("/flaky"), what="delivery after two failures")
+
+    attempts = http_receiver.to("/flaky")
+    assert [r.status for r in attempts] == [500, 500, 200]
+    assert len({r.headers["webhook-id"] for r in attempts}) == 1
+    for r in attempts:
+        verified(r, secret)
+    with unit_of_work(db_sessions) as s:
+        [n] = s.scalars(select(models.Notification)).all()
+        tries = s.scalars(select(models.DeliveryAttempt).where(models.DeliveryAttempt.notification_id == n.id)
+                          .order_by(models.DeliveryAttempt.attempted_at)).all()
+    assert (n.status, n.attempts) == ("delivered", 3)
+    assert [(t.outcome, t.status_code) for t in tries] == [("retry", 500), ("retry", 500), ("delivered", 200)]
+
+
+async def test_gone_receiver_disables_the_channel_and_tells_the_admins(
+        settings, db_sessions, http_receiver, smtp_inbox):
+    with unit_of_work(db_sessions) as s:
+        org = add_org(s, "Gone BV", admins=("admin@gone.test",))
+        hook = add_webhook(s, org, http_receiver.url("/gone"))
+        subscribe(s, org, [hook], material="gallium")
+        hook_id = hook.id
+    http_receiver.answer("/gone", 410)
+
+    async with running(settings, db_sessions):
+        await publish(settings, breach("fp-gone"))
+        await eventually(lambda: smtp_inbox.to("admin@gone.test"), what="admin notice")
+        await publish(settings, breach("fp-gone-2", rule="leadtime_jump"))
+        await asyncio.sleep(1.5)
+
+    assert len(http_receiver.to("/gone")) == 1
+    with unit_of_work(db_sessions) as s:
+        channel = s.get(models.Channel, hook_id)
+        statuses = sorted(n.status for n in s.scalars(select(models.Notification).where(
+            models.Notification.kind != "admin_notice")))
+    assert channel.enabled is False
+    assert "410" in channel.disabled_reason
+    assert statuses == ["cancelled"]  # the later breach was routed nowhere: the channel is off
+    [notice] = smtp_inbox.to("admin@gone.test")
+    assert "Webhook disabled" in notice["subject"]
+    assert channel.secret not in notice.get_body(("plain",)).get_content()
+
+
+async def test_nothing_is_lost_across_a_restart_mid_burst(settings, db_sessions, http_receiver):
+    orgs = 6
+    with unit_of_work(db_sessions) as s:
+        for i in range(orgs):
+            org = add_org(s, f"Burst {i} BV")
+            subscribe(s, org, [add_webhook(s, org, http_receiver.url(f"/burst/{i}"))], material="gallium")
+    http_receiver.delay_seconds = 0.05
+    burst = [breach(f"fp-burst-{n}", rule=f"rule_{n}") for n in range(12)]
+    fast = settings.model_copy(update={"group_wait_seconds": 0.0, "group_interval_seconds": 0.0})
+
+    await publish(settings, *burst[:6])
+    crashing = Notifier(fast, db_sessions, index_refresh_seconds=0, sweep_interval_seconds=0.3,
+                        lease=timedelta(seconds=1))
+    task = asyncio.create_task(crashing.run())
+    await eventually(lambda: len(http_receiver.requests) >= 3, what="some deliveries")
+    await publish(settings, *burst[6:])
+    task.cancel()  # a crash, not a goodbye: in-flight sends and uncommitted offsets are abandoned
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    delivered_before = len(http_receiver.requests)
+
+    def every_alert_delivered_everywhere() -> bool:
+        seen = {(r.path, a["fingerprint"]) for r in http_receiver.requests if r.status == 200
+                for a in json.loads(r.body)["alerts"]}
+        return len(seen) == orgs * len(burst)
+
+    async with running(fast, db_sessions, lease=timedelta(seconds=1)):
+        await eventually(every_alert_delivered_everywhere, within=30, what="every alert everywhere")
+
+    assert delivered_before < len(http_receiver.requests)
+    bodies: dict[str, set[bytes]] = {}
+    for r in http_receiver.requests:
+        bodies.setdefault(r.headers["webhook-id"], set()).add(r.body)
+    # Any repeat is recognisable: the same webhook-id carries the same body.
+    assert all(len(b) == 1 for b in bodies.values())
+    with unit_of_work(db_sessions) as s:
+        statuses = {n.status for n in s.scalars(select(models.Notification))}
+    assert statuses == {"delivered"}
+
+

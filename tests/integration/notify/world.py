@@ -1,0 +1,97 @@
+"""Builders of a small world in the notifier database (organisations, channels, products, subscriptions) and
+of breaches, for the alert pipeline tests."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from services.notify.store import models
+from shared.events import BreachRaised, BreachStatus, Classification, Evidence, Severity
+
+
+def add_org(s: Session, name: str, clearance: str = "public", kind: str = "company",
+            admins: tuple[str, ...] = ()) -> models.Organisation:
+    org = models.Organisation(name=name, kind=kind, clearance=clearance)
+    s.add(org)
+    s.flush()
+    for email in admins:
+        s.add(models.User(organisation_id=org.id, email=email, name=email, role="admin", language="en"))
+    return org
+
+
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(os.urandom(24)).decode()
+
+
+def add_webhook(s: Session, org: models.Organisation, url: str, mode: str = "immediate") -> models.Channel:
+    channel = models.Channel(organisation_id=org.id, kind="webhook", target=url, secret=new_secret(), mode=mode)
+    s.add(channel)
+    s.flush()
+    return channel
+
+
+def add_email(s: Session, org: models.Organisation, address: str, language: str = "en",
+              mode: str = "immediate") -> models.Channel:
+    channel = models.Channel(organisation_id=org.id, kind="email", target=address, language=language, mode=mode)
+    s.add(channel)
+    s.flush()
+    return channel
+
+
+def add_product(s: Session, org: models.Organisation, name: str,
+                lines: list[tuple[str, str]]) -> models.Product:
+    product = models.Product(organisation_id=org.id, name=name, description="")
+    s.add(product)
+    s.flush()
+    for component, material in lines:
+        s.add(models.BomLine(product_id=product.id, component=component, material=material, share=0.1))
+    s.flush()
+    return product
+
+
+def subscribe(s: Session, org: models.Organisation, channels: list[models.Channel], *, material: str | None = None,
+              product: models.Product | None = None, min_severity: str = "warning") -> models.Subscription:
+    sub = models.Subscription(organisation_id=org.id, material=material,
+                              product_id=product.id if product else None, min_severity=min_severity)
+    s.add(sub)
+    s.flush()
+    for channel in channels:
+        s.add(models.SubscriptionChannel(subscription_id=sub.id, channel_id=channel.id))
+    s.flush()
+    return sub
+
+
+def breach(fingerprint: str, material: str = "gallium", rule: str = "price_spike",
+           severity: Severity = Severity.WARNING, status: BreachStatus = BreachStatus.FIRING,
+           classification: Classification = Classification.PUBLIC, value: float = 0.42,
+           observed_at: datetime | None = None) -> BreachRaised:
+    observed = observed_at or datetime.now(UTC)
+    started = observed - timedelta(hours=1)
+    return BreachRaised(
+        fingerprint=fingerprint, material=material, rule=rule, indicator="price_volatility", severity=severity,
+        status=status, value=value, warning_threshold=0.3, critical_threshold=0.6, clear_threshold=0.25,
+        threshold=0.3 if status == BreachStatus.FIRING else 0.25, starts_at=started,
+        ends_at=observed if status == BreachStatus.RESOLVED else None, observed_at=observed,
+        summary=f"{material} price volatility {value:.2f} above 0.30",
+        evidence=[Evidence(id="ev-1", source="lme", kind="price", time=observed, value=812.5,
+                           url="https://example.org/prices/ga")],
+        classification=classification)
+
+
+async def eventually(predicate: Callable[[], object], within: float = 20.0, what: str = "condition") -> object:
+    """Poll until the predicate is truthy, or fail after the deadline."""
+    deadline = time.monotonic() + within
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
