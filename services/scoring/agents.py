@@ -1,0 +1,209 @@
+"""The scoring agent: input topics -> `engine.apply_event` -> breaches and snapshots. Thin: it only moves data.
+
+One agent reads the four input topics. They are keyed by material and co-partitioned, so every signal of one
+material meets the material's state in one partition of the `material-state` table.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import faust
+from prometheus_client import Counter, Gauge, Histogram
+
+from services.scoring.engine import MaterialState, Outcome, ScoringConfig, apply_event
+from shared import topics as declared
+from shared.events import (
+    BreachRaised,
+    DeadLettered,
+    EnvelopeError,
+    Event,
+    LeadTimeQuoted,
+    NewsReported,
+    PriceObserved,
+    TradeFlowReported,
+    decode,
+    encode,
+)
+from shared.kafka import event_id_for
+
+log = logging.getLogger(__name__)
+
+SOURCE = "mews/scoring"
+SERVICE = "scoring"
+INPUTS: tuple[declared.Topic, ...] = (declared.PRICES, declared.NEWS, declared.TRADE, declared.LEADTIMES)
+EXPECTED: dict[str, type[Event]] = {
+    declared.PRICES.name: PriceObserved,
+    declared.NEWS.name: NewsReported,
+    declared.TRADE.name: TradeFlowReported,
+    declared.LEADTIMES.name: LeadTimeQuoted,
+}
+
+EVENTS = Counter("mews_scoring_events_total", "Input events by topic and what became of them",
+                 ["topic", "outcome"])
+LATE = Counter("mews_scoring_late_events_total", "Inputs rejected as older than the lateness bound", ["topic"])
+BREACHES = Counter("mews_scoring_breaches_total", "Breach transitions emitted",
+                   ["material", "rule", "severity", "status"])
+PROCESSING_LAG = Histogram("mews_scoring_processing_lag_seconds",
+                           "From an input's CloudEvents time to the end of its scoring", ["topic"],
+                           buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400))
+CONSUMER_LAG = Gauge("mews_consumer_lag_messages", "Messages not yet processed on assigned partitions",
+                     ["service", "topic"])
+ASSIGNED = Gauge("mews_scoring_partitions_assigned", "Input partitions this worker owns", ["topic"])
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """An input that passed the edge: its envelope and typed event."""
+
+    envelope: dict[str, Any]
+    event: Event
+
+
+def read_input(raw: bytes | None, key: bytes | None, expected: type[Event]) -> Accepted | str:
+    """Validate one input message; the reason it cannot be scored if it cannot."""
+    if raw is None:
+        return "empty message (no value)"
+    try:
+        envelope, event = decode(raw, expected)
+    except EnvelopeError as exc:
+        return str(exc)
+    material = getattr(event, "material", "")
+    # A key that is not the material would put this input in another partition than the material's state.
+    if key is None or key.decode("utf-8", "replace") != material:
+        shown = "none" if key is None else repr(key.decode("utf-8", "replace")[:80])
+        return f"message key {shown} is not the event's material {material!r}"
+    return Accepted(envelope, event)
+
+
+def outcome_label(rejected: str | None) -> str:
+    """The metrics outcome of an engine result: ok, or the kind of rejection (duplicate, late, irrelevant...)."""
+    if rejected is None:
+        return "ok"
+    kind, sep, _ = rejected.partition(":")
+    return kind if sep and kind in ("duplicate", "late", "irrelevant") else "rejected"
+
+
+def breach_event_id(breach: BreachRaised) -> str:
+    """A deterministic id per transition, so a transition re-sent after a rebalance is recognisably the same."""
+    return event_id_for(f"breach|{breach.fingerprint}|{breach.status}|{breach.severity}|"
+                        f"{breach.observed_at.isoformat()}")
+
+
+def processing_lag(envelope: dict[str, Any], now: float) -> float | None:
+    """Seconds from an input's CloudEvents `time` to now (None when the envelope has no usable time)."""
+    try:
+        sent = datetime.fromisoformat(envelope["time"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if sent.tzinfo is None:
+        return None
+    return max(0.0, now - sent.timestamp())
+
+
+def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_interval: float) -> faust.Table:
+    """Declare the topics, the `material-state` table, the scoring agent and the lag timer on an app."""
+    by_name = {t.qualified(namespace): t for t in INPUTS}
+    raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+    inputs = app.topic(*by_name, **raw)
+    breaches_topic = app.topic(declared.BREACHES.qualified(namespace), **raw)
+    indicators_topic = app.topic(declared.INDICATORS.qualified(namespace), **raw)
+    deadletter_topic = app.topic(declared.DEADLETTER.qualified(namespace), **raw)
+    states = app.Table("material-state", default=None, key_type=str, partitions=declared.MATERIAL_PARTITIONS,
+                       help="MaterialState.to_dict() per material")
+    last_offsets: dict[Any, int] = {}
+
+    async def quarantine(message: Any, reason: str) -> None:
+        topic = by_name[message.topic].name
+        EVENTS.labels(topic, "invalid").inc()
+        letter = DeadLettered.of(message.value or b"", reason, source=SOURCE, stage=SERVICE,
+                                 intended_topic=message.topic)
+        await deadletter_topic.send(key=SOURCE.encode(), value=encode(letter, source=SOURCE))
+        log.warning("input dead-lettered", extra={"topic": message.topic, "partition": message.partition,
+                                                  "offset": message.offset, "reason": reason[:300]})
+
+    async def emit(outcome: Outcome) -> None:
+        for breach in outcome.breaches:
+            await breaches_topic.send(key=breach.fingerprint.encode(),
+                                      value=encode(breach, source=SOURCE, event_id=breach_event_id(breach)))
+            BREACHES.labels(breach.material, breach.rule, breach.severity.value, breach.status.value).inc()
+            log.info("breach", extra={"material": breach.material, "rule": breach.rule,
+                                      "severity": breach.severity.value, "status": breach.status.value,
+                                      "fingerprint": breach.fingerprint, "value": breach.value})
+        if outcome.snapshot is not None:
+            snap = outcome.snapshot
+            await indicators_topic.send(key=snap.material.encode(), value=encode(snap, source=SOURCE))
+
+    async def score(message: Any) -> None:
+        declared_topic = by_name[message.topic]
+        checked = read_input(message.value, message.key, EXPECTED[declared_topic.name])
+        if isinstance(checked, str):
+            await quarantine(message, checked)
+            return
+        material = checked.event.material  # type: ignore[attr-defined]
+        stored = states.get(material)
+        state = MaterialState.from_dict(stored) if stored is not None else None
+        outcome = apply_event(state, checked.event, event_id=checked.envelope["id"], config=config)
+        label = outcome_label(outcome.rejected)
+        EVENTS.labels(declared_topic.name, label).inc()
+        if outcome.rejected is not None:
+            if label == "late":
+                LATE.labels(declared_topic.name).inc()
+            if label in ("late", "rejected"):  # valid input that could not count: keep it, with the reason
+                letter = DeadLettered.of(message.value, outcome.rejected, source=SOURCE, stage=SERVICE,
+                                         intended_topic=message.topic)
+                await deadletter_topic.send(key=SOURCE.encode(), value=encode(letter, source=SOURCE))
+            log.info("input not scored", extra={"topic": message.topic, "material": material,
+                                                "event_id": checked.envelope["id"], "reason": outcome.rejected})
+        else:
+            states[material] = outcome.state.to_dict()
+            await emit(outcome)
+        lag = processing_lag(checked.envelope, time.time())
+        if lag is not None:
+            PROCESSING_LAG.labels(declared_topic.name).observe(lag)
+
+    @app.agent(inputs, name="score-materials")
+    async def score_materials(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            message = event.message
+            try:
+                await score(message)
+            except Exception as exc:  # one poisonous input must not stop every material's scoring
+                log.exception("scoring failed", extra={"topic": message.topic, "offset": message.offset})
+                await quarantine(message, f"scoring failed: {type(exc).__name__}: {exc}")
+            last_offsets[message.tp] = message.offset
+
+    @app.timer(lag_interval, name="measure-consumer-lag")
+    async def measure_consumer_lag() -> None:
+        measure_lag(app, by_name, last_offsets)
+
+    @app.on_rebalance_complete.connect
+    async def count_assignment(sender: Any = None, **kwargs: Any) -> None:
+        measure_lag(app, by_name, last_offsets)
+
+    return states
+
+
+def measure_lag(app: faust.App, by_name: dict[str, declared.Topic], last_offsets: dict[Any, int]) -> None:
+    """Set per-topic consumer lag (highwater minus next offset to process) and owned partition counts."""
+    assignment = [tp for tp in app.consumer.assignment() if tp.topic in by_name]
+    lag: dict[str, int] = dict.fromkeys((t.name for t in by_name.values()), 0)
+    owned: dict[str, int] = dict.fromkeys(lag, 0)
+    for tp in assignment:
+        name = by_name[tp.topic].name
+        owned[name] += 1
+        highwater = app.consumer.highwater(tp)
+        if highwater is None:
+            continue
+        done = last_offsets.get(tp)
+        # Before this worker has processed anything on a partition, the group's committed offset says where it is.
+        position = done + 1 if done is not None else app.consumer._committed_offset.get(tp)
+        if position is not None:
+            lag[name] += max(0, highwater - position)
+    for name in lag:
+        CONSUMER_LAG.labels(SERVICE, name).set(lag[name])
+        ASSIGNED.labels(name).set(owned[name])

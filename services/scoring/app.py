@@ -1,0 +1,139 @@
+"""The scoring process: the faust app (agent and table) and the read API, served in one event loop.
+
+`create_app` builds the faust app; `ReadApiService` runs the read view and uvicorn as a mode service next to
+it; `run` starts both under one faust Worker, which owns SIGINT and SIGTERM and stops everything cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+
+import faust
+import mode
+import uvicorn
+from aiokafka.admin import AIOKafkaAdminClient
+
+from services.scoring.agents import INPUTS, attach_agents
+from services.scoring.api import create_api
+from services.scoring.engine import ScoringConfig, load_config
+from services.scoring.settings import ScoringSettings
+from services.scoring.view import MaterialsView, ViewFeed
+from shared import topics as declared
+from shared.kafka import check_kafka
+from shared.logging import configure_logging
+
+log = logging.getLogger(__name__)
+
+USED_TOPICS = (*INPUTS, declared.BREACHES, declared.INDICATORS, declared.DEADLETTER)
+
+
+def create_app(settings: ScoringSettings, config: ScoringConfig | None = None) -> faust.App:
+    """The faust app of one scoring worker, namespaced so test runs and tenants never share a group."""
+    app = faust.App(
+        settings.group_id,
+        broker=[f"kafka://{host.strip()}" for host in settings.kafka_bootstrap_servers.split(",") if host.strip()],
+        store=settings.store,
+        datadir=str(settings.data_dir / settings.group_id),
+        autodiscover=False,
+        # Kafka 4 has no leader-assignor topic of faust's and no auto-creation: faust declares only its
+        # changelog topic; every other topic comes from shared/topics.py.
+        topic_allow_declare=True,
+        topic_disable_leader=True,
+        topic_partitions=declared.MATERIAL_PARTITIONS,
+        topic_replication_factor=settings.replication_factor,
+        web_enabled=False,  # the read API is served by uvicorn (ReadApiService) on the service port
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",  # a new group starts from the first input, nothing skipped
+        producer_acks=-1,
+        broker_commit_interval=settings.commit_interval_seconds,
+    )
+    attach_agents(app, settings.topic_namespace, config or load_config(settings.config_path),
+                  settings.lag_interval_seconds)
+    return app
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: the faust Worker owns SIGINT and SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ReadApiService(mode.Service):
+    """The read view and the HTTP API (with /metrics, /healthz, /readyz) on the service port."""
+
+    def __init__(self, settings: ScoringSettings, app: faust.App, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.settings = settings
+        self.app = app
+        self.view = MaterialsView()
+        self.feed = ViewFeed(settings.kafka_bootstrap_servers, settings.topic_namespace, self.view)
+        self.api = create_api(settings, self.view, {
+            "kafka": lambda: check_kafka(settings.kafka_bootstrap_servers),
+            "worker": self.worker_readiness,
+            "view": self.feed.readiness,
+        })
+        self._server: _EmbeddedServer | None = None
+        self._serving: asyncio.Future | None = None
+
+    async def worker_readiness(self) -> str | None:
+        """None once the worker has joined its group and recovered its table, else why not."""
+        if self.app.tables.recovery.completed.is_set():
+            return None
+        return "worker joining its group or recovering its table"
+
+    async def on_start(self) -> None:
+        await self.feed.start()
+        config = uvicorn.Config(self.api, host=self.settings.host, port=self.settings.port, log_config=None,
+                                access_log=False, lifespan="off")
+        self._server = _EmbeddedServer(config)
+        self._serving = asyncio.ensure_future(self._server.serve())
+        while not self._server.started:
+            if self._serving.done():
+                raise RuntimeError(f"read API could not listen on {self.settings.host}:{self.settings.port}")
+            await asyncio.sleep(0.05)
+        log.info("read API listening", extra={"host": self.settings.host, "port": self.settings.port})
+
+    async def on_stop(self) -> None:
+        if self._server is not None and self._serving is not None:
+            self._server.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._serving, 10)
+        await self.feed.stop()
+
+
+async def missing_topics(settings: ScoringSettings) -> list[str]:
+    """Declared topics scoring uses that do not exist on the cluster (auto-creation is off)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, client_id="mews-scoring-check")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    return [name for name in (settings.topic(t) for t in USED_TOPICS) if name not in existing]
+
+
+def run(settings: ScoringSettings) -> None:
+    """Start the worker and the read API in one process until SIGINT or SIGTERM."""
+    from faust.worker import Worker
+
+    configure_logging(settings.log_level, settings.log_json)
+    if not settings.read_keys:
+        log.warning("no read keys configured: the read API will refuse every request")
+    missing = asyncio.run(missing_topics(settings))
+    if missing:
+        raise SystemExit(f"topics missing on the cluster: {', '.join(missing)}; run `mews topics create`")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    app = create_app(settings)
+    api = ReadApiService(settings, app, loop=loop)
+    worker = Worker(app, api, loop=loop, loglevel=settings.log_level, override_logging=False,
+                    redirect_stdouts=False, quiet=True)
+    worker.spinner = None  # a terminal spinner has no place in JSON log lines
+    worker.execute_from_commandline()

@@ -1,0 +1,97 @@
+"""Settings of the scoring service: the worker, its state store and the read API."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from shared.events import Classification
+from shared.settings import CommonSettings
+
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+_STORES = ("memory://", "rocksdb://", "rocksdict://")
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A read key as configured: the sha256 hex digest of the key (never the key) and its clearance."""
+
+    digest: str
+    clearance: Classification
+
+    def __repr__(self) -> str:  # a digest is not a secret, but keep it out of logs all the same
+        return f"ApiKey(digest=…{self.digest[-6:]}, clearance={self.clearance.value})"
+
+
+def parse_api_keys(raw: str) -> tuple[ApiKey, ...]:
+    """Parse `sha256hex[:clearance],...`; the error names the entry by position, never by content."""
+    keys = []
+    for position, entry in enumerate((e.strip() for e in raw.split(",")), start=1):
+        if not entry:
+            continue
+        digest, _, clearance = entry.partition(":")
+        digest = digest.lower()
+        if not _DIGEST.match(digest):
+            raise ValueError(f"API key entry {position} is not a sha256 hex digest (64 hex characters)")
+        try:
+            level = Classification(clearance or Classification.PUBLIC.value)
+        except ValueError:
+            raise ValueError(f"API key entry {position} has clearance {clearance!r}; "
+                             f"expected one of {', '.join(c.value for c in Classification)}") from None
+        keys.append(ApiKey(digest, level))
+    return tuple(keys)
+
+
+def _env(name: str) -> str:
+    return f"MEWS_SCORING_{name}"
+
+
+class ScoringSettings(CommonSettings):
+    """Environment of `mews scoring run`; every variable of its own is MEWS_SCORING_<NAME>."""
+
+    # A raw key pasted by mistake where its digest belongs must not be echoed in a start-up error.
+    model_config = SettingsConfigDict(**CommonSettings.model_config, populate_by_name=True,
+                                      hide_input_in_errors=True)
+
+    port: int = Field(default=8002, ge=1, le=65535, validation_alias=_env("PORT"))
+    # Loopback by default: exposing the API is a deliberate deployment choice (the k8s overlay sets 0.0.0.0).
+    host: str = Field(default="127.0.0.1", validation_alias=_env("HOST"))
+    api_keys: str = Field(default="", validation_alias=_env("API_KEYS"),
+                          description="Comma list of sha256hex[:public|restricted|government] read keys")
+    store: str = Field(default="memory://", validation_alias=_env("STORE"),
+                       description="faust table store; rocksdict:// keeps state on a volume across restarts")
+    data_dir: Path = Field(default=Path("var/scoring"), validation_alias=_env("DATA_DIR"))
+    config_path: Path | None = Field(default=None, validation_alias=_env("CONFIG"),
+                                     description="scoring.toml with rules and weights; the packaged one if unset")
+    app_id: str = Field(default="mews-scoring", pattern=r"^[A-Za-z0-9._-]+$", validation_alias=_env("APP_ID"))
+    replication_factor: int = Field(default=1, ge=1, validation_alias=_env("REPLICATION_FACTOR"),
+                                    description="of the changelog topic faust creates")
+    lag_interval_seconds: float = Field(default=10.0, gt=0, validation_alias=_env("LAG_INTERVAL_SECONDS"))
+    commit_interval_seconds: float = Field(default=2.8, gt=0, validation_alias=_env("COMMIT_INTERVAL_SECONDS"))
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_parse(cls, value: str) -> str:
+        parse_api_keys(value)
+        return value
+
+    @field_validator("store")
+    @classmethod
+    def _known_store(cls, value: str) -> str:
+        if not value.startswith(_STORES):
+            raise ValueError(f"store must start with one of {', '.join(_STORES)}")
+        return value
+
+    @property
+    def read_keys(self) -> tuple[ApiKey, ...]:
+        """The configured read keys with their clearances."""
+        return parse_api_keys(self.api_keys)
+
+    @property
+    def group_id(self) -> str:
+        """The faust app id, which is the consumer group and the prefix of the changelog topic."""
+        return f"{self.topic_namespace}.{self.app_id}" if self.topic_namespace else self.app_id

@@ -1,0 +1,207 @@
+"""The read view: every material's latest snapshot and every breach's latest state, as the API shows them.
+
+The view folds the compacted indicators topic and the breaches topic, all partitions, from the beginning and
+without a consumer group, so every process shows every material whichever worker owns its partition.
+`MaterialsView` is pure (no Kafka); `ViewFeed` is the consumer that feeds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client import Counter, Gauge
+
+from shared import topics as declared
+from shared.events import (
+    BreachRaised,
+    BreachStatus,
+    Classification,
+    EnvelopeError,
+    Event,
+    IndicatorSnapshot,
+    decode,
+)
+
+log = logging.getLogger(__name__)
+
+RISK_SCORE = Gauge("mews_scoring_risk_score", "Composite supply-risk score (0-100) of a material", ["material"])
+RISK_COMPONENT = Gauge("mews_scoring_risk_component", "One weighted component of the composite risk score",
+                       ["material", "component"])
+BREACHES_FIRING = Gauge("mews_scoring_breaches_firing", "Open breaches per material and severity",
+                        ["material", "severity"])
+VIEW_EVENTS = Counter("mews_scoring_view_events_total", "Messages folded into the read view",
+                      ["topic", "outcome"])
+# Snapshot indicator name -> the agreed gauge; gauges of indicators a snapshot lacks are left as they were.
+INDICATOR_GAUGES: dict[str, Gauge] = {
+    "price": Gauge("mews_scoring_price", "Latest price of a material in its series' unit", ["material"]),
+    "price_volatility": Gauge("mews_scoring_price_volatility", "Annualised EWMA price volatility", ["material"]),
+    "leadtime_days": Gauge("mews_scoring_leadtime_days", "Latest quoted lead time in days", ["material"]),
+    "leadtime_ratio": Gauge("mews_scoring_leadtime_ratio", "Lead time over its baseline", ["material"]),
+    "concentration_hhi": Gauge("mews_scoring_concentration_hhi", "Herfindahl-Hirschman index of import origins",
+                               ["material"]),
+    "export_controls_active": Gauge("mews_scoring_export_controls_active", "Export controls in force",
+                                    ["material"]),
+}
+
+
+def visible(level: Classification | str, clearance: Classification) -> bool:
+    """Whether something at a classification level may be shown to a caller with a clearance."""
+    return Classification(level).rank <= clearance.rank
+
+
+def redact_breach(breach: BreachRaised, clearance: Classification) -> BreachRaised | None:
+    """The breach as a caller may see it: None above their clearance, else without evidence above it."""
+    if not visible(breach.classification, clearance):
+        return None
+    evidence = [e for e in breach.evidence if visible(e.classification, clearance)]
+    if len(evidence) == len(breach.evidence):
+        return breach
+    return breach.model_copy(update={"evidence": evidence})
+
+
+def visible_controls(controls: Iterable[dict[str, Any]], clearance: Classification) -> list[dict[str, Any]]:
+    """Export controls a caller may see (a control without a classification is public)."""
+    return [c for c in controls if visible(c.get("classification") or Classification.PUBLIC, clearance)]
+
+
+@dataclass
+class MaterialsView:
+    """Latest snapshot per material and latest state per breach fingerprint."""
+
+    snapshots: dict[str, IndicatorSnapshot] = field(default_factory=dict)
+    breaches: dict[str, BreachRaised] = field(default_factory=dict)
+
+    def apply(self, event: Event) -> bool:
+        """Fold one event in; False when it is of a kind the view does not hold."""
+        if isinstance(event, IndicatorSnapshot):
+            self.snapshots[event.material] = event
+            return True
+        if isinstance(event, BreachRaised):
+            self.breaches[event.fingerprint] = event
+            return True
+        return False
+
+    def snapshot(self, material: str) -> IndicatorSnapshot | None:
+        return self.snapshots.get(material)
+
+    def open_breaches(self, material: str, clearance: Classification) -> list[BreachRaised]:
+        """Firing breaches of a material that the caller may see, oldest first."""
+        shown = []
+        for breach in self.breaches.values():
+            if breach.material != material or breach.status != BreachStatus.FIRING:
+                continue
+            redacted = redact_breach(breach, clearance)
+            if redacted is not None:
+                shown.append(redacted)
+        return sorted(shown, key=lambda b: (b.starts_at, b.fingerprint))
+
+    def firing_counts(self, material: str) -> dict[str, int]:
+        """Open breaches of a material per severity, whatever their classification (for metrics)."""
+        counts: dict[str, int] = {}
+        for breach in self.breaches.values():
+            if breach.material == material and breach.status == BreachStatus.FIRING:
+                counts[breach.severity.value] = counts.get(breach.severity.value, 0) + 1
+        return counts
+
+
+def export_material_metrics(view: MaterialsView, material: str) -> None:
+    """Set a material's gauges from the view, so every replica exports the same numbers."""
+    snap = view.snapshot(material)
+    if snap is not None:
+        if snap.risk_score is not None:
+            RISK_SCORE.labels(material).set(snap.risk_score)
+        for component, value in snap.components.items():
+            RISK_COMPONENT.labels(material, component).set(value)
+        for name, gauge in INDICATOR_GAUGES.items():
+            value = snap.indicators.get(name)
+            if value is not None:
+                gauge.labels(material).set(value)
+    counts = view.firing_counts(material)
+    for severity in ("warning", "critical"):
+        BREACHES_FIRING.labels(material, severity).set(counts.get(severity, 0))
+
+
+class ViewFeed:
+    """Consumes the indicators and breaches topics into a `MaterialsView`; knows when it has caught up."""
+
+    def __init__(self, bootstrap: str, namespace: str, view: MaterialsView) -> None:
+        self.view = view
+        self._topics = {t.qualified(namespace): t for t in (declared.INDICATORS, declared.BREACHES)}
+        self._bootstrap = bootstrap
+        self._consumer: AIOKafkaConsumer | None = None
+        self._targets: dict[TopicPartition, int] = {}
+        self._task: asyncio.Task | None = None
+        self.caught_up = asyncio.Event()
+
+    async def start(self) -> None:
+        """Assign every partition, start from the beginning, and remember where 'now' ends."""
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None,
+                                          enable_auto_commit=False, auto_offset_reset="earliest",
+                                          client_id="mews-scoring-view")
+        await self._consumer.start()
+        await self._consumer.topics()  # fetches metadata of every topic, so partition counts are known
+        partitions = []
+        for name, topic in self._topics.items():
+            numbers = self._consumer.partitions_for_topic(name) or set(range(topic.partitions))
+            partitions += [TopicPartition(name, p) for p in sorted(numbers)]
+        self._consumer.assign(partitions)
+        await self._consumer.seek_to_beginning(*partitions)
+        self._targets = {tp: end for tp, end in (await self._consumer.end_offsets(partitions)).items() if end}
+        self._task = asyncio.create_task(self._run(), name="scoring-view-feed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def readiness(self) -> str | None:
+        """None once the view holds everything written before it started, else why not."""
+        if self._task is not None and self._task.done():
+            return "view feed stopped"
+        return None if self.caught_up.is_set() else "view still loading indicators and breaches"
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        await self._check_caught_up()
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=1000, max_records=1000)
+            for tp, messages in batches.items():
+                for message in messages:
+                    self._fold(tp.topic, message.value)
+            await self._check_caught_up()
+
+    def _fold(self, topic: str, raw: bytes | None) -> None:
+        name = self._topics[topic].name
+        if raw is None:  # a tombstone in the compacted topic: nothing to show
+            VIEW_EVENTS.labels(name, "tombstone").inc()
+            return
+        try:
+            _, event = decode(raw)
+        except EnvelopeError as exc:
+            # The worker writes these topics; a bad message here is a bug upstream, not input to quarantine.
+            VIEW_EVENTS.labels(name, "invalid").inc()
+            log.error("view skipped an invalid message", extra={"topic": topic, "reason": str(exc)})
+            return
+        if not self.view.apply(event):
+            VIEW_EVENTS.labels(name, "ignored").inc()
+            return
+        VIEW_EVENTS.labels(name, "ok").inc()
+        export_material_metrics(self.view, getattr(event, "material", ""))
+
+    async def _check_caught_up(self) -> None:
+        if self.caught_up.is_set() or self._consumer is None:
+            return
+        positions = [await self._consumer.position(tp) for tp in self._targets]
+        if all(pos >= end for pos, end in zip(positions, self._targets.values(), strict=True)):
+            self.caught_up.set()
+            log.info("read view caught up", extra={"materials": len(self.view.snapshots),
+                                                   "breaches": len(self.view.breaches)})
