@@ -60,3 +60,18 @@ def backtest(prices: tuple[Path, ...], news: tuple[Path, ...], trade: tuple[Path
     rejected = ", ".join(f"{k} {v}" for k, v in sorted(result.rejected.items())) or "none"
     click.echo(f"{len(inputs)} inputs, {result.applied} applied, rejected: {rejected}; {rows} breach events "
                f"for {len(result.states)} materials", err=True)
+
+
+@scoring.command("run")
+def run_scoring() -> None:
+    """Run the scoring worker and its read API on MEWS_SCORING_PORT until SIGINT or SIGTERM."""
+    from pydantic import ValidationError
+
+    from services.scoring.app import run
+    from services.scoring.settings import ScoringSettings
+
+    try:
+        settings = ScoringSettings()
+    except ValidationError as exc:
+        raise click.ClickException(f"scoring settings: {exc}") from exc
+    run(settings)
