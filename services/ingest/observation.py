@@ -270,10 +270,14 @@ def normalise_period(value: Any) -> str | None:
 
 def _country(catalog: MaterialCatalog, value: Any) -> str | None:
     text = str(value or "").strip()
+    if not text:
+        return None
     if re.fullmatch(r"[A-Z]{2}", text):
-        # Comext writes Greece as EL (the EU protocol code); ISO 3166 says GR.
-        return {"EL": "GR", "UK": "GB"}.get(text, text)
-    return catalog.resolve_country(text) if text else None
+        # Comext writes Greece as EL and the United Kingdom as UK (EU protocol codes); ISO 3166 says GR, GB.
+        code = {"EL": "GR", "UK": "GB"}.get(text, text)
+        resolved = catalog.resolve_country(code)
+        return code if resolved == code else None
+    return catalog.resolve_country(text)
 
 
 def normalise_trade(candidate: Candidate, catalog: MaterialCatalog, limits: Limits) -> Outcome:

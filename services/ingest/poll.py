@@ -92,10 +92,9 @@ class SourceReport:
 
 def read_records(body: bytes, source: SourceConfig, catalog: MaterialCatalog) -> Iterator[Record]:
     """The records in a fetched document, by the source's kind."""
-    if source.kind == "pinksheet" and not source.series:
-        # Only the default series the catalog knows; others would dead-letter every month of history.
-        known = {code: name for code, name in pinksheet.DEFAULT_SERIES.items() if catalog.resolve_material(name)}
-        source = source.model_copy(update={"series": known})
+    if source.kind == "pinksheet":
+        # Only default series the catalog knows; others would dead-letter every month of history.
+        return pinksheet.read_pinksheet(body, source, catalog)
     return READERS[source.kind](body, source)
 
 

@@ -13,6 +13,7 @@ import re
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import openpyxl
 
@@ -29,6 +30,7 @@ DEFAULT_SERIES = {
     "PHOSROCK": "phosphate rock", "POTASH": "potash",
 }
 _UNIT = re.compile(r"^\(\s*([$€£])\s*/\s*(.+?)\s*\)$")
+_UNIT_CELL = re.compile(r"^\(.+\)$")
 _CURRENCY = {"$": "USD", "€": "EUR", "£": "GBP"}
 
 
@@ -46,8 +48,11 @@ def month_start(label: str) -> datetime | None:
     return datetime(int(m[1]), int(m[2]), 1, tzinfo=UTC) if m else None
 
 
-def read_pinksheet(body: bytes, source: SourceConfig) -> Iterator[Record]:
-    """Monthly price records for the source's series (by default the metals) from the workbook bytes."""
+def read_pinksheet(body: bytes, source: SourceConfig, catalog: Any = None) -> Iterator[Record]:
+    """Monthly price records for the source's series (by default the metals) from the workbook bytes.
+
+    Without configured series, the default metals are read, only those the catalog knows when one is given.
+    """
     try:
         workbook = openpyxl.load_workbook(io.BytesIO(body), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
@@ -58,13 +63,18 @@ def read_pinksheet(body: bytes, source: SourceConfig) -> Iterator[Record]:
         if source.sheet not in workbook.sheetnames:
             yield Malformed("malformed_workbook", f"no sheet {source.sheet!r}", body[:4096])
             return
-        yield from _read_sheet(workbook[source.sheet], source)
+        if source.series:
+            wanted, named = source.series, True
+        else:
+            wanted = {code: name for code, name in DEFAULT_SERIES.items()
+                      if catalog is None or catalog.resolve_material(name)}
+            named = False
+        yield from _read_sheet(workbook[source.sheet], source, wanted, named)
     finally:
         workbook.close()
 
 
-def _read_sheet(sheet, source: SourceConfig) -> Iterator[Record]:
-    wanted = source.series or DEFAULT_SERIES
+def _read_sheet(sheet, source: SourceConfig, wanted: dict[str, str], named: bool) -> Iterator[Record]:
     rows = sheet.iter_rows(values_only=True)
     previous: list[tuple] = []
     columns: dict[int, tuple[str, str, str, str]] = {}  # column -> (code, material, currency, unit)
@@ -74,12 +84,15 @@ def _read_sheet(sheet, source: SourceConfig) -> Iterator[Record]:
             if number > HEADER_SCAN_ROWS:
                 yield Malformed("malformed_workbook", "no row of series codes in the first rows", b"")
                 return
-            codes = {str(c).strip(): i for i, c in enumerate(cells) if c is not None}
-            if any(code in codes for code in wanted) and len(previous) >= 1:
+            # The code row is the one under the unit row; series names ("Tin") can equal codes, units cannot.
+            if previous and sum(1 for c in previous[-1] if _UNIT_CELL.match(str(c or ""))) >= 3:
                 units = previous[-1]
+                codes = {str(c).strip(): i for i, c in enumerate(cells) if c is not None}
                 for code, material in wanted.items():
                     i = codes.get(code)
                     if i is None:
+                        if named:  # a series the source asked for by name is missing: say so
+                            yield Malformed("malformed_workbook", f"series {code} is not in the workbook", b"")
                         continue
                     terms = split_unit(units[i] if i < len(units) else "")
                     if terms is None:

@@ -1,0 +1,98 @@
+"""News: normalised identities for de-duplication, classification into one event per material."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from services.ingest.news import news_identities, normalise_link, normalise_news, normalise_title
+from services.ingest.observation import Accepted, Candidate, Rejected, Skipped
+
+
+@dataclass
+class Verdict:
+    materials: list[str]
+    countries: list[str] = field(default_factory=list)
+    measure: str = "export_licence"
+    effective_date: date | None = None
+    language: str = "en"
+    relevant: bool = True
+    score: float = 0.9
+    evidence: list[str] = field(default_factory=list)
+
+
+def classifier(materials):
+    def classify(text, *, title="", catalog=None):
+        return Verdict(materials=list(materials), countries=["CN"], effective_date=date(2023, 8, 1),
+                       evidence=["export licences"])
+    return classify
+
+
+def item(**fields) -> Candidate:
+    base = {"title": "China announces export controls on gallium and germanium",
+            "link": "https://example.org/n/1", "summary": "licences from 1 August 2023",
+            "published_at": datetime(2023, 7, 3, 1, tzinfo=UTC)}
+    return Candidate("news", "feed-a", base | fields, b"{}")
+
+
+def test_tracking_parameters_scheme_and_www_do_not_make_a_link_new():
+    assert normalise_link("https://www.example.org/a/b/?utm_source=rss&id=3#top") == \
+        normalise_link("http://example.org/a/b?id=3")
+
+
+def test_title_normalisation_ignores_case_accents_and_punctuation():
+    assert normalise_title("Exportbeschränkung: GALLIUM!") == normalise_title("exportbeschrankung gallium")
+
+
+def test_a_repost_under_another_link_shares_the_title_and_day_identity():
+    original = news_identities("China curbs gallium exports", "https://a.example/1", date(2023, 7, 3))
+    repost = news_identities("China Curbs Gallium Exports.", "https://b.example/x", date(2023, 7, 3))
+    assert set(original) & set(repost)
+    next_day = news_identities("China curbs gallium exports", "https://b.example/x", date(2023, 7, 4))
+    assert not set(original) & set(next_day)
+
+
+def test_one_event_per_material_with_the_classification(catalog, limits):
+    outcome = normalise_news(item(), classifier(["gallium", "germanium"]), catalog, limits)
+    assert isinstance(outcome, Accepted)
+    assert [e.material for e in outcome.events] == ["gallium", "germanium"]
+    event = outcome.events[0]
+    assert event.materials == ["gallium", "germanium"]
+    assert event.countries == ["CN"]
+    assert event.measure == "export_licence"
+    assert event.effective_date == date(2023, 8, 1)
+    assert len({e.item_id for e in outcome.events}) == 1
+    assert len({e.dedup_key() for e in outcome.events}) == 2
+
+
+def test_item_naming_no_material_is_skipped_with_a_reason_not_rejected(catalog, limits):
+    outcome = normalise_news(item(title="Annual report"), classifier([]), catalog, limits)
+    assert isinstance(outcome, Skipped)
+    assert outcome.code == "no_material"
+
+
+def test_item_dated_far_in_the_future_is_rejected(catalog, limits):
+    outcome = normalise_news(item(published_at="2999-01-01T00:00:00Z"), classifier(["gallium"]), catalog, limits)
+    assert isinstance(outcome, Rejected)
+    assert outcome.code == "future_time"
+
+
+def test_javascript_link_is_rejected(catalog, limits):
+    outcome = normalise_news(item(link="javascript:alert(1)"), classifier(["gallium"]), catalog, limits)
+    assert isinstance(outcome, Rejected)
+    assert outcome.code == "invalid_link"
+
+
+def test_classifier_failure_rejects_the_item_instead_of_stopping_the_feed(catalog, limits):
+    def broken(text, *, title="", catalog=None):
+        raise RuntimeError("lexicon missing")
+
+    outcome = normalise_news(item(), broken, catalog, limits)
+    assert isinstance(outcome, Rejected)
+    assert outcome.code == "classifier_error"
+
+
+def test_undated_item_is_dated_when_first_seen(catalog, limits):
+    outcome = normalise_news(item(published_at=None), classifier(["gallium"]), catalog, limits)
+    assert isinstance(outcome, Accepted)
+    assert outcome.events[0].published_at == limits.now
