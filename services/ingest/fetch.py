@@ -95,14 +95,14 @@ async def _fetch_once(client: httpx.AsyncClient, url: str, previous: Validators,
         try:
             async with client.stream("GET", current, headers=headers, follow_redirects=False,
                                      timeout=limits.timeout_s) as response:
-                if response.is_redirect:
+                if response.status_code == 304:
+                    return Fetched(None, previous, current)
+                if response.status_code in (301, 302, 303, 307, 308):
                     location = response.headers.get("location", "")
                     if not location:
                         raise FetchError("http_error", f"redirect without Location from {current[:200]}")
                     current = urljoin(current, location)
                     continue
-                if response.status_code == 304:
-                    return Fetched(None, previous, current)
                 if response.status_code == 429 or response.status_code >= 500:
                     raise FetchError("server_error", f"HTTP {response.status_code} from {current[:200]}")
                 if response.status_code != 200:

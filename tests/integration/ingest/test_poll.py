@@ -1,0 +1,119 @@
+"""Feeds served over HTTP on 127.0.0.1 arrive on their topics once, bad items on the dead-letter topic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.ingest.config import parse_sources
+from services.ingest.poll import open_ingestion, poll_once, run_source
+from services.ingest.settings import IngestSettings
+from shared import topics
+from shared.events import DeadLettered, PriceObserved
+
+from .conftest import read_topic
+
+pytestmark = pytest.mark.integration
+FIX = Path(__file__).resolve().parents[2] / "fixtures" / "ingest"
+
+
+def settings_for(bootstrap: str, namespace: str, state: Path) -> IngestSettings:
+    return IngestSettings(kafka_bootstrap_servers=bootstrap, topic_namespace=namespace, ingest_state_dir=state,
+                          ingest_fetch_backoff_s=0.01, ingest_fetch_retries=2, ingest_fetch_max_bytes=1_000_000)
+
+
+def sources_toml(feed_server) -> str:
+    good = feed_server.put("/prices.csv", (FIX / "prices.csv").read_bytes(), "text/csv")
+    bad = feed_server.put("/hostile.csv", (FIX / "hostile" / "prices_hostile.csv").read_bytes(), "text/csv")
+    return f'''
+[[source]]
+name = "demo-prices"
+kind = "csv_prices"
+url = "{good}"
+currency = "USD"
+unit = "kg"
+
+[[source]]
+name = "hostile-prices"
+kind = "csv_prices"
+url = "{bad}"
+currency = "USD"
+unit = "kg"
+'''
+
+
+async def test_feed_items_arrive_once_across_refetch_and_restart_and_bad_rows_are_dead_lettered(
+        kafka_topics, kafka_bootstrap, feed_server, tmp_path):
+    config = parse_sources(sources_toml(feed_server), tmp_path)
+    settings = settings_for(kafka_bootstrap, kafka_topics, tmp_path / "state")
+
+    async with open_ingestion(settings) as ingestion:
+        first = await poll_once(config, ingestion)
+        second = await poll_once(config, ingestion)
+    assert [r.outcome for r in first] == ["ok", "ok"]
+    assert first[0].counts == {"published": 6}
+    # 4 good rows; 8 refused: 2 malformed, NaN, negative, inf, unknown material, far future, bad bytes
+    assert first[1].counts == {"published": 4, "rejected": 8}
+    assert [r.outcome for r in second] == ["not_modified", "not_modified"]
+    assert feed_server.not_modified == {"/prices.csv": 1, "/hostile.csv": 1}
+
+    # A restart that forgets nothing but the process: the ETag store is bypassed by changing the document,
+    # so everything is fetched again and only the seen-keys store keeps it from being published twice.
+    feed_server.put("/prices.csv", (FIX / "prices.csv").read_bytes() + b"2023-09-29,gallium,350,USD,kg,\n")
+    async with open_ingestion(settings) as ingestion:
+        third = await run_source(config.by_name("demo-prices"), ingestion)
+    assert third.counts == {"published": 1, "duplicate": 6}
+
+    prices = await read_topic(kafka_bootstrap, kafka_topics, topics.PRICES, expect=6 + 4 + 1)
+    events = [e for _, e, _ in prices]
+    assert all(isinstance(e, PriceObserved) for e in events)
+    assert len(events) == 11
+    assert len({env["id"] for env, _, _ in prices}) == 11
+    assert sorted(e.price for e in events if e.source == "hostile-prices") == [302.0, 315.0, 320.0, 1300.0]
+    assert {k for _, _, k in prices} == {b"gallium", b"germanium"}
+
+    dead = await read_topic(kafka_bootstrap, kafka_topics, topics.DEADLETTER, expect=8)
+    letters = [e for _, e, _ in dead]
+    assert all(isinstance(e, DeadLettered) for e in letters)
+    reasons = sorted(e.reason.split(":")[0] for e in letters)
+    assert reasons == sorted(["malformed_row", "malformed_row", "invalid_price", "invalid_price", "invalid_price",
+                              "unknown_material", "future_time", "encoding"])
+    assert {e.intended_topic for e in letters} == {topics.PRICES.qualified(kafka_topics)}
+    assert any(b"unobtainium" in e.original() for e in letters)
+
+
+async def test_hostile_fetches_fail_with_reasons_and_the_other_sources_still_run(
+        kafka_topics, kafka_bootstrap, feed_server, tmp_path):
+    ok = feed_server.put("/prices.csv", (FIX / "prices.csv").read_bytes())
+    feed_server.failures_left["/prices.csv"] = 2  # two 503s, then the document: retried with backoff
+    text = "".join(f'''
+[[source]]
+name = "{name}"
+kind = "{kind}"
+url = "{url}"
+currency = "USD"
+unit = "kg"
+''' for name, kind, url in [
+        ("loop", "feed", feed_server.base + "/loop"),
+        ("ftp", "feed", feed_server.base + "/to-ftp"),
+        ("endless", "csv_prices", feed_server.base + "/endless"),
+        ("laughs", "feed", feed_server.put("/laughs.xml", (FIX / "hostile" / "billion_laughs.xml").read_bytes())),
+        ("flaky", "csv_prices", ok),
+    ])
+    config = parse_sources(text, tmp_path)
+    async with open_ingestion(settings_for(kafka_bootstrap, kafka_topics, tmp_path / "state")) as ingestion:
+        reports = {r.source: r for r in await poll_once(config, ingestion)}
+    assert reports["loop"].outcome == "error"
+    assert reports["loop"].error.startswith("redirects")
+    assert reports["ftp"].error.startswith("scheme")
+    assert reports["endless"].error.startswith("too_large")
+    assert reports["laughs"].outcome == "ok"
+    assert reports["laughs"].counts == {"rejected": 1}
+    assert reports["flaky"].counts == {"published": 6}
+    assert feed_server.requests["/prices.csv"] == 3
+
+    dead = await read_topic(kafka_bootstrap, kafka_topics, topics.DEADLETTER, expect=4)
+    by_source = {e.source: e.reason for _, e, _ in dead}
+    assert set(by_source) == {"loop", "ftp", "endless", "laughs"}
+    assert by_source["laughs"].startswith("unsafe_xml")
