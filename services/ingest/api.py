@@ -212,6 +212,10 @@ async def ingest_batch(kind: str, raw_items: list[Any], key: ApiKey, runtime: Ru
     return BatchResult(accepted=accepted, rejected=len(results) - accepted, items=results)
 
 
+Items = Annotated[list[Any], Depends(read_batch)]
+Key = Annotated[ApiKey, Depends(require("ingest"))]
+
+
 def create_app(settings: IngestSettings, sources: SourcesConfig | None = None) -> FastAPI:
     """The ingest API; with `sources`, it also runs the scheduled poller in the same process."""
     runtime = Runtime(settings=settings, keys=settings.api_keys())
@@ -236,8 +240,6 @@ def create_app(settings: IngestSettings, sources: SourcesConfig | None = None) -
                   description="Push prices, export-control news, trade flows and lead times into mews.")
     app.state.runtime = runtime
     mount_observability(app, "ingest", {"kafka": lambda: check_kafka(settings.kafka_bootstrap_servers)})
-    Items = Annotated[list[Any], Depends(read_batch)]
-    Key = Annotated[ApiKey, Depends(require("ingest"))]
 
     @app.post("/v1/prices", status_code=202, response_model=BatchResult)
     async def post_prices(key: Key, items: Items) -> BatchResult:
@@ -260,7 +262,7 @@ def create_app(settings: IngestSettings, sources: SourcesConfig | None = None) -
         return await ingest_batch("leadtime", items, key, runtime)
 
     @app.get("/v1/sources")
-    async def source_health(key: Annotated[ApiKey, Depends(require("ingest"))]) -> dict[str, Any]:
+    async def source_health(key: Key) -> dict[str, Any]:
         """Health of each scheduled source (when this process runs the poller)."""
         return {name: vars(h) for name, h in (runtime.health or {}).items()}
 

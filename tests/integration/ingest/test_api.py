@@ -1,0 +1,112 @@
+"""The push API on real Kafka: 401/403, per-item accepted or rejected with reasons, items on the topic once."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.ingest.api import create_app
+from services.ingest.settings import IngestSettings
+from shared import topics
+from shared.events import LeadTimeQuoted, PriceObserved
+
+from .conftest import read_topic
+
+pytestmark = pytest.mark.integration
+INGEST_KEY, READ_KEY = "ingest-key-for-tests", "read-only-key-for-tests"
+
+
+@pytest.fixture
+def api(kafka_topics, kafka_bootstrap, tmp_path):
+    keys = f"{hashlib.sha256(INGEST_KEY.encode()).hexdigest()}:ingest," \
+           f"readers={hashlib.sha256(READ_KEY.encode()).hexdigest()}:read"
+    settings = IngestSettings(kafka_bootstrap_servers=kafka_bootstrap, topic_namespace=kafka_topics,
+                              ingest_state_dir=tmp_path, ingest_api_keys=keys, ingest_max_batch=5,
+                              ingest_max_body_bytes=4096)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+AUTH = {"Authorization": f"Bearer {INGEST_KEY}"}
+GALLIUM = {"material": "gallium", "price": 338.5, "currency": "USD", "unit": "kg",
+           "observed_at": "2023-08-31T00:00:00Z", "source": "analyst"}
+
+
+def test_without_a_key_401_and_without_the_ingest_scope_403(api):
+    assert api.post("/v1/prices", json={"items": [GALLIUM]}).status_code == 401
+    assert api.post("/v1/prices", json={"items": [GALLIUM]},
+                    headers={"Authorization": "Bearer not-a-key"}).status_code == 401
+    response = api.post("/v1/prices", json={"items": [GALLIUM]}, headers={"Authorization": f"Bearer {READ_KEY}"})
+    assert response.status_code == 403
+    assert READ_KEY not in response.text
+
+
+def test_batch_and_body_limits_and_shape_are_enforced(api):
+    assert api.post("/v1/prices", json={"items": [GALLIUM] * 6}, headers=AUTH).status_code == 413
+    assert api.post("/v1/prices", content=b'{"items": [' + b" " * 5000 + b"]}", headers=AUTH).status_code == 413
+    assert api.post("/v1/prices", content=b"{not json", headers=AUTH).status_code == 400
+    assert api.post("/v1/prices", json=[GALLIUM], headers=AUTH).status_code == 422
+
+
+async def test_each_item_is_accepted_or_rejected_with_its_index_and_reason_and_published_once(
+        api, kafka_bootstrap, kafka_topics):
+    batch = {"items": [
+        GALLIUM,
+        GALLIUM | {"price": -3},
+        GALLIUM | {"material": "unobtainium"},
+        {"material": "germanium", "price": "1290", "currency": "usd", "unit": "Kilogram",
+         "observed_at": "2023-08-31"},
+        GALLIUM | {"observed_at": "2999-01-01T00:00:00Z"},
+    ]}
+    response = api.post("/v1/prices", json=batch, headers=AUTH)
+    assert response.status_code == 202
+    body = response.json()
+    assert (body["accepted"], body["rejected"]) == (2, 3)
+    results = body["items"]
+    assert [r["status"] for r in results] == ["accepted", "rejected", "rejected", "accepted", "rejected"]
+    assert [r["index"] for r in results] == [0, 1, 2, 3, 4]
+    assert "positive" in results[1]["reason"]
+    assert "unobtainium" in results[2]["reason"]
+    assert "future" in results[4]["reason"]
+
+    again = api.post("/v1/prices", json={"items": [GALLIUM]}, headers=AUTH).json()
+    assert again["items"][0] == {"index": 0, "status": "accepted", "reason": "already published",
+                                 "duplicate": True}
+
+    messages = await read_topic(kafka_bootstrap, kafka_topics, topics.PRICES, expect=2)
+    events = sorted((e for _, e, _ in messages), key=lambda e: e.material)
+    assert all(isinstance(e, PriceObserved) for e in events)
+    assert [(e.material, e.price, e.currency, e.unit, e.source) for e in events] == [
+        ("gallium", 338.5, "USD", "kg", "analyst"),
+        ("germanium", 1290.0, "USD", "kg", f"api:key{hashlib.sha256(INGEST_KEY.encode()).hexdigest()[:8]}"),
+    ]
+
+
+async def test_lead_times_and_trade_flows_are_published_through_the_same_path(api, kafka_bootstrap, kafka_topics):
+    lead = api.post("/v1/leadtimes", headers=AUTH, json={"items": [
+        {"material": "gallium", "lead_time_weeks": 12, "quoted_at": "2023-08-15", "origin_country": "CN",
+         "supplier": "Example Metals"},
+        {"material": "gallium", "lead_time_days": 0, "quoted_at": "2023-08-15"},
+    ]}).json()
+    assert [r["status"] for r in lead["items"]] == ["accepted", "rejected"]
+    trade = api.post("/v1/trade", headers=AUTH, json={"items": [
+        {"reporter": "NL", "partner": "CN", "hs_code": "8110.10.00", "period": "2023-09", "quantity_kg": 38000,
+         "value_eur": 412800},
+        {"reporter": "NL", "partner": "CN", "hs_code": "abc", "period": "2023-09"},
+    ]}).json()
+    assert [r["status"] for r in trade["items"]] == ["accepted", "rejected"]
+
+    leads = await read_topic(kafka_bootstrap, kafka_topics, topics.LEADTIMES, expect=1)
+    assert [(e.material, e.lead_time_days) for _, e, _ in leads if isinstance(e, LeadTimeQuoted)] == \
+        [("gallium", 84.0)]
+    flows = await read_topic(kafka_bootstrap, kafka_topics, topics.TRADE, expect=1)
+    assert [(e.material, e.hs_code, e.partner) for _, e, _ in flows] == [("antimony", "81101000", "CN")]
+
+
+def test_observability_endpoints_answer(api):
+    assert api.get("/healthz").status_code == 200
+    assert api.get("/readyz").json()["status"] == "ready"
+    metrics = api.get("/metrics").text
+    assert "mews_build_info" in metrics
