@@ -88,7 +88,7 @@ class History:
     leadtime_quotes: int = 60
     trade_periods: int = 24
     evidence: int = 5
-    seen_ids: int = 1000
+    seen_ids: int = 200
     controls: int = 50
 
 

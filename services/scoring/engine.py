@@ -179,6 +179,17 @@ class Outcome:
     rejected: str | None = None
 
 
+def _evolve(state: MaterialState, **changes: Any) -> MaterialState:
+    """A copy of the state with some fields changed (dataclasses.replace without its per-call overhead)."""
+    new = object.__new__(MaterialState)
+    new.__dict__.update(state.__dict__)
+    new.__dict__.update(changes)
+    return new
+
+
+_NO_RULE_STATE = RuleState()
+
+
 # --- time ------------------------------------------------------------------------------------------------
 
 def _epoch(dt: datetime) -> float:
@@ -219,6 +230,13 @@ def _fmt_duration(seconds: float) -> str:
 
 # --- applying inputs to state ----------------------------------------------------------------------------
 
+def _insert(items: tuple, i: int, item: Any, limit: int) -> tuple:
+    """A bounded copy of a sorted tuple with one item inserted at i (the oldest dropped beyond the limit)."""
+    if i == len(items):  # the usual case: a new latest observation
+        return (items[1:] if len(items) >= limit else items) + (item,)
+    return (items[:i] + (item,) + items[i:])[-limit:]
+
+
 def _apply_price(state: MaterialState, e: PriceObserved, event_id: str, cfg: ScoringConfig
                  ) -> MaterialState | str:
     key = f"{e.source}|{e.series}"
@@ -228,17 +246,16 @@ def _apply_price(state: MaterialState, e: PriceObserved, event_id: str, cfg: Sco
     if i > 0 and s.t[i - 1] == t:
         return "duplicate: this series already has a price at this time (same dedup key)"
     limit = cfg.history.price_points
-    s = PriceSeries(s.source, s.series, (s.t[:i] + (t,) + s.t[i:])[-limit:], (s.p[:i] + (e.price,) + s.p[i:])[-limit:],
-                    (s.ids[:i] + (event_id,) + s.ids[i:])[-limit:],
-                    (s.cls[:i] + (e.classification.value,) + s.cls[i:])[-limit:],
-                    (s.urls[:i] + (e.url,) + s.urls[i:])[-limit:])
+    s = PriceSeries(s.source, s.series, _insert(s.t, i, t, limit), _insert(s.p, i, e.price, limit),
+                    _insert(s.ids, i, event_id, limit), _insert(s.cls, i, e.classification.value, limit),
+                    _insert(s.urls, i, e.url, limit))
     series = {**state.series, key: s}
     if len(series) > cfg.history.price_series:
         # Forget the series that has gone quiet longest; bounded state beats a full archive here.
         stale = min((k for k in series if k != key), key=lambda k: (series[k].t[-1] if series[k].t else -math.inf, k))
         del series[stale]
     newest = max(series, key=lambda k: (series[k].t[-1], k))
-    return replace(state, series=series, active_series=newest)
+    return _evolve(state, series=series, active_series=newest)
 
 
 def _apply_leadtime(state: MaterialState, e: LeadTimeQuoted, event_id: str, cfg: ScoringConfig
@@ -254,7 +271,7 @@ def _apply_leadtime(state: MaterialState, e: LeadTimeQuoted, event_id: str, cfg:
     if len(same_origin) > cfg.history.leadtime_quotes:
         drop = same_origin[0]
         quotes = [x for x in quotes if x is not drop]
-    return replace(state, quotes=tuple(quotes))
+    return _evolve(state, quotes=tuple(quotes))
 
 
 def _apply_trade(state: MaterialState, e: TradeFlowReported, event_id: str, cfg: ScoringConfig
@@ -271,7 +288,7 @@ def _apply_trade(state: MaterialState, e: TradeFlowReported, event_id: str, cfg:
                                                                                    x.source)))}
     for old in sorted(flows)[:-cfg.history.trade_periods]:
         del flows[old]
-    return replace(state, flows=flows)
+    return _evolve(state, flows=flows)
 
 
 def _apply_news(state: MaterialState, e: NewsReported, event_id: str, cfg: ScoringConfig
@@ -294,7 +311,7 @@ def _apply_news(state: MaterialState, e: NewsReported, event_id: str, cfg: Scori
         for _, k in ended[:len(controls) - cfg.history.controls]:
             del controls[k]
     news_keys = (*state.news_keys, key)[-cfg.history.seen_ids:]
-    return replace(state, controls=controls, news_keys=news_keys)
+    return _evolve(state, controls=controls, news_keys=news_keys)
 
 
 # --- indicators --------------------------------------------------------------------------------------------
@@ -494,9 +511,7 @@ def _breach(state: MaterialState, rule: Rule | None, rule_name: str, indicator: 
 
 def input_classification(state: MaterialState) -> Classification:
     """The most restricted classification of any input the state holds (conservative for snapshots)."""
-    levels: set[str] = set()
-    for s in state.series.values():
-        levels.update(s.cls)
+    levels: set[str] = set().union(*(s.cls for s in state.series.values()))
     levels.update(q.cls for q in state.quotes)
     levels.update(f.cls for fs in state.flows.values() for f in fs)
     levels.update(c.classification for c in state.controls.values())
@@ -516,7 +531,7 @@ def evaluate_rules(state: MaterialState, ind: dict[str, float | None], cfg: Scor
         nxt, tr = evaluate_rule(rule, prior, value, at)
         if tr is not None and tr.firing:
             nxt = replace(nxt, indicator=rule.indicator, value=value)
-        if nxt != RuleState():
+        if nxt != _NO_RULE_STATE:
             new_states[rule.name] = nxt
         if tr is not None and value is not None:
             breaches.append(_breach(state, rule, rule.name, rule.indicator, tr, value, cfg))
@@ -529,7 +544,7 @@ def evaluate_rules(state: MaterialState, ind: dict[str, float | None], cfg: Scor
             value = ind.get(indicator)
             breaches.append(_breach(state, None, name, indicator, tr,
                                     value if value is not None else (prior.value or 0.0), cfg))
-    return replace(state, rules=new_states), breaches
+    return _evolve(state, rules=new_states), breaches
 
 
 # --- the entry point -----------------------------------------------------------------------------------------
@@ -563,12 +578,12 @@ def apply_event(state: MaterialState | None, event: Event, *, event_id: str, con
     if isinstance(applied, str):
         return Outcome(state, rejected=applied)
     watermark = t if state.watermark is None else max(state.watermark, t)
-    applied = replace(applied, watermark=watermark, seen_ids=(*state.seen_ids, event_id)[-config.history.seen_ids:])
+    applied = _evolve(applied, watermark=watermark, seen_ids=(*state.seen_ids, event_id)[-config.history.seen_ids:])
     groups = dict(applied.indicators)
     if kind in _RECOMPUTE:
         groups[kind] = _RECOMPUTE[kind](applied, config)
     groups["controls"] = _controls_group(applied)
-    applied = replace(applied, indicators=groups)
+    applied.__dict__["indicators"] = groups  # a fresh object of this call: nothing else can see it yet
     ind = applied.flat_indicators()
     score, components, contributions = _score(ind, applied.material, config)
     ind["risk_score"] = score

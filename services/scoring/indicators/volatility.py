@@ -14,7 +14,8 @@ PERIODS_PER_YEAR = {"daily": 252, "weekly": 52, "monthly": 12}
 
 def infer_frequency(times: Sequence[float]) -> str:
     """Daily, weekly or monthly, from the median spacing (in days) of observation times."""
-    gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
+    recent = times[-21:]  # the last 20 gaps say how the series is sampled now
+    gaps = sorted(b - a for a, b in zip(recent, recent[1:], strict=False))
     if not gaps:
         return "daily"
     mid = len(gaps) // 2
@@ -37,8 +38,8 @@ def sample_sd(values: Sequence[float]) -> float | None:
     n = len(values)
     if n < 2:
         return None
-    mean = math.fsum(values) / n
-    return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+    mean = sum(values) / n
+    return math.sqrt(sum([(v - mean) ** 2 for v in values]) / (n - 1))
 
 
 def realised_volatility(returns: Sequence[float], periods_per_year: int) -> float | None:
