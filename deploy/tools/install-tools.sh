@@ -55,8 +55,9 @@ kubernetes_schemas() {
   local source
   source=$("$python" -c "import kubernetes_validate, pathlib; print(pathlib.Path(kubernetes_validate.__file__).parent / 'kubernetes-json-schema' / 'v$KUBERNETES_VERSION-local-strict')")
   [ -d "$source" ] || { say "kubernetes-validate ships no schemas for $KUBERNETES_VERSION"; exit 1; }
-  mkdir -p "$(dirname "$target")"
-  rm -rf "$target.tmp" && cp -r "$source" "$target.tmp" && mv "$target.tmp" "$target"
+  rm -rf "$target.tmp"
+  "$python" "$here/kubernetes_schemas.py" "$source" "$target.tmp"
+  mv "$target.tmp" "$target"
 }
 
 java21() {  # prints a java binary that runs class files of Java 21 or later
