@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 
 from prometheus_client import Counter
 
@@ -122,6 +124,18 @@ def deduplicate(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
     return kept
 
 
+def next_tick(last_flush: datetime, interval: timedelta, now: datetime) -> datetime:
+    """The first group-interval tick after the last flush that is not in the past.
+
+    Like Alertmanager's aggregation-group timer, updates go out on ticks of the interval, so changes that
+    arrive close together (several resolutions) share one notification.
+    """
+    if interval <= timedelta(0) or now <= last_flush + interval:
+        return max(now, last_flush + interval)
+    ticks = math.ceil((now - last_flush) / interval)
+    return last_flush + ticks * interval
+
+
 def group(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
     """Decide when each alert's group notification is due: group wait, group interval, or the daily digest."""
     timed = []
@@ -137,8 +151,8 @@ def group(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
             due = ctx.now + ctx.timing.group_wait
             decision, reason = "new_group", f"new group: group wait until {due.isoformat()}"
         else:
-            due = max(ctx.now, state.last_flush_at + ctx.timing.group_interval)
-            decision, reason = "update", f"group update: interval after {state.last_flush_at.isoformat()}"
+            due = next_tick(state.last_flush_at, ctx.timing.group_interval, ctx.now)
+            decision, reason = "update", f"group update: next interval tick {due.isoformat()}"
         ctx.groups[alert.group_key] = GroupState(open_due_at=due, last_flush_at=state.last_flush_at)
         ctx.decide("group", decision, reason, alert)
         timed.append(dataclasses.replace(alert, due_at=due))

@@ -142,13 +142,14 @@ async def test_breaches_within_group_wait_go_out_as_one_notification_then_resolv
         await asyncio.sleep(0.5)
 
     notices = [verified(r, secret) for r in http_receiver.delivered("/grouped")]
-    assert len(notices) == 2
-    assert notices[1]["status"] == "resolved"
-    assert notices[1]["kind"] == "resolved"
-    assert sorted((a["fingerprint"], a["status"]) for a in notices[1]["alerts"]) == [
+    # Both resolutions normally share one interval tick; a tick boundary between them may split them in two.
+    resolved = notices[1:]
+    assert 1 <= len(resolved) <= 2
+    assert all(n["status"] == "resolved" and n["kind"] == "resolved" for n in resolved)
+    assert sorted((a["fingerprint"], a["status"]) for n in resolved for a in n["alerts"]) == [
         ("fp-a", "resolved"), ("fp-b", "resolved")]
-    ids = {r.headers["webhook-id"] for r in http_receiver.delivered("/grouped")}
-    assert len(ids) == 2
+    ids = [r.headers["webhook-id"] for r in http_receiver.delivered("/grouped")]
+    assert len(set(ids)) == len(ids)
 
 
 async def test_silenced_and_acknowledged_alerts_are_not_sent_again_but_a_change_is(
@@ -165,13 +166,19 @@ async def test_silenced_and_acknowledged_alerts_are_not_sent_again_but_a_change_
     fast_repeat = settings.model_copy(update={"repeat_interval_seconds": 0.5})
     async with running(fast_repeat, db_sessions):
         await publish(settings, breach("fp-sb", material="antimony"), breach("fp-ga", material="gallium"))
-        await eventually(lambda: http_receiver.delivered("/quiet"), what="gallium alert")
+
+        def alert_rows() -> bool:
+            with unit_of_work(db_sessions) as s:
+                return len(s.scalars(select(models.Alert)).all()) == 2
+
+        await eventually(alert_rows, what="both alerts stored")
         with unit_of_work(db_sessions) as s:
+            # Acknowledged while the first notification waits out group_wait: it still goes, repeats do not.
             alert = s.scalar(select(models.Alert).where(models.Alert.fingerprint == "fp-ga"))
             alert.acknowledged_at, alert.acknowledged_by = datetime.now(UTC), "ops@quiet.test"
             silenced = s.scalar(select(models.Alert).where(models.Alert.fingerprint == "fp-sb"))
-            assert silenced is not None
-            assert silenced.status == "firing"
+            assert silenced.status == "firing"  # kept and visible, just not sent
+        await eventually(lambda: http_receiver.delivered("/quiet"), what="gallium alert")
         await asyncio.sleep(2.0)  # four repeat intervals: an unacknowledged alert would have gone out again
         assert len(http_receiver.delivered("/quiet")) == 1
         await publish(settings, breach("fp-ga", material="gallium", severity=Severity.CRITICAL, value=0.7))
@@ -261,8 +268,13 @@ async def test_nothing_is_lost_across_a_restart_mid_burst(settings, db_sessions,
                 for a in json.loads(r.body)["alerts"]}
         return len(seen) == orgs * len(burst)
 
+    def outbox_drained() -> bool:
+        with unit_of_work(db_sessions) as s:
+            return {n.status for n in s.scalars(select(models.Notification))} == {"delivered"}
+
     async with running(fast, db_sessions, lease=timedelta(seconds=1)):
         await eventually(every_alert_delivered_everywhere, within=30, what="every alert everywhere")
+        await eventually(outbox_drained, within=10, what="outbox drained")
 
     assert delivered_before < len(http_receiver.requests)
     bodies: dict[str, set[bytes]] = {}
