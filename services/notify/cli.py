@@ -63,3 +63,53 @@ def bootstrap_org(name: str, kind: str, clearance: str, platform_admin: bool, ad
                err=True)
     click.echo("admin API key (shown once, store it now):", err=True)
     click.echo(plaintext)
+
+
+@notify.command("run")
+@click.option("--no-api", is_flag=True, help="Run only the breaches consumer and the outbox worker.")
+def run_command(no_api: bool) -> None:
+    """API, breaches consumer and outbox worker in one process (port MEWS_NOTIFY_PORT, default 8003)."""
+    import asyncio
+
+    from services.notify.settings import NotifySettings
+
+    asyncio.run(_run(NotifySettings(), serve_api=not no_api))
+
+
+async def _run(settings, serve_api: bool = True) -> None:
+    """Migrate, make sure the topics exist, then serve the API and run the notifier until one of them stops."""
+    import asyncio
+    import contextlib
+
+    import uvicorn
+
+    from services.notify.store.db import create_db_engine, migrate, session_factory
+    from services.notify.worker import Notifier
+    from shared.kafka import ensure_topics
+    from shared.logging import configure_logging
+
+    configure_logging(settings.log_level, settings.log_json)
+    migrate(settings.database_url)
+    await ensure_topics(settings.kafka_bootstrap_servers, settings.topic_namespace)
+    engine = create_db_engine(settings.database_url)
+    notifier = Notifier(settings, session_factory(engine))
+    tasks = [asyncio.create_task(notifier.run(), name="notifier")]
+    server = None
+    if serve_api:
+        from services.notify.api.app import create_app
+
+        app = create_app(settings, engine=engine, on_subscriptions_changed=notifier.invalidate_index)
+        server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None))
+        tasks.append(asyncio.create_task(server.serve(), name="api"))
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        notifier.stop()
+        if server is not None:
+            server.should_exit = True
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 20)
+        engine.dispose()

@@ -118,6 +118,10 @@ class Notifier:
             self._index_built = time.monotonic()
         return self._index
 
+    def invalidate_index(self) -> None:
+        """Subscriptions, products or channels changed: rebuild the index before the next breach."""
+        self._index = None
+
     def check_target(self, url: str) -> str | None:
         verdict = check_webhook_target(url, require_https=self.settings.require_https_webhooks,
                                        allow_private=self.settings.allow_private_webhook_targets)
