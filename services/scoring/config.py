@@ -160,7 +160,7 @@ def build_rule(name: str, spec: dict[str, Any], where: str, base: Rule | None = 
     assert first is not None
     if "clear" in spec:
         clear = _number(spec["clear"], f"{label} clear")
-    elif base is not None and "warning" not in spec and "critical" not in spec:
+    elif base is not None:
         clear = base.clear
     else:
         clear = first

@@ -1,0 +1,66 @@
+"""Loading and validating the scoring configuration."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.scoring.config import ConfigError, load_config, parse_config, parse_duration
+
+RULE = {"name": "price-change-1d", "indicator": "price_change_1d_pct", "direction": "above", "warning": 20,
+        "critical": 40, "clear": 10, "for": "0s"}
+
+
+def test_shipped_config_has_the_demo_gallium_price_rule():
+    cfg = load_config()
+    rule = {r.name: r for r in cfg.rules_for("gallium")}["price-change-1d"]
+    assert (rule.indicator, rule.direction, rule.warning, rule.critical, rule.clear, rule.for_seconds) == (
+        "price_change_1d_pct", "above", 20.0, 40.0, 10.0, 0.0)
+
+
+def test_material_override_changes_only_named_fields():
+    cfg = parse_config({"rules": [RULE], "materials": {"nickel": {"rules": {"price-change-1d": {"critical": 60}}}}})
+    nickel = cfg.rules_for("nickel")[0]
+    assert (nickel.warning, nickel.critical, nickel.clear) == (20.0, 60.0, 10.0)
+    assert cfg.rules_for("copper")[0].critical == 40.0
+
+
+def test_material_can_disable_a_rule_and_add_its_own():
+    cfg = parse_config({"rules": [RULE], "materials": {"gallium": {"rules": {
+        "price-change-1d": {"disabled": True},
+        "gallium-leadtime": {"indicator": "leadtime_days", "warning": 60, "clear": 45}}}}})
+    assert [r.name for r in cfg.rules_for("gallium")] == ["gallium-leadtime"]
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"indicator": "price_change_2d_pct"}, "unknown indicator"),
+    ({"direction": "sideways"}, "direction must be"),
+    ({"clear": 30}, "clear 30 must not be above"),
+    ({"critical": 10}, "critical 10 must be above warning 20"),
+    ({"for": "soon"}, "not a duration"),
+    ({"warning": None, "critical": None}, "needs a warning or a critical"),
+    ({"threshold": 3}, "unknown key"),
+])
+def test_invalid_rule_is_refused_with_an_error_naming_the_rule(change, message):
+    spec = {k: v for k, v in {**RULE, **change}.items() if v is not None}
+    with pytest.raises(ConfigError, match=message) as info:
+        parse_config({"rules": [spec]})
+    assert "'price-change-1d'" in str(info.value)
+
+
+def test_override_error_names_the_material_and_rule():
+    with pytest.raises(ConfigError, match=r"rule 'price-change-1d' \(materials.tin.rules\)"):
+        parse_config({"rules": [RULE], "materials": {"tin": {"rules": {"price-change-1d": {"clear": 50}}}}})
+
+
+def test_duplicate_rule_names_and_bad_weights_are_refused():
+    with pytest.raises(ConfigError, match="defined twice"):
+        parse_config({"rules": [RULE, RULE]})
+    with pytest.raises(ConfigError, match="unknown component"):
+        parse_config({"weights": {"vibes": 1.0}})
+
+
+def test_durations():
+    assert parse_duration("0s", "x") == 0
+    assert parse_duration("7d", "x") == 7 * 86400
+    assert parse_duration("2w", "x") == 14 * 86400
+    assert parse_duration("90m", "x") == 5400
