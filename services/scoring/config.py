@@ -79,6 +79,7 @@ class Normalisation:
     volatility_ref: float = 0.6
     price_trend_ref_pct: float = 50.0
     leadtime_ratio_ref: float = 2.0
+    min_coverage: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -274,10 +275,12 @@ def parse_config(data: dict[str, Any]) -> ScoringConfig:
     normalisation = Normalisation(
         volatility_ref=_number(norm.get("volatility_ref", 0.6), "normalisation.volatility_ref"),
         price_trend_ref_pct=_number(norm.get("price_trend_ref_pct", 50.0), "normalisation.price_trend_ref_pct"),
-        leadtime_ratio_ref=_number(norm.get("leadtime_ratio_ref", 2.0), "normalisation.leadtime_ratio_ref"))
+        leadtime_ratio_ref=_number(norm.get("leadtime_ratio_ref", 2.0), "normalisation.leadtime_ratio_ref"),
+        min_coverage=_number(norm.get("min_coverage", 0.5), "normalisation.min_coverage"))
     if normalisation.volatility_ref <= 0 or normalisation.price_trend_ref_pct <= 0 or \
-            normalisation.leadtime_ratio_ref <= 1:
-        raise ConfigError("normalisation: references must be positive (leadtime_ratio_ref above 1)")
+            normalisation.leadtime_ratio_ref <= 1 or not 0 <= normalisation.min_coverage <= 1:
+        raise ConfigError("normalisation: references must be positive (leadtime_ratio_ref above 1), "
+                          "min_coverage within 0..1")
     h = data.get("history", {})
     history = History(**{k: _int(h, k, getattr(History(), k), "history") for k in History.__dataclass_fields__})
     unknown_h = set(h) - set(History.__dataclass_fields__)

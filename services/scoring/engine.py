@@ -390,7 +390,7 @@ def _score(ind: dict[str, float | None], material: str, cfg: ScoringConfig
     n = cfg.normalisation
     components = normalise_components(ind, volatility_ref=n.volatility_ref, price_trend_ref_pct=n.price_trend_ref_pct,
                                       leadtime_ratio_ref=n.leadtime_ratio_ref)
-    score, contributions = composite_score(components, cfg.weights_for(material))
+    score, contributions = composite_score(components, cfg.weights_for(material), n.min_coverage)
     return score, components, contributions
 
 

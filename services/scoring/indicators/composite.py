@@ -37,16 +37,18 @@ def normalise_components(ind: Mapping[str, float | None], *, volatility_ref: flo
     return out
 
 
-def composite_score(components: Mapping[str, float], weights: Mapping[str, float]
+def composite_score(components: Mapping[str, float], weights: Mapping[str, float], min_coverage: float = 0.0
                     ) -> tuple[float | None, dict[str, float]]:
     """Weighted mean of the available components on 0..100, and each component's contribution in points.
 
     Weights are renormalised over the components that have data, so a material without trade data is
-    scored on the rest; None when no weighted component has data.
+    scored on the rest; None when the components with data carry less than `min_coverage` of the total
+    weight (a score from one lonely component would overstate what is known).
     """
     used = {k: weights.get(k, 0.0) for k in components if weights.get(k, 0.0) > 0}
     total = math.fsum(used.values())
-    if total <= 0:
+    everything = math.fsum(w for w in weights.values() if w > 0)
+    if total <= 0 or total < min_coverage * everything:
         return None, {}
     contributions = {k: 100.0 * w / total * components[k] for k, w in used.items()}
     return math.fsum(contributions.values()), contributions

@@ -33,3 +33,11 @@ def test_score_is_weighted_mean_on_0_100_with_contributions_summing_to_it():
 
 def test_no_data_means_no_score():
     assert composite_score({}, {"volatility": 1.0}) == (None, {})
+
+
+def test_no_score_when_components_with_data_carry_too_little_weight():
+    weights = {"volatility": 0.2, "export_controls": 0.3, "concentration": 0.5}
+    assert composite_score({"export_controls": 1.0}, weights, min_coverage=0.5) == (None, {})
+    score, _ = composite_score({"export_controls": 1.0, "concentration": 0.5}, weights, min_coverage=0.5)
+    # 100 * (0.3 * 1.0 + 0.5 * 0.5) / 0.8
+    assert score == pytest.approx(68.75)
