@@ -1,0 +1,163 @@
+"""Each alert pipeline stage alone: what it passes on, what it drops, and the reason it gives."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+from services.notify.pipeline import (
+    Alert,
+    GroupState,
+    LogEntry,
+    PipelineContext,
+    Silence,
+    Timing,
+    classification_gate,
+    deduplicate,
+    group,
+    inhibit,
+    route,
+    run_pipeline,
+    silence,
+)
+from services.notify.pipeline.alert import ChannelRoute
+from services.notify.pipeline.stages import next_tick
+from shared.events import BreachStatus, Classification, Severity
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def alert(fp: str = "fp1", org: str = "org-a", material: str = "gallium", rule: str = "price_spike",
+          severity: Severity = Severity.WARNING, status: BreachStatus = BreachStatus.FIRING,
+          classification: Classification = Classification.PUBLIC, **kw) -> Alert:
+    return Alert(organisation_id=org, fingerprint=fp, material=material, rule=rule, severity=severity,
+                 status=status, classification=classification, starts_at=NOW - timedelta(hours=1),
+                 summary="s", id=f"id-{fp}", **kw)
+
+
+def test_classification_gate_drops_alerts_above_the_organisations_clearance():
+    ctx = PipelineContext(now=NOW, clearance={"company": Classification.PUBLIC,
+                                              "ministry": Classification.GOVERNMENT})
+    restricted = [alert(org="company", classification=Classification.RESTRICTED),
+                  alert(org="ministry", classification=Classification.RESTRICTED),
+                  alert(org="stranger", classification=Classification.PUBLIC)]
+    kept = classification_gate(ctx, restricted)
+    assert [a.organisation_id for a in kept] == ["ministry"]
+    assert [(d.organisation_id, d.decision, d.reason) for d in ctx.decisions] == [
+        ("company", "drop", "classified restricted, above clearance public"),
+        ("ministry", "pass", "classified restricted, within clearance government"),
+        ("stranger", "drop", "organisation unknown")]
+
+
+def test_firing_critical_inhibits_the_warning_of_the_same_material_and_rule_only():
+    critical = alert("fp-crit", severity=Severity.CRITICAL)
+    ctx = PipelineContext(now=NOW, firing=[critical])
+    same = alert("fp-warn")
+    other_rule = alert("fp-other", rule="leadtime_jump")
+    other_org = alert("fp-org", org="org-b")
+    resolved = alert("fp-res", status=BreachStatus.RESOLVED)
+    kept = inhibit(ctx, [same, other_rule, other_org, resolved])
+    assert [a.fingerprint for a in kept] == ["fp-other", "fp-org", "fp-res"]
+    assert ctx.decisions[0].reason == "critical alert fp-crit fires for gallium/price_spike"
+
+
+def test_only_active_matching_silences_mute_firing_alerts():
+    ctx = PipelineContext(now=NOW, silences=[
+        Silence("org-a", NOW - timedelta(hours=1), NOW + timedelta(hours=1), material="antimony", id="s1"),
+        Silence("org-a", NOW - timedelta(hours=2), NOW - timedelta(hours=1), material="gallium", id="expired"),
+        Silence("org-a", NOW + timedelta(hours=1), NOW + timedelta(hours=2), rule="price_spike", id="future"),
+        Silence("org-a", NOW - timedelta(hours=1), NOW + timedelta(hours=1), severity="critical", id="crit"),
+    ])
+    alerts = [alert("sb", material="antimony"), alert("ga"), alert("ga-crit", severity=Severity.CRITICAL),
+              alert("sb-res", material="antimony", status=BreachStatus.RESOLVED),
+              alert("sb-b", org="org-b", material="antimony")]
+    kept = silence(ctx, alerts)
+    assert [a.fingerprint for a in kept] == ["ga", "sb-res", "sb-b"]
+    assert [d.reason.split(" until")[0] for d in ctx.decisions] == ["silence s1", "silence crit"]
+
+
+def test_route_puts_warnings_for_a_digest_channel_in_the_digest_and_criticals_in_the_immediate_group():
+    ctx = PipelineContext(now=NOW, channels={
+        "mail": ChannelRoute("mail", "org-a", mode="digest"),
+        "hook": ChannelRoute("hook", "org-a"),
+        "off": ChannelRoute("off", "org-a", enabled=False),
+        "foreign": ChannelRoute("foreign", "org-b"),
+    })
+    warning = alert("w", channel_ids=("mail", "hook", "off", "foreign"))
+    critical = alert("c", severity=Severity.CRITICAL, channel_ids=("mail",))
+    routed = route(ctx, [warning, critical])
+    assert [(a.fingerprint, a.channel_id, a.group_key) for a in routed] == [
+        ("w", "mail", "digest:mail"), ("w", "hook", "immediate:hook"), ("c", "mail", "immediate:mail")]
+    dropped = [(d.channel_id, d.reason) for d in ctx.decisions if d.decision == "drop"]
+    assert dropped == [("off", "channel disabled"), ("foreign", "channel unknown to the organisation")]
+
+
+def _routed(a: Alert, key: str = "immediate:hook") -> Alert:
+    return dataclasses.replace(a, channel_id="hook", group_key=key)
+
+
+def test_dedup_sends_new_changed_and_due_repeats_and_drops_the_rest():
+    timing = Timing(repeat_interval=timedelta(hours=4))
+    recent, old = NOW - timedelta(hours=1), NOW - timedelta(hours=5)
+    ctx = PipelineContext(now=NOW, timing=timing, log={
+        ("org-a", "immediate:hook", "same"): LogEntry("firing:warning", recent),
+        ("org-a", "immediate:hook", "stale"): LogEntry("firing:warning", old),
+        ("org-a", "immediate:hook", "escalated"): LogEntry("firing:warning", recent),
+        ("org-a", "immediate:hook", "acked"): LogEntry("firing:warning", old),
+        ("org-a", "immediate:hook", "was-firing"): LogEntry("firing:critical", recent),
+        ("org-a", "immediate:hook", "done"): LogEntry("resolved", recent),
+    })
+    alerts = [_routed(alert("new")), _routed(alert("same")), _routed(alert("stale")),
+              _routed(alert("escalated", severity=Severity.CRITICAL)),
+              _routed(alert("acked", acknowledged_at=recent)),
+              _routed(alert("was-firing", status=BreachStatus.RESOLVED)),
+              _routed(alert("never-sent", status=BreachStatus.RESOLVED)),
+              _routed(alert("done", status=BreachStatus.RESOLVED))]
+    kept = deduplicate(ctx, alerts)
+    assert [a.fingerprint for a in kept] == ["new", "stale", "escalated", "was-firing"]
+    reasons = {d.fingerprint: d.reason for d in ctx.decisions}
+    assert reasons["same"] == "unchanged; repeat due 2026-03-02T15:00:00+00:00"
+    assert reasons["escalated"] == "changed from firing:warning to firing:critical"
+    assert reasons["acked"].startswith("unchanged and acknowledged")
+
+
+def test_group_waits_for_a_new_group_joins_an_open_one_and_ticks_for_updates():
+    timing = Timing(group_wait=timedelta(seconds=30), group_interval=timedelta(minutes=5),
+                    digest_at=datetime(2026, 1, 1, 7, 0).time())
+    ctx = PipelineContext(now=NOW, timing=timing, groups={
+        "immediate:open": GroupState(open_due_at=NOW + timedelta(seconds=10)),
+        "immediate:sent": GroupState(last_flush_at=NOW - timedelta(minutes=7)),
+    })
+    alerts = [_routed(alert("a"), "immediate:new"), _routed(alert("b"), "immediate:new"),
+              _routed(alert("c"), "immediate:open"), _routed(alert("d"), "immediate:sent"),
+              _routed(alert("e"), "digest:mail")]
+    due = {a.fingerprint: a.due_at for a in group(ctx, alerts)}
+    assert due == {
+        "a": datetime(2026, 3, 2, 12, 0, 30, tzinfo=UTC),  # group wait
+        "b": datetime(2026, 3, 2, 12, 0, 30, tzinfo=UTC),  # joins a's notification
+        "c": datetime(2026, 3, 2, 12, 0, 10, tzinfo=UTC),
+        "d": datetime(2026, 3, 2, 12, 3, tzinfo=UTC),  # flushed 11:53, ticks 11:58, 12:03
+        "e": datetime(2026, 3, 3, 7, 0, tzinfo=UTC),  # tomorrow's digest
+    }
+    assert [d.decision for d in ctx.decisions] == ["new_group", "joined", "joined", "update", "digest"]
+
+
+def test_next_tick_is_the_interval_after_the_flush_when_that_is_still_ahead():
+    flushed = NOW - timedelta(minutes=2)
+    assert next_tick(flushed, timedelta(minutes=5), NOW) == NOW + timedelta(minutes=3)
+    assert next_tick(flushed, timedelta(0), NOW) == NOW
+
+
+def test_next_digest_is_today_before_the_hour_and_tomorrow_after_it():
+    timing = Timing(digest_at=datetime(2026, 1, 1, 7, 0).time())
+    assert timing.next_digest(datetime(2026, 3, 2, 6, 0, tzinfo=UTC)) == datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
+    assert timing.next_digest(datetime(2026, 3, 2, 7, 0, tzinfo=UTC)) == datetime(2026, 3, 3, 7, 0, tzinfo=UTC)
+
+
+def test_pipeline_keeps_every_decision_with_its_stage():
+    ctx = PipelineContext(now=NOW, clearance={"org-a": Classification.PUBLIC},
+                          channels={"hook": ChannelRoute("hook", "org-a")})
+    out = run_pipeline(ctx, [alert("x", channel_ids=("hook",))])
+    assert [a.group_key for a in out] == ["immediate:hook"]
+    assert [(d.stage, d.decision) for d in ctx.decisions] == [
+        ("classification", "pass"), ("route", "routed"), ("dedup", "send"), ("group", "new_group")]
