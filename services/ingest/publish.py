@@ -14,7 +14,8 @@ from datetime import datetime
 from services.ingest import metrics
 from services.ingest.observation import KIND_TOPICS, Accepted, Malformed, Outcome, Skipped
 from services.ingest.seen import SeenStore
-from shared.events import Event
+from shared import topics
+from shared.events import DeadLettered, Event
 from shared.kafka import EventProducer, event_id_for
 
 log = logging.getLogger(__name__)
@@ -92,9 +93,17 @@ class Publisher:
         if sends:
             await self.producer.send_many(sends)
             self.seen.record(to_record)
-        for item, code, detail in dead:
-            await self.producer.dead_letter(item.raw, f"{code}: {detail}", source=item.source, stage="ingest",
-                                            intended_topic=KIND_TOPICS[item.kind].qualified(self.producer.namespace))
+        if dead:
+            # One batched write: a feed of thousands of bad rows must not cost a broker round trip per row.
+            await self.producer.send_many([
+                (topics.DEADLETTER,
+                 DeadLettered.of(item.raw, f"{code}: {detail}", source=item.source, stage="ingest",
+                                 intended_topic=KIND_TOPICS[item.kind].qualified(self.producer.namespace)),
+                 item.source, None)
+                for item, code, detail in dead])
+            for item, code, detail in dead:
+                log.warning("dead-lettered", extra={"source": item.source, "kind": item.kind, "reason": code,
+                                                    "detail": detail[:300]})
         for item, decision in zip(items, decisions, strict=True):
             if decision is not None and decision.status == "published":
                 metrics.PUBLISHED.labels(item.source, item.kind).inc(decision.events)
