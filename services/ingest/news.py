@@ -101,9 +101,16 @@ def normalise_news(candidate: Candidate, classify: Classifier, catalog: Any, lim
             measure=Measure(str(getattr(measure, "value", measure))), effective_date=effective,
             relevant=bool(getattr(result, "relevant", False)),
             score=min(1.0, max(0.0, float(getattr(result, "score", 0.0) or 0.0))),
-            evidence=[str(e)[:500] for e in (getattr(result, "evidence", ()) or ())][:20],
+            evidence=[_evidence_text(e) for e in (getattr(result, "evidence", ()) or ())][:20],
         ) for material in materials)
     except (ValidationError, ValueError) as exc:
         detail = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
         return Rejected("invalid_news", detail)
     return Accepted(events, identities)
+
+
+def _evidence_text(evidence: Any) -> str:
+    """One line per piece of evidence: 'signal=export_licence: require export licences'."""
+    if hasattr(evidence, "kind") and hasattr(evidence, "match"):
+        return f"{evidence.kind}={getattr(evidence, 'value', '')}: {evidence.match}"[:500]
+    return str(evidence)[:500]

@@ -117,3 +117,26 @@ unit = "kg"
     by_source = {e.source: e.reason for _, e, _ in dead}
     assert set(by_source) == {"loop", "ftp", "endless", "laughs"}
     assert by_source["laughs"].startswith("unsafe_xml")
+
+
+async def test_news_from_rss_and_atom_is_classified_once_per_material_and_reposts_are_duplicates(
+        kafka_topics, kafka_bootstrap, feed_server, tmp_path):
+    rss = feed_server.put("/controls.rss", (FIX / "export_controls.rss").read_bytes(), "application/rss+xml")
+    atom = feed_server.put("/watch.atom", (FIX / "export_controls.atom").read_bytes(), "application/atom+xml")
+    config = parse_sources(f'[[source]]\nname = "rss"\nkind = "feed"\nurl = "{rss}"\n'
+                           f'[[source]]\nname = "atom"\nkind = "feed"\nurl = "{atom}"\n', tmp_path)
+    async with open_ingestion(settings_for(kafka_bootstrap, kafka_topics, tmp_path / "state")) as ingestion:
+        reports = {r.source: r for r in await poll_once(config, ingestion)}
+    # RSS: gallium+germanium item, antimony item, and an annual report naming no material (skipped).
+    assert reports["rss"].counts == {"published": 2, "skipped": 1}
+    # Atom: the 2024 ban, the graphite permits, and a re-post of the 2023 item under another link.
+    assert reports["atom"].counts == {"published": 2, "duplicate": 1}
+    news = await read_topic(kafka_bootstrap, kafka_topics, topics.NEWS, expect=1)
+    by_item: dict[str, set[str]] = {}
+    for _, event, key in news:
+        assert key == event.material.encode()
+        by_item.setdefault(event.title, set()).add(event.material)
+    assert by_item["China announces export controls on gallium and germanium items"] == {"gallium", "germanium"}
+    assert by_item["China to restrict exports of antimony from 15 September"] == {"antimony"}
+    assert {"gallium", "germanium", "antimony"} <= \
+        by_item["China bans exports of gallium, germanium and antimony to the United States"]
