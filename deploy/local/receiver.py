@@ -6,6 +6,7 @@ Run alone with `python -m deploy.local.receiver --port 8099 --secret whsec_...`;
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,10 +52,8 @@ def main() -> None:
     args = parser.parse_args()
     server = serve(args.port, args.secret)
     print(f"[receiver] listening on http://127.0.0.1:{args.port}/", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

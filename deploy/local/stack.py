@@ -10,7 +10,6 @@ import asyncio
 import hashlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,9 +34,9 @@ def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def port_is_free(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) != 0
+def run_kafka_script(action: str, env: dict[str, str]) -> None:
+    """Start or stop the local broker described by env (KAFKA_PORT, KAFKA_DIR); start must succeed."""
+    subprocess.run(["bash", str(KAFKA_SCRIPT), action], env=env, check=action == "start")
 
 
 @dataclass
@@ -47,6 +46,20 @@ class Ports:
     notify: int = 8003
     receiver: int = 8099
     kafka: int = 9092
+
+
+@dataclass(frozen=True)
+class DemoTenant:
+    company_key: str
+    webhook_secret: str
+    ministry_key: str
+
+
+def _created(answer: httpx.Response) -> dict:
+    if answer.status_code != 201:
+        raise RuntimeError(f"demo set-up: {answer.request.method} {answer.request.url.path} answered "
+                           f"{answer.status_code}: {answer.text}")
+    return answer.json()
 
 
 @dataclass
@@ -108,13 +121,13 @@ class Stack:
                     proc.wait()
             self.processes.pop(name, None)
         if self._kafka_env is not None:
-            subprocess.run(["bash", str(KAFKA_SCRIPT), "stop"], env=self._kafka_env, check=False)
+            run_kafka_script("stop", self._kafka_env)
             self._kafka_env = None
 
     def _start_kafka(self) -> None:
         env = {**os.environ, "KAFKA_PORT": str(self.ports.kafka),
                "KAFKA_CONTROLLER_PORT": str(self.ports.kafka + 1), "KAFKA_DIR": str(self.state_dir / "kafka")}
-        subprocess.run(["bash", str(KAFKA_SCRIPT), "start"], env=env, check=True)
+        run_kafka_script("start", env)
         self._kafka_env = env
         self.kafka_bootstrap = f"127.0.0.1:{self.ports.kafka}"
 
@@ -129,6 +142,7 @@ class Stack:
             "MEWS_SCORING_PORT": str(self.ports.scoring),
             "MEWS_NOTIFY_PORT": str(self.ports.notify),
             "MEWS_INGEST_STATE_DIR": str(self.state_dir / "ingest"),
+            "MEWS_SCORING_DATA_DIR": str(self.state_dir / "scoring"),
             "MEWS_INGEST_API_KEYS": f"{sha256_hex(DEMO_INGEST_KEY)}:ingest",
             "MEWS_SCORING_API_KEYS": f"{sha256_hex(DEMO_READ_KEY)}:government",
             "MEWS_DATABASE_URL": f"sqlite:///{self.state_dir / 'notify.db'}",
@@ -178,6 +192,37 @@ class Stack:
         """Run a `mews` command against this stack and return its result."""
         return subprocess.run([sys.executable, "-m", "services.cli", *args], cwd=ROOT, env=self.service_env(),
                               capture_output=True, text=True, timeout=timeout, check=False)
+
+    def provision_demo(self, receiver_url: str) -> DemoTenant:
+        """A demo company subscribed to gallium by webhook, and a ministry that may see exposure."""
+        admin = {"Authorization": f"Bearer {DEMO_ADMIN_TOKEN}"}
+        with httpx.Client(base_url=self.url("notify"), timeout=10) as api:
+            company = _created(api.post("/v1/organisations", headers=admin, json={
+                "name": "Demo Radar Systems B.V.", "kind": "company", "clearance": "public"}))
+            company_auth = {"Authorization": f"Bearer {company['api_key']}"}
+            channel = _created(api.post("/v1/channels", headers=company_auth, json={
+                "kind": "webhook", "target": receiver_url, "language": "en", "mode": "immediate"}))
+            product = _created(api.post("/v1/products", headers=company_auth, json={
+                "name": "X-band radar module", "bom": [
+                    {"component": "GaN power amplifier", "material": "gallium", "share": 0.02,
+                     "origin_country": "CN"},
+                    {"component": "Ge infrared window", "material": "germanium", "share": 0.05,
+                     "origin_country": "CN"}]}))
+            _created(api.post("/v1/subscriptions", headers=company_auth, json={
+                "product_id": product["id"], "min_severity": "warning", "channel_ids": [channel["id"]]}))
+            ministry = _created(api.post("/v1/organisations", headers=admin, json={
+                "name": "Demo Ministry of Economic Affairs", "kind": "ministry", "clearance": "government"}))
+        return DemoTenant(company_key=company["api_key"], webhook_secret=channel["secret"],
+                          ministry_key=ministry["api_key"])
+
+    def start_poller(self) -> None:
+        """Keep polling the demo sources on their schedules, as production does."""
+        self._spawn("poller", ["ingest", "poll", "--config", str(DEMO_SOURCES)], self.service_env())
+
+    def _stop_stale_kafka(self) -> None:
+        """Stop a broker a previous run left behind in this state directory."""
+        env = {**os.environ, "KAFKA_PORT": str(self.ports.kafka), "KAFKA_DIR": str(self.state_dir / "kafka")}
+        run_kafka_script("stop", env)
 
     def replay_demo_feed(self) -> subprocess.CompletedProcess:
         """Ingest the demo feeds once through the production code path."""
