@@ -83,6 +83,7 @@ class SubscriptionIndex:
 
     def __init__(self, specs: Iterable[SubscriptionSpec]) -> None:
         self._by_material: dict[str, list[IndexEntry]] = defaultdict(list)
+        self._merged: dict[tuple[str, Severity], dict[str, Match]] = {}
         self.size = 0
         for spec in specs:
             self.size += 1
@@ -91,8 +92,16 @@ class SubscriptionIndex:
                     IndexEntry(spec.organisation_id, spec.id, via, spec.min_severity, spec.channel_ids))
 
     def lookup(self, material: str, severity: Severity) -> dict[str, Match]:
-        """The organisations a breach of this material and severity concerns, keyed by organisation id."""
-        return _merge(self._by_material.get(material, ()), severity)
+        """The organisations a breach of this material and severity concerns, keyed by organisation id.
+
+        The index never changes once built, so each (material, severity) is merged once and then served
+        from a dictionary; callers must treat the answer as read-only.
+        """
+        key = (material, severity)
+        found = self._merged.get(key)
+        if found is None:
+            found = self._merged[key] = _merge(self._by_material.get(material, ()), severity)
+        return found
 
     def organisations_exposed(self, material: str) -> set[str]:
         return {e.organisation_id for e in self._by_material.get(material, ())}
