@@ -60,3 +60,7 @@ def list_topics() -> None:
 
     for t in declared.ALL:
         click.echo(f"{t.name}\tpartitions={t.partitions}\tcleanup={t.cleanup_policy}\t{t.description}")
+
+
+if __name__ == "__main__":
+    main()
