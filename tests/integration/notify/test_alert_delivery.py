@@ -6,21 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
-from standardwebhooks import Webhook
 
 from services.notify.settings import NotifySettings
 from services.notify.store import models
 from services.notify.store.db import unit_of_work
 from services.notify.worker import Notifier
-from shared import topics
-from shared.events import BreachRaised, BreachStatus, Classification, Severity
-from shared.kafka import EventProducer
+from shared.events import BreachStatus, Classification, Severity
 from tests.integration.notify.world import (
     add_email,
     add_org,
@@ -28,7 +23,11 @@ from tests.integration.notify.world import (
     add_webhook,
     breach,
     eventually,
+    notifier_settings,
+    publish,
+    running,
     subscribe,
+    verified,
 )
 
 pytestmark = pytest.mark.integration
@@ -36,42 +35,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def settings(kafka_bootstrap: str, kafka_topics: str, migrated_database_url: str, smtp_inbox) -> NotifySettings:
-    return NotifySettings(
-        kafka_bootstrap_servers=kafka_bootstrap, topic_namespace=kafka_topics, database_url=migrated_database_url,
-        smtp_host=smtp_inbox.host, smtp_port=smtp_inbox.port, allow_private_webhook_targets=True,
-        public_base_url="http://mews.test", group_wait_seconds=0.5, group_interval_seconds=1.0,
-        repeat_interval_seconds=3600, retry_initial_seconds=0.2, retry_max_interval_seconds=0.4, retry_jitter=0,
-        retry_max_attempts=4, channel_disable_after_failures=3, outbox_poll_seconds=0.05,
-        webhook_timeout_seconds=5)
-
-
-@contextlib.asynccontextmanager
-async def running(settings: NotifySettings, sessions: sessionmaker[Session], **options) -> AsyncIterator[Notifier]:
-    """A notifier running in this event loop, stopped (gracefully) on exit."""
-    options.setdefault("group_id", "mews-notify")
-    notifier = Notifier(settings, sessions, index_refresh_seconds=0, sweep_interval_seconds=0.3, **options)
-    task = asyncio.create_task(notifier.run())
-    try:
-        yield notifier
-    finally:
-        notifier.stop()
-        await asyncio.wait_for(task, 15)
-
-
-async def publish(settings: NotifySettings, *breaches: BreachRaised) -> None:
-    producer = EventProducer(settings.kafka_bootstrap_servers, source="mews/scoring",
-                             namespace=settings.topic_namespace)
-    await producer.start()
-    try:
-        for b in breaches:
-            await producer.send(topics.BREACHES, b, key=b.fingerprint)
-    finally:
-        await producer.stop()
-
-
-def verified(received, secret: str) -> dict:
-    """The body of a webhook request, after the standardwebhooks library verified its signature."""
-    return Webhook(secret).verify(received.body, received.headers)
+    return notifier_settings(kafka_bootstrap, kafka_topics, migrated_database_url, smtp_inbox)
 
 
 async def test_breach_reaches_direct_and_bom_subscribers_and_never_one_without_clearance(

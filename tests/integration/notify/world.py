@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
+from standardwebhooks import Webhook
 
+from services.notify.settings import NotifySettings
 from services.notify.store import models
+from services.notify.worker import Notifier
+from shared import topics
 from shared.events import BreachRaised, BreachStatus, Classification, Evidence, Severity
+from shared.kafka import EventProducer
 
 
 def add_org(s: Session, name: str, clearance: str = "public", kind: str = "company",
@@ -95,3 +101,46 @@ async def eventually(predicate: Callable[[], object], within: float = 20.0, what
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+def notifier_settings(kafka_bootstrap: str, namespace: str, database_url: str, smtp_inbox,
+                      **overrides: object) -> NotifySettings:
+    """Settings with short timers, the test's SMTP server, and 127.0.0.1 allowed as a webhook target."""
+    values = dict(
+        kafka_bootstrap_servers=kafka_bootstrap, topic_namespace=namespace, database_url=database_url,
+        smtp_host=smtp_inbox.host, smtp_port=smtp_inbox.port, allow_private_webhook_targets=True,
+        public_base_url="http://mews.test", group_wait_seconds=0.5, group_interval_seconds=1.0,
+        repeat_interval_seconds=3600, retry_initial_seconds=0.2, retry_max_interval_seconds=0.4, retry_jitter=0,
+        retry_max_attempts=4, channel_disable_after_failures=3, outbox_poll_seconds=0.05,
+        webhook_timeout_seconds=5)
+    values.update(overrides)
+    return NotifySettings(**values)
+
+
+@contextlib.asynccontextmanager
+async def running(settings: NotifySettings, sessions: sessionmaker[Session], **options) -> AsyncIterator[Notifier]:
+    """A notifier running in this event loop, stopped (gracefully) on exit."""
+    options.setdefault("group_id", "mews-notify")
+    notifier = Notifier(settings, sessions, index_refresh_seconds=0, sweep_interval_seconds=0.3, **options)
+    task = asyncio.create_task(notifier.run())
+    try:
+        yield notifier
+    finally:
+        notifier.stop()
+        await asyncio.wait_for(task, 15)
+
+
+async def publish(settings: NotifySettings, *breaches: BreachRaised) -> None:
+    producer = EventProducer(settings.kafka_bootstrap_servers, source="mews/scoring",
+                             namespace=settings.topic_namespace)
+    await producer.start()
+    try:
+        for b in breaches:
+            await producer.send(topics.BREACHES, b, key=b.fingerprint)
+    finally:
+        await producer.stop()
+
+
+def verified(received, secret: str) -> dict:
+    """The body of a webhook request, after the standardwebhooks library verified its signature."""
+    return Webhook(secret).verify(received.body, received.headers)
