@@ -15,10 +15,13 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
 
-install: $(STAMP) ## Install the locked Python dependencies into .venv
+install: $(STAMP) ## Install everything the system and its tests need (Python deps, Kafka, PostgreSQL, Prometheus, checkers)
 	bash deploy/local/kafka.sh fetch
+	bash deploy/tools/install-system.sh
+	PYTHON=$(BIN)/python bash deploy/tools/install-tools.sh
 
-run: install ## Start Kafka, create topics, start all services and replay the demo feed
+run: $(STAMP) ## Start Kafka, create topics, start all services and replay the demo feed
+	bash deploy/local/kafka.sh fetch
 	$(BIN)/python -m deploy.local.run
 
 test: install ## Run every test, unit and integration, against a real broker
@@ -43,3 +46,14 @@ bench: install ## Run the benchmarks and print their figures
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+kafka-up: ## Start the local Kafka broker alone (KAFKA_PORT, default 9092)
+	bash deploy/local/kafka.sh start
+
+kafka-down: ## Stop the local Kafka broker
+	bash deploy/local/kafka.sh stop
+
+backtest: $(STAMP) ## Replay the World Bank Pink Sheet through the scoring rules; report in var/backtest.csv
+	mkdir -p var
+	$(BIN)/mews backtest --prices ../shared/data/worldbank-cmo-monthly/CMO-Historical-Data-Monthly.xlsx \
+		--format csv --out var/backtest.csv
