@@ -1,0 +1,253 @@
+"""Rule-based classification of export-control news: pure, explainable, no model and no network.
+
+The rules, their precedence and the score are described in docs/classifier.md.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+
+from services.ingest.classify.dates import DateFinder
+from services.ingest.classify.language import detect_language
+from services.ingest.classify.lexicon import MEASURE_KINDS, SIGNAL_KINDS, Lexicon, load_lexicon
+from services.ingest.classify.models import Classification, Evidence, Measure, Where
+from services.ingest.classify.patterns import FoldedText, Hit, TermSet, fold_text, leftmost_longest
+from shared.catalog import Catalog, load_catalog
+
+# Tie-break between measures found equally often: the more restrictive and more specific first.
+PRECEDENCE: tuple[str, ...] = ("export_ban", "export_quota", "export_tax", "export_licence", "sanction")
+TITLE_WEIGHT = 2
+TEXT_WEIGHT = 1
+# Negation is looked for this many words before a term, within its sentence.
+NEGATION_WINDOW = 3
+
+_CITATION = re.compile(r"(?<!\w)(?:no|nr|n°)\.?\s*\d+")
+_SENTENCE_END = re.compile(r"[.!?;:]\s")
+_WORDS = re.compile(r"[\w']+")
+
+
+@dataclass(frozen=True, eq=False)
+class _Matchers:
+    masks: TermSet
+    material_names: TermSet
+    material_stems: TermSet
+    country_names: TermSet
+    country_exact: TermSet
+    signals: dict[str, TermSet]
+    dates: DateFinder
+
+
+@dataclass(frozen=True)
+class _Found:
+    where: Where
+    hit: Hit
+
+
+def classify_item(
+    text: str,
+    *,
+    title: str = "",
+    catalog: Catalog | None = None,
+    lexicon: Lexicon | None = None,
+    published: date | None = None,
+) -> Classification:
+    """Materials, countries, trade measure, effective date, language and relevance of one news item."""
+    catalog = catalog or load_catalog()
+    lexicon = lexicon or load_lexicon()
+    matchers = _matchers(catalog, lexicon)
+    parts: list[tuple[Where, FoldedText]] = []
+    if title.strip():
+        parts.append(("title", fold_text(title)))
+    if text.strip():
+        parts.append(("text", fold_text(text)))
+
+    language, counts = detect_language(" ".join(part.folded for _, part in parts), lexicon)
+    evidence = [Evidence(kind="language", value=language, match=_counts(counts))]
+
+    materials = _find_materials(parts, matchers, lexicon.unreliable_names(language), evidence)
+    countries = _find_countries(parts, matchers, evidence)
+    signals = _find_signals(parts, matchers, lexicon.negations(language), evidence)
+
+    weights = Counter({kind: 0 for kind in SIGNAL_KINDS})
+    for kind, found in signals.items():
+        weights[kind] = sum(TITLE_WEIGHT if f.where == "title" else TEXT_WEIGHT for f in found)
+    measure, deciding = _decide_measure(weights)
+    material_ids = tuple(sorted({f.hit.value for f in materials}))
+    relevant = bool(material_ids) and (measure != "none" or weights["supply"] > 0)
+
+    effective_date = None
+    if measure != "none" or weights["supply"]:
+        for where, part in parts:
+            found_date = matchers.dates.find(part, published=published)
+            if found_date:
+                effective_date = found_date.value
+                evidence.append(
+                    Evidence(kind="date", value=found_date.value.isoformat(), match=found_date.match, where=where)
+                )
+                break
+
+    score = _score(materials, signals, deciding) if relevant else 0.0
+    evidence.append(Evidence(kind="decision", value=measure, match=_explain_measure(weights, deciding)))
+    evidence.append(
+        Evidence(
+            kind="relevance", value=str(relevant).lower(), match=_explain_relevance(material_ids, measure, weights)
+        )
+    )
+    return Classification(
+        materials=material_ids,
+        countries=tuple(sorted({f.hit.value for f in countries})),
+        measure=measure,
+        effective_date=effective_date,
+        language=language,
+        relevant=relevant,
+        score=score,
+        evidence=tuple(evidence),
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _matchers(catalog: Catalog, lexicon: Lexicon) -> _Matchers:
+    languages = list(lexicon.languages.values())
+    signals: dict[str, TermSet] = {}
+    for kind in SIGNAL_KINDS:
+        gaps: dict[str, int] = {}
+        for lex in languages:
+            for term in lex.terms[kind]:
+                gaps[term] = max(gaps.get(term, 0), lex.gap_words)
+        signals[kind] = TermSet(((term, kind) for term in gaps), gaps=gaps)
+    return _Matchers(
+        masks=TermSet((mask, "mask") for lex in languages for mask in lex.masks),
+        material_names=TermSet(((name, m.id) for m in catalog.materials for name in m.aliases), literal=True),
+        material_stems=TermSet((f"{stem}*", m.id) for m in catalog.materials for stem in m.stems),
+        country_names=TermSet(
+            ((name, c.code) for c in catalog.countries for name in _names(c.name, c.names.values())),
+            literal=True,
+        ),
+        country_exact=TermSet(
+            ((name, c.code) for c in catalog.countries for name in c.exact), literal=True, case_sensitive=True
+        ),
+        signals=signals,
+        dates=DateFinder(lexicon),
+    )
+
+
+def _names(name: str, by_language: Iterable[tuple[str, ...]]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((name, *(n for names in by_language for n in names))))
+
+
+def _find_materials(
+    parts: list[tuple[Where, FoldedText]], matchers: _Matchers, unreliable: frozenset[str], evidence: list[Evidence]
+) -> list[_Found]:
+    found: list[_Found] = []
+    for where, part in parts:
+        masked = part.blanked((h.start, h.end) for h in matchers.masks.find(part))
+        hits = leftmost_longest([*matchers.material_names.find(masked), *matchers.material_stems.find(masked)])
+        for hit in hits:
+            if hit.term in unreliable:
+                evidence.append(Evidence(kind="ignored", value=hit.value, match=hit.match, where=where))
+                continue
+            found.append(_Found(where, hit))
+            evidence.append(Evidence(kind="material", value=hit.value, match=hit.match, where=where))
+    return found
+
+
+def _find_countries(
+    parts: list[tuple[Where, FoldedText]], matchers: _Matchers, evidence: list[Evidence]
+) -> list[_Found]:
+    found: list[_Found] = []
+    for where, part in parts:
+        masked = part.blanked((h.start, h.end) for h in matchers.masks.find(part))
+        for hit in (*matchers.country_names.find(masked), *matchers.country_exact.find(part)):
+            found.append(_Found(where, hit))
+            evidence.append(Evidence(kind="country", value=hit.value, match=hit.match, where=where))
+    return found
+
+
+def _find_signals(
+    parts: list[tuple[Where, FoldedText]], matchers: _Matchers, negations: frozenset[str], evidence: list[Evidence]
+) -> dict[str, list[_Found]]:
+    signals: dict[str, list[_Found]] = {kind: [] for kind in SIGNAL_KINDS}
+    for where, part in parts:
+        easing = matchers.signals["easing"].find(part)
+        for kind, terms in matchers.signals.items():
+            for hit in terms.find(part):
+                # "will not lift the ban": the negation belongs to the easing verb, the ban still stands.
+                inside_easing = kind != "easing" and any(e.start <= hit.start < e.end for e in easing)
+                negation = None if inside_easing else _negation(part.folded, hit, negations)
+                if negation:
+                    evidence.append(
+                        Evidence(kind="negated", value=kind, match=f"{hit.match} ({negation})", where=where)
+                    )
+                    continue
+                signals[kind].append(_Found(where, hit))
+                evidence.append(Evidence(kind="signal", value=kind, match=hit.match, where=where))
+    return signals
+
+
+def _negation(folded: str, hit: Hit, negations: frozenset[str]) -> str | None:
+    before = folded[max(0, hit.start - 120) : hit.start]
+    before = _CITATION.sub(" ", _SENTENCE_END.split(before)[-1])
+    window = _WORDS.findall(before)[-NEGATION_WINDOW:]
+    own = {token.strip("*") for token in hit.term.split()}
+    inside = [w for w in _WORDS.findall(folded[hit.start : hit.end]) if w not in own]
+    for word in (*window, *inside):
+        if word in negations:
+            return word
+    return None
+
+
+def _decide_measure(weights: Counter[str]) -> tuple[Measure, str | None]:
+    if weights["easing"]:
+        return "easing", "easing"
+    specific = [kind for kind in MEASURE_KINDS if weights[kind]]
+    if specific:
+        best = max(specific, key=lambda kind: (weights[kind], -PRECEDENCE.index(kind)))
+        return best, best  # type: ignore[return-value]
+    if weights["restriction"]:
+        return "export_licence", "restriction"
+    return "none", "supply" if weights["supply"] else None
+
+
+def _score(materials: list[_Found], signals: dict[str, list[_Found]], deciding: str | None) -> float:
+    in_title = any(f.where == "title" for f in materials)
+    s_material = min(1.0, 0.6 + 0.2 * in_title + 0.2 * (len(materials) >= 2))
+    found = signals.get(deciding or "", [])
+    signal_in_title = any(f.where == "title" for f in found)
+    if deciding == "supply":
+        s_signal = 0.5 + 0.1 * signal_in_title
+    elif deciding == "restriction":
+        s_signal = 0.6 + 0.2 * signal_in_title
+    else:
+        s_signal = 0.8 + 0.2 * signal_in_title
+    return round(s_material * s_signal, 3)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return "stop words " + ", ".join(f"{language}={count}" for language, count in counts.items())
+
+
+def _explain_measure(weights: Counter[str], deciding: str | None) -> str:
+    found = ", ".join(f"{kind}={weights[kind]}" for kind in SIGNAL_KINDS if weights[kind])
+    if deciding == "easing":
+        return f"easing found, it overrides what it eases ({found})"
+    if deciding in MEASURE_KINDS:
+        return f"highest weighted measure, title counts {TITLE_WEIGHT} ({found})"
+    if deciding == "restriction":
+        return f"only generic export-control wording, read as licensing ({found})"
+    if deciding == "supply":
+        return f"supply restriction but no export measure ({found})"
+    return "no trade measure found"
+
+
+def _explain_relevance(materials: tuple[str, ...], measure: str, weights: Counter[str]) -> str:
+    if not materials:
+        return "no catalog material named"
+    if measure == "none" and not weights["supply"]:
+        return f"{', '.join(materials)} named, but no trade measure or supply restriction"
+    signal = measure if measure != "none" else "supply restriction"
+    return f"{', '.join(materials)} named with {signal}"

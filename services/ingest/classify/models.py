@@ -1,0 +1,40 @@
+"""What the classifier says about a news item, and why."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Measure = Literal["export_ban", "export_licence", "export_quota", "export_tax", "sanction", "easing", "none"]
+Where = Literal["title", "text", ""]
+EvidenceKind = Literal[
+    "language", "material", "country", "signal", "ignored", "negated", "date", "decision", "relevance"
+]
+
+
+class Evidence(BaseModel):
+    """One reason behind a classification: the words matched and what they were taken to mean."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: EvidenceKind
+    value: str = Field(description="material id, country code, signal kind, ISO date or verdict")
+    match: str = Field(description="the words in the item, as written, or the reasoning")
+    where: Where = ""
+
+
+class Classification(BaseModel):
+    """A news item's materials, countries, trade measure and relevance to supply, with the evidence."""
+
+    model_config = ConfigDict(frozen=True)
+
+    materials: tuple[str, ...] = ()
+    countries: tuple[str, ...] = ()
+    measure: Measure = "none"
+    effective_date: date | None = None
+    language: str = Field(default="und", description="en, nl, de, fr (one per lexicon file) or und")
+    relevant: bool = False
+    score: float = Field(default=0.0, ge=0.0, le=1.0)
+    evidence: tuple[Evidence, ...] = ()

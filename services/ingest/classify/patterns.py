@@ -1,0 +1,195 @@
+"""Lexicon terms and catalog names as small regexes, found fast through a word-prefix index.
+
+One alternation of a few thousand names is slow in Python's backtracking engine (seconds per article), so
+each term keeps its own regex and is only tried where a word of the text starts with the term's first
+letters.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from shared.catalog import fold
+from shared.catalog.names import fold_char
+
+_WORD = re.compile(r"\w+")
+_KEY = re.compile(r"^\w+")
+_SENTENCE_WORD = r"[^\s;:!?]*[^\s.;:!?]"
+_GAP_MARK = ".."
+
+
+class TermError(ValueError):
+    """A lexicon term that cannot be compiled."""
+
+
+@dataclass(frozen=True)
+class FoldedText:
+    """Text folded for matching, with each folded character's index in the original."""
+
+    original: str
+    folded: str
+    origin: tuple[int, ...]
+
+    def original_span(self, start: int, end: int) -> str:
+        """The original text behind folded[start:end]."""
+        if start >= end:
+            return ""
+        return self.original[self.origin[start] : self.origin[end - 1] + 1]
+
+    def blanked(self, spans: Iterable[tuple[int, int]]) -> FoldedText:
+        """The same text with these folded spans replaced by spaces, so nothing matches inside them."""
+        chars = list(self.folded)
+        for start, end in spans:
+            chars[start:end] = " " * (end - start)
+        return FoldedText(self.original, "".join(chars), self.origin)
+
+
+def fold_text(text: str) -> FoldedText:
+    """Fold text as shared.catalog.fold does, keeping the way back to the original characters."""
+    parts: list[str] = []
+    origin: list[int] = []
+    for index, char in enumerate(text):
+        folded = fold_char(char)
+        parts.append(folded)
+        origin.extend([index] * len(folded))
+    return FoldedText(text, "".join(parts), tuple(origin))
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One term found: where in the folded text, what it stands for, the term and the original words."""
+
+    start: int
+    end: int
+    value: str
+    term: str
+    match: str
+
+
+@dataclass(frozen=True)
+class _Term:
+    term: str
+    value: str
+    key: str
+    infix: bool
+    regex: re.Pattern[str]
+
+
+def term_regex(term: str, *, gap_words: int = 4, literal: bool = False) -> str:
+    """Regex source for a folded term: spaces may be absent or hyphens, `*` extends a word, `..` is a gap."""
+    tokens = term.split()
+    if not tokens:
+        raise TermError("empty term")
+    # After a gap the next word may carry an elided article: "suspend l'interdiction".
+    gap = rf"\s+(?:{_SENTENCE_WORD}\s+){{0,{gap_words}}}?(?:\w{{1,3}}')?"
+    parts: list[str] = []
+    pending_gap = False
+    for position, token in enumerate(tokens):
+        if not literal and token == _GAP_MARK:
+            if position == 0 or position == len(tokens) - 1 or pending_gap:
+                raise TermError(f"{term!r}: '..' must stand between two words")
+            pending_gap = True
+            continue
+        lead = not literal and token.startswith("*")
+        trail = not literal and token.endswith("*")
+        core = token.strip("*") if not literal else token
+        if not core or (not literal and "*" in core):
+            raise TermError(f"{term!r}: '*' may only start or end a word")
+        if parts:
+            parts.append(gap if pending_gap else r"\s*")
+        parts.append((r"\w*" if lead else "") + re.escape(core) + (r"\w*" if trail else ""))
+        pending_gap = False
+    return "(?<!\\w)" + "".join(parts) + "(?!\\w)"
+
+
+def is_cjk(text: str) -> bool:
+    """True when the text has Chinese, Japanese or Korean characters, which have no spaces between words."""
+    return any(unicodedata.east_asian_width(ch) == "W" for ch in text)
+
+
+class TermSet:
+    """Terms that stand for values; `find` returns the leftmost-longest non-overlapping hits."""
+
+    def __init__(
+        self,
+        entries: Iterable[tuple[str, str]],
+        *,
+        gap_words: int = 4,
+        gaps: Mapping[str, int] | None = None,
+        literal: bool = False,
+        case_sensitive: bool = False,
+    ) -> None:
+        self._case_sensitive = case_sensitive
+        self._by_prefix: dict[str, list[_Term]] = {}
+        self._short: list[_Term] = []
+        self._infix: dict[str, list[_Term]] = {}
+        self._cjk: list[tuple[str, str]] = []
+        seen: set[tuple[str, str]] = set()
+        for raw, value in entries:
+            term = raw if case_sensitive else fold(raw)
+            if (term, value) in seen:
+                continue
+            seen.add((term, value))
+            if is_cjk(term):
+                self._cjk.append((term, value))
+                continue
+            flags = 0 if case_sensitive else re.IGNORECASE
+            gap = (gaps or {}).get(term, gap_words)
+            regex = re.compile(term_regex(term, gap_words=gap, literal=literal), flags)
+            infix = not literal and term.startswith("*")
+            key_match = _KEY.match(term.lstrip("*") if infix else term)
+            if not key_match:
+                raise TermError(f"{raw!r}: must start with a letter or digit")
+            key = key_match.group(0) if case_sensitive else key_match.group(0).lower()
+            entry = _Term(term, value, key, infix, regex)
+            if infix:
+                self._infix.setdefault(key, []).append(entry)
+            elif len(key) < 3:
+                self._short.append(entry)
+            else:
+                self._by_prefix.setdefault(key[:3], []).append(entry)
+
+    def find(self, text: FoldedText) -> list[Hit]:
+        """Hits in the folded text (the original text for a case-sensitive set), longest first at a start."""
+        haystack = text.original if self._case_sensitive else text.folded
+        found: list[tuple[int, int, _Term | tuple[str, str]]] = []
+        for word in _WORD.finditer(haystack):
+            start, token = word.start(), word.group(0)
+            if not self._case_sensitive:
+                token = token.lower()
+            for entry in (*self._by_prefix.get(token[:3], ()), *self._short):
+                if token.startswith(entry.key):
+                    m = entry.regex.match(haystack, start)
+                    if m:
+                        found.append((m.start(), m.end(), entry))
+            for key, entries in self._infix.items():
+                if key in token:
+                    for entry in entries:
+                        m = entry.regex.match(haystack, start)
+                        if m:
+                            found.append((m.start(), m.end(), entry))
+        for term, value in self._cjk:
+            position = haystack.find(term)
+            while position >= 0:
+                found.append((position, position + len(term), (term, value)))
+                position = haystack.find(term, position + len(term))
+        hits = []
+        for start, end, entry in found:
+            term, value = (entry.term, entry.value) if isinstance(entry, _Term) else entry
+            match = text.original[start:end] if self._case_sensitive else text.original_span(start, end)
+            hits.append(Hit(start, end, value, term, match))
+        return leftmost_longest(hits)
+
+
+def leftmost_longest(hits: Iterable[Hit]) -> list[Hit]:
+    """Hits that do not overlap, preferring the earlier and then the longer one."""
+    chosen: list[Hit] = []
+    reach = -1
+    for hit in sorted(hits, key=lambda h: (h.start, -(h.end - h.start))):
+        if hit.start >= reach:
+            chosen.append(hit)
+            reach = hit.end
+    return chosen
