@@ -74,6 +74,26 @@ def alerts_for_breach(index: SubscriptionIndex, breach: BreachRaised) -> list[Al
             for org, match in sorted(index.lookup(breach.material, severity).items())]
 
 
+def orphaned_resolutions(session: Session, breaches: list[BreachRaised],
+                         matched: set[tuple[str, str]]) -> list[Alert]:
+    """Resolutions for organisations whose firing alert no subscription covers any more: the row must still close."""
+    resolved = {b.fingerprint: b for b in breaches if b.status == BreachStatus.RESOLVED}
+    if not resolved:
+        return []
+    rows = session.execute(select(models.Alert.organisation_id, models.Alert.fingerprint, models.Alert.via)
+                           .where(models.Alert.fingerprint.in_(sorted(resolved)), models.Alert.status == "firing"))
+    out = []
+    for organisation_id, fingerprint, via in rows:
+        if (organisation_id, fingerprint) in matched:
+            continue
+        b = resolved[fingerprint]
+        out.append(Alert(organisation_id=organisation_id, fingerprint=fingerprint, material=b.material, rule=b.rule,
+                         severity=b.severity, status=b.status, classification=breach_classification(b),
+                         starts_at=b.starts_at, ends_at=b.ends_at, observed_at=b.observed_at, summary=b.summary,
+                         breach=b.model_dump(mode="json"), via=tuple(via or ())))
+    return out
+
+
 def _from_row(row: models.Alert, **overrides: Any) -> Alert:
     breach = row.breach or {}
     observed = breach.get("observed_at")
@@ -258,6 +278,7 @@ def dispatch_breaches(session: Session, index: SubscriptionIndex, breaches: list
     """Turn breaches into alert rows and outbox notifications in the session's transaction (the caller commits)."""
     report = DispatchReport()
     candidates = [a for b in breaches for a in alerts_for_breach(index, b)]
+    candidates += orphaned_resolutions(session, breaches, {(a.organisation_id, a.fingerprint) for a in candidates})
     ctx = PipelineContext(now=now, timing=timing,
                           clearance=_clearances(session, (a.organisation_id for a in candidates)))
     passed = classification_gate(ctx, candidates)

@@ -251,3 +251,39 @@ async def test_nothing_is_lost_across_a_restart_mid_burst(settings, db_sessions,
     assert statuses == {"delivered"}
 
 
+
+
+async def test_unchanged_firing_alert_is_repeated_after_the_repeat_interval_with_a_new_id(
+        settings, db_sessions, http_receiver):
+    with unit_of_work(db_sessions) as s:
+        org = add_org(s, "Reminded BV")
+        subscribe(s, org, [add_webhook(s, org, http_receiver.url("/remind"))], material="gallium")
+    reminding = settings.model_copy(update={"repeat_interval_seconds": 1.0})
+
+    async with running(reminding, db_sessions):
+        await publish(settings, breach("fp-remind"))
+        await eventually(lambda: len(http_receiver.delivered("/remind")) >= 2, what="a repeat")
+
+    first, second = http_receiver.delivered("/remind")[:2]
+    assert first.headers["webhook-id"] != second.headers["webhook-id"]
+    assert [a["fingerprint"] for a in json.loads(second.body)["alerts"]] == ["fp-remind"]
+
+
+async def test_resolution_closes_the_alert_even_after_the_subscription_is_gone(settings, db_sessions, http_receiver):
+    with unit_of_work(db_sessions) as s:
+        org = add_org(s, "Unsubscribed BV")
+        sub = subscribe(s, org, [add_webhook(s, org, http_receiver.url("/gone-sub"))], material="gallium")
+        sub_id = sub.id
+
+    async with running(settings, db_sessions):
+        await publish(settings, breach("fp-orphan"))
+        await eventually(lambda: http_receiver.delivered("/gone-sub"), what="the firing notification")
+        with unit_of_work(db_sessions) as s:
+            s.delete(s.get(models.Subscription, sub_id))
+
+        def closed() -> bool:
+            with unit_of_work(db_sessions) as s:
+                return s.scalar(select(models.Alert.status)) == "resolved"
+
+        await publish(settings, breach("fp-orphan", status=BreachStatus.RESOLVED))
+        await eventually(closed, what="the alert resolved")
