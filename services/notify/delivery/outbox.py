@@ -97,7 +97,7 @@ def admin_recipients(session: Session, organisation_id: str) -> list[str]:
 def disable_channel(session: Session, channel: models.Channel, reason: str, now: datetime) -> int:
     """Disable a channel, cancel what waits for it, and queue a notice to the organisation's admins."""
     channel.enabled, channel.disabled_reason = False, reason[:500]
-    cancelled = session.execute(
+    cancelled = session.execute(  # type: ignore[attr-defined]
         update(models.Notification)
         .where(models.Notification.channel_id == channel.id, models.Notification.status == "pending",
                models.Notification.kind != "admin_notice")
@@ -214,8 +214,9 @@ class OutboxWorker:
 
 def release_claims(session: Session, now: datetime) -> int:
     """Make every `sending` notification due now: on SQLite only one worker runs, so they are leftovers of a crash."""
-    return session.execute(update(models.Notification).where(models.Notification.status == "sending")
-                           .values(status="pending", next_attempt_at=now)).rowcount
+    result = session.execute(update(models.Notification).where(models.Notification.status == "sending")
+                             .values(status="pending", next_attempt_at=now))
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def observe_outbox(session: Session, now: datetime) -> None:

@@ -287,3 +287,34 @@ async def test_resolution_closes_the_alert_even_after_the_subscription_is_gone(s
 
         await publish(settings, breach("fp-orphan", status=BreachStatus.RESOLVED))
         await eventually(closed, what="the alert resolved")
+
+
+async def test_digest_channel_gets_warnings_at_the_daily_hour_and_criticals_at_once(
+        settings, db_sessions, smtp_inbox):
+    import time as clock_time
+
+    with unit_of_work(db_sessions) as s:
+        org = add_org(s, "Digest BV")
+        mail = add_email(s, org, "digest@digest.test", mode="digest")
+        subscribe(s, org, [mail], material="gallium")
+    # The notifier's clock reads 06:59:51 UTC at the start and runs at real speed; the digest hour is 07.
+    start_real = clock_time.monotonic()
+    start_fake = datetime.now(UTC).replace(hour=6, minute=59, second=51, microsecond=0)
+
+    def clock() -> datetime:
+        return start_fake + timedelta(seconds=clock_time.monotonic() - start_real)
+
+    async with running(settings.model_copy(update={"digest_hour_utc": 7}), db_sessions, clock=clock):
+        await publish(settings, breach("fp-w1", rule="price_spike"), breach("fp-w2", rule="leadtime_jump"),
+                      breach("fp-c", rule="export_ban", severity=Severity.CRITICAL))
+        [critical] = await eventually(lambda: smtp_inbox.to("digest@digest.test"), what="the critical alert")
+        await eventually(lambda: len(smtp_inbox.to("digest@digest.test")) == 2, what="the digest")
+
+    digest = smtp_inbox.to("digest@digest.test")[1]
+    assert "CRITICAL gallium: export_ban" in critical["subject"]
+    seven = start_fake + timedelta(seconds=9)
+    assert critical["date"].datetime < seven <= digest["date"].datetime  # the critical did not wait
+    assert digest["subject"] == "[mews] Daily digest: 2 warning(s)"
+    text = digest.get_body(("plain",)).get_content()
+    assert "price_spike" in text
+    assert "leadtime_jump" in text
