@@ -179,17 +179,17 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
 
     @app.timer(lag_interval, name="measure-consumer-lag")
     async def measure_consumer_lag() -> None:
-        measure_lag(app, by_name, last_offsets)
-
-    @app.on_rebalance_complete.connect
-    async def count_assignment(sender: Any = None, **kwargs: Any) -> None:
-        measure_lag(app, by_name, last_offsets)
+        # Owned partitions are counted only between rebalances: a partition is owned when it is being
+        # processed, not when the group coordinator has handed it over and its state is still recovering.
+        settled = app.tables.recovery.completed.is_set() and not app.rebalancing and not app.in_recovery
+        measure_lag(app, by_name, last_offsets, count_owned=settled)
 
     return states
 
 
-def measure_lag(app: faust.App, by_name: dict[str, declared.Topic], last_offsets: dict[Any, int]) -> None:
-    """Set per-topic consumer lag (highwater minus next offset to process) and owned partition counts."""
+def measure_lag(app: faust.App, by_name: dict[str, declared.Topic], last_offsets: dict[Any, int],
+                count_owned: bool = False) -> None:
+    """Set per-topic consumer lag (highwater minus next offset to process) and, if asked, owned partitions."""
     assignment = [tp for tp in app.consumer.assignment() if tp.topic in by_name]
     lag: dict[str, int] = dict.fromkeys((t.name for t in by_name.values()), 0)
     owned: dict[str, int] = dict.fromkeys(lag, 0)
@@ -206,4 +206,5 @@ def measure_lag(app: faust.App, by_name: dict[str, declared.Topic], last_offsets
             lag[name] += max(0, highwater - position)
     for name in lag:
         CONSUMER_LAG.labels(SERVICE, name).set(lag[name])
-        ASSIGNED.labels(name).set(owned[name])
+        if count_owned:
+            ASSIGNED.labels(name).set(owned[name])

@@ -1,0 +1,183 @@
+"""The scoring worker on the real broker: breaches, determinism, restarts, rebalances and bad input."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from shared import topics as declared
+from shared.events import DeadLettered, IndicatorSnapshot, encode
+
+from .conftest import READ_KEY, collect, of_rule, price, produce, produce_raw, run
+
+pytestmark = pytest.mark.integration
+
+# Daily prices whose 1-day change walks the price-change-1d rule (warning 20%, critical 40%, clear 10%) through
+# fire (+25%), escalate (+44%), de-escalate (+15%), hold (+12%: below warning, not yet clear) and resolve (+5%).
+WALK = [100.0, 125.0, 180.0, 207.0, 231.84, 243.432]
+
+
+def test_breach_fires_escalates_and_resolves_with_hysteresis_and_keeps_its_evidence(kafka_topics, kafka_bootstrap,
+                                                                                  start_worker):
+    start_worker(kafka_topics)
+    ids = run(produce(kafka_bootstrap, kafka_topics, [price("gallium", d, p) for d, p in enumerate(WALK)]))
+
+    def resolved(msgs):
+        return any(b.status == "resolved" for b in of_rule(msgs, "price-change-1d"))
+
+    breaches = of_rule(run(collect(kafka_bootstrap, kafka_topics, declared.BREACHES, resolved)), "price-change-1d")
+
+    assert [(b.status.value, b.severity.value) for b in breaches] == [
+        ("firing", "warning"), ("firing", "critical"), ("firing", "warning"), ("resolved", "warning")]
+    # The day-4 price (+12%) is below the warning threshold but above clear: no transition until day 5.
+    assert [b.observed_at.day - 3 for b in breaches] == [1, 2, 3, 5]
+    assert len({b.fingerprint for b in breaches}) == 1
+    fired = breaches[0]
+    assert round(fired.value, 6) == 25.0
+    assert fired.threshold == 20.0
+    # The evidence of the firing transition is the two prices that made the change, by their event ids.
+    assert {ids[0], ids[1]} <= {e.id for e in fired.evidence}
+    assert set(ids[2:]).isdisjoint(e.id for e in fired.evidence)
+    assert breaches[-1].ends_at is not None
+    assert breaches[-1].ends_at.day == 8
+
+
+def test_the_same_input_into_two_fresh_namespaces_yields_identical_breaches(kafka_bootstrap, start_worker):
+    import asyncio
+
+    from shared.kafka import ensure_topics
+
+    namespaces = [f"det{time.time_ns() % 10**9}a", f"det{time.time_ns() % 10**9}b"]
+    for ns in namespaces:
+        asyncio.run(ensure_topics(kafka_bootstrap, ns))
+    inputs = [price("germanium", d, p) for d, p in enumerate(WALK)]
+    inputs += [price("antimony", d, p) for d, p in enumerate(reversed(WALK))]
+    workers = [start_worker(ns, name=ns, ready=False) for ns in namespaces]
+    for worker in workers:
+        worker.wait_ready()
+    results = []
+    for ns in namespaces:
+        run(produce(kafka_bootstrap, ns, inputs))
+
+        def settled(msgs):
+            return any(b.status == "resolved" for b in of_rule(msgs, "price-change-1d"))
+
+        msgs = run(collect(kafka_bootstrap, ns, declared.BREACHES, settled))
+        # Without envelope ids and times: the breach itself, as data, in per-fingerprint order.
+        results.append(sorted((b.fingerprint, b.observed_at, b.model_dump_json()) for _, b in msgs))
+
+    assert results[0] == results[1]
+    assert len(results[0]) >= 4
+
+
+def test_table_state_survives_a_worker_restart_through_its_changelog(kafka_topics, kafka_bootstrap, start_worker):
+    first = start_worker(kafka_topics, name="first")
+    run(produce(kafka_bootstrap, kafka_topics, [price("cobalt", 0, 100.0), price("cobalt", 1, 100.0)]))
+    run(collect(kafka_bootstrap, kafka_topics, declared.INDICATORS,
+                lambda msgs: sum(isinstance(e, IndicatorSnapshot) for _, e in msgs) >= 2))
+    assert first.stop() == 0
+
+    start_worker(kafka_topics, name="second")  # a fresh process with a fresh in-memory store
+    run(produce(kafka_bootstrap, kafka_topics, [price("cobalt", 2, 130.0)]))
+    snaps = [e for _, e in run(collect(kafka_bootstrap, kafka_topics, declared.INDICATORS,
+                                       lambda msgs: any(e.indicators.get("price") == 130.0 for _, e in msgs)))]
+    latest = snaps[-1]
+    assert latest.indicators["price"] == 130.0
+    # Only the recovered history holds the day-1 price that this 1-day change is measured against.
+    assert latest.indicators["price_change_1d_pct"] == pytest.approx(30.0)
+
+
+MATERIALS = ["gallium", "germanium", "antimony", "graphite", "lithium", "cobalt", "nickel", "tungsten",
+             "magnesium", "vanadium", "indium", "tin"]
+
+
+def _assigned(worker) -> float:
+    return worker.metric("mews_scoring_partitions_assigned")
+
+
+def test_two_workers_share_partitions_and_the_survivor_takes_all_when_one_leaves(kafka_topics, kafka_bootstrap,
+                                                                                start_worker):
+    a = start_worker(kafka_topics, name="a")
+    b = start_worker(kafka_topics, name="b")
+    inputs = 4 * declared.MATERIAL_PARTITIONS
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        shares = (_assigned(a), _assigned(b))
+        if all(shares) and sum(shares) == inputs:
+            break
+        time.sleep(0.3)
+    assert all(shares), f"a worker got no partitions: {shares}"
+    assert sum(shares) == inputs, f"assignment never settled: {shares}"
+
+    run(produce(kafka_bootstrap, kafka_topics, [price(m, 0, 100.0) for m in MATERIALS]))
+    run(collect(kafka_bootstrap, kafka_topics, declared.INDICATORS, lambda msgs: len(msgs) >= len(MATERIALS)))
+    assert a.stop() == 0
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _assigned(b) != inputs:
+        time.sleep(0.3)
+    assert _assigned(b) == inputs
+    run(produce(kafka_bootstrap, kafka_topics, [price(m, 1, 110.0) for m in MATERIALS]))
+
+    def both_days(msgs):
+        return {(e.material, e.as_of.day) for _, e in msgs} >= {(m, d) for m in MATERIALS for d in (3, 4)}
+
+    snaps = [e for _, e in run(collect(kafka_bootstrap, kafka_topics, declared.INDICATORS, both_days))]
+    days = {(s.material, s.as_of.day) for s in snaps}
+    assert days >= {(m, d) for m in MATERIALS for d in (3, 4)}, "an input was not scored"
+    # Every material's day-1 snapshot measured its change against day 0, whichever worker scored day 0.
+    last = {s.material: s for s in snaps}
+    assert {m: round(last[m].indicators["price_change_1d_pct"], 6) for m in MATERIALS} == dict.fromkeys(
+        MATERIALS, 10.0)
+
+
+def test_bad_input_is_dead_lettered_with_a_reason_and_scoring_goes_on(kafka_topics, kafka_bootstrap, start_worker):
+    start_worker(kafka_topics)
+    wrong_topic = encode(price("gallium", 0, 100.0), source="tests")
+    run(produce_raw(kafka_bootstrap, kafka_topics, declared.PRICES, b"\x00\xffnot json", b"gallium"))
+    run(produce_raw(kafka_bootstrap, kafka_topics, declared.NEWS, wrong_topic, b"gallium"))
+    run(produce_raw(kafka_bootstrap, kafka_topics, declared.PRICES, wrong_topic, b"germanium"))
+    run(produce(kafka_bootstrap, kafka_topics, [price("gallium", 1, 100.0)]))
+
+    letters = [e for _, e in run(collect(kafka_bootstrap, kafka_topics, declared.DEADLETTER,
+                                         lambda msgs: len(msgs) >= 3))]
+    by_topic = {(d.intended_topic.split(".", 1)[1], d.original()[:8]): d.reason for d in letters
+                if isinstance(d, DeadLettered)}
+    assert len(letters) == 3
+    assert all(d.stage == "scoring" for d in letters)
+    reasons = sorted(by_topic.values())
+    assert any(r.startswith("not JSON") for r in reasons)
+    assert any("expected mews.news.reported.v1, got mews.price.observed.v1" in r for r in reasons)
+    assert any("key 'germanium' is not the event's material 'gallium'" in r for r in reasons)
+    assert {d.original() for d in letters} == {b"\x00\xffnot json", wrong_topic}
+
+    snaps = run(collect(kafka_bootstrap, kafka_topics, declared.INDICATORS, lambda msgs: len(msgs) >= 1))
+    assert [e.material for _, e in snaps] == ["gallium"]
+
+
+def test_read_api_of_a_running_worker_shows_its_breach_to_a_cleared_key_only(kafka_topics, kafka_bootstrap,
+                                                                            start_worker):
+    worker = start_worker(kafka_topics)
+    run(produce(kafka_bootstrap, kafka_topics, [price("lithium", 0, 100.0), price("lithium", 1, 150.0)]))
+    deadline = time.monotonic() + 30
+    body = None
+    while time.monotonic() < deadline:
+        r = httpx.get(f"{worker.url}/v1/materials/lithium", headers={"Authorization": f"Bearer {READ_KEY}"})
+        if r.status_code == 200 and r.json()["open_breaches"]:
+            body = r.json()
+            break
+        time.sleep(0.2)
+    assert body is not None, worker.tail()
+    assert body["indicators"]["price"] == 150.0
+    assert "price-change-1d" in {b["rule"] for b in body["open_breaches"]}
+    assert httpx.get(f"{worker.url}/v1/materials/lithium").status_code == 401
+    assert httpx.get(f"{worker.url}/v1/materials/unobtainium",
+                     headers={"Authorization": f"Bearer {READ_KEY}"}).status_code == 404
+    assert worker.metric("mews_scoring_events_total", topic="mews.prices.v1", outcome="ok") == 2
+    assert worker.metric("mews_scoring_breaches_total", material="lithium", rule="price-change-1d",
+                         severity="critical", status="firing") == 1
+    assert worker.metric("mews_scoring_price", material="lithium") == 150.0
+    assert worker.metric("mews_scoring_breaches_firing", material="lithium", severity="critical") == 1
+    assert worker.metric("mews_scoring_processing_lag_seconds_count", topic="mews.prices.v1") == 2
