@@ -13,7 +13,8 @@ from shared.events import Classification
 from shared.settings import CommonSettings
 
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
-_STORES = ("memory://", "rocksdb://", "rocksdict://")
+# faust 0.15 registers rocksdb:// only; it runs on the rocksdict package (PyPI wheel) when that is installed.
+_STORES = ("memory://", "rocksdb://")
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class ScoringSettings(CommonSettings):
     api_keys: str = Field(default="", validation_alias=_env("API_KEYS"),
                           description="Comma list of sha256hex[:public|restricted|government] read keys")
     store: str = Field(default="memory://", validation_alias=_env("STORE"),
-                       description="faust table store; rocksdict:// keeps state on a volume across restarts")
+                       description="faust table store; rocksdb:// (with rocksdict installed) keeps state on a volume")
     data_dir: Path = Field(default=Path("var/scoring"), validation_alias=_env("DATA_DIR"))
     config_path: Path | None = Field(default=None, validation_alias=_env("CONFIG"),
                                      description="scoring.toml with rules and weights; the packaged one if unset")
