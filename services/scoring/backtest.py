@@ -190,7 +190,8 @@ def replay(inputs: Iterable[Input], config: ScoringConfig,
     states = result.states
     for item in inputs:
         material = item.event.material  # type: ignore[attr-defined]
-        outcome = apply_event(states.get(material), item.event, event_id=item.event_id, config=config)
+        outcome = apply_event(states.get(material), item.event, event_id=item.event_id, config=config,
+                              snapshot=False)
         states[material] = outcome.state
         if outcome.rejected is not None:
             result.rejected[outcome.rejected.split(":", 1)[0]] += 1

@@ -31,7 +31,7 @@ from services.scoring.indicators.controls import (
     controls_in_force,
 )
 from services.scoring.indicators.leadtime import leadtime_indicators
-from services.scoring.indicators.volatility import price_indicators
+from services.scoring.indicators.volatility import log_returns, price_indicators, prices_needed
 from services.scoring.rules import Rule, RuleState, Transition, evaluate_rule, fingerprint, resolve_removed
 from shared.events import (
     BreachRaised,
@@ -65,6 +65,10 @@ class PriceSeries:
     ids: tuple[str, ...] = ()
     cls: tuple[str, ...] = ()
     urls: tuple[str, ...] = ()
+    # r[i] = log(p[i] / p[i-1]), kept so an observation costs one logarithm, not a window of them. r[0] has no
+    # predecessor in the series (NaN, or the return from a price since dropped) and is never read. Derived:
+    # not serialised, rebuilt on load.
+    r: tuple[float, ...] = field(default=(), compare=False, repr=False)
 
     def to_dict(self) -> dict:
         return {"source": self.source, "series": self.series, "t": list(self.t), "p": list(self.p),
@@ -72,8 +76,13 @@ class PriceSeries:
 
     @classmethod
     def from_dict(cls, d: dict) -> PriceSeries:
-        return cls(d["source"], d["series"], tuple(d["t"]), tuple(d["p"]), tuple(d["ids"]), tuple(d["cls"]),
-                   tuple(d["urls"]))
+        p = tuple(d["p"])
+        return cls(d["source"], d["series"], tuple(d["t"]), p, tuple(d["ids"]), tuple(d["cls"]),
+                   tuple(d["urls"]), (math.nan, *log_returns(p)))
+
+    def returns(self, prices: int) -> tuple[float, ...]:
+        """The log returns between the latest `prices` prices (as `log_returns(p[-prices:])` would give)."""
+        return self.r[max(1, len(self.r) - prices + 1):]
 
 
 @dataclass(frozen=True)
@@ -246,9 +255,15 @@ def _apply_price(state: MaterialState, e: PriceObserved, event_id: str, cfg: Sco
     if i > 0 and s.t[i - 1] == t:
         return "duplicate: this series already has a price at this time (same dedup key)"
     limit = cfg.history.price_points
+    ret = math.log(e.price / s.p[i - 1]) if i > 0 else math.nan
+    r = _insert(s.r, i, ret, limit)
+    if i < len(s.p):
+        # Inserted before later prices: the next price's return is now measured from this one.
+        k = len(r) - (len(s.p) + 1 - (i + 1))
+        r = (*r[:k], math.log(s.p[i] / e.price), *r[k + 1:])
     s = PriceSeries(s.source, s.series, _insert(s.t, i, t, limit), _insert(s.p, i, e.price, limit),
                     _insert(s.ids, i, event_id, limit), _insert(s.cls, i, e.classification.value, limit),
-                    _insert(s.urls, i, e.url, limit))
+                    _insert(s.urls, i, e.url, limit), r)
     series = {**state.series, key: s}
     if len(series) > cfg.history.price_series:
         # Forget the series that has gone quiet longest; bounded state beats a full archive here.
@@ -321,9 +336,11 @@ def _price_group(state: MaterialState, cfg: ScoringConfig) -> dict[str, float | 
     if s is None or not s.t:
         return {}
     p = cfg.price
+    need = prices_needed(volatility_window=p.volatility_window, ewma_window=p.ewma_window,
+                         long_window=p.long_window, jump_window=p.jump_window)
     return price_indicators(s.t, s.p, volatility_window=p.volatility_window, ewma_lambda=p.ewma_lambda,
                             ewma_window=p.ewma_window, short_window=p.short_window, long_window=p.long_window,
-                            jump_window=p.jump_window)
+                            jump_window=p.jump_window, returns=s.returns(need))
 
 
 def _leadtime_group(state: MaterialState, cfg: ScoringConfig) -> dict[str, float | None]:
@@ -526,12 +543,12 @@ def evaluate_rules(state: MaterialState, ind: dict[str, float | None], cfg: Scor
     new_states: dict[str, RuleState] = {}
     breaches: list[BreachRaised] = []
     for rule in rules:
-        prior = state.rules.get(rule.name, RuleState())
+        prior = state.rules.get(rule.name, _NO_RULE_STATE)
         value = ind.get(rule.indicator)
         nxt, tr = evaluate_rule(rule, prior, value, at)
         if tr is not None and tr.firing:
             nxt = replace(nxt, indicator=rule.indicator, value=value)
-        if nxt != _NO_RULE_STATE:
+        if nxt is not _NO_RULE_STATE and nxt != _NO_RULE_STATE:
             new_states[rule.name] = nxt
         if tr is not None and value is not None:
             breaches.append(_breach(state, rule, rule.name, rule.indicator, tr, value, cfg))
@@ -553,8 +570,12 @@ _APPLY = {PriceObserved: _apply_price, LeadTimeQuoted: _apply_leadtime, TradeFlo
           NewsReported: _apply_news}
 
 
-def apply_event(state: MaterialState | None, event: Event, *, event_id: str, config: ScoringConfig) -> Outcome:
-    """Apply one input event to a material's state: new state, breach transitions and snapshot, or a rejection."""
+def apply_event(state: MaterialState | None, event: Event, *, event_id: str, config: ScoringConfig,
+                snapshot: bool = True) -> Outcome:
+    """Apply one input event to a material's state: new state, breach transitions and snapshot, or a rejection.
+
+    `snapshot=False` leaves the indicator snapshot out (None) for a driver that reports breaches only.
+    """
     apply = _APPLY.get(type(event))
     material = getattr(event, "material", None)
     if state is None:
@@ -588,14 +609,15 @@ def apply_event(state: MaterialState | None, event: Event, *, event_id: str, con
     score, components, contributions = _score(ind, applied.material, config)
     ind["risk_score"] = score
     applied, breaches = evaluate_rules(applied, ind, config)
+    if not snapshot:
+        return Outcome(applied, breaches)
     snapshot_ind = dict(ind)
     for name, value in components.items():
         snapshot_ind[f"component.{name}"] = value
     as_of = _as_of_date(applied)
-    snapshot = IndicatorSnapshot.model_construct(
+    return Outcome(applied, breaches, IndicatorSnapshot.model_construct(
         material=applied.material, as_of=_dt(watermark), indicators=snapshot_ind, risk_score=score,
         components=contributions,
         export_controls=[{**c.to_dict(), "status": c.status(as_of)}
                          for _, c in sorted(applied.controls.items()) if c.status(as_of) != "lifted"],
-        classification=input_classification(applied))
-    return Outcome(applied, breaches, snapshot)
+        classification=input_classification(applied)))

@@ -118,13 +118,23 @@ def price_change_pct(times: Sequence[float], prices: Sequence[float], days: floa
     return (prices[-1] / prices[best] - 1.0) * 100.0
 
 
+def prices_needed(*, volatility_window: int, ewma_window: int, long_window: int, jump_window: int) -> int:
+    """How many of the latest prices the return-based indicators look at."""
+    return max(volatility_window, ewma_window, long_window, jump_window + 1) + 1
+
+
 def price_indicators(times: Sequence[float], prices: Sequence[float], *, volatility_window: int,
                      ewma_lambda: float, ewma_window: int, short_window: int, long_window: int,
-                     jump_window: int) -> dict[str, float | None]:
-    """Every price indicator of one series sorted by time."""
-    need = max(volatility_window, ewma_window, long_window, jump_window + 1) + 1
-    tail = prices[-need:]
-    returns = log_returns(tail)
+                     jump_window: int, returns: Sequence[float] | None = None) -> dict[str, float | None]:
+    """Every price indicator of one series sorted by time.
+
+    `returns`, when the caller keeps them, must be `log_returns` of the latest `prices_needed(...)` prices;
+    passing them saves recomputing a hundred logarithms per observation.
+    """
+    need = prices_needed(volatility_window=volatility_window, ewma_window=ewma_window, long_window=long_window,
+                         jump_window=jump_window)
+    if returns is None:
+        returns = log_returns(prices[-need:])
     freq = infer_frequency(times[-need:])
     ppy = PERIODS_PER_YEAR[freq]
     ewma = ewma_volatility(returns[-ewma_window:], ewma_lambda)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
 import pytest
 
-from services.scoring.config import load_config, parse_config
+from services.scoring.config import DEFAULT_PATH, load_config, parse_config
 from services.scoring.engine import MaterialState, apply_event
 from shared.events import (
     BreachStatus,
@@ -235,3 +237,28 @@ def test_announced_control_comes_into_force_with_event_time():
     out = apply_event(state, price(100.0, 29), event_id="p29", config=CONFIG)  # 2023-08-01
     (b,) = [b for b in out.breaches if b.rule == "export-control-in-force"]
     assert b.severity == Severity.WARNING
+
+
+def test_kept_returns_equal_log_returns_after_late_inserts_and_dropped_prices():
+    config = parse_config({**tomllib.loads(DEFAULT_PATH.read_text()), "history": {"price_points": 6}})
+    on_time = [(0, 100.0), (1, 104.0), (2, 99.0), (4, 101.0), (5, 108.0), (6, 107.0)]
+    state, _ = feed([price(p, d) for d, p in on_time], config)
+    state = apply_event(state, price(103.0, 3), event_id="late-middle", config=config).state
+    state = apply_event(state, price(90.0, 0.5), event_id="late-before-all", config=config).state
+    (series,) = state.series.values()
+    kept = [104.0, 99.0, 103.0, 101.0, 108.0, 107.0]  # six newest by time; day 0 and day 0.5 fall out
+    assert list(series.p) == kept
+    assert series.returns(6) == pytest.approx(np.diff(np.log(kept)).tolist(), rel=1e-12)
+    assert series.returns(3) == pytest.approx(np.diff(np.log(kept[-3:])).tolist(), rel=1e-12)
+
+
+def test_state_dict_keeps_its_shape_and_reloads_with_the_same_indicators():
+    state, _ = feed([price(100.0 + (d % 3), d) for d in range(20)])
+    data = json.loads(json.dumps(state.to_dict()))
+    assert set(next(iter(data["series"].values()))) == {"source", "series", "t", "p", "ids", "cls", "urls"}
+    reloaded = MaterialState.from_dict(data)
+    assert reloaded == state
+    nxt = price(130.0, 20)
+    a = apply_event(state, nxt, event_id="n", config=CONFIG)
+    b = apply_event(reloaded, nxt, event_id="n", config=CONFIG)
+    assert a.snapshot.indicators == b.snapshot.indicators
