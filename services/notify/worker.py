@@ -189,7 +189,8 @@ class Notifier:
         await consumer.start()
         try:
             while not self._stopping.is_set():
-                batches = await consumer.getmany(timeout_ms=300, max_records=500)
+                # Dispatch runs on the event loop (one SQLite writer); small batches keep the API and outbox responsive.
+                batches = await consumer.getmany(timeout_ms=300, max_records=100)
                 if not batches:
                     continue
                 records = [r for tp in sorted(batches, key=lambda t: t.partition) for r in batches[tp]]
