@@ -9,18 +9,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from pydantic import ValidationError
 
+from services.ingest.config import SourceConfig
+from services.ingest.observation import Accepted, Limits, Malformed, normalise_price
 from services.scoring.config import ScoringConfig
 from services.scoring.engine import MaterialState, apply_event, event_time
+from shared.catalog import load_catalog
 from shared.events import (
     BreachRaised,
     EnvelopeError,
@@ -36,15 +38,6 @@ from shared.kafka import event_id_for
 
 PINKSHEET_SOURCE = "worldbank-pinksheet"
 PINKSHEET_URL = "https://www.worldbank.org/en/research/commodity-markets"
-# Pink Sheet series codes (as in the workbook's code row; note the mixed case of Tin and Zinc) -> catalog ids.
-PINKSHEET_MATERIALS = {
-    "ALUMINUM": "aluminium", "COPPER": "copper", "LEAD": "lead", "TIN": "tin", "NICKEL": "nickel", "ZINC": "zinc",
-    "IRON_ORE": "iron-ore", "PLATINUM": "platinum", "GOLD": "gold", "SILVER": "silver",
-    "PHOSROCK": "phosphate-rock", "POTASH": "potash",
-}
-_MONTH = re.compile(r"^(\d{4})M(0[1-9]|1[0-2])$")
-_UNIT = re.compile(r"^\(\s*\$\s*/\s*(.+?)\s*\)$")
-_MISSING = {"…", "..", "...", ""}
 
 # Inputs at the same event time are applied in this order, so a replay is the same however files are listed.
 _KIND_ORDER = {PriceObserved: 0, TradeFlowReported: 1, LeadTimeQuoted: 2, NewsReported: 3}
@@ -72,45 +65,30 @@ def _input(event: Event, event_id: str | None = None) -> Input:
     return Input(event, event_id or event_id_for(event.dedup_key()))  # type: ignore[attr-defined]
 
 
-def read_pinksheet(path: Path, materials: dict[str, str] | None = None) -> ReadReport:
-    """Monthly prices of the mapped series from the World Bank Pink Sheet workbook (sheet "Monthly Prices")."""
-    import openpyxl  # only the workbook path needs it
+def read_pinksheet(path: Path, series: dict[str, str] | None = None) -> ReadReport:
+    """Monthly prices from the World Bank Pink Sheet workbook, read and normalised exactly as ingest does.
 
-    wanted = {k.upper(): v for k, v in (materials or PINKSHEET_MATERIALS).items()}
+    `series` maps workbook codes to material names (default: the metals the catalog knows); records ingest
+    would dead-letter are counted as unreadable, by reason.
+    """
+    from services.ingest.sources import pinksheet  # only the workbook path needs openpyxl
+
+    source = SourceConfig(name=PINKSHEET_SOURCE, kind="pinksheet", path=path, series=series or {})
+    terms = replace(source.price_terms(), url=PINKSHEET_URL)
+    catalog = load_catalog()
+    # History is checked against today only to refuse prices dated in the future, as ingest would.
+    limits = Limits(now=datetime.now(UTC))
     report = ReadReport()
-    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    try:
-        previous: tuple = ()
-        columns: dict[int, tuple[str, str, str]] = {}  # column -> (code, material, unit)
-        for row in wb["Monthly Prices"].iter_rows(values_only=True):
-            if not columns:
-                # The code row is the one whose cells are known codes with a "($/unit)" cell above them; the
-                # name row above it also says "Tin" and "Zinc", so a code alone does not identify it.
-                for i, cell in enumerate(row):
-                    code = str(cell or "").strip().upper()
-                    m = _UNIT.match(str(previous[i] or "")) if i < len(previous) else None
-                    if code in wanted and m:
-                        columns[i] = (str(cell).strip(), wanted[code], m.group(1))
-                previous = tuple(row)
-                continue
-            m = _MONTH.match(str(row[0] or "").strip())
-            if not m:
-                continue
-            at = datetime(int(m.group(1)), int(m.group(2)), 1, tzinfo=UTC)
-            for i, (code, material, unit) in columns.items():
-                value = row[i] if i < len(row) else None
-                if value is None or (isinstance(value, str) and value.strip() in _MISSING):
-                    continue  # "…" is a month without a price, not a bad record
-                try:
-                    report.inputs.append(_input(PriceObserved(
-                        material=material, source=PINKSHEET_SOURCE, observed_at=at, price=float(value),
-                        currency="USD", unit=unit, series=code, url=PINKSHEET_URL)))
-                except (ValueError, ValidationError) as exc:
-                    report.unreadable[f"pinksheet {code} {row[0]}: {type(exc).__name__}"] += 1
-        if not columns:
-            report.unreadable["pinksheet: no row of known series codes under a row of units"] += 1
-    finally:
-        wb.close()
+    for record in pinksheet.read_pinksheet(path.read_bytes(), source, catalog):
+        if isinstance(record, Malformed):
+            report.unreadable[f"pinksheet: {record.detail[:120]}"] += 1
+            continue
+        outcome = normalise_price(record, catalog, limits, terms)
+        if isinstance(outcome, Accepted):
+            report.inputs.extend(_input(e) for e in outcome.events)
+        else:
+            code = record.fields.get("series")
+            report.unreadable[f"pinksheet {code}: {outcome.code}"] += 1
     return report
 
 

@@ -14,9 +14,11 @@ from services.scoring.backtest import merge_inputs, read_jsonl, read_pinksheet, 
 from services.scoring.cli import backtest
 from services.scoring.config import load_config
 from shared.events import NewsReported, encode
+from shared.kafka import event_id_for
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "scoring"
 EXTRACT = FIXTURES / "pinksheet_metals_2020_2023.csv"
+WORKBOOK_EXTRACT = FIXTURES.parent / "ingest" / "pinksheet_extract.xlsx"
 WORKBOOK = Path(__file__).resolve().parents[4] / "shared" / "data" / "worldbank-cmo-monthly" / \
     "CMO-Historical-Data-Monthly.xlsx"
 
@@ -93,3 +95,30 @@ def test_real_workbook_maps_codes_to_catalog_ids_and_skips_missing_months():
               if i.event.material == "nickel"}
     assert nickel["2022-03"] == pytest.approx(33924.18)
     assert report.unreadable == {}
+
+
+def test_workbook_extract_is_read_as_ingest_publishes_it_with_catalog_ids_and_event_ids():
+    report = read_prices(WORKBOOK_EXTRACT)
+    assert report.unreadable == {}
+    # 29 months (2021M01-2023M05) x 7 catalog metals the extract holds
+    assert len(report.inputs) == 29 * 7
+    assert {i.event.material for i in report.inputs} == {"aluminium", "copper", "nickel", "tin", "zinc",
+                                                          "iron-ore", "platinum"}
+    (march,) = [i for i in report.inputs if i.event.series == "NICKEL" and i.event.observed_at.month == 3
+                and i.event.observed_at.year == 2022]
+    assert (march.event.price, march.event.currency, march.event.unit) == (33924.18, "USD", "mt")
+    assert march.event.source == "worldbank-pinksheet"
+    # the deterministic id ingest gives the same observation (from its dedup key)
+    assert march.event_id == event_id_for("worldbank-pinksheet|nickel|NICKEL|2022-03-01T00:00:00+00:00")
+
+
+def test_unreadable_workbook_and_unknown_series_are_counted_with_reasons_not_raised(tmp_path):
+    junk = tmp_path / "junk.xlsx"
+    junk.write_bytes(b"PK\x03\x04 not really a zip")
+    report = read_prices(junk)
+    assert report.inputs == []
+    assert sum(report.unreadable.values()) == 1
+    assert "not a readable xlsx workbook" in next(iter(report.unreadable))
+    report = read_pinksheet(WORKBOOK_EXTRACT, {"NICKEL": "nickel", "NOPE": "nickel"})
+    assert len(report.inputs) == 29
+    assert report.unreadable == {"pinksheet: series NOPE is not in the workbook": 1}
