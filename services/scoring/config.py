@@ -72,6 +72,8 @@ class PriceParams:
     short_window: int = 10
     long_window: int = 60
     jump_window: int = 60
+    jump_min_returns: int = 20
+    jump_sd_floor: float = 0.10  # annualised; see docs/methodology.md
 
 
 @dataclass(frozen=True)
@@ -251,15 +253,24 @@ def parse_config(data: dict[str, Any]) -> ScoringConfig:
         raise ConfigError(f"lateness: unknown kind(s) {', '.join(sorted(bad))} (known: {', '.join(KINDS)})")
 
     p = data.get("price", {})
+    unknown_p = set(p) - set(PriceParams.__dataclass_fields__)
+    if unknown_p:
+        raise ConfigError(f"price: unknown key(s) {', '.join(sorted(unknown_p))}")
     lam = _number(p.get("ewma_lambda", 0.94), "price.ewma_lambda")
     if not 0 < lam < 1:
         raise ConfigError("price.ewma_lambda: must lie strictly between 0 and 1")
     price = PriceParams(
         volatility_window=_int(p, "volatility_window", 30, "price", 2), ewma_lambda=lam,
         ewma_window=_int(p, "ewma_window", 100, "price"), short_window=_int(p, "short_window", 10, "price", 2),
-        long_window=_int(p, "long_window", 60, "price", 3), jump_window=_int(p, "jump_window", 60, "price", 2))
+        long_window=_int(p, "long_window", 60, "price", 3), jump_window=_int(p, "jump_window", 60, "price", 2),
+        jump_min_returns=_int(p, "jump_min_returns", 20, "price", 2),
+        jump_sd_floor=_number(p.get("jump_sd_floor", 0.10), "price.jump_sd_floor"))
     if price.short_window >= price.long_window:
         raise ConfigError("price.short_window: must be shorter than price.long_window")
+    if price.jump_min_returns > price.jump_window:
+        raise ConfigError("price.jump_min_returns: must not exceed price.jump_window (the returns a z-score sees)")
+    if price.jump_sd_floor < 0:
+        raise ConfigError("price.jump_sd_floor: an annualised volatility cannot be negative")
 
     lt = data.get("leadtime", {})
     dep = data.get("dependency", {})

@@ -340,7 +340,8 @@ def _price_group(state: MaterialState, cfg: ScoringConfig) -> dict[str, float | 
                          long_window=p.long_window, jump_window=p.jump_window)
     return price_indicators(s.t, s.p, volatility_window=p.volatility_window, ewma_lambda=p.ewma_lambda,
                             ewma_window=p.ewma_window, short_window=p.short_window, long_window=p.long_window,
-                            jump_window=p.jump_window, returns=s.returns(need))
+                            jump_window=p.jump_window, jump_min_returns=p.jump_min_returns,
+                            jump_sd_floor=p.jump_sd_floor, returns=s.returns(need))
 
 
 def _leadtime_group(state: MaterialState, cfg: ScoringConfig) -> dict[str, float | None]:

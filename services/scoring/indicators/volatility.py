@@ -73,15 +73,20 @@ def volatility_ratio(returns: Sequence[float], short: int, long: int) -> float |
     return s / lg
 
 
-def jump_zscore(returns: Sequence[float], window: int, minimum: int = 10) -> float | None:
-    """The latest return against the mean and sd of up to `window` earlier returns.
+def jump_zscore(returns: Sequence[float], window: int, minimum: int = 10, sd_floor: float = 0.0) -> float | None:
+    """The latest return against the mean and sd of up to `window` earlier returns, the sd at least `sd_floor`.
 
-    None when there are fewer than `minimum` earlier returns or they do not vary (a z-score is undefined).
+    A nearly flat history has a tiny sd, and any move then looks like dozens of sd; the floor (per period)
+    keeps such a z-score at the size of the move itself. None when there are fewer than `minimum` earlier
+    returns, or when they do not vary and there is no floor (a z-score is undefined).
     """
     if len(returns) < minimum + 1:
         return None
     earlier = returns[-window - 1:-1]
     sd = sample_sd(earlier)
+    if sd is None:
+        return None
+    sd = max(sd, sd_floor)
     if not sd:
         return None
     mean = math.fsum(earlier) / len(earlier)
@@ -125,9 +130,11 @@ def prices_needed(*, volatility_window: int, ewma_window: int, long_window: int,
 
 def price_indicators(times: Sequence[float], prices: Sequence[float], *, volatility_window: int,
                      ewma_lambda: float, ewma_window: int, short_window: int, long_window: int,
-                     jump_window: int, returns: Sequence[float] | None = None) -> dict[str, float | None]:
+                     jump_window: int, jump_min_returns: int = 10, jump_sd_floor: float = 0.0,
+                     returns: Sequence[float] | None = None) -> dict[str, float | None]:
     """Every price indicator of one series sorted by time.
 
+    `jump_sd_floor` is an annualised volatility; the jump z-score's sd is at least its per-period equivalent.
     `returns`, when the caller keeps them, must be `log_returns` of the latest `prices_needed(...)` prices;
     passing them saves recomputing a hundred logarithms per observation.
     """
@@ -146,6 +153,6 @@ def price_indicators(times: Sequence[float], prices: Sequence[float], *, volatil
         "price_volatility": realised_volatility(returns[-volatility_window:], ppy),
         "price_volatility_ewma": None if ewma is None else ewma * math.sqrt(ppy),
         "price_volatility_ratio": volatility_ratio(returns, short_window, long_window),
-        "price_jump_z": jump_zscore(returns, jump_window),
+        "price_jump_z": jump_zscore(returns, jump_window, jump_min_returns, jump_sd_floor / math.sqrt(ppy)),
         "price_periods_per_year": float(ppy),
     }

@@ -64,3 +64,18 @@ def test_durations():
     assert parse_duration("7d", "x") == 7 * 86400
     assert parse_duration("2w", "x") == 14 * 86400
     assert parse_duration("90m", "x") == 5400
+
+
+@pytest.mark.parametrize(("price", "message"), [
+    ({"jump_sd_flor": 0.1}, r"price: unknown key\(s\) jump_sd_flor"),
+    ({"jump_min_returns": 70}, "must not exceed price.jump_window"),
+    ({"jump_sd_floor": -0.1}, "cannot be negative"),
+])
+def test_invalid_price_parameters_are_refused_with_an_error_naming_them(price, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config({"price": price})
+
+
+def test_shipped_config_floors_the_jump_z_score():
+    price = load_config().price
+    assert (price.jump_min_returns, price.jump_sd_floor) == (20, 0.10)

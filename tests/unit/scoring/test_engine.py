@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from datetime import UTC, date, datetime, timedelta
 
@@ -262,3 +263,16 @@ def test_state_dict_keeps_its_shape_and_reloads_with_the_same_indicators():
     a = apply_event(state, nxt, event_id="n", config=CONFIG)
     b = apply_event(reloaded, nxt, event_id="n", config=CONFIG)
     assert a.snapshot.indicators == b.snapshot.indicators
+
+
+def test_flat_then_moving_series_does_not_fire_a_critical_jump_but_a_real_shock_does():
+    # 24 months at one price, then +11% (the shape that gave silver +51 sd in 1961), then a +60% month.
+    prices = [100.0] * 24 + [111.0, 111.0, 177.6]
+    _, outs = feed([price(p, 30.4 * i) for i, p in enumerate(prices)])
+    jumps = [(i, b.severity.value, b.status.value, round(b.value, 1)) for i, o in enumerate(outs)
+             for b in o.breaches if b.rule == "price-jump"]
+    z_move = math.log(1.11) / (0.10 / math.sqrt(12))  # sd floored at 10% annualised, monthly
+    assert jumps[0] == (24, "warning", "firing", round(z_move, 1))
+    earlier = np.diff(np.log(prices[:-1]))[-60:]
+    z_shock = (math.log(1.6) - earlier.mean()) / max(earlier.std(ddof=1), 0.10 / math.sqrt(12))
+    assert (26, "critical", "firing", round(z_shock, 1)) in jumps

@@ -127,3 +127,39 @@ def test_indicators_of_a_single_observation_have_no_changes_or_volatility():
     assert ind["price"] == 42.0
     assert all(ind[k] is None for k in ("price_change_1d_pct", "price_volatility", "price_volatility_ewma",
                                         "price_jump_z", "price_volatility_ratio"))
+
+
+def test_jump_zscore_sd_is_floored_when_history_is_nearly_flat():
+    r = [0.0001 * (-1) ** i for i in range(30)] + [0.05]
+    earlier = np.array(r[-31:-1])
+    assert earlier.std(ddof=1) < 0.0002  # without a floor the move would be hundreds of sd
+    assert jump_zscore(r, window=30, sd_floor=0.01) == pytest.approx((0.05 - earlier.mean()) / 0.01)
+    assert jump_zscore([0.0] * 20 + [0.3], window=30, sd_floor=0.1) == pytest.approx(3.0)
+
+
+def test_jump_zscore_floor_leaves_a_volatile_history_alone():
+    rng = np.random.default_rng(11)
+    r = list(rng.normal(0, 0.02, 40)) + [0.1]
+    earlier = np.array(r[-31:-1])
+    expected = (0.1 - earlier.mean()) / earlier.std(ddof=1)
+    assert jump_zscore(r, window=30, sd_floor=0.005) == pytest.approx(expected)
+
+
+def test_jump_zscore_needs_the_minimum_number_of_earlier_returns():
+    r = [0.01, -0.01] * 10 + [0.05]
+    assert jump_zscore(r, window=60, minimum=20) is not None
+    assert jump_zscore(r[1:], window=60, minimum=20) is None
+
+
+def test_monthly_jump_floor_is_the_annual_floor_over_sqrt_12():
+    # Silver 1960-61 in the Pink Sheet: 22 months at 0.9137 $/oz, then 0.9231, then 1.0332 (December 1961).
+    prices = [0.9137] * 22 + [0.9231, 1.0332]
+    months = [i * 30.4 * DAY for i in range(len(prices))]
+    ind = price_indicators(months, prices, volatility_window=30, ewma_lambda=0.94, ewma_window=100,
+                           short_window=10, long_window=60, jump_window=60, jump_min_returns=20,
+                           jump_sd_floor=0.10)
+    r = np.diff(np.log(prices))
+    earlier = r[:-1]
+    assert earlier.std(ddof=1) < 0.01 / math.sqrt(12)
+    assert ind["price_jump_z"] == pytest.approx((r[-1] - earlier.mean()) / (0.10 / math.sqrt(12)))
+    assert 3.0 < ind["price_jump_z"] < 5.0  # an 11% month in a quiet metal: a warning, not +51 sd
