@@ -17,7 +17,7 @@ from services.notify.api.deps import db_session, notify_settings
 from services.notify.settings import NotifySettings
 from services.notify.store import alerts
 from services.notify.store.errors import NotFound
-from services.notify.store.models import Organisation
+from services.notify.store.models import Alert, Organisation
 from shared.events import MaterialId
 
 log = logging.getLogger(__name__)
@@ -83,15 +83,17 @@ def acknowledge(alert_id: str, principal: Principal = Depends(tenant_member),
     return AlertOut.of(row)
 
 
+_CONFIRM_PAGE = """<!doctype html><html lang="nl"><head><meta charset="utf-8"><title>mews</title></head>
+<body><h1>Alert bevestigen? / Acknowledge alert?</h1><p>{material} &middot; {rule} &middot; {severity}</p>
+<p>{summary}</p><form method="post"><button type="submit">Bevestigen / Acknowledge</button></form></body></html>"""
+
 _ACK_PAGE = """<!doctype html><html lang="nl"><head><meta charset="utf-8"><title>mews</title></head>
 <body><h1>Alert bevestigd / Alert acknowledged</h1><p>{material} &middot; {rule} &middot; {severity}</p>
 <p>{summary}</p><p>{by} &middot; {at}</p></body></html>"""
 
 
-@router.get("/ack/{token}", response_class=HTMLResponse, include_in_schema=True)
-def acknowledge_by_link(token: str, session: Session = Depends(db_session),
-                        settings: NotifySettings = Depends(notify_settings)) -> HTMLResponse:
-    """Acknowledge the alert a signed email link names; an invalid or expired link is refused with 403."""
+def _claimed_alert(token: str, session: Session, settings: NotifySettings) -> tuple[Organisation, Alert]:
+    """The organisation and alert a signed link names; 403 when the link is invalid, expired or points at nothing."""
     claim = verify_ack_token(settings.link_signing_key.get_secret_value(), token)
     if not isinstance(claim, AckClaim):
         log.info("acknowledgement link refused", extra={"reason": claim})
@@ -100,15 +102,33 @@ def acknowledge_by_link(token: str, session: Session = Depends(db_session),
     if organisation is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "link refused: organisation no longer exists")
     try:
-        row = alerts.acknowledge_alert(session, organisation.id, organisation.clearance, claim.alert_id,
-                                       by="email-link")
+        return organisation, alerts.get_alert(session, organisation.id, organisation.clearance, claim.alert_id)
     except NotFound as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "link refused: alert no longer exists") from exc
+
+
+def _page(template: str, row: Alert) -> HTMLResponse:
+    return HTMLResponse(template.format(
+        material=html.escape(row.material), rule=html.escape(row.rule), severity=html.escape(row.severity),
+        summary=html.escape(row.summary), by=html.escape(row.acknowledged_by or ""),
+        at=html.escape(row.acknowledged_at.isoformat() if row.acknowledged_at else "")))
+
+
+# Mail scanners fetch every link in a message, so following the link only asks; the button acknowledges.
+@router.get("/ack/{token}", response_class=HTMLResponse, include_in_schema=True)
+def confirm_by_link(token: str, session: Session = Depends(db_session),
+                    settings: NotifySettings = Depends(notify_settings)) -> HTMLResponse:
+    """Show the alert a signed email link names with a button to acknowledge it; a bad link answers 403."""
+    return _page(_CONFIRM_PAGE, _claimed_alert(token, session, settings)[1])
+
+
+@router.post("/ack/{token}", response_class=HTMLResponse, include_in_schema=True)
+def acknowledge_by_link(token: str, session: Session = Depends(db_session),
+                        settings: NotifySettings = Depends(notify_settings)) -> HTMLResponse:
+    """Acknowledge the alert a signed email link names; an invalid or expired link is refused with 403."""
+    organisation, claimed = _claimed_alert(token, session, settings)
+    row = alerts.acknowledge_alert(session, organisation.id, organisation.clearance, claimed.id, by="email-link")
     session.commit()
     log.info("alert acknowledged", extra={"organisation_id": row.organisation_id, "alert_id": row.id,
                                           "by": row.acknowledged_by, "via": "link"})
-    page = _ACK_PAGE.format(material=html.escape(row.material), rule=html.escape(row.rule),
-                            severity=html.escape(row.severity), summary=html.escape(row.summary),
-                            by=html.escape(row.acknowledged_by or ""),
-                            at=html.escape(row.acknowledged_at.isoformat() if row.acknowledged_at else ""))
-    return HTMLResponse(page)
+    return _page(_ACK_PAGE, row)

@@ -131,7 +131,7 @@ def test_alerts_above_the_organisations_clearance_stay_hidden(make_tenant, db_se
     assert acme.http.get(f"/v1/alerts/{hidden}").status_code == 404
 
 
-def test_signed_ack_link_acknowledges_once_and_refuses_forgery_and_expiry(make_tenant, db_sessions) -> None:
+def test_signed_ack_link_asks_then_acknowledges_and_refuses_forgery_and_expiry(make_tenant, db_sessions) -> None:
     acme = make_tenant("Acme")
     alert_id = _alert(db_sessions, acme.id, fingerprint="fp-link")
     soon = datetime.now(UTC) + timedelta(hours=1)
@@ -142,8 +142,13 @@ def test_signed_ack_link_acknowledges_once_and_refuses_forgery_and_expiry(make_t
     anonymous = httpx.Client(base_url=str(acme.http.base_url))
     for bad in (expired, wrong_key, tampered, "not-a-token"):
         assert anonymous.get(f"/v1/ack/{bad}").status_code == 403, bad
+        assert anonymous.post(f"/v1/ack/{bad}").status_code == 403, bad
+    # Following the link (as a mail scanner does) only shows the confirmation.
+    confirm = anonymous.get(f"/v1/ack/{good}")
+    assert confirm.status_code == 200
+    assert '<form method="post">' in confirm.text
     assert acme.http.get(f"/v1/alerts/{alert_id}").json()["acknowledged"] is False
-    page = anonymous.get(f"/v1/ack/{good}")
+    page = anonymous.post(f"/v1/ack/{good}")
     assert page.status_code == 200
     assert "acknowledged" in page.text
     state = acme.http.get(f"/v1/alerts/{alert_id}").json()

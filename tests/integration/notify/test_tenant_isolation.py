@@ -117,6 +117,7 @@ def test_an_ack_link_is_bound_to_its_organisation(owner_data, make_tenant) -> No
     expires = datetime.now(UTC) + timedelta(hours=1)
     forged = sign_ack_token(LINK_KEY, owner_data["alert"], b.id, expires)
     assert b.http.get(f"/v1/ack/{forged}").status_code == 403
+    assert b.http.post(f"/v1/ack/{forged}").status_code == 403
     a = owner_data["tenant"]
     assert a.http.get(f"/v1/alerts/{owner_data['alert']}").json()["acknowledged"] is False
 
