@@ -47,7 +47,8 @@ from shared.events import (
     TradeFlowReported,
 )
 
-__all__ = ["MaterialState", "Outcome", "apply_event", "load_config", "event_time", "ScoringConfig"]
+__all__ = ["MaterialState", "Outcome", "apply_event", "apply_event_in_place", "load_config", "event_time",
+           "ScoringConfig"]
 
 DAY = 86400.0
 
@@ -56,19 +57,22 @@ DAY = 86400.0
 
 @dataclass(frozen=True)
 class PriceSeries:
-    """One price series (source and series name) of a material, sorted by event time, bounded."""
+    """One price series (source and series name) of a material, sorted by event time, bounded.
+
+    The lists are changed only by `add`, on a series no earlier state shares (see `apply_event`).
+    """
 
     source: str
     series: str
-    t: tuple[float, ...] = ()
-    p: tuple[float, ...] = ()
-    ids: tuple[str, ...] = ()
-    cls: tuple[str, ...] = ()
-    urls: tuple[str, ...] = ()
+    t: list[float] = field(default_factory=list)
+    p: list[float] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    cls: list[str] = field(default_factory=list)
+    urls: list[str] = field(default_factory=list)
     # r[i] = log(p[i] / p[i-1]), kept so an observation costs one logarithm, not a window of them. r[0] has no
     # predecessor in the series (NaN, or the return from a price since dropped) and is never read. Derived:
     # not serialised, rebuilt on load.
-    r: tuple[float, ...] = field(default=(), compare=False, repr=False)
+    r: list[float] = field(default_factory=list, compare=False, repr=False)
 
     def to_dict(self) -> dict:
         return {"source": self.source, "series": self.series, "t": list(self.t), "p": list(self.p),
@@ -76,11 +80,32 @@ class PriceSeries:
 
     @classmethod
     def from_dict(cls, d: dict) -> PriceSeries:
-        p = tuple(d["p"])
-        return cls(d["source"], d["series"], tuple(d["t"]), p, tuple(d["ids"]), tuple(d["cls"]),
-                   tuple(d["urls"]), (math.nan, *log_returns(p)))
+        p = list(d["p"])
+        return cls(d["source"], d["series"], list(d["t"]), p, list(d["ids"]), list(d["cls"]), list(d["urls"]),
+                   [math.nan, *log_returns(p)])
 
-    def returns(self, prices: int) -> tuple[float, ...]:
+    def copy(self) -> PriceSeries:
+        """A series with lists of its own, to change without touching this one."""
+        return PriceSeries(self.source, self.series, self.t.copy(), self.p.copy(), self.ids.copy(), self.cls.copy(),
+                           self.urls.copy(), self.r.copy())
+
+    def add(self, i: int, t: float, price: float, event_id: str, classification: str, url: str, limit: int) -> None:
+        """Insert one observation at index i (keeping time order), forgetting the oldest beyond `limit`."""
+        if i < len(self.p):
+            # Inserted before later prices: the next price's return is now measured from this one.
+            self.r[i] = math.log(self.p[i] / price)
+        self.r.insert(i, math.log(price / self.p[i - 1]) if i > 0 else math.nan)
+        self.t.insert(i, t)
+        self.p.insert(i, price)
+        self.ids.insert(i, event_id)
+        self.cls.insert(i, classification)
+        self.urls.insert(i, url)
+        excess = len(self.t) - limit
+        if excess > 0:
+            for items in (self.t, self.p, self.ids, self.cls, self.urls, self.r):
+                del items[:excess]
+
+    def returns(self, prices: int) -> list[float]:
         """The log returns between the latest `prices` prices (as `log_returns(p[-prices:])` would give)."""
         return self.r[max(1, len(self.r) - prices + 1):]
 
@@ -134,7 +159,7 @@ class MaterialState:
     news_keys: tuple[str, ...] = ()
     rules: dict[str, RuleState] = field(default_factory=dict)
     indicators: dict[str, dict[str, float | None]] = field(default_factory=dict)  # group -> indicators
-    seen_ids: tuple[str, ...] = ()
+    seen_ids: list[str] = field(default_factory=list)
 
     def flat_indicators(self) -> dict[str, float | None]:
         """Every indicator of every group in one mapping."""
@@ -174,7 +199,7 @@ class MaterialState:
             news_keys=tuple(d.get("news_keys", [])),
             rules={k: RuleState.from_dict(r) for k, r in d.get("rules", {}).items()},
             indicators={g: dict(v) for g, v in d.get("indicators", {}).items()},
-            seen_ids=tuple(d.get("seen_ids", [])),
+            seen_ids=list(d.get("seen_ids", [])),
         )
 
 
@@ -194,6 +219,14 @@ def _evolve(state: MaterialState, **changes: Any) -> MaterialState:
     new.__dict__.update(state.__dict__)
     new.__dict__.update(changes)
     return new
+
+
+def _change(state: MaterialState, own: bool, **changes: Any) -> MaterialState:
+    """The state with some fields changed: in place when the caller owns it, otherwise a copy."""
+    if own:
+        state.__dict__.update(changes)
+        return state
+    return _evolve(state, **changes)
 
 
 _NO_RULE_STATE = RuleState()
@@ -239,41 +272,31 @@ def _fmt_duration(seconds: float) -> str:
 
 # --- applying inputs to state ----------------------------------------------------------------------------
 
-def _insert(items: tuple, i: int, item: Any, limit: int) -> tuple:
-    """A bounded copy of a sorted tuple with one item inserted at i (the oldest dropped beyond the limit)."""
-    if i == len(items):  # the usual case: a new latest observation
-        return (items[1:] if len(items) >= limit else items) + (item,)
-    return (items[:i] + (item,) + items[i:])[-limit:]
-
-
-def _apply_price(state: MaterialState, e: PriceObserved, event_id: str, cfg: ScoringConfig
+def _apply_price(state: MaterialState, e: PriceObserved, event_id: str, cfg: ScoringConfig, own: bool
                  ) -> MaterialState | str:
     key = f"{e.source}|{e.series}"
-    s = state.series.get(key) or PriceSeries(e.source, e.series)
+    s = state.series.get(key)
     t = _epoch(e.observed_at)
-    i = bisect_right(s.t, t)
-    if i > 0 and s.t[i - 1] == t:
-        return "duplicate: this series already has a price at this time (same dedup key)"
-    limit = cfg.history.price_points
-    ret = math.log(e.price / s.p[i - 1]) if i > 0 else math.nan
-    r = _insert(s.r, i, ret, limit)
-    if i < len(s.p):
-        # Inserted before later prices: the next price's return is now measured from this one.
-        k = len(r) - (len(s.p) + 1 - (i + 1))
-        r = (*r[:k], math.log(s.p[i] / e.price), *r[k + 1:])
-    s = PriceSeries(s.source, s.series, _insert(s.t, i, t, limit), _insert(s.p, i, e.price, limit),
-                    _insert(s.ids, i, event_id, limit), _insert(s.cls, i, e.classification.value, limit),
-                    _insert(s.urls, i, e.url, limit), r)
-    series = {**state.series, key: s}
+    if s is not None:
+        i = bisect_right(s.t, t)
+        if i > 0 and s.t[i - 1] == t:
+            return "duplicate: this series already has a price at this time (same dedup key)"
+        if not own:
+            s = s.copy()
+    else:
+        i, s = 0, PriceSeries(e.source, e.series)
+    s.add(i, t, e.price, event_id, e.classification.value, e.url, cfg.history.price_points)
+    series = state.series if own else dict(state.series)
+    series[key] = s
     if len(series) > cfg.history.price_series:
         # Forget the series that has gone quiet longest; bounded state beats a full archive here.
         stale = min((k for k in series if k != key), key=lambda k: (series[k].t[-1] if series[k].t else -math.inf, k))
         del series[stale]
-    newest = max(series, key=lambda k: (series[k].t[-1], k))
-    return _evolve(state, series=series, active_series=newest)
+    newest = key if len(series) == 1 else max(series, key=lambda k: (series[k].t[-1], k))
+    return _change(state, own, series=series, active_series=newest)
 
 
-def _apply_leadtime(state: MaterialState, e: LeadTimeQuoted, event_id: str, cfg: ScoringConfig
+def _apply_leadtime(state: MaterialState, e: LeadTimeQuoted, event_id: str, cfg: ScoringConfig, own: bool
                     ) -> MaterialState | str:
     t = _epoch(e.quoted_at)
     origin = e.origin_country or ""
@@ -289,7 +312,7 @@ def _apply_leadtime(state: MaterialState, e: LeadTimeQuoted, event_id: str, cfg:
     return _evolve(state, quotes=tuple(quotes))
 
 
-def _apply_trade(state: MaterialState, e: TradeFlowReported, event_id: str, cfg: ScoringConfig
+def _apply_trade(state: MaterialState, e: TradeFlowReported, event_id: str, cfg: ScoringConfig, own: bool
                  ) -> MaterialState | str:
     if e.reporter != cfg.reporter:
         return f"irrelevant: trade flow reported by {e.reporter}; scoring uses reporter {cfg.reporter}"
@@ -306,7 +329,7 @@ def _apply_trade(state: MaterialState, e: TradeFlowReported, event_id: str, cfg:
     return _evolve(state, flows=flows)
 
 
-def _apply_news(state: MaterialState, e: NewsReported, event_id: str, cfg: ScoringConfig
+def _apply_news(state: MaterialState, e: NewsReported, event_id: str, cfg: ScoringConfig, own: bool
                 ) -> MaterialState | str:
     if not e.relevant or e.measure.value == "none":
         return "irrelevant: news item is not classified as an export-control measure"
@@ -396,6 +419,8 @@ def _as_of_date(state: MaterialState) -> date:
 
 
 def _controls_group(state: MaterialState) -> dict[str, float | None]:
+    if not state.controls:
+        return {"export_controls_active": 0.0, "export_control_severity": control_severity([])}
     active = controls_in_force(state.controls, _as_of_date(state))
     return {"export_controls_active": float(len(active)), "export_control_severity": control_severity(active)}
 
@@ -536,7 +561,7 @@ def input_classification(state: MaterialState) -> Classification:
     return Classification.most_restricted([Classification(c) for c in levels])
 
 
-def evaluate_rules(state: MaterialState, ind: dict[str, float | None], cfg: ScoringConfig
+def evaluate_rules(state: MaterialState, ind: dict[str, float | None], cfg: ScoringConfig, own: bool = False
                    ) -> tuple[MaterialState, list[BreachRaised]]:
     """Every rule of the material against its indicators at the watermark; removed rules resolve their breach."""
     at = state.watermark or 0.0
@@ -562,7 +587,7 @@ def evaluate_rules(state: MaterialState, ind: dict[str, float | None], cfg: Scor
             value = ind.get(indicator)
             breaches.append(_breach(state, None, name, indicator, tr,
                                     value if value is not None else (prior.value or 0.0), cfg))
-    return _evolve(state, rules=new_states), breaches
+    return _change(state, own, rules=new_states), breaches
 
 
 # --- the entry point -----------------------------------------------------------------------------------------
@@ -571,12 +596,26 @@ _APPLY = {PriceObserved: _apply_price, LeadTimeQuoted: _apply_leadtime, TradeFlo
           NewsReported: _apply_news}
 
 
-def apply_event(state: MaterialState | None, event: Event, *, event_id: str, config: ScoringConfig,
-                snapshot: bool = True) -> Outcome:
+def apply_event(state: MaterialState | None, event: Event, *, event_id: str, config: ScoringConfig) -> Outcome:
     """Apply one input event to a material's state: new state, breach transitions and snapshot, or a rejection.
 
-    `snapshot=False` leaves the indicator snapshot out (None) for a driver that reports breaches only.
+    The given state is left as it was: the outcome's state is a new one (sharing what did not change).
     """
+    return _apply(state, event, event_id, config, own=False, snapshot=True)
+
+
+def apply_event_in_place(state: MaterialState | None, event: Event, *, event_id: str, config: ScoringConfig
+                         ) -> Outcome:
+    """`apply_event` for a driver that owns its states (the backtest): may change `state`, gives no snapshot.
+
+    The state must have come from this function (or from_dict) alone: a state an `apply_event` outcome shares
+    with an earlier one would change that one too.
+    """
+    return _apply(state, event, event_id, config, own=True, snapshot=False)
+
+
+def _apply(state: MaterialState | None, event: Event, event_id: str, config: ScoringConfig, *, own: bool,
+           snapshot: bool) -> Outcome:
     apply = _APPLY.get(type(event))
     material = getattr(event, "material", None)
     if state is None:
@@ -596,20 +635,28 @@ def apply_event(state: MaterialState | None, event: Event, *, event_id: str, con
         return Outcome(state, rejected=(
             f"late: {kind} event time {when.astimezone(UTC).isoformat()} is older than the watermark "
             f"{_dt(state.watermark).isoformat()} minus the lateness bound of {_fmt_duration(bound)}"))
-    applied = apply(state, event, event_id, config)  # type: ignore[operator]
+    applied = apply(state, event, event_id, config, own)  # type: ignore[operator]
     if isinstance(applied, str):
         return Outcome(state, rejected=applied)
     watermark = t if state.watermark is None else max(state.watermark, t)
-    applied = _evolve(applied, watermark=watermark, seen_ids=(*state.seen_ids, event_id)[-config.history.seen_ids:])
+    limit = config.history.seen_ids
+    if own:
+        seen = state.seen_ids
+        seen.append(event_id)
+        if len(seen) > limit:
+            del seen[:len(seen) - limit]
+    else:
+        seen = (state.seen_ids + [event_id])[-limit:]
+    applied = _change(applied, own, watermark=watermark, seen_ids=seen)
     groups = dict(applied.indicators)
     if kind in _RECOMPUTE:
         groups[kind] = _RECOMPUTE[kind](applied, config)
     groups["controls"] = _controls_group(applied)
-    applied.__dict__["indicators"] = groups  # a fresh object of this call: nothing else can see it yet
+    applied.__dict__["indicators"] = groups  # a copy made by this call, or the caller's own state
     ind = applied.flat_indicators()
     score, components, contributions = _score(ind, applied.material, config)
     ind["risk_score"] = score
-    applied, breaches = evaluate_rules(applied, ind, config)
+    applied, breaches = evaluate_rules(applied, ind, config, own)
     if not snapshot:
         return Outcome(applied, breaches)
     snapshot_ind = dict(ind)

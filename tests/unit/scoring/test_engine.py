@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from services.scoring.config import DEFAULT_PATH, load_config, parse_config
-from services.scoring.engine import MaterialState, apply_event
+from services.scoring.engine import MaterialState, apply_event, apply_event_in_place
 from shared.events import (
     BreachStatus,
     Classification,
@@ -32,12 +32,12 @@ def price(p: float, day: float, material: str = "gallium", **kw) -> PriceObserve
                          currency="USD", unit="kg", series="Ga 99.99%", **kw)
 
 
-def feed(events, config=CONFIG, state=None):
+def feed(events, config=CONFIG, state=None, apply=apply_event):
     """Apply (event, id) pairs in order; returns the final state and every outcome."""
     outcomes = []
     for i, e in enumerate(events):
         event, event_id = e if isinstance(e, tuple) else (e, f"id-{i}")
-        outcome = apply_event(state, event, event_id=event_id, config=config)
+        outcome = apply(state, event, event_id=event_id, config=config)
         state = outcome.state
         outcomes.append(outcome)
     return state, outcomes
@@ -240,12 +240,13 @@ def test_announced_control_comes_into_force_with_event_time():
     assert b.severity == Severity.WARNING
 
 
-def test_kept_returns_equal_log_returns_after_late_inserts_and_dropped_prices():
+@pytest.mark.parametrize("apply", [apply_event, apply_event_in_place])
+def test_kept_returns_equal_log_returns_after_late_inserts_and_dropped_prices(apply):
     config = parse_config({**tomllib.loads(DEFAULT_PATH.read_text()), "history": {"price_points": 6}})
     on_time = [(0, 100.0), (1, 104.0), (2, 99.0), (4, 101.0), (5, 108.0), (6, 107.0)]
-    state, _ = feed([price(p, d) for d, p in on_time], config)
-    state = apply_event(state, price(103.0, 3), event_id="late-middle", config=config).state
-    state = apply_event(state, price(90.0, 0.5), event_id="late-before-all", config=config).state
+    state, _ = feed([price(p, d) for d, p in on_time], config, apply=apply)
+    state = apply(state, price(103.0, 3), event_id="late-middle", config=config).state
+    state = apply(state, price(90.0, 0.5), event_id="late-before-all", config=config).state
     (series,) = state.series.values()
     kept = [104.0, 99.0, 103.0, 101.0, 108.0, 107.0]  # six newest by time; day 0 and day 0.5 fall out
     assert list(series.p) == kept
@@ -276,3 +277,39 @@ def test_flat_then_moving_series_does_not_fire_a_critical_jump_but_a_real_shock_
     earlier = np.diff(np.log(prices[:-1]))[-60:]
     z_shock = (math.log(1.6) - earlier.mean()) / max(earlier.std(ddof=1), 0.10 / math.sqrt(12))
     assert (26, "critical", "firing", round(z_shock, 1)) in jumps
+
+
+def all_kinds_of_input():
+    """Prices (one late, one duplicate), quotes, a trade flow and export-control news for gallium."""
+    events = [price(300.0 + 7 * (d % 5), d) for d in range(30)]
+    events += [price(450.0, 30), price(305.0, 28.5), price(451.0, 30)]
+    events += [LeadTimeQuoted(material="gallium", source="survey", quoted_at=T0 + timedelta(days=d),
+                              lead_time_days=days, origin_country="CN") for d, days in ((2, 40), (9, 45), (31, 95))]
+    events += [TradeFlowReported(material="gallium", source="comext", reporter="EU27", partner="CN",
+                                 hs_code="81129289", period="2023-06", value_eur=1e6)]
+    events += [NewsReported(material="gallium", item_id="n1", source="mofcom", title="China bans gallium exports",
+                            published_at=T0 + timedelta(days=29), countries=["CN"], measure=Measure.EXPORT_BAN,
+                            relevant=True)]
+    return sorted(events, key=lambda e: (getattr(e, "observed_at", None) or getattr(e, "quoted_at", None)
+                                         or getattr(e, "published_at", None) or T0))
+
+
+def test_apply_event_leaves_the_given_state_as_it_was():
+    state, _ = feed(all_kinds_of_input()[:-3])
+    before = json.dumps(state.to_dict())
+    for i, event in enumerate(all_kinds_of_input()[-3:]):
+        out = apply_event(state, event, event_id=f"more-{i}", config=CONFIG)
+        assert out.rejected is None or out.rejected.startswith("duplicate")
+        assert json.dumps(state.to_dict()) == before
+
+
+def test_in_place_driver_ends_with_the_same_state_and_breaches_as_apply_event():
+    copied, outs = feed(all_kinds_of_input())
+    owned, owned_outs = feed(all_kinds_of_input(), apply=apply_event_in_place)
+    assert owned.to_dict() == copied.to_dict()
+    assert [[b.model_dump() for b in o.breaches] for o in owned_outs] == [[b.model_dump() for b in o.breaches]
+                                                                          for o in outs]
+    assert [o.rejected for o in owned_outs] == [o.rejected for o in outs]
+    assert any(o.rejected for o in outs)
+    assert any(o.breaches for o in outs)
+    assert all(o.snapshot is None for o in owned_outs)
