@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from deploy.local.receiver import serve
-from deploy.local.stack import DEMO_INGEST_KEY, DEMO_READ_KEY, ROOT, Ports, Stack
+from deploy.local.stack import DEMO_INGEST_KEY, DEMO_READ_KEY, DEMO_SOURCES, ROOT, Ports, Stack
 
 BANNER = """
 mews is running (state in {state}, logs in {state}/logs)
@@ -64,16 +64,16 @@ def main() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     stack = Stack(state_dir=Path(state), kafka_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
-                  namespace=os.environ.get("MEWS_TOPIC_NAMESPACE", ""), ports=ports_from_env())
+                  namespace=os.environ.get("MEWS_TOPIC_NAMESPACE", ""), ports=ports_from_env(), sources=DEMO_SOURCES)
     print("starting Kafka and the services ...", flush=True)
     with stack:
         tenant = stack.provision_demo(f"http://127.0.0.1:{stack.ports.receiver}/")
         receiver = serve(stack.ports.receiver, tenant.webhook_secret)
         threading.Thread(target=receiver.serve_forever, daemon=True).start()
-        print("replaying the demo feed through the ingest poller ...", flush=True)
-        result = stack.replay_demo_feed()
-        print(result.stdout.strip()[-2000:], flush=True)
-        stack.start_poller()
+        print(f"the ingest service is polling the demo feeds of {DEMO_SOURCES.relative_to(ROOT)} ...", flush=True)
+        for name, health in sorted(stack.wait_sources_polled().items()):
+            counts = " ".join(f"{k}={v}" for k, v in sorted(health["last_counts"].items()))
+            print(f"  {name:32} {health['last_error'] or 'ok'}  {counts}", flush=True)
         print(BANNER.format(state=state, p=stack.ports, kafka=stack.kafka_bootstrap,
                             namespace=stack.namespace or "(none)", ingest_key=DEMO_INGEST_KEY,
                             read_key=DEMO_READ_KEY, company_key=tenant.company_key,

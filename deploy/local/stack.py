@@ -72,6 +72,7 @@ class Stack:
     ports: Ports = field(default_factory=Ports)
     log_dir: Path | None = None
     echo: bool = False
+    sources: Path | None = None  # feeds the ingest service polls on their schedules (and serves metrics of)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     _kafka_env: dict[str, str] | None = None
 
@@ -104,7 +105,7 @@ class Stack:
             self._start_kafka()
         asyncio.run(ensure_topics(self.kafka_bootstrap, self.namespace))
         env = self.service_env()
-        self._spawn("ingest", ["ingest", "api"], env)
+        self._spawn("ingest", ["ingest", "api", *(["--sources", str(self.sources)] if self.sources else [])], env)
         self._spawn("scoring", ["scoring", "run"], env)
         self._spawn("notify", ["notify", "run"], env)
         for service in ("ingest", "scoring", "notify"):
@@ -194,7 +195,7 @@ class Stack:
                               capture_output=True, text=True, timeout=timeout, check=False)
 
     def provision_demo(self, receiver_url: str) -> DemoTenant:
-        """A demo company subscribed to gallium by webhook, and a ministry that may see exposure."""
+        """A demo company whose radar BOM needs gallium and germanium (alerts by webhook), and a ministry."""
         admin = {"Authorization": f"Bearer {DEMO_ADMIN_TOKEN}"}
         with httpx.Client(base_url=self.url("notify"), timeout=10) as api:
             company = _created(api.post("/v1/organisations", headers=admin, json={
@@ -215,18 +216,19 @@ class Stack:
         return DemoTenant(company_key=company["api_key"], webhook_secret=channel["secret"],
                           ministry_key=ministry["api_key"])
 
-    def start_poller(self) -> None:
-        """Keep polling the demo sources on their schedules, as production does."""
-        self._spawn("poller", ["ingest", "poll", "--config", str(DEMO_SOURCES)], self.service_env())
-
     def _stop_stale_kafka(self) -> None:
         """Stop a broker a previous run left behind in this state directory."""
         env = {**os.environ, "KAFKA_PORT": str(self.ports.kafka), "KAFKA_DIR": str(self.state_dir / "kafka")}
         run_kafka_script("stop", env)
 
-    def replay_demo_feed(self) -> subprocess.CompletedProcess:
-        """Ingest the demo feeds once through the production code path."""
-        result = self.run_cli("ingest", "poll", "--config", str(DEMO_SOURCES), "--once")
-        if result.returncode != 0:
-            raise RuntimeError(f"demo feed failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-        return result
+    def wait_sources_polled(self, timeout: float = 120) -> dict[str, dict]:
+        """Wait until the ingest service has run every scheduled source once; return their health."""
+        headers = {"Authorization": f"Bearer {DEMO_INGEST_KEY}"}
+        deadline = time.monotonic() + timeout
+        health: dict[str, dict] = {}
+        while time.monotonic() < deadline:
+            health = httpx.get(f"{self.url('ingest')}/v1/sources", headers=headers, timeout=5).json()
+            if health and all(h["last_attempt"] for h in health.values()):
+                return health
+            time.sleep(1)
+        raise TimeoutError(f"sources not polled within {timeout:.0f} s: {health}")
