@@ -16,13 +16,10 @@ RUN apt-get update \
 RUN python -m venv /opt/mews
 ENV PATH=/opt/mews/bin:$PATH
 WORKDIR /src
-# Locked dependencies first: this layer is rebuilt only when the lock changes.
+# Locked runtime dependencies first (no test tools): this layer is rebuilt only when the lock changes.
+# rocksdict in it backs the scoring tables on disk (MEWS_SCORING_STORE=rocksdb://).
 COPY requirements.lock ./
 RUN pip install -r requirements.lock
-# The scoring StatefulSet keeps its tables in RocksDB (MEWS_SCORING_STORE=rocksdict://); the lock does not
-# carry the binding yet, so it is pinned here until it does.
-ARG ROCKSDICT_VERSION=0.3.29
-RUN pip install "rocksdict==${ROCKSDICT_VERSION}"
 COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY services ./services
