@@ -50,12 +50,13 @@ class NotifySettings(CommonSettings):
     repeat_interval_seconds: float = Field(default=4 * 3600.0, ge=0)
     digest_hour_utc: int = Field(default=7, ge=0, le=23)
 
-    # Exponential backoff with jitter: 30 s, 1 min, 2 min ... capped at 1 h, 12 attempts span about 7 h.
+    # Exponential backoff with jitter: 30 s, 1 min, 2 min ... capped at 1 h; 15 attempts span about 8 h,
+    # so an endpoint down for a working day still gets its alerts.
     retry_initial_seconds: float = Field(default=30.0, gt=0)
     retry_multiplier: float = Field(default=2.0, ge=1)
     retry_max_interval_seconds: float = Field(default=3600.0, gt=0)
     retry_jitter: float = Field(default=0.2, ge=0, le=1, description="Fraction of each delay drawn at random")
-    retry_max_attempts: int = Field(default=12, ge=1)
+    retry_max_attempts: int = Field(default=15, ge=1)
     channel_disable_after_failures: int = Field(
         default=10, ge=1, description="Consecutive failed notifications after which a channel is disabled")
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
