@@ -1,31 +1,40 @@
 """Backtest throughput: ten years of daily prices for forty materials (seeded), replayed through the engine.
 
-Prints the median wall time over a few runs and events per second. Run: .venv/bin/python bench/backtest_bench.py
+Prints the median wall and CPU time over a few runs and events per second. With `--against REV` it first runs
+the same workload on the code of an earlier commit (extracted with `git archive` into a temporary folder) and
+then on the working tree, one after the other, and prints both and the speed-up; CPU time is the steadier
+figure on a shared machine.
+
+Run: .venv/bin/python bench/backtest_bench.py [--runs 3] [--against c0b3def]
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import io
+import json
 import math
 import random
 import statistics
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from services.scoring.backtest import ReadReport, _input, merge_inputs, replay  # noqa: E402
-from services.scoring.config import load_config  # noqa: E402
-from shared.events import PriceObserved  # noqa: E402
-
+ROOT = Path(__file__).resolve().parent.parent
 MATERIALS = 40
 YEARS = 10
-RUNS = 3
 
 
-def generate(seed: int = 20240601) -> ReadReport:
+def generate(seed: int = 20240601):  # -> ReadReport of whichever code tree is on sys.path
     """Business-day prices as geometric Brownian motion with occasional jumps, one series per material."""
+    from services.scoring.backtest import ReadReport, _input
+    from shared.events import PriceObserved
+
     rng = random.Random(seed)
     report = ReadReport()
     start = datetime(2014, 1, 1, tzinfo=UTC)
@@ -42,24 +51,78 @@ def generate(seed: int = 20240601) -> ReadReport:
     return report
 
 
-def main() -> None:
+def measure(runs: int, config_path: Path | None = None) -> dict:
+    """Generate the workload and replay it `runs` times with the code tree on sys.path; the figures."""
+    from services.scoring.backtest import merge_inputs, replay, write_report
+    from services.scoring.config import load_config
+
     t0 = time.perf_counter()
     report = generate()
-    print(f"generated {len(report.inputs):,} price events ({MATERIALS} materials x {YEARS} years of business days) "
-          f"in {time.perf_counter() - t0:.1f} s")
-    config = load_config()
-    walls = []
-    breaches = 0
-    for _ in range(RUNS):
-        t0 = time.perf_counter()
-        inputs = merge_inputs([report])
-        result = replay(inputs, config)
-        walls.append(time.perf_counter() - t0)
-        breaches = len(result.breaches)
-    wall = statistics.median(walls)
-    n = len(report.inputs)
-    print(f"replay (merge + apply_event) over {RUNS} runs: median {wall:.2f} s, {n / wall:,.0f} events/s, "
-          f"{breaches} breach events; runs: {', '.join(f'{w:.2f}' for w in walls)} s")
+    generated = time.perf_counter() - t0
+    config = load_config(config_path)
+    walls, cpus = [], []
+    digest, breaches = "", 0
+    for _ in range(runs):
+        w0, c0 = time.perf_counter(), time.process_time()
+        result = replay(merge_inputs([report]), config)
+        walls.append(time.perf_counter() - w0)
+        cpus.append(time.process_time() - c0)
+        out = io.StringIO()
+        breaches = write_report(result.breaches, out)
+        digest = hashlib.sha256(out.getvalue().encode()).hexdigest()[:12]
+    return {"events": len(report.inputs), "generated_s": generated, "walls": walls, "cpus": cpus,
+            "breaches": breaches, "report_sha": digest}
+
+
+def describe(label: str, m: dict) -> str:
+    wall, cpu = statistics.median(m["walls"]), statistics.median(m["cpus"])
+    return (f"{label}: replay (merge + engine) over {len(m['walls'])} runs: median wall {wall:.2f} s "
+            f"({m['events'] / wall:,.0f} events/s, {wall / m['events'] * 1e6:.0f} us/event), median CPU "
+            f"{cpu:.2f} s; runs: {', '.join(f'{w:.2f}' for w in m['walls'])} s; {m['breaches']} breach events, "
+            f"report sha256 {m['report_sha']}")
+
+
+def run_tree(root: Path, runs: int, config: Path | None) -> dict:
+    """The figures of the code tree at `root`, measured in a fresh interpreter."""
+    extra = ["--config", str(config.resolve())] if config else []
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--runs", str(runs), "--json",
+                          "--root", str(root), *extra], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def extract(rev: str, into: Path) -> None:
+    """The services/ and shared/ folders of commit `rev`, written under `into`."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", rev, "services", "shared"],
+                             check=True, capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--against", metavar="REV", help="also measure the code of this commit, first")
+    parser.add_argument("--config", type=Path, help="scoring configuration for both (default: each tree's own)")
+    parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.json:
+        sys.path.insert(0, str(args.root))
+        print(json.dumps(measure(args.runs, args.config)))
+        return
+    print(f"workload: {MATERIALS} materials x {YEARS} years of business days of prices, seeded")
+    if args.against:
+        with tempfile.TemporaryDirectory() as tmp:
+            extract(args.against, Path(tmp))
+            before = run_tree(Path(tmp), args.runs, args.config)
+        print(describe(f"at {args.against}", before))
+    after = run_tree(ROOT, args.runs, args.config)
+    print(describe("working tree", after))
+    if args.against:
+        speedup = statistics.median(before["walls"]) / statistics.median(after["walls"])
+        cpu_speedup = statistics.median(before["cpus"]) / statistics.median(after["cpus"])
+        same = "the same report" if before["report_sha"] == after["report_sha"] else "DIFFERENT reports"
+        print(f"speed-up: {speedup:.2f}x wall, {cpu_speedup:.2f}x CPU; {same}")
 
 
 if __name__ == "__main__":
