@@ -15,7 +15,7 @@ from services.ingest.classify import LexiconError, classify_item, load_lexicon
 from services.ingest.classify.cli import classify_lines, main
 from services.ingest.classify.lexicon import LEXICON_DIR
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "news_labelled.jsonl"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "news_labelled.jsonl"
 ROWS: list[dict[str, Any]] = [json.loads(line) for line in FIXTURE.read_text(encoding="utf-8").splitlines() if line]
 
 # Floors are the figures measured on 2026-11-23 (docs/classifier.md); a change may raise them, never lower.
