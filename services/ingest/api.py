@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -25,7 +23,8 @@ from services.ingest.config import SourcesConfig
 from services.ingest.observation import Candidate, Rejected
 from services.ingest.poll import Ingestion, SourceHealth, normalise_candidate, open_ingestion, poll_forever
 from services.ingest.publish import Item
-from services.ingest.settings import ApiKey, IngestSettings
+from services.ingest.settings import IngestSettings
+from shared.access import StaticKey, bearer_token, find_key
 from shared.events import describe_validation_error
 from shared.kafka import check_kafka
 from shared.metrics import mount_observability
@@ -112,16 +111,9 @@ def candidate_fields(kind: str, item: BaseModel) -> dict[str, Any]:
     return data
 
 
-def authenticate(header: str | None, keys: tuple[ApiKey, ...]) -> ApiKey | None:
-    """The configured key a Bearer header carries, compared in constant time against every key."""
-    if not header or not header.lower().startswith("bearer "):
-        return None
-    presented = hashlib.sha256(header[7:].strip().encode()).digest()
-    found = None
-    for key in keys:  # no early exit: the time taken does not depend on which key matched
-        if hmac.compare_digest(presented, key.digest):
-            found = key
-    return found
+def authenticate(header: str | None, keys: tuple[StaticKey, ...]) -> StaticKey | None:
+    """The configured key a Bearer header carries, or None."""
+    return find_key(bearer_token(header), keys)
 
 
 @dataclass
@@ -129,7 +121,7 @@ class Runtime:
     """What the running app holds: settings, keys, the ingestion path, source health."""
 
     settings: IngestSettings
-    keys: tuple[ApiKey, ...]
+    keys: tuple[StaticKey, ...]
     ingestion: Ingestion | None = None
     health: dict[str, SourceHealth] | None = None
 
@@ -137,7 +129,7 @@ class Runtime:
 def require(scope: str):
     """A dependency admitting only requests whose API key has `scope`."""
 
-    def check(request: Request) -> ApiKey:
+    def check(request: Request) -> StaticKey:
         runtime: Runtime = request.app.state.runtime
         key = authenticate(request.headers.get("authorization"), runtime.keys)
         if key is None:
@@ -174,7 +166,7 @@ async def read_batch(request: Request) -> list[Any]:
     return doc["items"]
 
 
-async def ingest_batch(kind: str, raw_items: list[Any], key: ApiKey, runtime: Runtime) -> BatchResult:
+async def ingest_batch(kind: str, raw_items: list[Any], key: StaticKey, runtime: Runtime) -> BatchResult:
     """Validate, normalise and publish a batch; one result per item."""
     ingestion = runtime.ingestion
     if ingestion is None:
@@ -213,7 +205,7 @@ async def ingest_batch(kind: str, raw_items: list[Any], key: ApiKey, runtime: Ru
 
 
 Items = Annotated[list[Any], Depends(read_batch)]
-Key = Annotated[ApiKey, Depends(require("ingest"))]
+Key = Annotated[StaticKey, Depends(require("ingest"))]
 
 
 def create_app(settings: IngestSettings, sources: SourcesConfig | None = None) -> FastAPI:

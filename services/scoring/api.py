@@ -6,8 +6,6 @@ material. Callers present a read key (`Authorization: Bearer <key>`); what they 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -15,8 +13,9 @@ from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from services.scoring.settings import ApiKey, ScoringSettings
+from services.scoring.settings import ScoringSettings
 from services.scoring.view import MaterialsView, visible, visible_controls
+from shared.access import find_key
 from shared.events import BreachRaised, Classification, IndicatorSnapshot
 from shared.metrics import ReadinessCheck, mount_observability
 
@@ -82,25 +81,14 @@ def figures_for(snap: IndicatorSnapshot, clearance: Classification) -> Figures:
     return Figures(risk_score=None, components={}, indicators={}, withheld=True)
 
 
-def authenticate(presented: str, keys: tuple[ApiKey, ...]) -> Classification | None:
-    """The clearance of a presented key, or None; compares every digest in constant time."""
-    digest = hashlib.sha256(presented.encode()).hexdigest()
-    found: Classification | None = None
-    for key in keys:  # no early exit: the time taken does not say which entry matched
-        if hmac.compare_digest(digest, key.digest):
-            found = key.clearance
-    return found
-
-
 def reader(request: Request,
            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Reader:
     """The caller behind a bearer read key; 401 without a valid one."""
-    keys: tuple[ApiKey, ...] = request.app.state.read_keys
-    clearance = authenticate(credentials.credentials, keys) if credentials is not None else None
-    if clearance is None:
+    key = find_key(credentials.credentials if credentials is not None else None, request.app.state.read_keys)
+    if key is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "a valid read key is required",
                             headers={"WWW-Authenticate": "Bearer"})
-    return Reader(clearance=clearance)
+    return Reader(clearance=key.clearance)
 
 
 Caller = Annotated[Reader, Depends(reader)]

@@ -2,49 +2,16 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.events import Classification
+from shared.access import StaticKey, parse_keys
 from shared.settings import CommonSettings
 
-_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 # faust 0.15 registers rocksdb:// only; it runs on the rocksdict package (PyPI wheel) when that is installed.
 _STORES = ("memory://", "rocksdb://")
-
-
-@dataclass(frozen=True)
-class ApiKey:
-    """A read key as configured: the sha256 hex digest of the key (never the key) and its clearance."""
-
-    digest: str
-    clearance: Classification
-
-    def __repr__(self) -> str:  # a digest is not a secret, but keep it out of logs all the same
-        return f"ApiKey(digest=…{self.digest[-6:]}, clearance={self.clearance.value})"
-
-
-def parse_api_keys(raw: str) -> tuple[ApiKey, ...]:
-    """Parse `sha256hex[:clearance],...`; the error names the entry by position, never by content."""
-    keys = []
-    for position, entry in enumerate((e.strip() for e in raw.split(",")), start=1):
-        if not entry:
-            continue
-        digest, _, clearance = entry.partition(":")
-        digest = digest.lower()
-        if not _DIGEST.match(digest):
-            raise ValueError(f"API key entry {position} is not a sha256 hex digest (64 hex characters)")
-        try:
-            level = Classification(clearance or Classification.PUBLIC.value)
-        except ValueError:
-            raise ValueError(f"API key entry {position} has clearance {clearance!r}; "
-                             f"expected one of {', '.join(c.value for c in Classification)}") from None
-        keys.append(ApiKey(digest, level))
-    return tuple(keys)
 
 
 def _env(name: str) -> str:
@@ -62,7 +29,7 @@ class ScoringSettings(CommonSettings):
     # Loopback by default: exposing the API is a deliberate deployment choice (the k8s overlay sets 0.0.0.0).
     host: str = Field(default="127.0.0.1", validation_alias=_env("HOST"))
     api_keys: str = Field(default="", validation_alias=_env("API_KEYS"),
-                          description="Comma list of sha256hex[:public|restricted|government] read keys")
+                          description="Read keys: sha256hex[:public|restricted|government],... (shared/access.py)")
     store: str = Field(default="memory://", validation_alias=_env("STORE"),
                        description="faust table store; rocksdb:// (with rocksdict installed) keeps state on a volume")
     data_dir: Path = Field(default=Path("var/scoring"), validation_alias=_env("DATA_DIR"))
@@ -77,7 +44,7 @@ class ScoringSettings(CommonSettings):
     @field_validator("api_keys")
     @classmethod
     def _keys_parse(cls, value: str) -> str:
-        parse_api_keys(value)
+        parse_keys(value)
         return value
 
     @field_validator("store")
@@ -88,9 +55,9 @@ class ScoringSettings(CommonSettings):
         return value
 
     @property
-    def read_keys(self) -> tuple[ApiKey, ...]:
+    def read_keys(self) -> tuple[StaticKey, ...]:
         """The configured read keys with their clearances."""
-        return parse_api_keys(self.api_keys)
+        return parse_keys(self.api_keys)
 
     @property
     def group_id(self) -> str:

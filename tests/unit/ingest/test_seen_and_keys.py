@@ -9,7 +9,7 @@ import pytest
 from services.ingest.api import authenticate
 from services.ingest.fetch import Validators
 from services.ingest.seen import SeenStore
-from services.ingest.settings import parse_api_keys
+from shared.access import parse_keys
 
 
 def test_seen_keys_and_validators_survive_reopening_the_store(tmp_path):
@@ -26,7 +26,7 @@ def test_seen_keys_and_validators_survive_reopening_the_store(tmp_path):
 
 def test_api_keys_are_digests_with_scopes_and_an_optional_name():
     d1, d2 = hashlib.sha256(b"k1").hexdigest(), hashlib.sha256(b"k2").hexdigest()
-    keys = parse_api_keys(f"{d1}:ingest, analysts={d2.upper()}:ingest+read")
+    keys = parse_keys(f"{d1}:ingest, analysts={d2.upper()}:ingest+read")
     assert keys[0].scopes == {"ingest"}
     assert keys[0].name == f"key{d1[:8]}"
     assert keys[1].name == "analysts"
@@ -35,12 +35,12 @@ def test_api_keys_are_digests_with_scopes_and_an_optional_name():
 
 def test_a_malformed_key_entry_is_refused_without_echoing_it():
     with pytest.raises(ValueError, match="entry 2") as err:
-        parse_api_keys(f"{hashlib.sha256(b'k').hexdigest()}:ingest,plain-secret:ingest")
+        parse_keys(f"{hashlib.sha256(b'k').hexdigest()}:ingest,plain-secret:ingest")
     assert "plain-secret" not in str(err.value)
 
 
 def test_bearer_key_authenticates_only_against_its_digest():
-    keys = parse_api_keys(f"{hashlib.sha256(b'right').hexdigest()}:ingest")
+    keys = parse_keys(f"{hashlib.sha256(b'right').hexdigest()}:ingest")
     assert authenticate("Bearer right", keys) is keys[0]
     assert authenticate("Bearer wrong", keys) is None
     assert authenticate("Basic right", keys) is None

@@ -1,0 +1,51 @@
+import hashlib
+
+import pytest
+
+from shared.access import bearer_token, digest_of, find_key, parse_keys
+from shared.events import Classification
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def test_entries_carry_name_scopes_and_clearance_in_any_order():
+    keys = parse_keys(f"analysts={digest('a')}:ingest+read, {digest('b').upper()}:government,"
+                      f" {digest('c')}:government:read")
+    assert [k.name for k in keys] == ["analysts", f"key{digest('b')[:8]}", f"key{digest('c')[:8]}"]
+    assert keys[0].scopes == {"ingest", "read"}
+    assert keys[0].clearance is Classification.PUBLIC
+    assert keys[1].scopes == frozenset()
+    assert keys[1].clearance is Classification.GOVERNMENT
+    assert keys[2].scopes == {"read"}
+
+
+@pytest.mark.parametrize("entry", ["plain-secret:ingest", f"{digest('x')}:ingest:read", f"{digest('x')}:Secret!",
+                                   f"{digest('x')}:secret",
+                                   f"bad name={digest('x')}:ingest", f"{digest('x')}:public:ingest:restricted"])
+def test_a_bad_entry_is_refused_by_position_without_echoing_it(entry):
+    with pytest.raises(ValueError, match="entry 2") as raised:
+        parse_keys(f"{digest('ok')}:ingest,{entry}")
+    assert "plain-secret" not in str(raised.value)
+
+
+def test_a_presented_key_is_found_only_by_its_own_digest():
+    keys = parse_keys(f"{digest_of('right')}:ingest,{digest_of('other')}:read")
+    assert find_key("right", keys) is keys[0]
+    assert find_key("other", keys) is keys[1]
+    assert find_key("wrong", keys) is None
+    assert find_key(None, keys) is None
+    assert find_key("", keys) is None
+
+
+@pytest.mark.parametrize(("header", "token"), [("Bearer abc", "abc"), ("bearer  abc ", "abc"), ("Basic abc", None),
+                                               ("Bearer ", None), (None, None)])
+def test_bearer_token_is_read_from_the_header(header, token):
+    assert bearer_token(header) == token
+
+
+def test_repr_shows_no_digest():
+    key = parse_keys(f"{digest('k')}:ingest")[0]
+    assert digest("k") not in repr(key)
+    assert digest("k")[:8] not in repr(key).replace(key.name, "")
