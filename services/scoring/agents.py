@@ -53,6 +53,9 @@ PROCESSING_LAG = Histogram("mews_scoring_processing_lag_seconds",
                            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400))
 CONSUMER_LAG = Gauge("mews_consumer_lag_messages", "Messages not yet processed on assigned partitions",
                      ["service", "topic"])
+GAPS = Counter("mews_scoring_input_gaps_total",
+               "Input offsets passed over without being delivered, within one group generation (inputs never scored)",
+               ["topic"])
 ASSIGNED = Gauge("mews_scoring_partitions_assigned", "Input partitions this worker owns", ["topic"])
 
 
@@ -88,6 +91,16 @@ def outcome_label(rejected: str | None) -> str:
     return kind if sep and kind in ("duplicate", "late", "irrelevant") else "rejected"
 
 
+def passed_over(expected: int | None, offset: int) -> int:
+    """How many offsets before `offset` were never delivered, given the next one expected (None: no expectation).
+
+    Input topics are append-only and written without transactions, so their offsets are contiguous: within one
+    group generation a partition starts at its committed offset and delivers offset after offset, or goes back
+    when faust seeks to the committed offset again. A jump forward is inputs that were fetched and then dropped.
+    """
+    return offset - expected if expected is not None and offset > expected else 0
+
+
 def breach_event_id(breach: BreachRaised) -> str:
     """A deterministic id per transition, so a transition re-sent after a rebalance is recognisably the same."""
     return event_id_for(f"breach|{breach.fingerprint}|{breach.status}|{breach.severity}|"
@@ -116,6 +129,7 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
     states = app.Table("material-state", default=None, key_type=str, partitions=declared.MATERIAL_PARTITIONS,
                        help="MaterialState.to_dict() per material")
     last_offsets: dict[Any, int] = {}
+    next_offsets: dict[Any, tuple[int, int]] = {}  # partition -> (generation, offset expected next)
 
     async def quarantine(message: Any, reason: str) -> None:
         topic = by_name[message.topic].name
@@ -166,10 +180,24 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
         if lag is not None:
             PROCESSING_LAG.labels(declared_topic.name).observe(lag)
 
+    def check_continuity(message: Any) -> None:
+        generation, expected = next_offsets.get(message.tp, (None, None))
+        if generation != message.generation_id:
+            # The first input of an assignment should be the one at the committed offset faust seeked to.
+            expected = app.consumer._committed_offset.get(message.tp)
+        missed = passed_over(expected, message.offset)
+        if missed:
+            GAPS.labels(by_name[message.topic].name).inc(missed)
+            log.error("inputs passed over unscored", extra={"topic": message.topic, "partition": message.partition,
+                                                            "expected_offset": expected, "offset": message.offset,
+                                                            "generation": message.generation_id})
+        next_offsets[message.tp] = (message.generation_id, message.offset + 1)
+
     @app.agent(inputs, name="score-materials")
     async def score_materials(stream: faust.StreamT) -> None:
         async for event in stream.events():
             message = event.message
+            check_continuity(message)
             try:
                 await score(message)
             except Exception as exc:  # one poisonous input must not stop every material's scoring

@@ -53,7 +53,27 @@ def create_app(settings: ScoringSettings, config: ScoringConfig | None = None) -
     )
     attach_agents(app, settings.topic_namespace, config or load_config(settings.config_path),
                   settings.lag_interval_seconds)
+    hold_inputs_until_seeked(app)
     return app
+
+
+def hold_inputs_until_seeked(app: faust.App) -> None:
+    """Fetch no input between the end of table recovery and faust's seek to the committed offsets.
+
+    faust 0.15 resumes its flow control while it restores the table, with the input partitions paused. When the
+    restore is done it resumes the input partitions, awaits a seek to the committed offsets and only then calls
+    `flow_control.resume()`, which empties every agent queue. An input fetched in between is dropped from the
+    queue while the fetcher has moved past it, and the consumer's commit (`Consumer._new_offset` tolerates one
+    missing offset ahead of the acked ones) then passes over it: that input is never scored (faust-streaming
+    issue #596). `on_rebalance_complete` is sent just before that sequence, and `resume_flow()` ends it, so
+    stopping the consumer's flow here leaves the seek as the only place fetching restarts from.
+    """
+
+    async def stop_fetching(sender: faust.App, **_: object) -> None:
+        sender.consumer.stop_flow()
+        log.info("input fetching held until the seek to committed offsets")
+
+    app.on_rebalance_complete.connect(stop_fetching)
 
 
 class _EmbeddedServer(uvicorn.Server):
