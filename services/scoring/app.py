@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import faust
 import mode
 import uvicorn
 from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client import Counter
 
 from services.scoring.agents import INPUTS, attach_agents
 from services.scoring.api import create_api
@@ -28,6 +31,8 @@ from shared.logging import configure_logging
 log = logging.getLogger(__name__)
 
 USED_TOPICS = (*INPUTS, declared.BREACHES, declared.INDICATORS, declared.DEADLETTER)
+RECOVERY_RESTARTS = Counter("mews_scoring_recovery_restarts_total",
+                            "Table restores restarted because their changelog records were fetched and dropped")
 
 
 def create_app(settings: ScoringSettings, config: ScoringConfig | None = None) -> faust.App:
@@ -54,6 +59,7 @@ def create_app(settings: ScoringSettings, config: ScoringConfig | None = None) -
     attach_agents(app, settings.topic_namespace, config or load_config(settings.config_path),
                   settings.lag_interval_seconds)
     hold_inputs_until_seeked(app)
+    restart_stranded_recovery(app, settings.recovery_check_seconds)
     return app
 
 
@@ -74,6 +80,62 @@ def hold_inputs_until_seeked(app: faust.App) -> None:
         log.info("input fetching held until the seek to committed offsets")
 
     app.on_rebalance_complete.connect(stop_fetching)
+
+
+def stranded(progress: Mapping[Any, tuple[int, int, int | None]], since: Mapping[Any, tuple[int, float]],
+             now: float, hold: float) -> list[Any]:
+    """Changelog partitions whose restore cannot finish: fetched past their last record, nothing applied for `hold`.
+
+    `progress` maps a partition to (offset applied, last offset to restore, consumer position); `since` maps it to
+    the applied offset seen at the earlier checks and the time it was first seen.
+    """
+    return sorted((tp for tp, (applied, last, position) in progress.items()
+                   if applied < last and position is not None and position > last
+                   and tp in since and since[tp][0] == applied and now - since[tp][1] >= hold), key=str)
+
+
+def restart_stranded_recovery(app: faust.App, interval: float) -> None:
+    """Restart a table restore whose remaining changelog records were fetched and then thrown away.
+
+    If faust's fetcher returns changelog records while the consumer flow is stopped (a fetch begun before a
+    rebalance, answered after the restore has sought the changelog back), `Consumer.getmany` drops them and
+    seeks only to committed offsets, which changelog partitions do not have: the restore then waits forever
+    for records already read past, and the worker never scores again. Setting the recovery's start signal is
+    how faust itself restarts a restore after another rebalance; the restart seeks the changelog again. A
+    restart needs a few consumer round trips (each up to a fetch timeout of 1 s) before it seeks, hence a hold of
+    three checks and never under 10 s.
+    """
+    hold = max(3 * interval, 10.0)
+    since: dict[Any, tuple[int, float]] = {}
+
+    @app.timer(interval, name="restart-stranded-recovery")
+    async def check_restore() -> None:
+        recovery = app.tables.recovery
+        if not recovery.in_recovery:
+            since.clear()
+            return
+        progress: dict[Any, tuple[int, int, int | None]] = {}
+        try:
+            for tp in list(recovery.active_tps):
+                applied, last = recovery.active_offsets.get(tp), recovery.active_highwaters.get(tp)
+                if applied is not None and last is not None:
+                    progress[tp] = (applied, last, await app.consumer.position(tp))
+        except Exception as exc:  # a rebalance in between: look again at the next check
+            log.info("restore check skipped", extra={"reason": f"{type(exc).__name__}: {exc}"})
+            return
+        now = time.monotonic()
+        stuck = stranded(progress, since, now, hold)
+        if stuck:
+            RECOVERY_RESTARTS.inc()
+            log.warning("table restore stranded: restarting it", extra={
+                "partitions": [f"{tp.topic}:{tp.partition}" for tp in stuck],
+                "applied": [progress[tp][0] for tp in stuck], "last": [progress[tp][1] for tp in stuck]})
+            recovery.signal_recovery_start.set()
+            since.clear()
+            return
+        for tp, (applied, _, _) in progress.items():
+            if since.get(tp, (None,))[0] != applied:
+                since[tp] = (applied, now)
 
 
 class _EmbeddedServer(uvicorn.Server):

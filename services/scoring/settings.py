@@ -40,6 +40,8 @@ class ScoringSettings(CommonSettings):
                                     description="of the changelog topic faust creates")
     lag_interval_seconds: float = Field(default=10.0, gt=0, validation_alias=_env("LAG_INTERVAL_SECONDS"))
     commit_interval_seconds: float = Field(default=2.8, gt=0, validation_alias=_env("COMMIT_INTERVAL_SECONDS"))
+    recovery_check_seconds: float = Field(default=10.0, gt=0, validation_alias=_env("RECOVERY_CHECK_SECONDS"),
+                                          description="how often a table restore is checked for being stranded")
 
     @field_validator("api_keys")
     @classmethod

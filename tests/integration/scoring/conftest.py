@@ -42,7 +42,8 @@ class Worker:
                "MEWS_ENVIRONMENT": "test", "MEWS_SCORING_PORT": str(self.port),
                "MEWS_SCORING_DATA_DIR": str(workdir / f"{name}-data"),
                "MEWS_SCORING_API_KEYS": f"{sha256_hex(READ_KEY)}:government,{sha256_hex(PUBLIC_KEY)}",
-               "MEWS_SCORING_LAG_INTERVAL_SECONDS": "1", "MEWS_SCORING_COMMIT_INTERVAL_SECONDS": "0.5"}
+               "MEWS_SCORING_LAG_INTERVAL_SECONDS": "1", "MEWS_SCORING_COMMIT_INTERVAL_SECONDS": "0.5",
+               "MEWS_SCORING_RECOVERY_CHECK_SECONDS": "1"}
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen([sys.executable, "-c", "from services.cli import main; main()", "scoring", "run"],
                                      cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)

@@ -1,7 +1,9 @@
-"""Guards on the faust 0.15 internals that `hold_inputs_until_seeked` relies on; no broker.
+"""Guards on the faust 0.15 internals that `hold_inputs_until_seeked` and `restart_stranded_recovery` rely on, and
+the decisions they take; no broker.
 
-When one of these fails after a faust upgrade, re-read `Recovery.on_recovery_completed` and decide whether the hold
-is still needed (or still enough) before changing the expected values here.
+When a guard fails after a faust upgrade, re-read `Recovery.on_recovery_completed`, `Recovery._restart_recovery` and
+`Consumer.getmany` and decide whether the hold and the restart are still needed (or still enough) before changing
+the expected values here.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from pathlib import Path
 
 import pytest
 from faust.tables.recovery import Recovery
+from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from mode.utils.queues import FlowControlEvent, FlowControlQueue
 
 from services.scoring.agents import passed_over
-from services.scoring.app import create_app
+from services.scoring.app import create_app, stranded
 from services.scoring.settings import ScoringSettings
 
 
@@ -81,3 +84,36 @@ async def test_the_scoring_app_stops_fetching_when_faust_signals_the_end_of_reco
 ])
 def test_passed_over_counts_only_forward_jumps(expected, offset, missed):
     assert passed_over(expected, offset) == missed
+
+
+def test_faust_restarts_a_restore_when_its_start_signal_is_set_and_drops_records_fetched_while_flow_is_stopped():
+    restart = inspect.getsource(Recovery.__dict__["_restart_recovery"].fun)
+    assert "self.signal_recovery_start.clear()" in restart
+    assert "_seek_offsets" in restart
+    getmany = inspect.getsource(Consumer.getmany)
+    # The stranding: records fetched while the flow is stopped are dropped, and the seek that follows knows only
+    # committed offsets, which changelog partitions do not have.
+    assert re.search(r"else:\s*self\.log\.dev\(\s*\"getmany called while flow not active", getmany), getmany
+    assert "await self.perform_seek()" in getmany
+
+
+P3, P4 = "changelog-3", "changelog-4"
+
+
+def test_a_restore_fetched_past_its_end_with_nothing_applied_for_the_hold_is_stranded():
+    progress = {P3: (-1, 31, 32), P4: (10, 21, 22)}
+    since = {P3: (-1, 100.0), P4: (10, 103.0)}
+
+    assert stranded(progress, since, now=106.0, hold=6.0) == [P3]
+    assert stranded(progress, since, now=109.0, hold=6.0) == [P3, P4]
+
+
+@pytest.mark.parametrize(("progress", "since"), [
+    ({P3: (-1, 31, 20)}, {P3: (-1, 0.0)}),  # still fetching: the records are on their way
+    ({P3: (-1, 31, None)}, {P3: (-1, 0.0)}),  # no position yet (seek pending)
+    ({P3: (31, 31, 32)}, {P3: (31, 0.0)}),  # everything applied: the restore is finishing
+    ({P3: (12, 31, 32)}, {P3: (11, 0.0)}),  # applied moved since the last check: records are arriving
+    ({P3: (-1, 31, 32)}, {}),  # first look: no history to judge by
+])
+def test_a_restore_that_may_still_progress_is_left_alone(progress, since):
+    assert stranded(progress, since, now=100.0, hold=6.0) == []
