@@ -67,12 +67,15 @@ def hold_inputs_until_seeked(app: faust.App) -> None:
     """Fetch no input between the end of table recovery and faust's seek to the committed offsets.
 
     faust 0.15 resumes its flow control while it restores the table, with the input partitions paused. When the
-    restore is done it resumes the input partitions, awaits a seek to the committed offsets and only then calls
-    `flow_control.resume()`, which empties every agent queue. An input fetched in between is dropped from the
-    queue while the fetcher has moved past it, and the consumer's commit (`Consumer._new_offset` tolerates one
-    missing offset ahead of the acked ones) then passes over it: that input is never scored (faust-streaming
-    issue #596). `on_rebalance_complete` is sent just before that sequence, and `resume_flow()` ends it, so
-    stopping the consumer's flow here leaves the seek as the only place fetching restarts from.
+    restore is done (`Recovery.on_recovery_completed`) it resumes the input partitions, awaits a seek to the
+    committed offsets and only then calls `flow_control.resume()`, which empties every agent queue. An input
+    fetched in between is dropped from the queue while the fetcher has moved past it, and the consumer's commit
+    (`Consumer._new_offset` tolerates one missing offset ahead of the acked ones) passes over it: that input is
+    never scored (faust-streaming issue #596; with two or more dropped the commit stalls until the next
+    rebalance). `on_rebalance_complete` is sent just before that sequence and `resume_flow()` ends it, so
+    stopping the consumer's flow here makes the seek the only place input fetching restarts from. Like faust's
+    own stop at a revocation, it drops the rest of a batch being handed over (here, standby changelog records,
+    which faust's queue clearing at the same point drops too).
     """
 
     async def stop_fetching(sender: faust.App, **_: object) -> None:

@@ -57,7 +57,7 @@ class ContinuousProducer(threading.Thread):
             n = 0
             while not self.halt.is_set():
                 material, day = MATERIALS[n % len(MATERIALS)], n // len(MATERIALS)
-                # Small moves around 100: no breach traffic, only one snapshot per applied input.
+                # Small moves around 100 keep breach traffic low; every applied input yields one snapshot.
                 event = price(material, day, 100.0 + (day % 4))
                 value = encode(event, source="tests/scoring", event_id=event_id_for(event.dedup_key()))
                 meta = await producer.send_and_wait(declared.PRICES.qualified(self.namespace), value,
@@ -119,11 +119,11 @@ def test_every_input_produced_across_a_join_and_a_leave_is_applied_exactly_once(
         shares = _wait_owned((a, b), lambda s: all(s) and sum(s) == inputs)
         assert all(shares), f"a worker got no partitions: {shares}"
         assert sum(shares) == inputs, f"the join never settled: {shares}"
-        time.sleep(1)
+        time.sleep(1)  # both score for a moment
         assert a.stop() == 0  # leaves: b rebalances and recovers a's table partitions while inputs keep coming
         shares = _wait_owned((b,), lambda s: s == (inputs,))
         assert shares == (inputs,), f"the survivor never took every partition: {shares}"
-        time.sleep(1)
+        time.sleep(1)  # the survivor scores alone for a moment
     finally:
         sent = producer.finish()
     assert sent.error is None, f"producer failed: {sent.error!r}"
