@@ -1,5 +1,5 @@
-"""Guards on the faust 0.15 internals that `hold_inputs_until_seeked` and `restart_stranded_recovery` rely on, and
-the decisions they take; no broker.
+"""Guards on the faust 0.15 internals that `hold_inputs_until_seeked` and `restart_stranded_recovery` rely on, the
+decisions they take, and the engine's promise that an input read twice counts once; no broker.
 
 When a guard fails after a faust upgrade, re-read `Recovery.on_recovery_completed`, `Recovery._restart_recovery` and
 `Consumer.getmany` and decide whether the hold and the restart are still needed (or still enough) before changing
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,9 @@ from mode.utils.queues import FlowControlEvent, FlowControlQueue
 
 from services.scoring.agents import passed_over
 from services.scoring.app import create_app, stranded
+from services.scoring.engine import apply_event, load_config
 from services.scoring.settings import ScoringSettings
+from shared.events import LeadTimeQuoted, NewsReported, PriceObserved, TradeFlowReported
 
 
 def _positions(source: str, *steps: str) -> list[int]:
@@ -117,3 +120,36 @@ def test_a_restore_fetched_past_its_end_with_nothing_applied_for_the_hold_is_str
 ])
 def test_a_restore_that_may_still_progress_is_left_alone(progress, since):
     assert stranded(progress, since, now=100.0, hold=6.0) == []
+
+
+T0 = datetime(2025, 3, 3, 12, 0, tzinfo=UTC)
+READ_AGAIN = [
+    PriceObserved(material="gallium", source="exchange", observed_at=T0, price=100.0, currency="USD", unit="kg",
+                  series="spot"),
+    LeadTimeQuoted(material="gallium", source="broker", quoted_at=T0, lead_time_days=30.0, origin_country="CN",
+                   supplier="s1"),
+    TradeFlowReported(material="gallium", source="comext", reporter="EU27", partner="CN", hs_code="811292",
+                      period="2025-01", quantity_kg=1000.0, value_eur=5000.0),
+    NewsReported(material="gallium", item_id="n1", source="wire", title="Export licences for gallium",
+                 published_at=T0, countries=["CN"], measure="export_licence", relevant=True, score=0.9),
+]
+
+
+@pytest.mark.parametrize("event", READ_AGAIN, ids=lambda e: type(e).__name__)
+def test_an_input_read_again_after_a_rebalance_changes_nothing_whether_its_id_is_remembered_or_not(event):
+    # faust delivers at least once: what a worker scored but did not commit is read again by the next owner.
+    config = load_config()
+    first = apply_event(None, event, event_id="id-1", config=config)
+    assert first.rejected is None
+
+    same_id = apply_event(first.state, event, event_id="id-1", config=config)
+    # Past the remembered ids (seen_ids is bounded), the data itself identifies the input.
+    other_id = apply_event(first.state, event, event_id="id-2", config=config)
+
+    assert same_id.rejected is not None
+    assert same_id.rejected.startswith("duplicate")
+    assert other_id.rejected is not None
+    assert other_id.rejected.startswith("duplicate")
+    assert same_id.state == first.state
+    assert other_id.state == first.state
+    assert same_id.breaches == other_id.breaches == []
