@@ -78,7 +78,7 @@ def hold_inputs_until_seeked(app: faust.App) -> None:
     which faust's queue clearing at the same point drops too).
     """
 
-    async def stop_fetching(sender: faust.App, **_: object) -> None:
+    async def stop_fetching(sender: Any, *_: Any, **__: Any) -> None:  # sender: the faust.App
         sender.consumer.stop_flow()
         log.info("input fetching held until the seek to committed offsets")
 
