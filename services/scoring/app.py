@@ -82,7 +82,7 @@ def hold_inputs_until_seeked(app: faust.App) -> None:
         sender.consumer.stop_flow()
         log.info("input fetching held until the seek to committed offsets")
 
-    app.on_rebalance_complete.connect(stop_fetching)
+    app.on_rebalance_complete.connect(stop_fetching)  # type: ignore[arg-type]  # mypy cannot match mode's handler union
 
 
 def stranded(progress: Mapping[Any, tuple[int, int, int | None]], since: Mapping[Any, tuple[int, float]],
