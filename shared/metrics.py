@@ -15,6 +15,9 @@ ReadinessCheck = Callable[[], Awaitable[str | None]]
 
 BUILD_INFO = Gauge("mews_build_info", "Constant 1, labelled with the service name and version",
                    ["service", "version"])
+# One gauge for every consuming service, so one dashboard panel and one alert rule cover them all.
+CONSUMER_LAG = Gauge("mews_consumer_lag_messages", "Messages on a topic not yet processed by the service",
+                     ["service", "topic"])
 
 
 def mount_observability(app: FastAPI, service: str, checks: dict[str, ReadinessCheck] | None = None,

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from prometheus_client import REGISTRY, Gauge
+from prometheus_client import Gauge
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,21 +34,14 @@ from services.notify.store.db import create_db_engine, session_factory, unit_of_
 from shared import topics
 from shared.events import BreachRaised, EnvelopeError, decode
 from shared.kafka import EventProducer
+from shared.metrics import CONSUMER_LAG
 
 log = logging.getLogger(__name__)
 SERVICE = "notify"
 SOURCE = "mews/notify"
 
 
-def _gauge(name: str, documentation: str, labels: list[str]) -> Gauge:
-    # The consumer-lag gauge is shared by name with other services; in one process (tests) it is registered once.
-    existing = REGISTRY._names_to_collectors.get(name)  # noqa: SLF001
-    return existing if isinstance(existing, Gauge) else Gauge(name, documentation, labels)
-
-
-CONSUMER_LAG = _gauge("mews_consumer_lag_messages", "Messages on the topic not yet consumed by the service",
-                      ["service", "topic"])
-ALERTS_FIRING = _gauge("mews_notify_alerts_firing", "Alerts firing now, over every organisation", ["severity"])
+ALERTS_FIRING = Gauge("mews_notify_alerts_firing", "Alerts firing now, over every organisation", ["severity"])
 
 
 def timing_from(settings: NotifySettings) -> Timing:

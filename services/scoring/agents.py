@@ -30,6 +30,7 @@ from shared.events import (
     encode,
 )
 from shared.kafka import event_id_for
+from shared.metrics import CONSUMER_LAG
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,6 @@ BREACHES = Counter("mews_scoring_breaches_total", "Breach transitions emitted",
 PROCESSING_LAG = Histogram("mews_scoring_processing_lag_seconds",
                            "From an input's CloudEvents time to the end of its scoring", ["topic"],
                            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400))
-CONSUMER_LAG = Gauge("mews_consumer_lag_messages", "Messages not yet processed on assigned partitions",
-                     ["service", "topic"])
 GAPS = Counter("mews_scoring_input_gaps_total",
                "Input offsets passed over without being delivered, within one group generation (inputs never scored)",
                ["topic"])

@@ -25,6 +25,7 @@ AGREED_METRICS = {
     "mews_scoring_leadtime_days", "mews_scoring_leadtime_ratio", "mews_scoring_concentration_hhi",
     "mews_scoring_export_controls_active", "mews_scoring_breaches_total", "mews_scoring_breaches_firing",
     "mews_scoring_events_total", "mews_scoring_late_events_total", "mews_scoring_processing_lag_seconds",
+    "mews_scoring_input_gaps_total", "mews_scoring_recovery_restarts_total",
     "mews_consumer_lag_messages",
     "mews_notify_deliveries_total", "mews_notify_delivery_retries_total", "mews_notify_outbox_depth",
     "mews_notify_outbox_oldest_pending_age_seconds", "mews_notify_breach_to_delivery_seconds",
