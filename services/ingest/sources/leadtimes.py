@@ -6,13 +6,12 @@ quoted_at (or date).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from services.ingest.config import SourceConfig
-from services.ingest.observation import Candidate, Malformed, Record, raw_of
-from services.ingest.sources.table import Row, read_rows
+from services.ingest.observation import Candidate, Malformed, Record
+from services.ingest.sources.table import Row, looks_like_json, read_json_records, read_rows
 
 _ALIASES = {
     "material": ("material", "commodity"),
@@ -38,21 +37,12 @@ def leadtime_fields(record: Mapping[str, Any], columns: Mapping[str, str]) -> di
 
 def read_leadtimes(body: bytes, source: SourceConfig) -> Iterator[Record]:
     """Lead-time records from CSV or a JSON list."""
-    if body.lstrip()[:1] in (b"{", b"["):
-        try:
-            doc = json.loads(body.decode(source.encoding))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            yield Malformed("malformed_json", f"body is not JSON: {exc}", body)
-            return
-        records = doc.get("items") if isinstance(doc, dict) else doc
-        if not isinstance(records, list):
-            yield Malformed("malformed_json", "no list of records", body[:100_000])
-            return
-        for index, record in enumerate(records):
-            if isinstance(record, dict):
-                yield Candidate("leadtime", source.name, leadtime_fields(record, source.columns), raw_of(record))
+    if looks_like_json(body):
+        for record in read_json_records(body, encoding=source.encoding, keys=("items",)):
+            if isinstance(record, Malformed):
+                yield record
             else:
-                yield Malformed("malformed_record", f"record {index} is not an object", raw_of(record))
+                yield Candidate("leadtime", source.name, leadtime_fields(record[0], source.columns), record[1])
         return
     for row in read_rows(body, encoding=source.encoding, delimiter=source.delimiter):
         if isinstance(row, Row):

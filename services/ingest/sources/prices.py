@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from services.ingest.config import SourceConfig
-from services.ingest.observation import Candidate, Malformed, Record, raw_of
-from services.ingest.sources.table import Row, read_rows
+from services.ingest.observation import Candidate, Malformed, Record
+from services.ingest.sources.table import Row, read_json_records, read_rows
 
 PRICE_FIELDS = ("material", "price", "currency", "unit", "observed_at", "series", "url")
 # Common spellings of each field in published feeds; a source's `columns` overrides them.
@@ -48,37 +47,9 @@ def read_csv_prices(body: bytes, source: SourceConfig) -> Iterator[Record]:
 
 def read_json_prices(body: bytes, source: SourceConfig) -> Iterator[Record]:
     """Price records from a JSON body: a list, or a list under `items_path` (default: items/data/prices)."""
-    try:
-        doc = json.loads(body.decode(source.encoding))
-    except (UnicodeDecodeError, LookupError) as exc:
-        yield Malformed("encoding", f"body is not {source.encoding}: {exc}", body)
-        return
-    except json.JSONDecodeError as exc:
-        yield Malformed("malformed_json", f"body is not JSON: {exc}", body)
-        return
-    records = _records_at(doc, source.items_path)
-    if records is None:
-        yield Malformed("malformed_json", f"no list of records at {source.items_path or 'items/data/prices'!r}",
-                        body[:100_000])
-        return
-    for index, record in enumerate(records):
-        if not isinstance(record, dict):
-            yield Malformed("malformed_record", f"record {index} is not an object", raw_of(record))
-            continue
-        yield Candidate("price", source.name, pick_fields(record, source.columns), raw_of(record))
-
-
-def _records_at(doc: Any, path: str) -> list | None:
-    if path:
-        for part in path.split("."):
-            if not isinstance(doc, dict) or part not in doc:
-                return None
-            doc = doc[part]
-        return doc if isinstance(doc, list) else None
-    if isinstance(doc, list):
-        return doc
-    if isinstance(doc, dict):
-        for key in ("items", "data", "prices", "observations"):
-            if isinstance(doc.get(key), list):
-                return doc[key]
-    return None
+    for record in read_json_records(body, encoding=source.encoding, path=source.items_path,
+                                    keys=("items", "data", "prices", "observations")):
+        if isinstance(record, Malformed):
+            yield record
+        else:
+            yield Candidate("price", source.name, pick_fields(record[0], source.columns), record[1])

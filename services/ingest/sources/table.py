@@ -1,13 +1,15 @@
-"""CSV read defensively: a row with bad bytes or the wrong number of fields is set aside, the rest is read."""
+"""Tabular records read defensively (CSV rows, JSON lists of objects): a bad record is set aside, the rest read."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from services.ingest.observation import Malformed
+from services.ingest.observation import Malformed, raw_of
 
 MAX_FIELD = 100_000
 
@@ -62,3 +64,46 @@ def read_rows(body: bytes, *, encoding: str = "utf-8", delimiter: str = ",") -> 
             yield Malformed("malformed_row", f"line {number}: a field exceeds {MAX_FIELD} characters", line[:4096])
             continue
         yield Row(number, dict(zip(header, (v.strip() for v in values), strict=True)), line)
+
+
+def read_json_records(body: bytes, *, encoding: str = "utf-8", path: str = "",
+                      keys: tuple[str, ...] = ("items", "data")) -> Iterator[tuple[dict[str, Any], bytes] | Malformed]:
+    """Each object of a JSON list, with its bytes; the list is the body, at dotted `path`, or under one of `keys`."""
+    try:
+        doc = json.loads(body.decode(encoding))
+    except (UnicodeDecodeError, LookupError) as exc:
+        yield Malformed("encoding", f"body is not {encoding}: {exc}", body)
+        return
+    except json.JSONDecodeError as exc:
+        yield Malformed("malformed_json", f"body is not JSON: {exc}", body)
+        return
+    records = _records_at(doc, path, keys)
+    if records is None:
+        yield Malformed("malformed_json", f"no list of records at {path or '/'.join(keys)!r}", body[:100_000])
+        return
+    for index, record in enumerate(records):
+        if isinstance(record, dict):
+            yield record, raw_of(record)
+        else:
+            yield Malformed("malformed_record", f"record {index} is not an object", raw_of(record))
+
+
+def looks_like_json(body: bytes) -> bool:
+    """Whether a body that may be CSV or JSON is JSON."""
+    return body.lstrip()[:1] in (b"{", b"[")
+
+
+def _records_at(doc: Any, path: str, keys: tuple[str, ...]) -> list | None:
+    if path:
+        for part in path.split("."):
+            if not isinstance(doc, dict) or part not in doc:
+                return None
+            doc = doc[part]
+        return doc if isinstance(doc, list) else None
+    if isinstance(doc, list):
+        return doc
+    if isinstance(doc, dict):
+        for key in keys:
+            if isinstance(doc.get(key), list):
+                return doc[key]
+    return None

@@ -13,13 +13,12 @@ and the quantity still flows.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from services.ingest.config import SourceConfig
-from services.ingest.observation import Candidate, Malformed, Record, raw_of
-from services.ingest.sources.table import Row, read_rows
+from services.ingest.observation import Candidate, Malformed, Record
+from services.ingest.sources.table import Row, looks_like_json, read_json_records, read_rows
 
 COMEXT_FLOWS = {"1": "import", "2": "export"}
 COMTRADE_FLOWS = {"M": "import", "X": "export"}
@@ -88,21 +87,10 @@ def read_comext(body: bytes, source: SourceConfig) -> Iterator[Record]:
 
 def read_comtrade(body: bytes, source: SourceConfig) -> Iterator[Record]:
     """Trade records from a Comtrade CSV export or an API JSON answer (`{"data": [...]}`)."""
-    if body.lstrip()[:1] in (b"{", b"["):
-        try:
-            doc = json.loads(body.decode(source.encoding))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            yield Malformed("malformed_json", f"body is not JSON: {exc}", body)
-            return
-        records = doc.get("data") if isinstance(doc, dict) else doc
-        if not isinstance(records, list):
-            yield Malformed("malformed_json", "no list of records under 'data'", body[:100_000])
-            return
-        for index, record in enumerate(records):
-            if not isinstance(record, dict):
-                yield Malformed("malformed_record", f"record {index} is not an object", raw_of(record))
-                continue
-            yield _candidate(comtrade_fields(record, source), source, raw_of(record))
+    if looks_like_json(body):
+        for record in read_json_records(body, encoding=source.encoding, keys=("data",)):
+            yield record if isinstance(record, Malformed) else _candidate(comtrade_fields(record[0], source), source,
+                                                                          record[1])
         return
     yield from _read_rows(body, source, comtrade_fields)
 
