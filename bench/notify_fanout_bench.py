@@ -13,13 +13,15 @@ delivery latency, whether every pair arrived exactly once (and every mews signat
 `--against REV` measures notify as of commit REV (git archive into a temporary folder) in the same run.
 
 Run: .venv/bin/python bench/notify_fanout_bench.py [-B 200] [-M 50] [--db sqlite|postgresql|both] [--runs 3]
-     [--against 3389b4b]; KAFKA_BOOTSTRAP_SERVERS names the broker (default 127.0.0.1:9092).
+     [--against 3389b4b]; KAFKA_BOOTSTRAP_SERVERS names the broker (unset: the bench starts
+     one of its own with deploy/local/kafka.sh).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -36,6 +38,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import alertmanager  # noqa: E402
+from bench.harness.broker import kafka_broker  # noqa: E402
 from bench.harness.figures import PairCount, count_pairs, fmt, median_of  # noqa: E402
 from bench.harness.postgres import fresh_database, postgres_server  # noqa: E402
 from bench.harness.receiver import Delivery, Receiver  # noqa: E402
@@ -301,6 +304,45 @@ def print_summary(s: dict, anchor: dict | None) -> None:
           f"exactly once in {s['exactly_once']} of {s['runs']}{exits}{ratio}", flush=True)
 
 
+def measure(args: argparse.Namespace) -> None:
+    """Run Alertmanager and notify (each code tree, each database) on `args.bootstrap`; print the figures."""
+    databases = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    revs: list[str | None] = [args.against, None] if args.against else [None]
+
+    binary = alertmanager.find_or_install()
+    print(f"fan-out: B={args.breaches} breaches x M={args.organisations} organisations = "
+          f"{args.breaches * args.organisations:,} pairs; broker {args.bootstrap}; group wait 0, group interval 0; "
+          f"anchor {alertmanager.version(binary)}; {args.runs} run(s) each", flush=True)
+    results: dict[str, list[Outcome]] = {}
+    with contextlib.ExitStack() as stack:
+        receiver = stack.enter_context(Receiver())
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mews-bench-fanout-")))
+        pg_url = stack.enter_context(postgres_server()) if "postgresql" in databases else None
+        roots = [(rev, stack.enter_context(code_tree(rev))) for rev in revs]
+        for run in range(args.runs):
+            outcome = measure_alertmanager(binary, args, receiver)
+            results.setdefault("Alertmanager", []).append(outcome)
+            print(f"run {run + 1}: {outcome.line()}", flush=True)
+            for rev, root in roots:
+                for db in databases:
+                    label = f"mews {describe_tree(rev)} on {db}"
+                    url = f"sqlite:///{work / uuid.uuid4().hex}.db" if pg_url is None or db == "sqlite" else (
+                        fresh_database(pg_url))
+                    try:
+                        outcome = measure_mews(root, label, url, args, receiver, work)
+                    except Exception as exc:  # noqa: BLE001 - a run that could not start is reported
+                        print(f"run {run + 1}: {label}: FAILED TO RUN: {exc}", flush=True)
+                        continue
+                    results.setdefault(label, []).append(outcome)
+                    notes = f" ({'; '.join(outcome.notes)})" if outcome.notes else ""
+                    print(f"run {run + 1}: {outcome.line()}{notes}", flush=True)
+    print("summary:")
+    summaries = {label: summarise(label, runs) for label, runs in results.items()}
+    anchor = summaries.get("Alertmanager")
+    for s in summaries.values():
+        print_summary(s, anchor)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-B", "--breaches", type=int, default=200)
@@ -311,51 +353,9 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=240.0, help="seconds a run may take at most")
     parser.add_argument("--stall", type=float, default=30.0, help="give up after this long without a new pair")
     args = parser.parse_args()
-    args.bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-    databases = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
-    revs: list[str | None] = [args.against, None] if args.against else [None]
-
-    binary = alertmanager.find_or_install()
-    print(f"fan-out: B={args.breaches} breaches x M={args.organisations} organisations = "
-          f"{args.breaches * args.organisations:,} pairs; broker {args.bootstrap}; group wait 0, group interval 0; "
-          f"anchor {alertmanager.version(binary)}; {args.runs} run(s) each", flush=True)
-    results: dict[str, list[Outcome]] = {}
-    with Receiver() as receiver, tempfile.TemporaryDirectory(prefix="mews-bench-fanout-") as tmp:
-        work = Path(tmp)
-        server = postgres_server() if "postgresql" in databases else None
-        pg_url = server.__enter__() if server else None
-        try:
-            trees = [(rev, code_tree(rev)) for rev in revs]
-            roots = [(rev, ctx.__enter__()) for rev, ctx in trees]
-            try:
-                for run in range(args.runs):
-                    outcome = measure_alertmanager(binary, args, receiver)
-                    results.setdefault("Alertmanager", []).append(outcome)
-                    print(f"run {run + 1}: {outcome.line()}", flush=True)
-                    for rev, root in roots:
-                        for db in databases:
-                            label = f"mews {describe_tree(rev)} on {db}"
-                            url = (f"sqlite:///{work / uuid.uuid4().hex}.db" if db == "sqlite"
-                                   else fresh_database(pg_url))
-                            try:
-                                outcome = measure_mews(root, label, url, args, receiver, work)
-                            except Exception as exc:  # noqa: BLE001 - a run that could not start is reported
-                                print(f"run {run + 1}: {label}: FAILED TO RUN: {exc}", flush=True)
-                                continue
-                            results.setdefault(label, []).append(outcome)
-                            notes = f" ({'; '.join(outcome.notes)})" if outcome.notes else ""
-                            print(f"run {run + 1}: {outcome.line()}{notes}", flush=True)
-            finally:
-                for _, ctx in reversed(trees):
-                    ctx.__exit__(None, None, None)
-        finally:
-            if server:
-                server.__exit__(None, None, None)
-    print("summary:")
-    summaries = {label: summarise(label, runs) for label, runs in results.items()}
-    anchor = summaries.get("Alertmanager")
-    for s in summaries.values():
-        print_summary(s, anchor)
+    with kafka_broker() as bootstrap:
+        args.bootstrap = bootstrap
+        measure(args)
 
 
 if __name__ == "__main__":
