@@ -42,7 +42,7 @@ from bench.harness.broker import kafka_broker  # noqa: E402
 from bench.harness.figures import PairCount, count_pairs, fmt, median_of  # noqa: E402
 from bench.harness.postgres import fresh_database, postgres_server  # noqa: E402
 from bench.harness.receiver import Delivery, Receiver  # noqa: E402
-from bench.harness.trees import code_tree, describe_tree, spawn_service, stop_service, tail, wait_ready  # noqa: E402
+from bench.harness.trees import code_tree, describe_tree, last_words, spawn_service, stop_service, tail, wait_ready  # noqa: E402
 
 BOOTSTRAP_TOKEN = "bench-bootstrap-token-0123456789abcdef"  # noqa: S105 - a throwaway local service
 MATERIAL = "gallium"  # every breach is about it and every organisation subscribes to it
@@ -244,8 +244,19 @@ def measure_mews(tree: Path, label: str, database_url: str, args, receiver: Rece
         breaches = make_breaches(tag, args.breaches, MATERIAL, datetime.now(UTC))
         t0 = time.time()
         asyncio.run(produce(args.bootstrap, namespace, breaches))
-        ended = watch.wait(len(expected), args.deadline, args.stall, alive=lambda: proc.poll() is None)
-        exited = f"exit code {proc.returncode}; last log lines:\n{tail(log, 6)}" if proc.poll() is not None else None
+        exit_seen: list[float] = []
+
+        def alive() -> bool:
+            if proc.poll() is None:
+                return True
+            exit_seen.append(time.time())
+            return False
+
+        ended = watch.wait(len(expected), args.deadline, args.stall, alive=alive)
+        exited = None
+        if proc.poll() is not None:
+            when = f" {(exit_seen[0] if exit_seen else time.time()) - t0:.1f} s after the first breach"
+            exited = f"exit code {proc.returncode}{when}: {last_words(log)}"
         out = Outcome(label, count_pairs(watch.arrived, expected), posts=len(watch.deliveries),
                       first_s=(min(d.arrived for d in watch.deliveries) - t0) if watch.deliveries else None,
                       last_s=(watch.last_new - t0) if watch.last_new else None,
@@ -284,8 +295,10 @@ def measure_alertmanager(binary: str, args, receiver: Receiver) -> Outcome:
 
 
 def summarise(label: str, runs: list[Outcome]) -> dict:
-    return {"label": label, "runs": len(runs),
-            "last_s": median_of(r.last_s for r in runs), "pairs_per_s": median_of(r.pairs_per_s for r in runs),
+    """Medians: time and rate over the runs that delivered every pair (a crashed run has no rate), the rest over all."""
+    complete = [r for r in runs if r.pairs.delivered == r.pairs.expected]
+    return {"label": label, "runs": len(runs), "complete": len(complete),
+            "last_s": median_of(r.last_s for r in complete), "pairs_per_s": median_of(r.pairs_per_s for r in complete),
             "first_s": median_of(r.first_s for r in runs), "posts": median_of(r.posts for r in runs),
             "delivered": median_of(r.pairs.delivered for r in runs), "expected": runs[0].pairs.expected,
             "exactly_once": sum(r.pairs.exactly_once and not r.bad_signatures for r in runs),
@@ -297,11 +310,12 @@ def print_summary(s: dict, anchor: dict | None) -> None:
     if anchor and s is not anchor and s["pairs_per_s"] and anchor["pairs_per_s"]:
         ratio = (f"; mews/Alertmanager: {s['pairs_per_s'] / anchor['pairs_per_s']:.2f}x pairs/s, "
                  f"{s['last_s'] / anchor['last_s']:.2f}x the time")
-    exits = f", process exited in {s['exited']} of {s['runs']}" if s["exited"] else ""
-    print(f"  {s['label']:<48} median of {s['runs']}: last pair {fmt(s['last_s'], '.2f', ' s')}, "
-          f"{fmt(s['pairs_per_s'], ',.0f')} pairs/s, {fmt(s['posts'], ',.0f')} POSTs, first delivery "
-          f"{fmt(s['first_s'], '.3f', ' s')}, delivered {fmt(s['delivered'], ',.0f')}/{s['expected']:,}; "
-          f"exactly once in {s['exactly_once']} of {s['runs']}{exits}{ratio}", flush=True)
+    exits = f"; the process exited in {s['exited']} of {s['runs']}" if s["exited"] else ""
+    print(f"  {s['label']:<44} {s['complete']} of {s['runs']} runs delivered every pair; their medians: last pair "
+          f"{fmt(s['last_s'], '.2f', ' s')}, {fmt(s['pairs_per_s'], ',.0f')} pairs/s. Medians of all runs: "
+          f"{fmt(s['posts'], ',.0f')} POSTs, first delivery {fmt(s['first_s'], '.3f', ' s')}, delivered "
+          f"{fmt(s['delivered'], ',.0f')}/{s['expected']:,}; exactly once in {s['exactly_once']} of {s['runs']}"
+          f"{exits}{ratio}", flush=True)
 
 
 def measure(args: argparse.Namespace) -> None:

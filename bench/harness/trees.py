@@ -82,6 +82,14 @@ def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90)
     raise TimeoutError(f"{url} not ready after {timeout:.0f} s: {last}\n{tail(log)}")
 
 
+def last_words(log: Path, width: int = 300) -> str:
+    """The last line of a log that names an error (else its last line), cut to `width` characters."""
+    lines = [line for line in tail(log, 60).splitlines() if line.strip()]
+    named = [line for line in lines if "Error" in line or "Exception" in line]
+    chosen = (named or lines or ["(empty log)"])[-1].strip()
+    return chosen if len(chosen) <= width else chosen[:width] + " ..."
+
+
 def tail(log: Path, lines: int = 15) -> str:
     if not log.exists():
         return ""
