@@ -332,15 +332,24 @@ class Outcome:
         signed = f", {self.bad_signatures} bad signatures" if self.bad_signatures else ""
         worst = max(self.latencies, default=None)
         missing = ", ".join(f"{n} {rule} {status}" for (rule, status), n in sorted(self.missing.items()))
-        return (f"{self.label}: p50 {fmt(percentile(self.latencies, 50), '.3f', ' s')}, p99 "
+        return (f"{self.label}: latency of the arrived transitions p50 "
+                f"{fmt(percentile(self.latencies, 50), '.3f', ' s')}, p99 "
                 f"{fmt(percentile(self.latencies, 99), '.3f', ' s')} (max {fmt(worst, '.3f', ' s')}); "
                 f"transitions {self.arrived_in_run}/{self.expected} within the offered {self.offered_s:.1f} s, "
                 f"{self.arrived}/{self.expected} after draining{f' (missing: {missing})' if missing else ''}, "
                 f"{self.duplicates} duplicates, {self.unexpected} "
                 f"unexpected{signed}; {self.posts} webhook POSTs; scoring lag peak {fmt(self.peak_lag_gauge, ',.0f')} "
                 f"(gauge) / {fmt(self.peak_lag_committed, ',.0f')} (committed offsets), back to 0 "
-                f"{fmt(self.zero_lag_gauge_s, '.1f', ' s')} / {fmt(self.zero_lag_committed_s, '.1f', ' s')} after "
+                f"{settled([self.zero_lag_gauge_s])} / {settled([self.zero_lag_committed_s])} after "
                 f"the last price; {self.rejected_prices} prices not accepted{signed}{exits}")
+
+
+def settled(seconds: list[float | None]) -> str:
+    """The median time lag took back to 0, or in how many runs it did not settle within the drain."""
+    unsettled = sum(s is None for s in seconds)
+    if unsettled:
+        return f"not within the drain in {unsettled} of {len(seconds)}"
+    return fmt(median_of(seconds), ".1f", " s")
 
 
 def measure_stack(tree: Path, label: str, args, prices: list[Price], expected: list[Transition],
@@ -515,8 +524,8 @@ def measure(args: argparse.Namespace) -> None:
               f"{fmt(median_of(r.arrived for r in runs), ',.0f')}/{len(expected)}, peak lag "
               f"{fmt(median_of(r.peak_lag_gauge for r in runs), ',.0f')} (gauge) / "
               f"{fmt(median_of(r.peak_lag_committed for r in runs), ',.0f')} (committed), back to 0 "
-              f"{fmt(median_of(r.zero_lag_gauge_s for r in runs), '.1f', ' s')} / "
-              f"{fmt(median_of(r.zero_lag_committed_s for r in runs), '.1f', ' s')}{ratio}", flush=True)
+              f"{settled([r.zero_lag_gauge_s for r in runs])} / "
+              f"{settled([r.zero_lag_committed_s for r in runs])}{ratio}", flush=True)
 
 
 def main() -> None:

@@ -6,7 +6,15 @@ import asyncio
 
 import yaml
 
-from bench.e2e_bench import Price, back_to_zero, expected_transitions, offer, price_schedule, transition_key
+from bench.e2e_bench import (
+    Price,
+    back_to_zero,
+    expected_transitions,
+    offer,
+    price_schedule,
+    settled,
+    transition_key,
+)
 from bench.harness.alertmanager import fanout_config
 from bench.harness.figures import count_pairs, median_of, percentile
 
@@ -81,3 +89,8 @@ def test_lag_is_back_to_zero_only_once_it_stays_there():
     assert back_to_zero(samples, after=0.5) == 2.5
     assert back_to_zero(samples[:3], after=0.5) is None
     assert back_to_zero(samples, after=3.5) == 0.5
+
+
+def test_a_run_whose_lag_never_settled_is_named_not_hidden_in_the_median():
+    assert settled([1.0, 3.0, 2.0]) == "2.0 s"
+    assert settled([1.0, None, 2.0]) == "not within the drain in 1 of 3"
