@@ -308,7 +308,7 @@ def summarise(label: str, runs: list[Outcome]) -> dict:
 def print_summary(s: dict, anchor: dict | None) -> None:
     ratio = ""
     if anchor and s is not anchor and s["pairs_per_s"] and anchor["pairs_per_s"]:
-        ratio = (f"; mews/Alertmanager: {s['pairs_per_s'] / anchor['pairs_per_s']:.2f}x pairs/s, "
+        ratio = (f"; mews/Alertmanager (complete runs): {s['pairs_per_s'] / anchor['pairs_per_s']:.2f}x pairs/s, "
                  f"{s['last_s'] / anchor['last_s']:.2f}x the time")
     exits = f"; the process exited in {s['exited']} of {s['runs']}" if s["exited"] else ""
     print(f"  {s['label']:<44} {s['complete']} of {s['runs']} runs delivered every pair; their medians: last pair "
