@@ -398,28 +398,18 @@ def measure_stack(tree: Path, label: str, args, prices: list[Price], expected: l
 
                 return await offer(send, prices, args.rate)
 
-        started = time.time()
-        sent_at = asyncio.run(drive())
-        ended = time.time()
-        out.offered_s = ended - started
-        out.rejected_prices = rejected
-        wanted = set(expected)
-        deadline = time.monotonic() + args.drain
-        last_count, last_progress = -1, time.monotonic()
-        while time.monotonic() < deadline:
-            got = {k for d in receiver.since(mark) if d.path == path for k in _transitions(d.body)}
-            if wanted <= got:
-                break
-            if len(got) != last_count:
-                last_count, last_progress = len(got), time.monotonic()
-            elif time.monotonic() - last_progress > args.stall:
-                break
-            if any(p.poll() is not None for p in stack.processes.values()):
-                break
-            time.sleep(0.2)
-        time.sleep(1.0)  # late duplicates and the lag's last samples
-        lag.stop()
+        try:
+            started = time.time()
+            sent_at = asyncio.run(drive())
+            ended = time.time()
+            out.offered_s = ended - started
+            out.rejected_prices = rejected
+            drain(receiver, mark, path, set(expected), stack, args.drain, args.stall)
+            time.sleep(1.0)  # late duplicates and the lag's last samples
+        finally:
+            lag.stop()
         out.exited = [f"{n} (exit {p.returncode})" for n, p in stack.processes.items() if p.poll() is not None]
+    wanted = set(expected)
     deliveries = [d for d in receiver.since(mark) if d.path == path]
     out.posts = len(deliveries)
     out.bad_signatures = _bad_signatures(deliveries, secret)
@@ -448,6 +438,26 @@ def measure_stack(tree: Path, label: str, args, prices: list[Price], expected: l
     out.zero_lag_gauge_s = back_to_zero(lag.gauge, ended)
     out.zero_lag_committed_s = back_to_zero(lag.committed, ended)  # type: ignore[arg-type]
     return out
+
+
+def drain(receiver: Receiver, mark: int, path: str, wanted: set[Transition], stack: Stack, within: float,
+          stall: float) -> None:
+    """Wait until every wanted transition arrived, `within` seconds passed, `stall` passed without news, or a
+    service exited."""
+    got: set[Transition] = set()
+    cursor, deadline, last_progress = mark, time.monotonic() + within, time.monotonic()
+    while time.monotonic() < deadline and not wanted <= got:
+        fresh = receiver.since(cursor)
+        cursor += len(fresh)
+        before = len(got)
+        got.update(k for d in fresh if d.path == path for k in _transitions(d.body))
+        if len(got) != before:
+            last_progress = time.monotonic()
+        elif time.monotonic() - last_progress > stall:
+            return
+        if any(p.poll() is not None for p in stack.processes.values()):
+            return
+        time.sleep(0.2)
 
 
 def _transitions(body: bytes) -> list[Transition]:
