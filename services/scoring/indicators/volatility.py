@@ -15,7 +15,11 @@ PERIODS_PER_YEAR = {"daily": 252, "weekly": 52, "monthly": 12}
 def infer_frequency(times: Sequence[float]) -> str:
     """Daily, weekly or monthly, from the median spacing (in days) of observation times."""
     recent = times[-21:]  # the last 20 gaps say how the series is sampled now
-    gaps = sorted(b - a for a, b in zip(recent, recent[1:], strict=False))
+    return frequency_of_gaps(sorted(b - a for a, b in zip(recent, recent[1:], strict=False)))
+
+
+def frequency_of_gaps(gaps: Sequence[float]) -> str:
+    """Daily, weekly or monthly, from the sorted gaps (seconds) between observation times."""
     if not gaps:
         return "daily"
     mid = len(gaps) // 2
@@ -104,21 +108,18 @@ def price_change_pct(times: Sequence[float], prices: Sequence[float], days: floa
     The reference must lie within `change_tolerance(days)` of the target time, so a monthly series has a
     30-day change but no 1-day change, and a daily series on a Monday compares with the Friday.
     """
-    if len(times) < 2:
+    last = len(times) - 1
+    if last < 1:
         return None
-    latest_t = times[-1]
-    target = latest_t - days * DAY
-    tol = change_tolerance(days)
-    i = bisect_left(times, target, 0, len(times) - 1)
-    best: int | None = None
-    best_dist = math.inf
+    target = times[-1] - days * DAY
+    i = bisect_left(times, target, 0, last)
     # Candidates are the neighbours of the target among the earlier observations; ties go to the earlier one.
-    for j in (i - 1, i):
-        if 0 <= j < len(times) - 1:
-            dist = abs(times[j] - target)
-            if dist < best_dist:
-                best, best_dist = j, dist
-    if best is None or best_dist > tol:
+    best, best_dist = (i - 1, abs(times[i - 1] - target)) if i > 0 else (-1, math.inf)
+    if i < last:
+        dist = abs(times[i] - target)
+        if dist < best_dist:
+            best, best_dist = i, dist
+    if best < 0 or best_dist > change_tolerance(days):
         return None
     return (prices[-1] / prices[best] - 1.0) * 100.0
 
