@@ -47,6 +47,11 @@ _KAPPA_MAX = 10**10  # mean^2 / variance beyond which a window's reference sd is
 _GAPS = 20  # the gaps `infer_frequency` looks at
 
 
+def _recent_gaps(times: Sequence[float]) -> list[float]:
+    recent = times[-_GAPS - 1:]
+    return sorted(b - a for a, b in zip(recent, recent[1:], strict=False))
+
+
 class ReturnWindows:
     """Running sums over the log returns r[1:] of one series (r[0] has no predecessor and is never read).
 
@@ -65,7 +70,7 @@ class ReturnWindows:
         self.s2: list[int] = []
         self.exact = True
         self._extend(returns, 0)
-        self.gaps = sorted(b - a for a, b in zip(times[-_GAPS - 1:], times[-_GAPS:], strict=False))
+        self.gaps = _recent_gaps(times)
         self._ewma: list | None = None  # [lam, window, weight of the leaving return, sum, count, error bound]
 
     def copy(self) -> ReturnWindows:
@@ -126,14 +131,14 @@ class ReturnWindows:
         """One observation was inserted at index i, before the last one: recompute from i on."""
         del self.s1[i:], self.s2[i:]
         self._extend(returns, i)
-        self.gaps = sorted(b - a for a, b in zip(times[-_GAPS - 1:], times[-_GAPS:], strict=False))
+        self.gaps = _recent_gaps(times)
         self._ewma = None
 
     def trimmed(self, excess: int, times: Sequence[float]) -> None:
         """The `excess` oldest observations were dropped; windows that reached them are recomputed."""
         del self.s1[:excess], self.s2[:excess]
         if len(times) <= _GAPS:
-            self.gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
+            self.gaps = _recent_gaps(times)
         e = self._ewma
         if e is not None and e[4] > len(times) - 1:
             self._ewma = None
@@ -176,11 +181,8 @@ class ReturnWindows:
         n = len(returns) - 1
         if n > need:
             n = need  # the returns `price_indicators` is given
-        if need < _GAPS:  # `infer_frequency` then sees only the times the windows need
-            recent = times[-need - 1:]
-            gaps = sorted(b - a for a, b in zip(recent, recent[1:], strict=False))
-        else:
-            gaps = self.gaps
+        # With windows shorter than the gaps kept, `infer_frequency` sees only the times the windows need.
+        gaps = _recent_gaps(times[-need - 1:]) if need < _GAPS else self.gaps
         ppy = PERIODS_PER_YEAR[frequency_of_gaps(gaps)]
         root = math.sqrt(ppy)
         sd = self._sd(returns, vw if vw < n else n)
