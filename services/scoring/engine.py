@@ -410,12 +410,11 @@ def _is_estimated(state: MaterialState) -> bool:
 
 
 def _flat(groups: dict[str, dict[str, float | None]]) -> dict[str, float | None]:
-    out: dict[str, float | None] = {}
-    for group in ("price", "leadtime", "trade", "controls"):
-        values = groups.get(group)
-        if values:
-            out.update(values)
-    return out
+    get = groups.get
+    return {**get("price", _NONE), **get("leadtime", _NONE), **get("trade", _NONE), **get("controls", _NONE)}
+
+
+_NONE: dict[str, float | None] = {}
 
 
 def _leadtime_group(state: MaterialState, cfg: ScoringConfig) -> dict[str, float | None]:
@@ -487,37 +486,26 @@ def _score(ind: dict[str, float | None], material: str, cfg: ScoringConfig
     n = cfg.normalisation
     components = normalise_components(ind, volatility_ref=n.volatility_ref, price_trend_ref_pct=n.price_trend_ref_pct,
                                       leadtime_ratio_ref=n.leadtime_ratio_ref)
-    weights = _weights_for(cfg, material)
-    score, contributions = composite_score(components, weights, n.min_coverage,
-                                           _points_for(weights, tuple(components), n.min_coverage))
+    weights, points = _weights_for(cfg, material)
+    present = tuple(components)
+    kept = points.get(present)
+    if kept is None:
+        kept = points[present] = points_per_component(present, weights, n.min_coverage)
+    score, contributions = composite_score(components, weights, n.min_coverage, kept)
     return score, components, contributions
 
 
-_POINTS: dict[tuple[int, tuple[str, ...], float], tuple[dict[str, float], dict[str, float]]] = {}
+_WEIGHTS: dict[tuple[int, str], tuple[ScoringConfig, dict[str, float], dict[tuple[str, ...], dict[str, float]]]] = {}
 
 
-def _points_for(weights: dict[str, float], present: tuple[str, ...], min_coverage: float) -> dict[str, float]:
-    """points_per_component, computed once per weights and set of components present."""
-    key = (id(weights), present, min_coverage)
-    hit = _POINTS.get(key)
-    if hit is None or hit[0] is not weights:
-        if len(_POINTS) > 4096:
-            _POINTS.clear()
-        hit = _POINTS[key] = (weights, points_per_component(present, weights, min_coverage))
-    return hit[1]
-
-
-_WEIGHTS: dict[tuple[int, str], tuple[ScoringConfig, dict[str, float]]] = {}
-
-
-def _weights_for(cfg: ScoringConfig, material: str) -> dict[str, float]:
-    """cfg.weights_for(material), built once per configuration and material."""
+def _weights_for(cfg: ScoringConfig, material: str) -> tuple[dict[str, float], dict[tuple[str, ...], dict[str, float]]]:
+    """cfg.weights_for(material), and its points per component by components present, kept per configuration."""
     hit = _WEIGHTS.get((id(cfg), material))
     if hit is None or hit[0] is not cfg:
         if len(_WEIGHTS) > 4096:
             _WEIGHTS.clear()
-        hit = _WEIGHTS[(id(cfg), material)] = (cfg, cfg.weights_for(material))
-    return hit[1]
+        hit = _WEIGHTS[(id(cfg), material)] = (cfg, cfg.weights_for(material), {})
+    return hit[1], hit[2]
 
 
 def _assessed(state: MaterialState, cfg: ScoringConfig
@@ -689,59 +677,75 @@ _MARGIN = 10 * ESTIMATE_RTOL
 _COMPILED: dict[int, tuple[tuple[Rule, ...], frozenset[str], tuple]] = {}
 
 
+def _band(x: float) -> tuple[float, float]:
+    """Values v this close to threshold x: a superset of |v - x| <= _MARGIN (|v| + |x|)."""
+    return x - 3 * _MARGIN * abs(x), x + 3 * _MARGIN * abs(x)
+
+
 def _compiled(rules: tuple[Rule, ...]) -> tuple[frozenset[str], tuple]:
-    """Per rule: the rule, its indicator, the sign of its direction, its first threshold, all its thresholds and
-    whether its indicator may be estimated; built once per rule set."""
+    """Per rule: the rule, its name and indicator, the sign of its direction, its first threshold, the bands
+    near its first and near all its thresholds when its indicator may be estimated; built once per rule set."""
     hit = _COMPILED.get(id(rules))
     if hit is None or hit[0] is not rules:
         if len(_COMPILED) > 256:
             _COMPILED.clear()
-        table = tuple(
-            (r, r.indicator, 1.0 if r.direction == "above" else -1.0,
-             r.warning if r.warning is not None else r.critical,
-             tuple(x for x in (r.warning, r.critical, r.clear) if x is not None), r.indicator in _APPROXIMATE)
-            for r in rules)
-        hit = _COMPILED[id(rules)] = (rules, frozenset(r.name for r in rules), table)
+        table = []
+        for r in rules:
+            first = r.warning if r.warning is not None else r.critical
+            assert first is not None
+            near_all = tuple(_band(x) for x in (r.warning, r.critical, r.clear) if x is not None)
+            approximate = r.indicator in _APPROXIMATE
+            table.append((r, r.name, r.indicator, 1.0 if r.direction == "above" else -1.0, first,
+                          _band(first) if approximate else None, near_all if approximate else ()))
+        hit = _COMPILED[id(rules)] = (rules, frozenset(r.name for r in rules), tuple(table))
     return hit[1], hit[2]
 
 
-def _quiet_rules(state: MaterialState, ind: dict[str, float | None], cfg: ScoringConfig, estimated: bool
-                 ) -> dict[str, RuleState] | None:
-    """The rule states `evaluate_rules` would give when no breach changes; None when one may (it then decides).
+_UNDECIDED = "undecided"
+_CHANGING = "changing"
 
-    With `estimated`, a rule on an estimated indicator near one of its thresholds also gives None: only the
-    reference value can say which side it is on.
+
+def _quiet_rules(state: MaterialState, ind: dict[str, float | None], cfg: ScoringConfig, estimated: bool
+                 ) -> dict[str, RuleState] | str:
+    """The rule states `evaluate_rules` would give when no breach changes; else why not.
+
+    _CHANGING: a breach changes, decided by values that are exact (evaluate_rules may run on these).
+    _UNDECIDED: with `estimated`, an estimated indicator is near a threshold of its rule or its breach changes:
+    only the reference values can say.
     """
     names, table = _compiled(cfg.rules_for(state.material))
     prior_states = state.rules
     if prior_states and not names.issuperset(prior_states):
-        return None  # a removed rule to resolve
+        return _UNDECIDED if estimated else _CHANGING  # a removed rule to resolve, with its indicator's value
     at = state.watermark or 0.0
     out: dict[str, RuleState] = {}
-    for rule, indicator, sign, first, thresholds, approximate in table:
+    changing = False
+    for rule, name, indicator, sign, first, near_first, near_all in table:
         value = ind.get(indicator)
-        prior = prior_states.get(rule.name)
+        prior = prior_states.get(name) if prior_states else None
         if value is None:
             if prior is not None:
-                out[rule.name] = prior
+                out[name] = prior
             continue
         if prior is None:
             # Nothing pending or open: only the first threshold can change anything.
-            if estimated and approximate and abs(value - first) <= _MARGIN * (abs(value) + abs(first)):
-                return None
+            if estimated and near_first is not None and near_first[0] <= value <= near_first[1]:
+                return _UNDECIDED
             if sign * value < sign * first:
                 continue  # the common case
             prior = _NO_RULE_STATE
-        elif estimated and approximate:
-            for x in thresholds:
-                if abs(value - x) <= _MARGIN * (abs(value) + abs(x)):
-                    return None
+        elif estimated:
+            for lo, hi in near_all:
+                if lo <= value <= hi:
+                    return _UNDECIDED
         nxt, tr = evaluate_rule(rule, prior, value, at)
         if tr is not None:
-            return None
+            if estimated and near_all:
+                return _UNDECIDED  # the breach would carry an estimate
+            changing = True
         if nxt is not _NO_RULE_STATE and nxt != _NO_RULE_STATE:
-            out[rule.name] = nxt
-    return out
+            out[name] = nxt
+    return _CHANGING if changing else out
 
 
 # --- the entry point -----------------------------------------------------------------------------------------
@@ -799,7 +803,7 @@ def _apply(state: MaterialState | None, event: Event, event_id: str, config: Sco
     kind = _KIND[type(event)]
     when = event_time(event)
     assert when is not None
-    t = _epoch(when)
+    t = when.timestamp()  # _epoch
     bound = config.lateness_for(kind)
     if state.watermark is not None and t < state.watermark - bound:
         return Outcome(state, rejected=(
@@ -808,7 +812,7 @@ def _apply(state: MaterialState | None, event: Event, event_id: str, config: Sco
     applied = apply(state, event, event_id, config, own)  # type: ignore[operator]
     if isinstance(applied, str):
         return Outcome(state, rejected=applied)
-    watermark = t if state.watermark is None else max(state.watermark, t)
+    watermark = t if state.watermark is None or t > state.watermark else state.watermark
     limit = config.history.seen_ids
     if seen_set is not None:
         seen = state.seen_ids
@@ -832,12 +836,14 @@ def _apply(state: MaterialState | None, event: Event, event_id: str, config: Sco
     estimated = _is_estimated(applied)
     ind, score, components, contributions = _assessed(applied, config)
     quiet = _quiet_rules(applied, ind, config, estimated)
-    if quiet is not None:
+    if not isinstance(quiet, str):
         breaches: list[BreachRaised] = []
         if quiet or applied.rules:
             applied = _change(applied, own, rules=quiet)
     else:
-        if estimated:
+        # A breach changes. Rules on estimates are decided (none is near a threshold) unless undecided; the
+        # breaches carry exact values either way (evaluate_rules stores a firing rule's value).
+        if quiet is _UNDECIDED:
             _settled(applied)
             estimated = False
             ind, score, components, contributions = _assessed(applied, config)

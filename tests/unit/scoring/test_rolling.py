@@ -176,12 +176,17 @@ def test_a_threshold_exactly_at_the_reference_value_is_decided_on_the_reference_
 
 
 def test_an_estimate_within_the_margin_of_a_threshold_is_left_to_the_reference_value():
-    from services.scoring.engine import _quiet_rules
+    from services.scoring.engine import _CHANGING, _UNDECIDED, _quiet_rules
 
-    config = parse_config({"rules": [{"name": "vol", "indicator": "price_volatility", "warning": 0.4, "clear": 0.3}]})
+    config = parse_config({"rules": [
+        {"name": "vol", "indicator": "price_volatility", "warning": 0.4, "clear": 0.3},
+        {"name": "day", "indicator": "price_change_1d_pct", "warning": 20.0, "clear": 10.0}]})
     state = MaterialState(material="gallium", watermark=0.0)
-    hair_below = {"price_volatility": 0.4 * (1 - ESTIMATE_RTOL)}
+    hair_below = {"price_volatility": 0.4 * (1 - ESTIMATE_RTOL), "price_change_1d_pct": 1.0}
     assert _quiet_rules(state, hair_below, config, estimated=False) == {}  # an exact value: decided, nothing fires
-    assert _quiet_rules(state, hair_below, config, estimated=True) is None  # an estimate: too close to call
-    assert _quiet_rules(state, {"price_volatility": 0.39}, config, estimated=True) == {}
-    assert _quiet_rules(state, {"price_volatility": 0.41}, config, estimated=True) is None  # it fires: exact path
+    assert _quiet_rules(state, hair_below, config, estimated=True) is _UNDECIDED  # an estimate: too close to call
+    assert _quiet_rules(state, {**hair_below, "price_volatility": 0.39}, config, estimated=True) == {}
+    # a breach on an estimate fires from the reference value; one on an exact value needs no reference value
+    assert _quiet_rules(state, {**hair_below, "price_volatility": 0.41}, config, estimated=True) is _UNDECIDED
+    assert _quiet_rules(state, {"price_volatility": 0.39, "price_change_1d_pct": 25.0}, config,
+                        estimated=True) is _CHANGING
