@@ -801,7 +801,7 @@ def _apply(state: MaterialState | None, event: Event, event_id: str, config: Sco
     if event_id in (state.seen_ids if seen_set is None else seen_set):
         return Outcome(state, rejected="duplicate: event id already applied")
     kind = _KIND[type(event)]
-    when = event_time(event)
+    when = event.observed_at if kind == "price" else event_time(event)  # type: ignore[attr-defined]
     assert when is not None
     t = when.timestamp()  # _epoch
     bound = config.lateness_for(kind)

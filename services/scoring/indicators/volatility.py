@@ -102,6 +102,9 @@ def change_tolerance(days: float) -> float:
     return max(3.0, days / 2.0) * DAY
 
 
+_TOLERANCE: dict[float, float] = {d: change_tolerance(d) for d in (1, 7, 30)}  # the horizons of price_indicators
+
+
 def price_change_pct(times: Sequence[float], prices: Sequence[float], days: float) -> float | None:
     """Percent change of the latest price against the earlier price observed closest to `days` before it.
 
@@ -119,7 +122,10 @@ def price_change_pct(times: Sequence[float], prices: Sequence[float], days: floa
         dist = abs(times[i] - target)
         if dist < best_dist:
             best, best_dist = i, dist
-    if best < 0 or best_dist > change_tolerance(days):
+    tol = _TOLERANCE.get(days)
+    if tol is None:
+        tol = change_tolerance(days)
+    if best < 0 or best_dist > tol:
         return None
     return (prices[-1] / prices[best] - 1.0) * 100.0
 
