@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from services.scoring.indicators.volatility import (
     PERIODS_PER_YEAR,
     frequency_of_gaps,
-    price_change_pct,
+    price_changes,
     sample_sd,
 )
 
@@ -204,11 +204,12 @@ class ReturnWindows:
                     s1 = self.s1
                     mean = (s1[-2] - s1[-2 - m]) / (1 << _SHIFT) / m  # fsum(earlier) / m, to the bit
                     jump = (returns[-1] - mean) / jump_sd
+        day, week, month = price_changes(times, prices)
         return {
             "price": prices[-1] if prices else None,
-            "price_change_1d_pct": price_change_pct(times, prices, 1),
-            "price_change_7d_pct": price_change_pct(times, prices, 7),
-            "price_change_30d_pct": price_change_pct(times, prices, 30),
+            "price_change_1d_pct": day,
+            "price_change_7d_pct": week,
+            "price_change_30d_pct": month,
             "price_volatility": None if sd is None else sd * root,
             "price_volatility_ewma": ewma,
             "price_volatility_ratio": ratio,
