@@ -86,7 +86,7 @@ class PriceSeries:
         t, p = list(d["t"]), list(d["p"])
         r = [math.nan, *log_returns(p)]
         return cls(d["source"], d["series"], t, p, list(d["ids"]), list(d["cls"]), list(d["urls"]), r,
-                   ReturnWindows(t, r))
+                   ReturnWindows(deferred=True))
 
     def copy(self) -> PriceSeries:
         """A series with lists of its own, to change without touching this one."""
@@ -366,16 +366,18 @@ def _apply_news(state: MaterialState, e: NewsReported, event_id: str, cfg: Scori
 
 # --- indicators --------------------------------------------------------------------------------------------
 
-def _price_group(state: MaterialState, cfg: ScoringConfig) -> dict[str, float | None]:
+def _price_group(state: MaterialState, cfg: ScoringConfig, estimate: bool = True) -> dict[str, float | None]:
     """The price group as the series' running windows estimate it (see indicators/rolling.py).
 
     Good for deciding rules that are not near a threshold. The state remembers it is an estimate (`_estimate`:
     the group, its series and parameters), and `_settled` replaces it with the reference values before anything
-    leaves the engine (breaches, snapshots, to_dict, flat_indicators).
+    leaves the engine (breaches, snapshots, to_dict, flat_indicators). Without `estimate`, the reference values.
     """
     s = state.series.get(state.active_series or "")
     if s is None or not s.t:
         return {}
+    if not estimate:
+        return _exact_price_group(s, cfg.price)
     est = s.windows.estimate(s.t, s.p, s.r, cfg.price)
     if est is None:
         return _exact_price_group(s, cfg.price)
@@ -829,7 +831,9 @@ def _apply(state: MaterialState | None, event: Event, event_id: str, config: Sco
     else:
         applied = _evolve(applied, watermark=watermark, seen_ids=seen)
     groups = dict(applied.indicators)
-    if kind in _RECOMPUTE:
+    if kind == "price":  # estimated unless a snapshot will want the reference values anyway
+        groups[kind] = _price_group(applied, config, estimate=not snapshot)
+    elif kind in _RECOMPUTE:
         groups[kind] = _RECOMPUTE[kind](applied, config)
     groups["controls"] = _controls_group(applied)
     applied.__dict__["indicators"] = groups  # a copy made by this call, or the caller's own state

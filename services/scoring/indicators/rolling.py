@@ -56,13 +56,15 @@ class ReturnWindows:
     """Running sums over the log returns r[1:] of one series (r[0] has no predecessor and is never read).
 
     `s1[i] - s1[j]` is the exact sum of the returns r[j+1..i] scaled by 2**110, `s2` the same for their squares.
-    The owner calls `appended`, `inserted` or `trimmed` after changing its lists, with the lists.
+    The owner calls `appended`, `inserted` or `trimmed` after changing its lists, with the lists. Windows made
+    with `deferred=True` (of a series just loaded) are built from the lists when first read.
     """
 
-    __slots__ = ("_ewma", "exact", "gaps", "s1", "s2")
+    __slots__ = ("_ewma", "built", "exact", "gaps", "s1", "s2")
 
-    def __init__(self, times: Sequence[float] = (), returns: Sequence[float] = ()) -> None:
+    def __init__(self, times: Sequence[float] = (), returns: Sequence[float] = (), *, deferred: bool = False) -> None:
         self.rebuild(times, returns)
+        self.built = not deferred
 
     def rebuild(self, times: Sequence[float], returns: Sequence[float]) -> None:
         """Everything from the series itself."""
@@ -76,6 +78,7 @@ class ReturnWindows:
     def copy(self) -> ReturnWindows:
         new = object.__new__(ReturnWindows)
         new.s1, new.s2, new.exact, new.gaps = self.s1.copy(), self.s2.copy(), self.exact, self.gaps.copy()
+        new.built = self.built
         new._ewma = None if self._ewma is None else self._ewma.copy()
         return new
 
@@ -97,6 +100,8 @@ class ReturnWindows:
 
     def appended(self, times: Sequence[float], returns: Sequence[float]) -> None:
         """One observation was added after the last one."""
+        if not self.built:
+            return
         x = returns[-1] * _SCALE
         if len(returns) > 1 and x.is_integer():
             q = int(x)
@@ -129,6 +134,8 @@ class ReturnWindows:
 
     def inserted(self, times: Sequence[float], returns: Sequence[float], i: int) -> None:
         """One observation was inserted at index i, before the last one: recompute from i on."""
+        if not self.built:
+            return
         del self.s1[i:], self.s2[i:]
         self._extend(returns, i)
         self.gaps = _recent_gaps(times)
@@ -136,6 +143,8 @@ class ReturnWindows:
 
     def trimmed(self, excess: int, times: Sequence[float]) -> None:
         """The `excess` oldest observations were dropped; windows that reached them are recomputed."""
+        if not self.built:
+            return
         del self.s1[:excess], self.s2[:excess]
         if len(times) <= _GAPS:
             self.gaps = _recent_gaps(times)
@@ -173,6 +182,9 @@ class ReturnWindows:
     def estimate(self, times: Sequence[float], prices: Sequence[float], returns: Sequence[float],
                  params: PriceParams) -> dict[str, float | None] | None:
         """`price_indicators` of the series, the ESTIMATED ones within ESTIMATE_RTOL; None if only it can say."""
+        if not self.built:
+            self.rebuild(times, returns)
+            self.built = True
         vw, ew, sw, lw, jw = (params.volatility_window, params.ewma_window, params.short_window, params.long_window,
                               params.jump_window)
         if not self.exact or vw < 1 or ew < 1 or sw < 1 or lw < 1 or jw < 1:
