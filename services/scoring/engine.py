@@ -820,9 +820,13 @@ def _apply(state: MaterialState | None, event: Event, event_id: str, config: Sco
         seen = state.seen_ids
         seen.append(event_id)
         seen_set.add(event_id)
-        if len(seen) > limit:
-            seen_set.difference_update(seen[:len(seen) - limit])
-            del seen[:len(seen) - limit]
+        excess = len(seen) - limit
+        if excess == 1:  # the usual case once the list is full
+            seen_set.discard(seen[0])
+            del seen[0]
+        elif excess > 1:
+            seen_set.difference_update(seen[:excess])
+            del seen[:excess]
     else:
         seen = (state.seen_ids + [event_id])[-limit:]
     if own:

@@ -190,3 +190,28 @@ def test_an_estimate_within_the_margin_of_a_threshold_is_left_to_the_reference_v
     assert _quiet_rules(state, {**hair_below, "price_volatility": 0.41}, config, estimated=True) is _UNDECIDED
     assert _quiet_rules(state, {"price_volatility": 0.39, "price_change_1d_pct": 25.0}, config,
                         estimated=True) is _CHANGING
+
+
+def test_the_in_place_driver_remembers_and_forgets_event_ids_like_apply_event():
+    config = load_config()
+    limit = config.history.seen_ids
+    events = [(PriceObserved(material="gallium", source="s", observed_at=T0 + timedelta(hours=h), price=100.0 + h,
+                             currency="USD", unit="kg", series="spot"), f"id-{h}") for h in range(limit + 5)]
+    owned = copied = None
+    for event, event_id in events:
+        owned = apply_event_in_place(owned, event, event_id=event_id, config=config).state
+        copied = apply_event(copied, event, event_id=event_id, config=config).state
+    later = T0 + timedelta(hours=limit + 10)
+    for old_id in ("id-2", "id-100", f"id-{limit + 4}"):  # forgotten, remembered, the newest
+        again = PriceObserved(material="gallium", source="s", observed_at=later, price=1.0, currency="USD", unit="kg",
+                              series="spot")
+        a = apply_event_in_place(MaterialState.from_dict(owned.to_dict()), again, event_id=old_id, config=config)
+        b = apply_event(copied, again, event_id=old_id, config=config)
+        assert a.rejected == b.rejected
+        assert (a.rejected is None) == (old_id == "id-2")
+    assert owned.seen_ids == copied.seen_ids
+    # and the state kept in memory, with its set of ids beside the list
+    dup = apply_event_in_place(owned, events[-1][0], event_id=events[-1][1], config=config)
+    assert dup.rejected == "duplicate: event id already applied"
+    assert apply_event_in_place(owned, again, event_id="id-100", config=config).rejected == dup.rejected
+    assert apply_event_in_place(owned, again, event_id="id-2", config=config).rejected is None
