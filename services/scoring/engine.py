@@ -283,12 +283,12 @@ def _fmt_duration(seconds: float) -> str:
 
 
 # --- applying inputs to state ----------------------------------------------------------------------------
+# Each takes the input's event time `t` (epoch seconds), already computed by `_apply`.
 
-def _apply_price(state: MaterialState, e: PriceObserved, event_id: str, cfg: ScoringConfig, own: bool
+def _apply_price(state: MaterialState, e: PriceObserved, event_id: str, cfg: ScoringConfig, own: bool, t: float
                  ) -> MaterialState | str:
     key = f"{e.source}|{e.series}"
     s = state.series.get(key)
-    t = _epoch(e.observed_at)
     if s is not None:
         i = bisect_right(s.t, t)
         if i > 0 and s.t[i - 1] == t:
@@ -308,9 +308,8 @@ def _apply_price(state: MaterialState, e: PriceObserved, event_id: str, cfg: Sco
     return _change(state, own, series=series, active_series=newest)
 
 
-def _apply_leadtime(state: MaterialState, e: LeadTimeQuoted, event_id: str, cfg: ScoringConfig, own: bool
-                    ) -> MaterialState | str:
-    t = _epoch(e.quoted_at)
+def _apply_leadtime(state: MaterialState, e: LeadTimeQuoted, event_id: str, cfg: ScoringConfig, own: bool,
+                    t: float) -> MaterialState | str:
     origin = e.origin_country or ""
     for q in state.quotes:
         if q.t == t and q.origin == origin and q.supplier == e.supplier and q.source == e.source:
@@ -324,8 +323,8 @@ def _apply_leadtime(state: MaterialState, e: LeadTimeQuoted, event_id: str, cfg:
     return _evolve(state, quotes=tuple(quotes))
 
 
-def _apply_trade(state: MaterialState, e: TradeFlowReported, event_id: str, cfg: ScoringConfig, own: bool
-                 ) -> MaterialState | str:
+def _apply_trade(state: MaterialState, e: TradeFlowReported, event_id: str, cfg: ScoringConfig, own: bool,
+                 t: float) -> MaterialState | str:
     if e.reporter != cfg.reporter:
         return f"irrelevant: trade flow reported by {e.reporter}; scoring uses reporter {cfg.reporter}"
     existing = state.flows.get(e.period, ())
@@ -333,7 +332,7 @@ def _apply_trade(state: MaterialState, e: TradeFlowReported, event_id: str, cfg:
         if (f.partner, f.flow, f.hs_code, f.source) == (e.partner, e.flow, e.hs_code, e.source):
             return "duplicate: this trade flow was already applied (same dedup key)"
     f = Flow(e.partner, e.flow, e.hs_code, e.quantity_kg, e.value_eur, e.source, event_id, e.classification.value,
-             _epoch(period_start(e.period)))
+             t)
     flows = {**state.flows, e.period: tuple(sorted((*existing, f), key=lambda x: (x.partner, x.flow, x.hs_code,
                                                                                    x.source)))}
     for old in sorted(flows)[:-cfg.history.trade_periods]:
@@ -341,8 +340,8 @@ def _apply_trade(state: MaterialState, e: TradeFlowReported, event_id: str, cfg:
     return _evolve(state, flows=flows)
 
 
-def _apply_news(state: MaterialState, e: NewsReported, event_id: str, cfg: ScoringConfig, own: bool
-                ) -> MaterialState | str:
+def _apply_news(state: MaterialState, e: NewsReported, event_id: str, cfg: ScoringConfig, own: bool,
+                t: float) -> MaterialState | str:
     if not e.relevant or e.measure.value == "none":
         return "irrelevant: news item is not classified as an export-control measure"
     if not e.countries:
@@ -811,7 +810,7 @@ def _apply(state: MaterialState | None, event: Event, event_id: str, config: Sco
         return Outcome(state, rejected=(
             f"late: {kind} event time {when.astimezone(UTC).isoformat()} is older than the watermark "
             f"{_dt(state.watermark).isoformat()} minus the lateness bound of {_fmt_duration(bound)}"))
-    applied = apply(state, event, event_id, config, own)  # type: ignore[operator]
+    applied = apply(state, event, event_id, config, own, t)  # type: ignore[operator]
     if isinstance(applied, str):
         return Outcome(state, rejected=applied)
     watermark = t if state.watermark is None or t > state.watermark else state.watermark
