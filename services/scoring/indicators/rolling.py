@@ -3,9 +3,11 @@
 `volatility.py` defines the indicators and stays the reference: every window is recomputed from its values.
 `ReturnWindows` gives the same indicators in O(1) per appended observation from
 
-- exact prefix sums of the log returns and of their squares, in integers: every log return of two doubles
-  is a multiple of 2**-106, so returns scaled by 2**110 are integers and sums of any window are exact. A window's
-  sample variance is then one correctly rounded division, with no drift however long the series runs;
+- exact prefix sums of the log returns and of their squares, in integers: a log return of two doubles is 0
+  or at least about 2**-53 in size, so a multiple of 2**-106; scaled by 2**110 the returns are integers and the
+  sums of any window are exact (a return that is not, say an infinite one, leaves the series to the reference
+  functions). A window's sample variance is then one correctly rounded division, with no drift however long
+  the series runs;
 - a windowed RiskMetrics EWMA updated by one multiply-add (and the removal of the return that leaves the
   window), with a running bound on its rounding error; past 1e-13 of its value the sum is recomputed from
   its window, so the error never accumulates;
