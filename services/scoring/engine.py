@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from services.scoring.config import INDICATORS, ScoringConfig, load_config
-from services.scoring.indicators.composite import composite_score, normalise_components
+from services.scoring.config import INDICATORS, PriceParams, ScoringConfig, load_config
+from services.scoring.indicators.composite import composite_score, normalise_components, points_per_component
 from services.scoring.indicators.concentration import (
     governance_weighted_hhi,
     herfindahl_hirschman,
@@ -31,6 +31,7 @@ from services.scoring.indicators.controls import (
     controls_in_force,
 )
 from services.scoring.indicators.leadtime import leadtime_indicators
+from services.scoring.indicators.rolling import ESTIMATE_RTOL, ESTIMATED, ReturnWindows
 from services.scoring.indicators.volatility import log_returns, price_indicators, prices_needed
 from services.scoring.rules import Rule, RuleState, Transition, evaluate_rule, fingerprint, resolve_removed
 from shared.events import (
@@ -73,6 +74,8 @@ class PriceSeries:
     # predecessor in the series (NaN, or the return from a price since dropped) and is never read. Derived:
     # not serialised, rebuilt on load.
     r: list[float] = field(default_factory=list, compare=False, repr=False)
+    # Running sums over r that give the price indicators in O(1) per observation. Derived like r.
+    windows: ReturnWindows = field(default_factory=ReturnWindows, compare=False, repr=False)
 
     def to_dict(self) -> dict:
         return {"source": self.source, "series": self.series, "t": list(self.t), "p": list(self.p),
@@ -80,30 +83,42 @@ class PriceSeries:
 
     @classmethod
     def from_dict(cls, d: dict) -> PriceSeries:
-        p = list(d["p"])
-        return cls(d["source"], d["series"], list(d["t"]), p, list(d["ids"]), list(d["cls"]), list(d["urls"]),
-                   [math.nan, *log_returns(p)])
+        t, p = list(d["t"]), list(d["p"])
+        r = [math.nan, *log_returns(p)]
+        return cls(d["source"], d["series"], t, p, list(d["ids"]), list(d["cls"]), list(d["urls"]), r,
+                   ReturnWindows(deferred=True))
 
     def copy(self) -> PriceSeries:
         """A series with lists of its own, to change without touching this one."""
         return PriceSeries(self.source, self.series, self.t.copy(), self.p.copy(), self.ids.copy(), self.cls.copy(),
-                           self.urls.copy(), self.r.copy())
+                           self.urls.copy(), self.r.copy(), self.windows.copy())
 
     def add(self, i: int, t: float, price: float, event_id: str, classification: str, url: str, limit: int) -> None:
         """Insert one observation at index i (keeping time order), forgetting the oldest beyond `limit`."""
-        if i < len(self.p):
+        n = len(self.p)
+        if i == n:  # the usual case: the newest price
+            self.r.append(math.log(price / self.p[i - 1]) if i > 0 else math.nan)
+            self.t.append(t)
+            self.p.append(price)
+            self.ids.append(event_id)
+            self.cls.append(classification)
+            self.urls.append(url)
+            self.windows.appended(self.t, self.r)
+        else:
             # Inserted before later prices: the next price's return is now measured from this one.
             self.r[i] = math.log(self.p[i] / price)
-        self.r.insert(i, math.log(price / self.p[i - 1]) if i > 0 else math.nan)
-        self.t.insert(i, t)
-        self.p.insert(i, price)
-        self.ids.insert(i, event_id)
-        self.cls.insert(i, classification)
-        self.urls.insert(i, url)
-        excess = len(self.t) - limit
+            self.r.insert(i, math.log(price / self.p[i - 1]) if i > 0 else math.nan)
+            self.t.insert(i, t)
+            self.p.insert(i, price)
+            self.ids.insert(i, event_id)
+            self.cls.insert(i, classification)
+            self.urls.insert(i, url)
+            self.windows.inserted(self.t, self.r, i)
+        excess = n + 1 - limit
         if excess > 0:
             for items in (self.t, self.p, self.ids, self.cls, self.urls, self.r):
                 del items[:excess]
+            self.windows.trimmed(excess, self.t)
 
     def returns(self, prices: int) -> list[float]:
         """The log returns between the latest `prices` prices (as `log_returns(p[-prices:])` would give)."""
@@ -163,10 +178,7 @@ class MaterialState:
 
     def flat_indicators(self) -> dict[str, float | None]:
         """Every indicator of every group in one mapping."""
-        out: dict[str, float | None] = {}
-        for group in ("price", "leadtime", "trade", "controls"):
-            out.update(self.indicators.get(group, {}))
-        return out
+        return _flat(_settled(self))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form (only lists, dicts, strings, numbers and None)."""
@@ -181,7 +193,7 @@ class MaterialState:
             "controls": {k: c.to_dict() for k, c in self.controls.items()},
             "news_keys": list(self.news_keys),
             "rules": {k: r.to_dict() for k, r in self.rules.items()},
-            "indicators": {g: dict(v) for g, v in self.indicators.items()},
+            "indicators": {g: dict(v) for g, v in _settled(self).items()},
             "seen_ids": list(self.seen_ids),
         }
 
@@ -271,12 +283,12 @@ def _fmt_duration(seconds: float) -> str:
 
 
 # --- applying inputs to state ----------------------------------------------------------------------------
+# Each takes the input's event time `t` (epoch seconds), already computed by `_apply`.
 
-def _apply_price(state: MaterialState, e: PriceObserved, event_id: str, cfg: ScoringConfig, own: bool
+def _apply_price(state: MaterialState, e: PriceObserved, event_id: str, cfg: ScoringConfig, own: bool, t: float
                  ) -> MaterialState | str:
     key = f"{e.source}|{e.series}"
     s = state.series.get(key)
-    t = _epoch(e.observed_at)
     if s is not None:
         i = bisect_right(s.t, t)
         if i > 0 and s.t[i - 1] == t:
@@ -296,9 +308,8 @@ def _apply_price(state: MaterialState, e: PriceObserved, event_id: str, cfg: Sco
     return _change(state, own, series=series, active_series=newest)
 
 
-def _apply_leadtime(state: MaterialState, e: LeadTimeQuoted, event_id: str, cfg: ScoringConfig, own: bool
-                    ) -> MaterialState | str:
-    t = _epoch(e.quoted_at)
+def _apply_leadtime(state: MaterialState, e: LeadTimeQuoted, event_id: str, cfg: ScoringConfig, own: bool,
+                    t: float) -> MaterialState | str:
     origin = e.origin_country or ""
     for q in state.quotes:
         if q.t == t and q.origin == origin and q.supplier == e.supplier and q.source == e.source:
@@ -312,8 +323,8 @@ def _apply_leadtime(state: MaterialState, e: LeadTimeQuoted, event_id: str, cfg:
     return _evolve(state, quotes=tuple(quotes))
 
 
-def _apply_trade(state: MaterialState, e: TradeFlowReported, event_id: str, cfg: ScoringConfig, own: bool
-                 ) -> MaterialState | str:
+def _apply_trade(state: MaterialState, e: TradeFlowReported, event_id: str, cfg: ScoringConfig, own: bool,
+                 t: float) -> MaterialState | str:
     if e.reporter != cfg.reporter:
         return f"irrelevant: trade flow reported by {e.reporter}; scoring uses reporter {cfg.reporter}"
     existing = state.flows.get(e.period, ())
@@ -321,7 +332,7 @@ def _apply_trade(state: MaterialState, e: TradeFlowReported, event_id: str, cfg:
         if (f.partner, f.flow, f.hs_code, f.source) == (e.partner, e.flow, e.hs_code, e.source):
             return "duplicate: this trade flow was already applied (same dedup key)"
     f = Flow(e.partner, e.flow, e.hs_code, e.quantity_kg, e.value_eur, e.source, event_id, e.classification.value,
-             _epoch(period_start(e.period)))
+             t)
     flows = {**state.flows, e.period: tuple(sorted((*existing, f), key=lambda x: (x.partner, x.flow, x.hs_code,
                                                                                    x.source)))}
     for old in sorted(flows)[:-cfg.history.trade_periods]:
@@ -329,8 +340,8 @@ def _apply_trade(state: MaterialState, e: TradeFlowReported, event_id: str, cfg:
     return _evolve(state, flows=flows)
 
 
-def _apply_news(state: MaterialState, e: NewsReported, event_id: str, cfg: ScoringConfig, own: bool
-                ) -> MaterialState | str:
+def _apply_news(state: MaterialState, e: NewsReported, event_id: str, cfg: ScoringConfig, own: bool,
+                t: float) -> MaterialState | str:
     if not e.relevant or e.measure.value == "none":
         return "irrelevant: news item is not classified as an export-control measure"
     if not e.countries:
@@ -354,17 +365,57 @@ def _apply_news(state: MaterialState, e: NewsReported, event_id: str, cfg: Scori
 
 # --- indicators --------------------------------------------------------------------------------------------
 
-def _price_group(state: MaterialState, cfg: ScoringConfig) -> dict[str, float | None]:
+def _price_group(state: MaterialState, cfg: ScoringConfig, estimate: bool = True) -> dict[str, float | None]:
+    """The price group as the series' running windows estimate it (see indicators/rolling.py).
+
+    Good for deciding rules that are not near a threshold. The state remembers it is an estimate (`_estimate`:
+    the group, its series and parameters), and `_settled` replaces it with the reference values before anything
+    leaves the engine (breaches, snapshots, to_dict, flat_indicators). Without `estimate`, the reference values.
+    """
     s = state.series.get(state.active_series or "")
     if s is None or not s.t:
         return {}
-    p = cfg.price
+    if not estimate:
+        return _exact_price_group(s, cfg.price)
+    est = s.windows.estimate(s.t, s.p, s.r, cfg.price)
+    if est is None:
+        return _exact_price_group(s, cfg.price)
+    state.__dict__["_estimate"] = (est, s, cfg.price)
+    return est
+
+
+def _exact_price_group(s: PriceSeries, p: PriceParams) -> dict[str, float | None]:
+    """The price group from the reference functions, every window recomputed."""
     need = prices_needed(volatility_window=p.volatility_window, ewma_window=p.ewma_window,
                          long_window=p.long_window, jump_window=p.jump_window)
     return price_indicators(s.t, s.p, volatility_window=p.volatility_window, ewma_lambda=p.ewma_lambda,
                             ewma_window=p.ewma_window, short_window=p.short_window, long_window=p.long_window,
                             jump_window=p.jump_window, jump_min_returns=p.jump_min_returns,
                             jump_sd_floor=p.jump_sd_floor, returns=s.returns(need))
+
+
+def _settled(state: MaterialState) -> dict[str, dict[str, float | None]]:
+    """The state's indicator groups, an estimated price group replaced by its reference values."""
+    groups = state.indicators
+    estimate = state.__dict__.get("_estimate")
+    if estimate is not None and estimate[0] is groups.get("price"):
+        # A cache fill, not a change: the estimate stands for exactly these values. Series an estimate refers
+        # to are never changed without a new price group (apply_event copies them first).
+        groups["price"] = _exact_price_group(estimate[1], estimate[2])
+    return groups
+
+
+def _is_estimated(state: MaterialState) -> bool:
+    estimate = state.__dict__.get("_estimate")
+    return estimate is not None and estimate[0] is state.indicators.get("price")
+
+
+def _flat(groups: dict[str, dict[str, float | None]]) -> dict[str, float | None]:
+    get = groups.get
+    return {**get("price", _NONE), **get("leadtime", _NONE), **get("trade", _NONE), **get("controls", _NONE)}
+
+
+_NONE: dict[str, float | None] = {}
 
 
 def _leadtime_group(state: MaterialState, cfg: ScoringConfig) -> dict[str, float | None]:
@@ -418,9 +469,12 @@ def _as_of_date(state: MaterialState) -> date:
     return _dt(state.watermark or 0.0).date()
 
 
+_NO_CONTROLS: dict[str, float | None] = {"export_controls_active": 0.0, "export_control_severity": control_severity([])}
+
+
 def _controls_group(state: MaterialState) -> dict[str, float | None]:
     if not state.controls:
-        return {"export_controls_active": 0.0, "export_control_severity": control_severity([])}
+        return _NO_CONTROLS  # shared: groups are replaced, never changed
     active = controls_in_force(state.controls, _as_of_date(state))
     return {"export_controls_active": float(len(active)), "export_control_severity": control_severity(active)}
 
@@ -433,8 +487,35 @@ def _score(ind: dict[str, float | None], material: str, cfg: ScoringConfig
     n = cfg.normalisation
     components = normalise_components(ind, volatility_ref=n.volatility_ref, price_trend_ref_pct=n.price_trend_ref_pct,
                                       leadtime_ratio_ref=n.leadtime_ratio_ref)
-    score, contributions = composite_score(components, cfg.weights_for(material), n.min_coverage)
+    weights, points = _weights_for(cfg, material)
+    present = tuple(components)
+    kept = points.get(present)
+    if kept is None:
+        kept = points[present] = points_per_component(present, weights, n.min_coverage)
+    score, contributions = composite_score(components, weights, n.min_coverage, kept)
     return score, components, contributions
+
+
+_WEIGHTS: dict[tuple[int, str], tuple[ScoringConfig, dict[str, float], dict[tuple[str, ...], dict[str, float]]]] = {}
+
+
+def _weights_for(cfg: ScoringConfig, material: str) -> tuple[dict[str, float], dict[tuple[str, ...], dict[str, float]]]:
+    """cfg.weights_for(material), and its points per component by components present, kept per configuration."""
+    hit = _WEIGHTS.get((id(cfg), material))
+    if hit is None or hit[0] is not cfg:
+        if len(_WEIGHTS) > 4096:
+            _WEIGHTS.clear()
+        hit = _WEIGHTS[(id(cfg), material)] = (cfg, cfg.weights_for(material), {})
+    return hit[1], hit[2]
+
+
+def _assessed(state: MaterialState, cfg: ScoringConfig
+              ) -> tuple[dict[str, float | None], float | None, dict[str, float], dict[str, float]]:
+    """Every indicator of the state with its risk score; the score's components and contributions."""
+    ind = _flat(state.indicators)
+    score, components, contributions = _score(ind, state.material, cfg)
+    ind["risk_score"] = score
+    return ind, score, components, contributions
 
 
 # --- evidence and breaches -------------------------------------------------------------------------------
@@ -590,6 +671,84 @@ def evaluate_rules(state: MaterialState, ind: dict[str, float | None], cfg: Scor
     return _change(state, own, rules=new_states), breaches
 
 
+# Indicators whose value may be an estimate (the risk score through the volatility component); a rule on one
+# is decided from the estimate only when no threshold lies within this relative margin of it.
+_APPROXIMATE = {*ESTIMATED, "risk_score"}
+_MARGIN = 10 * ESTIMATE_RTOL
+_COMPILED: dict[int, tuple[tuple[Rule, ...], frozenset[str], tuple]] = {}
+
+
+def _band(x: float) -> tuple[float, float]:
+    """Values v this close to threshold x: a superset of |v - x| <= _MARGIN (|v| + |x|)."""
+    return x - 3 * _MARGIN * abs(x), x + 3 * _MARGIN * abs(x)
+
+
+def _compiled(rules: tuple[Rule, ...]) -> tuple[frozenset[str], tuple]:
+    """Per rule: the rule, its name and indicator, the sign of its direction, its first threshold, the bands
+    near its first and near all its thresholds when its indicator may be estimated; built once per rule set."""
+    hit = _COMPILED.get(id(rules))
+    if hit is None or hit[0] is not rules:
+        if len(_COMPILED) > 256:
+            _COMPILED.clear()
+        table = []
+        for r in rules:
+            first = r.warning if r.warning is not None else r.critical
+            assert first is not None
+            near_all = tuple(_band(x) for x in (r.warning, r.critical, r.clear) if x is not None)
+            approximate = r.indicator in _APPROXIMATE
+            table.append((r, r.name, r.indicator, 1.0 if r.direction == "above" else -1.0, first,
+                          _band(first) if approximate else None, near_all if approximate else ()))
+        hit = _COMPILED[id(rules)] = (rules, frozenset(r.name for r in rules), tuple(table))
+    return hit[1], hit[2]
+
+
+_UNDECIDED = "undecided"
+_CHANGING = "changing"
+
+
+def _quiet_rules(state: MaterialState, ind: dict[str, float | None], cfg: ScoringConfig, estimated: bool
+                 ) -> dict[str, RuleState] | str:
+    """The rule states `evaluate_rules` would give when no breach changes; else why not.
+
+    _CHANGING: a breach changes, decided by values that are exact (evaluate_rules may run on these).
+    _UNDECIDED: with `estimated`, an estimated indicator is near a threshold of its rule or its breach changes:
+    only the reference values can say.
+    """
+    names, table = _compiled(cfg.rules_for(state.material))
+    prior_states = state.rules
+    if prior_states and not names.issuperset(prior_states):
+        return _UNDECIDED if estimated else _CHANGING  # a removed rule to resolve, with its indicator's value
+    at = state.watermark or 0.0
+    out: dict[str, RuleState] = {}
+    changing = False
+    for rule, name, indicator, sign, first, near_first, near_all in table:
+        value = ind.get(indicator)
+        prior = prior_states.get(name) if prior_states else None
+        if value is None:
+            if prior is not None:
+                out[name] = prior
+            continue
+        if prior is None:
+            # Nothing pending or open: only the first threshold can change anything.
+            if estimated and near_first is not None and near_first[0] <= value <= near_first[1]:
+                return _UNDECIDED
+            if sign * value < sign * first:
+                continue  # the common case
+            prior = _NO_RULE_STATE
+        elif estimated:
+            for lo, hi in near_all:
+                if lo <= value <= hi:
+                    return _UNDECIDED
+        nxt, tr = evaluate_rule(rule, prior, value, at)
+        if tr is not None:
+            if estimated and near_all:
+                return _UNDECIDED  # the breach would carry an estimate
+            changing = True
+        if nxt is not _NO_RULE_STATE and nxt != _NO_RULE_STATE:
+            out[name] = nxt
+    return _CHANGING if changing else out
+
+
 # --- the entry point -----------------------------------------------------------------------------------------
 
 _APPLY = {PriceObserved: _apply_price, LeadTimeQuoted: _apply_leadtime, TradeFlowReported: _apply_trade,
@@ -614,6 +773,21 @@ def apply_event_in_place(state: MaterialState | None, event: Event, *, event_id:
     return _apply(state, event, event_id, config, own=True, snapshot=False)
 
 
+def _outcome(state: MaterialState, breaches: list[BreachRaised]) -> Outcome:
+    """Outcome(state, breaches) without the frozen dataclass's per-field setattr: this runs once per input."""
+    out = object.__new__(Outcome)
+    out.__dict__.update(state=state, breaches=breaches, snapshot=None, rejected=None)
+    return out
+
+
+def _seen_set(state: MaterialState) -> set[str]:
+    """The state's seen ids as a set, kept beside the list by the in-place driver (the list stays the record)."""
+    cache = state.__dict__.get("_seen")
+    if cache is None or cache[0] is not state.seen_ids or len(cache[1]) != len(state.seen_ids):
+        cache = state.__dict__["_seen"] = (state.seen_ids, set(state.seen_ids))
+    return cache[1]
+
+
 def _apply(state: MaterialState | None, event: Event, event_id: str, config: ScoringConfig, *, own: bool,
            snapshot: bool) -> Outcome:
     apply = _APPLY.get(type(event))
@@ -624,41 +798,68 @@ def _apply(state: MaterialState | None, event: Event, event_id: str, config: Sco
         return Outcome(state, rejected=f"irrelevant: {event.type} is not a scoring input")
     if material != state.material:
         return Outcome(state, rejected=f"irrelevant: event is about {material}, state is of {state.material}")
-    if event_id in state.seen_ids:
+    seen_set = _seen_set(state) if own else None
+    if event_id in (state.seen_ids if seen_set is None else seen_set):
         return Outcome(state, rejected="duplicate: event id already applied")
     kind = _KIND[type(event)]
-    when = event_time(event)
+    when = event.observed_at if kind == "price" else event_time(event)  # type: ignore[attr-defined]
     assert when is not None
-    t = _epoch(when)
+    t = when.timestamp()  # _epoch
     bound = config.lateness_for(kind)
     if state.watermark is not None and t < state.watermark - bound:
         return Outcome(state, rejected=(
             f"late: {kind} event time {when.astimezone(UTC).isoformat()} is older than the watermark "
             f"{_dt(state.watermark).isoformat()} minus the lateness bound of {_fmt_duration(bound)}"))
-    applied = apply(state, event, event_id, config, own)  # type: ignore[operator]
+    applied = apply(state, event, event_id, config, own, t)  # type: ignore[operator]
     if isinstance(applied, str):
         return Outcome(state, rejected=applied)
-    watermark = t if state.watermark is None else max(state.watermark, t)
+    watermark = t if state.watermark is None or t > state.watermark else state.watermark
     limit = config.history.seen_ids
-    if own:
+    if seen_set is not None:
         seen = state.seen_ids
         seen.append(event_id)
-        if len(seen) > limit:
-            del seen[:len(seen) - limit]
+        seen_set.add(event_id)
+        excess = len(seen) - limit
+        if excess == 1:  # the usual case once the list is full
+            seen_set.discard(seen[0])
+            del seen[0]
+        elif excess > 1:
+            seen_set.difference_update(seen[:excess])
+            del seen[:excess]
     else:
         seen = (state.seen_ids + [event_id])[-limit:]
-    applied = _change(applied, own, watermark=watermark, seen_ids=seen)
+    if own:
+        d = applied.__dict__
+        d["watermark"], d["seen_ids"] = watermark, seen
+    else:
+        applied = _evolve(applied, watermark=watermark, seen_ids=seen)
     groups = dict(applied.indicators)
-    if kind in _RECOMPUTE:
+    if kind == "price":  # estimated unless a snapshot will want the reference values anyway
+        groups[kind] = _price_group(applied, config, estimate=not snapshot)
+    elif kind in _RECOMPUTE:
         groups[kind] = _RECOMPUTE[kind](applied, config)
     groups["controls"] = _controls_group(applied)
     applied.__dict__["indicators"] = groups  # a copy made by this call, or the caller's own state
-    ind = applied.flat_indicators()
-    score, components, contributions = _score(ind, applied.material, config)
-    ind["risk_score"] = score
-    applied, breaches = evaluate_rules(applied, ind, config, own)
+    estimated = _is_estimated(applied)
+    ind, score, components, contributions = _assessed(applied, config)
+    quiet = _quiet_rules(applied, ind, config, estimated)
+    if not isinstance(quiet, str):
+        breaches: list[BreachRaised] = []
+        if quiet or applied.rules:
+            applied = _change(applied, own, rules=quiet)
+    else:
+        # A breach changes. Rules on estimates are decided (none is near a threshold) unless undecided; the
+        # breaches carry exact values either way (evaluate_rules stores a firing rule's value).
+        if quiet is _UNDECIDED:
+            _settled(applied)
+            estimated = False
+            ind, score, components, contributions = _assessed(applied, config)
+        applied, breaches = evaluate_rules(applied, ind, config, own)
     if not snapshot:
-        return Outcome(applied, breaches)
+        return _outcome(applied, breaches)
+    if estimated:
+        _settled(applied)
+        ind, score, components, contributions = _assessed(applied, config)
     snapshot_ind = dict(ind)
     for name, value in components.items():
         snapshot_ind[f"component.{name}"] = value

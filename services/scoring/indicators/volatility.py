@@ -15,7 +15,11 @@ PERIODS_PER_YEAR = {"daily": 252, "weekly": 52, "monthly": 12}
 def infer_frequency(times: Sequence[float]) -> str:
     """Daily, weekly or monthly, from the median spacing (in days) of observation times."""
     recent = times[-21:]  # the last 20 gaps say how the series is sampled now
-    gaps = sorted(b - a for a, b in zip(recent, recent[1:], strict=False))
+    return frequency_of_gaps(sorted(b - a for a, b in zip(recent, recent[1:], strict=False)))
+
+
+def frequency_of_gaps(gaps: Sequence[float]) -> str:
+    """Daily, weekly or monthly, from the sorted gaps (seconds) between observation times."""
     if not gaps:
         return "daily"
     mid = len(gaps) // 2
@@ -104,23 +108,35 @@ def price_change_pct(times: Sequence[float], prices: Sequence[float], days: floa
     The reference must lie within `change_tolerance(days)` of the target time, so a monthly series has a
     30-day change but no 1-day change, and a daily series on a Monday compares with the Friday.
     """
-    if len(times) < 2:
-        return None
-    latest_t = times[-1]
-    target = latest_t - days * DAY
-    tol = change_tolerance(days)
-    i = bisect_left(times, target, 0, len(times) - 1)
-    best: int | None = None
-    best_dist = math.inf
-    # Candidates are the neighbours of the target among the earlier observations; ties go to the earlier one.
-    for j in (i - 1, i):
-        if 0 <= j < len(times) - 1:
-            dist = abs(times[j] - target)
+    return price_changes(times, prices, (days,))[0]
+
+
+CHANGE_DAYS = (1, 7, 30)  # the horizons of price_indicators
+_TOLERANCE: dict[float, float] = {d: change_tolerance(d) for d in CHANGE_DAYS}
+
+
+def price_changes(times: Sequence[float], prices: Sequence[float], horizons: Sequence[float] = CHANGE_DAYS
+                  ) -> list[float | None]:
+    """`price_change_pct` for each horizon (days), in one pass."""
+    last = len(times) - 1
+    if last < 1:
+        return [None] * len(horizons)
+    latest_t, latest_p = times[-1], prices[-1]
+    out: list[float | None] = []
+    for days in horizons:
+        target = latest_t - days * DAY
+        i = bisect_left(times, target, 0, last)
+        # Candidates are the neighbours of the target among the earlier observations; ties go to the earlier one.
+        best, best_dist = (i - 1, abs(times[i - 1] - target)) if i > 0 else (-1, math.inf)
+        if i < last:
+            dist = abs(times[i] - target)
             if dist < best_dist:
-                best, best_dist = j, dist
-    if best is None or best_dist > tol:
-        return None
-    return (prices[-1] / prices[best] - 1.0) * 100.0
+                best, best_dist = i, dist
+        tol = _TOLERANCE.get(days)
+        if tol is None:
+            tol = change_tolerance(days)
+        out.append(None if best < 0 or best_dist > tol else (latest_p / prices[best] - 1.0) * 100.0)
+    return out
 
 
 def prices_needed(*, volatility_window: int, ewma_window: int, long_window: int, jump_window: int) -> int:
@@ -145,11 +161,12 @@ def price_indicators(times: Sequence[float], prices: Sequence[float], *, volatil
     freq = infer_frequency(times[-need:])
     ppy = PERIODS_PER_YEAR[freq]
     ewma = ewma_volatility(returns[-ewma_window:], ewma_lambda)
+    day, week, month = price_changes(times, prices)
     return {
         "price": prices[-1] if prices else None,
-        "price_change_1d_pct": price_change_pct(times, prices, 1),
-        "price_change_7d_pct": price_change_pct(times, prices, 7),
-        "price_change_30d_pct": price_change_pct(times, prices, 30),
+        "price_change_1d_pct": day,
+        "price_change_7d_pct": week,
+        "price_change_30d_pct": month,
         "price_volatility": realised_volatility(returns[-volatility_window:], ppy),
         "price_volatility_ewma": None if ewma is None else ewma * math.sqrt(ppy),
         "price_volatility_ratio": volatility_ratio(returns, short_window, long_window),
