@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -22,7 +23,7 @@ from services.ingest import metrics
 from services.ingest.config import SourcesConfig
 from services.ingest.observation import Candidate, Rejected
 from services.ingest.poll import Ingestion, SourceHealth, normalise_candidate, open_ingestion, poll_forever
-from services.ingest.publish import Item
+from services.ingest.publish import Decision, Item, NotPublished
 from services.ingest.settings import IngestSettings
 from shared.access import StaticKey, bearer_token, find_key
 from shared.events import describe_validation_error
@@ -91,7 +92,7 @@ ITEM_MODELS: dict[str, type[BaseModel]] = {"price": PriceItem, "news": NewsItem,
 
 class ItemResult(BaseModel):
     index: int
-    status: Literal["accepted", "rejected"]
+    status: Literal["accepted", "rejected", "not_published"]
     reason: str = ""
     duplicate: bool = False
 
@@ -142,8 +143,17 @@ def require(scope: str):
     return check
 
 
-async def read_batch(request: Request) -> list[Any]:
+@dataclass(frozen=True)
+class Batch:
+    """The items of a request, and when the request began (its deadline counts from there)."""
+
+    items: list[Any]
+    started: float
+
+
+async def read_batch(request: Request) -> Batch:
     """The `items` of a JSON body no larger than the configured maximum, or a 4xx saying why."""
+    started = asyncio.get_running_loop().time()
     runtime: Runtime = request.app.state.runtime
     limit = runtime.settings.ingest_max_body_bytes
     declared = request.headers.get("content-length", "")
@@ -163,48 +173,71 @@ async def read_batch(request: Request) -> list[Any]:
     if len(doc["items"]) > runtime.settings.ingest_max_batch:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
                             f"batch of {len(doc['items'])} items exceeds {runtime.settings.ingest_max_batch}")
-    return doc["items"]
+    return Batch(doc["items"], started)
 
 
-async def ingest_batch(kind: str, raw_items: list[Any], key: StaticKey, runtime: Runtime) -> BatchResult:
-    """Validate, normalise and publish a batch; one result per item."""
-    ingestion = runtime.ingestion
-    if ingestion is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "ingest is starting")
-    limits = ingestion.limits()
-    model = ITEM_MODELS[kind]
-    items: list[Item] = []
-    for raw in raw_items:
-        raw_bytes = json.dumps(raw, default=str).encode()
-        source = f"api:{key.name}"
-        try:
-            parsed = model.model_validate(raw)
-        except ValidationError as exc:
-            items.append(Item(kind, source, Rejected("invalid_item", describe_validation_error(exc)), raw_bytes))
-            continue
-        source = getattr(parsed, "source", None) or source
-        candidate = Candidate(kind, source, candidate_fields(kind, parsed), raw_bytes)
-        items.append(Item(kind, source, normalise_candidate(candidate, ingestion, limits), raw_bytes))
-    try:
-        decisions = await ingestion.publisher.publish(items, dead_letter=False)
-    except Exception as exc:  # Kafka did not take the batch: nothing was recorded as seen, the client retries
-        log.exception("api publish failed", extra={"kind": kind, "items": len(items)})
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"could not publish: {type(exc).__name__}") \
-            from exc
+def _results(decisions: list[Decision]) -> list[ItemResult]:
     results = []
     for index, decision in enumerate(decisions):
+        if decision.status == "failed":
+            results.append(ItemResult(index=index, status="not_published", reason=decision.reason))
+            continue
         ok = decision.status in ("published", "duplicate", "skipped")
         results.append(ItemResult(index=index, status="accepted" if ok else "rejected",
                                   reason="" if decision.status == "published" else decision.reason,
                                   duplicate=decision.status == "duplicate"))
-        metrics.API_ITEMS.labels(kind, decision.status).inc()
+    return results
+
+
+async def ingest_batch(kind: str, batch: Batch, key: StaticKey, runtime: Runtime) -> BatchResult:
+    """Validate, normalise and publish a batch within the request deadline; one result per item."""
+    ingestion = runtime.ingestion
+    retry_after = {"Retry-After": str(runtime.settings.ingest_retry_after_s)}
+    if ingestion is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "ingest is starting", headers=retry_after)
+    limits = ingestion.limits()
+    model = ITEM_MODELS[kind]
+    items: list[Item] = []
+    for position, raw in enumerate(batch.items):
+        if position and position % 1000 == 0:
+            await asyncio.sleep(0)  # a batch of 10,000 must not hold the loop: other requests and probes go on
+        source = f"api:{key.name}"
+        try:
+            parsed = model.model_validate(raw)
+        except ValidationError as exc:
+            items.append(Item(kind, source, Rejected("invalid_item", describe_validation_error(exc)), b""))
+            continue
+        source = getattr(parsed, "source", None) or source
+        # No copy of the original bytes: the API answers its caller with the reasons instead of dead-lettering.
+        candidate = Candidate(kind, source, candidate_fields(kind, parsed), b"")
+        items.append(Item(kind, source, normalise_candidate(candidate, ingestion, limits), b""))
+    remaining = runtime.settings.ingest_request_deadline_s - (asyncio.get_running_loop().time() - batch.started)
+    try:
+        decisions = await ingestion.publisher.publish(items, dead_letter=False, within=max(0.0, remaining))
+    except NotPublished as exc:
+        # Kafka did not acknowledge in time: what it did not take is abandoned and not marked seen, so the
+        # client's retry publishes it once; what it took comes back as a duplicate.
+        for status_name, n in Counter(d.status for d in exc.decisions).items():
+            metrics.API_ITEMS.labels(kind, status_name).inc(n)
+        log.warning("api batch not published in time", extra={"kind": kind, "key": key.name, "items": len(items),
+                                                               "reason": str(exc)})
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, headers=retry_after, detail={
+            "error": f"{exc}; send the batch again after Retry-After",
+            "items": [r.model_dump() for r in _results(exc.decisions)]}) from exc
+    except Exception as exc:  # e.g. the seen-store failed: nothing unacknowledged is marked seen, the client retries
+        log.exception("api publish failed", extra={"kind": kind, "items": len(items)})
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"could not publish: {type(exc).__name__}",
+                            headers=retry_after) from exc
+    results = _results(decisions)
+    for status_name, n in Counter(d.status for d in decisions).items():
+        metrics.API_ITEMS.labels(kind, status_name).inc(n)
     accepted = sum(r.status == "accepted" for r in results)
     log.info("api batch", extra={"kind": kind, "key": key.name, "accepted": accepted,
                                  "rejected": len(results) - accepted})
     return BatchResult(accepted=accepted, rejected=len(results) - accepted, items=results)
 
 
-Items = Annotated[list[Any], Depends(read_batch)]
+Items = Annotated[Batch, Depends(read_batch)]
 Key = Annotated[StaticKey, Depends(require("ingest"))]
 
 

@@ -6,6 +6,7 @@ the same item read from a feed pass exactly the same checks.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -41,6 +42,22 @@ class MaterialCatalog(Protocol):
     def materials_for_hs(self, code: str) -> tuple: ...
 
     def resolve_country(self, name: str) -> str | None: ...
+
+
+class RememberedNames:
+    """A catalog whose look-ups by name are remembered: a batch names the same few materials thousands of times.
+
+    Bounded, so input naming endless unknown materials cannot grow it without limit.
+    """
+
+    def __init__(self, catalog: MaterialCatalog, size: int = 4096) -> None:
+        self._catalog = catalog
+        self.resolve_material = functools.lru_cache(maxsize=size)(catalog.resolve_material)
+        self.resolve_country = functools.lru_cache(maxsize=size)(catalog.resolve_country)
+        self.materials_for_hs = functools.lru_cache(maxsize=size)(catalog.materials_for_hs)
+
+    def __getattr__(self, name: str) -> Any:  # the rest of the catalog (materials, countries) as it is
+        return getattr(self._catalog, name)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from services.ingest.observation import (
     Malformed,
     MaterialCatalog,
     Record,
+    RememberedNames,
     normalise_leadtime,
     normalise_price,
     normalise_trade,
@@ -241,7 +242,8 @@ async def open_ingestion(settings: IngestSettings, *, catalog: MaterialCatalog |
     client = httpx.AsyncClient(follow_redirects=False)
     try:
         yield Ingestion(
-            publisher=Publisher(producer, seen), seen=seen, catalog=catalog, classify=classify, client=client,
+            publisher=Publisher(producer, seen, within=settings.ingest_request_deadline_s), seen=seen,
+            catalog=RememberedNames(catalog), classify=classify, client=client,
             future_tolerance=timedelta(seconds=settings.ingest_future_tolerance_s),
             fetch_limits=FetchLimits(settings.ingest_fetch_max_bytes, settings.ingest_fetch_timeout_s,
                                      settings.ingest_fetch_retries, settings.ingest_fetch_backoff_s,

@@ -6,7 +6,9 @@ logged, so an operator can account for each item a source delivered.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,74 +48,164 @@ def _event_time(event: Event) -> datetime | None:
         getattr(event, "quoted_at", None)
 
 
-class Publisher:
-    """Publishes normalised items once each, dead-letters unusable ones; shared by the poller and the API."""
+class NotPublished(Exception):  # noqa: N818 (a outcome callers handle, not a programming error)
+    """Kafka did not acknowledge everything in time; `decisions` says, per item, what became of it."""
 
-    def __init__(self, producer: EventProducer, seen: SeenStore) -> None:
+    def __init__(self, decisions: list[Decision]) -> None:
+        failed = sum(d.status == "failed" for d in decisions)
+        super().__init__(f"{failed} of {len(decisions)} items not acknowledged by Kafka in time")
+        self.decisions = decisions
+
+
+NOT_ACKNOWLEDGED = Decision("failed", "Kafka did not acknowledge it in time; not published", "not_acknowledged")
+
+
+def _outcome_decision(item: Item) -> Decision:
+    """The decision on an item that is not to be published."""
+    outcome = item.outcome
+    assert not isinstance(outcome, Accepted)
+    if isinstance(outcome, Skipped):
+        return Decision("skipped", outcome.detail, outcome.code)
+    return Decision("rejected", outcome.detail, outcome.code)
+
+
+class Publisher:
+    """Publishes normalised items once each, dead-letters unusable ones; shared by the poller and the API.
+
+    A batch is bounded by a deadline: what Kafka has not acknowledged by then is abandoned (never written
+    later) and not recorded as seen, so sending it again publishes it once. Items being published by a
+    concurrent batch are waited for, so two batches never both publish the same observation.
+    """
+
+    def __init__(self, producer: EventProducer, seen: SeenStore, *, within: float = 10.0) -> None:
         self.producer = producer
         self.seen = seen
+        self.within = within
         self._newest: dict[str, float] = {}
+        self._in_flight: dict[str, asyncio.Future[None]] = {}
 
-    async def publish(self, items: Sequence[Item], *, dead_letter: bool = True) -> list[Decision]:
-        """Publish a batch; return one decision per item, in order.
+    async def publish(self, items: Sequence[Item], *, dead_letter: bool = True,
+                      within: float | None = None) -> list[Decision]:
+        """Publish a batch within `within` seconds (default: the publisher's); one decision per item, in order.
 
         Rejected and malformed items go to the dead-letter topic when `dead_letter` is set (feeds); the API
-        answers its caller with the reasons instead. Raises if Kafka fails: nothing is then marked seen.
+        answers its caller with the reasons instead. Raises NotPublished if Kafka did not acknowledge
+        everything in time: the acknowledged items are then recorded as seen, the others are not.
         """
-        decisions: list[Decision | None] = [None] * len(items)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.within if within is None else within)
+        keys = [it.outcome.dedup_keys() if isinstance(it.outcome, Accepted) else () for it in items]
+        claimed = await self._claim({k for item_keys in keys for k in item_keys}, deadline)
+        if claimed is None:  # a concurrent batch holding some of these keys did not finish in time
+            raise NotPublished([NOT_ACKNOWLEDGED if isinstance(it.outcome, Accepted) else _outcome_decision(it)
+                                for it in items])
+        try:
+            decisions = await self._publish(items, keys, claimed, dead_letter, deadline)
+        finally:
+            self._release(claimed)
+        self._count(items, decisions)
+        if any(d.status == "failed" for d in decisions):
+            raise NotPublished(decisions)
+        return decisions
+
+    async def _publish(self, items: Sequence[Item], keys: list[tuple[str, ...]], claimed: set[str],
+                       dead_letter: bool, deadline: float) -> list[Decision]:
+        loop = asyncio.get_running_loop()
+        already = await asyncio.to_thread(self.seen.seen, claimed) if claimed else set()
+        decisions: list[Decision] = []
         batch_keys: set[str] = set()
-        all_keys = [k for it in items if isinstance(it.outcome, Accepted) for k in it.outcome.dedup_keys()]
-        already = self.seen.seen(all_keys)
         sends: list = []
-        to_record: list[str] = []
+        sent: list[tuple[int, int]] = []  # (item index, its number of events) in the order of `sends`
         dead: list[tuple[Item, str, str]] = []
-        for index, item in enumerate(items):
+        for index, (item, item_keys) in enumerate(zip(items, keys, strict=True)):
             outcome = item.outcome
             if isinstance(outcome, Accepted):
-                keys = outcome.dedup_keys()
-                if any(k in already or k in batch_keys for k in keys):
-                    decisions[index] = Decision("duplicate", "already published", "duplicate")
-                    metrics.DUPLICATES.labels(item.source, item.kind).inc()
+                if any(k in already or k in batch_keys for k in item_keys):
+                    decisions.append(Decision("duplicate", "already published", "duplicate"))
                     continue
-                batch_keys.update(keys)
-                to_record.extend(keys)
+                batch_keys.update(item_keys)
                 topic = KIND_TOPICS[item.kind]
-                for event in outcome.events:
-                    sends.append((topic, event, None, event_id_for(event.dedup_key())))  # type: ignore[attr-defined]
-                decisions[index] = Decision("published", events=len(outcome.events))
-            elif isinstance(outcome, Skipped):
-                decisions[index] = Decision("skipped", outcome.detail, outcome.code)
-                metrics.SKIPPED.labels(item.source, item.kind, outcome.code).inc()
-                log.info("item skipped", extra={"source": item.source, "kind": item.kind, "reason": outcome.detail})
+                # The keys are the events' own unless the outcome names other identities: computed once.
+                event_keys = tuple(e.dedup_key() for e in outcome.events) if outcome.identities else item_keys  # type: ignore[attr-defined]
+                for event, event_key in zip(outcome.events, event_keys, strict=True):
+                    sends.append((topic, event, None, event_id_for(event_key)))
+                sent.append((index, len(outcome.events)))
+                decisions.append(Decision("published", events=len(outcome.events)))
             else:
-                decisions[index] = Decision("rejected", outcome.detail, outcome.code)
-                metrics.REJECTED.labels(item.source, item.kind, outcome.code).inc()
-                if dead_letter:
+                decisions.append(_outcome_decision(item))
+                if dead_letter and not isinstance(outcome, Skipped):
                     dead.append((item, outcome.code, outcome.detail))
         if sends:
-            await self.producer.send_many(sends)
-            self.seen.record(to_record)
+            acks = iter(await self.producer.send_acknowledged(sends, within=deadline - loop.time()))
+            recorded: list[str] = []
+            for index, events in sent:
+                if all([next(acks) for _ in range(events)]):
+                    recorded.extend(keys[index])
+                else:
+                    decisions[index] = NOT_ACKNOWLEDGED
+            if recorded:
+                await asyncio.to_thread(self.seen.record, recorded)
+            if any(d is NOT_ACKNOWLEDGED for d in decisions):
+                return decisions  # Kafka is not taking writes: the dead letters wait for the retry too
         if dead:
             # One batched write: a feed of thousands of bad rows must not cost a broker round trip per row.
-            await self.producer.send_many([
-                (topics.DEADLETTER,
-                 DeadLettered.of(item.raw, f"{code}: {detail}", source=item.source, stage="ingest",
-                                 intended_topic=KIND_TOPICS[item.kind].qualified(self.producer.namespace)),
-                 item.source, None)
-                for item, code, detail in dead])
+            letters = [(topics.DEADLETTER,
+                        DeadLettered.of(item.raw, f"{code}: {detail}", source=item.source, stage="ingest",
+                                        intended_topic=KIND_TOPICS[item.kind].qualified(self.producer.namespace)),
+                        item.source, None)
+                       for item, code, detail in dead]
+            if not all(await self.producer.send_acknowledged(letters, within=deadline - loop.time())):
+                return [NOT_ACKNOWLEDGED if d.status == "rejected" else d for d in decisions]
             for item, code, detail in dead:
                 log.warning("dead-lettered", extra={"source": item.source, "kind": item.kind, "reason": code,
                                                     "detail": detail[:300]})
+        return decisions
+
+    async def _claim(self, keys: set[str], deadline: float) -> set[str] | None:
+        """Mark `keys` as being published by this batch, once no concurrent batch holds any of them."""
+        loop = asyncio.get_running_loop()
+        while busy := {self._in_flight[k] for k in keys if k in self._in_flight}:
+            _, pending = await asyncio.wait(busy, timeout=max(0.0, deadline - loop.time()))
+            if pending:
+                return None
+        mine: asyncio.Future[None] = loop.create_future()
+        for k in keys:
+            self._in_flight[k] = mine
+        return keys
+
+    def _release(self, keys: set[str]) -> None:
+        futures = {self._in_flight.pop(k) for k in keys}
+        for future in futures:
+            future.set_result(None)
+
+    def _count(self, items: Sequence[Item], decisions: list[Decision]) -> None:
+        """Metrics and logs per batch, not per item: a batch of 10,000 must not pay 10,000 label look-ups."""
+        counts: Counter[tuple[str, str, str, str]] = Counter()
+        newest: dict[str, float] = {}
         for item, decision in zip(items, decisions, strict=True):
-            if decision is not None and decision.status == "published":
-                metrics.PUBLISHED.labels(item.source, item.kind).inc(decision.events)
+            counts[(decision.status, item.source, item.kind, decision.code)] += decision.events or 1
+            if decision.status == "published":
                 assert isinstance(item.outcome, Accepted)
-                times = [t for t in map(_event_time, item.outcome.events) if t is not None]
-                if times:
-                    newest = max(self._newest.get(item.source, 0.0), max(times).timestamp())
-                    self._newest[item.source] = newest
-                    metrics.NEWEST_ITEM.labels(item.source).set(newest)
-        return [d for d in decisions if d is not None]
+                for event in item.outcome.events:
+                    if (when := _event_time(event)) is not None:
+                        newest[item.source] = max(newest.get(item.source, 0.0), when.timestamp())
+            elif decision.status == "skipped":
+                log.info("item skipped", extra={"source": item.source, "kind": item.kind, "reason": decision.reason})
+        for (status, source, kind, code), n in counts.items():
+            if status == "published":
+                metrics.PUBLISHED.labels(source, kind).inc(n)
+            elif status == "duplicate":
+                metrics.DUPLICATES.labels(source, kind).inc(n)
+            elif status == "skipped":
+                metrics.SKIPPED.labels(source, kind, code).inc(n)
+            elif status == "rejected":
+                metrics.REJECTED.labels(source, kind, code).inc(n)
+            elif status == "failed":
+                metrics.NOT_ACKNOWLEDGED.labels(source, kind).inc(n)
+        for source, t in newest.items():
+            if t > self._newest.get(source, 0.0):
+                self._newest[source] = t
+                metrics.NEWEST_ITEM.labels(source).set(t)
 
     async def dead_letter_document(self, raw: bytes, kind: str, source: str, code: str, detail: str) -> None:
         """Quarantine a whole fetched document that could not be read at all (unsafe XML, oversized)."""
