@@ -81,7 +81,7 @@ class EventProducer:
         self.source = source
         self.namespace = namespace
         self._bootstrap = bootstrap
-        self._producer: AIOKafkaProducer | None = self._new_producer()  # None once abandoned
+        self._producer: AIOKafkaProducer | None = None  # None until started, and once abandoned
         self._starting = asyncio.Lock()
         self._retiring: set[asyncio.Task] = set()
 
@@ -90,8 +90,8 @@ class EventProducer:
                                 linger_ms=5, client_id=self.source.replace("/", "-"))
 
     async def start(self) -> None:
-        assert self._producer is not None, "start once, before sending"
-        await self._producer.start()
+        """Connect now, so a broker that cannot be reached fails start-up rather than the first send."""
+        await self._running()
 
     async def stop(self) -> None:
         if self._producer is not None:
@@ -188,7 +188,7 @@ class EventProducer:
             await submit(name, partition)
 
     async def _running(self) -> AIOKafkaProducer:
-        """The current producer, started again first if an earlier batch abandoned its predecessor."""
+        """The current producer; a new one is started first if none is (yet, or since a batch was abandoned)."""
         async with self._starting:
             if self._producer is None:
                 producer = self._new_producer()
@@ -198,7 +198,6 @@ class EventProducer:
                     self._retire(producer)
                     raise
                 self._producer = producer
-                log.info("kafka producer started again")
             return self._producer
 
     def _abandon(self, producer: AIOKafkaProducer) -> None:
