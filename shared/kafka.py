@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -61,6 +63,12 @@ async def check_kafka(bootstrap: str) -> str | None:
 _URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
 
 
+@functools.lru_cache(maxsize=4096)  # keys are materials and sources: few, each hashed once in pure Python
+def _key_hash(key: bytes) -> int:
+    """The partitioning hash of aiokafka's (and Java's) default partitioner."""
+    return murmur2(key) & 0x7FFFFFFF
+
+
 def event_id_for(dedup_key: str) -> str:
     """A deterministic CloudEvents id, so the same observation fetched twice carries the same id.
 
@@ -72,6 +80,42 @@ def event_id_for(dedup_key: str) -> str:
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     h = digest[:16].hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+Outgoing = tuple[declared.Topic, Event, str | None, str | None]  # topic, event, key (default: subject), event id
+
+
+@dataclass
+class Submission:
+    """A batch handed to `EventProducer.submit`: its record batches with the items each carries, its deadline."""
+
+    owner: EventProducer
+    producer: AIOKafkaProducer | None
+    batches: list[tuple[asyncio.Future, list[int]]]
+    count: int
+    deadline: float
+
+    async def acknowledged(self) -> list[bool]:
+        """Per item, whether the broker acknowledged it by the deadline.
+
+        What is not acknowledged by then is abandoned for good: the producer is replaced, so a batch that
+        aiokafka would retry until the broker returns (an idempotent producer never expires one) is never
+        written behind the caller's back. Only a request already on the wire when the time ran out may still
+        land; it carries the same CloudEvents ids as any retry, so consumers drop the repeat.
+        """
+        loop = asyncio.get_running_loop()
+        futures = [future for future, _ in self.batches]
+        if futures:
+            await asyncio.wait(futures, timeout=max(0.0, self.deadline - loop.time()))
+        acknowledged = [False] * self.count
+        for future, indexes in self.batches:
+            # future.exception() also retrieves a failure, so none is reported as never retrieved
+            if future.done() and not future.cancelled() and future.exception() is None:
+                for index in indexes:
+                    acknowledged[index] = True
+        if self.producer is not None and not all(acknowledged):
+            self.owner._abandon(self.producer)
+        return acknowledged
 
 
 class EventProducer:
@@ -107,7 +151,7 @@ class EventProducer:
             topic.qualified(self.namespace), encode(event, source=self.source, event_id=event_id),
             key=(key if key is not None else event.subject()).encode())
 
-    async def send_many(self, items: list[tuple[declared.Topic, Event, str | None, str | None]]) -> None:
+    async def send_many(self, items: list[Outgoing]) -> None:
         """Write a batch (topic, event, key, event_id) and wait until the broker has all of it."""
         futures = []
         producer = await self._running()
@@ -118,42 +162,31 @@ class EventProducer:
         if futures:
             await asyncio.gather(*futures)
 
-    async def send_acknowledged(self, items: Sequence[tuple[declared.Topic, Event, str | None, str | None]], *,
-                                within: float) -> list[bool]:
-        """Write a batch (topic, event, key, event_id); per item, whether the broker acknowledged it in time.
+    async def send_acknowledged(self, items: Sequence[Outgoing], *, within: float) -> list[bool]:
+        """Write a batch (topic, event, key, event_id); per item, whether the broker acknowledged it in time."""
+        return await (await self.submit(items, within=within)).acknowledged()
 
-        What is not acknowledged within `within` seconds is abandoned for good: the producer is replaced, so
-        a batch that aiokafka would retry until the broker returns (an idempotent producer never expires
-        one) is never written behind the caller's back. Only a request already on the wire when the time
-        ran out may still land; its CloudEvents id is the same as on any retry, so consumers drop the repeat.
+    async def submit(self, items: Sequence[Outgoing], *, within: float) -> Submission:
+        """Hand a batch (topic, event, key, event_id) to the producer; its acknowledgements are awaited apart.
+
+        Submitting returns once every item is in a record batch queued for the broker (or the time is up),
+        so a caller can prepare its next batch while this one travels. `Submission.acknowledged` then says,
+        per item, whether the broker acknowledged it within `within` seconds of this call.
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        submitted: list[tuple[asyncio.Future, list[int]]] = []  # a batch's delivery, and the items it carries
-        producer: AIOKafkaProducer | None = None
+        submission = Submission(self, None, [], len(items), loop.time() + within)
         try:
-            async with asyncio.timeout_at(deadline):
-                producer = await self._running()
-                await self._fill_batches(producer, items, submitted)
+            async with asyncio.timeout_at(submission.deadline):
+                submission.producer = await self._running()
+                await self._fill_batches(submission.producer, items, submission.batches)
         except TimeoutError:
             pass
         except (KafkaError, OSError) as exc:  # could not start, or abandoned meanwhile: the rest is not sent
             log.warning("kafka send refused", extra={"error": repr(exc)})
-        futures = [future for future, _ in submitted]
-        if futures:
-            await asyncio.wait(futures, timeout=max(0.0, deadline - loop.time()))
-        acknowledged = [False] * len(items)
-        for future, indexes in submitted:
-            # future.exception() also retrieves a failure, so none is reported as never retrieved
-            if future.done() and not future.cancelled() and future.exception() is None:
-                for index in indexes:
-                    acknowledged[index] = True
-        if producer is not None and not all(acknowledged):
-            self._abandon(producer)
-        return acknowledged
+        return submission
 
-    async def _fill_batches(self, producer: AIOKafkaProducer, items: Sequence[tuple[declared.Topic, Event, str | None,
-                            str | None]], submitted: list[tuple[asyncio.Future, list[int]]]) -> None:
+    async def _fill_batches(self, producer: AIOKafkaProducer, items: Sequence[Outgoing],
+                            submitted: list[tuple[asyncio.Future, list[int]]]) -> None:
         """Encode items straight into record batches, one per partition, each handed over as soon as it is full.
 
         Per message this costs a fraction of `AIOKafkaProducer.send`; partitions are chosen as its default
@@ -173,7 +206,7 @@ class EventProducer:
                 partitions[name] = sorted(await producer.partitions_for(name))
             key_bytes = (key if key is not None else event.subject()).encode()
             choices = partitions[name]
-            partition = choices[(murmur2(key_bytes) & 0x7FFFFFFF) % len(choices)]
+            partition = choices[_key_hash(key_bytes) % len(choices)]
             value = encode(event, source=self.source, event_id=event_id)
             slot = open_batches.get((name, partition))
             if slot is not None and slot[0].append(key=key_bytes, value=value, timestamp=None) is not None:

@@ -138,6 +138,7 @@ _UNIT_ALIASES = {
 }
 
 
+@functools.lru_cache(maxsize=1024)  # sources spell a handful of units, over and over
 def normalise_unit(unit: str) -> str:
     """A unit spelled one way: 'Tonne' and 'metric ton' both become 'mt'."""
     u = " ".join(str(unit).strip().lower().replace("$/", "").strip("()").split())
@@ -151,6 +152,9 @@ def convert_price(price: float, from_unit: str, to_unit: str) -> float | None:
     if from_unit not in KG_PER_UNIT or to_unit not in KG_PER_UNIT:
         return None
     return price * KG_PER_UNIT[to_unit] / KG_PER_UNIT[from_unit]
+
+
+_YEAR_MONTH = re.compile(r"\d{4}-\d{2}")
 
 
 def parse_time(value: Any) -> datetime:
@@ -172,7 +176,7 @@ def parse_time(value: Any) -> datetime:
         text = value.strip()
         if not text:
             raise ValueError("time is empty")
-        if re.fullmatch(r"\d{4}-\d{2}", text):
+        if _YEAR_MONTH.fullmatch(text):
             text += "-01"
         dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     else:

@@ -18,7 +18,7 @@ from services.ingest.observation import KIND_TOPICS, Accepted, Malformed, Outcom
 from services.ingest.seen import SeenStore
 from shared import topics
 from shared.events import DeadLettered, Event
-from shared.kafka import EventProducer, event_id_for
+from shared.kafka import EventProducer, Outgoing, Submission, event_id_for
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,10 @@ class NotPublished(Exception):  # noqa: N818 (a outcome callers handle, not a pr
 NOT_ACKNOWLEDGED = Decision("failed", "Kafka did not acknowledge it in time; not published", "not_acknowledged")
 
 
+def _none_published(items: Sequence[Item]) -> list[Decision]:
+    return [NOT_ACKNOWLEDGED if isinstance(it.outcome, Accepted) else _outcome_decision(it) for it in items]
+
+
 def _outcome_decision(item: Item) -> Decision:
     """The decision on an item that is not to be published."""
     outcome = item.outcome
@@ -69,12 +73,24 @@ def _outcome_decision(item: Item) -> Decision:
     return Decision("rejected", outcome.detail, outcome.code)
 
 
+@dataclass
+class _Plan:
+    """What a batch comes to once checked against the seen keys: decisions, events to send, dead letters."""
+
+    decisions: list[Decision]
+    sends: list[Outgoing]
+    sent: list[tuple[int, int]]  # (item index, its number of events), in the order of `sends`
+    dead: list[tuple[Item, str, str]]
+
+
 class Publisher:
     """Publishes normalised items once each, dead-letters unusable ones; shared by the poller and the API.
 
     A batch is bounded by a deadline: what Kafka has not acknowledged by then is abandoned (never written
-    later) and not recorded as seen, so sending it again publishes it once. Items being published by a
-    concurrent batch are waited for, so two batches never both publish the same observation.
+    later) and not recorded as seen, so sending it again publishes it once. Batches are handed to Kafka
+    one at a time, in the order `publish` was called, and their acknowledgements awaited concurrently, so
+    a caller can prepare its next batch while the last one travels; an item a batch in flight holds is
+    waited for, so two batches never both publish the same observation.
     """
 
     def __init__(self, producer: EventProducer, seen: SeenStore, *, within: float = 10.0) -> None:
@@ -83,6 +99,7 @@ class Publisher:
         self.within = within
         self._newest: dict[str, float] = {}
         self._in_flight: dict[str, asyncio.Future[None]] = {}
+        self._submitting = asyncio.Lock()  # FIFO: batches reach Kafka in call order
 
     async def publish(self, items: Sequence[Item], *, dead_letter: bool = True,
                       within: float | None = None) -> list[Decision]:
@@ -95,12 +112,28 @@ class Publisher:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self.within if within is None else within)
         keys = [it.outcome.dedup_keys() if isinstance(it.outcome, Accepted) else () for it in items]
-        claimed = await self._claim({k for item_keys in keys for k in item_keys}, deadline)
-        if claimed is None:  # a concurrent batch holding some of these keys did not finish in time
-            raise NotPublished([NOT_ACKNOWLEDGED if isinstance(it.outcome, Accepted) else _outcome_decision(it)
-                                for it in items])
         try:
-            decisions = await self._publish(items, keys, claimed, dead_letter, deadline)
+            async with asyncio.timeout_at(deadline):
+                await self._submitting.acquire()
+        except TimeoutError:
+            raise NotPublished(_none_published(items)) from None
+        claimed: set[str] | None = None
+        try:
+            # Claimed under the lock, so a batch waits only for batches already past it: no cycle of waits.
+            claimed = await self._claim({k for item_keys in keys for k in item_keys}, deadline)
+            if claimed is None:  # a batch in flight holding some of these keys did not finish in time
+                raise NotPublished(_none_published(items))
+            plan = await self._plan(items, keys, claimed, dead_letter)
+            submission = await self.producer.submit(plan.sends, within=deadline - loop.time()) \
+                if plan.sends else None
+        except BaseException:
+            if claimed is not None:
+                self._release(claimed)
+            raise
+        finally:
+            self._submitting.release()
+        try:
+            decisions = await self._settle(plan, submission, keys, deadline)
         finally:
             self._release(claimed)
         self._count(items, decisions)
@@ -108,37 +141,40 @@ class Publisher:
             raise NotPublished(decisions)
         return decisions
 
-    async def _publish(self, items: Sequence[Item], keys: list[tuple[str, ...]], claimed: set[str],
-                       dead_letter: bool, deadline: float) -> list[Decision]:
-        loop = asyncio.get_running_loop()
+    async def _plan(self, items: Sequence[Item], keys: list[tuple[str, ...]], claimed: set[str],
+                    dead_letter: bool) -> _Plan:
         already = await asyncio.to_thread(self.seen.seen, claimed) if claimed else set()
-        decisions: list[Decision] = []
+        plan = _Plan([], [], [], [])
         batch_keys: set[str] = set()
-        sends: list = []
-        sent: list[tuple[int, int]] = []  # (item index, its number of events) in the order of `sends`
-        dead: list[tuple[Item, str, str]] = []
         for index, (item, item_keys) in enumerate(zip(items, keys, strict=True)):
             outcome = item.outcome
             if isinstance(outcome, Accepted):
                 if any(k in already or k in batch_keys for k in item_keys):
-                    decisions.append(Decision("duplicate", "already published", "duplicate"))
+                    plan.decisions.append(Decision("duplicate", "already published", "duplicate"))
                     continue
                 batch_keys.update(item_keys)
                 topic = KIND_TOPICS[item.kind]
                 # The keys are the events' own unless the outcome names other identities: computed once.
-                event_keys = tuple(e.dedup_key() for e in outcome.events) if outcome.identities else item_keys  # type: ignore[attr-defined]
+                event_keys = item_keys if not outcome.identities else \
+                    tuple(e.dedup_key() for e in outcome.events)  # type: ignore[attr-defined]
                 for event, event_key in zip(outcome.events, event_keys, strict=True):
-                    sends.append((topic, event, None, event_id_for(event_key)))
-                sent.append((index, len(outcome.events)))
-                decisions.append(Decision("published", events=len(outcome.events)))
+                    plan.sends.append((topic, event, None, event_id_for(event_key)))
+                plan.sent.append((index, len(outcome.events)))
+                plan.decisions.append(Decision("published", events=len(outcome.events)))
             else:
-                decisions.append(_outcome_decision(item))
+                plan.decisions.append(_outcome_decision(item))
                 if dead_letter and not isinstance(outcome, Skipped):
-                    dead.append((item, outcome.code, outcome.detail))
-        if sends:
-            acks = iter(await self.producer.send_acknowledged(sends, within=deadline - loop.time()))
+                    plan.dead.append((item, outcome.code, outcome.detail))
+        return plan
+
+    async def _settle(self, plan: _Plan, submission: Submission | None, keys: list[tuple[str, ...]],
+                      deadline: float) -> list[Decision]:
+        """Await the acknowledgements, record what Kafka took as seen, then write the dead letters."""
+        decisions = plan.decisions
+        if submission is not None:
+            acks = iter(await submission.acknowledged())
             recorded: list[str] = []
-            for index, events in sent:
+            for index, events in plan.sent:
                 if all([next(acks) for _ in range(events)]):
                     recorded.extend(keys[index])
                 else:
@@ -147,16 +183,19 @@ class Publisher:
                 await asyncio.to_thread(self.seen.record, recorded)
             if any(d is NOT_ACKNOWLEDGED for d in decisions):
                 return decisions  # Kafka is not taking writes: the dead letters wait for the retry too
-        if dead:
+        if plan.dead:
             # One batched write: a feed of thousands of bad rows must not cost a broker round trip per row.
-            letters = [(topics.DEADLETTER,
-                        DeadLettered.of(item.raw, f"{code}: {detail}", source=item.source, stage="ingest",
-                                        intended_topic=KIND_TOPICS[item.kind].qualified(self.producer.namespace)),
-                        item.source, None)
-                       for item, code, detail in dead]
-            if not all(await self.producer.send_acknowledged(letters, within=deadline - loop.time())):
+            namespace = self.producer.namespace
+            letters: list[Outgoing] = [
+                (topics.DEADLETTER, DeadLettered.of(item.raw, f"{code}: {detail}", source=item.source,
+                                                    stage="ingest",
+                                                    intended_topic=KIND_TOPICS[item.kind].qualified(namespace)),
+                 item.source, None)
+                for item, code, detail in plan.dead]
+            remaining = deadline - asyncio.get_running_loop().time()
+            if not all(await self.producer.send_acknowledged(letters, within=remaining)):
                 return [NOT_ACKNOWLEDGED if d.status == "rejected" else d for d in decisions]
-            for item, code, detail in dead:
+            for item, code, detail in plan.dead:
                 log.warning("dead-lettered", extra={"source": item.source, "kind": item.kind, "reason": code,
                                                     "detail": detail[:300]})
         return decisions

@@ -16,7 +16,20 @@ from services.ingest.publish import Item, NotPublished, Publisher
 from services.ingest.seen import SeenStore
 from shared import topics
 from shared.events import DeadLettered, PriceObserved
-from shared.kafka import EventProducer
+from shared.kafka import EventProducer, Submission
+
+
+class FakeSubmission(Submission):
+    """Acknowledges as decided at submission, once `hold` (if any) is set."""
+
+    def __init__(self, owner: EventProducer, acks: list[bool], hold: asyncio.Event | None) -> None:
+        super().__init__(owner, None, [], len(acks), 0.0)
+        self.acks, self.hold = acks, hold
+
+    async def acknowledged(self) -> list[bool]:
+        if self.hold is not None:
+            await self.hold.wait()
+        return self.acks
 
 
 class FakeProducer(EventProducer):
@@ -28,17 +41,14 @@ class FakeProducer(EventProducer):
         self.refuse: set[float] = set()
         self.hold: asyncio.Event | None = None
 
-    async def send_acknowledged(self, items, *, within):
-        refuse = set(self.refuse)  # as the broker stands when the batch is sent
-        if self.hold is not None:
-            await self.hold.wait()
+    async def submit(self, items, *, within):
         acks = []
         for topic, event, _key, event_id in items:
-            ok = getattr(event, "price", None) not in refuse
+            ok = getattr(event, "price", None) not in self.refuse  # as the broker stands at submission
             if ok:
                 self.written.append((topic.name, event, event_id))
             acks.append(ok)
-        return acks
+        return FakeSubmission(self, acks, self.hold)
 
     def prices(self) -> list[float]:
         return [e.price for _, e, _ in self.written if isinstance(e, PriceObserved)]
