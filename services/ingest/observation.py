@@ -162,7 +162,14 @@ def parse_time(value: Any) -> datetime:
 
     Text without an offset is read as UTC: every source we know publishes UTC or dates only.
     """
-    if isinstance(value, datetime):
+    if isinstance(value, str):  # first: nearly every time arrives as text
+        text = value.strip()
+        if not text:
+            raise ValueError("time is empty")
+        if _YEAR_MONTH.fullmatch(text):
+            text += "-01"
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    elif isinstance(value, datetime):
         dt = value
     elif isinstance(value, date):
         dt = datetime(value.year, value.month, value.day, tzinfo=UTC)
@@ -172,18 +179,11 @@ def parse_time(value: Any) -> datetime:
         if not math.isfinite(value):
             raise ValueError("time is not finite")
         dt = datetime.fromtimestamp(value, UTC)
-    elif isinstance(value, str):
-        text = value.strip()
-        if not text:
-            raise ValueError("time is empty")
-        if _YEAR_MONTH.fullmatch(text):
-            text += "-01"
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     else:
         raise ValueError(f"cannot read a time from {type(value).__name__}")
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+        return dt.replace(tzinfo=UTC)
+    return dt if dt.tzinfo is UTC else dt.astimezone(UTC)
 
 
 def check_time(dt: datetime, limits: Limits) -> str | None:
