@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 from collections import Counter
@@ -281,6 +282,9 @@ def create_app(settings: IngestSettings, sources: SourcesConfig | None = None) -
         async with open_ingestion(settings) as ingestion:
             runtime.ingestion = ingestion
             runtime.health = {}
+            # What start-up built (catalog, classifier tables, schemas) lives as long as the process: keep the
+            # garbage collector's full passes from walking it, which would hold the loop for 100 ms and more.
+            gc.freeze()
             stop = asyncio.Event()
             poller = asyncio.create_task(poll_forever(sources, ingestion, runtime.health, stop)) \
                 if sources is not None else None
