@@ -133,9 +133,25 @@ class EventProducer:
         return AIOKafkaProducer(bootstrap_servers=self._bootstrap, acks="all", enable_idempotence=True,
                                 linger_ms=5, client_id=self.source.replace("/", "-"))
 
-    async def start(self) -> None:
-        """Connect now, so a broker that cannot be reached fails start-up rather than the first send."""
-        await self._running()
+    async def start(self, topics: Iterable[declared.Topic] = ()) -> None:
+        """Connect now, so a broker that cannot be reached fails start-up rather than the first send.
+
+        `topics` are looked up at once: later metadata requests (and `check`) then ask for these topics only,
+        not for every topic of the cluster.
+        """
+        producer = await self._running()
+        for topic in topics:
+            await producer.partitions_for(topic.qualified(self.namespace))
+
+    async def check(self) -> str | None:
+        """Readiness: None when the broker answers this producer's metadata request, else the reason."""
+        try:
+            producer = await asyncio.wait_for(self._running(), 5)
+            if not await asyncio.wait_for(producer.client.force_metadata_update(), 5):
+                return "kafka did not answer a metadata request"
+            return None
+        except Exception as exc:  # any failure means not ready; the reason is reported
+            return f"kafka unreachable: {type(exc).__name__}"
 
     async def stop(self) -> None:
         if self._producer is not None:

@@ -28,7 +28,6 @@ from services.ingest.publish import Decision, Item, NotPublished
 from services.ingest.settings import IngestSettings
 from shared.access import StaticKey, bearer_token, find_key
 from shared.events import describe_validation_error
-from shared.kafka import check_kafka
 from shared.metrics import mount_observability
 
 log = logging.getLogger(__name__)
@@ -269,6 +268,17 @@ async def ingest_batch(kind: str, batch: Batch, key: StaticKey, runtime: Runtime
     return Response(json.dumps(body, separators=(",", ":")), status.HTTP_202_ACCEPTED, media_type="application/json")
 
 
+async def check_producer(runtime: Runtime) -> str | None:
+    """Readiness: whether the broker answers the producer the API publishes with.
+
+    The producer's own metadata request names ingest's topics only; a fresh client per probe would fetch the
+    metadata of every topic in the cluster.
+    """
+    if runtime.ingestion is None:
+        return "ingest is starting"
+    return await runtime.ingestion.publisher.producer.check()
+
+
 Items = Annotated[Batch, Depends(read_batch)]
 Key = Annotated[StaticKey, Depends(require("ingest"))]
 
@@ -299,7 +309,7 @@ def create_app(settings: IngestSettings, sources: SourcesConfig | None = None) -
     app = FastAPI(title="mews ingest", version="1", lifespan=lifespan,
                   description="Push prices, export-control news, trade flows and lead times into mews.")
     app.state.runtime = runtime
-    mount_observability(app, "ingest", {"kafka": lambda: check_kafka(settings.kafka_bootstrap_servers)})
+    mount_observability(app, "ingest", {"kafka": lambda: check_producer(runtime)})
 
     @app.post("/v1/prices", status_code=202, response_model=BatchResult)
     async def post_prices(key: Key, items: Items) -> Response:

@@ -23,6 +23,7 @@ from services.ingest.config import SourceConfig, SourcesConfig
 from services.ingest.fetch import Fetched, FetchError, FetchLimits, Validators, fetch_file, fetch_url
 from services.ingest.news import Classifier, normalise_news
 from services.ingest.observation import (
+    KIND_TOPICS,
     Candidate,
     Limits,
     Malformed,
@@ -37,6 +38,7 @@ from services.ingest.publish import Item, Publisher
 from services.ingest.seen import SeenStore
 from services.ingest.settings import IngestSettings
 from services.ingest.sources import feeds, leadtimes, pinksheet, prices, trade
+from shared import topics
 from shared.kafka import EventProducer, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -237,7 +239,7 @@ async def open_ingestion(settings: IngestSettings, *, catalog: MaterialCatalog |
     await ensure_topics(settings.kafka_bootstrap_servers, settings.topic_namespace)
     producer = EventProducer(settings.kafka_bootstrap_servers, source="mews/ingest",
                              namespace=settings.topic_namespace)
-    await producer.start()
+    await producer.start([*KIND_TOPICS.values(), topics.DEADLETTER])
     seen = SeenStore(settings.seen_store_path)
     client = httpx.AsyncClient(follow_redirects=False)
     try:
