@@ -7,6 +7,7 @@ logged, so an operator can account for each item a source delivered.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -59,6 +60,12 @@ class NotPublished(Exception):  # noqa: N818 (a outcome callers handle, not a pr
 
 
 NOT_ACKNOWLEDGED = Decision("failed", "Kafka did not acknowledge it in time; not published", "not_acknowledged")
+DUPLICATE = Decision("duplicate", "already published", "duplicate")
+
+
+@functools.lru_cache(maxsize=64)  # decisions are values: one per number of events, not one per item
+def _published(events: int) -> Decision:
+    return Decision("published", events=events)
 
 
 def _none_published(items: Sequence[Item]) -> list[Decision]:
@@ -155,8 +162,8 @@ class Publisher:
         for index, (item, item_keys) in enumerate(zip(items, keys, strict=True)):
             outcome = item.outcome
             if isinstance(outcome, Accepted):
-                if any(k in already or k in batch_keys for k in item_keys):
-                    plan.decisions.append(Decision("duplicate", "already published", "duplicate"))
+                if not (already.isdisjoint(item_keys) and batch_keys.isdisjoint(item_keys)):
+                    plan.decisions.append(DUPLICATE)
                     continue
                 batch_keys.update(item_keys)
                 topic = KIND_TOPICS[item.kind]
@@ -166,7 +173,7 @@ class Publisher:
                 for event, event_key in zip(outcome.events, event_keys, strict=True):
                     plan.sends.append((topic, event, None, event_id_for(event_key)))
                 plan.sent.append((index, len(outcome.events)))
-                plan.decisions.append(Decision("published", events=len(outcome.events)))
+                plan.decisions.append(_published(len(outcome.events)))
             else:
                 plan.decisions.append(_outcome_decision(item))
                 if dead_letter and not isinstance(outcome, Skipped):
