@@ -156,8 +156,8 @@ class EventProducer:
     async def stop(self) -> None:
         if self._producer is not None:
             await self._producer.stop()
-        if self._retiring:
-            await asyncio.wait(self._retiring)
+        if self._retiring:  # abandoned producers closing; one stuck on an unreachable broker must not hold us
+            await asyncio.wait(self._retiring, timeout=10)
 
     async def send(self, topic: declared.Topic, event: Event, *, key: str | None = None,
                    event_id: str | None = None) -> None:

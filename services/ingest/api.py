@@ -1,7 +1,9 @@
 """The push API: batches of prices, news, trade flows and lead times, through the same path as feeds.
 
 Every item is answered on its own: `accepted` (published, or already published before) or `rejected` with
-the reason and its index, so one bad item never costs its neighbours. Authentication is an API key with
+the reason and its index, so one bad item never costs its neighbours. A batch Kafka does not acknowledge
+within the request deadline is answered 503 with Retry-After, and what Kafka did not take is never published
+later, so the client's retry publishes each item once. Authentication is an API key with
 the `ingest` scope, configured as its sha256 digest and compared in constant time; keys are never logged.
 """
 
