@@ -153,3 +153,41 @@ async def test_every_event_carries_the_id_of_its_own_dedup_key(setup):
     await publisher.publish([item])
     (_, event, event_id), = producer.written
     assert event_id == event_id_for(event.dedup_key())
+
+
+async def test_a_request_in_chunks_keeps_its_order_and_answers_per_item_when_a_chunk_is_not_taken(setup, catalog):
+    import hashlib
+
+    import httpx
+
+    from services.ingest import api
+    from services.ingest.poll import Ingestion
+    from shared.access import parse_keys
+
+    publisher, producer, seen = setup
+    key = parse_keys(f"{hashlib.sha256(b'k').hexdigest()}:ingest")[0]
+    async with httpx.AsyncClient() as client:
+        ingestion = Ingestion(publisher=publisher, seen=seen, catalog=catalog, classify=lambda *a, **k: None,
+                              client=client)
+        day = datetime(2023, 1, 1, tzinfo=UTC)
+        raw = [{"material": "gallium", "price": 100 + i, "currency": "USD", "unit": "kg", "source": "t",
+                "observed_at": (day + timedelta(days=i)).isoformat()} for i in range(api.PUBLISH_CHUNK * 2 + 10)]
+        raw[3]["price"] = -1  # rejected, answered in its place
+        producer.refuse = {100.0 + api.PUBLISH_CHUNK + 5}  # one item of the second chunk is not acknowledged
+        loop = asyncio.get_running_loop()
+        with pytest.raises(NotPublished) as refused:
+            await api.publish_in_chunks("price", raw, key, ingestion, loop.time() + 5)
+        statuses = [d.status for d in refused.value.decisions]
+        assert len(statuses) == len(raw)
+        assert statuses[3] == "rejected"
+        assert statuses[api.PUBLISH_CHUNK + 5] == "failed"
+        assert statuses.count("published") == len(raw) - 2
+
+        producer.refuse = set()
+        retried = await api.publish_in_chunks("price", raw, key, ingestion, loop.time() + 5)
+        assert [d.status for d in retried].count("duplicate") == len(raw) - 2
+        assert retried[api.PUBLISH_CHUNK + 5].status == "published"
+    prices = producer.prices()
+    assert sorted(prices) == sorted({100.0 + i for i in range(len(raw)) if i != 3})  # each once
+    first_pass = prices[:-1]
+    assert first_pass == sorted(first_pass)  # chunks reached the producer in request order
