@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import hashlib
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 from shared import topics as declared
 from shared.events import DeadLettered, Event, encode
@@ -55,9 +60,62 @@ async def check_kafka(bootstrap: str) -> str | None:
         await admin.close()
 
 
+_URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
+
+
+@functools.lru_cache(maxsize=4096)  # keys are materials and sources: few, each hashed once in pure Python
+def _key_hash(key: bytes) -> int:
+    """The partitioning hash of aiokafka's (and Java's) default partitioner."""
+    return murmur2(key) & 0x7FFFFFFF
+
+
 def event_id_for(dedup_key: str) -> str:
-    """A deterministic CloudEvents id, so the same observation fetched twice carries the same id."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"mews:{dedup_key}"))
+    """A deterministic CloudEvents id, so the same observation fetched twice carries the same id.
+
+    The name-based UUID (RFC 4122 version 5) of `mews:<key>` in the URL namespace, as `uuid.uuid5` makes it,
+    without building a UUID object: ingest computes one per event.
+    """
+    digest = bytearray(hashlib.sha1(_URL_NAMESPACE + f"mews:{dedup_key}".encode(), usedforsecurity=False).digest())
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest[:16].hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+Outgoing = tuple[declared.Topic, Event, str | None, str | None]  # topic, event, key (default: subject), event id
+
+
+@dataclass
+class Submission:
+    """A batch handed to `EventProducer.submit`: its record batches with the items each carries, its deadline."""
+
+    owner: EventProducer
+    producer: AIOKafkaProducer | None
+    batches: list[tuple[asyncio.Future, list[int]]]
+    count: int
+    deadline: float
+
+    async def acknowledged(self) -> list[bool]:
+        """Per item, whether the broker acknowledged it by the deadline.
+
+        What is not acknowledged by then is abandoned for good: the producer is replaced, so a batch that
+        aiokafka would retry until the broker returns (an idempotent producer never expires one) is never
+        written behind the caller's back. Only a request already on the wire when the time ran out may still
+        land; it carries the same CloudEvents ids as any retry, so consumers drop the repeat.
+        """
+        loop = asyncio.get_running_loop()
+        futures = [future for future, _ in self.batches]
+        if futures:
+            await asyncio.wait(futures, timeout=max(0.0, self.deadline - loop.time()))
+        acknowledged = [False] * self.count
+        for future, indexes in self.batches:
+            # future.exception() also retrieves a failure, so none is reported as never retrieved
+            if future.done() and not future.cancelled() and future.exception() is None:
+                for index in indexes:
+                    acknowledged[index] = True
+        if self.producer is not None and not all(acknowledged):
+            self.owner._abandon(self.producer)
+        return acknowledged
 
 
 class EventProducer:
@@ -66,31 +124,151 @@ class EventProducer:
     def __init__(self, bootstrap: str, *, source: str, namespace: str = "") -> None:
         self.source = source
         self.namespace = namespace
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                                          linger_ms=5, client_id=source.replace("/", "-"))
+        self._bootstrap = bootstrap
+        self._producer: AIOKafkaProducer | None = None  # None until started, and once abandoned
+        self._starting = asyncio.Lock()
+        self._retiring: set[asyncio.Task] = set()
 
-    async def start(self) -> None:
-        await self._producer.start()
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(bootstrap_servers=self._bootstrap, acks="all", enable_idempotence=True,
+                                linger_ms=5, client_id=self.source.replace("/", "-"))
+
+    async def start(self, topics: Iterable[declared.Topic] = ()) -> None:
+        """Connect now, so a broker that cannot be reached fails start-up rather than the first send.
+
+        `topics` are looked up at once: later metadata requests (and `check`) then ask for these topics only,
+        not for every topic of the cluster.
+        """
+        producer = await self._running()
+        for topic in topics:
+            await producer.partitions_for(topic.qualified(self.namespace))
+
+    async def check(self) -> str | None:
+        """Readiness: None when the broker answers this producer's metadata request, else the reason."""
+        try:
+            producer = await asyncio.wait_for(self._running(), 5)
+            if not await asyncio.wait_for(producer.client.force_metadata_update(), 5):
+                return "kafka did not answer a metadata request"
+            return None
+        except Exception as exc:  # any failure means not ready; the reason is reported
+            return f"kafka unreachable: {type(exc).__name__}"
 
     async def stop(self) -> None:
-        await self._producer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+        if self._retiring:  # abandoned producers closing; one stuck on an unreachable broker must not hold us
+            await asyncio.wait(self._retiring, timeout=10)
 
     async def send(self, topic: declared.Topic, event: Event, *, key: str | None = None,
                    event_id: str | None = None) -> None:
         """Write one event and wait until the broker has it."""
-        await self._producer.send_and_wait(
+        producer = await self._running()
+        await producer.send_and_wait(
             topic.qualified(self.namespace), encode(event, source=self.source, event_id=event_id),
             key=(key if key is not None else event.subject()).encode())
 
-    async def send_many(self, items: list[tuple[declared.Topic, Event, str | None, str | None]]) -> None:
+    async def send_many(self, items: list[Outgoing]) -> None:
         """Write a batch (topic, event, key, event_id) and wait until the broker has all of it."""
         futures = []
+        producer = await self._running()
         for topic, event, key, event_id in items:
-            futures.append(await self._producer.send(
+            futures.append(await producer.send(
                 topic.qualified(self.namespace), encode(event, source=self.source, event_id=event_id),
                 key=(key if key is not None else event.subject()).encode()))
         if futures:
             await asyncio.gather(*futures)
+
+    async def send_acknowledged(self, items: Sequence[Outgoing], *, within: float) -> list[bool]:
+        """Write a batch (topic, event, key, event_id); per item, whether the broker acknowledged it in time."""
+        return await (await self.submit(items, within=within)).acknowledged()
+
+    async def submit(self, items: Sequence[Outgoing], *, within: float) -> Submission:
+        """Hand a batch (topic, event, key, event_id) to the producer; its acknowledgements are awaited apart.
+
+        Submitting returns once every item is in a record batch queued for the broker (or the time is up),
+        so a caller can prepare its next batch while this one travels. `Submission.acknowledged` then says,
+        per item, whether the broker acknowledged it within `within` seconds of this call.
+        """
+        loop = asyncio.get_running_loop()
+        submission = Submission(self, None, [], len(items), loop.time() + within)
+        try:
+            async with asyncio.timeout_at(submission.deadline):
+                submission.producer = await self._running()
+                await self._fill_batches(submission.producer, items, submission.batches)
+        except TimeoutError:
+            pass
+        except (KafkaError, OSError) as exc:  # could not start, or abandoned meanwhile: the rest is not sent
+            log.warning("kafka send refused", extra={"error": repr(exc)})
+        return submission
+
+    async def _fill_batches(self, producer: AIOKafkaProducer, items: Sequence[Outgoing],
+                            submitted: list[tuple[asyncio.Future, list[int]]]) -> None:
+        """Encode items straight into record batches, one per partition, each handed over as soon as it is full.
+
+        Per message this costs a fraction of `AIOKafkaProducer.send`; partitions are chosen as its default
+        partitioner does (murmur2 of the key), so every key lands where `send` would have put it.
+        """
+        partitions: dict[str, list[int]] = {}
+        open_batches: dict[tuple[str, int], tuple[BatchBuilder, list[int]]] = {}
+
+        async def submit(name: str, partition: int) -> None:
+            builder, indexes = open_batches.pop((name, partition))
+            builder.close()  # no `send()` of anyone else may join a batch whose items this call answers for
+            submitted.append((await producer.send_batch(builder, name, partition=partition), indexes))
+
+        for index, (topic, event, key, event_id) in enumerate(items):
+            name = topic.qualified(self.namespace)
+            if name not in partitions:
+                partitions[name] = sorted(await producer.partitions_for(name))
+            key_bytes = (key if key is not None else event.subject()).encode()
+            choices = partitions[name]
+            partition = choices[_key_hash(key_bytes) % len(choices)]
+            value = encode(event, source=self.source, event_id=event_id)
+            slot = open_batches.get((name, partition))
+            if slot is not None and slot[0].append(key=key_bytes, value=value, timestamp=None) is not None:
+                slot[1].append(index)
+                continue
+            if slot is not None:  # full: hand it over, start the next
+                await submit(name, partition)
+            builder = producer.create_batch()
+            builder.append(key=key_bytes, value=value, timestamp=None)  # an empty batch takes any one record
+            open_batches[(name, partition)] = (builder, [index])
+        for name, partition in list(open_batches):
+            await submit(name, partition)
+
+    async def _running(self) -> AIOKafkaProducer:
+        """The current producer; a new one is started first if none is (yet, or since a batch was abandoned)."""
+        async with self._starting:
+            if self._producer is None:
+                producer = self._new_producer()
+                try:
+                    await producer.start()
+                except BaseException:
+                    self._retire(producer)
+                    raise
+                self._producer = producer
+            return self._producer
+
+    def _abandon(self, producer: AIOKafkaProducer) -> None:
+        """Drop everything `producer` holds unacknowledged; the next send starts a fresh producer."""
+        old = self._producer
+        if old is None or old is not producer:
+            return  # already abandoned by a concurrent batch
+        self._producer = None
+        # aiokafka offers no way to discard queued batches: stopping its sender task ends every retry, and
+        # failing the batches answers whoever still waits on them. (Checked against aiokafka 0.14.)
+        sender, accumulator = old._sender, old._message_accumulator
+        if sender is not None and sender.sender_task is not None:
+            sender.sender_task.cancel()
+        if accumulator is not None:
+            accumulator.fail_all(KafkaTimeoutError("abandoned: not acknowledged in time"))
+        self._retire(old)
+        log.warning("kafka producer abandoned its unacknowledged writes")
+
+    def _retire(self, producer: AIOKafkaProducer) -> None:
+        task = asyncio.create_task(producer.stop())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     async def dead_letter(self, raw: bytes | str, reason: str, *, source: str, stage: str,
                           intended_topic: str = "") -> None:

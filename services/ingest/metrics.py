@@ -13,6 +13,9 @@ REJECTED = Counter("mews_ingest_items_rejected", "Items refused, with the reason
 SKIPPED = Counter("mews_ingest_items_skipped",
                   "Valid items that carry no signal for any material (e.g. news naming none): not errors",
                   ["source", "kind", "reason"])
+NOT_ACKNOWLEDGED = Counter("mews_ingest_items_not_acknowledged",
+                           "Items Kafka did not acknowledge within the deadline: abandoned, not recorded as seen, "
+                           "for the sender (feed poller or API client) to send again", ["source", "kind"])
 DUPLICATES = Counter("mews_ingest_items_duplicate", "Items already published before", ["source", "kind"])
 NEWEST_ITEM = Gauge("mews_ingest_newest_item_timestamp_seconds", "Time of the newest item published",
                     ["source"])

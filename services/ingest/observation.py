@@ -6,6 +6,7 @@ the same item read from a feed pass exactly the same checks.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -41,6 +42,22 @@ class MaterialCatalog(Protocol):
     def materials_for_hs(self, code: str) -> tuple: ...
 
     def resolve_country(self, name: str) -> str | None: ...
+
+
+class RememberedNames:
+    """A catalog whose look-ups by name are remembered: a batch names the same few materials thousands of times.
+
+    Bounded, so input naming endless unknown materials cannot grow it without limit.
+    """
+
+    def __init__(self, catalog: MaterialCatalog, size: int = 4096) -> None:
+        self._catalog = catalog
+        self.resolve_material = functools.lru_cache(maxsize=size)(catalog.resolve_material)
+        self.resolve_country = functools.lru_cache(maxsize=size)(catalog.resolve_country)
+        self.materials_for_hs = functools.lru_cache(maxsize=size)(catalog.materials_for_hs)
+
+    def __getattr__(self, name: str) -> Any:  # the rest of the catalog (materials, countries) as it is
+        return getattr(self._catalog, name)
 
 
 @dataclass(frozen=True)
@@ -121,6 +138,7 @@ _UNIT_ALIASES = {
 }
 
 
+@functools.lru_cache(maxsize=1024)  # sources spell a handful of units, over and over
 def normalise_unit(unit: str) -> str:
     """A unit spelled one way: 'Tonne' and 'metric ton' both become 'mt'."""
     u = " ".join(str(unit).strip().lower().replace("$/", "").strip("()").split())
@@ -136,12 +154,22 @@ def convert_price(price: float, from_unit: str, to_unit: str) -> float | None:
     return price * KG_PER_UNIT[to_unit] / KG_PER_UNIT[from_unit]
 
 
+_YEAR_MONTH = re.compile(r"\d{4}-\d{2}")
+
+
 def parse_time(value: Any) -> datetime:
     """A timezone-aware UTC datetime from ISO text, a date, an epoch number or a datetime.
 
     Text without an offset is read as UTC: every source we know publishes UTC or dates only.
     """
-    if isinstance(value, datetime):
+    if isinstance(value, str):  # first: nearly every time arrives as text
+        text = value.strip()
+        if not text:
+            raise ValueError("time is empty")
+        if _YEAR_MONTH.fullmatch(text):
+            text += "-01"
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    elif isinstance(value, datetime):
         dt = value
     elif isinstance(value, date):
         dt = datetime(value.year, value.month, value.day, tzinfo=UTC)
@@ -151,18 +179,11 @@ def parse_time(value: Any) -> datetime:
         if not math.isfinite(value):
             raise ValueError("time is not finite")
         dt = datetime.fromtimestamp(value, UTC)
-    elif isinstance(value, str):
-        text = value.strip()
-        if not text:
-            raise ValueError("time is empty")
-        if re.fullmatch(r"\d{4}-\d{2}", text):
-            text += "-01"
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     else:
         raise ValueError(f"cannot read a time from {type(value).__name__}")
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+        return dt.replace(tzinfo=UTC)
+    return dt if dt.tzinfo is UTC else dt.astimezone(UTC)
 
 
 def check_time(dt: datetime, limits: Limits) -> str | None:

@@ -23,11 +23,13 @@ from services.ingest.config import SourceConfig, SourcesConfig
 from services.ingest.fetch import Fetched, FetchError, FetchLimits, Validators, fetch_file, fetch_url
 from services.ingest.news import Classifier, normalise_news
 from services.ingest.observation import (
+    KIND_TOPICS,
     Candidate,
     Limits,
     Malformed,
     MaterialCatalog,
     Record,
+    RememberedNames,
     normalise_leadtime,
     normalise_price,
     normalise_trade,
@@ -36,6 +38,7 @@ from services.ingest.publish import Item, Publisher
 from services.ingest.seen import SeenStore
 from services.ingest.settings import IngestSettings
 from services.ingest.sources import feeds, leadtimes, pinksheet, prices, trade
+from shared import topics
 from shared.kafka import EventProducer, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -236,12 +239,13 @@ async def open_ingestion(settings: IngestSettings, *, catalog: MaterialCatalog |
     await ensure_topics(settings.kafka_bootstrap_servers, settings.topic_namespace)
     producer = EventProducer(settings.kafka_bootstrap_servers, source="mews/ingest",
                              namespace=settings.topic_namespace)
-    await producer.start()
+    await producer.start([*KIND_TOPICS.values(), topics.DEADLETTER])
     seen = SeenStore(settings.seen_store_path)
     client = httpx.AsyncClient(follow_redirects=False)
     try:
         yield Ingestion(
-            publisher=Publisher(producer, seen), seen=seen, catalog=catalog, classify=classify, client=client,
+            publisher=Publisher(producer, seen, within=settings.ingest_request_deadline_s), seen=seen,
+            catalog=RememberedNames(catalog), classify=classify, client=client,
             future_tolerance=timedelta(seconds=settings.ingest_future_tolerance_s),
             fetch_limits=FetchLimits(settings.ingest_fetch_max_bytes, settings.ingest_fetch_timeout_s,
                                      settings.ingest_fetch_retries, settings.ingest_fetch_backoff_s,

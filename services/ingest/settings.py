@@ -20,6 +20,11 @@ class IngestSettings(CommonSettings):
     ingest_state_dir: Path = Path("var/ingest")
     ingest_max_batch: int = Field(default=1000, ge=1, le=100_000)
     ingest_max_body_bytes: int = Field(default=2_000_000, ge=1024)
+    ingest_request_deadline_s: float = Field(
+        default=5.0, gt=0, le=60,
+        description="How long a batch may wait for Kafka's acknowledgement; the push API then answers 503. Keep "
+                    "it well below the clients' timeout, so they never give up on a request still in progress")
+    ingest_retry_after_s: int = Field(default=5, ge=1, le=3600, description="Retry-After of a 503 answer")
     ingest_fetch_max_bytes: int = Field(default=50_000_000, ge=1024)
     ingest_fetch_timeout_s: float = Field(default=20.0, gt=0)
     ingest_fetch_retries: int = Field(default=3, ge=0, le=10)
