@@ -156,7 +156,7 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
     last_offsets: dict[Any, int] = {}
     next_offsets: dict[Any, tuple[int, int]] = {}  # partition -> (generation, offset expected next)
     unacked: list[tuple[faust.StreamT, EventT]] = []  # scored inputs whose states are not persisted yet
-    unsent: list[IndicatorSnapshot] = []  # per-input snapshots (interval 0) waiting for their states' persist
+    unsent: list[IndicatorSnapshot] = []  # with interval 0: each input's snapshot, sent once its state is persisted
     # Held while a batch is scored and while persisting, so a persisted state covers exactly the inputs acked.
     scoring = asyncio.Lock()
     last_persist = time.monotonic()
@@ -212,10 +212,16 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
                                                 "event_id": checked.envelope["id"], "reason": outcome.rejected})
         else:
             await emit(outcome)
-            if outcome.breaches:  # a breach transition carries its snapshot at once
-                await publish(indicator_snapshot(resident.state, config))
+            if outcome.breaches:
+                # A breach transition goes out with its snapshot, after the material's older snapshots still
+                # waiting for their persist (interval 0), so a reader sees them in order.
+                earlier = [snap for snap in unsent if snap.material == material]
+                if earlier:
+                    unsent[:] = [snap for snap in unsent if snap.material != material]
+                for snap in (*earlier, indicator_snapshot(resident.state, config)):
+                    await publish(snap)
                 states.published(material, now)
-            elif snapshot_interval == 0:  # one snapshot per input, of the state this input made
+            elif snapshot_interval == 0:  # a snapshot of every input's state, sent once that state is persisted
                 unsent.append(indicator_snapshot(resident.state, config))
             else:
                 states.unpublished(material, resident)
@@ -249,7 +255,8 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
         async with scoring:
             now = last_persist = time.monotonic()
             written: list[tuple[str, Resident]] = []
-            if unacked:
+            acked = bool(unacked)
+            if acked:
                 await app.producer.flush()
                 written = states.take_unpersisted()
                 for material, resident in written:
@@ -271,6 +278,8 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
                 states.published(material, now)
             for snap in snaps:
                 await publish(snap)
+        if acked:
+            await app.consumer.commit()  # now rather than at faust's next beat: a restart re-reads less
 
     @app.agent(inputs, name="score-materials")
     async def score_materials(stream: faust.StreamT) -> None:
