@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
+import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import faust
+import faust.streams as faust_streams
 from faust.types import EventT
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -135,9 +139,23 @@ def processing_lag(envelope: dict[str, Any], now: float) -> float | None:
     return max(0.0, now - sent.timestamp())
 
 
+@contextlib.contextmanager
+def processing(event: EventT) -> Iterator[None]:
+    """Act as if faust were processing `event`: a table write goes to its partition, in the store and changelog.
+
+    Table writes outside the stream have no current event, and faust takes the partition of a key (for the
+    changelog and, with rocksdb://, for the store) from the current event.
+    """
+    token = faust_streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
+
+
 def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_interval: float, *,
                   commit_interval: float = 1.0, snapshot_interval: float = 1.0, batch_max: int = 1000,
-                  batch_wait: float = 0.02) -> faust.Table:
+                  batch_wait: float = 0.05) -> faust.Table:
     """Declare the topics, the `material-state` table, the scoring agent and its timers on an app.
 
     States live in memory (`MaterialStates`); `persist` writes the changed ones to the table once per commit
@@ -153,6 +171,7 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
     table = app.Table("material-state", default=None, key_type=str, partitions=declared.MATERIAL_PARTITIONS,
                       help="per material: MaterialState.to_dict() and the input offsets it covers")
     states = MaterialStates(table.get)
+    processing_lags = {t.name: PROCESSING_LAG.labels(t.name) for t in INPUTS}  # looked up once, observed per input
     last_offsets: dict[Any, int] = {}
     next_offsets: dict[Any, tuple[int, int]] = {}  # partition -> (generation, offset expected next)
     unacked: list[tuple[faust.StreamT, EventT]] = []  # scored inputs whose states are not persisted yet
@@ -227,7 +246,7 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
                 states.unpublished(material, resident)
         lag = processing_lag(checked.envelope, time.time())
         if lag is not None:
-            PROCESSING_LAG.labels(declared_topic.name).observe(lag)
+            processing_lags[declared_topic.name].observe(lag)
         return label
 
     def check_continuity(message: Any) -> None:
@@ -259,12 +278,11 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
             if acked:
                 await app.producer.flush()
                 written = states.take_unpersisted()
+                # Every changed state was changed by an input still unacked, of the state's own partition.
+                of_partition = {event.message.partition: event for _, event in unacked}
                 for material, resident in written:
-                    value = resident.record()
-                    # What `table[material] = value` does, with the material's own partition instead of the one
-                    # of the current event (there is none outside the stream).
-                    table.send_changelog(resident.partition, material, value)
-                    table.data[material] = value
+                    with processing(of_partition[resident.partition]):
+                        table[material] = resident.record()
                 await app.producer.flush()
                 done = unacked.copy()
                 unacked.clear()

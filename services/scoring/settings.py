@@ -46,7 +46,7 @@ class ScoringSettings(CommonSettings):
                                                          "besides one with every breach transition; 0: one per input")
     batch_max_inputs: int = Field(default=1000, ge=1, validation_alias=_env("BATCH_MAX_INPUTS"),
                                   description="inputs scored together at most")
-    batch_wait_seconds: float = Field(default=0.02, gt=0, validation_alias=_env("BATCH_WAIT_SECONDS"),
+    batch_wait_seconds: float = Field(default=0.05, gt=0, validation_alias=_env("BATCH_WAIT_SECONDS"),
                                       description="how long a batch waits to fill before it is scored")
     recovery_check_seconds: float = Field(default=10.0, gt=0, validation_alias=_env("RECOVERY_CHECK_SECONDS"),
                                           description="how often a table restore is checked for being stranded")

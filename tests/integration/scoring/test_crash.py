@@ -43,9 +43,11 @@ def held_ids(states: dict[str, MaterialState]) -> Counter:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_a_worker_killed_between_two_changelog_writes_loses_no_input_and_applies_none_twice(
-        kafka_topics, kafka_bootstrap, start_worker):
-    first = start_worker(kafka_topics, name="first", env=CRASH)
+        kafka_topics, kafka_bootstrap, start_worker, store):
+    env = {**CRASH, "MEWS_SCORING_STORE": store}
+    first = start_worker(kafka_topics, name="first", env=env)
     before, crashed = prices(range(0, 31)), prices(range(31, 60))
     before_ids = run(produce(kafka_bootstrap, kafka_topics, before[:-len(MATERIALS)]))
     wait_for(lambda: set(before_ids) <= set(held_ids(run(latest_states(kafka_bootstrap, kafka_topics)))),
@@ -69,7 +71,7 @@ def test_a_worker_killed_between_two_changelog_writes_loses_no_input_and_applies
     assert not any(held[i] for i in crashed_ids), "the second batch was persisted before the kill"
 
     # The killed member keeps its partitions until the group's session timeout ends its membership.
-    second = start_worker(kafka_topics, name="second", env=CRASH, ready=False)
+    second = start_worker(kafka_topics, name="second", env=env, ready=False)
     second.wait_ready(timeout=150)
     after = prices(range(60, 70))
     after_ids = run(produce(kafka_bootstrap, kafka_topics, after))
