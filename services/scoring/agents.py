@@ -278,12 +278,17 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
             if acked:
                 await app.producer.flush()
                 written = states.take_unpersisted()
-                # Every changed state was changed by an input still unacked, of the state's own partition.
-                of_partition = {event.message.partition: event for _, event in unacked}
-                for material, resident in written:
-                    with processing(of_partition[resident.partition]):
-                        table[material] = resident.record()
-                await app.producer.flush()
+                try:
+                    # Every changed state was changed by an input still unacked, of the state's own partition.
+                    of_partition = {event.message.partition: event for _, event in unacked}
+                    for material, resident in written:
+                        with processing(of_partition[resident.partition]):
+                            table[material] = resident.record()
+                    await app.producer.flush()
+                except BaseException:  # not persisted: write them again next time, and ack nothing now
+                    for material, resident in written:
+                        states.scored(material, resident)
+                    raise
                 done = unacked.copy()
                 unacked.clear()
                 for stream, event in done:

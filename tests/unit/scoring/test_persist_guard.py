@@ -73,3 +73,8 @@ def test_a_table_write_takes_its_partition_from_the_current_event_that_processin
 
 def test_the_app_waits_for_streams_to_empty(tmp_path):
     assert create_app(ScoringSettings(data_dir=tmp_path)).conf.stream_wait_empty is True
+
+
+def test_one_agent_instance_scores_every_partition_so_a_material_is_scored_in_offset_order(tmp_path):
+    agents = list(create_app(ScoringSettings(data_dir=tmp_path)).agents.values())
+    assert [(agent.name.rsplit(".", 1)[-1], agent.concurrency) for agent in agents] == [("score-materials", 1)]
