@@ -309,7 +309,7 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
         # One agent instance reads every assigned input partition, in offset order per partition; a material
         # lives in one partition, so its inputs are scored in order. Batches share the per-input costs of
         # the stream and the lock; acks wait for `persist`.
-        async for events in stream.noack_take(batch_max, within=batch_wait):
+        async for events in stream.noack_take(batch_max, within=batch_wait):  # type: ignore[attr-defined]  # on Stream, not StreamT
             outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
             async with scoring:
                 now = time.monotonic()
