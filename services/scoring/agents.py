@@ -1,27 +1,37 @@
-"""The scoring agent: input topics -> `engine.apply_event` -> breaches and snapshots. Thin: it only moves data.
+"""The scoring agent: input topics -> `engine.apply_event_in_place` -> breaches and snapshots. It only moves data.
 
 One agent reads the four input topics. They are keyed by material and co-partitioned, so every signal of one
-material meets the material's state in one partition of the `material-state` table.
+material meets the material's state in one partition of the `material-state` table. The states live in memory
+(services/scoring/states.py); the table is written once per commit interval, snapshots go out on a beat.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextlib
 import logging
 import time
+import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import faust
+import faust.streams as faust_streams
+from faust.types import EventT
 from prometheus_client import Counter, Gauge, Histogram
 
-from services.scoring.engine import MaterialState, Outcome, ScoringConfig, apply_event
+from services.scoring.engine import Outcome, ScoringConfig, apply_event_in_place, indicator_snapshot
+from services.scoring.states import MaterialStates, Resident, position
 from shared import topics as declared
 from shared.events import (
     BreachRaised,
     DeadLettered,
     EnvelopeError,
     Event,
+    IndicatorSnapshot,
     LeadTimeQuoted,
     NewsReported,
     PriceObserved,
@@ -56,6 +66,14 @@ GAPS = Counter("mews_scoring_input_gaps_total",
                "Input offsets passed over without being delivered, within one group generation (inputs never scored)",
                ["topic"])
 ASSIGNED = Gauge("mews_scoring_partitions_assigned", "Input partitions this worker owns", ["topic"])
+STATE_WRITES = Counter("mews_scoring_state_writes_total",
+                       "Material states written to the changelog (at most one per material and commit interval)")
+SNAPSHOTS = Counter("mews_scoring_snapshots_total", "Indicator snapshots sent")
+RESIDENT = Gauge("mews_scoring_resident_materials", "Material states this worker holds in memory")
+BATCH_SIZE = Histogram("mews_scoring_batch_inputs", "Inputs scored per batch",
+                       buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000))
+
+STATE_TICK = 0.1  # seconds between checks whether states are due to be persisted or snapshots to be sent
 
 
 @dataclass(frozen=True)
@@ -83,7 +101,11 @@ def read_input(raw: bytes | None, key: bytes | None, expected: type[Event]) -> A
 
 
 def outcome_label(rejected: str | None) -> str:
-    """The metrics outcome of an engine result: ok, or the kind of rejection (duplicate, late, irrelevant...)."""
+    """The metrics outcome of an engine result: ok, or the kind of rejection (duplicate, late, irrelevant...).
+
+    Besides these, an input re-read after a restart that its material's recovered state already covers counts as
+    `replayed`, and one that cannot be read as `invalid`.
+    """
     if rejected is None:
         return "ok"
     kind, sep, _ = rejected.partition(":")
@@ -117,18 +139,46 @@ def processing_lag(envelope: dict[str, Any], now: float) -> float | None:
     return max(0.0, now - sent.timestamp())
 
 
-def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_interval: float) -> faust.Table:
-    """Declare the topics, the `material-state` table, the scoring agent and the lag timer on an app."""
+@contextlib.contextmanager
+def processing(event: EventT) -> Iterator[None]:
+    """Act as if faust were processing `event`: a table write goes to its partition, in the store and changelog.
+
+    Table writes outside the stream have no current event, and faust takes the partition of a key (for the
+    changelog and, with rocksdb://, for the store) from the current event.
+    """
+    token = faust_streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
+
+
+def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_interval: float, *,
+                  commit_interval: float = 1.0, snapshot_interval: float = 1.0, batch_max: int = 1000,
+                  batch_wait: float = 0.05) -> faust.Table:
+    """Declare the topics, the `material-state` table, the scoring agent and its timers on an app.
+
+    States live in memory (`MaterialStates`); `persist` writes the changed ones to the table once per commit
+    interval and only then acks the inputs they cover, so faust never commits an input offset beyond what the
+    changelog holds (see docs/methodology.md, "How scoring state is persisted").
+    """
     by_name = {t.qualified(namespace): t for t in INPUTS}
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     inputs = app.topic(*by_name, **raw)
     breaches_topic = app.topic(declared.BREACHES.qualified(namespace), **raw)
     indicators_topic = app.topic(declared.INDICATORS.qualified(namespace), **raw)
     deadletter_topic = app.topic(declared.DEADLETTER.qualified(namespace), **raw)
-    states = app.Table("material-state", default=None, key_type=str, partitions=declared.MATERIAL_PARTITIONS,
-                       help="MaterialState.to_dict() per material")
+    table = app.Table("material-state", default=None, key_type=str, partitions=declared.MATERIAL_PARTITIONS,
+                      help="per material: MaterialState.to_dict() and the input offsets it covers")
+    states = MaterialStates(table.get)
+    processing_lags = {t.name: PROCESSING_LAG.labels(t.name) for t in INPUTS}  # looked up once, observed per input
     last_offsets: dict[Any, int] = {}
     next_offsets: dict[Any, tuple[int, int]] = {}  # partition -> (generation, offset expected next)
+    unacked: list[tuple[faust.StreamT, EventT]] = []  # scored inputs whose states are not persisted yet
+    unsent: list[IndicatorSnapshot] = []  # with interval 0: each input's snapshot, sent once its state is persisted
+    # Held while a batch is scored and while persisting, so a persisted state covers exactly the inputs acked.
+    scoring = asyncio.Lock()
+    last_persist = time.monotonic()
 
     async def quarantine(message: Any, reason: str) -> None:
         topic = by_name[message.topic].name
@@ -139,6 +189,10 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
         log.warning("input dead-lettered", extra={"topic": message.topic, "partition": message.partition,
                                                   "offset": message.offset, "reason": reason[:300]})
 
+    async def publish(snap: IndicatorSnapshot) -> None:
+        await indicators_topic.send(key=snap.material.encode(), value=encode(snap, source=SOURCE))
+        SNAPSHOTS.inc()
+
     async def emit(outcome: Outcome) -> None:
         for breach in outcome.breaches:
             await breaches_topic.send(key=breach.fingerprint.encode(),
@@ -147,22 +201,25 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
             log.info("breach", extra={"material": breach.material, "rule": breach.rule,
                                       "severity": breach.severity.value, "status": breach.status.value,
                                       "fingerprint": breach.fingerprint, "value": breach.value})
-        if outcome.snapshot is not None:
-            snap = outcome.snapshot
-            await indicators_topic.send(key=snap.material.encode(), value=encode(snap, source=SOURCE))
 
-    async def score(message: Any) -> None:
+    async def score(message: Any, now: float) -> str:
+        """Score one input into its material's state; the metrics outcome."""
         declared_topic = by_name[message.topic]
         checked = read_input(message.value, message.key, EXPECTED[declared_topic.name])
         if isinstance(checked, str):
             await quarantine(message, checked)
-            return
+            return "invalid"
         material = checked.event.material  # type: ignore[attr-defined]
-        stored = states.get(material)
-        state = MaterialState.from_dict(stored) if stored is not None else None
-        outcome = apply_event(state, checked.event, event_id=checked.envelope["id"], config=config)
+        resident = states.get(material, message.partition)
+        if resident.covers(declared_topic.name, message.partition, message.offset):
+            return "replayed"  # re-read after a restart, already in the recovered state: applying it again is wrong
+        resident.offsets[position(declared_topic.name, message.partition)] = message.offset
+        resident.partition = message.partition
+        states.scored(material, resident)
+        outcome = apply_event_in_place(resident.state, checked.event, event_id=checked.envelope["id"],
+                                       config=config)
+        resident.state = outcome.state
         label = outcome_label(outcome.rejected)
-        EVENTS.labels(declared_topic.name, label).inc()
         if outcome.rejected is not None:
             if label == "late":
                 LATE.labels(declared_topic.name).inc()
@@ -173,11 +230,24 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
             log.info("input not scored", extra={"topic": message.topic, "material": material,
                                                 "event_id": checked.envelope["id"], "reason": outcome.rejected})
         else:
-            states[material] = outcome.state.to_dict()
             await emit(outcome)
+            if outcome.breaches:
+                # A breach transition goes out with its snapshot, after the material's older snapshots still
+                # waiting for their persist (interval 0), so a reader sees them in order.
+                earlier = [snap for snap in unsent if snap.material == material]
+                if earlier:
+                    unsent[:] = [snap for snap in unsent if snap.material != material]
+                for snap in (*earlier, indicator_snapshot(resident.state, config)):
+                    await publish(snap)
+                states.published(material, now)
+            elif snapshot_interval == 0:  # a snapshot of every input's state, sent once that state is persisted
+                unsent.append(indicator_snapshot(resident.state, config))
+            else:
+                states.unpublished(material, resident)
         lag = processing_lag(checked.envelope, time.time())
         if lag is not None:
-            PROCESSING_LAG.labels(declared_topic.name).observe(lag)
+            processing_lags[declared_topic.name].observe(lag)
+        return label
 
     def check_continuity(message: Any) -> None:
         generation, expected = next_offsets.get(message.tp, (None, None))
@@ -192,17 +262,96 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
                                                             "generation": message.generation_id})
         next_offsets[message.tp] = (message.generation_id, message.offset + 1)
 
+    async def persist(everything: bool = False) -> None:
+        """Write the changed states to the table, ack the inputs they cover, then send the snapshots now due.
+
+        Each step waits for the producer: the breaches and dead letters these inputs caused are on the broker
+        before a state saying they were scored, and that state before the inputs are acked (faust commits only
+        acked offsets, and flushes the producer again before it does) and before a snapshot showing it.
+        `everything` (at a rebalance or a stop) sends every snapshot still waiting for its beat.
+        """
+        nonlocal last_persist
+        async with scoring:
+            now = last_persist = time.monotonic()
+            written: list[tuple[str, Resident]] = []
+            acked = bool(unacked)
+            if acked:
+                await app.producer.flush()
+                written = states.take_unpersisted()
+                try:
+                    # Every changed state was changed by an input still unacked, of the state's own partition.
+                    of_partition = {event.message.partition: event for _, event in unacked}
+                    for material, resident in written:
+                        with processing(of_partition[resident.partition]):
+                            table[material] = resident.record()
+                    await app.producer.flush()
+                except BaseException:  # not persisted: write them again next time, and ack nothing now
+                    for material, resident in written:
+                        states.scored(material, resident)
+                    raise
+                done = unacked.copy()
+                unacked.clear()
+                for stream, event in done:
+                    await stream.ack(event)
+                STATE_WRITES.inc(len(written))
+            snaps = unsent.copy()
+            unsent.clear()
+            for material, resident in states.due_snapshots(now, -1.0 if everything else snapshot_interval):
+                snaps.append(indicator_snapshot(resident.state, config))
+                states.published(material, now)
+            for snap in snaps:
+                await publish(snap)
+        if acked:
+            await app.consumer.commit()  # now rather than at faust's next beat: a restart re-reads less
+
     @app.agent(inputs, name="score-materials")
     async def score_materials(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            message = event.message
-            check_continuity(message)
+        # One agent instance reads every assigned input partition, in offset order per partition; a material
+        # lives in one partition, so its inputs are scored in order. Batches share the per-input costs of
+        # the stream and the lock; acks wait for `persist`.
+        async for events in stream.noack_take(batch_max, within=batch_wait):  # type: ignore[attr-defined]  # on Stream, not StreamT
+            outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
+            async with scoring:
+                now = time.monotonic()
+                for event in events:
+                    message = event.message
+                    check_continuity(message)
+                    try:
+                        label = await score(message, now)
+                    except Exception as exc:  # one poisonous input must not stop every material's scoring
+                        log.exception("scoring failed", extra={"topic": message.topic, "offset": message.offset})
+                        await quarantine(message, f"scoring failed: {type(exc).__name__}: {exc}")
+                    else:
+                        if label != "invalid":
+                            outcomes[(by_name[message.topic].name, label)] += 1
+                    last_offsets[message.tp] = message.offset
+                    unacked.append((stream, event))
+            BATCH_SIZE.observe(len(events))
+            for (topic, label), count in outcomes.items():
+                EVENTS.labels(topic, label).inc(count)
+
+    @app.task
+    async def keep_states() -> None:
+        # A loop of its own, not an app timer: timers stop when the app begins to stop, and the app's stop waits
+        # for every input to be acked, which only `persist` does.
+        while True:
+            await asyncio.sleep(STATE_TICK)
             try:
-                await score(message)
-            except Exception as exc:  # one poisonous input must not stop every material's scoring
-                log.exception("scoring failed", extra={"topic": message.topic, "offset": message.offset})
-                await quarantine(message, f"scoring failed: {type(exc).__name__}: {exc}")
-            last_offsets[message.tp] = message.offset
+                closing = app.rebalancing or app.should_stop
+                now = time.monotonic()
+                if closing or now - last_persist >= commit_interval:
+                    await persist(everything=closing)
+                RESIDENT.set(len(states))
+            except Exception:  # keep persisting: a failed round is retried at the next tick
+                log.exception("persisting states failed")
+
+    async def drop_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:  # sender: the faust.App
+        # faust waited for every input to be acked (so persisted) before this signal; persist anything left.
+        await persist(everything=True)
+        dropped = states.drop({tp.partition for tp in revoked if tp.topic in by_name})
+        log.info("states of revoked partitions dropped", extra={"materials": len(dropped)})
+
+    app.on_partitions_revoked.connect(drop_revoked)  # type: ignore[arg-type]  # mypy cannot match mode's handler union
 
     @app.timer(lag_interval, name="measure-consumer-lag")
     async def measure_consumer_lag() -> None:
@@ -211,7 +360,7 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
         settled = app.tables.recovery.completed.is_set() and not app.rebalancing and not app.in_recovery
         measure_lag(app, by_name, last_offsets, count_owned=settled)
 
-    return states
+    return table
 
 
 def measure_lag(app: faust.App, by_name: dict[str, declared.Topic], last_offsets: dict[Any, int],

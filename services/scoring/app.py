@@ -57,7 +57,9 @@ def create_app(settings: ScoringSettings, config: ScoringConfig | None = None) -
         broker_commit_interval=settings.commit_interval_seconds,
     )
     attach_agents(app, settings.topic_namespace, config or load_config(settings.config_path),
-                  settings.lag_interval_seconds)
+                  settings.lag_interval_seconds, commit_interval=settings.commit_interval_seconds,
+                  snapshot_interval=settings.snapshot_interval_seconds, batch_max=settings.batch_max_inputs,
+                  batch_wait=settings.batch_wait_seconds)
     hold_inputs_until_seeked(app)
     restart_stranded_recovery(app, settings.recovery_check_seconds)
     return app

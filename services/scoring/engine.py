@@ -870,3 +870,19 @@ def _apply(state: MaterialState | None, event: Event, event_id: str, config: Sco
         export_controls=[{**c.to_dict(), "status": c.status(as_of)}
                          for _, c in sorted(applied.controls.items()) if c.status(as_of) != "lifted"],
         classification=input_classification(applied)))
+
+
+def indicator_snapshot(state: MaterialState, config: ScoringConfig) -> IndicatorSnapshot:
+    """The indicator snapshot of a state, from its stored indicators: what `apply_event` gave with its outcome."""
+    ind = state.flat_indicators()
+    score, components, contributions = _score(ind, state.material, config)
+    ind["risk_score"] = score
+    for name, value in components.items():
+        ind[f"component.{name}"] = value
+    as_of = _as_of_date(state)
+    return IndicatorSnapshot.model_construct(
+        material=state.material, as_of=_dt(state.watermark or 0.0), indicators=ind, risk_score=score,
+        components=contributions,
+        export_controls=[{**c.to_dict(), "status": c.status(as_of)}
+                         for _, c in sorted(state.controls.items()) if c.status(as_of) != "lifted"],
+        classification=input_classification(state))

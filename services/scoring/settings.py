@@ -39,7 +39,15 @@ class ScoringSettings(CommonSettings):
     replication_factor: int = Field(default=1, ge=1, validation_alias=_env("REPLICATION_FACTOR"),
                                     description="of the changelog topic faust creates")
     lag_interval_seconds: float = Field(default=10.0, gt=0, validation_alias=_env("LAG_INTERVAL_SECONDS"))
-    commit_interval_seconds: float = Field(default=2.8, gt=0, validation_alias=_env("COMMIT_INTERVAL_SECONDS"))
+    commit_interval_seconds: float = Field(default=1.0, gt=0, validation_alias=_env("COMMIT_INTERVAL_SECONDS"),
+                                           description="how often changed states are persisted and offsets committed")
+    snapshot_interval_seconds: float = Field(default=1.0, ge=0, validation_alias=_env("SNAPSHOT_INTERVAL_SECONDS"),
+                                             description="at most one indicator snapshot per material this often, "
+                                                         "besides one with every breach transition; 0: one per input")
+    batch_max_inputs: int = Field(default=1000, ge=1, validation_alias=_env("BATCH_MAX_INPUTS"),
+                                  description="inputs scored together at most")
+    batch_wait_seconds: float = Field(default=0.05, gt=0, validation_alias=_env("BATCH_WAIT_SECONDS"),
+                                      description="how long a batch waits to fill before it is scored")
     recovery_check_seconds: float = Field(default=10.0, gt=0, validation_alias=_env("RECOVERY_CHECK_SECONDS"),
                                           description="how often a table restore is checked for being stranded")
 

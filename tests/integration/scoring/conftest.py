@@ -34,7 +34,8 @@ def sha256_hex(text: str) -> str:
 class Worker:
     """One `mews scoring run` process with its own port and log file."""
 
-    def __init__(self, bootstrap: str, namespace: str, workdir: Path, name: str) -> None:
+    def __init__(self, bootstrap: str, namespace: str, workdir: Path, name: str,
+                 env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.name = name
         self.log_path = workdir / f"{name}.log"
@@ -43,7 +44,9 @@ class Worker:
                "MEWS_SCORING_DATA_DIR": str(workdir / f"{name}-data"),
                "MEWS_SCORING_API_KEYS": f"{sha256_hex(READ_KEY)}:government,{sha256_hex(PUBLIC_KEY)}",
                "MEWS_SCORING_LAG_INTERVAL_SECONDS": "1", "MEWS_SCORING_COMMIT_INTERVAL_SECONDS": "0.5",
-               "MEWS_SCORING_RECOVERY_CHECK_SECONDS": "1"}
+               "MEWS_SCORING_RECOVERY_CHECK_SECONDS": "1",
+               # A snapshot per applied input, so tests can count applied inputs by their snapshots.
+               "MEWS_SCORING_SNAPSHOT_INTERVAL_SECONDS": "0", **(env or {})}
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen([sys.executable, "-c", "from services.cli import main; main()", "scoring", "run"],
                                      cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
@@ -80,6 +83,13 @@ class Worker:
                 total += float(value)
         return total
 
+    def kill(self) -> int:
+        """SIGKILL: the process gets no chance to persist or commit anything more."""
+        self.proc.kill()
+        self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
     def stop(self, timeout: float = 30) -> int:
         """SIGTERM, as an orchestrator would; the exit status."""
         if self.proc.poll() is None:
@@ -99,8 +109,8 @@ def start_worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Callable[...,
     """Start scoring workers for a namespace; every one still running is stopped at the end."""
     started: list[Worker] = []
 
-    def start(namespace: str, name: str = "worker", ready: bool = True) -> Worker:
-        worker = Worker(kafka_bootstrap, namespace, tmp_path, f"{name}-{len(started)}")
+    def start(namespace: str, name: str = "worker", ready: bool = True, env: dict[str, str] | None = None) -> Worker:
+        worker = Worker(kafka_bootstrap, namespace, tmp_path, f"{name}-{len(started)}", env)
         started.append(worker)
         if ready:
             worker.wait_ready()
