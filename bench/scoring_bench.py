@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import io
 import json
+import logging
 import math
 import os
 import random
@@ -205,12 +206,13 @@ async def committed(admin, group: str, partitions: list) -> int:
 class Worker:
     """`mews scoring run` of one code tree as a subprocess, as the `mews` entry point starts it."""
 
-    def __init__(self, tree: Path, bootstrap: str, namespace: str, workdir: Path, port: int, store: str) -> None:
+    def __init__(self, tree: Path, bootstrap: str, namespace: str, workdir: Path, port: int, store: str,
+                 extra_env: dict[str, str]) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = workdir / "worker.log"
         env = {**os.environ, "PYTHONPATH": str(tree), "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                "MEWS_TOPIC_NAMESPACE": namespace, "MEWS_SCORING_PORT": str(port),
-               "MEWS_SCORING_DATA_DIR": str(workdir / "data"), "MEWS_SCORING_STORE": store}
+               "MEWS_SCORING_DATA_DIR": str(workdir / "data"), "MEWS_SCORING_STORE": store, **extra_env}
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-c", "from services.cli import main; main()", "scoring",
                                           "run"], cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -338,7 +340,8 @@ async def wait_scored(bootstrap: str, material: str, price: float, deadline: flo
 
 
 async def measure_restart(tree: Path, bootstrap: str, namespace: str, workdir: Path, port: int, store: str,
-                          worker: Worker, prices: list[tuple[str, datetime, float]], limit: float) -> dict:
+                          extra_env: dict[str, str], worker: Worker, prices: list[tuple[str, datetime, float]],
+                          limit: float) -> dict:
     """Feed a live batch, kill -9 the worker once it scores it, start it again: seconds to ready and to scored."""
     from shared import topics as declared
 
@@ -355,7 +358,7 @@ async def measure_restart(tree: Path, bootstrap: str, namespace: str, workdir: P
     if await wait_scored(bootstrap, newest[0], newest[2], time.monotonic() + limit, positions) is None:
         raise RuntimeError(f"the live batch was not scored in {limit:.0f} s:\n{worker.tail()}")
     worker.kill()
-    restarted = Worker(tree, bootstrap, namespace, workdir, port, store)
+    restarted = Worker(tree, bootstrap, namespace, workdir, port, store, extra_env)
     after = await end_offsets(bootstrap, indicators, declared.INDICATORS.partitions)
     await produce(bootstrap, inputs, encoded([(marker_material, marker_day, marker_price)]))
     deadline = restarted.started + limit
@@ -386,13 +389,13 @@ async def measure_tree(tree: Path, bootstrap: str, args: argparse.Namespace, wor
             out["consumer"] = await read_bare(bootstrap, topic, ends)
         if not {"worker", "restart"} <= args.skip:
             port = free_port()
-            worker = Worker(tree, bootstrap, namespace, workdir, port, args.store)
+            worker = Worker(tree, bootstrap, namespace, workdir, port, args.store, args.env)
             try:
                 progress = await follow(worker, bootstrap, f"{namespace}.mews-scoring", ends, args.timeout)
                 out["worker"] = worker_figures(worker, progress, args.events)
                 if "restart" not in args.skip:
                     out["restart"] = await measure_restart(tree, bootstrap, namespace, workdir, port, args.store,
-                                                           worker, prices, args.timeout)
+                                                           args.env, worker, prices, args.timeout)
             finally:
                 worker.stop()
     if "memory" not in args.skip:
@@ -405,7 +408,7 @@ async def measure_tree(tree: Path, bootstrap: str, args: argparse.Namespace, wor
         ends = await end_offsets(bootstrap, topic, declared.PRICES.partitions)
         memdir = workdir / "memory"
         memdir.mkdir()
-        worker = Worker(tree, bootstrap, namespace, memdir, free_port(), args.store)
+        worker = Worker(tree, bootstrap, namespace, memdir, free_port(), args.store, args.env)
         try:
             progress = await follow(worker, bootstrap, f"{namespace}.mews-scoring", ends, args.timeout)
             figures = worker_figures(worker, progress, count)
@@ -515,17 +518,23 @@ def main() -> None:
     parser.add_argument("--against", metavar="REV", help="also measure the code of this commit, in every run")
     parser.add_argument("--skip", action="append", default=[], choices=STEPS, help="leave a step out; repeatable")
     parser.add_argument("--store", default="memory://", help="MEWS_SCORING_STORE of the workers")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment variable of the workers, e.g. MEWS_SCORING_STATIC_MEMBERSHIP=false")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds a worker may take for one step")
+    parser.add_argument("--logs", type=Path, help="keep the workers' logs in this folder")
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     parser.add_argument("--backtest-json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)  # retries right after topic creation are expected
     args.skip = set(args.skip)
+    args.env = dict(item.split("=", 1) for item in args.env)
     if args.backtest_events is None:
         args.backtest_events = args.events
     if args.backtest_json:
         print(json.dumps(backtest_json(args.root, args.events, args.materials)))
         return
-    print(f"workload: {args.events:,} daily prices over {args.materials} materials per run; store {args.store}")
+    print(f"workload: {args.events:,} daily prices over {args.materials} materials per run; store {args.store}"
+          + "".join(f"; {k}={v}" for k, v in args.env.items()))
     with tempfile.TemporaryDirectory(prefix="mews-bench-") as tmp, broker() as bootstrap:
         trees = [("working tree", ROOT)]
         if args.against:
@@ -535,8 +544,8 @@ def main() -> None:
         results: dict[str, list[dict]] = {label: [] for label, _ in trees}
         for run in range(args.runs):
             for label, tree in trees:
-                workdir = Path(tmp) / f"run{run}-{len(results[label])}-{label.replace(' ', '-')}"
-                workdir.mkdir()
+                workdir = (args.logs or Path(tmp)) / f"run{run + 1}-{label.replace(' ', '-')}"
+                workdir.mkdir(parents=True)
                 figures = asyncio.run(measure_tree(tree, bootstrap, args, workdir))
                 if "backtest" not in args.skip:
                     figures["backtest"] = measure_backtest(tree, args)
