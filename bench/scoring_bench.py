@@ -6,8 +6,9 @@ backfill arrives) into the prices topic of a fresh namespace, then measures in t
   worker    the scoring worker as a user starts it, from process start until its committed offsets reach
             the end of every partition: events/s (whole run and 10 % to 90 %), the ratio to the anchor, CPU
             seconds per 1,000 events, peak RSS (VmHWM) and RSS at 50 % and 100 % of the inputs;
-  restart   with the worker scoring a live batch, `kill -9`, start it again with the same identity and time
-            until /readyz answers 200 and until a marker price produced after the restart is scored;
+  restart   with the worker scoring a live batch, `kill -9`, start it again (same port and data folder, so
+            the same default group instance id) and time until /readyz answers 200 and until a marker
+            price produced after the restart is scored;
   memory    a worker holding every catalog material (75) with full histories: peak RSS, RSS at 50 % / 100 %;
   backtest  the same prices replayed in process by `services.scoring.backtest`: events/s.
 Committed offsets move once per commit interval, so a worker's end is seen up to one interval late.
@@ -496,13 +497,15 @@ def describe(label: str, runs: list[dict], events: int) -> list[str]:
                      f"(runs: {', '.join(fmt(r.get('restart', {}).get('to_scored'), '.1f') for r in runs)} s)")
     if median(runs, "memory", "peak_rss") is not None:
         m = runs[0]["memory"]
-        lines.append(f"  {m['materials']} materials, full      peak RSS {median(runs, 'memory', 'peak_rss') * mib:.0f} "
-                     f"MiB; RSS at 50 % {median(runs, 'memory', 'rss_50') * mib:.0f} MiB, at 100 % "
-                     f"{median(runs, 'memory', 'rss_100') * mib:.0f} MiB ({m['events']:,} events)")
+        lines.append(f"  {m['materials']} materials x {m['events'] // m['materials']} prices  peak RSS "
+                     f"{median(runs, 'memory', 'peak_rss') * mib:.0f} MiB; RSS at 50 % "
+                     f"{median(runs, 'memory', 'rss_50') * mib:.0f} MiB, at 100 % "
+                     f"{median(runs, 'memory', 'rss_100') * mib:.0f} MiB")
     if median(runs, "backtest", "rate") is not None:
+        events_bt = runs[0]["backtest"]["events"]
         lines.append(f"  backtest                 {median(runs, 'backtest', 'rate'):>10,.0f} events/s "
-                     f"({runs[0]['backtest']['events']:,} events, {median(runs, 'backtest', 'seconds'):.2f} s, "
-                     f"{runs[0]['backtest']['breaches']} breach events)")
+                     f"({events_bt / median(runs, 'backtest', 'cpu'):,.0f} per CPU second; {events_bt:,} events, "
+                     f"{median(runs, 'backtest', 'seconds'):.2f} s, {runs[0]['backtest']['breaches']} breach events)")
     return lines
 
 
