@@ -40,7 +40,7 @@ import tarfile
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -191,6 +191,20 @@ async def read_bare(bootstrap: str, topic: str, ends: dict) -> dict:
         return {"events": read, "seconds": time.perf_counter() - w0, "cpu": time.process_time() - c0}
     finally:
         await consumer.stop()
+
+
+async def delete_namespace(bootstrap: str, namespace: str) -> None:
+    """Delete every topic of a namespace (the inputs, outputs and the worker's changelog) from the broker."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="mews-bench")
+    await admin.start()
+    try:
+        topics = [t for t in await admin.list_topics() if t.startswith(f"{namespace}.")]
+        if topics:
+            await admin.delete_topics(topics)
+    finally:
+        await admin.close()
 
 
 async def committed(admin, group: str, partitions: list) -> int:
@@ -373,50 +387,61 @@ async def measure_restart(tree: Path, bootstrap: str, namespace: str, workdir: P
 
 # --- one run of one code tree ----------------------------------------------------------------------------------
 
+@contextlib.asynccontextmanager
+async def fresh_namespace(bootstrap: str, keep: bool) -> AsyncIterator[str]:
+    """A namespace of this step alone with every declared topic; its topics are deleted afterwards unless kept."""
+    from shared.kafka import ensure_topics
+
+    namespace = f"bench{uuid.uuid4().hex[:10]}"
+    await ensure_topics(bootstrap, namespace)
+    try:
+        yield namespace
+    finally:
+        if not keep:
+            await delete_namespace(bootstrap, namespace)
+
+
 async def measure_tree(tree: Path, bootstrap: str, args: argparse.Namespace, workdir: Path) -> dict:
     from shared import topics as declared
-    from shared.kafka import ensure_topics
 
     out: dict = {}
     materials = catalog_materials(args.materials)
     if {"consumer", "worker", "restart"} - args.skip:
-        namespace = f"bench{uuid.uuid4().hex[:10]}"
-        await ensure_topics(bootstrap, namespace)
-        topic = declared.PRICES.qualified(namespace)
-        prices = daily_prices(args.events, materials)
-        out["produce_s"] = await produce(bootstrap, topic, encoded(prices))
-        ends = await end_offsets(bootstrap, topic, declared.PRICES.partitions)
-        if "consumer" not in args.skip:
-            out["consumer"] = await read_bare(bootstrap, topic, ends)
-        if not {"worker", "restart"} <= args.skip:
-            port = free_port()
-            worker = Worker(tree, bootstrap, namespace, workdir, port, args.store, args.env)
+        async with fresh_namespace(bootstrap, args.keep_topics) as namespace:
+            topic = declared.PRICES.qualified(namespace)
+            prices = daily_prices(args.events, materials)
+            out["produce_s"] = await produce(bootstrap, topic, encoded(prices))
+            ends = await end_offsets(bootstrap, topic, declared.PRICES.partitions)
+            if "consumer" not in args.skip:
+                out["consumer"] = await read_bare(bootstrap, topic, ends)
+            if not {"worker", "restart"} <= args.skip:
+                port = free_port()
+                worker = Worker(tree, bootstrap, namespace, workdir, port, args.store, args.env)
+                try:
+                    progress = await follow(worker, bootstrap, f"{namespace}.mews-scoring", ends, args.timeout)
+                    out["worker"] = worker_figures(worker, progress, args.events)
+                    if "restart" not in args.skip:
+                        out["restart"] = await measure_restart(tree, bootstrap, namespace, workdir, port,
+                                                               args.store, args.env, worker, prices, args.timeout)
+                finally:
+                    worker.stop()
+    if "memory" not in args.skip:
+        async with fresh_namespace(bootstrap, args.keep_topics) as namespace:
+            topic = declared.PRICES.qualified(namespace)
+            everything = catalog_materials()
+            count = len(everything) * args.memory_prices
+            await produce(bootstrap, topic, encoded(daily_prices(count, everything)))
+            ends = await end_offsets(bootstrap, topic, declared.PRICES.partitions)
+            memdir = workdir / "memory"
+            memdir.mkdir()
+            worker = Worker(tree, bootstrap, namespace, memdir, free_port(), args.store, args.env)
             try:
                 progress = await follow(worker, bootstrap, f"{namespace}.mews-scoring", ends, args.timeout)
-                out["worker"] = worker_figures(worker, progress, args.events)
-                if "restart" not in args.skip:
-                    out["restart"] = await measure_restart(tree, bootstrap, namespace, workdir, port, args.store,
-                                                           args.env, worker, prices, args.timeout)
+                figures = worker_figures(worker, progress, count)
+                out["memory"] = {"materials": len(everything), "events": count, **{
+                    k: figures[k] for k in ("peak_rss", "rss_50", "rss_100")}}
             finally:
                 worker.stop()
-    if "memory" not in args.skip:
-        namespace = f"bench{uuid.uuid4().hex[:10]}"
-        await ensure_topics(bootstrap, namespace)
-        topic = declared.PRICES.qualified(namespace)
-        everything = catalog_materials()
-        count = len(everything) * args.memory_prices
-        await produce(bootstrap, topic, encoded(daily_prices(count, everything)))
-        ends = await end_offsets(bootstrap, topic, declared.PRICES.partitions)
-        memdir = workdir / "memory"
-        memdir.mkdir()
-        worker = Worker(tree, bootstrap, namespace, memdir, free_port(), args.store, args.env)
-        try:
-            progress = await follow(worker, bootstrap, f"{namespace}.mews-scoring", ends, args.timeout)
-            figures = worker_figures(worker, progress, count)
-            out["memory"] = {"materials": len(everything), "events": count, **{
-                k: figures[k] for k in ("peak_rss", "rss_50", "rss_100")}}
-        finally:
-            worker.stop()
     return out
 
 
@@ -524,6 +549,7 @@ def main() -> None:
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="an environment variable of the workers, e.g. MEWS_SCORING_STATIC_MEMBERSHIP=false")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds a worker may take for one step")
+    parser.add_argument("--keep-topics", action="store_true", help="leave each run's topics on the broker")
     parser.add_argument("--logs", type=Path, help="keep the workers' logs in this folder")
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     parser.add_argument("--backtest-json", action="store_true", help=argparse.SUPPRESS)
