@@ -239,6 +239,8 @@ def run(settings: ScoringSettings) -> None:
         raise SystemExit(f"topics missing on the cluster: {', '.join(missing)}; run `mews topics create`")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     listening = listen_for_api(settings)
+    log.info("scoring worker starting", extra={"group": settings.group_id, "instance_id": settings.instance_id,
+                                               "session_timeout_s": settings.session_timeout_seconds})
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     app = create_app(settings)
