@@ -555,6 +555,8 @@ def main() -> None:
     parser.add_argument("--backtest-json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.getLogger("aiokafka").setLevel(logging.ERROR)  # retries right after topic creation are expected
+    # Stopped from outside, still stop the workers and the broker of this run (the `finally` blocks).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.skip = set(args.skip)
     args.env = dict(item.split("=", 1) for item in args.env)
     if args.backtest_events is None:
