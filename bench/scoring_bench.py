@@ -564,8 +564,13 @@ def main() -> None:
     if args.backtest_json:
         print(json.dumps(backtest_json(args.root, args.events, args.materials)))
         return
-    print(f"workload: {args.events:,} daily prices over {args.materials} materials per run; store {args.store}"
-          + "".join(f"; {k}={v}" for k, v in args.env.items()))
+    sizes = [f"{args.events:,} daily prices over {args.materials} materials"]
+    if not {"consumer", "worker", "restart", "backtest"} - args.skip:
+        sizes = []
+    if "memory" not in args.skip:
+        sizes.append(f"memory step {args.memory_prices} prices x every catalog material")
+    settings = "".join(f"; {k}={v}" for k, v in args.env.items())
+    print(f"workload per run: {'; '.join(sizes)}; store {args.store}{settings}")
     with tempfile.TemporaryDirectory(prefix="mews-bench-") as tmp, broker() as bootstrap:
         trees = [("working tree", ROOT)]
         if args.against:
