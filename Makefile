@@ -42,8 +42,13 @@ lock: ## Re-resolve requirements.lock (runtime, for the image) and requirements-
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 -o requirements.lock
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -c requirements.lock -o requirements-dev.lock
 
+# The scoring bench needs a broker (KAFKA_BOOTSTRAP_SERVERS, or it starts one); its full size is 100,000 prices.
+SCORING_BENCH ?= --events 20000
+
 bench: install ## Run the benchmarks and print their figures
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
+	@for b in bench/*.py; do echo "== $$b"; \
+		case $$b in *scoring_bench.py) args="$(SCORING_BENCH)";; *) args="";; esac; \
+		$(BIN)/python $$b $$args; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache

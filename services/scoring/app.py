@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -55,6 +56,9 @@ def create_app(settings: ScoringSettings, config: ScoringConfig | None = None) -
         consumer_auto_offset_reset="earliest",  # a new group starts from the first input, nothing skipped
         producer_acks=-1,
         broker_commit_interval=settings.commit_interval_seconds,
+        consumer_group_instance_id=settings.instance_id,
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),  # several beats per session
     )
     attach_agents(app, settings.topic_namespace, config or load_config(settings.config_path),
                   settings.lag_interval_seconds, commit_interval=settings.commit_interval_seconds,
@@ -154,10 +158,12 @@ class _EmbeddedServer(uvicorn.Server):
 class ReadApiService(mode.Service):
     """The read view and the HTTP API (with /metrics, /healthz, /readyz) on the service port."""
 
-    def __init__(self, settings: ScoringSettings, app: faust.App, **kwargs: object) -> None:
+    def __init__(self, settings: ScoringSettings, app: faust.App, listening: socket.socket | None = None,
+                 **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.settings = settings
         self.app = app
+        self.listening = listening  # bound before the worker joins its group (see `run`); None: uvicorn binds
         self.view = MaterialsView()
         self.feed = ViewFeed(settings.kafka_bootstrap_servers, settings.topic_namespace, self.view)
         self.api = create_api(settings, self.view, {
@@ -179,7 +185,8 @@ class ReadApiService(mode.Service):
         config = uvicorn.Config(self.api, host=self.settings.host, port=self.settings.port, log_config=None,
                                 access_log=False, lifespan="off")
         self._server = _EmbeddedServer(config)
-        self._serving = asyncio.ensure_future(self._server.serve())
+        self._serving = asyncio.ensure_future(self._server.serve(
+            sockets=[self.listening] if self.listening is not None else None))
         while not self._server.started:
             if self._serving.done():
                 raise RuntimeError(f"read API could not listen on {self.settings.host}:{self.settings.port}")
@@ -205,6 +212,23 @@ async def missing_topics(settings: ScoringSettings) -> list[str]:
     return [name for name in (settings.topic(t) for t in USED_TOPICS) if name not in existing]
 
 
+def listen_for_api(settings: ScoringSettings) -> socket.socket:
+    """The read API's listening socket, taken before the worker joins its group.
+
+    The default group instance id names the port, so a second worker started on it by mistake must fail here,
+    before it could fence the running worker out of the group.
+    """
+    listening = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((settings.host, settings.port))
+        listening.listen(128)  # bound alone is not enough: Linux lets two SO_REUSEADDR sockets bind until one listens
+    except OSError as exc:
+        listening.close()
+        raise SystemExit(f"read API cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from exc
+    return listening
+
+
 def run(settings: ScoringSettings) -> None:
     """Start the worker and the read API in one process until SIGINT or SIGTERM."""
     from faust.worker import Worker
@@ -216,10 +240,13 @@ def run(settings: ScoringSettings) -> None:
     if missing:
         raise SystemExit(f"topics missing on the cluster: {', '.join(missing)}; run `mews topics create`")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    listening = listen_for_api(settings)
+    log.info("scoring worker starting", extra={"group": settings.group_id, "instance_id": settings.instance_id,
+                                               "session_timeout_s": settings.session_timeout_seconds})
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     app = create_app(settings)
-    api = ReadApiService(settings, app, loop=loop)
+    api = ReadApiService(settings, app, listening, loop=loop)
     worker = Worker(app, api, loop=loop, loglevel=settings.log_level, override_logging=False,
                     redirect_stdouts=False, quiet=True)
     worker.spinner = None  # a terminal spinner has no place in JSON log lines

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -50,6 +51,16 @@ class ScoringSettings(CommonSettings):
                                       description="how long a batch waits to fill before it is scored")
     recovery_check_seconds: float = Field(default=10.0, gt=0, validation_alias=_env("RECOVERY_CHECK_SECONDS"),
                                           description="how often a table restore is checked for being stranded")
+    # Static group membership (KIP-345): a worker that restarts under the same instance id gets its partitions
+    # back at once, instead of waiting for its dead predecessor's session to expire and the group to rebalance.
+    static_membership: bool = Field(default=True, validation_alias=_env("STATIC_MEMBERSHIP"))
+    group_instance_id: str = Field(default="", max_length=200, pattern=r"^[A-Za-z0-9._:-]*$",
+                                   validation_alias=_env("GROUP_INSTANCE_ID"),
+                                   description="unique per worker and kept across its restarts (Kubernetes: the pod "
+                                               "name); empty: <hostname>-<port>")
+    # How long the group waits for a silent member: a static member that does not come back holds its
+    # partitions this long. 10 s, Kafka's long-time default; the broker refuses less than its minimum (6 s).
+    session_timeout_seconds: float = Field(default=10.0, ge=1, le=90, validation_alias=_env("SESSION_TIMEOUT_SECONDS"))
 
     @field_validator("api_keys")
     @classmethod
@@ -68,6 +79,13 @@ class ScoringSettings(CommonSettings):
     def read_keys(self) -> tuple[StaticKey, ...]:
         """The configured read keys with their clearances."""
         return parse_keys(self.api_keys)
+
+    @property
+    def instance_id(self) -> str | None:
+        """The consumer's group.instance.id, or None for dynamic membership."""
+        if not self.static_membership:
+            return None
+        return self.group_instance_id or f"{socket.gethostname()}-{self.port}"
 
     @property
     def group_id(self) -> str:

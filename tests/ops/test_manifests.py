@@ -138,6 +138,14 @@ def test_scoring_is_a_statefulset_with_a_volume_per_pod_and_no_more_replicas_tha
     assert 1 <= scoring["spec"]["replicas"] <= topics.MATERIAL_PARTITIONS
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_scoring_pod_joins_its_group_as_a_static_member_named_after_the_pod(
+        overlay: str, render: Callable[[str], str]) -> None:
+    scoring = by_kind(documents(render(overlay)), "StatefulSet")["mews-scoring"]
+    env = {e["name"]: e for e in scoring["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MEWS_SCORING_GROUP_INSTANCE_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+
+
 def test_dev_scoring_changelog_replication_fits_its_single_broker(render: Callable[[str], str]) -> None:
     docs = documents(render("dev"))
     env = {e["name"]: e.get("value") for e in
