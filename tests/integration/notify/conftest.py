@@ -69,6 +69,55 @@ def postgres_server() -> Iterator[str]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+class StoppablePostgres:
+    """A PostgreSQL server of one test, which the test may stop and start again (on the same port and data)."""
+
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        self.workdir = Path(tempfile.mkdtemp(prefix="mews-pg-stoppable-"))
+        self.data, sockets = self.workdir / "data", self.workdir / "sockets"
+        sockets.mkdir()
+        if os.geteuid() == 0:
+            shutil.chown(self.workdir, "postgres")
+            shutil.chown(sockets, "postgres")
+        self.port = free_port()
+        self.options = (f"-p {self.port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
+                        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100")
+        subprocess.run(_as_postgres_user([str(bindir / "initdb"), "-D", str(self.data), "-U", "postgres",
+                                          "--auth=trust", "-E", "UTF8", "--no-sync"]),
+                       check=True, capture_output=True)
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _ctl(self, *argv: str, check: bool = True) -> None:
+        subprocess.run(_as_postgres_user([str(self.bindir / "pg_ctl"), "-D", str(self.data), *argv]),
+                       check=check, capture_output=True)
+
+    def start(self) -> None:
+        self._ctl("-o", self.options, "-l", str(self.workdir / "server.log"), "-w", "-t", "60", "start")
+
+    def stop(self) -> None:
+        """Stop at once, as a crash or a failover would: every client connection is cut."""
+        self._ctl("-m", "immediate", "-w", "stop")
+
+    def remove(self) -> None:
+        self._ctl("-m", "immediate", "stop", check=False)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def stoppable_postgres() -> Iterator[StoppablePostgres]:
+    """A PostgreSQL server of this test alone, started; the test may stop and start it."""
+    bindir = _postgres_bin()
+    if bindir is None:
+        pytest.skip("no PostgreSQL binaries under /usr/lib/postgresql (make install-postgres)")
+    server = StoppablePostgres(bindir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
 def _admin_execute(server_url: str, statement: str) -> None:
     import psycopg
 
