@@ -194,3 +194,45 @@ async def test_postgresql_stopped_for_10_s_mid_stream_loses_no_transition_and_th
         await asyncio.wait_for(task, 30)
         engine.dispose()
     assert set(delivered_pairs(http_receiver)) == expected
+
+
+@pytest.mark.slow
+@pytest.mark.long
+async def test_the_broker_away_for_10_s_is_waited_out_and_nothing_is_lost(
+        stoppable_kafka, namespace, tmp_path, smtp_inbox, http_receiver):
+    from shared.kafka import ensure_topics
+
+    # The broker's side of the notifier is the same on either database: SQLite only.
+    url = f"sqlite:///{tmp_path / 'notify.db'}"
+    migrate(url)
+    engine = create_db_engine(url)
+    db_sessions = session_factory(engine)
+    await ensure_topics(stoppable_kafka.bootstrap, namespace)
+    settings = notifier_settings(stoppable_kafka.bootstrap, namespace, url, smtp_inbox)
+    with unit_of_work(db_sessions) as s:
+        org = add_org(s, "Broker Outage BV")
+        subscribe(s, org, [add_webhook(s, org, http_receiver.url("/broker"))], material="gallium")
+    notifier = Notifier(settings, db_sessions, index_refresh_seconds=0, sweep_interval_seconds=0.3)
+    app = create_app(settings, readiness=notifier.readiness_checks())
+    task = asyncio.create_task(notifier.run())
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notify") as api:
+            await publish(settings, *(breach(f"fp-before-{i}", rule=f"rule_{i}") for i in range(3)))
+            await eventually(lambda: len(delivered_pairs(http_receiver)) == 3, within=60, what="before the outage")
+            stoppable_kafka.stop()
+            answer = await api.get("/readyz")
+            assert answer.status_code == 503
+            assert "broker" in answer.json()["failures"]
+            await asyncio.sleep(10)
+            assert not task.done()
+            stoppable_kafka.start()
+            await publish(settings, *(breach(f"fp-after-{i}", rule=f"rule_{i}") for i in range(3)))
+            await eventually(lambda: len(delivered_pairs(http_receiver)) == 6, within=90, what="after the outage")
+            await eventually(lambda: notifier.waiting == {}, within=30, what="no fault waited out")
+            assert (await api.get("/readyz")).status_code == 200
+            assert not task.done()
+    finally:
+        notifier.stop()
+        await asyncio.wait_for(task, 60)
+        engine.dispose()
+    assert set(delivered_pairs(http_receiver).values()) == {1}
