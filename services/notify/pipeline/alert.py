@@ -188,6 +188,6 @@ class PipelineContext:
     notifications_created: int = 0
     notifications_joined: int = 0
 
-    def decide(self, stage: str, decision: str, reason: str, alert: Alert) -> None:
+    def decide(self, stage: str, decision: str, reason: str, alert: Alert, channel_id: str | None = None) -> None:
         self.decisions.append(Decision(stage, decision, reason, alert.organisation_id, alert.fingerprint,
-                                       alert.channel_id))
+                                       channel_id or alert.channel_id))

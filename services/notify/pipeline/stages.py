@@ -87,15 +87,15 @@ def route(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
     for alert in alerts:
         for channel_id in alert.channel_ids:
             channel = ctx.channels.get(channel_id)
-            copy = dataclasses.replace(alert, channel_id=channel_id)
             if channel is None or channel.organisation_id != alert.organisation_id:
-                ctx.decide("route", "drop", "channel unknown to the organisation", copy)
+                ctx.decide("route", "drop", "channel unknown to the organisation", alert, channel_id=channel_id)
             elif not channel.enabled:
-                ctx.decide("route", "drop", "channel disabled", copy)
+                ctx.decide("route", "drop", "channel disabled", alert, channel_id=channel_id)
             else:
                 key = group_key_for(alert, channel.mode, channel_id)
+                copy = dataclasses.replace(alert, channel_id=channel_id, group_key=key)
                 ctx.decide("route", "routed", f"to group {key}", copy)
-                routed.append(dataclasses.replace(copy, group_key=key))
+                routed.append(copy)
         if not alert.channel_ids:
             ctx.decide("route", "drop", "no channel subscribed", alert)
     return routed
