@@ -238,11 +238,11 @@ def enqueue(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
         assert first.due_at is not None, "group before enqueue"
         open_one = ctx.notifications.get(notification_id)
         carried = {a.get("id"): a for a in open_one.payload.get("alerts", [])} if open_one else {}
-        alert_ids: list[str | None] = list(open_one.alert_ids) if open_one else []
+        alert_ids = list(open_one.alert_ids) if open_one else []
         for alert in joining:
             carried[alert.id] = alert_payload(alert)
             if alert.id not in alert_ids:
-                alert_ids.append(alert.id)
+                alert_ids.append(str(alert.id))
             sent[(alert.organisation_id, first.group_key, alert.fingerprint)] = LogEntry(alert.state, ctx.now)
         observed = [a.observed_at for a in joining if a.observed_at and a.changed]
         if open_one and open_one.breach_observed_at:
@@ -250,7 +250,7 @@ def enqueue(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
         kind, payload = group_payload(first.organisation_id, first.group_key, list(carried.values()), first.due_at)
         drafts.append(NotificationDraft(id=notification_id, organisation_id=first.organisation_id,
                                         channel_id=first.channel_id, group_key=first.group_key, kind=kind,
-                                        alert_ids=tuple(str(i) for i in alert_ids), payload=payload, next_attempt_at=first.due_at,
+                                        alert_ids=tuple(alert_ids), payload=payload, next_attempt_at=first.due_at,
                                         breach_observed_at=min(observed, default=None), new=open_one is None))
     store.write_notifications(drafts, ctx.now)
     store.record_sent(sent)
