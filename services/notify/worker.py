@@ -36,7 +36,7 @@ from services.notify.pipeline.alert import Timing
 from services.notify.pipeline.dispatch import batches_by_pairs, dispatch_breaches, sweep_firing
 from services.notify.settings import NotifySettings
 from services.notify.store import models
-from services.notify.store.db import create_db_engine, session_factory, unit_of_work
+from services.notify.store.db import create_db_engine, read_mostly, session_factory, unit_of_work
 from shared import topics
 from shared.events import BreachRaised, EnvelopeError, decode
 from shared.kafka import EventProducer, check_kafka
@@ -139,7 +139,7 @@ class Notifier:
         """The subscription index, rebuilt when older than the refresh period (subscriptions change via the API)."""
         if self._index is None or time.monotonic() - self._index_built >= self.index_refresh_seconds:
             with unit_of_work(self.sessions) as session:
-                self._index = build_index(session)
+                self._index = build_index(read_mostly(session))
             self._index_built = time.monotonic()
         return self._index
 
@@ -217,8 +217,10 @@ class Notifier:
         return result
 
     def _sweep_in_thread(self) -> dict[str, int]:
+        index = self.index()
+        # The sweep reads every firing alert and rarely writes: it must not hold SQLite's write lock meanwhile.
         with unit_of_work(self.sessions) as session:
-            sweep_firing(session, self.index(), self.clock(), self.timing)
+            sweep_firing(read_mostly(session), index, self.clock(), self.timing)
             return dict(session.execute(select(models.Alert.severity, func.count())  # type: ignore[arg-type]
                                         .where(models.Alert.status == "firing")
                                         .group_by(models.Alert.severity)).all())
@@ -233,7 +235,7 @@ class Notifier:
 
     def _ping_database(self) -> None:
         with self.sessions() as session:
-            session.execute(text("SELECT 1"))
+            read_mostly(session).execute(text("SELECT 1"))
 
     async def database_ready(self) -> str | None:
         """Readiness of the database: it answers, and no loop is waiting out a database fault."""

@@ -196,17 +196,18 @@ class SqlAlertStore(AlertStore):
             return
         n = models.Notification
         mine = (n.channel_id.in_(channel_ids), n.kind != "admin_notice")
-        # Open notifications are locked, so no outbox worker claims one while this transaction adds to it.
-        open_rows: dict[str, list[OpenNotification]] = {}
-        for r in s.execute(self._for_update(select(n.id, n.group_key, n.next_attempt_at, n.alert_ids, n.payload,
-                                                   n.breach_observed_at).where(*mine, *open_notification()))):
-            open_rows.setdefault(r.group_key, []).append(OpenNotification(
-                r.id, r.next_attempt_at, tuple(r.alert_ids or ()), dict(r.payload or {}), r.breach_observed_at))
         scheduled = n.payload["scheduled_at"].as_string()
         flushed = {key: datetime.fromisoformat(at).astimezone(UTC)
                    for key, at in s.execute(select(n.group_key, func.max(scheduled))
                                             .where(*mine, ~and_(*open_notification()), scheduled.is_not(None))
                                             .group_by(n.group_key)) if at}
+        # Open notifications are locked, so no outbox worker claims one while this transaction adds to it
+        # (on SQLite the transaction holds the database's one write lock from its start).
+        open_rows: dict[str, list[OpenNotification]] = {}
+        for r in s.execute(self._for_update(select(n.id, n.group_key, n.next_attempt_at, n.alert_ids, n.payload,
+                                                   n.breach_observed_at).where(*mine, *open_notification()))):
+            open_rows.setdefault(r.group_key, []).append(OpenNotification(
+                r.id, r.next_attempt_at, tuple(r.alert_ids or ()), dict(r.payload or {}), r.breach_observed_at))
         ctx.notifications = {o.id: o for rows in open_rows.values() for o in rows}
         for key in set(open_rows) | set(flushed):
             slots = tuple(OpenSlot(o.id, o.due_at, {a.get("fingerprint"): state_in_payload(a)

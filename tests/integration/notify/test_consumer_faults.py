@@ -181,8 +181,15 @@ async def test_postgresql_stopped_for_10_s_mid_stream_loses_no_transition_and_th
             assert not task.done()
             stoppable_postgres.start()
 
-            await eventually(lambda: set(delivered_pairs(http_receiver)) >= expected, within=90,
-                             what="every transition delivered")
+            try:
+                await eventually(lambda: set(delivered_pairs(http_receiver)) >= expected, within=90,
+                                 what="every transition delivered")
+            except AssertionError:
+                missing = sorted(expected - set(delivered_pairs(http_receiver)))
+                with unit_of_work(sessions) as s:
+                    outbox = Counter((n.status, n.attempts) for n in s.query(models.Notification))
+                raise AssertionError(f"{len(missing)} transitions not delivered, e.g. {missing[:6]}; "
+                                     f"outbox (status, attempts): {dict(outbox)}") from None
             await eventually(lambda: notifier.waiting == {}, within=30, what="no fault waited out")
             answer = await api.get("/readyz")
             assert answer.status_code == 200, answer.text
