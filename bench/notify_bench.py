@@ -21,7 +21,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from services.notify.matching import SubscriptionIndex, SubscriptionSpec, scan_subscriptions  # noqa: E402
-from services.notify.pipeline import Alert, PipelineContext, Timing, run_pipeline  # noqa: E402
+from services.notify.pipeline import (  # noqa: E402
+    Alert,
+    PipelineContext,
+    Timing,
+    classification_gate,
+    deduplicate,
+    group,
+    inhibit,
+    route,
+    run_pipeline,
+    silence,
+)
 from services.notify.pipeline.alert import ChannelRoute  # noqa: E402
 from shared.events import BreachRaised, BreachStatus, Classification, Severity  # noqa: E402
 
@@ -92,7 +103,7 @@ def bench_pipeline(repeats: int, rng: random.Random) -> None:
     def run() -> None:
         ctx = PipelineContext(now=now, timing=Timing(), clearance=dict.fromkeys(orgs, Classification.GOVERNMENT),
                               channels=channels, firing=alerts[:500])
-        run_pipeline(ctx, list(alerts))
+        run_pipeline(ctx, list(alerts), (classification_gate, inhibit, silence, route, deduplicate, group))
 
     import logging
 

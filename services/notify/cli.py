@@ -98,7 +98,8 @@ async def _run(settings, serve_api: bool = True) -> None:
     if serve_api:
         from services.notify.api.app import create_app
 
-        app = create_app(settings, engine=engine, on_subscriptions_changed=notifier.invalidate_index)
+        app = create_app(settings, engine=engine, on_subscriptions_changed=notifier.invalidate_index,
+                         readiness=notifier.readiness_checks())
         server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None))
         tasks.append(asyncio.create_task(server.serve(), name="api"))
     try:

@@ -1,7 +1,10 @@
 """The notifier's running parts: the breaches consumer, the outbox worker and the repeat sweep, in one loop.
 
 The consumer commits a Kafka offset only after the alerts and outbox rows of its batch are committed to the
-database, so a crash replays breaches (which de-duplication absorbs) and never loses one.
+database, so a crash replays breaches (which de-duplication absorbs) and never loses one. The pipeline's
+database work runs in one worker thread, so the event loop (Kafka heartbeats, the API, the outbox) never waits
+on it. Every loop waits faults out with backoff: a lost group membership or failed commit re-reads from the
+committed offsets, a database or broker away is retried, and the process never ends on a fault.
 """
 
 from __future__ import annotations
@@ -10,15 +13,18 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from prometheus_client import Gauge
-from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
+from aiokafka.errors import KafkaError
+from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.notify.delivery.email import SmtpConfig
@@ -27,13 +33,13 @@ from services.notify.delivery.retry import RetrySchedule
 from services.notify.matching import SubscriptionIndex, build_index
 from services.notify.outbound import check_webhook_target
 from services.notify.pipeline.alert import Timing
-from services.notify.pipeline.dispatch import dispatch_breaches, sweep_firing
+from services.notify.pipeline.dispatch import batches_by_pairs, dispatch_breaches, sweep_firing
 from services.notify.settings import NotifySettings
 from services.notify.store import models
-from services.notify.store.db import create_db_engine, session_factory, unit_of_work
+from services.notify.store.db import create_db_engine, read_mostly, session_factory, unit_of_work
 from shared import topics
 from shared.events import BreachRaised, EnvelopeError, decode
-from shared.kafka import EventProducer
+from shared.kafka import EventProducer, check_kafka
 from shared.metrics import CONSUMER_LAG
 
 log = logging.getLogger(__name__)
@@ -42,6 +48,27 @@ SOURCE = "mews/notify"
 
 
 ALERTS_FIRING = Gauge("mews_notify_alerts_firing", "Alerts firing now, over every organisation", ["severity"])
+REWINDS = Counter("mews_notify_consumer_rewinds_total",
+                  "Times the breaches consumer went back to its committed offsets, by cause", ["cause"])
+FAULTS = Counter("mews_notify_faults_total", "Faults a loop of the notifier waited out, by loop and dependency",
+                 ["loop", "dependency"])
+DISPATCH_SECONDS = Histogram("mews_notify_dispatch_seconds", "Time of one dispatch transaction (worker thread)",
+                             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+DISPATCH_PAIRS = Counter("mews_notify_dispatch_pairs_total", "Alert-organisation pairs dispatched")
+
+# Waiting out a fault: 0.2 s, 0.4 s ... capped at 5 s, so a database back after 10 s is used within 5 s.
+FAULT_BACKOFF = RetrySchedule(initial=0.2, multiplier=2.0, max_interval=5.0, jitter=0.2, max_attempts=1 << 30)
+T = TypeVar("T")
+
+
+def dependency_of(exc: BaseException) -> str:
+    """Which dependency a fault comes from: the database, the broker, or the notifier itself."""
+    if isinstance(exc, OperationalError | InterfaceError) or (isinstance(exc, DBAPIError)
+                                                              and exc.connection_invalidated):
+        return "database"
+    if isinstance(exc, KafkaError):
+        return "broker"
+    return "notifier"
 
 
 def timing_from(settings: NotifySettings) -> Timing:
@@ -82,7 +109,8 @@ class Notifier:
     def __init__(self, settings: NotifySettings, sessions: sessionmaker[Session] | None = None, *,
                  group_id: str = "mews-notify", index_refresh_seconds: float = 5.0,
                  sweep_interval_seconds: float = 15.0, lease: timedelta | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None,
+                 consumer_options: Mapping[str, Any] | None = None) -> None:
         self.settings = settings
         self._engine = None
         if sessions is None:
@@ -96,9 +124,13 @@ class Notifier:
         self.index_refresh_seconds = index_refresh_seconds
         self.sweep_interval_seconds = sweep_interval_seconds
         self.clock = clock or models.utcnow
+        self.consumer_options = dict(consumer_options or {})
         self._index: SubscriptionIndex | None = None
         self._index_built = 0.0
         self._stopping = asyncio.Event()
+        # One thread for the pipeline's database work: batches and sweeps never contend with each other.
+        self._database_thread: ThreadPoolExecutor | None = None
+        self.waiting: dict[str, str] = {}  # dependency -> the fault a loop is waiting out now
         self.processed = 0
 
     # --- the pieces, callable alone -------------------------------------------------------------
@@ -107,7 +139,7 @@ class Notifier:
         """The subscription index, rebuilt when older than the refresh period (subscriptions change via the API)."""
         if self._index is None or time.monotonic() - self._index_built >= self.index_refresh_seconds:
             with unit_of_work(self.sessions) as session:
-                self._index = build_index(session)
+                self._index = build_index(read_mostly(session))
             self._index_built = time.monotonic()
         return self._index
 
@@ -120,8 +152,47 @@ class Notifier:
                                        allow_private=self.settings.allow_private_webhook_targets)
         return None if verdict.allowed else verdict.reason
 
+    async def in_database_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking database work in the pipeline's thread, with a session of its own per unit of work."""
+        if self._database_thread is None:
+            self._database_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notify-db")
+        return await asyncio.get_running_loop().run_in_executor(self._database_thread, fn, *args)
+
+    def dispatch(self, breaches: list[tuple[ConsumerRecord, BreachRaised]]) -> list[tuple[ConsumerRecord, str]]:
+        """Dispatch breaches in transactions of at most `dispatch_max_pairs` alerts (blocking; the database thread).
+
+        Returns the breaches that could not be dispatched, with the reason; a database away raises (nothing of
+        the failed transaction is committed, and replaying the transactions before it changes nothing).
+        """
+        index = self.index()
+        by_breach = {id(b): r for r, b in breaches}
+        failed: list[tuple[ConsumerRecord, str]] = []
+        for batch in batches_by_pairs(index, [b for _, b in breaches], self.settings.dispatch_max_pairs):
+            started = time.perf_counter()
+            try:
+                with unit_of_work(self.sessions) as session:
+                    report = dispatch_breaches(session, index, batch, self.clock(), self.timing)
+            except Exception as exc:
+                if dependency_of(exc) == "database":
+                    raise
+                # One bad breach must not block the partition: isolate it, quarantine it with the reason.
+                log.exception("batch failed; dispatching breaches one by one")
+                for breach in batch:
+                    try:
+                        with unit_of_work(self.sessions) as session:
+                            dispatch_breaches(session, index, [breach], self.clock(), self.timing)
+                    except Exception as exc_one:
+                        if dependency_of(exc_one) == "database":
+                            raise
+                        failed.append((by_breach[id(breach)],
+                                       f"dispatch failed: {type(exc_one).__name__}: {exc_one}"))
+                continue
+            DISPATCH_SECONDS.observe(time.perf_counter() - started)
+            DISPATCH_PAIRS.inc(report.alerts_upserted)
+        return failed
+
     async def handle_records(self, records: list[ConsumerRecord], producer: EventProducer) -> BatchResult:
-        """Decode a batch, dead-letter what is not a breach, dispatch the rest in one transaction."""
+        """Decode a batch, dead-letter what is not a breach, dispatch the rest (in the database thread)."""
         result = BatchResult()
         breaches: list[tuple[ConsumerRecord, BreachRaised]] = []
         for record in records:
@@ -136,71 +207,126 @@ class Notifier:
             breaches.append((record, event))
         if not breaches:
             return result
-        index = self.index()
-        try:
-            with unit_of_work(self.sessions) as session:
-                dispatch_breaches(session, index, [b for _, b in breaches], self.clock(), self.timing)
-            result.breaches = len(breaches)
-        except OperationalError:
-            raise  # the database is away: the caller retries the batch, nothing is committed
-        except Exception:
-            # One bad breach must not block the partition: isolate it, quarantine it with the reason.
-            log.exception("batch failed; dispatching breaches one by one")
-            for record, breach in breaches:
-                try:
-                    with unit_of_work(self.sessions) as session:
-                        dispatch_breaches(session, index, [breach], self.clock(), self.timing)
-                    result.breaches += 1
-                except OperationalError:
-                    raise
-                except Exception as exc:
-                    await producer.dead_letter(record.value, f"dispatch failed: {type(exc).__name__}: {exc}",
-                                               source=self.topic, stage=SERVICE, intended_topic=self.topic)
-                    result.dead_lettered += 1
+        # A database away raises here: the caller retries the batch; nothing of it is committed.
+        failed = await self.in_database_thread(self.dispatch, breaches)
+        for record, reason in failed:
+            await producer.dead_letter(record.value, reason, source=self.topic, stage=SERVICE,
+                                       intended_topic=self.topic)
+        result.breaches = len(breaches) - len(failed)
+        result.dead_lettered += len(failed)
         return result
+
+    def _sweep_in_thread(self) -> dict[str, int]:
+        index = self.index()
+        # The sweep reads every firing alert and rarely writes: it must not hold SQLite's write lock meanwhile.
+        with unit_of_work(self.sessions) as session:
+            sweep_firing(read_mostly(session), index, self.clock(), self.timing)
+            return dict(session.execute(select(models.Alert.severity, func.count())  # type: ignore[arg-type]
+                                        .where(models.Alert.status == "firing")
+                                        .group_by(models.Alert.severity)).all())
 
     async def sweep(self) -> None:
         """Repeats, expired silences, lifted inhibitions; and the firing-alerts gauge."""
-        with unit_of_work(self.sessions) as session:
-            sweep_firing(session, self.index(), self.clock(), self.timing)
-            counts = dict(session.execute(select(models.Alert.severity, func.count())
-                                          .where(models.Alert.status == "firing")
-                                          .group_by(models.Alert.severity)).all())
+        counts = await self.in_database_thread(self._sweep_in_thread)
         for severity in models.SEVERITIES:
             ALERTS_FIRING.labels(severity).set(counts.get(severity, 0))
 
+    # --- readiness ------------------------------------------------------------------------------
+
+    def _ping_database(self) -> None:
+        with self.sessions() as session:
+            read_mostly(session).execute(text("SELECT 1"))
+
+    async def database_ready(self) -> str | None:
+        """Readiness of the database: it answers, and no loop is waiting out a database fault."""
+        if "database" in self.waiting:
+            return self.waiting["database"]
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self._ping_database), 5)
+        except Exception as exc:  # any failure means not ready; the reason is reported
+            return f"database unreachable: {type(exc).__name__}"
+        return None
+
+    async def broker_ready(self) -> str | None:
+        """Readiness of the broker: it answers a metadata request, and no loop is waiting out a broker fault."""
+        if "broker" in self.waiting:
+            return self.waiting["broker"]
+        return await check_kafka(self.settings.kafka_bootstrap_servers)
+
+    def readiness_checks(self) -> dict[str, Callable[[], Awaitable[str | None]]]:
+        """The checks /readyz runs for this notifier."""
+        return {"database": self.database_ready, "broker": self.broker_ready}
+
+    async def _wait_out(self, loop_name: str, exc: BaseException, failures: int) -> None:
+        """Log a fault, say not ready while it lasts, and wait the backoff before the loop tries again."""
+        dependency = dependency_of(exc)
+        FAULTS.labels(loop_name, dependency).inc()
+        delay = FAULT_BACKOFF.delay(failures).total_seconds()
+        reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+        if dependency != "notifier":
+            self.waiting[dependency] = f"{loop_name} waits out {reason}"
+        log.error("fault; waiting it out", exc_info=dependency == "notifier",
+                  extra={"loop": loop_name, "dependency": dependency, "error": reason, "failures": failures,
+                         "retry_in_s": round(delay, 2)})
+        try:
+            await self._pause(delay)
+        finally:
+            self.waiting.pop(dependency, None)
+
     # --- the loops ------------------------------------------------------------------------------
+
+    def _consumer(self) -> AIOKafkaConsumer:
+        options: dict[str, Any] = {"enable_auto_commit": False, "auto_offset_reset": "earliest",
+                                   "client_id": "mews-notify", **self.consumer_options}
+        return AIOKafkaConsumer(self.topic, bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                                group_id=self.group_id, **options)
 
     async def consume(self) -> None:
         """Breaches -> database, then commit the offsets; until stopped."""
-        consumer = AIOKafkaConsumer(self.topic, bootstrap_servers=self.settings.kafka_bootstrap_servers,
-                                    group_id=self.group_id, enable_auto_commit=False,
-                                    auto_offset_reset="earliest", client_id="mews-notify")
+        consumer = self._consumer()
         producer = EventProducer(self.settings.kafka_bootstrap_servers, source=SOURCE,
                                  namespace=self.settings.topic_namespace)
         await producer.start()
-        await consumer.start()
         try:
+            await consumer.start()
+            failures = 0
             while not self._stopping.is_set():
-                # Dispatch runs on the event loop (one SQLite writer); small batches keep the API and outbox responsive.
-                batches = await consumer.getmany(timeout_ms=300, max_records=100)
+                batches = await consumer.getmany(timeout_ms=300, max_records=self.settings.consume_max_records)
                 if not batches:
                     continue
                 records = [r for tp in sorted(batches, key=lambda t: t.partition) for r in batches[tp]]
                 try:
                     result = await self.handle_records(records, producer)
-                except OperationalError as exc:
-                    log.error("database unavailable; batch will be retried", extra={"error": str(exc)[:300]})
-                    for tp, msgs in batches.items():
-                        consumer.seek(tp, msgs[0].offset)
-                    await asyncio.sleep(1.0)
+                    await consumer.commit({tp: msgs[-1].offset + 1 for tp, msgs in batches.items()})
+                except (OperationalError, InterfaceError, DBAPIError, KafkaError) as exc:
+                    if dependency_of(exc) == "notifier":
+                        raise
+                    # A lost membership, a failed commit, a database or broker away: nothing past the committed
+                    # offsets counts as done. Read again from there; replayed breaches change nothing.
+                    failures += 1
+                    REWINDS.labels(type(exc).__name__).inc()
+                    await self._wait_out("consume", exc, failures)
+                    await self._rewind(consumer)
                     continue
-                await consumer.commit({tp: msgs[-1].offset + 1 for tp, msgs in batches.items()})
+                failures = 0
                 self.processed += result.breaches
                 await self._observe_lag(consumer, list(batches))
         finally:
-            await consumer.stop()
-            await producer.stop()
+            with contextlib.suppress(Exception):  # stopping a consumer of a broker that is away may fail too
+                await consumer.stop()
+            with contextlib.suppress(Exception):
+                await producer.stop()
+
+    async def _rewind(self, consumer: AIOKafkaConsumer) -> None:
+        """Seek every assigned partition back to its committed offset (the beginning when none is)."""
+        for tp in consumer.assignment():
+            committed = await consumer.committed(tp)
+            if committed is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, committed)
+        log.warning("consumer rewound to the committed offsets",
+                    extra={"partitions": sorted(tp.partition for tp in consumer.assignment())})
 
     async def _observe_lag(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
         lag = 0
@@ -233,26 +359,43 @@ class Notifier:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
+    async def _supervise(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        """Run a loop until stopped; whatever it raises is waited out with backoff and the loop starts again."""
+        failures = 0
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            try:
+                await loop()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the process never ends on a fault; each is logged, counted, waited out
+                # A loop that ran a while before failing starts its backoff afresh.
+                failures = 1 if time.monotonic() - started > 60 else failures + 1
+                await self._wait_out(name, exc, failures)
+
+    def _release_leftover_claims(self) -> None:
+        with unit_of_work(self.sessions) as session:
+            released = release_claims(session, self.clock())
+        if released:
+            log.warning("released claims of a previous run", extra={"count": released})
+
     async def run(self) -> None:
-        """Consume, deliver and sweep until `stop` (or cancellation)."""
+        """Consume, deliver and sweep until `stop` (or cancellation); faults are waited out, never fatal."""
         self._stopping.clear()
         if self.sessions.kw.get("bind") is not None and self.sessions.kw["bind"].dialect.name == "sqlite":
             # SQLite means one worker: anything left `sending` died with the previous process.
-            with unit_of_work(self.sessions) as session:
-                released = release_claims(session, self.clock())
-            if released:
-                log.warning("released claims of a previous run", extra={"count": released})
-        tasks = [asyncio.create_task(coro, name=name) for name, coro in
-                 (("consume", self.consume()), ("deliver", self.deliver()), ("sweep", self.sweep_forever()))]
+            await self.in_database_thread(self._release_leftover_claims)
+        tasks = [asyncio.create_task(self._supervise(name, loop), name=name) for name, loop in
+                 (("consume", self.consume), ("deliver", self.deliver), ("sweep", self.sweep_forever))]
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-            for task in done:
-                if task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
+            await asyncio.gather(*tasks)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self._database_thread is not None:
+                self._database_thread.shutdown(wait=False, cancel_futures=True)
+                self._database_thread = None
             if self._engine is not None:
                 self._engine.dispose()
 

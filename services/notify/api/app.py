@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, status
@@ -27,11 +27,14 @@ def _problem(status_code: int, detail: str) -> JSONResponse:
 
 
 def create_app(settings: NotifySettings, *, engine: Engine | None = None,
-               on_subscriptions_changed: Callable[[], None] | None = None) -> FastAPI:
+               on_subscriptions_changed: Callable[[], None] | None = None,
+               readiness: Mapping[str, Callable[[], Awaitable[str | None]]] | None = None) -> FastAPI:
     """The API app on a database (an engine of its own unless one is shared with the worker).
 
     `on_subscriptions_changed` is called after any change to subscriptions, products or channels, so the
     alert pipeline can rebuild its subscription index at once instead of waiting for its next refresh.
+    `readiness` replaces the database check of /readyz; the notifier's checks report the database and the
+    broker, and say not ready while one of its loops waits a fault out.
     """
     owns_engine = engine is None
     engine = engine or create_db_engine(settings.database_url)
@@ -79,5 +82,5 @@ def create_app(settings: NotifySettings, *, engine: Engine | None = None,
         await asyncio.to_thread(ping)
         return None
 
-    mount_observability(app, "notify", {"database": database_ready})
+    mount_observability(app, "notify", dict(readiness) if readiness is not None else {"database": database_ready})
     return app

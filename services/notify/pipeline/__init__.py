@@ -1,8 +1,10 @@
-"""The alert pipeline: small stages `(context, alerts) -> alerts`, each deciding with a reason (Alertmanager style)."""
+"""The alert pipeline: small stages `(context, alerts) -> alerts`, each deciding with a reason (Alertmanager style).
+
+The pure stages live in `stages.py`; `dispatch.PIPELINE` lists every stage a breach goes through.
+"""
 
 from services.notify.pipeline.alert import Alert, Decision, GroupState, LogEntry, PipelineContext, Silence, Timing
 from services.notify.pipeline.stages import (
-    DEFAULT_STAGES,
     Stage,
     classification_gate,
     deduplicate,
@@ -14,6 +16,6 @@ from services.notify.pipeline.stages import (
 )
 
 __all__ = [
-    "DEFAULT_STAGES", "Alert", "Decision", "GroupState", "LogEntry", "PipelineContext", "Silence", "Stage",
-    "Timing", "classification_gate", "deduplicate", "group", "inhibit", "route", "run_pipeline", "silence",
+    "Alert", "Decision", "GroupState", "LogEntry", "PipelineContext", "Silence", "Stage", "Timing",
+    "classification_gate", "deduplicate", "group", "inhibit", "route", "run_pipeline", "silence",
 ]

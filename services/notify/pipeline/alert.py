@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.events import BreachStatus, Classification, Severity
+
+if TYPE_CHECKING:
+    from services.notify.store.alert_state import AlertStore
 
 SEVERITY_RANK = {Severity.WARNING: 0, Severity.CRITICAL: 1}
 
@@ -37,6 +41,7 @@ class Alert:
     channel_id: str | None = None
     group_key: str | None = None
     due_at: datetime | None = None
+    notification_id: str | None = None  # the outbox row the group stage put it in (new or still open)
 
     @property
     def state(self) -> str:
@@ -79,11 +84,53 @@ class LogEntry:
 
 
 @dataclass(frozen=True)
-class GroupState:
-    """Where a group stands: a notification still open for more alerts, and when the last one went out."""
+class OpenSlot:
+    """A notification of a group still open for more alerts: its id, when it is due, and what it carries
+    (fingerprint -> state, `firing:<severity>` or `resolved`)."""
 
-    open_due_at: datetime | None = None
+    id: str | None
+    due_at: datetime
+    members: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class GroupState:
+    """Where a group stands: its notifications still open for more alerts (by due time), and when the last one
+    went out."""
+
     last_flush_at: datetime | None = None
+    open: tuple[OpenSlot, ...] = ()
+
+    @property
+    def open_due_at(self) -> datetime | None:
+        return self.open[0].due_at if self.open else None
+
+
+@dataclass(frozen=True)
+class OpenNotification:
+    """An outbox row not yet tried, that more alerts of its group may still join."""
+
+    id: str
+    due_at: datetime
+    alert_ids: tuple[str, ...] = ()
+    payload: dict[str, Any] = field(default_factory=dict, compare=False)
+    breach_observed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class NotificationDraft:
+    """An outbox row as the enqueue stage writes it: created (`new`) or an open one with more alerts."""
+
+    id: str
+    organisation_id: str
+    channel_id: str
+    group_key: str
+    kind: str
+    alert_ids: tuple[str, ...]
+    payload: dict[str, Any] = field(compare=False)
+    next_attempt_at: datetime
+    breach_observed_at: datetime | None
+    new: bool
 
 
 @dataclass(frozen=True)
@@ -135,8 +182,12 @@ class PipelineContext:
     firing: list[Alert] = field(default_factory=list)  # every firing alert of the organisations concerned
     log: dict[tuple[str, str, str], LogEntry] = field(default_factory=dict)  # (org, group_key, fingerprint)
     groups: dict[str, GroupState] = field(default_factory=dict)  # group_key -> state
+    notifications: dict[str, OpenNotification] = field(default_factory=dict)  # open outbox rows by id
     decisions: list[Decision] = field(default_factory=list)
+    store: AlertStore | None = None  # where the stages that read or write state find it
+    notifications_created: int = 0
+    notifications_joined: int = 0
 
-    def decide(self, stage: str, decision: str, reason: str, alert: Alert) -> None:
+    def decide(self, stage: str, decision: str, reason: str, alert: Alert, channel_id: str | None = None) -> None:
         self.decisions.append(Decision(stage, decision, reason, alert.organisation_id, alert.fingerprint,
-                                       alert.channel_id))
+                                       channel_id or alert.channel_id))

@@ -6,20 +6,25 @@ channel), de-duplicate against the notification log, group (when the notificatio
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import math
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from prometheus_client import Counter
 
-from services.notify.pipeline.alert import Alert, GroupState, PipelineContext
+from services.notify.pipeline.alert import Alert, GroupState, OpenSlot, PipelineContext
 from shared.events import Severity
 
 log = logging.getLogger(__name__)
 
 Stage = Callable[[PipelineContext, list[Alert]], list[Alert]]
+
+# Decisions that keep an alert from a notification.
+HOLDING = frozenset({"drop", "inhibited", "silenced", "stale"})
 
 DECISIONS = Counter("mews_notify_pipeline_decisions_total", "Decisions of the alert pipeline, by stage",
                     ["stage", "decision"])
@@ -82,15 +87,15 @@ def route(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
     for alert in alerts:
         for channel_id in alert.channel_ids:
             channel = ctx.channels.get(channel_id)
-            copy = dataclasses.replace(alert, channel_id=channel_id)
             if channel is None or channel.organisation_id != alert.organisation_id:
-                ctx.decide("route", "drop", "channel unknown to the organisation", copy)
+                ctx.decide("route", "drop", "channel unknown to the organisation", alert, channel_id=channel_id)
             elif not channel.enabled:
-                ctx.decide("route", "drop", "channel disabled", copy)
+                ctx.decide("route", "drop", "channel disabled", alert, channel_id=channel_id)
             else:
                 key = group_key_for(alert, channel.mode, channel_id)
+                copy = dataclasses.replace(alert, channel_id=channel_id, group_key=key)
                 ctx.decide("route", "routed", f"to group {key}", copy)
-                routed.append(dataclasses.replace(copy, group_key=key))
+                routed.append(copy)
         if not alert.channel_ids:
             ctx.decide("route", "drop", "no channel subscribed", alert)
     return routed
@@ -137,39 +142,75 @@ def next_tick(last_flush: datetime, interval: timedelta, now: datetime) -> datet
 
 
 def group(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
-    """Decide when each alert's group notification is due: group wait, group interval, or the daily digest."""
+    """Decide which notification each alert goes in and when it is due: group wait, interval, or the daily digest.
+
+    A notification never carries two states of one alert: when an open one already carries another state
+    (a firing, then its resolution, in one backlog), this alert goes in a later one, an interval on, so the
+    receiver hears every transition, in order.
+    """
     timed = []
+    touched: dict[str, list[OpenSlot]] = {}  # slots of the groups seen here, with members this stage may change
     for alert in alerts:
-        assert alert.group_key is not None, "route before group"
-        state = ctx.groups.get(alert.group_key, GroupState())
-        if state.open_due_at is not None:
-            due, decision, reason = state.open_due_at, "joined", f"joins the notification due {state.open_due_at}"
-        elif alert.group_key.startswith("digest:"):
-            due = ctx.timing.next_digest(ctx.now)
-            decision, reason = "digest", f"waits for the daily digest at {due.isoformat()}"
-        elif state.last_flush_at is None:
-            due = ctx.now + ctx.timing.group_wait
-            decision, reason = "new_group", f"new group: group wait until {due.isoformat()}"
+        key = alert.group_key
+        assert key is not None, "route before group"
+        state = ctx.groups.get(key, GroupState())
+        if key not in touched:
+            touched[key] = [dataclasses.replace(slot, members=dict(slot.members)) for slot in state.open]
+        slots = touched[key]
+        carrying = [i for i, slot in enumerate(slots) if alert.fingerprint in slot.members]
+        last = carrying[-1] if carrying else None
+        if last is not None and slots[last].members[alert.fingerprint] == alert.state:
+            target = last
+        elif last is None and slots:
+            target = 0
+        elif last is not None and last + 1 < len(slots):
+            target = last + 1
         else:
-            due = next_tick(state.last_flush_at, ctx.timing.group_interval, ctx.now)
-            decision, reason = "update", f"group update: next interval tick {due.isoformat()}"
-        ctx.groups[alert.group_key] = GroupState(open_due_at=due, last_flush_at=state.last_flush_at)
+            target = len(slots)
+        if target < len(slots):
+            due, decision, reason = slots[target].due_at, "joined", f"joins the notification due {slots[target].due_at}"
+        else:
+            if last is not None:
+                carried = slots[last]
+                due = (carried.due_at if key.startswith("digest:")
+                       else next_tick(carried.due_at, ctx.timing.group_interval, ctx.now))
+                decision = "next"
+                reason = (f"the notification due {carried.due_at} carries it "
+                          f"{carried.members[alert.fingerprint]}: the next one is due {due}")
+            elif key.startswith("digest:"):
+                due = ctx.timing.next_digest(ctx.now)
+                decision, reason = "digest", f"waits for the daily digest at {due.isoformat()}"
+            elif state.last_flush_at is None:
+                due = ctx.now + ctx.timing.group_wait
+                decision, reason = "new_group", f"new group: group wait until {due.isoformat()}"
+            else:
+                due = next_tick(state.last_flush_at, ctx.timing.group_interval, ctx.now)
+                decision, reason = "update", f"group update: next interval tick {due.isoformat()}"
+            slots.append(OpenSlot(str(uuid.uuid4()), due, {}))
+        slot = slots[target]
+        slot.members[alert.fingerprint] = alert.state  # type: ignore[index]
+        ctx.groups[key] = GroupState(last_flush_at=state.last_flush_at, open=tuple(slots))
         ctx.decide("group", decision, reason, alert)
-        timed.append(dataclasses.replace(alert, due_at=due))
+        timed.append(dataclasses.replace(alert, due_at=due, notification_id=slot.id))
     return timed
 
 
-DEFAULT_STAGES: tuple[Stage, ...] = (classification_gate, inhibit, silence, route, deduplicate, group)
-
-
-def run_pipeline(ctx: PipelineContext, alerts: list[Alert], stages: Sequence[Stage] = DEFAULT_STAGES) -> list[Alert]:
-    """Run the stages in order; count and log every decision taken on the way."""
+def run_pipeline(ctx: PipelineContext, alerts: list[Alert], stages: Sequence[Stage]) -> list[Alert]:
+    """Run the stages in order (Alertmanager's MultiStage); count every decision taken on the way, and log it."""
     start = len(ctx.decisions)
     for stage in stages:
         alerts = stage(ctx, alerts)
-    for d in ctx.decisions[start:]:
-        DECISIONS.labels(d.stage, d.decision).inc()
-        log.info("pipeline decision", extra={"stage": d.stage, "decision": d.decision, "reason": d.reason,
-                                             "organisation_id": d.organisation_id, "fingerprint": d.fingerprint,
-                                             "channel_id": d.channel_id})
+        if not alerts:
+            break
+    taken = ctx.decisions[start:]
+    for (stage_name, decision), count in collections.Counter((d.stage, d.decision) for d in taken).items():
+        DECISIONS.labels(stage_name, decision).inc(count)
+    debug = log.isEnabledFor(logging.DEBUG)
+    for d in taken:
+        # What held an alert back is what a person asks about; what passed is only worth a line when debugging.
+        if debug or d.decision in HOLDING:
+            log.log(logging.INFO if d.decision in HOLDING else logging.DEBUG, "pipeline decision",
+                    extra={"stage": d.stage, "decision": d.decision, "reason": d.reason,
+                           "organisation_id": d.organisation_id, "fingerprint": d.fingerprint,
+                           "channel_id": d.channel_id})
     return alerts

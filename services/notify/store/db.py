@@ -23,6 +23,10 @@ def normalise_url(url: str) -> str:
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling starts a transaction only at the first write, so a read before it
+    # (an outbox claim reading a payload) sees data another writer changes before the write; `_on_sqlite_begin`
+    # begins every transaction instead.
+    dbapi_connection.isolation_level = None
     # Foreign keys are off by default in SQLite; WAL lets the API read while the outbox worker writes.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -30,6 +34,16 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _on_sqlite_begin(connection: Any) -> None:
+    # SQLite has one writer and no row locks: taking the write lock when the transaction begins makes each
+    # transaction (dispatch in its thread, an outbox claim, an API change) see and write one consistent state,
+    # waiting for the one before it (busy_timeout) instead of failing or working on what it read before.
+    # A long transaction that rarely writes asks for DEFERRED (`read_mostly`): it reads a snapshot without
+    # holding writers up, and fails (to be retried) should it write after another writer changed the data.
+    mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+    connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
@@ -42,6 +56,7 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 10})
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _on_sqlite_connect)
+        event.listen(engine, "begin", _on_sqlite_begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
@@ -64,6 +79,12 @@ def unit_of_work(sessions: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def read_mostly(session: Session) -> Session:
+    """Begin the session's transaction without taking SQLite's write lock (call it before the first query)."""
+    session.connection(execution_options={"sqlite_begin": "DEFERRED"})
+    return session
 
 
 def alembic_config(url: str) -> Any:

@@ -22,6 +22,20 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.conftest import free_port
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "long: takes over a minute; runs with MEWS_LONG_TESTS=1 or -m long")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep tests over a minute out of the default run (a broker of their own takes half a minute to start)."""
+    if os.environ.get("MEWS_LONG_TESTS") == "1" or "long" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="takes over a minute; MEWS_LONG_TESTS=1 or -m long runs it")
+    for item in items:
+        if "long" in item.keywords:
+            item.add_marker(skip)
+
+
 def _postgres_bin() -> Path | None:
     versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
                       key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
@@ -67,6 +81,88 @@ def postgres_server() -> Iterator[str]:
         subprocess.run(_as_postgres_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
                        check=False, capture_output=True)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+class StoppablePostgres:
+    """A PostgreSQL server of one test, which the test may stop and start again (on the same port and data)."""
+
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        self.workdir = Path(tempfile.mkdtemp(prefix="mews-pg-stoppable-"))
+        self.data, sockets = self.workdir / "data", self.workdir / "sockets"
+        sockets.mkdir()
+        if os.geteuid() == 0:
+            shutil.chown(self.workdir, "postgres")
+            shutil.chown(sockets, "postgres")
+        self.port = free_port()
+        # A commit must be in the WAL before it is acknowledged: with synchronous_commit off an immediate stop
+        # loses the last commits, which the notifier (rightly) counts as done. fsync stays off: the machine
+        # does not crash, the page cache survives the server.
+        self.options = (f"-p {self.port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
+                        "-c max_connections=100")
+        subprocess.run(_as_postgres_user([str(bindir / "initdb"), "-D", str(self.data), "-U", "postgres",
+                                          "--auth=trust", "-E", "UTF8", "--no-sync"]),
+                       check=True, capture_output=True)
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _ctl(self, *argv: str, check: bool = True) -> None:
+        subprocess.run(_as_postgres_user([str(self.bindir / "pg_ctl"), "-D", str(self.data), *argv]),
+                       check=check, capture_output=True)
+
+    def start(self) -> None:
+        self._ctl("-o", self.options, "-l", str(self.workdir / "server.log"), "-w", "-t", "60", "start")
+
+    def stop(self) -> None:
+        """Stop at once, as a crash or a failover would: every client connection is cut."""
+        self._ctl("-m", "immediate", "-w", "stop")
+
+    def remove(self) -> None:
+        self._ctl("-m", "immediate", "stop", check=False)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def stoppable_postgres() -> Iterator[StoppablePostgres]:
+    """A PostgreSQL server of this test alone, started; the test may stop and start it."""
+    bindir = _postgres_bin()
+    if bindir is None:
+        pytest.skip("no PostgreSQL binaries under /usr/lib/postgresql (make install-postgres)")
+    server = StoppablePostgres(bindir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+class StoppableKafka:
+    """A Kafka broker of one test (deploy/local/kafka.sh on free ports), which the test may stop and start."""
+
+    def __init__(self, directory: Path) -> None:
+        from tests.conftest import ROOT
+
+        self.port = free_port()
+        self.script = ROOT / "deploy" / "local" / "kafka.sh"
+        self.env = {**os.environ, "KAFKA_PORT": str(self.port), "KAFKA_CONTROLLER_PORT": str(free_port()),
+                    "KAFKA_DIR": str(directory)}
+        self.bootstrap = f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        subprocess.run(["bash", str(self.script), "start"], env=self.env, check=True, capture_output=True)
+
+    def stop(self) -> None:
+        subprocess.run(["bash", str(self.script), "stop"], env=self.env, check=False, capture_output=True)
+
+
+@pytest.fixture
+def stoppable_kafka(tmp_path: Path) -> Iterator[StoppableKafka]:
+    """A Kafka broker of this test alone, started; the test may stop and start it (never the shared one)."""
+    broker = StoppableKafka(tmp_path / "kafka")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
 
 
 def _admin_execute(server_url: str, statement: str) -> None:

@@ -20,7 +20,7 @@ from services.notify.pipeline import (
     run_pipeline,
     silence,
 )
-from services.notify.pipeline.alert import ChannelRoute
+from services.notify.pipeline.alert import ChannelRoute, OpenSlot
 from services.notify.pipeline.stages import next_tick
 from shared.events import BreachStatus, Classification, Severity
 
@@ -125,7 +125,7 @@ def test_group_waits_for_a_new_group_joins_an_open_one_and_ticks_for_updates():
     timing = Timing(group_wait=timedelta(seconds=30), group_interval=timedelta(minutes=5),
                     digest_at=datetime(2026, 1, 1, 7, 0).time())
     ctx = PipelineContext(now=NOW, timing=timing, groups={
-        "immediate:open": GroupState(open_due_at=NOW + timedelta(seconds=10)),
+        "immediate:open": GroupState(open=(OpenSlot("n-open", NOW + timedelta(seconds=10)),)),
         "immediate:sent": GroupState(last_flush_at=NOW - timedelta(minutes=7)),
     })
     alerts = [_routed(alert("a"), "immediate:new"), _routed(alert("b"), "immediate:new"),
@@ -157,7 +157,8 @@ def test_next_digest_is_today_before_the_hour_and_tomorrow_after_it():
 def test_pipeline_keeps_every_decision_with_its_stage():
     ctx = PipelineContext(now=NOW, clearance={"org-a": Classification.PUBLIC},
                           channels={"hook": ChannelRoute("hook", "org-a")})
-    out = run_pipeline(ctx, [alert("x", channel_ids=("hook",))])
+    out = run_pipeline(ctx, [alert("x", channel_ids=("hook",))],
+                       (classification_gate, inhibit, silence, route, deduplicate, group))
     assert [a.group_key for a in out] == ["immediate:hook"]
     assert [(d.stage, d.decision) for d in ctx.decisions] == [
         ("classification", "pass"), ("route", "routed"), ("dedup", "send"), ("group", "new_group")]
