@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
+from services.notify.delivery.payload import group_payload
 from services.notify.matching import SubscriptionIndex
 from services.notify.pipeline.alert import (
     Alert,
@@ -182,32 +183,6 @@ def load_context(session: Session, ctx: PipelineContext, organisation_ids: Itera
             flushed[key] = max(scheduled, flushed.get(key, scheduled))
     ctx.groups = {key: GroupState(open_due_at=opened.get(key), last_flush_at=flushed.get(key))
                   for key in set(opened) | set(flushed)}
-
-
-def alert_payload(row: models.Alert) -> dict[str, Any]:
-    """One alert as a receiver sees it: the breach's fields, evidence and acknowledgement state."""
-    breach = row.breach or {}
-    return {
-        "id": row.id, "fingerprint": row.fingerprint, "material": row.material, "rule": row.rule,
-        "severity": row.severity, "status": row.status, "classification": row.classification,
-        "indicator": breach.get("indicator"), "value": breach.get("value"), "threshold": breach.get("threshold"),
-        "warning_threshold": breach.get("warning_threshold"), "critical_threshold": breach.get("critical_threshold"),
-        "starts_at": row.starts_at.isoformat(), "ends_at": row.ends_at.isoformat() if row.ends_at else None,
-        "observed_at": breach.get("observed_at"), "summary": row.summary, "evidence": breach.get("evidence", []),
-        "via": list(row.via or ()),
-        "acknowledged_at": row.acknowledged_at.isoformat() if row.acknowledged_at else None,
-    }
-
-
-def group_payload(session: Session, organisation_id: str, group_key: str, alert_ids: list[str],
-                  scheduled_at: datetime) -> tuple[str, dict[str, Any]]:
-    """The notification kind and body of a group: status, its alerts, group key and organisation."""
-    rows = {r.id: r for r in session.scalars(select(models.Alert).where(models.Alert.id.in_(alert_ids)))}
-    alerts = [alert_payload(rows[i]) for i in alert_ids if i in rows]
-    status = "firing" if any(a["status"] == "firing" for a in alerts) else "resolved"
-    kind = "digest" if group_key.startswith("digest:") else ("alert" if status == "firing" else "resolved")
-    return kind, {"version": "1", "kind": kind, "status": status, "organisation_id": organisation_id,
-                  "group_key": group_key, "scheduled_at": scheduled_at.isoformat(), "alerts": alerts}
 
 
 def enqueue(session: Session, ctx: PipelineContext, alerts: list[Alert], report: DispatchReport) -> None:
