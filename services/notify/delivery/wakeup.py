@@ -21,6 +21,7 @@ from services.notify.delivery import metrics
 log = logging.getLogger(__name__)
 
 CHANNEL = "mews_outbox"
+LISTENER_NAME = "mews-notify-outbox-listen"  # application_name of the LISTEN connection, to find it in pg_stat_activity
 
 
 def conninfo_of(database_url: str) -> str | None:
@@ -116,22 +117,42 @@ class OutboxWakeup:
             self._publish_again = True
             while self._publish_again:
                 self._publish_again = False
-                try:
-                    async with asyncio.timeout(self.statement_timeout):
-                        if self._sender is None or self._sender.closed:
-                            self._sender = await psycopg.AsyncConnection.connect(
-                                self._conninfo or "", autocommit=True, connect_timeout=int(self.statement_timeout))
-                        await self._sender.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self._token))
-                    metrics.OUTBOX_NOTIFY.labels("sent").inc()
-                except (psycopg.Error, OSError, TimeoutError) as exc:
-                    # Other replicas fall back to polling; the next enqueue tries a fresh connection.
-                    metrics.OUTBOX_NOTIFY.labels("failed").inc()
-                    log.warning("outbox NOTIFY failed; replicas will poll",
-                                extra={"error": f"{type(exc).__name__}: {exc}"[:300]})
-                    await self._close_sender()
+                if not await self._send_notify():
                     return
         finally:
             self._publishing = False
+
+    async def _send_notify(self) -> bool:
+        # A kept connection may have died with a database restart: then one more try on a fresh one.
+        for fresh in (self._sender is None or self._sender.closed, True):
+            try:
+                async with asyncio.timeout(self.statement_timeout):
+                    if fresh:
+                        await self._close_sender()
+                        self._sender = await self._connect()
+                    assert self._sender is not None
+                    await self._sender.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self._token))
+                metrics.OUTBOX_NOTIFY.labels("sent").inc()
+                return True
+            except (psycopg.Error, OSError, TimeoutError) as exc:
+                error = f"{type(exc).__name__}: {exc}"[:300]
+                if fresh:
+                    break
+        # Other replicas fall back to polling; the next enqueue tries again.
+        metrics.OUTBOX_NOTIFY.labels("failed").inc()
+        log.warning("outbox NOTIFY failed; replicas will poll", extra={"error": error})
+        await self._close_sender()
+        return False
+
+    async def _connect(self, **options: str) -> psycopg.AsyncConnection:
+        # libpq reads connect_timeout 0 as "wait forever"
+        return await psycopg.AsyncConnection.connect(self._conninfo or "", autocommit=True,
+                                                     connect_timeout=max(1, round(self.statement_timeout)), **options)
+
+    async def aclose(self) -> None:
+        """Close the NOTIFY connection (the listener closes with `listen`)."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._close_sender()
 
     async def _close_sender(self) -> None:
         sender, self._sender = self._sender, None
@@ -168,8 +189,7 @@ class OutboxWakeup:
 
     async def _listen_once(self, stopping: asyncio.Event) -> None:
         async with asyncio.timeout(self.statement_timeout):
-            conn = await psycopg.AsyncConnection.connect(self._conninfo or "", autocommit=True,
-                                                         connect_timeout=int(self.statement_timeout))
+            conn = await self._connect(application_name=LISTENER_NAME)
         async with conn:
             await conn.execute(f"LISTEN {CHANNEL}")
             metrics.OUTBOX_LISTENING.set(1)
