@@ -23,7 +23,8 @@ OUTBOX_NOTIFY = Counter("mews_notify_outbox_notify_total", "PostgreSQL NOTIFYs s
 OUTBOX_LISTENING = Gauge("mews_notify_outbox_listening",
                          "1 while the outbox holds its PostgreSQL LISTEN connection, else 0 (polling only)")
 IN_FLIGHT = Gauge("mews_notify_deliveries_in_flight", "Sends under way", ["channel"])
-WAITING_FOR_TARGET = Gauge("mews_notify_deliveries_waiting_for_target",
-                           "Claimed notifications waiting because their receiver already has its share of sends")
+WAITING = Gauge("mews_notify_deliveries_waiting",
+                "Claimed notifications waiting for their receiver's share of sends, or for the one before them "
+                "in their group")
 SEND_SECONDS = Histogram("mews_notify_delivery_send_seconds", "Time of one send attempt, until the receiver answered",
                          ["channel"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))

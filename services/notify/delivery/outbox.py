@@ -3,7 +3,8 @@
 Sending is a bounded pool: at most `concurrency` sends at once, and at most `per_target` to one receiver
 (host and port of a webhook; the SMTP server for email), so one slow or failing receiver holds only its own
 share and never delays the others. A claim starts as soon as it is made; a claim for a receiver that already
-has its share waits in memory (its channel is left out of further claims until a send to it ends). While a
+has its share waits in memory (its channel is left out of further claims until a send to it ends), and the
+notifications of one group go out one after another, in the order they fell due. While a
 claim is held its lease is renewed, so a slow send is never claimed a second time; should it be anyway (the
 process stalled past the lease), the attempt number fences the claim and the outcome is recorded once.
 
@@ -134,6 +135,9 @@ class OutboxWorker:
         self._sending: dict[str, asyncio.Task[None]] = {}
         self._busy: dict[str, int] = defaultdict(int)  # sends in flight per target
         self._waiting: dict[str, deque[Claimed]] = defaultdict(deque)  # claims whose target had its share
+        # A group's notifications go out one after another, as Alertmanager sends an aggregation group.
+        self._group_sending: set[tuple[str, str]] = set()
+        self._group_waiting: dict[tuple[str, str], deque[Claimed]] = defaultdict(deque)
         self._target_of_channel: dict[str, str] = {}
         self._finished: list[Sent] = []
         self._finished_event = asyncio.Event()
@@ -279,14 +283,20 @@ class OutboxWorker:
         return frozenset(ch for ch, t in self._target_of_channel.items() if t in full)
 
     def _admit(self, claimed: Claimed) -> None:
+        self._held[claimed.id] = claimed
+        group = (claimed.channel_id, claimed.group_key)
+        if group in self._group_sending:
+            self._group_waiting[group].append(claimed)
+            metrics.WAITING.inc()
+            return
+        self._group_sending.add(group)
         target = self.target_of(claimed)
         self._target_of_channel[claimed.channel_id] = target
-        self._held[claimed.id] = claimed
         if self._busy[target] < self.limits.per_target:
             self._start(claimed, target)
         else:
             self._waiting[target].append(claimed)
-            metrics.WAITING_FOR_TARGET.inc()
+            metrics.WAITING.inc()
 
     def _start(self, claimed: Claimed, target: str) -> None:
         self._busy[target] += 1
@@ -301,14 +311,23 @@ class OutboxWorker:
             self._sending.pop(claimed.id, None)
         self._finished.append(sent)
         self._finished_event.set()
+        group = (claimed.channel_id, claimed.group_key)
+        self._group_sending.discard(group)
         if self._closing:
             return
         waiting = self._waiting.get(target)
         if waiting:
-            metrics.WAITING_FOR_TARGET.dec()
+            metrics.WAITING.dec()
             self._start(waiting.popleft(), target)
         elif self._short:
             self.wakeup.set("slot")
+        next_in_group = self._group_waiting.get(group)
+        if next_in_group:
+            metrics.WAITING.dec()
+            following = next_in_group.popleft()
+            if not next_in_group:
+                del self._group_waiting[group]
+            self._admit(following)
 
     async def _record_forever(self) -> None:
         """Record finished sends as they come, many to a transaction; waits out a database outage."""
@@ -410,9 +429,10 @@ class OutboxWorker:
     async def _finish(self, recorder: asyncio.Task[None]) -> None:
         """A graceful stop: hand back claims not started, let the sends under way end, record them."""
         self._closing = True
-        waiting = [c for queue in self._waiting.values() for c in queue]
+        waiting = [c for queues in (self._waiting, self._group_waiting) for queue in queues.values() for c in queue]
         self._waiting.clear()
-        metrics.WAITING_FOR_TARGET.dec(len(waiting))
+        self._group_waiting.clear()
+        metrics.WAITING.dec(len(waiting))
         if waiting:
             try:
                 await asyncio.to_thread(self._release, waiting)

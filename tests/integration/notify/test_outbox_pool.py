@@ -321,3 +321,73 @@ async def test_the_outbox_waits_out_postgresql_going_away_and_listens_again(own_
 def statuses_of(url: str) -> dict[str, str]:
     with psycopg.connect(**_admin(url)) as conn:
         return dict(conn.execute("SELECT id, status FROM notifications").fetchall())
+
+
+class ConcurrencyProbe:
+    """A real HTTP receiver that takes 0.2 s per POST and notes, per path, the most POSTs it held at once."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler
+
+        self.most: dict[str, int] = {}
+        self.now: dict[str, int] = {}
+        self.bodies: list[tuple[str, bytes]] = []
+        self.lock = threading.Lock()
+        probe = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's hook name)
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                with probe.lock:
+                    probe.now[self.path] = probe.now.get(self.path, 0) + 1
+                    probe.most[self.path] = max(probe.most.get(self.path, 0), probe.now[self.path])
+                threading.Event().wait(0.2)
+                with probe.lock:
+                    probe.now[self.path] -= 1
+                    probe.bodies.append((self.path, body))
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def received(self, path: str) -> list[dict]:
+        import json
+
+        with self.lock:
+            return [json.loads(b) for p, b in self.bodies if p == path]
+
+
+async def test_a_groups_notifications_go_out_one_after_another_in_order_and_other_groups_alongside(
+        migrated_database_url, db_sessions, smtp_inbox):
+    probe = ConcurrencyProbe()
+    try:
+        settings = outbox_settings(migrated_database_url, smtp_inbox)
+        one_group = webhook_channel(db_sessions, "One Group BV", probe.url("/one-group"))
+        many_groups = webhook_channel(db_sessions, "Many Groups BV", probe.url("/many-groups"))
+        with unit_of_work(db_sessions) as s:
+            start = models.utcnow()
+            for n in range(4):
+                for channel_id, group in ((one_group, "immediate:g"), (many_groups, f"immediate:g{n}")):
+                    s.add(models.Notification(organisation_id=s.get(models.Channel, channel_id).organisation_id,
+                                              channel_id=channel_id, kind="alert", group_key=group,
+                                              next_attempt_at=start + timedelta(milliseconds=n),
+                                              payload={"n": n, "alerts": []}))
+        async with delivering(Notifier(settings, db_sessions)):
+            await eventually(lambda: len(probe.received("/one-group")) == 4 == len(probe.received("/many-groups")),
+                             within=10, what="all eight")
+    finally:
+        probe.server.shutdown()
+        probe.server.server_close()
+
+    assert [b["n"] for b in probe.received("/one-group")] == [0, 1, 2, 3]
+    assert probe.most["/one-group"] == 1
+    assert probe.most["/many-groups"] > 1  # the same receiver takes other groups at once
