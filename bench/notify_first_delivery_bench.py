@@ -21,6 +21,7 @@ import base64
 import io
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -179,6 +180,7 @@ async def measure(tree: Path, label: str, args: argparse.Namespace, receiver: Re
             await wait_for(lambda: receiver.arrived(path, "warm-up"), 60, f"{label}: warm-up delivery")
             await wait_for(lambda: receiver.arrived(f"/anchor{path}", "warm-up"), 10, "anchor warm-up")
             mews, bare = [], []
+            rng = random.Random(20261201)
             for n in range(args.breaches):
                 fingerprint = f"fp-{n}"
                 await producer.send(topics.BREACHES, breach(fingerprint), key=fingerprint)
@@ -187,7 +189,8 @@ async def measure(tree: Path, label: str, args: argparse.Namespace, receiver: Re
                 floor = await wait_for(lambda fp=fingerprint: receiver.arrived(f"/anchor{path}", fp), 10, "anchor")
                 mews.append(got - acked)
                 bare.append(floor - acked)
-                await asyncio.sleep(args.pause)
+                # A random pause: a fixed one would lock onto a polling period and always hit the same phase.
+                await asyncio.sleep(args.pause * (0.5 + rng.random()))
             return {"mews": mews, "anchor": bare}
         finally:
             stop.set()
@@ -245,7 +248,7 @@ async def main() -> None:
     parser.add_argument("--against", metavar="REV", help="also measure the code of this commit, first")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--breaches", type=int, default=10, help="timed breaches per run")
-    parser.add_argument("--pause", type=float, default=0.3, help="seconds between breaches")
+    parser.add_argument("--pause", type=float, default=0.4, help="mean seconds between breaches")
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
     parser.add_argument("--postgres-url", help="measure on a database of this PostgreSQL server, not SQLite")
     args = parser.parse_args()

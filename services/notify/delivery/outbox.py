@@ -202,11 +202,13 @@ class OutboxWorker:
 
     # --- the database, each call in a worker thread ---------------------------------------------------
 
-    def _claim(self, limit: int, skip_channels: frozenset[str]) -> tuple[list[Claimed], datetime | None]:
+    def _claim(self, limit: int, skip_channels: frozenset[str]) -> list[Claimed]:
         with unit_of_work(self.sessions) as session:
-            claimed = claim_due(session, self.now(), self.policy, limit=limit, skip_channels=skip_channels)
-            due = None if len(claimed) >= limit else next_due_at(session, skip_channels=skip_channels)
-        return claimed, due
+            return claim_due(session, self.now(), self.policy, limit=limit, skip_channels=skip_channels)
+
+    def _next_due(self, skip_channels: frozenset[str]) -> datetime | None:
+        with unit_of_work(self.sessions) as session:
+            return next_due_at(session, skip_channels=skip_channels)
 
     def _record(self, sent: list[Sent]) -> list[str]:
         """Record finished sends in one transaction; should one of them fail, each in its own."""
@@ -267,7 +269,7 @@ class OutboxWorker:
 
     async def run_once(self) -> int:
         """One round: claim a batch, send it concurrently, record; returns how many were attempted."""
-        claimed, _ = await asyncio.to_thread(self._claim, self.policy.batch_size, frozenset())
+        claimed = await asyncio.to_thread(self._claim, self.policy.batch_size, frozenset())
         if not claimed:
             return 0
         sent = list(await asyncio.gather(*(self._timed_send(c) for c in claimed)))
@@ -386,18 +388,20 @@ class OutboxWorker:
             return poll  # a finishing send wakes us
         skip = self._skipped_channels()
         try:
-            claimed, due = await asyncio.to_thread(self._claim, free, skip)
+            claimed = await asyncio.to_thread(self._claim, free, skip)
+            for c in claimed:
+                self._admit(c)
+            self._short = bool(skip) or len(claimed) >= free
+            if len(claimed) >= free:
+                return 0.0 if len(self._sending) < self.limits.concurrency else poll
+            # Asked only now, with the sends already under way: the next retry or group falling due.
+            due = await asyncio.to_thread(self._next_due, skip)
         except Exception as exc:
             delay = backoff.next()
             log.warning("claiming from the outbox failed; retrying", extra={
                 "error": f"{type(exc).__name__}: {exc}"[:300], "retry_in": delay})
             return delay
         backoff.reset()
-        for c in claimed:
-            self._admit(c)
-        self._short = bool(skip) or len(claimed) >= free
-        if len(claimed) >= free:
-            return 0.0 if len(self._sending) < self.limits.concurrency else poll
         if due is None:
             return poll
         return min(poll, max(0.0, (due - self.now()).total_seconds()))

@@ -68,20 +68,18 @@ def claim_due(session: Session, now: datetime, policy: DeliveryPolicy, *, limit:
 
     `skip_channels` are channels the caller cannot send to now (their receiver is busy): their rows stay due.
     """
-    query = (select(models.Notification)
+    query = (select(models.Notification, models.Channel)
+             .outerjoin(models.Channel, models.Channel.id == models.Notification.channel_id)
              .where(models.Notification.status.in_(("pending", "sending")),
                     models.Notification.next_attempt_at <= now)
              .order_by(models.Notification.next_attempt_at).limit(policy.batch_size if limit is None else limit))
     if skip_channels:
         query = query.where(models.Notification.channel_id.not_in(sorted(skip_channels)))
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    rows = session.scalars(query).all()
-    channels = {c.id: c for c in session.scalars(select(models.Channel).where(
-        models.Channel.id.in_(sorted({n.channel_id for n in rows}))))} if rows else {}
+        query = query.with_for_update(skip_locked=True, of=models.Notification)
+    rows = session.execute(query).all()
     claimed = []
-    for n in rows:
-        channel = channels.get(n.channel_id)
+    for n, channel in rows:
         if channel is None:
             n.status, n.last_error = "cancelled", "channel deleted"
             continue
