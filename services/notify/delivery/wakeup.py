@@ -59,13 +59,16 @@ class OutboxWakeup:
 
     def _in_loop(self, callback: object, *args: object) -> None:
         """Run on the worker's event loop, whatever thread calls (dispatch may commit in a worker thread)."""
-        loop = self._loop
         try:
-            running = asyncio.get_running_loop()
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        if loop is not None and running is not loop:
-            loop.call_soon_threadsafe(callback, *args)  # type: ignore[arg-type]
+        loop = self._loop = self._loop or running
+        if loop is None:
+            return  # no loop has waited or notified yet: nobody to wake, and the first round looks anyway
+        if running is not loop:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nothing is waiting any more
+                loop.call_soon_threadsafe(callback, *args)  # type: ignore[arg-type]
         else:
             callback(*args)  # type: ignore[operator]
 
@@ -144,10 +147,11 @@ class OutboxWakeup:
         await self._close_sender()
         return False
 
-    async def _connect(self, **options: str) -> psycopg.AsyncConnection:
+    async def _connect(self, application_name: str = "mews-notify") -> psycopg.AsyncConnection:
         # libpq reads connect_timeout 0 as "wait forever"
         return await psycopg.AsyncConnection.connect(self._conninfo or "", autocommit=True,
-                                                     connect_timeout=max(1, round(self.statement_timeout)), **options)
+                                                     connect_timeout=max(1, round(self.statement_timeout)),
+                                                     application_name=application_name)
 
     async def aclose(self) -> None:
         """Close the NOTIFY connection (the listener closes with `listen`)."""
