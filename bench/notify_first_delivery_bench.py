@@ -74,6 +74,7 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # as a production receiver would; else each answer waits on Nagle
 
             def do_POST(self) -> None:  # noqa: N802 (http.server's hook name)
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
