@@ -49,6 +49,7 @@ from services.notify.store.outbox import (
     next_due_at,
     outbox_state,
     record_outcome,
+    record_outcomes,
     release,
     release_claims,
 )
@@ -214,7 +215,7 @@ class OutboxWorker:
         """Record finished sends in one transaction; should one of them fail, each in its own."""
         try:
             with unit_of_work(self.sessions) as session:
-                return [record_outcome(session, s.claimed, s.outcome, s.finished_at, self.policy) for s in sent]
+                return record_outcomes(session, [(s.claimed, s.outcome, s.finished_at) for s in sent], self.policy)
         except Exception as exc:
             if len(sent) == 1 or _database_away(exc):
                 raise
