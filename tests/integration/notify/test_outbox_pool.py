@@ -391,3 +391,25 @@ async def test_a_groups_notifications_go_out_one_after_another_in_order_and_othe
     assert [b["n"] for b in probe.received("/one-group")] == [0, 1, 2, 3]
     assert probe.most["/one-group"] == 1
     assert probe.most["/many-groups"] > 1  # the same receiver takes other groups at once
+
+
+async def test_two_gone_answers_in_one_batch_disable_the_channel_and_tell_the_admins_once(db_sessions):
+    from services.notify.store.outbox import record_outcomes
+
+    with unit_of_work(db_sessions) as s:
+        org = add_org(s, "Twice Gone BV", admins=("admin@twice.test",))
+        channel_id = add_webhook(s, org, "https://hooks.example.org/gone").id
+    enqueue(db_sessions, channel_id, 2, "gone")
+    policy = DeliveryPolicy()
+    now = models.utcnow()
+    with unit_of_work(db_sessions) as s:
+        claims = claim_due(s, now, policy)
+    gone = Outcome("gone", 410, "410 Gone: the receiver asked us to stop")
+    with unit_of_work(db_sessions) as s:
+        states = record_outcomes(s, [(c, gone, now) for c in claims], policy)
+
+    assert states == ["cancelled", "cancelled"]
+    with unit_of_work(db_sessions) as s:
+        notices = s.scalars(select(models.Notification).where(models.Notification.kind == "admin_notice")).all()
+        assert s.get(models.Channel, channel_id).enabled is False
+    assert [n.payload["recipients"] for n in notices] == [["admin@twice.test"]]
