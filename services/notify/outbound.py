@@ -79,6 +79,16 @@ def check_url_form(url: str, *, require_https: bool) -> TargetVerdict:
     return TargetVerdict(True, "well-formed", host=parts.hostname, port=port or (443 if scheme == "https" else 80))
 
 
+def names_an_address(url: str) -> bool:
+    """Whether the URL's host is an IP address literal, so checking it needs no DNS lookup."""
+    try:
+        host = urlsplit(url).hostname
+        ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    return True
+
+
 def check_webhook_target(url: str, *, require_https: bool, allow_private: bool,
                          resolve: Resolver = resolve_host) -> TargetVerdict:
     """Whether a webhook URL may be called now: its form, then every address its host resolves to."""

@@ -59,11 +59,16 @@ class NotifySettings(CommonSettings):
     retry_max_attempts: int = Field(default=15, ge=1)
     channel_disable_after_failures: int = Field(
         default=10, ge=1, description="Consecutive failed notifications after which a channel is disabled")
+    # Enqueues wake the outbox at once (in process, and through PostgreSQL NOTIFY in other replicas); the poll
+    # is the fallback for a wake-up that went missing.
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     # A dispatch transaction holds at most this many alerts (breaches x matched organisations), so one crisis
     # batch never holds the database for long; the consumer fetches up to `consume_max_records` breaches at once.
     dispatch_max_pairs: int = Field(default=2000, ge=1)
     consume_max_records: int = Field(default=500, ge=1)
+    delivery_concurrency: int = Field(default=100, ge=1, description="Sends at once, over every receiver")
+    delivery_per_target_concurrency: int = Field(
+        default=10, ge=1, description="Sends at once to one receiver (webhook host and port, or the SMTP server)")
 
     host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("MEWS_NOTIFY_HOST", "host"))
     port: int = Field(default=8003, ge=1, le=65535, validation_alias=AliasChoices("MEWS_NOTIFY_PORT", "port"))

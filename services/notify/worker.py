@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -28,8 +29,9 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.notify.delivery.email import SmtpConfig
-from services.notify.delivery.outbox import DeliveryPolicy, OutboxWorker, observe_outbox, release_claims
+from services.notify.delivery.outbox import DeliveryLimits, DeliveryPolicy, OutboxWorker, release_claims
 from services.notify.delivery.retry import RetrySchedule
+from services.notify.delivery.wakeup import OutboxWakeup
 from services.notify.matching import SubscriptionIndex, build_index
 from services.notify.outbound import check_webhook_target
 from services.notify.pipeline.alert import Timing
@@ -214,6 +216,8 @@ class Notifier:
                                        intended_topic=self.topic)
         result.breaches = len(breaches) - len(failed)
         result.dead_lettered += len(failed)
+        if result.breaches:
+            self.wake_outbox()  # committed: the outbox sends at once, not at its next poll
         return result
 
     def _sweep_in_thread(self) -> dict[str, int]:
@@ -336,18 +340,33 @@ class Notifier:
                 lag += max(0, highwater - await consumer.position(tp))
         CONSUMER_LAG.labels(SERVICE, topics.BREACHES.name).set(lag)
 
+    @functools.cached_property
+    def outbox_wakeup(self) -> OutboxWakeup:
+        """Wakes the outbox after an enqueue: this process at once, other replicas through PostgreSQL NOTIFY."""
+        bind = self.sessions.kw.get("bind")
+        url = bind.url.render_as_string(hide_password=False) if bind is not None else self.settings.database_url
+        return OutboxWakeup(url)
+
+    def wake_outbox(self) -> None:
+        """Notifications were enqueued and committed: send them now, not at the next poll."""
+        self.outbox_wakeup.notify()
+
     async def deliver(self) -> None:
-        """Send what the outbox holds; until stopped."""
-        async with httpx.AsyncClient(timeout=self.settings.webhook_timeout_seconds, follow_redirects=False,
-                                     trust_env=False) as http:
+        """Send what the outbox holds until stopped: woken by enqueues here and elsewhere, polling as the fallback."""
+        limits = DeliveryLimits(self.settings.delivery_concurrency, self.settings.delivery_per_target_concurrency)
+        # One client for every send: connections to a receiver are kept alive between notifications.
+        pool = httpx.Limits(max_connections=limits.concurrency, max_keepalive_connections=limits.concurrency,
+                            keepalive_expiry=30.0)
+        async with httpx.AsyncClient(timeout=self.settings.webhook_timeout_seconds, limits=pool,
+                                     follow_redirects=False, trust_env=False) as http:
             worker = OutboxWorker(self.sessions, http, smtp_from(self.settings), self.check_target,
-                                  self.settings, self.policy, self.clock)
-            while not self._stopping.is_set():
-                while await worker.run_once() and not self._stopping.is_set():
-                    pass
-                with unit_of_work(self.sessions) as session:
-                    observe_outbox(session, self.clock())
-                await self._pause(self.settings.outbox_poll_seconds)
+                                  self.settings, self.policy, self.clock, limits=limits, wakeup=self.outbox_wakeup)
+            listener = asyncio.create_task(self.outbox_wakeup.listen(self._stopping), name="outbox-listen")
+            try:
+                await worker.run(self._stopping)
+            finally:
+                listener.cancel()
+                await asyncio.gather(listener, return_exceptions=True)
 
     async def sweep_forever(self) -> None:
         while not self._stopping.is_set():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import smtplib
 import ssl
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
@@ -90,10 +91,11 @@ def send_message(config: SmtpConfig, msg: EmailMessage) -> None:
         smtp.send_message(msg)
 
 
-async def deliver_email(config: SmtpConfig, msg: EmailMessage) -> Outcome:
-    """Send in a thread so the event loop keeps consuming; never raises."""
+async def deliver_email(config: SmtpConfig, msg: EmailMessage, executor: Executor | None = None) -> Outcome:
+    """Send in a thread (of `executor`, so a hanging SMTP server cannot take every thread) so the event loop
+    keeps going; never raises."""
     try:
-        await asyncio.to_thread(send_message, config, msg)
+        await asyncio.get_running_loop().run_in_executor(executor, send_message, config, msg)
     except smtplib.SMTPResponseException as exc:
         return Outcome("retry", exc.smtp_code, f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"[:500])
     except (OSError, smtplib.SMTPException) as exc:

@@ -14,3 +14,17 @@ BREACH_TO_DELIVERY = Histogram("mews_notify_breach_to_delivery_seconds",
                                "From the breach's observation to the receiver accepting the notification",
                                ["channel"], buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600,
                                                      12 * 3600, 24 * 3600, 48 * 3600))
+OUTBOX_WAKEUPS = Counter("mews_notify_outbox_wakeups_total",
+                         "Outbox rounds by what started them: signal (an enqueue here), notify (another replica), "
+                         "reconnect, slot (a send finished), due (a retry or group fell due) or poll",
+                         ["reason"])
+OUTBOX_NOTIFY = Counter("mews_notify_outbox_notify_total", "PostgreSQL NOTIFYs sent to other replicas, by result",
+                        ["result"])
+OUTBOX_LISTENING = Gauge("mews_notify_outbox_listening",
+                         "1 while the outbox holds its PostgreSQL LISTEN connection, else 0 (polling only)")
+IN_FLIGHT = Gauge("mews_notify_deliveries_in_flight", "Sends under way", ["channel"])
+WAITING = Gauge("mews_notify_deliveries_waiting",
+                "Claimed notifications waiting for their receiver's share of sends, or for the one before them "
+                "in their group")
+SEND_SECONDS = Histogram("mews_notify_delivery_send_seconds", "Time of one send attempt, until the receiver answered",
+                         ["channel"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))

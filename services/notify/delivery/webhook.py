@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
+from concurrent.futures import Executor
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +13,7 @@ import httpx
 from standardwebhooks import Webhook
 
 from services.notify.delivery.outcome import Outcome
+from services.notify.outbound import names_an_address
 
 USER_AGENT = "mews-notify/1"
 TargetCheck = Callable[[str], str | None]  # URL -> None when allowed, else the reason it is refused
@@ -40,10 +43,18 @@ def classify_response(response: httpx.Response) -> Outcome:
     return Outcome("retry", code, f"HTTP {code}")
 
 
+async def checked(check_target: TargetCheck, url: str, resolver: Executor | None = None) -> str | None:
+    """The target check, in a thread of `resolver` when it has to ask DNS (the loop never waits on a resolver)."""
+    if names_an_address(url):
+        return check_target(url)
+    return await asyncio.get_running_loop().run_in_executor(resolver, check_target, url)
+
+
 async def deliver_webhook(client: httpx.AsyncClient, url: str, secret: str, webhook_id: str,
-                          payload: dict[str, Any], now: datetime, check_target: TargetCheck) -> Outcome:
+                          payload: dict[str, Any], now: datetime, check_target: TargetCheck,
+                          resolver: Executor | None = None) -> Outcome:
     """Check the target again, sign and POST one notification; never raises."""
-    refusal = check_target(url)
+    refusal = await checked(check_target, url, resolver)
     if refusal is not None:
         return Outcome("refused", None, f"target refused: {refusal}")
     body = encode_body(payload)

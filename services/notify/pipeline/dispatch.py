@@ -12,11 +12,11 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from services.notify.delivery.payload import alert_payload, group_payload
 from services.notify.matching import SubscriptionIndex
 from services.notify.pipeline.alert import (
     Alert,
@@ -184,37 +184,6 @@ def load_state(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
     """Read what the next stages need: firing criticals, silences, channels, the notification log, the groups."""
     _store(ctx).load_context(ctx, (a.organisation_id for a in alerts), (a.fingerprint for a in alerts))
     return alerts
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat() if value else None
-
-
-def alert_payload(alert: Alert) -> dict[str, Any]:
-    """One alert as a receiver sees it: the breach's fields, evidence and acknowledgement state.
-
-    `starts_at` is when the episode began firing, in its resolution too (also when the firing was never sent).
-    """
-    breach = alert.breach or {}
-    return {
-        "id": alert.id, "fingerprint": alert.fingerprint, "material": alert.material, "rule": alert.rule,
-        "severity": alert.severity.value, "status": alert.status.value,
-        "classification": alert.classification.value,
-        "indicator": breach.get("indicator"), "value": breach.get("value"), "threshold": breach.get("threshold"),
-        "warning_threshold": breach.get("warning_threshold"), "critical_threshold": breach.get("critical_threshold"),
-        "starts_at": _iso(alert.starts_at), "ends_at": _iso(alert.ends_at),
-        "observed_at": breach.get("observed_at"), "summary": alert.summary, "evidence": breach.get("evidence", []),
-        "via": list(alert.via), "acknowledged_at": _iso(alert.acknowledged_at),
-    }
-
-
-def group_payload(organisation_id: str, group_key: str, alerts: list[dict[str, Any]],
-                  scheduled_at: datetime) -> tuple[str, dict[str, Any]]:
-    """The notification kind and body of a group: status, its alerts, group key and organisation."""
-    status = "firing" if any(a["status"] == "firing" for a in alerts) else "resolved"
-    kind = "digest" if group_key.startswith("digest:") else ("alert" if status == "firing" else "resolved")
-    return kind, {"version": "1", "kind": kind, "status": status, "organisation_id": organisation_id,
-                  "group_key": group_key, "scheduled_at": scheduled_at.isoformat(), "alerts": alerts}
 
 
 def enqueue(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
