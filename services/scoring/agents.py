@@ -60,7 +60,7 @@ LATE = Counter("mews_scoring_late_events_total", "Inputs rejected as older than 
 BREACHES = Counter("mews_scoring_breaches_total", "Breach transitions emitted",
                    ["material", "rule", "severity", "status"])
 PROCESSING_LAG = Histogram("mews_scoring_processing_lag_seconds",
-                           "From an input's CloudEvents time to the end of its scoring", ["topic"],
+                           "From an input's CloudEvents time to the end of the batch it was scored in", ["topic"],
                            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400))
 GAPS = Counter("mews_scoring_input_gaps_total",
                "Input offsets passed over without being delivered, within one group generation (inputs never scored)",
@@ -172,8 +172,6 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
                       help="per material: MaterialState.to_dict() and the input offsets it covers")
     states = MaterialStates(table.get)
     processing_lags = {t.name: PROCESSING_LAG.labels(t.name) for t in INPUTS}  # looked up once, observed per input
-    # Per input sent: the histogram of its topic and its CloudEvents time, observed once its batch is scored.
-    sent_times: list[tuple[Any, float]] = []
     last_offsets: dict[Any, int] = {}
     next_offsets: dict[Any, tuple[int, int]] = {}  # partition -> (generation, offset expected next)
     unacked: list[tuple[faust.StreamT, EventT]] = []  # scored inputs whose states are not persisted yet
@@ -204,8 +202,12 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
                                       "severity": breach.severity.value, "status": breach.status.value,
                                       "fingerprint": breach.fingerprint, "value": breach.value})
 
-    async def score(message: Any, declared_topic: declared.Topic, now: float) -> str:
-        """Score one input into its material's state; the metrics outcome."""
+    async def score(message: Any, declared_topic: declared.Topic, now: float,
+                    sent_times: list[tuple[Any, float]]) -> str:
+        """Score one input into its material's state; the metrics outcome.
+
+        `sent_times` gets the input's lag histogram and CloudEvents time, observed when the batch is scored.
+        """
         checked = read_input(message.value, message.key, EXPECTED[declared_topic.name])
         if isinstance(checked, str):
             await quarantine(message, checked)
@@ -312,6 +314,7 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
         # the stream and the lock; acks wait for `persist`.
         async for events in stream.noack_take(batch_max, within=batch_wait):  # type: ignore[attr-defined]  # on Stream, not StreamT
             outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
+            sent_times: list[tuple[Any, float]] = []
             async with scoring:
                 now = time.monotonic()
                 for event in events:
@@ -319,7 +322,7 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
                     declared_topic = by_name[message.topic]
                     check_continuity(message, declared_topic)
                     try:
-                        label = await score(message, declared_topic, now)
+                        label = await score(message, declared_topic, now, sent_times)
                     except Exception as exc:  # one poisonous input must not stop every material's scoring
                         log.exception("scoring failed", extra={"topic": message.topic, "offset": message.offset})
                         await quarantine(message, f"scoring failed: {type(exc).__name__}: {exc}")
@@ -332,7 +335,6 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
                 scored_at = time.time()
                 for histogram, sent in sent_times:
                     histogram.observe(max(0.0, scored_at - sent))
-                sent_times.clear()
             BATCH_SIZE.observe(len(events))
             for (topic, label), count in outcomes.items():
                 EVENTS.labels(topic, label).inc(count)
