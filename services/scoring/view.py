@@ -174,28 +174,34 @@ class ViewFeed:
         await self._check_caught_up()
         while True:
             batches = await self._consumer.getmany(timeout_ms=1000, max_records=1000)
+            changed: set[str] = set()
             for tp, messages in batches.items():
                 for message in messages:
-                    self._fold(tp.topic, message.value)
+                    material = self._fold(tp.topic, message.value)
+                    if material is not None:
+                        changed.add(material)
+            for material in changed:  # once per material and fetch: the gauges show the view after the fetch
+                export_material_metrics(self.view, material)
             await self._check_caught_up()
 
-    def _fold(self, topic: str, raw: bytes | None) -> None:
+    def _fold(self, topic: str, raw: bytes | None) -> str | None:
+        """Apply one message to the view; the material it changed, if any."""
         name = self._topics[topic].name
         if raw is None:  # a tombstone in the compacted topic: nothing to show
             VIEW_EVENTS.labels(name, "tombstone").inc()
-            return
+            return None
         try:
             _, event = decode(raw)
         except EnvelopeError as exc:
             # The worker writes these topics; a bad message here is a bug upstream, not input to quarantine.
             VIEW_EVENTS.labels(name, "invalid").inc()
             log.error("view skipped an invalid message", extra={"topic": topic, "reason": str(exc)})
-            return
+            return None
         if not self.view.apply(event):
             VIEW_EVENTS.labels(name, "ignored").inc()
-            return
+            return None
         VIEW_EVENTS.labels(name, "ok").inc()
-        export_material_metrics(self.view, getattr(event, "material", ""))
+        return getattr(event, "material", "")
 
     async def _check_caught_up(self) -> None:
         if self.caught_up.is_set() or self._consumer is None:
