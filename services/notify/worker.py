@@ -280,8 +280,10 @@ class Notifier:
     # --- the loops ------------------------------------------------------------------------------
 
     def _consumer(self) -> AIOKafkaConsumer:
+        fetch_wait_ms = max(1, round(self.settings.consume_fetch_max_wait_seconds * 1000))
         options: dict[str, Any] = {"enable_auto_commit": False, "auto_offset_reset": "earliest",
-                                   "client_id": "mews-notify", **self.consumer_options}
+                                   "client_id": "mews-notify", "fetch_max_wait_ms": fetch_wait_ms,
+                                   **self.consumer_options}
         return AIOKafkaConsumer(self.topic, bootstrap_servers=self.settings.kafka_bootstrap_servers,
                                 group_id=self.group_id, **options)
 

@@ -49,6 +49,10 @@ class ScoringSettings(CommonSettings):
                                   description="inputs scored together at most")
     batch_wait_seconds: float = Field(default=0.05, gt=0, validation_alias=_env("BATCH_WAIT_SECONDS"),
                                       description="how long a batch waits to fill before it is scored")
+    fetch_max_wait_seconds: float = Field(default=0.05, gt=0, validation_alias=_env("FETCH_MAX_WAIT_SECONDS"),
+                                          description="longest a fetch waits for new inputs; while one waits, the "
+                                                      "partitions whose records are still being scored are not "
+                                                      "fetched again (faust's own default is 1.5 s)")
     recovery_check_seconds: float = Field(default=10.0, gt=0, validation_alias=_env("RECOVERY_CHECK_SECONDS"),
                                           description="how often a table restore is checked for being stranded")
     # Static group membership (KIP-345): a worker that restarts under the same instance id gets its partitions
