@@ -183,7 +183,6 @@ class Notifier:
                     try:
                         with unit_of_work(self.sessions) as session:
                             dispatch_breaches(session, index, [breach], self.clock(), self.timing)
-                        self.wake_outbox()
                     except Exception as exc_one:
                         if dependency_of(exc_one) == "database":
                             raise
@@ -192,8 +191,6 @@ class Notifier:
                 continue
             DISPATCH_SECONDS.observe(time.perf_counter() - started)
             DISPATCH_PAIRS.inc(report.alerts_upserted)
-            # Committed: the outbox sends this transaction's notifications while the next one is written.
-            self.wake_outbox()
         return failed
 
     async def handle_records(self, records: list[ConsumerRecord], producer: EventProducer) -> BatchResult:
@@ -219,6 +216,8 @@ class Notifier:
                                        intended_topic=self.topic)
         result.breaches = len(breaches) - len(failed)
         result.dead_lettered += len(failed)
+        if result.breaches:
+            self.wake_outbox()  # committed: the outbox sends at once, not at its next poll
         return result
 
     def _sweep_in_thread(self) -> dict[str, int]:
