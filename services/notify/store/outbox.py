@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from services.notify.delivery.outcome import Outcome
 from services.notify.delivery.retry import RetrySchedule
@@ -162,7 +162,10 @@ def record_outcomes(session: Session, results: Sequence[tuple[Claimed, Outcome, 
                     policy: DeliveryPolicy) -> list[str]:
     """`record_outcome` for many finished sends at once: their rows read in two queries, not two each."""
     ids = sorted({claimed.id for claimed, _, _ in results})
+    # The payload (every alert of the notification) was sent already: recording never reads it back.
     rows = {n.id: n for n in session.scalars(select(models.Notification).where(models.Notification.id.in_(ids))
+                                             .options(defer(models.Notification.payload),
+                                                      defer(models.Notification.alert_ids))
                                              .order_by(models.Notification.id).with_for_update())}
     channels = {c.id: c for c in session.scalars(select(models.Channel).where(
         models.Channel.id.in_(sorted({n.channel_id for n in rows.values()}))))} if rows else {}
