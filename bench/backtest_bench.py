@@ -20,13 +20,16 @@ import random
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.harness.trees import extract  # noqa: E402
+
 MATERIALS = 50
 YEARS = 10
 
@@ -91,14 +94,6 @@ def run_tree(root: Path, runs: int, config: Path | None, materials: int, years: 
                           "--root", str(root), "--materials", str(materials), "--years", str(years), *extra],
                          check=True, capture_output=True, text=True)
     return json.loads(out.stdout.splitlines()[-1])
-
-
-def extract(rev: str, into: Path) -> None:
-    """The services/ and shared/ folders of commit `rev`, written under `into`."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", rev, "services", "shared"],
-                             check=True, capture_output=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
 
 
 def main() -> None:

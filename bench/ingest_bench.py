@@ -23,13 +23,11 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
-import io
 import json
 import os
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import uuid
@@ -38,6 +36,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.harness.trees import extract  # noqa: E402
+
 PINKSHEET = ROOT.parent / "shared" / "data" / "worldbank-cmo-monthly" / "CMO-Historical-Data-Monthly.xlsx"
 API_KEY = "bench-ingest-key"
 # The settings of shared.kafka.EventProducer, so the floor pays what ingest's producer pays.
@@ -336,14 +338,6 @@ def run_tree(root: Path, bootstrap: str, items: int, batch: int, runs: int) -> d
                          check=True, capture_output=True, text=True,
                          env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap})
     return json.loads(out.stdout.splitlines()[-1])
-
-
-def extract(rev: str, into: Path) -> None:
-    """The services/ and shared/ folders of commit `rev`, written under `into`."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", rev, "services", "shared"],
-                             check=True, capture_output=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
 
 
 def describe(label: str, m: dict, items: int, batch: int) -> str:

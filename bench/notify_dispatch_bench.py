@@ -13,13 +13,11 @@ Run: .venv/bin/python bench/notify_dispatch_bench.py [--breaches 100] [--organis
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import uuid
@@ -27,6 +25,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.harness.trees import extract  # noqa: E402
 
 
 def _world(sessions, organisations: int) -> None:
@@ -118,14 +119,6 @@ def run_tree(root: Path, args: argparse.Namespace, kind: str) -> dict:
                           "--breaches", str(args.breaches), "--organisations", str(args.organisations),
                           "--runs", str(args.runs), *extra], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.splitlines()[-1])
-
-
-def extract(rev: str, into: Path) -> None:
-    """The services/ and shared/ folders of commit `rev`, written under `into`."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", rev, "services", "shared"],
-                             check=True, capture_output=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
 
 
 def describe(label: str, m: dict) -> str:

@@ -18,14 +18,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import io
 import json
 import os
 import random
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -36,6 +34,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.harness.trees import extract  # noqa: E402
 
 NOTIFIER = r"""
 import asyncio, json, logging, sys
@@ -238,13 +238,6 @@ def create_postgres_database(server_url: str):
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     return url.set(database=name).render_as_string(hide_password=False), drop
-
-
-def extract(rev: str, into: Path) -> None:
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", rev, "services", "shared"],
-                             check=True, capture_output=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
 
 
 def ms(values: list[float]) -> str:

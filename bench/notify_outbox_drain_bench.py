@@ -33,7 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.notify_first_delivery_bench import QuietServer, create_postgres_database, extract  # noqa: E402
+from bench.harness.trees import extract  # noqa: E402
+from bench.notify_first_delivery_bench import QuietServer, create_postgres_database  # noqa: E402
 
 OUTBOX = r"""
 import asyncio, json, logging, sys

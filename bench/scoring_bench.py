@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
 import json
 import logging
 import math
@@ -36,7 +35,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import uuid
@@ -47,6 +45,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.harness.trees import extract  # noqa: E402
 
 STEPS = ("consumer", "worker", "restart", "memory", "backtest")
 SOURCE = "bench/scoring"
@@ -471,14 +471,6 @@ def backtest_json(root: Path, events: int, materials: int) -> dict:
 
 
 # --- the report ------------------------------------------------------------------------------------------------
-
-def extract(rev: str, into: Path) -> None:
-    """The services/ and shared/ folders of commit `rev`, written under `into`."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", rev, "services", "shared"],
-                             check=True, capture_output=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
-
 
 def median(runs: list[dict], *path: str) -> float | None:
     values = []

@@ -25,12 +25,17 @@ def code_tree(rev: str | None) -> Iterator[Path]:
     if rev is None:
         yield ROOT
         return
+    with tempfile.TemporaryDirectory(prefix="mews-rev-") as tmp:
+        extract(rev, Path(tmp))
+        yield Path(tmp)
+
+
+def extract(rev: str, into: Path) -> None:
+    """The services/ and shared/ folders of commit `rev`, written under `into`."""
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", rev, "services", "shared"],
                              check=True, capture_output=True).stdout
-    with tempfile.TemporaryDirectory(prefix="mews-rev-") as tmp:
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(tmp, filter="data")
-        yield Path(tmp)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
 
 
 def describe_tree(rev: str | None) -> str:
