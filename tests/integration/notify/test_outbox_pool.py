@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from http.server import ThreadingHTTPServer
 
@@ -239,53 +239,12 @@ async def test_run_once_still_sends_a_round_for_tools(migrated_database_url, db_
     assert set(statuses(db_sessions).values()) == {"delivered"}
 
 
-@pytest.fixture
-def own_postgres(tmp_path_factory) -> Iterator[tuple[str, Callable[[], None], Callable[[], None]]]:
-    """A PostgreSQL server of this test alone, which the test may stop and start: (url, stop, start)."""
-    import os
-    import shutil
-    import subprocess
-    import tempfile
-    from pathlib import Path
-
-    from tests.integration.notify.conftest import _as_postgres_user, _postgres_bin
-
-    bindir = _postgres_bin()
-    if bindir is None:
-        pytest.skip("no PostgreSQL binaries under /usr/lib/postgresql")
-    workdir = Path(tempfile.mkdtemp(prefix="mews-pg-outage-"))
-    data, sockets = workdir / "data", workdir / "sockets"
-    sockets.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(workdir, "postgres")
-        shutil.chown(sockets, "postgres")
-    port = free_port()
-    subprocess.run(_as_postgres_user([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                                      "-E", "UTF8", "--no-sync"]), check=True, capture_output=True)
-    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
-
-    def start() -> None:
-        subprocess.run(_as_postgres_user([str(bindir / "pg_ctl"), "-D", str(data), "-o", options,
-                                          "-l", str(workdir / "server.log"), "-w", "-t", "60", "start"]),
-                       check=True, capture_output=True)
-
-    def stop() -> None:
-        subprocess.run(_as_postgres_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
-                       check=False, capture_output=True)
-
-    start()
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", stop, start
-    finally:
-        stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
 @pytest.mark.slow
-async def test_the_outbox_waits_out_postgresql_going_away_and_listens_again(own_postgres, smtp_inbox, http_receiver):
+async def test_the_outbox_waits_out_postgresql_going_away_and_listens_again(stoppable_postgres, smtp_inbox,
+                                                                             http_receiver):
     from services.notify.store.db import create_db_engine, migrate, session_factory
 
-    url, stop, start = own_postgres
+    url, stop, start = stoppable_postgres.url, stoppable_postgres.stop, stoppable_postgres.start
     migrate(url)
     engine = create_db_engine(url)
     sessions = session_factory(engine)
