@@ -31,13 +31,13 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.harness.broker import kafka_broker  # noqa: E402
 from bench.harness.trees import extract  # noqa: E402
 
 PINKSHEET = ROOT.parent / "shared" / "data" / "worldbank-cmo-monthly" / "CMO-Historical-Data-Monthly.xlsx"
@@ -312,20 +312,6 @@ async def delete_namespaces(bootstrap: str, namespaces: list[str]) -> None:
         await admin.close()
 
 
-@contextlib.contextmanager
-def own_broker() -> Iterator[str]:
-    """A single-node broker of the bench's own (deploy/local/kafka.sh on free ports), stopped afterwards."""
-    with tempfile.TemporaryDirectory() as data:
-        port = free_port()
-        env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(free_port()), "KAFKA_DIR": data}
-        script = ROOT / "deploy" / "local" / "kafka.sh"
-        subprocess.run(["bash", str(script), "start"], env=env, check=True)
-        try:
-            yield f"127.0.0.1:{port}"
-        finally:
-            subprocess.run(["bash", str(script), "stop"], env=env, check=False)
-
-
 def measure_push(root: Path, bootstrap: str, items: int, batch: int, runs: int) -> dict:
     results = [asyncio.run(measure_push_once(root, bootstrap, items, batch)) for _ in range(runs)]
     return {key: [r[key] for r in results] for key in results[0]}
@@ -375,8 +361,7 @@ def main() -> None:
         measure_reading()
     with contextlib.ExitStack() as stack:
         if not bootstrap and sections & {"publish", "push"}:
-            bootstrap = stack.enter_context(own_broker())
-            print(f"broker: started for this run at {bootstrap}")
+            bootstrap = stack.enter_context(kafka_broker())
         if "publish" in sections:
             measure_feed_publish(bootstrap)
         if "push" in sections:

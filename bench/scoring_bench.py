@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,6 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.harness.broker import kafka_broker  # noqa: E402
 from bench.harness.trees import extract  # noqa: E402
 
 STEPS = ("consumer", "worker", "restart", "memory", "backtest")
@@ -121,24 +122,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def broker() -> Iterator[str]:
-    """KAFKA_BOOTSTRAP_SERVERS, or a single-node broker of this run on free ports, stopped at the end."""
-    existing = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if existing:
-        yield existing
-        return
-    with tempfile.TemporaryDirectory(prefix="mews-bench-kafka-") as tmp:
-        port = free_port()
-        env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(free_port()), "KAFKA_DIR": tmp}
-        script = ROOT / "deploy" / "local" / "kafka.sh"
-        subprocess.run(["bash", str(script), "start"], env=env, check=True)
-        try:
-            yield f"127.0.0.1:{port}"
-        finally:
-            subprocess.run(["bash", str(script), "stop"], env=env, check=False)
 
 
 async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> float:
@@ -563,7 +546,7 @@ def main() -> None:
         sizes.append(f"memory step {args.memory_prices} prices x every catalog material")
     settings = "".join(f"; {k}={v}" for k, v in args.env.items())
     print(f"workload per run: {'; '.join(sizes)}; store {args.store}{settings}")
-    with tempfile.TemporaryDirectory(prefix="mews-bench-") as tmp, broker() as bootstrap:
+    with tempfile.TemporaryDirectory(prefix="mews-bench-") as tmp, kafka_broker() as bootstrap:
         trees = [("working tree", ROOT)]
         if args.against:
             before = Path(tmp) / "before"
