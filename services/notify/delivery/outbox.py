@@ -33,6 +33,7 @@ from services.notify.access import ack_url, manage_url
 from services.notify.delivery import metrics
 from services.notify.delivery.email import SmtpConfig, build_message, deliver_email, render_email
 from services.notify.delivery.outcome import Outcome
+from services.notify.delivery.retry import Backoff, outage_backoff
 from services.notify.delivery.wakeup import OutboxWakeup
 from services.notify.delivery.webhook import TargetCheck, deliver_webhook
 from services.notify.settings import NotifySettings
@@ -97,20 +98,6 @@ class Sent:
     claimed: Claimed
     outcome: Outcome
     finished_at: datetime
-
-
-class Backoff:
-    """Exponential waits while the database is away: initial, doubled each time, capped; reset on success."""
-
-    def __init__(self, initial: float = 0.25, cap: float = 10.0) -> None:
-        self.initial, self.cap, self.current = initial, cap, initial
-
-    def next(self) -> float:
-        delay, self.current = self.current, min(self.cap, self.current * 2)
-        return delay
-
-    def reset(self) -> None:
-        self.current = self.initial
 
 
 @dataclass
@@ -334,7 +321,7 @@ class OutboxWorker:
 
     async def _record_forever(self) -> None:
         """Record finished sends as they come, many to a transaction; waits out a database outage."""
-        backoff = Backoff()
+        backoff = outage_backoff(0.25, 10.0)
         while True:
             if not self._finished:
                 if self._closing and not self._sending:
@@ -412,7 +399,7 @@ class OutboxWorker:
         helpers = [asyncio.create_task(self._record_forever(), name="outbox-record"),
                    asyncio.create_task(self._keep_leases(), name="outbox-leases"),
                    asyncio.create_task(self._observe_forever(stopping), name="outbox-observe")]
-        backoff = Backoff()
+        backoff = outage_backoff(0.25, 10.0)
         try:
             while not stopping.is_set():
                 self.wakeup.clear()

@@ -38,3 +38,24 @@ class RetrySchedule:
     def span(self) -> timedelta:
         """The longest time from the first to the last attempt (no jitter drawn)."""
         return timedelta(seconds=sum(self.ceiling(n) for n in range(1, self.max_attempts)))
+
+
+@dataclass
+class Backoff:
+    """The waits of one loop while a dependency is away: `schedule`'s delays (no jitter drawn), reset by a success."""
+
+    schedule: RetrySchedule
+    failures: int = 0
+
+    def next(self) -> float:
+        """Seconds to wait after one more failure in a row."""
+        self.failures += 1
+        return self.schedule.ceiling(self.failures)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+def outage_backoff(initial: float, cap: float) -> Backoff:
+    """Waits from `initial` seconds, doubled after each failure, at most `cap`, for as long as it takes."""
+    return Backoff(RetrySchedule(initial=initial, max_interval=cap, jitter=0.0, max_attempts=1 << 30))

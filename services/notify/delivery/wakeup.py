@@ -17,6 +17,7 @@ from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
 
 from services.notify.delivery import metrics
+from services.notify.delivery.retry import outage_backoff
 
 log = logging.getLogger(__name__)
 
@@ -173,20 +174,20 @@ class OutboxWakeup:
         self._loop = asyncio.get_running_loop()
         if self._conninfo is None:
             return
-        delay = self.backoff_initial
+        backoff = outage_backoff(self.backoff_initial, self.backoff_max)
         try:
             while not stopping.is_set():
                 try:
                     await self._listen_once(stopping)
                 except (psycopg.Error, OSError, TimeoutError) as exc:
                     metrics.OUTBOX_LISTENING.set(0)
+                    delay = backoff.next()
                     log.warning("outbox listener lost the database; polling until it reconnects",
                                 extra={"error": f"{type(exc).__name__}: {exc}"[:300], "retry_in": delay})
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stopping.wait(), delay)
-                    delay = min(self.backoff_max, delay * 2)
                     continue
-                delay = self.backoff_initial
+                backoff.reset()
         finally:
             metrics.OUTBOX_LISTENING.set(0)
             await self._close_sender()

@@ -12,7 +12,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from services.notify.delivery.email import SmtpConfig, build_message, render_email
-from services.notify.delivery.retry import RetrySchedule
+from services.notify.delivery.retry import RetrySchedule, outage_backoff
 from services.notify.delivery.webhook import classify_response, encode_body, signed_headers
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
@@ -26,6 +26,13 @@ def test_backoff_doubles_from_thirty_seconds_and_caps_at_an_hour():
     assert schedule.span() == timedelta(seconds=3810 + 4 * 3600)
     assert not schedule.exhausted(11)
     assert schedule.exhausted(12)
+
+
+def test_an_outage_backoff_doubles_to_its_cap_and_starts_again_after_a_success():
+    backoff = outage_backoff(0.25, 10.0)
+    assert [backoff.next() for _ in range(8)] == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    backoff.reset()
+    assert backoff.next() == 0.25
 
 
 def test_full_jitter_spreads_delays_between_zero_and_the_ceiling():
