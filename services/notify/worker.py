@@ -38,7 +38,7 @@ from services.notify.pipeline.alert import Timing
 from services.notify.pipeline.dispatch import batches_by_pairs, dispatch_breaches, sweep_firing
 from services.notify.settings import NotifySettings
 from services.notify.store import models
-from services.notify.store.db import create_db_engine, read_mostly, session_factory, unit_of_work
+from services.notify.store.db import create_db_engine, database_away, read_mostly, session_factory, unit_of_work
 from shared import topics
 from shared.events import BreachRaised, EnvelopeError, decode
 from shared.kafka import EventProducer, check_kafka
@@ -65,8 +65,7 @@ T = TypeVar("T")
 
 def dependency_of(exc: BaseException) -> str:
     """Which dependency a fault comes from: the database, the broker, or the notifier itself."""
-    if isinstance(exc, OperationalError | InterfaceError) or (isinstance(exc, DBAPIError)
-                                                              and exc.connection_invalidated):
+    if database_away(exc):
         return "database"
     if isinstance(exc, KafkaError):
         return "broker"

@@ -26,7 +26,6 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.notify.access import ack_url, manage_url
@@ -38,7 +37,7 @@ from services.notify.delivery.wakeup import OutboxWakeup
 from services.notify.delivery.webhook import TargetCheck, deliver_webhook
 from services.notify.settings import NotifySettings
 from services.notify.store import models
-from services.notify.store.db import unit_of_work
+from services.notify.store.db import database_away, unit_of_work
 from services.notify.store.outbox import (
     Claimed,
     DeliveryPolicy,
@@ -204,7 +203,7 @@ class OutboxWorker:
             with unit_of_work(self.sessions) as session:
                 return record_outcomes(session, [(s.claimed, s.outcome, s.finished_at) for s in sent], self.policy)
         except Exception as exc:
-            if len(sent) == 1 or _database_away(exc):
+            if len(sent) == 1 or database_away(exc):
                 raise
         states = []
         for s in sent:
@@ -212,7 +211,7 @@ class OutboxWorker:
                 with unit_of_work(self.sessions) as session:
                     states.append(record_outcome(session, s.claimed, s.outcome, s.finished_at, self.policy))
             except Exception as exc:
-                if _database_away(exc):
+                if database_away(exc):
                     raise
                 # Not recorded: the lease runs out and the notification is sent again, never lost.
                 log.exception("recording a delivery failed", extra={"notification_id": s.claimed.id})
@@ -438,7 +437,3 @@ class OutboxWorker:
             await asyncio.wait_for(asyncio.shield(recorder), longest + 5.0)
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self._observe)
-
-
-def _database_away(exc: BaseException) -> bool:
-    return isinstance(exc, OperationalError)

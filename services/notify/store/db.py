@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -118,3 +119,9 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def database_away(exc: BaseException) -> bool:
+    """The error says the database cannot be reached (down, restarting, connection cut), not that a query is wrong."""
+    return isinstance(exc, OperationalError | InterfaceError) or (isinstance(exc, DBAPIError)
+                                                                  and exc.connection_invalidated)
