@@ -167,17 +167,6 @@ class EventProducer:
             topic.qualified(self.namespace), encode(event, source=self.source, event_id=event_id),
             key=(key if key is not None else event.subject()).encode())
 
-    async def send_many(self, items: list[Outgoing]) -> None:
-        """Write a batch (topic, event, key, event_id) and wait until the broker has all of it."""
-        futures = []
-        producer = await self._running()
-        for topic, event, key, event_id in items:
-            futures.append(await producer.send(
-                topic.qualified(self.namespace), encode(event, source=self.source, event_id=event_id),
-                key=(key if key is not None else event.subject()).encode()))
-        if futures:
-            await asyncio.gather(*futures)
-
     async def send_acknowledged(self, items: Sequence[Outgoing], *, within: float) -> list[bool]:
         """Write a batch (topic, event, key, event_id); per item, whether the broker acknowledged it in time."""
         return await (await self.submit(items, within=within)).acknowledged()
