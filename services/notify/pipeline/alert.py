@@ -101,10 +101,6 @@ class GroupState:
     last_flush_at: datetime | None = None
     open: tuple[OpenSlot, ...] = ()
 
-    @property
-    def open_due_at(self) -> datetime | None:
-        return self.open[0].due_at if self.open else None
-
 
 @dataclass(frozen=True)
 class OpenNotification:
