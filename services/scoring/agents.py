@@ -1,7 +1,8 @@
 """The scoring agent: input topics -> `engine.apply_event_in_place` -> breaches and snapshots. It only moves data.
 
 One agent reads the four input topics. They are keyed by material and co-partitioned, so every signal of one
-material meets the material's state in one partition of the `material-state` table. The states live in memory
+material meets the material's state in one partition of the `material-state` table. The inputs come in batches
+straight from faust's consumer (services/scoring/intake.py). The states live in memory
 (services/scoring/states.py); the table is written once per commit interval, snapshots go out on a beat.
 """
 
@@ -20,10 +21,12 @@ from typing import Any
 
 import faust
 import faust.streams as faust_streams
+from faust.events import Event as FaustEvent
 from faust.types import EventT
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.scoring.engine import Outcome, ScoringConfig, apply_event_in_place, indicator_snapshot
+from services.scoring.intake import BatchIntake
 from services.scoring.states import MaterialStates, Resident, position
 from shared import topics as declared
 from shared.events import (
@@ -154,9 +157,9 @@ def processing(event: EventT) -> Iterator[None]:
 
 
 def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_interval: float, *,
-                  commit_interval: float = 1.0, snapshot_interval: float = 1.0, batch_max: int = 1000,
-                  batch_wait: float = 0.05) -> faust.Table:
-    """Declare the topics, the `material-state` table, the scoring agent and its timers on an app.
+                  commit_interval: float = 1.0, snapshot_interval: float = 1.0,
+                  batch_max: int = 1000) -> faust.Table:
+    """Declare the topics, the `material-state` table, the scoring agent, its input intake and timers on an app.
 
     States live in memory (`MaterialStates`); `persist` writes the changed ones to the table once per commit
     interval and only then acks the inputs they cover, so faust never commits an input offset beyond what the
@@ -171,10 +174,12 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
     table = app.Table("material-state", default=None, key_type=str, partitions=declared.MATERIAL_PARTITIONS,
                       help="per material: MaterialState.to_dict() and the input offsets it covers")
     states = MaterialStates(table.get)
+    intake = BatchIntake(app, by_name, batch_max)
+    intake.install()
     processing_lags = {t.name: PROCESSING_LAG.labels(t.name) for t in INPUTS}  # looked up once, observed per input
     last_offsets: dict[Any, int] = {}
     next_offsets: dict[Any, tuple[int, int]] = {}  # partition -> (generation, offset expected next)
-    unacked: list[tuple[faust.StreamT, EventT]] = []  # scored inputs whose states are not persisted yet
+    unacked: list[Any] = []  # the messages of scored inputs whose states are not persisted yet
     unsent: list[IndicatorSnapshot] = []  # with interval 0: each input's snapshot, sent once its state is persisted
     # Held while a batch is scored and while persisting, so a persisted state covers exactly the inputs acked.
     scoring = asyncio.Lock()
@@ -283,9 +288,10 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
                 written = states.take_unpersisted()
                 try:
                     # Every changed state was changed by an input still unacked, of the state's own partition.
-                    of_partition = {event.message.partition: event for _, event in unacked}
+                    of_partition = {message.partition: message for message in unacked}
                     for material, resident in written:
-                        with processing(of_partition[resident.partition]):
+                        message = of_partition[resident.partition]
+                        with processing(FaustEvent(app, message.key, message.value, None, message)):
                             table[material] = resident.record()
                     await app.producer.flush()
                 except BaseException:  # not persisted: write them again next time, and ack nothing now
@@ -294,8 +300,9 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
                     raise
                 done = unacked.copy()
                 unacked.clear()
-                for stream, event in done:
-                    await stream.ack(event)
+                ack = app.consumer.ack
+                for message in done:
+                    ack(message)
                 STATE_WRITES.inc(len(written))
             snaps = unsent.copy()
             unsent.clear()
@@ -309,16 +316,19 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
 
     @app.agent(inputs, name="score-materials")
     async def score_materials(stream: faust.StreamT) -> None:
-        # One agent instance reads every assigned input partition, in offset order per partition; a material
-        # lives in one partition, so its inputs are scored in order. Batches share the per-input costs of
-        # the stream and the lock; acks wait for `persist`.
-        async for events in stream.noack_take(batch_max, within=batch_wait):  # type: ignore[attr-defined]  # on Stream, not StreamT
+        # One agent instance scores every assigned input partition, in offset order per partition; a material
+        # lives in one partition, so its inputs are scored in order. faust's stream of the inputs is declared
+        # (it subscribes the topics) but never read: the intake hands the fetched inputs over in batches.
+        # Acks wait for `persist`.
+        async for messages in intake.batches():
             outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
             sent_times: list[tuple[Any, float]] = []
             async with scoring:
+                if not intake.current(messages):  # a rebalance began while the batch waited for the lock
+                    continue
+                intake.track(messages)
                 now = time.monotonic()
-                for event in events:
-                    message = event.message
+                for message in messages:
                     declared_topic = by_name[message.topic]
                     check_continuity(message, declared_topic)
                     try:
@@ -330,12 +340,12 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
                         if label != "invalid":
                             outcomes[(declared_topic.name, label)] += 1
                     last_offsets[message.tp] = message.offset
-                    unacked.append((stream, event))
+                unacked.extend(messages)
                 # The whole batch was scored by now: one clock reading serves every input's lag.
                 scored_at = time.time()
                 for histogram, sent in sent_times:
                     histogram.observe(max(0.0, scored_at - sent))
-            BATCH_SIZE.observe(len(events))
+            BATCH_SIZE.observe(len(messages))
             for (topic, label), count in outcomes.items():
                 EVENTS.labels(topic, label).inc(count)
 

@@ -62,8 +62,7 @@ def create_app(settings: ScoringSettings, config: ScoringConfig | None = None) -
     )
     attach_agents(app, settings.topic_namespace, config or load_config(settings.config_path),
                   settings.lag_interval_seconds, commit_interval=settings.commit_interval_seconds,
-                  snapshot_interval=settings.snapshot_interval_seconds, batch_max=settings.batch_max_inputs,
-                  batch_wait=settings.batch_wait_seconds)
+                  snapshot_interval=settings.snapshot_interval_seconds, batch_max=settings.batch_max_inputs)
     hold_inputs_until_seeked(app)
     shorten_fetch_wait(app, settings.fetch_max_wait_seconds)
     restart_stranded_recovery(app, settings.recovery_check_seconds)

@@ -46,9 +46,7 @@ class ScoringSettings(CommonSettings):
                                              description="at most one indicator snapshot per material this often, "
                                                          "besides one with every breach transition; 0: one per input")
     batch_max_inputs: int = Field(default=1000, ge=1, validation_alias=_env("BATCH_MAX_INPUTS"),
-                                  description="inputs scored together at most")
-    batch_wait_seconds: float = Field(default=0.05, gt=0, validation_alias=_env("BATCH_WAIT_SECONDS"),
-                                      description="how long a batch waits to fill before it is scored")
+                                  description="inputs scored together at most (a batch is what one fetch returned)")
     fetch_max_wait_seconds: float = Field(default=0.05, gt=0, validation_alias=_env("FETCH_MAX_WAIT_SECONDS"),
                                           description="longest a fetch waits for new inputs; while one waits, the "
                                                       "partitions whose records are still being scored are not "
