@@ -22,6 +22,7 @@ from services.ingest.config import SourceConfig
 from services.ingest.observation import Accepted, Limits, Malformed, normalise_price
 from services.scoring.config import ScoringConfig
 from services.scoring.engine import MaterialState, apply_event_in_place, event_time
+from services.scoring.price_history import apply_price_history
 from shared.catalog import load_catalog
 from shared.events import (
     BreachRaised,
@@ -165,20 +166,42 @@ def replay(inputs: Iterable[Input], config: ScoringConfig,
            on_breach: Callable[[BreachRaised], None] | None = None) -> BacktestResult:
     """Drive the engine over inputs in order, one state per material, collecting breach transitions.
 
-    The states are the replay's own, so they are changed in place (`apply_event_in_place`): the same code as
-    `apply_event` without copying a series per event or building snapshots nobody reads.
+    A material's state depends on its own inputs alone, so each material is replayed on its own and the breach
+    transitions are put back in input order. The states are the replay's own, so they are changed in place
+    (`apply_event_in_place`); a material whose inputs are one price series in time order is applied at once
+    (`apply_price_history`: the same outcomes, without the per-input overhead).
     """
+    items = list(inputs)
+    by_material: dict[str, list[int]] = {}
+    for n, item in enumerate(items):
+        by_material.setdefault(item.event.material, []).append(n)  # type: ignore[attr-defined]
     result = BacktestResult()
-    states = result.states
-    for item in inputs:
-        material = item.event.material  # type: ignore[attr-defined]
-        outcome = apply_event_in_place(states.get(material), item.event, event_id=item.event_id, config=config)
-        states[material] = outcome.state
-        if outcome.rejected is not None:
-            result.rejected[outcome.rejected.split(":", 1)[0]] += 1
+    found: dict[int, list[BreachRaised]] = {}
+    for material, indices in by_material.items():
+        history = None
+        if all(type(items[n].event) is PriceObserved for n in indices):
+            history = apply_price_history([items[n].event for n in indices],  # type: ignore[misc]
+                                          [items[n].event_id for n in indices], config)
+        if history is not None:
+            result.states[material] = history.state
+            result.applied += len(indices)
+            found.update((indices[k], b) for k, b in history.breaches.items())
             continue
-        result.applied += 1
-        for breach in outcome.breaches:
+        state = None
+        for n in indices:
+            item = items[n]
+            outcome = apply_event_in_place(state, item.event, event_id=item.event_id, config=config)
+            state = outcome.state
+            if outcome.rejected is not None:
+                result.rejected[outcome.rejected.split(":", 1)[0]] += 1
+                continue
+            result.applied += 1
+            if outcome.breaches:
+                found[n] = outcome.breaches
+        if state is not None:
+            result.states[material] = state
+    for n in sorted(found):
+        for breach in found[n]:
             result.breaches.append(breach)
             if on_breach is not None:
                 on_breach(breach)

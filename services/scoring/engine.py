@@ -12,7 +12,7 @@ import math
 from bisect import bisect_right
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from services.scoring.config import INDICATORS, PriceParams, ScoringConfig, load_config
 from services.scoring.indicators.composite import composite_score, normalise_components, points_per_component
@@ -52,6 +52,7 @@ __all__ = ["MaterialState", "Outcome", "apply_event", "apply_event_in_place", "l
            "ScoringConfig"]
 
 DAY = 86400.0
+_Frozen = TypeVar("_Frozen")
 
 
 # --- state ------------------------------------------------------------------------------------------------
@@ -225,9 +226,9 @@ class Outcome:
     rejected: str | None = None
 
 
-def _evolve(state: MaterialState, **changes: Any) -> MaterialState:
-    """A copy of the state with some fields changed (dataclasses.replace without its per-call overhead)."""
-    new = object.__new__(MaterialState)
+def _evolve(state: _Frozen, **changes: Any) -> _Frozen:
+    """A copy of a state (or series) with some fields changed (dataclasses.replace without its per-call overhead)."""
+    new = object.__new__(type(state))
     new.__dict__.update(state.__dict__)
     new.__dict__.update(changes)
     return new

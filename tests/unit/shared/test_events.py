@@ -3,6 +3,8 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.events import (
     BreachRaised,
@@ -10,6 +12,10 @@ from shared.events import (
     Classification,
     DeadLettered,
     EnvelopeError,
+    Evidence,
+    IndicatorSnapshot,
+    Measure,
+    NewsReported,
     PriceObserved,
     Severity,
     decode,
@@ -109,3 +115,68 @@ def test_breach_round_trips_with_its_evidence():
     _, decoded = decode(encode(breach, source="s"))
     assert decoded.evidence[0].id == "e1"
     assert decoded.severity is Severity.CRITICAL
+
+
+# --- encode against the envelope as json.dumps writes it ---------------------------------------------------
+
+def _as_json_dumps(event, *, source: str, event_id: str, time: str) -> bytes:
+    """The bytes `encode` gave before it used pydantic's serializer: json.dumps of to_cloudevent."""
+    envelope = to_cloudevent(event, source=source, event_id=event_id, time=datetime.fromisoformat(time))
+    return json.dumps(envelope, separators=(",", ":")).encode()
+
+
+texts = st.text(st.characters(codec="utf-8"), max_size=60)
+floats = st.one_of(st.floats(allow_nan=False, allow_infinity=False, allow_subnormal=True),
+                   st.sampled_from([1e-5, 1e-7, 3.2e-05, 1e16, 1e22, -0.0, 0.1, 350.0]))
+times = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))
+
+
+@st.composite
+def events(draw: st.DrawFn):
+    kind = draw(st.sampled_from(["price", "news", "breach", "snapshot", "deadletter"]))
+    if kind == "price":
+        return PriceObserved(material="gallium", source=draw(texts), observed_at=draw(times),
+                             price=draw(st.floats(min_value=5e-324, allow_infinity=False, exclude_min=False)),
+                             currency="USD", unit=draw(texts.filter(lambda x: len(x) <= 32)),
+                             series=draw(texts), url=draw(texts))
+    if kind == "news":
+        return NewsReported(material="gallium", item_id=draw(texts), source=draw(texts), title=draw(texts),
+                            summary=draw(texts), published_at=draw(times), countries=["CN"],
+                            measure=draw(st.sampled_from(list(Measure))), relevant=draw(st.booleans()),
+                            score=draw(st.floats(0, 1)), evidence=draw(st.lists(texts, max_size=3)))
+    if kind == "breach":
+        evidence = [Evidence(id=draw(texts), source=draw(texts), kind="price", time=draw(times),
+                             value=draw(st.one_of(floats, texts, st.none())), url=draw(texts))
+                    for _ in range(draw(st.integers(0, 3)))]
+        return BreachRaised(fingerprint="f", material="gallium", rule=draw(texts), indicator="price",
+                            severity=Severity.WARNING, status=BreachStatus.FIRING, value=draw(floats),
+                            threshold=draw(st.one_of(floats, st.none())), starts_at=draw(times),
+                            observed_at=draw(times), summary=draw(texts), evidence=evidence)
+    if kind == "snapshot":
+        return IndicatorSnapshot(material="gallium", as_of=draw(times),
+                                 indicators=draw(st.dictionaries(texts, st.one_of(floats, st.none()), max_size=5)),
+                                 risk_score=draw(st.one_of(floats, st.none())),
+                                 components=draw(st.dictionaries(texts, floats, max_size=3)))
+    return DeadLettered.of(draw(st.binary(max_size=40)), draw(texts), source=draw(texts), stage="ingest")
+
+
+@settings(max_examples=400, deadline=None)
+@given(events(), texts, st.uuids())
+def test_encoded_events_decode_to_what_the_json_dumps_envelope_decodes_to(event, source, event_id):
+    encoded = encode(event, source=source, event_id=str(event_id))
+    before = _as_json_dumps(event, source=source, event_id=str(event_id), time=json.loads(encoded)["time"])
+    assert json.loads(encoded) == json.loads(before)
+    assert list(json.loads(encoded)) == list(json.loads(before))  # the same keys, in the same order
+    assert decode(encoded) == decode(before)
+    assert decode(encoded)[1] == event
+    assert encoded.isascii()
+
+
+def test_encoded_events_are_the_json_dumps_bytes_but_for_tiny_floats_and_del():
+    event = price(source="Zürich – 東京 \U0001f600 \"q\" \\ / \n\t\x01", price=1234.5678)
+    encoded = encode(event, source="s", event_id="abc")
+    assert encoded == _as_json_dumps(event, source="s", event_id="abc", time=json.loads(encoded)["time"])
+    tiny = price(price=1e-05)
+    encoded = encode(tiny, source="s", event_id="abc")
+    assert b'"price":0.00001' in encoded
+    assert decode(encoded)[1].price == 1e-05
