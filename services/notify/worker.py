@@ -35,7 +35,7 @@ from services.notify.delivery.wakeup import OutboxWakeup
 from services.notify.matching import SubscriptionIndex, build_index
 from services.notify.outbound import check_webhook_target
 from services.notify.pipeline.alert import Timing
-from services.notify.pipeline.dispatch import batches_by_pairs, dispatch_breaches, sweep_firing
+from services.notify.pipeline.dispatch import dispatch_breaches, sweep_firing, units_by_pairs
 from services.notify.settings import NotifySettings
 from services.notify.store import models
 from services.notify.store.db import create_db_engine, database_away, read_mostly, session_factory, unit_of_work
@@ -162,35 +162,39 @@ class Notifier:
     def dispatch(self, breaches: list[tuple[ConsumerRecord, BreachRaised]]) -> list[tuple[ConsumerRecord, str]]:
         """Dispatch breaches in transactions of at most `dispatch_max_pairs` alerts (blocking; the database thread).
 
-        Returns the breaches that could not be dispatched, with the reason; a database away raises (nothing of
-        the failed transaction is committed, and replaying the transactions before it changes nothing).
+        The outbox is woken after each commit, so it sends one transaction's notifications while the next is
+        written. Returns the breaches that could not be dispatched, with the reason; a database away raises
+        (nothing of the failed transaction is committed, and replaying the ones before it changes nothing).
         """
         index = self.index()
         by_breach = {id(b): r for r, b in breaches}
-        failed: list[tuple[ConsumerRecord, str]] = []
-        for batch in batches_by_pairs(index, [b for _, b in breaches], self.settings.dispatch_max_pairs):
+        failed: dict[int, tuple[ConsumerRecord, str]] = {}
+        for unit in units_by_pairs(index, [b for _, b in breaches], self.settings.dispatch_max_pairs):
             started = time.perf_counter()
             try:
                 with unit_of_work(self.sessions) as session:
-                    report = dispatch_breaches(session, index, batch, self.clock(), self.timing)
+                    report = dispatch_breaches(session, index, unit.breaches, self.clock(), self.timing, unit)
             except Exception as exc:
                 if dependency_of(exc) == "database":
                     raise
                 # One bad breach must not block the partition: isolate it, quarantine it with the reason.
                 log.exception("batch failed; dispatching breaches one by one")
-                for breach in batch:
+                for breach in unit.breaches:
                     try:
                         with unit_of_work(self.sessions) as session:
-                            dispatch_breaches(session, index, [breach], self.clock(), self.timing)
+                            dispatch_breaches(session, index, [breach], self.clock(), self.timing, unit)
+                        self.wake_outbox()
                     except Exception as exc_one:
                         if dependency_of(exc_one) == "database":
                             raise
-                        failed.append((by_breach[id(breach)],
-                                       f"dispatch failed: {type(exc_one).__name__}: {exc_one}"))
+                        failed.setdefault(id(breach), (by_breach[id(breach)],
+                                                       f"dispatch failed: {type(exc_one).__name__}: {exc_one}"))
                 continue
             DISPATCH_SECONDS.observe(time.perf_counter() - started)
             DISPATCH_PAIRS.inc(report.alerts_upserted)
-        return failed
+            if report.notifications_created or report.notifications_joined:
+                self.wake_outbox()  # committed: sent while the next transaction is written
+        return list(failed.values())
 
     async def handle_records(self, records: list[ConsumerRecord], producer: EventProducer) -> BatchResult:
         """Decode a batch, dead-letter what is not a breach, dispatch the rest (in the database thread)."""
@@ -215,8 +219,6 @@ class Notifier:
                                        intended_topic=self.topic)
         result.breaches = len(breaches) - len(failed)
         result.dead_lettered += len(failed)
-        if result.breaches:
-            self.wake_outbox()  # committed: the outbox sends at once, not at its next poll
         return result
 
     def _sweep_in_thread(self) -> dict[str, int]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter, defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -68,15 +69,17 @@ def matching_severity(breach: BreachRaised) -> Severity:
     return Severity.CRITICAL if breach.status == BreachStatus.RESOLVED else breach.severity
 
 
-def alerts_for_breach(index: SubscriptionIndex, breach: BreachRaised) -> list[Alert]:
-    """One candidate alert per organisation the breach concerns, with why (via) and where (channels)."""
+def alerts_for_breach(index: SubscriptionIndex, breach: BreachRaised,
+                      organisations: Collection[str] | None = None) -> list[Alert]:
+    """One candidate alert per organisation the breach concerns (of those given), with why (via) and where."""
     data = breach.model_dump(mode="json")
     classification = breach_classification(breach)
     return [Alert(organisation_id=org, fingerprint=breach.fingerprint, material=breach.material, rule=breach.rule,
                   severity=breach.severity, status=breach.status, classification=classification,
                   starts_at=breach.starts_at, ends_at=breach.ends_at, observed_at=breach.observed_at,
                   summary=breach.summary, breach=data, via=tuple(match.via), channel_ids=tuple(match.channel_ids))
-            for org, match in sorted(index.lookup(breach.material, matching_severity(breach)).items())]
+            for org, match in sorted(index.lookup(breach.material, matching_severity(breach)).items())
+            if organisations is None or org in organisations]
 
 
 def orphaned_resolutions(store: AlertStore, breaches: list[BreachRaised],
@@ -97,27 +100,73 @@ def orphaned_resolutions(store: AlertStore, breaches: list[BreachRaised],
     return out
 
 
-def pairs(index: SubscriptionIndex, breach: BreachRaised) -> int:
-    """How many organisation alerts a breach makes."""
-    return len(index.lookup(breach.material, matching_severity(breach)))
+def organisations_of(index: SubscriptionIndex, breach: BreachRaised) -> list[str]:
+    """The organisations a breach makes an alert for."""
+    return sorted(index.lookup(breach.material, matching_severity(breach)))
 
 
-def batches_by_pairs(index: SubscriptionIndex, breaches: list[BreachRaised],
-                     max_pairs: int) -> list[list[BreachRaised]]:
-    """Consecutive batches of breaches that each make at most `max_pairs` alerts (a breach alone may make more)."""
-    batches: list[list[BreachRaised]] = []
-    current: list[BreachRaised] = []
-    size = 0
+@dataclass(frozen=True)
+class DispatchUnit:
+    """One dispatch transaction: breaches, for these organisations (every one matched when None).
+
+    `orphans`: this unit also closes the firing alerts of organisations no subscription covers any more
+    (exactly one unit of a batch does).
+    """
+
+    breaches: list[BreachRaised]
+    organisations: frozenset[str] | None = None
+    orphans: bool = True
+
+    def overlaps(self, other: DispatchUnit) -> bool:
+        """Whether the two may touch the rows of one organisation (then they must run one after the other)."""
+        if self.organisations is None or other.organisations is None or self.orphans or other.orphans:
+            return True
+        return not self.organisations.isdisjoint(other.organisations)
+
+
+def units_by_pairs(index: SubscriptionIndex, breaches: list[BreachRaised], max_pairs: int) -> list[DispatchUnit]:
+    """Split a batch into transactions of at most `max_pairs` alerts each, by organisation.
+
+    Each organisation's alerts of the whole batch go in one transaction where they fit, so it gets one
+    notification, not one per transaction, and transactions of different organisations never touch the same
+    rows. An organisation with more alerts than that gets consecutive transactions of its own, in order.
+    """
+    per_org: dict[str, list[BreachRaised]] = defaultdict(list)
     for breach in breaches:
-        n = pairs(index, breach)
-        if current and size + n > max_pairs:
-            batches.append(current)
-            current, size = [], 0
-        current.append(breach)
-        size += n
-    if current:
-        batches.append(current)
-    return batches
+        for org in organisations_of(index, breach):
+            per_org[org].append(breach)
+    if sum(len(b) for b in per_org.values()) <= max_pairs:
+        return [DispatchUnit(breaches)]
+    units: list[DispatchUnit] = []
+    packed: list[str] = []
+    size = 0
+
+    def close(orgs: list[str]) -> None:
+        wanted = set(orgs)
+        mine = [b for b in breaches if not wanted.isdisjoint(organisations_of(index, b))]
+        units.append(DispatchUnit(mine, frozenset(orgs), orphans=False))
+
+    for org in sorted(per_org):
+        own = per_org[org]
+        if len(own) > max_pairs:
+            for start in range(0, len(own), max_pairs):
+                units.append(DispatchUnit(own[start:start + max_pairs], frozenset({org}), orphans=False))
+            continue
+        if packed and size + len(own) > max_pairs:
+            close(packed)
+            packed, size = [], 0
+        packed.append(org)
+        size += len(own)
+    if packed:
+        close(packed)
+    resolutions = [b for b in breaches if b.status == BreachStatus.RESOLVED]
+    if resolutions:
+        first = units[0]
+        # Resolutions the first unit does not carry still close the alerts of organisations no one matches.
+        carried = {id(b) for b in first.breaches}
+        extra = [b for b in breaches if id(b) in carried or b.status == BreachStatus.RESOLVED]
+        units[0] = DispatchUnit(extra, first.organisations, orphans=True)
+    return units
 
 
 def transitions(breaches: list[BreachRaised]) -> list[list[BreachRaised]]:
@@ -235,13 +284,18 @@ SWEEP: tuple[Stage, ...] = tuple(stage for stage in PIPELINE if stage is not ups
 
 
 def dispatch(store: AlertStore, index: SubscriptionIndex, breaches: list[BreachRaised], now: datetime,
-             timing: Timing) -> DispatchReport:
-    """Run breaches through the pipeline, one round per transition of a fingerprint, on the store given."""
+             timing: Timing, organisations: Collection[str] | None = None, orphans: bool = True) -> DispatchReport:
+    """Run breaches through the pipeline, one round per transition of a fingerprint, on the store given.
+
+    Only the alerts of `organisations` (every one matched when None); `orphans` closes the alerts of
+    organisations no subscription covers any more.
+    """
     report = DispatchReport()
     for breaches_once in transitions(breaches):
-        candidates = [a for b in breaches_once for a in alerts_for_breach(index, b)]
-        candidates += orphaned_resolutions(store, breaches_once,
-                                           {(a.organisation_id, a.fingerprint) for a in candidates})
+        candidates = [a for b in breaches_once for a in alerts_for_breach(index, b, organisations)]
+        if orphans:
+            matched = {(org, b.fingerprint) for b in breaches_once for org in organisations_of(index, b)}
+            candidates += orphaned_resolutions(store, breaches_once, matched)
         ctx = PipelineContext(now=now, timing=timing, store=store,
                               clearance=store.clearances(a.organisation_id for a in candidates))
         run_pipeline(ctx, candidates, PIPELINE)
@@ -250,9 +304,12 @@ def dispatch(store: AlertStore, index: SubscriptionIndex, breaches: list[BreachR
 
 
 def dispatch_breaches(session: Session, index: SubscriptionIndex, breaches: list[BreachRaised], now: datetime,
-                      timing: Timing) -> DispatchReport:
-    """Turn breaches into alert rows and outbox notifications in the session's transaction (the caller commits)."""
-    return dispatch(SqlAlertStore(session), index, breaches, now, timing)
+                      timing: Timing, unit: DispatchUnit | None = None) -> DispatchReport:
+    """Turn breaches into alert rows and outbox notifications in the session's transaction (the caller commits);
+    only those of the unit's organisations when a unit is given."""
+    if unit is None:
+        return dispatch(SqlAlertStore(session), index, breaches, now, timing)
+    return dispatch(SqlAlertStore(session), index, breaches, now, timing, unit.organisations, unit.orphans)
 
 
 def sweep(store: AlertStore, index: SubscriptionIndex, now: datetime, timing: Timing) -> DispatchReport:
@@ -278,5 +335,5 @@ def sweep_firing(session: Session, index: SubscriptionIndex, now: datetime, timi
     return sweep(SqlAlertStore(session), index, now, timing)
 
 
-__all__ = ["PIPELINE", "SWEEP", "DispatchReport", "alerts_for_breach", "batches_by_pairs", "dispatch",
-           "dispatch_breaches", "sweep", "sweep_firing"]
+__all__ = ["PIPELINE", "SWEEP", "DispatchReport", "DispatchUnit", "alerts_for_breach", "dispatch",
+           "dispatch_breaches", "sweep", "sweep_firing", "units_by_pairs"]

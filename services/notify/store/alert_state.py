@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, func, select, update
@@ -173,10 +173,17 @@ class SqlAlertStore(AlertStore):
         if not orgs:
             return
         s = self.session
-        # Inhibition reads only firing criticals: they are what mutes a warning.
-        ctx.firing = [alert_from_row(r) for r in s.execute(select(*models.Alert.__table__.c).where(
-            models.Alert.organisation_id.in_(orgs), models.Alert.status == "firing",
-            models.Alert.severity == Severity.CRITICAL.value))]
+        # Inhibition reads only firing criticals, they are what mutes a warning, and only what it compares:
+        # never the breach each row keeps.
+        a = models.Alert
+        ctx.firing = [Alert(organisation_id=r.organisation_id, fingerprint=r.fingerprint, material=r.material,
+                            rule=r.rule, severity=Severity.CRITICAL, status=BreachStatus.FIRING,
+                            classification=Classification(r.classification), starts_at=r.starts_at,
+                            summary="", id=r.id, changed=False)
+                      for r in s.execute(select(a.id, a.organisation_id, a.fingerprint, a.material, a.rule,
+                                                a.classification, a.starts_at)
+                                         .where(a.organisation_id.in_(orgs), a.status == "firing",
+                                                a.severity == Severity.CRITICAL.value))]
         ctx.silences = [Silence(r.organisation_id, r.starts_at, r.ends_at, r.material, r.rule, r.severity, r.id)
                         for r in s.execute(select(*models.Silence.__table__.c).where(
                             models.Silence.organisation_id.in_(orgs), models.Silence.ends_at > ctx.now))]
@@ -196,11 +203,10 @@ class SqlAlertStore(AlertStore):
             return
         n = models.Notification
         mine = (n.channel_id.in_(channel_ids), n.kind != "admin_notice")
-        scheduled = n.payload["scheduled_at"].as_string()
-        flushed = {key: datetime.fromisoformat(at).astimezone(UTC)
-                   for key, at in s.execute(select(n.group_key, func.max(scheduled))
-                                            .where(*mine, ~and_(*open_notification()), scheduled.is_not(None))
-                                            .group_by(n.group_key)) if at}
+        flushed = {key: at for key, at in s.execute(select(n.group_key, func.max(n.scheduled_at))
+                                                    .where(*mine, ~and_(*open_notification()),
+                                                           n.scheduled_at.is_not(None))
+                                                    .group_by(n.group_key)) if at}
         # Open notifications are locked, so no outbox worker claims one while this transaction adds to it
         # (on SQLite the transaction holds the database's one write lock from its start).
         open_rows: dict[str, list[OpenNotification]] = {}
@@ -218,7 +224,7 @@ class SqlAlertStore(AlertStore):
     def write_notifications(self, drafts: list[NotificationDraft], now: datetime) -> None:
         created = [{"id": d.id, "organisation_id": d.organisation_id, "channel_id": d.channel_id, "kind": d.kind,
                     "group_key": d.group_key, "alert_ids": list(d.alert_ids), "payload": d.payload,
-                    "next_attempt_at": d.next_attempt_at, "created_at": now,
+                    "next_attempt_at": d.next_attempt_at, "scheduled_at": d.next_attempt_at, "created_at": now,
                     "breach_observed_at": d.breach_observed_at} for d in drafts if d.new]
         if created:
             self.session.execute(NOTIFICATIONS.insert(), created)

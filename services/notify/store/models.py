@@ -285,6 +285,7 @@ class Notification(Base):
         CheckConstraint(_one_of("status", NOTIFICATION_STATUSES), name="status"),
         Index("ix_notifications_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_notifications_organisation_id_status", "organisation_id", "status"),
+        Index("ix_notifications_group_key_scheduled_at", "group_key", "scheduled_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -303,6 +304,9 @@ class Notification(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None]
     breach_observed_at: Mapped[datetime | None]
+    # When the group stage scheduled it (its payload's `scheduled_at`); the latest of a group's sent ones is
+    # when the group last flushed. A column, so finding that never parses payloads.
+    scheduled_at: Mapped[datetime | None]
 
 
 class DeliveryAttempt(Base):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -70,3 +71,36 @@ def test_naive_datetimes_are_refused(db_sessions) -> None:
         session.add(Organisation(name="Naive", kind="company", created_at=datetime(2026, 1, 1)))  # noqa: DTZ001
         with pytest.raises(StatementError, match="naive datetime"):
             session.commit()
+
+
+def test_upgrading_fills_scheduled_at_of_existing_notifications_from_their_payload(database_url: str) -> None:
+    from sqlalchemy import text
+
+    migrate(database_url, "0001")
+    engine = create_db_engine(database_url)
+    scheduled = datetime(2026, 3, 2, 9, 30, 5, 250000, tzinfo=UTC)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO organisations (id, name, kind, clearance, created_at) "
+                                    "VALUES ('o1', 'Acme', 'company', 'public', :now)"), {"now": scheduled})
+            connection.execute(text("INSERT INTO channels (id, organisation_id, kind, target, mode, enabled, "
+                                    "consecutive_failures, language, created_at) VALUES ('c1', 'o1', 'webhook', "
+                                    "'https://acme.example/hook', 'immediate', true, 0, 'en', :now)"),
+                               {"now": scheduled})
+            for row_id, kind, payload in (("n1", "alert", {"scheduled_at": scheduled.isoformat(), "alerts": []}),
+                                          ("n2", "admin_notice", {"recipients": []})):
+                connection.execute(text(
+                    "INSERT INTO notifications (id, organisation_id, channel_id, kind, alert_ids, group_key, payload, "
+                    "webhook_id, status, attempts, next_attempt_at, created_at) VALUES (:id, 'o1', 'c1', :kind, "
+                    "'[]', 'immediate:c1', :payload, :id, 'delivered', 1, :now, :now)"),
+                    {"id": row_id, "kind": kind, "payload": json.dumps(payload), "now": scheduled})
+    finally:
+        engine.dispose()
+    migrate(database_url)
+    engine = create_db_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            found = dict(connection.execute(select(Notification.id, Notification.scheduled_at)).all())
+        assert found == {"n1": scheduled, "n2": None}
+    finally:
+        engine.dispose()

@@ -19,7 +19,7 @@ from services.notify.pipeline.alert import (
     Silence,
     Timing,
 )
-from services.notify.pipeline.dispatch import PIPELINE, batches_by_pairs, dispatch, sweep, transitions
+from services.notify.pipeline.dispatch import PIPELINE, dispatch, sweep, transitions, units_by_pairs
 from services.notify.store.alert_state import AlertStore, state_in_payload
 from shared.events import BreachRaised, BreachStatus, Classification, Severity
 
@@ -193,8 +193,43 @@ def test_the_sweep_repeats_an_unchanged_alert_once_the_repeat_interval_is_over()
     assert store.log[("org-a", "immediate:hook-org-a", "fp1")] == LogEntry("firing:warning", later)
 
 
-def test_batches_are_bounded_by_the_alerts_they_make_not_by_breaches():
-    index = index_of(*(f"org-{i}" for i in range(30)))
-    breaches = [breach(f"fp{i}") for i in range(10)]  # 30 alerts each
-    assert [len(b) for b in batches_by_pairs(index, breaches, 100)] == [3, 3, 3, 1]
-    assert [len(b) for b in batches_by_pairs(index, breaches, 10)] == [1] * 10  # a breach alone may be more
+def test_transactions_are_bounded_by_the_alerts_they_make_and_split_by_organisation():
+    orgs = [f"org-{i:02d}" for i in range(30)]
+    index = index_of(*orgs)
+    breaches = [breach(f"fp{i}") for i in range(10)]  # 30 alerts each, 300 in all
+    units = units_by_pairs(index, breaches, 100)
+    # 10 organisations of 10 alerts each per transaction: each organisation's alerts all in one.
+    assert [sorted(u.organisations or ()) for u in units] == [orgs[0:10], orgs[10:20], orgs[20:30]]
+    assert all(u.breaches == breaches for u in units)
+    assert [u.orphans for u in units] == [False, False, False]  # no resolution: no alert to close elsewhere
+    assert not any(a.overlaps(b) for a in units for b in units if a is not b)
+    assert units_by_pairs(index, breaches, 300) == [units_by_pairs(index, breaches, 300)[0]]
+    assert units_by_pairs(index, breaches, 300)[0].organisations is None  # it all fits: one transaction
+    # An organisation with more alerts than a transaction holds gets consecutive ones of its own, in order.
+    alone = units_by_pairs(index_of("org-a"), breaches, 4)
+    assert [[b.fingerprint for b in u.breaches] for u in alone] == [
+        ["fp0", "fp1", "fp2", "fp3"], ["fp4", "fp5", "fp6", "fp7"], ["fp8", "fp9"]]
+    assert all(a.overlaps(b) for a in alone for b in alone)
+
+
+def test_dispatching_unit_by_unit_gives_each_organisation_one_notification_and_closes_orphans_once():
+    orgs = [f"org-{i:02d}" for i in range(6)]
+    store = store_for(*orgs, "org-gone")
+    index = index_of(*orgs)
+    firing = [breach(f"fp{i}") for i in range(4)]
+    for unit in units_by_pairs(index, firing, 8):
+        dispatch(store, index, unit.breaches, NOW, TIMING, unit.organisations, unit.orphans)
+    assert sorted(n.organisation_id for n in store.outbox.values()) == orgs
+    assert all(len(n.payload["alerts"]) == 4 for n in store.outbox.values())
+    assert len(store.rows) == 24
+    # org-gone fired fp0 under a subscription since deleted: its resolution still closes the row, in one unit.
+    store.rows[("org-gone", "fp0")] = dataclasses.replace(store.rows[("org-00", "fp0")], organisation_id="org-gone",
+                                                          id="gone-fp0")
+    resolved = breach("fp0", BreachStatus.RESOLVED, minutes=5)
+    units = units_by_pairs(index, [resolved, breach("fp9")], 8)
+    assert [u.orphans for u in units] == [True, False]
+    reports = [dispatch(store, index, u.breaches, NOW, TIMING, u.organisations, u.orphans) for u in units]
+    closed = [d for r in reports for d in r.decisions if d.organisation_id == "org-gone" and d.stage == "upsert"]
+    assert [(d.decision, d.reason) for d in closed] == [("changed", "firing:warning -> resolved")]
+    assert store.rows[("org-gone", "fp0")].status == BreachStatus.RESOLVED
+    assert all(store.rows[(o, "fp0")].status == BreachStatus.RESOLVED for o in orgs)
