@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -211,15 +212,16 @@ class PinnedTransport(httpx.AsyncHTTPTransport):
 
 
 def pinned_transport(policy: OutboundPolicy, *, limits: httpx.Limits = httpx.Limits(),
-                     verify: bool | object = True,
+                     verify: ssl.SSLContext | bool = True,
                      inner: httpcore.AsyncNetworkBackend | None = None) -> PinnedTransport:
     """An httpx transport whose every connection obeys `policy`; environment proxies are not used.
 
     httpx 0.28 takes no network backend, so its connection pool is built again, as httpx builds it, with ours.
     """
-    transport = PinnedTransport(verify=verify, limits=limits, trust_env=False)  # type: ignore[arg-type]
+    context = httpx.create_ssl_context(verify=verify, trust_env=False)
+    transport = PinnedTransport(verify=context, limits=limits, trust_env=False)
     transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),  # type: ignore[arg-type]
+        ssl_context=context,
         max_connections=limits.max_connections, max_keepalive_connections=limits.max_keepalive_connections,
         keepalive_expiry=limits.keepalive_expiry, network_backend=PinnedBackend(policy, inner))
     return transport
