@@ -130,3 +130,16 @@ async def test_an_unresolvable_name_is_refused() -> None:
     with pytest.raises(TargetRefused) as refused:
         await PinnedBackend(OutboundPolicy(resolve=nowhere), RecordingBackend()).connect_tcp("nowhere.invalid", 443)
     assert refused.value.refusal.kind == "unresolvable"
+
+
+async def test_each_refusal_is_counted_by_its_kind() -> None:
+    from prometheus_client import REGISTRY
+
+    def counted() -> float:
+        return REGISTRY.get_sample_value("mews_outbound_refused_total", {"kind": "link_local"}) or 0.0
+
+    before = counted()
+    backend = PinnedBackend(OutboundPolicy(resolve=StubResolver(["169.254.169.254"])), RecordingBackend())
+    with pytest.raises(TargetRefused):
+        await backend.connect_tcp("metadata.example", 80)
+    assert counted() == before + 1
