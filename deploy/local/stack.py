@@ -149,6 +149,7 @@ class Stack:
             "MEWS_DATABASE_URL": f"sqlite:///{self.state_dir / 'notify.db'}",
             "MEWS_BOOTSTRAP_ADMIN_TOKEN": DEMO_ADMIN_TOKEN,
             "MEWS_ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
+            "MEWS_INGEST_ALLOW_PRIVATE_SOURCES": "true",  # feeds a developer serves on this machine
             "MEWS_PUBLIC_BASE_URL": f"http://127.0.0.1:{self.ports.notify}",
             # Short waits so a demo alert arrives within seconds; production keeps Alertmanager's defaults.
             "MEWS_GROUP_WAIT_SECONDS": "2",

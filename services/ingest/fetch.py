@@ -1,8 +1,10 @@
 """Fetching a source's bytes without trusting it: http(s) or a configured file, conditional, bounded.
 
-Redirects are followed by hand so every hop is checked (scheme, count); bodies are streamed and cut off at
-a maximum size; transient failures (connection errors, timeouts, 5xx, 429) are retried with exponential
-backoff; anything else fails at once with a reason.
+Redirects are followed by hand so every hop is checked (scheme, count, and, by the client's pinned transport
+of shared/outbound.py, the addresses it connects to); bodies are streamed and cut off at a maximum size; each
+attempt ends within its timeout, connection and every read together, so a server trickling bytes cannot
+hold it; transient failures (connection errors, timeouts, 5xx, 429) are retried with exponential backoff;
+anything else fails at once with a reason.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+
+from shared.outbound import TargetRefused
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +64,7 @@ class FetchLimits:
     """Bounds on one fetch."""
 
     max_bytes: int = 50_000_000
-    timeout_s: float = 20.0
+    timeout_s: float = 20.0  # one attempt, from connecting to the last byte of the last redirect hop
     retries: int = 3
     backoff_s: float = 1.0
     max_redirects: int = 5
@@ -71,7 +75,12 @@ async def fetch_url(client: httpx.AsyncClient, url: str, previous: Validators, l
     attempt = 0
     while True:
         try:
-            return await _fetch_once(client, url, previous, limits)
+            try:
+                async with asyncio.timeout(limits.timeout_s):
+                    return await _fetch_once(client, url, previous, limits)
+            except TimeoutError as exc:
+                raise FetchError("timeout", f"no whole answer within {limits.timeout_s:g} s from "
+                                            f"{url[:200]}") from exc
         except FetchError as exc:
             if exc.hostile or exc.code not in ("network", "timeout", "server_error") or attempt >= limits.retries:
                 raise
@@ -88,7 +97,7 @@ async def _fetch_once(client: httpx.AsyncClient, url: str, previous: Validators,
     if previous.last_modified:
         headers["If-Modified-Since"] = previous.last_modified
     current = url
-    for _hop in range(limits.max_redirects + 1):
+    for hop in range(limits.max_redirects + 1):
         scheme = urlsplit(current).scheme.lower()
         if scheme not in ALLOWED_SCHEMES:
             raise FetchError("scheme", f"scheme {scheme or '(none)'!r} refused for {current[:200]}", hostile=True)
@@ -121,6 +130,10 @@ async def _fetch_once(client: httpx.AsyncClient, url: str, previous: Validators,
                     chunks.append(chunk)
                 validators = Validators(response.headers.get("etag", ""), response.headers.get("last-modified", ""))
                 return Fetched(b"".join(chunks), validators, current, response.headers.get("content-type", ""))
+        except TargetRefused as exc:
+            # The configured URL is the operator's; a hop to a refused address is the server's doing.
+            code = "unsafe_redirect" if hop else "unsafe_target"
+            raise FetchError(code, f"{exc.refusal.detail} (for {current[:200]})", hostile=True) from exc
         except httpx.TimeoutException as exc:
             raise FetchError("timeout", f"timed out fetching {current[:200]}: {type(exc).__name__}") from exc
         except httpx.TransportError as exc:

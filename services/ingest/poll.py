@@ -1,7 +1,8 @@
 """Running the declared sources: fetch (conditionally), read, normalise, publish; on a schedule or once.
 
 A source's validators (ETag, Last-Modified) are stored only after everything fetched with them has been
-published, so a Kafka failure means the next poll fetches the document again instead of losing it.
+published, so a Kafka failure means the next poll fetches the document again instead of losing it. Sources
+run concurrently, at most `POLL_CONCURRENCY` at once, so a slow or hanging source never delays the others.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from services.ingest.settings import IngestSettings
 from services.ingest.sources import feeds, leadtimes, pinksheet, prices, trade
 from shared import topics
 from shared.kafka import EventProducer, ensure_topics
+from shared.outbound import OutboundPolicy, pinned_transport
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,8 @@ READERS = {
     "leadtimes": leadtimes.read_leadtimes,
 }
 PUBLISH_CHUNK = 1000
+POLL_CONCURRENCY = 8  # sources fetched and read at once; each fetch ends within its own timeout
+MAX_DEAD_DOCUMENT = 100_000  # bytes of an unreadable document kept in its dead letter
 
 
 @dataclass
@@ -101,6 +105,19 @@ def read_records(body: bytes, source: SourceConfig, catalog: MaterialCatalog) ->
     return READERS[source.kind](body, source)
 
 
+def read_document(body: bytes, source: SourceConfig, catalog: MaterialCatalog) -> list[Record]:
+    """Every record of a document; a reader failing part-way (nesting too deep, a number too long, a bug)
+    keeps what it read and ends the list with a `Malformed` saying why, so the document is dead-lettered."""
+    records: list[Record] = []
+    try:
+        records.extend(read_records(body, source, catalog))
+    except Exception as exc:  # RecursionError and ValueError from the parsers included: hostile input
+        log.warning("document unreadable", extra={"source": source.name, "error": type(exc).__name__})
+        records.append(Malformed("unreadable", f"document unreadable: {type(exc).__name__}: {exc}"[:500],
+                                 body[:MAX_DEAD_DOCUMENT]))
+    return records
+
+
 def normalise_record(record: Record, source: SourceConfig, ingestion: Ingestion, limits: Limits) -> Item:
     """One record's outcome, by kind, wrapped for the publisher."""
     kind = source.event_kind
@@ -136,7 +153,7 @@ async def publish_document(body: bytes, source: SourceConfig, ingestion: Ingesti
                            progress: Callable[[int], None] | None = None) -> Counter[str]:
     """Read, normalise and publish one fetched document; return counts by decision."""
     limits = ingestion.limits()
-    records = await asyncio.to_thread(lambda: list(read_records(body, source, ingestion.catalog)))
+    records = await asyncio.to_thread(read_document, body, source, ingestion.catalog)
     counts: Counter[str] = Counter()
     for start in range(0, len(records), PUBLISH_CHUNK):
         chunk = records[start:start + PUBLISH_CHUNK]
@@ -201,27 +218,41 @@ def _failed(source: SourceConfig, health: SourceHealth, reason: str) -> SourceRe
     return SourceReport(source.name, "error", {}, reason)
 
 
-async def poll_once(config: SourcesConfig, ingestion: Ingestion,
-                    health: dict[str, SourceHealth] | None = None) -> list[SourceReport]:
-    """Run every source once, one after another (the machine is shared; sources are few)."""
+async def poll_once(config: SourcesConfig, ingestion: Ingestion, health: dict[str, SourceHealth] | None = None,
+                    *, concurrency: int = POLL_CONCURRENCY) -> list[SourceReport]:
+    """Run every source once, `concurrency` at a time; the reports come in the order of the sources."""
     health = health if health is not None else {}
-    return [await run_source(s, ingestion, health.setdefault(s.name, SourceHealth())) for s in config.sources]
+    slots = asyncio.Semaphore(concurrency)
+
+    async def run(source: SourceConfig) -> SourceReport:
+        async with slots:
+            return await run_source(source, ingestion, health.setdefault(source.name, SourceHealth()))
+
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(run(s), name=f"source:{s.name}") for s in config.sources]
+    return [t.result() for t in tasks]
 
 
 async def poll_forever(config: SourcesConfig, ingestion: Ingestion, health: dict[str, SourceHealth],
-                       stop: asyncio.Event) -> None:
-    """Run each source at its interval until `stop` is set; a failing source backs off, up to its interval x8."""
-    due = dict.fromkeys((s.name for s in config.sources), 0.0)
-    while not stop.is_set():
-        now = time.monotonic()
-        for source in config.sources:
-            if due[source.name] <= now:
+                       stop: asyncio.Event, *, concurrency: int = POLL_CONCURRENCY) -> None:
+    """Run each source at its interval until `stop` is set; a failing source backs off, up to its interval x8.
+
+    Each source keeps its own schedule, `concurrency` of them fetching at once: a slow one delays none of the
+    others beyond waiting for a free slot.
+    """
+    slots = asyncio.Semaphore(concurrency)
+
+    async def keep_polling(source: SourceConfig) -> None:
+        while not stop.is_set():
+            async with slots:
                 report = await run_source(source, ingestion, health.setdefault(source.name, SourceHealth()))
-                failures = health[source.name].consecutive_failures if report.outcome == "error" else 0
-                due[source.name] = time.monotonic() + source.interval * min(8, 2 ** failures)
-        wait = max(0.0, min(due.values()) - time.monotonic())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=wait)
+            failures = health[source.name].consecutive_failures if report.outcome == "error" else 0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=source.interval * min(8, 2 ** failures))
+
+    async with asyncio.TaskGroup() as group:
+        for source in config.sources:
+            group.create_task(keep_polling(source), name=f"source:{source.name}")
 
 
 @contextlib.asynccontextmanager
@@ -241,7 +272,9 @@ async def open_ingestion(settings: IngestSettings, *, catalog: MaterialCatalog |
                              namespace=settings.topic_namespace)
     await producer.start([*KIND_TOPICS.values(), topics.DEADLETTER])
     seen = SeenStore(settings.seen_store_path)
-    client = httpx.AsyncClient(follow_redirects=False)
+    # Every connection, each redirect hop included, goes only to addresses the outbound policy allows.
+    transport = pinned_transport(OutboundPolicy(settings.ingest_allow_private_sources))
+    client = httpx.AsyncClient(follow_redirects=False, transport=transport)
     try:
         yield Ingestion(
             publisher=Publisher(producer, seen, within=settings.ingest_request_deadline_s), seen=seen,

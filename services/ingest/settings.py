@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from shared.access import StaticKey, parse_keys
 from shared.settings import CommonSettings
@@ -30,6 +30,9 @@ class IngestSettings(CommonSettings):
     ingest_fetch_retries: int = Field(default=3, ge=0, le=10)
     ingest_fetch_backoff_s: float = Field(default=1.0, ge=0)
     ingest_max_redirects: int = Field(default=5, ge=0, le=20)
+    ingest_allow_private_sources: bool = Field(
+        default=False, description="Let sources and their redirects reach private, loopback and link-local "
+                                   "addresses (development and tests only; refused in production)")
     ingest_future_tolerance_s: float = Field(default=86_400.0, ge=0,
                                              description="How far past now a timestamp may lie (clock skew)")
 
@@ -38,6 +41,12 @@ class IngestSettings(CommonSettings):
     def _keys_parse(cls, v: SecretStr) -> SecretStr:
         parse_keys(v.get_secret_value())
         return v
+
+    @model_validator(mode="after")
+    def _refuse_private_sources_in_production(self) -> IngestSettings:
+        if self.is_production and self.ingest_allow_private_sources:
+            raise ValueError("MEWS_INGEST_ALLOW_PRIVATE_SOURCES must not be set in production")
+        return self
 
     def api_keys(self) -> tuple[StaticKey, ...]:
         return parse_keys(self.ingest_api_keys.get_secret_value())

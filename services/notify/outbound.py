@@ -1,22 +1,20 @@
-"""Where webhooks may go: https outside development, and never to private, loopback or link-local addresses.
+"""Where webhooks may go: https outside development, and only to addresses the outbound policy allows.
 
-The check runs twice: when a channel is created (a clear 4xx for the user) and again at send time on the
-addresses actually resolved then, because DNS can change between the two (rebinding).
+The check runs when a channel is created (a clear 4xx for the user, with DNS) and again before each send on the
+URL's form; the addresses are checked by the pinned transport (shared/outbound.py) when it connects, on the
+one answer of the resolver it then connects to, because DNS can change between the two (rebinding).
 """
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+from shared.outbound import addresses_refusal, literal_address, lookup, port_refusal
+
 Resolver = Callable[[str, int], Sequence[str]]
 MAX_URL_LENGTH = 2000
-# Carrier-grade NAT and a few ranges the stdlib does not call private but no public receiver lives in.
-_NOT_PUBLIC = tuple(ipaddress.ip_network(n) for n in ("100.64.0.0/10", "192.0.0.0/24", "198.18.0.0/15"))
 
 
 @dataclass(frozen=True)
@@ -28,31 +26,6 @@ class TargetVerdict:
     host: str = ""
     port: int = 0
     addresses: tuple[str, ...] = field(default_factory=tuple)
-
-
-def resolve_host(host: str, port: int) -> list[str]:
-    """Every address a host name resolves to (A and AAAA)."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return sorted({str(info[4][0]) for info in infos})
-
-
-def address_refusal(address: str, *, allow_private: bool) -> str | None:
-    """Why an address may not receive webhooks, or None when it may."""
-    ip: IPAddress = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip.is_multicast or ip.is_unspecified:
-        return f"address {ip} is not a unicast host"
-    refusal = None
-    if ip.is_loopback:
-        refusal = f"address {ip} is loopback"
-    elif ip.is_link_local:
-        refusal = f"address {ip} is link-local"
-    elif ip.is_private or any(ip in net for net in _NOT_PUBLIC if ip.version == net.version):
-        refusal = f"address {ip} is private"
-    elif ip.is_reserved:
-        return f"address {ip} is reserved"
-    return None if allow_private else refusal
 
 
 def check_url_form(url: str, *, require_https: bool) -> TargetVerdict:
@@ -71,6 +44,9 @@ def check_url_form(url: str, *, require_https: bool) -> TargetVerdict:
         return TargetVerdict(False, "scheme must be https outside development")
     if not parts.hostname:
         return TargetVerdict(False, "URL has no host")
+    refusal = port_refusal(port)
+    if refusal is not None:
+        return TargetVerdict(False, refusal.detail)
     if parts.username is not None or parts.password is not None:
         # Credentials in a URL end up in logs and API answers; the signing secret authenticates us instead.
         return TargetVerdict(False, "URL must not carry credentials")
@@ -79,25 +55,27 @@ def check_url_form(url: str, *, require_https: bool) -> TargetVerdict:
     return TargetVerdict(True, "well-formed", host=parts.hostname, port=port or (443 if scheme == "https" else 80))
 
 
-def names_an_address(url: str) -> bool:
-    """Whether the URL's host is an IP address literal, so checking it needs no DNS lookup."""
-    try:
-        host = urlsplit(url).hostname
-        ipaddress.ip_address(host or "")
-    except ValueError:
-        return False
-    return True
+def check_send_target(url: str, *, require_https: bool, allow_private: bool) -> TargetVerdict:
+    """Before a send: the URL's form, and its address when it names one; a host name is checked on connecting."""
+    form = check_url_form(url, require_https=require_https)
+    address = literal_address(form.host) if form.allowed else None
+    if address is not None:
+        refusal = addresses_refusal([address], allow_private=allow_private)
+        if refusal is not None:
+            return TargetVerdict(False, refusal.detail, host=form.host, port=form.port, addresses=(address,))
+    return form
 
 
 def check_webhook_target(url: str, *, require_https: bool, allow_private: bool,
-                         resolve: Resolver = resolve_host) -> TargetVerdict:
-    """Whether a webhook URL may be called now: its form, then every address its host resolves to."""
+                         resolve: Resolver = lookup) -> TargetVerdict:
+    """Whether a webhook URL may be created: its form, then every address its host resolves to (blocking DNS)."""
     form = check_url_form(url, require_https=require_https)
     if not form.allowed:
         return form
-    try:
-        addresses = [str(ipaddress.ip_address(form.host.strip("[]")))]
-    except ValueError:
+    literal = literal_address(form.host)
+    if literal is not None:
+        addresses = [literal]
+    else:
         try:
             addresses = list(resolve(form.host, form.port))
         except (OSError, UnicodeError) as exc:
@@ -105,9 +83,7 @@ def check_webhook_target(url: str, *, require_https: bool, allow_private: bool,
                                  host=form.host, port=form.port)
     if not addresses:
         return TargetVerdict(False, f"host {form.host} has no address", host=form.host, port=form.port)
-    # One refused address refuses the host: a receiver could otherwise steer us by ordering its records.
-    for address in addresses:
-        refusal = address_refusal(address, allow_private=allow_private)
-        if refusal:
-            return TargetVerdict(False, refusal, host=form.host, port=form.port, addresses=tuple(addresses))
+    refusal = addresses_refusal(addresses, allow_private=allow_private)
+    if refusal is not None:
+        return TargetVerdict(False, refusal.detail, host=form.host, port=form.port, addresses=tuple(addresses))
     return TargetVerdict(True, "allowed", host=form.host, port=form.port, addresses=tuple(addresses))

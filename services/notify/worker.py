@@ -33,7 +33,7 @@ from services.notify.delivery.outbox import DeliveryLimits, DeliveryPolicy, Outb
 from services.notify.delivery.retry import RetrySchedule
 from services.notify.delivery.wakeup import OutboxWakeup
 from services.notify.matching import SubscriptionIndex, build_index
-from services.notify.outbound import check_webhook_target
+from services.notify.outbound import check_send_target
 from services.notify.pipeline.alert import Timing
 from services.notify.pipeline.dispatch import dispatch_breaches, sweep_firing, units_by_pairs
 from services.notify.settings import NotifySettings
@@ -43,6 +43,7 @@ from shared import topics
 from shared.events import BreachRaised, EnvelopeError, decode
 from shared.kafka import EventProducer, check_kafka
 from shared.metrics import CONSUMER_LAG
+from shared.outbound import OutboundPolicy, pinned_transport
 
 log = logging.getLogger(__name__)
 SERVICE = "notify"
@@ -90,6 +91,16 @@ def policy_from(settings: NotifySettings, lease: timedelta | None = None) -> Del
     lease = lease or timedelta(seconds=max(60.0, 3 * settings.webhook_timeout_seconds))
     return DeliveryPolicy(schedule=schedule, disable_after_failures=settings.channel_disable_after_failures,
                           lease=lease)
+
+
+def webhook_client(settings: NotifySettings, limits: DeliveryLimits) -> httpx.AsyncClient:
+    """The client every webhook goes through: no redirects, and each connection under the outbound policy."""
+    # One client for every send: connections to a receiver are kept alive between notifications.
+    pool = httpx.Limits(max_connections=limits.concurrency, max_keepalive_connections=limits.concurrency,
+                        keepalive_expiry=30.0)
+    transport = pinned_transport(OutboundPolicy(settings.allow_private_webhook_targets), limits=pool)
+    return httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, transport=transport, follow_redirects=False,
+                             trust_env=False)
 
 
 def smtp_from(settings: NotifySettings) -> SmtpConfig:
@@ -149,8 +160,9 @@ class Notifier:
         self._index = None
 
     def check_target(self, url: str) -> str | None:
-        verdict = check_webhook_target(url, require_https=self.settings.require_https_webhooks,
-                                       allow_private=self.settings.allow_private_webhook_targets)
+        """The form check before each send; the addresses are checked by the pinned transport on connecting."""
+        verdict = check_send_target(url, require_https=self.settings.require_https_webhooks,
+                                    allow_private=self.settings.allow_private_webhook_targets)
         return None if verdict.allowed else verdict.reason
 
     async def in_database_thread(self, fn: Callable[..., T], *args: Any) -> T:
@@ -357,11 +369,7 @@ class Notifier:
     async def deliver(self) -> None:
         """Send what the outbox holds until stopped: woken by enqueues here and elsewhere, polling as the fallback."""
         limits = DeliveryLimits(self.settings.delivery_concurrency, self.settings.delivery_per_target_concurrency)
-        # One client for every send: connections to a receiver are kept alive between notifications.
-        pool = httpx.Limits(max_connections=limits.concurrency, max_keepalive_connections=limits.concurrency,
-                            keepalive_expiry=30.0)
-        async with httpx.AsyncClient(timeout=self.settings.webhook_timeout_seconds, limits=pool,
-                                     follow_redirects=False, trust_env=False) as http:
+        async with webhook_client(self.settings, limits) as http:
             worker = OutboxWorker(self.sessions, http, smtp_from(self.settings), self.check_target,
                                   self.settings, self.policy, self.clock, limits=limits, wakeup=self.outbox_wakeup)
             listener = asyncio.create_task(self.outbox_wakeup.listen(self._stopping), name="outbox-listen")

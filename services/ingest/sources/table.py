@@ -77,6 +77,12 @@ def read_json_records(body: bytes, *, encoding: str = "utf-8", path: str = "",
     except json.JSONDecodeError as exc:
         yield Malformed("malformed_json", f"body is not JSON: {exc}", body)
         return
+    except RecursionError:
+        yield Malformed("malformed_json", "body nests deeper than the JSON reader follows", body[:100_000])
+        return
+    except ValueError as exc:  # an integer longer than Python converts (sys.get_int_max_str_digits)
+        yield Malformed("malformed_json", f"body is not readable JSON: {exc}", body[:100_000])
+        return
     records = _records_at(doc, path, keys)
     if records is None:
         yield Malformed("malformed_json", f"no list of records at {path or '/'.join(keys)!r}", body[:100_000])

@@ -114,10 +114,9 @@ class OutboxWorker:
     wakeup: OutboxWakeup = field(default_factory=OutboxWakeup)
 
     def __post_init__(self) -> None:
-        # Blocking work gets threads of its own: a hanging SMTP server or resolver must not take the threads
-        # that database calls run in (asyncio's default executor).
+        # Blocking work gets threads of its own: a hanging SMTP server must not take the threads that database
+        # calls run in (asyncio's default executor); the webhook transport resolves in threads of its own.
         self._mail_threads = ThreadPoolExecutor(self.limits.per_target, thread_name_prefix="mews-smtp")
-        self._resolver_threads = ThreadPoolExecutor(4, thread_name_prefix="mews-resolve")
         self._held: dict[str, Claimed] = {}  # every claim not yet recorded: sending, waiting or finished
         self._sending: dict[str, asyncio.Task[None]] = {}
         self._busy: dict[str, int] = defaultdict(int)  # sends in flight per target
@@ -169,7 +168,7 @@ class OutboxWorker:
                 if not claimed.secret:
                     return Outcome("retry", None, "webhook channel has no signing secret")
                 return await deliver_webhook(self.http, claimed.target, claimed.secret, claimed.webhook_id,
-                                             claimed.payload, now, self.check_target, self._resolver_threads)
+                                             claimed.payload, now, self.check_target)
         except TimeoutError:
             return Outcome("retry", None, f"timeout: no answer within {deadline:g} s")
         except Exception as exc:  # a bug in one notification must not stop the others; it is retried
@@ -415,7 +414,6 @@ class OutboxWorker:
                 task.cancel()
             await asyncio.gather(*helpers, *self._sending.values(), return_exceptions=True)
             self._mail_threads.shutdown(wait=False, cancel_futures=True)
-            self._resolver_threads.shutdown(wait=False, cancel_futures=True)
 
     async def _finish(self, recorder: asyncio.Task[None]) -> None:
         """A graceful stop: hand back claims not started, let the sends under way end, record them."""

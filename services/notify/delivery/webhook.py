@@ -1,11 +1,13 @@
-"""Webhook client: POST the notification as JSON, signed per Standard Webhooks, never following redirects."""
+"""Webhook client: POST the notification as JSON, signed per Standard Webhooks, never following redirects.
+
+The client must be built on shared/outbound.py's pinned transport: it checks the receiver's addresses when it
+connects and raises TargetRefused instead of connecting to one the policy refuses.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
-from concurrent.futures import Executor
 from datetime import datetime
 from typing import Any
 
@@ -13,10 +15,10 @@ import httpx
 from standardwebhooks import Webhook
 
 from services.notify.delivery.outcome import Outcome
-from services.notify.outbound import names_an_address
+from shared.outbound import TargetRefused
 
 USER_AGENT = "mews-notify/1"
-TargetCheck = Callable[[str], str | None]  # URL -> None when allowed, else the reason it is refused
+TargetCheck = Callable[[str], str | None]  # URL -> None when allowed, else the reason; never asks DNS
 
 
 def encode_body(payload: dict[str, Any]) -> bytes:
@@ -43,24 +45,18 @@ def classify_response(response: httpx.Response) -> Outcome:
     return Outcome("retry", code, f"HTTP {code}")
 
 
-async def checked(check_target: TargetCheck, url: str, resolver: Executor | None = None) -> str | None:
-    """The target check, in a thread of `resolver` when it has to ask DNS (the loop never waits on a resolver)."""
-    if names_an_address(url):
-        return check_target(url)
-    return await asyncio.get_running_loop().run_in_executor(resolver, check_target, url)
-
-
 async def deliver_webhook(client: httpx.AsyncClient, url: str, secret: str, webhook_id: str,
-                          payload: dict[str, Any], now: datetime, check_target: TargetCheck,
-                          resolver: Executor | None = None) -> Outcome:
+                          payload: dict[str, Any], now: datetime, check_target: TargetCheck) -> Outcome:
     """Check the target again, sign and POST one notification; never raises."""
-    refusal = await checked(check_target, url, resolver)
+    refusal = check_target(url)
     if refusal is not None:
         return Outcome("refused", None, f"target refused: {refusal}")
     body = encode_body(payload)
     try:
         response = await client.post(url, content=body, headers=signed_headers(secret, webhook_id, now, body),
                                      follow_redirects=False)
+    except TargetRefused as exc:
+        return Outcome("refused", None, f"target refused: {exc.refusal.detail}")
     except httpx.TimeoutException as exc:
         return Outcome("retry", None, f"timeout: {type(exc).__name__}")
     except httpx.HTTPError as exc:

@@ -196,7 +196,8 @@ def _record(session: Session, n: models.Notification | None, channels: dict[str,
         if channel.enabled:  # two answers of 410 in one batch switch the channel off, and tell the admins, once
             disable_channel(session, channel, f"receiver answered 410 Gone at {now.isoformat()}", now)
         return "cancelled"
-    if not policy.schedule.exhausted(n.attempts):
+    # A refused target (the outbound policy) is refused again next time: failed at once, never retried.
+    if outcome.outcome != "refused" and not policy.schedule.exhausted(n.attempts):
         n.status, n.next_attempt_at = "pending", now + policy.schedule.delay(n.attempts)
         return "retry"
     n.status = "failed"

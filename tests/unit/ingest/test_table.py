@@ -25,6 +25,8 @@ def test_the_list_is_the_body_at_a_path_or_under_a_key(body, path, keys, found):
 
 @pytest.mark.parametrize(("body", "code"), [
     (b'{"items": 3}', "malformed_json"),
+    (b"[" * 100_000 + b"]" * 100_000, "malformed_json"),  # deeper than the parser recurses
+    (b'[{"price": ' + b"9" * 5_000 + b"}]", "malformed_json"),  # more digits than Python converts
     (b"{not json", "malformed_json"),
     ('{"items": ["\u00e9"]}'.encode("latin-1"), "encoding"),
 ])

@@ -1,42 +1,11 @@
-"""Webhook targets: https outside development; private, loopback and link-local refused unless allowed."""
+"""Webhook targets: https outside development, a service port; every resolved address checked by the outbound
+policy (its address rules are tested in tests/unit/shared/test_outbound.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from services.notify.outbound import address_refusal, check_url_form, check_webhook_target
-
-
-@pytest.mark.parametrize(("address", "refusal"), [
-    ("127.0.0.1", "loopback"),
-    ("::1", "loopback"),
-    ("::ffff:127.0.0.1", "loopback"),
-    ("10.1.2.3", "private"),
-    ("172.16.0.9", "private"),
-    ("192.168.1.1", "private"),
-    ("100.64.0.1", "private"),
-    ("fd00::1", "private"),
-    ("169.254.169.254", "link-local"),
-    ("fe80::1", "link-local"),
-    ("0.0.0.0", "not a unicast host"),
-    ("224.0.0.1", "not a unicast host"),
-])
-def test_non_public_addresses_are_refused_with_their_reason(address: str, refusal: str) -> None:
-    reason = address_refusal(address, allow_private=False)
-    assert reason is not None
-    assert refusal in reason
-
-
-@pytest.mark.parametrize("address", ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"])
-def test_public_addresses_are_allowed(address: str) -> None:
-    assert address_refusal(address, allow_private=False) is None
-
-
-def test_the_private_setting_allows_loopback_but_never_unspecified_or_multicast() -> None:
-    assert address_refusal("127.0.0.1", allow_private=True) is None
-    assert address_refusal("10.0.0.1", allow_private=True) is None
-    assert address_refusal("0.0.0.0", allow_private=True) is not None
-    assert address_refusal("ff02::1", allow_private=True) is not None
+from services.notify.outbound import check_send_target, check_url_form, check_webhook_target
 
 
 @pytest.mark.parametrize(("url", "require_https", "fragment"), [
@@ -46,6 +15,7 @@ def test_the_private_setting_allows_loopback_but_never_unspecified_or_multicast(
     ("https:///x", True, "no host"),
     ("https://hooks.example.com:99999/x", True, "not a URL"),
     ("https://hooks.example.com/x#frag", True, "fragment"),
+    ("https://93.184.216.34:0/x", True, "port 0"),
 ])
 def test_malformed_or_insecure_urls_are_refused(url: str, require_https: bool, fragment: str) -> None:
     verdict = check_url_form(url, require_https=require_https)
@@ -90,3 +60,19 @@ def test_ip_literal_urls_are_checked_without_dns() -> None:
                                 resolve=no_dns).allowed
     assert not check_webhook_target("https://[::1]/h", require_https=True, allow_private=False,
                                     resolve=no_dns).allowed
+
+
+@pytest.mark.parametrize("url", ["https://[2002:a9fe:a9fe::]/", "https://[::ffff:169.254.169.254]/",
+                                 "https://[64:ff9b::a9fe:a9fe]/", "https://93.184.216.34:0/"])
+def test_tunnelled_mapped_and_port_zero_targets_are_refused_at_creation(url: str) -> None:
+    def no_dns(host: str, port: int) -> list[str]:
+        raise AssertionError("must not resolve an IP literal")
+
+    assert not check_webhook_target(url, require_https=True, allow_private=False, resolve=no_dns).allowed
+
+
+def test_the_send_time_check_asks_no_resolver_and_refuses_literal_private_addresses() -> None:
+    assert check_send_target("https://hooks.example.com/x", require_https=True, allow_private=False).allowed
+    refused = check_send_target("https://169.254.169.254/x", require_https=True, allow_private=False)
+    assert not refused.allowed
+    assert "link-local" in refused.reason

@@ -6,11 +6,9 @@ import asyncio
 import threading
 
 import httpx
-import pytest
 
 from services.notify.delivery.outbox import DeliveryLimits, OutboxWorker
 from services.notify.delivery.wakeup import OutboxWakeup, conninfo_of
-from services.notify.outbound import names_an_address
 from services.notify.settings import NotifySettings
 from services.notify.store.outbox import Claimed
 
@@ -52,12 +50,6 @@ def test_the_listen_connection_uses_the_database_url_credentials():
     assert parts == {"user": "mews", "password": "s@cret", "host": "db.internal", "port": "5433",
                      "dbname": "notify", "sslmode": "require"}
     assert conninfo_of("sqlite:///var/notify.db") is None
-
-
-@pytest.mark.parametrize(("url", "literal"), [("http://127.0.0.1:8080/x", True), ("https://[::1]/x", True),
-                                              ("https://hooks.example.org/x", False), ("not a url", False)])
-def test_only_a_host_name_needs_a_resolver(url, literal):
-    assert names_an_address(url) is literal
 
 
 def claim(kind: str, target: str, channel_kind: str = "webhook") -> Claimed:
