@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.scoring.config import ConfigError, load_config, parse_config, parse_duration
+from services.scoring.config import ConfigError, load_config, parse_config
+from shared.durations import parse_duration
 
 RULE = {"name": "price-change-1d", "indicator": "price_change_1d_pct", "direction": "above", "warning": 20,
         "critical": 40, "clear": 10, "for": "0s"}
@@ -60,10 +61,10 @@ def test_duplicate_rule_names_and_bad_weights_are_refused():
 
 
 def test_durations():
-    assert parse_duration("0s", "x") == 0
-    assert parse_duration("7d", "x") == 7 * 86400
-    assert parse_duration("2w", "x") == 14 * 86400
-    assert parse_duration("90m", "x") == 5400
+    assert parse_duration("0s") == 0
+    assert parse_duration("7d") == 7 * 86400
+    assert parse_duration("2w") == 14 * 86400
+    assert parse_duration("90m") == 5400
 
 
 @pytest.mark.parametrize(("price", "message"), [
