@@ -178,11 +178,12 @@ def _describe(exc: ValidationError, where: str = "") -> str:
             unknown.setdefault(".".join(loc[:-1]), []).append(loc[-1])
             continue
         msg = err["msg"].removeprefix("Value error, ")
-        problems.append(f"{'.'.join(loc) or 'file'}: {msg}")
+        problems.append(f"{'.'.join(loc) or where or 'file'}: {msg}" if loc or not where else msg)
     for parent, keys in unknown.items():
         thing = "component(s)" if parent.endswith("weights") else "key(s)"
         known = f" (known: {', '.join(COMPONENTS)})" if thing == "component(s)" else ""
-        problems.insert(0, f"{parent or 'file'}: unknown {thing} {', '.join(sorted(keys))}{known}")
+        text = f"unknown {thing} {', '.join(sorted(keys))}{known}"
+        problems.insert(0, f"{parent}: {text}" if parent else (text if where else f"file: {text}"))
     text = "; ".join(problems)
     return f"{where}: {text}" if where else text
 

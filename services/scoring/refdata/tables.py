@@ -114,9 +114,15 @@ class ReferenceData:
             return None
         chosen = max(r["edition"] for r in rows)
         rows = [r for r in rows if r["edition"] == chosen]
-        by_country = {r["country"]: r["quantity"] for r in rows if r["country"] not in ("world", "other")}
-        other = next((r["quantity"] for r in rows if r["country"] == "other"), None)
-        world = next((r["quantity"] for r in rows if r["country"] == "world"), None)
+        # A country may have several rows (US helium: from natural gas, from the Cliffside Field): they add up.
+        by_country: dict[str, float] = {}
+        for r in rows:
+            if r["country"] not in ("world", "other"):
+                by_country[r["country"]] = by_country.get(r["country"], 0.0) + r["quantity"]
+        others = [r["quantity"] for r in rows if r["country"] == "other"]
+        worlds = [r["quantity"] for r in rows if r["country"] == "world"]
+        other = math.fsum(others) if others else None
+        world = max(worlds) if worlds else None
         return WorldProduction(material=material, stage=stage, year=year, edition=chosen, unit=rows[0]["unit"],
                                by_country=by_country, other=other, world=world)
 
