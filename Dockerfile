@@ -23,7 +23,9 @@ RUN pip install -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY services ./services
-RUN pip install --no-deps . && python -c "import services.cli, shared.events"
+# The reference tables (governance, world production, EU study) must be in the package: scoring reads them.
+RUN pip install --no-deps . && python -c "import services.cli, shared.events" \
+ && cd / && python -c "from services.scoring.refdata.tables import load_reference_data; load_reference_data()"
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="mews" \

@@ -6,7 +6,7 @@ name = "lme-gallium"           # unique; appears in events, metrics and dead let
 kind = "csv_prices"            # json_prices | csv_prices | pinksheet | feed | comext | comtrade | leadtimes
 url = "https://example.org/gallium.csv"   # http(s) only; or
 path = "data/gallium.csv"      # a file, relative to this config file
-interval = "1h"                # seconds, or 30s / 15m / 1h / 1d
+interval = "1h"                # seconds, or 30s / 15m / 1h / 1d / 1w (shared/durations.py)
 currency = "USD"
 unit = "kg"
 material = "gallium"           # when the records do not name it
@@ -18,23 +18,21 @@ series = { NICKEL = "nickel" } # pinksheet: series code -> material
 
 from __future__ import annotations
 
-import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from services.ingest.observation import MaterialCatalog, PriceTerms, normalise_unit
+from shared.durations import Duration
 from shared.events import describe_validation_error
 
 SourceKind = Literal["json_prices", "csv_prices", "pinksheet", "feed", "comext", "comtrade", "leadtimes"]
 PRICE_KINDS = {"json_prices", "csv_prices", "pinksheet"}
 KIND_OF_SOURCE = {"json_prices": "price", "csv_prices": "price", "pinksheet": "price", "feed": "news",
                   "comext": "trade", "comtrade": "trade", "leadtimes": "leadtime"}
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
-_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class SourcesError(ValueError):
@@ -64,7 +62,7 @@ class SourceConfig(BaseModel):
     kind: SourceKind
     url: str = ""
     path: Path | None = None
-    interval: float = Field(default=3600.0, ge=1)
+    interval: Duration = Field(default=3600.0, ge=1)
     currency: str = Field(default="", pattern=r"^([A-Z]{3})?$")
     unit: str = ""
     material: str = ""
@@ -77,16 +75,6 @@ class SourceConfig(BaseModel):
     usd_eur_rate: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     encoding: str = Field(default="utf-8", pattern=r"^[A-Za-z0-9_-]{2,20}$")
-
-    @field_validator("interval", mode="before")
-    @classmethod
-    def _duration(cls, v: object) -> object:
-        if isinstance(v, str):
-            m = _DURATION.match(v.strip())
-            if m is None:
-                raise ValueError(f"interval {v!r} is not seconds or N[s|m|h|d]")
-            return float(m[1]) * _SECONDS[m[2]]
-        return v
 
     @field_validator("url")
     @classmethod
@@ -133,18 +121,23 @@ class SourcesConfig(BaseModel):
         raise KeyError(f"no source named {name!r}; declared: {', '.join(s.name for s in self.sources)}")
 
 
+class SourcesFile(BaseModel):
+    """The file's top level: only `[[source]]` entries, each validated as a SourceConfig to name it in errors."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: list[dict[str, Any]] = Field(min_length=1, description="declare at least one [[source]]")
+
+
 def parse_sources(text: str, base_dir: Path, catalog: MaterialCatalog | None = None) -> SourcesConfig:
     """Validate a sources file's text; relative paths resolve against `base_dir`; errors name the source."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SourcesError(f"sources file is not valid TOML: {exc}") from exc
-    unknown = set(doc) - {"source"}
-    if unknown:
-        raise SourcesError(f"unknown top-level keys: {', '.join(sorted(unknown))}")
-    entries = doc.get("source", [])
-    if not isinstance(entries, list) or not entries:
-        raise SourcesError("declare at least one [[source]]")
+    try:
+        entries = SourcesFile.model_validate(doc).source
+    except ValidationError as exc:
+        raise SourcesError(f"sources file: {describe_validation_error(exc)}") from exc
     sources: list[SourceConfig] = []
     for position, entry in enumerate(entries, start=1):
         label = f"source {entry.get('name')!r}" if isinstance(entry.get("name"), str) else f"source #{position}"

@@ -1,6 +1,8 @@
-"""The scoring configuration: rules, per-material overrides, weights, windows and governance scores, from TOML.
+"""The scoring configuration: rules, per-material overrides, weights, windows and governance, from TOML.
 
-Loaded and validated once at start-up (or on reload); every error names the rule or setting at fault.
+Loaded and validated once at start-up (or on reload) by pydantic models with `extra="forbid"` in every
+section, so a misspelt key is an error naming it; governance and EU production come from the reference
+tables (services/scoring/refdata), never from numbers typed into the file.
 """
 
 from __future__ import annotations
@@ -10,9 +12,14 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from services.scoring.indicators.concentration import EU_MEMBERS, governance_risk
+from services.scoring.refdata.tables import ReferenceData, load_reference_data
 from services.scoring.rules import Rule
+from shared.durations import Duration, parse_duration
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "scoring.toml"
 
@@ -41,27 +48,144 @@ INDICATORS: dict[str, tuple[str, str]] = {
 }
 COMPONENTS = ("volatility", "price_trend", "leadtime", "concentration", "export_controls")
 KINDS = ("price", "news", "trade", "leadtime")
-_RULE_KEYS = {"name", "indicator", "direction", "warning", "critical", "clear", "for", "description", "disabled"}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_SLUG = r"[a-z0-9]+(-[a-z0-9]+)*"
 
 
 class ConfigError(ValueError):
     """The scoring configuration is invalid; the message names the rule or setting."""
 
 
-def parse_duration(text: str | int | float, where: str) -> float:
-    """Seconds from "30s", "15m", "2h", "7d" or "2w" (a bare number is seconds)."""
-    if isinstance(text, int | float) and not isinstance(text, bool):
-        seconds = float(text)
-    else:
-        m = _DURATION.match(str(text))
-        if not m:
-            raise ConfigError(f"{where}: {text!r} is not a duration like '0s', '12h', '7d' or '2w'")
-        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-    if seconds < 0:
-        raise ConfigError(f"{where}: a duration cannot be negative")
-    return seconds
+# --- the file, section by section ---------------------------------------------------------------------
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+class LatenessSection(_Section):
+    price: Duration | None = None
+    leadtime: Duration | None = None
+    news: Duration | None = None
+    trade: Duration | None = None
+
+
+class PriceSection(_Section):
+    volatility_window: int = Field(30, ge=2)
+    ewma_lambda: float = Field(0.94, gt=0, lt=1)
+    ewma_window: int = Field(100, ge=1)
+    short_window: int = Field(10, ge=2)
+    long_window: int = Field(60, ge=3)
+    jump_window: int = Field(60, ge=2)
+    jump_min_returns: int = Field(20, ge=2)
+    jump_sd_floor: float = 0.10
+
+    @model_validator(mode="after")
+    def _windows(self) -> PriceSection:
+        if self.short_window >= self.long_window:
+            raise ValueError("short_window must be shorter than price.long_window")
+        if self.jump_min_returns > self.jump_window:
+            raise ValueError("jump_min_returns must not exceed price.jump_window (the returns a z-score sees)")
+        if self.jump_sd_floor < 0:
+            raise ValueError("jump_sd_floor: an annualised volatility cannot be negative")
+        return self
+
+
+class LeadtimeSection(_Section):
+    baseline_days: float = Field(365.0, gt=0)
+    trend_days: float = Field(90.0, gt=0)
+
+
+class DependencySection(_Section):
+    reporter: str = "EU27"
+    window_months: int = Field(12, ge=1)
+
+
+class NormalisationSection(_Section):
+    volatility_ref: float = Field(0.6, gt=0)
+    price_trend_ref_pct: float = Field(50.0, gt=0)
+    leadtime_ratio_ref: float = Field(2.0, gt=1)
+    min_coverage: float = Field(0.5, ge=0, le=1)
+
+
+class HistorySection(_Section):
+    price_points: int = Field(400, ge=1)
+    price_series: int = Field(3, ge=1)
+    leadtime_quotes: int = Field(60, ge=1)
+    trade_periods: int = Field(24, ge=1)
+    evidence: int = Field(5, ge=1)
+    seen_ids: int = Field(200, ge=1)
+    controls: int = Field(50, ge=1)
+
+
+class WeightsSection(_Section):
+    volatility: float | None = Field(None, ge=0)
+    price_trend: float | None = Field(None, ge=0)
+    leadtime: float | None = Field(None, ge=0)
+    concentration: float | None = Field(None, ge=0)
+    export_controls: float | None = Field(None, ge=0)
+
+    def given(self) -> dict[str, float]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class GovernanceSection(_Section):
+    """Which WGI dimension and year the governance-weighted HHI reads from the reference tables."""
+
+    indicator: Literal["va", "pv", "ge", "rq", "rl", "cc"] = "pv"
+    year: int | None = Field(None, ge=1996)  # None: the latest year in the reference data
+
+
+class RuleSpec(_Section):
+    """The keys a rule may have; build_rule checks what they mean together."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True)
+    name: str | None = None
+    indicator: str | None = None
+    direction: str | None = None
+    warning: float | None = None
+    critical: float | None = None
+    clear: float | None = None
+    for_: Duration | None = Field(None, alias="for")
+    description: str | None = None
+    disabled: bool = False
+
+
+class MaterialSection(_Section):
+    rules: dict[str, dict[str, Any]] = Field(default_factory=dict)  # each validated as a RuleSpec, by name
+    weights: WeightsSection | None = None
+
+
+class ScoringFile(_Section):
+    lateness: LatenessSection = LatenessSection()
+    price: PriceSection = PriceSection()
+    leadtime: LeadtimeSection = LeadtimeSection()
+    dependency: DependencySection = DependencySection()
+    normalisation: NormalisationSection = NormalisationSection()
+    history: HistorySection = HistorySection()
+    weights: WeightsSection = WeightsSection()
+    governance: GovernanceSection = GovernanceSection()
+    rules: list[dict[str, Any]] = Field(default_factory=list)  # each validated as a RuleSpec, by name
+    materials: dict[str, MaterialSection] = Field(default_factory=dict)
+
+
+def _describe(exc: ValidationError, where: str = "") -> str:
+    """One line per problem, each naming the entry: "leadtime: unknown key(s) baselin_days"."""
+    unknown: dict[str, list[str]] = {}
+    problems = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        if err["type"] == "extra_forbidden":
+            unknown.setdefault(".".join(loc[:-1]), []).append(loc[-1])
+            continue
+        msg = err["msg"].removeprefix("Value error, ")
+        problems.append(f"{'.'.join(loc) or where or 'file'}: {msg}" if loc or not where else msg)
+    for parent, keys in unknown.items():
+        thing = "component(s)" if parent.endswith("weights") else "key(s)"
+        known = f" (known: {', '.join(COMPONENTS)})" if thing == "component(s)" else ""
+        text = f"unknown {thing} {', '.join(sorted(keys))}{known}"
+        problems.insert(0, f"{parent}: {text}" if parent else (text if where else f"file: {text}"))
+    text = "; ".join(problems)
+    return f"{where}: {text}" if where else text
 
 
 @dataclass(frozen=True)
@@ -109,10 +233,10 @@ class ScoringConfig:
     leadtime_trend_days: float = 90.0
     reporter: str = "EU27"
     trade_window_months: int = 12
-    governance: dict[str, float] = field(default_factory=dict)
-    governance_default: float = 0.5
+    governance: dict[str, float] = field(default_factory=dict)  # ISO alpha-2 -> risk 0..1, published only
     governance_source: str = ""
-    eu_production_t: dict[str, float] = field(default_factory=dict)
+    eu_production_t: dict[str, float] = field(default_factory=dict)  # material -> t/year, where USGS says it
+    eu_production_source: str = ""
     normalisation: Normalisation = Normalisation()
     history: History = History()
 
@@ -142,9 +266,10 @@ def _optional_number(value: Any, where: str) -> float | None:
 def build_rule(name: str, spec: dict[str, Any], where: str, base: Rule | None = None) -> Rule:
     """A validated rule from its TOML table, on top of a default rule when it overrides one."""
     label = f"rule {name!r} ({where})"
-    unknown = set(spec) - _RULE_KEYS
-    if unknown:
-        raise ConfigError(f"{label}: unknown key(s) {', '.join(sorted(unknown))}")
+    try:
+        RuleSpec.model_validate(spec)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, label)) from exc
     indicator = spec.get("indicator", base.indicator if base else None)
     if indicator is None:
         raise ConfigError(f"{label}: missing 'indicator'")
@@ -172,46 +297,24 @@ def build_rule(name: str, spec: dict[str, Any], where: str, base: Rule | None = 
         raise ConfigError(f"{label}: critical {critical:g} must be {direction} warning {warning:g}")
     if sign * (first - clear) < 0:
         raise ConfigError(f"{label}: clear {clear:g} must not be {direction} the first threshold {first:g}")
-    for_seconds = parse_duration(spec["for"], f"{label} for") if "for" in spec else (base.for_seconds if base else 0.0)
+    for_seconds = parse_duration(spec["for"]) if "for" in spec else (base.for_seconds if base else 0.0)
     description = str(spec.get("description", base.description if base else ""))
     return Rule(name=name, indicator=str(indicator), direction=direction, warning=warning, critical=critical,
                 clear=clear, for_seconds=for_seconds, description=description)
 
 
-def _weights(table: Any, where: str) -> dict[str, float]:
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where}: expected a table of component = weight")
-    out = {}
-    for k, v in table.items():
-        if k not in COMPONENTS:
-            raise ConfigError(f"{where}: unknown component {k!r} (known: {', '.join(COMPONENTS)})")
-        w = _number(v, f"{where}.{k}")
-        if w < 0:
-            raise ConfigError(f"{where}.{k}: a weight cannot be negative")
-        out[k] = w
-    return out
-
-
-def _int(section: dict, key: str, default: int, where: str, minimum: int = 1) -> int:
-    v = section.get(key, default)
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-        raise ConfigError(f"{where}.{key}: expected an integer >= {minimum}, got {v!r}")
-    return v
-
-
-def parse_config(data: dict[str, Any]) -> ScoringConfig:
-    """A validated ScoringConfig from parsed TOML."""
-    known = {"lateness", "price", "leadtime", "dependency", "normalisation", "history", "weights", "governance",
-             "rules", "materials"}
-    unknown = set(data) - known
-    if unknown:
-        raise ConfigError(f"unknown section(s) {', '.join(sorted(unknown))}")
+def parse_config(data: dict[str, Any], refdata: ReferenceData | None = None) -> ScoringConfig:
+    """A validated ScoringConfig from parsed TOML; governance and EU production from `refdata` (the shipped)."""
+    try:
+        doc = ScoringFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from exc
 
     rules: list[Rule] = []
     seen: set[str] = set()
-    for i, spec in enumerate(data.get("rules", [])):
+    for i, spec in enumerate(doc.rules):
         name = spec.get("name")
-        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name):
+        if not isinstance(name, str) or not re.fullmatch(_SLUG, name):
             raise ConfigError(f"rules[{i}]: 'name' must be a lower-case slug like 'price-change-1d', got {name!r}")
         if name in seen:
             raise ConfigError(f"rule {name!r}: defined twice")
@@ -223,21 +326,15 @@ def parse_config(data: dict[str, Any]) -> ScoringConfig:
 
     material_rules: dict[str, tuple[Rule, ...]] = {}
     material_weights: dict[str, dict[str, float]] = {}
-    eu_production: dict[str, float] = {}
-    for material, table in data.get("materials", {}).items():
+    for material, table in doc.materials.items():
         where = f"materials.{material}"
-        if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", material):
+        if not re.fullmatch(_SLUG, material):
             raise ConfigError(f"{where}: material ids are lower-case slugs like 'rare-earths'")
-        unknown = set(table) - {"rules", "weights", "eu_production_t"}
-        if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
-        if "weights" in table:
-            material_weights[material] = _weights(table["weights"], f"{where}.weights")
-        if "eu_production_t" in table:
-            eu_production[material] = _number(table["eu_production_t"], f"{where}.eu_production_t")
-        if "rules" in table:
+        if table.weights is not None:
+            material_weights[material] = table.weights.given()
+        if table.rules:
             merged = dict(defaults)
-            for name, spec in table["rules"].items():
+            for name, spec in table.rules.items():
                 if spec.get("disabled"):
                     if name not in merged:
                         raise ConfigError(f"rule {name!r} ({where}): disables a rule that does not exist")
@@ -246,75 +343,55 @@ def parse_config(data: dict[str, Any]) -> ScoringConfig:
                 merged[name] = build_rule(name, spec, f"{where}.rules", defaults.get(name))
             material_rules[material] = tuple(merged.values())
 
-    lateness_table = data.get("lateness", {})
-    lateness = {k: parse_duration(v, f"lateness.{k}") for k, v in lateness_table.items()}
-    bad = set(lateness) - set(KINDS)
-    if bad:
-        raise ConfigError(f"lateness: unknown kind(s) {', '.join(sorted(bad))} (known: {', '.join(KINDS)})")
-
-    p = data.get("price", {})
-    unknown_p = set(p) - set(PriceParams.__dataclass_fields__)
-    if unknown_p:
-        raise ConfigError(f"price: unknown key(s) {', '.join(sorted(unknown_p))}")
-    lam = _number(p.get("ewma_lambda", 0.94), "price.ewma_lambda")
-    if not 0 < lam < 1:
-        raise ConfigError("price.ewma_lambda: must lie strictly between 0 and 1")
-    price = PriceParams(
-        volatility_window=_int(p, "volatility_window", 30, "price", 2), ewma_lambda=lam,
-        ewma_window=_int(p, "ewma_window", 100, "price"), short_window=_int(p, "short_window", 10, "price", 2),
-        long_window=_int(p, "long_window", 60, "price", 3), jump_window=_int(p, "jump_window", 60, "price", 2),
-        jump_min_returns=_int(p, "jump_min_returns", 20, "price", 2),
-        jump_sd_floor=_number(p.get("jump_sd_floor", 0.10), "price.jump_sd_floor"))
-    if price.short_window >= price.long_window:
-        raise ConfigError("price.short_window: must be shorter than price.long_window")
-    if price.jump_min_returns > price.jump_window:
-        raise ConfigError("price.jump_min_returns: must not exceed price.jump_window (the returns a z-score sees)")
-    if price.jump_sd_floor < 0:
-        raise ConfigError("price.jump_sd_floor: an annualised volatility cannot be negative")
-
-    lt = data.get("leadtime", {})
-    dep = data.get("dependency", {})
-    gov = data.get("governance", {})
-    scores = {}
-    for country, v in gov.get("scores", {}).items():
-        s = _number(v, f"governance.scores.{country}")
-        if not re.fullmatch(r"[A-Z]{2}", country) or not 0 <= s <= 1:
-            raise ConfigError(f"governance.scores.{country}: needs an ISO alpha-2 code and a score in 0..1")
-        scores[country] = s
-    default_gov = _number(gov.get("default", 0.5), "governance.default")
-    norm = data.get("normalisation", {})
-    normalisation = Normalisation(
-        volatility_ref=_number(norm.get("volatility_ref", 0.6), "normalisation.volatility_ref"),
-        price_trend_ref_pct=_number(norm.get("price_trend_ref_pct", 50.0), "normalisation.price_trend_ref_pct"),
-        leadtime_ratio_ref=_number(norm.get("leadtime_ratio_ref", 2.0), "normalisation.leadtime_ratio_ref"),
-        min_coverage=_number(norm.get("min_coverage", 0.5), "normalisation.min_coverage"))
-    if normalisation.volatility_ref <= 0 or normalisation.price_trend_ref_pct <= 0 or \
-            normalisation.leadtime_ratio_ref <= 1 or not 0 <= normalisation.min_coverage <= 1:
-        raise ConfigError("normalisation: references must be positive (leadtime_ratio_ref above 1), "
-                          "min_coverage within 0..1")
-    h = data.get("history", {})
-    history = History(**{k: _int(h, k, getattr(History(), k), "history") for k in History.__dataclass_fields__})
-    unknown_h = set(h) - set(History.__dataclass_fields__)
-    if unknown_h:
-        raise ConfigError(f"history: unknown key(s) {', '.join(sorted(unknown_h))}")
-
+    p = doc.price
+    price = PriceParams(volatility_window=p.volatility_window, ewma_lambda=p.ewma_lambda, ewma_window=p.ewma_window,
+                        short_window=p.short_window, long_window=p.long_window, jump_window=p.jump_window,
+                        jump_min_returns=p.jump_min_returns, jump_sd_floor=p.jump_sd_floor)
+    governance, governance_source = _governance(doc.governance, refdata)
+    eu_production, eu_production_source = _eu_production(refdata)
     return ScoringConfig(
         rules=tuple(rules), material_rules=material_rules,
-        weights=_weights(data.get("weights", {}), "weights"), material_weights=material_weights,
-        lateness=lateness, price=price,
-        leadtime_baseline_days=_number(lt.get("baseline_days", 365), "leadtime.baseline_days"),
-        leadtime_trend_days=_number(lt.get("trend_days", 90), "leadtime.trend_days"),
-        reporter=str(dep.get("reporter", "EU27")),
-        trade_window_months=_int(dep, "window_months", 12, "dependency"),
-        governance=scores, governance_default=default_gov, governance_source=str(gov.get("source", "")),
-        eu_production_t=eu_production, normalisation=normalisation, history=history)
+        weights=doc.weights.given(), material_weights=material_weights,
+        lateness={k: v for k, v in doc.lateness.model_dump().items() if v is not None}, price=price,
+        leadtime_baseline_days=doc.leadtime.baseline_days, leadtime_trend_days=doc.leadtime.trend_days,
+        reporter=doc.dependency.reporter, trade_window_months=doc.dependency.window_months,
+        governance=governance, governance_source=governance_source,
+        eu_production_t=eu_production, eu_production_source=eu_production_source,
+        normalisation=Normalisation(**doc.normalisation.model_dump()),
+        history=History(**doc.history.model_dump()))
 
 
-def load_config(path: Path | None = None) -> ScoringConfig:
+def _governance(section: GovernanceSection, refdata: ReferenceData | None) -> tuple[dict[str, float], str]:
+    """Governance risk (2.5 - estimate) / 5 per country with a published WGI estimate in the chosen year."""
+    refdata = refdata or load_reference_data()
+    years = refdata.governance_years(section.indicator)
+    year = section.year if section.year is not None else (years[-1] if years else None)
+    if year is None or year not in years:
+        raise ConfigError(f"governance.year: no WGI {section.indicator} estimates for {year} in the reference "
+                          f"data (years: {years[0] if years else '-'}..{years[-1] if years else '-'})")
+    estimates = refdata.governance_estimates(section.indicator, year)
+    source = (f"WGI {section.indicator.upper()}.EST {year}, risk (2.5 - estimate) / 5; "
+              f"{refdata.citation('governance')}")
+    return {c: governance_risk(e) for c, e in estimates.items()}, source
+
+
+def _eu_production(refdata: ReferenceData | None) -> tuple[dict[str, float], str]:
+    """EU-27 production per material (tonnes/year, latest USGS year) where the reference data can say it."""
+    refdata = refdata or load_reference_data()
+    out = {}
+    for material in sorted({r["material"] for r in refdata.production}):
+        years = refdata.production_years(material)
+        tonnes = refdata.eu_production_t(material, years[-1], EU_MEMBERS) if years else None
+        if tonnes is not None:
+            out[material] = tonnes
+    return out, f"sum of EU member states' rows in {refdata.citation('production')}"
+
+
+def load_config(path: Path | None = None, refdata: ReferenceData | None = None) -> ScoringConfig:
     """The scoring configuration from a TOML file (default: the shipped scoring.toml)."""
     path = path or DEFAULT_PATH
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path.name}: {exc}") from exc
-    return parse_config(data)
+    return parse_config(data, refdata)

@@ -454,7 +454,7 @@ def _trade_group(state: MaterialState, cfg: ScoringConfig) -> dict[str, float | 
         "concentration_hhi": herfindahl_hirschman(shares),
         "top_origin_share": top[1] if top else None,
         "non_eu_share": non_eu_share(shares),
-        "governance_hhi": governance_weighted_hhi(shares, cfg.governance, cfg.governance_default),
+        "governance_hhi": governance_weighted_hhi(shares, cfg.governance),
         "import_reliance": None,
     }
     production = cfg.eu_production_t.get(state.material)

@@ -19,7 +19,8 @@ COUNTRIES_FILE = HERE / "countries.toml"
 _MATERIAL_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
 _MATERIAL_FIELDS = {"name", "critical", "strategic", "group", "members", "hs", "stems", "names", "note"}
-_COUNTRY_FIELDS = {"name", "eu", "names", "exact"}
+_COUNTRY_FIELDS = {"name", "iso3", "eu", "names", "exact"}
+_ISO3 = re.compile(r"^[A-Z]{3}$")
 
 
 class CatalogError(ValueError):
@@ -103,9 +104,13 @@ def _parse_countries(data: dict[str, Any], path: Path) -> list[Country]:
         if not isinstance(entry, dict):
             raise CatalogError(f"{where}: must be a table")
         _no_unknown_fields(entry, _COUNTRY_FIELDS, where)
+        iso3 = _text(entry, "iso3", where)
+        if iso3 and not _ISO3.match(iso3):
+            raise CatalogError(f"{where}: iso3 must be an ISO 3166-1 alpha-3 code in capitals")
         country = Country(
             code=code,
             name=_text(entry, "name", where, required=True),
+            iso3=iso3,
             eu=_flag(entry, "eu", where),
             names=_names(entry.get("names", {}), where),
             exact=tuple(_texts(entry, "exact", where)),

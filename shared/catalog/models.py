@@ -42,6 +42,7 @@ class Country:
 
     code: str
     name: str
+    iso3: str = ""
     eu: bool = False
     names: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False, compare=False)
     exact: tuple[str, ...] = ()
@@ -65,6 +66,7 @@ class Catalog:
         self._countries = tuple(countries)
         self._material_by_id = {m.id: m for m in self._materials}
         self._country_by_code = {c.code: c for c in self._countries}
+        self._country_by_iso3 = {c.iso3: c.code for c in self._countries if c.iso3}
         self._material_by_name: dict[str, str] = {}
         for m in self._materials:
             for alias in (m.id, *m.aliases):
@@ -144,6 +146,10 @@ class Catalog:
             return self._country_by_code[code.upper()]
         except KeyError:
             raise KeyError(f"no country with ISO 3166-1 alpha-2 code {code!r} in the catalog") from None
+
+    def country_for_iso3(self, code: str) -> str | None:
+        """The ISO alpha-2 code for an ISO 3166-1 alpha-3 code (any case); None when unknown."""
+        return self._country_by_iso3.get(code.upper())
 
     def resolve_country(self, name: str) -> str | None:
         """The ISO alpha-2 code for a code, name, adjective or alias in any language; None when unknown."""

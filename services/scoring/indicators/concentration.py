@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 # The 27 member states of the European Union (ISO 3166-1 alpha-2; Greece is GR here, not the EU's EL).
 EU_MEMBERS = frozenset({
@@ -53,12 +54,55 @@ def import_reliance(imports_t: float, exports_t: float, production_t: float) -> 
     return min(1.0, max(0.0, (imports_t - exports_t) / apparent))
 
 
-def governance_weighted_hhi(shares: Mapping[str, float], scores: Mapping[str, float], default: float) -> float | None:
+def governance_weighted_hhi(shares: Mapping[str, float], scores: Mapping[str, float]) -> float | None:
     """HHI with each squared share weighted by the origin's governance risk (0 stable .. 1 fragile), 0..10,000.
 
     Modelled on the HHI_WGI of the EU criticality methodology (European Commission, 2017), with the World Bank
-    WGI rescaled to 0..1 instead of 0..10 so the result stays on the familiar HHI scale.
+    WGI rescaled to 0..1 instead of 0..10 so the result stays on the familiar HHI scale. An origin without a
+    published score is left out rather than given an invented one; None when no origin has a score.
     """
-    if not shares:
+    scored = {c: s for c, s in shares.items() if c in scores}
+    if not scored:
         return None
-    return math.fsum((100.0 * s) ** 2 * scores.get(c, default) for c, s in shares.items())
+    return math.fsum((100.0 * s) ** 2 * scores[c] for c, s in scored.items())
+
+
+def governance_risk(estimate: float) -> float:
+    """A WGI estimate (about -2.5 strong .. +2.5 weak governance) as a risk on 0 (stable) .. 1 (fragile)."""
+    return min(1.0, max(0.0, (2.5 - estimate) / 5.0))
+
+
+def eu_scaled_wgi(estimate: float) -> float:
+    """A WGI estimate on the EU methodology's 0..10 scale, 10 the weakest governance: 10 x governance_risk."""
+    return 10.0 * governance_risk(estimate)
+
+
+@dataclass(frozen=True)
+class SupplyConcentration:
+    """How concentrated world production of a material at one stage is, and on how well governed countries."""
+
+    hhi: float  # 0..10,000 over the shares of the countries the source names
+    top_producer: str
+    top_share: float  # 0..1
+    hhi_wgi: float | None  # EU methodology: sum of share^2 (0..1) x scaled WGI (0..10), 0..10
+    named_share: float  # share of world production the named countries carry (the rest is "other" / withheld)
+    governed_share: float  # share carried by named countries with a WGI score (the part hhi_wgi sees)
+
+
+def supply_concentration(shares: Mapping[str, float], wgi_scaled: Mapping[str, float]) -> SupplyConcentration | None:
+    """HHI, top producer and HHI_WGI of world supply shares (0..1 of world production, by producing country).
+
+    HHI_WGI = sum_i s_i^2 x WGI_i with WGI_i on 0..10 (European Commission, Methodology for establishing the EU
+    list of critical raw materials, 2017, supply risk). Producers without a WGI score are left out of it.
+    """
+    positive = {c: s for c, s in shares.items() if s > 0}
+    if not positive:
+        return None
+    top = top_origin(positive)
+    assert top is not None
+    governed = {c: s for c, s in positive.items() if c in wgi_scaled}
+    return SupplyConcentration(
+        hhi=math.fsum((100.0 * s) ** 2 for s in positive.values()),
+        top_producer=top[0], top_share=top[1],
+        hhi_wgi=math.fsum(s * s * wgi_scaled[c] for c, s in governed.items()) if governed else None,
+        named_share=math.fsum(positive.values()), governed_share=math.fsum(governed.values()))

@@ -48,3 +48,17 @@ def test_a_name_declared_twice_is_refused():
     one = '[[source]]\nname = "a"\nkind = "feed"\npath = "x.xml"\n'
     with pytest.raises(SourcesError, match="twice"):
         parse_sources(one + one, BASE)
+
+
+def test_a_typo_in_a_source_or_at_the_top_is_refused_with_its_name():
+    with pytest.raises(SourcesError, match=r"'n'.*intervall"):
+        parse_sources('[[source]]\nname = "n"\nkind = "feed"\npath = "x.xml"\nintervall = "1h"\n', BASE)
+    with pytest.raises(SourcesError, match="sources"):
+        parse_sources('[[sources]]\nname = "n"\nkind = "feed"\npath = "x.xml"\n', BASE)
+    with pytest.raises(SourcesError, match="source"):
+        parse_sources('title = "feeds"\n', BASE)
+
+
+def test_intervals_use_the_one_duration_syntax_of_every_config_file():
+    config = parse_sources('[[source]]\nname = "n"\nkind = "feed"\npath = "x.xml"\ninterval = "1w"\n', BASE)
+    assert config.by_name("n").interval == 7 * 86400

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.scoring.config import ConfigError, load_config, parse_config, parse_duration
+from services.scoring.config import ConfigError, load_config, parse_config
+from shared.durations import parse_duration
 
 RULE = {"name": "price-change-1d", "indicator": "price_change_1d_pct", "direction": "above", "warning": 20,
         "critical": 40, "clear": 10, "for": "0s"}
@@ -60,10 +61,10 @@ def test_duplicate_rule_names_and_bad_weights_are_refused():
 
 
 def test_durations():
-    assert parse_duration("0s", "x") == 0
-    assert parse_duration("7d", "x") == 7 * 86400
-    assert parse_duration("2w", "x") == 14 * 86400
-    assert parse_duration("90m", "x") == 5400
+    assert parse_duration("0s") == 0
+    assert parse_duration("7d") == 7 * 86400
+    assert parse_duration("2w") == 14 * 86400
+    assert parse_duration("90m") == 5400
 
 
 @pytest.mark.parametrize(("price", "message"), [
@@ -79,3 +80,52 @@ def test_invalid_price_parameters_are_refused_with_an_error_naming_them(price, m
 def test_shipped_config_floors_the_jump_z_score():
     price = load_config().price
     assert (price.jump_min_returns, price.jump_sd_floor) == (20, 0.10)
+
+
+@pytest.mark.parametrize(("data", "entry"), [
+    ({"lateness": {"prices": "7d"}}, "lateness: unknown key(s) prices"),
+    ({"price": {"ewma_lamda": 0.9}}, "price: unknown key(s) ewma_lamda"),
+    ({"leadtime": {"baselin_days": 200}}, "leadtime: unknown key(s) baselin_days"),
+    ({"dependency": {"window_month": 6}}, "dependency: unknown key(s) window_month"),
+    ({"normalisation": {"volatility_reference": 0.5}}, "normalisation: unknown key(s) volatility_reference"),
+    ({"history": {"price_point": 10}}, "history: unknown key(s) price_point"),
+    ({"weights": {"concentraton": 0.3}}, "weights: unknown component(s) concentraton"),
+    ({"governance": {"indicatr": "pv"}}, "governance: unknown key(s) indicatr"),
+    ({"governance": {"scores": {"CN": 0.5}}}, "governance: unknown key(s) scores"),  # no typed-in scores
+    ({"materials": {"tin": {"weight": {"leadtime": 1}}}}, "materials.tin: unknown key(s) weight"),
+    ({"materials": {"tin": {"weights": {"lead_time": 1}}}}, "materials.tin.weights: unknown component(s) lead_time"),
+    ({"materials": {"tin": {"eu_production_t": 0.0}}}, "materials.tin: unknown key(s) eu_production_t"),
+    ({"rules": [{**RULE, "warnign": 5}]}, "rule 'price-change-1d' (rules[0]): unknown key(s) warnign"),
+    ({"rules": [RULE], "materials": {"tin": {"rules": {"price-change-1d": {"critcal": 50}}}}},
+     "rule 'price-change-1d' (materials.tin.rules): unknown key(s) critcal"),
+    ({"scoring": {}}, "file: unknown key(s) scoring"),
+])
+def test_a_typo_in_any_section_is_refused_with_the_entry_name(data, entry):
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert str(info.value).startswith(entry), str(info.value)
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"leadtime": {"baseline_days": "a year"}}, "leadtime.baseline_days"),
+    ({"dependency": {"window_months": 0}}, "dependency.window_months"),
+    ({"normalisation": {"leadtime_ratio_ref": 1.0}}, "normalisation.leadtime_ratio_ref"),
+    ({"history": {"evidence": True}}, "history.evidence"),
+    ({"lateness": {"price": "soon"}}, "lateness.price"),
+    ({"governance": {"indicator": "xx"}}, "governance.indicator"),
+    ({"governance": {"year": 1990}}, "governance.year"),
+    ({"governance": {"year": 1997}}, "governance.year: no WGI pv estimates for 1997"),  # WGI skips 1997
+])
+def test_a_bad_value_is_refused_with_the_entry_name(data, message):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        parse_config(data)
+
+
+def test_every_section_of_the_shipped_file_is_a_known_model():
+    import tomllib
+
+    from services.scoring.config import DEFAULT_PATH, ScoringFile
+
+    doc = tomllib.loads(DEFAULT_PATH.read_text(encoding="utf-8"))
+    assert set(doc) <= set(ScoringFile.model_fields)
+    assert load_config().governance_source.startswith("WGI PV.EST 2023")
