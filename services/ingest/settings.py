@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from shared.access import StaticKey, parse_keys
+from shared.secrets import DEMO_KEY_DIGESTS
 from shared.settings import CommonSettings
 
 
@@ -38,6 +39,12 @@ class IngestSettings(CommonSettings):
     def _keys_parse(cls, v: SecretStr) -> SecretStr:
         parse_keys(v.get_secret_value())
         return v
+
+    @model_validator(mode="after")
+    def _refuse_demo_keys(self) -> IngestSettings:
+        if self.is_hardened and any(k.digest in DEMO_KEY_DIGESTS for k in self.api_keys()):
+            raise ValueError("MEWS_INGEST_API_KEYS holds a demo key, which is public; configure your own")
+        return self
 
     def api_keys(self) -> tuple[StaticKey, ...]:
         return parse_keys(self.ingest_api_keys.get_secret_value())
