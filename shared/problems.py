@@ -53,6 +53,8 @@ class ProblemResponse(JSONResponse):
 
 def problem(status: int, detail: str, *, headers: dict[str, str] | None = None, **extensions: Any) -> JSONResponse:
     """An error answer in RFC 9457 form; `extensions` are extra members (e.g. per-item results)."""
+    if status == 422 and "errors" not in extensions:  # one shape for every 422, as its schema says
+        extensions["errors"] = [{"loc": ["body"], "msg": detail, "type": "value_error"}]
     body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status, "detail": detail,
             **extensions}
     return ProblemResponse(body, status_code=status, headers=headers)

@@ -289,6 +289,13 @@ async def check_producer(runtime: Runtime) -> str | None:
     return await runtime.ingestion.publisher.producer.check()
 
 
+def documented_body(kind: str) -> dict[str, Any]:
+    """The OpenAPI request body of a push (read by `read_batch` itself, so FastAPI cannot describe it)."""
+    items = {"type": "array", "items": ITEM_MODELS[kind].model_json_schema()}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["items"], "properties": {"items": items}}}}}}
+
+
 Items = Annotated[Batch, Depends(read_batch)]
 Key = Annotated[StaticKey, Depends(require("ingest"))]
 
@@ -323,22 +330,22 @@ def create_app(settings: IngestSettings, sources: SourcesConfig | None = None) -
     # Every push may find ingest starting, or Kafka not acknowledging in time: 503 with Retry-After.
     secure_api(app, "ingest", settings, per_route=lambda route: {503} if "POST" in route.methods else ())
 
-    @app.post("/v1/prices", status_code=202, response_model=BatchResult)
+    @app.post("/v1/prices", status_code=202, response_model=BatchResult, openapi_extra=documented_body("price"))
     async def post_prices(key: Key, items: Items) -> Response:
         """Prices: material, price, currency, unit, observed_at; source optional."""
         return await ingest_batch("price", items, key, runtime)
 
-    @app.post("/v1/news", status_code=202, response_model=BatchResult)
+    @app.post("/v1/news", status_code=202, response_model=BatchResult, openapi_extra=documented_body("news"))
     async def post_news(key: Key, items: Items) -> Response:
         """News items: title, text, url, published_at; classified like feed items."""
         return await ingest_batch("news", items, key, runtime)
 
-    @app.post("/v1/trade", status_code=202, response_model=BatchResult)
+    @app.post("/v1/trade", status_code=202, response_model=BatchResult, openapi_extra=documented_body("trade"))
     async def post_trade(key: Key, items: Items) -> Response:
         """Trade flows: reporter, partner, hs_code, period, flow, quantity_kg, value_eur."""
         return await ingest_batch("trade", items, key, runtime)
 
-    @app.post("/v1/leadtimes", status_code=202, response_model=BatchResult)
+    @app.post("/v1/leadtimes", status_code=202, response_model=BatchResult, openapi_extra=documented_body("leadtime"))
     async def post_leadtimes(key: Key, items: Items) -> Response:
         """Lead times: material, lead_time_days (or _weeks), quoted_at, supplier, origin_country."""
         return await ingest_batch("leadtime", items, key, runtime)

@@ -30,10 +30,11 @@ def _problem(status_code: int, detail: str) -> JSONResponse:
 
 
 def _route_statuses(route: APIRoute) -> set[int]:
-    """What the store's errors add to a route: NotFound for an id in the path, Conflict and Rejected on writes."""
+    """What the store's errors add to a route: NotFound for an id in the path (or, on a write, in the body),
+    Conflict and Rejected on writes."""
     statuses = {404} if route.dependant.path_params else set()
     if route.methods & {"POST", "PUT", "PATCH", "DELETE"}:
-        statuses |= {409, 422}
+        statuses |= {404, 409, 422}
     return statuses
 
 
