@@ -6,10 +6,21 @@ Metric names follow `mews_<service>_<thing>_<unit>`; labels are drawn from a sma
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Gauge, generate_latest
+from fastapi import FastAPI, Request, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Gauge,
+    generate_latest,
+    start_http_server,
+)
+
+from shared.access import bearer_token
+from shared.settings import CommonSettings
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]
 
@@ -20,9 +31,19 @@ CONSUMER_LAG = Gauge("mews_consumer_lag_messages", "Messages on a topic not yet 
                      ["service", "topic"])
 
 
+def serve_metrics_port(settings: CommonSettings, registry: CollectorRegistry = REGISTRY) -> None:
+    """With MEWS_METRICS_PORT, serve /metrics on that port (a thread of its own) instead of the API's."""
+    if settings.metrics_port is not None:
+        start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+
+
 def mount_observability(app: FastAPI, service: str, checks: dict[str, ReadinessCheck] | None = None,
-                        registry: CollectorRegistry = REGISTRY) -> None:
-    """Add /metrics, /healthz (the process answers) and /readyz (its dependencies answer) to an app."""
+                        registry: CollectorRegistry = REGISTRY, settings: CommonSettings | None = None) -> None:
+    """Add /metrics, /healthz (the process answers) and /readyz (its dependencies answer) to an app.
+
+    /metrics requires `Authorization: Bearer <MEWS_METRICS_TOKEN>` when that is set, and is left off the app
+    when MEWS_METRICS_PORT moves it to a port of its own (`serve_metrics_port`).
+    """
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -31,9 +52,17 @@ def mount_observability(app: FastAPI, service: str, checks: dict[str, ReadinessC
         BUILD_INFO.labels(service, "dev").set(1)
     checks = checks or {}
 
-    @app.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
+    token = settings.metrics_token.get_secret_value().encode() if settings and settings.metrics_token else None
+
+    def metrics(request: Request) -> Response:
+        if token is not None:
+            presented = bearer_token(request.headers.get("authorization"))
+            if presented is None or not hmac.compare_digest(presented.encode(), token):
+                request.app.state.auth_throttle.refuse(request, presented, "the metrics token is required")
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    if settings is None or settings.metrics_port is None:
+        app.get("/metrics", include_in_schema=False)(metrics)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:

@@ -20,14 +20,12 @@ import httpx
 
 from shared.kafka import ensure_topics
 
+# Development-only credentials, printed by `make run`; the services refuse them outside development.
+from shared.secrets import DEMO_ADMIN_TOKEN, DEMO_INGEST_KEY, DEMO_READ_KEY
+
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SCRIPT = ROOT / "deploy" / "local" / "kafka.sh"
 DEMO_SOURCES = ROOT / "deploy" / "local" / "demo" / "sources.toml"
-
-# Development-only credentials: printed by `make run`, refused by the services when MEWS_ENVIRONMENT=production.
-DEMO_INGEST_KEY = "mews-demo-ingest-key"
-DEMO_READ_KEY = "mews-demo-read-key"
-DEMO_ADMIN_TOKEN = "mews-demo-bootstrap-token"  # noqa: S105 - a documented local demo credential
 
 
 def sha256_hex(text: str) -> str:

@@ -29,8 +29,11 @@ from services.ingest.poll import Ingestion, SourceHealth, normalise_candidate, o
 from services.ingest.publish import Decision, Item, NotPublished
 from services.ingest.settings import IngestSettings
 from shared.access import StaticKey, bearer_token, find_key
+from shared.api import secure_api
 from shared.events import describe_validation_error
 from shared.metrics import mount_observability
+from shared.problems import answers
+from shared.throttle import auth_throttle
 
 log = logging.getLogger(__name__)
 PUBLISH_CHUNK = 250  # items per publish: about one record batch per partition
@@ -134,12 +137,13 @@ class Runtime:
 def require(scope: str):
     """A dependency admitting only requests whose API key has `scope`."""
 
+    @answers(401, 403, 429)
     def check(request: Request) -> StaticKey:
         runtime: Runtime = request.app.state.runtime
-        key = authenticate(request.headers.get("authorization"), runtime.keys)
+        presented = bearer_token(request.headers.get("authorization"))
+        key = find_key(presented, runtime.keys)
         if key is None:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "a valid API key is required",
-                                headers={"WWW-Authenticate": "Bearer"})
+            auth_throttle(request).refuse(request, presented)
         if scope not in key.scopes:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"the API key lacks the {scope!r} scope")
         return key
@@ -155,6 +159,7 @@ class Batch:
     started: float
 
 
+@answers(400, 413, 422)
 async def read_batch(request: Request) -> Batch:
     """The `items` of a JSON body no larger than the configured maximum, or a 4xx saying why."""
     started = asyncio.get_running_loop().time()
@@ -170,8 +175,11 @@ async def read_batch(request: Request) -> Batch:
             raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body exceeds {limit} bytes")
     try:
         doc = json.loads(bytes(body))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"body is not JSON: {exc}") from exc
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # ValueError: bad JSON, or an integer of more digits than int() converts; RecursionError: nesting
+        # deeper than the parser follows. Either is the client's body, never a 500.
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"body is not JSON mews can read: {reason}") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, 'body must be {"items": [...]}')
     if len(doc["items"]) > runtime.settings.ingest_max_batch:
@@ -281,6 +289,13 @@ async def check_producer(runtime: Runtime) -> str | None:
     return await runtime.ingestion.publisher.producer.check()
 
 
+def documented_body(kind: str) -> dict[str, Any]:
+    """The OpenAPI request body of a push (read by `read_batch` itself, so FastAPI cannot describe it)."""
+    items = {"type": "array", "items": ITEM_MODELS[kind].model_json_schema()}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["items"], "properties": {"items": items}}}}}}
+
+
 Items = Annotated[Batch, Depends(read_batch)]
 Key = Annotated[StaticKey, Depends(require("ingest"))]
 
@@ -311,24 +326,26 @@ def create_app(settings: IngestSettings, sources: SourcesConfig | None = None) -
     app = FastAPI(title="mews ingest", version="1", lifespan=lifespan,
                   description="Push prices, export-control news, trade flows and lead times into mews.")
     app.state.runtime = runtime
-    mount_observability(app, "ingest", {"kafka": lambda: check_producer(runtime)})
+    mount_observability(app, "ingest", {"kafka": lambda: check_producer(runtime)}, settings=settings)
+    # Every push may find ingest starting, or Kafka not acknowledging in time: 503 with Retry-After.
+    secure_api(app, "ingest", settings, per_route=lambda route: {503} if "POST" in route.methods else ())
 
-    @app.post("/v1/prices", status_code=202, response_model=BatchResult)
+    @app.post("/v1/prices", status_code=202, response_model=BatchResult, openapi_extra=documented_body("price"))
     async def post_prices(key: Key, items: Items) -> Response:
         """Prices: material, price, currency, unit, observed_at; source optional."""
         return await ingest_batch("price", items, key, runtime)
 
-    @app.post("/v1/news", status_code=202, response_model=BatchResult)
+    @app.post("/v1/news", status_code=202, response_model=BatchResult, openapi_extra=documented_body("news"))
     async def post_news(key: Key, items: Items) -> Response:
         """News items: title, text, url, published_at; classified like feed items."""
         return await ingest_batch("news", items, key, runtime)
 
-    @app.post("/v1/trade", status_code=202, response_model=BatchResult)
+    @app.post("/v1/trade", status_code=202, response_model=BatchResult, openapi_extra=documented_body("trade"))
     async def post_trade(key: Key, items: Items) -> Response:
         """Trade flows: reporter, partner, hs_code, period, flow, quantity_kg, value_eur."""
         return await ingest_batch("trade", items, key, runtime)
 
-    @app.post("/v1/leadtimes", status_code=202, response_model=BatchResult)
+    @app.post("/v1/leadtimes", status_code=202, response_model=BatchResult, openapi_extra=documented_body("leadtime"))
     async def post_leadtimes(key: Key, items: Items) -> Response:
         """Lead times: material, lead_time_days (or _weeks), quoted_at, supplier, origin_country."""
         return await ingest_batch("leadtime", items, key, runtime)

@@ -41,10 +41,12 @@ def api(config: Path | None) -> None:
     import uvicorn
 
     from services.ingest.api import create_app
+    from shared.metrics import serve_metrics_port
 
     settings = _settings()
     app = create_app(settings, _load(config) if config else None)
-    uvicorn.run(app, host=settings.ingest_host, port=settings.ingest_port, log_config=None)
+    serve_metrics_port(settings)
+    uvicorn.run(app, host=settings.ingest_host, port=settings.ingest_port, log_config=None, server_header=False)
 
 
 @ingest.command("poll")

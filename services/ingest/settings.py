@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from shared.access import StaticKey, parse_keys
+from shared.secrets import DEMO_KEY_DIGESTS
 from shared.settings import CommonSettings
 
 
@@ -46,6 +47,12 @@ class IngestSettings(CommonSettings):
     def _refuse_private_sources_in_production(self) -> IngestSettings:
         if self.is_production and self.ingest_allow_private_sources:
             raise ValueError("MEWS_INGEST_ALLOW_PRIVATE_SOURCES must not be set in production")
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_demo_keys(self) -> IngestSettings:
+        if self.is_hardened and any(k.digest in DEMO_KEY_DIGESTS for k in self.api_keys()):
+            raise ValueError("MEWS_INGEST_API_KEYS holds a demo key, which is public; configure your own")
         return self
 
     def api_keys(self) -> tuple[StaticKey, ...]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -16,6 +17,8 @@ from services.notify.api.deps import db_session, notify_settings
 from services.notify.settings import NotifySettings
 from services.notify.store.keys import find_active_key
 from services.notify.store.models import CLEARANCES, Organisation, User, utcnow
+from shared.problems import answers
+from shared.throttle import auth_throttle
 
 BOOTSTRAP = "bootstrap"
 _bearer = HTTPBearer(auto_error=False, description="An API key (mews_...) or the platform bootstrap token")
@@ -69,18 +72,19 @@ def authenticate(session: Session, settings: NotifySettings, token: str,
                      organisation.platform_admin, key.id, actor)
 
 
-def current_principal(credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+@answers(401, 429)
+def current_principal(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
                       session: Session = Depends(db_session),
                       settings: NotifySettings = Depends(notify_settings)) -> Principal:
-    """FastAPI dependency: the authenticated caller, or 401."""
+    """FastAPI dependency: the authenticated caller, or 401 (429 after too many failures)."""
     principal = authenticate(session, settings, credentials.credentials) if credentials else None
     if principal is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "a valid API key is required",
-                            headers={"WWW-Authenticate": "Bearer"})
+        auth_throttle(request).refuse(request, credentials.credentials if credentials else None)
     session.commit()  # keeps the key's last_used_at
     return principal
 
 
+@answers(403)
 def tenant_member(principal: Principal = Depends(current_principal)) -> Principal:
     """FastAPI dependency: a caller that belongs to an organisation (any role)."""
     if principal.organisation_id is None:
@@ -88,6 +92,7 @@ def tenant_member(principal: Principal = Depends(current_principal)) -> Principa
     return principal
 
 
+@answers(403)
 def tenant_admin(principal: Principal = Depends(tenant_member)) -> Principal:
     """FastAPI dependency: an administrator of the caller's organisation."""
     if not principal.is_admin:
@@ -95,6 +100,7 @@ def tenant_admin(principal: Principal = Depends(tenant_member)) -> Principal:
     return principal
 
 
+@answers(403)
 def organisation_creator(principal: Principal = Depends(current_principal)) -> Principal:
     """FastAPI dependency: the bootstrap token or an admin key of a platform organisation."""
     if not principal.may_create_organisations:
@@ -120,6 +126,10 @@ class AckClaim:
     expires_at: datetime
 
 
+_EXPIRY = re.compile(r"[0-9]{1,12}")
+MAX_ACK_EXPIRY = int(datetime(9999, 12, 31, tzinfo=UTC).timestamp())
+
+
 def _ack_mac(key: bytes, alert_id: str, organisation_id: str, expires: int) -> str:
     digest = hmac.new(key, f"ack|{alert_id}|{organisation_id}|{expires}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
@@ -134,7 +144,9 @@ def sign_ack_token(key: str, alert_id: str, organisation_id: str, expires_at: da
 def verify_ack_token(key: str, token: str, now: datetime | None = None) -> AckClaim | str:
     """The claim of a valid token, or the reason it is not valid."""
     parts = token.split(".")
-    if len(parts) != 4 or not parts[2].isdigit():
+    # ASCII digits only (str.isdigit also takes superscripts, which int() refuses), and at most a timestamp
+    # that a datetime holds: even a validly signed expiry beyond it is malformed, not a crash.
+    if len(parts) != 4 or not _EXPIRY.fullmatch(parts[2]) or int(parts[2]) > MAX_ACK_EXPIRY:
         return "malformed token"
     alert_id, organisation_id, expires_text, mac = parts
     expected = _ack_mac(key.encode(), alert_id, organisation_id, int(expires_text))

@@ -87,6 +87,7 @@ async def _run(settings, serve_api: bool = True) -> None:
     from services.notify.worker import Notifier
     from shared.kafka import ensure_topics
     from shared.logging import configure_logging
+    from shared.metrics import serve_metrics_port
 
     configure_logging(settings.log_level, settings.log_json)
     migrate(settings.database_url)
@@ -100,7 +101,9 @@ async def _run(settings, serve_api: bool = True) -> None:
 
         app = create_app(settings, engine=engine, on_subscriptions_changed=notifier.invalidate_index,
                          readiness=notifier.readiness_checks())
-        server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None))
+        serve_metrics_port(settings)
+        server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
+                                               server_header=False))
         tasks.append(asyncio.create_task(server.serve(), name="api"))
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

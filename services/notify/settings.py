@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.secrets import refuse_weak
 from shared.settings import CommonSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +31,8 @@ class NotifySettings(CommonSettings):
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_starttls: bool = False
+    smtp_allow_plaintext: bool = Field(
+        default=False, description="Outside development, let SMTP (and its credentials) go without STARTTLS")
     smtp_user: str = ""
     smtp_password: SecretStr = SecretStr("")
     smtp_from: str = "mews <alerts@mews.localhost>"
@@ -80,15 +83,20 @@ class NotifySettings(CommonSettings):
 
     @model_validator(mode="after")
     def _refuse_weak_secrets_in_production(self) -> NotifySettings:
-        if self.is_production:
+        # `test` is refused the same: a test stack on a shared network is forged as easily as production.
+        if self.is_hardened:
             key = self.link_signing_key.get_secret_value()
-            if key == DEVELOPMENT_LINK_KEY or len(key) < 32:
-                raise ValueError("MEWS_LINK_SIGNING_KEY must be set to at least 32 characters in production")
+            if key == DEVELOPMENT_LINK_KEY:
+                raise ValueError("MEWS_LINK_SIGNING_KEY must be set outside development (the default is public)")
+            refuse_weak("MEWS_LINK_SIGNING_KEY", key)
             if self.allow_private_webhook_targets:
-                raise ValueError("MEWS_ALLOW_PRIVATE_WEBHOOK_TARGETS must not be set in production")
-            token = self.bootstrap_admin_token
-            if token is not None and len(token.get_secret_value()) < 32:
-                raise ValueError("MEWS_BOOTSTRAP_ADMIN_TOKEN must be at least 32 characters in production")
+                raise ValueError("MEWS_ALLOW_PRIVATE_WEBHOOK_TARGETS must not be set outside development")
+            if self.bootstrap_admin_token is not None:
+                refuse_weak("MEWS_BOOTSTRAP_ADMIN_TOKEN", self.bootstrap_admin_token.get_secret_value())
+            if not self.smtp_starttls and not self.smtp_allow_plaintext:
+                raise ValueError("SMTP without TLS would send mail and credentials in the clear: set "
+                                 "MEWS_SMTP_STARTTLS=true, or MEWS_SMTP_ALLOW_PLAINTEXT=true for a relay on the "
+                                 "same host")
         return self
 
     @property

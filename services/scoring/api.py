@@ -16,8 +16,11 @@ from pydantic import BaseModel, Field
 from services.scoring.settings import ScoringSettings
 from services.scoring.view import MaterialsView, visible, visible_controls
 from shared.access import find_key
+from shared.api import secure_api
 from shared.events import BreachRaised, Classification, IndicatorSnapshot
 from shared.metrics import ReadinessCheck, mount_observability
+from shared.problems import answers
+from shared.throttle import auth_throttle
 
 SERVICE = "scoring"
 _bearer = HTTPBearer(auto_error=False, description="A read key; its sha256 digest is configured on the server")
@@ -81,13 +84,14 @@ def figures_for(snap: IndicatorSnapshot, clearance: Classification) -> Figures:
     return Figures(risk_score=None, components={}, indicators={}, withheld=True)
 
 
+@answers(401, 429)
 def reader(request: Request,
            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Reader:
-    """The caller behind a bearer read key; 401 without a valid one."""
-    key = find_key(credentials.credentials if credentials is not None else None, request.app.state.read_keys)
+    """The caller behind a bearer read key; 401 without a valid one (429 after too many failures)."""
+    presented = credentials.credentials if credentials is not None else None
+    key = find_key(presented, request.app.state.read_keys)
     if key is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "a valid read key is required",
-                            headers={"WWW-Authenticate": "Bearer"})
+        auth_throttle(request).refuse(request, presented, "a valid read key is required")
     return Reader(clearance=key.clearance)
 
 
@@ -100,7 +104,8 @@ def create_api(settings: ScoringSettings, view: MaterialsView,
     api = FastAPI(title="mews scoring", version="1",
                   description="Risk scores, indicators and open breaches per critical raw material.")
     api.state.read_keys = settings.read_keys
-    mount_observability(api, SERVICE, checks or {})
+    mount_observability(api, SERVICE, checks or {}, settings=settings)
+    secure_api(api, SERVICE, settings)
 
     @api.get("/v1/materials", response_model=list[MaterialSummary], tags=["materials"])
     def list_materials(caller: Caller) -> list[MaterialSummary]:

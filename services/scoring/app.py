@@ -28,6 +28,7 @@ from services.scoring.view import MaterialsView, ViewFeed
 from shared import topics as declared
 from shared.kafka import check_kafka
 from shared.logging import configure_logging
+from shared.metrics import serve_metrics_port
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +206,8 @@ class ReadApiService(mode.Service):
     async def on_start(self) -> None:
         await self.feed.start()
         config = uvicorn.Config(self.api, host=self.settings.host, port=self.settings.port, log_config=None,
-                                access_log=False, lifespan="off")
+                                access_log=False, lifespan="off", server_header=False)
+        serve_metrics_port(self.settings)
         self._server = _EmbeddedServer(config)
         self._serving = asyncio.ensure_future(self._server.serve(
             sockets=[self.listening] if self.listening is not None else None))

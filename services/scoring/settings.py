@@ -5,10 +5,11 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.access import StaticKey, parse_keys
+from shared.secrets import DEMO_KEY_DIGESTS
 from shared.settings import CommonSettings
 
 # faust 0.15 registers rocksdb:// only; it runs on the rocksdict package (PyPI wheel) when that is installed.
@@ -76,6 +77,12 @@ class ScoringSettings(CommonSettings):
         if not value.startswith(_STORES):
             raise ValueError(f"store must start with one of {', '.join(_STORES)}")
         return value
+
+    @model_validator(mode="after")
+    def _refuse_demo_keys(self) -> ScoringSettings:
+        if self.is_hardened and any(k.digest in DEMO_KEY_DIGESTS for k in self.read_keys):
+            raise ValueError("MEWS_SCORING_API_KEYS holds a demo key, which is public; configure your own")
+        return self
 
     @property
     def read_keys(self) -> tuple[StaticKey, ...]:

@@ -115,14 +115,17 @@ def _page(template: str, row: Alert) -> HTMLResponse:
 
 
 # Mail scanners fetch every link in a message, so following the link only asks; the button acknowledges.
-@router.get("/ack/{token}", response_class=HTMLResponse, include_in_schema=True)
+_LINK_REFUSED = {403: {"description": "The link is malformed, forged, expired or names nothing"}}
+
+
+@router.get("/ack/{token}", response_class=HTMLResponse, include_in_schema=True, responses=_LINK_REFUSED)
 def confirm_by_link(token: str, session: Session = Depends(db_session),
                     settings: NotifySettings = Depends(notify_settings)) -> HTMLResponse:
     """Show the alert a signed email link names with a button to acknowledge it; a bad link answers 403."""
     return _page(_CONFIRM_PAGE, _claimed_alert(token, session, settings)[1])
 
 
-@router.post("/ack/{token}", response_class=HTMLResponse, include_in_schema=True)
+@router.post("/ack/{token}", response_class=HTMLResponse, include_in_schema=True, responses=_LINK_REFUSED)
 def acknowledge_by_link(token: str, session: Session = Depends(db_session),
                         settings: NotifySettings = Depends(notify_settings)) -> HTMLResponse:
     """Acknowledge the alert a signed email link names; an invalid or expired link is refused with 403."""

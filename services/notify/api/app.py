@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
@@ -16,14 +17,25 @@ from services.notify.api import alerts, channels, deliveries, exposure, organisa
 from services.notify.settings import NotifySettings
 from services.notify.store.db import create_db_engine, session_factory
 from services.notify.store.errors import Conflict, NotFound, Rejected
+from shared.api import secure_api
 from shared.metrics import mount_observability
+from shared.problems import problem
 
 log = logging.getLogger(__name__)
 ROUTERS = (organisations, channels, products, subscriptions, alerts, silences, deliveries, exposure)
 
 
 def _problem(status_code: int, detail: str) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status_code)
+    return problem(status_code, detail)
+
+
+def _route_statuses(route: APIRoute) -> set[int]:
+    """What the store's errors add to a route: NotFound for an id in the path (or, on a write, in the body),
+    Conflict and Rejected on writes."""
+    statuses = {404} if route.dependant.path_params else set()
+    if route.methods & {"POST", "PUT", "PATCH", "DELETE"}:
+        statuses |= {404, 409, 422}
+    return statuses
 
 
 def create_app(settings: NotifySettings, *, engine: Engine | None = None,
@@ -82,5 +94,7 @@ def create_app(settings: NotifySettings, *, engine: Engine | None = None,
         await asyncio.to_thread(ping)
         return None
 
-    mount_observability(app, "notify", dict(readiness) if readiness is not None else {"database": database_ready})
+    mount_observability(app, "notify", dict(readiness) if readiness is not None else {"database": database_ready},
+                        settings=settings)
+    secure_api(app, "notify", settings, per_route=_route_statuses)
     return app

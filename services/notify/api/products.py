@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from services.notify.access import Principal, organisation_of, tenant_member
+from services.notify.access import Principal, organisation_of, tenant_admin, tenant_member
 from services.notify.api.deps import db_session
 from services.notify.store import products
 from services.notify.store.products import BomLineSpec
@@ -57,9 +57,9 @@ def list_products(principal: Principal = Depends(tenant_member),
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ProductOut)
-def create_product(body: ProductIn, request: Request, principal: Principal = Depends(tenant_member),
+def create_product(body: ProductIn, request: Request, principal: Principal = Depends(tenant_admin),
                    session: Session = Depends(db_session)) -> ProductOut:
-    """Describe a product by its bill of materials."""
+    """Describe a product by its bill of materials (admins)."""
     product = products.create_product(session, organisation_of(principal), name=body.name,
                                       description=body.description, bom=_specs(body))
     session.commit()
@@ -75,9 +75,9 @@ def get_product(product_id: str, principal: Principal = Depends(tenant_member),
 
 
 @router.put("/{product_id}", response_model=ProductOut)
-def replace_product(product_id: str, body: ProductIn, request: Request, principal: Principal = Depends(tenant_member),
+def replace_product(product_id: str, body: ProductIn, request: Request, principal: Principal = Depends(tenant_admin),
                     session: Session = Depends(db_session)) -> ProductOut:
-    """Replace a product's description and whole BOM."""
+    """Replace a product's description and whole BOM (admins)."""
     product = products.replace_product(session, organisation_of(principal), product_id, name=body.name,
                                        description=body.description, bom=_specs(body))
     session.commit()
@@ -86,9 +86,9 @@ def replace_product(product_id: str, body: ProductIn, request: Request, principa
 
 
 @router.delete("/{product_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_product(product_id: str, request: Request, principal: Principal = Depends(tenant_member),
+def delete_product(product_id: str, request: Request, principal: Principal = Depends(tenant_admin),
                    session: Session = Depends(db_session)) -> None:
-    """Remove a product, its BOM and the subscriptions watching it."""
+    """Remove a product, its BOM and the subscriptions watching it (admins)."""
     products.delete_product(session, organisation_of(principal), product_id)
     session.commit()
     request.app.state.subscriptions_changed()

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from services.notify.access import Principal, organisation_of, tenant_member
+from services.notify.access import Principal, organisation_of, tenant_admin, tenant_member
 from services.notify.api.deps import db_session
 from services.notify.store import silences
 from services.notify.store.models import utcnow
@@ -56,9 +56,9 @@ def list_silences(active: bool = Query(default=False, description="Only silences
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SilenceOut)
-def create_silence(body: SilenceIn, principal: Principal = Depends(tenant_member),
+def create_silence(body: SilenceIn, principal: Principal = Depends(tenant_admin),
                    session: Session = Depends(db_session)) -> SilenceOut:
-    """Silence matching alerts until `ends_at` (at most 90 days)."""
+    """Silence matching alerts until `ends_at` (at most 90 days; admins)."""
     row = silences.create_silence(session, organisation_of(principal), material=body.material, rule=body.rule,
                                   severity=body.severity, comment=body.comment, starts_at=body.starts_at,
                                   ends_at=body.ends_at, created_by=principal.actor)
@@ -74,9 +74,9 @@ def get_silence(silence_id: str, principal: Principal = Depends(tenant_member),
 
 
 @router.delete("/{silence_id}", response_model=SilenceOut)
-def expire_silence(silence_id: str, principal: Principal = Depends(tenant_member),
+def expire_silence(silence_id: str, principal: Principal = Depends(tenant_admin),
                    session: Session = Depends(db_session)) -> SilenceOut:
-    """Expire a silence now (it stays listed, ended)."""
+    """Expire a silence now (it stays listed, ended; admins)."""
     row = silences.expire_silence(session, organisation_of(principal), silence_id)
     session.commit()
     return _out(row, utcnow())

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from services.notify.access import Principal, organisation_of, tenant_member
+from services.notify.access import Principal, organisation_of, tenant_admin, tenant_member
 from services.notify.api.deps import db_session
 from services.notify.store import subscriptions
 from services.notify.store.models import Subscription
@@ -55,9 +55,9 @@ def list_subscriptions(principal: Principal = Depends(tenant_member),
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SubscriptionOut)
-def create_subscription(body: SubscriptionIn, request: Request, principal: Principal = Depends(tenant_member),
+def create_subscription(body: SubscriptionIn, request: Request, principal: Principal = Depends(tenant_admin),
                         session: Session = Depends(db_session)) -> SubscriptionOut:
-    """Subscribe to a material or to a product's BOM."""
+    """Subscribe to a material or to a product's BOM (admins)."""
     row = subscriptions.create_subscription(session, organisation_of(principal), material=body.material,
                                             product_id=body.product_id, min_severity=body.min_severity,
                                             channel_ids=body.channel_ids)
@@ -75,9 +75,9 @@ def get_subscription(subscription_id: str, principal: Principal = Depends(tenant
 
 @router.patch("/{subscription_id}", response_model=SubscriptionOut)
 def update_subscription(subscription_id: str, body: SubscriptionPatch, request: Request,
-                        principal: Principal = Depends(tenant_member),
+                        principal: Principal = Depends(tenant_admin),
                         session: Session = Depends(db_session)) -> SubscriptionOut:
-    """Change a subscription's minimum severity or channels."""
+    """Change a subscription's minimum severity or channels (admins)."""
     row = subscriptions.update_subscription(session, organisation_of(principal), subscription_id,
                                             min_severity=body.min_severity, channel_ids=body.channel_ids)
     session.commit()
@@ -86,9 +86,9 @@ def update_subscription(subscription_id: str, body: SubscriptionPatch, request: 
 
 
 @router.delete("/{subscription_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_subscription(subscription_id: str, request: Request, principal: Principal = Depends(tenant_member),
+def delete_subscription(subscription_id: str, request: Request, principal: Principal = Depends(tenant_admin),
                         session: Session = Depends(db_session)) -> None:
-    """Remove a subscription."""
+    """Remove a subscription (admins)."""
     subscriptions.delete_subscription(session, organisation_of(principal), subscription_id)
     session.commit()
     request.app.state.subscriptions_changed()

@@ -118,7 +118,8 @@ def test_a_batch_kafka_does_not_take_is_refused_in_time_never_published_later_an
     refused = client.post("/v1/prices", json={"items": during})
     assert refused.status_code == 503
     assert refused.headers["Retry-After"] == "3"
-    assert [r["status"] for r in refused.json()["detail"]["items"]] == ["not_published"] * len(during)
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert [r["status"] for r in refused.json()["items"]] == ["not_published"] * len(during)
     assert client.post("/v1/prices", json={"items": during}).status_code == 503  # still away: refused again
 
     own_broker.run("start")

@@ -131,10 +131,13 @@ def test_a_member_key_cannot_do_admin_work(owner_data) -> None:
         assert member.patch(f"/v1/users/{owner_data['user']}", json={"role": "admin"}).status_code == 403
         assert member.post("/v1/organisations", json={"name": "x", "kind": "company"}).status_code == 403
         assert member.post(f"/v1/deliveries/{owner_data['delivery']}/replay").status_code == 403
-        # ... but members do the daily work.
-        assert member.post(f"/v1/alerts/{owner_data['alert']}/ack").status_code == 200
+        # Subscriptions decide what the organisation hears: a member may not change them (tests/security walks
+        # the whole role matrix) ...
         assert member.post("/v1/subscriptions", json={
-            "material": "germanium", "channel_ids": [owner_data["email_channel"]]}).status_code == 201
+            "material": "germanium", "channel_ids": [owner_data["email_channel"]]}).status_code == 403
+        # ... but members do the daily work: they read and acknowledge.
+        assert member.post(f"/v1/alerts/{owner_data['alert']}/ack").status_code == 200
+        assert member.get("/v1/subscriptions").status_code == 200
 
 
 def test_an_organisation_admin_cannot_create_organisations(make_tenant) -> None:

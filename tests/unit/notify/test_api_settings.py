@@ -7,6 +7,9 @@ from pydantic import ValidationError
 
 from services.notify.settings import NotifySettings
 
+# A key that is random enough for production (64 hex characters); the weak ones are in tests/security.
+STRONG_KEY = "5f0c1e9a7b3d2486e1f0a9c8b7d6e5f4031a2b3c4d5e6f708192a3b4c5d6e7f8"
+
 
 def test_production_refuses_the_development_link_key() -> None:
     with pytest.raises(ValidationError, match="LINK_SIGNING_KEY"):
@@ -15,13 +18,15 @@ def test_production_refuses_the_development_link_key() -> None:
 
 def test_production_refuses_private_webhook_targets() -> None:
     with pytest.raises(ValidationError, match="PRIVATE_WEBHOOK"):
-        NotifySettings(environment="production", link_signing_key="k" * 40, allow_private_webhook_targets=True)
+        NotifySettings(environment="production", link_signing_key=STRONG_KEY, smtp_starttls=True, allow_private_webhook_targets=True)
 
 
 def test_https_is_required_outside_development() -> None:
     assert NotifySettings(environment="development").require_https_webhooks is False
-    assert NotifySettings(environment="test").require_https_webhooks is True
-    assert NotifySettings(environment="production", link_signing_key="k" * 40).require_https_webhooks is True
+    assert NotifySettings(environment="test", link_signing_key=STRONG_KEY,
+                          smtp_starttls=True).require_https_webhooks is True
+    assert NotifySettings(environment="production", link_signing_key=STRONG_KEY,
+                          smtp_starttls=True).require_https_webhooks is True
 
 
 def test_secrets_are_masked_when_settings_are_printed() -> None:
