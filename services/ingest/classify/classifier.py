@@ -1,4 +1,4 @@
-"""Rule-based classification of export-control news: pure, explainable, no model and no network.
+"""Rule-based classification of supply news: pure, explainable, no network (the language model ships in py3langid).
 
 The rules, their precedence and the score are described in docs/classifier.md.
 """
@@ -13,18 +13,33 @@ from dataclasses import dataclass
 from datetime import date
 
 from services.ingest.classify.dates import DateFinder
+from services.ingest.classify.figures import Figure, FigureFinder
 from services.ingest.classify.language import detect_language
-from services.ingest.classify.lexicon import MEASURE_KINDS, SIGNAL_KINDS, Lexicon, load_lexicon
-from services.ingest.classify.models import Classification, Evidence, Measure, Where
-from services.ingest.classify.patterns import FoldedText, Hit, TermSet, fold_text, leftmost_longest
+from services.ingest.classify.lexicon import (
+    MEASURE_KINDS,
+    SIGNAL_KINDS,
+    TOPIC_KINDS,
+    Lexicon,
+    LexiconError,
+    load_lexicon,
+)
+from services.ingest.classify.models import Classification, Evidence, Measure, Topic, Where
+from services.ingest.classify.patterns import FoldedText, Hit, TermSet, fold_text, is_cjk, leftmost_longest
 from shared.catalog import Catalog, load_catalog
 
 # Tie-break between measures found equally often: the more restrictive and more specific first.
 PRECEDENCE: tuple[str, ...] = ("export_ban", "export_quota", "export_tax", "export_licence", "sanction")
 TITLE_WEIGHT = 2
 TEXT_WEIGHT = 1
-# Negation is looked for this many words before a term, within its sentence.
+# Negation is looked for this many words before a term, within its sentence (characters, in Chinese).
 NEGATION_WINDOW = 3
+CJK_NEGATION_WINDOW = 6
+# Among supply signals found equally often, the one that says most about supply first.
+TOPIC_PRECEDENCE: tuple[str, ...] = TOPIC_KINDS
+# A price move of at least this many percent is a price signal even without a word like "soars".
+PRICE_SHOCK_PCT = 10.0
+# Measures that take a ban's place ("the ban ends on 16 October and quotas apply from then").
+REPLACING = ("export_quota", "export_tax", "export_licence")
 
 _CITATION = re.compile(r"(?<!\w)(?:no|nr|n°)\.?\s*\d+")
 _SENTENCE_END = re.compile(r"[.!?;:]\s")
@@ -40,6 +55,7 @@ class _Matchers:
     country_exact: TermSet
     signals: dict[str, TermSet]
     dates: DateFinder
+    figures: FigureFinder
 
 
 @dataclass(frozen=True)
@@ -66,24 +82,31 @@ def classify_item(
     if text.strip():
         parts.append(("text", fold_text(text)))
 
-    language, counts = detect_language(" ".join(part.folded for _, part in parts), lexicon)
-    evidence = [Evidence(kind="language", value=language, match=_counts(counts))]
+    language, probability, counts = detect_language(" ".join(part.folded for _, part in parts), lexicon)
+    evidence = [Evidence(kind="language", value=language, match=_counts(probability, counts))]
 
     materials = _find_materials(parts, matchers, lexicon.unreliable_names(language), evidence)
     countries = _find_countries(parts, matchers, evidence)
     signals = _find_signals(parts, matchers, lexicon.negations(language), evidence)
 
+    leadtime, price_change = _find_figures(parts, matchers, signals, evidence)
+    if price_change is not None and abs(price_change.value) >= PRICE_SHOCK_PCT:
+        signals["price"].append(_Found("", Hit(0, 0, "price", "", price_change.match)))
+
     weights = Counter({kind: 0 for kind in SIGNAL_KINDS})
     for kind, found in signals.items():
         weights[kind] = sum(TITLE_WEIGHT if f.where == "title" else TEXT_WEIGHT for f in found)
-    measure, deciding = _decide_measure(weights)
+    measure, deciding = _decide_measure(weights, signals)
+    topic = _decide_topic(measure, weights)
+    if deciding is None and topic != "none":
+        deciding = topic
     material_ids = tuple(sorted({f.hit.value for f in materials}))
-    relevant = bool(material_ids) and (measure != "none" or weights["supply"] > 0)
+    relevant = bool(material_ids) and topic != "none"
 
     effective_date = None
-    if measure != "none" or weights["supply"]:
+    if topic != "none":
         for where, part in parts:
-            found_date = matchers.dates.find(part, published=published)
+            found_date = matchers.dates.find(part, published=published, year_only=measure != "none")
             if found_date:
                 effective_date = found_date.value
                 evidence.append(
@@ -91,12 +114,15 @@ def classify_item(
                 )
                 break
 
+    days_until = None
+    if measure != "none" and effective_date is not None and published is not None:
+        days_until = (effective_date - published).days
+
     score = _score(materials, signals, deciding) if relevant else 0.0
     evidence.append(Evidence(kind="decision", value=measure, match=_explain_measure(weights, deciding)))
+    evidence.append(Evidence(kind="topic", value=topic, match=_explain_topic(topic, weights)))
     evidence.append(
-        Evidence(
-            kind="relevance", value=str(relevant).lower(), match=_explain_relevance(material_ids, measure, weights)
-        )
+        Evidence(kind="relevance", value=str(relevant).lower(), match=_explain_relevance(material_ids, topic))
     )
     return Classification(
         materials=material_ids,
@@ -107,6 +133,10 @@ def classify_item(
         relevant=relevant,
         score=score,
         evidence=tuple(evidence),
+        topic=topic,
+        leadtime_days=int(leadtime.value) if leadtime is not None else None,
+        price_change_pct=price_change.value if price_change is not None else None,
+        days_until_in_force=days_until,
     )
 
 
@@ -120,12 +150,28 @@ def _matchers(catalog: Catalog, lexicon: Lexicon) -> _Matchers:
             for term in lex.terms[kind]:
                 gaps[term] = max(gaps.get(term, 0), lex.gap_words)
         signals[kind] = TermSet(((term, kind) for term in gaps), gaps=gaps)
+    material_ids = {m.id for m in catalog.materials}
+    country_codes = {c.code for c in catalog.countries}
+    for lex in languages:
+        for table, known, what in ((lex.materials, material_ids, "material"), (lex.countries, country_codes, "country")):
+            unknown = sorted(set(table) - known)
+            if unknown:
+                raise LexiconError(f"{lex.language}.toml: unknown {what} id(s) {', '.join(unknown)}")
     return _Matchers(
         masks=TermSet((mask, "mask") for lex in languages for mask in lex.masks),
-        material_names=TermSet(((name, m.id) for m in catalog.materials for name in m.aliases), literal=True),
+        material_names=TermSet(
+            [
+                *((name, m.id) for m in catalog.materials for name in m.aliases),
+                *((name, mid) for lex in languages for mid, names in lex.materials.items() for name in names),
+            ],
+            literal=True,
+        ),
         material_stems=TermSet((f"{stem}*", m.id) for m in catalog.materials for stem in m.stems),
         country_names=TermSet(
-            ((name, c.code) for c in catalog.countries for name in _names(c.name, c.names.values())),
+            [
+                *((name, c.code) for c in catalog.countries for name in _names(c.name, c.names.values())),
+                *((name, code) for lex in languages for code, names in lex.countries.items() for name in names),
+            ],
             literal=True,
         ),
         country_exact=TermSet(
@@ -133,6 +179,7 @@ def _matchers(catalog: Catalog, lexicon: Lexicon) -> _Matchers:
         ),
         signals=signals,
         dates=DateFinder(lexicon),
+        figures=FigureFinder(lexicon),
     )
 
 
@@ -189,7 +236,29 @@ def _find_signals(
     return signals
 
 
+def _find_figures(
+    parts: list[tuple[Where, FoldedText]],
+    matchers: _Matchers,
+    signals: dict[str, list[_Found]],
+    evidence: list[Evidence],
+) -> tuple[Figure | None, Figure | None]:
+    """The lead time (from a sentence with a lead-time signal) and the price move, title before text."""
+    leadtime = price = None
+    for where, part in parts:
+        hits = [f.hit for f in signals["leadtime"] if f.where == where]
+        if leadtime is None and hits and (leadtime := matchers.figures.leadtime_days(part, hits)) is not None:
+            evidence.append(Evidence(kind="figure", value=f"leadtime_days={int(leadtime.value)}", match=leadtime.match,
+                                     where=where))
+        if price is None and (price := matchers.figures.price_change_pct(part)) is not None:
+            evidence.append(Evidence(kind="figure", value=f"price_change_pct={price.value:g}", match=price.match,
+                                     where=where))
+    return leadtime, price
+
+
 def _negation(folded: str, hit: Hit, negations: frozenset[str]) -> str | None:
+    if is_cjk(hit.term):
+        before = folded[max(0, hit.start - CJK_NEGATION_WINDOW) : hit.start]
+        return next((word for word in negations if is_cjk(word) and word in before), None)
     before = folded[max(0, hit.start - 120) : hit.start]
     before = _CITATION.sub(" ", _SENTENCE_END.split(before)[-1])
     window = _WORDS.findall(before)[-NEGATION_WINDOW:]
@@ -201,16 +270,41 @@ def _negation(folded: str, hit: Hit, negations: frozenset[str]) -> str | None:
     return None
 
 
-def _decide_measure(weights: Counter[str]) -> tuple[Measure, str | None]:
+def _decide_measure(weights: Counter[str], signals: dict[str, list[_Found]]) -> tuple[Measure, str | None]:
     if weights["easing"]:
-        return "easing", "easing"
+        replacing = _replacing_measure(signals)
+        return (replacing, replacing) if replacing else ("easing", "easing")  # type: ignore[return-value]
     specific = [kind for kind in MEASURE_KINDS if weights[kind]]
     if specific:
         best = max(specific, key=lambda kind: (weights[kind], -PRECEDENCE.index(kind)))
         return best, best  # type: ignore[return-value]
     if weights["restriction"]:
         return "export_licence", "restriction"
-    return "none", "supply" if weights["supply"] else None
+    return "none", None
+
+
+def _replacing_measure(signals: dict[str, list[_Found]]) -> str | None:
+    """The measure that takes the eased one's place: quotas named outside what is eased (a ban ends, quotas
+    follow), or a quota, tax or licence when the item says it replaces ("replaces the ban with")."""
+    eased = [(f.where, f.hit.start, f.hit.end) for f in signals["easing"]]
+
+    def inside(found: _Found) -> bool:
+        return any(w == found.where and s <= found.hit.start < e for w, s, e in eased)
+
+    kinds = REPLACING if signals["replacement"] else ("export_quota",)
+    new = Counter(kind for kind in kinds for f in signals[kind] if not inside(f))
+    if not new:
+        return None
+    return max(new, key=lambda kind: (new[kind], -REPLACING.index(kind)))
+
+
+def _decide_topic(measure: str, weights: Counter[str]) -> Topic:
+    if measure != "none":
+        return "export_control"
+    found = [kind for kind in TOPIC_PRECEDENCE if weights[kind]]
+    if not found:
+        return "none"
+    return max(found, key=lambda kind: (weights[kind], -TOPIC_PRECEDENCE.index(kind)))  # type: ignore[return-value]
 
 
 def _score(materials: list[_Found], signals: dict[str, list[_Found]], deciding: str | None) -> float:
@@ -218,7 +312,7 @@ def _score(materials: list[_Found], signals: dict[str, list[_Found]], deciding: 
     s_material = min(1.0, 0.6 + 0.2 * in_title + 0.2 * (len(materials) >= 2))
     found = signals.get(deciding or "", [])
     signal_in_title = any(f.where == "title" for f in found)
-    if deciding == "supply":
+    if deciding in TOPIC_KINDS:
         s_signal = 0.5 + 0.1 * signal_in_title
     elif deciding == "restriction":
         s_signal = 0.6 + 0.2 * signal_in_title
@@ -227,8 +321,9 @@ def _score(materials: list[_Found], signals: dict[str, list[_Found]], deciding: 
     return round(s_material * s_signal, 3)
 
 
-def _counts(counts: dict[str, int]) -> str:
-    return "stop words " + ", ".join(f"{language}={count}" for language, count in counts.items())
+def _counts(probability: float, counts: dict[str, int]) -> str:
+    words = ", ".join(f"{language}={count}" for language, count in counts.items() if count)
+    return f"py3langid p={probability:.2f}; stop words {words or 'none'}"
 
 
 def _explain_measure(weights: Counter[str], deciding: str | None) -> str:
@@ -239,15 +334,23 @@ def _explain_measure(weights: Counter[str], deciding: str | None) -> str:
         return f"highest weighted measure, title counts {TITLE_WEIGHT} ({found})"
     if deciding == "restriction":
         return f"only generic export-control wording, read as licensing ({found})"
-    if deciding == "supply":
-        return f"supply restriction but no export measure ({found})"
+    if deciding in TOPIC_KINDS:
+        return f"supply signal but no export measure ({found})"
     return "no trade measure found"
 
 
-def _explain_relevance(materials: tuple[str, ...], measure: str, weights: Counter[str]) -> str:
+def _explain_topic(topic: str, weights: Counter[str]) -> str:
+    if topic == "none":
+        return "no export measure and no supply signal"
+    if topic == "export_control":
+        return "an export measure decides the topic"
+    found = ", ".join(f"{kind}={weights[kind]}" for kind in TOPIC_KINDS if weights[kind])
+    return f"highest weighted supply signal, title counts {TITLE_WEIGHT} ({found})"
+
+
+def _explain_relevance(materials: tuple[str, ...], topic: str) -> str:
     if not materials:
         return "no catalog material named"
-    if measure == "none" and not weights["supply"]:
-        return f"{', '.join(materials)} named, but no trade measure or supply restriction"
-    signal = measure if measure != "none" else "supply restriction"
-    return f"{', '.join(materials)} named with {signal}"
+    if topic == "none":
+        return f"{', '.join(materials)} named, but no trade measure or supply signal"
+    return f"{', '.join(materials)} named with {topic}"

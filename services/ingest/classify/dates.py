@@ -16,7 +16,12 @@ _FILLERS = (
     "|maandag|dinsdag|woensdag|donderdag|vrijdag|zaterdag|zondag"
     "|montag|dienstag|mittwoch|donnerstag|freitag|samstag|sonntag"
     "|lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche"
+    "|el|del|o|em|dia|tanggal|hari"
+    "|lunes|martes|miercoles|jueves|viernes|sabado|domingo|segunda|terca|quarta|quinta|sexta"
+    "|senin|selasa|rabu|kamis|jumat|sabtu|minggu"
 )
+# "A ban from 2027": a year alone after a trigger is read as the first of January of that year.
+_YEAR_WORDS = "the year|year|jaar|jahr|annee|ano|tahun"
 _YEAR = re.compile(r"(?<!\d)(19[89]\d|20\d\d)(?!\d)")
 # Without a year, a date more than half a year before publication is read as next year's.
 _ROLLOVER = timedelta(days=183)
@@ -47,19 +52,25 @@ class DateFinder:
         month = "|".join(re.escape(m) for m in sorted(self._months, key=len, reverse=True))
         m = rf"(?P<m>{month})(?!\w)\.?"
         lead = rf"\s*,?\s*(?:(?:{_FILLERS})\s*,?\s+){{0,3}}"
-        year = r"(?:\s*,?\s*(?P<y>\d{4})(?!\d))"
+        year = r"(?:\s*,?\s*(?:de\s+|del\s+)?(?P<y>\d{4})(?!\d))"
         self._patterns = (
-            re.compile(lead + r"(?P<y>\d{4})[ /.](?P<mn>\d{1,2})[ /.](?P<d>\d{1,2})(?!\d)"),
+            # Chinese: 2023年8月1日, 2023年8月
+            re.compile(lead + r"(?P<y>\d{4})\s*年\s*(?P<mn>\d{1,2})\s*月(?:\s*(?P<d>\d{1,2})\s*[日号])?"),
+            re.compile(lead + r"(?P<y>\d{4})[ /.-](?P<mn>\d{1,2})[ /.-](?P<d>\d{1,2})(?!\d)"),
             re.compile(lead + r"(?P<d>\d{1,2})[./](?P<mn>\d{1,2})[./](?P<y>\d{4})(?!\d)"),
-            re.compile(lead + rf"(?P<d>\d{{1,2}})(?:st|nd|rd|th|er|e|\.)?\s*(?:of\s+)?{m}{year}?"),
+            re.compile(lead + rf"(?P<d>\d{{1,2}})(?:st|nd|rd|th|er|e|\.|º|o)?\s*(?:(?:of|de)\s+)?{m}{year}?"),
             re.compile(lead + rf"{m}\s*(?P<d>\d{{1,2}})(?:st|nd|rd|th)?(?!\d){year}?"),
             re.compile(lead + rf"{m}{year}"),
         )
+        self._year_only = re.compile(lead + rf"(?:(?:{_YEAR_WORDS})\s+)?(?P<y>20\d\d)(?!\d)(?:\s*年)?(?!\s*[./-]?\s*\d)")
 
-    def find(self, text: FoldedText, *, published: date | None = None) -> FoundDate | None:
-        """The first date that follows a trigger; the year comes from publication or the text if missing."""
+    def find(self, text: FoldedText, *, published: date | None = None, year_only: bool = False) -> FoundDate | None:
+        """The first date that follows a trigger; the year comes from publication or the text if missing.
+
+        With `year_only`, a bare year after a trigger ("a ban from 2027") gives the first of January."""
+        patterns = (*self._patterns, self._year_only) if year_only else self._patterns
         for trigger in self._triggers.find(text):
-            for pattern in self._patterns:
+            for pattern in patterns:
                 found = pattern.match(text.folded, trigger.end)
                 if not found:
                     continue
@@ -71,7 +82,10 @@ class DateFinder:
 
     def _to_date(self, found: re.Match[str], folded: str, published: date | None) -> date | None:
         groups = found.groupdict()
-        month = int(groups["mn"]) if groups.get("mn") else self._months[groups["m"]]
+        if groups.get("mn"):
+            month = int(groups["mn"])
+        else:
+            month = self._months[groups["m"]] if groups.get("m") else 1
         day = int(groups["d"]) if groups.get("d") else 1
         if groups.get("y"):
             return _safe_date(int(groups["y"]), month, day)

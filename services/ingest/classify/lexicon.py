@@ -15,16 +15,34 @@ from shared.catalog import fold
 
 LEXICON_DIR = Path(__file__).resolve().parent / "lexicon"
 
-# The kinds of signal a term can give. The first five are measures in their own right.
+# The kinds of signal a term can give. The first five are measures in their own right; `replacement`
+# ("replaces the ban with") marks a new measure taking an old one's place.
 MEASURE_KINDS = ("export_ban", "export_licence", "export_quota", "export_tax", "sanction")
-SIGNAL_KINDS = (*MEASURE_KINDS, "restriction", "easing", "supply")
+# Supply signals that are not export measures, each a `topic` of its own.
+TOPIC_KINDS = ("production", "tariff", "stockpile", "leadtime", "price", "trade_volume")
+SIGNAL_KINDS = (*MEASURE_KINDS, "restriction", "easing", "replacement", *TOPIC_KINDS)
+UNITS = {"day": 1, "week": 7, "month": 30, "year": 365}
 
 _LIST_FIELDS = ("stopwords", "negations", "unreliable_names", "masks", "date_triggers")
-_FIELDS = {"language", "gap_words", "months", "terms", *_LIST_FIELDS}
+_FIGURE_LISTS = ("price_words", "rises", "falls")
+_FIELDS = {"language", "gap_words", "months", "terms", "materials", "countries", "figures", *_LIST_FIELDS}
+_FIGURE_FIELDS = {"numbers", "units", "multipliers", *_FIGURE_LISTS}
 
 
 class LexiconError(ValueError):
     """A lexicon file that cannot be used, with the file and the place in it at fault."""
+
+
+@dataclass(frozen=True, eq=False)
+class Figures:
+    """Words that state a lead time or a price move in one language."""
+
+    numbers: Mapping[str, int]
+    units: Mapping[str, tuple[str, ...]]
+    multipliers: Mapping[str, float]
+    price_words: tuple[str, ...]
+    rises: tuple[str, ...]
+    falls: tuple[str, ...]
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,6 +58,10 @@ class LanguageLexicon:
     months: tuple[tuple[str, ...], ...]
     date_triggers: tuple[str, ...]
     terms: Mapping[str, tuple[str, ...]]
+    # Names of catalog materials and countries in this language that the catalog does not give.
+    materials: Mapping[str, tuple[str, ...]]
+    countries: Mapping[str, tuple[str, ...]]
+    figures: Figures
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,7 +146,49 @@ def _parse(data: dict[str, Any], name: str) -> LanguageLexicon:
         months=_months(data.get("months"), name),
         date_triggers=lists["date_triggers"],
         terms=MappingProxyType(checked),
+        materials=_names_table(data.get("materials", {}), f"{name}: materials"),
+        countries=_names_table(data.get("countries", {}), f"{name}: countries"),
+        figures=_figures(data.get("figures", {}), gap_words, f"{name}: figures"),
     )
+
+
+def _names_table(value: Any, where: str) -> Mapping[str, tuple[str, ...]]:
+    if not isinstance(value, dict):
+        raise LexiconError(f"{where}: must be a table of id = [names]")
+    return MappingProxyType({key: _words(names, f"{where}.{key}") for key, names in value.items()})
+
+
+def _figures(value: Any, gap_words: int, where: str) -> Figures:
+    if not isinstance(value, dict):
+        raise LexiconError(f"{where}: must be a table")
+    unknown = sorted(set(value) - _FIGURE_FIELDS)
+    if unknown:
+        raise LexiconError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    numbers = _number_table(value.get("numbers", {}), f"{where}.numbers", whole=True)
+    multipliers = _number_table(value.get("multipliers", {}), f"{where}.multipliers", whole=False)
+    units = value.get("units", {})
+    if not isinstance(units, dict) or set(units) - set(UNITS):
+        raise LexiconError(f"{where}.units: must be a table with keys among {', '.join(UNITS)}")
+    lists = {key: _words(value.get(key, []), f"{where}.{key}") for key in _FIGURE_LISTS}
+    for key, terms in (*lists.items(), ("multipliers", tuple(multipliers))):
+        for term in terms:
+            _check_term(term, gap_words, f"{where}.{key}")
+    return Figures(
+        numbers=MappingProxyType({fold(k): int(v) for k, v in numbers.items()}),
+        units=MappingProxyType({unit: _words(words, f"{where}.units.{unit}") for unit, words in units.items()}),
+        multipliers=MappingProxyType({fold(k): float(v) for k, v in multipliers.items()}),
+        **lists,
+    )
+
+
+def _number_table(value: Any, where: str, *, whole: bool) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise LexiconError(f"{where}: must be a table of word = number")
+    kinds = (int,) if whole else (int, float)
+    for key, number in value.items():
+        if isinstance(number, bool) or not isinstance(number, kinds):
+            raise LexiconError(f"{where}.{key}: must be a {'whole ' if whole else ''}number, got {number!r}")
+    return value
 
 
 def _words(value: Any, where: str) -> tuple[str, ...]:

@@ -8,9 +8,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Measure = Literal["export_ban", "export_licence", "export_quota", "export_tax", "sanction", "easing", "none"]
+Topic = Literal[
+    "export_control", "price", "leadtime", "production", "stockpile", "tariff", "trade_volume", "none"
+]
 Where = Literal["title", "text", ""]
 EvidenceKind = Literal[
-    "language", "material", "country", "signal", "ignored", "negated", "date", "decision", "relevance"
+    "language", "material", "country", "signal", "ignored", "negated", "date", "figure", "decision", "topic",
+    "relevance",
 ]
 
 
@@ -26,7 +30,7 @@ class Evidence(BaseModel):
 
 
 class Classification(BaseModel):
-    """A news item's materials, countries, trade measure and relevance to supply, with the evidence."""
+    """A news item's materials, countries, trade measure, supply topic, figures and relevance, with the evidence."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -34,7 +38,11 @@ class Classification(BaseModel):
     countries: tuple[str, ...] = ()
     measure: Measure = "none"
     effective_date: date | None = None
-    language: str = Field(default="und", description="en, nl, de, fr (one per lexicon file) or und")
+    language: str = Field(default="und", description="ISO 639-1 code of a lexicon's language, or und")
     relevant: bool = False
     score: float = Field(default=0.0, ge=0.0, le=1.0)
     evidence: tuple[Evidence, ...] = ()
+    topic: Topic = Field(default="none", description="export_control when a measure is found, else a supply signal")
+    leadtime_days: int | None = Field(default=None, description="a lead time the item states, in days")
+    price_change_pct: float | None = Field(default=None, description="a price move the item states, in percent")
+    days_until_in_force: int | None = Field(default=None, description="effective date minus publication date")

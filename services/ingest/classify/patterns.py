@@ -19,6 +19,8 @@ _WORD = re.compile(r"\w+")
 _KEY = re.compile(r"^\w+")
 _SENTENCE_WORD = r"[^\s;:!?]*[^\s.;:!?]"
 _GAP_MARK = ".."
+# Chinese has no spaces: a gap is a run of characters within one clause, about two per skipped word.
+_CJK_GAP = r"[^。！？；;!?\n]{{0,{chars}}}?"
 
 
 class TermError(ValueError):
@@ -105,6 +107,14 @@ def term_regex(term: str, *, gap_words: int = 4, literal: bool = False) -> str:
     return "(?<!\\w)" + "".join(parts) + "(?!\\w)"
 
 
+def cjk_regex(term: str, *, gap_words: int = 4) -> re.Pattern[str]:
+    """A Chinese term with `..` gaps: its pieces in order within one clause, no word boundaries."""
+    pieces = [piece.replace(" ", "") for piece in term.split(_GAP_MARK)]
+    if any(not piece for piece in pieces):
+        raise TermError(f"{term!r}: '..' must stand between two words")
+    return re.compile(_CJK_GAP.format(chars=2 * max(gap_words, 1) + 4).join(re.escape(p) for p in pieces))
+
+
 def is_cjk(text: str) -> bool:
     """True when the text has Chinese, Japanese or Korean characters, which have no spaces between words."""
     return any(unicodedata.east_asian_width(ch) == "W" for ch in text)
@@ -127,6 +137,7 @@ class TermSet:
         self._short: list[_Term] = []
         self._infix: dict[str, list[_Term]] = {}
         self._cjk: list[tuple[str, str]] = []
+        self._cjk_gapped: list[tuple[str, str, re.Pattern[str]]] = []
         seen: set[tuple[str, str]] = set()
         for raw, value in entries:
             term = raw if case_sensitive else fold(raw)
@@ -134,7 +145,10 @@ class TermSet:
                 continue
             seen.add((term, value))
             if is_cjk(term):
-                self._cjk.append((term, value))
+                if not literal and _GAP_MARK in term.split():
+                    self._cjk_gapped.append((term, value, cjk_regex(term, gap_words=(gaps or {}).get(term, gap_words))))
+                else:
+                    self._cjk.append((term.replace(" ", "") if not literal else term, value))
                 continue
             flags = 0 if case_sensitive else re.IGNORECASE
             gap = (gaps or {}).get(term, gap_words)
@@ -176,6 +190,9 @@ class TermSet:
             while position >= 0:
                 found.append((position, position + len(term), (term, value)))
                 position = haystack.find(term, position + len(term))
+        for term, value, regex in self._cjk_gapped:
+            for m in regex.finditer(haystack):
+                found.append((m.start(), m.end(), (term, value)))
         hits = []
         for start, end, entry in found:
             term, value = (entry.term, entry.value) if isinstance(entry, _Term) else entry
