@@ -70,6 +70,12 @@ class ReferenceData:
     study_scores: tuple[dict[str, Any], ...]
     study_shares: tuple[dict[str, Any], ...]
     manifest: Mapping[str, Any] = field(default_factory=dict)
+    _production_by_material: dict[str, list[dict[str, Any]]] = field(default_factory=dict, init=False, repr=False,
+                                                                      compare=False)
+
+    def __post_init__(self) -> None:
+        for r in self.production:
+            self._production_by_material.setdefault(r["material"], []).append(r)
 
     def citation(self, table: str) -> str:
         """"source, edition, licence" of a table, for configuration and reports."""
@@ -108,7 +114,7 @@ class ReferenceData:
     def world_production(self, material: str, stage: str, year: int, edition: str | None = None,
                          ) -> WorldProduction | None:
         """USGS world production of a material at a stage in a year: the newest edition that has it by default."""
-        rows = [r for r in self.production if r["material"] == material and r["stage"] == stage
+        rows = [r for r in self._production_by_material.get(material, ()) if r["stage"] == stage
                 and r["year"] == year and (edition is None or r["edition"] == edition)]
         if not rows:
             return None
@@ -127,12 +133,12 @@ class ReferenceData:
                                by_country=by_country, other=other, world=world)
 
     def production_years(self, material: str, stage: str | None = None) -> list[int]:
-        return sorted({r["year"] for r in self.production
-                       if r["material"] == material and (stage is None or r["stage"] == stage)})
+        return sorted({r["year"] for r in self._production_by_material.get(material, ())
+                       if stage is None or r["stage"] == stage})
 
     def production_stages(self, material: str) -> list[str]:
         """The stages USGS covers for a material, the one its EU production counts at first."""
-        return list(dict.fromkeys(r["stage"] for r in self.production if r["material"] == material))
+        return list(dict.fromkeys(r["stage"] for r in self._production_by_material.get(material, ())))
 
     def eu_production_t(self, material: str, year: int, eu_members: frozenset[str]) -> float | None:
         """EU-27 production in tonnes at the material's first stage, from the countries USGS names.
