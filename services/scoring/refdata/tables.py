@@ -16,11 +16,19 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from prometheus_client import Gauge
+
+log = logging.getLogger(__name__)
+# Rows per reference table in use (source = governance | production | study_scores | study_shares): a table
+# that drops to zero after a rebuild shows on the dashboard before it shows in a score.
+REFERENCE_ROWS = Gauge("mews_scoring_reference_rows", "Rows of each reference table scoring loaded", ["source"])
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 GOVERNANCE_FILE = "governance.csv"
@@ -194,5 +202,11 @@ def load_reference_data(data_dir: Path = DATA_DIR) -> ReferenceData:
                     "share": float(r["share"]), "below": r["below"] == "1", "t": _num(r["t"])}
                    for r in _rows(data_dir / STUDY_SHARES_FILE))
     manifest = json.loads((data_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+    counts = {"governance": len(governance), "production": len(production), "study_scores": len(scores),
+              "study_shares": len(shares)}
+    for name, rows in counts.items():
+        REFERENCE_ROWS.labels(name).set(rows)
+    log.info("reference data loaded", extra={"rows": counts, "editions": {
+        name: meta.get("edition", "") for name, meta in manifest.get("tables", {}).items()}})
     return ReferenceData(governance=governance, production=production, study_scores=scores, study_shares=shares,
                          manifest=manifest)

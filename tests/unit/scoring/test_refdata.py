@@ -192,3 +192,12 @@ def test_every_shipped_table_is_package_data_so_the_image_has_it():
     assert files
     assert all(any(fnmatch.fnmatch(f, pat) for pat in shipped) for f in files), files
     assert "COPY services ./services" in (ROOT / "Dockerfile").read_text()
+
+
+def test_loading_reports_the_rows_of_each_table_as_a_metric(built):
+    from prometheus_client import REGISTRY
+
+    load_reference_data.cache_clear()
+    ref = load_reference_data(built)
+    assert REGISTRY.get_sample_value("mews_scoring_reference_rows", {"source": "production"}) == len(ref.production)
+    assert REGISTRY.get_sample_value("mews_scoring_reference_rows", {"source": "governance"}) == len(ref.governance)
