@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install run test test-unit test-integration lint lock kafka-up kafka-down bench backtest clean
+.PHONY: help install run test test-unit test-integration lint lock kafka-up kafka-down bench backtest refdata clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -35,7 +35,15 @@ test-integration: install ## Run the tests on real Kafka, databases, SMTP and HT
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check .
-	$(BIN)/mypy shared services/scoring/indicators services/scoring/rules.py
+	$(BIN)/mypy shared services/scoring/indicators services/scoring/rules.py services/scoring/refdata \
+		services/scoring/config.py
+
+# The published files (WGI, USGS MCS, EU CRM study), one folder per publication; see docs/methodology.md.
+REFDATA_FROM ?= ../shared/data
+
+refdata: $(STAMP) ## Rebuild the shipped reference tables from REFDATA_FROM and print the check against the EU study
+	$(BIN)/mews refdata build --from $(REFDATA_FROM)
+	$(BIN)/mews refdata validate
 
 lock: ## Re-resolve requirements.lock (runtime, for the image) and requirements-dev.lock (tests) from pyproject.toml
 	$(BIN)/pip install -q uv

@@ -70,13 +70,13 @@ class LatenessSection(_Section):
 
 
 class PriceSection(_Section):
-    volatility_window: int = Field(30, ge=2)
-    ewma_lambda: float = Field(0.94, gt=0, lt=1)
-    ewma_window: int = Field(100, ge=1)
-    short_window: int = Field(10, ge=2)
-    long_window: int = Field(60, ge=3)
-    jump_window: int = Field(60, ge=2)
-    jump_min_returns: int = Field(20, ge=2)
+    volatility_window: int = Field(default=30, ge=2)
+    ewma_lambda: float = Field(default=0.94, gt=0, lt=1)
+    ewma_window: int = Field(default=100, ge=1)
+    short_window: int = Field(default=10, ge=2)
+    long_window: int = Field(default=60, ge=3)
+    jump_window: int = Field(default=60, ge=2)
+    jump_min_returns: int = Field(default=20, ge=2)
     jump_sd_floor: float = 0.10
 
     @model_validator(mode="after")
@@ -91,38 +91,38 @@ class PriceSection(_Section):
 
 
 class LeadtimeSection(_Section):
-    baseline_days: float = Field(365.0, gt=0)
-    trend_days: float = Field(90.0, gt=0)
+    baseline_days: float = Field(default=365.0, gt=0)
+    trend_days: float = Field(default=90.0, gt=0)
 
 
 class DependencySection(_Section):
     reporter: str = "EU27"
-    window_months: int = Field(12, ge=1)
+    window_months: int = Field(default=12, ge=1)
 
 
 class NormalisationSection(_Section):
-    volatility_ref: float = Field(0.6, gt=0)
-    price_trend_ref_pct: float = Field(50.0, gt=0)
-    leadtime_ratio_ref: float = Field(2.0, gt=1)
-    min_coverage: float = Field(0.5, ge=0, le=1)
+    volatility_ref: float = Field(default=0.6, gt=0)
+    price_trend_ref_pct: float = Field(default=50.0, gt=0)
+    leadtime_ratio_ref: float = Field(default=2.0, gt=1)
+    min_coverage: float = Field(default=0.5, ge=0, le=1)
 
 
 class HistorySection(_Section):
-    price_points: int = Field(400, ge=1)
-    price_series: int = Field(3, ge=1)
-    leadtime_quotes: int = Field(60, ge=1)
-    trade_periods: int = Field(24, ge=1)
-    evidence: int = Field(5, ge=1)
-    seen_ids: int = Field(200, ge=1)
-    controls: int = Field(50, ge=1)
+    price_points: int = Field(default=400, ge=1)
+    price_series: int = Field(default=3, ge=1)
+    leadtime_quotes: int = Field(default=60, ge=1)
+    trade_periods: int = Field(default=24, ge=1)
+    evidence: int = Field(default=5, ge=1)
+    seen_ids: int = Field(default=200, ge=1)
+    controls: int = Field(default=50, ge=1)
 
 
 class WeightsSection(_Section):
-    volatility: float | None = Field(None, ge=0)
-    price_trend: float | None = Field(None, ge=0)
-    leadtime: float | None = Field(None, ge=0)
-    concentration: float | None = Field(None, ge=0)
-    export_controls: float | None = Field(None, ge=0)
+    volatility: float | None = Field(default=None, ge=0)
+    price_trend: float | None = Field(default=None, ge=0)
+    leadtime: float | None = Field(default=None, ge=0)
+    concentration: float | None = Field(default=None, ge=0)
+    export_controls: float | None = Field(default=None, ge=0)
 
     def given(self) -> dict[str, float]:
         return {k: v for k, v in self.model_dump().items() if v is not None}
@@ -132,7 +132,7 @@ class GovernanceSection(_Section):
     """Which WGI dimension and year the governance-weighted HHI reads from the reference tables."""
 
     indicator: Literal["va", "pv", "ge", "rq", "rl", "cc"] = "pv"
-    year: int | None = Field(None, ge=1996)  # None: the latest year in the reference data
+    year: int | None = Field(default=None, ge=1996)  # None: the latest year in the reference data
 
 
 class RuleSpec(_Section):
@@ -145,7 +145,7 @@ class RuleSpec(_Section):
     warning: float | None = None
     critical: float | None = None
     clear: float | None = None
-    for_: Duration | None = Field(None, alias="for")
+    for_: Duration | None = Field(default=None, alias="for")
     description: str | None = None
     disabled: bool = False
 

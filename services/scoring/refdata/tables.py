@@ -16,11 +16,19 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from prometheus_client import Gauge
+
+log = logging.getLogger(__name__)
+# Rows per reference table in use (source = governance | production | study_scores | study_shares): a table
+# that drops to zero after a rebuild shows on the dashboard before it shows in a score.
+REFERENCE_ROWS = Gauge("mews_scoring_reference_rows", "Rows of each reference table scoring loaded", ["source"])
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 GOVERNANCE_FILE = "governance.csv"
@@ -70,6 +78,12 @@ class ReferenceData:
     study_scores: tuple[dict[str, Any], ...]
     study_shares: tuple[dict[str, Any], ...]
     manifest: Mapping[str, Any] = field(default_factory=dict)
+    _production_by_material: dict[str, list[dict[str, Any]]] = field(default_factory=dict, init=False, repr=False,
+                                                                      compare=False)
+
+    def __post_init__(self) -> None:
+        for r in self.production:
+            self._production_by_material.setdefault(r["material"], []).append(r)
 
     def citation(self, table: str) -> str:
         """"source, edition, licence" of a table, for configuration and reports."""
@@ -108,7 +122,7 @@ class ReferenceData:
     def world_production(self, material: str, stage: str, year: int, edition: str | None = None,
                          ) -> WorldProduction | None:
         """USGS world production of a material at a stage in a year: the newest edition that has it by default."""
-        rows = [r for r in self.production if r["material"] == material and r["stage"] == stage
+        rows = [r for r in self._production_by_material.get(material, ()) if r["stage"] == stage
                 and r["year"] == year and (edition is None or r["edition"] == edition)]
         if not rows:
             return None
@@ -127,12 +141,12 @@ class ReferenceData:
                                by_country=by_country, other=other, world=world)
 
     def production_years(self, material: str, stage: str | None = None) -> list[int]:
-        return sorted({r["year"] for r in self.production
-                       if r["material"] == material and (stage is None or r["stage"] == stage)})
+        return sorted({r["year"] for r in self._production_by_material.get(material, ())
+                       if stage is None or r["stage"] == stage})
 
     def production_stages(self, material: str) -> list[str]:
         """The stages USGS covers for a material, the one its EU production counts at first."""
-        return list(dict.fromkeys(r["stage"] for r in self.production if r["material"] == material))
+        return list(dict.fromkeys(r["stage"] for r in self._production_by_material.get(material, ())))
 
     def eu_production_t(self, material: str, year: int, eu_members: frozenset[str]) -> float | None:
         """EU-27 production in tonnes at the material's first stage, from the countries USGS names.
@@ -188,5 +202,11 @@ def load_reference_data(data_dir: Path = DATA_DIR) -> ReferenceData:
                     "share": float(r["share"]), "below": r["below"] == "1", "t": _num(r["t"])}
                    for r in _rows(data_dir / STUDY_SHARES_FILE))
     manifest = json.loads((data_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+    counts = {"governance": len(governance), "production": len(production), "study_scores": len(scores),
+              "study_shares": len(shares)}
+    for name, rows in counts.items():
+        REFERENCE_ROWS.labels(name).set(rows)
+    log.info("reference data loaded", extra={"rows": counts, "editions": {
+        name: meta.get("edition", "") for name, meta in manifest.get("tables", {}).items()}})
     return ReferenceData(governance=governance, production=production, study_scores=scores, study_shares=shares,
                          manifest=manifest)

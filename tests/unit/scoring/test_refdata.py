@@ -180,3 +180,24 @@ def test_full_published_files_build_the_shipped_tables_exactly(tmp_path):
     graphite = ref.world_production("natural-graphite", "extraction", 2023)
     assert graphite.shares()["CN"] == pytest.approx(1230000 / 1600000)
     assert compare_with_study(ref, 2021).spearman is not None
+
+
+def test_every_shipped_table_is_package_data_so_the_image_has_it():
+    import fnmatch
+    import tomllib
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    shipped = patterns["services.scoring.refdata"]
+    files = sorted(p.relative_to(DATA_DIR.parent).as_posix() for p in DATA_DIR.iterdir())
+    assert files
+    assert all(any(fnmatch.fnmatch(f, pat) for pat in shipped) for f in files), files
+    assert "COPY services ./services" in (ROOT / "Dockerfile").read_text()
+
+
+def test_loading_reports_the_rows_of_each_table_as_a_metric(built):
+    from prometheus_client import REGISTRY
+
+    load_reference_data.cache_clear()
+    ref = load_reference_data(built)
+    assert REGISTRY.get_sample_value("mews_scoring_reference_rows", {"source": "production"}) == len(ref.production)
+    assert REGISTRY.get_sample_value("mews_scoring_reference_rows", {"source": "governance"}) == len(ref.governance)
