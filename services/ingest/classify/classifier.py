@@ -53,7 +53,7 @@ class _Matchers:
     material_stems: TermSet
     country_names: TermSet
     country_exact: TermSet
-    signals: dict[str, TermSet]
+    signals: TermSet
     dates: DateFinder
     figures: FigureFinder
 
@@ -91,13 +91,14 @@ def classify_item(
 
     leadtime, price_change = _find_figures(parts, matchers, signals, evidence)
     if price_change is not None and abs(price_change.value) >= PRICE_SHOCK_PCT:
-        signals["price"].append(_Found("", Hit(0, 0, "price", "", price_change.match)))
+        # A large move counts as one price signal in the text, after any written one.
+        signals["price"].append(_Found("text", Hit(1 << 30, 1 << 30, "price", "", price_change.match)))
 
     weights = Counter({kind: 0 for kind in SIGNAL_KINDS})
     for kind, found in signals.items():
         weights[kind] = sum(TITLE_WEIGHT if f.where == "title" else TEXT_WEIGHT for f in found)
     measure, deciding = _decide_measure(weights, signals)
-    topic = _decide_topic(measure, weights)
+    topic = _decide_topic(measure, weights, signals)
     if deciding is None and topic != "none":
         deciding = topic
     material_ids = tuple(sorted({f.hit.value for f in materials}))
@@ -143,13 +144,15 @@ def classify_item(
 @functools.lru_cache(maxsize=8)
 def _matchers(catalog: Catalog, lexicon: Lexicon) -> _Matchers:
     languages = list(lexicon.languages.values())
-    signals: dict[str, TermSet] = {}
+    # One set of every kind's terms, searched in one pass; kinds do not compete for words (find_each).
+    gaps: dict[str, int] = {}
+    entries: list[tuple[str, str]] = []
     for kind in SIGNAL_KINDS:
-        gaps: dict[str, int] = {}
         for lex in languages:
             for term in lex.terms[kind]:
                 gaps[term] = max(gaps.get(term, 0), lex.gap_words)
-        signals[kind] = TermSet(((term, kind) for term in gaps), gaps=gaps)
+                entries.append((term, kind))
+    signals = TermSet(entries, gaps=gaps)
     material_ids = {m.id for m in catalog.materials}
     country_codes = {c.code for c in catalog.countries}
     for lex in languages:
@@ -220,9 +223,10 @@ def _find_signals(
 ) -> dict[str, list[_Found]]:
     signals: dict[str, list[_Found]] = {kind: [] for kind in SIGNAL_KINDS}
     for where, part in parts:
-        easing = matchers.signals["easing"].find(part)
-        for kind, terms in matchers.signals.items():
-            for hit in terms.find(part):
+        found = matchers.signals.find_each(part)
+        easing = found.get("easing", [])
+        for kind in SIGNAL_KINDS:
+            for hit in found.get(kind, ()):
                 # "will not lift the ban": the negation belongs to the easing verb, the ban still stands.
                 inside_easing = kind != "easing" and any(e.start <= hit.start < e.end for e in easing)
                 negation = None if inside_easing else _negation(part.folded, hit, negations)
@@ -271,9 +275,12 @@ def _negation(folded: str, hit: Hit, negations: frozenset[str]) -> str | None:
 
 
 def _decide_measure(weights: Counter[str], signals: dict[str, list[_Found]]) -> tuple[Measure, str | None]:
-    if weights["easing"]:
+    if weights["easing"] or weights["replacement"]:
         replacing = _replacing_measure(signals)
-        return (replacing, replacing) if replacing else ("easing", "easing")  # type: ignore[return-value]
+        if replacing:
+            return replacing, replacing  # type: ignore[return-value]
+    if weights["easing"]:
+        return "easing", "easing"
     specific = [kind for kind in MEASURE_KINDS if weights[kind]]
     if specific:
         best = max(specific, key=lambda kind: (weights[kind], -PRECEDENCE.index(kind)))
@@ -284,27 +291,38 @@ def _decide_measure(weights: Counter[str], signals: dict[str, list[_Found]]) -> 
 
 
 def _replacing_measure(signals: dict[str, list[_Found]]) -> str | None:
-    """The measure that takes the eased one's place: quotas named outside what is eased (a ban ends, quotas
+    """The measure that takes the eased one's place: quotas named besides what is eased (a ban ends, quotas
     follow), or a quota, tax or licence when the item says it replaces ("replaces the ban with")."""
-    eased = [(f.where, f.hit.start, f.hit.end) for f in signals["easing"]]
-
-    def inside(found: _Found) -> bool:
-        return any(w == found.where and s <= found.hit.start < e for w, s, e in eased)
-
+    measures = [f for kind in MEASURE_KINDS for f in signals[kind]]
+    eased: set[tuple[str, int]] = set()
+    for easing in signals["easing"]:
+        # What an easing eases is the first measure inside it: "lifts the ban, introduces quotas" eases the ban.
+        inside = [f for f in measures if f.where == easing.where and easing.hit.start <= f.hit.start < easing.hit.end]
+        if inside:
+            first = min(inside, key=lambda f: f.hit.start)
+            eased.add((first.where, first.hit.start))
     kinds = REPLACING if signals["replacement"] else ("export_quota",)
-    new = Counter(kind for kind in kinds for f in signals[kind] if not inside(f))
+    new = Counter(kind for kind in kinds for f in signals[kind] if (f.where, f.hit.start) not in eased)
     if not new:
         return None
     return max(new, key=lambda kind: (new[kind], -REPLACING.index(kind)))
 
 
-def _decide_topic(measure: str, weights: Counter[str]) -> Topic:
+def _decide_topic(measure: str, weights: Counter[str], signals: dict[str, list[_Found]]) -> Topic:
+    """export_control when there is a measure; else the supply signal weighed most, and on a tie the one
+    written first (the headline leads with what the item is about), then TOPIC_PRECEDENCE."""
     if measure != "none":
         return "export_control"
     found = [kind for kind in TOPIC_PRECEDENCE if weights[kind]]
     if not found:
         return "none"
-    return max(found, key=lambda kind: (weights[kind], -TOPIC_PRECEDENCE.index(kind)))  # type: ignore[return-value]
+
+    def first(kind: str) -> tuple[int, int]:
+        return min((f.where != "title", f.hit.start) for f in signals[kind])
+
+    return min(  # type: ignore[return-value]
+        found, key=lambda kind: (-weights[kind], first(kind), TOPIC_PRECEDENCE.index(kind))
+    )
 
 
 def _score(materials: list[_Found], signals: dict[str, list[_Found]], deciding: str | None) -> float:
