@@ -156,7 +156,8 @@ def _matchers(catalog: Catalog, lexicon: Lexicon) -> _Matchers:
     material_ids = {m.id for m in catalog.materials}
     country_codes = {c.code for c in catalog.countries}
     for lex in languages:
-        for table, known, what in ((lex.materials, material_ids, "material"), (lex.countries, country_codes, "country")):
+        named = ((lex.materials, material_ids, "material"), (lex.countries, country_codes, "country"))
+        for table, known, what in named:
             unknown = sorted(set(table) - known)
             if unknown:
                 raise LexiconError(f"{lex.language}.toml: unknown {what} id(s) {', '.join(unknown)}")
@@ -320,9 +321,8 @@ def _decide_topic(measure: str, weights: Counter[str], signals: dict[str, list[_
     def first(kind: str) -> tuple[int, int]:
         return min((f.where != "title", f.hit.start) for f in signals[kind])
 
-    return min(  # type: ignore[return-value]
-        found, key=lambda kind: (-weights[kind], first(kind), TOPIC_PRECEDENCE.index(kind))
-    )
+    best = min(found, key=lambda kind: (-weights[kind], first(kind), TOPIC_PRECEDENCE.index(kind)))
+    return best  # type: ignore[return-value]
 
 
 def _score(materials: list[_Found], signals: dict[str, list[_Found]], deciding: str | None) -> float:
