@@ -304,3 +304,26 @@ def test_development_figures_per_language_stay_at_or_above_their_floors(language
     figures = evaluate(row for row in DEV_ROWS if row["lang"] == language)[language].figures()
     for name, floor in DEV_FLOORS.items():
         assert figures[name] >= floor, f"{language} {name} {figures[name]:.3f} < {floor}"
+
+
+# The held-out set (tests/fixtures/news_heldout.jsonl) was written after the lexicon was frozen and run once; these are
+# its figures from that run (docs/classifier.md). Its misses are kept: a fix goes with moving the item to the
+# development set, so that these figures stay an estimate on unseen text.
+HELD_OUT_FLOORS = {
+    "de": {"relevant_accuracy": 1.000, "measure_accuracy": 1.000, "topic_accuracy": 0.909, "materials_f1": 0.928},
+    "en": {"relevant_accuracy": 1.000, "measure_accuracy": 0.909, "topic_accuracy": 1.000, "materials_f1": 0.952},
+    "es": {"relevant_accuracy": 1.000, "measure_accuracy": 1.000, "topic_accuracy": 1.000, "materials_f1": 0.952},
+    "fr": {"relevant_accuracy": 1.000, "measure_accuracy": 1.000, "topic_accuracy": 1.000, "materials_f1": 0.965},
+    "id": {"relevant_accuracy": 1.000, "measure_accuracy": 1.000, "topic_accuracy": 1.000, "materials_f1": 1.000},
+    "nl": {"relevant_accuracy": 1.000, "measure_accuracy": 1.000, "topic_accuracy": 1.000, "materials_f1": 0.923},
+    "pt": {"relevant_accuracy": 1.000, "measure_accuracy": 1.000, "topic_accuracy": 1.000, "materials_f1": 0.928},
+    "zh": {"relevant_accuracy": 1.000, "measure_accuracy": 0.916, "topic_accuracy": 0.916, "materials_f1": 1.000},
+}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_held_out_figures_per_language_stay_at_or_above_the_first_run(language: str) -> None:
+    rows = [row for row in read_rows(HELD_OUT) if row["lang"] == language]
+    figures = evaluate(rows)[language].figures()
+    for name, floor in HELD_OUT_FLOORS[language].items():
+        assert figures[name] >= floor, f"{language} {name} {figures[name]:.3f} < {floor}"
