@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.harness.trees import extract  # noqa: E402
 
-FIXTURES = [ROOT / "tests" / "fixtures" / "news_labelled.jsonl", ROOT / "tests" / "fixtures" / "news_heldout.jsonl"]
+FIXTURES = [ROOT / "tests" / "fixtures" / "news_labelled.jsonl",
+            *sorted((ROOT / "tests" / "fixtures").glob("news_heldout*.jsonl"))]
 
 
 def load_items() -> list[dict]:

@@ -44,6 +44,9 @@ REPLACING = ("export_quota", "export_tax", "export_licence")
 _CITATION = re.compile(r"(?<!\w)(?:no|nr|n°)\.?\s*\d+")
 _SENTENCE_END = re.compile(r"[.!?;:]\s")
 _WORDS = re.compile(r"[\w']+")
+_CASED_WORD = re.compile(r"[^\W\d_][\w'-]*")
+# After these a capital starts a sentence, a quote or a list item, not a name.
+_OPENERS = ".!?:;\"'“”«»(‘’-–—•|"
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,6 +57,7 @@ class _Matchers:
     country_names: TermSet
     country_exact: TermSet
     signals: TermSet
+    senses: TermSet
     dates: DateFinder
     figures: FigureFinder
 
@@ -86,6 +90,7 @@ def classify_item(
     evidence = [Evidence(kind="language", value=language, match=_counts(probability, counts))]
 
     materials = _find_materials(parts, matchers, lexicon.unreliable_names(language), evidence)
+    materials = _drop_other_senses(materials, parts, matchers, lexicon, language, evidence)
     countries = _find_countries(parts, matchers, evidence)
     signals = _find_signals(parts, matchers, lexicon.negations(language), evidence)
 
@@ -182,6 +187,7 @@ def _matchers(catalog: Catalog, lexicon: Lexicon) -> _Matchers:
             ((name, c.code) for c in catalog.countries for name in c.exact), literal=True, case_sensitive=True
         ),
         signals=signals,
+        senses=TermSet((term, mid) for lex in languages for mid, terms in lex.senses.items() for term in terms),
         dates=DateFinder(lexicon),
         figures=FigureFinder(lexicon),
     )
@@ -205,6 +211,74 @@ def _find_materials(
             found.append(_Found(where, hit))
             evidence.append(Evidence(kind="material", value=hit.value, match=hit.match, where=where))
     return found
+
+
+def _drop_other_senses(
+    materials: list[_Found],
+    parts: list[tuple[Where, FoldedText]],
+    matchers: _Matchers,
+    lexicon: Lexicon,
+    language: str,
+    evidence: list[Evidence],
+) -> list[_Found]:
+    """Materials named only in another sense: a context of another sense ("medal" for silver, "insurance" for
+    Portuguese "cobre") anywhere in the item, or only as a proper noun ("Graphite Bio", the bar "Zinc")."""
+    other: dict[str, str] = {}
+    for _, part in parts:
+        for material, hits in matchers.senses.find_each(part).items():
+            other.setdefault(material, hits[0].match)
+    lex = lexicon.languages.get(language)
+    proper = lex is not None and lex.lower_case_nouns
+    kept: list[_Found] = []
+    by_material: dict[str, list[_Found]] = {}
+    for found in materials:
+        by_material.setdefault(found.hit.value, []).append(found)
+    titles_cased = {where: _sentence_case(part) for where, part in parts}
+    for material, mentions in by_material.items():
+        if material in other:
+            reason = f"another sense: {other[material]}"
+        elif proper and _only_a_name(mentions, parts, titles_cased):
+            reason = "a proper noun"
+        else:
+            kept.extend(mentions)
+            continue
+        for f in mentions:
+            evidence.append(Evidence(kind="ignored", value=material, match=f"{f.hit.match} ({reason})", where=f.where))
+    return kept
+
+
+def _only_a_name(
+    mentions: list[_Found], parts: list[tuple[Where, FoldedText]], sentence_case: dict[Where, bool]
+) -> bool:
+    """Every mention a one-word name in capitals, at least one of them mid-sentence ("Shares of Graphite Bio"):
+    a mention at the start of a sentence could be either. Names of two words or more ("Lynas Rare Earths")
+    are kept: a company named so is in that business."""
+    if any(" " in f.hit.term for f in mentions):
+        return False
+    verdicts = [_proper_noun(f, parts, sentence_case) for f in mentions]
+    return True in verdicts and False not in verdicts
+
+
+def _sentence_case(part: FoldedText) -> bool:
+    """Most words start in lower case: a capital then marks a name (a Title Case headline says nothing)."""
+    words = _CASED_WORD.findall(part.original)
+    return len(words) >= 3 and sum(w[0].isupper() for w in words) * 2 <= len(words)
+
+
+def _proper_noun(
+    found: _Found, parts: list[tuple[Where, FoldedText]], sentence_case: dict[Where, bool]
+) -> bool | None:
+    """True for a capitalised mention mid-sentence in sentence-case text, False for a mention in lower case (or
+    an acronym), None where a capital says nothing (a sentence's start, a Title Case headline)."""
+    part = dict(parts)[found.where]
+    at = part.origin[found.hit.start]
+    original = part.original[at : part.origin[found.hit.end - 1] + 1]
+    if not original[:1].isupper() or original.isupper():
+        return False
+    before = part.original[:at].rstrip()
+    if not sentence_case[found.where] or not before or before[-1] in _OPENERS:
+        return None
+    return True
 
 
 def _find_countries(

@@ -327,3 +327,28 @@ def test_held_out_figures_per_language_stay_at_or_above_the_first_run(language: 
     figures = evaluate(rows)[language].figures()
     for name, floor in HELD_OUT_FLOORS[language].items():
         assert figures[name] >= floor, f"{language} {name} {figures[name]:.3f} < {floor}"
+
+
+@pytest.mark.parametrize(
+    ("title", "text"),
+    [
+        ("Zilver voor Femke Bol", "Femke Bol pakte zilver op de Olympische Spelen in Parijs."),
+        ("Silber für Deutschland", "Die deutschen Bahnradfahrerinnen holen im Teamsprint die Silbermedaille."),
+        ("Atleta conquista o ouro", "A brasileira conquistou o ouro no skate street."),
+        ("Seguro cobre danos da chuva", "A seguradora informou que a apólice cobre danos causados por enchentes."),
+        ("Koper gezocht", "De curator zoekt een koper voor de failliete fabriek."),
+        ("Graphite Bio shares slump", "Shares of Graphite Bio fell 40% after the biotech company paused a trial."),
+        ("Zinc ferme ses portes", "Le célèbre bar à vins Zinc a fermé jeudi."),
+    ],
+)
+def test_a_medal_money_a_verb_or_a_proper_noun_is_not_the_material(title: str, text: str) -> None:
+    result = classify_item(text, title=title)
+    assert result.materials == ()
+    assert any(e.kind == "ignored" for e in result.evidence)
+
+
+def test_a_capitalised_name_is_a_material_when_also_written_in_lower_case_or_in_a_title_case_headline() -> None:
+    assert classify_item("Shares of Graphite One rose as graphite prices soared.").materials == ("natural-graphite",)
+    assert classify_item("", title="China Bans Gallium Exports To US").materials == ("gallium",)
+    assert "rare-earths" in classify_item("Lynas Rare Earths said output rose.").materials
+    assert classify_item("Kupfer wird knapp, sagt der Verband.").materials == ("copper",)  # German nouns are capitalised
