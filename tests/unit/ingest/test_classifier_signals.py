@@ -351,4 +351,5 @@ def test_a_capitalised_name_is_a_material_when_also_written_in_lower_case_or_in_
     assert classify_item("Shares of Graphite One rose as graphite prices soared.").materials == ("natural-graphite",)
     assert classify_item("", title="China Bans Gallium Exports To US").materials == ("gallium",)
     assert "rare-earths" in classify_item("Lynas Rare Earths said output rose.").materials
-    assert classify_item("Kupfer wird knapp, sagt der Verband.").materials == ("copper",)  # German nouns are capitalised
+    # German capitalises every noun, so a capital says nothing there.
+    assert classify_item("Kupfer wird knapp, sagt der Verband.").materials == ("copper",)
