@@ -1,4 +1,4 @@
-"""Export-control news classifier: which materials, countries and trade measure an item is about, and why."""
+"""Supply news classifier: materials, countries, export measure, supply topic, figures and relevance, and why."""
 
 from services.ingest.classify.classifier import classify_item
 from services.ingest.classify.lexicon import Lexicon, LexiconError, load_lexicon

@@ -44,6 +44,9 @@ REPLACING = ("export_quota", "export_tax", "export_licence")
 _CITATION = re.compile(r"(?<!\w)(?:no|nr|n°)\.?\s*\d+")
 _SENTENCE_END = re.compile(r"[.!?;:]\s")
 _WORDS = re.compile(r"[\w']+")
+_CASED_WORD = re.compile(r"[^\W\d_][\w'-]*")
+# After these a capital starts a sentence, a quote or a list item, not a name.
+_OPENERS = ".!?:;\"'“”«»(‘’-–—•|"
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,7 +56,8 @@ class _Matchers:
     material_stems: TermSet
     country_names: TermSet
     country_exact: TermSet
-    signals: dict[str, TermSet]
+    signals: TermSet
+    senses: TermSet
     dates: DateFinder
     figures: FigureFinder
 
@@ -86,18 +90,20 @@ def classify_item(
     evidence = [Evidence(kind="language", value=language, match=_counts(probability, counts))]
 
     materials = _find_materials(parts, matchers, lexicon.unreliable_names(language), evidence)
+    materials = _drop_other_senses(materials, parts, matchers, lexicon, language, evidence)
     countries = _find_countries(parts, matchers, evidence)
     signals = _find_signals(parts, matchers, lexicon.negations(language), evidence)
 
     leadtime, price_change = _find_figures(parts, matchers, signals, evidence)
     if price_change is not None and abs(price_change.value) >= PRICE_SHOCK_PCT:
-        signals["price"].append(_Found("", Hit(0, 0, "price", "", price_change.match)))
+        # A large move counts as one price signal in the text, after any written one.
+        signals["price"].append(_Found("text", Hit(1 << 30, 1 << 30, "price", "", price_change.match)))
 
     weights = Counter({kind: 0 for kind in SIGNAL_KINDS})
     for kind, found in signals.items():
         weights[kind] = sum(TITLE_WEIGHT if f.where == "title" else TEXT_WEIGHT for f in found)
     measure, deciding = _decide_measure(weights, signals)
-    topic = _decide_topic(measure, weights)
+    topic = _decide_topic(measure, weights, signals)
     if deciding is None and topic != "none":
         deciding = topic
     material_ids = tuple(sorted({f.hit.value for f in materials}))
@@ -143,17 +149,20 @@ def classify_item(
 @functools.lru_cache(maxsize=8)
 def _matchers(catalog: Catalog, lexicon: Lexicon) -> _Matchers:
     languages = list(lexicon.languages.values())
-    signals: dict[str, TermSet] = {}
+    # One set of every kind's terms, searched in one pass; kinds do not compete for words (find_each).
+    gaps: dict[str, int] = {}
+    entries: list[tuple[str, str]] = []
     for kind in SIGNAL_KINDS:
-        gaps: dict[str, int] = {}
         for lex in languages:
             for term in lex.terms[kind]:
                 gaps[term] = max(gaps.get(term, 0), lex.gap_words)
-        signals[kind] = TermSet(((term, kind) for term in gaps), gaps=gaps)
+                entries.append((term, kind))
+    signals = TermSet(entries, gaps=gaps)
     material_ids = {m.id for m in catalog.materials}
     country_codes = {c.code for c in catalog.countries}
     for lex in languages:
-        for table, known, what in ((lex.materials, material_ids, "material"), (lex.countries, country_codes, "country")):
+        named = ((lex.materials, material_ids, "material"), (lex.countries, country_codes, "country"))
+        for table, known, what in named:
             unknown = sorted(set(table) - known)
             if unknown:
                 raise LexiconError(f"{lex.language}.toml: unknown {what} id(s) {', '.join(unknown)}")
@@ -178,6 +187,7 @@ def _matchers(catalog: Catalog, lexicon: Lexicon) -> _Matchers:
             ((name, c.code) for c in catalog.countries for name in c.exact), literal=True, case_sensitive=True
         ),
         signals=signals,
+        senses=TermSet((term, mid) for lex in languages for mid, terms in lex.senses.items() for term in terms),
         dates=DateFinder(lexicon),
         figures=FigureFinder(lexicon),
     )
@@ -203,6 +213,74 @@ def _find_materials(
     return found
 
 
+def _drop_other_senses(
+    materials: list[_Found],
+    parts: list[tuple[Where, FoldedText]],
+    matchers: _Matchers,
+    lexicon: Lexicon,
+    language: str,
+    evidence: list[Evidence],
+) -> list[_Found]:
+    """Materials named only in another sense: a context of another sense ("medal" for silver, "insurance" for
+    Portuguese "cobre") anywhere in the item, or only as a proper noun ("Graphite Bio", the bar "Zinc")."""
+    other: dict[str, str] = {}
+    for _, part in parts:
+        for material, hits in matchers.senses.find_each(part).items():
+            other.setdefault(material, hits[0].match)
+    lex = lexicon.languages.get(language)
+    proper = lex is not None and lex.lower_case_nouns
+    kept: list[_Found] = []
+    by_material: dict[str, list[_Found]] = {}
+    for found in materials:
+        by_material.setdefault(found.hit.value, []).append(found)
+    titles_cased = {where: _sentence_case(part) for where, part in parts}
+    for material, mentions in by_material.items():
+        if material in other:
+            reason = f"another sense: {other[material]}"
+        elif proper and _only_a_name(mentions, parts, titles_cased):
+            reason = "a proper noun"
+        else:
+            kept.extend(mentions)
+            continue
+        for f in mentions:
+            evidence.append(Evidence(kind="ignored", value=material, match=f"{f.hit.match} ({reason})", where=f.where))
+    return kept
+
+
+def _only_a_name(
+    mentions: list[_Found], parts: list[tuple[Where, FoldedText]], sentence_case: dict[Where, bool]
+) -> bool:
+    """Every mention a one-word name in capitals, at least one of them mid-sentence ("Shares of Graphite Bio"):
+    a mention at the start of a sentence could be either. Names of two words or more ("Lynas Rare Earths")
+    are kept: a company named so is in that business."""
+    if any(" " in f.hit.term for f in mentions):
+        return False
+    verdicts = [_proper_noun(f, parts, sentence_case) for f in mentions]
+    return True in verdicts and False not in verdicts
+
+
+def _sentence_case(part: FoldedText) -> bool:
+    """Most words start in lower case: a capital then marks a name (a Title Case headline says nothing)."""
+    words = _CASED_WORD.findall(part.original)
+    return len(words) >= 3 and sum(w[0].isupper() for w in words) * 2 <= len(words)
+
+
+def _proper_noun(
+    found: _Found, parts: list[tuple[Where, FoldedText]], sentence_case: dict[Where, bool]
+) -> bool | None:
+    """True for a capitalised mention mid-sentence in sentence-case text, False for a mention in lower case (or
+    an acronym), None where a capital says nothing (a sentence's start, a Title Case headline)."""
+    part = dict(parts)[found.where]
+    at = part.origin[found.hit.start]
+    original = part.original[at : part.origin[found.hit.end - 1] + 1]
+    if not original[:1].isupper() or original.isupper():
+        return False
+    before = part.original[:at].rstrip()
+    if not sentence_case[found.where] or not before or before[-1] in _OPENERS:
+        return None
+    return True
+
+
 def _find_countries(
     parts: list[tuple[Where, FoldedText]], matchers: _Matchers, evidence: list[Evidence]
 ) -> list[_Found]:
@@ -220,9 +298,10 @@ def _find_signals(
 ) -> dict[str, list[_Found]]:
     signals: dict[str, list[_Found]] = {kind: [] for kind in SIGNAL_KINDS}
     for where, part in parts:
-        easing = matchers.signals["easing"].find(part)
-        for kind, terms in matchers.signals.items():
-            for hit in terms.find(part):
+        found = matchers.signals.find_each(part)
+        easing = found.get("easing", [])
+        for kind in SIGNAL_KINDS:
+            for hit in found.get(kind, ()):
                 # "will not lift the ban": the negation belongs to the easing verb, the ban still stands.
                 inside_easing = kind != "easing" and any(e.start <= hit.start < e.end for e in easing)
                 negation = None if inside_easing else _negation(part.folded, hit, negations)
@@ -271,9 +350,12 @@ def _negation(folded: str, hit: Hit, negations: frozenset[str]) -> str | None:
 
 
 def _decide_measure(weights: Counter[str], signals: dict[str, list[_Found]]) -> tuple[Measure, str | None]:
-    if weights["easing"]:
+    if weights["easing"] or weights["replacement"]:
         replacing = _replacing_measure(signals)
-        return (replacing, replacing) if replacing else ("easing", "easing")  # type: ignore[return-value]
+        if replacing:
+            return replacing, replacing  # type: ignore[return-value]
+    if weights["easing"]:
+        return "easing", "easing"
     specific = [kind for kind in MEASURE_KINDS if weights[kind]]
     if specific:
         best = max(specific, key=lambda kind: (weights[kind], -PRECEDENCE.index(kind)))
@@ -284,27 +366,37 @@ def _decide_measure(weights: Counter[str], signals: dict[str, list[_Found]]) -> 
 
 
 def _replacing_measure(signals: dict[str, list[_Found]]) -> str | None:
-    """The measure that takes the eased one's place: quotas named outside what is eased (a ban ends, quotas
+    """The measure that takes the eased one's place: quotas named besides what is eased (a ban ends, quotas
     follow), or a quota, tax or licence when the item says it replaces ("replaces the ban with")."""
-    eased = [(f.where, f.hit.start, f.hit.end) for f in signals["easing"]]
-
-    def inside(found: _Found) -> bool:
-        return any(w == found.where and s <= found.hit.start < e for w, s, e in eased)
-
+    measures = [f for kind in MEASURE_KINDS for f in signals[kind]]
+    eased: set[tuple[str, int]] = set()
+    for easing in signals["easing"]:
+        # What an easing eases is the first measure inside it: "lifts the ban, introduces quotas" eases the ban.
+        inside = [f for f in measures if f.where == easing.where and easing.hit.start <= f.hit.start < easing.hit.end]
+        if inside:
+            first = min(inside, key=lambda f: f.hit.start)
+            eased.add((first.where, first.hit.start))
     kinds = REPLACING if signals["replacement"] else ("export_quota",)
-    new = Counter(kind for kind in kinds for f in signals[kind] if not inside(f))
+    new = Counter(kind for kind in kinds for f in signals[kind] if (f.where, f.hit.start) not in eased)
     if not new:
         return None
     return max(new, key=lambda kind: (new[kind], -REPLACING.index(kind)))
 
 
-def _decide_topic(measure: str, weights: Counter[str]) -> Topic:
+def _decide_topic(measure: str, weights: Counter[str], signals: dict[str, list[_Found]]) -> Topic:
+    """export_control when there is a measure; else the supply signal weighed most, and on a tie the one
+    written first (the headline leads with what the item is about), then TOPIC_PRECEDENCE."""
     if measure != "none":
         return "export_control"
     found = [kind for kind in TOPIC_PRECEDENCE if weights[kind]]
     if not found:
         return "none"
-    return max(found, key=lambda kind: (weights[kind], -TOPIC_PRECEDENCE.index(kind)))  # type: ignore[return-value]
+
+    def first(kind: str) -> tuple[int, int]:
+        return min((f.where != "title", f.hit.start) for f in signals[kind])
+
+    best = min(found, key=lambda kind: (-weights[kind], first(kind), TOPIC_PRECEDENCE.index(kind)))
+    return best  # type: ignore[return-value]
 
 
 def _score(materials: list[_Found], signals: dict[str, list[_Found]], deciding: str | None) -> float:

@@ -62,7 +62,9 @@ class DateFinder:
             re.compile(lead + rf"{m}\s*(?P<d>\d{{1,2}})(?:st|nd|rd|th)?(?!\d){year}?"),
             re.compile(lead + rf"{m}{year}"),
         )
-        self._year_only = re.compile(lead + rf"(?:(?:{_YEAR_WORDS})\s+)?(?P<y>20\d\d)(?!\d)(?:\s*年)?(?!\s*[./-]?\s*\d)")
+        self._year_only = re.compile(
+            lead + rf"(?:(?:{_YEAR_WORDS})\s+)?(?P<y>20\d\d)(?!\d)(?:\s*年)?(?!\s*[./-]?\s*\d)"
+        )
 
     def find(self, text: FoldedText, *, published: date | None = None, year_only: bool = False) -> FoundDate | None:
         """The first date that follows a trigger; the year comes from publication or the text if missing.
@@ -82,10 +84,8 @@ class DateFinder:
 
     def _to_date(self, found: re.Match[str], folded: str, published: date | None) -> date | None:
         groups = found.groupdict()
-        if groups.get("mn"):
-            month = int(groups["mn"])
-        else:
-            month = self._months[groups["m"]] if groups.get("m") else 1
+        # A bare year ("from 2027") has neither month group: January.
+        month = int(groups["mn"]) if groups.get("mn") else self._months.get(groups.get("m") or "", 1)
         day = int(groups["d"]) if groups.get("d") else 1
         if groups.get("y"):
             return _safe_date(int(groups["y"]), month, day)

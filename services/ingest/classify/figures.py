@@ -13,12 +13,12 @@ _SENTENCE = re.compile(r"[^.!?;。！？；]+(?:[.!?;。！？；]+|$)")
 # A decimal point is not a sentence end: "1.5 weeks", "3.5%".
 _DECIMAL = re.compile(r"(?<=\d)\.(?=\d)")
 # A percentage counts as a price move only this close to a price word (characters before, after it).
-_NEAR_BEFORE, _NEAR_AFTER = 45, 30
+_NEAR_BEFORE, _NEAR_AFTER = 45, 20
 _CJK_DIGITS = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _CJK_NUMBER = "[零一二两三四五六七八九十百]+"
 _PERCENT = (
     r"(?P<sign>[+\-−–])?\s*(?P<n>\d+(?:[.,]\d+)?)\s*"
-    r"(?:%|pct|percent|per cent|procent|prozent|pour cent|por ciento|por cento|persen)(?!\w)"
+    r"(?:%|pct|pc|percent|per cent|procent|prozent|pour cent|por ciento|por cento|persen)(?!\w)"
     r"|百分之(?P<cn>" + _CJK_NUMBER + r"|\d+(?:\.\d+)?)"
 )
 

@@ -25,7 +25,10 @@ UNITS = {"day": 1, "week": 7, "month": 30, "year": 365}
 
 _LIST_FIELDS = ("stopwords", "negations", "unreliable_names", "masks", "date_triggers")
 _FIGURE_LISTS = ("price_words", "rises", "falls")
-_FIELDS = {"language", "gap_words", "months", "terms", "materials", "countries", "figures", *_LIST_FIELDS}
+# German capitalises every noun; Chinese has no case.
+_CAPITALISED_NOUNS = {"de"}
+_NO_CASE = {"zh"}
+_FIELDS = {"language", "gap_words", "months", "terms", "materials", "countries", "figures", "senses", *_LIST_FIELDS}
 _FIGURE_FIELDS = {"numbers", "units", "multipliers", *_FIGURE_LISTS}
 
 
@@ -62,6 +65,10 @@ class LanguageLexicon:
     materials: Mapping[str, tuple[str, ...]]
     countries: Mapping[str, tuple[str, ...]]
     figures: Figures
+    # Terms of another sense: an item with one of a material's terms uses its name otherwise ("medal" for silver).
+    senses: Mapping[str, tuple[str, ...]]
+    # Whether common nouns are written in lower case, so that a capitalised name mid-sentence is a proper noun.
+    lower_case_nouns: bool
 
 
 @dataclass(frozen=True, eq=False)
@@ -149,7 +156,17 @@ def _parse(data: dict[str, Any], name: str) -> LanguageLexicon:
         materials=_names_table(data.get("materials", {}), f"{name}: materials"),
         countries=_names_table(data.get("countries", {}), f"{name}: countries"),
         figures=_figures(data.get("figures", {}), gap_words, f"{name}: figures"),
+        senses=_checked_table(data.get("senses", {}), gap_words, f"{name}: senses"),
+        lower_case_nouns=language not in _CAPITALISED_NOUNS and language not in _NO_CASE,
     )
+
+
+def _checked_table(value: Any, gap_words: int, where: str) -> Mapping[str, tuple[str, ...]]:
+    table = _names_table(value, where)
+    for key, terms in table.items():
+        for term in terms:
+            _check_term(term, gap_words, f"{where}.{key}")
+    return table
 
 
 def _names_table(value: Any, where: str) -> Mapping[str, tuple[str, ...]]:

@@ -19,6 +19,8 @@ _WORD = re.compile(r"\w+")
 _KEY = re.compile(r"^\w+")
 _SENTENCE_WORD = r"[^\s;:!?]*[^\s.;:!?]"
 _GAP_MARK = ".."
+# Han, kana, hangul and full-width forms: text without any has no Chinese term to find.
+_CJK_CHAR = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
 # Chinese has no spaces: a gap is a run of characters within one clause, about two per skipped word.
 _CJK_GAP = r"[^。！？；;!?\n]{{0,{chars}}}?"
 
@@ -134,7 +136,7 @@ class TermSet:
     ) -> None:
         self._case_sensitive = case_sensitive
         self._by_prefix: dict[str, list[_Term]] = {}
-        self._short: list[_Term] = []
+        self._short: dict[str, list[_Term]] = {}
         self._infix: dict[str, list[_Term]] = {}
         self._cjk: list[tuple[str, str]] = []
         self._cjk_gapped: list[tuple[str, str, re.Pattern[str]]] = []
@@ -162,35 +164,51 @@ class TermSet:
             if infix:
                 self._infix.setdefault(key, []).append(entry)
             elif len(key) < 3:
-                self._short.append(entry)
+                self._short.setdefault(key, []).append(entry)
             else:
                 self._by_prefix.setdefault(key[:3], []).append(entry)
 
     def find(self, text: FoldedText) -> list[Hit]:
         """Hits in the folded text (the original text for a case-sensitive set), longest first at a start."""
+        return leftmost_longest(self._hits(text))
+
+    def find_each(self, text: FoldedText) -> dict[str, list[Hit]]:
+        """The hits of each value on their own: values do not compete for the words (one pass for all kinds)."""
+        by_value: dict[str, list[Hit]] = {}
+        for hit in self._hits(text):
+            by_value.setdefault(hit.value, []).append(hit)
+        return {value: leftmost_longest(hits) for value, hits in by_value.items()}
+
+    def _hits(self, text: FoldedText) -> list[Hit]:
         haystack = text.original if self._case_sensitive else text.folded
+        # Only infix keys that occur somewhere are tried word by word.
+        infix = [(key, entries) for key, entries in self._infix.items() if key in haystack]
         found: list[tuple[int, int, _Term | tuple[str, str]]] = []
         for word in _WORD.finditer(haystack):
             start, token = word.start(), word.group(0)
             if not self._case_sensitive:
                 token = token.lower()
-            for entry in (*self._by_prefix.get(token[:3], ()), *self._short):
+            candidates = (
+                *self._by_prefix.get(token[:3], ()), *self._short.get(token[:1], ()), *self._short.get(token[:2], ())
+            )
+            for entry in candidates:
                 if token.startswith(entry.key):
                     m = entry.regex.match(haystack, start)
                     if m:
                         found.append((m.start(), m.end(), entry))
-            for key, entries in self._infix.items():
+            for key, entries in infix:
                 if key in token:
                     for entry in entries:
                         m = entry.regex.match(haystack, start)
                         if m:
                             found.append((m.start(), m.end(), entry))
-        for term, value in self._cjk:
+        cjk = (self._cjk or self._cjk_gapped) and _CJK_CHAR.search(haystack)
+        for term, value in self._cjk if cjk else ():
             position = haystack.find(term)
             while position >= 0:
                 found.append((position, position + len(term), (term, value)))
                 position = haystack.find(term, position + len(term))
-        for term, value, regex in self._cjk_gapped:
+        for term, value, regex in self._cjk_gapped if cjk else ():
             for m in regex.finditer(haystack):
                 found.append((m.start(), m.end(), (term, value)))
         hits = []
@@ -198,7 +216,7 @@ class TermSet:
             term, value = (entry.term, entry.value) if isinstance(entry, _Term) else entry
             match = text.original[start:end] if self._case_sensitive else text.original_span(start, end)
             hits.append(Hit(start, end, value, term, match))
-        return leftmost_longest(hits)
+        return hits
 
 
 def leftmost_longest(hits: Iterable[Hit]) -> list[Hit]:
