@@ -31,10 +31,15 @@ CONSUMER_LAG = Gauge("mews_consumer_lag_messages", "Messages on a topic not yet 
                      ["service", "topic"])
 
 
-def serve_metrics_port(settings: CommonSettings, registry: CollectorRegistry = REGISTRY) -> None:
-    """With MEWS_METRICS_PORT, serve /metrics on that port (a thread of its own) instead of the API's."""
-    if settings.metrics_port is not None:
-        start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+def serve_metrics_port(settings: CommonSettings, registry: CollectorRegistry = REGISTRY) -> Callable[[], None]:
+    """With MEWS_METRICS_PORT, serve /metrics on that port (a thread of its own) instead of the API's.
+
+    Returns what stops it (nothing to stop without the setting); the launchers let it end with the process.
+    """
+    if settings.metrics_port is None:
+        return lambda: None
+    server, _ = start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+    return server.shutdown
 
 
 def mount_observability(app: FastAPI, service: str, checks: dict[str, ReadinessCheck] | None = None,

@@ -124,7 +124,7 @@ def api_routes(app: FastAPI) -> list[APIRoute]:
     nests them; older versions list them flat)."""
     if hasattr(routing, "iter_route_contexts"):
         found = (openapi_utils._get_api_route_for_openapi(c) for c in routing.iter_route_contexts(app.routes))
-        return [r for r in found if r is not None]
+        return [r for r in found if r is not None]  # type: ignore[misc]
     return [r for r in app.routes if isinstance(r, APIRoute)]
 
 
@@ -135,12 +135,12 @@ def document_problems(app: FastAPI, per_route: Callable[[APIRoute], Iterable[int
         if app.openapi_schema is not None:
             return app.openapi_schema
         document = openapi_utils.get_openapi(title=app.title, version=app.version, description=app.description,
-                               routes=app.routes)
+                                             routes=app.routes)
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
         for model in (Problem, ValidationProblem):
-            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-            schemas.update(schema.pop("$defs", {}))
-            schemas[model.__name__] = schema
+            model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(model_schema.pop("$defs", {}))
+            schemas[model.__name__] = model_schema
         for name in ("HTTPValidationError", "ValidationError"):
             schemas.pop(name, None)
         for route in api_routes(app):
@@ -148,14 +148,14 @@ def document_problems(app: FastAPI, per_route: Callable[[APIRoute], Iterable[int
                 continue
             statuses = route_statuses(route) | set(per_route(route) if per_route else ())
             statuses |= {int(s) for s in route.responses if str(s).isdigit() and int(s) >= 400}
-            for method in route.methods:
+            for method in route.methods or ():
                 operation = document["paths"][route.path_format][method.lower()]
                 responses = operation.setdefault("responses", {})
                 for status in sorted(statuses):
-                    schema = "ValidationProblem" if status == 422 else "Problem"
+                    name = "ValidationProblem" if status == 422 else "Problem"
                     described = responses.get(str(status), {}).get("description") or HTTPStatus(status).phrase
                     responses[str(status)] = {"description": described, "content": {
-                        PROBLEM_MEDIA_TYPE: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+                        PROBLEM_MEDIA_TYPE: {"schema": {"$ref": f"#/components/schemas/{name}"}}}}
         app.openapi_schema = document
         return document
 

@@ -15,7 +15,8 @@ from shared.secrets import refuse_weak
 class CommonSettings(BaseSettings):
     """What every mews process needs: where Kafka is, which topic namespace, how to log."""
 
-    model_config = SettingsConfigDict(env_prefix="MEWS_", extra="ignore", frozen=True)
+    # A refused secret must not be echoed in the start-up error that refuses it.
+    model_config = SettingsConfigDict(env_prefix="MEWS_", extra="ignore", frozen=True, hide_input_in_errors=True)
 
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092",

@@ -9,6 +9,7 @@ legitimate client behind the same address keeps working. Counters live in the pr
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import OrderedDict
@@ -18,6 +19,7 @@ from typing import NoReturn
 from fastapi import HTTPException, Request, status
 from prometheus_client import Counter
 
+log = logging.getLogger(__name__)
 AUTH_FAILURES = Counter("mews_auth_failures_total", "Failed authentications, answered 401 or throttled with 429",
                         ["service", "outcome"])
 PREFIX_LENGTH = 13  # `mews_` and the 8 characters a notify key is looked up by; enough to name a static key too
@@ -44,6 +46,10 @@ class AuthThrottle:
         self._windows[subject] = (started, failures)
         while len(self._windows) > MAX_TRACKED:
             self._windows.popitem(last=False)
+        if failures == self.limit + 1:  # once per subject and window: the moment a guesser is noticed
+            # The address is logged; a key prefix is part of a key and is not.
+            log.warning("authentication throttled", extra={
+                "service": self.service, "by": subject[0], "address": subject[1] if subject[0] == "address" else ""})
         return started + self.window - now if failures > self.limit else None
 
     def refuse(self, request: Request, presented: str | None, detail: str = "a valid API key is required") -> NoReturn:

@@ -14,6 +14,7 @@ import contextlib
 import gc
 import json
 import logging
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -178,7 +179,9 @@ async def read_batch(request: Request) -> Batch:
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         # ValueError: bad JSON, or an integer of more digits than int() converts; RecursionError: nesting
         # deeper than the parser follows. Either is the client's body, never a 500.
-        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+        reason = ("nested too deeply" if isinstance(exc, RecursionError)
+                  else f"an integer has more than {sys.get_int_max_str_digits()} digits"
+                  if "integer string conversion" in str(exc) else str(exc)[:200])
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"body is not JSON mews can read: {reason}") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, 'body must be {"items": [...]}')

@@ -23,9 +23,9 @@ def _env(name: str) -> str:
 class ScoringSettings(CommonSettings):
     """Environment of `mews scoring run`; every variable of its own is MEWS_SCORING_<NAME>."""
 
-    # A raw key pasted by mistake where its digest belongs must not be echoed in a start-up error.
-    model_config = SettingsConfigDict(**CommonSettings.model_config, populate_by_name=True,
-                                      hide_input_in_errors=True)
+    # A raw key pasted by mistake where its digest belongs must not be echoed in a start-up error: the common
+    # settings hide the input of every error.
+    model_config = SettingsConfigDict(**CommonSettings.model_config, populate_by_name=True)
 
     port: int = Field(default=8002, ge=1, le=65535, validation_alias=_env("PORT"))
     # Loopback by default: exposing the API is a deliberate deployment choice (the k8s overlay sets 0.0.0.0).

@@ -90,3 +90,10 @@ def test_price_jump_reaches_the_subscriber_as_a_signed_webhook_with_its_evidence
     assert exposure.status_code == 200, exposure.text
     assert "Demo Radar Systems B.V." in exposure.text
 
+
+    # Each service as its launcher serves it: the security headers, and no `server: uvicorn` banner.
+    for service in ("ingest", "scoring", "notify"):
+        probe = httpx.get(f"{stack.url(service)}/healthz", timeout=10)
+        assert "server" not in probe.headers, service
+        assert probe.headers["x-frame-options"] == "DENY"
+        assert probe.headers["cache-control"] == "no-store"

@@ -18,7 +18,8 @@ def test_production_refuses_the_development_link_key() -> None:
 
 def test_production_refuses_private_webhook_targets() -> None:
     with pytest.raises(ValidationError, match="PRIVATE_WEBHOOK"):
-        NotifySettings(environment="production", link_signing_key=STRONG_KEY, smtp_starttls=True, allow_private_webhook_targets=True)
+        NotifySettings(environment="production", link_signing_key=STRONG_KEY, smtp_starttls=True,
+                       allow_private_webhook_targets=True)
 
 
 def test_https_is_required_outside_development() -> None:
