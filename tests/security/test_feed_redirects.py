@@ -77,6 +77,27 @@ async def test_redirects_to_private_mapped_tunnelled_or_loopback_addresses_are_d
     assert all(reason.startswith("unsafe_redirect: ") for reason in reasons.values())
 
 
+async def test_a_feed_name_rebinding_to_loopback_is_refused_on_its_next_connection(
+        kafka_bootstrap, kafka_topics, tmp_path):
+    server = Server(routes={"/prices.csv": answer(200, (FIX / "prices.csv").read_bytes())})
+    with serving(server):
+        resolver = StubResolver(feeds_test=[[PUBLIC], ["127.0.0.1"]])
+        network = StagedNetwork({PUBLIC: server.port})
+        config = parse_sources(csv_sources({"rebinding": "http://feeds.test/prices.csv"}), tmp_path)
+        reports = []
+        async with open_ingestion(settings_for(kafka_bootstrap, kafka_topics, tmp_path / "state")) as ingestion:
+            for _ in range(2):  # a client per poll: each poll opens a new connection and resolves again
+                transport = pinned_transport(OutboundPolicy(resolve=resolver), inner=network)
+                async with httpx.AsyncClient(transport=transport) as client:
+                    [report] = await poll_once(config, dataclasses.replace(ingestion, client=client))
+                    reports.append(report)
+    assert reports[0].counts == {"published": 6}
+    assert reports[1].error.startswith("unsafe_target: address 127.0.0.1 is loopback")
+    assert resolver.calls == ["feeds.test", "feeds.test"]
+    assert network.attempts == [(PUBLIC, 80)]
+    assert server.requested("/prices.csv") == 1
+
+
 async def test_a_source_on_a_loopback_address_is_refused_unless_private_sources_are_allowed(
         kafka_bootstrap, kafka_topics, tmp_path):
     server = Server(routes={"/prices.csv": answer(200, (FIX / "prices.csv").read_bytes())})

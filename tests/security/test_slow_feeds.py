@@ -58,9 +58,8 @@ async def test_a_trickling_source_listed_first_does_not_delay_the_normal_one(kaf
             reports = {r.source: r for r in await poll_once(config, ingestion)}
     assert reports["normal"].counts == {"published": 6}
     assert reports["slow"].error.startswith("timeout")
-    # The normal source was fetched while the slow one was still sending, not after it.
+    # The normal source was fetched before the slow one had finished sending (both start at once), not after it.
     normal_at = server.order_of("request", "/prices.csv")
-    assert server.order_of("request", "/slow.csv") < normal_at
     assert all(n > normal_at for event, _, n in server.events if event == "finished")
 
 

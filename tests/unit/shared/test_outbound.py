@@ -143,3 +143,11 @@ async def test_each_refusal_is_counted_by_its_kind() -> None:
     with pytest.raises(TargetRefused):
         await backend.connect_tcp("metadata.example", 80)
     assert counted() == before + 1
+
+
+@pytest.mark.parametrize("host", ["0x7f000001", "2130706433", "127.1", "0177.0.0.1"])
+async def test_numeric_spellings_of_loopback_are_refused_through_the_real_resolver(host: str) -> None:
+    # The C library reads these as 127.0.0.1 without asking DNS; whatever they resolve to is checked.
+    with pytest.raises(TargetRefused) as refused:
+        await OutboundPolicy().addresses(host, 80)
+    assert refused.value.refusal.kind in ("loopback", "unresolvable")
