@@ -38,10 +38,38 @@ INDICATORS: dict[str, tuple[str, str]] = {
     "export_controls_active": ("export controls in force", "count"),
     "export_control_severity": ("severity of export controls in force", "number"),
     "risk_score": ("risk score", "score"),
+    "stock_tonnes": ("stocks held", "tonnes"),
+    "stock_cover_days": ("stock cover", "days"),
 }
+# The parameters whose evolution the Commission monitors under CRMA Art. 20(1)(a)-(g) (Regulation (EU)
+# 2024/1252): every rule, and so every breach and alert, names the one it belongs to.
+PARAMETERS = ("trade_flows", "supply_and_demand", "concentration_of_supply", "production_capacity",
+              "price_volatility", "bottlenecks", "trade_barriers")
+# The parameter a rule on an indicator belongs to when the rule does not name one.
+INDICATOR_PARAMETERS: dict[str, str] = {
+    **dict.fromkeys(("price", "price_change_1d_pct", "price_change_7d_pct", "price_change_30d_pct",
+                     "price_volatility", "price_volatility_ewma", "price_volatility_ratio", "price_jump_z"),
+                    "price_volatility"),
+    **dict.fromkeys(("leadtime_days", "leadtime_baseline_days", "leadtime_ratio", "leadtime_trend_days_per_30d"),
+                    "bottlenecks"),
+    **dict.fromkeys(("concentration_hhi", "governance_hhi", "top_origin_share"), "concentration_of_supply"),
+    **dict.fromkeys(("non_eu_share", "import_reliance"), "trade_flows"),
+    **dict.fromkeys(("export_controls_active", "export_control_severity"), "trade_barriers"),
+    "stock_cover_days": "supply_and_demand",
+    # The composite's largest default weights (concentration, export controls) are about who supplies.
+    "risk_score": "concentration_of_supply",
+}
+
+
+def parameter_of(indicator: str) -> str:
+    """The CRMA Art. 20(1) parameter an indicator informs ("leadtime_days.CN" like "leadtime_days")."""
+    return INDICATOR_PARAMETERS.get(indicator.split(".", 1)[0], "supply_and_demand")
+
+
 COMPONENTS = ("volatility", "price_trend", "leadtime", "concentration", "export_controls")
-KINDS = ("price", "news", "trade", "leadtime")
-_RULE_KEYS = {"name", "indicator", "direction", "warning", "critical", "clear", "for", "description", "disabled"}
+KINDS = ("price", "news", "trade", "leadtime", "stock")
+_RULE_KEYS = {"name", "indicator", "direction", "warning", "critical", "clear", "for", "description", "disabled",
+              "parameter", "source"}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -93,6 +121,7 @@ class History:
     evidence: int = 5
     seen_ids: int = 200
     controls: int = 50
+    stock_holders: int = 20
 
 
 @dataclass(frozen=True)
@@ -113,6 +142,8 @@ class ScoringConfig:
     governance_default: float = 0.5
     governance_source: str = ""
     eu_production_t: dict[str, float] = field(default_factory=dict)
+    # EU consumption per year, for days of stock cover where trade data has no quantities.
+    consumption_t_per_year: dict[str, float] = field(default_factory=dict)
     normalisation: Normalisation = Normalisation()
     history: History = History()
 
@@ -174,8 +205,14 @@ def build_rule(name: str, spec: dict[str, Any], where: str, base: Rule | None = 
         raise ConfigError(f"{label}: clear {clear:g} must not be {direction} the first threshold {first:g}")
     for_seconds = parse_duration(spec["for"], f"{label} for") if "for" in spec else (base.for_seconds if base else 0.0)
     description = str(spec.get("description", base.description if base else ""))
+    parameter = spec.get("parameter", base.parameter if base and indicator == base.indicator else None) or \
+        parameter_of(str(indicator))
+    if parameter not in PARAMETERS:
+        raise ConfigError(f"{label}: parameter {parameter!r} is not a CRMA Art. 20(1) monitoring parameter "
+                          f"(known: {', '.join(PARAMETERS)})")
+    source = str(spec.get("source", base.source if base else ""))
     return Rule(name=name, indicator=str(indicator), direction=direction, warning=warning, critical=critical,
-                clear=clear, for_seconds=for_seconds, description=description)
+                clear=clear, for_seconds=for_seconds, description=description, parameter=parameter, source=source)
 
 
 def _weights(table: Any, where: str) -> dict[str, float]:
@@ -224,17 +261,22 @@ def parse_config(data: dict[str, Any]) -> ScoringConfig:
     material_rules: dict[str, tuple[Rule, ...]] = {}
     material_weights: dict[str, dict[str, float]] = {}
     eu_production: dict[str, float] = {}
+    consumption: dict[str, float] = {}
     for material, table in data.get("materials", {}).items():
         where = f"materials.{material}"
         if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", material):
             raise ConfigError(f"{where}: material ids are lower-case slugs like 'rare-earths'")
-        unknown = set(table) - {"rules", "weights", "eu_production_t"}
+        unknown = set(table) - {"rules", "weights", "eu_production_t", "consumption_t_per_year"}
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
         if "weights" in table:
             material_weights[material] = _weights(table["weights"], f"{where}.weights")
         if "eu_production_t" in table:
             eu_production[material] = _number(table["eu_production_t"], f"{where}.eu_production_t")
+        if "consumption_t_per_year" in table:
+            consumption[material] = _number(table["consumption_t_per_year"], f"{where}.consumption_t_per_year")
+            if consumption[material] <= 0:
+                raise ConfigError(f"{where}.consumption_t_per_year: must be positive")
         if "rules" in table:
             merged = dict(defaults)
             for name, spec in table["rules"].items():
@@ -307,7 +349,7 @@ def parse_config(data: dict[str, Any]) -> ScoringConfig:
         reporter=str(dep.get("reporter", "EU27")),
         trade_window_months=_int(dep, "window_months", 12, "dependency"),
         governance=scores, governance_default=default_gov, governance_source=str(gov.get("source", "")),
-        eu_production_t=eu_production, normalisation=normalisation, history=history)
+        eu_production_t=eu_production, consumption_t_per_year=consumption, normalisation=normalisation, history=history)
 
 
 def load_config(path: Path | None = None) -> ScoringConfig:

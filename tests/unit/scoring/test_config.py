@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.scoring.config import ConfigError, load_config, parse_config, parse_duration
+from services.scoring.config import PARAMETERS, ConfigError, load_config, parse_config, parse_duration
 
 RULE = {"name": "price-change-1d", "indicator": "price_change_1d_pct", "direction": "above", "warning": 20,
         "critical": 40, "clear": 10, "for": "0s"}
@@ -39,6 +39,7 @@ def test_material_can_disable_a_rule_and_add_its_own():
     ({"for": "soon"}, "not a duration"),
     ({"warning": None, "critical": None}, "needs a warning or a critical"),
     ({"threshold": 3}, "unknown key"),
+    ({"parameter": "vibes"}, "not a CRMA Art. 20\\(1\\) monitoring parameter"),
 ])
 def test_invalid_rule_is_refused_with_an_error_naming_the_rule(change, message):
     spec = {k: v for k, v in {**RULE, **change}.items() if v is not None}
@@ -79,3 +80,26 @@ def test_invalid_price_parameters_are_refused_with_an_error_naming_them(price, m
 def test_shipped_config_floors_the_jump_z_score():
     price = load_config().price
     assert (price.jump_min_returns, price.jump_sd_floor) == (20, 0.10)
+
+
+def test_every_shipped_rule_names_its_crma_parameter_and_its_source():
+    cfg = load_config()
+    for material in ("gallium", "lithium", "nickel", "copper"):
+        for rule in cfg.rules_for(material):
+            assert rule.parameter in PARAMETERS, rule.name
+            assert rule.source, rule.name
+    by_name = {r.name: r for r in cfg.rules}
+    assert (by_name["crma-single-country"].indicator, by_name["crma-single-country"].warning) == (
+        "top_origin_share", 0.65)
+    assert (by_name["strategic-dependency-hhi"].indicator, by_name["strategic-dependency-hhi"].warning) == (
+        "concentration_hhi", 4000.0)
+    assert "Art. 5(1)(d)" in by_name["crma-single-country"].source
+    assert "SWD(2021) 352" in by_name["strategic-dependency-hhi"].source
+
+
+def test_a_rule_without_a_parameter_takes_its_indicators_and_an_override_keeps_it():
+    cfg = parse_config({"rules": [RULE, {"name": "lt", "indicator": "leadtime_days.CN", "warning": 90, "clear": 60,
+                                         "parameter": "trade_barriers"}],
+                        "materials": {"tin": {"rules": {"lt": {"warning": 100}}}}})
+    assert cfg.rules[0].parameter == "price_volatility"
+    assert {r.name: r.parameter for r in cfg.rules_for("tin")}["lt"] == "trade_barriers"
