@@ -14,6 +14,7 @@ COMMANDS = {
     "news": "services.ingest.cli:news",
     "scoring": "services.scoring.cli:scoring",
     "backtest": "services.scoring.cli:backtest",
+    "trade": "services.scoring.cli:trade",
     "notify": "services.notify.cli:notify",
 }
 

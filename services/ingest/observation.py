@@ -297,8 +297,9 @@ def _country(catalog: MaterialCatalog, value: Any) -> str | None:
     if not text:
         return None
     if re.fullmatch(r"[A-Z]{2}", text):
-        # Comext writes Greece as EL and the United Kingdom as UK (EU protocol codes); ISO 3166 says GR, GB.
-        code = {"EL": "GR", "UK": "GB"}.get(text, text)
+        # Comext writes Greece as EL, the United Kingdom as UK (EU protocol codes) and Serbia as XS (Eurostat
+        # geonomenclature); ISO 3166 says GR, GB, RS.
+        code = {"EL": "GR", "UK": "GB", "XS": "RS"}.get(text, text)
         resolved = catalog.resolve_country(code)
         return code if resolved == code else None
     return catalog.resolve_country(text)

@@ -9,6 +9,35 @@ from pathlib import Path
 import click
 
 scoring = click.Group("scoring", help="The scoring service: indicators, rules and breaches from the input topics.")
+trade = click.Group("trade", help="Trade dependency figures for analysts, from trade files.")
+
+
+@trade.command("shares")
+@click.option("--file", "path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A Comext bulk file or extract (CSV).")
+@click.option("--material", required=True, help="Catalog material id (or a name of it), e.g. gallium.")
+@click.option("--period", required=True, help="YYYY or YYYY-MM.")
+def trade_shares(path: Path, material: str, period: str) -> None:
+    """Print the EU's extra-EU import shares by partner, their HHI and the top partner as JSON."""
+    import json
+
+    from services.ingest.observation import normalise_period
+    from services.scoring.shares import import_shares_of, read_comext_file
+    from shared.catalog import load_catalog
+
+    material_id = load_catalog().resolve_material(material)
+    if material_id is None:
+        raise click.BadParameter(f"{material!r} is not a material of the catalog", param_hint="--material")
+    wanted = normalise_period(period)
+    if wanted is None:
+        raise click.BadParameter(f"{period!r} is not YYYY or YYYY-MM", param_hint="--period")
+    read = read_comext_file(path)
+    for reason, count in sorted(read.unreadable.items()):
+        click.echo(f"unusable: {count} x {reason}", err=True)
+    shares = import_shares_of(read.flows, material_id, wanted)
+    if shares is None:
+        raise click.ClickException(f"no EU27 imports of {material_id} in {wanted} in {path.name}")
+    click.echo(json.dumps({**shares, "file": path.name}, indent=1))
 
 
 @click.command("backtest")
