@@ -89,6 +89,8 @@ def test_the_crma_and_eu_screen_default_rules_fire_on_real_gallium_imports():
     assert fired["crma-single-country"] == ("2022", "warning", "concentration_of_supply")
     assert fired["strategic-dependency-hhi"] == ("2022", "warning", "concentration_of_supply")
     assert fired["import-concentration"][:2] == ("2022", "critical")
+    assert {name: r.open_severity for name, r in state.rules.items()} == {
+        "crma-single-country": "warning", "strategic-dependency-hhi": "warning", "import-concentration": "critical"}
     ind = state.flat_indicators()
     assert ind["concentration_hhi"] == pytest.approx(shares(EXTRACT, "gallium", "2024")["hhi"])
     assert ind["non_eu_share"] == pytest.approx(11_255_579.537 / (11_255_579.537 + 3_017_881.641))
