@@ -21,6 +21,7 @@ import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from services.ingest import metrics
 from services.ingest.config import SourceConfig
 from services.ingest.observation import Candidate, Malformed, Record, parse_number
 from services.ingest.sources.table import Row, looks_like_json, read_json_records, read_rows
@@ -127,6 +128,8 @@ def _summed(reporter: str, members: list[Candidate], source: SourceConfig) -> It
         values = [m.fields.get(name) for m in good]
         # One row without it: a partial sum would understate the flow, so the total is unknown too.
         totals[name] = None if any(_blank(v) for v in values) else math.fsum(parse_number(v) for v in values)
+    if len(good) > 1:
+        metrics.TRADE_ROWS_SUMMED.labels(source.name).inc(len(good))
     fields = {**good[0].fields, "reporter": reporter, **totals}
     yield Candidate("trade", source.name, fields, b"".join(m.raw for m in good))
 

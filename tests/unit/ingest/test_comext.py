@@ -63,7 +63,14 @@ NL,JP,E,81129289,1,2,202352,10,1
 
 
 def test_bulk_rows_of_several_statistical_procedures_sum_and_a_bad_number_stays_apart(catalog, limits):
+    from prometheus_client import REGISTRY
+
+    def summed() -> float:
+        return REGISTRY.get_sample_value("mews_ingest_trade_rows_summed_total", {"source": "comext-test"}) or 0.0
+
+    before = summed()
     outcomes = [normalise_trade(r, catalog, limits) for r in read_comext(BULK, source(eu27_total=True))]
+    assert summed() - before == 3  # NL's two procedures and DE's row into the one EU27 flow from CN
     events = {e.partner: e for o in outcomes if isinstance(o, Accepted) for e in o.events}
     assert (events["CN"].value_eur, events["CN"].quantity_kg, events["CN"].period) == (1_750_000, 3500, "2023")
     assert events["RS"].quantity_kg is None  # Eurostat's XS is Serbia; a blank quantity is not a zero
