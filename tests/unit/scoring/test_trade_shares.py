@@ -107,3 +107,19 @@ def test_full_extract_gives_the_published_gallium_figures():
         assert out["top_partner"] == "CN"
     last = shares(FULL, "gallium", "2024")["partners"]
     assert (last["CA"], last["RU"]) == (pytest.approx(0.154, abs=0.0005), pytest.approx(0.132, abs=0.0005))
+
+
+def test_a_bulk_file_with_quantities_gives_shares_by_quantity_and_says_so(tmp_path):
+    bulk = tmp_path / "full_v2_202452.dat"
+    bulk.write_text("REPORTER,PARTNER,TRADE_TYPE,PRODUCT_NC,FLOW,STAT_PROCEDURE,PERIOD,VALUE_EUR,QUANTITY_KG\n"
+                    "NL,CN,E,81129289,1,1,202452,900000,3000\n"
+                    "NL,CN,E,81129289,1,2,202452,100000,1000\n"
+                    "DE,CA,E,81129289,1,1,202452,2000000,1000\n"
+                    "DE,FR,I,81129289,1,1,202452,500000,2000\n", encoding="utf-8")
+    out = shares(bulk, "gallium", "2024")
+    # By kg: CN 4,000 of 5,000 extra-EU (by value CA would lead); FR's 2,000 kg are intra-EU, beside the shares.
+    assert (out["basis"], out["unit"]) == ("quantity", "kg")
+    assert (out["extra_eu_total"], out["intra_eu_total"]) == (5000.0, 2000.0)
+    assert out["partners"] == pytest.approx({"CN": 0.8, "CA": 0.2})
+    assert out["hhi"] == pytest.approx(80**2 + 20**2)
+    assert out["top_partner"] == "CN"
