@@ -24,7 +24,7 @@ class ExtraEU:
 def split_extra_eu(amounts: Mapping[str, float], members: frozenset[str] = EU_MEMBERS) -> ExtraEU:
     """Extra-EU shares of imports by origin; intra-EU trade (re-exports, mostly) is kept out of them.
 
-    The CRMA benchmark of Art. 5(1)(d) and the EU dependency screens are about supply from third countries, so
+    The CRMA benchmark of Art. 5(1)(b) and the EU dependency screens are about supply from third countries, so
     a member state shipping on Chinese gallium must not dilute China's share.
     """
     extra = {c: v for c, v in amounts.items() if c not in members}

@@ -93,7 +93,7 @@ def test_every_shipped_rule_names_its_crma_parameter_and_its_source():
         "top_origin_share", 0.65)
     assert (by_name["strategic-dependency-hhi"].indicator, by_name["strategic-dependency-hhi"].warning) == (
         "concentration_hhi", 4000.0)
-    assert "Art. 5(1)(d)" in by_name["crma-single-country"].source
+    assert "Art. 5(1)(b)" in by_name["crma-single-country"].source
     assert "SWD(2021) 352" in by_name["strategic-dependency-hhi"].source
 
 
