@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install run test test-unit test-integration lint lock kafka-up kafka-down bench backtest refdata clean
+.PHONY: help install run test test-unit test-integration lint lock kafka-up kafka-down bench backtest backtest-2023 refdata clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -67,7 +67,15 @@ kafka-up: ## Start the local Kafka broker alone (KAFKA_PORT, default 9092)
 kafka-down: ## Stop the local Kafka broker
 	bash deploy/local/kafka.sh stop
 
-backtest: $(STAMP) ## Replay the World Bank Pink Sheet through the scoring rules; report in var/backtest.csv
+# The Pink Sheet editions in the shared data folder beside the repository: the 2026 one (prices to 2026-05, no code
+# row) by default; the 2023 one is the edition tests/fixtures/scoring/expected_extract.* were made from.
+PINKSHEET      ?= ../shared/data/worldbank-cmo-monthly-2026/CMO-Historical-Data-Monthly.xlsx
+PINKSHEET_2023 ?= ../shared/data/worldbank-cmo-monthly/CMO-Historical-Data-Monthly.xlsx
+
+backtest: $(STAMP) ## Replay the World Bank Pink Sheet (2026 edition) through the scoring rules; report in var/backtest.csv
 	mkdir -p var
-	$(BIN)/mews backtest --prices ../shared/data/worldbank-cmo-monthly/CMO-Historical-Data-Monthly.xlsx \
-		--format csv --out var/backtest.csv
+	$(BIN)/mews backtest --prices $(PINKSHEET) --format csv --out var/backtest.csv
+
+backtest-2023: $(STAMP) ## The same on the 2023 edition (prices to 2023-05); report in var/backtest-2023.csv
+	mkdir -p var
+	$(BIN)/mews backtest --prices $(PINKSHEET_2023) --format csv --out var/backtest-2023.csv

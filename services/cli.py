@@ -15,6 +15,7 @@ COMMANDS = {
     "scoring": "services.scoring.cli:scoring",
     "backtest": "services.scoring.cli:backtest",
     "refdata": "services.scoring.refdata.cli:refdata",
+    "trade": "services.scoring.cli:trade",
     "notify": "services.notify.cli:notify",
 }
 

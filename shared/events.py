@@ -140,13 +140,31 @@ class LeadTimeQuoted(Event):
         return f"{self.source}|{self.material}|{self.supplier}|{self.origin_country}|{self.quoted_at.isoformat()}"
 
 
+class StockReported(Event):
+    """Tonnes of a material held in stock by one holder on one date (CRMA Art. 23 strategic stocks).
+
+    Stock levels are sensitive: government-only unless the reporter says otherwise.
+    """
+
+    type: ClassVar[str] = "mews.stock.reported.v1"
+    material: MaterialId
+    source: str = Field(max_length=200)
+    reported_at: AwareDatetime  # the date the stock was counted
+    tonnes: float = Field(ge=0, allow_inf_nan=False)
+    holder: str = Field(default="", max_length=200)  # e.g. a national stockpile agency
+    classification: Classification = Classification.GOVERNMENT
+
+    def dedup_key(self) -> str:
+        return f"{self.source}|{self.material}|{self.holder}|{self.reported_at.isoformat()}"
+
+
 class Evidence(BaseModel):
     """One input that drove a breach."""
 
     model_config = ConfigDict(frozen=True)
     id: str
     source: str
-    kind: str  # price, news, trade, leadtime, indicator
+    kind: str  # price, news, trade, leadtime, stock, indicator
     time: AwareDatetime
     value: float | str | None = None
     url: str = ""
@@ -184,6 +202,9 @@ class BreachRaised(Event):
     summary: str
     evidence: list[Evidence] = Field(default_factory=list)
     classification: Classification = Classification.PUBLIC
+    # The CRMA Art. 20(1) monitoring parameter of the rule (trade_flows, ..., trade_barriers); empty from
+    # producers that predate it.
+    parameter: str = Field(default="", max_length=40)
 
 
 class IndicatorSnapshot(Event):
@@ -228,7 +249,7 @@ class DeadLettered(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
-    for cls in (PriceObserved, NewsReported, TradeFlowReported, LeadTimeQuoted, BreachRaised,
+    for cls in (PriceObserved, NewsReported, TradeFlowReported, LeadTimeQuoted, StockReported, BreachRaised,
                 IndicatorSnapshot, DeadLettered)
 }
 

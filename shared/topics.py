@@ -45,6 +45,8 @@ TRADE = Topic("mews.trade.v1", MATERIAL_PARTITIONS, 3650 * DAY_MS,
               description="Trade flows (imports by origin), keyed by material")
 LEADTIMES = Topic("mews.leadtimes.v1", MATERIAL_PARTITIONS, 3650 * DAY_MS,
                   description="Quoted supplier lead times, keyed by material")
+STOCKS = Topic("mews.stocks.v1", MATERIAL_PARTITIONS, 3650 * DAY_MS,
+                description="Stock reports (tonnes held), keyed by material; government-only by default")
 BREACHES = Topic("mews.breaches.v1", MATERIAL_PARTITIONS, 365 * DAY_MS,
                  description="Threshold breaches: fired, escalated, resolved; keyed by fingerprint")
 # Compacted: the latest snapshot per material is the state dashboards and APIs read.
@@ -54,7 +56,7 @@ INDICATORS = Topic("mews.indicators.v1", MATERIAL_PARTITIONS, -1, cleanup_policy
 DEADLETTER = Topic("mews.deadletter.v1", 1, 90 * DAY_MS,
                    description="Anything that could not be parsed or validated, with reason and original bytes")
 
-ALL: tuple[Topic, ...] = (PRICES, NEWS, TRADE, LEADTIMES, BREACHES, INDICATORS, DEADLETTER)
+ALL: tuple[Topic, ...] = (PRICES, NEWS, TRADE, LEADTIMES, STOCKS, BREACHES, INDICATORS, DEADLETTER)
 
 
 def by_name(name: str) -> Topic:

@@ -1,4 +1,4 @@
-"""The push API: batches of prices, news, trade flows and lead times, through the same path as feeds.
+"""The push API: batches of prices, news, trade flows, lead times and stock reports, through the same path as feeds.
 
 Every item is answered on its own: `accepted` (published, or already published before) or `rejected` with
 the reason and its index, so one bad item never costs its neighbours. A batch Kafka does not acknowledge
@@ -93,8 +93,20 @@ class LeadTimeItem(BaseModel):
     source: str | None = Field(default=None, max_length=200)
 
 
+class StockItem(BaseModel):
+    """Tonnes of a material held on a date by a holder; government-only unless `classification` says otherwise."""
+
+    model_config = ConfigDict(extra="forbid")
+    material: str = Field(max_length=200)
+    tonnes: float | str
+    reported_at: str | float
+    holder: str = Field(default="", max_length=200)
+    classification: Literal["public", "restricted", "government"] = "government"
+    source: str | None = Field(default=None, max_length=200)
+
+
 ITEM_MODELS: dict[str, type[BaseModel]] = {"price": PriceItem, "news": NewsItem, "trade": TradeItem,
-                                           "leadtime": LeadTimeItem}
+                                           "leadtime": LeadTimeItem, "stock": StockItem}
 
 
 class ItemResult(BaseModel):
@@ -352,6 +364,11 @@ def create_app(settings: IngestSettings, sources: SourcesConfig | None = None) -
     async def post_leadtimes(key: Key, items: Items) -> Response:
         """Lead times: material, lead_time_days (or _weeks), quoted_at, supplier, origin_country."""
         return await ingest_batch("leadtime", items, key, runtime)
+
+    @app.post("/v1/stocks", status_code=202, response_model=BatchResult)
+    async def post_stocks(key: Key, items: Items) -> Response:
+        """Stock reports (CRMA Art. 23): material, tonnes, reported_at, holder, classification (default government)."""
+        return await ingest_batch("stock", items, key, runtime)
 
     @app.get("/v1/sources")
     async def source_health(key: Key) -> dict[str, Any]:

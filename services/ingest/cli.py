@@ -92,8 +92,10 @@ def poll(config: Path, once: bool) -> None:
 @click.option("--currency", default="", help="Currency of a --file price series.")
 @click.option("--unit", default="", help="Unit of a --file price series.")
 @click.option("--material", default="", help="Material of a --file price series.")
+@click.option("--eu27-total", is_flag=True,
+              help="comext --file: sum the member states' rows into EU27 flows (the flows scoring reads).")
 def backfill(config: Path | None, source_name: str | None, file: Path | None, kind: str | None, name: str | None,
-             currency: str, unit: str, material: str) -> None:
+             currency: str, unit: str, material: str, eu27_total: bool) -> None:
     """Load a source's history unconditionally, with a progress bar; duplicates are still skipped."""
     from tqdm import tqdm
 
@@ -111,7 +113,7 @@ def backfill(config: Path | None, source_name: str | None, file: Path | None, ki
             raise click.UsageError("--file needs --kind")
         try:
             source = SourceConfig(name=name or f"backfill:{file.name}"[:100], kind=kind, path=file.resolve(),
-                                  currency=currency, unit=unit, material=material)
+                                  currency=currency, unit=unit, material=material, eu27_total=eu27_total)
         except ValueError as exc:
             raise click.UsageError(str(exc)) from exc
     settings = _settings()

@@ -13,6 +13,7 @@ material = "gallium"           # when the records do not name it
 columns = { observed_at = "date", price = "close" }   # record field names, where they differ
 convert = { currency = "EUR", rate = 0.92, unit = "kg" }
 series = { NICKEL = "nickel" } # pinksheet: series code -> material
+eu27_total = true              # comext: sum the member states' rows into EU27 flows (what scoring reads)
 ```
 """
 
@@ -73,6 +74,7 @@ class SourceConfig(BaseModel):
     items_path: str = ""  # json_prices: dotted path to the list of records, e.g. "data.prices"
     value_currency: Literal["EUR", "USD"] = "EUR"  # trade: currency of the value column
     usd_eur_rate: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    eu27_total: bool = False  # comext: sum the member states' rows into one flow reported by EU27
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     encoding: str = Field(default="utf-8", pattern=r"^[A-Za-z0-9_-]{2,20}$")
 

@@ -24,3 +24,6 @@ LAST_SUCCESS = Gauge("mews_ingest_last_success_timestamp_seconds", "When a sourc
 CONSECUTIVE_FAILURES = Gauge("mews_ingest_source_consecutive_failures", "Failed fetches since the last success",
                              ["source"])
 API_ITEMS = Counter("mews_ingest_api_items", "Items posted to the push API by outcome", ["kind", "outcome"])
+TRADE_ROWS_SUMMED = Counter("mews_ingest_trade_rows_summed",
+                            "Trade rows summed into one flow (statistical procedures, or member states into EU27)",
+                            ["source"])

@@ -19,9 +19,11 @@ from pydantic import ValidationError
 
 from shared import topics
 from shared.events import (
+    Classification,
     Event,
     LeadTimeQuoted,
     PriceObserved,
+    StockReported,
     TradeFlowReported,
     describe_validation_error,
 )
@@ -31,6 +33,7 @@ KIND_TOPICS: dict[str, topics.Topic] = {
     "news": topics.NEWS,
     "trade": topics.TRADE,
     "leadtime": topics.LEADTIMES,
+    "stock": topics.STOCKS,
 }
 
 
@@ -294,8 +297,9 @@ def _country(catalog: MaterialCatalog, value: Any) -> str | None:
     if not text:
         return None
     if re.fullmatch(r"[A-Z]{2}", text):
-        # Comext writes Greece as EL and the United Kingdom as UK (EU protocol codes); ISO 3166 says GR, GB.
-        code = {"EL": "GR", "UK": "GB"}.get(text, text)
+        # Comext writes Greece as EL, the United Kingdom as UK (EU protocol codes) and Serbia as XS (Eurostat
+        # geonomenclature); ISO 3166 says GR, GB, RS.
+        code = {"EL": "GR", "UK": "GB", "XS": "RS"}.get(text, text)
         resolved = catalog.resolve_country(code)
         return code if resolved == code else None
     return catalog.resolve_country(text)
@@ -382,6 +386,37 @@ def normalise_leadtime(candidate: Candidate, catalog: MaterialCatalog, limits: L
                                supplier=str(f.get("supplier") or "").strip())
     except ValidationError as exc:
         return Rejected("invalid_leadtime", describe_validation_error(exc))
+    return Accepted((event,))
+
+
+def normalise_stock(candidate: Candidate, catalog: MaterialCatalog, limits: Limits) -> Outcome:
+    """A StockReported event (tonnes held on a date; government-only unless classified otherwise), or why not."""
+    f = candidate.fields
+    name = str(f.get("material") or "").strip()
+    material = catalog.resolve_material(name) if name else None
+    if material is None:
+        return Rejected("unknown_material", f"material {name[:80]!r} is not in the catalog")
+    try:
+        tonnes = parse_number(f.get("tonnes"))
+    except ValueError as exc:
+        return Rejected("invalid_stock", f"tonnes: {exc}")
+    if not math.isfinite(tonnes) or tonnes < 0:
+        return Rejected("invalid_stock", f"tonnes must be finite and not negative, got {tonnes!r}")
+    try:
+        reported_at = parse_time(f.get("reported_at"))
+    except (ValueError, OverflowError, OSError) as exc:
+        return Rejected("invalid_time", f"reported_at: {exc}")
+    if (problem := check_time(reported_at, limits)) is not None:
+        return Rejected("future_time" if "future" in problem else "invalid_time", problem)
+    level = str(f.get("classification") or Classification.GOVERNMENT.value).strip().lower()
+    if level not in {c.value for c in Classification}:
+        return Rejected("invalid_classification",
+                        f"classification {level[:40]!r} is not one of {', '.join(c.value for c in Classification)}")
+    try:
+        event = StockReported(material=material, source=candidate.source, reported_at=reported_at, tonnes=tonnes,
+                              holder=str(f.get("holder") or "").strip(), classification=Classification(level))
+    except ValidationError as exc:
+        return Rejected("invalid_stock", describe_validation_error(exc))
     return Accepted((event,))
 
 

@@ -33,6 +33,7 @@ from services.ingest.observation import (
     RememberedNames,
     normalise_leadtime,
     normalise_price,
+    normalise_stock,
     normalise_trade,
 )
 from services.ingest.publish import Item, Publisher
@@ -137,6 +138,8 @@ def normalise_candidate(candidate: Candidate, ingestion: Ingestion, limits: Limi
         return normalise_trade(candidate, ingestion.catalog, limits)
     if candidate.kind == "leadtime":
         return normalise_leadtime(candidate, ingestion.catalog, limits)
+    if candidate.kind == "stock":
+        return normalise_stock(candidate, ingestion.catalog, limits)
     raise ValueError(f"unknown kind {candidate.kind!r}")
 
 

@@ -31,6 +31,7 @@ from shared.events import (
     LeadTimeQuoted,
     NewsReported,
     PriceObserved,
+    StockReported,
     TradeFlowReported,
     decode,
     describe_validation_error,
@@ -41,7 +42,7 @@ PINKSHEET_SOURCE = "worldbank-pinksheet"
 PINKSHEET_URL = "https://www.worldbank.org/en/research/commodity-markets"
 
 # Inputs at the same event time are applied in this order, so a replay is the same however files are listed.
-_KIND_ORDER = {PriceObserved: 0, TradeFlowReported: 1, LeadTimeQuoted: 2, NewsReported: 3}
+_KIND_ORDER = {PriceObserved: 0, TradeFlowReported: 1, LeadTimeQuoted: 2, NewsReported: 3, StockReported: 4}
 REPORT_FIELDS = ("time", "material", "rule", "severity", "status", "value", "threshold", "indicator", "starts_at",
                  "ends_at", "summary", "fingerprint", "classification", "evidence_ids")
 

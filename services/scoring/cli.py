@@ -9,6 +9,35 @@ from pathlib import Path
 import click
 
 scoring = click.Group("scoring", help="The scoring service: indicators, rules and breaches from the input topics.")
+trade = click.Group("trade", help="Trade dependency figures for analysts, from trade files.")
+
+
+@trade.command("shares")
+@click.option("--file", "path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A Comext bulk file or extract (CSV).")
+@click.option("--material", required=True, help="Catalog material id (or a name of it), e.g. gallium.")
+@click.option("--period", required=True, help="YYYY or YYYY-MM.")
+def trade_shares(path: Path, material: str, period: str) -> None:
+    """Print the EU's extra-EU import shares by partner, their HHI and the top partner as JSON."""
+    import json
+
+    from services.ingest.observation import normalise_period
+    from services.scoring.shares import import_shares_of, read_comext_file
+    from shared.catalog import load_catalog
+
+    material_id = load_catalog().resolve_material(material)
+    if material_id is None:
+        raise click.BadParameter(f"{material!r} is not a material of the catalog", param_hint="--material")
+    wanted = normalise_period(period)
+    if wanted is None:
+        raise click.BadParameter(f"{period!r} is not YYYY or YYYY-MM", param_hint="--period")
+    read = read_comext_file(path)
+    for reason, count in sorted(read.unreadable.items()):
+        click.echo(f"unusable: {count} x {reason}", err=True)
+    shares = import_shares_of(read.flows, material_id, wanted)
+    if shares is None:
+        raise click.ClickException(f"no EU27 imports of {material_id} in {wanted} in {path.name}")
+    click.echo(json.dumps({**shares, "file": path.name}, indent=1))
 
 
 @click.command("backtest")
@@ -20,6 +49,8 @@ scoring = click.Group("scoring", help="The scoring service: indicators, rules an
               help="TradeFlowReported JSON lines; repeatable.")
 @click.option("--leadtimes", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="LeadTimeQuoted JSON lines; repeatable.")
+@click.option("--stocks", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="StockReported JSON lines; repeatable.")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Scoring configuration (default: $MEWS_SCORING_CONFIG or the shipped scoring.toml).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
@@ -27,16 +58,16 @@ scoring = click.Group("scoring", help="The scoring service: indicators, rules an
               help="Report file (default: standard output).")
 @click.option("--progress/--no-progress", default=True, help="Show progress on standard error.")
 def backtest(prices: tuple[Path, ...], news: tuple[Path, ...], trade: tuple[Path, ...], leadtimes: tuple[Path, ...],
-             config_path: Path | None, fmt: str, out: Path | None, progress: bool) -> None:
+             stocks: tuple[Path, ...], config_path: Path | None, fmt: str, out: Path | None, progress: bool) -> None:
     """Replay historical inputs through the scoring engine and report every breach transition."""
     from tqdm import tqdm
 
     from services.scoring import backtest as bt
     from services.scoring.config import ConfigError, load_config
-    from shared.events import LeadTimeQuoted, NewsReported, TradeFlowReported
+    from shared.events import LeadTimeQuoted, NewsReported, StockReported, TradeFlowReported
 
-    if not (prices or news or trade or leadtimes):
-        raise click.UsageError("give at least one input: --prices, --news, --trade or --leadtimes")
+    if not (prices or news or trade or leadtimes or stocks):
+        raise click.UsageError("give at least one input: --prices, --news, --trade, --leadtimes or --stocks")
     env_config = os.environ.get("MEWS_SCORING_CONFIG")
     try:
         config = load_config(config_path or (Path(env_config) if env_config else None))
@@ -46,6 +77,7 @@ def backtest(prices: tuple[Path, ...], news: tuple[Path, ...], trade: tuple[Path
     reports += [bt.read_jsonl(p, NewsReported) for p in news]
     reports += [bt.read_jsonl(p, TradeFlowReported) for p in trade]
     reports += [bt.read_jsonl(p, LeadTimeQuoted) for p in leadtimes]
+    reports += [bt.read_jsonl(p, StockReported) for p in stocks]
     for r in reports:
         for reason, count in sorted(r.unreadable.items()):
             click.echo(f"unreadable: {count} x {reason}", err=True)

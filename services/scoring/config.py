@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from services.scoring.indicators.concentration import EU_MEMBERS, governance_risk
 from services.scoring.refdata.tables import ReferenceData, load_reference_data
@@ -45,9 +45,36 @@ INDICATORS: dict[str, tuple[str, str]] = {
     "export_controls_active": ("export controls in force", "count"),
     "export_control_severity": ("severity of export controls in force", "number"),
     "risk_score": ("risk score", "score"),
+    "stock_tonnes": ("stocks held", "tonnes"),
+    "stock_cover_days": ("stock cover", "days"),
 }
+# The parameters whose evolution the Commission monitors under CRMA Art. 20(1)(a)-(g) (Regulation (EU)
+# 2024/1252): every rule, and so every breach and alert, names the one it belongs to.
+PARAMETERS = ("trade_flows", "supply_and_demand", "concentration_of_supply", "production_capacity",
+              "price_volatility", "bottlenecks", "trade_barriers")
+# The parameter a rule on an indicator belongs to when the rule does not name one.
+INDICATOR_PARAMETERS: dict[str, str] = {
+    **dict.fromkeys(("price", "price_change_1d_pct", "price_change_7d_pct", "price_change_30d_pct",
+                     "price_volatility", "price_volatility_ewma", "price_volatility_ratio", "price_jump_z"),
+                    "price_volatility"),
+    **dict.fromkeys(("leadtime_days", "leadtime_baseline_days", "leadtime_ratio", "leadtime_trend_days_per_30d"),
+                    "bottlenecks"),
+    **dict.fromkeys(("concentration_hhi", "governance_hhi", "top_origin_share"), "concentration_of_supply"),
+    **dict.fromkeys(("non_eu_share", "import_reliance"), "trade_flows"),
+    **dict.fromkeys(("export_controls_active", "export_control_severity"), "trade_barriers"),
+    "stock_cover_days": "supply_and_demand",
+    # The composite's largest default weights (concentration, export controls) are about who supplies.
+    "risk_score": "concentration_of_supply",
+}
+
+
+def parameter_of(indicator: str) -> str:
+    """The CRMA Art. 20(1) parameter an indicator informs ("leadtime_days.CN" like "leadtime_days")."""
+    return INDICATOR_PARAMETERS.get(indicator.split(".", 1)[0], "supply_and_demand")
+
+
 COMPONENTS = ("volatility", "price_trend", "leadtime", "concentration", "export_controls")
-KINDS = ("price", "news", "trade", "leadtime")
+KINDS = ("price", "news", "trade", "leadtime", "stock")
 _SLUG = r"[a-z0-9]+(-[a-z0-9]+)*"
 
 
@@ -67,6 +94,7 @@ class LatenessSection(_Section):
     leadtime: Duration | None = None
     news: Duration | None = None
     trade: Duration | None = None
+    stock: Duration | None = None
 
 
 class PriceSection(_Section):
@@ -115,6 +143,7 @@ class HistorySection(_Section):
     evidence: int = Field(default=5, ge=1)
     seen_ids: int = Field(default=200, ge=1)
     controls: int = Field(default=50, ge=1)
+    stock_holders: int = Field(default=20, ge=1)
 
 
 class WeightsSection(_Section):
@@ -148,11 +177,23 @@ class RuleSpec(_Section):
     for_: Duration | None = Field(default=None, alias="for")
     description: str | None = None
     disabled: bool = False
+    parameter: str | None = None
+    source: str | None = None  # the document the threshold comes from
+
+    @field_validator("parameter")
+    @classmethod
+    def _crma_parameter(cls, value: str | None) -> str | None:
+        if value is not None and value not in PARAMETERS:
+            raise ValueError(f"{value!r} is not a CRMA Art. 20(1) monitoring parameter "
+                             f"(known: {', '.join(PARAMETERS)})")
+        return value
 
 
 class MaterialSection(_Section):
     rules: dict[str, dict[str, Any]] = Field(default_factory=dict)  # each validated as a RuleSpec, by name
     weights: WeightsSection | None = None
+    # EU consumption in tonnes a year: days of stock cover where the trade data has no quantities.
+    consumption_t_per_year: float | None = Field(default=None, gt=0)
 
 
 class ScoringFile(_Section):
@@ -217,6 +258,7 @@ class History:
     evidence: int = 5
     seen_ids: int = 200
     controls: int = 50
+    stock_holders: int = 20
 
 
 @dataclass(frozen=True)
@@ -237,6 +279,8 @@ class ScoringConfig:
     governance_source: str = ""
     eu_production_t: dict[str, float] = field(default_factory=dict)  # material -> t/year, where USGS says it
     eu_production_source: str = ""
+    # EU consumption per year, for days of stock cover where trade data has no quantities.
+    consumption_t_per_year: dict[str, float] = field(default_factory=dict)
     normalisation: Normalisation = Normalisation()
     history: History = History()
 
@@ -299,8 +343,12 @@ def build_rule(name: str, spec: dict[str, Any], where: str, base: Rule | None = 
         raise ConfigError(f"{label}: clear {clear:g} must not be {direction} the first threshold {first:g}")
     for_seconds = parse_duration(spec["for"]) if "for" in spec else (base.for_seconds if base else 0.0)
     description = str(spec.get("description", base.description if base else ""))
+    # RuleSpec has checked a given parameter; an override on another indicator takes that indicator's.
+    parameter = spec.get("parameter", base.parameter if base and indicator == base.indicator else None) or \
+        parameter_of(str(indicator))
+    source = str(spec.get("source", base.source if base else ""))
     return Rule(name=name, indicator=str(indicator), direction=direction, warning=warning, critical=critical,
-                clear=clear, for_seconds=for_seconds, description=description)
+                clear=clear, for_seconds=for_seconds, description=description, parameter=parameter, source=source)
 
 
 def parse_config(data: dict[str, Any], refdata: ReferenceData | None = None) -> ScoringConfig:
@@ -326,12 +374,15 @@ def parse_config(data: dict[str, Any], refdata: ReferenceData | None = None) -> 
 
     material_rules: dict[str, tuple[Rule, ...]] = {}
     material_weights: dict[str, dict[str, float]] = {}
+    consumption: dict[str, float] = {}
     for material, table in doc.materials.items():
         where = f"materials.{material}"
         if not re.fullmatch(_SLUG, material):
             raise ConfigError(f"{where}: material ids are lower-case slugs like 'rare-earths'")
         if table.weights is not None:
             material_weights[material] = table.weights.given()
+        if table.consumption_t_per_year is not None:
+            consumption[material] = table.consumption_t_per_year
         if table.rules:
             merged = dict(defaults)
             for name, spec in table.rules.items():
@@ -357,6 +408,7 @@ def parse_config(data: dict[str, Any], refdata: ReferenceData | None = None) -> 
         reporter=doc.dependency.reporter, trade_window_months=doc.dependency.window_months,
         governance=governance, governance_source=governance_source,
         eu_production_t=eu_production, eu_production_source=eu_production_source,
+        consumption_t_per_year=consumption,
         normalisation=Normalisation(**doc.normalisation.model_dump()),
         history=History(**doc.history.model_dump()))
 

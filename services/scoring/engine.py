@@ -14,14 +14,16 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
-from services.scoring.config import INDICATORS, PriceParams, ScoringConfig, load_config
+from services.scoring.config import INDICATORS, PriceParams, ScoringConfig, load_config, parameter_of
 from services.scoring.indicators.composite import composite_score, normalise_components, points_per_component
 from services.scoring.indicators.concentration import (
     governance_weighted_hhi,
     herfindahl_hirschman,
+    import_amounts,
     import_reliance,
     import_shares,
     non_eu_share,
+    split_extra_eu,
     top_origin,
 )
 from services.scoring.indicators.controls import (
@@ -45,6 +47,7 @@ from shared.events import (
     NewsReported,
     PriceObserved,
     Severity,
+    StockReported,
     TradeFlowReported,
 )
 
@@ -162,6 +165,21 @@ class Flow:
 
 
 @dataclass(frozen=True)
+class Stock:
+    """The latest stock report of one holder as kept in state."""
+
+    t: float
+    tonnes: float
+    holder: str
+    source: str
+    id: str
+    cls: str
+
+    def to_list(self) -> list:
+        return [self.t, self.tonnes, self.holder, self.source, self.id, self.cls]
+
+
+@dataclass(frozen=True)
 class MaterialState:
     """Everything scoring remembers about one material; compact and JSON-serialisable via to_dict()."""
 
@@ -176,6 +194,7 @@ class MaterialState:
     rules: dict[str, RuleState] = field(default_factory=dict)
     indicators: dict[str, dict[str, float | None]] = field(default_factory=dict)  # group -> indicators
     seen_ids: list[str] = field(default_factory=list)
+    stocks: tuple[Stock, ...] = ()  # the latest report of each holder
 
     def flat_indicators(self) -> dict[str, float | None]:
         """Every indicator of every group in one mapping."""
@@ -196,6 +215,8 @@ class MaterialState:
             "rules": {k: r.to_dict() for k, r in self.rules.items()},
             "indicators": {g: dict(v) for g, v in _settled(self).items()},
             "seen_ids": list(self.seen_ids),
+            # Only when there are stocks, so states without them keep the form they always had.
+            **({"stocks": [s.to_list() for s in self.stocks]} if self.stocks else {}),
         }
 
     @classmethod
@@ -213,6 +234,7 @@ class MaterialState:
             rules={k: RuleState.from_dict(r) for k, r in d.get("rules", {}).items()},
             indicators={g: dict(v) for g, v in d.get("indicators", {}).items()},
             seen_ids=list(d.get("seen_ids", [])),
+            stocks=tuple(Stock(*s) for s in d.get("stocks", [])),
         )
 
 
@@ -272,10 +294,13 @@ def event_time(event: Event) -> datetime | None:
         return event.published_at
     if isinstance(event, TradeFlowReported):
         return period_start(event.period)
+    if isinstance(event, StockReported):
+        return event.reported_at
     return None
 
 
-_KIND = {PriceObserved: "price", NewsReported: "news", TradeFlowReported: "trade", LeadTimeQuoted: "leadtime"}
+_KIND = {PriceObserved: "price", NewsReported: "news", TradeFlowReported: "trade", LeadTimeQuoted: "leadtime",
+         StockReported: "stock"}
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -339,6 +364,18 @@ def _apply_trade(state: MaterialState, e: TradeFlowReported, event_id: str, cfg:
     for old in sorted(flows)[:-cfg.history.trade_periods]:
         del flows[old]
     return _evolve(state, flows=flows)
+
+
+def _apply_stock(state: MaterialState, e: StockReported, event_id: str, cfg: ScoringConfig, own: bool,
+                 t: float) -> MaterialState | str:
+    held = next((s for s in state.stocks if s.holder == e.holder), None)
+    if held is not None and held.t == t and held.source == e.source:
+        return "duplicate: this stock report was already applied (same dedup key)"
+    if held is not None and held.t > t:
+        return f"irrelevant: a newer stock report of holder {e.holder!r} is already held"
+    stock = Stock(t, e.tonnes, e.holder, e.source, event_id, e.classification.value)
+    stocks = sorted((*(s for s in state.stocks if s.holder != e.holder), stock), key=lambda s: (s.t, s.holder))
+    return _evolve(state, stocks=tuple(stocks[-cfg.history.stock_holders:]))
 
 
 def _apply_news(state: MaterialState, e: NewsReported, event_id: str, cfg: ScoringConfig, own: bool,
@@ -413,7 +450,8 @@ def _is_estimated(state: MaterialState) -> bool:
 
 def _flat(groups: dict[str, dict[str, float | None]]) -> dict[str, float | None]:
     get = groups.get
-    return {**get("price", _NONE), **get("leadtime", _NONE), **get("trade", _NONE), **get("controls", _NONE)}
+    return {**get("price", _NONE), **get("leadtime", _NONE), **get("trade", _NONE), **get("controls", _NONE),
+            **get("stock", _NONE)}
 
 
 _NONE: dict[str, float | None] = {}
@@ -442,19 +480,15 @@ def _trade_group(state: MaterialState, cfg: ScoringConfig) -> dict[str, float | 
     imports = [f for f in flows if f.flow == "import"]
     if not imports:
         return {}
-    # Shares by value when every import has a value, otherwise by quantity: one basis, never a mix.
-    by_value = all(f.value_eur is not None for f in imports)
-    amounts: dict[str, float] = {}
-    for f in imports:
-        amount = f.value_eur if by_value else f.quantity_kg
-        amounts[f.partner] = amounts.get(f.partner, 0.0) + (amount or 0.0)
-    shares = import_shares(amounts)
-    top = top_origin(shares)
+    _, amounts = import_amounts((f.partner, f.quantity_kg, f.value_eur) for f in imports)
+    # Concentration on extra-EU origins only; the intra-EU part shows in non_eu_share beside them.
+    extra = split_extra_eu(amounts)
+    top = top_origin(extra.shares)
     out: dict[str, float | None] = {
-        "concentration_hhi": herfindahl_hirschman(shares),
+        "concentration_hhi": herfindahl_hirschman(extra.shares),
         "top_origin_share": top[1] if top else None,
-        "non_eu_share": non_eu_share(shares),
-        "governance_hhi": governance_weighted_hhi(shares, cfg.governance),
+        "non_eu_share": non_eu_share(import_shares(amounts)),
+        "governance_hhi": governance_weighted_hhi(extra.shares, cfg.governance),
         "import_reliance": None,
     }
     production = cfg.eu_production_t.get(state.material)
@@ -464,6 +498,30 @@ def _trade_group(state: MaterialState, cfg: ScoringConfig) -> dict[str, float | 
         exported = sum(f.quantity_kg or 0.0 for f in flows if f.flow == "export") / 1000.0
         out["import_reliance"] = import_reliance(imported, exported, production * years)
     return out
+
+
+def daily_net_imports_t(state: MaterialState, cfg: ScoringConfig) -> float | None:
+    """Average daily net imports (t/day) over the trade window, when every flow has a quantity; else None."""
+    periods = trade_window(state.flows, cfg.trade_window_months)
+    flows = [f for p in periods for f in state.flows[p]]
+    if not flows or any(f.quantity_kg is None for f in flows):
+        return None
+    years = 1.0 if len(periods[0]) == 4 else len(periods) / 12.0
+    net_kg = math.fsum((f.quantity_kg or 0.0) * (1 if f.flow == "import" else -1) for f in flows)
+    return net_kg / 1000.0 / (365.25 * years)
+
+
+def _stock_group(state: MaterialState, cfg: ScoringConfig) -> dict[str, float | None]:
+    """Stocks held and their days of cover: against net imports where trade has quantities, else consumption."""
+    if not state.stocks:
+        return {}
+    tonnes = math.fsum(s.tonnes for s in state.stocks)
+    daily = daily_net_imports_t(state, cfg)
+    if daily is None or daily <= 0:
+        consumption = cfg.consumption_t_per_year.get(state.material)
+        daily = consumption / 365.25 if consumption else None
+    return {"stock_tonnes": tonnes, "stock_daily_use_t": daily,
+            "stock_cover_days": tonnes / daily if daily else None}
 
 
 def _as_of_date(state: MaterialState) -> date:
@@ -480,7 +538,7 @@ def _controls_group(state: MaterialState) -> dict[str, float | None]:
     return {"export_controls_active": float(len(active)), "export_control_severity": control_severity(active)}
 
 
-_RECOMPUTE = {"price": _price_group, "leadtime": _leadtime_group, "trade": _trade_group}
+_RECOMPUTE = {"price": _price_group, "leadtime": _leadtime_group, "trade": _trade_group, "stock": _stock_group}
 
 
 def _score(ind: dict[str, float | None], material: str, cfg: ScoringConfig
@@ -530,6 +588,8 @@ def _group_of(indicator: str) -> str:
         return "controls"
     if indicator == "risk_score":
         return "all"
+    if indicator.startswith("stock"):
+        return "stock"
     return "trade"
 
 
@@ -555,6 +615,10 @@ def evidence_for(state: MaterialState, indicator: str, limit: int) -> list[Evide
             out.append(Evidence(id=f.id, source=f.source, kind="trade", time=_dt(f.t),
                                 value=f.value_eur if f.value_eur is not None else f.quantity_kg,
                                 classification=Classification(f.cls)))
+    if group == "stock":
+        for st in reversed(state.stocks[-limit:]):
+            out.append(Evidence(id=st.id, source=st.source, kind="stock", time=_dt(st.t), value=st.tonnes,
+                                classification=Classification(st.cls)))
     if group in ("controls", "all"):
         for c in controls_in_force(state.controls, _as_of_date(state))[:limit]:
             out.append(Evidence(id=c.event_id, source=c.source, kind="news",
@@ -582,6 +646,8 @@ def format_value(indicator: str, value: float | None) -> str:
         return f"{value:.2f}x"
     if unit == "days":
         return f"{value:.0f} days"
+    if unit == "tonnes":
+        return f"{value:,.1f} t"
     if unit == "days_per_30d":
         return f"{value:+.1f} days per 30 days"
     if unit == "z":
@@ -631,7 +697,8 @@ def _breach(state: MaterialState, rule: Rule | None, rule_name: str, indicator: 
         starts_at=_dt(tr.starts_at), ends_at=_dt(tr.ends_at) if tr.ends_at is not None else None,
         observed_at=_dt(state.watermark or tr.starts_at),
         summary=summarise(state.material, rule, indicator, tr, value, rule_name), evidence=evidence,
-        classification=Classification.most_restricted([e.classification for e in evidence]))
+        classification=Classification.most_restricted([e.classification for e in evidence]),
+        parameter=rule.parameter if rule else parameter_of(indicator))
 
 
 def input_classification(state: MaterialState) -> Classification:
@@ -640,6 +707,7 @@ def input_classification(state: MaterialState) -> Classification:
     levels.update(q.cls for q in state.quotes)
     levels.update(f.cls for fs in state.flows.values() for f in fs)
     levels.update(c.classification for c in state.controls.values())
+    levels.update(s.cls for s in state.stocks)
     return Classification.most_restricted([Classification(c) for c in levels])
 
 
@@ -753,7 +821,7 @@ def _quiet_rules(state: MaterialState, ind: dict[str, float | None], cfg: Scorin
 # --- the entry point -----------------------------------------------------------------------------------------
 
 _APPLY = {PriceObserved: _apply_price, LeadTimeQuoted: _apply_leadtime, TradeFlowReported: _apply_trade,
-          NewsReported: _apply_news}
+          NewsReported: _apply_news, StockReported: _apply_stock}
 
 
 def apply_event(state: MaterialState | None, event: Event, *, event_id: str, config: ScoringConfig) -> Outcome:
@@ -839,6 +907,8 @@ def _apply(state: MaterialState | None, event: Event, event_id: str, config: Sco
         groups[kind] = _price_group(applied, config, estimate=not snapshot)
     elif kind in _RECOMPUTE:
         groups[kind] = _RECOMPUTE[kind](applied, config)
+        if kind == "trade" and applied.stocks:  # days of cover are measured against net imports
+            groups["stock"] = _stock_group(applied, config)
     groups["controls"] = _controls_group(applied)
     applied.__dict__["indicators"] = groups  # a copy made by this call, or the caller's own state
     estimated = _is_estimated(applied)

@@ -28,6 +28,8 @@ class Rule:
     clear: float
     for_seconds: float = 0.0
     description: str = ""
+    parameter: str = ""  # the CRMA Art. 20(1) monitoring parameter the rule watches (config.PARAMETERS)
+    source: str = ""  # where the threshold comes from
 
     def crosses(self, value: float, threshold: float | None) -> bool:
         """Whether a value is at or beyond a threshold in the rule's direction."""

@@ -47,6 +47,9 @@ INDICATOR_GAUGES: dict[str, Gauge] = {
                                ["material"]),
     "export_controls_active": Gauge("mews_scoring_export_controls_active", "Export controls in force",
                                     ["material"]),
+    # The CRMA Art. 5(1)(b) benchmark's measure. Stock cover has no gauge: stock levels are government-only.
+    "top_origin_share": Gauge("mews_scoring_top_origin_share",
+                              "Largest third country's share of extra-EU imports (0-1)", ["material"]),
 }
 
 

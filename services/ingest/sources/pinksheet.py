@@ -1,8 +1,10 @@
 """The World Bank "Pink Sheet" (CMO Historical Data Monthly) workbook.
 
 Sheet "Monthly Prices": title rows, then a row of series names, a row of units such as "($/mt)", a row of
-series codes (NICKEL, ALUMINUM, ...), then one row per month labelled `2022M03`. Missing values are written
-"…" or "..": they are absent observations, not bad records, and produce nothing.
+series codes (NICKEL, ALUMINUM, ...), then one row per month labelled `2022M03`. Editions from 2026 on have no
+code row: the months follow the units, and series are found by their published names (`SERIES_NAMES`), under
+the same codes, so both editions give the same series. Missing values are written "…" or "..": they are
+absent observations, not bad records, and produce nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +31,14 @@ DEFAULT_SERIES = {
     "Zinc": "zinc", "IRON_ORE": "iron ore", "PLATINUM": "platinum", "GOLD": "gold", "SILVER": "silver",
     "PHOSROCK": "phosphate rock", "POTASH": "potash",
 }
+# The published names of the default series, as the 2023 edition pairs them with its codes (footnote marks
+# such as " **" dropped), for the editions without a code row.
+SERIES_NAMES = {
+    "Aluminum": "ALUMINUM", "Copper": "COPPER", "Lead": "LEAD", "Tin": "Tin", "Nickel": "NICKEL", "Zinc": "Zinc",
+    "Iron ore, cfr spot": "IRON_ORE", "Platinum": "PLATINUM", "Gold": "GOLD", "Silver": "SILVER",
+    "Phosphate rock": "PHOSROCK", "Potassium chloride": "POTASH",
+}
+_FOOTNOTE = re.compile(r"\s*\*+$")
 _UNIT = re.compile(r"^\(\s*([$€£])\s*/\s*(.+?)\s*\)$")
 _UNIT_CELL = re.compile(r"^\(.+\)$")
 _CURRENCY = {"$": "USD", "€": "EUR", "£": "GBP"}
@@ -87,7 +97,17 @@ def _read_sheet(sheet, source: SourceConfig, wanted: dict[str, str], named: bool
             # The code row is the one under the unit row; series names ("Tin") can equal codes, units cannot.
             if previous and sum(1 for c in previous[-1] if _UNIT_CELL.match(str(c or ""))) >= 3:
                 units = previous[-1]
-                codes = {str(c).strip(): i for i, c in enumerate(cells) if c is not None}
+                months_follow = month_start(str(cells[0] or "")) is not None
+                if months_follow:  # no code row: the names above the units say which series is which
+                    names = previous[-2] if len(previous) > 1 else ()
+                    codes = {}
+                    for i, c in enumerate(names):
+                        if c is not None:
+                            name = _FOOTNOTE.sub("", str(c).strip())
+                            codes[name] = i  # a series asked for by its name
+                            codes.setdefault(SERIES_NAMES.get(name, name), i)
+                else:
+                    codes = {str(c).strip(): i for i, c in enumerate(cells) if c is not None}
                 for code, material in wanted.items():
                     i = codes.get(code)
                     if i is None:
@@ -102,8 +122,11 @@ def _read_sheet(sheet, source: SourceConfig, wanted: dict[str, str], named: bool
                     columns[i] = (code, material, *terms)
                 if not columns:
                     return
-            previous.append(cells)
-            continue
+                if not months_follow:
+                    continue
+            else:
+                previous.append(cells)
+                continue
         label = str(cells[0] or "")
         observed_at = month_start(label)
         if observed_at is None:

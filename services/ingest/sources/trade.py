@@ -2,7 +2,11 @@
 
 Comext bulk files (`full<YYYYMM>.dat`): DECLARANT_ISO, PARTNER_ISO, PRODUCT_NC (CN8), FLOW (1 import,
 2 export), PERIOD (YYYYMM; YYYY52 for the year), VALUE_IN_EUROS, QUANTITY_IN_KG. The 2024 `full_v2`
-layout renames them REPORTER, PARTNER, VALUE_EUR, QUANTITY_KG; both are read.
+layout renames them REPORTER, PARTNER, VALUE_EUR, QUANTITY_KG; both are read, and so are filtered extracts
+with only DECLARANT_ISO, PARTNER_ISO, PRODUCT_NC, FLOW, PERIOD, VALUE_IN_EUROS (no quantity: it stays empty).
+Rows of one declarant, partner, product, flow and period (a bulk file splits them by statistical procedure)
+are summed into one flow; with the source's `eu27_total`, the rows of all 27 member states are summed into
+one flow reported by EU27, which is what scoring reads.
 
 UN Comtrade (API v1 JSON `data` or its CSV export): refYear / period, reporterISO and partnerISO (ISO
 alpha-3; reporterDesc / partnerDesc as fallback), cmdCode, flowCode (M import, X export; re-imports and
@@ -13,12 +17,15 @@ and the quantity still flows.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from services.ingest import metrics
 from services.ingest.config import SourceConfig
-from services.ingest.observation import Candidate, Malformed, Record
+from services.ingest.observation import Candidate, Malformed, Record, parse_number
 from services.ingest.sources.table import Row, looks_like_json, read_json_records, read_rows
+from shared.catalog import load_catalog
 
 COMEXT_FLOWS = {"1": "import", "2": "export"}
 COMTRADE_FLOWS = {"M": "import", "X": "export"}
@@ -80,9 +87,65 @@ def _usd_to_eur(value: Any, source: SourceConfig) -> Any:
         return value  # left as given, so normalisation rejects it with the reason
 
 
+# Comext declarants are member states in EU protocol order; Greece is EL there.
+EU_DECLARANTS = frozenset({c.code for c in load_catalog().countries if c.eu} | {"EL"})
+_SUMMED = ("quantity_kg", "value_eur")
+
+
 def read_comext(body: bytes, source: SourceConfig) -> Iterator[Record]:
-    """Trade records from a Comext CSV extract."""
-    yield from _read_rows(body, source, comext_fields)
+    """Trade records from a Comext bulk file or extract, rows of one flow summed (see the module docstring)."""
+    groups: dict[tuple, list[Candidate]] = {}
+    for record in _read_rows(body, source, comext_fields):
+        if isinstance(record, Malformed) or "skip" in record.fields:
+            yield record
+            continue
+        f = record.fields
+        reporter = str(f.get("reporter") or "").strip().upper()
+        if source.eu27_total and reporter in EU_DECLARANTS:
+            reporter = "EU27"
+        key = (reporter, str(f.get("partner") or "").strip(), str(f.get("hs_code") or "").strip(), f["flow"],
+               str(f.get("period") or "").strip())
+        groups.setdefault(key, []).append(record)
+    for (reporter, *_), members in groups.items():
+        yield from _summed(reporter, members, source)
+
+
+def _summed(reporter: str, members: list[Candidate], source: SourceConfig) -> Iterator[Candidate]:
+    """One candidate for the rows of one flow; a row with an unreadable number is left apart, to be refused alone."""
+    if len(members) == 1 and members[0].fields.get("reporter") == reporter:
+        yield members[0]
+        return
+    good: list[Candidate] = []
+    for m in members:
+        if all(_readable(m.fields.get(name)) for name in _SUMMED):
+            good.append(m)
+        else:
+            yield m
+    if not good:
+        return
+    totals: dict[str, float | None] = {}
+    for name in _SUMMED:
+        values = [m.fields.get(name) for m in good]
+        # One row without it: a partial sum would understate the flow, so the total is unknown too.
+        totals[name] = None if any(_blank(v) for v in values) else math.fsum(parse_number(v) for v in values)
+    if len(good) > 1:
+        metrics.TRADE_ROWS_SUMMED.labels(source.name).inc(len(good))
+    fields = {**good[0].fields, "reporter": reporter, **totals}
+    yield Candidate("trade", source.name, fields, b"".join(m.raw for m in good))
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _readable(value: Any) -> bool:
+    if _blank(value):
+        return True
+    try:
+        parse_number(value)
+    except ValueError:
+        return False
+    return True
 
 
 def read_comtrade(body: bytes, source: SourceConfig) -> Iterator[Record]:

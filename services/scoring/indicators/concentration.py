@@ -3,14 +3,48 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-# The 27 member states of the European Union (ISO 3166-1 alpha-2; Greece is GR here, not the EU's EL).
-EU_MEMBERS = frozenset({
-    "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV", "LT",
-    "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE",
-})
+from shared.catalog import load_catalog
+
+# The 27 member states of the European Union, from the catalog (ISO 3166-1 alpha-2; Greece is GR, not EL).
+EU_MEMBERS = frozenset(c.code for c in load_catalog().countries if c.eu)
+
+
+@dataclass(frozen=True)
+class ExtraEU:
+    """Imports split at the EU border: shares among non-EU origins only, with the intra-EU amount beside them."""
+
+    shares: dict[str, float]  # non-EU origin -> share of extra-EU imports (summing to 1)
+    extra_eu_total: float
+    intra_eu_total: float
+
+
+def split_extra_eu(amounts: Mapping[str, float], members: frozenset[str] = EU_MEMBERS) -> ExtraEU:
+    """Extra-EU shares of imports by origin; intra-EU trade (re-exports, mostly) is kept out of them.
+
+    The CRMA benchmark of Art. 5(1)(b) and the EU dependency screens are about supply from third countries, so
+    a member state shipping on Chinese gallium must not dilute China's share.
+    """
+    extra = {c: v for c, v in amounts.items() if c not in members}
+    return ExtraEU(shares=import_shares(extra), extra_eu_total=math.fsum(v for v in extra.values() if v > 0),
+                   intra_eu_total=math.fsum(v for c, v in amounts.items() if c in members and v > 0))
+
+
+def import_amounts(flows: Iterable[tuple[str, float | None, float | None]]) -> tuple[str, dict[str, float]]:
+    """The basis and the amount per origin of import flows given as (origin, quantity_kg, value_eur).
+
+    By quantity when every flow has one (the EU criticality methodology counts tonnes, and a price gap between
+    grades says nothing about who supplies), otherwise by value, and the basis says which: never a mix.
+    """
+    flows = list(flows)
+    basis = "quantity" if flows and all(q is not None for _, q, _ in flows) else "value"
+    amounts: dict[str, float] = {}
+    for origin, quantity, value in flows:
+        amount = quantity if basis == "quantity" else value
+        amounts[origin] = amounts.get(origin, 0.0) + (amount or 0.0)
+    return basis, amounts
 
 
 def import_shares(amounts: Mapping[str, float]) -> dict[str, float]:

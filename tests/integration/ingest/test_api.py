@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from services.ingest.api import create_app
 from services.ingest.settings import IngestSettings
 from shared import topics
-from shared.events import LeadTimeQuoted, PriceObserved
+from shared.events import Classification, LeadTimeQuoted, PriceObserved, StockReported
 
 from .conftest import read_topic
 
@@ -103,6 +103,35 @@ async def test_lead_times_and_trade_flows_are_published_through_the_same_path(ap
         [("gallium", 84.0)]
     flows = await read_topic(kafka_bootstrap, kafka_topics, topics.TRADE, expect=1)
     assert [(e.material, e.hs_code, e.partner) for _, e, _ in flows] == [("antimony", "81101000", "CN")]
+
+
+async def test_stock_reports_reach_their_topic_government_only_and_score_days_of_cover(
+        api, kafka_bootstrap, kafka_topics):
+    from services.scoring.config import load_config
+    from services.scoring.engine import apply_event
+    from shared.events import TradeFlowReported
+
+    stocks = api.post("/v1/stocks", headers=AUTH, json={"items": [
+        {"material": "gallium", "tonnes": 4.5, "reported_at": "2024-03-01", "holder": "NL strategic reserve"},
+        {"material": "gallium", "tonnes": -2, "reported_at": "2024-03-01"},
+        {"material": "gallium", "tonnes": 1, "reported_at": "2024-03-01", "classification": "secret"},
+    ]}).json()
+    assert [r["status"] for r in stocks["items"]] == ["accepted", "rejected", "rejected"]
+
+    (message,) = await read_topic(kafka_bootstrap, kafka_topics, topics.STOCKS, expect=1)
+    _, event, key = message
+    assert isinstance(event, StockReported)
+    assert key == b"gallium"  # keyed by material, co-partitioned with the other inputs
+    assert (event.material, event.tonnes, event.classification) == ("gallium", 4.5, Classification.GOVERNMENT)
+    # What the scoring engine makes of it, as it came off the broker: 32.8725 t net imports in 2024 -> 50 days.
+    config = load_config()
+    state = apply_event(None, TradeFlowReported(material="gallium", source="comext", reporter="EU27", partner="CN",
+                                                hs_code="81129289", period="2024", quantity_kg=32_872.5),
+                        event_id="flow", config=config).state
+    outcome = apply_event(state, event, event_id="stock", config=config)
+    assert outcome.snapshot.indicators["stock_cover_days"] == pytest.approx(50.0)
+    (breach,) = [b for b in outcome.breaches if b.rule == "stock-cover"]
+    assert (breach.parameter, breach.classification) == ("supply_and_demand", Classification.GOVERNMENT)
 
 
 def test_observability_endpoints_answer(api):

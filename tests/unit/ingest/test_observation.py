@@ -16,9 +16,11 @@ from services.ingest.observation import (
     normalise_leadtime,
     normalise_period,
     normalise_price,
+    normalise_stock,
     normalise_trade,
     parse_time,
 )
+from shared.events import Classification
 
 from .conftest import NOW
 
@@ -167,3 +169,27 @@ def test_lead_time_beyond_ten_years_is_rejected(catalog):
     outcome = normalise_leadtime(c, catalog, Limits(now=NOW))
     assert isinstance(outcome, Rejected)
     assert outcome.code == "invalid_leadtime"
+
+
+def stock_item(**fields) -> Candidate:
+    base = {"material": "gallium", "tonnes": "12.5", "reported_at": "2025-01-01", "holder": "NL reserve"}
+    return Candidate("stock", "api:ministry", {**base, **fields}, b"")
+
+
+def test_stock_report_is_government_only_unless_classified_otherwise(catalog, limits):
+    (event,) = normalise_stock(stock_item(), catalog, limits).events
+    assert (event.material, event.tonnes, event.holder) == ("gallium", 12.5, "NL reserve")
+    assert event.classification == Classification.GOVERNMENT
+    (public,) = normalise_stock(stock_item(classification="public"), catalog, limits).events
+    assert public.classification == Classification.PUBLIC
+
+
+@pytest.mark.parametrize(("fields", "code"), [
+    ({"tonnes": "-1"}, "invalid_stock"), ({"tonnes": "lots"}, "invalid_stock"),
+    ({"material": "unobtainium"}, "unknown_material"), ({"reported_at": "2031-01-01"}, "future_time"),
+    ({"classification": "secret"}, "invalid_classification"),
+])
+def test_unusable_stock_reports_are_rejected_with_the_reason(catalog, limits, fields, code):
+    outcome = normalise_stock(stock_item(**fields), catalog, limits)
+    assert isinstance(outcome, Rejected)
+    assert outcome.code == code

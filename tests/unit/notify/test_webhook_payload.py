@@ -35,7 +35,7 @@ def alert_row(alert_id: str, fingerprint: str, status: BreachStatus = BreachStat
         summary="gallium price volatility 0.71 above 0.60",
         evidence=[Evidence(id="ev-1", source="lme", kind="price", time=OBSERVED, value=812.5,
                            url="https://example.org/prices/ga")],
-        classification=Classification.RESTRICTED)
+        classification=Classification.RESTRICTED, parameter="price_volatility")
     return alert_from_row(models.Alert(
         id=alert_id, organisation_id="org-1", fingerprint=fingerprint, material="gallium", rule="price_spike",
         severity="critical", status=status.value, starts_at=STARTED, ends_at=breach.ends_at, summary=breach.summary,
@@ -63,7 +63,7 @@ TOP_LEVEL = {"version": str, "kind": str, "status": str, "organisation_id": str,
              "scheduled_at": str, "alerts": list}
 ALERT_FIELDS = {"id": (str,), "fingerprint": (str,), "material": (str,), "rule": (str,), "severity": (str,),
                 "status": (str,), "classification": (str,), "indicator": (str, type(None)),
-                "value": (*NUMBER, type(None)), "threshold": (*NUMBER, type(None)),
+                "parameter": (str,), "value": (*NUMBER, type(None)), "threshold": (*NUMBER, type(None)),
                 "warning_threshold": (*NUMBER, type(None)), "critical_threshold": (*NUMBER, type(None)),
                 "starts_at": (str,), "ends_at": (str, type(None)), "observed_at": (str, type(None)),
                 "summary": (str,), "evidence": (list,), "via": (list,), "acknowledged_at": (str, type(None))}

@@ -122,3 +122,38 @@ def test_unreadable_workbook_and_unknown_series_are_counted_with_reasons_not_rai
     report = read_pinksheet(WORKBOOK_EXTRACT, {"NICKEL": "nickel", "NOPE": "nickel"})
     assert len(report.inputs) == 29
     assert report.unreadable == {"pinksheet: series NOPE is not in the workbook": 1}
+
+
+WORKBOOK_2026 = WORKBOOK.parents[1] / "worldbank-cmo-monthly-2026" / "CMO-Historical-Data-Monthly.xlsx"
+WORKBOOK_2026_EXTRACT = FIXTURES.parent / "ingest" / "pinksheet_2026_extract.xlsx"
+
+
+def test_2026_edition_without_a_code_row_gives_the_same_series_by_their_names():
+    report = read_prices(WORKBOOK_2026_EXTRACT)
+    assert report.unreadable == {}
+    # 29 months (2024M01-2026M05) x 8 catalog series the extract holds
+    assert len(report.inputs) == 29 * 8
+    assert {i.event.series for i in report.inputs} == {"ALUMINUM", "IRON_ORE", "COPPER", "NICKEL", "Tin", "Zinc",
+                                                        "PLATINUM", "POTASH"}
+    nickel = {i.event.observed_at.strftime("%Y-%m"): i.event.price for i in report.inputs
+              if i.event.series == "NICKEL"}
+    # The data folder's sanity checks: 15,445 $/mt in 2024M12, 18,806 in 2026M05.
+    assert (round(nickel["2024-12"]), round(nickel["2026-05"])) == (15445, 18806)
+    (potash,) = {i.event.material for i in report.inputs if i.event.series == "POTASH"}
+    assert potash == "potash"  # "Potassium chloride **": the footnote mark is not part of the name
+
+
+@pytest.mark.skipif(not WORKBOOK_2026.exists(), reason="the 2026 Pink Sheet (sibling shared/data folder) is absent")
+def test_real_2026_workbook_reads_every_metal_to_2026_05_as_the_2023_edition_names_them():
+    new, old = read_pinksheet(WORKBOOK_2026), read_pinksheet(WORKBOOK)
+    assert new.unreadable == {}
+    assert {i.event.material for i in new.inputs} == {i.event.material for i in old.inputs}
+    months = {i.event.observed_at.strftime("%Y-%m") for i in new.inputs if i.event.material == "copper"}
+    assert (min(months), max(months), len(months)) == ("1960-01", "2026-05", 797)
+    old_prices = {(i.event.series, i.event.observed_at): i.event.price for i in old.inputs}
+    same = [(k, v) for i in new.inputs if (k := (i.event.series, i.event.observed_at)) in old_prices
+            for v in [i.event.price]]
+    assert len(same) > 8000  # the editions overlap from 1960 to 2023 under the same series codes
+    copper_2026 = [i.event.price for i in new.inputs if i.event.series == "COPPER"
+                   and i.event.observed_at.strftime("%Y-%m") == "2026-05"]
+    assert copper_2026 == [pytest.approx(13543, abs=1)]

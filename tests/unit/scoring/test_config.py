@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from services.scoring.config import ConfigError, load_config, parse_config
+from services.scoring.config import PARAMETERS, ConfigError, load_config, parse_config
 from shared.durations import parse_duration
 
 RULE = {"name": "price-change-1d", "indicator": "price_change_1d_pct", "direction": "above", "warning": 20,
@@ -40,6 +42,7 @@ def test_material_can_disable_a_rule_and_add_its_own():
     ({"for": "soon"}, "not a duration"),
     ({"warning": None, "critical": None}, "needs a warning or a critical"),
     ({"threshold": 3}, "unknown key"),
+    ({"parameter": "vibes"}, "not a CRMA Art. 20\\(1\\) monitoring parameter"),
 ])
 def test_invalid_rule_is_refused_with_an_error_naming_the_rule(change, message):
     spec = {k: v for k, v in {**RULE, **change}.items() if v is not None}
@@ -84,17 +87,22 @@ def test_shipped_config_floors_the_jump_z_score():
 
 @pytest.mark.parametrize(("data", "entry"), [
     ({"lateness": {"prices": "7d"}}, "lateness: unknown key(s) prices"),
+    ({"lateness": {"stocks": "30d"}}, "lateness: unknown key(s) stocks"),
     ({"price": {"ewma_lamda": 0.9}}, "price: unknown key(s) ewma_lamda"),
     ({"leadtime": {"baselin_days": 200}}, "leadtime: unknown key(s) baselin_days"),
     ({"dependency": {"window_month": 6}}, "dependency: unknown key(s) window_month"),
     ({"normalisation": {"volatility_reference": 0.5}}, "normalisation: unknown key(s) volatility_reference"),
     ({"history": {"price_point": 10}}, "history: unknown key(s) price_point"),
+    ({"history": {"stock_holder": 10}}, "history: unknown key(s) stock_holder"),
     ({"weights": {"concentraton": 0.3}}, "weights: unknown component(s) concentraton"),
     ({"governance": {"indicatr": "pv"}}, "governance: unknown key(s) indicatr"),
     ({"governance": {"scores": {"CN": 0.5}}}, "governance: unknown key(s) scores"),  # no typed-in scores
     ({"materials": {"tin": {"weight": {"leadtime": 1}}}}, "materials.tin: unknown key(s) weight"),
     ({"materials": {"tin": {"weights": {"lead_time": 1}}}}, "materials.tin.weights: unknown component(s) lead_time"),
     ({"materials": {"tin": {"eu_production_t": 0.0}}}, "materials.tin: unknown key(s) eu_production_t"),
+    ({"materials": {"tin": {"consumption_t_per_yr": 900}}}, "materials.tin: unknown key(s) consumption_t_per_yr"),
+    ({"rules": [{**RULE, "parameters": "supply"}]}, "rule 'price-change-1d' (rules[0]): unknown key(s) parameters"),
+    ({"rules": [{**RULE, "sources": "CRMA"}]}, "rule 'price-change-1d' (rules[0]): unknown key(s) sources"),
     ({"rules": [{**RULE, "warnign": 5}]}, "rule 'price-change-1d' (rules[0]): unknown key(s) warnign"),
     ({"rules": [RULE], "materials": {"tin": {"rules": {"price-change-1d": {"critcal": 50}}}}},
      "rule 'price-change-1d' (materials.tin.rules): unknown key(s) critcal"),
@@ -111,13 +119,19 @@ def test_a_typo_in_any_section_is_refused_with_the_entry_name(data, entry):
     ({"dependency": {"window_months": 0}}, "dependency.window_months"),
     ({"normalisation": {"leadtime_ratio_ref": 1.0}}, "normalisation.leadtime_ratio_ref"),
     ({"history": {"evidence": True}}, "history.evidence"),
+    ({"history": {"stock_holders": 0}}, "history.stock_holders"),
+    ({"lateness": {"stock": "soon"}}, "lateness.stock"),
+    ({"materials": {"tin": {"consumption_t_per_year": 0}}}, "materials.tin.consumption_t_per_year"),
+    ({"materials": {"tin": {"consumption_t_per_year": "a lot"}}}, "materials.tin.consumption_t_per_year"),
+    ({"rules": [{**RULE, "parameter": "prices"}]}, "rule 'price-change-1d' (rules[0]): parameter: 'prices' is not"),
+    ({"rules": [{**RULE, "source": 65}]}, "rule 'price-change-1d' (rules[0]): source"),
     ({"lateness": {"price": "soon"}}, "lateness.price"),
     ({"governance": {"indicator": "xx"}}, "governance.indicator"),
     ({"governance": {"year": 1990}}, "governance.year"),
     ({"governance": {"year": 1997}}, "governance.year: no WGI pv estimates for 1997"),  # WGI skips 1997
 ])
 def test_a_bad_value_is_refused_with_the_entry_name(data, message):
-    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         parse_config(data)
 
 
@@ -129,3 +143,26 @@ def test_every_section_of_the_shipped_file_is_a_known_model():
     doc = tomllib.loads(DEFAULT_PATH.read_text(encoding="utf-8"))
     assert set(doc) <= set(ScoringFile.model_fields)
     assert load_config().governance_source.startswith("WGI PV.EST 2023")
+
+
+def test_every_shipped_rule_names_its_crma_parameter_and_its_source():
+    cfg = load_config()
+    for material in ("gallium", "lithium", "nickel", "copper"):
+        for rule in cfg.rules_for(material):
+            assert rule.parameter in PARAMETERS, rule.name
+            assert rule.source, rule.name
+    by_name = {r.name: r for r in cfg.rules}
+    assert (by_name["crma-single-country"].indicator, by_name["crma-single-country"].warning) == (
+        "top_origin_share", 0.65)
+    assert (by_name["strategic-dependency-hhi"].indicator, by_name["strategic-dependency-hhi"].warning) == (
+        "concentration_hhi", 4000.0)
+    assert "Art. 5(1)(b)" in by_name["crma-single-country"].source
+    assert "SWD(2021) 352" in by_name["strategic-dependency-hhi"].source
+
+
+def test_a_rule_without_a_parameter_takes_its_indicators_and_an_override_keeps_it():
+    cfg = parse_config({"rules": [RULE, {"name": "lt", "indicator": "leadtime_days.CN", "warning": 90, "clear": 60,
+                                         "parameter": "trade_barriers"}],
+                        "materials": {"tin": {"rules": {"lt": {"warning": 100}}}}})
+    assert cfg.rules[0].parameter == "price_volatility"
+    assert {r.name: r.parameter for r in cfg.rules_for("tin")}["lt"] == "trade_barriers"

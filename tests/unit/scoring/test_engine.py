@@ -144,12 +144,16 @@ def test_trade_flows_give_shares_hhi_and_import_reliance():
     state, outs = feed([flow("CN", 700.0, kg=70_000), flow("JP", 200.0, kg=20_000), flow("DE", 100.0, kg=10_000),
                         flow("US", 0.0, kg=0.0, flow_kind="export")])
     ind = outs[-1].snapshot.indicators
-    assert ind["concentration_hhi"] == pytest.approx(70**2 + 20**2 + 10**2)
-    assert ind["top_origin_share"] == pytest.approx(0.7)
+    # Concentration on extra-EU origins only: CN 70 and JP 20 of 90; DE's 10 is intra-EU, seen in non_eu_share.
+    assert ind["concentration_hhi"] == pytest.approx((100 * 7 / 9) ** 2 + (100 * 2 / 9) ** 2)
+    assert ind["top_origin_share"] == pytest.approx(7 / 9)
     assert ind["non_eu_share"] == pytest.approx(0.9)
     # gallium: EU production 0 t in the shipped config -> reliance (100 t - 0) / (0 + 100 t - 0) = 1
     assert ind["import_reliance"] == pytest.approx(1.0)
-    assert [b.rule for b in outs[0].breaches] == ["import-concentration"]
+    # One origin (CN) at first: above 2,500, above the EU screen's 4,000 and above the CRMA's 65 %.
+    assert [b.rule for b in outs[0].breaches] == ["import-concentration", "crma-single-country",
+                                                  "strategic-dependency-hhi"]
+    assert [b.parameter for b in outs[0].breaches] == ["concentration_of_supply"] * 3
 
 
 def test_trade_from_another_reporter_is_rejected():

@@ -8,7 +8,7 @@ def test_topic_names_carry_a_version():
 
 
 def test_material_keyed_input_topics_are_copartitioned():
-    inputs = [topics.PRICES, topics.NEWS, topics.TRADE, topics.LEADTIMES]
+    inputs = [topics.PRICES, topics.NEWS, topics.TRADE, topics.LEADTIMES, topics.STOCKS]
     assert len({t.partitions for t in inputs}) == 1
 
 
