@@ -29,6 +29,7 @@ from services.scoring.indicators.controls import (
     apply_control_news,
     control_severity,
     controls_in_force,
+    eased_measures,
 )
 from services.scoring.indicators.leadtime import leadtime_indicators
 from services.scoring.indicators.rolling import ESTIMATE_RTOL, ESTIMATED, ReturnWindows
@@ -353,7 +354,7 @@ def _apply_news(state: MaterialState, e: NewsReported, event_id: str, cfg: Scori
     controls, changes = apply_control_news(
         state.controls, measure=e.measure.value, countries=sorted(set(e.countries)), effective=effective,
         source=e.source, item_id=e.item_id, event_id=event_id, url=e.url, title=e.title, summary=e.summary,
-        classification=e.classification.value)
+        classification=e.classification.value, eases=eased_measures(e.evidence))
     if len(controls) > cfg.history.controls:
         # Forget the longest-ended controls first; open ones are never dropped.
         ended = sorted((c.until or "", k) for k, c in controls.items() if c.until is not None)
