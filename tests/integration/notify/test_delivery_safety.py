@@ -4,7 +4,7 @@ a dead receiver retried forever; and the delivery metrics counting what did happ
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -174,3 +174,25 @@ async def test_delivery_metrics_count_deliveries_and_time_from_breach(
     assert sample("mews_notify_breach_to_delivery_seconds_count", {"channel": "webhook"}) == timed + 1
     assert sample("mews_notify_pipeline_decisions_total", {"stage": "dedup", "decision": "send"}) == sent + 1
     assert sample("mews_notify_outbox_depth", {"channel": "webhook"}) == 0
+
+
+async def test_breach_to_delivery_counts_from_the_breach_reaching_the_notifier_not_from_event_time(
+        kafka_bootstrap, kafka_topics, migrated_database_url, db_sessions, smtp_inbox, http_receiver):
+    # A breach about an observation three weeks old (a late or backfilled input) is still news when it comes.
+    settings = notifier_settings(kafka_bootstrap, kafka_topics, migrated_database_url, smtp_inbox)
+    with unit_of_work(db_sessions) as s:
+        org = add_org(s, "Backfill BV")
+        subscribe(s, org, [add_webhook(s, org, http_receiver.url("/backfill"))], material="gallium")
+    count = sample("mews_notify_breach_to_delivery_seconds_count", {"channel": "webhook"})
+    total = sample("mews_notify_breach_to_delivery_seconds_sum", {"channel": "webhook"})
+
+    async with running(settings, db_sessions):
+        before = datetime.now(UTC)
+        await publish(settings, breach("fp-backfill", observed_at=before - timedelta(days=21)))
+        await eventually(lambda: sample("mews_notify_breach_to_delivery_seconds_count",
+                                        {"channel": "webhook"}) > count, what="the delivery timed")
+        took = (datetime.now(UTC) - before).total_seconds()
+
+    assert http_receiver.delivered("/backfill")
+    measured = sample("mews_notify_breach_to_delivery_seconds_sum", {"channel": "webhook"}) - total
+    assert 0 <= measured <= took
