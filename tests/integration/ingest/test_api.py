@@ -10,18 +10,20 @@ from fastapi.testclient import TestClient
 from services.ingest.api import create_app
 from services.ingest.settings import IngestSettings
 from shared import topics
-from shared.events import LeadTimeQuoted, PriceObserved
+from shared.events import Classification, LeadTimeQuoted, NewsReported, PriceObserved
 
 from .conftest import read_topic
 
 pytestmark = pytest.mark.integration
 INGEST_KEY, READ_KEY = "ingest-key-for-tests", "read-only-key-for-tests"
+ANALYST_KEY = "restricted-analyst-key-for-tests"
 
 
 @pytest.fixture
 def api(kafka_topics, kafka_bootstrap, tmp_path):
     keys = f"{hashlib.sha256(INGEST_KEY.encode()).hexdigest()}:ingest," \
-           f"readers={hashlib.sha256(READ_KEY.encode()).hexdigest()}:read"
+           f"readers={hashlib.sha256(READ_KEY.encode()).hexdigest()}:read," \
+           f"analysts={hashlib.sha256(ANALYST_KEY.encode()).hexdigest()}:ingest:restricted"
     settings = IngestSettings(kafka_bootstrap_servers=kafka_bootstrap, topic_namespace=kafka_topics,
                               ingest_state_dir=tmp_path, ingest_api_keys=keys, ingest_max_batch=5,
                               ingest_max_body_bytes=4096)
@@ -110,3 +112,34 @@ def test_observability_endpoints_answer(api):
     assert api.get("/readyz").json()["status"] == "ready"
     metrics = api.get("/metrics").text
     assert "mews_build_info" in metrics
+
+
+async def test_a_classified_signal_is_taken_from_a_key_cleared_for_it_and_refused_above(
+        api, kafka_bootstrap, kafka_topics):
+    analyst = {"Authorization": f"Bearer {ANALYST_KEY}"}
+    ban = {"title": "China bans gallium exports to the EU", "text": "From embassy reporting.",
+           "published_at": "2023-08-30T09:00:00Z", "classification": "restricted"}
+    taken = api.post("/v1/news", headers=analyst, json={"items": [ban]})
+    assert taken.status_code == 202
+    assert taken.json()["accepted"] == 1
+    price = api.post("/v1/prices", headers=analyst, json={"items": [GALLIUM | {"classification": "restricted"}]})
+    assert price.json()["accepted"] == 1
+
+    above = api.post("/v1/prices", headers=analyst, json={"items": [
+        GALLIUM | {"price": 340, "classification": "restricted"},
+        GALLIUM | {"price": 341, "classification": "government"}]})
+    assert above.status_code == 403
+    assert above.json()["detail"] == "item 1 is classified government, above the API key's clearance restricted"
+    public_key = api.post("/v1/prices", headers=AUTH, json={"items": [GALLIUM | {"price": 342,
+                                                                                 "classification": "restricted"}]})
+    assert public_key.status_code == 403
+    assert "above the API key's clearance public" in public_key.json()["detail"]
+    unknown = api.post("/v1/prices", headers=analyst, json={"items": [GALLIUM | {"classification": "secret"}]})
+    assert unknown.json()["items"][0]["status"] == "rejected"
+    assert "classification" in unknown.json()["items"][0]["reason"]
+
+    news = await read_topic(kafka_bootstrap, kafka_topics, topics.NEWS, expect=1)
+    assert [(e.material, e.classification) for _, e, _ in news if isinstance(e, NewsReported)] == \
+        [("gallium", Classification.RESTRICTED)]
+    prices = await read_topic(kafka_bootstrap, kafka_topics, topics.PRICES, expect=1)
+    assert [(e.price, e.classification) for _, e, _ in prices] == [(338.5, Classification.RESTRICTED)]
