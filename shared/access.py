@@ -30,6 +30,10 @@ class StaticKey:
     scopes: frozenset[str]
     clearance: Classification = Classification.PUBLIC
 
+    def cleared_for(self, level: Classification) -> bool:
+        """Whether the key may see (and so enter) a signal of this classification."""
+        return level.rank <= self.clearance.rank
+
     def __repr__(self) -> str:  # a digest is not a secret, but it has no business in logs either
         return f"StaticKey(name={self.name!r}, scopes={sorted(self.scopes)}, clearance={self.clearance.value})"
 

@@ -314,7 +314,7 @@ def crisis() -> dict:
                    q("histogram_quantile(0.95, sum by (le, channel) "
                      "(rate(mews_notify_breach_to_delivery_seconds_bucket[$__rate_interval])))", "{{channel}} p95")],
                   unit="s", width=8,
-                  description="From the breach's observation to the receiver accepting the notification."),
+                  description="From the breach reaching the notifier to the receiver accepting the notification."),
             Panel("Waiting to be sent", "stat",
                   [q("sum by (channel) (mews_notify_outbox_depth)", "{{channel}}", True),
                    q("max(mews_notify_outbox_oldest_pending_age_seconds)", "oldest (s)", True)],

@@ -17,7 +17,7 @@ import logging
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
@@ -25,19 +25,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.ingest import metrics
 from services.ingest.config import SourcesConfig
-from services.ingest.observation import Candidate, Limits, Rejected
+from services.ingest.observation import Accepted, Candidate, Limits, Rejected
 from services.ingest.poll import Ingestion, SourceHealth, normalise_candidate, open_ingestion, poll_forever
 from services.ingest.publish import Decision, Item, NotPublished
 from services.ingest.settings import IngestSettings
 from shared.access import StaticKey, bearer_token, find_key
 from shared.api import secure_api
-from shared.events import describe_validation_error
+from shared.events import Classification, describe_validation_error
 from shared.metrics import mount_observability
 from shared.problems import answers
 from shared.throttle import auth_throttle
 
 log = logging.getLogger(__name__)
 PUBLISH_CHUNK = 250  # items per publish: about one record batch per partition
+_LEVELS = frozenset(c.value for c in Classification)
 
 
 class PriceItem(BaseModel):
@@ -50,6 +51,7 @@ class PriceItem(BaseModel):
     unit: str = Field(max_length=32)
     observed_at: str | float
     source: str | None = Field(default=None, max_length=200)
+    classification: Classification = Classification.PUBLIC  # at most the key's clearance
     series: str = Field(default="", max_length=200)
     url: str = Field(default="", max_length=2000)
 
@@ -63,6 +65,7 @@ class NewsItem(BaseModel):
     url: str = Field(default="", max_length=2000)
     published_at: str | float | None = None
     source: str | None = Field(default=None, max_length=200)
+    classification: Classification = Classification.PUBLIC  # at most the key's clearance
     language: str = Field(default="", max_length=8)
 
 
@@ -78,6 +81,7 @@ class TradeItem(BaseModel):
     quantity_kg: float | str | None = None
     value_eur: float | str | None = None
     source: str | None = Field(default=None, max_length=200)
+    classification: Classification = Classification.PUBLIC  # at most the key's clearance
 
 
 class LeadTimeItem(BaseModel):
@@ -91,6 +95,7 @@ class LeadTimeItem(BaseModel):
     supplier: str = Field(default="", max_length=200)
     origin_country: str = Field(default="", max_length=60)
     source: str | None = Field(default=None, max_length=200)
+    classification: Classification = Classification.PUBLIC  # at most the key's clearance
 
 
 class StockItem(BaseModel):
@@ -101,7 +106,7 @@ class StockItem(BaseModel):
     tonnes: float | str
     reported_at: str | float
     holder: str = Field(default="", max_length=200)
-    classification: Literal["public", "restricted", "government"] = "government"
+    classification: Classification = Classification.GOVERNMENT  # at most the key's clearance
     source: str | None = Field(default=None, max_length=200)
 
 
@@ -125,7 +130,8 @@ class BatchResult(BaseModel):
 def candidate_fields(kind: str, item: BaseModel) -> dict[str, Any]:
     """An API item's fields under the names normalisation reads."""
     # The models are flat, so their attributes are the dump, at a third of model_dump's cost per item.
-    data = {name: value for name, value in item.__dict__.items() if value is not None and name != "source"}
+    data = {name: value for name, value in item.__dict__.items()
+            if value is not None and name not in ("source", "classification")}
     if kind == "news":
         data["summary"] = data.pop("text", "")
         data["link"] = data.pop("url", "")
@@ -223,7 +229,12 @@ def _item(kind: str, raw: Any, key: StaticKey, ingestion: Ingestion, limits: Lim
     source = getattr(parsed, "source", None) or source
     # No copy of the original bytes: the API answers its caller with the reasons instead of dead-lettering.
     candidate = Candidate(kind, source, candidate_fields(kind, parsed), b"")
-    return Item(kind, source, normalise_candidate(candidate, ingestion, limits), b"")
+    outcome = normalise_candidate(candidate, ingestion, limits)
+    level = parsed.classification  # type: ignore[attr-defined]
+    if isinstance(outcome, Accepted) and any(e.classification is not level for e in outcome.events):
+        outcome = replace(outcome, events=tuple(e.model_copy(update={"classification": level})
+                                                for e in outcome.events))
+    return Item(kind, source, outcome, b"")
 
 
 async def publish_in_chunks(kind: str, raw_items: list[Any], key: StaticKey, ingestion: Ingestion,
@@ -264,6 +275,13 @@ async def ingest_batch(kind: str, batch: Batch, key: StaticKey, runtime: Runtime
     retry_after = {"Retry-After": str(runtime.settings.ingest_retry_after_s)}
     if ingestion is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "ingest is starting", headers=retry_after)
+    default_level = ITEM_MODELS[kind].model_fields["classification"].default.value
+    for index, raw in enumerate(batch.items):
+        level = raw.get("classification", default_level) if isinstance(raw, dict) else None
+        if isinstance(level, str) and level in _LEVELS and not key.cleared_for(Classification(level)):
+            # Refused whole, before anything is published: the sender is told, not just this item.
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"item {index} is classified {level}, above the API "
+                                f"key's clearance {key.clearance.value}")
     deadline = batch.started + runtime.settings.ingest_request_deadline_s
     try:
         decisions = await publish_in_chunks(kind, batch.items, key, ingestion, deadline)
@@ -365,7 +383,7 @@ def create_app(settings: IngestSettings, sources: SourcesConfig | None = None) -
         """Lead times: material, lead_time_days (or _weeks), quoted_at, supplier, origin_country."""
         return await ingest_batch("leadtime", items, key, runtime)
 
-    @app.post("/v1/stocks", status_code=202, response_model=BatchResult)
+    @app.post("/v1/stocks", status_code=202, response_model=BatchResult, openapi_extra=documented_body("stock"))
     async def post_stocks(key: Key, items: Items) -> Response:
         """Stock reports (CRMA Art. 23): material, tonnes, reported_at, holder, classification (default government)."""
         return await ingest_batch("stock", items, key, runtime)

@@ -31,6 +31,7 @@ from services.scoring.indicators.controls import (
     apply_control_news,
     control_severity,
     controls_in_force,
+    eased_measures,
 )
 from services.scoring.indicators.leadtime import leadtime_indicators
 from services.scoring.indicators.rolling import ESTIMATE_RTOL, ESTIMATED, ReturnWindows
@@ -391,7 +392,7 @@ def _apply_news(state: MaterialState, e: NewsReported, event_id: str, cfg: Scori
     controls, changes = apply_control_news(
         state.controls, measure=e.measure.value, countries=sorted(set(e.countries)), effective=effective,
         source=e.source, item_id=e.item_id, event_id=event_id, url=e.url, title=e.title, summary=e.summary,
-        classification=e.classification.value)
+        classification=e.classification.value, eases=eased_measures(e.evidence))
     if len(controls) > cfg.history.controls:
         # Forget the longest-ended controls first; open ones are never dropped.
         ended = sorted((c.until or "", k) for k, c in controls.items() if c.until is not None)
@@ -664,8 +665,8 @@ def _label(indicator: str) -> str:
 
 
 def summarise(material: str, rule: Rule | None, indicator: str, tr: Transition, value: float,
-              rule_name: str) -> str:
-    """The one-line, plain-language account of a breach transition."""
+              rule_name: str, input_at: float | None = None) -> str:
+    """The one-line, plain-language account of a breach transition; a resolution is dated by its input."""
     name = material_name(material)
     label = _label(indicator)
     v = format_value(indicator, value)
@@ -675,7 +676,8 @@ def summarise(material: str, rule: Rule | None, indicator: str, tr: Transition, 
     direction = rule.direction
     back = "below" if direction == "above" else "above"
     if tr.kind == "resolved":
-        ended = _dt(tr.ends_at or tr.starts_at).date().isoformat()
+        # A late input resolves as of its own time, not the watermark's (newer inputs of other kinds).
+        ended = _dt(input_at if input_at is not None else tr.ends_at or tr.starts_at).date().isoformat()
         return (f"{name}: {label} {v} is back {back} the clear threshold of {format_value(indicator, rule.clear)}; "
                 f"resolved on {ended} (breach since {since})")
     if tr.kind == "deescalated":
@@ -686,7 +688,7 @@ def summarise(material: str, rule: Rule | None, indicator: str, tr: Transition, 
 
 
 def _breach(state: MaterialState, rule: Rule | None, rule_name: str, indicator: str, tr: Transition, value: float,
-            cfg: ScoringConfig) -> BreachRaised:
+            cfg: ScoringConfig, input_at: float | None = None) -> BreachRaised:
     evidence = evidence_for(state, indicator, cfg.history.evidence)
     return BreachRaised(
         fingerprint=fingerprint(state.material, rule_name), material=state.material, rule=rule_name,
@@ -696,7 +698,7 @@ def _breach(state: MaterialState, rule: Rule | None, rule_name: str, indicator: 
         clear_threshold=rule.clear if rule else None, threshold=tr.threshold,
         starts_at=_dt(tr.starts_at), ends_at=_dt(tr.ends_at) if tr.ends_at is not None else None,
         observed_at=_dt(state.watermark or tr.starts_at),
-        summary=summarise(state.material, rule, indicator, tr, value, rule_name), evidence=evidence,
+        summary=summarise(state.material, rule, indicator, tr, value, rule_name, input_at), evidence=evidence,
         classification=Classification.most_restricted([e.classification for e in evidence]),
         parameter=rule.parameter if rule else parameter_of(indicator))
 
@@ -711,8 +713,8 @@ def input_classification(state: MaterialState) -> Classification:
     return Classification.most_restricted([Classification(c) for c in levels])
 
 
-def evaluate_rules(state: MaterialState, ind: dict[str, float | None], cfg: ScoringConfig, own: bool = False
-                   ) -> tuple[MaterialState, list[BreachRaised]]:
+def evaluate_rules(state: MaterialState, ind: dict[str, float | None], cfg: ScoringConfig, own: bool = False,
+                   input_at: float | None = None) -> tuple[MaterialState, list[BreachRaised]]:
     """Every rule of the material against its indicators at the watermark; removed rules resolve their breach."""
     at = state.watermark or 0.0
     rules = cfg.rules_for(state.material)
@@ -727,7 +729,7 @@ def evaluate_rules(state: MaterialState, ind: dict[str, float | None], cfg: Scor
         if nxt is not _NO_RULE_STATE and nxt != _NO_RULE_STATE:
             new_states[rule.name] = nxt
         if tr is not None and value is not None:
-            breaches.append(_breach(state, rule, rule.name, rule.indicator, tr, value, cfg))
+            breaches.append(_breach(state, rule, rule.name, rule.indicator, tr, value, cfg, input_at))
     names = {r.name for r in rules}
     for name in sorted(set(state.rules) - names):
         prior = state.rules[name]
@@ -925,7 +927,7 @@ def _apply(state: MaterialState | None, event: Event, event_id: str, config: Sco
             _settled(applied)
             estimated = False
             ind, score, components, contributions = _assessed(applied, config)
-        applied, breaches = evaluate_rules(applied, ind, config, own)
+        applied, breaches = evaluate_rules(applied, ind, config, own, input_at=t)
     if not snapshot:
         return _outcome(applied, breaches)
     if estimated:

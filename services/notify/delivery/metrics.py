@@ -11,7 +11,7 @@ OUTBOX_DEPTH = Gauge("mews_notify_outbox_depth", "Notifications pending or being
 OLDEST_PENDING = Gauge("mews_notify_outbox_oldest_pending_age_seconds",
                        "Age of the oldest notification due and not yet delivered")
 BREACH_TO_DELIVERY = Histogram("mews_notify_breach_to_delivery_seconds",
-                               "From the breach's observation to the receiver accepting the notification",
+                               "From the breach reaching the notifier to the receiver accepting the notification",
                                ["channel"], buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600,
                                                      12 * 3600, 24 * 3600, 48 * 3600))
 OUTBOX_WAKEUPS = Counter("mews_notify_outbox_wakeups_total",

@@ -246,9 +246,11 @@ class OutboxWorker:
             if outcome.delivered and c.breach_observed_at is not None:
                 metrics.BREACH_TO_DELIVERY.labels(label).observe(
                     (sent.finished_at - c.breach_observed_at).total_seconds())
+        # The last of the tries gave up: it says so, as its recorded attempt does (store/outbox.py).
+        said = "failed" if state == "failed" and outcome.outcome == "retry" else outcome.outcome
         log.info("delivery attempt", extra={"notification_id": c.id, "webhook_id": c.webhook_id,
                                             "channel_id": c.channel_id, "kind": c.kind, "attempt": c.attempts,
-                                            "outcome": outcome.outcome, "status_code": outcome.status_code,
+                                            "outcome": said, "status_code": outcome.status_code,
                                             "error": outcome.error, "state": state})
 
     # --- one round, for tests and tools --------------------------------------------------------------

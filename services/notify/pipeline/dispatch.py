@@ -262,7 +262,9 @@ def enqueue(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
             if alert.id not in alert_ids:
                 alert_ids.append(str(alert.id))
             sent[(alert.organisation_id, first.group_key, alert.fingerprint)] = LogEntry(alert.state, ctx.now)
-        observed = [a.observed_at for a in joining if a.observed_at and a.changed]
+        # Timed from the breach reaching the notifier (this dispatch), on the clock the send is timed by: its
+        # event time may be weeks old (a late or replayed input), and the scorer's clock is another host's.
+        observed = [ctx.now] if any(a.changed for a in joining) else []
         if open_one and open_one.breach_observed_at:
             observed.append(open_one.breach_observed_at)
         kind, payload = group_payload(first.organisation_id, first.group_key, list(carried.values()), first.due_at)

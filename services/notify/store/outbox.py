@@ -182,8 +182,9 @@ def _record(session: Session, n: models.Notification | None, channels: dict[str,
             "notification_id": n.id, "webhook_id": n.webhook_id, "attempt": claimed.attempts,
             "outcome": outcome.outcome})
         return "superseded"
-    session.add(models.DeliveryAttempt(notification_id=n.id, attempted_at=now, outcome=outcome.outcome,
-                                       status_code=outcome.status_code, error=outcome.error))
+    attempt = models.DeliveryAttempt(notification_id=n.id, attempted_at=now, outcome=outcome.outcome,
+                                     status_code=outcome.status_code, error=outcome.error)
+    session.add(attempt)
     channel = channels.get(n.channel_id)
     if outcome.delivered:
         n.status, n.delivered_at, n.last_error = "delivered", now, None
@@ -201,6 +202,8 @@ def _record(session: Session, n: models.Notification | None, channels: dict[str,
         n.status, n.next_attempt_at = "pending", now + policy.schedule.delay(n.attempts)
         return "retry"
     n.status = "failed"
+    if attempt.outcome == "retry":
+        attempt.outcome = "failed"  # the last try: no retry follows
     if channel is not None and n.kind != "admin_notice":
         channel.consecutive_failures += 1
         if channel.enabled and channel.consecutive_failures >= policy.disable_after_failures:

@@ -6,6 +6,8 @@ import re
 from dataclasses import asdict, dataclass, replace
 from datetime import date
 
+from shared.events import Classification
+
 OPENING_MEASURES = ("export_ban", "export_licence", "export_quota", "export_tax", "sanction")
 
 # How much a measure restricts supply, 0..1: a ban or sanction stops a flow, a quota caps it, a licence
@@ -55,13 +57,20 @@ def easing_kind(title: str, summary: str) -> str:
     return "suspended" if _SUSPENSION.search(f"{title} {summary}") else "lifted"
 
 
+def eased_measures(evidence: list[str]) -> tuple[str, ...]:
+    """The measures an easing names, from its classifier evidence ('signal=export_licence: ...'); () for none."""
+    named = {line.partition(":")[0].removeprefix("signal=") for line in evidence if line.startswith("signal=")}
+    return tuple(m for m in OPENING_MEASURES if m in named)
+
+
 def apply_control_news(controls: dict[str, ExportControl], *, measure: str, countries: list[str], effective: date,
                        source: str, item_id: str, event_id: str, url: str, title: str, summary: str,
-                       classification: str) -> tuple[dict[str, ExportControl], list[str]]:
+                       classification: str, eases: tuple[str, ...] = ()) -> tuple[dict[str, ExportControl], list[str]]:
     """Controls after one classified news item, and what changed (one line per control touched).
 
     An opening measure opens (or re-opens, or updates) the control keyed by country and measure; an easing
-    ends every control of the same countries from its effective date.
+    ends the controls of the same countries from its effective date: only those of the measures it `eases`
+    when it names any, and never one classified above the easing itself (a public item cannot see it).
     """
     out = dict(controls)
     changes: list[str] = []
@@ -78,8 +87,10 @@ def apply_control_news(controls: dict[str, ExportControl], *, measure: str, coun
             changes.append(f"{'updated' if prior and prior.until is None else 'opened'} {key}")
     elif measure == "easing":
         kind = easing_kind(title, summary)
+        rank = Classification(classification).rank
         for key, control in sorted(out.items()):
-            if control.country in countries and control.until is None:
+            if (control.country in countries and control.until is None and (not eases or control.measure in eases)
+                    and Classification(control.classification).rank <= rank):
                 out[key] = replace(control, until=effective.isoformat(), ended_by=kind, eased_item_id=item_id)
                 changes.append(f"{kind} {key}")
     return out, changes

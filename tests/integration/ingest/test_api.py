@@ -10,18 +10,22 @@ from fastapi.testclient import TestClient
 from services.ingest.api import create_app
 from services.ingest.settings import IngestSettings
 from shared import topics
-from shared.events import Classification, LeadTimeQuoted, PriceObserved, StockReported
+from shared.events import Classification, LeadTimeQuoted, NewsReported, PriceObserved, StockReported
 
 from .conftest import read_topic
 
 pytestmark = pytest.mark.integration
 INGEST_KEY, READ_KEY = "ingest-key-for-tests", "read-only-key-for-tests"
+ANALYST_KEY = "restricted-analyst-key-for-tests"
+MINISTRY_KEY = "government-ministry-key-for-tests"
 
 
 @pytest.fixture
 def api(kafka_topics, kafka_bootstrap, tmp_path):
     keys = f"{hashlib.sha256(INGEST_KEY.encode()).hexdigest()}:ingest," \
-           f"readers={hashlib.sha256(READ_KEY.encode()).hexdigest()}:read"
+           f"readers={hashlib.sha256(READ_KEY.encode()).hexdigest()}:read," \
+           f"analysts={hashlib.sha256(ANALYST_KEY.encode()).hexdigest()}:ingest:restricted," \
+           f"ministry={hashlib.sha256(MINISTRY_KEY.encode()).hexdigest()}:ingest:government"
     settings = IngestSettings(kafka_bootstrap_servers=kafka_bootstrap, topic_namespace=kafka_topics,
                               ingest_state_dir=tmp_path, ingest_api_keys=keys, ingest_max_batch=5,
                               ingest_max_body_bytes=4096)
@@ -111,8 +115,11 @@ async def test_stock_reports_reach_their_topic_government_only_and_score_days_of
     from services.scoring.engine import apply_event
     from shared.events import TradeFlowReported
 
-    stocks = api.post("/v1/stocks", headers=AUTH, json={"items": [
-        {"material": "gallium", "tonnes": 4.5, "reported_at": "2024-03-01", "holder": "NL strategic reserve"},
+    reserve = {"material": "gallium", "tonnes": 4.5, "reported_at": "2024-03-01", "holder": "NL strategic reserve"}
+    # Government-only by default, so a key without that clearance may not push it at all.
+    assert api.post("/v1/stocks", headers=AUTH, json={"items": [reserve]}).status_code == 403
+    stocks = api.post("/v1/stocks", headers={"Authorization": f"Bearer {MINISTRY_KEY}"}, json={"items": [
+        reserve,
         {"material": "gallium", "tonnes": -2, "reported_at": "2024-03-01"},
         {"material": "gallium", "tonnes": 1, "reported_at": "2024-03-01", "classification": "secret"},
     ]}).json()
@@ -134,8 +141,47 @@ async def test_stock_reports_reach_their_topic_government_only_and_score_days_of
     assert (breach.parameter, breach.classification) == ("supply_and_demand", Classification.GOVERNMENT)
 
 
+async def test_a_stock_report_said_to_be_public_is_published_public(api, kafka_bootstrap, kafka_topics):
+    public = {"material": "gallium", "tonnes": 2.0, "reported_at": "2024-03-01", "holder": "an annual report",
+              "classification": "public"}
+    assert api.post("/v1/stocks", headers=AUTH, json={"items": [public]}).json()["accepted"] == 1
+    (message,) = await read_topic(kafka_bootstrap, kafka_topics, topics.STOCKS, expect=1)
+    assert message[1].classification is Classification.PUBLIC
+
+
 def test_observability_endpoints_answer(api):
     assert api.get("/healthz").status_code == 200
     assert api.get("/readyz").json()["status"] == "ready"
     metrics = api.get("/metrics").text
     assert "mews_build_info" in metrics
+
+
+async def test_a_classified_signal_is_taken_from_a_key_cleared_for_it_and_refused_above(
+        api, kafka_bootstrap, kafka_topics):
+    analyst = {"Authorization": f"Bearer {ANALYST_KEY}"}
+    ban = {"title": "China bans gallium exports to the EU", "text": "From embassy reporting.",
+           "published_at": "2023-08-30T09:00:00Z", "classification": "restricted"}
+    taken = api.post("/v1/news", headers=analyst, json={"items": [ban]})
+    assert taken.status_code == 202
+    assert taken.json()["accepted"] == 1
+    price = api.post("/v1/prices", headers=analyst, json={"items": [GALLIUM | {"classification": "restricted"}]})
+    assert price.json()["accepted"] == 1
+
+    above = api.post("/v1/prices", headers=analyst, json={"items": [
+        GALLIUM | {"price": 340, "classification": "restricted"},
+        GALLIUM | {"price": 341, "classification": "government"}]})
+    assert above.status_code == 403
+    assert above.json()["detail"] == "item 1 is classified government, above the API key's clearance restricted"
+    public_key = api.post("/v1/prices", headers=AUTH, json={"items": [GALLIUM | {"price": 342,
+                                                                                 "classification": "restricted"}]})
+    assert public_key.status_code == 403
+    assert "above the API key's clearance public" in public_key.json()["detail"]
+    unknown = api.post("/v1/prices", headers=analyst, json={"items": [GALLIUM | {"classification": "secret"}]})
+    assert unknown.json()["items"][0]["status"] == "rejected"
+    assert "classification" in unknown.json()["items"][0]["reason"]
+
+    news = await read_topic(kafka_bootstrap, kafka_topics, topics.NEWS, expect=1)
+    assert [(e.material, e.classification) for _, e, _ in news if isinstance(e, NewsReported)] == \
+        [("gallium", Classification.RESTRICTED)]
+    prices = await read_topic(kafka_bootstrap, kafka_topics, topics.PRICES, expect=1)
+    assert [(e.price, e.classification) for _, e, _ in prices] == [(338.5, Classification.RESTRICTED)]

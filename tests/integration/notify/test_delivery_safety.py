@@ -4,7 +4,7 @@ a dead receiver retried forever; and the delivery metrics counting what did happ
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -174,3 +174,51 @@ async def test_delivery_metrics_count_deliveries_and_time_from_breach(
     assert sample("mews_notify_breach_to_delivery_seconds_count", {"channel": "webhook"}) == timed + 1
     assert sample("mews_notify_pipeline_decisions_total", {"stage": "dedup", "decision": "send"}) == sent + 1
     assert sample("mews_notify_outbox_depth", {"channel": "webhook"}) == 0
+
+
+async def test_breach_to_delivery_counts_from_the_breach_reaching_the_notifier_not_from_event_time(
+        kafka_bootstrap, kafka_topics, migrated_database_url, db_sessions, smtp_inbox, http_receiver):
+    # A breach about an observation three weeks old (a late or backfilled input) is still news when it comes.
+    settings = notifier_settings(kafka_bootstrap, kafka_topics, migrated_database_url, smtp_inbox)
+    with unit_of_work(db_sessions) as s:
+        org = add_org(s, "Backfill BV")
+        subscribe(s, org, [add_webhook(s, org, http_receiver.url("/backfill"))], material="gallium")
+    count = sample("mews_notify_breach_to_delivery_seconds_count", {"channel": "webhook"})
+    total = sample("mews_notify_breach_to_delivery_seconds_sum", {"channel": "webhook"})
+
+    async with running(settings, db_sessions):
+        before = datetime.now(UTC)
+        await publish(settings, breach("fp-backfill", observed_at=before - timedelta(days=21)))
+        await eventually(lambda: sample("mews_notify_breach_to_delivery_seconds_count",
+                                        {"channel": "webhook"}) > count, what="the delivery timed")
+        took = (datetime.now(UTC) - before).total_seconds()
+
+    assert http_receiver.delivered("/backfill")
+    measured = sample("mews_notify_breach_to_delivery_seconds_sum", {"channel": "webhook"}) - total
+    assert 0 <= measured <= took
+
+
+async def test_the_last_failed_attempt_says_the_delivery_gave_up(
+        migrated_database_url, db_sessions, smtp_inbox, http_receiver, caplog):
+    settings = notifier_settings("127.0.0.1:1", "unused", migrated_database_url, smtp_inbox)
+    with unit_of_work(db_sessions) as s:
+        org = add_org(s, "Given Up BV")
+        hook = add_webhook(s, org, http_receiver.url("/gone-quiet"))
+        s.add(models.Notification(organisation_id=org.id, channel_id=hook.id, kind="alert",
+                                  group_key=f"immediate:{hook.id}", payload={"alerts": []}))
+    http_receiver.answer("/gone-quiet", 503, 503)
+    policy = DeliveryPolicy(schedule=RetrySchedule(initial=0.01, max_interval=0.01, jitter=0, max_attempts=2),
+                            disable_after_failures=10, lease=timedelta(seconds=30), batch_size=1)
+    notifier = Notifier(settings, db_sessions)
+    caplog.set_level("INFO", logger="services.notify.delivery.outbox")
+    async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as http:
+        worker = OutboxWorker(db_sessions, http, smtp_from(settings), notifier.check_target, settings, policy)
+        for _ in range(40):
+            await worker.run_once()
+            if len(attempts_of(db_sessions)) == 2:
+                break
+            await asyncio.sleep(0.02)
+
+    assert [(a.outcome, a.status_code) for a in attempts_of(db_sessions)] == [("retry", 503), ("failed", 503)]
+    logged = [(r.outcome, r.state) for r in caplog.records if r.getMessage() == "delivery attempt"]
+    assert logged == [("retry", "retry"), ("failed", "failed")]

@@ -8,6 +8,7 @@ from services.scoring.indicators.controls import (
     apply_control_news,
     control_severity,
     controls_in_force,
+    eased_measures,
     easing_kind,
 )
 
@@ -64,3 +65,36 @@ def test_easing_words():
 
 def test_no_controls_have_zero_severity():
     assert control_severity([]) == 0.0
+
+
+def test_an_easing_ends_only_the_measures_it_names():
+    controls, _ = news({}, "export_ban", ["CN"], date(2024, 12, 3), item="a")
+    controls, _ = news(controls, "export_licence", ["CN"], date(2024, 12, 3), item="b")
+    controls, changes = apply_control_news(
+        controls, measure="easing", countries=["CN"], effective=date(2025, 11, 9), source="mofcom", item_id="c",
+        event_id="e-c", url="", title="China lifts the export licence requirement", summary="",
+        classification="public", eases=eased_measures(["signal=export_licence: export licence",
+                                                       "signal=easing: lifts the export licence requirement"]))
+    assert changes == ["lifted CN|export_licence"]
+    assert [c.measure for c in controls_in_force(controls, date(2025, 11, 9))] == ["export_ban"]
+
+
+def test_an_easing_naming_no_measure_ends_every_control_of_its_countries():
+    assert eased_measures(["signal=restriction: export controls", "signal=easing: lifts export controls"]) == ()
+    controls, _ = news({}, "export_ban", ["CN"], date(2024, 12, 3), item="a")
+    controls, _ = news(controls, "export_licence", ["CN"], date(2024, 12, 3), item="b")
+    controls, changes = news(controls, "easing", ["CN"], date(2025, 11, 9), title="China lifts export controls")
+    assert changes == ["lifted CN|export_ban", "lifted CN|export_licence"]
+
+
+def test_a_public_easing_never_ends_a_government_only_control():
+    controls, _ = apply_control_news(
+        {}, measure="export_ban", countries=["CN"], effective=date(2024, 12, 3), source="ministry", item_id="a",
+        event_id="e-a", url="", title="Export ban (government only)", summary="", classification="government")
+    controls, changes = news(controls, "easing", ["CN"], date(2025, 11, 9), title="China lifts the licence")
+    assert changes == []
+    assert [c.measure for c in controls_in_force(controls, date(2025, 11, 9))] == ["export_ban"]
+    controls, changes = apply_control_news(
+        controls, measure="easing", countries=["CN"], effective=date(2025, 11, 10), source="ministry", item_id="c",
+        event_id="e-c", url="", title="Ban lifted", summary="", classification="government")
+    assert changes == ["lifted CN|export_ban"]

@@ -317,3 +317,23 @@ def test_in_place_driver_ends_with_the_same_state_and_breaches_as_apply_event():
     assert any(o.rejected for o in outs)
     assert any(o.breaches for o in outs)
     assert all(o.snapshot is None for o in owned_outs)
+
+
+def test_a_public_licence_easing_leaves_a_government_only_ban_in_force():
+    easing = ban(30, Measure.EASING, item="n2", title="China lifts the export licence requirement for gallium")
+    easing = easing.model_copy(update={"evidence": ["signal=export_licence: export licence",
+                                                    "signal=easing: lifts the export licence requirement"]})
+    state, outs = feed([ban(0, classification=Classification.GOVERNMENT), easing])
+    assert [b for b in outs[1].breaches if b.rule == "export-control-in-force"] == []
+    assert state.flat_indicators()["export_controls_active"] == 1.0
+    assert [c["status"] for c in outs[1].snapshot.export_controls] == ["in_force"]
+
+
+def test_a_late_input_that_resolves_a_breach_is_dated_in_the_summary_by_its_own_time():
+    quote = LeadTimeQuoted(material="gallium", source="broker", quoted_at=T0 + timedelta(days=4), lead_time_days=30,
+                           origin_country="CN")
+    # The quote moves the watermark to day 4; the price of day 2 arrives late (within the bound) and resolves.
+    _, outs = feed([price(300.0, 0), price(450.0, 1), quote, price(455.0, 2)])
+    (b,) = [b for b in outs[3].breaches if b.rule == "price-change-1d"]
+    assert b.status == BreachStatus.RESOLVED
+    assert "resolved on 2023-07-05 (breach since 2023-07-04)" in b.summary

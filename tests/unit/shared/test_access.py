@@ -49,3 +49,8 @@ def test_repr_shows_no_digest():
     key = parse_keys(f"{digest('k')}:ingest")[0]
     assert digest("k") not in repr(key)
     assert digest("k")[:8] not in repr(key).replace(key.name, "")
+
+
+def test_a_key_is_cleared_for_its_own_level_and_those_below_only():
+    (restricted,) = parse_keys(f"analysts={digest('r')}:ingest:restricted")
+    assert [restricted.cleared_for(c) for c in Classification] == [True, True, False]
