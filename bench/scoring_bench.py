@@ -4,7 +4,8 @@ Each run produces N daily prices (geometric Brownian motion, seeded, keyed by ma
 backfill arrives) into the prices topic of a fresh namespace, then measures in the same run:
   consumer  a bare aiokafka consumer decoding every message with `shared.events.decode` (the anchor);
   worker    the scoring worker as a user starts it, from process start until its committed offsets reach
-            the end of every partition: events/s (whole run and 10 % to 90 %), the ratio to the anchor, CPU
+            the end of every partition: events/s (whole run and 10 % to 90 %), the ratio to the anchor, the
+            time to its first commit (start-up: imports, group join, table recovery, first persist), CPU
             seconds per 1,000 events, peak RSS (VmHWM) and RSS at 50 % and 100 % of the inputs;
   restart   with the worker scoring a live batch, `kill -9`, start it again (same port and data folder, so
             the same default group instance id) and time until /readyz answers 200 and until a marker
@@ -293,7 +294,8 @@ def worker_figures(worker: Worker, progress: Progress, events: int) -> dict:
     t10, t90 = progress.time_to(0.1 * events), progress.time_to(0.9 * events)
     _, _, cpu10, _ = progress.at(0.1 * events)
     _, _, cpu90, _ = progress.at(0.9 * events)
-    return {"seconds": end_t, "rate": events / end_t,
+    first_t = next((t for t, done, _, _ in progress.samples if done > 0), end_t)
+    return {"seconds": end_t, "rate": events / end_t, "first_commit_s": first_t,
             "steady_rate": 0.8 * events / (t90 - t10) if t90 > t10 else None,
             "cpu_per_1k": end_cpu / events * 1000,
             "steady_cpu_per_1k": (cpu90 - cpu10) / (0.8 * events) * 1000 if t90 > t10 else None,
@@ -486,6 +488,8 @@ def describe(label: str, runs: list[dict], events: int) -> list[str]:
             f"  scoring worker           {rate:>10,.0f} events/s{ratio}   (start to committed end, "
             f"{median(runs, 'worker', 'seconds'):.1f} s)",
             f"  scoring worker 10-90 %   {fmt(steady, '>10,.0f')} events/s{steady_ratio}",
+            f"  worker first commit      {fmt(median(runs, 'worker', 'first_commit_s'), '.1f', ' s')} after its start "
+            "(start-up, group join, table recovery, first persist)",
             f"  worker CPU               {median(runs, 'worker', 'cpu_per_1k'):.3f} s per 1,000 events "
             f"(start to end; 10-90 %: {fmt(median(runs, 'worker', 'steady_cpu_per_1k'), '.3f')})",
             f"  worker RSS               peak {median(runs, 'worker', 'peak_rss') * mib:.0f} MiB; at 50 % "

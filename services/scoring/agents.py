@@ -181,8 +181,10 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
     next_offsets: dict[Any, tuple[int, int]] = {}  # partition -> (generation, offset expected next)
     unacked: list[Any] = []  # the messages of scored inputs whose states are not persisted yet
     unsent: list[IndicatorSnapshot] = []  # with interval 0: each input's snapshot, sent once its state is persisted
-    # Held while a batch is scored and while persisting, so a persisted state covers exactly the inputs acked.
+    # Held while a batch is scored and while a persist takes its cut, so a persisted state covers exactly the
+    # inputs acked, and their breaches are sent before the state is written.
     scoring = asyncio.Lock()
+    persisting = asyncio.Lock()  # one persist at a time, so the table gets a material's records in order
     last_persist = time.monotonic()
 
     async def quarantine(message: Any, reason: str) -> None:
@@ -273,46 +275,69 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
     async def persist(everything: bool = False) -> None:
         """Write the changed states to the table, ack the inputs they cover, then send the snapshots now due.
 
-        Each step waits for the producer: the breaches and dead letters these inputs caused are on the broker
-        before a state saying they were scored, and that state before the inputs are acked (faust commits only
-        acked offsets, and flushes the producer again before it does) and before a snapshot showing it.
-        `everything` (at a rebalance or a stop) sends every snapshot still waiting for its beat.
+        Under the `scoring` lock only a cut is taken: the inputs scored so far, the records of the states they
+        changed and the snapshots due, all copies. Scoring goes on while they are written (with one snapshot per
+        input, interval 0, it waits, so each input's snapshot follows the previous one). Each step waits for the
+        producer: the breaches and dead letters these inputs caused are on the broker before a state saying they
+        were scored, and that state before the inputs are acked (faust commits only acked offsets, and flushes
+        the producer again before it does) and before a snapshot showing it. `everything` (at a rebalance or a
+        stop) sends every snapshot still waiting for its beat.
         """
         nonlocal last_persist
-        async with scoring:
-            now = last_persist = time.monotonic()
-            written: list[tuple[str, Resident]] = []
-            acked = bool(unacked)
-            if acked:
-                await app.producer.flush()
-                written = states.take_unpersisted()
-                try:
-                    # Every changed state was changed by an input still unacked, of the state's own partition.
-                    of_partition = {message.partition: message for message in unacked}
-                    for material, resident in written:
-                        message = of_partition[resident.partition]
-                        with processing(FaustEvent(app, message.key, message.value, None, message)):
-                            table[material] = resident.record()
-                    await app.producer.flush()
-                except BaseException:  # not persisted: write them again next time, and ack nothing now
-                    for material, resident in written:
-                        states.scored(material, resident)
-                    raise
-                done = unacked.copy()
-                unacked.clear()
-                ack = app.consumer.ack
-                for message in done:
-                    ack(message)
-                STATE_WRITES.inc(len(written))
-            snaps = unsent.copy()
-            unsent.clear()
-            for material, resident in states.due_snapshots(now, -1.0 if everything else snapshot_interval):
-                snaps.append(indicator_snapshot(resident.state, config))
-                states.published(material, now)
-            for snap in snaps:
-                await publish(snap)
-        if acked:
+        async with persisting:
+            async with scoring:
+                now = last_persist = time.monotonic()
+                cut = take_cut(now, everything)
+                if snapshot_interval == 0:
+                    await write_cut(*cut, now)
+            if snapshot_interval != 0:
+                await write_cut(*cut, now)
+        if cut[0]:
             await app.consumer.commit()  # now rather than at faust's next beat: a restart re-reads less
+
+    def take_cut(now: float, everything: bool) -> tuple[list[Any], list[tuple[str, Resident, dict[str, Any]]],
+                                                        list[IndicatorSnapshot]]:
+        """The inputs scored since the last cut, the records of the states they changed, the snapshots now due."""
+        done = unacked.copy()
+        unacked.clear()
+        records = [(m, r, r.record()) for m, r in states.take_unpersisted()] if done else []
+        snaps = unsent.copy()
+        unsent.clear()
+        for material, resident in states.due_snapshots(now, -1.0 if everything else snapshot_interval):
+            snaps.append(indicator_snapshot(resident.state, config))
+            states.published(material, now)
+        return done, records, snaps
+
+    async def write_cut(done: list[Any], records: list[tuple[str, Resident, dict[str, Any]]],
+                        snaps: list[IndicatorSnapshot], taken_at: float) -> None:
+        if done:
+            try:
+                await app.producer.flush()
+                # Every changed state was changed by an input of the cut, of the state's own partition.
+                of_partition = {message.partition: message for message in done}
+                for material, resident, record in records:
+                    message = of_partition[resident.partition]
+                    with processing(FaustEvent(app, message.key, message.value, None, message)):
+                        table[material] = record
+                await app.producer.flush()
+            except BaseException:  # not persisted: write them again next time, and ack nothing now
+                for material, resident, _ in records:
+                    states.scored(material, resident)
+                unacked[:0] = done
+                if snapshot_interval == 0:
+                    unsent[:0] = snaps
+                else:
+                    for snap in snaps:
+                        states.republish(snap.material)
+                raise
+            ack = app.consumer.ack
+            for message in done:
+                ack(message)
+            STATE_WRITES.inc(len(records))
+        for snap in snaps:
+            # A breach since the cut sent a newer snapshot of this material: this one would arrive after it.
+            if snapshot_interval == 0 or not states.published_since(snap.material, taken_at):
+                await publish(snap)
 
     @app.agent(inputs, name="score-materials")
     async def score_materials(stream: faust.StreamT) -> None:

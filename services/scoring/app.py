@@ -178,6 +178,11 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
+def _log_feed_failure(starting: asyncio.Future) -> None:
+    if not starting.cancelled() and starting.exception() is not None:
+        log.error("read view feed could not start", extra={"reason": repr(starting.exception())})
+
+
 class ReadApiService(mode.Service):
     """The read view and the HTTP API (with /metrics, /healthz, /readyz) on the service port."""
 
@@ -192,8 +197,9 @@ class ReadApiService(mode.Service):
         self.api = create_api(settings, self.view, {
             "kafka": lambda: check_kafka(settings.kafka_bootstrap_servers),
             "worker": self.worker_readiness,
-            "view": self.feed.readiness,
+            "view": self.view_readiness,
         })
+        self._feed_starting: asyncio.Future | None = None
         self._server: _EmbeddedServer | None = None
         self._serving: asyncio.Future | None = None
 
@@ -203,8 +209,18 @@ class ReadApiService(mode.Service):
             return None
         return "worker joining its group or recovering its table"
 
+    async def view_readiness(self) -> str | None:
+        """None once the view has caught up, else why not (also when its feed could not start)."""
+        starting = self._feed_starting
+        if starting is not None and starting.done() and not starting.cancelled() and starting.exception():
+            return f"view feed could not start: {starting.exception()}"
+        return await self.feed.readiness()
+
     async def on_start(self) -> None:
-        await self.feed.start()
+        # The faust app starts after this service (the Worker starts its services first): the view's feed
+        # connects in the background so that joining the group does not wait for it; /readyz waits for both.
+        self._feed_starting = asyncio.ensure_future(self.feed.start())
+        self._feed_starting.add_done_callback(_log_feed_failure)
         config = uvicorn.Config(self.api, host=self.settings.host, port=self.settings.port, log_config=None,
                                 access_log=False, lifespan="off", server_header=False)
         serve_metrics_port(self.settings)
@@ -222,6 +238,10 @@ class ReadApiService(mode.Service):
             self._server.should_exit = True
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(self._serving, 10)
+        if self._feed_starting is not None and not self._feed_starting.done():
+            self._feed_starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._feed_starting
         await self.feed.stop()
 
 

@@ -87,6 +87,17 @@ class MaterialStates:
         if resident is not None:
             resident.published_at = now
 
+    def published_since(self, material: str, when: float) -> bool:
+        """Whether a snapshot of the material was sent after `when` (monotonic)."""
+        resident = self._residents.get(material)
+        return resident is not None and resident.published_at > when
+
+    def republish(self, material: str) -> None:
+        """A snapshot counted as sent was not: the material's state is due for one again (if still resident)."""
+        resident = self._residents.get(material)
+        if resident is not None:
+            self._unpublished[material] = resident
+
     def take_unpersisted(self) -> list[tuple[str, Resident]]:
         """The residents changed since the last call, each once; they count as persisted from now on."""
         taken = list(self._unpersisted.items())

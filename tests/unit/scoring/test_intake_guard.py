@@ -72,7 +72,7 @@ async def test_input_records_come_in_batches_in_fetch_order_and_other_topics_thr
     fetcher = Fetcher(app)
     order: list[tuple[str, int]] = []
 
-    async def getmany(timeout: float):
+    async def getmany(**_: float):  # getmany(timeout=...)
         fetcher._stopped.set()  # one fetch, then the drain loop ends
         for tp, message in fetched:
             yield tp, message

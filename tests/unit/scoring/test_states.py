@@ -93,3 +93,20 @@ def test_dropping_a_partition_forgets_its_residents_and_refuses_unpersisted_ones
     scored(states, "cobalt", 2, 1, 1)
     with pytest.raises(RuntimeError, match="cobalt dropped before it was persisted"):
         states.drop({2})
+
+
+def test_a_snapshot_sent_after_a_cut_is_seen_and_one_not_sent_is_due_again():
+    states = MaterialStates(lambda material: None)
+    resident = scored(states, "gallium", 3, 0, 0)
+    states.unpublished("gallium", resident)
+    assert [m for m, _ in states.due_snapshots(10.0, 1.0)] == ["gallium"]
+    states.published("gallium", 10.0)  # taken into a cut at 10.0
+    assert not states.published_since("gallium", 10.0)
+    states.published("gallium", 10.5)  # a breach sent a newer one before the cut's snapshot went out
+    assert states.published_since("gallium", 10.0)
+    assert not states.published_since("cobalt", 0.0)  # never resident
+
+    states.republish("gallium")  # the cut failed: its snapshot was not sent after all
+    assert [m for m, _ in states.due_snapshots(20.0, 1.0)] == ["gallium"]
+    states.republish("cobalt")
+    assert [m for m, _ in states.due_snapshots(20.0, 1.0)] == ["gallium"]
