@@ -1,6 +1,6 @@
 """The scoring agent: input topics -> `engine.apply_event_in_place` -> breaches and snapshots. It only moves data.
 
-One agent reads the four input topics. They are keyed by material and co-partitioned, so every signal of one
+One agent reads the five input topics. They are keyed by material and co-partitioned, so every signal of one
 material meets the material's state in one partition of the `material-state` table. The inputs come in batches
 straight from faust's consumer (services/scoring/intake.py). The states live in memory
 (services/scoring/states.py); the table is written once per commit interval, snapshots go out on a beat.
@@ -38,6 +38,7 @@ from shared.events import (
     LeadTimeQuoted,
     NewsReported,
     PriceObserved,
+    StockReported,
     TradeFlowReported,
     decode,
     encode,
@@ -49,12 +50,14 @@ log = logging.getLogger(__name__)
 
 SOURCE = "mews/scoring"
 SERVICE = "scoring"
-INPUTS: tuple[declared.Topic, ...] = (declared.PRICES, declared.NEWS, declared.TRADE, declared.LEADTIMES)
+INPUTS: tuple[declared.Topic, ...] = (declared.PRICES, declared.NEWS, declared.TRADE, declared.LEADTIMES,
+                                      declared.STOCKS)
 EXPECTED: dict[str, type[Event]] = {
     declared.PRICES.name: PriceObserved,
     declared.NEWS.name: NewsReported,
     declared.TRADE.name: TradeFlowReported,
     declared.LEADTIMES.name: LeadTimeQuoted,
+    declared.STOCKS.name: StockReported,
 }
 
 EVENTS = Counter("mews_scoring_events_total", "Input events by topic and what became of them",

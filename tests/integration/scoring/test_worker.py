@@ -181,3 +181,25 @@ def test_read_api_of_a_running_worker_shows_its_breach_to_a_cleared_key_only(kaf
     assert worker.metric("mews_scoring_price", material="lithium") == 150.0
     assert worker.metric("mews_scoring_breaches_firing", material="lithium", severity="critical") == 1
     assert worker.metric("mews_scoring_processing_lag_seconds_count", topic="mews.prices.v1") == 2
+
+
+def test_a_stock_report_below_its_cover_target_raises_a_government_only_breach(kafka_topics, kafka_bootstrap,
+                                                                                start_worker):
+    from datetime import UTC, datetime
+
+    from shared.events import Classification, StockReported, TradeFlowReported
+
+    start_worker(kafka_topics)
+    # 32.8725 t of net imports in 2024 is 0.09 t a day: 4.5 t held covers 50 days, under the 60-day target.
+    run(produce(kafka_bootstrap, kafka_topics, [
+        TradeFlowReported(material="gallium", source="comext", reporter="EU27", partner="CN", hs_code="81129289",
+                          period="2024", quantity_kg=32_872.5),
+        StockReported(material="gallium", source="ministry", reported_at=datetime(2024, 3, 1, tzinfo=UTC),
+                      tonnes=4.5, holder="NL strategic reserve")]))
+
+    breaches = of_rule(run(collect(kafka_bootstrap, kafka_topics, declared.BREACHES,
+                                   lambda msgs: bool(of_rule(msgs, "stock-cover")))), "stock-cover")
+
+    (breach,) = breaches
+    assert round(breach.value, 6) == 50.0
+    assert (breach.parameter, breach.classification) == ("supply_and_demand", Classification.GOVERNMENT)
