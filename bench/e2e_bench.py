@@ -12,8 +12,9 @@ scoring consumer lag (the worker's own gauge, and committed offsets against end 
 return to 0 after the last price. Where the time goes, per arrived transition (p50, p99): ingest's answer to the
 POST, the price's Kafka record time (ingest's producer), the breach's (scoring's producer), the start of notify's
 dispatch transaction that enqueued it (its notification's created_at) and the webhook's arrival; and notify's own
-histograms of its dispatch transactions, of enqueue to outbox claim and of the POST. The anchor, in the same run: a bare aiokafka producer and consumer pair moving the
-same event bytes at the same rate through one topic; its p50/p99 and the ratio. `--against REV` runs the services
+histograms of its dispatch transactions, of enqueue to outbox claim and of the POST. The anchor, in the same run:
+a bare aiokafka producer and consumer pair moving the same event bytes at the same rate through one topic; its
+p50/p99 and the ratio. `--against REV` runs the services
 as of commit REV (git archive into a temporary folder) in the same run.
 
 Run: .venv/bin/python bench/e2e_bench.py [--rate 100] [--duration 30] [--materials 50] [--runs 1]
