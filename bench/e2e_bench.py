@@ -9,8 +9,12 @@ replaying the same prices through the scoring engine (services/scoring/backtest.
 Printed: end-to-end latency from the POST of the price that caused a transition to the arrival of the signed webhook
 carrying it (p50, p99), transitions expected and arrived (within the offered period and after draining), peak
 scoring consumer lag (the worker's own gauge, and committed offsets against end offsets) and how long lag takes to
-return to 0 after the last price. The anchor, in the same run: a bare aiokafka producer and consumer pair moving the
-same event bytes at the same rate through one topic; its p50/p99 and the ratio. `--against REV` runs the services
+return to 0 after the last price. Where the time goes, per arrived transition (p50, p99): ingest's answer to the
+POST, the price's Kafka record time (ingest's producer), the breach's (scoring's producer), the start of notify's
+dispatch transaction that enqueued it (its notification's created_at) and the webhook's arrival; and notify's own
+histograms of its dispatch transactions, of enqueue to outbox claim and of the POST. The anchor, in the same run:
+a bare aiokafka producer and consumer pair moving the same event bytes at the same rate through one topic; its
+p50/p99 and the ratio. `--against REV` runs the services
 as of commit REV (git archive into a temporary folder) in the same run.
 
 Run: .venv/bin/python bench/e2e_bench.py [--rate 100] [--duration 30] [--materials 50] [--runs 1]
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import re
 import sys
@@ -255,6 +260,92 @@ class LagWatch:
         self._thread.join(10)
 
 
+class HopWatch:
+    """Reads the namespace's prices and breaches topics in a thread of its own and keeps each event's Kafka
+    record time (the producer's clock: ingest for a price, scoring for a breach), by price and by transition."""
+
+    def __init__(self, bootstrap: str, prices_topic: str, breaches_topic: str) -> None:
+        self.bootstrap, self.prices_topic, self.breaches_topic = bootstrap, prices_topic, breaches_topic
+        self.price_at: dict[tuple[str, str], float] = {}  # (material, observed_at ISO) -> record time
+        self.breach_at: dict[Transition, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), name="hops", daemon=True)
+
+    async def _run(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        from shared.events import BreachRaised, EnvelopeError, PriceObserved, decode
+
+        consumer = AIOKafkaConsumer(self.prices_topic, self.breaches_topic, bootstrap_servers=self.bootstrap,
+                                    group_id=None, auto_offset_reset="earliest", fetch_max_wait_ms=50)
+        await consumer.start()
+        try:
+            while not self._stop.is_set():
+                for tp, records in (await consumer.getmany(timeout_ms=200)).items():
+                    for r in records:
+                        try:
+                            _, event = decode(r.value)
+                        except EnvelopeError:
+                            continue
+                        at = r.timestamp / 1000
+                        if tp.topic == self.prices_topic and isinstance(event, PriceObserved):
+                            key = (event.material, event.observed_at.astimezone(UTC).isoformat())
+                            self.price_at.setdefault(key, at)
+                        elif isinstance(event, BreachRaised):
+                            self.breach_at.setdefault(transition_key(event.material, event.rule, str(event.status),
+                                                                     event.observed_at), at)
+        finally:
+            await consumer.stop()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def enqueued_at(database: Path) -> dict[Transition, float]:
+    """When notify's dispatch transaction that put each transition in a notification began (its created_at)."""
+    import sqlite3
+
+    out: dict[Transition, float] = {}
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        rows = db.execute("SELECT created_at, payload FROM notifications WHERE kind != 'admin_notice' "
+                          "ORDER BY created_at").fetchall()
+    for created, payload in rows:
+        at = datetime.fromisoformat(created).replace(tzinfo=UTC).timestamp()
+        for a in json.loads(payload).get("alerts", []):
+            if a.get("observed_at"):
+                out.setdefault(transition_key(a["material"], a["rule"], a["status"], a["observed_at"]), at)
+    return out
+
+
+HISTOGRAMS = {"dispatch transaction": "mews_notify_dispatch_seconds",
+              "enqueue -> claim": "mews_notify_outbox_claim_delay_seconds",
+              "POST (send)": "mews_notify_delivery_send_seconds"}
+
+
+def histogram_quantiles(text: str, name: str) -> tuple[float | None, float | None, int]:
+    """The upper bounds of the buckets holding the p50 and p99 of a Prometheus histogram (summed over its
+    labels), and its count."""
+    buckets: dict[float, float] = defaultdict(float)
+    for line in text.splitlines():
+        if line.startswith(f"{name}_bucket{{"):
+            bound = re.search(r'le="([^"]+)"', line)
+            if bound:
+                buckets[float(bound.group(1))] += float(line.rsplit(" ", 1)[1])
+    if not buckets or not buckets[max(buckets)]:
+        return None, None, 0
+    total = buckets[max(buckets)]
+    bounds = sorted(buckets)
+
+    def q(p: float) -> float:
+        return next(b for b in bounds if buckets[b] >= p * total)
+
+    return q(0.5), q(0.99), int(total)
+
+
 def back_to_zero(samples: list[tuple[float, float]], after: float) -> float | None:
     """Seconds from `after` until the first sample at 0 that stays 0 to the end; None if lag never settles."""
     zero_from = None
@@ -326,6 +417,16 @@ class Outcome:
     rejected_prices: int = 0
     exited: list[str] = field(default_factory=list)
     missing: dict[tuple[str, str], int] = field(default_factory=dict)  # (rule, status) -> transitions never sent
+    stages: dict[str, list[float]] = field(default_factory=dict)  # stage -> seconds, one per arrived transition
+    histograms: dict[str, tuple[float | None, float | None, int]] = field(default_factory=dict)  # notify's own
+
+    def stage_lines(self) -> list[str]:
+        """Where the time went, stage by stage: p50 and p99 of each over the arrived transitions."""
+        lines = [f"    {name}: p50 {fmt(percentile(v, 50), '.3f', ' s')}, p99 {fmt(percentile(v, 99), '.3f', ' s')} "
+                 f"({len(v)} transitions)" for name, v in self.stages.items()]
+        lines += [f"    notify's {name} histogram: p50 <= {fmt(p50, 'g', ' s')}, p99 <= {fmt(p99, 'g', ' s')} "
+                  f"(bucket bounds; {n} observations)" for name, (p50, p99, n) in self.histograms.items()]
+        return lines
 
     def line(self) -> str:
         exits = f"; EXITED: {', '.join(self.exited)}" if self.exited else ""
@@ -383,7 +484,10 @@ def measure_stack(tree: Path, label: str, args, prices: list[Price], expected: l
         lag = LagWatch(args.bootstrap, f"{namespace}.mews-scoring", topics.PRICES.qualified(namespace),
                        topics.PRICES.partitions, f"{stack.url('scoring')}/metrics")
         lag.start()
+        hops = HopWatch(args.bootstrap, topics.PRICES.qualified(namespace), topics.BREACHES.qualified(namespace))
+        hops.start()
         rejected = 0
+        acked_at: dict[tuple[str, int], float] = {}
 
         async def drive() -> dict[tuple[str, int], float]:
             async with httpx.AsyncClient(base_url=stack.url("ingest"), headers=headers, timeout=30) as http:
@@ -391,7 +495,10 @@ def measure_stack(tree: Path, label: str, args, prices: list[Price], expected: l
                     nonlocal rejected
                     try:
                         answer = await http.post("/v1/prices", json={"items": [p.item() for p in batch]})
+                        answered = time.time()
                         accepted = answer.json().get("accepted", 0) if answer.status_code == 202 else 0
+                        for p in batch:
+                            acked_at[(p.material, p.day)] = answered
                     except (httpx.HTTPError, ValueError):
                         accepted = 0
                     rejected += len(batch) - accepted
@@ -406,8 +513,13 @@ def measure_stack(tree: Path, label: str, args, prices: list[Price], expected: l
             out.rejected_prices = rejected
             drain(receiver, mark, path, set(expected), stack, args.drain, args.stall)
             time.sleep(1.0)  # late duplicates and the lag's last samples
+            with contextlib.suppress(httpx.HTTPError):
+                notify_metrics = httpx.get(f"{stack.url('notify')}/metrics", timeout=5).text
+                out.histograms = {label: histogram_quantiles(notify_metrics, name)
+                                  for label, name in HISTOGRAMS.items()}
         finally:
             lag.stop()
+            hops.stop()
         out.exited = [f"{n} (exit {p.returncode})" for n, p in stack.processes.items() if p.poll() is not None]
     wanted = set(expected)
     deliveries = [d for d in receiver.since(mark) if d.path == path]
@@ -426,18 +538,34 @@ def measure_stack(tree: Path, label: str, args, prices: list[Price], expected: l
         out.missing[(rule, status)] = out.missing.get((rule, status), 0) + 1
     out.arrived_in_run = sum(1 for k, t in first_arrival.items() if k in wanted and t <= ended)
     day_of = {p.observed_at.isoformat(): p.day for p in prices}
+    enqueued = enqueued_at(state / "notify.db")
+    stages: dict[str, list[float]] = {name: [] for name in STAGES}
     for key, arrived in first_arrival.items():
         if key not in wanted:
             continue
         material, _, _, observed = key
         sent = sent_at.get((material, day_of[observed]))
-        if sent is not None:
-            out.latencies.append(arrived - sent)
+        if sent is None:
+            continue
+        out.latencies.append(arrived - sent)
+        # Each hop where both of its ends were seen; the clocks are this machine's one clock.
+        ack, priced = acked_at.get((material, day_of[observed])), hops.price_at.get((material, observed))
+        raised, dispatched = hops.breach_at.get(key), enqueued.get(key)
+        for name, start, end in ((STAGES[0], sent, ack), (STAGES[1], sent, priced), (STAGES[2], priced, raised),
+                                 (STAGES[3], raised, dispatched), (STAGES[4], dispatched, arrived)):
+            if start is not None and end is not None:
+                stages[name].append(end - start)
+    out.stages = stages
     out.peak_lag_gauge = max((v for _, v in lag.gauge), default=None)
     out.peak_lag_committed = max((v for _, v in lag.committed), default=None)
     out.zero_lag_gauge_s = back_to_zero(lag.gauge, ended)
     out.zero_lag_committed_s = back_to_zero(lag.committed, ended)  # type: ignore[arg-type]
     return out
+
+
+STAGES = ("ingest ack (POST -> 202)", "ingest publish (POST -> price on Kafka)",
+          "scoring (price on Kafka -> breach on Kafka)", "notify consume (breach on Kafka -> dispatch begins)",
+          "notify dispatch, outbox claim, POST (dispatch begins -> webhook arrives)")
 
 
 def drain(receiver: Receiver, mark: int, path: str, wanted: set[Transition], stack: Stack, within: float,
@@ -519,6 +647,7 @@ def measure(args: argparse.Namespace) -> None:
                         continue
                 results[label].append(outcome)
                 print(f"run {run + 1}: {outcome.line()}", flush=True)
+                print("\n".join(outcome.stage_lines()), flush=True)
     anchor_p50 = median_of(percentile(a, 50) for a in anchors)
     anchor_p99 = median_of(percentile(a, 99) for a in anchors)
     print("summary (medians over runs):")
@@ -536,6 +665,10 @@ def measure(args: argparse.Namespace) -> None:
               f"{fmt(median_of(r.peak_lag_committed for r in runs), ',.0f')} (committed), back to 0 "
               f"{settled([r.zero_lag_gauge_s for r in runs])} / "
               f"{settled([r.zero_lag_committed_s for r in runs])}{ratio}", flush=True)
+        for name in STAGES:
+            print(f"    {name}: p50 {fmt(median_of(percentile(r.stages.get(name, []), 50) for r in runs), '.3f', ' s')}"
+                  f", p99 {fmt(median_of(percentile(r.stages.get(name, []), 99) for r in runs), '.3f', ' s')}",
+                  flush=True)
 
 
 def main() -> None:

@@ -69,6 +69,8 @@ class NotifySettings(CommonSettings):
     # batch never holds the database for long; the consumer fetches up to `consume_max_records` breaches at once.
     dispatch_max_pairs: int = Field(default=2000, ge=1)
     consume_max_records: int = Field(default=500, ge=1)
+    # On PostgreSQL, dispatch transactions of organisations that do not overlap run this many at once.
+    dispatch_parallel_transactions: int = Field(default=2, ge=1)
     # While a fetch waits for quiet partitions, the ones whose breaches are being dispatched are not fetched
     # again: a short wait keeps a breach from sitting out aiokafka's default of 0.5 s.
     consume_fetch_max_wait_seconds: float = Field(default=0.05, gt=0)

@@ -15,7 +15,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -35,7 +35,7 @@ from services.notify.delivery.wakeup import OutboxWakeup
 from services.notify.matching import SubscriptionIndex, build_index
 from services.notify.outbound import check_send_target
 from services.notify.pipeline.alert import Timing
-from services.notify.pipeline.dispatch import dispatch_breaches, sweep_firing, units_by_pairs
+from services.notify.pipeline.dispatch import DispatchUnit, dispatch_breaches, sweep_firing, units_by_pairs
 from services.notify.settings import NotifySettings
 from services.notify.store import models
 from services.notify.store.db import create_db_engine, database_away, read_mostly, session_factory, unit_of_work
@@ -129,6 +129,8 @@ class Notifier:
             self._engine = create_db_engine(settings.database_url)
             sessions = session_factory(self._engine)
         self.sessions = sessions
+        bind = sessions.kw.get("bind")
+        self._dialect = bind.dialect.name if bind is not None else ""
         self.group_id = group_id
         self.topic = settings.topic(topics.BREACHES)
         self.timing = timing_from(settings)
@@ -174,39 +176,78 @@ class Notifier:
     def dispatch(self, breaches: list[tuple[ConsumerRecord, BreachRaised]]) -> list[tuple[ConsumerRecord, str]]:
         """Dispatch breaches in transactions of at most `dispatch_max_pairs` alerts (blocking; the database thread).
 
-        The outbox is woken after each commit, so it sends one transaction's notifications while the next is
-        written. Returns the breaches that could not be dispatched, with the reason; a database away raises
-        (nothing of the failed transaction is committed, and replaying the ones before it changes nothing).
+        On PostgreSQL up to `dispatch_parallel_transactions` transactions of organisations that do not overlap
+        run at once, so one's queries travel while another's pipeline runs; transactions that share an
+        organisation run in order. The outbox is woken after each commit, so it sends one transaction's
+        notifications while the next is written. Returns the breaches that could not be dispatched, with the
+        reason; a database away raises (nothing of the failed transaction is committed, and replaying the ones
+        committed changes nothing).
         """
         index = self.index()
         by_breach = {id(b): r for r, b in breaches}
         failed: dict[int, tuple[ConsumerRecord, str]] = {}
-        for unit in units_by_pairs(index, [b for _, b in breaches], self.settings.dispatch_max_pairs):
-            started = time.perf_counter()
-            try:
-                with unit_of_work(self.sessions) as session:
-                    report = dispatch_breaches(session, index, unit.breaches, self.clock(), self.timing, unit)
-            except Exception as exc:
-                if dependency_of(exc) == "database":
-                    raise
-                # One bad breach must not block the partition: isolate it, quarantine it with the reason.
-                log.exception("batch failed; dispatching breaches one by one")
-                for breach in unit.breaches:
+        units = units_by_pairs(index, [b for _, b in breaches], self.settings.dispatch_max_pairs)
+        parallel = self.settings.dispatch_parallel_transactions if self._dialect == "postgresql" else 1
+        if parallel <= 1 or len(units) == 1:
+            for unit in units:
+                failed.update(self._dispatch_unit(index, unit, by_breach))
+            return list(failed.values())
+        pending = list(units)
+        running: dict[Future[dict[int, tuple[ConsumerRecord, str]]], DispatchUnit] = {}
+        fault: BaseException | None = None
+        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="notify-dispatch") as pool:
+            while pending or running:
+                waiting = list(pending)
+                for position, unit in enumerate(waiting):
+                    if fault is not None or len(running) >= parallel:
+                        break
+                    # Those ahead of it come first where they share an organisation, started or not.
+                    if any(unit.overlaps(other) for other in (*running.values(), *waiting[:position])):
+                        continue
+                    pending.remove(unit)
+                    running[pool.submit(self._dispatch_unit, index, unit, by_breach)] = unit
+                if fault is not None and not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    del running[future]
                     try:
-                        with unit_of_work(self.sessions) as session:
-                            dispatch_breaches(session, index, [breach], self.clock(), self.timing, unit)
-                        self.wake_outbox()
-                    except Exception as exc_one:
-                        if dependency_of(exc_one) == "database":
-                            raise
-                        failed.setdefault(id(breach), (by_breach[id(breach)],
-                                                       f"dispatch failed: {type(exc_one).__name__}: {exc_one}"))
-                continue
-            DISPATCH_SECONDS.observe(time.perf_counter() - started)
-            DISPATCH_PAIRS.inc(report.alerts_upserted)
-            if report.notifications_created or report.notifications_joined:
-                self.wake_outbox()  # committed: sent while the next transaction is written
+                        failed.update(future.result())
+                    except Exception as exc:  # a database away: let the others end, then raise it
+                        fault = fault or exc
+        if fault is not None:
+            raise fault
         return list(failed.values())
+
+    def _dispatch_unit(self, index: SubscriptionIndex, unit: DispatchUnit,
+                       by_breach: dict[int, ConsumerRecord]) -> dict[int, tuple[ConsumerRecord, str]]:
+        """One dispatch transaction, woken outbox after its commit; breaches that failed alone, by id."""
+        started = time.perf_counter()
+        failed: dict[int, tuple[ConsumerRecord, str]] = {}
+        try:
+            with unit_of_work(self.sessions) as session:
+                report = dispatch_breaches(session, index, unit.breaches, self.clock(), self.timing, unit)
+        except Exception as exc:
+            if dependency_of(exc) == "database":
+                raise
+            # One bad breach must not block the partition: isolate it, quarantine it with the reason.
+            log.exception("batch failed; dispatching breaches one by one")
+            for breach in unit.breaches:
+                try:
+                    with unit_of_work(self.sessions) as session:
+                        dispatch_breaches(session, index, [breach], self.clock(), self.timing, unit)
+                    self.wake_outbox()
+                except Exception as exc_one:
+                    if dependency_of(exc_one) == "database":
+                        raise
+                    failed[id(breach)] = (by_breach[id(breach)],
+                                          f"dispatch failed: {type(exc_one).__name__}: {exc_one}")
+            return failed
+        DISPATCH_SECONDS.observe(time.perf_counter() - started)
+        DISPATCH_PAIRS.inc(report.alerts_upserted)
+        if report.notifications_created or report.notifications_joined:
+            self.wake_outbox()  # committed: sent while the next transaction is written
+        return failed
 
     async def handle_records(self, records: list[ConsumerRecord], producer: EventProducer) -> BatchResult:
         """Decode a batch, dead-letter what is not a breach, dispatch the rest (in the database thread)."""

@@ -377,7 +377,10 @@ class OutboxWorker:
         skip = self._skipped_channels()
         try:
             claimed = await asyncio.to_thread(self._claim, free, skip)
+            now = self.now()
             for c in claimed:
+                if c.attempts == 1 and c.created_at is not None:
+                    metrics.CLAIM_DELAY.observe(max(0.0, (now - c.created_at).total_seconds()))
                 self._admit(c)
             self._short = bool(skip) or len(claimed) >= free
             if len(claimed) >= free:

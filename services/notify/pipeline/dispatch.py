@@ -9,7 +9,6 @@ The caller commits the store's transaction, and only then the Kafka offset.
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter, defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -204,7 +203,7 @@ def upsert(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
             if not alert.firing:
                 ctx.decide("upsert", "drop", "resolution of an alert this organisation never had", alert)
                 continue
-            now_stored = dataclasses.replace(alert, id=new_id(), updated_at=ctx.now, ends_at=None, changed=True)
+            now_stored = alert.evolve(id=new_id(), updated_at=ctx.now, ends_at=None, changed=True)
             ctx.decide("upsert", "created", f"new {alert.state} alert", alert)
         else:
             if alert.observed_at and before.observed_at and alert.observed_at < before.observed_at:
@@ -218,8 +217,8 @@ def upsert(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
                 cleared.append(str(before.id))
             reopened = changed and alert.firing and not before.firing
             via = sorted(set(before.via) | set(alert.via)) if alert.firing and not changed else list(alert.via)
-            now_stored = dataclasses.replace(
-                alert, id=before.id, starts_at=alert.starts_at if reopened else before.starts_at,
+            now_stored = alert.evolve(
+                id=before.id, starts_at=alert.starts_at if reopened else before.starts_at,
                 ends_at=None if alert.firing else alert.ends_at, via=tuple(via), acknowledged_at=acknowledged_at,
                 updated_at=ctx.now, changed=changed)
             ctx.decide("upsert", "changed" if changed else "unchanged", f"{before.state} -> {alert.state}", alert)
@@ -321,7 +320,7 @@ def sweep(store: AlertStore, index: SubscriptionIndex, now: datetime, timing: Ti
     for stored in store.firing_alerts():
         match = index.lookup(stored.material, stored.severity).get(stored.organisation_id)
         if match is not None:
-            alerts.append(dataclasses.replace(stored, channel_ids=tuple(match.channel_ids), changed=False))
+            alerts.append(stored.evolve(channel_ids=tuple(match.channel_ids), changed=False))
     if not alerts:
         return report
     # Clearance may have been lowered since the alert was created: the gate runs again.

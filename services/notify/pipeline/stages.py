@@ -93,7 +93,7 @@ def route(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
                 ctx.decide("route", "drop", "channel disabled", alert, channel_id=channel_id)
             else:
                 key = group_key_for(alert, channel.mode, channel_id)
-                copy = dataclasses.replace(alert, channel_id=channel_id, group_key=key)
+                copy = alert.evolve(channel_id=channel_id, group_key=key)
                 ctx.decide("route", "routed", f"to group {key}", copy)
                 routed.append(copy)
         if not alert.channel_ids:
@@ -191,7 +191,7 @@ def group(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
         slot.members[alert.fingerprint] = alert.state  # type: ignore[index]
         ctx.groups[key] = GroupState(last_flush_at=state.last_flush_at, open=tuple(slots))
         ctx.decide("group", decision, reason, alert)
-        timed.append(dataclasses.replace(alert, due_at=due, notification_id=slot.id))
+        timed.append(alert.evolve(due_at=due, notification_id=slot.id))
     return timed
 
 

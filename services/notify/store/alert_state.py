@@ -9,11 +9,13 @@ outbox rows dispatch writes.
 from __future__ import annotations
 
 import abc
+import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, func, select, update
+from sqlalchemy import JSON, Table, Text, and_, bindparam, func, select, update
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
 from services.notify.pipeline.alert import (
@@ -116,6 +118,11 @@ class SqlAlertStore(AlertStore):
             return sqlite_insert(table)
         raise NotImplementedError(f"no upsert for the {self.dialect} dialect")
 
+    def _json_text(self, name: str) -> Any:
+        """A bound parameter of JSON already encoded, for a JSON column (SQLite keeps JSON as text)."""
+        text = bindparam(name, type_=Text)
+        return sql_cast(text, JSON) if self.dialect == "postgresql" else text
+
     def _for_update(self, query: Any) -> Any:
         # SQLite has one writer at a time and no row locks; PostgreSQL locks what this transaction will write.
         return query.with_for_update() if self.dialect == "postgresql" else query
@@ -154,12 +161,17 @@ class SqlAlertStore(AlertStore):
     def save_alerts(self, alerts: list[Alert], acknowledgement_cleared: Iterable[str] = ()) -> None:
         if alerts:
             table = ALERTS
+            # The organisations' alerts of one breach share its dict: it is encoded once, not once per row.
+            encoded: dict[int, str] = {}
+            for a in alerts:
+                if id(a.breach) not in encoded:
+                    encoded[id(a.breach)] = json.dumps(a.breach)
             rows = [{"id": a.id, "organisation_id": a.organisation_id, "fingerprint": a.fingerprint,
                      "material": a.material, "rule": a.rule, "severity": a.severity.value,
                      "status": a.status.value, "starts_at": a.starts_at, "ends_at": a.ends_at,
-                     "updated_at": a.updated_at, "summary": a.summary, "breach": a.breach,
+                     "updated_at": a.updated_at, "summary": a.summary, "breach_json": encoded[id(a.breach)],
                      "classification": a.classification.value, "via": list(a.via)} for a in alerts]
-            insert = self._insert(table)
+            insert = self._insert(table).values(breach=self._json_text("breach_json"))
             upsert = insert.on_conflict_do_update(index_elements=[table.c.organisation_id, table.c.fingerprint],
                                                   set_={name: insert.excluded[name] for name in UPSERTED_COLUMNS})
             self.session.execute(upsert, rows)

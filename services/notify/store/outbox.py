@@ -53,6 +53,7 @@ class Claimed:
     language: str
     breach_observed_at: datetime | None
     group_key: str = ""
+    created_at: datetime | None = None
 
 
 def _held(claims: Iterable[Claimed]) -> Any:
@@ -92,7 +93,7 @@ def claim_due(session: Session, now: datetime, policy: DeliveryPolicy, *, limit:
         n.status, n.attempts, n.next_attempt_at = "sending", n.attempts + 1, now + policy.lease
         claimed.append(Claimed(n.id, n.organisation_id, n.kind, n.webhook_id, dict(n.payload or {}), n.attempts,
                                channel.id, channel.kind, channel.target, channel.secret, channel.language,
-                               n.breach_observed_at, n.group_key))
+                               n.breach_observed_at, n.group_key, n.created_at))
     return claimed
 
 

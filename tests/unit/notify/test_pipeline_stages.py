@@ -162,3 +162,16 @@ def test_pipeline_keeps_every_decision_with_its_stage():
     assert [a.group_key for a in out] == ["immediate:hook"]
     assert [(d.stage, d.decision) for d in ctx.decisions] == [
         ("classification", "pass"), ("route", "routed"), ("dedup", "send"), ("group", "new_group")]
+
+
+def test_evolving_an_alert_changes_only_the_fields_given_and_refuses_unknown_ones():
+    import pytest
+
+    original = alert("fp1")
+    evolved = original.evolve(channel_id="hook-1", group_key="immediate:hook-1", changed=False)
+    assert evolved == dataclasses.replace(original, channel_id="hook-1", group_key="immediate:hook-1", changed=False)
+    assert (original.channel_id, original.group_key, original.changed) == (None, None, True)
+    with pytest.raises(TypeError, match="no field colour"):
+        original.evolve(colour="red")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        evolved.channel_id = "other"  # type: ignore[misc]
