@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from services.scoring.agents import INPUTS
 from services.scoring.engine import MaterialState
 from shared import topics as declared
 from shared.events import IndicatorSnapshot, encode
@@ -109,7 +110,7 @@ def _wait_owned(workers, check, wait: float = 40) -> tuple[float, ...]:
 
 def test_every_input_produced_across_a_join_and_a_leave_is_applied_exactly_once(kafka_topics, kafka_bootstrap,
                                                                                start_worker):
-    inputs = 4 * declared.MATERIAL_PARTITIONS
+    inputs = len(INPUTS) * declared.MATERIAL_PARTITIONS  # every input topic's partitions
     a = start_worker(kafka_topics, name="a")
     producer = ContinuousProducer(kafka_bootstrap, kafka_topics)
     producer.start()

@@ -7,6 +7,7 @@ import time
 import httpx
 import pytest
 
+from services.scoring.agents import INPUTS
 from shared import topics as declared
 from shared.events import DeadLettered, IndicatorSnapshot, encode
 
@@ -101,7 +102,7 @@ def test_two_workers_share_partitions_and_the_survivor_takes_all_when_one_leaves
                                                                                 start_worker):
     a = start_worker(kafka_topics, name="a")
     b = start_worker(kafka_topics, name="b")
-    inputs = 4 * declared.MATERIAL_PARTITIONS
+    inputs = len(INPUTS) * declared.MATERIAL_PARTITIONS  # every input topic's partitions
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         shares = (_assigned(a), _assigned(b))
