@@ -3,7 +3,8 @@
 Prints the median wall and CPU time over a few runs and events per second. With `--against REV` it first runs
 the same workload on the code of an earlier commit (extracted with `git archive` into a temporary folder) and
 then on the working tree, one after the other, and prints both, the speed-up and whether the two breach reports
-are the same; CPU time is the steadier figure on a shared machine. `--materials` and `--years` size the
+are the same; CPU time is the steadier figure on a shared machine. Like `mews backtest`, it freezes what
+was read (`gc.freeze()`) before replaying, in both trees. `--materials` and `--years` size the
 workload (business days, one random walk with jumps per material, the same seed: the same events every time).
 
 Run: .venv/bin/python bench/backtest_bench.py [--runs 3] [--against 3389b4b] [--materials 50] [--years 10]
@@ -12,6 +13,7 @@ Run: .venv/bin/python bench/backtest_bench.py [--runs 3] [--against 3389b4b] [--
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import io
 import json
@@ -64,6 +66,7 @@ def measure(runs: int, config_path: Path | None = None, materials: int = MATERIA
     report = generate(materials=materials, years=years)
     generated = time.perf_counter() - t0
     config = load_config(config_path)
+    gc.freeze()  # as `mews backtest` does once its inputs are read
     walls, cpus = [], []
     digest, breaches = "", 0
     for _ in range(runs):

@@ -18,7 +18,7 @@ from services.ingest import metrics
 from services.ingest.observation import KIND_TOPICS, Accepted, Malformed, Outcome, Skipped
 from services.ingest.seen import SeenStore
 from shared import topics
-from shared.events import DeadLettered, Event
+from shared.events import DeadLettered, Event, PriceObserved
 from shared.kafka import EventProducer, Outgoing, Submission, event_id_for
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,8 @@ class Item:
 
 
 def _event_time(event: Event) -> datetime | None:
+    if type(event) is PriceObserved:  # most items: one attribute, not three look-ups
+        return event.observed_at
     return getattr(event, "observed_at", None) or getattr(event, "published_at", None) or \
         getattr(event, "quoted_at", None)
 
@@ -233,15 +235,17 @@ class Publisher:
     def _count(self, items: Sequence[Item], decisions: list[Decision]) -> None:
         """Metrics and logs per batch, not per item: a batch of 10,000 must not pay 10,000 label look-ups."""
         counts: Counter[tuple[str, str, str, str]] = Counter()
-        newest: dict[str, float] = {}
+        newest: dict[str, datetime] = {}
         for item, decision in zip(items, decisions, strict=True):
-            counts[(decision.status, item.source, item.kind, decision.code)] += decision.events or 1
-            if decision.status == "published":
-                assert isinstance(item.outcome, Accepted)
-                for event in item.outcome.events:
+            status = decision.status
+            counts[(status, item.source, item.kind, decision.code)] += decision.events or 1
+            if status == "published":
+                for event in item.outcome.events:  # type: ignore[union-attr]
                     if (when := _event_time(event)) is not None:
-                        newest[item.source] = max(newest.get(item.source, 0.0), when.timestamp())
-            elif decision.status == "skipped":
+                        best = newest.get(item.source)
+                        if best is None or when > best:
+                            newest[item.source] = when
+            elif status == "skipped":
                 log.info("item skipped", extra={"source": item.source, "kind": item.kind, "reason": decision.reason})
         for (status, source, kind, code), n in counts.items():
             if status == "published":
@@ -254,7 +258,8 @@ class Publisher:
                 metrics.REJECTED.labels(source, kind, code).inc(n)
             elif status == "failed":
                 metrics.NOT_ACKNOWLEDGED.labels(source, kind).inc(n)
-        for source, t in newest.items():
+        for source, when in newest.items():
+            t = when.timestamp()  # once per source and batch, not per event
             if t > self._newest.get(source, 0.0):
                 self._newest[source] = t
                 metrics.NEWEST_ITEM.labels(source).set(t)

@@ -60,6 +60,8 @@ def trade_shares(path: Path, material: str, period: str) -> None:
 def backtest(prices: tuple[Path, ...], news: tuple[Path, ...], trade: tuple[Path, ...], leadtimes: tuple[Path, ...],
              stocks: tuple[Path, ...], config_path: Path | None, fmt: str, out: Path | None, progress: bool) -> None:
     """Replay historical inputs through the scoring engine and report every breach transition."""
+    import gc
+
     from tqdm import tqdm
 
     from services.scoring import backtest as bt
@@ -82,6 +84,9 @@ def backtest(prices: tuple[Path, ...], news: tuple[Path, ...], trade: tuple[Path
         for reason, count in sorted(r.unreadable.items()):
             click.echo(f"unreadable: {count} x {reason}", err=True)
     inputs = bt.merge_inputs(reports)
+    # The inputs live until the command ends: keep the garbage collector's full passes from walking them
+    # again and again during the replay (a sixth of its CPU on ten years of daily prices for fifty materials).
+    gc.freeze()
     bar = tqdm(inputs, desc="replaying", unit="event", file=sys.stderr, disable=not progress, mininterval=0.5)
     result = bt.replay(bar, config)
     if out is None:

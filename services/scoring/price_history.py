@@ -74,12 +74,14 @@ def apply_price_history(events: Sequence[PriceObserved], event_ids: Sequence[str
 
 
 class _History:
+    """One material's eligible price history as arrays, and the rule runs over it."""
+
     def __init__(self, events: Sequence[PriceObserved], event_ids: Sequence[str], config: ScoringConfig,
                  times: list[float], prices: list[float], returns: list[float], levels: list[str],
                  urls: list[str]) -> None:
         first = events[0]
         self.material, self.source, self.series = first.material, first.source, first.series
-        self.events, self.ids, self.cfg = events, list(event_ids), config
+        self.ids, self.cfg = list(event_ids), config
         self.t, self.p, self.r, self.cls, self.urls = times, prices, returns, levels, urls
         key = f"{self.source}|{self.series}"
         self.key = key

@@ -169,7 +169,7 @@ async def test_a_request_in_chunks_keeps_its_order_and_answers_per_item_when_a_c
     async with httpx.AsyncClient() as client:
         ingestion = Ingestion(publisher=publisher, seen=seen, catalog=catalog, classify=lambda *a, **k: None,
                               client=client)
-        day = datetime(2023, 1, 1, tzinfo=UTC)
+        day = datetime(2019, 1, 1, tzinfo=UTC)  # 2 chunks and more of days, all in the past
         raw = [{"material": "gallium", "price": 100 + i, "currency": "USD", "unit": "kg", "source": "t",
                 "observed_at": (day + timedelta(days=i)).isoformat()} for i in range(api.PUBLISH_CHUNK * 2 + 10)]
         raw[3]["price"] = -1  # rejected, answered in its place
