@@ -63,6 +63,18 @@ def test_a_stress_test_names_the_exposed_bom_paths_and_the_share_of_supply(world
     assert "Comext" in affected["source"]
 
 
+def test_a_material_the_trade_table_lacks_has_no_share_and_keeps_lines_of_unknown_origin(world) -> None:
+    ministry, radar, *_ = world
+    assert "antimony" not in shipped_import_shares().materials  # not in the Comext extract
+    radar.http.post("/v1/products", json={"name": "Flame retardant", "bom": [
+        {"component": "Sb2O3", "material": "antimony", "share": 0.05}]})
+    test = ministry.http.post("/v1/stress-tests", json={"country": "CN", "material": "antimony"}).json()
+    assert test["supply_affected"]["extra_eu_share"] is None
+    assert test["supply_affected"]["total_import_share"] is None
+    [path] = test["organisations"][0]["products"][0]["paths"]
+    assert (path["origin_unknown"], path["likely_origins"]) == (True, {})
+
+
 def test_a_stress_test_refuses_what_the_catalog_does_not_know(world) -> None:
     ministry, *_ = world
     for body in ({"country": "XX", "material": "gallium"}, {"country": "CN", "material": "unobtainium"},
