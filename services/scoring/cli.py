@@ -40,6 +40,43 @@ def trade_shares(path: Path, material: str, period: str) -> None:
     click.echo(json.dumps({**shares, "file": path.name}, indent=1))
 
 
+@trade.command("table")
+@click.option("--file", "path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A Comext bulk file or extract (CSV).")
+@click.option("--period", required=True, help="YYYY or YYYY-MM.")
+@click.option("--source", required=True, help="Where the file comes from, cited in the table.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The JSON table to write (notify ships one as services/notify/data/import_shares.json).")
+def trade_table(path: Path, period: str, source: str, out: Path) -> None:
+    """Write the extra-EU import shares of every catalog material with imports in the period, as one table.
+
+    The notify service reads this table for stress tests; it never imports scoring, so the table is data.
+    """
+    import json
+
+    from services.ingest.observation import normalise_period
+    from services.scoring.shares import import_shares_of, read_comext_file
+    from shared.catalog import load_catalog
+
+    wanted = normalise_period(period)
+    if wanted is None:
+        raise click.BadParameter(f"{period!r} is not YYYY or YYYY-MM", param_hint="--period")
+    read = read_comext_file(path)
+    for reason, count in sorted(read.unreadable.items()):
+        click.echo(f"unusable: {count} x {reason}", err=True)
+    materials = {}
+    for material in sorted(m.id for m in load_catalog().materials):
+        shares = import_shares_of(read.flows, material, wanted)
+        if shares is not None:
+            materials[material] = {k: shares[k] for k in ("basis", "unit", "extra_eu_total", "intra_eu_total",
+                                                          "partners", "hs_codes")}
+    if not materials:
+        raise click.ClickException(f"no EU27 imports of a catalog material in {wanted} in {path.name}")
+    table = {"source": source, "file": path.name, "period": wanted, "reporter": "EU27", "materials": materials}
+    out.write_text(json.dumps(table, indent=1, sort_keys=False) + "\n", encoding="utf-8")
+    click.echo(f"{len(materials)} materials written to {out}", err=True)
+
+
 @click.command("backtest")
 @click.option("--prices", "prices", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Pink Sheet workbook (.xlsx), or PriceObserved records as .csv or .jsonl; repeatable.")

@@ -26,7 +26,7 @@ from services.notify.api.app import create_app as create_notify_app
 from services.notify.settings import NotifySettings
 from shared.kafka import ensure_topics
 
-from .apps import INGEST_KEY, READ_KEY, ingest_app, new_organisation, notify_app, scoring_app
+from .apps import BOOTSTRAP, INGEST_KEY, READ_KEY, ingest_app, new_organisation, notify_app, scoring_app
 
 # schemathesis also sends wrong keys (expecting 401): the throttle is tested on its own, not in the way here.
 UNTHROTTLED = {"auth_failure_limit": 10**9}
@@ -82,6 +82,26 @@ def notify_api(tmp_path_factory) -> tuple[schemathesis.BaseSchema, dict[str, str
 @pytest.mark.parametrize("operation", operations(create_notify_app(NotifySettings(database_url="sqlite://"))))
 def test_notify_api_conforms_and_never_fails(operation: str, notify_api) -> None:
     fuzz(notify_api[0], operation, notify_api[1])
+
+
+GOVERNMENT_OPERATIONS = ["GET /v1/exposure", "POST /v1/stress-tests", "GET /v1/crisis"]
+
+
+@pytest.fixture(scope="module")
+def notify_api_for_government(tmp_path_factory) -> tuple[schemathesis.BaseSchema, dict[str, str]]:
+    app = notify_app(tmp_path_factory.mktemp("notify-gov") / "notify.db", **UNTHROTTLED)
+    with TestClient(app) as client:
+        answer = client.post("/v1/organisations", json={"name": "Ministry", "kind": "ministry",
+                                                         "clearance": "government"},
+                             headers={"Authorization": f"Bearer {BOOTSTRAP}"})
+        assert answer.status_code == 201, answer.text
+    return schemathesis.openapi.from_asgi("/openapi.json", app), {"Authorization": f"Bearer {answer.json()['api_key']}"}
+
+
+@pytest.mark.parametrize("operation", GOVERNMENT_OPERATIONS)
+def test_the_government_views_conform_and_never_fail_past_the_clearance_check(operation: str,
+                                                                              notify_api_for_government) -> None:
+    fuzz(notify_api_for_government[0], operation, notify_api_for_government[1])
 
 
 @pytest.fixture(scope="module")

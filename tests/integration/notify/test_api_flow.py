@@ -247,9 +247,10 @@ def test_exposure_answers_government_cleared_ministries_only(make_tenant) -> Non
         assert refused.http.get("/v1/exposure", params={"material": "gallium"}).status_code == 403
 
     everything = ministry.http.get("/v1/exposure", params={"material": "gallium"}).json()
-    assert [(o["name"], o["direct"]) for o in everything["organisations"]] == [
-        ("Chip Foundry BV", True), ("Radar Works BV", False)]
-    paths = everything["organisations"][1]["products"][0]["paths"]
+    # A subscriber follows the material; only a BOM line shows exposure, so the two are kept apart.
+    assert [o["name"] for o in everything["direct_subscribers"]] == ["Chip Foundry BV"]
+    assert [o["name"] for o in everything["organisations"]] == ["Radar Works BV"]
+    paths = everything["organisations"][0]["products"][0]["paths"]
     assert [(p["path"], p["share"], p["origin_country"]) for p in paths] == [
         ("Radar module>GaAs amplifier", 0.01, "DE"), ("Radar module>GaN chip", 0.02, "CN")]
 
