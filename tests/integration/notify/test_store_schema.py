@@ -107,10 +107,10 @@ def test_upgrading_fills_scheduled_at_of_existing_notifications_from_their_paylo
 
 
 def test_upgrading_to_chat_channel_kinds_keeps_every_row_and_still_refuses_an_unknown_kind(database_url: str) -> None:
+    from alembic import command
     from sqlalchemy import text
     from sqlalchemy.exc import IntegrityError
 
-    from alembic import command
     from services.notify.store.db import alembic_config
 
     now = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
