@@ -64,13 +64,13 @@ ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 LABELS = {
     "en": {"firing": "Firing", "resolved": "Resolved", "digest": "Digest", "severity": "Severity",
            "status": "Status", "material": "Material", "rule": "Rule", "threshold": "Threshold", "since": "Since",
-           "via": "Via", "acknowledged": "Acknowledged", "evidence": "Evidence", "ack": "Acknowledge",
+           "via": "Via", "ended": "Ended", "acknowledged": "Acknowledged", "evidence": "Evidence", "ack": "Acknowledge",
            "manage": "Manage alerts", "more": "and {n} more", "alerts": "{n} alerts",
            "above": "{indicator} {value} is above the {level} threshold {threshold}",
            "cleared": "{indicator} {value} is back within {threshold}"},
     "nl": {"firing": "Actief", "resolved": "Opgelost", "digest": "Overzicht", "severity": "Ernst",
            "status": "Status", "material": "Grondstof", "rule": "Regel", "threshold": "Drempel", "since": "Sinds",
-           "via": "Via", "acknowledged": "Bevestigd", "evidence": "Bewijs", "ack": "Bevestigen",
+           "via": "Via", "ended": "Beëindigd", "acknowledged": "Bevestigd", "evidence": "Bewijs", "ack": "Bevestigen",
            "manage": "Meldingen beheren", "more": "en nog {n}", "alerts": "{n} meldingen",
            "above": "{indicator} {value} ligt boven de drempel {threshold} ({level})",
            "cleared": "{indicator} {value} ligt weer binnen {threshold}"},
@@ -95,7 +95,8 @@ def explanation(alert: dict[str, Any], language: str = "en") -> str:
 def _title(payload: dict[str, Any], words: dict[str, str]) -> str:
     alerts = payload.get("alerts", [])
     head = words["digest"] if payload.get("kind") == "digest" else words[payload.get("status", "firing")]
-    what = alerts[0]["summary"] if len(alerts) == 1 else words["alerts"].format(n=len(alerts))
+    materials = ", ".join(sorted({a["material"] for a in alerts}))
+    what = alerts[0]["summary"] if len(alerts) == 1 else f"{words['alerts'].format(n=len(alerts))}: {materials}"
     return f"[{head.upper()}] {what}"
 
 
@@ -112,6 +113,8 @@ def _facts(alert: dict[str, Any], language: str) -> list[tuple[str, str]]:
              (words["material"], alert["material"]), (words["rule"], alert["rule"]),
              (words["threshold"], explanation(alert, language)),
              (words["since"], alert.get("starts_at") or "?")]
+    if alert.get("ends_at"):
+        facts.append((words["ended"], alert["ends_at"]))
     if alert.get("via"):
         facts.append((words["via"], ", ".join(alert["via"])))
     if alert.get("acknowledged_at"):
