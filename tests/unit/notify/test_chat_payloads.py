@@ -34,7 +34,8 @@ LINKS = {"manage": "https://mews.example/v1/organisations/org-1/subscriptions",
 
 def example_group(*rows) -> dict:
     """A group of one firing (unacknowledged) and one resolved alert, as the outbox holds it."""
-    rows = rows or (alert_row("alert-1", "fp-ga-spike"), alert_row("alert-2", "fp-ga-old", status=BreachStatus.RESOLVED))
+    rows = rows or (alert_row("alert-1", "fp-ga-spike"),
+                    alert_row("alert-2", "fp-ga-old", status=BreachStatus.RESOLVED))
     _, payload = notification_payload("org-1", "immediate:chan-1:gallium", list(rows),
                                       datetime(2026, 3, 2, 9, 30, 5, tzinfo=UTC))
     return json.loads(encode_body(payload))
