@@ -251,6 +251,8 @@ class OutboxWorker:
             metrics.DELIVERIES.labels(label, outcome.outcome).inc()
             if state == "retry":
                 metrics.RETRIES.labels(label).inc()
+                if outcome.retry_after is not None:
+                    metrics.RETRY_AFTER.labels(label).inc()
             if outcome.delivered and c.breach_observed_at is not None:
                 metrics.BREACH_TO_DELIVERY.labels(label).observe(
                     (sent.finished_at - c.breach_observed_at).total_seconds())

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from services.notify.access import AckClaim, verify_ack_token
@@ -195,9 +196,14 @@ async def test_slack_busy_answers_are_retried_no_sooner_than_retry_after_asks(se
     # Our own backoff in these settings is 0.2 to 0.4 s: the waits below can only come from Retry-After.
     chat_receiver.answer("/slack/hook", (429, {"retry-after": "1"}), (503, {"retry-after": "1"}))
 
+    asked_before = REGISTRY.get_sample_value("mews_notify_delivery_retry_after_total", {"channel": "slack"}) or 0
+
     async with running(settings, db_sessions):
         await publish(settings, breach("fp-slack"))
         await eventually(lambda: chat_receiver.accepted("/slack/hook"), what="delivery after 429 and 503")
+
+    asked = REGISTRY.get_sample_value("mews_notify_delivery_retry_after_total", {"channel": "slack"})
+    assert asked - asked_before == 2
 
     times = [at for at, *_ in chat_receiver.to("/slack/hook")]
     assert [status for *_, status in chat_receiver.to("/slack/hook")] == [429, 503, 200]
