@@ -59,6 +59,7 @@ def notification_payload(organisation_id: str, group_key: str, alerts: Iterable[
 
 CARD_ALERTS = 10  # alerts shown in one card; the rest are counted (Slack takes 50 blocks, Teams about 28 KB)
 CARD_ACTIONS = 5  # acknowledge buttons in one card, besides the manage link
+CARD_EVIDENCE = 5  # evidence links per alert; the webhook payload and the API keep them all
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 
 LABELS = {
@@ -123,8 +124,9 @@ def _facts(alert: dict[str, Any], language: str) -> list[tuple[str, str]]:
 
 
 def _evidence(alert: dict[str, Any]) -> list[tuple[str, str | None]]:
-    """(label, url or None) of each piece of evidence."""
-    return [(f"{e.get('source', '?')} {e.get('kind', '')}".strip(), e.get("url")) for e in alert.get("evidence", [])]
+    """(label, url or None) of the first CARD_EVIDENCE pieces of evidence."""
+    return [(f"{e.get('source', '?')} {e.get('kind', '')}".strip(), e.get("url"))
+            for e in alert.get("evidence", [])[:CARD_EVIDENCE]]
 
 
 def teams_message(payload: dict[str, Any], links: dict[str, str], language: str = "en") -> dict[str, Any]:

@@ -17,6 +17,7 @@ from services.notify.delivery.payload import (
     ADAPTIVE_CARD,
     CARD_ACTIONS,
     CARD_ALERTS,
+    CARD_EVIDENCE,
     explanation,
     notification_payload,
     slack_message,
@@ -109,6 +110,15 @@ def test_a_large_group_is_cut_to_the_card_limits_and_counts_the_rest():
     slack = slack_message(group, links)
     assert len(slack["blocks"]) <= 50
     assert slack["blocks"][-2]["elements"][0]["text"] == "and 5 more"
+
+
+def test_an_alert_shows_at_most_card_evidence_links():
+    group = example_group(alert_row("alert-1", "fp-x"))
+    group["alerts"][0]["evidence"] *= CARD_EVIDENCE + 3
+    card = teams_message(group, LINKS)["attachments"][0]["content"]
+    assert card["body"][3]["text"].count("](https://example.org/prices/ga)") == CARD_EVIDENCE
+    context = slack_message(group, LINKS)["blocks"][2]["elements"][0]["text"]
+    assert context.count("<https://example.org/prices/ga|") == CARD_EVIDENCE
 
 
 def test_slack_control_characters_are_escaped_so_a_summary_cannot_forge_a_link():
