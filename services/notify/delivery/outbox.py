@@ -170,9 +170,9 @@ class OutboxWorker:
                     message = build_message(self.smtp, list(recipients or []), rendered, claimed.webhook_id, now)
                     return await deliver_email(self.smtp, message, self._mail_threads)
                 if claimed.channel_kind in CHAT_MESSAGES:
-                    message = CHAT_MESSAGES[claimed.channel_kind](
+                    card = CHAT_MESSAGES[claimed.channel_kind](
                         claimed.payload, email_links(self.settings, claimed, now), claimed.language)
-                    return await deliver_chat(self.http, claimed.target, message, self.check_target)
+                    return await deliver_chat(self.http, claimed.target, card, self.check_target)
                 if not claimed.secret:
                     return Outcome("retry", None, "webhook channel has no signing secret")
                 return await deliver_webhook(self.http, claimed.target, claimed.secret, claimed.webhook_id,
