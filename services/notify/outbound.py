@@ -28,6 +28,20 @@ class TargetVerdict:
     addresses: tuple[str, ...] = field(default_factory=tuple)
 
 
+def masked_url(url: str) -> str:
+    """A URL that is its own secret (Teams, Slack), as the API and logs may show it: host and the last 4 characters."""
+    if "/…" in url:
+        return url  # masked already
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+    except ValueError:
+        return "…"
+    rest = url.rstrip("/")
+    return f"{parts.scheme}://{host}/…{rest[-4:]}" if len(rest) > len(f"{parts.scheme}://{host}") + 8 else \
+        f"{parts.scheme}://{host}/…"
+
+
 def check_url_form(url: str, *, require_https: bool) -> TargetVerdict:
     """Syntax alone: scheme, host, no credentials in the URL; does not touch DNS."""
     if len(url) > MAX_URL_LENGTH:

@@ -1,4 +1,5 @@
-"""Channels: where an organisation's alerts go. Webhook secrets are shown once, at creation or rotation."""
+"""Channels: where an organisation's alerts go. Webhook secrets are shown once, at creation or rotation; a Teams or
+Slack URL is itself the secret, so it is never shown again, only masked."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Request, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.orm import Session
 
 from services.notify.access import Principal, organisation_of, tenant_admin, tenant_member
 from services.notify.api.deps import db_session, notify_settings
+from services.notify.outbound import masked_url
 from services.notify.settings import NotifySettings
 from services.notify.store import channels
+from services.notify.store.channels import SECRET_URL_KINDS
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/channels", tags=["channels"])
@@ -21,8 +24,10 @@ router = APIRouter(prefix="/v1/channels", tags=["channels"])
 
 class ChannelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["email", "webhook"]
-    target: str = Field(min_length=3, max_length=2000, description="An email address or an https URL")
+    kind: Literal["email", "webhook", "teams", "slack"]
+    target: str = Field(min_length=3, max_length=2000,
+                        description="An email address, or an https URL: a webhook's, a Teams Workflows webhook's "
+                                    "or a Slack incoming webhook's")
     language: Literal["nl", "en"] = "en"
     mode: Literal["immediate", "digest"] = "immediate"
     secret: str | None = Field(default=None, max_length=200,
@@ -38,11 +43,11 @@ class ChannelPatch(BaseModel):
 
 
 class ChannelOut(BaseModel):
-    """A channel as the API shows it: never with its secret."""
+    """A channel as the API shows it: never with its secret (a Teams or Slack URL masked)."""
 
     model_config = ConfigDict(from_attributes=True)
     id: str
-    kind: Literal["email", "webhook"]
+    kind: Literal["email", "webhook", "teams", "slack"]
     target: str
     language: Literal["nl", "en"]
     mode: Literal["immediate", "digest"]
@@ -50,6 +55,13 @@ class ChannelOut(BaseModel):
     disabled_reason: str | None
     consecutive_failures: int
     created_at: datetime
+
+
+    @model_validator(mode="after")
+    def _mask_secret_urls(self) -> ChannelOut:
+        if self.kind in SECRET_URL_KINDS:
+            self.target = masked_url(self.target)
+        return self
 
 
 class ChannelWithSecret(ChannelOut):

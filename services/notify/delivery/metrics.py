@@ -7,6 +7,9 @@ from prometheus_client import Counter, Gauge, Histogram
 DELIVERIES = Counter("mews_notify_deliveries_total", "Delivery attempts by channel kind and outcome",
                      ["channel", "outcome"])
 RETRIES = Counter("mews_notify_delivery_retries_total", "Failed attempts scheduled for another try", ["channel"])
+RETRY_AFTER = Counter("mews_notify_delivery_retry_after_total",
+                      "Failed attempts whose receiver asked for a wait (429 or 503 with Retry-After), honoured",
+                      ["channel"])
 OUTBOX_DEPTH = Gauge("mews_notify_outbox_depth", "Notifications pending or being sent", ["channel"])
 OLDEST_PENDING = Gauge("mews_notify_outbox_oldest_pending_age_seconds",
                        "Age of the oldest notification due and not yet delivered")

@@ -32,9 +32,10 @@ from services.notify.access import ack_url, manage_url
 from services.notify.delivery import metrics
 from services.notify.delivery.email import SmtpConfig, build_message, deliver_email, render_email
 from services.notify.delivery.outcome import Outcome
+from services.notify.delivery.payload import slack_message, teams_message
 from services.notify.delivery.retry import Backoff, outage_backoff
 from services.notify.delivery.wakeup import OutboxWakeup
-from services.notify.delivery.webhook import TargetCheck, deliver_webhook
+from services.notify.delivery.webhook import TargetCheck, deliver_chat, deliver_webhook
 from services.notify.settings import NotifySettings
 from services.notify.store import models
 from services.notify.store.db import database_away, unit_of_work
@@ -60,6 +61,9 @@ __all__ = ["Claimed", "DeliveryLimits", "DeliveryPolicy", "OutboxWorker", "admin
            "disable_channel", "email_links", "observe_outbox", "record_outcome", "release_claims"]
 
 
+CHAT_MESSAGES = {"teams": teams_message, "slack": slack_message}  # channel kind -> (payload, links, language) -> body
+
+
 @dataclass(frozen=True)
 class DeliveryLimits:
     """How many sends at once: in all, and to one receiver."""
@@ -69,7 +73,7 @@ class DeliveryLimits:
 
 
 def email_links(settings: NotifySettings, claimed: Claimed, now: datetime) -> dict[str, str]:
-    """The manage link, and a signed acknowledge link for each firing alert."""
+    """The manage link, and a signed acknowledge link for each firing alert (for emails and chat cards)."""
     links = {"manage": manage_url(settings)}
     for alert in claimed.payload.get("alerts", []):
         if alert.get("status") == "firing":
@@ -165,6 +169,10 @@ class OutboxWorker:
                     rendered = render_email(claimed.kind, claimed.payload, claimed.language, links)
                     message = build_message(self.smtp, list(recipients or []), rendered, claimed.webhook_id, now)
                     return await deliver_email(self.smtp, message, self._mail_threads)
+                if claimed.channel_kind in CHAT_MESSAGES:
+                    card = CHAT_MESSAGES[claimed.channel_kind](
+                        claimed.payload, email_links(self.settings, claimed, now), claimed.language)
+                    return await deliver_chat(self.http, claimed.target, card, self.check_target)
                 if not claimed.secret:
                     return Outcome("retry", None, "webhook channel has no signing secret")
                 return await deliver_webhook(self.http, claimed.target, claimed.secret, claimed.webhook_id,
@@ -243,6 +251,8 @@ class OutboxWorker:
             metrics.DELIVERIES.labels(label, outcome.outcome).inc()
             if state == "retry":
                 metrics.RETRIES.labels(label).inc()
+                if outcome.retry_after is not None:
+                    metrics.RETRY_AFTER.labels(label).inc()
             if outcome.delivered and c.breach_observed_at is not None:
                 metrics.BREACH_TO_DELIVERY.labels(label).observe(
                     (sent.finished_at - c.breach_observed_at).total_seconds())

@@ -12,6 +12,7 @@ class Outcome:
     outcome: str  # delivered | retry | gone | refused
     status_code: int | None = None
     error: str | None = None
+    retry_after: float | None = None  # seconds the receiver asked us to wait (Retry-After), if it did
 
     @property
     def delivered(self) -> bool:

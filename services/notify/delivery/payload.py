@@ -51,3 +51,140 @@ def notification_payload(organisation_id: str, group_key: str, alerts: Iterable[
                          scheduled_at: datetime) -> tuple[str, dict[str, Any]]:
     """The notification kind and body of a group's alerts, in the order given."""
     return group_payload(organisation_id, group_key, [alert_payload(a) for a in alerts], scheduled_at)
+
+
+# --- chat cards: Microsoft Teams (Workflows webhook, Adaptive Card 1.4) and Slack (incoming webhook, Block Kit) ---
+# Both are rendered from the group payload above at send time, with the links of the send (a signed acknowledge
+# link per firing alert, the manage link), so a retry carries the same card. tests/fixtures/notify/ holds one of each.
+
+CARD_ALERTS = 10  # alerts shown in one card; the rest are counted (Slack takes 50 blocks, Teams about 28 KB)
+CARD_ACTIONS = 5  # acknowledge buttons in one card, besides the manage link
+CARD_EVIDENCE = 5  # evidence links per alert; the webhook payload and the API keep them all
+ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
+
+LABELS = {
+    "en": {"firing": "Firing", "resolved": "Resolved", "digest": "Digest", "severity": "Severity",
+           "status": "Status", "material": "Material", "rule": "Rule", "threshold": "Threshold", "since": "Since",
+           "via": "Via", "ended": "Ended", "acknowledged": "Acknowledged", "evidence": "Evidence", "ack": "Acknowledge",
+           "manage": "Manage alerts", "more": "and {n} more", "alerts": "{n} alerts",
+           "above": "{indicator} {value} is above the {level} threshold {threshold}",
+           "cleared": "{indicator} {value} is back within {threshold}"},
+    "nl": {"firing": "Actief", "resolved": "Opgelost", "digest": "Overzicht", "severity": "Ernst",
+           "status": "Status", "material": "Grondstof", "rule": "Regel", "threshold": "Drempel", "since": "Sinds",
+           "via": "Via", "ended": "Beëindigd", "acknowledged": "Bevestigd", "evidence": "Bewijs", "ack": "Bevestigen",
+           "manage": "Meldingen beheren", "more": "en nog {n}", "alerts": "{n} meldingen",
+           "above": "{indicator} {value} ligt boven de drempel {threshold} ({level})",
+           "cleared": "{indicator} {value} ligt weer binnen {threshold}"},
+}
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, int | float) else "?"
+
+
+def explanation(alert: dict[str, Any], language: str = "en") -> str:
+    """Why the alert fires (or stopped): the indicator's value against the rule's threshold."""
+    words = LABELS.get(language, LABELS["en"])
+    indicator = alert.get("parameter") or alert.get("indicator") or alert["rule"]
+    if alert["status"] == "resolved":
+        return words["cleared"].format(indicator=indicator, value=_number(alert.get("value")),
+                                       threshold=_number(alert.get("threshold")))
+    return words["above"].format(indicator=indicator, value=_number(alert.get("value")), level=alert["severity"],
+                                 threshold=_number(alert.get("threshold")))
+
+
+def _title(payload: dict[str, Any], words: dict[str, str]) -> str:
+    alerts = payload.get("alerts", [])
+    head = words["digest"] if payload.get("kind") == "digest" else words[payload.get("status", "firing")]
+    materials = ", ".join(sorted({a["material"] for a in alerts}))
+    what = alerts[0]["summary"] if len(alerts) == 1 else f"{words['alerts'].format(n=len(alerts))}: {materials}"
+    return f"[{head.upper()}] {what}"
+
+
+def _ack_links(alerts: list[dict[str, Any]], links: dict[str, str]) -> list[tuple[dict[str, Any], str]]:
+    """The firing, unacknowledged alerts with their signed acknowledge links, at most CARD_ACTIONS of them."""
+    found = [(a, links[f"ack:{a['id']}"]) for a in alerts
+             if a["status"] == "firing" and not a.get("acknowledged_at") and f"ack:{a['id']}" in links]
+    return found[:CARD_ACTIONS]
+
+
+def _facts(alert: dict[str, Any], language: str) -> list[tuple[str, str]]:
+    words = LABELS.get(language, LABELS["en"])
+    facts = [(words["severity"], alert["severity"]), (words["status"], alert["status"]),
+             (words["material"], alert["material"]), (words["rule"], alert["rule"]),
+             (words["threshold"], explanation(alert, language)),
+             (words["since"], alert.get("starts_at") or "?")]
+    if alert.get("ends_at"):
+        facts.append((words["ended"], alert["ends_at"]))
+    if alert.get("via"):
+        facts.append((words["via"], ", ".join(alert["via"])))
+    if alert.get("acknowledged_at"):
+        facts.append((words["acknowledged"], alert["acknowledged_at"]))
+    return facts
+
+
+def _evidence(alert: dict[str, Any]) -> list[tuple[str, str | None]]:
+    """(label, url or None) of the first CARD_EVIDENCE pieces of evidence."""
+    return [(f"{e.get('source', '?')} {e.get('kind', '')}".strip(), e.get("url"))
+            for e in alert.get("evidence", [])[:CARD_EVIDENCE]]
+
+
+def teams_message(payload: dict[str, Any], links: dict[str, str], language: str = "en") -> dict[str, Any]:
+    """A Workflows webhook message with one Adaptive Card 1.4, as Alertmanager's msteamsv2 receiver sends."""
+    words = LABELS.get(language, LABELS["en"])
+    alerts = payload.get("alerts", [])
+    colour = "Good" if payload.get("status") == "resolved" else (
+        "Attention" if any(a["severity"] == "critical" for a in alerts) else "Warning")
+    body: list[dict[str, Any]] = [{"type": "TextBlock", "text": _title(payload, words), "weight": "Bolder",
+                                   "size": "Medium", "wrap": True, "style": "heading", "color": colour}]
+    for alert in alerts[:CARD_ALERTS]:
+        body.append({"type": "TextBlock", "text": alert["summary"], "wrap": True, "weight": "Bolder",
+                     "separator": True})
+        body.append({"type": "FactSet", "facts": [{"title": t, "value": v} for t, v in _facts(alert, language)]})
+        evidence = [f"[{label}]({url})" if url else label for label, url in _evidence(alert)]
+        if evidence:
+            body.append({"type": "TextBlock", "text": f"{words['evidence']}: " + ", ".join(evidence),
+                         "wrap": True, "isSubtle": True, "size": "Small"})
+    if len(alerts) > CARD_ALERTS:
+        body.append({"type": "TextBlock", "text": words["more"].format(n=len(alerts) - CARD_ALERTS),
+                     "isSubtle": True})
+    actions = [{"type": "Action.OpenUrl", "title": f"{words['ack']}: {a['material']} {a['rule']}", "url": url}
+               for a, url in _ack_links(alerts, links)]
+    if "manage" in links:
+        actions.append({"type": "Action.OpenUrl", "title": words["manage"], "url": links["manage"]})
+    card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
+            "version": "1.4", "body": body, "actions": actions, "msteams": {"width": "Full"}}
+    return {"type": "message", "attachments": [{"contentType": ADAPTIVE_CARD, "contentUrl": None, "content": card}]}
+
+
+def _mrkdwn(text: str) -> str:
+    """Slack's three control characters, escaped as its formatting reference asks."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_message(payload: dict[str, Any], links: dict[str, str], language: str = "en") -> dict[str, Any]:
+    """An incoming-webhook message: Block Kit sections, context and buttons, with `text` for notifications."""
+    words = LABELS.get(language, LABELS["en"])
+    alerts = payload.get("alerts", [])
+    title = _title(payload, words)
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": f"*{_mrkdwn(title)}*"}}]
+    for alert in alerts[:CARD_ALERTS]:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*{_mrkdwn(alert['summary'])}*"},
+                       "fields": [{"type": "mrkdwn", "text": f"*{t}*\n{_mrkdwn(v)}"[:2000]}
+                                  for t, v in _facts(alert, language)][:10]})
+        evidence = [f"<{url}|{_mrkdwn(label)}>" if url else _mrkdwn(label) for label, url in _evidence(alert)]
+        if evidence:
+            blocks.append({"type": "context", "elements": [
+                {"type": "mrkdwn", "text": (f"{words['evidence']}: " + ", ".join(evidence))[:3000]}]})
+    if len(alerts) > CARD_ALERTS:
+        blocks.append({"type": "context", "elements": [
+            {"type": "mrkdwn", "text": words["more"].format(n=len(alerts) - CARD_ALERTS)}]})
+    buttons = [{"type": "button", "action_id": f"ack:{a['id']}", "url": url, "style": "primary",
+                "text": {"type": "plain_text", "text": f"{words['ack']}: {a['material']} {a['rule']}"[:75]}}
+               for a, url in _ack_links(alerts, links)]
+    if "manage" in links:
+        buttons.append({"type": "button", "action_id": "manage", "url": links["manage"],
+                        "text": {"type": "plain_text", "text": words["manage"]}})
+    if buttons:
+        blocks.append({"type": "actions", "elements": buttons})
+    return {"text": title, "blocks": blocks}

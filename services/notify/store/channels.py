@@ -1,4 +1,4 @@
-"""Channels: email addresses and webhook URLs an organisation's alerts go to."""
+"""Channels: email addresses and webhook URLs (signed webhooks, Teams and Slack) an organisation's alerts go to."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from services.notify.outbound import check_webhook_target
 from services.notify.store.errors import NotFound, Rejected
 from services.notify.store.models import Channel
 
+SECRET_URL_KINDS = ("teams", "slack")  # their URL is the secret: no signing secret, shown only masked
 SECRET_SCHEME = "whsec_"  # noqa: S105 (the Standard Webhooks prefix, not a secret)
 # A plain address: no display name, no spaces, no line breaks (which would let a header be injected).
 _EMAIL = re.compile(r"^[^@\s<>,;\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")

@@ -48,7 +48,7 @@ class Claimed:
     attempts: int  # the attempt this claim makes; fences every later write of the claim
     channel_id: str
     channel_kind: str
-    target: str
+    target: str = field(repr=False)  # a Teams or Slack URL is a secret
     secret: str | None = field(repr=False)
     language: str
     breach_observed_at: datetime | None
@@ -200,7 +200,10 @@ def _record(session: Session, n: models.Notification | None, channels: dict[str,
         return "cancelled"
     # A refused target (the outbound policy) is refused again next time: failed at once, never retried.
     if outcome.outcome != "refused" and not policy.schedule.exhausted(n.attempts):
-        n.status, n.next_attempt_at = "pending", now + policy.schedule.delay(n.attempts)
+        delay = policy.schedule.delay(n.attempts)
+        if outcome.retry_after is not None:  # the receiver's Retry-After, when longer than our own wait
+            delay = max(delay, timedelta(seconds=outcome.retry_after))
+        n.status, n.next_attempt_at = "pending", now + delay
         return "retry"
     n.status = "failed"
     if attempt.outcome == "retry":

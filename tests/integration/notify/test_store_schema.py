@@ -104,3 +104,49 @@ def test_upgrading_fills_scheduled_at_of_existing_notifications_from_their_paylo
         assert found == {"n1": scheduled, "n2": None}
     finally:
         engine.dispose()
+
+
+def test_upgrading_to_chat_channel_kinds_keeps_every_row_and_still_refuses_an_unknown_kind(database_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    from services.notify.store.db import alembic_config
+
+    now = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    channel = ("INSERT INTO channels (id, organisation_id, kind, target, mode, enabled, consecutive_failures, "
+               "language, created_at) VALUES (:id, 'o1', :kind, 'https://acme.example/hook', 'immediate', true, 0, "
+               "'en', :now)")
+    migrate(database_url, "0002")
+    engine = create_db_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO organisations (id, name, kind, clearance, created_at) "
+                                    "VALUES ('o1', 'Acme', 'company', 'public', :now)"), {"now": now})
+            connection.execute(text(channel), {"id": "c1", "kind": "webhook", "now": now})
+            connection.execute(text(
+                "INSERT INTO notifications (id, organisation_id, channel_id, kind, alert_ids, group_key, payload, "
+                "webhook_id, status, attempts, next_attempt_at, created_at) VALUES ('n1', 'o1', 'c1', 'alert', "
+                "'[]', 'immediate:c1', '{}', 'n1', 'pending', 0, :now, :now)"), {"now": now})
+    finally:
+        engine.dispose()
+    migrate(database_url)
+    engine = create_db_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(channel), {"id": "c2", "kind": "teams", "now": now})
+            connection.execute(text(channel), {"id": "c3", "kind": "slack", "now": now})
+        with pytest.raises(IntegrityError), engine.begin() as connection:
+            connection.execute(text(channel), {"id": "c4", "kind": "fax", "now": now})
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT id FROM notifications")).scalars().all() == ["n1"]
+            assert sorted(connection.execute(text("SELECT kind FROM channels")).scalars()) == [
+                "slack", "teams", "webhook"]
+    finally:
+        engine.dispose()
+    with create_db_engine(database_url).begin() as connection:  # and back: the chat channels go, the rest stays
+        config = alembic_config(database_url)
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0002")
+        assert connection.execute(text("SELECT kind FROM channels")).scalars().all() == ["webhook"]
+        assert connection.execute(text("SELECT id FROM notifications")).scalars().all() == ["n1"]

@@ -1,0 +1,240 @@
+"""Teams and Slack channels on the real broker and database: loopback receivers that answer as Microsoft's and
+Slack's do (400 to a message of the wrong shape, 429 with Retry-After when busy) get the cards, with the signed
+acknowledge link, evidence and the resolution; the outbound policy refuses a target at send time for good."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import select
+
+from services.notify.access import AckClaim, verify_ack_token
+from services.notify.settings import NotifySettings
+from services.notify.store import models
+from services.notify.store.db import unit_of_work
+from shared.events import BreachStatus, Severity
+from tests.conftest import free_port
+from tests.integration.notify.world import add_org, breach, eventually, notifier_settings, publish, running, subscribe
+
+pytestmark = pytest.mark.integration
+
+
+def teams_shape_errors(message: Any) -> list[str]:
+    """What a Workflows webhook would reject: the message envelope and Adaptive Card 1.4 essentials."""
+    if not isinstance(message, dict) or message.get("type") != "message":
+        return ["not a message"]
+    attachments = message.get("attachments") or []
+    if len(attachments) != 1 or attachments[0].get("contentType") != "application/vnd.microsoft.card.adaptive":
+        return ["not one adaptive card attachment"]
+    card = attachments[0].get("content") or {}
+    errors = []
+    if (card.get("type"), card.get("version")) != ("AdaptiveCard", "1.4"):
+        errors.append("not an AdaptiveCard 1.4")
+    for element in card.get("body", []):
+        if element.get("type") == "TextBlock" and not isinstance(element.get("text"), str):
+            errors.append("TextBlock without text")
+        elif element.get("type") == "FactSet" and not all(
+                isinstance(f.get("title"), str) and isinstance(f.get("value"), str) for f in element.get("facts", [])):
+            errors.append("FactSet with a fact that is not two strings")
+        elif element.get("type") not in ("TextBlock", "FactSet"):
+            errors.append(f"unexpected element {element.get('type')}")
+    for action in card.get("actions", []):
+        if action.get("type") != "Action.OpenUrl" or not urlsplit(action.get("url", "")).scheme:
+            errors.append("action that is not an Action.OpenUrl with a URL")
+    return errors
+
+
+def slack_shape_errors(message: Any) -> list[str]:
+    """What an incoming webhook would reject (invalid_blocks, no_text)."""
+    if not isinstance(message, dict) or not isinstance(message.get("text"), str) or not message["text"]:
+        return ["no text fallback"]
+    errors = []
+    blocks = message.get("blocks", [])
+    if not 0 < len(blocks) <= 50:
+        errors.append("blocks missing or more than 50")
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "section" and block.get("text", {}).get("type") not in ("mrkdwn", "plain_text"):
+            errors.append("section without text")
+        elif kind == "context" and not block.get("elements"):
+            errors.append("context without elements")
+        elif kind == "actions" and not all(e.get("type") == "button" and e.get("url") for e in block["elements"]):
+            errors.append("actions that are not link buttons")
+        elif kind not in ("section", "context", "actions"):
+            errors.append(f"unexpected block {kind}")
+    return errors
+
+
+@dataclass
+class ChatReceiver:
+    """A loopback Teams or Slack endpoint: records each POST, answers 400 to a wrong shape, else from a script."""
+
+    port: int
+    received: list[tuple[float, str, dict[str, Any], int]] = field(default_factory=list)  # (time, path, body, status)
+    scripts: dict[str, deque[tuple[int, dict[str, str]]]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def answer(self, path: str, *answers: tuple[int, dict[str, str]]) -> None:
+        self.scripts[path] = deque(answers)
+
+    def to(self, path: str) -> list[tuple[float, str, dict[str, Any], int]]:
+        with self.lock:
+            return [r for r in self.received if r[1] == path]
+
+    def accepted(self, path: str) -> list[dict[str, Any]]:
+        return [body for _, _, body, status in self.to(path) if status in (200, 202)]
+
+
+@pytest.fixture
+def chat_receiver() -> Iterator[ChatReceiver]:
+    receiver = ChatReceiver(free_port())
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's hook name)
+            raw = self.rfile.read(int(self.headers.get("content-length", 0)))
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = None
+            check = teams_shape_errors if self.path.startswith("/teams") else slack_shape_errors
+            with receiver.lock:
+                errors = check(body)
+                script = receiver.scripts.get(self.path)
+                status, headers = (400, {}) if errors else (script.popleft() if script else (
+                    (202 if self.path.startswith("/teams") else 200), {}))
+                receiver.received.append((time.monotonic(), self.path, body, status))
+            reply = ("; ".join(errors) or ("ok" if status < 300 else "rate_limited")).encode()
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("content-length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", receiver.port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, kafka_topics: str, migrated_database_url: str, smtp_inbox) -> NotifySettings:
+    return notifier_settings(kafka_bootstrap, kafka_topics, migrated_database_url, smtp_inbox)
+
+
+def add_chat(s, org: models.Organisation, kind: str, url: str, language: str = "en") -> models.Channel:
+    channel = models.Channel(organisation_id=org.id, kind=kind, target=url, language=language)
+    s.add(channel)
+    s.flush()
+    return channel
+
+
+def attempts_of(db_sessions, channel_id: str) -> list[models.DeliveryAttempt]:
+    with unit_of_work(db_sessions) as s:
+        return list(s.scalars(select(models.DeliveryAttempt).join(models.Notification).where(
+            models.Notification.channel_id == channel_id).order_by(models.DeliveryAttempt.attempted_at)))
+
+
+async def test_teams_gets_an_adaptive_card_with_the_ack_link_and_then_the_resolution(
+        settings, db_sessions, chat_receiver):
+    with unit_of_work(db_sessions) as s:
+        org = add_org(s, "Ministerie BV", kind="company")
+        teams = add_chat(s, org, "teams", chat_receiver.url("/teams/ops"))
+        subscribe(s, org, [teams], material="gallium")
+        org_id = org.id
+
+    async with running(settings, db_sessions):
+        await publish(settings, breach("fp-teams", severity=Severity.CRITICAL, value=0.71))
+        await eventually(lambda: chat_receiver.accepted("/teams/ops"), what="the firing card")
+        await publish(settings, breach("fp-teams", severity=Severity.CRITICAL, value=0.2,
+                                       status=BreachStatus.RESOLVED))
+        await eventually(lambda: len(chat_receiver.accepted("/teams/ops")) == 2, what="the resolved card")
+
+    firing, resolved = (m["attachments"][0]["content"] for m in chat_receiver.accepted("/teams/ops"))
+    assert [status for *_, status in chat_receiver.to("/teams/ops")] == [202, 202]  # no shape was refused
+    title = firing["body"][0]
+    assert (title["text"], title["color"]) == ("[FIRING] gallium price volatility 0.71 above 0.30", "Attention")
+    facts = {f["title"]: f["value"] for f in firing["body"][2]["facts"]}
+    assert (facts["Severity"], facts["Material"], facts["Rule"]) == ("critical", "gallium", "price_spike")
+    assert facts["Threshold"] == "price_volatility 0.71 is above the critical threshold 0.3"
+    assert "[lme price](https://example.org/prices/ga)" in firing["body"][3]["text"]
+    ack, manage = firing["actions"]
+    assert ack["type"] == manage["type"] == "Action.OpenUrl"
+    claim = verify_ack_token(settings.link_signing_key.get_secret_value(), ack["url"].rsplit("/", 1)[1])
+    assert isinstance(claim, AckClaim)
+    assert claim.organisation_id == org_id
+    assert resolved["body"][0]["text"].startswith("[RESOLVED] ")
+    assert resolved["body"][0]["color"] == "Good"
+    assert [a["title"] for a in resolved["actions"]] == ["Manage alerts"]  # nothing left to acknowledge
+
+
+async def test_slack_busy_answers_are_retried_no_sooner_than_retry_after_asks(settings, db_sessions, chat_receiver):
+    with unit_of_work(db_sessions) as s:
+        org = add_org(s, "Slack BV")
+        slack = add_chat(s, org, "slack", chat_receiver.url("/slack/hook"))
+        subscribe(s, org, [slack], material="gallium")
+        channel_id = slack.id
+    # Our own backoff in these settings is 0.2 to 0.4 s: the waits below can only come from Retry-After.
+    chat_receiver.answer("/slack/hook", (429, {"retry-after": "1"}), (503, {"retry-after": "1"}))
+
+    asked_before = REGISTRY.get_sample_value("mews_notify_delivery_retry_after_total", {"channel": "slack"}) or 0
+
+    async with running(settings, db_sessions):
+        await publish(settings, breach("fp-slack"))
+        await eventually(lambda: chat_receiver.accepted("/slack/hook"), what="delivery after 429 and 503")
+
+    asked = REGISTRY.get_sample_value("mews_notify_delivery_retry_after_total", {"channel": "slack"})
+    assert asked - asked_before == 2
+
+    times = [at for at, *_ in chat_receiver.to("/slack/hook")]
+    assert [status for *_, status in chat_receiver.to("/slack/hook")] == [429, 503, 200]
+    assert all(later - earlier >= 0.95 for earlier, later in zip(times, times[1:], strict=False))
+    assert [(a.outcome, a.status_code) for a in attempts_of(db_sessions, channel_id)] == [
+        ("retry", 429), ("retry", 503), ("delivered", 200)]
+    [message] = chat_receiver.accepted("/slack/hook")
+    assert message["text"] == "[FIRING] gallium price volatility 0.42 above 0.30"
+    assert [b["type"] for b in message["blocks"]] == ["section", "section", "context", "actions"]
+    [ack, _manage] = message["blocks"][-1]["elements"]
+    assert isinstance(verify_ack_token(settings.link_signing_key.get_secret_value(), ack["url"].rsplit("/", 1)[1]),
+                      AckClaim)
+
+
+async def test_a_chat_target_the_outbound_policy_refuses_fails_at_once_and_is_never_contacted(
+        kafka_bootstrap, kafka_topics, migrated_database_url, smtp_inbox, db_sessions, chat_receiver):
+    strict = notifier_settings(kafka_bootstrap, kafka_topics, migrated_database_url, smtp_inbox,
+                               allow_private_webhook_targets=False)
+    with unit_of_work(db_sessions) as s:
+        org = add_org(s, "Loopback BV")
+        teams = add_chat(s, org, "teams", chat_receiver.url("/teams/private"))  # 127.0.0.1: refused by policy
+        subscribe(s, org, [teams], material="gallium")
+        channel_id = teams.id
+
+    async with running(strict, db_sessions):
+        await publish(strict, breach("fp-private"))
+        await eventually(lambda: attempts_of(db_sessions, channel_id), what="the refused attempt")
+
+    assert chat_receiver.to("/teams/private") == []
+    [attempt] = attempts_of(db_sessions, channel_id)
+    assert attempt.outcome == "refused"
+    assert attempt.error.startswith("target refused")
+    with unit_of_work(db_sessions) as s:
+        assert s.scalars(select(models.Notification.status)).all() == ["failed"]
