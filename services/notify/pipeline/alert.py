@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from shared.events import BreachStatus, Classification, Severity
 
 if TYPE_CHECKING:
+    from services.notify.pipeline.inhibition import InhibitRule
     from services.notify.store.alert_state import AlertStore
 
 SEVERITY_RANK = {Severity.WARNING: 0, Severity.CRITICAL: 1}
@@ -188,7 +189,8 @@ class PipelineContext:
     clearance: dict[str, Classification] = field(default_factory=dict)
     channels: dict[str, ChannelRoute] = field(default_factory=dict)
     silences: list[Silence] = field(default_factory=list)
-    firing: list[Alert] = field(default_factory=list)  # every firing alert of the organisations concerned
+    firing: list[Alert] = field(default_factory=list)  # the firing alerts that may inhibit (of these organisations)
+    inhibit_rules: tuple[InhibitRule, ...] = ()
     log: dict[tuple[str, str, str], LogEntry] = field(default_factory=dict)  # (org, group_key, fingerprint)
     groups: dict[str, GroupState] = field(default_factory=dict)  # group_key -> state
     notifications: dict[str, OpenNotification] = field(default_factory=dict)  # open outbox rows by id

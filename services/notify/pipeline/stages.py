@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from prometheus_client import Counter
 
 from services.notify.pipeline.alert import Alert, GroupState, OpenSlot, PipelineContext
+from services.notify.pipeline.inhibition import index_sources, inhibitor
 from shared.events import Severity
 
 log = logging.getLogger(__name__)
@@ -48,15 +49,20 @@ def classification_gate(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert
 
 
 def inhibit(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
-    """A firing critical alert mutes the firing warning of the same organisation, material and rule."""
-    criticals = {(a.organisation_id, a.material, a.rule): a.fingerprint
-                 for a in [*ctx.firing, *alerts] if a.firing and a.severity == Severity.CRITICAL}
+    """Mute the firing alerts an inhibit rule's firing source alert (same organisation and material) covers."""
+    if not ctx.inhibit_rules:
+        return alerts
+    # The batch's alerts are stored already; the batch's own states win over what was loaded.
+    current = {(a.organisation_id, a.fingerprint): a for a in ctx.firing}
+    current.update({(a.organisation_id, a.fingerprint): a for a in alerts})
+    sources = index_sources(current.values())
     kept = []
     for alert in alerts:
-        source = criticals.get((alert.organisation_id, alert.material, alert.rule))
-        if alert.firing and alert.severity == Severity.WARNING and source and source != alert.fingerprint:
-            ctx.decide("inhibit", "inhibited", f"critical alert {source} fires for {alert.material}/{alert.rule}",
-                       alert)
+        found = inhibitor(alert, sources, ctx.inhibit_rules)
+        if found is not None:
+            source, rule = found
+            ctx.decide("inhibit", "inhibited", f"inhibited by {source.severity.value} alert {source.id} "
+                       f"({source.rule}) for {alert.material}: {rule.describe()}", alert)
         else:
             kept.append(alert)
     return kept

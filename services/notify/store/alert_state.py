@@ -29,6 +29,7 @@ from services.notify.pipeline.alert import (
     PipelineContext,
     Silence,
 )
+from services.notify.pipeline.inhibition import source_severities
 from services.notify.store import models
 from shared.events import BreachStatus, Classification, Severity
 
@@ -185,17 +186,21 @@ class SqlAlertStore(AlertStore):
         if not orgs:
             return
         s = self.session
-        # Inhibition reads only firing criticals, they are what mutes a warning, and only what it compares:
+        # Inhibition reads only the firing alerts that may be a source (by severity), and only what it compares:
         # never the breach each row keeps.
         a = models.Alert
-        ctx.firing = [Alert(organisation_id=r.organisation_id, fingerprint=r.fingerprint, material=r.material,
-                            rule=r.rule, severity=Severity.CRITICAL, status=BreachStatus.FIRING,
-                            classification=Classification(r.classification), starts_at=r.starts_at,
-                            summary="", id=r.id, changed=False)
-                      for r in s.execute(select(a.id, a.organisation_id, a.fingerprint, a.material, a.rule,
-                                                a.classification, a.starts_at)
-                                         .where(a.organisation_id.in_(orgs), a.status == "firing",
-                                                a.severity == Severity.CRITICAL.value))]
+        ctx.firing = []
+        if ctx.inhibit_rules:
+            query = select(a.id, a.organisation_id, a.fingerprint, a.material, a.rule, a.severity, a.classification,
+                           a.starts_at).where(a.organisation_id.in_(orgs), a.status == "firing")
+            severities = source_severities(ctx.inhibit_rules)
+            if severities is not None:
+                query = query.where(a.severity.in_(sorted(s.value for s in severities)))
+            ctx.firing = [Alert(organisation_id=r.organisation_id, fingerprint=r.fingerprint, material=r.material,
+                                rule=r.rule, severity=Severity(r.severity), status=BreachStatus.FIRING,
+                                classification=Classification(r.classification), starts_at=r.starts_at,
+                                summary="", id=r.id, changed=False)
+                          for r in s.execute(query)]
         ctx.silences = [Silence(r.organisation_id, r.starts_at, r.ends_at, r.material, r.rule, r.severity, r.id)
                         for r in s.execute(select(*models.Silence.__table__.c).where(
                             models.Silence.organisation_id.in_(orgs), models.Silence.ends_at > ctx.now))]

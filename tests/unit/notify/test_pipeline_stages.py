@@ -21,7 +21,9 @@ from services.notify.pipeline import (
     silence,
 )
 from services.notify.pipeline.alert import ChannelRoute, OpenSlot
+from services.notify.pipeline.inhibition import DEFAULT_INHIBIT_RULES, InhibitRule
 from services.notify.pipeline.stages import next_tick
+from services.scoring.rules import fingerprint
 from shared.events import BreachStatus, Classification, Severity
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -49,16 +51,45 @@ def test_classification_gate_drops_alerts_above_the_organisations_clearance():
         ("stranger", "drop", "organisation unknown")]
 
 
-def test_firing_critical_inhibits_the_warning_of_the_same_material_and_rule_only():
-    critical = alert("fp-crit", severity=Severity.CRITICAL)
-    ctx = PipelineContext(now=NOW, firing=[critical])
-    same = alert("fp-warn")
-    other_rule = alert("fp-other", rule="leadtime_jump")
-    other_org = alert("fp-org", org="org-b")
-    resolved = alert("fp-res", status=BreachStatus.RESOLVED)
-    kept = inhibit(ctx, [same, other_rule, other_org, resolved])
-    assert [a.fingerprint for a in kept] == ["fp-other", "fp-org", "fp-res"]
-    assert ctx.decisions[0].reason == "critical alert fp-crit fires for gallium/price_spike"
+def real(material: str, rule: str, **kw) -> Alert:
+    """An alert with the fingerprint scoring gives the breach: one per material and rule."""
+    return alert(fingerprint(material, rule), material=material, rule=rule, **kw)
+
+
+def test_a_critical_export_control_inhibits_the_warning_price_alerts_of_its_material_and_organisation():
+    # With real fingerprints a rule's warning and critical are one alert: an inhibition within one rule (as
+    # before) could never fire. The default rule crosses rules: export control over price.
+    export = real("gallium", "export-control-in-force", severity=Severity.CRITICAL)
+    ctx = PipelineContext(now=NOW, firing=[export], inhibit_rules=DEFAULT_INHIBIT_RULES)
+    price = real("gallium", "price-change-30d")
+    price_critical = real("gallium", "price-jump", severity=Severity.CRITICAL)
+    other_material = real("germanium", "price-change-30d")
+    other_org = real("gallium", "price-change-30d", org="org-b")
+    leadtime = real("gallium", "leadtime-ratio")
+    resolved = real("gallium", "price-volatility", status=BreachStatus.RESOLVED)
+    kept = inhibit(ctx, [price, price_critical, other_material, other_org, leadtime, resolved])
+    assert kept == [price_critical, other_material, other_org, leadtime, resolved]
+    [decision] = ctx.decisions
+    assert (decision.fingerprint, decision.decision) == (price.fingerprint, "inhibited")
+    assert decision.reason.startswith(f"inhibited by critical alert {export.id} (export-control-in-force) for gallium")
+
+
+def test_an_escalating_alert_never_inhibits_itself_and_a_batch_resolution_lifts_the_inhibition():
+    warning = real("gallium", "export-control-in-force")
+    critical = warning.evolve(severity=Severity.CRITICAL)
+    ctx = PipelineContext(now=NOW, firing=[critical], inhibit_rules=(InhibitRule(
+        source_rules=("export-control-*",), source_severity=Severity.CRITICAL,
+        target_rules=("export-control-*", "price-*"), target_severity=Severity.WARNING),))
+    assert inhibit(ctx, [warning]) == [warning]
+    price = real("gallium", "price-jump")
+    ended = critical.evolve(status=BreachStatus.RESOLVED)
+    assert inhibit(ctx, [ended, price]) == [ended, price]
+
+
+def test_no_inhibit_rules_inhibit_nothing():
+    ctx = PipelineContext(now=NOW, firing=[real("gallium", "export-control-in-force", severity=Severity.CRITICAL)])
+    price = real("gallium", "price-jump")
+    assert inhibit(ctx, [price]) == [price]
 
 
 def test_only_active_matching_silences_mute_firing_alerts():
