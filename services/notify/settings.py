@@ -52,7 +52,9 @@ class NotifySettings(CommonSettings):
     group_wait_seconds: float = Field(default=30.0, ge=0)
     group_interval_seconds: float = Field(default=300.0, ge=0)
     repeat_interval_seconds: float = Field(default=4 * 3600.0, ge=0)
-    digest_hour_utc: int = Field(default=7, ge=0, le=23)
+    digest_hour_utc: int = Field(default=7, ge=0, le=23,
+                                 description="Hour of the daily and weekly digests, in each channel's time zone")
+    digest_weekday: int = Field(default=0, ge=0, le=6, description="Day of the weekly digest (0 is Monday)")
     # MEWS_INHIBIT_RULES: a JSON list, e.g. [{"source_rules": ["export-control-*"], "source_severity": "critical",
     # "target_rules": ["price-*"], "target_severity": "warning"}]; [] turns inhibition off.
     inhibit_rules: tuple[InhibitRule, ...] = Field(

@@ -80,7 +80,7 @@ def timing_from(settings: NotifySettings) -> Timing:
     return Timing(group_wait=timedelta(seconds=settings.group_wait_seconds),
                   group_interval=timedelta(seconds=settings.group_interval_seconds),
                   repeat_interval=timedelta(seconds=settings.repeat_interval_seconds),
-                  digest_at=clock_time(settings.digest_hour_utc, 0))
+                  digest_at=clock_time(settings.digest_hour_utc, 0), digest_weekday=settings.digest_weekday)
 
 
 def policy_from(settings: NotifySettings, lease: timedelta | None = None) -> DeliveryPolicy:

@@ -27,6 +27,7 @@ from services.notify.pipeline.alert import (
     OpenNotification,
     OpenSlot,
     PipelineContext,
+    QuietHours,
     Silence,
 )
 from services.notify.pipeline.inhibition import source_severities
@@ -204,10 +205,14 @@ class SqlAlertStore(AlertStore):
         ctx.silences = [Silence(r.organisation_id, r.starts_at, r.ends_at, r.material, r.rule, r.severity, r.id)
                         for r in s.execute(select(*models.Silence.__table__.c).where(
                             models.Silence.organisation_id.in_(orgs), models.Silence.ends_at > ctx.now))]
-        ctx.channels = {r.id: ChannelRoute(r.id, r.organisation_id, r.mode, r.enabled)
-                        for r in s.execute(select(models.Channel.id, models.Channel.organisation_id,
-                                                  models.Channel.mode, models.Channel.enabled)
-                                           .where(models.Channel.organisation_id.in_(orgs)))}
+        c = models.Channel
+        ctx.channels = {
+            r.id: ChannelRoute(r.id, r.organisation_id, r.mode, r.enabled, r.digest_every, Severity(r.min_severity),
+                               None if r.quiet_from_hour is None
+                               else QuietHours(r.quiet_from_hour, r.quiet_until_hour or 0), r.timezone)
+            for r in s.execute(select(c.id, c.organisation_id, c.mode, c.enabled, c.digest_every, c.min_severity,
+                                      c.quiet_from_hour, c.quiet_until_hour, c.timezone)
+                               .where(c.organisation_id.in_(orgs)))}
         wanted = sorted(set(fingerprints))
         log = models.NotificationLogEntry
         ctx.log = {(r.organisation_id, r.group_key, r.fingerprint): LogEntry(r.last_status, r.last_sent_at)
