@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from services.notify.pipeline import (
     Alert,
@@ -20,7 +21,7 @@ from services.notify.pipeline import (
     run_pipeline,
     silence,
 )
-from services.notify.pipeline.alert import ChannelRoute, OpenSlot
+from services.notify.pipeline.alert import ChannelRoute, OpenSlot, QuietHours
 from services.notify.pipeline.inhibition import DEFAULT_INHIBIT_RULES, InhibitRule
 from services.notify.pipeline.stages import next_tick
 from services.scoring.rules import fingerprint
@@ -206,3 +207,44 @@ def test_evolving_an_alert_changes_only_the_fields_given_and_refuses_unknown_one
         original.evolve(colour="red")
     with pytest.raises(dataclasses.FrozenInstanceError):
         evolved.channel_id = "other"  # type: ignore[misc]
+
+
+def test_quiet_hours_release_at_their_end_in_local_time_across_midnight_and_daylight_saving():
+    amsterdam = ZoneInfo("Europe/Amsterdam")
+    night = QuietHours(22, 7)
+    at = datetime(2026, 3, 28, 23, 30, tzinfo=amsterdam)  # the night the clocks go forward
+    assert night.release(at, amsterdam) == datetime(2026, 3, 29, 7, 0, tzinfo=amsterdam).astimezone(UTC)
+    early = datetime(2026, 6, 1, 3, 0, tzinfo=amsterdam)
+    assert night.release(early, amsterdam) == datetime(2026, 6, 1, 5, 0, tzinfo=UTC)
+    day = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    assert night.release(day, amsterdam) == day
+    lunch = QuietHours(12, 13)
+    assert lunch.release(datetime(2026, 6, 1, 12, 15, tzinfo=UTC), UTC) == datetime(2026, 6, 1, 13, 0, tzinfo=UTC)
+
+
+def test_the_weekly_digest_falls_on_its_weekday_at_the_digest_hour_of_the_zone():
+    timing = Timing(digest_at=time(7, 0), digest_weekday=0)
+    wednesday = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
+    assert timing.next_weekly_digest(wednesday) == datetime(2026, 3, 9, 7, 0, tzinfo=UTC)
+    monday_early = datetime(2026, 3, 9, 6, 0, tzinfo=UTC)
+    assert timing.next_weekly_digest(monday_early) == datetime(2026, 3, 9, 7, 0, tzinfo=UTC)
+    monday_on_the_hour = datetime(2026, 3, 9, 7, 0, tzinfo=UTC)
+    assert timing.next_weekly_digest(monday_on_the_hour) == datetime(2026, 3, 16, 7, 0, tzinfo=UTC)
+    amsterdam = ZoneInfo("Europe/Amsterdam")
+    assert timing.next_digest(wednesday, amsterdam) == datetime(2026, 3, 5, 6, 0, tzinfo=UTC)
+
+
+def test_route_drops_firing_alerts_below_the_channels_minimum_but_passes_resolutions_and_criticals_skip_quiet():
+    ctx = PipelineContext(now=NOW, channels={
+        "loud": ChannelRoute("loud", "org-a", min_severity=Severity.CRITICAL),
+        "night": ChannelRoute("night", "org-a", quiet=QuietHours(22, 7)),
+        "weekly": ChannelRoute("weekly", "org-a", mode="digest", digest_every="week")})
+    warning = alert("w", channel_ids=("loud", "night", "weekly"))
+    critical = alert("c", severity=Severity.CRITICAL, channel_ids=("loud", "night", "weekly"))
+    resolved = alert("r", status=BreachStatus.RESOLVED, channel_ids=("loud",))
+    routed = {(a.fingerprint, a.channel_id): a.group_key for a in route(ctx, [warning, critical, resolved])}
+    assert routed == {("w", "night"): "quiet:night", ("w", "weekly"): "weekly:weekly",
+                      ("c", "loud"): "immediate:loud", ("c", "night"): "immediate:night",
+                      ("c", "weekly"): "immediate:weekly", ("r", "loud"): "immediate:loud"}
+    assert [d.reason for d in ctx.decisions if d.decision == "drop"] == [
+        "warning, below the channel's minimum critical"]
