@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -30,7 +30,7 @@ from services.notify.pipeline.alert import (
     QuietHours,
     Silence,
 )
-from services.notify.pipeline.inhibition import source_severities
+from services.notify.pipeline.inhibition import InhibitRule, source_severities
 from services.notify.store import models
 from shared.events import BreachStatus, Classification, Severity
 
@@ -84,6 +84,25 @@ def alert_from_row(row: Any) -> Alert:
                  breach=breach, ends_at=row.ends_at, updated_at=row.updated_at,
                  observed_at=datetime.fromisoformat(observed) if observed else None, via=tuple(row.via or ()),
                  id=row.id, acknowledged_at=row.acknowledged_at, changed=False)
+
+
+def inhibition_sources(session: Session, organisation_ids: Sequence[str],
+                       rules: Sequence[InhibitRule]) -> list[Alert]:
+    """The organisations' firing alerts that may inhibit another: of a severity some rule's source has, and only
+    what inhibition compares, never the breach each row keeps."""
+    if not rules:
+        return []
+    a = models.Alert
+    query = select(a.id, a.organisation_id, a.fingerprint, a.material, a.rule, a.severity, a.classification,
+                   a.starts_at).where(a.organisation_id.in_(organisation_ids), a.status == "firing")
+    severities = source_severities(rules)
+    if severities is not None:
+        query = query.where(a.severity.in_(sorted(s.value for s in severities)))
+    return [Alert(organisation_id=r.organisation_id, fingerprint=r.fingerprint, material=r.material, rule=r.rule,
+                  severity=Severity(r.severity), status=BreachStatus.FIRING,
+                  classification=Classification(r.classification), starts_at=r.starts_at, summary="", id=r.id,
+                  changed=False)
+            for r in session.execute(query)]
 
 
 def open_notification() -> tuple[Any, ...]:
@@ -187,21 +206,7 @@ class SqlAlertStore(AlertStore):
         if not orgs:
             return
         s = self.session
-        # Inhibition reads only the firing alerts that may be a source (by severity), and only what it compares:
-        # never the breach each row keeps.
-        a = models.Alert
-        ctx.firing = []
-        if ctx.inhibit_rules:
-            query = select(a.id, a.organisation_id, a.fingerprint, a.material, a.rule, a.severity, a.classification,
-                           a.starts_at).where(a.organisation_id.in_(orgs), a.status == "firing")
-            severities = source_severities(ctx.inhibit_rules)
-            if severities is not None:
-                query = query.where(a.severity.in_(sorted(s.value for s in severities)))
-            ctx.firing = [Alert(organisation_id=r.organisation_id, fingerprint=r.fingerprint, material=r.material,
-                                rule=r.rule, severity=Severity(r.severity), status=BreachStatus.FIRING,
-                                classification=Classification(r.classification), starts_at=r.starts_at,
-                                summary="", id=r.id, changed=False)
-                          for r in s.execute(query)]
+        ctx.firing = inhibition_sources(s, orgs, ctx.inhibit_rules)
         ctx.silences = [Silence(r.organisation_id, r.starts_at, r.ends_at, r.material, r.rule, r.severity, r.id)
                         for r in s.execute(select(*models.Silence.__table__.c).where(
                             models.Silence.organisation_id.in_(orgs), models.Silence.ends_at > ctx.now))]
@@ -268,4 +273,5 @@ class SqlAlertStore(AlertStore):
                                       for (org, key, fp), e in entries.items()])
 
 
-__all__ = ["AlertStore", "SqlAlertStore", "alert_from_row", "open_notification", "state_in_payload"]
+__all__ = ["AlertStore", "SqlAlertStore", "alert_from_row", "inhibition_sources", "open_notification",
+           "state_in_payload"]

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from services.notify.pipeline.alert import Silence
 from services.notify.pipeline.inhibition import InhibitRule, index_sources, inhibitor
 from services.notify.store import models
-from services.notify.store.alert_state import alert_from_row
+from services.notify.store.alert_state import alert_from_row, inhibition_sources
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,7 @@ def mutings(session: Session, organisation_id: str, rows: Iterable[models.Alert]
     silences = [Silence(r.organisation_id, r.starts_at, r.ends_at, r.material, r.rule, r.severity, r.id)
                 for r in session.scalars(select(models.Silence).where(
                     models.Silence.organisation_id == organisation_id, models.Silence.ends_at > now))]
-    sources = index_sources(alert_from_row(r) for r in session.scalars(select(models.Alert).where(
-        models.Alert.organisation_id == organisation_id, models.Alert.status == "firing"))) if rules else {}
+    sources = index_sources(inhibition_sources(session, [organisation_id], rules))
     out: dict[str, Muting] = {}
     for alert in firing:
         assert alert.id is not None
