@@ -19,7 +19,7 @@ from services.notify.store import alerts
 from services.notify.store.errors import NotFound
 from services.notify.store.models import Alert, Organisation, utcnow
 from services.notify.store.muting import Muting, mutings
-from shared.events import MaterialId
+from shared.events import Classification, MaterialId
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["alerts"])
@@ -65,8 +65,9 @@ class AlertOut(BaseModel):
                                 fingerprint=muting.fingerprint, reason=muting.reason) if muting else None})
 
 
-def _muted(session: Session, organisation_id: str, rows: list[Any], settings: NotifySettings) -> dict[str, Muting]:
-    return mutings(session, organisation_id, rows, utcnow(), settings.inhibit_rules)
+def _muted(session: Session, principal: Principal, rows: list[Any], settings: NotifySettings) -> dict[str, Muting]:
+    return mutings(session, organisation_of(principal), Classification(principal.clearance), rows, utcnow(),
+                   settings.inhibit_rules)
 
 
 class AlertDetail(AlertOut):
@@ -82,7 +83,7 @@ def list_alerts(status_: Literal["firing", "resolved"] | None = Query(default=No
     muted one, `state` silenced or inhibited and `muted_by`."""
     rows = alerts.list_alerts(session, organisation_of(principal), principal.clearance, status=status_,
                               material=material, limit=limit)
-    muted = _muted(session, organisation_of(principal), rows, settings)
+    muted = _muted(session, principal, rows, settings)
     return [AlertOut.of(r, muted.get(r.id)) for r in rows]
 
 
@@ -91,7 +92,7 @@ def get_alert(alert_id: str, principal: Principal = Depends(tenant_member), sess
               settings: NotifySettings = Depends(notify_settings)) -> AlertDetail:
     """One alert with the breach that last changed it."""
     row = alerts.get_alert(session, organisation_of(principal), principal.clearance, alert_id)
-    muted = _muted(session, organisation_of(principal), [row], settings)
+    muted = _muted(session, principal, [row], settings)
     return AlertDetail(**AlertOut.of(row, muted.get(row.id)).model_dump(), breach=row.breach)
 
 

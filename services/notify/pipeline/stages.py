@@ -55,7 +55,9 @@ def inhibit(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
     # The batch's alerts are stored already; the batch's own states win over what was loaded.
     current = {(a.organisation_id, a.fingerprint): a for a in ctx.firing}
     current.update({(a.organisation_id, a.fingerprint): a for a in alerts})
-    sources = index_sources(current.values())
+    # An alert the organisation may no longer see (its clearance was lowered) inhibits nothing.
+    sources = index_sources(a for a in current.values() if a.organisation_id in ctx.clearance
+                            and a.classification.rank <= ctx.clearance[a.organisation_id].rank)
     kept = []
     for alert in alerts:
         found = inhibitor(alert, sources, ctx.inhibit_rules)

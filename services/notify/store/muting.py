@@ -17,6 +17,7 @@ from services.notify.pipeline.alert import Silence
 from services.notify.pipeline.inhibition import InhibitRule, index_sources, inhibitor
 from services.notify.store import models
 from services.notify.store.alert_state import alert_from_row, inhibition_sources
+from shared.events import Classification
 
 
 @dataclass(frozen=True)
@@ -29,16 +30,19 @@ class Muting:
     fingerprint: str | None = None
 
 
-def mutings(session: Session, organisation_id: str, rows: Iterable[models.Alert], now: datetime,
-            rules: Sequence[InhibitRule]) -> dict[str, Muting]:
-    """The muting of each firing alert of these rows that is muted, by alert id (silence first, as the pipeline)."""
+def mutings(session: Session, organisation_id: str, clearance: Classification, rows: Iterable[models.Alert],
+            now: datetime, rules: Sequence[InhibitRule]) -> dict[str, Muting]:
+    """The muting of each firing alert of these rows that is muted, by alert id (silence first, as the pipeline).
+
+    Only an alert within the clearance inhibits, in the pipeline as here: a muting never names a hidden alert."""
     firing = [alert_from_row(r) for r in rows if r.status == "firing"]
     if not firing:
         return {}
     silences = [Silence(r.organisation_id, r.starts_at, r.ends_at, r.material, r.rule, r.severity, r.id)
                 for r in session.scalars(select(models.Silence).where(
                     models.Silence.organisation_id == organisation_id, models.Silence.ends_at > now))]
-    sources = index_sources(inhibition_sources(session, [organisation_id], rules))
+    sources = index_sources(a for a in inhibition_sources(session, [organisation_id], rules)
+                            if a.classification.rank <= clearance.rank)
     out: dict[str, Muting] = {}
     for alert in firing:
         assert alert.id is not None

@@ -52,6 +52,9 @@ def test_classification_gate_drops_alerts_above_the_organisations_clearance():
         ("stranger", "drop", "organisation unknown")]
 
 
+CLEARED = {"org-a": Classification.GOVERNMENT, "org-b": Classification.GOVERNMENT}
+
+
 def real(material: str, rule: str, **kw) -> Alert:
     """An alert with the fingerprint scoring gives the breach: one per material and rule."""
     return alert(fingerprint(material, rule), material=material, rule=rule, **kw)
@@ -61,7 +64,7 @@ def test_a_critical_export_control_inhibits_the_warning_price_alerts_of_its_mate
     # With real fingerprints a rule's warning and critical are one alert: an inhibition within one rule (as
     # before) could never fire. The default rule crosses rules: export control over price.
     export = real("gallium", "export-control-in-force", severity=Severity.CRITICAL)
-    ctx = PipelineContext(now=NOW, firing=[export], inhibit_rules=DEFAULT_INHIBIT_RULES)
+    ctx = PipelineContext(now=NOW, firing=[export], inhibit_rules=DEFAULT_INHIBIT_RULES, clearance=CLEARED)
     price = real("gallium", "price-change-30d")
     price_critical = real("gallium", "price-jump", severity=Severity.CRITICAL)
     other_material = real("germanium", "price-change-30d")
@@ -78,7 +81,7 @@ def test_a_critical_export_control_inhibits_the_warning_price_alerts_of_its_mate
 def test_an_escalating_alert_never_inhibits_itself_and_a_batch_resolution_lifts_the_inhibition():
     warning = real("gallium", "export-control-in-force")
     critical = warning.evolve(severity=Severity.CRITICAL)
-    ctx = PipelineContext(now=NOW, firing=[critical], inhibit_rules=(InhibitRule(
+    ctx = PipelineContext(now=NOW, firing=[critical], clearance=CLEARED, inhibit_rules=(InhibitRule(
         source_rules=("export-control-*",), source_severity=Severity.CRITICAL,
         target_rules=("export-control-*", "price-*"), target_severity=Severity.WARNING),))
     assert inhibit(ctx, [warning]) == [warning]
@@ -88,7 +91,17 @@ def test_an_escalating_alert_never_inhibits_itself_and_a_batch_resolution_lifts_
 
 
 def test_no_inhibit_rules_inhibit_nothing():
-    ctx = PipelineContext(now=NOW, firing=[real("gallium", "export-control-in-force", severity=Severity.CRITICAL)])
+    ctx = PipelineContext(now=NOW, firing=[real("gallium", "export-control-in-force", severity=Severity.CRITICAL)],
+                          clearance=CLEARED)
+    price = real("gallium", "price-jump")
+    assert inhibit(ctx, [price]) == [price]
+
+
+def test_an_alert_above_the_organisations_clearance_now_inhibits_nothing():
+    hidden = real("gallium", "export-control-in-force", severity=Severity.CRITICAL,
+                  classification=Classification.GOVERNMENT)
+    ctx = PipelineContext(now=NOW, firing=[hidden], inhibit_rules=DEFAULT_INHIBIT_RULES,
+                          clearance={"org-a": Classification.RESTRICTED})
     price = real("gallium", "price-jump")
     assert inhibit(ctx, [price]) == [price]
 
