@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from services.notify.pipeline.inhibition import DEFAULT_INHIBIT_RULES, InhibitRule
 from shared.secrets import refuse_weak
 from shared.settings import CommonSettings
 
@@ -51,7 +52,14 @@ class NotifySettings(CommonSettings):
     group_wait_seconds: float = Field(default=30.0, ge=0)
     group_interval_seconds: float = Field(default=300.0, ge=0)
     repeat_interval_seconds: float = Field(default=4 * 3600.0, ge=0)
-    digest_hour_utc: int = Field(default=7, ge=0, le=23)
+    digest_hour_utc: int = Field(default=7, ge=0, le=23,
+                                 description="Hour of the daily and weekly digests, in each channel's time zone")
+    digest_weekday: int = Field(default=0, ge=0, le=6, description="Day of the weekly digest (0 is Monday)")
+    # MEWS_INHIBIT_RULES: a JSON list, e.g. [{"source_rules": ["export-control-*"], "source_severity": "critical",
+    # "target_rules": ["price-*"], "target_severity": "warning"}]; [] turns inhibition off.
+    inhibit_rules: tuple[InhibitRule, ...] = Field(
+        default=DEFAULT_INHIBIT_RULES, description="Firing source alerts that mute target alerts of the same "
+                                                   "organisation and material")
 
     # Exponential backoff with jitter: 30 s, 1 min, 2 min ... capped at 1 h; 15 attempts span about 8 h,
     # so an endpoint down for a working day still gets its alerts.

@@ -80,7 +80,7 @@ def timing_from(settings: NotifySettings) -> Timing:
     return Timing(group_wait=timedelta(seconds=settings.group_wait_seconds),
                   group_interval=timedelta(seconds=settings.group_interval_seconds),
                   repeat_interval=timedelta(seconds=settings.repeat_interval_seconds),
-                  digest_at=clock_time(settings.digest_hour_utc, 0))
+                  digest_at=clock_time(settings.digest_hour_utc, 0), digest_weekday=settings.digest_weekday)
 
 
 def policy_from(settings: NotifySettings, lease: timedelta | None = None) -> DeliveryPolicy:
@@ -134,6 +134,7 @@ class Notifier:
         self.group_id = group_id
         self.topic = settings.topic(topics.BREACHES)
         self.timing = timing_from(settings)
+        self.inhibit_rules = tuple(settings.inhibit_rules)
         self.policy = policy_from(settings, lease)
         self.index_refresh_seconds = index_refresh_seconds
         self.sweep_interval_seconds = sweep_interval_seconds
@@ -226,7 +227,8 @@ class Notifier:
         failed: dict[int, tuple[ConsumerRecord, str]] = {}
         try:
             with unit_of_work(self.sessions) as session:
-                report = dispatch_breaches(session, index, unit.breaches, self.clock(), self.timing, unit)
+                report = dispatch_breaches(session, index, unit.breaches, self.clock(), self.timing, unit,
+                                           self.inhibit_rules)
         except Exception as exc:
             if dependency_of(exc) == "database":
                 raise
@@ -235,7 +237,7 @@ class Notifier:
             for breach in unit.breaches:
                 try:
                     with unit_of_work(self.sessions) as session:
-                        dispatch_breaches(session, index, [breach], self.clock(), self.timing, unit)
+                        dispatch_breaches(session, index, [breach], self.clock(), self.timing, unit, self.inhibit_rules)
                     self.wake_outbox()
                 except Exception as exc_one:
                     if dependency_of(exc_one) == "database":
@@ -278,7 +280,7 @@ class Notifier:
         index = self.index()
         # The sweep reads every firing alert and rarely writes: it must not hold SQLite's write lock meanwhile.
         with unit_of_work(self.sessions) as session:
-            sweep_firing(read_mostly(session), index, self.clock(), self.timing)
+            sweep_firing(read_mostly(session), index, self.clock(), self.timing, self.inhibit_rules)
             return dict(session.execute(select(models.Alert.severity, func.count())  # type: ignore[arg-type]
                                         .where(models.Alert.status == "firing")
                                         .group_by(models.Alert.severity)).all())

@@ -17,11 +17,21 @@ from services.notify.api.deps import db_session, notify_settings
 from services.notify.settings import NotifySettings
 from services.notify.store import alerts
 from services.notify.store.errors import NotFound
-from services.notify.store.models import Alert, Organisation
-from shared.events import MaterialId
+from services.notify.store.models import Alert, Organisation, utcnow
+from services.notify.store.muting import Muting, mutings
+from shared.events import Classification, MaterialId
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["alerts"])
+
+
+class MutedBy(BaseModel):
+    """What keeps a firing alert from being sent: a silence (its id) or the alert that inhibits it."""
+
+    kind: Literal["silence", "alert"]
+    id: str
+    fingerprint: str | None = None
+    reason: str
 
 
 class AlertOut(BaseModel):
@@ -41,11 +51,23 @@ class AlertOut(BaseModel):
     acknowledged: bool = False
     acknowledged_at: datetime | None
     acknowledged_by: str | None
+    # firing and sent, silenced or inhibited (muted: kept, not sent), or resolved
+    state: Literal["firing", "silenced", "inhibited", "resolved"] = "firing"
+    muted_by: MutedBy | None = None
 
     @classmethod
-    def of(cls, row: Any) -> AlertOut:
+    def of(cls, row: Any, muting: Muting | None = None) -> AlertOut:
         out = cls.model_validate(row)
-        return out.model_copy(update={"acknowledged": row.acknowledged_at is not None})
+        return out.model_copy(update={
+            "acknowledged": row.acknowledged_at is not None,
+            "state": muting.state if muting else row.status,
+            "muted_by": MutedBy(kind="silence" if muting.state == "silenced" else "alert", id=muting.id,
+                                fingerprint=muting.fingerprint, reason=muting.reason) if muting else None})
+
+
+def _muted(session: Session, principal: Principal, rows: list[Any], settings: NotifySettings) -> dict[str, Muting]:
+    return mutings(session, organisation_of(principal), Classification(principal.clearance), rows, utcnow(),
+                   settings.inhibit_rules)
 
 
 class AlertDetail(AlertOut):
@@ -55,20 +77,23 @@ class AlertDetail(AlertOut):
 @router.get("/alerts", response_model=list[AlertOut])
 def list_alerts(status_: Literal["firing", "resolved"] | None = Query(default=None, alias="status"),
                 material: MaterialId | None = None, limit: int = Query(default=200, ge=1, le=1000),
-                principal: Principal = Depends(tenant_member),
-                session: Session = Depends(db_session)) -> list[AlertOut]:
-    """The organisation's alerts (`?status=firing`: what is burning now), with acknowledgement state."""
+                principal: Principal = Depends(tenant_member), session: Session = Depends(db_session),
+                settings: NotifySettings = Depends(notify_settings)) -> list[AlertOut]:
+    """The organisation's alerts (`?status=firing`: what is burning now), with acknowledgement state and, for a
+    muted one, `state` silenced or inhibited and `muted_by`."""
     rows = alerts.list_alerts(session, organisation_of(principal), principal.clearance, status=status_,
                               material=material, limit=limit)
-    return [AlertOut.of(r) for r in rows]
+    muted = _muted(session, principal, rows, settings)
+    return [AlertOut.of(r, muted.get(r.id)) for r in rows]
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertDetail)
-def get_alert(alert_id: str, principal: Principal = Depends(tenant_member),
-              session: Session = Depends(db_session)) -> AlertDetail:
+def get_alert(alert_id: str, principal: Principal = Depends(tenant_member), session: Session = Depends(db_session),
+              settings: NotifySettings = Depends(notify_settings)) -> AlertDetail:
     """One alert with the breach that last changed it."""
     row = alerts.get_alert(session, organisation_of(principal), principal.clearance, alert_id)
-    return AlertDetail(**AlertOut.of(row).model_dump(), breach=row.breach)
+    muted = _muted(session, principal, [row], settings)
+    return AlertDetail(**AlertOut.of(row, muted.get(row.id)).model_dump(), breach=row.breach)
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=AlertOut)

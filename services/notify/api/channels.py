@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Request, status
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.orm import Session
 
 from services.notify.access import Principal, organisation_of, tenant_admin, tenant_member
@@ -22,23 +23,58 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/channels", tags=["channels"])
 
 
-class ChannelIn(BaseModel):
+Mode = Literal["immediate", "digest"]
+MODE_HELP = "immediate, or digest: warnings wait for the digest (criticals are always immediate)"
+Hour = Annotated[int, Field(ge=0, le=23)]
+DELIVERY_FIELDS = ("digest_every", "min_severity", "quiet_from_hour", "quiet_until_hour", "timezone")
+
+
+def _time_zone(name: str | None) -> str | None:
+    if name is not None:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {name!r} (an IANA name such as Europe/Amsterdam)") from exc
+    return name
+
+
+class Delivery(BaseModel):
+    """When a channel is told besides its mode: the lowest severity it takes, and quiet hours in its time zone."""
+
     model_config = ConfigDict(extra="forbid")
+    digest_every: Literal["day", "week"] | None = Field(default=None, description="The digest's period")
+    min_severity: Literal["warning", "critical"] | None = None
+    quiet_from_hour: Hour | None = Field(default=None, description="Warnings wait from this local hour ...")
+    quiet_until_hour: Hour | None = Field(default=None, description="... until this one (22 to 7 spans midnight)")
+    timezone: Annotated[str | None, AfterValidator(_time_zone)] = Field(default=None, max_length=64)
+
+    @model_validator(mode="after")
+    def _quiet_hours_in_pairs(self) -> Delivery:
+        if (self.quiet_from_hour is None) != (self.quiet_until_hour is None):
+            raise ValueError("quiet_from_hour and quiet_until_hour go together")
+        return self
+
+    def columns(self) -> dict[str, object]:
+        """The delivery columns the request set (quiet hours null: none)."""
+        return {name: getattr(self, name) for name in DELIVERY_FIELDS
+                if name in self.model_fields_set and (getattr(self, name) is not None or name.startswith("quiet"))}
+
+
+class ChannelIn(Delivery):
     kind: Literal["email", "webhook", "teams", "slack"]
     target: str = Field(min_length=3, max_length=2000,
                         description="An email address, or an https URL: a webhook's, a Teams Workflows webhook's "
                                     "or a Slack incoming webhook's")
     language: Literal["nl", "en"] = "en"
-    mode: Literal["immediate", "digest"] = "immediate"
+    mode: Mode = Field(default="immediate", description=MODE_HELP)
     secret: str | None = Field(default=None, max_length=200,
                                description="Webhook signing secret (whsec_...); generated when omitted")
 
 
-class ChannelPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ChannelPatch(Delivery):
     target: str | None = Field(default=None, min_length=3, max_length=2000)
     language: Literal["nl", "en"] | None = None
-    mode: Literal["immediate", "digest"] | None = None
+    mode: Mode | None = Field(default=None, description=MODE_HELP)
     enabled: bool | None = None
 
 
@@ -50,7 +86,12 @@ class ChannelOut(BaseModel):
     kind: Literal["email", "webhook", "teams", "slack"]
     target: str
     language: Literal["nl", "en"]
-    mode: Literal["immediate", "digest"]
+    mode: Mode
+    digest_every: Literal["day", "week"]
+    min_severity: Literal["warning", "critical"]
+    quiet_from_hour: int | None
+    quiet_until_hour: int | None
+    timezone: str
     enabled: bool
     disabled_reason: str | None
     consecutive_failures: int
@@ -87,6 +128,7 @@ def create_channel(body: ChannelIn, request: Request, principal: Principal = Dep
     """Add a channel (admins); a webhook's URL is checked and its signing secret returned this once."""
     channel = channels.create_channel(session, organisation_of(principal), kind=body.kind, target=body.target,
                                       language=body.language, mode=body.mode, secret=body.secret,
+                                      delivery=body.columns(),
                                       **_target_rules(settings))
     session.commit()
     request.app.state.subscriptions_changed()
@@ -106,9 +148,11 @@ def get_channel(channel_id: str, principal: Principal = Depends(tenant_member),
 def update_channel(channel_id: str, body: ChannelPatch, request: Request,
                    principal: Principal = Depends(tenant_admin), session: Session = Depends(db_session),
                    settings: NotifySettings = Depends(notify_settings)) -> ChannelOut:
-    """Change a channel's target, language or mode, or enable it again (admins)."""
+    """Change a channel's target, language, mode, minimum severity, quiet hours or time zone, or enable it again
+    (admins)."""
     channel = channels.update_channel(session, organisation_of(principal), channel_id, target=body.target,
                                       language=body.language, mode=body.mode, enabled=body.enabled,
+                                      delivery=body.columns(),
                                       **_target_rules(settings))
     session.commit()
     request.app.state.subscriptions_changed()

@@ -42,7 +42,7 @@ def group_payload(organisation_id: str, group_key: str, alerts: list[dict[str, A
                   scheduled_at: datetime) -> tuple[str, dict[str, Any]]:
     """The notification kind and body of a group: status, its alerts (as `alert_payload` gives them), group key."""
     status = "firing" if any(a["status"] == "firing" for a in alerts) else "resolved"
-    kind = "digest" if group_key.startswith("digest:") else ("alert" if status == "firing" else "resolved")
+    kind = "digest" if group_key.startswith(("digest:", "weekly:")) else ("alert" if status == "firing" else "resolved")
     return kind, {"version": PAYLOAD_VERSION, "kind": kind, "status": status, "organisation_id": organisation_id,
                   "group_key": group_key, "scheduled_at": scheduled_at.isoformat(), "alerts": alerts}
 

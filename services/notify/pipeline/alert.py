@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from shared.events import BreachStatus, Classification, Severity
 
 if TYPE_CHECKING:
+    from services.notify.pipeline.inhibition import InhibitRule
     from services.notify.store.alert_state import AlertStore
 
 SEVERITY_RANK = {Severity.WARNING: 0, Severity.CRITICAL: 1}
@@ -143,6 +145,30 @@ class NotificationDraft:
 
 
 @dataclass(frozen=True)
+class QuietHours:
+    """Hours of a channel's local day when warnings wait; from 22 until 7 spans midnight. Never drops anything."""
+
+    from_hour: int
+    until_hour: int
+
+    def covers(self, hour: int) -> bool:
+        if self.from_hour <= self.until_hour:
+            return self.from_hour <= hour < self.until_hour
+        return hour >= self.from_hour or hour < self.until_hour
+
+    def release(self, at: datetime, zone: tzinfo) -> datetime:
+        """`at`, or the end of the quiet hours it falls in (in the zone given), as UTC."""
+        local = at.astimezone(zone)
+        if self.from_hour == self.until_hour or not self.covers(local.hour):
+            return at
+        end = local.replace(hour=self.until_hour, minute=0, second=0, microsecond=0)
+        if end <= local:
+            end = (local + timedelta(days=1)).replace(hour=self.until_hour, minute=0, second=0, microsecond=0)
+        # replace() on the wall clock keeps DST right: 07:00 local is 07:00 on either side of a change.
+        return end.replace(tzinfo=zone).astimezone(UTC)
+
+
+@dataclass(frozen=True)
 class ChannelRoute:
     """What routing needs to know about a channel."""
 
@@ -150,21 +176,43 @@ class ChannelRoute:
     organisation_id: str
     mode: str = "immediate"  # immediate | digest
     enabled: bool = True
+    digest_every: str = "day"  # day | week
+    min_severity: Severity = Severity.WARNING
+    quiet: QuietHours | None = None
+    timezone: str = "UTC"
+
+    @property
+    def zone(self) -> tzinfo:
+        return ZoneInfo(self.timezone)
 
 
 @dataclass(frozen=True)
 class Timing:
-    """Alertmanager's three group timers, plus the hour of the daily digest (UTC)."""
+    """Alertmanager's three group timers, plus the hour of the daily digest and the weekday of the weekly one
+    (in the channel's time zone; Monday is 0)."""
 
     group_wait: timedelta = timedelta(seconds=30)
     group_interval: timedelta = timedelta(minutes=5)
     repeat_interval: timedelta = timedelta(hours=4)
     digest_at: time = time(7, 0)
+    digest_weekday: int = 0
 
-    def next_digest(self, now: datetime) -> datetime:
+    def next_digest(self, now: datetime, zone: tzinfo = UTC) -> datetime:
         """The next daily digest time strictly after `now`."""
-        candidate = datetime.combine(now.astimezone(UTC).date(), self.digest_at, tzinfo=UTC)
-        return candidate if candidate > now else candidate + timedelta(days=1)
+        local = now.astimezone(zone)
+        candidate = datetime.combine(local.date(), self.digest_at, tzinfo=zone)
+        if candidate <= now:
+            candidate = datetime.combine(local.date() + timedelta(days=1), self.digest_at, tzinfo=zone)
+        return candidate.astimezone(UTC)
+
+    def next_weekly_digest(self, now: datetime, zone: tzinfo = UTC) -> datetime:
+        """The next weekly digest time strictly after `now`: the daily digest time on the digest weekday."""
+        local = now.astimezone(zone)
+        day = local.date() + timedelta(days=(self.digest_weekday - local.weekday()) % 7)
+        candidate = datetime.combine(day, self.digest_at, tzinfo=zone)
+        if candidate <= now:
+            candidate = datetime.combine(day + timedelta(days=7), self.digest_at, tzinfo=zone)
+        return candidate.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -188,7 +236,8 @@ class PipelineContext:
     clearance: dict[str, Classification] = field(default_factory=dict)
     channels: dict[str, ChannelRoute] = field(default_factory=dict)
     silences: list[Silence] = field(default_factory=list)
-    firing: list[Alert] = field(default_factory=list)  # every firing alert of the organisations concerned
+    firing: list[Alert] = field(default_factory=list)  # the firing alerts that may inhibit (of these organisations)
+    inhibit_rules: tuple[InhibitRule, ...] = ()
     log: dict[tuple[str, str, str], LogEntry] = field(default_factory=dict)  # (org, group_key, fingerprint)
     groups: dict[str, GroupState] = field(default_factory=dict)  # group_key -> state
     notifications: dict[str, OpenNotification] = field(default_factory=dict)  # open outbox rows by id

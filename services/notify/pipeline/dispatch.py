@@ -10,7 +10,7 @@ The caller commits the store's transaction, and only then the Kafka offset.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -26,6 +26,7 @@ from services.notify.pipeline.alert import (
     PipelineContext,
     Timing,
 )
+from services.notify.pipeline.inhibition import DEFAULT_INHIBIT_RULES, InhibitRule
 from services.notify.pipeline.stages import (
     Stage,
     classification_gate,
@@ -285,7 +286,8 @@ SWEEP: tuple[Stage, ...] = tuple(stage for stage in PIPELINE if stage is not ups
 
 
 def dispatch(store: AlertStore, index: SubscriptionIndex, breaches: list[BreachRaised], now: datetime,
-             timing: Timing, organisations: Collection[str] | None = None, orphans: bool = True) -> DispatchReport:
+             timing: Timing, organisations: Collection[str] | None = None, orphans: bool = True,
+             inhibit_rules: Sequence[InhibitRule] = DEFAULT_INHIBIT_RULES) -> DispatchReport:
     """Run breaches through the pipeline, one round per transition of a fingerprint, on the store given.
 
     Only the alerts of `organisations` (every one matched when None); `orphans` closes the alerts of
@@ -297,7 +299,7 @@ def dispatch(store: AlertStore, index: SubscriptionIndex, breaches: list[BreachR
         if orphans:
             matched = {(org, b.fingerprint) for b in breaches_once for org in organisations_of(index, b)}
             candidates += orphaned_resolutions(store, breaches_once, matched)
-        ctx = PipelineContext(now=now, timing=timing, store=store,
+        ctx = PipelineContext(now=now, timing=timing, store=store, inhibit_rules=tuple(inhibit_rules),
                               clearance=store.clearances(a.organisation_id for a in candidates))
         run_pipeline(ctx, candidates, PIPELINE)
         report.add(ctx)
@@ -305,15 +307,18 @@ def dispatch(store: AlertStore, index: SubscriptionIndex, breaches: list[BreachR
 
 
 def dispatch_breaches(session: Session, index: SubscriptionIndex, breaches: list[BreachRaised], now: datetime,
-                      timing: Timing, unit: DispatchUnit | None = None) -> DispatchReport:
+                      timing: Timing, unit: DispatchUnit | None = None,
+                      inhibit_rules: Sequence[InhibitRule] = DEFAULT_INHIBIT_RULES) -> DispatchReport:
     """Turn breaches into alert rows and outbox notifications in the session's transaction (the caller commits);
     only those of the unit's organisations when a unit is given."""
     if unit is None:
-        return dispatch(SqlAlertStore(session), index, breaches, now, timing)
-    return dispatch(SqlAlertStore(session), index, breaches, now, timing, unit.organisations, unit.orphans)
+        return dispatch(SqlAlertStore(session), index, breaches, now, timing, inhibit_rules=inhibit_rules)
+    return dispatch(SqlAlertStore(session), index, breaches, now, timing, unit.organisations, unit.orphans,
+                    inhibit_rules)
 
 
-def sweep(store: AlertStore, index: SubscriptionIndex, now: datetime, timing: Timing) -> DispatchReport:
+def sweep(store: AlertStore, index: SubscriptionIndex, now: datetime, timing: Timing,
+          inhibit_rules: Sequence[InhibitRule] = DEFAULT_INHIBIT_RULES) -> DispatchReport:
     """Re-run every firing alert through the pipeline: repeats fall due, expired silences and lifted inhibitions."""
     report = DispatchReport()
     alerts = []
@@ -324,16 +329,17 @@ def sweep(store: AlertStore, index: SubscriptionIndex, now: datetime, timing: Ti
     if not alerts:
         return report
     # Clearance may have been lowered since the alert was created: the gate runs again.
-    ctx = PipelineContext(now=now, timing=timing, store=store,
+    ctx = PipelineContext(now=now, timing=timing, store=store, inhibit_rules=tuple(inhibit_rules),
                           clearance=store.clearances(a.organisation_id for a in alerts))
     run_pipeline(ctx, alerts, SWEEP)
     report.add(ctx)
     return report
 
 
-def sweep_firing(session: Session, index: SubscriptionIndex, now: datetime, timing: Timing) -> DispatchReport:
+def sweep_firing(session: Session, index: SubscriptionIndex, now: datetime, timing: Timing,
+                 inhibit_rules: Sequence[InhibitRule] = DEFAULT_INHIBIT_RULES) -> DispatchReport:
     """`sweep` in the session's transaction (the caller commits)."""
-    return sweep(SqlAlertStore(session), index, now, timing)
+    return sweep(SqlAlertStore(session), index, now, timing, inhibit_rules)
 
 
 __all__ = ["PIPELINE", "SWEEP", "DispatchReport", "DispatchUnit", "alerts_for_breach", "dispatch",

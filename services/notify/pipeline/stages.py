@@ -12,11 +12,12 @@ import logging
 import math
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from prometheus_client import Counter
 
-from services.notify.pipeline.alert import Alert, GroupState, OpenSlot, PipelineContext
+from services.notify.pipeline.alert import SEVERITY_RANK, Alert, GroupState, OpenSlot, PipelineContext
+from services.notify.pipeline.inhibition import index_sources, inhibitor
 from shared.events import Severity
 
 log = logging.getLogger(__name__)
@@ -48,15 +49,22 @@ def classification_gate(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert
 
 
 def inhibit(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
-    """A firing critical alert mutes the firing warning of the same organisation, material and rule."""
-    criticals = {(a.organisation_id, a.material, a.rule): a.fingerprint
-                 for a in [*ctx.firing, *alerts] if a.firing and a.severity == Severity.CRITICAL}
+    """Mute the firing alerts an inhibit rule's firing source alert (same organisation and material) covers."""
+    if not ctx.inhibit_rules:
+        return alerts
+    # The batch's alerts are stored already; the batch's own states win over what was loaded.
+    current = {(a.organisation_id, a.fingerprint): a for a in ctx.firing}
+    current.update({(a.organisation_id, a.fingerprint): a for a in alerts})
+    # An alert the organisation may no longer see (its clearance was lowered) inhibits nothing.
+    sources = index_sources(a for a in current.values() if a.organisation_id in ctx.clearance
+                            and a.classification.rank <= ctx.clearance[a.organisation_id].rank)
     kept = []
     for alert in alerts:
-        source = criticals.get((alert.organisation_id, alert.material, alert.rule))
-        if alert.firing and alert.severity == Severity.WARNING and source and source != alert.fingerprint:
-            ctx.decide("inhibit", "inhibited", f"critical alert {source} fires for {alert.material}/{alert.rule}",
-                       alert)
+        found = inhibitor(alert, sources, ctx.inhibit_rules)
+        if found is not None:
+            source, rule = found
+            ctx.decide("inhibit", "inhibited", f"inhibited by {source.severity.value} alert {source.id} "
+                       f"({source.rule}) for {alert.material}: {rule.describe()}", alert)
         else:
             kept.append(alert)
     return kept
@@ -74,11 +82,18 @@ def silence(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
     return kept
 
 
-def group_key_for(alert: Alert, channel_mode: str, channel_id: str) -> str:
-    """Warnings to a digest channel wait for the daily digest; everything else is immediate."""
-    if channel_mode == "digest" and alert.severity == Severity.WARNING:
-        return f"digest:{channel_id}"
-    return f"immediate:{channel_id}"
+DIGESTS = ("digest:", "weekly:")  # groups that wait for a digest time, not for the group timers
+
+
+def group_key_for(alert: Alert, channel_mode: str, channel_id: str, quiet: bool = False,
+                  digest_every: str = "day") -> str:
+    """Warnings to a digest channel wait for its daily or weekly digest, and warnings to a channel with quiet hours
+    go in a group of their own (it waits out the quiet hours); criticals are always immediate."""
+    if alert.severity == Severity.CRITICAL:
+        return f"immediate:{channel_id}"
+    if channel_mode == "digest":
+        return f"weekly:{channel_id}" if digest_every == "week" else f"digest:{channel_id}"
+    return f"quiet:{channel_id}" if quiet else f"immediate:{channel_id}"
 
 
 def route(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
@@ -91,8 +106,13 @@ def route(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
                 ctx.decide("route", "drop", "channel unknown to the organisation", alert, channel_id=channel_id)
             elif not channel.enabled:
                 ctx.decide("route", "drop", "channel disabled", alert, channel_id=channel_id)
+            elif alert.firing and SEVERITY_RANK[alert.severity] < SEVERITY_RANK[channel.min_severity]:
+                # A resolution passes: de-duplication drops it unless this channel heard the firing.
+                ctx.decide("route", "drop", f"{alert.severity.value}, below the channel's minimum "
+                           f"{channel.min_severity.value}", alert, channel_id=channel_id)
             else:
-                key = group_key_for(alert, channel.mode, channel_id)
+                key = group_key_for(alert, channel.mode, channel_id, quiet=channel.quiet is not None,
+                                    digest_every=channel.digest_every)
                 copy = alert.evolve(channel_id=channel_id, group_key=key)
                 ctx.decide("route", "routed", f"to group {key}", copy)
                 routed.append(copy)
@@ -141,6 +161,19 @@ def next_tick(last_flush: datetime, interval: timedelta, now: datetime) -> datet
     return last_flush + ticks * interval
 
 
+def channel_zone(ctx: PipelineContext, alert: Alert) -> tzinfo:
+    channel = ctx.channels.get(alert.channel_id or "")
+    return channel.zone if channel else UTC
+
+
+def after_quiet(ctx: PipelineContext, alert: Alert, due: datetime) -> datetime:
+    """When a notification due then may go: after the channel's quiet hours, unless it carries a critical."""
+    channel = ctx.channels.get(alert.channel_id or "")
+    if channel is None or channel.quiet is None or alert.group_key is None or not alert.group_key.startswith("quiet:"):
+        return due
+    return channel.quiet.release(due, channel.zone)
+
+
 def group(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
     """Decide which notification each alert goes in and when it is due: group wait, interval, or the daily digest.
 
@@ -172,19 +205,22 @@ def group(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
         else:
             if last is not None:
                 carried = slots[last]
-                due = (carried.due_at if key.startswith("digest:")
-                       else next_tick(carried.due_at, ctx.timing.group_interval, ctx.now))
+                due = (carried.due_at if key.startswith(DIGESTS)
+                       else after_quiet(ctx, alert, next_tick(carried.due_at, ctx.timing.group_interval, ctx.now)))
                 decision = "next"
                 reason = (f"the notification due {carried.due_at} carries it "
                           f"{carried.members[alert.fingerprint]}: the next one is due {due}")
             elif key.startswith("digest:"):
-                due = ctx.timing.next_digest(ctx.now)
+                due = ctx.timing.next_digest(ctx.now, channel_zone(ctx, alert))
                 decision, reason = "digest", f"waits for the daily digest at {due.isoformat()}"
+            elif key.startswith("weekly:"):
+                due = ctx.timing.next_weekly_digest(ctx.now, channel_zone(ctx, alert))
+                decision, reason = "digest", f"waits for the weekly digest at {due.isoformat()}"
             elif state.last_flush_at is None:
-                due = ctx.now + ctx.timing.group_wait
+                due = after_quiet(ctx, alert, ctx.now + ctx.timing.group_wait)
                 decision, reason = "new_group", f"new group: group wait until {due.isoformat()}"
             else:
-                due = next_tick(state.last_flush_at, ctx.timing.group_interval, ctx.now)
+                due = after_quiet(ctx, alert, next_tick(state.last_flush_at, ctx.timing.group_interval, ctx.now))
                 decision, reason = "update", f"group update: next interval tick {due.isoformat()}"
             slots.append(OpenSlot(str(uuid.uuid4()), due, {}))
         slot = slots[target]

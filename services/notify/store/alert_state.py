@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -27,8 +27,10 @@ from services.notify.pipeline.alert import (
     OpenNotification,
     OpenSlot,
     PipelineContext,
+    QuietHours,
     Silence,
 )
+from services.notify.pipeline.inhibition import InhibitRule, source_severities
 from services.notify.store import models
 from shared.events import BreachStatus, Classification, Severity
 
@@ -82,6 +84,25 @@ def alert_from_row(row: Any) -> Alert:
                  breach=breach, ends_at=row.ends_at, updated_at=row.updated_at,
                  observed_at=datetime.fromisoformat(observed) if observed else None, via=tuple(row.via or ()),
                  id=row.id, acknowledged_at=row.acknowledged_at, changed=False)
+
+
+def inhibition_sources(session: Session, organisation_ids: Sequence[str],
+                       rules: Sequence[InhibitRule]) -> list[Alert]:
+    """The organisations' firing alerts that may inhibit another: of a severity some rule's source has, and only
+    what inhibition compares, never the breach each row keeps."""
+    if not rules:
+        return []
+    a = models.Alert
+    query = select(a.id, a.organisation_id, a.fingerprint, a.material, a.rule, a.severity, a.classification,
+                   a.starts_at).where(a.organisation_id.in_(organisation_ids), a.status == "firing")
+    severities = source_severities(rules)
+    if severities is not None:
+        query = query.where(a.severity.in_(sorted(s.value for s in severities)))
+    return [Alert(organisation_id=r.organisation_id, fingerprint=r.fingerprint, material=r.material, rule=r.rule,
+                  severity=Severity(r.severity), status=BreachStatus.FIRING,
+                  classification=Classification(r.classification), starts_at=r.starts_at, summary="", id=r.id,
+                  changed=False)
+            for r in session.execute(query)]
 
 
 def open_notification() -> tuple[Any, ...]:
@@ -185,24 +206,18 @@ class SqlAlertStore(AlertStore):
         if not orgs:
             return
         s = self.session
-        # Inhibition reads only firing criticals, they are what mutes a warning, and only what it compares:
-        # never the breach each row keeps.
-        a = models.Alert
-        ctx.firing = [Alert(organisation_id=r.organisation_id, fingerprint=r.fingerprint, material=r.material,
-                            rule=r.rule, severity=Severity.CRITICAL, status=BreachStatus.FIRING,
-                            classification=Classification(r.classification), starts_at=r.starts_at,
-                            summary="", id=r.id, changed=False)
-                      for r in s.execute(select(a.id, a.organisation_id, a.fingerprint, a.material, a.rule,
-                                                a.classification, a.starts_at)
-                                         .where(a.organisation_id.in_(orgs), a.status == "firing",
-                                                a.severity == Severity.CRITICAL.value))]
+        ctx.firing = inhibition_sources(s, orgs, ctx.inhibit_rules)
         ctx.silences = [Silence(r.organisation_id, r.starts_at, r.ends_at, r.material, r.rule, r.severity, r.id)
                         for r in s.execute(select(*models.Silence.__table__.c).where(
                             models.Silence.organisation_id.in_(orgs), models.Silence.ends_at > ctx.now))]
-        ctx.channels = {r.id: ChannelRoute(r.id, r.organisation_id, r.mode, r.enabled)
-                        for r in s.execute(select(models.Channel.id, models.Channel.organisation_id,
-                                                  models.Channel.mode, models.Channel.enabled)
-                                           .where(models.Channel.organisation_id.in_(orgs)))}
+        c = models.Channel
+        ctx.channels = {
+            r.id: ChannelRoute(r.id, r.organisation_id, r.mode, r.enabled, r.digest_every, Severity(r.min_severity),
+                               None if r.quiet_from_hour is None
+                               else QuietHours(r.quiet_from_hour, r.quiet_until_hour or 0), r.timezone)
+            for r in s.execute(select(c.id, c.organisation_id, c.mode, c.enabled, c.digest_every, c.min_severity,
+                                      c.quiet_from_hour, c.quiet_until_hour, c.timezone)
+                               .where(c.organisation_id.in_(orgs)))}
         wanted = sorted(set(fingerprints))
         log = models.NotificationLogEntry
         ctx.log = {(r.organisation_id, r.group_key, r.fingerprint): LogEntry(r.last_status, r.last_sent_at)
@@ -258,4 +273,5 @@ class SqlAlertStore(AlertStore):
                                       for (org, key, fp), e in entries.items()])
 
 
-__all__ = ["AlertStore", "SqlAlertStore", "alert_from_row", "open_notification", "state_in_payload"]
+__all__ = ["AlertStore", "SqlAlertStore", "alert_from_row", "inhibition_sources", "open_notification",
+           "state_in_payload"]

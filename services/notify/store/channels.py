@@ -6,6 +6,7 @@ import base64
 import binascii
 import re
 import secrets
+from collections.abc import Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -49,7 +50,7 @@ def target_refusal(kind: str, target: str, *, require_https: bool, allow_private
 
 def create_channel(session: Session, organisation_id: str, *, kind: str, target: str, language: str = "en",
                    mode: str = "immediate", secret: str | None = None, require_https: bool = True,
-                   allow_private: bool = False) -> Channel:
+                   allow_private: bool = False, delivery: Mapping[str, object] | None = None) -> Channel:
     """Add a channel after checking its target; a webhook gets a fresh signing secret unless one is given."""
     target = target.strip()
     refusal = target_refusal(kind, target, require_https=require_https, allow_private=allow_private)
@@ -63,7 +64,8 @@ def create_channel(session: Session, organisation_id: str, *, kind: str, target:
     elif secret:
         raise Rejected("only webhook channels take a secret")
     channel = Channel(organisation_id=organisation_id, kind=kind, target=target.lower() if kind == "email" else target,
-                      language=language, mode=mode, secret=secret if kind == "webhook" else None)
+                      language=language, mode=mode, secret=secret if kind == "webhook" else None,
+                      **(delivery or {}))
     session.add(channel)
     session.flush()
     return channel
@@ -85,8 +87,11 @@ def get_channel(session: Session, organisation_id: str, channel_id: str) -> Chan
 
 def update_channel(session: Session, organisation_id: str, channel_id: str, *, target: str | None = None,
                    language: str | None = None, mode: str | None = None, enabled: bool | None = None,
-                   require_https: bool = True, allow_private: bool = False) -> Channel:
-    """Change a channel; re-enabling it clears its failure count and the reason it was disabled."""
+                   require_https: bool = True, allow_private: bool = False,
+                   delivery: Mapping[str, object] | None = None) -> Channel:
+    """Change a channel; re-enabling it clears its failure count and the reason it was disabled.
+
+    `delivery`: the delivery columns to set (min_severity, quiet_from_hour, quiet_until_hour, timezone)."""
     channel = get_channel(session, organisation_id, channel_id)
     if target is not None:
         target = target.strip()
@@ -98,6 +103,8 @@ def update_channel(session: Session, organisation_id: str, channel_id: str, *, t
         channel.language = language
     if mode is not None:
         channel.mode = mode
+    for name, value in (delivery or {}).items():
+        setattr(channel, name, value)
     if enabled is True and not channel.enabled:
         channel.enabled, channel.disabled_reason, channel.consecutive_failures = True, None, 0
     elif enabled is False and channel.enabled:

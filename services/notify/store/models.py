@@ -192,6 +192,14 @@ class Channel(Base):
     secret: Mapped[str | None] = mapped_column(String(200))  # webhook signing secret; never leaves the service
     language: Mapped[str] = mapped_column(String(2), default="en")
     mode: Mapped[str] = mapped_column(String(16), default="immediate")
+    # Added without CHECK constraints: on SQLite one means rebuilding the table, and the rebuild's DROP would
+    # cascade to every notification of the channel. The API validates them.
+    digest_every: Mapped[str] = mapped_column(String(8), default="day", server_default="day")  # day | week
+    min_severity: Mapped[str] = mapped_column(String(16), default="warning", server_default="warning")
+    # Quiet hours, in the channel's time zone: warnings wait until they end (from 22 until 7 spans midnight).
+    quiet_from_hour: Mapped[int | None] = mapped_column(Integer)
+    quiet_until_hour: Mapped[int | None] = mapped_column(Integer)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     disabled_reason: Mapped[str | None] = mapped_column(String(500))
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

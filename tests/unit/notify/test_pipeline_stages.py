@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from services.notify.pipeline import (
     Alert,
@@ -20,8 +21,10 @@ from services.notify.pipeline import (
     run_pipeline,
     silence,
 )
-from services.notify.pipeline.alert import ChannelRoute, OpenSlot
+from services.notify.pipeline.alert import ChannelRoute, OpenSlot, QuietHours
+from services.notify.pipeline.inhibition import DEFAULT_INHIBIT_RULES, InhibitRule
 from services.notify.pipeline.stages import next_tick
+from services.scoring.rules import fingerprint
 from shared.events import BreachStatus, Classification, Severity
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -49,16 +52,58 @@ def test_classification_gate_drops_alerts_above_the_organisations_clearance():
         ("stranger", "drop", "organisation unknown")]
 
 
-def test_firing_critical_inhibits_the_warning_of_the_same_material_and_rule_only():
-    critical = alert("fp-crit", severity=Severity.CRITICAL)
-    ctx = PipelineContext(now=NOW, firing=[critical])
-    same = alert("fp-warn")
-    other_rule = alert("fp-other", rule="leadtime_jump")
-    other_org = alert("fp-org", org="org-b")
-    resolved = alert("fp-res", status=BreachStatus.RESOLVED)
-    kept = inhibit(ctx, [same, other_rule, other_org, resolved])
-    assert [a.fingerprint for a in kept] == ["fp-other", "fp-org", "fp-res"]
-    assert ctx.decisions[0].reason == "critical alert fp-crit fires for gallium/price_spike"
+CLEARED = {"org-a": Classification.GOVERNMENT, "org-b": Classification.GOVERNMENT}
+
+
+def real(material: str, rule: str, **kw) -> Alert:
+    """An alert with the fingerprint scoring gives the breach: one per material and rule."""
+    return alert(fingerprint(material, rule), material=material, rule=rule, **kw)
+
+
+def test_a_critical_export_control_inhibits_the_warning_price_alerts_of_its_material_and_organisation():
+    # With real fingerprints a rule's warning and critical are one alert: an inhibition within one rule (as
+    # before) could never fire. The default rule crosses rules: export control over price.
+    export = real("gallium", "export-control-in-force", severity=Severity.CRITICAL)
+    ctx = PipelineContext(now=NOW, firing=[export], inhibit_rules=DEFAULT_INHIBIT_RULES, clearance=CLEARED)
+    price = real("gallium", "price-change-30d")
+    price_critical = real("gallium", "price-jump", severity=Severity.CRITICAL)
+    other_material = real("germanium", "price-change-30d")
+    other_org = real("gallium", "price-change-30d", org="org-b")
+    leadtime = real("gallium", "leadtime-ratio")
+    resolved = real("gallium", "price-volatility", status=BreachStatus.RESOLVED)
+    kept = inhibit(ctx, [price, price_critical, other_material, other_org, leadtime, resolved])
+    assert kept == [price_critical, other_material, other_org, leadtime, resolved]
+    [decision] = ctx.decisions
+    assert (decision.fingerprint, decision.decision) == (price.fingerprint, "inhibited")
+    assert decision.reason.startswith(f"inhibited by critical alert {export.id} (export-control-in-force) for gallium")
+
+
+def test_an_escalating_alert_never_inhibits_itself_and_a_batch_resolution_lifts_the_inhibition():
+    warning = real("gallium", "export-control-in-force")
+    critical = warning.evolve(severity=Severity.CRITICAL)
+    ctx = PipelineContext(now=NOW, firing=[critical], clearance=CLEARED, inhibit_rules=(InhibitRule(
+        source_rules=("export-control-*",), source_severity=Severity.CRITICAL,
+        target_rules=("export-control-*", "price-*"), target_severity=Severity.WARNING),))
+    assert inhibit(ctx, [warning]) == [warning]
+    price = real("gallium", "price-jump")
+    ended = critical.evolve(status=BreachStatus.RESOLVED)
+    assert inhibit(ctx, [ended, price]) == [ended, price]
+
+
+def test_no_inhibit_rules_inhibit_nothing():
+    ctx = PipelineContext(now=NOW, firing=[real("gallium", "export-control-in-force", severity=Severity.CRITICAL)],
+                          clearance=CLEARED)
+    price = real("gallium", "price-jump")
+    assert inhibit(ctx, [price]) == [price]
+
+
+def test_an_alert_above_the_organisations_clearance_now_inhibits_nothing():
+    hidden = real("gallium", "export-control-in-force", severity=Severity.CRITICAL,
+                  classification=Classification.GOVERNMENT)
+    ctx = PipelineContext(now=NOW, firing=[hidden], inhibit_rules=DEFAULT_INHIBIT_RULES,
+                          clearance={"org-a": Classification.RESTRICTED})
+    price = real("gallium", "price-jump")
+    assert inhibit(ctx, [price]) == [price]
 
 
 def test_only_active_matching_silences_mute_firing_alerts():
@@ -175,3 +220,44 @@ def test_evolving_an_alert_changes_only_the_fields_given_and_refuses_unknown_one
         original.evolve(colour="red")
     with pytest.raises(dataclasses.FrozenInstanceError):
         evolved.channel_id = "other"  # type: ignore[misc]
+
+
+def test_quiet_hours_release_at_their_end_in_local_time_across_midnight_and_daylight_saving():
+    amsterdam = ZoneInfo("Europe/Amsterdam")
+    night = QuietHours(22, 7)
+    at = datetime(2026, 3, 28, 23, 30, tzinfo=amsterdam)  # the night the clocks go forward
+    assert night.release(at, amsterdam) == datetime(2026, 3, 29, 7, 0, tzinfo=amsterdam).astimezone(UTC)
+    early = datetime(2026, 6, 1, 3, 0, tzinfo=amsterdam)
+    assert night.release(early, amsterdam) == datetime(2026, 6, 1, 5, 0, tzinfo=UTC)
+    day = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    assert night.release(day, amsterdam) == day
+    lunch = QuietHours(12, 13)
+    assert lunch.release(datetime(2026, 6, 1, 12, 15, tzinfo=UTC), UTC) == datetime(2026, 6, 1, 13, 0, tzinfo=UTC)
+
+
+def test_the_weekly_digest_falls_on_its_weekday_at_the_digest_hour_of_the_zone():
+    timing = Timing(digest_at=time(7, 0), digest_weekday=0)
+    wednesday = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
+    assert timing.next_weekly_digest(wednesday) == datetime(2026, 3, 9, 7, 0, tzinfo=UTC)
+    monday_early = datetime(2026, 3, 9, 6, 0, tzinfo=UTC)
+    assert timing.next_weekly_digest(monday_early) == datetime(2026, 3, 9, 7, 0, tzinfo=UTC)
+    monday_on_the_hour = datetime(2026, 3, 9, 7, 0, tzinfo=UTC)
+    assert timing.next_weekly_digest(monday_on_the_hour) == datetime(2026, 3, 16, 7, 0, tzinfo=UTC)
+    amsterdam = ZoneInfo("Europe/Amsterdam")
+    assert timing.next_digest(wednesday, amsterdam) == datetime(2026, 3, 5, 6, 0, tzinfo=UTC)
+
+
+def test_route_drops_firing_alerts_below_the_channels_minimum_but_passes_resolutions_and_criticals_skip_quiet():
+    ctx = PipelineContext(now=NOW, channels={
+        "loud": ChannelRoute("loud", "org-a", min_severity=Severity.CRITICAL),
+        "night": ChannelRoute("night", "org-a", quiet=QuietHours(22, 7)),
+        "weekly": ChannelRoute("weekly", "org-a", mode="digest", digest_every="week")})
+    warning = alert("w", channel_ids=("loud", "night", "weekly"))
+    critical = alert("c", severity=Severity.CRITICAL, channel_ids=("loud", "night", "weekly"))
+    resolved = alert("r", status=BreachStatus.RESOLVED, channel_ids=("loud",))
+    routed = {(a.fingerprint, a.channel_id): a.group_key for a in route(ctx, [warning, critical, resolved])}
+    assert routed == {("w", "night"): "quiet:night", ("w", "weekly"): "weekly:weekly",
+                      ("c", "loud"): "immediate:loud", ("c", "night"): "immediate:night",
+                      ("c", "weekly"): "immediate:weekly", ("r", "loud"): "immediate:loud"}
+    assert [d.reason for d in ctx.decisions if d.decision == "drop"] == [
+        "warning, below the channel's minimum critical"]
