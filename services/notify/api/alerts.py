@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session
 
 from services.notify.access import AckClaim, Principal, organisation_of, tenant_member, verify_ack_token
 from services.notify.api.deps import db_session, notify_settings
+from services.notify.api.feedback import FeedbackOut
 from services.notify.settings import NotifySettings
-from services.notify.store import alerts
+from services.notify.store import alerts, feedback
 from services.notify.store.errors import NotFound
 from services.notify.store.models import Alert, Organisation
 from shared.events import MaterialId
@@ -50,6 +51,7 @@ class AlertOut(BaseModel):
 
 class AlertDetail(AlertOut):
     breach: dict[str, Any]
+    feedback: list[FeedbackOut] = []
 
 
 @router.get("/alerts", response_model=list[AlertOut])
@@ -66,9 +68,10 @@ def list_alerts(status_: Literal["firing", "resolved"] | None = Query(default=No
 @router.get("/alerts/{alert_id}", response_model=AlertDetail)
 def get_alert(alert_id: str, principal: Principal = Depends(tenant_member),
               session: Session = Depends(db_session)) -> AlertDetail:
-    """One alert with the breach that last changed it."""
+    """One alert with the breach that last changed it and the feedback given on it."""
     row = alerts.get_alert(session, organisation_of(principal), principal.clearance, alert_id)
-    return AlertDetail(**AlertOut.of(row).model_dump(), breach=row.breach)
+    given = [FeedbackOut.model_validate(f) for f in feedback.list_feedback(session, row.id)]
+    return AlertDetail(**AlertOut.of(row).model_dump(), breach=row.breach, feedback=given)
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=AlertOut)
