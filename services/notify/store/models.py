@@ -277,6 +277,17 @@ class Silence(Base):
     ends_at: Mapped[datetime]
 
 
+class OpenBreach(Base):
+    """The latest firing state of each breach still open, whoever it concerned: what catch-up offers a newcomer."""
+
+    __tablename__ = "open_breaches"
+
+    fingerprint: Mapped[str] = mapped_column(String(200), primary_key=True)
+    material: Mapped[str] = mapped_column(String(64), index=True)
+    observed_at: Mapped[datetime]
+    breach: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
 class AlertFeedback(Base):
     """What a person of the organisation said about an alert; material and rule kept, so counts and exports
     survive the alert changing."""
