@@ -35,9 +35,15 @@ from services.notify.delivery.wakeup import OutboxWakeup
 from services.notify.matching import SubscriptionIndex, build_index
 from services.notify.outbound import check_send_target
 from services.notify.pipeline.alert import Timing
-from services.notify.pipeline.dispatch import DispatchUnit, dispatch_breaches, sweep_firing, units_by_pairs
+from services.notify.pipeline.dispatch import (
+    DispatchUnit,
+    catch_up,
+    dispatch_breaches,
+    sweep_firing,
+    units_by_pairs,
+)
 from services.notify.settings import NotifySettings
-from services.notify.store import models
+from services.notify.store import models, open_breaches
 from services.notify.store.db import create_db_engine, database_away, read_mostly, session_factory, unit_of_work
 from shared import topics
 from shared.events import BreachRaised, EnvelopeError, decode
@@ -185,6 +191,8 @@ class Notifier:
         committed changes nothing).
         """
         index = self.index()
+        with unit_of_work(self.sessions) as session:  # before the units: some breaches concern no one yet
+            open_breaches.remember(session, (b for _, b in breaches))
         by_breach = {id(b): r for r, b in breaches}
         failed: dict[int, tuple[ConsumerRecord, str]] = {}
         units = units_by_pairs(index, [b for _, b in breaches], self.settings.dispatch_max_pairs)
@@ -281,6 +289,11 @@ class Notifier:
         # The sweep reads every firing alert and rarely writes: it must not hold SQLite's write lock meanwhile.
         with unit_of_work(self.sessions) as session:
             sweep_firing(read_mostly(session), index, self.clock(), self.timing, self.inhibit_rules)
+        with unit_of_work(self.sessions) as session:
+            caught_up = catch_up(read_mostly(session), index, self.clock(), self.timing, self.inhibit_rules)
+        if caught_up.notifications_created or caught_up.notifications_joined:
+            self.wake_outbox()
+        with unit_of_work(self.sessions) as session:
             return dict(session.execute(select(models.Alert.severity, func.count())  # type: ignore[arg-type]
                                         .where(models.Alert.status == "firing")
                                         .group_by(models.Alert.severity)).all())

@@ -69,3 +69,14 @@ def test_a_member_cannot_mute_the_organisation(keys) -> None:
     assert answer.status_code == 403
     assert answer.headers["content-type"] == "application/problem+json"
     assert client.get("/v1/silences", headers=member).json() == []
+
+
+def test_a_member_may_give_feedback_but_not_mute_from_it(keys) -> None:
+    client, key_of = keys
+    member = {"Authorization": f"Bearer {key_of['member']}"}
+    unknown = f"/v1/alerts/{uuid.uuid4()}/feedback"
+    # Past the role check a member reaches the lookup; muting is refused before it.
+    assert client.post(unknown, json={"reason": "useful"}, headers=member).status_code == 404
+    answer = client.post(unknown, json={"reason": "irrelevant", "mute": True}, headers=member)
+    assert answer.status_code == 403
+    assert answer.headers["content-type"] == "application/problem+json"

@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session
 
 from services.notify.access import AckClaim, Principal, organisation_of, tenant_member, verify_ack_token
 from services.notify.api.deps import db_session, notify_settings
+from services.notify.api.feedback import FeedbackOut
 from services.notify.settings import NotifySettings
-from services.notify.store import alerts
+from services.notify.store import alerts, feedback
 from services.notify.store.errors import NotFound
 from services.notify.store.models import Alert, Organisation, utcnow
 from services.notify.store.muting import Muting, mutings
@@ -72,6 +73,7 @@ def _muted(session: Session, principal: Principal, rows: list[Any], settings: No
 
 class AlertDetail(AlertOut):
     breach: dict[str, Any]
+    feedback: list[FeedbackOut] = []
 
 
 @router.get("/alerts", response_model=list[AlertOut])
@@ -90,10 +92,11 @@ def list_alerts(status_: Literal["firing", "resolved"] | None = Query(default=No
 @router.get("/alerts/{alert_id}", response_model=AlertDetail)
 def get_alert(alert_id: str, principal: Principal = Depends(tenant_member), session: Session = Depends(db_session),
               settings: NotifySettings = Depends(notify_settings)) -> AlertDetail:
-    """One alert with the breach that last changed it."""
+    """One alert with the breach that last changed it and the feedback given on it."""
     row = alerts.get_alert(session, organisation_of(principal), principal.clearance, alert_id)
     muted = _muted(session, principal, [row], settings)
-    return AlertDetail(**AlertOut.of(row, muted.get(row.id)).model_dump(), breach=row.breach)
+    given = [FeedbackOut.model_validate(f) for f in feedback.list_feedback(session, row.id)]
+    return AlertDetail(**AlertOut.of(row, muted.get(row.id)).model_dump(), breach=row.breach, feedback=given)
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=AlertOut)

@@ -13,7 +13,17 @@ from fastapi.routing import APIRoute
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from services.notify.api import alerts, channels, deliveries, exposure, organisations, products, silences, subscriptions
+from services.notify.api import (
+    alerts,
+    channels,
+    deliveries,
+    exposure,
+    feedback,
+    organisations,
+    products,
+    silences,
+    subscriptions,
+)
 from services.notify.settings import NotifySettings
 from services.notify.store.db import create_db_engine, session_factory
 from services.notify.store.errors import Conflict, NotFound, Rejected
@@ -22,7 +32,7 @@ from shared.metrics import mount_observability
 from shared.problems import problem
 
 log = logging.getLogger(__name__)
-ROUTERS = (organisations, channels, products, subscriptions, alerts, silences, deliveries, exposure)
+ROUTERS = (organisations, channels, products, subscriptions, alerts, feedback, silences, deliveries, exposure)
 
 
 def _problem(status_code: int, detail: str) -> JSONResponse:

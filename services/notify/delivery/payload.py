@@ -19,10 +19,17 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value else None
 
 
+def _summary(alert: Alert) -> str:
+    if alert.open_since is None:
+        return alert.summary
+    return f"Open since {alert.open_since.astimezone(UTC):%Y-%m-%d %H:%M} UTC. {alert.summary}"
+
+
 def alert_payload(alert: Alert) -> dict[str, Any]:
     """One alert as a receiver sees it: the breach's fields, evidence and acknowledgement state.
 
-    `starts_at` is when the episode began firing, in its resolution too (also when the firing was never sent).
+    `starts_at` is when the episode began firing, in its resolution too (also when the firing was never sent);
+    `open_since` is set (to when it opened) when a new subscription or channel is told of a breach already open.
     """
     breach = alert.breach or {}
     return {
@@ -33,8 +40,9 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
         "value": breach.get("value"), "threshold": breach.get("threshold"),
         "warning_threshold": breach.get("warning_threshold"), "critical_threshold": breach.get("critical_threshold"),
         "starts_at": _iso(alert.starts_at), "ends_at": _iso(alert.ends_at),
-        "observed_at": breach.get("observed_at"), "summary": alert.summary, "evidence": breach.get("evidence", []),
+        "observed_at": breach.get("observed_at"), "summary": _summary(alert), "evidence": breach.get("evidence", []),
         "via": list(alert.via), "acknowledged_at": _iso(alert.acknowledged_at),
+        "open_since": _iso(alert.open_since),
     }
 
 

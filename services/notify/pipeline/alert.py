@@ -39,6 +39,8 @@ class Alert:
     id: str | None = None
     acknowledged_at: datetime | None = None
     changed: bool = True  # the breach changed the alert's status or severity (or created it)
+    # Set when it reaches a channel only after it began (a new subscription or channel): when it opened.
+    open_since: datetime | None = None
     # set by the route and group stages
     channel_id: str | None = None
     group_key: str | None = None

@@ -37,6 +37,7 @@ from services.notify.pipeline.stages import (
     run_pipeline,
     silence,
 )
+from services.notify.store import open_breaches
 from services.notify.store.alert_state import AlertStore, SqlAlertStore
 from services.notify.store.models import new_id
 from shared.events import BreachRaised, BreachStatus, Classification, Severity
@@ -342,5 +343,30 @@ def sweep_firing(session: Session, index: SubscriptionIndex, now: datetime, timi
     return sweep(SqlAlertStore(session), index, now, timing, inhibit_rules)
 
 
-__all__ = ["PIPELINE", "SWEEP", "DispatchReport", "DispatchUnit", "alerts_for_breach", "dispatch",
+def catch_up(session: Session, index: SubscriptionIndex, now: datetime, timing: Timing,
+             inhibit_rules: Sequence[InhibitRule] = DEFAULT_INHIBIT_RULES) -> DispatchReport:
+    """Tell organisations that subscribed after a breach opened: an alert marked `open_since`, once.
+
+    Only organisations with no alert of the fingerprint yet; once created, the alert row and the notification
+    log keep it from being sent again (restarts, replays, a subscription re-created). A channel added to an
+    organisation that has the alert is told by the sweep, which the de-duplication stage marks the same way.
+    """
+    report = DispatchReport()
+    breaches = open_breaches.open_breaches(session)
+    alerted = open_breaches.organisations_alerted(session, (b.fingerprint for b in breaches))
+    candidates = []
+    for breach in breaches:
+        newcomers = {org for org in organisations_of(index, breach) if (org, breach.fingerprint) not in alerted}
+        candidates += [a.evolve(open_since=breach.starts_at) for a in alerts_for_breach(index, breach, newcomers)]
+    if not candidates:
+        return report
+    store = SqlAlertStore(session)
+    ctx = PipelineContext(now=now, timing=timing, store=store, inhibit_rules=tuple(inhibit_rules),
+                          clearance=store.clearances(a.organisation_id for a in candidates))
+    run_pipeline(ctx, candidates, PIPELINE)
+    report.add(ctx)
+    return report
+
+
+__all__ = ["PIPELINE", "SWEEP", "DispatchReport", "DispatchUnit", "alerts_for_breach", "catch_up", "dispatch",
            "dispatch_breaches", "sweep", "sweep_firing", "units_by_pairs"]

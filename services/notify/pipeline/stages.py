@@ -132,6 +132,10 @@ def deduplicate(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
                 ctx.decide("dedup", "drop", "resolved, but its firing was never notified here", alert)
                 continue
             ctx.decide("dedup", "send", "resolved since notified firing", alert)
+        elif entry is None and not alert.changed:
+            # Firing before this group heard of it (a channel added, a silence ended): say since when.
+            alert = alert.evolve(open_since=alert.open_since or alert.starts_at)
+            ctx.decide("dedup", "send", "open alert new to this group", alert)
         elif entry is None:
             ctx.decide("dedup", "send", "new alert", alert)
         elif entry.last_status != alert.state:

@@ -36,6 +36,7 @@ SEVERITIES = ("warning", "critical")
 ALERT_STATUSES = ("firing", "resolved")
 NOTIFICATION_KINDS = ("alert", "resolved", "digest", "admin_notice")
 NOTIFICATION_STATUSES = ("pending", "sending", "delivered", "failed", "cancelled")
+FEEDBACK_REASONS = ("irrelevant", "duplicate", "false_data", "wrong_material", "useful")
 
 
 def new_id() -> str:
@@ -282,6 +283,36 @@ class Silence(Base):
     created_by: Mapped[str] = mapped_column(String(320), default="")
     starts_at: Mapped[datetime] = mapped_column(default=utcnow)
     ends_at: Mapped[datetime]
+
+
+class OpenBreach(Base):
+    """The latest firing state of each breach still open, whoever it concerned: what catch-up offers a newcomer."""
+
+    __tablename__ = "open_breaches"
+
+    fingerprint: Mapped[str] = mapped_column(String(200), primary_key=True)
+    material: Mapped[str] = mapped_column(String(64), index=True)
+    observed_at: Mapped[datetime]
+    breach: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class AlertFeedback(Base):
+    """What a person of the organisation said about an alert; material and rule kept, so counts and exports
+    survive the alert changing."""
+
+    __tablename__ = "alert_feedback"
+    __table_args__ = (CheckConstraint(_one_of("reason", FEEDBACK_REASONS), name="reason"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    material: Mapped[str] = mapped_column(String(64))
+    rule: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(16))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(320), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    silence_id: Mapped[str | None] = mapped_column(ForeignKey("silences.id", ondelete="SET NULL"))
 
 
 class Notification(Base):

@@ -66,7 +66,8 @@ ALERT_FIELDS = {"id": (str,), "fingerprint": (str,), "material": (str,), "rule":
                 "parameter": (str,), "value": (*NUMBER, type(None)), "threshold": (*NUMBER, type(None)),
                 "warning_threshold": (*NUMBER, type(None)), "critical_threshold": (*NUMBER, type(None)),
                 "starts_at": (str,), "ends_at": (str, type(None)), "observed_at": (str, type(None)),
-                "summary": (str,), "evidence": (list,), "via": (list,), "acknowledged_at": (str, type(None))}
+                "summary": (str,), "evidence": (list,), "via": (list,), "acknowledged_at": (str, type(None)),
+                "open_since": (str, type(None))}
 
 
 def test_every_field_is_present_with_its_type():
@@ -99,3 +100,11 @@ def test_kind_and_status_follow_the_group_and_its_alerts(group_key, statuses, ki
     rows = [alert_row(f"a{n}", f"fp{n}", s) for n, s in enumerate(statuses)]
     got_kind, payload = notification_payload("org-1", group_key, rows, OBSERVED)
     assert (got_kind, payload["kind"], payload["status"]) == (kind, kind, status)
+
+
+def test_an_alert_caught_up_says_since_when_in_its_summary_and_a_field():
+    caught_up = alert_row("alert-3", "fp-ga-open").evolve(open_since=STARTED)
+    _, payload = notification_payload("org-1", "immediate:chan-1:gallium", [caught_up], OBSERVED)
+    alert = json.loads(encode_body(payload))["alerts"][0]
+    assert alert["open_since"] == "2026-03-02T08:30:00+00:00"
+    assert alert["summary"] == "Open since 2026-03-02 08:30 UTC. gallium price volatility 0.71 above 0.60"
