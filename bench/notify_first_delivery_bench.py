@@ -35,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.harness.broker import kafka_broker  # noqa: E402
 from bench.harness.trees import extract  # noqa: E402
 
 NOTIFIER = r"""
@@ -253,9 +254,18 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--breaches", type=int, default=10, help="timed breaches per run")
     parser.add_argument("--pause", type=float, default=0.4, help="mean seconds between breaches")
-    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    parser.add_argument("--bootstrap", help="a broker's bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS, or a "
+                                            "broker this run starts)")
     parser.add_argument("--postgres-url", help="measure on a database of this PostgreSQL server, not SQLite")
     args = parser.parse_args()
+    if args.bootstrap is None:
+        with kafka_broker() as args.bootstrap:
+            await measure_all(args)
+    else:
+        await measure_all(args)
+
+
+async def measure_all(args: argparse.Namespace) -> None:
     receiver = Receiver()
     trees: list[tuple[str, Path]] = []
     with tempfile.TemporaryDirectory(prefix="notify-bench-rev-") as base:
