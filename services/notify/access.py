@@ -165,6 +165,56 @@ def ack_url(settings: NotifySettings, alert_id: str, organisation_id: str, now: 
     return f"{settings.public_base_url.rstrip('/')}/v1/ack/{token}"
 
 
-def manage_url(settings: NotifySettings) -> str:
-    """Where a recipient manages subscriptions (the API's documentation until a web front end exists)."""
-    return f"{settings.public_base_url.rstrip('/')}/docs#/subscriptions"
+def manage_url(settings: NotifySettings, organisation_id: str = "") -> str:
+    """Where a recipient manages the organisation's subscriptions: `MEWS_MANAGE_URL` with `{organisation_id}`
+    filled in, else the notify API's subscriptions endpoint (there is no web console yet)."""
+    if settings.manage_url:
+        return settings.manage_url.replace("{organisation_id}", organisation_id)
+    return f"{settings.public_base_url.rstrip('/')}/v1/subscriptions"
+
+
+# Unsubscribe links: a capability in a notification, bound to one channel of one organisation, as the ack links.
+
+@dataclass(frozen=True)
+class UnsubscribeClaim:
+    """What a valid unsubscribe token grants: disabling this channel of this organisation."""
+
+    channel_id: str
+    organisation_id: str
+    expires_at: datetime
+
+
+def _unsubscribe_mac(key: bytes, channel_id: str, organisation_id: str, expires: int) -> str:
+    # "unsubscribe|" keeps these apart from ack tokens: one never passes for the other.
+    digest = hmac.new(key, f"unsubscribe|{channel_id}|{organisation_id}|{expires}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def sign_unsubscribe_token(key: str, channel_id: str, organisation_id: str, expires_at: datetime) -> str:
+    expires = int(expires_at.timestamp())
+    mac = _unsubscribe_mac(key.encode(), channel_id, organisation_id, expires)
+    return f"{channel_id}.{organisation_id}.{expires}.{mac}"
+
+
+def verify_unsubscribe_token(key: str, token: str, now: datetime | None = None) -> UnsubscribeClaim | str:
+    """The claim of a valid token, or the reason it is not valid."""
+    parts = token.split(".")
+    if len(parts) != 4 or not _EXPIRY.fullmatch(parts[2]) or int(parts[2]) > MAX_ACK_EXPIRY:
+        return "malformed token"
+    channel_id, organisation_id, expires_text, mac = parts
+    expected = _unsubscribe_mac(key.encode(), channel_id, organisation_id, int(expires_text))
+    if not hmac.compare_digest(mac.encode(), expected.encode()):
+        return "bad signature"
+    expires_at = datetime.fromtimestamp(int(expires_text), tz=UTC)
+    if expires_at <= (now or utcnow()):
+        return "expired"
+    return UnsubscribeClaim(channel_id, organisation_id, expires_at)
+
+
+def unsubscribe_url(settings: NotifySettings, channel_id: str, organisation_id: str,
+                    now: datetime | None = None) -> str:
+    """The unsubscribe link of a channel's notifications, valid for the configured time."""
+    expires_at = (now or utcnow()) + timedelta(seconds=settings.unsubscribe_link_ttl_seconds)
+    token = sign_unsubscribe_token(settings.link_signing_key.get_secret_value(), channel_id, organisation_id,
+                                   expires_at)
+    return f"{settings.public_base_url.rstrip('/')}/v1/unsubscribe/{token}"

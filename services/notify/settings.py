@@ -43,6 +43,10 @@ class NotifySettings(CommonSettings):
                                  description="Base of links in emails (acknowledge, manage subscription)")
     link_signing_key: SecretStr = SecretStr(DEVELOPMENT_LINK_KEY)
     ack_link_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
+    manage_url: str = Field(default="", description=(
+        "Link to an organisation's subscription settings in notifications, `{organisation_id}` filled in; "
+        "empty: the notify API's subscriptions endpoint"))
+    unsubscribe_link_ttl_seconds: int = Field(default=90 * 24 * 3600, gt=0)
 
     allow_private_webhook_targets: bool = Field(
         default=False, description="Let webhooks reach private, loopback and link-local addresses (tests, labs)")

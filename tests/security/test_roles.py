@@ -43,7 +43,8 @@ def test_the_readme_table_covers_every_route_a_key_may_call() -> None:
     app = create_app(NotifySettings(database_url="sqlite://"))
     routes = {(method, re.sub(r"\{[^}]+\}", "{id}", path)) for path, item in app.openapi()["paths"].items()
               for method in (m.upper() for m in item)}
-    signed_link = {("GET", "/v1/ack/{id}"), ("POST", "/v1/ack/{id}")}  # a capability, not a key
+    signed_link = {("GET", "/v1/ack/{id}"), ("POST", "/v1/ack/{id}"),  # a capability, not a key
+                   ("GET", "/v1/unsubscribe/{id}"), ("POST", "/v1/unsubscribe/{id}")}
     assert {(m, p) for m, p, *_ in MATRIX} == routes - signed_link
 
 

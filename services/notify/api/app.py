@@ -23,6 +23,7 @@ from services.notify.api import (
     products,
     silences,
     subscriptions,
+    unsubscribe,
 )
 from services.notify.settings import NotifySettings
 from services.notify.store.db import create_db_engine, session_factory
@@ -32,7 +33,8 @@ from shared.metrics import mount_observability
 from shared.problems import problem
 
 log = logging.getLogger(__name__)
-ROUTERS = (organisations, channels, products, subscriptions, alerts, feedback, silences, deliveries, exposure)
+ROUTERS = (organisations, channels, products, subscriptions, unsubscribe, alerts, feedback, silences, deliveries,
+           exposure)
 
 
 def _problem(status_code: int, detail: str) -> JSONResponse:

@@ -15,6 +15,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from services.notify.delivery.locale import localise_alert
 from services.notify.delivery.outcome import Outcome
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -55,11 +56,14 @@ def _fmt_time(value: Any) -> str:
 _env.filters["when"] = _fmt_time
 
 
-def render_email(kind: str, payload: dict[str, Any], language: str, links: dict[str, str]) -> RenderedEmail:
-    """Subject, text and HTML of a notification (`alert`, `resolved`, `digest` or `admin_notice`)."""
+def render_email(kind: str, payload: dict[str, Any], language: str, links: dict[str, str],
+                 zone: str | None = None) -> RenderedEmail:
+    """Subject, text and HTML of a notification (`alert`, `resolved`, `digest` or `admin_notice`), in `language`
+    with dates in the time zone `zone` (UTC when None); each alert's `l` is what the templates show of it."""
     language = language if language in LANGUAGES else "en"
     name = "admin_notice" if kind == "admin_notice" else "alert"
-    context = {"kind": kind, "p": payload, "links": links, "alerts": payload.get("alerts", [])}
+    alerts = [{**a, "l": localise_alert(a, language, zone)} for a in payload.get("alerts", [])]
+    context = {"kind": kind, "p": payload, "links": links, "alerts": alerts}
     subject = _env.get_template(f"{name}.{language}.subject.txt").render(context).strip()
     text = _env.get_template(f"{name}.{language}.txt").render(context)
     html = _env.get_template(f"{name}.{language}.html").render(context)

@@ -28,11 +28,11 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.notify.access import ack_url, manage_url
+from services.notify.access import ack_url, manage_url, unsubscribe_url
 from services.notify.delivery import metrics
 from services.notify.delivery.email import SmtpConfig, build_message, deliver_email, render_email
 from services.notify.delivery.outcome import Outcome
-from services.notify.delivery.payload import slack_message, teams_message
+from services.notify.delivery.payload import localised_payload, slack_message, teams_message
 from services.notify.delivery.retry import Backoff, outage_backoff
 from services.notify.delivery.wakeup import OutboxWakeup
 from services.notify.delivery.webhook import TargetCheck, deliver_chat, deliver_webhook
@@ -73,8 +73,11 @@ class DeliveryLimits:
 
 
 def email_links(settings: NotifySettings, claimed: Claimed, now: datetime) -> dict[str, str]:
-    """The manage link, and a signed acknowledge link for each firing alert (for emails and chat cards)."""
-    links = {"manage": manage_url(settings)}
+    """The manage and unsubscribe links, and a signed acknowledge link for each firing alert (for emails and chat
+    cards; an admin notice has no unsubscribe link: it goes to the organisation's administrators)."""
+    links = {"manage": manage_url(settings, claimed.organisation_id)}
+    if claimed.kind != "admin_notice":
+        links["unsubscribe"] = unsubscribe_url(settings, claimed.channel_id, claimed.organisation_id, now)
     for alert in claimed.payload.get("alerts", []):
         if alert.get("status") == "firing":
             links[f"ack:{alert['id']}"] = ack_url(settings, alert["id"], claimed.organisation_id, now)
@@ -166,17 +169,20 @@ class OutboxWorker:
                     recipients = (claimed.payload.get("recipients") if claimed.kind == "admin_notice"
                                   else [claimed.target])
                     links = email_links(self.settings, claimed, now)
-                    rendered = render_email(claimed.kind, claimed.payload, claimed.language, links)
+                    rendered = render_email(claimed.kind, claimed.payload, claimed.language, links,
+                                            claimed.timezone)
                     message = build_message(self.smtp, list(recipients or []), rendered, claimed.webhook_id, now)
                     return await deliver_email(self.smtp, message, self._mail_threads)
                 if claimed.channel_kind in CHAT_MESSAGES:
                     card = CHAT_MESSAGES[claimed.channel_kind](
-                        claimed.payload, email_links(self.settings, claimed, now), claimed.language)
+                        claimed.payload, email_links(self.settings, claimed, now), claimed.language,
+                        claimed.timezone)
                     return await deliver_chat(self.http, claimed.target, card, self.check_target)
                 if not claimed.secret:
                     return Outcome("retry", None, "webhook channel has no signing secret")
                 return await deliver_webhook(self.http, claimed.target, claimed.secret, claimed.webhook_id,
-                                             claimed.payload, now, self.check_target)
+                                             localised_payload(claimed.payload, claimed.language,
+                                                               claimed.timezone), now, self.check_target)
         except TimeoutError:
             return Outcome("retry", None, f"timeout: no answer within {deadline:g} s")
         except Exception as exc:  # a bug in one notification must not stop the others; it is retried

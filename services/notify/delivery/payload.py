@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from services.notify.delivery import locale
 from services.notify.pipeline.alert import Alert
 
 PAYLOAD_VERSION = "1"
@@ -44,6 +45,14 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
         "via": list(alert.via), "acknowledged_at": _iso(alert.acknowledged_at),
         "open_since": _iso(alert.open_since),
     }
+
+
+def localised_payload(payload: dict[str, Any], language: str, zone: str | None = None) -> dict[str, Any]:
+    """The payload as a webhook of `language` receives it: each alert also carries `summary_localised` (rendered
+    from its machine fields, dates in `zone`) and `language`; `summary` stays the English one."""
+    alerts = [{**a, "language": locale.language_of(language),
+               "summary_localised": locale.summary(a, language, zone)} for a in payload.get("alerts", [])]
+    return {**payload, "alerts": alerts} if "alerts" in payload else dict(payload)
 
 
 def group_payload(organisation_id: str, group_key: str, alerts: list[dict[str, Any]],
@@ -86,26 +95,25 @@ LABELS = {
 }
 
 
-def _number(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, int | float) else "?"
-
-
 def explanation(alert: dict[str, Any], language: str = "en") -> str:
-    """Why the alert fires (or stopped): the indicator's value against the rule's threshold."""
+    """Why the alert fires (or stopped): the indicator's value against the rule's threshold, in `language`."""
     words = LABELS.get(language, LABELS["en"])
-    indicator = alert.get("parameter") or alert.get("indicator") or alert["rule"]
+    indicator = alert.get("indicator") or alert["rule"]
+    value = locale.indicator_value(indicator, alert.get("value"), language)
+    threshold = locale.indicator_value(indicator, alert.get("threshold"), language)
+    label = locale.indicator_label(indicator, language)
     if alert["status"] == "resolved":
-        return words["cleared"].format(indicator=indicator, value=_number(alert.get("value")),
-                                       threshold=_number(alert.get("threshold")))
-    return words["above"].format(indicator=indicator, value=_number(alert.get("value")), level=alert["severity"],
-                                 threshold=_number(alert.get("threshold")))
+        return words["cleared"].format(indicator=label, value=value, threshold=threshold)
+    return words["above"].format(indicator=label, value=value, threshold=threshold,
+                                 level=locale.severity(alert["severity"], language))
 
 
-def _title(payload: dict[str, Any], words: dict[str, str]) -> str:
+def _title(payload: dict[str, Any], words: dict[str, str], language: str = "en", zone: str | None = None) -> str:
     alerts = payload.get("alerts", [])
     head = words["digest"] if payload.get("kind") == "digest" else words[payload.get("status", "firing")]
-    materials = ", ".join(sorted({a["material"] for a in alerts}))
-    what = alerts[0]["summary"] if len(alerts) == 1 else f"{words['alerts'].format(n=len(alerts))}: {materials}"
+    materials = ", ".join(sorted({locale.material_name(a["material"], language) for a in alerts}))
+    what = (locale.summary(alerts[0], language, zone) if len(alerts) == 1
+            else f"{words['alerts'].format(n=len(alerts))}: {materials}")
     return f"[{head.upper()}] {what}"
 
 
@@ -116,40 +124,43 @@ def _ack_links(alerts: list[dict[str, Any]], links: dict[str, str]) -> list[tupl
     return found[:CARD_ACTIONS]
 
 
-def _facts(alert: dict[str, Any], language: str) -> list[tuple[str, str]]:
+def _facts(alert: dict[str, Any], language: str, zone: str | None = None) -> list[tuple[str, str]]:
     words = LABELS.get(language, LABELS["en"])
-    facts = [(words["severity"], alert["severity"]), (words["status"], alert["status"]),
-             (words["material"], alert["material"]), (words["rule"], alert["rule"]),
+    shown = locale.localise_alert(alert, language, zone)
+    facts = [(words["severity"], shown["severity"]), (words["status"], shown["status"]),
+             (words["material"], shown["material"]), (words["rule"], alert["rule"]),
              (words["threshold"], explanation(alert, language)),
-             (words["since"], alert.get("starts_at") or "?")]
+             (words["since"], shown["starts_at"] or "?")]
     if alert.get("ends_at"):
-        facts.append((words["ended"], alert["ends_at"]))
+        facts.append((words["ended"], shown["ends_at"]))
     if alert.get("via"):
-        facts.append((words["via"], ", ".join(alert["via"])))
+        facts.append((words["via"], ", ".join(shown["via"])))
     if alert.get("acknowledged_at"):
-        facts.append((words["acknowledged"], alert["acknowledged_at"]))
+        facts.append((words["acknowledged"], shown["acknowledged_at"]))
     return facts
 
 
-def _evidence(alert: dict[str, Any]) -> list[tuple[str, str | None]]:
+def _evidence(alert: dict[str, Any], language: str = "en") -> list[tuple[str, str | None]]:
     """(label, url or None) of the first CARD_EVIDENCE pieces of evidence."""
-    return [(f"{e.get('source', '?')} {e.get('kind', '')}".strip(), e.get("url"))
-            for e in alert.get("evidence", [])[:CARD_EVIDENCE]]
+    shown = locale.localise_alert({**alert, "evidence": alert.get("evidence", [])[:CARD_EVIDENCE]}, language)
+    return [(f"{e['source'] or '?'} {e['kind']}".strip(), e["url"]) for e in shown["evidence"]]
 
 
-def teams_message(payload: dict[str, Any], links: dict[str, str], language: str = "en") -> dict[str, Any]:
+def teams_message(payload: dict[str, Any], links: dict[str, str], language: str = "en",
+                  zone: str | None = None) -> dict[str, Any]:
     """A Workflows webhook message with one Adaptive Card 1.4, as Alertmanager's msteamsv2 receiver sends."""
     words = LABELS.get(language, LABELS["en"])
     alerts = payload.get("alerts", [])
     colour = "Good" if payload.get("status") == "resolved" else (
         "Attention" if any(a["severity"] == "critical" for a in alerts) else "Warning")
-    body: list[dict[str, Any]] = [{"type": "TextBlock", "text": _title(payload, words), "weight": "Bolder",
+    title = _title(payload, words, language, zone)
+    body: list[dict[str, Any]] = [{"type": "TextBlock", "text": title, "weight": "Bolder",
                                    "size": "Medium", "wrap": True, "style": "heading", "color": colour}]
     for alert in alerts[:CARD_ALERTS]:
-        body.append({"type": "TextBlock", "text": alert["summary"], "wrap": True, "weight": "Bolder",
-                     "separator": True})
-        body.append({"type": "FactSet", "facts": [{"title": t, "value": v} for t, v in _facts(alert, language)]})
-        evidence = [f"[{label}]({url})" if url else label for label, url in _evidence(alert)]
+        body.append({"type": "TextBlock", "text": locale.summary(alert, language, zone), "wrap": True,
+                     "weight": "Bolder", "separator": True})
+        body.append({"type": "FactSet", "facts": [{"title": t, "value": v} for t, v in _facts(alert, language, zone)]})
+        evidence = [f"[{label}]({url})" if url else label for label, url in _evidence(alert, language)]
         if evidence:
             body.append({"type": "TextBlock", "text": f"{words['evidence']}: " + ", ".join(evidence),
                          "wrap": True, "isSubtle": True, "size": "Small"})
@@ -170,17 +181,19 @@ def _mrkdwn(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def slack_message(payload: dict[str, Any], links: dict[str, str], language: str = "en") -> dict[str, Any]:
+def slack_message(payload: dict[str, Any], links: dict[str, str], language: str = "en",
+                  zone: str | None = None) -> dict[str, Any]:
     """An incoming-webhook message: Block Kit sections, context and buttons, with `text` for notifications."""
     words = LABELS.get(language, LABELS["en"])
     alerts = payload.get("alerts", [])
-    title = _title(payload, words)
+    title = _title(payload, words, language, zone)
     blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": f"*{_mrkdwn(title)}*"}}]
     for alert in alerts[:CARD_ALERTS]:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*{_mrkdwn(alert['summary'])}*"},
+        line = _mrkdwn(locale.summary(alert, language, zone))
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*{line}*"},
                        "fields": [{"type": "mrkdwn", "text": f"*{t}*\n{_mrkdwn(v)}"[:2000]}
-                                  for t, v in _facts(alert, language)][:10]})
-        evidence = [f"<{url}|{_mrkdwn(label)}>" if url else _mrkdwn(label) for label, url in _evidence(alert)]
+                                  for t, v in _facts(alert, language, zone)][:10]})
+        evidence = [f"<{url}|{_mrkdwn(label)}>" if url else _mrkdwn(label) for label, url in _evidence(alert, language)]
         if evidence:
             blocks.append({"type": "context", "elements": [
                 {"type": "mrkdwn", "text": (f"{words['evidence']}: " + ", ".join(evidence))[:3000]}]})

@@ -54,6 +54,7 @@ class Claimed:
     breach_observed_at: datetime | None
     group_key: str = ""
     created_at: datetime | None = None
+    timezone: str = "UTC"  # the channel's, for dates in what is sent
 
 
 def _held(claims: Iterable[Claimed]) -> Any:
@@ -93,7 +94,7 @@ def claim_due(session: Session, now: datetime, policy: DeliveryPolicy, *, limit:
         n.status, n.attempts, n.next_attempt_at = "sending", n.attempts + 1, now + policy.lease
         claimed.append(Claimed(n.id, n.organisation_id, n.kind, n.webhook_id, dict(n.payload or {}), n.attempts,
                                channel.id, channel.kind, channel.target, channel.secret, channel.language,
-                               n.breach_observed_at, n.group_key, n.created_at))
+                               n.breach_observed_at, n.group_key, n.created_at, channel.timezone or "UTC"))
     return claimed
 
 

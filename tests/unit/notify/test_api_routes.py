@@ -1,4 +1,4 @@
-"""Every /v1 route demands a key (except the signed acknowledgement link) and is documented in OpenAPI."""
+"""Every /v1 route demands a key (but the signed acknowledgement and unsubscribe links) and is in OpenAPI."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from services.notify.api.app import ROUTERS, create_app
 from services.notify.settings import NotifySettings
 from services.notify.store.db import migrate
 
-PUBLIC = {"/v1/ack/{token}"}
+PUBLIC = {"/v1/ack/{token}", "/v1/unsubscribe/{token}"}
 
 
 @pytest.fixture

@@ -66,8 +66,8 @@ def test_teams_message_is_one_adaptive_card_1_4_with_facts_and_open_url_actions(
     assert {block["type"] for block in card["body"]} == {"TextBlock", "FactSet"}
     facts = [{f["title"]: f["value"] for f in b["facts"]} for b in card["body"] if b["type"] == "FactSet"]
     assert [f["Status"] for f in facts] == ["firing", "resolved"]
-    assert facts[0]["Threshold"] == "price_volatility 0.71 is above the critical threshold 0.6"
-    assert facts[1]["Ended"] == "2026-03-02T09:30:00+00:00"
+    assert facts[0]["Threshold"] == "annualised price volatility 71.0% is above the critical threshold 60.0%"
+    assert facts[1]["Ended"] == "2 March 2026 09:30 UTC"
     assert any("[lme price](https://example.org/prices/ga)" in b.get("text", "") for b in card["body"])
     assert all(a["type"] == "Action.OpenUrl" for a in card["actions"])
     # Acknowledging: only the firing alert has a button, and it carries the signed link.
@@ -95,7 +95,9 @@ def test_an_acknowledged_or_resolved_alert_gets_no_acknowledge_button():
 def test_a_resolved_group_says_so_in_green():
     group = example_group(alert_row("alert-2", "fp-ga-old", status=BreachStatus.RESOLVED))
     title = teams_message(group, LINKS)["attachments"][0]["content"]["body"][0]
-    assert (title["text"], title["color"]) == ("[RESOLVED] gallium price volatility 0.71 above 0.60", "Good")
+    assert (title["text"], title["color"]) == (
+        "[RESOLVED] gallium: annualised price volatility 71.0% is back below the clear threshold of 25.0%; resolved",
+        "Good")
     assert slack_message(group, LINKS)["text"].startswith("[RESOLVED] ")
 
 
@@ -121,11 +123,11 @@ def test_an_alert_shows_at_most_card_evidence_links():
     assert context.count("<https://example.org/prices/ga|") == CARD_EVIDENCE
 
 
-def test_slack_control_characters_are_escaped_so_a_summary_cannot_forge_a_link():
-    row = alert_row("alert-1", "fp-x")
-    row = type(row)(**{**row.__dict__, "summary": "<https://evil.example|click> & more"})
-    text = slack_message(example_group(row), LINKS)["blocks"][1]["text"]["text"]
-    assert text == "*&lt;https://evil.example|click&gt; &amp; more*"
+def test_slack_control_characters_are_escaped_so_a_field_cannot_forge_a_link():
+    group = example_group(alert_row("alert-1", "fp-x"))
+    group["alerts"][0]["material"] = "<https://evil.example|click> & more"
+    text = slack_message(group, LINKS)["blocks"][1]["text"]["text"]
+    assert text.startswith("*&lt;https://evil.example|click&gt; &amp; more: ")
 
 
 def test_dutch_channels_get_dutch_labels():
@@ -133,8 +135,11 @@ def test_dutch_channels_get_dutch_labels():
     facts = {f["title"] for b in card["body"] if b["type"] == "FactSet" for f in b["facts"]}
     assert {"Ernst", "Grondstof", "Regel", "Drempel"} <= facts
     assert card["actions"][-1]["title"] == "Meldingen beheren"
-    assert explanation({"status": "firing", "rule": "r", "parameter": "p", "value": 0.5, "threshold": 0.3,
-                        "severity": "warning"}, "nl") == "p 0.5 ligt boven de drempel 0.3 (warning)"
+    assert explanation({"status": "firing", "rule": "r", "parameter": "p", "indicator": "top_origin_share",
+                        "value": 0.5, "threshold": 0.3, "severity": "warning"}, "nl") == (
+        "aandeel van het grootste herkomstland 50,0 % ligt boven de drempel 30,0 % (waarschuwing)")
+    assert [f["value"] for b in card["body"] if b["type"] == "FactSet" for f in b["facts"]
+            if f["title"] == "Sinds"][0] == "2 maart 2026 08:30 UTC"
 
 
 @pytest.mark.parametrize(("status", "header", "expected"), [

@@ -70,8 +70,8 @@ def test_redirect_is_a_failure_that_names_where_it_pointed():
 PAYLOAD = {"kind": "alert", "status": "firing", "alerts": [{
     "id": "a1", "fingerprint": "fp", "material": "gallium", "rule": "price_spike", "severity": "critical",
     "status": "firing", "indicator": "price_volatility", "value": 0.71, "threshold": 0.6,
-    "starts_at": "2026-03-02T10:00:00+00:00", "ends_at": None, "summary": "Gallium <b>doubled</b>",
-    "evidence": [{"kind": "price", "source": "lme", "time": "2026-03-02T09:00:00+00:00", "value": 812.5,
+    "starts_at": "2026-03-02T10:00:00+00:00", "ends_at": None, "summary": "Gallium doubled",
+    "evidence": [{"kind": "price", "source": "<b>lme</b>", "time": "2026-03-02T09:00:00+00:00", "value": 812.5,
                   "url": "https://example.org/ga"}], "via": ["product:Radar module>GaN chip"]}]}
 LINKS = {"manage": "https://mews.test/docs", "ack:a1": "https://mews.test/v1/ack/tok"}
 
@@ -79,17 +79,17 @@ LINKS = {"manage": "https://mews.test/docs", "ack:a1": "https://mews.test/v1/ack
 def test_english_email_says_what_why_since_when_and_how_to_acknowledge():
     mail = render_email("alert", PAYLOAD, "en", LINKS)
     assert mail.subject == "[mews] CRITICAL gallium: price_spike"
-    for words in ("Value: 0.71 against threshold 0.6", "Since: 2026-03-02 10:00 UTC",
-                  "product:Radar module>GaN chip", "https://example.org/ga", "Acknowledge: https://mews.test/v1/ack/tok",
+    for words in ("Value: 71.0% against threshold 60.0%", "Since: 2 March 2026 10:00 UTC",
+                  "product Radar module > GaN chip", "https://example.org/ga", "Acknowledge: https://mews.test/v1/ack/tok",
                   "Manage your subscription: https://mews.test/docs"):
         assert words in mail.text
-    assert "Gallium &lt;b&gt;doubled&lt;/b&gt;" in mail.html  # HTML-escaped, no markup injection
+    assert "&lt;b&gt;lme&lt;/b&gt;" in mail.html  # HTML-escaped, no markup injection
 
 
 def test_dutch_email_is_in_dutch():
     mail = render_email("alert", PAYLOAD, "nl", LINKS)
     assert mail.subject == "[mews] KRITIEK gallium: price_spike"
-    assert "Waarde: 0.71 tegen drempel 0.6" in mail.text
+    assert "Waarde: 71,0 % tegen drempel 60,0 %" in mail.text
     assert "Deze melding bevestigen" in mail.html
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from services.notify.delivery.payload import PAYLOAD_VERSION, notification_payload
+from services.notify.delivery.payload import PAYLOAD_VERSION, localised_payload, notification_payload
 from services.notify.delivery.webhook import encode_body
 from services.notify.pipeline.alert import Alert
 from services.notify.store import models
@@ -45,12 +45,13 @@ def alert_row(alert_id: str, fingerprint: str, status: BreachStatus = BreachStat
 
 
 def example_group() -> dict:
-    """The body a receiver gets for one firing and one resolved alert of a group, as the bytes on the wire."""
+    """The body a Dutch receiver in Amsterdam gets for one firing and one resolved alert of a group, as the bytes
+    on the wire."""
     rows = [alert_row("alert-1", "fp-ga-spike", acknowledged=True),
             alert_row("alert-2", "fp-ga-old", status=BreachStatus.RESOLVED)]
     _, payload = notification_payload("org-1", "immediate:chan-1:gallium", rows,
                                       datetime(2026, 3, 2, 9, 30, 5, tzinfo=UTC))
-    return json.loads(encode_body(payload))
+    return json.loads(encode_body(localised_payload(payload, "nl", "Europe/Amsterdam")))
 
 
 def test_payload_matches_the_stored_example():
@@ -67,7 +68,7 @@ ALERT_FIELDS = {"id": (str,), "fingerprint": (str,), "material": (str,), "rule":
                 "warning_threshold": (*NUMBER, type(None)), "critical_threshold": (*NUMBER, type(None)),
                 "starts_at": (str,), "ends_at": (str, type(None)), "observed_at": (str, type(None)),
                 "summary": (str,), "evidence": (list,), "via": (list,), "acknowledged_at": (str, type(None)),
-                "open_since": (str, type(None))}
+                "open_since": (str, type(None)), "language": (str,), "summary_localised": (str,)}
 
 
 def test_every_field_is_present_with_its_type():
@@ -108,3 +109,18 @@ def test_an_alert_caught_up_says_since_when_in_its_summary_and_a_field():
     alert = json.loads(encode_body(payload))["alerts"][0]
     assert alert["open_since"] == "2026-03-02T08:30:00+00:00"
     assert alert["summary"] == "Open since 2026-03-02 08:30 UTC. gallium price volatility 0.71 above 0.60"
+
+
+def test_a_webhook_carries_the_summary_in_its_channel_language_beside_the_english_one():
+    caught_up = alert_row("alert-3", "fp-ga-open").evolve(open_since=STARTED)
+    _, payload = notification_payload("org-1", "immediate:chan-1:gallium", [caught_up], OBSERVED)
+    dutch = localised_payload(payload, "nl", "Europe/Amsterdam")["alerts"][0]
+    assert dutch["summary"].startswith("Open since 2026-03-02 08:30 UTC. ")  # the machine field, unchanged
+    assert (dutch["language"], dutch["summary_localised"]) == ("nl", (
+        "Open sinds 2 maart 2026 09:30 CET. gallium: jaarlijkse prijsvolatiliteit 71,0 % ligt boven de drempel "
+        "voor kritiek van 60,0 %"))
+    english = localised_payload(payload, "en")["alerts"][0]
+    assert english["summary_localised"] == (
+        "Open since 2 March 2026 08:30 UTC. gallium: annualised price volatility 71.0% is above the critical "
+        "threshold of 60.0%")
+    assert payload["alerts"][0].keys() <= dutch.keys()  # nothing removed
