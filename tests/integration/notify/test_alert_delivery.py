@@ -74,8 +74,8 @@ async def test_breach_reaches_direct_and_bom_subscribers_and_never_one_without_c
     html = mail_msg.get_body(("html",)).get_content()
     assert "gallium" in mail_msg["subject"]
     assert "WAARSCHUWING" in mail_msg["subject"]
-    assert "product:Radar module>GaN chip" in text
-    assert "tegen drempel 0.3" in text
+    assert "product Radar module > GaN chip" in text
+    assert "tegen drempel 30,0 %" in text
     assert "http://mews.test/v1/ack/" in text
     assert "http://mews.test/v1/ack/" in html
     assert "https://example.org/prices/ga" in html
