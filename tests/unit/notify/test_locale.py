@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -108,7 +109,8 @@ def test_a_dutch_email_is_dutch_throughout_and_matches_the_readme_excerpt():
     mail = render_email("alert", {"kind": "alert", "status": "firing", "group_key": "immediate:c:antimony",
                                   "alerts": [ALERT]}, "nl", links, "Europe/Amsterdam")
     assert mail.subject == "[mews] KRITIEK antimoon: price-change-30d"
-    assert DUTCH_EXCERPT in mail.text  # README.md quotes this excerpt
+    assert DUTCH_EXCERPT in mail.text
+    assert DUTCH_EXCERPT in (Path(__file__).resolve().parents[3] / "README.md").read_text()  # quoted there
     assert "Afmelden voor dit adres: https://mews.example/v1/unsubscribe/u" in mail.text
     assert '<a href="https://mews.example/v1/unsubscribe/u">Afmelden voor dit adres</a>' in mail.html
     english = render_email("alert", {"kind": "alert", "status": "firing", "group_key": "immediate:c:antimony",
