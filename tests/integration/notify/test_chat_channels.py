@@ -172,10 +172,11 @@ async def test_teams_gets_an_adaptive_card_with_the_ack_link_and_then_the_resolu
     firing, resolved = (m["attachments"][0]["content"] for m in chat_receiver.accepted("/teams/ops"))
     assert [status for *_, status in chat_receiver.to("/teams/ops")] == [202, 202]  # no shape was refused
     title = firing["body"][0]
-    assert (title["text"], title["color"]) == ("[FIRING] gallium price volatility 0.71 above 0.30", "Attention")
+    assert (title["text"], title["color"]) == (
+        "[FIRING] gallium: annualised price volatility 71.0% is above the critical threshold of 30.0%", "Attention")
     facts = {f["title"]: f["value"] for f in firing["body"][2]["facts"]}
     assert (facts["Severity"], facts["Material"], facts["Rule"]) == ("critical", "gallium", "price_spike")
-    assert facts["Threshold"] == "price_volatility 0.71 is above the critical threshold 0.3"
+    assert facts["Threshold"] == "annualised price volatility 71.0% is above the critical threshold 30.0%"
     assert "[lme price](https://example.org/prices/ga)" in firing["body"][3]["text"]
     ack, manage = firing["actions"]
     assert ack["type"] == manage["type"] == "Action.OpenUrl"
@@ -211,7 +212,8 @@ async def test_slack_busy_answers_are_retried_no_sooner_than_retry_after_asks(se
     assert [(a.outcome, a.status_code) for a in attempts_of(db_sessions, channel_id)] == [
         ("retry", 429), ("retry", 503), ("delivered", 200)]
     [message] = chat_receiver.accepted("/slack/hook")
-    assert message["text"] == "[FIRING] gallium price volatility 0.42 above 0.30"
+    assert message["text"] == (
+        "[FIRING] gallium: annualised price volatility 42.0% is above the warning threshold of 30.0%")
     assert [b["type"] for b in message["blocks"]] == ["section", "section", "context", "actions"]
     [ack, _manage] = message["blocks"][-1]["elements"]
     assert isinstance(verify_ack_token(settings.link_signing_key.get_secret_value(), ack["url"].rsplit("/", 1)[1]),
