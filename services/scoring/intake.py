@@ -12,6 +12,9 @@ queue that faust's flow control clears at a rebalance like its own channel queue
 Everything else stays faust's: the group, the assignment, the table and its recovery, seeks and commits. The
 agent acks each input with `Consumer.ack` once the state that contains it is persisted, and faust commits acked
 offsets only. This depends on faust 0.15.3's drain loop; tests/unit/scoring/test_intake_guard.py pins it.
+
+`drain_into` follows faust-streaming's `Consumer._drain_messages` (Copyright (c) 2017-2020, Robinhood Markets,
+Inc., and the faust-streaming contributors; BSD 3-Clause licence, as shipped with the faust-streaming package).
 """
 
 from __future__ import annotations
