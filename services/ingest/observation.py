@@ -198,6 +198,26 @@ def check_time(dt: datetime, limits: Limits) -> str | None:
     return None
 
 
+def event_time(fields: Mapping[str, Any], name: str, limits: Limits) -> datetime | Rejected:
+    """The event time in `fields[name]`, or why it is unusable (unreadable, too far in the future or past)."""
+    try:
+        at = parse_time(fields.get(name))
+    except (ValueError, OverflowError, OSError) as exc:
+        return Rejected("invalid_time", f"{name}: {exc}")
+    if (problem := check_time(at, limits)) is not None:
+        return Rejected("future_time" if "future" in problem else "invalid_time", problem)
+    return at
+
+
+def catalog_material(fields: Mapping[str, Any], catalog: MaterialCatalog) -> str | Rejected:
+    """The catalog id of the material a record names, or why there is none."""
+    name = str(fields.get("material") or "").strip()
+    material = catalog.resolve_material(name) if name else None
+    if material is None:
+        return Rejected("unknown_material", f"material {name[:80]!r} is not in the catalog")
+    return material
+
+
 def parse_number(value: Any) -> float:
     """A float from a number or plain numeric text; thousands separators are refused as ambiguous."""
     if isinstance(value, bool):
@@ -244,12 +264,9 @@ def normalise_price(candidate: Candidate, catalog: MaterialCatalog, limits: Limi
         return Rejected("invalid_price", f"price: {exc}")
     if not math.isfinite(price) or price <= 0:
         return Rejected("invalid_price", f"price must be positive and finite, got {price!r}")
-    try:
-        observed_at = parse_time(f.get("observed_at"))
-    except (ValueError, OverflowError, OSError) as exc:
-        return Rejected("invalid_time", f"observed_at: {exc}")
-    if (problem := check_time(observed_at, limits)) is not None:
-        return Rejected("future_time" if "future" in problem else "invalid_time", problem)
+    observed_at = event_time(f, "observed_at", limits)
+    if isinstance(observed_at, Rejected):
+        return observed_at
     currency = str(f.get("currency") or terms.currency).strip().upper()
     unit = normalise_unit(str(f.get("unit") or terms.unit))
     if not currency:
@@ -355,10 +372,9 @@ def normalise_trade(candidate: Candidate, catalog: MaterialCatalog, limits: Limi
 def normalise_leadtime(candidate: Candidate, catalog: MaterialCatalog, limits: Limits) -> Outcome:
     """A LeadTimeQuoted event (lead time in days; weeks converted), or why not."""
     f = candidate.fields
-    name = str(f.get("material") or "").strip()
-    material = catalog.resolve_material(name) if name else None
-    if material is None:
-        return Rejected("unknown_material", f"material {name[:80]!r} is not in the catalog")
+    material = catalog_material(f, catalog)
+    if isinstance(material, Rejected):
+        return material
     try:
         if f.get("lead_time_days") not in (None, ""):
             days = parse_number(f["lead_time_days"])
@@ -370,12 +386,9 @@ def normalise_leadtime(candidate: Candidate, catalog: MaterialCatalog, limits: L
         return Rejected("invalid_leadtime", f"lead time: {exc}")
     if not math.isfinite(days) or not 0 < days <= 3650:
         return Rejected("invalid_leadtime", f"lead time must be over 0 and at most 3650 days, got {days!r}")
-    try:
-        quoted_at = parse_time(f.get("quoted_at"))
-    except (ValueError, OverflowError, OSError) as exc:
-        return Rejected("invalid_time", f"quoted_at: {exc}")
-    if (problem := check_time(quoted_at, limits)) is not None:
-        return Rejected("future_time" if "future" in problem else "invalid_time", problem)
+    quoted_at = event_time(f, "quoted_at", limits)
+    if isinstance(quoted_at, Rejected):
+        return quoted_at
     origin_raw = str(f.get("origin_country") or "").strip()
     origin = _country(catalog, origin_raw) if origin_raw else None
     if origin_raw and origin is None:
@@ -392,22 +405,18 @@ def normalise_leadtime(candidate: Candidate, catalog: MaterialCatalog, limits: L
 def normalise_stock(candidate: Candidate, catalog: MaterialCatalog, limits: Limits) -> Outcome:
     """A StockReported event (tonnes held on a date; government-only unless classified otherwise), or why not."""
     f = candidate.fields
-    name = str(f.get("material") or "").strip()
-    material = catalog.resolve_material(name) if name else None
-    if material is None:
-        return Rejected("unknown_material", f"material {name[:80]!r} is not in the catalog")
+    material = catalog_material(f, catalog)
+    if isinstance(material, Rejected):
+        return material
     try:
         tonnes = parse_number(f.get("tonnes"))
     except ValueError as exc:
         return Rejected("invalid_stock", f"tonnes: {exc}")
     if not math.isfinite(tonnes) or tonnes < 0:
         return Rejected("invalid_stock", f"tonnes must be finite and not negative, got {tonnes!r}")
-    try:
-        reported_at = parse_time(f.get("reported_at"))
-    except (ValueError, OverflowError, OSError) as exc:
-        return Rejected("invalid_time", f"reported_at: {exc}")
-    if (problem := check_time(reported_at, limits)) is not None:
-        return Rejected("future_time" if "future" in problem else "invalid_time", problem)
+    reported_at = event_time(f, "reported_at", limits)
+    if isinstance(reported_at, Rejected):
+        return reported_at
     level = str(f.get("classification") or Classification.GOVERNMENT.value).strip().lower()
     if level not in {c.value for c in Classification}:
         return Rejected("invalid_classification",
