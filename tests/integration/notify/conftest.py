@@ -199,6 +199,14 @@ def migrated_database_url(database_url: str) -> str:
 
 
 @pytest.fixture
+def settings(kafka_bootstrap: str, kafka_topics: str, migrated_database_url: str, smtp_inbox):
+    """A notifier's settings on this test's broker namespace, database and SMTP server."""
+    from tests.integration.notify.world import notifier_settings
+
+    return notifier_settings(kafka_bootstrap, kafka_topics, migrated_database_url, smtp_inbox)
+
+
+@pytest.fixture
 def db_sessions(migrated_database_url: str) -> Iterator[sessionmaker[Session]]:
     """Sessions on the test's migrated database."""
     from services.notify.store.db import create_db_engine, session_factory

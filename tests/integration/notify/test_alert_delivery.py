@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from services.notify.settings import NotifySettings
 from services.notify.store import models
 from services.notify.store.db import unit_of_work
 from services.notify.worker import Notifier
@@ -23,7 +22,6 @@ from tests.integration.notify.world import (
     add_webhook,
     breach,
     eventually,
-    notifier_settings,
     publish,
     running,
     subscribe,
@@ -31,11 +29,6 @@ from tests.integration.notify.world import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def settings(kafka_bootstrap: str, kafka_topics: str, migrated_database_url: str, smtp_inbox) -> NotifySettings:
-    return notifier_settings(kafka_bootstrap, kafka_topics, migrated_database_url, smtp_inbox)
 
 
 async def test_breach_reaches_direct_and_bom_subscribers_and_never_one_without_clearance(

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import delete, select
 
-from services.notify.settings import NotifySettings
 from services.notify.store import models
 from services.notify.store.db import unit_of_work
 from shared.events import BreachStatus
@@ -21,7 +20,6 @@ from tests.integration.notify.world import (
     add_webhook,
     breach,
     eventually,
-    notifier_settings,
     publish,
     running,
     subscribe,
@@ -29,11 +27,6 @@ from tests.integration.notify.world import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def settings(kafka_bootstrap: str, kafka_topics: str, migrated_database_url: str, smtp_inbox) -> NotifySettings:
-    return notifier_settings(kafka_bootstrap, kafka_topics, migrated_database_url, smtp_inbox)
 
 
 def told(receiver, path: str) -> Counter:

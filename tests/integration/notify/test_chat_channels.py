@@ -19,7 +19,6 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from services.notify.access import AckClaim, verify_ack_token
-from services.notify.settings import NotifySettings
 from services.notify.store import models
 from services.notify.store.db import unit_of_work
 from shared.events import BreachStatus, Severity
@@ -134,11 +133,6 @@ def chat_receiver() -> Iterator[ChatReceiver]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-@pytest.fixture
-def settings(kafka_bootstrap: str, kafka_topics: str, migrated_database_url: str, smtp_inbox) -> NotifySettings:
-    return notifier_settings(kafka_bootstrap, kafka_topics, migrated_database_url, smtp_inbox)
 
 
 def add_chat(s, org: models.Organisation, kind: str, url: str, language: str = "en") -> models.Channel:

@@ -13,18 +13,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from services.notify.settings import NotifySettings
 from services.notify.store import models
 from services.notify.store.db import unit_of_work
 from shared.events import Severity
-from tests.integration.notify.world import breach, eventually, notifier_settings, publish, running, subscribe
+from tests.integration.notify.world import breach, eventually, publish, running, subscribe
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def settings(kafka_bootstrap: str, kafka_topics: str, migrated_database_url: str, smtp_inbox) -> NotifySettings:
-    return notifier_settings(kafka_bootstrap, kafka_topics, migrated_database_url, smtp_inbox)
 
 
 def clock_from(start: datetime) -> Callable[[], datetime]:

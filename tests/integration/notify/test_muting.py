@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from services.notify.settings import NotifySettings
 from services.notify.store import models
 from services.notify.store.db import unit_of_work
 from services.scoring.rules import fingerprint
@@ -19,7 +18,6 @@ from tests.integration.notify.world import (
     add_webhook,
     breach,
     eventually,
-    notifier_settings,
     publish,
     running,
     subscribe,
@@ -30,11 +28,6 @@ pytestmark = pytest.mark.integration
 EXPORT = fingerprint("gallium", "export-control-in-force")
 PRICE = fingerprint("gallium", "price-change-30d")
 ANTIMONY = fingerprint("antimony", "price-change-30d")
-
-
-@pytest.fixture
-def settings(kafka_bootstrap: str, kafka_topics: str, migrated_database_url: str, smtp_inbox) -> NotifySettings:
-    return notifier_settings(kafka_bootstrap, kafka_topics, migrated_database_url, smtp_inbox)
 
 
 def sent_fingerprints(http_receiver, path: str) -> list[list[str]]:
