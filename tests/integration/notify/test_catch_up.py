@@ -42,14 +42,17 @@ async def test_a_late_subscriber_is_told_once_of_the_breaches_already_open(setti
     closed = breach("fp-ga", material="gallium", status=BreachStatus.RESOLVED,
                     observed_at=earlier + timedelta(minutes=1))
 
-    async with running(settings, db_sessions):
+    async with running(settings, db_sessions) as notifier:
         await publish(settings, *opened, closed)  # no one subscribes to any of them yet
 
         def remembered() -> list[str]:
             with unit_of_work(db_sessions) as s:
                 return sorted(s.scalars(select(models.OpenBreach.fingerprint)))
 
-        await eventually(lambda: remembered() == ["fp-ge", "fp-sb"], what="the open breaches remembered")
+        # Every breach consumed first: the partitions arrive in any order, and a gallium firing consumed after the
+        # subscription below would be a new alert, not a catch-up.
+        await eventually(lambda: notifier.processed == 4, what="the four breaches consumed")
+        assert remembered() == ["fp-ge", "fp-sb"]
         with unit_of_work(db_sessions) as s:
             org = add_org(s, "Late BV")
             hook = add_webhook(s, org, http_receiver.url("/late"))
@@ -57,7 +60,8 @@ async def test_a_late_subscriber_is_told_once_of_the_breaches_already_open(setti
             for material in ("antimony", "germanium", "gallium"):
                 subscription = subscribe(s, org, [hook], material=material)
             org_id, gallium_subscription = org.id, subscription.id
-        await eventually(lambda: told(http_receiver, "/late") == {"fp-sb": 1, "fp-ge": 1}, what="catch-up")
+        await eventually(lambda: sum(told(http_receiver, "/late").values()) >= 2, what="catch-up")
+        assert told(http_receiver, "/late") == {"fp-sb": 1, "fp-ge": 1}
         body = verified(http_receiver.delivered("/late")[0], secret)
         for alert in body["alerts"]:
             assert alert["open_since"] == opened[0].starts_at.isoformat()
@@ -71,9 +75,10 @@ async def test_a_late_subscriber_is_told_once_of_the_breaches_already_open(setti
         org = s.get(models.Organisation, org_id)
         for material in ("antimony", "germanium"):
             subscribe(s, org, [hook], material=material)
-    async with running(settings, db_sessions, group_id="mews-notify-replay"):
+    async with running(settings, db_sessions, group_id="mews-notify-replay") as notifier:
         await publish(settings, *opened[:2])
-        await asyncio.sleep(1.5)
+        await eventually(lambda: notifier.processed == 6, what="the topic read again from its start")
+        await asyncio.sleep(1.5)  # five sweeps after it
         assert told(http_receiver, "/late") == {"fp-sb": 1, "fp-ge": 1}
 
         # A channel added to a subscription hears of its open breach, once, marked the same way.
