@@ -6,7 +6,6 @@ Broker auto-creation is off, so `ensure_topics` is the only way a topic comes to
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import hashlib
 import logging
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError, for_code
 from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 
@@ -38,10 +37,17 @@ async def ensure_topics(bootstrap: str, namespace: str = "", wanted: Iterable[de
             return []
         new = [NewTopic(t.qualified(namespace), t.partitions, replication_factor, topic_configs=t.config())
                for t in missing]
-        with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race; that is fine
-            await admin.create_topics(new)
-        created = [t.qualified(namespace) for t in missing]
-        log.info("topics created", extra={"topics": created})
+        response = await admin.create_topics(new)
+        created = []
+        # The answer carries an error per topic and raises none: read each one.
+        for name, code, *message in response.topic_errors:
+            if code == 0:
+                created.append(name)
+            elif code != TopicAlreadyExistsError.errno:  # exists: another process (or a lagging listing) won the race
+                error = for_code(code)
+                raise error(f"creating topic {name}: {message[0] if message and message[0] else error.description}")
+        if created:
+            log.info("topics created", extra={"topics": created})
         return created
     finally:
         await admin.close()

@@ -33,6 +33,15 @@ async def test_declared_topics_exist_with_their_partitions_and_cleanup_policy(ka
         await admin.close()
 
 
+async def test_a_topic_the_broker_refuses_is_an_error_naming_it_not_reported_created(kafka_bootstrap, namespace):
+    refused = topics.Topic("mews.refused.v1", 1, 1000, cleanup_policy="sometimes")
+    fine = topics.Topic("mews.fine.v1", 1, 1000)
+    with pytest.raises(KafkaError, match=f"{namespace}.mews.refused.v1"):
+        await ensure_topics(kafka_bootstrap, namespace, [fine, refused])
+    # What the broker accepted exists: the next call creates only what is still missing, and says so.
+    assert await ensure_topics(kafka_bootstrap, namespace, [fine]) == []
+
+
 async def test_broker_refuses_to_auto_create_an_undeclared_topic(kafka_bootstrap, namespace):
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, request_timeout_ms=3000)
     await producer.start()
