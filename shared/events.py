@@ -8,17 +8,21 @@ change meaning; a new meaning is a new version.
 from __future__ import annotations
 
 import base64
+import functools
 import json
+import logging
 import uuid
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
+from prometheus_client import Counter
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 SPECVERSION = "1.0"
 MaterialId = Annotated[str, Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=64)]
 CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+log = logging.getLogger(__name__)
 
 
 class Classification(StrEnum):
@@ -312,10 +316,29 @@ def decode(raw: bytes | str, expected: type[Event] | None = None) -> tuple[dict,
         raise EnvelopeError(f"unknown event type {envelope['type']!r}")
     if expected is not None and cls is not expected:
         raise EnvelopeError(f"expected {expected.type}, got {envelope['type']}")
+    data = envelope["data"]
+    if isinstance(data, dict) and not data.keys() <= cls.model_fields.keys():
+        # Fields may be added (the module's rule): a newer producer's are ignored, so a rolling deploy never
+        # dead-letters. Our own producers cannot add a typo: the models refuse unknown fields when built.
+        ignored = sorted(data.keys() - cls.model_fields.keys())
+        FIELDS_IGNORED.labels(cls.type).inc(len(ignored))
+        _log_ignored_once(cls.type, tuple(ignored))
+        data = {k: v for k, v in data.items() if k in cls.model_fields}
     try:
-        return envelope, cls.model_validate(envelope["data"])
+        return envelope, cls.model_validate(data)
     except ValidationError as exc:
         raise EnvelopeError(f"invalid {cls.type}: {describe_validation_error(exc)}") from exc
+
+
+FIELDS_IGNORED = Counter("mews_event_fields_ignored_total",
+                         "Fields of consumed events this version does not know (a newer producer's), ignored",
+                         ["type"])
+
+
+@functools.lru_cache(maxsize=256)  # one line per set of fields, not one per event
+def _log_ignored_once(event_type: str, fields: tuple[str, ...]) -> None:
+    log.warning("consumed events carry fields this version does not know; ignored",
+                extra={"event_type": event_type, "fields": list(fields)[:20]})
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -5,6 +5,8 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
+from pydantic import ValidationError
 
 from shared.events import (
     BreachRaised,
@@ -83,10 +85,24 @@ def test_decode_refuses_an_event_of_another_type_than_expected():
         decode(encode(price(), source="s"), expected=BreachRaised)
 
 
-def test_unknown_fields_are_refused_so_a_typo_cannot_pass_silently():
+def test_building_an_event_with_an_unknown_field_is_refused_so_a_typo_cannot_reach_the_wire():
+    with pytest.raises(ValidationError, match="prcie"):
+        PriceObserved(**price().model_dump(), prcie=1)
+
+
+def test_a_field_added_by_a_newer_producer_is_ignored_and_counted_so_a_rolling_deploy_never_dead_letters():
     envelope = to_cloudevent(price(), source="s")
-    envelope["data"]["prcie"] = 1
-    with pytest.raises(EnvelopeError, match="prcie"):
+    envelope["data"]["added_in_a_later_version"] = {"any": "shape"}
+    before = REGISTRY.get_sample_value("mews_event_fields_ignored_total", {"type": PriceObserved.type}) or 0
+    _, event = decode(json.dumps(envelope).encode(), PriceObserved)
+    assert event == price()
+    assert REGISTRY.get_sample_value("mews_event_fields_ignored_total", {"type": PriceObserved.type}) == before + 1
+
+
+def test_a_required_field_missing_is_still_refused_with_its_name():
+    envelope = to_cloudevent(price(), source="s")
+    del envelope["data"]["price"]
+    with pytest.raises(EnvelopeError, match="price"):
         decode(json.dumps(envelope).encode())
 
 
