@@ -27,13 +27,13 @@ run: $(STAMP) ## Start Kafka, create topics, start all services and replay the d
 test: install ## Run every test, unit and integration, against a real broker
 	$(BIN)/python -m pytest -q tests
 
-test-unit: install ## Run the tests that need no broker
+test-unit: $(STAMP) ## Run the tests that need no broker (only the virtualenv)
 	$(BIN)/python -m pytest -q tests/unit
 
 test-integration: install ## Run the tests on real Kafka, databases, SMTP and HTTP
 	$(BIN)/python -m pytest -q tests/integration tests/e2e
 
-lint: install ## ruff and mypy
+lint: $(STAMP) ## ruff and mypy (only the virtualenv)
 	$(BIN)/ruff check .
 	$(BIN)/mypy shared services/scoring/indicators services/scoring/rules.py services/scoring/refdata \
 		services/scoring/config.py
