@@ -19,13 +19,14 @@ from services.ingest.classify.lexicon import (
     MEASURE_KINDS,
     SIGNAL_KINDS,
     TOPIC_KINDS,
+    LanguageLexicon,
     Lexicon,
     LexiconError,
     load_lexicon,
 )
 from services.ingest.classify.models import Classification, Evidence, Measure, Topic, Where
 from services.ingest.classify.patterns import FoldedText, Hit, TermSet, fold_text, is_cjk, leftmost_longest
-from shared.catalog import Catalog, load_catalog
+from shared.catalog import Catalog, fold, load_catalog
 
 # Tie-break between measures found equally often: the more restrictive and more specific first.
 PRECEDENCE: tuple[str, ...] = ("export_ban", "export_quota", "export_tax", "export_licence", "sanction")
@@ -54,9 +55,12 @@ class _Matchers:
     masks: TermSet
     material_names: TermSet
     material_stems: TermSet
+    material_compounds: TermSet
     country_names: TermSet
     country_exact: TermSet
     signals: TermSet
+    # The supply-signal terms without a gap ("mining quota", 开采配额), whose words are theirs alone.
+    supply_phrases: TermSet
     senses: TermSet
     dates: DateFinder
     figures: FigureFinder
@@ -176,6 +180,7 @@ def _matchers(catalog: Catalog, lexicon: Lexicon) -> _Matchers:
             literal=True,
         ),
         material_stems=TermSet((f"{stem}*", m.id) for m in catalog.materials for stem in m.stems),
+        material_compounds=TermSet(_compounds(catalog, languages), literal=True),
         country_names=TermSet(
             [
                 *((name, c.code) for c in catalog.countries for name in _names(c.name, c.names.values())),
@@ -187,10 +192,27 @@ def _matchers(catalog: Catalog, lexicon: Lexicon) -> _Matchers:
             ((name, c.code) for c in catalog.countries for name in c.exact), literal=True, case_sensitive=True
         ),
         signals=signals,
+        supply_phrases=TermSet(
+            (term, kind) for kind in TOPIC_KINDS for lex in languages for term in lex.terms[kind] if ".." not in term
+        ),
         senses=TermSet((term, mid) for lex in languages for mid, terms in lex.senses.items() for term in terms),
         dates=DateFinder(lexicon),
         figures=FigureFinder(lexicon),
     )
+
+
+def _compounds(catalog: Catalog, languages: list[LanguageLexicon]) -> list[tuple[str, str]]:
+    """Compound words of a one-word material name and a head of its language: tinprijs, Zinnpreis, Bleierz.
+    Heads, not stems: a stem "zinn" or "tin" would also find Zinnober and tinten."""
+    entries: dict[str, str] = {}
+    for lex in languages:
+        for m in catalog.materials:
+            names = {fold(name) for name in (*m.names.get(lex.language, ()), *lex.materials.get(m.id, ()))}
+            for name in names:
+                if name.isalpha():
+                    for head in lex.compound_heads:
+                        entries.setdefault(name + head, m.id)
+    return list(entries.items())
 
 
 def _names(name: str, by_language: Iterable[tuple[str, ...]]) -> tuple[str, ...]:
@@ -203,7 +225,13 @@ def _find_materials(
     found: list[_Found] = []
     for where, part in parts:
         masked = part.blanked((h.start, h.end) for h in matchers.masks.find(part))
-        hits = leftmost_longest([*matchers.material_names.find(masked), *matchers.material_stems.find(masked)])
+        hits = leftmost_longest(
+            [
+                *matchers.material_names.find(masked),
+                *matchers.material_stems.find(masked),
+                *matchers.material_compounds.find(masked),
+            ]
+        )
         for hit in hits:
             if hit.term in unreliable:
                 evidence.append(Evidence(kind="ignored", value=hit.value, match=hit.match, where=where))
@@ -299,6 +327,7 @@ def _find_signals(
     signals: dict[str, list[_Found]] = {kind: [] for kind in SIGNAL_KINDS}
     for where, part in parts:
         found = matchers.signals.find_each(part)
+        _drop_measures_inside_signals(found, matchers.supply_phrases.find(part))
         easing = found.get("easing", [])
         for kind in SIGNAL_KINDS:
             for hit in found.get(kind, ()):
@@ -313,6 +342,16 @@ def _find_signals(
                 signals[kind].append(_Found(where, hit))
                 evidence.append(Evidence(kind="signal", value=kind, match=hit.match, where=where))
     return signals
+
+
+def _drop_measures_inside_signals(found: dict[str, list[Hit]], phrases: list[Hit]) -> None:
+    """A measure word inside a supply signal's own phrase is that signal's: the quota of "mining quota" and of
+    开采配额 is no export quota. Only phrases without a gap count: a gap spans other words."""
+    if not phrases:
+        return
+    for kind in (*MEASURE_KINDS, "restriction"):
+        if kind in found:
+            found[kind] = [h for h in found[kind] if not any(p.start <= h.start and h.end <= p.end for p in phrases)]
 
 
 def _find_figures(

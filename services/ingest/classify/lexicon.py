@@ -23,7 +23,7 @@ TOPIC_KINDS = ("production", "tariff", "stockpile", "leadtime", "price", "trade_
 SIGNAL_KINDS = (*MEASURE_KINDS, "restriction", "easing", "replacement", *TOPIC_KINDS)
 UNITS = {"day": 1, "week": 7, "month": 30, "year": 365}
 
-_LIST_FIELDS = ("stopwords", "negations", "unreliable_names", "masks", "date_triggers")
+_LIST_FIELDS = ("stopwords", "negations", "unreliable_names", "masks", "date_triggers", "compound_heads")
 _FIGURE_LISTS = ("price_words", "rises", "falls")
 # German capitalises every noun; Chinese has no case.
 _CAPITALISED_NOUNS = {"de"}
@@ -69,6 +69,8 @@ class LanguageLexicon:
     senses: Mapping[str, tuple[str, ...]]
     # Whether common nouns are written in lower case, so that a capitalised name mid-sentence is a proper noun.
     lower_case_nouns: bool
+    # Second parts of compound words that follow a material's name ("prijs" in tinprijs, "preis" in Zinnpreis).
+    compound_heads: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -158,6 +160,7 @@ def _parse(data: dict[str, Any], name: str) -> LanguageLexicon:
         figures=_figures(data.get("figures", {}), gap_words, f"{name}: figures"),
         senses=_checked_table(data.get("senses", {}), gap_words, f"{name}: senses"),
         lower_case_nouns=language not in _CAPITALISED_NOUNS and language not in _NO_CASE,
+        compound_heads=lists["compound_heads"],
     )
 
 

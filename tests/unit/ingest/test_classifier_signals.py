@@ -383,3 +383,85 @@ def test_second_held_out_figures_per_language_stay_at_or_above_its_run(language:
     figures = evaluate(rows)[language].figures()
     for name, floor in HELD_OUT_2_FLOORS[language].items():
         assert figures[name] >= floor, f"{language} {name} {figures[name]:.3f} < {floor}"
+
+
+@pytest.mark.parametrize(
+    ("title", "materials"),
+    [
+        ("Zinnpreis steigt kräftig", ["tin"]),
+        ("Bleierz aus Australien wird knapp", ["lead"]),
+        ("De tinprijs schiet omhoog", ["tin"]),
+        ("Grootste palladiumproducent schroeft productie terug", ["palladium"]),
+        ("Der Zinnober leuchtet rot", []),
+        ("Wij schilderen in warme tinten", []),
+        ("Die Kinder bleiben zu Hause", []),
+    ],
+)
+def test_a_material_name_with_a_compound_head_is_the_material_and_other_words_are_not(
+    title: str, materials: list[str]
+) -> None:
+    assert list(classify_item("", title=title).materials) == materials
+
+
+@pytest.mark.parametrize(
+    ("title", "measure", "topic"),
+    [
+        ("Indonesia cuts nickel mining quotas for 2026", "none", "production"),
+        ("印尼削减镍矿开采配额", "none", "production"),
+        ("Philippines sets import quotas for refined copper", "none", "tariff"),
+        ("Indonesia pangkas kuota produksi nikel", "none", "production"),
+        ("China raises rare earth export quota", "export_quota", "export_control"),
+    ],
+)
+def test_a_measure_word_inside_a_supply_signal_term_belongs_to_that_signal(
+    title: str, measure: str, topic: str
+) -> None:
+    result = classify_item("", title=title)
+    assert (result.measure, result.topic) == (measure, topic)
+
+
+@pytest.mark.parametrize(
+    ("title", "measure"),
+    [
+        ("Guinea orders halt to bauxite shipments", "export_ban"),
+        ("Cobalt shipments from Congo suspended", "export_ban"),
+        ("China to impose stricter checks on end users of graphite", "export_licence"),
+        ("China verschärft Ausfuhrkontrollen und will die Ausfuhr von Graphit begrenzen", "export_licence"),
+        ("China erleichtert Generallizenzen für Seltene Erden", "easing"),
+        ("China introduces general licences for gallium exports", "easing"),
+        ("Pékin soumet les exportations d'antimoine à autorisation", "export_licence"),
+    ],
+)
+def test_word_families_of_bans_licences_restrictions_and_easings(title: str, measure: str) -> None:
+    assert classify_item("", title=title).measure == measure
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Birmanie : l'arrêt des mines de l'État Wa pèse sur l'étain",
+        "缅甸佤邦停矿，锡供应收紧",
+        "Nach dem Stopp des Bergbaus wird Zinn knapp",
+        "Chile: terremoto detiene la producción en la mina de cobre",
+        "Pemerintah hentikan penambangan timah ilegal di Bangka",
+    ],
+)
+def test_mine_stoppages_are_production_in_every_language(title: str) -> None:
+    result = classify_item("", title=title)
+    assert (result.topic, result.relevant) == ("production", True)
+
+
+@pytest.mark.parametrize(
+    ("title", "materials"),
+    [
+        ("China exige licencias para exportar telurio, molibdeno e indio", ["indium", "molybdenum", "tellurium"]),
+        ("China exige licenças para exportar índio e selênio", ["indium", "selenium"]),
+        ("Tiongkok batasi ekspor molibdenum, telurium dan disprosium", ["dysprosium", "molybdenum", "tellurium"]),
+        ("Indonesia larang ekspor timah hitam", ["lead"]),
+        ("Le prix de l'or s'envole", ["gold"]),
+        ("Los pueblos indígenas: el indio de la Amazonía pide tierras", []),
+        ("Retraites : plus d'argent pour les retraités, promet le budget", []),
+    ],
+)
+def test_element_names_of_every_language_and_their_other_senses(title: str, materials: list[str]) -> None:
+    assert list(classify_item("", title=title).materials) == materials
