@@ -45,6 +45,8 @@ REPLACING = ("export_quota", "export_tax", "export_licence")
 _CITATION = re.compile(r"(?<!\w)(?:no|nr|n°)\.?\s*\d+")
 _SENTENCE_END = re.compile(r"[.!?;:]\s")
 _WORDS = re.compile(r"[\w']+")
+_CLAUSE_BREAK = re.compile(r"[.!?;:,\"«»“”()\n]")
+_NEXT_WORD = re.compile(r"[ \t]+(\w+)")
 _CASED_WORD = re.compile(r"[^\W\d_][\w'-]*")
 # After these a capital starts a sentence, a quote or a list item, not a name.
 _OPENERS = ".!?:;\"'“”«»(‘’-–—•|"
@@ -62,6 +64,7 @@ class _Matchers:
     # The supply-signal terms without a gap ("mining quota", 开采配额), whose words are theirs alone.
     supply_phrases: TermSet
     senses: TermSet
+    material_moves: TermSet
     dates: DateFinder
     figures: FigureFinder
 
@@ -97,6 +100,7 @@ def classify_item(
     materials = _drop_other_senses(materials, parts, matchers, lexicon, language, evidence)
     countries = _find_countries(parts, matchers, evidence)
     signals = _find_signals(parts, matchers, lexicon.negations(language), evidence)
+    _find_material_moves(materials, parts, matchers, lexicon.articles(language), signals, evidence)
 
     leadtime, price_change = _find_figures(parts, matchers, signals, evidence)
     if price_change is not None and abs(price_change.value) >= PRICE_SHOCK_PCT:
@@ -196,6 +200,7 @@ def _matchers(catalog: Catalog, lexicon: Lexicon) -> _Matchers:
             (term, kind) for kind in TOPIC_KINDS for lex in languages for term in lex.terms[kind] if ".." not in term
         ),
         senses=TermSet((term, mid) for lex in languages for mid, terms in lex.senses.items() for term in terms),
+        material_moves=TermSet((term, "price") for lex in languages for term in lex.figures.moves),
         dates=DateFinder(lexicon),
         figures=FigureFinder(lexicon),
     )
@@ -250,7 +255,9 @@ def _drop_other_senses(
     evidence: list[Evidence],
 ) -> list[_Found]:
     """Materials named only in another sense: a context of another sense ("medal" for silver, "insurance" for
-    Portuguese "cobre") anywhere in the item, or only as a proper noun ("Graphite Bio", the bar "Zinc")."""
+    Portuguese "cobre") anywhere in the item, or only as a proper noun ("Graphite Bio", the bar "Zinc"). A mention
+    that is part of a place name ("Copper Mountain") is dropped on its own."""
+    materials = _drop_place_names(materials, parts, lexicon.place_words(language), evidence)
     other: dict[str, str] = {}
     for _, part in parts:
         for material, hits in matchers.senses.find_each(part).items():
@@ -272,6 +279,31 @@ def _drop_other_senses(
             continue
         for f in mentions:
             evidence.append(Evidence(kind="ignored", value=material, match=f"{f.hit.match} ({reason})", where=f.where))
+    return kept
+
+
+def _drop_place_names(
+    materials: list[_Found],
+    parts: list[tuple[Where, FoldedText]],
+    place_words: frozenset[str],
+    evidence: list[Evidence],
+) -> list[_Found]:
+    """Mentions written with a capital and followed by a capitalised place word of the language: the town
+    "Copper Mountain", "Silver Springs"; "copper mountain" in lower case is still copper."""
+    if not place_words:
+        return materials
+    text = dict(parts)
+    kept = []
+    for found in materials:
+        part = text[found.where]
+        at, end = part.origin[found.hit.start], part.origin[found.hit.end - 1] + 1
+        after = _NEXT_WORD.match(part.original, end)
+        place = after.group(1) if after else ""
+        if part.original[at].isupper() and place[:1].isupper() and fold(place) in place_words:
+            match = f"{found.hit.match} {place} (a place name)"
+            evidence.append(Evidence(kind="ignored", value=found.hit.value, match=match, where=found.where))
+            continue
+        kept.append(found)
     return kept
 
 
@@ -352,6 +384,40 @@ def _drop_measures_inside_signals(found: dict[str, list[Hit]], phrases: list[Hit
     for kind in (*MEASURE_KINDS, "restriction"):
         if kind in found:
             found[kind] = [h for h in found[kind] if not any(p.start <= h.start and h.end <= p.end for p in phrases)]
+
+
+def _find_material_moves(
+    materials: list[_Found],
+    parts: list[tuple[Where, FoldedText]],
+    matchers: _Matchers,
+    articles: frozenset[str],
+    signals: dict[str, list[_Found]],
+    evidence: list[Evidence],
+) -> None:
+    """A material that starts its clause and is followed by a strong move is a price signal: "Tin jumps as ...",
+    "L'étain s'envole". Only at a clause's start (after at most an article): in "exports of copper plunge" and
+    "ekspor nikel anjlok" the material is not what moves."""
+    for where, part in parts:
+        mine = [f for f in materials if f.where == where]
+        if not mine:
+            continue
+        moves = {hit.start: hit for hit in matchers.material_moves.find(part)}
+        for found in mine:
+            after = len(part.folded) - len(part.folded[found.hit.end :].lstrip(" "))
+            move = moves.get(after)
+            if move is None or not _starts_clause(part.folded[: found.hit.start], articles):
+                continue
+            if any(f.where == where and f.hit.start <= move.start < f.hit.end for f in signals["price"]):
+                continue  # "soars" is a price term already
+            match = part.original_span(found.hit.start, move.end)
+            signals["price"].append(_Found(where, Hit(found.hit.start, move.end, "price", move.term, match)))
+            evidence.append(Evidence(kind="signal", value="price", match=match, where=where))
+
+
+def _starts_clause(before: str, articles: frozenset[str]) -> bool:
+    """Nothing but an article ("the", "el", "l'") between the last clause break and this point."""
+    clause = _CLAUSE_BREAK.split(before)[-1].strip()
+    return not clause or clause in articles
 
 
 def _find_figures(

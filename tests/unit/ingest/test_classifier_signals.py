@@ -247,7 +247,7 @@ def _lexicon_copy(tmp_path: Path) -> Path:
     [
         (lambda s: s + '\n[figures.units]\nfortnight = ["fortnight"]\n', r"en.toml: figures: .*|en.toml: not valid"),
         (lambda s: s.replace("[figures.numbers]\n", "[figures.numbers]\nhalf = 0.5\n", 1), r"numbers.half"),
-        (lambda s: s.replace("[terms]\n", "[materials]\nunobtainium = [\"x\"]\n\n[terms]\n", 1), r"unknown material"),
+        (lambda s: s.replace("[materials]\n", "[materials]\nunobtainium = [\"x\"]\n", 1), r"unknown material"),
     ],
 )
 def test_lexicon_loader_rejects_bad_figures_and_unknown_material_ids(tmp_path: Path, edit: Any, message: str) -> None:
@@ -464,4 +464,52 @@ def test_mine_stoppages_are_production_in_every_language(title: str) -> None:
     ],
 )
 def test_element_names_of_every_language_and_their_other_senses(title: str, materials: list[str]) -> None:
+    assert list(classify_item("", title=title).materials) == materials
+
+
+@pytest.mark.parametrize(
+    ("title", "topic"),
+    [
+        ("Tin jumps as Myanmar's Wa State halts mining", "price"),
+        ("L'étain s'envole à Londres après l'arrêt des mines", "price"),
+        ("El cobalto se dispara tras la veda en el Congo minero", "price"),
+        ("Exports of copper plunge as Chile mine output falls", "trade_volume"),
+        ("Ekspor nikel anjlok", "trade_volume"),
+    ],
+)
+def test_a_material_that_starts_its_clause_and_moves_strongly_is_a_price_signal(title: str, topic: str) -> None:
+    assert classify_item("", title=title).topic == topic
+
+
+def test_a_strong_move_already_a_price_term_counts_once() -> None:
+    result = classify_item("", title="Cobalt soars on Congo supply fears")
+    assert [e.match for e in result.evidence if e.kind == "signal"] == ["soars"]
+
+
+@pytest.mark.parametrize(
+    ("title", "materials"),
+    [
+        ("Copper Mountain mayor re-elected", []),
+        ("Flood hits Silver Springs homes", []),
+        ("Copper Mountain Mining cuts copper output", ["copper"]),
+        ("Copper mountain of scrap grows at the port as copper exports stall", ["copper"]),
+    ],
+)
+def test_a_capitalised_material_before_a_place_word_is_a_place(title: str, materials: list[str]) -> None:
+    assert list(classify_item("", title=title).materials) == materials
+
+
+@pytest.mark.parametrize(
+    ("title", "materials"),
+    [
+        ("铜锣湾商场租金下跌", []),
+        ("挪威磷虾捕捞量创新高", []),
+        ("硅谷科技股大涨", []),
+        ("磷酸铁锂价格暴跌", ["lithium"]),
+        ("洛阳钼业铜钴产量大增", ["cobalt", "copper", "molybdenum"]),
+    ],
+)
+def test_chinese_words_that_contain_a_material_character_are_not_the_material(
+    title: str, materials: list[str]
+) -> None:
     assert list(classify_item("", title=title).materials) == materials
