@@ -297,6 +297,22 @@ def test_evaluation_counts_precision_recall_and_materials_f1(tmp_path: Path) -> 
     assert docs.read_text(encoding="utf-8") == f"before\n<!-- evaluate:begin -->\n{text}<!-- evaluate:end -->\nafter\n"
 
 
+def test_evaluation_counts_a_wrong_or_missing_figure_as_wrong() -> None:
+    rows = [
+        {"id": "a", "lang": "en", "published": "2024-01-01", "title": "",
+         "text": "China will ban gallium exports from March 1, 2024, the ministry said.",
+         "expected": {"materials": ["gallium"], "measure": "export_ban", "relevant": True,
+                      "effective_date": "2024-03-01"}},
+        {"id": "b", "lang": "en", "published": "2024-01-01", "title": "",
+         "text": "China will ban gallium exports, the ministry said.",
+         "expected": {"materials": ["gallium"], "measure": "export_ban", "relevant": True,
+                      "effective_date": "2024-03-01"}},
+    ]
+    tally = evaluate(rows)["all"]
+    assert (tally.figures_right, tally.figures_items) == (1, 2)
+    assert tally.misses == ["b: effective_date None (not 2024-03-01)"]
+
+
 def test_evaluate_command_reports_a_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "x"}\n', encoding="utf-8")
