@@ -19,13 +19,14 @@ from services.ingest.classify.lexicon import (
     MEASURE_KINDS,
     SIGNAL_KINDS,
     TOPIC_KINDS,
+    LanguageLexicon,
     Lexicon,
     LexiconError,
     load_lexicon,
 )
 from services.ingest.classify.models import Classification, Evidence, Measure, Topic, Where
 from services.ingest.classify.patterns import FoldedText, Hit, TermSet, fold_text, is_cjk, leftmost_longest
-from shared.catalog import Catalog, load_catalog
+from shared.catalog import Catalog, fold, load_catalog
 
 # Tie-break between measures found equally often: the more restrictive and more specific first.
 PRECEDENCE: tuple[str, ...] = ("export_ban", "export_quota", "export_tax", "export_licence", "sanction")
@@ -44,6 +45,8 @@ REPLACING = ("export_quota", "export_tax", "export_licence")
 _CITATION = re.compile(r"(?<!\w)(?:no|nr|n°)\.?\s*\d+")
 _SENTENCE_END = re.compile(r"[.!?;:]\s")
 _WORDS = re.compile(r"[\w']+")
+_CLAUSE_BREAK = re.compile(r"[.!?;:,\"«»“”()\n]")
+_NEXT_WORD = re.compile(r"[ \t]+(\w+)")
 _CASED_WORD = re.compile(r"[^\W\d_][\w'-]*")
 # After these a capital starts a sentence, a quote or a list item, not a name.
 _OPENERS = ".!?:;\"'“”«»(‘’-–—•|"
@@ -54,10 +57,14 @@ class _Matchers:
     masks: TermSet
     material_names: TermSet
     material_stems: TermSet
+    material_compounds: TermSet
     country_names: TermSet
     country_exact: TermSet
     signals: TermSet
+    # The supply-signal terms without a gap ("mining quota", 开采配额), whose words are theirs alone.
+    supply_phrases: TermSet
     senses: TermSet
+    material_moves: TermSet
     dates: DateFinder
     figures: FigureFinder
 
@@ -93,6 +100,7 @@ def classify_item(
     materials = _drop_other_senses(materials, parts, matchers, lexicon, language, evidence)
     countries = _find_countries(parts, matchers, evidence)
     signals = _find_signals(parts, matchers, lexicon.negations(language), evidence)
+    _find_material_moves(materials, parts, matchers, lexicon.articles(language), signals, evidence)
 
     leadtime, price_change = _find_figures(parts, matchers, signals, evidence)
     if price_change is not None and abs(price_change.value) >= PRICE_SHOCK_PCT:
@@ -176,6 +184,7 @@ def _matchers(catalog: Catalog, lexicon: Lexicon) -> _Matchers:
             literal=True,
         ),
         material_stems=TermSet((f"{stem}*", m.id) for m in catalog.materials for stem in m.stems),
+        material_compounds=TermSet(_compounds(catalog, languages), literal=True),
         country_names=TermSet(
             [
                 *((name, c.code) for c in catalog.countries for name in _names(c.name, c.names.values())),
@@ -187,10 +196,28 @@ def _matchers(catalog: Catalog, lexicon: Lexicon) -> _Matchers:
             ((name, c.code) for c in catalog.countries for name in c.exact), literal=True, case_sensitive=True
         ),
         signals=signals,
+        supply_phrases=TermSet(
+            (term, kind) for kind in TOPIC_KINDS for lex in languages for term in lex.terms[kind] if ".." not in term
+        ),
         senses=TermSet((term, mid) for lex in languages for mid, terms in lex.senses.items() for term in terms),
+        material_moves=TermSet((term, "price") for lex in languages for term in lex.figures.moves),
         dates=DateFinder(lexicon),
         figures=FigureFinder(lexicon),
     )
+
+
+def _compounds(catalog: Catalog, languages: list[LanguageLexicon]) -> list[tuple[str, str]]:
+    """Compound words of a one-word material name and a head of its language: tinprijs, Zinnpreis, Bleierz.
+    Heads, not stems: a stem "zinn" or "tin" would also find Zinnober and tinten."""
+    entries: dict[str, str] = {}
+    for lex in languages:
+        for m in catalog.materials:
+            names = {fold(name) for name in (*m.names.get(lex.language, ()), *lex.materials.get(m.id, ()))}
+            for name in names:
+                if name.isalpha():
+                    for head in lex.compound_heads:
+                        entries.setdefault(name + head, m.id)
+    return list(entries.items())
 
 
 def _names(name: str, by_language: Iterable[tuple[str, ...]]) -> tuple[str, ...]:
@@ -203,7 +230,13 @@ def _find_materials(
     found: list[_Found] = []
     for where, part in parts:
         masked = part.blanked((h.start, h.end) for h in matchers.masks.find(part))
-        hits = leftmost_longest([*matchers.material_names.find(masked), *matchers.material_stems.find(masked)])
+        hits = leftmost_longest(
+            [
+                *matchers.material_names.find(masked),
+                *matchers.material_stems.find(masked),
+                *matchers.material_compounds.find(masked),
+            ]
+        )
         for hit in hits:
             if hit.term in unreliable:
                 evidence.append(Evidence(kind="ignored", value=hit.value, match=hit.match, where=where))
@@ -222,7 +255,9 @@ def _drop_other_senses(
     evidence: list[Evidence],
 ) -> list[_Found]:
     """Materials named only in another sense: a context of another sense ("medal" for silver, "insurance" for
-    Portuguese "cobre") anywhere in the item, or only as a proper noun ("Graphite Bio", the bar "Zinc")."""
+    Portuguese "cobre") anywhere in the item, or only as a proper noun ("Graphite Bio", the bar "Zinc"). A mention
+    that is part of a place name ("Copper Mountain") is dropped on its own."""
+    materials = _drop_place_names(materials, parts, lexicon.place_words(language), evidence)
     other: dict[str, str] = {}
     for _, part in parts:
         for material, hits in matchers.senses.find_each(part).items():
@@ -244,6 +279,31 @@ def _drop_other_senses(
             continue
         for f in mentions:
             evidence.append(Evidence(kind="ignored", value=material, match=f"{f.hit.match} ({reason})", where=f.where))
+    return kept
+
+
+def _drop_place_names(
+    materials: list[_Found],
+    parts: list[tuple[Where, FoldedText]],
+    place_words: frozenset[str],
+    evidence: list[Evidence],
+) -> list[_Found]:
+    """Mentions written with a capital and followed by a capitalised place word of the language: the town
+    "Copper Mountain", "Silver Springs"; "copper mountain" in lower case is still copper."""
+    if not place_words:
+        return materials
+    text = dict(parts)
+    kept = []
+    for found in materials:
+        part = text[found.where]
+        at, end = part.origin[found.hit.start], part.origin[found.hit.end - 1] + 1
+        after = _NEXT_WORD.match(part.original, end)
+        place = after.group(1) if after else ""
+        if part.original[at].isupper() and place[:1].isupper() and fold(place) in place_words:
+            match = f"{found.hit.match} {place} (a place name)"
+            evidence.append(Evidence(kind="ignored", value=found.hit.value, match=match, where=found.where))
+            continue
+        kept.append(found)
     return kept
 
 
@@ -299,6 +359,7 @@ def _find_signals(
     signals: dict[str, list[_Found]] = {kind: [] for kind in SIGNAL_KINDS}
     for where, part in parts:
         found = matchers.signals.find_each(part)
+        _drop_measures_inside_signals(found, matchers.supply_phrases.find(part))
         easing = found.get("easing", [])
         for kind in SIGNAL_KINDS:
             for hit in found.get(kind, ()):
@@ -313,6 +374,50 @@ def _find_signals(
                 signals[kind].append(_Found(where, hit))
                 evidence.append(Evidence(kind="signal", value=kind, match=hit.match, where=where))
     return signals
+
+
+def _drop_measures_inside_signals(found: dict[str, list[Hit]], phrases: list[Hit]) -> None:
+    """A measure word inside a supply signal's own phrase is that signal's: the quota of "mining quota" and of
+    开采配额 is no export quota. Only phrases without a gap count: a gap spans other words."""
+    if not phrases:
+        return
+    for kind in (*MEASURE_KINDS, "restriction"):
+        if kind in found:
+            found[kind] = [h for h in found[kind] if not any(p.start <= h.start and h.end <= p.end for p in phrases)]
+
+
+def _find_material_moves(
+    materials: list[_Found],
+    parts: list[tuple[Where, FoldedText]],
+    matchers: _Matchers,
+    articles: frozenset[str],
+    signals: dict[str, list[_Found]],
+    evidence: list[Evidence],
+) -> None:
+    """A material that starts its clause and is followed by a strong move is a price signal: "Tin jumps as ...",
+    "L'étain s'envole". Only at a clause's start (after at most an article): in "exports of copper plunge" and
+    "ekspor nikel anjlok" the material is not what moves."""
+    for where, part in parts:
+        mine = [f for f in materials if f.where == where]
+        if not mine:
+            continue
+        moves = {hit.start: hit for hit in matchers.material_moves.find(part)}
+        for found in mine:
+            after = len(part.folded) - len(part.folded[found.hit.end :].lstrip(" "))
+            move = moves.get(after)
+            if move is None or not _starts_clause(part.folded[: found.hit.start], articles):
+                continue
+            if any(f.where == where and f.hit.start <= move.start < f.hit.end for f in signals["price"]):
+                continue  # "soars" is a price term already
+            match = part.original_span(found.hit.start, move.end)
+            signals["price"].append(_Found(where, Hit(found.hit.start, move.end, "price", move.term, match)))
+            evidence.append(Evidence(kind="signal", value="price", match=match, where=where))
+
+
+def _starts_clause(before: str, articles: frozenset[str]) -> bool:
+    """Nothing but an article ("the", "el", "l'") between the last clause break and this point."""
+    clause = _CLAUSE_BREAK.split(before)[-1].strip()
+    return not clause or clause in articles
 
 
 def _find_figures(

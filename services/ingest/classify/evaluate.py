@@ -70,7 +70,7 @@ class Tally:
         for name in FIGURES:
             if name in expected:
                 self.figures_items += 1
-                self.figures_right += name not in wrong
+                self.figures_right += not any(w.startswith(f"{name} ") for w in wrong)
         if wrong:
             self.misses.append(f"{row['id']}: " + "; ".join(wrong))
 

@@ -23,8 +23,10 @@ TOPIC_KINDS = ("production", "tariff", "stockpile", "leadtime", "price", "trade_
 SIGNAL_KINDS = (*MEASURE_KINDS, "restriction", "easing", "replacement", *TOPIC_KINDS)
 UNITS = {"day": 1, "week": 7, "month": 30, "year": 365}
 
-_LIST_FIELDS = ("stopwords", "negations", "unreliable_names", "masks", "date_triggers")
-_FIGURE_LISTS = ("price_words", "rises", "falls")
+_LIST_FIELDS = (
+    "stopwords", "negations", "unreliable_names", "masks", "date_triggers", "compound_heads", "place_words", "articles",
+)
+_FIGURE_LISTS = ("price_words", "rises", "falls", "moves")
 # German capitalises every noun; Chinese has no case.
 _CAPITALISED_NOUNS = {"de"}
 _NO_CASE = {"zh"}
@@ -46,6 +48,8 @@ class Figures:
     price_words: tuple[str, ...]
     rises: tuple[str, ...]
     falls: tuple[str, ...]
+    # Strong moves said of a material itself, as a market says them: "tin jumps", "el estaño se dispara".
+    moves: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,6 +73,12 @@ class LanguageLexicon:
     senses: Mapping[str, tuple[str, ...]]
     # Whether common nouns are written in lower case, so that a capitalised name mid-sentence is a proper noun.
     lower_case_nouns: bool
+    # Second parts of compound words that follow a material's name ("prijs" in tinprijs, "preis" in Zinnpreis).
+    compound_heads: tuple[str, ...] = ()
+    # Capitalised words that make a place of a material name written just before them ("Copper Mountain").
+    place_words: frozenset[str] = frozenset()
+    # Articles that may stand before a material at the start of a clause ("the", "el", "l'").
+    articles: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,6 +92,18 @@ class Lexicon:
         if language in self.languages:
             return self.languages[language].unreliable_names
         return frozenset().union(*(lex.unreliable_names for lex in self.languages.values()))
+
+    def place_words(self, language: str) -> frozenset[str]:
+        """Words that make a place of a material name before them; of every language when it is unknown."""
+        if language in self.languages:
+            return self.languages[language].place_words
+        return frozenset().union(*(lex.place_words for lex in self.languages.values()))
+
+    def articles(self, language: str) -> frozenset[str]:
+        """Articles of this language; of every language when it is unknown."""
+        if language in self.languages:
+            return self.languages[language].articles
+        return frozenset().union(*(lex.articles for lex in self.languages.values()))
 
     def negations(self, language: str) -> frozenset[str]:
         """Negation words of this language; of every language when it is unknown."""
@@ -158,6 +180,9 @@ def _parse(data: dict[str, Any], name: str) -> LanguageLexicon:
         figures=_figures(data.get("figures", {}), gap_words, f"{name}: figures"),
         senses=_checked_table(data.get("senses", {}), gap_words, f"{name}: senses"),
         lower_case_nouns=language not in _CAPITALISED_NOUNS and language not in _NO_CASE,
+        compound_heads=lists["compound_heads"],
+        place_words=frozenset(lists["place_words"]),
+        articles=frozenset(lists["articles"]),
     )
 
 

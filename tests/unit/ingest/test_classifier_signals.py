@@ -247,7 +247,7 @@ def _lexicon_copy(tmp_path: Path) -> Path:
     [
         (lambda s: s + '\n[figures.units]\nfortnight = ["fortnight"]\n', r"en.toml: figures: .*|en.toml: not valid"),
         (lambda s: s.replace("[figures.numbers]\n", "[figures.numbers]\nhalf = 0.5\n", 1), r"numbers.half"),
-        (lambda s: s.replace("[terms]\n", "[materials]\nunobtainium = [\"x\"]\n\n[terms]\n", 1), r"unknown material"),
+        (lambda s: s.replace("[materials]\n", "[materials]\nunobtainium = [\"x\"]\n", 1), r"unknown material"),
     ],
 )
 def test_lexicon_loader_rejects_bad_figures_and_unknown_material_ids(tmp_path: Path, edit: Any, message: str) -> None:
@@ -295,6 +295,22 @@ def test_evaluation_counts_precision_recall_and_materials_f1(tmp_path: Path) -> 
     docs.write_text("before\n<!-- evaluate:begin -->\nold\n<!-- evaluate:end -->\nafter\n", encoding="utf-8")
     write_docs(text, docs)
     assert docs.read_text(encoding="utf-8") == f"before\n<!-- evaluate:begin -->\n{text}<!-- evaluate:end -->\nafter\n"
+
+
+def test_evaluation_counts_a_wrong_or_missing_figure_as_wrong() -> None:
+    rows = [
+        {"id": "a", "lang": "en", "published": "2024-01-01", "title": "",
+         "text": "China will ban gallium exports from March 1, 2024, the ministry said.",
+         "expected": {"materials": ["gallium"], "measure": "export_ban", "relevant": True,
+                      "effective_date": "2024-03-01"}},
+        {"id": "b", "lang": "en", "published": "2024-01-01", "title": "",
+         "text": "China will ban gallium exports, the ministry said.",
+         "expected": {"materials": ["gallium"], "measure": "export_ban", "relevant": True,
+                      "effective_date": "2024-03-01"}},
+    ]
+    tally = evaluate(rows)["all"]
+    assert (tally.figures_right, tally.figures_items) == (1, 2)
+    assert tally.misses == ["b: effective_date None (not 2024-03-01)"]
 
 
 def test_evaluate_command_reports_a_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -383,3 +399,156 @@ def test_second_held_out_figures_per_language_stay_at_or_above_its_run(language:
     figures = evaluate(rows)[language].figures()
     for name, floor in HELD_OUT_2_FLOORS[language].items():
         assert figures[name] >= floor, f"{language} {name} {figures[name]:.3f} < {floor}"
+
+
+# The third held-out set (news_heldout_3.jsonl), written after the third freeze (f5bad9d) and run once:
+# its figures from that run, floored to three decimals. Its misses are kept as they are.
+HELD_OUT_3_FLOORS = {
+    "de": {"relevant_accuracy": 0.941, "measure_accuracy": 1.000, "topic_accuracy": 0.882, "materials_f1": 0.976},
+    "en": {"relevant_accuracy": 0.944, "measure_accuracy": 1.000, "topic_accuracy": 0.888, "materials_f1": 0.976},
+    "es": {"relevant_accuracy": 1.000, "measure_accuracy": 1.000, "topic_accuracy": 1.000, "materials_f1": 0.976},
+    "fr": {"relevant_accuracy": 0.937, "measure_accuracy": 0.937, "topic_accuracy": 0.875, "materials_f1": 1.000},
+    "id": {"relevant_accuracy": 1.000, "measure_accuracy": 1.000, "topic_accuracy": 1.000, "materials_f1": 0.971},
+    "nl": {"relevant_accuracy": 1.000, "measure_accuracy": 0.941, "topic_accuracy": 0.941, "materials_f1": 1.000},
+    "pt": {"relevant_accuracy": 1.000, "measure_accuracy": 0.941, "topic_accuracy": 0.941, "materials_f1": 0.977},
+    "zh": {"relevant_accuracy": 1.000, "measure_accuracy": 1.000, "topic_accuracy": 1.000, "materials_f1": 0.983},
+}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_third_held_out_figures_per_language_stay_at_or_above_its_run(language: str) -> None:
+    rows = [row for row in read_rows(HELD_OUT.with_name("news_heldout_3.jsonl")) if row["lang"] == language]
+    assert len(rows) >= 15
+    figures = evaluate(rows)[language].figures()
+    for name, floor in HELD_OUT_3_FLOORS[language].items():
+        assert figures[name] >= floor, f"{language} {name} {figures[name]:.3f} < {floor}"
+
+
+@pytest.mark.parametrize(
+    ("title", "materials"),
+    [
+        ("Zinnpreis steigt kräftig", ["tin"]),
+        ("Bleierz aus Australien wird knapp", ["lead"]),
+        ("De tinprijs schiet omhoog", ["tin"]),
+        ("Grootste palladiumproducent schroeft productie terug", ["palladium"]),
+        ("Der Zinnober leuchtet rot", []),
+        ("Wij schilderen in warme tinten", []),
+        ("Die Kinder bleiben zu Hause", []),
+    ],
+)
+def test_a_material_name_with_a_compound_head_is_the_material_and_other_words_are_not(
+    title: str, materials: list[str]
+) -> None:
+    assert list(classify_item("", title=title).materials) == materials
+
+
+@pytest.mark.parametrize(
+    ("title", "measure", "topic"),
+    [
+        ("Indonesia cuts nickel mining quotas for 2026", "none", "production"),
+        ("印尼削减镍矿开采配额", "none", "production"),
+        ("Philippines sets import quotas for refined copper", "none", "tariff"),
+        ("Indonesia pangkas kuota produksi nikel", "none", "production"),
+        ("China raises rare earth export quota", "export_quota", "export_control"),
+    ],
+)
+def test_a_measure_word_inside_a_supply_signal_term_belongs_to_that_signal(
+    title: str, measure: str, topic: str
+) -> None:
+    result = classify_item("", title=title)
+    assert (result.measure, result.topic) == (measure, topic)
+
+
+@pytest.mark.parametrize(
+    ("title", "measure"),
+    [
+        ("Guinea orders halt to bauxite shipments", "export_ban"),
+        ("Cobalt shipments from Congo suspended", "export_ban"),
+        ("China to impose stricter checks on end users of graphite", "export_licence"),
+        ("China verschärft Ausfuhrkontrollen und will die Ausfuhr von Graphit begrenzen", "export_licence"),
+        ("China erleichtert Generallizenzen für Seltene Erden", "easing"),
+        ("China introduces general licences for gallium exports", "easing"),
+        ("Pékin soumet les exportations d'antimoine à autorisation", "export_licence"),
+    ],
+)
+def test_word_families_of_bans_licences_restrictions_and_easings(title: str, measure: str) -> None:
+    assert classify_item("", title=title).measure == measure
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Birmanie : l'arrêt des mines de l'État Wa pèse sur l'étain",
+        "缅甸佤邦停矿，锡供应收紧",
+        "Nach dem Stopp des Bergbaus wird Zinn knapp",
+        "Chile: terremoto detiene la producción en la mina de cobre",
+        "Pemerintah hentikan penambangan timah ilegal di Bangka",
+    ],
+)
+def test_mine_stoppages_are_production_in_every_language(title: str) -> None:
+    result = classify_item("", title=title)
+    assert (result.topic, result.relevant) == ("production", True)
+
+
+@pytest.mark.parametrize(
+    ("title", "materials"),
+    [
+        ("China exige licencias para exportar telurio, molibdeno e indio", ["indium", "molybdenum", "tellurium"]),
+        ("China exige licenças para exportar índio e selênio", ["indium", "selenium"]),
+        ("Tiongkok batasi ekspor molibdenum, telurium dan disprosium", ["dysprosium", "molybdenum", "tellurium"]),
+        ("Indonesia larang ekspor timah hitam", ["lead"]),
+        ("Le prix de l'or s'envole", ["gold"]),
+        ("Los pueblos indígenas: el indio de la Amazonía pide tierras", []),
+        ("Retraites : plus d'argent pour les retraités, promet le budget", []),
+    ],
+)
+def test_element_names_of_every_language_and_their_other_senses(title: str, materials: list[str]) -> None:
+    assert list(classify_item("", title=title).materials) == materials
+
+
+@pytest.mark.parametrize(
+    ("title", "topic"),
+    [
+        ("Tin jumps as Myanmar's Wa State halts mining", "price"),
+        ("L'étain s'envole à Londres après l'arrêt des mines", "price"),
+        ("El cobalto se dispara tras la veda en el Congo minero", "price"),
+        ("Exports of copper plunge as Chile mine output falls", "trade_volume"),
+        ("Ekspor nikel anjlok", "trade_volume"),
+    ],
+)
+def test_a_material_that_starts_its_clause_and_moves_strongly_is_a_price_signal(title: str, topic: str) -> None:
+    assert classify_item("", title=title).topic == topic
+
+
+def test_a_strong_move_already_a_price_term_counts_once() -> None:
+    result = classify_item("", title="Cobalt soars on Congo supply fears")
+    assert [e.match for e in result.evidence if e.kind == "signal"] == ["soars"]
+
+
+@pytest.mark.parametrize(
+    ("title", "materials"),
+    [
+        ("Copper Mountain mayor re-elected", []),
+        ("Flood hits Silver Springs homes", []),
+        ("Copper Mountain Mining cuts copper output", ["copper"]),
+        ("Copper mountain of scrap grows at the port as copper exports stall", ["copper"]),
+    ],
+)
+def test_a_capitalised_material_before_a_place_word_is_a_place(title: str, materials: list[str]) -> None:
+    assert list(classify_item("", title=title).materials) == materials
+
+
+@pytest.mark.parametrize(
+    ("title", "materials"),
+    [
+        ("铜锣湾商场租金下跌", []),
+        ("挪威磷虾捕捞量创新高", []),
+        ("硅谷科技股大涨", []),
+        ("磷酸铁锂价格暴跌", ["lithium"]),
+        ("洛阳钼业铜钴产量大增", ["cobalt", "copper", "molybdenum"]),
+    ],
+)
+def test_chinese_words_that_contain_a_material_character_are_not_the_material(
+    title: str, materials: list[str]
+) -> None:
+    assert list(classify_item("", title=title).materials) == materials
