@@ -197,7 +197,7 @@ def _record(session: Session, n: models.Notification | None, channels: dict[str,
     if outcome.outcome == "gone" and channel is not None and n.kind != "admin_notice":
         n.status = "cancelled"
         if channel.enabled:  # two answers of 410 in one batch switch the channel off, and tell the admins, once
-            disable_channel(session, channel, f"receiver answered 410 Gone at {now.isoformat()}", now)
+            disable_channel(session, channel, f"receiver answered {outcome.error}", now)
         return "cancelled"
     # A refused target (the outbound policy) is refused again next time: failed at once, never retried.
     if outcome.outcome != "refused" and not policy.schedule.exhausted(n.attempts):
