@@ -73,7 +73,7 @@ async def test_a_dutch_channel_gets_a_dutch_email_and_webhook_and_can_unsubscrib
                   "Waarde: +49,4 % tegen drempel +40,0 %", "Sinds: 14 juli 2026 08:15 CEST",
                   "prijs van push-API (sleutel key39449b5c) op 14 juli 2026 08:15 CEST: 1.234,5",
                   "Waarom u dit ontvangt: grondstof antimoon", "Monitoringparameter (CRMA art. 20, lid 1): "
-                  "prijsvolatiliteit", f"Uw abonnement beheren: {api_url}/v1/subscriptions"):
+                  "prijsvolatiliteit", f"Uw abonnement beheren: {api_url}/console/subscriptions"):
         assert dutch in text, dutch
     prose = re.sub(r"https?://\S+", "", text)  # links are not words
     assert [word for word in ENGLISH if word in prose] == []
@@ -88,13 +88,13 @@ async def test_a_dutch_channel_gets_a_dutch_email_and_webhook_and_can_unsubscrib
                                           "voor kritiek van +40,0 %")
     assert alert["value"] == 49.432654023557234
 
-    # The manage link answers (with a key: it is the organisation's subscriptions), the unsubscribe link asks
-    # first and then turns the email channel off.
+    # The manage link is the console's subscriptions page, the unsubscribe link asks first and then turns the
+    # email channel off.
     manage = re.search(r"Uw abonnement beheren: (\S+)", text).group(1)
     unsubscribe = re.search(r"Afmelden voor dit adres: (\S+)", text).group(1)
     assert unsubscribe.startswith(f"{api_url}/v1/unsubscribe/")
     async with httpx.AsyncClient() as http:
-        assert (await http.get(manage)).status_code == 401
+        assert manage == f"{api_url}/console/subscriptions"
         asked = await http.get(unsubscribe)
         assert asked.status_code == 200
         assert '<form method="post">' in asked.text

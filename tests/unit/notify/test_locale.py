@@ -104,7 +104,7 @@ Onderbouwing:
 
 
 def test_a_dutch_email_is_dutch_throughout_and_matches_the_readme_excerpt():
-    links = {"manage": "https://mews.example/v1/subscriptions", "ack:a1": "https://mews.example/v1/ack/t",
+    links = {"manage": "https://mews.example/console/subscriptions", "ack:a1": "https://mews.example/v1/ack/t",
              "unsubscribe": "https://mews.example/v1/unsubscribe/u"}
     mail = render_email("alert", {"kind": "alert", "status": "firing", "group_key": "immediate:c:antimony",
                                   "alerts": [ALERT]}, "nl", links, "Europe/Amsterdam")
@@ -120,9 +120,9 @@ def test_a_dutch_email_is_dutch_throughout_and_matches_the_readme_excerpt():
     assert "Unsubscribe this address: https://mews.example/v1/unsubscribe/u" in english.text
 
 
-def test_manage_link_is_the_subscriptions_endpoint_or_the_configured_template():
+def test_manage_link_is_the_consoles_subscriptions_page_or_the_configured_template():
     assert manage_url(NotifySettings(public_base_url="https://mews.example/"), "org-1") == (
-        "https://mews.example/v1/subscriptions")
+        "https://mews.example/console/subscriptions")
     configured = NotifySettings(manage_url="https://console.example/orgs/{organisation_id}/subscriptions")
     assert manage_url(configured, "org-1") == "https://console.example/orgs/org-1/subscriptions"
 
