@@ -18,7 +18,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
-from services.notify.access import AckClaim, verify_ack_token
+from services.notify.access import AckClaim, UnsubscribeClaim, verify_ack_token, verify_unsubscribe_token
 from services.notify.store import models
 from services.notify.store.db import unit_of_work
 from shared.events import BreachStatus, Severity
@@ -154,7 +154,7 @@ async def test_teams_gets_an_adaptive_card_with_the_ack_link_and_then_the_resolu
         org = add_org(s, "Ministerie BV", kind="company")
         teams = add_chat(s, org, "teams", chat_receiver.url("/teams/ops"))
         subscribe(s, org, [teams], material="gallium")
-        org_id = org.id
+        org_id, teams_id = org.id, teams.id
 
     async with running(settings, db_sessions):
         await publish(settings, breach("fp-teams", severity=Severity.CRITICAL, value=0.71))
@@ -172,14 +172,18 @@ async def test_teams_gets_an_adaptive_card_with_the_ack_link_and_then_the_resolu
     assert (facts["Severity"], facts["Material"], facts["Rule"]) == ("critical", "gallium", "price_spike")
     assert facts["Threshold"] == "annualised price volatility 71.0% is above the critical threshold 30.0%"
     assert "[lme price](https://example.org/prices/ga)" in firing["body"][3]["text"]
-    ack, manage = firing["actions"]
-    assert ack["type"] == manage["type"] == "Action.OpenUrl"
+    ack, manage, unsubscribe = firing["actions"]
+    assert ack["type"] == manage["type"] == unsubscribe["type"] == "Action.OpenUrl"
+    assert manage["url"] == "http://mews.test/console/subscriptions"
+    left = verify_unsubscribe_token(settings.link_signing_key.get_secret_value(), unsubscribe["url"].rsplit("/", 1)[1])
+    assert isinstance(left, UnsubscribeClaim)
+    assert (left.channel_id, left.organisation_id) == (teams_id, org_id)
     claim = verify_ack_token(settings.link_signing_key.get_secret_value(), ack["url"].rsplit("/", 1)[1])
     assert isinstance(claim, AckClaim)
     assert claim.organisation_id == org_id
     assert resolved["body"][0]["text"].startswith("[RESOLVED] ")
     assert resolved["body"][0]["color"] == "Good"
-    assert [a["title"] for a in resolved["actions"]] == ["Manage alerts"]  # nothing left to acknowledge
+    assert [a["title"] for a in resolved["actions"]] == ["Manage alerts", "Unsubscribe this channel"]  # no ack
 
 
 async def test_slack_busy_answers_are_retried_no_sooner_than_retry_after_asks(settings, db_sessions, chat_receiver):
@@ -209,7 +213,8 @@ async def test_slack_busy_answers_are_retried_no_sooner_than_retry_after_asks(se
     assert message["text"] == (
         "[FIRING] gallium: annualised price volatility 42.0% is above the warning threshold of 30.0%")
     assert [b["type"] for b in message["blocks"]] == ["section", "section", "context", "actions"]
-    [ack, _manage] = message["blocks"][-1]["elements"]
+    [ack, _manage, unsubscribe] = message["blocks"][-1]["elements"]
+    assert unsubscribe["url"].startswith("http://mews.test/v1/unsubscribe/")
     assert isinstance(verify_ack_token(settings.link_signing_key.get_secret_value(), ack["url"].rsplit("/", 1)[1]),
                       AckClaim)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -92,8 +93,9 @@ def test_the_summary_is_rendered_from_the_machine_fields_in_both_languages():
 
 
 DUTCH_EXCERPT = """\
-== antimoon / price-change-30d: KRITIEK (actief) ==
+== antimoon / prijsverandering over 30 dagen: KRITIEK (actief) ==
 antimoon: prijsverandering over 30 dagen +49,4 % ligt boven de drempel voor kritiek van +40,0 %
+Regel: Een aanhoudende prijsstijging over een maand (maand op maand bij maandreeksen).
 Waarde: +49,4 % tegen drempel +40,0 % (prijsverandering over 30 dagen)
 Monitoringparameter (CRMA art. 20, lid 1): prijsvolatiliteit
 Sinds: 14 juli 2026 08:15 CEST
@@ -108,7 +110,7 @@ def test_a_dutch_email_is_dutch_throughout_and_matches_the_readme_excerpt():
              "unsubscribe": "https://mews.example/v1/unsubscribe/u"}
     mail = render_email("alert", {"kind": "alert", "status": "firing", "group_key": "immediate:c:antimony",
                                   "alerts": [ALERT]}, "nl", links, "Europe/Amsterdam")
-    assert mail.subject == "[mews] KRITIEK antimoon: price-change-30d"
+    assert mail.subject == "[mews] KRITIEK antimoon: prijsverandering over 30 dagen"
     assert DUTCH_EXCERPT in mail.text
     assert DUTCH_EXCERPT in (Path(__file__).resolve().parents[3] / "README.md").read_text()  # quoted there
     assert "Afmelden voor dit adres: https://mews.example/v1/unsubscribe/u" in mail.text
@@ -118,6 +120,43 @@ def test_a_dutch_email_is_dutch_throughout_and_matches_the_readme_excerpt():
     assert "Value: +49.4% against threshold +40.0% (30-day price change)" in english.text
     assert "price from push API (key39449b5c) at 14 July 2026 06:15 UTC: 1,234.5" in english.text
     assert "Unsubscribe this address: https://mews.example/v1/unsubscribe/u" in english.text
+
+
+def test_every_scoring_rule_has_a_dutch_and_english_name_and_the_english_description_is_scorings():
+    shipped = tomllib.loads((Path(__file__).resolve().parents[3] / "services" / "scoring" / "scoring.toml")
+                            .read_text())
+    described = {rule["name"]: rule["description"] for rule in shipped["rules"]}
+    assert set(locale.RULES) == set(described)
+    for name, description in described.items():
+        assert locale.rule_description(name, "en") == description
+        assert locale.rule_description(name, "nl") not in ("", description)
+        assert locale.rule_title(name, "nl") != name
+    assert locale.rule_title("price-change-30d", "nl") == "prijsverandering over 30 dagen"
+    assert (locale.rule_title("gallium-own", "nl"), locale.rule_description("gallium-own", "nl")) == (
+        "gallium-own", "")  # a rule of a material alone shows its name
+
+
+def test_emails_and_cards_show_the_rule_in_words_and_webhooks_keep_its_id():
+    from services.notify.delivery.payload import localised_payload, slack_message, teams_message
+
+    payload = {"kind": "alert", "status": "firing", "group_key": "immediate:c:antimony", "alerts": [ALERT]}
+    links = {"manage": "https://mews.example/console/subscriptions", "ack:a1": "https://mews.example/v1/ack/t"}
+    english = render_email("alert", payload, "en", links)
+    assert english.subject == "[mews] CRITICAL antimony: 30-day price change"
+    assert "Rule: A sustained price rise over a month (month-on-month for monthly series)." in english.text
+    assert "<th align=\"left\">Rule</th><td>A sustained price rise over a month" in english.html
+    card = teams_message(payload, links, "nl")["attachments"][0]["content"]
+    facts = {f["title"]: f["value"] for f in card["body"][2]["facts"]}
+    assert facts["Regel"] == ("prijsverandering over 30 dagen: Een aanhoudende prijsstijging over een maand "
+                              "(maand op maand bij maandreeksen).")
+    assert card["actions"][0]["title"] == "Bevestigen: antimoon, prijsverandering over 30 dagen"
+    slack = slack_message(payload, links, "en")
+    fields = [f["text"] for f in slack["blocks"][1]["fields"]]
+    assert "*Rule*\n30-day price change: A sustained price rise over a month (month-on-month for monthly series)." in (
+        fields)
+    [webhook] = localised_payload(payload, "nl")["alerts"]
+    assert (webhook["rule"], webhook["rule_localised"]) == ("price-change-30d", "prijsverandering over 30 dagen")
+    assert webhook["rule_description_localised"].startswith("Een aanhoudende prijsstijging")
 
 
 def test_manage_link_is_the_consoles_subscriptions_page_or_the_configured_template():
