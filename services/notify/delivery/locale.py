@@ -225,6 +225,15 @@ def rule_description(rule: str | None, language: str = "en") -> str:
     return entry[1] if entry else ""
 
 
+CHANNEL_KINDS = {"en": {"email": "email", "webhook": "webhook", "teams": "Microsoft Teams", "slack": "Slack"},
+                 "nl": {"email": "e-mail", "webhook": "webhook", "teams": "Microsoft Teams", "slack": "Slack"}}
+
+
+def channel_kind(value: str, language: str = "en") -> str:
+    """A kind of channel in words (`e-mail`, `Microsoft Teams`)."""
+    return CHANNEL_KINDS[language_of(language)].get(value, value)
+
+
 def severity(value: str, language: str = "en") -> str:
     return SEVERITIES[language_of(language)].get(value, value)
 

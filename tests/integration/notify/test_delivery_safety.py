@@ -155,7 +155,9 @@ async def test_receiver_failing_every_notification_is_disabled_and_admins_told(
     assert sample("mews_notify_deliveries_total", {"channel": "webhook", "outcome": "retry"}) - retried_before == (
         tries - 2)
     [notice] = smtp_inbox.to("admin@down.test")
-    assert "Webhook disabled" in notice["subject"]
+    assert notice["subject"] == "[mews] Channel disabled: webhook at 127.0.0.1"
+    text = notice.get_body(("plain",)).get_content()
+    assert "Reason: 2 notifications in a row failed; last: HTTP 503" in text
 
 
 async def test_delivery_metrics_count_deliveries_and_time_from_breach(

@@ -159,6 +159,30 @@ def test_emails_and_cards_show_the_rule_in_words_and_webhooks_keep_its_id():
     assert webhook["rule_description_localised"].startswith("Een aanhoudende prijsstijging")
 
 
+def test_an_admin_notice_reads_in_the_channels_language_and_time_zone():
+    notice = {"recipients": ["admin@ezk.test"], "channel_id": "chan-1", "channel_kind": "teams",
+              "reason": "receiver answered HTTP 404: the chat webhook refuses messages for good",
+              "cause": {"kind": "gone", "answer": "HTTP 404: the chat webhook refuses messages for good"},
+              "target_host": "prod.westeurope.logic.azure.com", "disabled_at": "2026-07-14T06:15:00+00:00"}
+    links = {"manage": "https://mews.example/console/subscriptions"}
+    dutch = render_email("admin_notice", notice, "nl", links, "Europe/Amsterdam")
+    assert dutch.subject == "[mews] Kanaal uitgeschakeld: Microsoft Teams op prod.westeurope.logic.azure.com"
+    assert "mews heeft een Microsoft Teams-kanaal van uw organisatie uitgeschakeld." in dutch.text
+    assert "Reden: de ontvanger antwoordde HTTP 404: the chat webhook refuses messages for good: hij neemt geen " \
+           "berichten meer aan\nUitgeschakeld op: 14 juli 2026 08:15 CEST\n" in dutch.text
+    assert "<li>Uitgeschakeld op: 14 juli 2026 08:15 CEST</li>" in dutch.html
+    failures = {**notice, "channel_kind": "webhook",
+                "cause": {"kind": "failures", "count": 3, "last_error": "HTTP 503"}}
+    english = render_email("admin_notice", failures, "en", links, "America/New_York")
+    assert english.subject == "[mews] Channel disabled: webhook at prod.westeurope.logic.azure.com"
+    assert "Reason: 3 notifications in a row failed; last: HTTP 503\nDisabled at: 14 July 2026 02:15 EDT\n" in (
+        english.text)
+    # A notice queued before its cause was kept says the English reason, in UTC when the channel has no zone.
+    older = {k: v for k, v in notice.items() if k not in ("cause", "channel_kind")}
+    assert "Reason: receiver answered HTTP 404" in render_email("admin_notice", older, "en", links).text
+    assert "Disabled at: 14 July 2026 06:15 UTC" in render_email("admin_notice", older, "en", links).text
+
+
 def test_manage_link_is_the_consoles_subscriptions_page_or_the_configured_template():
     assert manage_url(NotifySettings(public_base_url="https://mews.example/"), "org-1") == (
         "https://mews.example/console/subscriptions")
