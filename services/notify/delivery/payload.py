@@ -76,10 +76,11 @@ def notification_payload(organisation_id: str, group_key: str, alerts: Iterable[
 
 # --- chat cards: Microsoft Teams (Workflows webhook, Adaptive Card 1.4) and Slack (incoming webhook, Block Kit) ---
 # Both are rendered from the group payload above at send time, with the links of the send (a signed acknowledge
-# link per firing alert, the manage link), so a retry carries the same card. tests/fixtures/notify/ holds one of each.
+# link per firing alert, the manage and unsubscribe links), so a retry carries the same card. tests/fixtures/notify/
+# holds one of each.
 
 CARD_ALERTS = 10  # alerts shown in one card; the rest are counted (Slack takes 50 blocks, Teams about 28 KB)
-CARD_ACTIONS = 4  # acknowledge buttons in one card, besides the manage and unsubscribe links (Teams shows 6)
+CARD_ACTIONS = 4  # acknowledge buttons, besides manage and unsubscribe: Teams' host config shows 6 actions at most
 CARD_EVIDENCE = 5  # evidence links per alert; the webhook payload and the API keep them all
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 

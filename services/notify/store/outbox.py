@@ -133,7 +133,7 @@ def disable_channel(session: Session, channel: models.Channel, reason: str, now:
                     cause: dict[str, Any] | None = None) -> int:
     """Disable a channel, cancel what waits for it, and queue a notice to the organisation's admins.
 
-    `cause` is the reason as fields (`{"kind": "gone", "answer": ...}`, `{"kind": "failures", "count": ...,
+    `cause` is the reason as fields (`{"kind": "gone", "status_code": 410}`, `{"kind": "failures", "count": ...,
     "last_error": ...}`), so the notice says it in the channel's language; `reason` is the English line kept on
     the channel."""
     channel.enabled, channel.disabled_reason = False, reason[:500]
@@ -204,7 +204,7 @@ def _record(session: Session, n: models.Notification | None, channels: dict[str,
         n.status = "cancelled"
         if channel.enabled:  # two answers of 410 in one batch switch the channel off, and tell the admins, once
             disable_channel(session, channel, f"receiver answered {outcome.error}", now,
-                            {"kind": "gone", "answer": outcome.error})
+                            {"kind": "gone", "status_code": outcome.status_code})
         return "cancelled"
     # A refused target (the outbound policy) is refused again next time: failed at once, never retried.
     if outcome.outcome != "refused" and not policy.schedule.exhausted(n.attempts):

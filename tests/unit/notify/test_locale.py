@@ -162,14 +162,14 @@ def test_emails_and_cards_show_the_rule_in_words_and_webhooks_keep_its_id():
 def test_an_admin_notice_reads_in_the_channels_language_and_time_zone():
     notice = {"recipients": ["admin@ezk.test"], "channel_id": "chan-1", "channel_kind": "teams",
               "reason": "receiver answered HTTP 404: the chat webhook refuses messages for good",
-              "cause": {"kind": "gone", "answer": "HTTP 404: the chat webhook refuses messages for good"},
+              "cause": {"kind": "gone", "status_code": 404},
               "target_host": "prod.westeurope.logic.azure.com", "disabled_at": "2026-07-14T06:15:00+00:00"}
     links = {"manage": "https://mews.example/console/subscriptions"}
     dutch = render_email("admin_notice", notice, "nl", links, "Europe/Amsterdam")
     assert dutch.subject == "[mews] Kanaal uitgeschakeld: Microsoft Teams op prod.westeurope.logic.azure.com"
     assert "mews heeft een Microsoft Teams-kanaal van uw organisatie uitgeschakeld." in dutch.text
-    assert "Reden: de ontvanger antwoordde HTTP 404: the chat webhook refuses messages for good: hij neemt geen " \
-           "berichten meer aan\nUitgeschakeld op: 14 juli 2026 08:15 CEST\n" in dutch.text
+    assert "Reden: de ontvanger antwoordde HTTP 404: hij neemt geen berichten meer aan\n" \
+           "Uitgeschakeld op: 14 juli 2026 08:15 CEST\n" in dutch.text
     assert "<li>Uitgeschakeld op: 14 juli 2026 08:15 CEST</li>" in dutch.html
     failures = {**notice, "channel_kind": "webhook",
                 "cause": {"kind": "failures", "count": 3, "last_error": "HTTP 503"}}
