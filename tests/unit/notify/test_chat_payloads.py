@@ -23,7 +23,14 @@ from services.notify.delivery.payload import (
     slack_message,
     teams_message,
 )
-from services.notify.delivery.webhook import RETRY_AFTER_CAP, classify_response, encode_body, retry_after
+from services.notify.delivery.webhook import (
+    RETRY_AFTER_CAP,
+    classify_response,
+    deliver_chat,
+    deliver_webhook,
+    encode_body,
+    retry_after,
+)
 from services.notify.outbound import masked_url
 from shared.events import BreachStatus
 from tests.unit.notify.test_webhook_payload import alert_row
@@ -165,3 +172,17 @@ def test_a_secret_url_is_masked_to_its_host_and_last_characters():
     assert masked_url(url) == "https://prod-01.westeurope.logic.azure.com/…xyz9"
     assert masked_url(masked_url(url)) == masked_url(url)
     assert "S3CR3T" not in masked_url("https://hooks.slack.com/services/T0/B0/S3CR3T")
+
+
+@pytest.mark.parametrize(("status", "chat", "webhook"), [
+    (400, "gone", "retry"), (403, "gone", "retry"), (404, "gone", "retry"), (410, "gone", "gone"),
+    (408, "retry", "retry"), (429, "retry", "retry"), (500, "retry", "retry"), (200, "delivered", "delivered")])
+async def test_a_chat_webhook_refusing_for_good_is_gone_and_a_signed_webhook_only_on_410(status, chat, webhook):
+    url = "https://hooks.slack.com/services/T000/B000/secret-part"
+    transport = httpx.MockTransport(lambda request: httpx.Response(status, text="invalid_token"))
+    async with httpx.AsyncClient(transport=transport) as client:
+        said = await deliver_chat(client, url, {"text": "x"}, lambda _: None)
+        signed = await deliver_webhook(client, url, "whsec_" + "A" * 32, "msg-1", {"alerts": []},
+                                       datetime(2026, 3, 2, tzinfo=UTC), lambda _: None)
+    assert (said.outcome, said.status_code, signed.outcome) == (chat, status, webhook)
+    assert "secret-part" not in (said.error or "")
