@@ -165,12 +165,16 @@ def ack_url(settings: NotifySettings, alert_id: str, organisation_id: str, now: 
     return f"{settings.public_base_url.rstrip('/')}/v1/ack/{token}"
 
 
+# The web console's subscription settings page: the one place the notifications' manage link is made from.
+CONSOLE_SUBSCRIPTIONS_PATH = "/console/subscriptions"
+
+
 def manage_url(settings: NotifySettings, organisation_id: str = "") -> str:
-    """Where a recipient manages the organisation's subscriptions: `MEWS_MANAGE_URL` with `{organisation_id}`
-    filled in, else the notify API's subscriptions endpoint (there is no web console yet)."""
+    """Where a recipient manages the organisation's subscriptions (emails, cards, admin notices): the console's
+    page under the public base URL, or `MEWS_MANAGE_URL` with `{organisation_id}` filled in."""
     if settings.manage_url:
         return settings.manage_url.replace("{organisation_id}", organisation_id)
-    return f"{settings.public_base_url.rstrip('/')}/v1/subscriptions"
+    return f"{settings.public_base_url.rstrip('/')}{CONSOLE_SUBSCRIPTIONS_PATH}"
 
 
 # Unsubscribe links: a capability in a notification, bound to one channel of one organisation, as the ack links.

@@ -45,7 +45,7 @@ class NotifySettings(CommonSettings):
     ack_link_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     manage_url: str = Field(default="", description=(
         "Link to an organisation's subscription settings in notifications, `{organisation_id}` filled in; "
-        "empty: the notify API's subscriptions endpoint"))
+        "empty: the web console's subscriptions page under public_base_url"))
     unsubscribe_link_ttl_seconds: int = Field(default=90 * 24 * 3600, gt=0)
 
     allow_private_webhook_targets: bool = Field(

@@ -10,8 +10,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from prometheus_client import Counter
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from services.notify.api import (
     alerts,
@@ -26,13 +27,16 @@ from services.notify.api import (
     unsubscribe,
 )
 from services.notify.settings import NotifySettings
-from services.notify.store.db import create_db_engine, session_factory
+from services.notify.store.db import create_db_engine, database_away, session_factory
 from services.notify.store.errors import Conflict, NotFound, Rejected
 from shared.api import secure_api
 from shared.metrics import mount_observability
 from shared.problems import problem
 
 log = logging.getLogger(__name__)
+UNAVAILABLE = Counter("mews_notify_api_unavailable_total", "Requests answered 503 because a dependency was away",
+                      ["dependency"])
+DATABASE_RETRY_AFTER = "5"  # seconds; the notifier's own loops retry at most this far apart
 ROUTERS = (organisations, channels, products, subscriptions, unsubscribe, alerts, feedback, silences, deliveries,
            exposure)
 
@@ -43,8 +47,8 @@ def _problem(status_code: int, detail: str) -> JSONResponse:
 
 def _route_statuses(route: APIRoute) -> set[int]:
     """What the store's errors add to a route: NotFound for an id in the path (or, on a write, in the body),
-    Conflict and Rejected on writes."""
-    statuses = {404} if route.dependant.path_params else set()
+    Conflict and Rejected on writes; and 503 to every route, all of which read the database."""
+    statuses = {404, 503} if route.dependant.path_params else {503}
     if route.methods & {"POST", "PUT", "PATCH", "DELETE"}:
         statuses |= {404, 409, 422}
     return statuses
@@ -94,6 +98,19 @@ def create_app(settings: NotifySettings, *, engine: Engine | None = None,
         # The constraint's name helps an operator; the statement and its values stay out of the answer.
         log.warning("integrity error", extra={"error": type(exc.orig).__name__})
         return _problem(status.HTTP_409_CONFLICT, "the change conflicts with existing data")
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if not database_away(exc):
+            log.error("database error", exc_info=exc, extra={"path": request.url.path})
+            return _problem(status.HTTP_500_INTERNAL_SERVER_ERROR, "internal error; it has been logged")
+        # Nothing was changed: the request can be sent again as it is once the database is back.
+        UNAVAILABLE.labels("database").inc()
+        log.warning("database away; answered 503", extra={"path": request.url.path,
+                                                          "error": type(exc.orig).__name__})
+        return problem(status.HTTP_503_SERVICE_UNAVAILABLE,
+                       "the database is unavailable; nothing was changed, try again shortly",
+                       headers={"Retry-After": DATABASE_RETRY_AFTER})
 
     for module in ROUTERS:
         app.include_router(module.router)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
@@ -21,12 +21,16 @@ from services.notify.store.exposure import (
     shipped_import_shares,
     supply_affected,
 )
+from services.notify.store.models import utcnow
 from shared.catalog import load_catalog
+from shared.durations import parse_duration
 from shared.events import CountryCode, MaterialId
 from shared.problems import answers
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["exposure"])
+CRISIS_WINDOW = "30d"  # deliveries the crisis list counts, by default; at most CRISIS_WINDOW_MAX
+CRISIS_WINDOW_MAX = timedelta(days=366)
 CRISIS_READS = Counter("mews_notify_crisis_reads_total",
                        "Cross-organisation reads by government users, by view (exposure, stress_test, crisis)",
                        ["view"])
@@ -169,10 +173,18 @@ def stress_test(body: StressTestIn, principal: Principal = Depends(government_re
 
 
 @router.get("/crisis", response_model=list[CrisisOut])
-def crisis(principal: Principal = Depends(government_reader),
+def crisis(window: str = Query(CRISIS_WINDOW, description="Count deliveries of this long ago at most: 12h, 30d, "
+                                                          "2w (at most 366d)"),
+           principal: Principal = Depends(government_reader),
            session: Session = Depends(db_session)) -> list[CrisisOut]:
     """What fires now across organisations, by material and rule: who has it, who is exposed, what was
-    delivered and acknowledged."""
-    found = crisis_list(session)
-    _audit("crisis", principal, crises=len(found))
+    delivered (within `window`) and acknowledged."""
+    try:
+        span = timedelta(seconds=parse_duration(window))
+    except ValueError as exc:
+        raise Rejected(f"window: {exc}") from None
+    if not timedelta(0) < span <= CRISIS_WINDOW_MAX:
+        raise Rejected(f"window: {window!r} must be more than 0 and at most 366d")
+    found = crisis_list(session, delivered_since=utcnow() - span)
+    _audit("crisis", principal, crises=len(found), window=window)
     return [CrisisOut.model_validate(c) for c in found]

@@ -30,13 +30,13 @@ _PAGE = """<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title
 <body><h1>{title}</h1><p>{target}</p><p>{body}</p>{form}</body></html>"""
 _WORDS = {
     "en": {"ask": "Unsubscribe?", "done": "Unsubscribed",
-           "ask_body": "This address gets no more mews alerts of your organisation once you confirm.",
-           "done_body": "This address gets no more mews alerts. An administrator of your organisation can turn it "
-                        "on again.", "button": "Unsubscribe"},
+           "ask_body": "This {what} gets no more mews alerts of your organisation once you confirm.",
+           "done_body": "This {what} gets no more mews alerts. An administrator of your organisation can turn it "
+                        "on again.", "button": "Unsubscribe", "address": "address", "channel": "channel"},
     "nl": {"ask": "Afmelden?", "done": "Afgemeld",
-           "ask_body": "Na uw bevestiging krijgt dit adres geen meldingen van mews voor uw organisatie meer.",
-           "done_body": "Dit adres krijgt geen meldingen van mews meer. Een beheerder van uw organisatie kan het "
-                        "weer inschakelen.", "button": "Afmelden"},
+           "ask_body": "Na uw bevestiging krijgt dit {what} geen meldingen van mews voor uw organisatie meer.",
+           "done_body": "Dit {what} krijgt geen meldingen van mews meer. Een beheerder van uw organisatie kan het "
+                        "weer inschakelen.", "button": "Afmelden", "address": "adres", "channel": "kanaal"},
 }
 _LINK_REFUSED: dict[int | str, dict[str, Any]] = {
     403: {"description": "The link is malformed, forged, expired or names nothing"}}
@@ -60,7 +60,9 @@ def _page(channel: Channel, done: bool) -> HTMLResponse:
     target = html.escape(channel.target) if channel.kind == "email" else html.escape(channel.kind)
     form = "" if done else f'<form method="post"><button type="submit">{words["button"]}</button></form>'
     return HTMLResponse(_PAGE.format(lang=channel.language, title=words["done" if done else "ask"], target=target,
-                                     body=words["done_body" if done else "ask_body"], form=form))
+                                     body=words["done_body" if done else "ask_body"].format(
+                                         what=words["address" if channel.kind == "email" else "channel"]),
+                                     form=form))
 
 
 @router.get("/unsubscribe/{token}", response_class=HTMLResponse, responses=_LINK_REFUSED)

@@ -15,6 +15,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from services.notify.delivery import locale
 from services.notify.delivery.locale import localise_alert
 from services.notify.delivery.outcome import Outcome
 
@@ -46,16 +47,6 @@ class RenderedEmail:
     html: str
 
 
-def _fmt_time(value: Any) -> str:
-    if not value:
-        return ""
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
-
-
-_env.filters["when"] = _fmt_time
-
-
 def render_email(kind: str, payload: dict[str, Any], language: str, links: dict[str, str],
                  zone: str | None = None) -> RenderedEmail:
     """Subject, text and HTML of a notification (`alert`, `resolved`, `digest` or `admin_notice`), in `language`
@@ -63,7 +54,9 @@ def render_email(kind: str, payload: dict[str, Any], language: str, links: dict[
     language = language if language in LANGUAGES else "en"
     name = "admin_notice" if kind == "admin_notice" else "alert"
     alerts = [{**a, "l": localise_alert(a, language, zone)} for a in payload.get("alerts", [])]
-    context = {"kind": kind, "p": payload, "links": links, "alerts": alerts}
+    context = {"kind": kind, "p": payload, "links": links, "alerts": alerts,
+               "when": lambda value: locale.when(value, language, zone),
+               "channel_kind": locale.channel_kind(payload.get("channel_kind", "webhook"), language)}
     subject = _env.get_template(f"{name}.{language}.subject.txt").render(context).strip()
     text = _env.get_template(f"{name}.{language}.txt").render(context)
     html = _env.get_template(f"{name}.{language}.html").render(context)

@@ -56,6 +56,60 @@ INDICATORS: dict[str, tuple[str, str, str]] = {
     "stock_cover_days": ("stock cover", "voorraaddekking", "days"),
 }
 
+# rule -> language -> (title, description); the English descriptions are scoring's (services/scoring/scoring.toml,
+# kept equal by tests/unit/notify/test_locale.py). A rule not listed (a material's own) shows its name.
+RULES: dict[str, dict[str, tuple[str, str]]] = {
+    "price-change-1d": {
+        "en": ("1-day price change", "A price jump within a day: the earliest market signal of a supply shock."),
+        "nl": ("prijsverandering over 1 dag",
+               "Een prijssprong binnen een dag: het vroegste marktsignaal van een aanbodschok.")},
+    "price-change-30d": {
+        "en": ("30-day price change", "A sustained price rise over a month (month-on-month for monthly series)."),
+        "nl": ("prijsverandering over 30 dagen",
+               "Een aanhoudende prijsstijging over een maand (maand op maand bij maandreeksen).")},
+    "price-volatility": {
+        "en": ("price volatility", "Annualised realised volatility high for a week: an unsettled market."),
+        "nl": ("prijsvolatiliteit", "Een week lang hoge gerealiseerde jaarvolatiliteit: een onrustige markt.")},
+    "price-jump": {
+        "en": ("price jump", "A single return far outside the recent distribution of returns."),
+        "nl": ("prijssprong", "Eén rendement ver buiten de recente spreiding van rendementen.")},
+    "leadtime-ratio": {
+        "en": ("lead time", "Quoted lead times well above their one-year median for a week."),
+        "nl": ("levertijd", "Opgegeven levertijden een week lang ruim boven hun mediaan over een jaar.")},
+    "import-concentration": {
+        "en": ("import concentration",
+               "Imports concentrated on few origins (HHI above 2,500 is 'highly concentrated')."),
+        "nl": ("importconcentratie",
+               "Import geconcentreerd op weinig herkomstlanden (een HHI boven 2.500 is 'sterk geconcentreerd').")},
+    "crma-single-country": {
+        "en": ("CRMA single-country benchmark",
+               "One third country supplies more than 65 % of extra-EU imports: above the CRMA 2030 benchmark for "
+               "strategic raw materials (applied to every material as a screen)."),
+        "nl": ("CRMA-benchmark voor één land",
+               "Eén derde land levert meer dan 65 % van de import van buiten de EU: boven de CRMA-benchmark voor "
+               "2030 voor strategische grondstoffen (als toets op elke grondstof toegepast).")},
+    "strategic-dependency-hhi": {
+        "en": ("strategic dependency",
+               "Extra-EU imports concentrated above the EU strategic-dependency screen (HHI 0.4)."),
+        "nl": ("strategische afhankelijkheid",
+               "Import van buiten de EU geconcentreerd boven de EU-toets voor strategische afhankelijkheid "
+               "(HHI 0,4).")},
+    "stock-cover": {
+        "en": ("stock cover", "Stocks held cover fewer days of net imports (or configured consumption) than the "
+                              "stockpile target."),
+        "nl": ("voorraaddekking", "De aangehouden voorraad dekt minder dagen netto-import (of ingesteld verbruik) "
+                                  "dan het voorraaddoel.")},
+    "export-control-in-force": {
+        "en": ("export control in force",
+               "An export control in force: tax or licence regime warns, a ban or sanction is critical."),
+        "nl": ("geldende exportbeperking",
+               "Een geldende exportbeperking: een exportheffing of vergunningsplicht waarschuwt, een verbod of "
+               "sanctie is kritiek.")},
+    "risk-score": {
+        "en": ("risk score", "The composite risk score high."),
+        "nl": ("risicoscore", "De samengestelde risicoscore is hoog.")},
+}
+
 TEXTS = {
     "en": {
         "above": "above", "below": "below",
@@ -157,6 +211,27 @@ def when(value: Any, language: str = "en", zone: str | None = None) -> str:
     moment = moment.astimezone(tz or UTC)
     month = MONTHS[language_of(language)][moment.month - 1]
     return f"{moment.day} {month} {moment.year} {moment:%H:%M} {moment.tzname() if tz else 'UTC'}"
+
+
+def rule_title(rule: str | None, language: str = "en") -> str:
+    """A rule's short name in `language` (`30-day price change`); a rule not in RULES shows its name."""
+    entry = RULES.get(rule or "", {}).get(language_of(language))
+    return entry[0] if entry else (rule or "")
+
+
+def rule_description(rule: str | None, language: str = "en") -> str:
+    """What a rule watches, one sentence in `language`; empty for a rule not in RULES."""
+    entry = RULES.get(rule or "", {}).get(language_of(language))
+    return entry[1] if entry else ""
+
+
+CHANNEL_KINDS = {"en": {"email": "email", "webhook": "webhook", "teams": "Microsoft Teams", "slack": "Slack"},
+                 "nl": {"email": "e-mail", "webhook": "webhook", "teams": "Microsoft Teams", "slack": "Slack"}}
+
+
+def channel_kind(value: str, language: str = "en") -> str:
+    """A kind of channel in words (`e-mail`, `Microsoft Teams`)."""
+    return CHANNEL_KINDS[language_of(language)].get(value, value)
 
 
 def severity(value: str, language: str = "en") -> str:
@@ -261,6 +336,8 @@ def localise_alert(alert: dict[str, Any], language: str = "en", zone: str | None
     return {
         "summary": summary(alert, language, zone), "material": material_name(alert.get("material", ""), language),
         "severity": severity(alert.get("severity", ""), language), "status": status(alert.get("status", ""), language),
+        "rule": rule_title(alert.get("rule"), language),
+        "rule_description": rule_description(alert.get("rule"), language),
         "indicator": indicator_label(indicator, language), "parameter": parameter(alert.get("parameter"), language),
         "value": indicator_value(indicator, alert.get("value"), language),
         "threshold": (indicator_value(indicator, alert["threshold"], language)

@@ -252,9 +252,11 @@ class OutboxWorker:
     def _account(self, sent: Sent, state: str) -> None:
         """Count and log one recorded attempt."""
         c, outcome = sent.claimed, sent.outcome
+        # The last of the tries gave up: it says so, as its recorded attempt does (store/outbox.py).
+        said = "failed" if state == "failed" and outcome.outcome == "retry" else outcome.outcome
         if state not in ("superseded", "gone", "unrecorded"):
             label = "email" if c.kind == "admin_notice" else c.channel_kind
-            metrics.DELIVERIES.labels(label, outcome.outcome).inc()
+            metrics.DELIVERIES.labels(label, said).inc()
             if state == "retry":
                 metrics.RETRIES.labels(label).inc()
                 if outcome.retry_after is not None:
@@ -262,8 +264,6 @@ class OutboxWorker:
             if outcome.delivered and c.breach_observed_at is not None:
                 metrics.BREACH_TO_DELIVERY.labels(label).observe(
                     (sent.finished_at - c.breach_observed_at).total_seconds())
-        # The last of the tries gave up: it says so, as its recorded attempt does (store/outbox.py).
-        said = "failed" if state == "failed" and outcome.outcome == "retry" else outcome.outcome
         log.info("delivery attempt", extra={"notification_id": c.id, "webhook_id": c.webhook_id,
                                             "channel_id": c.channel_id, "kind": c.kind, "attempt": c.attempts,
                                             "outcome": said, "status_code": outcome.status_code,

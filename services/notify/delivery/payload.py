@@ -49,9 +49,13 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
 
 def localised_payload(payload: dict[str, Any], language: str, zone: str | None = None) -> dict[str, Any]:
     """The payload as a webhook of `language` receives it: each alert also carries `summary_localised` (rendered
-    from its machine fields, dates in `zone`) and `language`; `summary` stays the English one."""
+    from its machine fields, dates in `zone`), `rule_localised` and `rule_description_localised` (the rule's name
+    and what it watches) and `language`; `summary` stays the English one and `rule` the rule's id."""
     alerts = [{**a, "language": locale.language_of(language),
-               "summary_localised": locale.summary(a, language, zone)} for a in payload.get("alerts", [])]
+               "summary_localised": locale.summary(a, language, zone),
+               "rule_localised": locale.rule_title(a.get("rule"), language),
+               "rule_description_localised": locale.rule_description(a.get("rule"), language)}
+              for a in payload.get("alerts", [])]
     return {**payload, "alerts": alerts} if "alerts" in payload else dict(payload)
 
 
@@ -72,10 +76,11 @@ def notification_payload(organisation_id: str, group_key: str, alerts: Iterable[
 
 # --- chat cards: Microsoft Teams (Workflows webhook, Adaptive Card 1.4) and Slack (incoming webhook, Block Kit) ---
 # Both are rendered from the group payload above at send time, with the links of the send (a signed acknowledge
-# link per firing alert, the manage link), so a retry carries the same card. tests/fixtures/notify/ holds one of each.
+# link per firing alert, the manage and unsubscribe links), so a retry carries the same card. tests/fixtures/notify/
+# holds one of each.
 
 CARD_ALERTS = 10  # alerts shown in one card; the rest are counted (Slack takes 50 blocks, Teams about 28 KB)
-CARD_ACTIONS = 5  # acknowledge buttons in one card, besides the manage link
+CARD_ACTIONS = 4  # acknowledge buttons, besides manage and unsubscribe: Teams' host config shows 6 actions at most
 CARD_EVIDENCE = 5  # evidence links per alert; the webhook payload and the API keep them all
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 
@@ -83,13 +88,15 @@ LABELS = {
     "en": {"firing": "Firing", "resolved": "Resolved", "digest": "Digest", "severity": "Severity",
            "status": "Status", "material": "Material", "rule": "Rule", "threshold": "Threshold", "since": "Since",
            "via": "Via", "ended": "Ended", "acknowledged": "Acknowledged", "evidence": "Evidence", "ack": "Acknowledge",
-           "manage": "Manage alerts", "more": "and {n} more", "alerts": "{n} alerts",
+           "manage": "Manage alerts", "unsubscribe": "Unsubscribe this channel", "more": "and {n} more",
+           "alerts": "{n} alerts",
            "above": "{indicator} {value} is above the {level} threshold {threshold}",
            "cleared": "{indicator} {value} is back within {threshold}"},
     "nl": {"firing": "Actief", "resolved": "Opgelost", "digest": "Overzicht", "severity": "Ernst",
            "status": "Status", "material": "Grondstof", "rule": "Regel", "threshold": "Drempel", "since": "Sinds",
            "via": "Via", "ended": "Beëindigd", "acknowledged": "Bevestigd", "evidence": "Bewijs", "ack": "Bevestigen",
-           "manage": "Meldingen beheren", "more": "en nog {n}", "alerts": "{n} meldingen",
+           "manage": "Meldingen beheren", "unsubscribe": "Dit kanaal afmelden", "more": "en nog {n}",
+           "alerts": "{n} meldingen",
            "above": "{indicator} {value} ligt boven de drempel {threshold} ({level})",
            "cleared": "{indicator} {value} ligt weer binnen {threshold}"},
 }
@@ -124,11 +131,21 @@ def _ack_links(alerts: list[dict[str, Any]], links: dict[str, str]) -> list[tupl
     return found[:CARD_ACTIONS]
 
 
+LINK_ACTIONS = ("manage", "unsubscribe")  # the links of every card, after the acknowledge buttons
+
+
+def _ack_title(alert: dict[str, Any], words: dict[str, str], language: str) -> str:
+    return (f"{words['ack']}: {locale.material_name(alert['material'], language)}, "
+            f"{locale.rule_title(alert['rule'], language)}")
+
+
 def _facts(alert: dict[str, Any], language: str, zone: str | None = None) -> list[tuple[str, str]]:
     words = LABELS.get(language, LABELS["en"])
     shown = locale.localise_alert(alert, language, zone)
     facts = [(words["severity"], shown["severity"]), (words["status"], shown["status"]),
-             (words["material"], shown["material"]), (words["rule"], alert["rule"]),
+             (words["material"], shown["material"]),
+             (words["rule"], f"{shown['rule']}: {shown['rule_description']}" if shown["rule_description"]
+              else shown["rule"]),
              (words["threshold"], explanation(alert, language)),
              (words["since"], shown["starts_at"] or "?")]
     if alert.get("ends_at"):
@@ -167,10 +184,10 @@ def teams_message(payload: dict[str, Any], links: dict[str, str], language: str 
     if len(alerts) > CARD_ALERTS:
         body.append({"type": "TextBlock", "text": words["more"].format(n=len(alerts) - CARD_ALERTS),
                      "isSubtle": True})
-    actions = [{"type": "Action.OpenUrl", "title": f"{words['ack']}: {a['material']} {a['rule']}", "url": url}
+    actions = [{"type": "Action.OpenUrl", "title": _ack_title(a, words, language), "url": url}
                for a, url in _ack_links(alerts, links)]
-    if "manage" in links:
-        actions.append({"type": "Action.OpenUrl", "title": words["manage"], "url": links["manage"]})
+    actions += [{"type": "Action.OpenUrl", "title": words[name], "url": links[name]} for name in LINK_ACTIONS
+                if name in links]
     card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
             "version": "1.4", "body": body, "actions": actions, "msteams": {"width": "Full"}}
     return {"type": "message", "attachments": [{"contentType": ADAPTIVE_CARD, "contentUrl": None, "content": card}]}
@@ -201,11 +218,10 @@ def slack_message(payload: dict[str, Any], links: dict[str, str], language: str 
         blocks.append({"type": "context", "elements": [
             {"type": "mrkdwn", "text": words["more"].format(n=len(alerts) - CARD_ALERTS)}]})
     buttons = [{"type": "button", "action_id": f"ack:{a['id']}", "url": url, "style": "primary",
-                "text": {"type": "plain_text", "text": f"{words['ack']}: {a['material']} {a['rule']}"[:75]}}
+                "text": {"type": "plain_text", "text": _ack_title(a, words, language)[:75]}}
                for a, url in _ack_links(alerts, links)]
-    if "manage" in links:
-        buttons.append({"type": "button", "action_id": "manage", "url": links["manage"],
-                        "text": {"type": "plain_text", "text": words["manage"]}})
+    buttons += [{"type": "button", "action_id": name, "url": links[name],
+                 "text": {"type": "plain_text", "text": words[name]}} for name in LINK_ACTIONS if name in links]
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})
     return {"text": title, "blocks": blocks}

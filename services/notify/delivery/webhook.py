@@ -26,6 +26,10 @@ from shared.outbound import TargetRefused
 USER_AGENT = "mews-notify/1"
 TargetCheck = Callable[[str], str | None]  # URL -> None when allowed, else the reason; never asks DNS
 RETRY_AFTER_CAP = 3600.0  # a receiver asking for longer is tried again after an hour
+# What Teams Workflows and Slack answer for a webhook that will never take a message again: Slack's
+# invalid_payload / invalid_token, action_prohibited / channel_not_found, no_service / channel_is_archived; a
+# deleted or disabled workflow. Retrying them only repeats the answer; 408 and 429 are not among them.
+CHAT_PERMANENT = frozenset({400, 403, 404, 410})
 
 
 def encode_body(payload: dict[str, Any]) -> bytes:
@@ -79,9 +83,16 @@ async def deliver_webhook(client: httpx.AsyncClient, url: str, secret: str, webh
 
 async def deliver_chat(client: httpx.AsyncClient, url: str, message: dict[str, Any],
                        check_target: TargetCheck) -> Outcome:
-    """POST a Teams or Slack message to its webhook URL; never raises, and never repeats the URL in an error."""
+    """POST a Teams or Slack message to its webhook URL; never raises, and never repeats the URL in an error.
+
+    A permanent refusal (CHAT_PERMANENT) is `gone`, as a webhook's 410: the channel is switched off at once and
+    its admins told, instead of the same card being refused for every retry.
+    """
     outcome = await post_json(client, url, encode_body(message),
                               {"content-type": "application/json", "user-agent": USER_AGENT}, check_target)
+    if outcome.outcome == "retry" and outcome.status_code in CHAT_PERMANENT:
+        outcome = Outcome("gone", outcome.status_code,
+                          f"HTTP {outcome.status_code}: the chat webhook refuses messages for good")
     if outcome.error and url in outcome.error:
         outcome = replace(outcome, error=outcome.error.replace(url, masked_url(url)))
     return outcome

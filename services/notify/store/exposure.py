@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -203,8 +204,13 @@ class Crisis:
     subscribers: list[str]
 
 
-def crisis_list(session: Session, shares: ImportShares | None = None) -> list[Crisis]:
-    """Every (material, rule) with a firing alert, worst first: alert, delivery and acknowledgement counts."""
+def crisis_list(session: Session, shares: ImportShares | None = None, *,
+                delivered_since: datetime | None = None) -> list[Crisis]:
+    """Every (material, rule) with a firing alert, worst first: alert, delivery and acknowledgement counts.
+
+    `delivered` counts the alerts delivered since `delivered_since` (and since the earliest firing episode began:
+    an older delivery was of an earlier episode), so the read is bounded however long the outbox's history is.
+    """
     firing = session.execute(select(Alert, Organisation.name)
                              .join(Organisation, Organisation.id == Alert.organisation_id)
                              .where(Alert.status == "firing")).all()
@@ -214,8 +220,11 @@ def crisis_list(session: Session, shares: ImportShares | None = None) -> list[Cr
     delivered_alerts: set[str] = set()
     if firing:
         ids = {a.id for a, _ in firing}
+        since = min(a.starts_at for a, _ in firing)
+        if delivered_since is not None:
+            since = max(since, delivered_since)
         for (alert_ids,) in session.execute(select(Notification.alert_ids).where(
-                Notification.status == "delivered",
+                Notification.status == "delivered", Notification.delivered_at >= since,
                 Notification.organisation_id.in_({a.organisation_id for a, _ in firing}))):
             delivered_alerts.update(i for i in alert_ids if i in ids)
     exposure: dict[str, Exposure] = {}

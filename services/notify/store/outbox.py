@@ -129,8 +129,13 @@ def admin_recipients(session: Session, organisation_id: str) -> list[str]:
                                 .order_by(models.User.email)))
 
 
-def disable_channel(session: Session, channel: models.Channel, reason: str, now: datetime) -> int:
-    """Disable a channel, cancel what waits for it, and queue a notice to the organisation's admins."""
+def disable_channel(session: Session, channel: models.Channel, reason: str, now: datetime,
+                    cause: dict[str, Any] | None = None) -> int:
+    """Disable a channel, cancel what waits for it, and queue a notice to the organisation's admins.
+
+    `cause` is the reason as fields (`{"kind": "gone", "status_code": 410}`, `{"kind": "failures", "count": ...,
+    "last_error": ...}`), so the notice says it in the channel's language; `reason` is the English line kept on
+    the channel."""
     channel.enabled, channel.disabled_reason = False, reason[:500]
     cancelled = session.execute(  # type: ignore[attr-defined]
         update(models.Notification)
@@ -143,8 +148,9 @@ def disable_channel(session: Session, channel: models.Channel, reason: str, now:
         session.add(models.Notification(
             organisation_id=channel.organisation_id, channel_id=channel.id, kind="admin_notice",
             group_key=f"admin_notice:{channel.id}", alert_ids=[], next_attempt_at=now, created_at=now,
-            payload={"recipients": recipients, "channel_id": channel.id, "reason": reason,
-                     "target_host": urlsplit(channel.target).hostname or "", "disabled_at": now.isoformat()}))
+            payload={"recipients": recipients, "channel_id": channel.id, "channel_kind": channel.kind,
+                     "reason": reason, "cause": cause or {}, "target_host": urlsplit(channel.target).hostname or "",
+                     "disabled_at": now.isoformat()}))
     log.warning("channel disabled", extra={"channel_id": channel.id, "organisation_id": channel.organisation_id,
                                            "reason": reason, "cancelled": cancelled, "admins": len(recipients)})
     return cancelled
@@ -197,7 +203,8 @@ def _record(session: Session, n: models.Notification | None, channels: dict[str,
     if outcome.outcome == "gone" and channel is not None and n.kind != "admin_notice":
         n.status = "cancelled"
         if channel.enabled:  # two answers of 410 in one batch switch the channel off, and tell the admins, once
-            disable_channel(session, channel, f"receiver answered 410 Gone at {now.isoformat()}", now)
+            disable_channel(session, channel, f"receiver answered {outcome.error}", now,
+                            {"kind": "gone", "status_code": outcome.status_code})
         return "cancelled"
     # A refused target (the outbound policy) is refused again next time: failed at once, never retried.
     if outcome.outcome != "refused" and not policy.schedule.exhausted(n.attempts):
@@ -213,7 +220,8 @@ def _record(session: Session, n: models.Notification | None, channels: dict[str,
         channel.consecutive_failures += 1
         if channel.enabled and channel.consecutive_failures >= policy.disable_after_failures:
             disable_channel(session, channel, f"{channel.consecutive_failures} notifications in a row failed; "
-                            f"last: {outcome.error}", now)
+                            f"last: {outcome.error}", now,
+                            {"kind": "failures", "count": channel.consecutive_failures, "last_error": outcome.error})
     return "failed"
 
 

@@ -195,8 +195,10 @@ async def test_gone_receiver_disables_the_channel_and_tells_the_admins(
     assert "410" in channel.disabled_reason
     assert statuses == ["cancelled"]  # the later breach was routed nowhere: the channel is off
     [notice] = smtp_inbox.to("admin@gone.test")
-    assert "Webhook disabled" in notice["subject"]
-    assert channel.secret not in notice.get_body(("plain",)).get_content()
+    assert notice["subject"] == "[mews] Channel disabled: webhook at 127.0.0.1"
+    text = notice.get_body(("plain",)).get_content()
+    assert "Reason: the receiver answered HTTP 410: it takes no more messages" in text
+    assert channel.secret not in text
 
 
 async def test_nothing_is_lost_across_a_restart_mid_burst(settings, db_sessions, http_receiver):

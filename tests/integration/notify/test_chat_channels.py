@@ -18,7 +18,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
-from services.notify.access import AckClaim, verify_ack_token
+from services.notify.access import AckClaim, UnsubscribeClaim, verify_ack_token, verify_unsubscribe_token
 from services.notify.store import models
 from services.notify.store.db import unit_of_work
 from shared.events import BreachStatus, Severity
@@ -154,7 +154,7 @@ async def test_teams_gets_an_adaptive_card_with_the_ack_link_and_then_the_resolu
         org = add_org(s, "Ministerie BV", kind="company")
         teams = add_chat(s, org, "teams", chat_receiver.url("/teams/ops"))
         subscribe(s, org, [teams], material="gallium")
-        org_id = org.id
+        org_id, teams_id = org.id, teams.id
 
     async with running(settings, db_sessions):
         await publish(settings, breach("fp-teams", severity=Severity.CRITICAL, value=0.71))
@@ -172,14 +172,18 @@ async def test_teams_gets_an_adaptive_card_with_the_ack_link_and_then_the_resolu
     assert (facts["Severity"], facts["Material"], facts["Rule"]) == ("critical", "gallium", "price_spike")
     assert facts["Threshold"] == "annualised price volatility 71.0% is above the critical threshold 30.0%"
     assert "[lme price](https://example.org/prices/ga)" in firing["body"][3]["text"]
-    ack, manage = firing["actions"]
-    assert ack["type"] == manage["type"] == "Action.OpenUrl"
+    ack, manage, unsubscribe = firing["actions"]
+    assert ack["type"] == manage["type"] == unsubscribe["type"] == "Action.OpenUrl"
+    assert manage["url"] == "http://mews.test/console/subscriptions"
+    left = verify_unsubscribe_token(settings.link_signing_key.get_secret_value(), unsubscribe["url"].rsplit("/", 1)[1])
+    assert isinstance(left, UnsubscribeClaim)
+    assert (left.channel_id, left.organisation_id) == (teams_id, org_id)
     claim = verify_ack_token(settings.link_signing_key.get_secret_value(), ack["url"].rsplit("/", 1)[1])
     assert isinstance(claim, AckClaim)
     assert claim.organisation_id == org_id
     assert resolved["body"][0]["text"].startswith("[RESOLVED] ")
     assert resolved["body"][0]["color"] == "Good"
-    assert [a["title"] for a in resolved["actions"]] == ["Manage alerts"]  # nothing left to acknowledge
+    assert [a["title"] for a in resolved["actions"]] == ["Manage alerts", "Unsubscribe this channel"]  # no ack
 
 
 async def test_slack_busy_answers_are_retried_no_sooner_than_retry_after_asks(settings, db_sessions, chat_receiver):
@@ -209,7 +213,8 @@ async def test_slack_busy_answers_are_retried_no_sooner_than_retry_after_asks(se
     assert message["text"] == (
         "[FIRING] gallium: annualised price volatility 42.0% is above the warning threshold of 30.0%")
     assert [b["type"] for b in message["blocks"]] == ["section", "section", "context", "actions"]
-    [ack, _manage] = message["blocks"][-1]["elements"]
+    [ack, _manage, unsubscribe] = message["blocks"][-1]["elements"]
+    assert unsubscribe["url"].startswith("http://mews.test/v1/unsubscribe/")
     assert isinstance(verify_ack_token(settings.link_signing_key.get_secret_value(), ack["url"].rsplit("/", 1)[1]),
                       AckClaim)
 
@@ -234,3 +239,48 @@ async def test_a_chat_target_the_outbound_policy_refuses_fails_at_once_and_is_ne
     assert attempt.error.startswith("target refused")
     with unit_of_work(db_sessions) as s:
         assert s.scalars(select(models.Notification.status)).all() == ["failed"]
+
+
+async def test_a_chat_webhook_refusing_for_good_is_switched_off_at_once_and_busy_ones_are_retried(
+        settings, db_sessions, chat_receiver, smtp_inbox):
+    answers = {"/teams/forbidden": 403, "/teams/deleted": 404, "/slack/invalid": 400, "/slack/archived": 410,
+               "/slack/timeout": 408, "/teams/busy": 429}
+    with unit_of_work(db_sessions) as s:
+        org = add_org(s, "Refused BV", admins=("admin@refused.test",))
+        channels = {path: add_chat(s, org, path.split("/")[1], chat_receiver.url(path)) for path in answers}
+        subscribe(s, org, list(channels.values()), material="gallium")
+        ids = {path: channel.id for path, channel in channels.items()}
+    for path, status in answers.items():
+        chat_receiver.answer(path, (status, {}))
+
+    async with running(settings, db_sessions):
+        await publish(settings, breach("fp-refused"))
+        await eventually(lambda: all(chat_receiver.accepted(p) for p in ("/slack/timeout", "/teams/busy")),
+                         what="the busy receivers' retries delivered")
+        await eventually(lambda: len(smtp_inbox.to("admin@refused.test")) == 4, what="four admin notices")
+
+    for path, status in answers.items():
+        tried = [answered for *_, answered in chat_receiver.to(path)]
+        with unit_of_work(db_sessions) as s:  # the admin notice rides on the channel's row: left out
+            attempts = s.execute(select(models.DeliveryAttempt.outcome, models.DeliveryAttempt.status_code)
+                                 .join(models.Notification).where(models.Notification.channel_id == ids[path],
+                                                                  models.Notification.kind != "admin_notice")
+                                 .order_by(models.DeliveryAttempt.attempted_at)).all()
+            channel = s.get(models.Channel, ids[path])
+            sent = s.scalars(select(models.Notification.status).where(
+                models.Notification.channel_id == channel.id, models.Notification.kind != "admin_notice")).all()
+            enabled, reason = channel.enabled, channel.disabled_reason
+        if status in (408, 429):
+            accepted = 202 if path.startswith("/teams") else 200
+            assert tried == [status, accepted], path
+            assert [tuple(a) for a in attempts] == [("retry", status), ("delivered", accepted)], path
+            assert (enabled, sent) == (True, ["delivered"]), path
+        else:
+            assert tried == [status], path  # never asked again
+            assert [tuple(a) for a in attempts] == [("gone", status)], path
+            assert (enabled, sent) == (False, ["cancelled"]), path
+            assert reason.startswith(f"receiver answered {'' if status == 410 else 'HTTP '}{status}"), reason
+            assert chat_receiver.url(path) not in reason
+    notices = [m.get_body(("plain",)).get_content() for m in smtp_inbox.to("admin@refused.test")]
+    assert sorted(next(i for i in ids.values() if i in text) for text in notices) == sorted(
+        ids[p] for p, status in answers.items() if status not in (408, 429))

@@ -87,8 +87,8 @@ async def test_weekly_digest_carries_the_weeks_warnings_and_a_quiet_week_sends_n
     assert critical["date"].datetime < seven <= digest["date"].datetime
     assert digest["subject"] == "[mews] Weekly digest: 2 warning(s)"
     text = digest.get_body(("plain",)).get_content()
-    assert "price-change-30d" in text
-    assert "leadtime-ratio" in text
+    assert "== gallium / 30-day price change: WARNING" in text  # rules by name (price-change-30d, leadtime-ratio)
+    assert "/ lead time: WARNING" in text
     # Its digest fell due with the other, but nothing happened on its materials: no notification was ever made.
     assert quiet_week not in notified_channels(db_sessions)
     assert smtp_inbox.to("nothing@weekly.test") == []

@@ -124,7 +124,8 @@ async def test_receiver_failing_every_notification_is_disabled_and_admins_told(
     policy = DeliveryPolicy(schedule=RetrySchedule(initial=0.01, max_interval=0.01, jitter=0, max_attempts=2),
                             disable_after_failures=2, lease=timedelta(seconds=30), batch_size=1)
     notifier = Notifier(settings, db_sessions)
-    failed_before = sample("mews_notify_deliveries_total", {"channel": "webhook", "outcome": "retry"})
+    retried_before = sample("mews_notify_deliveries_total", {"channel": "webhook", "outcome": "retry"})
+    failed_before = sample("mews_notify_deliveries_total", {"channel": "webhook", "outcome": "failed"})
     async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as http:
         worker = OutboxWorker(db_sessions, http, smtp_from(settings), notifier.check_target, settings, policy)
 
@@ -149,9 +150,14 @@ async def test_receiver_failing_every_notification_is_disabled_and_admins_told(
     # Two notifications failed after two attempts each; the third was tried at most once before the switch-off.
     tries = len(http_receiver.to("/down"))
     assert 4 <= tries <= 5
-    assert sample("mews_notify_deliveries_total", {"channel": "webhook", "outcome": "retry"}) - failed_before == tries
+    # The last try of each failed notification counts as failed, every other try as a retry.
+    assert sample("mews_notify_deliveries_total", {"channel": "webhook", "outcome": "failed"}) - failed_before == 2
+    assert sample("mews_notify_deliveries_total", {"channel": "webhook", "outcome": "retry"}) - retried_before == (
+        tries - 2)
     [notice] = smtp_inbox.to("admin@down.test")
-    assert "Webhook disabled" in notice["subject"]
+    assert notice["subject"] == "[mews] Channel disabled: webhook at 127.0.0.1"
+    text = notice.get_body(("plain",)).get_content()
+    assert "Reason: 2 notifications in a row failed; last: HTTP 503" in text
 
 
 async def test_delivery_metrics_count_deliveries_and_time_from_breach(
@@ -211,6 +217,8 @@ async def test_the_last_failed_attempt_says_the_delivery_gave_up(
                             disable_after_failures=10, lease=timedelta(seconds=30), batch_size=1)
     notifier = Notifier(settings, db_sessions)
     caplog.set_level("INFO", logger="services.notify.delivery.outbox")
+    counted = {outcome: sample("mews_notify_deliveries_total", {"channel": "webhook", "outcome": outcome})
+               for outcome in ("retry", "failed")}
     async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as http:
         worker = OutboxWorker(db_sessions, http, smtp_from(settings), notifier.check_target, settings, policy)
         for _ in range(40):
@@ -222,3 +230,5 @@ async def test_the_last_failed_attempt_says_the_delivery_gave_up(
     assert [(a.outcome, a.status_code) for a in attempts_of(db_sessions)] == [("retry", 503), ("failed", 503)]
     logged = [(r.outcome, r.state) for r in caplog.records if r.getMessage() == "delivery attempt"]
     assert logged == [("retry", "retry"), ("failed", "failed")]
+    assert {outcome: sample("mews_notify_deliveries_total", {"channel": "webhook", "outcome": outcome}) - before
+            for outcome, before in counted.items()} == {"retry": 1, "failed": 1}

@@ -104,7 +104,7 @@ def test_the_crisis_list_counts_what_fires_who_is_exposed_delivered_and_acknowle
     _alert(db_sessions, chips.organisation["id"], "gallium-price", "warning", rule="price-spike")
     with db_sessions() as session:
         session.add(Notification(organisation_id=radar.organisation["id"], channel_id=radar_channel, kind="alert",
-                                 alert_ids=[radar_alert], status="delivered"))
+                                 alert_ids=[radar_alert], status="delivered", delivered_at=datetime.now(UTC)))
         session.add(Notification(organisation_id=chips.organisation["id"], channel_id=chip_channel, kind="alert",
                                  alert_ids=[], status="failed"))
         session.commit()
@@ -117,6 +117,41 @@ def test_the_crisis_list_counts_what_fires_who_is_exposed_delivered_and_acknowle
     assert (control["alerts"], control["delivered"], control["acknowledged"]) == (2, 1, 1)
     assert (control["exposed"], control["subscribers"]) == (["Radar Works BV"], ["Chip Foundry BV"])
     assert (price["rule"], price["alerts"], price["delivered"], price["acknowledged"]) == ("price-spike", 1, 0, 0)
+
+
+def test_the_crisis_list_counts_deliveries_within_its_window_and_of_the_current_episode_only(
+        world, db_sessions) -> None:
+    ministry, radar, radar_channel, *_ = world
+    now = datetime.now(UTC)
+    opened = now - timedelta(days=60)
+    alert_id = _alert(db_sessions, radar.organisation["id"], "gallium-long", "critical")
+    with db_sessions() as session:
+        session.get(Alert, alert_id).starts_at = opened  # firing for two months
+        for delivered_at in (opened - timedelta(days=5),  # an earlier episode of the same alert
+                             now - timedelta(days=45)):  # this episode, before the default window
+            session.add(Notification(organisation_id=radar.organisation["id"], channel_id=radar_channel,
+                                     kind="alert", alert_ids=[alert_id], status="delivered",
+                                     delivered_at=delivered_at, created_at=delivered_at))
+        session.commit()
+
+    def delivered(**params) -> int:
+        answer = ministry.http.get("/v1/crisis", params=params)
+        assert answer.status_code == 200, answer.text
+        [row] = answer.json()
+        return row["delivered"]
+
+    assert delivered() == 0  # 30 days by default
+    assert delivered(window="50d") == 1
+    assert delivered(window="366d") == 1  # the earlier episode's delivery never counts
+    with db_sessions() as session:
+        session.add(Notification(organisation_id=radar.organisation["id"], channel_id=radar_channel, kind="alert",
+                                 alert_ids=[alert_id], status="delivered", delivered_at=now - timedelta(hours=1)))
+        session.commit()
+    assert delivered(window="12h") == 1
+    for bad in ("0s", "367d", "soon", "-1d"):
+        answer = ministry.http.get("/v1/crisis", params={"window": bad})
+        assert answer.status_code == 422, (bad, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
 
 
 def test_no_tenant_data_reaches_a_key_without_government_clearance(world, make_tenant) -> None:

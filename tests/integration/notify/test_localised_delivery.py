@@ -44,7 +44,7 @@ def antimony_breach() -> BreachRaised:
 
 
 ENGLISH = ("Value", "Since", "above", "threshold", "Open since", "Evidence", "Manage", "Unsubscribe", "from ",
-           "critical", "firing", "api:", "49.43", "/docs", "2026-07-14", "UTC")
+           "critical", "firing", "api:", "49.43", "/docs", "2026-07-14", "UTC", "price-change", "Rule")
 
 
 async def test_a_dutch_channel_gets_a_dutch_email_and_webhook_and_can_unsubscribe(
@@ -68,12 +68,15 @@ async def test_a_dutch_channel_gets_a_dutch_email_and_webhook_and_can_unsubscrib
     [message] = smtp_inbox.to("crisis@ezk.test")
     text = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
-    assert message["subject"] == "[mews] KRITIEK antimoon: price-change-30d"
+    assert message["subject"] == "[mews] KRITIEK antimoon: prijsverandering over 30 dagen"
     for dutch in ("antimoon: prijsverandering over 30 dagen +49,4 % ligt boven de drempel voor kritiek van +40,0 %",
                   "Waarde: +49,4 % tegen drempel +40,0 %", "Sinds: 14 juli 2026 08:15 CEST",
                   "prijs van push-API (sleutel key39449b5c) op 14 juli 2026 08:15 CEST: 1.234,5",
-                  "Waarom u dit ontvangt: grondstof antimoon", "Monitoringparameter (CRMA art. 20, lid 1): "
-                  "prijsvolatiliteit", f"Uw abonnement beheren: {api_url}/v1/subscriptions"):
+                  "Waarom u dit ontvangt: grondstof antimoon",
+                  "== antimoon / prijsverandering over 30 dagen: KRITIEK",
+                  "Regel: Een aanhoudende prijsstijging over een maand (maand op maand bij maandreeksen).",
+                  "Monitoringparameter (CRMA art. 20, lid 1): prijsvolatiliteit",
+                  f"Uw abonnement beheren: {api_url}/console/subscriptions"):
         assert dutch in text, dutch
     prose = re.sub(r"https?://\S+", "", text)  # links are not words
     assert [word for word in ENGLISH if word in prose] == []
@@ -88,13 +91,13 @@ async def test_a_dutch_channel_gets_a_dutch_email_and_webhook_and_can_unsubscrib
                                           "voor kritiek van +40,0 %")
     assert alert["value"] == 49.432654023557234
 
-    # The manage link answers (with a key: it is the organisation's subscriptions), the unsubscribe link asks
-    # first and then turns the email channel off.
+    # The manage link is the console's subscriptions page, the unsubscribe link asks first and then turns the
+    # email channel off.
     manage = re.search(r"Uw abonnement beheren: (\S+)", text).group(1)
     unsubscribe = re.search(r"Afmelden voor dit adres: (\S+)", text).group(1)
     assert unsubscribe.startswith(f"{api_url}/v1/unsubscribe/")
     async with httpx.AsyncClient() as http:
-        assert (await http.get(manage)).status_code == 401
+        assert manage == f"{api_url}/console/subscriptions"
         asked = await http.get(unsubscribe)
         assert asked.status_code == 200
         assert '<form method="post">' in asked.text

@@ -23,13 +23,21 @@ from services.notify.delivery.payload import (
     slack_message,
     teams_message,
 )
-from services.notify.delivery.webhook import RETRY_AFTER_CAP, classify_response, encode_body, retry_after
+from services.notify.delivery.webhook import (
+    RETRY_AFTER_CAP,
+    classify_response,
+    deliver_chat,
+    deliver_webhook,
+    encode_body,
+    retry_after,
+)
 from services.notify.outbound import masked_url
 from shared.events import BreachStatus
 from tests.unit.notify.test_webhook_payload import alert_row
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "notify"
-LINKS = {"manage": "https://mews.example/v1/organisations/org-1/subscriptions",
+LINKS = {"manage": "https://mews.example/console/subscriptions",
+         "unsubscribe": "https://mews.example/v1/unsubscribe/chan-1.org-1.1780306200.c2lnbmF0dXJl",
          "ack:alert-1": "https://mews.example/v1/ack/alert-1.org-1.1772530200.c2lnbmF0dXJl"}
 
 
@@ -70,8 +78,9 @@ def test_teams_message_is_one_adaptive_card_1_4_with_facts_and_open_url_actions(
     assert facts[1]["Ended"] == "2 March 2026 09:30 UTC"
     assert any("[lme price](https://example.org/prices/ga)" in b.get("text", "") for b in card["body"])
     assert all(a["type"] == "Action.OpenUrl" for a in card["actions"])
-    # Acknowledging: only the firing alert has a button, and it carries the signed link.
-    assert [a["url"] for a in card["actions"]] == [LINKS["ack:alert-1"], LINKS["manage"]]
+    # Acknowledging: only the firing alert has a button, and it carries the signed link; then manage, unsubscribe.
+    assert [a["url"] for a in card["actions"]] == [LINKS["ack:alert-1"], LINKS["manage"], LINKS["unsubscribe"]]
+    assert [a["title"] for a in card["actions"]][1:] == ["Manage alerts", "Unsubscribe this channel"]
 
 
 def test_slack_message_has_a_text_fallback_and_only_section_context_and_actions_blocks():
@@ -80,7 +89,8 @@ def test_slack_message_has_a_text_fallback_and_only_section_context_and_actions_
     assert {b["type"] for b in message["blocks"]} == {"section", "context", "actions"}
     assert len(message["blocks"]) <= 50
     [actions] = [b for b in message["blocks"] if b["type"] == "actions"]
-    assert [e["url"] for e in actions["elements"]] == [LINKS["ack:alert-1"], LINKS["manage"]]
+    assert [e["url"] for e in actions["elements"]] == [LINKS["ack:alert-1"], LINKS["manage"], LINKS["unsubscribe"]]
+    assert [e["action_id"] for e in actions["elements"]] == ["ack:alert-1", "manage", "unsubscribe"]
     assert all(len(f["text"]) <= 2000 for b in message["blocks"] for f in b.get("fields", []))
     assert all(len(b.get("fields", [])) <= 10 for b in message["blocks"])
 
@@ -89,7 +99,8 @@ def test_an_acknowledged_or_resolved_alert_gets_no_acknowledge_button():
     group = example_group(alert_row("alert-1", "fp-ga-spike", acknowledged=True),
                           alert_row("alert-2", "fp-ga-old", status=BreachStatus.RESOLVED))
     links = {**LINKS, "ack:alert-2": "https://mews.example/v1/ack/other"}
-    assert [a["url"] for a in teams_message(group, links)["attachments"][0]["content"]["actions"]] == [LINKS["manage"]]
+    assert [a["url"] for a in teams_message(group, links)["attachments"][0]["content"]["actions"]] == [
+        LINKS["manage"], LINKS["unsubscribe"]]
 
 
 def test_a_resolved_group_says_so_in_green():
@@ -134,7 +145,7 @@ def test_dutch_channels_get_dutch_labels():
     card = teams_message(example_group(), LINKS, "nl")["attachments"][0]["content"]
     facts = {f["title"] for b in card["body"] if b["type"] == "FactSet" for f in b["facts"]}
     assert {"Ernst", "Grondstof", "Regel", "Drempel"} <= facts
-    assert card["actions"][-1]["title"] == "Meldingen beheren"
+    assert [a["title"] for a in card["actions"]][-2:] == ["Meldingen beheren", "Dit kanaal afmelden"]
     assert explanation({"status": "firing", "rule": "r", "parameter": "p", "indicator": "top_origin_share",
                         "value": 0.5, "threshold": 0.3, "severity": "warning"}, "nl") == (
         "aandeel van het grootste herkomstland 50,0 % ligt boven de drempel 30,0 % (waarschuwing)")
@@ -161,3 +172,17 @@ def test_a_secret_url_is_masked_to_its_host_and_last_characters():
     assert masked_url(url) == "https://prod-01.westeurope.logic.azure.com/…xyz9"
     assert masked_url(masked_url(url)) == masked_url(url)
     assert "S3CR3T" not in masked_url("https://hooks.slack.com/services/T0/B0/S3CR3T")
+
+
+@pytest.mark.parametrize(("status", "chat", "webhook"), [
+    (400, "gone", "retry"), (403, "gone", "retry"), (404, "gone", "retry"), (410, "gone", "gone"),
+    (408, "retry", "retry"), (429, "retry", "retry"), (500, "retry", "retry"), (200, "delivered", "delivered")])
+async def test_a_chat_webhook_refusing_for_good_is_gone_and_a_signed_webhook_only_on_410(status, chat, webhook):
+    url = "https://hooks.slack.com/services/T000/B000/secret-part"
+    transport = httpx.MockTransport(lambda request: httpx.Response(status, text="invalid_token"))
+    async with httpx.AsyncClient(transport=transport) as client:
+        said = await deliver_chat(client, url, {"text": "x"}, lambda _: None)
+        signed = await deliver_webhook(client, url, "whsec_" + "A" * 32, "msg-1", {"alerts": []},
+                                       datetime(2026, 3, 2, tzinfo=UTC), lambda _: None)
+    assert (said.outcome, said.status_code, signed.outcome) == (chat, status, webhook)
+    assert "secret-part" not in (said.error or "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -92,8 +93,9 @@ def test_the_summary_is_rendered_from_the_machine_fields_in_both_languages():
 
 
 DUTCH_EXCERPT = """\
-== antimoon / price-change-30d: KRITIEK (actief) ==
+== antimoon / prijsverandering over 30 dagen: KRITIEK (actief) ==
 antimoon: prijsverandering over 30 dagen +49,4 % ligt boven de drempel voor kritiek van +40,0 %
+Regel: Een aanhoudende prijsstijging over een maand (maand op maand bij maandreeksen).
 Waarde: +49,4 % tegen drempel +40,0 % (prijsverandering over 30 dagen)
 Monitoringparameter (CRMA art. 20, lid 1): prijsvolatiliteit
 Sinds: 14 juli 2026 08:15 CEST
@@ -104,11 +106,11 @@ Onderbouwing:
 
 
 def test_a_dutch_email_is_dutch_throughout_and_matches_the_readme_excerpt():
-    links = {"manage": "https://mews.example/v1/subscriptions", "ack:a1": "https://mews.example/v1/ack/t",
+    links = {"manage": "https://mews.example/console/subscriptions", "ack:a1": "https://mews.example/v1/ack/t",
              "unsubscribe": "https://mews.example/v1/unsubscribe/u"}
     mail = render_email("alert", {"kind": "alert", "status": "firing", "group_key": "immediate:c:antimony",
                                   "alerts": [ALERT]}, "nl", links, "Europe/Amsterdam")
-    assert mail.subject == "[mews] KRITIEK antimoon: price-change-30d"
+    assert mail.subject == "[mews] KRITIEK antimoon: prijsverandering over 30 dagen"
     assert DUTCH_EXCERPT in mail.text
     assert DUTCH_EXCERPT in (Path(__file__).resolve().parents[3] / "README.md").read_text()  # quoted there
     assert "Afmelden voor dit adres: https://mews.example/v1/unsubscribe/u" in mail.text
@@ -120,9 +122,70 @@ def test_a_dutch_email_is_dutch_throughout_and_matches_the_readme_excerpt():
     assert "Unsubscribe this address: https://mews.example/v1/unsubscribe/u" in english.text
 
 
-def test_manage_link_is_the_subscriptions_endpoint_or_the_configured_template():
+def test_every_scoring_rule_has_a_dutch_and_english_name_and_the_english_description_is_scorings():
+    shipped = tomllib.loads((Path(__file__).resolve().parents[3] / "services" / "scoring" / "scoring.toml")
+                            .read_text())
+    described = {rule["name"]: rule["description"] for rule in shipped["rules"]}
+    assert set(locale.RULES) == set(described)
+    for name, description in described.items():
+        assert locale.rule_description(name, "en") == description
+        assert locale.rule_description(name, "nl") not in ("", description)
+        assert locale.rule_title(name, "nl") != name
+    assert locale.rule_title("price-change-30d", "nl") == "prijsverandering over 30 dagen"
+    assert (locale.rule_title("gallium-own", "nl"), locale.rule_description("gallium-own", "nl")) == (
+        "gallium-own", "")  # a rule of a material alone shows its name
+
+
+def test_emails_and_cards_show_the_rule_in_words_and_webhooks_keep_its_id():
+    from services.notify.delivery.payload import localised_payload, slack_message, teams_message
+
+    payload = {"kind": "alert", "status": "firing", "group_key": "immediate:c:antimony", "alerts": [ALERT]}
+    links = {"manage": "https://mews.example/console/subscriptions", "ack:a1": "https://mews.example/v1/ack/t"}
+    english = render_email("alert", payload, "en", links)
+    assert english.subject == "[mews] CRITICAL antimony: 30-day price change"
+    assert "Rule: A sustained price rise over a month (month-on-month for monthly series)." in english.text
+    assert "<th align=\"left\">Rule</th><td>A sustained price rise over a month" in english.html
+    card = teams_message(payload, links, "nl")["attachments"][0]["content"]
+    facts = {f["title"]: f["value"] for f in card["body"][2]["facts"]}
+    assert facts["Regel"] == ("prijsverandering over 30 dagen: Een aanhoudende prijsstijging over een maand "
+                              "(maand op maand bij maandreeksen).")
+    assert card["actions"][0]["title"] == "Bevestigen: antimoon, prijsverandering over 30 dagen"
+    slack = slack_message(payload, links, "en")
+    fields = [f["text"] for f in slack["blocks"][1]["fields"]]
+    assert "*Rule*\n30-day price change: A sustained price rise over a month (month-on-month for monthly series)." in (
+        fields)
+    [webhook] = localised_payload(payload, "nl")["alerts"]
+    assert (webhook["rule"], webhook["rule_localised"]) == ("price-change-30d", "prijsverandering over 30 dagen")
+    assert webhook["rule_description_localised"].startswith("Een aanhoudende prijsstijging")
+
+
+def test_an_admin_notice_reads_in_the_channels_language_and_time_zone():
+    notice = {"recipients": ["admin@ezk.test"], "channel_id": "chan-1", "channel_kind": "teams",
+              "reason": "receiver answered HTTP 404: the chat webhook refuses messages for good",
+              "cause": {"kind": "gone", "status_code": 404},
+              "target_host": "prod.westeurope.logic.azure.com", "disabled_at": "2026-07-14T06:15:00+00:00"}
+    links = {"manage": "https://mews.example/console/subscriptions"}
+    dutch = render_email("admin_notice", notice, "nl", links, "Europe/Amsterdam")
+    assert dutch.subject == "[mews] Kanaal uitgeschakeld: Microsoft Teams op prod.westeurope.logic.azure.com"
+    assert "mews heeft een Microsoft Teams-kanaal van uw organisatie uitgeschakeld." in dutch.text
+    assert "Reden: de ontvanger antwoordde HTTP 404: hij neemt geen berichten meer aan\n" \
+           "Uitgeschakeld op: 14 juli 2026 08:15 CEST\n" in dutch.text
+    assert "<li>Uitgeschakeld op: 14 juli 2026 08:15 CEST</li>" in dutch.html
+    failures = {**notice, "channel_kind": "webhook",
+                "cause": {"kind": "failures", "count": 3, "last_error": "HTTP 503"}}
+    english = render_email("admin_notice", failures, "en", links, "America/New_York")
+    assert english.subject == "[mews] Channel disabled: webhook at prod.westeurope.logic.azure.com"
+    assert "Reason: 3 notifications in a row failed; last: HTTP 503\nDisabled at: 14 July 2026 02:15 EDT\n" in (
+        english.text)
+    # A notice queued before its cause was kept says the English reason, in UTC when the channel has no zone.
+    older = {k: v for k, v in notice.items() if k not in ("cause", "channel_kind")}
+    assert "Reason: receiver answered HTTP 404" in render_email("admin_notice", older, "en", links).text
+    assert "Disabled at: 14 July 2026 06:15 UTC" in render_email("admin_notice", older, "en", links).text
+
+
+def test_manage_link_is_the_consoles_subscriptions_page_or_the_configured_template():
     assert manage_url(NotifySettings(public_base_url="https://mews.example/"), "org-1") == (
-        "https://mews.example/v1/subscriptions")
+        "https://mews.example/console/subscriptions")
     configured = NotifySettings(manage_url="https://console.example/orgs/{organisation_id}/subscriptions")
     assert manage_url(configured, "org-1") == "https://console.example/orgs/org-1/subscriptions"
 

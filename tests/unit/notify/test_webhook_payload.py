@@ -28,7 +28,7 @@ def alert_row(alert_id: str, fingerprint: str, status: BreachStatus = BreachStat
               acknowledged: bool = False) -> Alert:
     """An alert as dispatch reads it back from its row: the breach as JSON, its columns beside."""
     breach = BreachRaised(
-        fingerprint=fingerprint, material="gallium", rule="price_spike", indicator="price_volatility",
+        fingerprint=fingerprint, material="gallium", rule="price-volatility", indicator="price_volatility",
         severity=Severity.CRITICAL, status=status, value=0.71, warning_threshold=0.3, critical_threshold=0.6,
         clear_threshold=0.25, threshold=0.6 if status == BreachStatus.FIRING else 0.25, starts_at=STARTED,
         ends_at=OBSERVED if status == BreachStatus.RESOLVED else None, observed_at=OBSERVED,
@@ -37,7 +37,7 @@ def alert_row(alert_id: str, fingerprint: str, status: BreachStatus = BreachStat
                            url="https://example.org/prices/ga")],
         classification=Classification.RESTRICTED, parameter="price_volatility")
     return alert_from_row(models.Alert(
-        id=alert_id, organisation_id="org-1", fingerprint=fingerprint, material="gallium", rule="price_spike",
+        id=alert_id, organisation_id="org-1", fingerprint=fingerprint, material="gallium", rule="price-volatility",
         severity="critical", status=status.value, starts_at=STARTED, ends_at=breach.ends_at, summary=breach.summary,
         breach=breach.model_dump(mode="json"), classification="restricted",
         via=["material:gallium", "product:Radar module>GaN chip"],
@@ -68,7 +68,8 @@ ALERT_FIELDS = {"id": (str,), "fingerprint": (str,), "material": (str,), "rule":
                 "warning_threshold": (*NUMBER, type(None)), "critical_threshold": (*NUMBER, type(None)),
                 "starts_at": (str,), "ends_at": (str, type(None)), "observed_at": (str, type(None)),
                 "summary": (str,), "evidence": (list,), "via": (list,), "acknowledged_at": (str, type(None)),
-                "open_since": (str, type(None)), "language": (str,), "summary_localised": (str,)}
+                "open_since": (str, type(None)), "language": (str,), "summary_localised": (str,),
+                "rule_localised": (str,), "rule_description_localised": (str,)}
 
 
 def test_every_field_is_present_with_its_type():
