@@ -296,6 +296,7 @@ def summary(alert: dict[str, Any], language: str = "en", zone: str | None = None
         line = words["resolved"].format(back=words["below" if direction == "above" else "above"], **fields)
     else:
         line = words["firing"].format(direction=words[direction], **fields)
+    line = line[:1].upper() + line[1:]  # names are lower case in running text; this one opens a sentence
     if alert.get("open_since"):
         return f"{words['open_since'].format(when=when(alert['open_since'], language, zone))} {line}"
     return line

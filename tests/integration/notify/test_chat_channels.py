@@ -167,7 +167,7 @@ async def test_teams_gets_an_adaptive_card_with_the_ack_link_and_then_the_resolu
     assert [status for *_, status in chat_receiver.to("/teams/ops")] == [202, 202]  # no shape was refused
     title = firing["body"][0]
     assert (title["text"], title["color"]) == (
-        "[FIRING] gallium: annualised price volatility 71.0% is above the critical threshold of 30.0%", "Attention")
+        "[FIRING] Gallium: annualised price volatility 71.0% is above the critical threshold of 30.0%", "Attention")
     facts = {f["title"]: f["value"] for f in firing["body"][2]["facts"]}
     assert (facts["Severity"], facts["Material"], facts["Rule"]) == ("critical", "gallium", "price_spike")
     assert facts["Threshold"] == "annualised price volatility 71.0% is above the critical threshold 30.0%"
@@ -211,7 +211,7 @@ async def test_slack_busy_answers_are_retried_no_sooner_than_retry_after_asks(se
         ("retry", 429), ("retry", 503), ("delivered", 200)]
     [message] = chat_receiver.accepted("/slack/hook")
     assert message["text"] == (
-        "[FIRING] gallium: annualised price volatility 42.0% is above the warning threshold of 30.0%")
+        "[FIRING] Gallium: annualised price volatility 42.0% is above the warning threshold of 30.0%")
     assert [b["type"] for b in message["blocks"]] == ["section", "section", "context", "actions"]
     [ack, _manage, unsubscribe] = message["blocks"][-1]["elements"]
     assert unsubscribe["url"].startswith("http://mews.test/v1/unsubscribe/")

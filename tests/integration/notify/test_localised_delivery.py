@@ -69,7 +69,7 @@ async def test_a_dutch_channel_gets_a_dutch_email_and_webhook_and_can_unsubscrib
     text = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
     assert message["subject"] == "[mews] KRITIEK antimoon: prijsverandering over 30 dagen"
-    for dutch in ("antimoon: prijsverandering over 30 dagen +49,4 % ligt boven de drempel voor kritiek van +40,0 %",
+    for dutch in ("Antimoon: prijsverandering over 30 dagen +49,4 % ligt boven de drempel voor kritiek van +40,0 %",
                   "Waarde: +49,4 % tegen drempel +40,0 %", "Sinds: 14 juli 2026 08:15 CEST",
                   "prijs van push-API (sleutel key39449b5c) op 14 juli 2026 08:15 CEST: 1.234,5",
                   "Waarom u dit ontvangt: grondstof antimoon",
@@ -87,7 +87,7 @@ async def test_a_dutch_channel_gets_a_dutch_email_and_webhook_and_can_unsubscrib
     [alert] = body["alerts"]
     assert alert["summary"] == antimony_breach().summary  # the machine field stays as scoring wrote it
     assert alert["language"] == "nl"
-    assert alert["summary_localised"] == ("antimoon: prijsverandering over 30 dagen +49,4 % ligt boven de drempel "
+    assert alert["summary_localised"] == ("Antimoon: prijsverandering over 30 dagen +49,4 % ligt boven de drempel "
                                           "voor kritiek van +40,0 %")
     assert alert["value"] == 49.432654023557234
 

@@ -107,7 +107,7 @@ def test_a_resolved_group_says_so_in_green():
     group = example_group(alert_row("alert-2", "fp-ga-old", status=BreachStatus.RESOLVED))
     title = teams_message(group, LINKS)["attachments"][0]["content"]["body"][0]
     assert (title["text"], title["color"]) == (
-        "[RESOLVED] gallium: annualised price volatility 71.0% is back below the clear threshold of 25.0%; resolved",
+        "[RESOLVED] Gallium: annualised price volatility 71.0% is back below the clear threshold of 25.0%; resolved",
         "Good")
     assert slack_message(group, LINKS)["text"].startswith("[RESOLVED] ")
 

@@ -80,21 +80,21 @@ ALERT = {"id": "a1", "material": "antimony", "rule": "price-change-30d", "indica
 
 def test_the_summary_is_rendered_from_the_machine_fields_in_both_languages():
     assert locale.summary(ALERT, "nl") == (
-        "antimoon: prijsverandering over 30 dagen +49,4 % ligt boven de drempel voor kritiek van +40,0 %")
+        "Antimoon: prijsverandering over 30 dagen +49,4 % ligt boven de drempel voor kritiek van +40,0 %")
     assert locale.summary(ALERT, "en") == (
-        "antimony: 30-day price change +49.4% is above the critical threshold of +40.0%")
+        "Antimony: 30-day price change +49.4% is above the critical threshold of +40.0%")
     resolved = {**ALERT, "status": "resolved", "value": 12.0, "threshold": 15.0}
     assert locale.summary(resolved, "nl").endswith("+12,0 % ligt weer onder de herstelgrens van +15,0 %; opgelost")
     floor = {**ALERT, "indicator": "stock_cover_days", "value": 9.0, "threshold": 14.0, "warning_threshold": 30.0,
              "critical_threshold": 14.0}
-    assert locale.summary(floor, "en") == "antimony: stock cover 9 days is below the critical threshold of 14 days"
+    assert locale.summary(floor, "en") == "Antimony: stock cover 9 days is below the critical threshold of 14 days"
     caught_up = {**ALERT, "open_since": "2026-07-01T22:30:00+00:00"}
     assert locale.summary(caught_up, "nl", "Europe/Amsterdam").startswith("Open sinds 2 juli 2026 00:30 CEST. ")
 
 
 DUTCH_EXCERPT = """\
 == antimoon / prijsverandering over 30 dagen: KRITIEK (actief) ==
-antimoon: prijsverandering over 30 dagen +49,4 % ligt boven de drempel voor kritiek van +40,0 %
+Antimoon: prijsverandering over 30 dagen +49,4 % ligt boven de drempel voor kritiek van +40,0 %
 Regel: Een aanhoudende prijsstijging over een maand (maand op maand bij maandreeksen).
 Waarde: +49,4 % tegen drempel +40,0 % (prijsverandering over 30 dagen)
 Monitoringparameter (CRMA art. 20, lid 1): prijsvolatiliteit

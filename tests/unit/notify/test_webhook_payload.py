@@ -118,10 +118,10 @@ def test_a_webhook_carries_the_summary_in_its_channel_language_beside_the_englis
     dutch = localised_payload(payload, "nl", "Europe/Amsterdam")["alerts"][0]
     assert dutch["summary"].startswith("Open since 2026-03-02 08:30 UTC. ")  # the machine field, unchanged
     assert (dutch["language"], dutch["summary_localised"]) == ("nl", (
-        "Open sinds 2 maart 2026 09:30 CET. gallium: jaarlijkse prijsvolatiliteit 71,0 % ligt boven de drempel "
+        "Open sinds 2 maart 2026 09:30 CET. Gallium: jaarlijkse prijsvolatiliteit 71,0 % ligt boven de drempel "
         "voor kritiek van 60,0 %"))
     english = localised_payload(payload, "en")["alerts"][0]
     assert english["summary_localised"] == (
-        "Open since 2 March 2026 08:30 UTC. gallium: annualised price volatility 71.0% is above the critical "
+        "Open since 2 March 2026 08:30 UTC. Gallium: annualised price volatility 71.0% is above the critical "
         "threshold of 60.0%")
     assert payload["alerts"][0].keys() <= dutch.keys()  # nothing removed
