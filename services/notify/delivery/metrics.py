@@ -6,7 +6,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 DELIVERIES = Counter("mews_notify_deliveries_total",
                      "Delivery attempts by channel kind and outcome (delivered, retry, failed: the last try gave up, "
-                     "gone, refused)", ["channel", "outcome"])
+                     "gone, refused, rejected)", ["channel", "outcome"])
 RETRIES = Counter("mews_notify_delivery_retries_total", "Failed attempts scheduled for another try", ["channel"])
 RETRY_AFTER = Counter("mews_notify_delivery_retry_after_total",
                       "Failed attempts whose receiver asked for a wait (429 or 503 with Retry-After), honoured",

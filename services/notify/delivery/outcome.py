@@ -9,7 +9,7 @@ from dataclasses import dataclass
 class Outcome:
     """The verdict of one attempt: delivered, retry later, or the endpoint is gone for good."""
 
-    outcome: str  # delivered | retry | gone | refused
+    outcome: str  # delivered | retry | gone | refused | rejected
     status_code: int | None = None
     error: str | None = None
     retry_after: float | None = None  # seconds the receiver asked us to wait (Retry-After), if it did

@@ -27,9 +27,12 @@ USER_AGENT = "mews-notify/1"
 TargetCheck = Callable[[str], str | None]  # URL -> None when allowed, else the reason; never asks DNS
 RETRY_AFTER_CAP = 3600.0  # a receiver asking for longer is tried again after an hour
 # What Teams Workflows and Slack answer for a webhook that will never take a message again: Slack's
-# invalid_payload / invalid_token, action_prohibited / channel_not_found, no_service / channel_is_archived; a
-# deleted or disabled workflow. Retrying them only repeats the answer; 408 and 429 are not among them.
-CHAT_PERMANENT = frozenset({400, 403, 404, 410})
+# invalid_token / action_prohibited, channel_not_found, channel_is_archived / no_service; a deleted or disabled
+# workflow. Retrying them only repeats the answer; 408 and 429 are not among them.
+CHAT_GONE = frozenset({403, 404, 410})
+# A 400 (Slack's invalid_payload, a card Teams cannot read) refuses this message, not the channel: the message
+# fails at once, the channel stays on (repeated failures still switch it off).
+CHAT_REJECTED = 400
 
 
 def encode_body(payload: dict[str, Any]) -> bytes:
@@ -85,14 +88,17 @@ async def deliver_chat(client: httpx.AsyncClient, url: str, message: dict[str, A
                        check_target: TargetCheck) -> Outcome:
     """POST a Teams or Slack message to its webhook URL; never raises, and never repeats the URL in an error.
 
-    A permanent refusal (CHAT_PERMANENT) is `gone`, as a webhook's 410: the channel is switched off at once and
-    its admins told, instead of the same card being refused for every retry.
+    A refusal for good (CHAT_GONE) is `gone`, as a webhook's 410: the channel is switched off at once and its
+    admins told; a 400 is `rejected`: this message failed, never retried. Neither is sent again and again.
     """
     outcome = await post_json(client, url, encode_body(message),
                               {"content-type": "application/json", "user-agent": USER_AGENT}, check_target)
-    if outcome.outcome == "retry" and outcome.status_code in CHAT_PERMANENT:
+    if outcome.outcome == "retry" and outcome.status_code in CHAT_GONE:
         outcome = Outcome("gone", outcome.status_code,
                           f"HTTP {outcome.status_code}: the chat webhook refuses messages for good")
+    elif outcome.outcome == "retry" and outcome.status_code == CHAT_REJECTED:
+        outcome = Outcome("rejected", outcome.status_code,
+                          f"HTTP {outcome.status_code}: the chat webhook refused this message")
     if outcome.error and url in outcome.error:
         outcome = replace(outcome, error=outcome.error.replace(url, masked_url(url)))
     return outcome

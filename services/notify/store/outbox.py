@@ -206,8 +206,9 @@ def _record(session: Session, n: models.Notification | None, channels: dict[str,
             disable_channel(session, channel, f"receiver answered {outcome.error}", now,
                             {"kind": "gone", "status_code": outcome.status_code})
         return "cancelled"
-    # A refused target (the outbound policy) is refused again next time: failed at once, never retried.
-    if outcome.outcome != "refused" and not policy.schedule.exhausted(n.attempts):
+    # A refused target (the outbound policy) is refused again next time, and a rejected message is rejected
+    # again: failed at once, never retried.
+    if outcome.outcome not in ("refused", "rejected") and not policy.schedule.exhausted(n.attempts):
         delay = policy.schedule.delay(n.attempts)
         if outcome.retry_after is not None:  # the receiver's Retry-After, when longer than our own wait
             delay = max(delay, timedelta(seconds=outcome.retry_after))

@@ -241,7 +241,7 @@ async def test_a_chat_target_the_outbound_policy_refuses_fails_at_once_and_is_ne
         assert s.scalars(select(models.Notification.status)).all() == ["failed"]
 
 
-async def test_a_chat_webhook_refusing_for_good_is_switched_off_at_once_and_busy_ones_are_retried(
+async def test_a_chat_webhook_refusing_for_good_is_switched_off_at_once_a_rejected_card_fails_and_busy_ones_are_retried(
         settings, db_sessions, chat_receiver, smtp_inbox):
     answers = {"/teams/forbidden": 403, "/teams/deleted": 404, "/slack/invalid": 400, "/slack/archived": 410,
                "/slack/timeout": 408, "/teams/busy": 429}
@@ -257,7 +257,8 @@ async def test_a_chat_webhook_refusing_for_good_is_switched_off_at_once_and_busy
         await publish(settings, breach("fp-refused"))
         await eventually(lambda: all(chat_receiver.accepted(p) for p in ("/slack/timeout", "/teams/busy")),
                          what="the busy receivers' retries delivered")
-        await eventually(lambda: len(smtp_inbox.to("admin@refused.test")) == 4, what="four admin notices")
+        await eventually(lambda: len(smtp_inbox.to("admin@refused.test")) == 3, what="three admin notices")
+        await eventually(lambda: failed(db_sessions, ids["/slack/invalid"]), what="the rejected card failed")
 
     for path, status in answers.items():
         tried = [answered for *_, answered in chat_receiver.to(path)]
@@ -270,7 +271,11 @@ async def test_a_chat_webhook_refusing_for_good_is_switched_off_at_once_and_busy
             sent = s.scalars(select(models.Notification.status).where(
                 models.Notification.channel_id == channel.id, models.Notification.kind != "admin_notice")).all()
             enabled, reason = channel.enabled, channel.disabled_reason
-        if status in (408, 429):
+        if status == 400:  # this card refused, not the channel: failed at once, the channel stays on
+            assert tried == [status], path
+            assert [tuple(a) for a in attempts] == [("rejected", status)], path
+            assert (enabled, sent) == (True, ["failed"]), path
+        elif status in (408, 429):
             accepted = 202 if path.startswith("/teams") else 200
             assert tried == [status, accepted], path
             assert [tuple(a) for a in attempts] == [("retry", status), ("delivered", accepted)], path
@@ -283,4 +288,10 @@ async def test_a_chat_webhook_refusing_for_good_is_switched_off_at_once_and_busy
             assert chat_receiver.url(path) not in reason
     notices = [m.get_body(("plain",)).get_content() for m in smtp_inbox.to("admin@refused.test")]
     assert sorted(next(i for i in ids.values() if i in text) for text in notices) == sorted(
-        ids[p] for p, status in answers.items() if status not in (408, 429))
+        ids[p] for p, status in answers.items() if status not in (400, 408, 429))
+
+
+def failed(db_sessions, channel_id: str) -> bool:
+    with unit_of_work(db_sessions) as s:
+        return s.scalars(select(models.Notification.status).where(
+            models.Notification.channel_id == channel_id)).all() == ["failed"]
