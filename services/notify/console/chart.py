@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-WIDTH, HEIGHT, PAD_X, PAD_Y = 640, 220, 56, 24
+WIDTH, HEIGHT, PAD_LEFT, PAD_RIGHT, PAD_Y = 720, 220, 60, 140, 24
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def line_chart(title: str, series: list[tuple[datetime, float]], levels: dict[st
     span = end - start
 
     def x(t: datetime) -> float:
-        return PAD_X + (WIDTH - 2 * PAD_X) * ((t.timestamp() - start) / span if span else 0.5)
+        return PAD_LEFT + (WIDTH - PAD_LEFT - PAD_RIGHT) * ((t.timestamp() - start) / span if span else 0.5)
 
     def y(v: float) -> float:
         return HEIGHT - PAD_Y - (HEIGHT - 2 * PAD_Y) * (v - low) / (high - low)

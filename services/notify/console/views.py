@@ -156,10 +156,13 @@ def render(visit_: Visit, template: str, status_code: int = 200, **context: Any)
         text = translate(key, language)
         return text.format(**fields) if fields else text
 
+    def share(fraction: float) -> str:  # locale.percent takes percent; shares and ratios are fractions
+        return locale.percent(fraction * 100, language)
+
     page = template.removesuffix(".html")
     PAGES.labels(page, str(status_code)).inc()
     response = TEMPLATES.TemplateResponse(visit_.request, template, status_code=status_code, context={
-        "t": t, "lang": language, "visit": visit_, "principal": visit_.principal,
+        "t": t, "share": share, "lang": language, "visit": visit_, "principal": visit_.principal,
         "organisation": visit_.organisation, "csrf": visit_.csrf, "page": page, "locale": locale,
         "here": _here(visit_.request), "notice": _notice(visit_.request.query_params.get("done", ""), language),
         "grafana_url": visit_.settings.grafana_url.rstrip("/"), **context})
@@ -473,8 +476,8 @@ def ops_page(v: Visit = Depends(visit)) -> Response:
         entry["strength"] = max((x["ratio"] or 0 for x in entry["breaches"]), default=0)
     ranked = sorted(materials.values(), key=lambda e: (-e["worst"], -len(e["breaches"]), -e["strength"],
                                                        e["material"]))
-    return render(v, "ops.html", ranked=ranked, breaches=sorted(breaches, key=lambda b: b.observed_at,
-                                                                 reverse=True))
+    return render(v, "ops.html", ranked=ranked, crises=crises,
+                  breaches=sorted(breaches, key=lambda b: b.observed_at, reverse=True))
 
 
 def _crisis_page(v: Visit, principal: Principal, status_code: int = 200, **context: Any) -> Response:
