@@ -11,7 +11,8 @@ Printed per page: median and p95 of the console, of the anchor, and their ratio.
 There is no before: the console is new (3389b4b and 43174de have no /console), so the JSON API in the same run is
 the comparison.
 
-Run: .venv/bin/python bench/console_bench.py [--alerts 1000] [--subscriptions 500] [--requests 30] [--db sqlite|postgresql]
+Run: .venv/bin/python bench/console_bench.py [--alerts 1000] [--subscriptions 500] [--requests 30]
+    [--db sqlite|postgresql]
 """
 
 from __future__ import annotations
