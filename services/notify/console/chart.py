@@ -101,3 +101,17 @@ def alert_charts(breach: dict[str, Any], words: dict[str, str], label_time: Any 
         if chart is not None:
             charts.append(chart)
     return charts
+
+
+def sparkline(breach: dict[str, Any], width: int = 120, height: int = 24) -> str:
+    """The points of a small line of a breach's numeric evidence over time ("" with fewer than two values)."""
+    series = sorted((moment, float(item["value"])) for item in breach.get("evidence") or []
+                    if (moment := _moment(item.get("time"))) is not None
+                    and isinstance(item.get("value"), int | float) and not isinstance(item.get("value"), bool))
+    if len(series) < 2:
+        return ""
+    low, high = min(v for _, v in series), max(v for _, v in series)
+    start, span = series[0][0].timestamp(), (series[-1][0].timestamp() - series[0][0].timestamp()) or 1.0
+    return " ".join(f"{2 + (width - 4) * (t.timestamp() - start) / span:.1f},"
+                    f"{height - 2 - (height - 4) * ((v - low) / (high - low) if high > low else 0.5):.1f}"
+                    for t, v in series)

@@ -21,7 +21,6 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from prometheus_client import Counter
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.notify.access import Principal, authenticate, principal_of_key, tenant_admin
@@ -38,12 +37,13 @@ from services.notify.console.bom import parse_bom
 from services.notify.console.words import WORDS, language_of_request, translate
 from services.notify.delivery import locale
 from services.notify.settings import NotifySettings
+from services.notify.store import alerts as alert_store
 from services.notify.store import channels as channel_store
 from services.notify.store import products as product_store
 from services.notify.store import subscriptions as subscription_store
 from services.notify.store.deliveries import REPLAYABLE
 from services.notify.store.errors import Conflict, NotFound, Rejected
-from services.notify.store.models import FEEDBACK_REASONS, Alert, ApiKey, Organisation
+from services.notify.store.models import FEEDBACK_REASONS, ApiKey, Organisation
 from services.notify.store.open_breaches import open_breaches
 from services.notify.store.products import BomLineSpec
 from shared.catalog import load_catalog
@@ -297,18 +297,19 @@ def inbox(status: str | None = None, severity: str | None = None, material: str 
     material = material.strip() if material else None
     limit = max(1, min(limit, 1000))
     with _store_errors("inbox"):
-        rows = alerts_api.list_alerts(status_=_filter(status, ("firing", "resolved")),
-                                      material=material or None,
-                                      severity=_filter(severity, ("warning", "critical")), limit=limit,
-                                      principal=principal, session=v.db, settings=v.settings)
+        # The API's list, from its parts: the rows keep their breach, which gives the summary in the reader's
+        # language (scoring writes it in English) without loading every breach a second time.
+        rows = alert_store.list_alerts(v.db, principal.organisation_id or "", principal.clearance,
+                                       status=_filter(status, ("firing", "resolved")), material=material or None,
+                                       severity=_filter(severity, ("warning", "critical")), limit=limit)
+        muted = alerts_api._muted(v.db, principal, rows, v.settings)
+    summaries = {r.id: locale.summary(r.breach, v.language) for r in rows if r.breach}
+    shown = [alerts_api.AlertOut.of(r, muted.get(r.id)) for r in rows]
     more = None
-    if len(rows) == limit and limit < 1000:
+    if len(shown) == limit and limit < 1000:
         query = {k: val for k, val in {"status": status, "severity": severity, "material": material}.items() if val}
         more = "/console/alerts?" + urlencode({**query, "limit": min(1000, limit * 2)})
-    # The summary in the reader's language, from the breach's machine fields (scoring writes it in English).
-    breaches = dict(v.db.execute(select(Alert.id, Alert.breach).where(Alert.id.in_([r.id for r in rows]))).all())
-    summaries = {i: locale.summary(b, v.language) for i, b in breaches.items() if b}
-    return render(v, "inbox.html", alerts=rows, more=more, summaries=summaries,
+    return render(v, "inbox.html", alerts=shown, more=more, summaries=summaries,
                   filters={"status": status or "", "severity": severity or "", "material": material or ""},
                   materials=[m.id for m in load_catalog().materials])
 
@@ -468,6 +469,7 @@ def ops_page(v: Visit = Depends(visit)) -> Response:
         entry = materials.setdefault(b.material, {"material": b.material, "breaches": [], "worst": 0,
                                                   "latest": b.observed_at})
         entry["breaches"].append({"breach": b, "ratio": _ratio(b.value, b.threshold),
+                                  "sparkline": chart.sparkline(b.model_dump(mode="json")),
                                   "crisis": crises.get((b.material, b.rule))})
         entry["worst"] = max(entry["worst"], _SEVERITY_RANK.get(str(b.severity), 0))
         entry["latest"] = max(entry["latest"], b.observed_at)
