@@ -173,7 +173,8 @@ def ack_url(settings: NotifySettings, alert_id: str, organisation_id: str, now: 
 
 def manage_url(settings: NotifySettings, organisation_id: str = "") -> str:
     """Where a recipient manages the organisation's subscriptions: `MEWS_MANAGE_URL` with `{organisation_id}`
-    filled in, else the notify API's subscriptions endpoint (there is no web console yet)."""
+    filled in, else the notify API's subscriptions endpoint (point it at the console's /console/subscriptions to
+    send readers there)."""
     if settings.manage_url:
         return settings.manage_url.replace("{organisation_id}", organisation_id)
     return f"{settings.public_base_url.rstrip('/')}/v1/subscriptions"

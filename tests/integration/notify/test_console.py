@@ -243,3 +243,29 @@ def test_government_pages_for_a_ministry(console):
     answer = client.post("/console/crisis/stress-test",
                          data={"csrf": _csrf(client, "/console/crisis"), "country": "XX", "material": "gallium"})
     assert answer.status_code == 422
+
+
+def test_every_page_speaks_dutch_and_english(console):
+    client, acme, _, ministry_key = console
+    english = {"/console/alerts": "Alerts", f"/console/alerts/{acme.alert_id}": "gallium: price_spike",
+               "/console/subscriptions": "Subscriptions and channels", "/console/products": "Products",
+               "/console/deliveries": "Delivery log", "/console/crisis": "Crisis", "/console/ops": "Ops desk"}
+    dutch = {"/console/alerts": "Meldingen", f"/console/alerts/{acme.alert_id}": "gallium: price_spike",
+             "/console/subscriptions": "Abonnementen en kanalen", "/console/products": "Producten",
+             "/console/deliveries": "Verzendlog", "/console/crisis": "Crisis", "/console/ops": "Operationeel overzicht"}
+    pages_of = {acme.admin_key: [p for p in english if "crisis" not in p and "ops" not in p],
+                ministry_key: ["/console/crisis", "/console/ops"]}
+    for key, pages in pages_of.items():
+        client.cookies.clear()
+        _sign_in(client, key)
+        for language, titles in (("en", english), ("nl", dutch)):
+            client.cookies.set("mews_console_lang", language, path="/console")
+            for path in pages:
+                page = client.get(path)
+                assert page.status_code == 200, (language, path)
+                assert f'<html lang="{language}">' in page.text
+                assert re.search(rf"<h1>.*{re.escape(titles[path])}.*</h1>", page.text, re.S), (language, path)
+        client.cookies.delete("mews_console_lang", path="/console")
+    client.cookies.clear()
+    sign_in = client.get("/console/sign-in", headers={"accept-language": "nl-NL,nl;q=0.9,en;q=0.5"})
+    assert "<h1>Inloggen</h1>" in sign_in.text
