@@ -22,6 +22,7 @@ from fastapi.templating import Jinja2Templates
 from prometheus_client import Counter
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from services.notify.access import Principal, authenticate, principal_of_key, tenant_admin
 from services.notify.api import alerts as alerts_api
@@ -34,6 +35,7 @@ from services.notify.api.deps import db_session, notify_settings
 from services.notify.console import chart
 from services.notify.console import session as sessions
 from services.notify.console.bom import parse_bom
+from services.notify.console.probe import TESTABLE_KINDS, send_probe
 from services.notify.console.words import WORDS, language_of_request, translate
 from services.notify.delivery import locale
 from services.notify.settings import NotifySettings
@@ -43,7 +45,7 @@ from services.notify.store import products as product_store
 from services.notify.store import subscriptions as subscription_store
 from services.notify.store.deliveries import REPLAYABLE
 from services.notify.store.errors import Conflict, NotFound, Rejected
-from services.notify.store.models import FEEDBACK_REASONS, ApiKey, Organisation
+from services.notify.store.models import FEEDBACK_REASONS, ApiKey, Channel, Organisation, utcnow
 from services.notify.store.open_breaches import open_breaches
 from services.notify.store.products import BomLineSpec
 from shared.catalog import load_catalog
@@ -191,11 +193,15 @@ def _redirect(visit_: Visit, target: str, done: str = "") -> Response:
     return _set_cookies(visit_, RedirectResponse(target, status_code=303))
 
 
-async def _checked_form(visit_: Visit) -> Any:
-    """The posted form after its CSRF token was checked against the session."""
-    form = await visit_.request.form()
-    if not sessions.csrf_valid(visit_.key, visit_.session, form.get("csrf")):
-        ACTIONS.labels(visit_.request.url.path.rsplit("/", 1)[-1][:32], "csrf_refused").inc()
+async def checked_form(request: Request, v: Visit = Depends(visit)) -> Any:
+    """FastAPI dependency: the posted form after its CSRF token was checked against the session.
+
+    The only async part of an action: the routes themselves are plain functions, so FastAPI runs their database
+    work in its thread pool, never on the event loop the notifier shares with the API.
+    """
+    form = await request.form()
+    if not sessions.csrf_valid(v.key, v.session, form.get("csrf")):
+        ACTIONS.labels(request.url.path.rsplit("/", 1)[-1][:32], "csrf_refused").inc()
         raise PageRefused(403, "csrf")
     return form
 
@@ -235,8 +241,7 @@ def sign_in_page(next_: str = Query(default="/console", alias="next"), v: Visit 
 
 
 @router.post("/sign-in")
-async def sign_in(v: Visit = Depends(visit)) -> Response:
-    form = await _checked_form(v)
+def sign_in(v: Visit = Depends(visit), form: Any = Depends(checked_form)) -> Response:
     presented = str(form.get("api_key", "")).strip()
     target = _safe_next(str(form.get("next", "")))
     principal = authenticate(v.db, v.settings, presented) if presented else None
@@ -259,8 +264,7 @@ async def sign_in(v: Visit = Depends(visit)) -> Response:
 
 
 @router.post("/sign-out")
-async def sign_out(v: Visit = Depends(visit)) -> Response:
-    await _checked_form(v)
+def sign_out(v: Visit = Depends(visit), form: Any = Depends(checked_form)) -> Response:
     if v.principal is not None:
         log.info("console sign-out", extra={"organisation_id": v.principal.organisation_id, "by": v.principal.actor})
     v.start_session("")
@@ -268,8 +272,7 @@ async def sign_out(v: Visit = Depends(visit)) -> Response:
 
 
 @router.post("/language")
-async def switch_language(v: Visit = Depends(visit)) -> Response:
-    form = await _checked_form(v)
+def switch_language(v: Visit = Depends(visit), form: Any = Depends(checked_form)) -> Response:
     language = str(form.get("lang", ""))
     response = _redirect(v, _safe_next(str(form.get("next", ""))))
     if language in locale.LANGUAGES:
@@ -325,18 +328,16 @@ def alert_page(alert_id: str, v: Visit = Depends(visit)) -> Response:
 
 
 @router.post("/alerts/{alert_id}/ack")
-async def acknowledge(alert_id: str, v: Visit = Depends(visit)) -> Response:
+def acknowledge(alert_id: str, v: Visit = Depends(visit), form: Any = Depends(checked_form)) -> Response:
     principal = v.member()
-    await _checked_form(v)
     with _store_errors("acknowledge"):
         alerts_api.acknowledge(alert_id, principal=principal, session=v.db)
     return _redirect(v, f"/console/alerts/{quote(alert_id)}", "ack")
 
 
 @router.post("/alerts/{alert_id}/feedback")
-async def give_feedback(alert_id: str, v: Visit = Depends(visit)) -> Response:
+def give_feedback(alert_id: str, v: Visit = Depends(visit), form: Any = Depends(checked_form)) -> Response:
     principal = v.member()
-    form = await _checked_form(v)
     with _store_errors("feedback"):
         body = feedback_api.FeedbackIn(reason=str(form.get("reason", "")), comment=str(form.get("comment", "")),
                                        mute=form.get("mute") == "on")
@@ -351,7 +352,7 @@ def _subscriptions_page(v: Visit, status_code: int = 200, **context: Any) -> Res
                   channels=[channels_api.ChannelOut.model_validate(c)
                             for c in channel_store.list_channels(v.db, organisation_id)],
                   products=product_store.list_products(v.db, organisation_id),
-                  materials=load_catalog().materials, **context)
+                  materials=load_catalog().materials, testable=TESTABLE_KINDS, **context)
 
 
 @router.get("/subscriptions")
@@ -360,9 +361,8 @@ def subscriptions_page(v: Visit = Depends(visit)) -> Response:
 
 
 @router.post("/subscriptions")
-async def subscribe(v: Visit = Depends(visit)) -> Response:
+def subscribe(v: Visit = Depends(visit), form: Any = Depends(checked_form)) -> Response:
     principal = v.admin()
-    form = await _checked_form(v)
     target = str(form.get("target", ""))
     kind, _, value = target.partition(":")
     with _store_errors("subscribe"):
@@ -375,9 +375,8 @@ async def subscribe(v: Visit = Depends(visit)) -> Response:
 
 
 @router.post("/channels")
-async def create_channel(v: Visit = Depends(visit)) -> Response:
+def create_channel(v: Visit = Depends(visit), form: Any = Depends(checked_form)) -> Response:
     principal = v.admin()
-    form = await _checked_form(v)
     with _store_errors("create_channel"):
         body = channels_api.ChannelIn(kind=str(form.get("kind", "")), target=str(form.get("target", "")).strip(),
                                       language=str(form.get("language", v.language)))
@@ -388,12 +387,30 @@ async def create_channel(v: Visit = Depends(visit)) -> Response:
 
 
 @router.post("/channels/{channel_id}/rotate-secret")
-async def rotate_secret(channel_id: str, v: Visit = Depends(visit)) -> Response:
+def rotate_secret(channel_id: str, v: Visit = Depends(visit), form: Any = Depends(checked_form)) -> Response:
     principal = v.admin()
-    await _checked_form(v)
     with _store_errors("rotate_secret"):
         rotated = channels_api.rotate_secret(channel_id, principal=principal, session=v.db)
     return _subscriptions_page(v, secret_for=rotated.id, secret=rotated.secret)
+
+
+@router.post("/channels/{channel_id}/test")
+async def send_channel_test(channel_id: str, v: Visit = Depends(visit),
+                            form: Any = Depends(checked_form)) -> Response:
+    principal = v.admin()
+
+    def channel_of_organisation() -> Channel:
+        with _store_errors("test_send"):
+            return channel_store.get_channel(v.db, principal.organisation_id or "", channel_id)
+
+    # The send awaits the receiver; the database work around it runs in the thread pool.
+    channel = await run_in_threadpool(channel_of_organisation)
+    outcome = await send_probe(v.settings, channel, utcnow())
+    ACTIONS.labels("test_send", outcome.outcome).inc()
+    log.info("channel test sent", extra={"organisation_id": channel.organisation_id, "channel_id": channel.id,
+                                         "kind": channel.kind, "outcome": outcome.outcome,
+                                         "status_code": outcome.status_code, "by": principal.actor})
+    return await run_in_threadpool(lambda: _subscriptions_page(v, tested=channel.id, test_outcome=outcome))
 
 
 @router.get("/products")
@@ -403,10 +420,9 @@ def products_page(v: Visit = Depends(visit)) -> Response:
 
 
 @router.post("/products/upload")
-async def upload_bom(file: UploadFile, v: Visit = Depends(visit)) -> Response:
+def upload_bom(file: UploadFile, v: Visit = Depends(visit), form: Any = Depends(checked_form)) -> Response:
     principal = v.admin()
-    await _checked_form(v)
-    data = await file.read(2_000_001)
+    data = file.file.read(2_000_001)
     upload = parse_bom(file.filename or "", data)
     organisation_id = principal.organisation_id or ""
     if upload.errors:
@@ -442,9 +458,8 @@ def deliveries_page(status: str | None = None, v: Visit = Depends(visit)) -> Res
 
 
 @router.post("/deliveries/{delivery_id}/replay")
-async def replay(delivery_id: str, v: Visit = Depends(visit)) -> Response:
+def replay(delivery_id: str, v: Visit = Depends(visit), form: Any = Depends(checked_form)) -> Response:
     principal = v.admin()
-    await _checked_form(v)
     with _store_errors("replay"):
         deliveries_api.replay_delivery(delivery_id, principal=principal, session=v.db)
     return _redirect(v, "/console/deliveries", "replayed")
@@ -493,9 +508,8 @@ def crisis_page(v: Visit = Depends(visit)) -> Response:
 
 
 @router.post("/crisis/stress-test")
-async def stress_test(v: Visit = Depends(visit)) -> Response:
+def stress_test(v: Visit = Depends(visit), form: Any = Depends(checked_form)) -> Response:
     principal = v.government()
-    form = await _checked_form(v)
     asked = {"country": str(form.get("country", "")).strip().upper(), "material": str(form.get("material", ""))}
     try:
         with _store_errors("stress_test"):
@@ -516,9 +530,12 @@ def mount_console(app: FastAPI) -> None:
 
     @app.exception_handler(PageRefused)
     async def refused(request: Request, exc: PageRefused) -> Response:
-        session = request.app.state.sessions()
-        try:
-            v = visit(request, session, request.app.state.settings)
-            return render(v, "error.html", exc.status_code, word=exc.word, detail=exc.detail)
-        finally:
-            session.close()
+        def error_page() -> Response:
+            session = request.app.state.sessions()
+            try:
+                v = visit(request, session, request.app.state.settings)
+                return render(v, "error.html", exc.status_code, word=exc.word, detail=exc.detail)
+            finally:
+                session.close()
+
+        return await run_in_threadpool(error_page)

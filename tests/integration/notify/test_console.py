@@ -16,7 +16,7 @@ from services.notify.settings import NotifySettings
 from services.notify.store import models
 from services.notify.store.db import unit_of_work
 from services.notify.store.keys import issue_api_key
-from tests.integration.notify.world import add_org, add_product, add_webhook, subscribe
+from tests.integration.notify.world import add_email, add_org, add_product, add_webhook, subscribe, verified
 
 pytestmark = pytest.mark.integration
 
@@ -269,3 +269,33 @@ def test_every_page_speaks_dutch_and_english(console):
     client.cookies.clear()
     sign_in = client.get("/console/sign-in", headers={"accept-language": "nl-NL,nl;q=0.9,en;q=0.5"})
     assert "<h1>Inloggen</h1>" in sign_in.text
+
+
+def test_test_send_reaches_the_channel_signed_and_only_the_organisations_own(
+        migrated_database_url: str, db_sessions, http_receiver, smtp_inbox):
+    settings = NotifySettings(database_url=migrated_database_url, allow_private_webhook_targets=True,
+                              smtp_host=smtp_inbox.host, smtp_port=smtp_inbox.port)
+    with unit_of_work(db_sessions) as s:
+        acme, rival = _tenant(s, "Acme BV", "fp-acme"), _tenant(s, "Rival BV", "fp-rival")
+        hook = add_webhook(s, acme.org, http_receiver.url("/acme"))
+        mail = add_email(s, acme.org, "buyers@acme.test", language="nl")
+        hook_id, mail_id, secret = hook.id, mail.id, hook.secret
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        _sign_in(client, acme.admin_key)
+        csrf = _csrf(client, "/console/subscriptions")
+        page = client.post(f"/console/channels/{hook_id}/test", data={"csrf": csrf})
+        assert page.status_code == 200
+        assert "The test message was delivered (HTTP 200)." in page.text
+        page = client.post(f"/console/channels/{mail_id}/test", data={"csrf": csrf})
+        assert "The test message was delivered." in page.text
+        assert client.post(f"/console/channels/{rival.channel_id}/test", data={"csrf": csrf}).status_code == 404
+        failing = client.post(f"/console/channels/{acme.channel_id}/test", data={"csrf": csrf})  # nothing on :9
+        assert "The test message was not delivered:" in failing.text
+    [received] = http_receiver.delivered("/acme")
+    body = verified(received, secret)
+    assert (body["kind"], body["alerts"], body["organisation_id"]) == ("test", [], acme.org.id)
+    [message] = smtp_inbox.to("buyers@acme.test")
+    assert message["subject"] == "mews: testbericht"
+    with unit_of_work(db_sessions) as s:  # a test is not a notification: the outbox and the channel are untouched
+        assert s.query(models.Notification).count() == 2
+        assert s.get(models.Channel, acme.channel_id).consecutive_failures == 0
