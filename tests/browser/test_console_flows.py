@@ -11,6 +11,7 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.expected_conditions import staleness_of
@@ -22,6 +23,8 @@ from services.notify.store.db import unit_of_work
 from shared.events import Severity
 from tests.browser.conftest import save_screenshot, serious_violations
 from tests.integration.notify.world import breach, publish
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 BOM = ("product,component,material,share,origin_country,supplier\n"
        "X-band radar module,GaN power amplifier,gallium,0.02,CN,Wafer Works\n"
