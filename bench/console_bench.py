@@ -6,13 +6,14 @@ their own, so the crisis list and the ops desk aggregate over many organisations
 through the ASGI app (httpx's ASGITransport: the server's time, no socket), signed in with the console's cookie;
 its anchor is the JSON API answering the same data in the same run with the same key: the inbox against
 GET /v1/alerts with the same limit, the subscriptions page against /v1/subscriptions plus /v1/channels and so on.
-Printed per page: median and p95 of the console, of the anchor, and their ratio.
+Printed per page and run, and as the median of the runs: median and p95 of the console, of the anchor, and the
+ratio of the medians.
 
 There is no before: the console is new (3389b4b and 43174de have no /console), so the JSON API in the same run is
 the comparison.
 
 Run: .venv/bin/python bench/console_bench.py [--alerts 1000] [--subscriptions 500] [--requests 30]
-    [--db sqlite|postgresql]
+    [--runs 3] [--db sqlite|postgresql]
 """
 
 from __future__ import annotations
@@ -144,8 +145,8 @@ async def measure(app, company_key: str, ministry_key: str, alert_id: str, reque
         await _sign_in(ministry, ministry_key)
         ops_materials = [m.id for m in load_catalog().materials][:30]
         pages = [
-            ("inbox (100 rows)", company, ["/console/alerts"], company_key, ["/v1/alerts?limit=100"]),
-            ("inbox (1,000 rows)", company, ["/console/alerts?limit=1000"], company_key, ["/v1/alerts?limit=1000"]),
+            ("inbox (limit 100)", company, ["/console/alerts"], company_key, ["/v1/alerts?limit=100"]),
+            ("inbox (limit 1,000)", company, ["/console/alerts?limit=1000"], company_key, ["/v1/alerts?limit=1000"]),
             ("inbox filtered", company, ["/console/alerts?status=firing&severity=critical&material=gallium"],
              company_key, ["/v1/alerts?status=firing&severity=critical&material=gallium&limit=100"]),
             ("alert detail", company, [f"/console/alerts/{alert_id}"], company_key, [f"/v1/alerts/{alert_id}"]),
@@ -182,6 +183,7 @@ def main() -> None:
     parser.add_argument("--subscriptions", type=int, default=500)
     parser.add_argument("--requests", type=int, default=30, help="timed requests per page (after two warm-ups)")
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--runs", type=int, default=3, help="runs over the same data; medians across them")
     args = parser.parse_args()
     with database(args.db) as url:
         migrate(url)
@@ -189,15 +191,25 @@ def main() -> None:
         sessions = session_factory(engine)
         company_key, ministry_key, alert_id = seed(sessions, args.alerts, args.subscriptions, random.Random(14))
         app = create_app(NotifySettings(database_url=url), engine=engine)
-        results = asyncio.run(measure(app, company_key, ministry_key, alert_id, args.requests))
+        runs = [asyncio.run(measure(app, company_key, ministry_key, alert_id, args.requests))
+                for _ in range(args.runs)]
         engine.dispose()
     print(f"console pages, {args.alerts} alerts, {args.subscriptions} subscriptions, {args.db}, "
-          f"{args.requests} requests each; server time in ms (in-process ASGI)")
-    print(f"{'page':22} {'console p50':>12} {'p95':>8} {'JSON API p50':>13} {'p95':>8} {'ratio p50':>10}")
-    for name, console, anchor in results:
-        c50, a50 = statistics.median(console), statistics.median(anchor)
-        print(f"{name:22} {c50:12.1f} {percentile(console, 95):8.1f} {a50:13.1f} {percentile(anchor, 95):8.1f} "
-              f"{c50 / a50:10.2f}")
+          f"{args.requests} requests per page and run; server time in ms (in-process ASGI)")
+    header = f"{'page':22} {'console p50':>12} {'p95':>8} {'JSON API p50':>13} {'p95':>8} {'ratio p50':>10}"
+    for number, results in enumerate(runs, start=1):
+        print(f"run {number}\n{header}")
+        for name, console, anchor in results:
+            c50, a50 = statistics.median(console), statistics.median(anchor)
+            print(f"{name:22} {c50:12.1f} {percentile(console, 95):8.1f} {a50:13.1f} "
+                  f"{percentile(anchor, 95):8.1f} {c50 / a50:10.2f}")
+    print(f"median of {len(runs)} runs\n{header}")
+    for index, (name, _, _) in enumerate(runs[0]):
+        c50 = statistics.median(statistics.median(r[index][1]) for r in runs)
+        c95 = statistics.median(percentile(r[index][1], 95) for r in runs)
+        a50 = statistics.median(statistics.median(r[index][2]) for r in runs)
+        a95 = statistics.median(percentile(r[index][2], 95) for r in runs)
+        print(f"{name:22} {c50:12.1f} {c95:8.1f} {a50:13.1f} {a95:8.1f} {c50 / a50:10.2f}")
 
 
 if __name__ == "__main__":
