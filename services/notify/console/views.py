@@ -488,8 +488,13 @@ def ops_page(v: Visit = Depends(visit)) -> Response:
                                   "crisis": crises.get((b.material, b.rule))})
         entry["worst"] = max(entry["worst"], _SEVERITY_RANK.get(str(b.severity), 0))
         entry["latest"] = max(entry["latest"], b.observed_at)
+    # The crisis list already found who is exposed to each material with a firing alert; only the others are
+    # looked up here.
+    exposed = {c.material: len(c.exposed) for c in crises.values()}
     for entry in materials.values():
-        entry["exposed"] = len(exposure_api.find_exposure(v.db, entry["material"]).organisations)
+        entry["exposed"] = exposed.get(entry["material"])
+        if entry["exposed"] is None:
+            entry["exposed"] = len(exposure_api.find_exposure(v.db, entry["material"]).organisations)
         entry["strength"] = max((x["ratio"] or 0 for x in entry["breaches"]), default=0)
     ranked = sorted(materials.values(), key=lambda e: (-e["worst"], -len(e["breaches"]), -e["strength"],
                                                        e["material"]))
