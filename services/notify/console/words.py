@@ -25,6 +25,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "nav": ("Main", "Hoofdmenu"),
     "inbox": ("Alerts", "Meldingen"),
     "subscriptions": ("Subscriptions and channels", "Abonnementen en kanalen"),
+    "subscription_list": ("Subscriptions", "Abonnementen"),
     "products": ("Products", "Producten"),
     "deliveries": ("Delivery log", "Verzendlog"),
     "ops": ("Ops desk", "Operationeel overzicht"),
