@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.expected_conditions import staleness_of
@@ -44,11 +45,29 @@ def _wait_for(predicate, what: str, within: float = 60.0, reload=None):
         time.sleep(0.3)
 
 
-def _follow(driver, element) -> None:
-    """Click a link or submit button and wait until the next page has replaced this one."""
-    page = driver.find_element(By.TAG_NAME, "html")
-    element.click()
-    WebDriverWait(driver, 15).until(staleness_of(page))
+def _loaded(driver) -> None:
+    WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+def _follow(driver, by: str, value: str) -> None:
+    """Click a link or submit button and wait until the next page has replaced this one and loaded.
+
+    Found afresh on a loaded page, and found again when Chrome says the node left its document in between
+    (a click that never happened, so trying again sends nothing twice).
+    """
+    for attempt in range(3):
+        _loaded(driver)
+        page = driver.find_element(By.TAG_NAME, "html")
+        try:
+            driver.find_element(by, value).click()
+        except (StaleElementReferenceException, WebDriverException) as exc:
+            if attempt == 2 or not (isinstance(exc, StaleElementReferenceException)
+                                    or "does not belong to the document" in str(exc)):
+                raise
+            continue
+        WebDriverWait(driver, 15).until(staleness_of(page))
+        _loaded(driver)
+        return
 
 
 def _check_page(driver, name: str) -> None:
@@ -86,11 +105,11 @@ def test_company_signs_in_uploads_a_bom_and_subscribes(browser, console_stack, t
     assert _h1(driver) == "Alerts"
     assert "No alerts match." in driver.page_source
 
-    _follow(driver, driver.find_element(By.LINK_TEXT, "Products"))
+    _follow(driver, By.LINK_TEXT, "Products")
     bad = tmp_path / "bom-with-errors.csv"
     bad.write_text(BOM.replace("germanium,0.05", "germanum,0.05"))
     driver.find_element(By.ID, "bom-file").send_keys(str(bad))
-    _follow(driver, driver.find_element(By.CSS_SELECTOR, "form[action='/console/products/upload'] button"))
+    _follow(driver, By.CSS_SELECTOR, "form[action='/console/products/upload'] button")
     errors = driver.find_element(By.CSS_SELECTOR, ".error[role=alert]").text
     assert "Nothing was imported." in errors
     assert "Row 3: material: unknown material 'germanum'" in errors
@@ -98,26 +117,26 @@ def test_company_signs_in_uploads_a_bom_and_subscribes(browser, console_stack, t
     good = tmp_path / "bom.csv"
     good.write_text(BOM)
     driver.find_element(By.ID, "bom-file").send_keys(str(good))
-    _follow(driver, driver.find_element(By.CSS_SELECTOR, "form[action='/console/products/upload'] button"))
+    _follow(driver, By.CSS_SELECTOR, "form[action='/console/products/upload'] button")
     assert driver.find_element(By.CSS_SELECTOR, "[role=status]").text == "Bill of materials imported."
     assert "X-band radar module" in driver.find_element(By.ID, "h-products").find_element(By.XPATH, "..").text
     _check_page(driver, "products")
 
-    _follow(driver, driver.find_element(By.LINK_TEXT, "Subscriptions and channels"))
+    _follow(driver, By.LINK_TEXT, "Subscriptions and channels")
     Select(driver.find_element(By.ID, "ch-kind")).select_by_value("webhook")
     driver.find_element(By.ID, "ch-target").send_keys(console_stack.receiver_url)
-    _follow(driver, driver.find_element(By.CSS_SELECTOR, "form[action='/console/channels'] button"))
+    _follow(driver, By.CSS_SELECTOR, "form[action='/console/channels'] button")
     secret = driver.find_element(By.ID, "secret").text
     assert secret.startswith("whsec_")
     _check_page(driver, "channel-secret")
-    _follow(driver, driver.find_element(By.LINK_TEXT, "Subscriptions and channels"))
+    _follow(driver, By.LINK_TEXT, "Subscriptions and channels")
     assert secret not in driver.page_source  # shown once
-    _follow(driver, driver.find_element(By.CSS_SELECTOR, "form[action$='/test'] button"))
+    _follow(driver, By.CSS_SELECTOR, "form[action$='/test'] button")
     assert driver.find_element(By.CSS_SELECTOR, "[role=status]").text == "The test message was delivered (HTTP 204)."
     assert console_stack.receiver.received == 1
 
     Select(driver.find_element(By.ID, "sub-target")).select_by_visible_text("X-band radar module")
-    _follow(driver, driver.find_element(By.CSS_SELECTOR, "form[action='/console/subscriptions'] button"))
+    _follow(driver, By.CSS_SELECTOR, "form[action='/console/subscriptions'] button")
     assert driver.find_element(By.CSS_SELECTOR, "[role=status]").text == "Subscription created."
     assert "Product X-band radar module" in driver.find_element(By.ID, "h-subs").find_element(By.XPATH, "..").text
     _check_page(driver, "subscriptions")
@@ -128,21 +147,21 @@ def test_an_alert_from_the_broker_is_acknowledged_and_given_feedback(browser, co
     asyncio.run(publish(console_stack.settings, breach("fp-console-ga", material="gallium",
                                                        severity=Severity.CRITICAL, value=0.72)))
     driver.get(f"{url}/console/alerts")
-    row = _wait_for(lambda: driver.find_elements(By.PARTIAL_LINK_TEXT, "price_spike"), "the alert in the inbox",
-                    reload=driver.refresh)
+    _wait_for(lambda: driver.find_elements(By.PARTIAL_LINK_TEXT, "price_spike"), "the alert in the inbox",
+              reload=driver.refresh)
     assert "critical" in driver.page_source
     _check_page(driver, "inbox")
 
-    _follow(driver, row[0])
+    _follow(driver, By.PARTIAL_LINK_TEXT, "price_spike")
     assert "gallium: price_spike" in _h1(driver)
     assert driver.find_elements(By.CSS_SELECTOR, "figure.chart svg circle")
     _check_page(driver, "alert")
-    _follow(driver, driver.find_element(By.CSS_SELECTOR, "form[action$='/ack'] button"))
+    _follow(driver, By.CSS_SELECTOR, "form[action$='/ack'] button")
     assert driver.find_element(By.CSS_SELECTOR, "[role=status]").text == "Alert acknowledged."
     assert "Acknowledged by api-key:console test" in driver.page_source
     driver.find_element(By.CSS_SELECTOR, "label[for='reason-useful']").click()
     driver.find_element(By.ID, "comment").send_keys("Our buyers are on it.")
-    _follow(driver, driver.find_element(By.CSS_SELECTOR, "form[action$='/feedback'] button"))
+    _follow(driver, By.CSS_SELECTOR, "form[action$='/feedback'] button")
     assert driver.find_element(By.CSS_SELECTOR, "[role=status]").text == "Thank you for the feedback."
     assert "Useful · api-key:console test" in driver.page_source
     with unit_of_work(console_stack.sessions) as s:
@@ -150,21 +169,21 @@ def test_an_alert_from_the_broker_is_acknowledged_and_given_feedback(browser, co
         assert alert.acknowledged_by == "api-key:console test"
         assert [f.comment for f in s.scalars(select(models.AlertFeedback))] == ["Our buyers are on it."]
 
-    _follow(driver, driver.find_element(By.LINK_TEXT, "Delivery log"))
+    _follow(driver, By.LINK_TEXT, "Delivery log")
     _wait_for(lambda: "delivered" in driver.find_element(By.TAG_NAME, "main").text, "the webhook delivered",
               reload=driver.refresh)
     assert console_stack.receiver.received >= 2  # the test message, then the alert
     _check_page(driver, "deliveries")
 
-    _follow(driver, driver.find_element(By.CSS_SELECTOR, "button[name=lang][value=nl]"))
+    _follow(driver, By.CSS_SELECTOR, "button[name=lang][value=nl]")
     assert _h1(driver) == "Verzendlog"
-    _follow(driver, driver.find_element(By.LINK_TEXT, "Meldingen"))
+    _follow(driver, By.LINK_TEXT, "Meldingen")
     assert driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "nl"
     assert "kritiek" in driver.page_source
     _check_page(driver, "inbox-nl")
-    _follow(driver, driver.find_element(By.CSS_SELECTOR, "button[name=lang][value=en]"))
+    _follow(driver, By.CSS_SELECTOR, "button[name=lang][value=en]")
     assert _h1(driver) == "Alerts"
-    _follow(driver, driver.find_element(By.CSS_SELECTOR, "form[action='/console/sign-out'] button"))
+    _follow(driver, By.CSS_SELECTOR, "form[action='/console/sign-out'] button")
     assert _h1(driver) == "Sign in"
     driver.get(f"{url}/console/alerts")
     assert "/console/sign-in" in driver.current_url
@@ -178,12 +197,12 @@ def test_a_ministry_sees_the_crisis_and_runs_a_stress_test(browser, console_stac
     assert "Demo Radar Systems B.V." in firing
     Select(driver.find_element(By.ID, "st-material")).select_by_value("gallium")
     driver.find_element(By.ID, "st-country").send_keys("CN")
-    _follow(driver, driver.find_element(By.CSS_SELECTOR, "form[action='/console/crisis/stress-test'] button"))
+    _follow(driver, By.CSS_SELECTOR, "form[action='/console/crisis/stress-test'] button")
     result = driver.find_element(By.ID, "stress-result").find_element(By.XPATH, "..").text
     assert "X-band radar module › GaN power amplifier" in result
     assert "Demo Radar Systems B.V." in result
     _check_page(driver, "crisis")
-    _follow(driver, driver.find_element(By.LINK_TEXT, "Ops desk"))
+    _follow(driver, By.LINK_TEXT, "Ops desk")
     assert "Demo Radar Systems B.V." not in driver.find_element(By.TAG_NAME, "main").text  # counts, not names
     assert driver.find_elements(By.CSS_SELECTOR, "svg.bar")
     _check_page(driver, "ops")
