@@ -15,7 +15,7 @@ $(STAMP): requirements-dev.lock pyproject.toml
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
 
-install: $(STAMP) ## Install everything the system and its tests need (Python deps, Kafka, PostgreSQL, Prometheus, checkers)
+install: $(STAMP) ## Install everything the system and its tests need (Python deps, Kafka, PostgreSQL, Prometheus, Chromium, checkers)
 	bash deploy/local/kafka.sh fetch
 	bash deploy/tools/install-system.sh
 	PYTHON=$(BIN)/python bash deploy/tools/install-tools.sh

@@ -23,6 +23,8 @@ metrics http://127.0.0.1:{p.ingest}/metrics
 metrics http://127.0.0.1:{p.scoring}/metrics
   notify   API  http://127.0.0.1:{p.notify}/v1/     docs http://127.0.0.1:{p.notify}/docs     \
 metrics http://127.0.0.1:{p.notify}/metrics
+  console  http://127.0.0.1:{p.notify}/console   (sign in with a key below: the company's pages, or the
+           ministry's crisis and ops desk pages)
   webhook receiver  http://127.0.0.1:{p.receiver}/   (verifies signatures, prints each delivery here)
   Kafka    {kafka}   topic namespace: {namespace}
 
@@ -31,6 +33,10 @@ Demo credentials (development only):
   scoring read key    {read_key}
   company admin key   {company_key}
   ministry admin key  {ministry_key}
+
+Demo sign-in to the console at http://127.0.0.1:{p.notify}/console:
+  Demo Radar Systems B.V. (company)               {company_key}
+  Demo Ministry of Economic Affairs (government)  {ministry_key}
 
 Try it: a 50 % jump in the gallium price becomes a signed webhook within seconds:
 

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite runs for real: Prometheus (prometheus, promtool) and PostgreSQL.
+# Installs the Debian packages the test suite runs for real: Prometheus (prometheus, promtool), PostgreSQL, and
+# Chromium with its chromedriver (the console's browser tests drive it; no test tool downloads a browser).
 # Run as root; does nothing when both are already there.
 set -euo pipefail
 missing=()
 command -v promtool >/dev/null && command -v prometheus >/dev/null || missing+=(prometheus)
 command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing+=(postgresql)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-system.sh: prometheus and postgresql are installed" >&2
+  echo "install-system.sh: prometheus, postgresql, chromium and chromium-driver are installed" >&2
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from services.notify.api.deps import db_session, notify_settings
 from services.notify.settings import NotifySettings
 from services.notify.store.keys import find_active_key
-from services.notify.store.models import CLEARANCES, Organisation, User, utcnow
+from services.notify.store.models import CLEARANCES, ApiKey, Organisation, User, utcnow
 from shared.problems import answers
 from shared.throttle import auth_throttle
 
@@ -61,7 +61,13 @@ def authenticate(session: Session, settings: NotifySettings, token: str,
             token.encode(), bootstrap.get_secret_value().encode()):
         return Principal(None, "admin", "public", "platform", True, BOOTSTRAP, "bootstrap-token")
     key = find_active_key(session, token, now)
-    if key is None:
+    return principal_of_key(session, key) if key is not None else None
+
+
+def principal_of_key(session: Session, key: ApiKey) -> Principal | None:
+    """The principal an active key stands for (None once its organisation is gone): the API's bearer tokens and
+    the console's sessions, which remember the key they signed in with, resolve the same way."""
+    if key.revoked_at is not None:
         return None
     organisation = session.get(Organisation, key.organisation_id)
     if organisation is None:

@@ -48,6 +48,12 @@ class NotifySettings(CommonSettings):
         "empty: the web console's subscriptions page under public_base_url"))
     unsubscribe_link_ttl_seconds: int = Field(default=90 * 24 * 3600, gt=0)
 
+    console_session_ttl_seconds: int = Field(default=8 * 3600, gt=0,
+                                             description="How long a console sign-in lasts")
+    grafana_url: str = Field(default="", max_length=500, pattern=r"^(https?://\S+)?$", description=(
+        "Base URL of the Grafana holding the mews dashboards; the console's ops desk and crisis pages link to "
+        "them when set"))
+
     allow_private_webhook_targets: bool = Field(
         default=False, description="Let webhooks reach private, loopback and link-local addresses (tests, labs)")
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)

@@ -78,13 +78,14 @@ class AlertDetail(AlertOut):
 
 @router.get("/alerts", response_model=list[AlertOut])
 def list_alerts(status_: Literal["firing", "resolved"] | None = Query(default=None, alias="status"),
-                material: MaterialId | None = None, limit: int = Query(default=200, ge=1, le=1000),
+                material: MaterialId | None = None, severity: Literal["warning", "critical"] | None = None,
+                limit: int = Query(default=200, ge=1, le=1000),
                 principal: Principal = Depends(tenant_member), session: Session = Depends(db_session),
                 settings: NotifySettings = Depends(notify_settings)) -> list[AlertOut]:
     """The organisation's alerts (`?status=firing`: what is burning now), with acknowledgement state and, for a
     muted one, `state` silenced or inhibited and `muted_by`."""
     rows = alerts.list_alerts(session, organisation_of(principal), principal.clearance, status=status_,
-                              material=material, limit=limit)
+                              material=material, severity=severity, limit=limit)
     muted = _muted(session, principal, rows, settings)
     return [AlertOut.of(r, muted.get(r.id)) for r in rows]
 

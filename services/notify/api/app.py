@@ -26,6 +26,7 @@ from services.notify.api import (
     subscriptions,
     unsubscribe,
 )
+from services.notify.console.views import mount_console
 from services.notify.settings import NotifySettings
 from services.notify.store.db import create_db_engine, database_away, session_factory
 from services.notify.store.errors import Conflict, NotFound, Rejected
@@ -114,6 +115,7 @@ def create_app(settings: NotifySettings, *, engine: Engine | None = None,
 
     for module in ROUTERS:
         app.include_router(module.router)
+    mount_console(app)
 
     async def database_ready() -> str | None:
         def ping() -> None:

@@ -17,7 +17,7 @@ def _visible_classifications(clearance: str) -> list[str]:
 
 
 def list_alerts(session: Session, organisation_id: str, clearance: str, *, status: str | None = None,
-                material: str | None = None, limit: int = 200) -> list[Alert]:
+                material: str | None = None, severity: str | None = None, limit: int = 200) -> list[Alert]:
     """An organisation's alerts, most recently changed first, within its clearance."""
     query = select(Alert).where(Alert.organisation_id == organisation_id,
                                 Alert.classification.in_(_visible_classifications(clearance)))
@@ -25,6 +25,8 @@ def list_alerts(session: Session, organisation_id: str, clearance: str, *, statu
         query = query.where(Alert.status == status)
     if material is not None:
         query = query.where(Alert.material == material)
+    if severity is not None:
+        query = query.where(Alert.severity == severity)
     return list(session.scalars(query.order_by(Alert.updated_at.desc(), Alert.id).limit(limit)))
 
 

@@ -1,0 +1,187 @@
+"""Browser tests of the console: Debian's headless Chromium driven by Selenium through Debian's chromedriver.
+
+Nothing is downloaded: the browser and its driver come from the system install step
+(deploy/tools/install-system.sh), Selenium is told both paths, and axe-core is vendored under vendor/. One browser
+and one notify stack (API and console, the notifier on the session's real broker, a SQLite database, a webhook
+receiver) serve a whole test module, so a module costs a few seconds of start-up, not one per test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "var" / "screenshots"
+AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
+
+
+def _system_binary(*names: str) -> str:
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.fail(f"{' or '.join(names)} is not installed: run `make install` (deploy/tools/install-system.sh "
+                "installs Debian's chromium and chromium-driver)")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Headless Chromium at 1280 pixels wide, English by default."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = _system_binary("chromium", "chromium-browser")
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     "--window-size=1280,900", "--lang=en-GB", "--no-first-run", "--disable-extensions",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync"):
+        options.add_argument(argument)
+    options.add_experimental_option("prefs", {"intl.accept_languages": "en-GB,en"})
+    driver = webdriver.Chrome(service=Service(_system_binary("chromedriver")), options=options)
+    driver.set_script_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802 (the http.server hook)
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.server.received += 1  # type: ignore[attr-defined]
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@dataclass
+class ConsoleStack:
+    """A running notify service with its console, and the demo tenants' keys."""
+
+    url: str
+    settings: object
+    sessions: object
+    receiver_url: str
+    company_key: str
+    ministry_key: str
+    receiver: ThreadingHTTPServer
+    stops: list = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def console_stack(kafka_bootstrap: str) -> Iterator[ConsoleStack]:
+    """The notify API with the console and the notifier on the real broker, on a SQLite file of this module."""
+    import uuid
+
+    import uvicorn
+
+    from services.notify.api.app import create_app
+    from services.notify.settings import NotifySettings
+    from services.notify.store.db import create_db_engine, migrate, session_factory, unit_of_work
+    from services.notify.store.keys import issue_api_key
+    from services.notify.store.organisations import create_organisation
+    from services.notify.worker import Notifier
+    from shared.kafka import ensure_topics
+
+    state = Path(tempfile.mkdtemp(prefix="mews-console-"))
+    database_url = f"sqlite:///{state / 'notify.db'}"
+    migrate(database_url)
+    namespace = f"t{uuid.uuid4().hex[:10]}"
+    asyncio.run(ensure_topics(kafka_bootstrap, namespace))
+    port = free_port()
+    settings = NotifySettings(
+        kafka_bootstrap_servers=kafka_bootstrap, topic_namespace=namespace, database_url=database_url,
+        allow_private_webhook_targets=True, public_base_url=f"http://127.0.0.1:{port}", group_wait_seconds=0.3,
+        group_interval_seconds=1.0, repeat_interval_seconds=3600, retry_initial_seconds=0.2, retry_jitter=0,
+        outbox_poll_seconds=0.1, webhook_timeout_seconds=5, smtp_port=free_port())
+    engine = create_db_engine(database_url)
+    sessions = session_factory(engine)
+    with unit_of_work(sessions) as s:
+        company = create_organisation(s, name="Demo Radar Systems B.V.", kind="company", clearance="public")
+        _, company_key = issue_api_key(s, company.id, name="console test", role="admin")
+        ministry = create_organisation(s, name="Demo Ministry of Economic Affairs", kind="ministry",
+                                       clearance="government")
+        _, ministry_key = issue_api_key(s, ministry.id, name="console test", role="member")
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", free_port()), _Receiver)
+    receiver.received = 0  # type: ignore[attr-defined]
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+
+    loop = asyncio.new_event_loop()
+    started: list[Notifier] = []
+
+    async def run_notifier() -> None:
+        notifier = Notifier(settings, sessions, group_id=f"console-{namespace}", index_refresh_seconds=0,
+                            sweep_interval_seconds=0.3)
+        started.append(notifier)
+        await notifier.run()
+
+    notifier_thread = threading.Thread(target=loop.run_until_complete, args=(run_notifier(),), daemon=True)
+    notifier_thread.start()
+    deadline = time.monotonic() + 30
+    while not started and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    app = create_app(settings, engine=engine, on_subscriptions_changed=started[0].invalidate_index)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, log_level="warning"))
+    server_thread = threading.Thread(target=server.run, daemon=True)
+    server_thread.start()
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the notify API did not start"
+    try:
+        yield ConsoleStack(f"http://127.0.0.1:{port}", settings, sessions,
+                           f"http://127.0.0.1:{receiver.server_address[1]}/hook", company_key, ministry_key, receiver)
+    finally:
+        server.should_exit = True
+        server_thread.join(15)
+        loop.call_soon_threadsafe(started[0].stop)
+        notifier_thread.join(20)
+        receiver.shutdown()
+        engine.dispose()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def save_screenshot(driver, name: str) -> Path:
+    """The whole page, beyond the window, as var/screenshots/<name>.png (Chrome's DevTools capture)."""
+    import base64
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    width, height = driver.execute_script(
+        "return [document.documentElement.clientWidth,"
+        " Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)]")
+    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
+        "format": "png", "captureBeyondViewport": True,
+        "clip": {"x": 0, "y": 0, "width": width, "height": min(height, 6000), "scale": 1}})
+    path = SCREENSHOTS / f"{name}.png"
+    path.write_bytes(base64.b64decode(shot["data"]))
+    return path
+
+
+def serious_violations(driver) -> list[str]:
+    """What axe-core finds on the page at the serious or critical level, one line per rule and node."""
+    if not driver.execute_script("return typeof window.axe !== 'undefined'"):
+        driver.execute_script(AXE.read_text(encoding="utf-8"))
+    found = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa',"
+        " 'best-practice']}, resultTypes: ['violations']})"
+        ".then(r => done(r.violations.map(v => ({id: v.id, impact: v.impact,"
+        " nodes: v.nodes.map(n => n.target.join(' '))}))))"
+        ".catch(e => done([{id: 'axe-error', impact: 'critical', nodes: [String(e)]}]));")
+    return [f"{v['id']} ({v['impact']}): {node}" for v in found if v["impact"] in ("serious", "critical")
+            for node in v["nodes"]]
