@@ -77,3 +77,18 @@ def test_chinese_subjected_to_sanctions_is_no_target() -> None:
 def test_an_item_without_countries_has_no_imposers() -> None:
     result = classify_item("", title="Gallium export ban announced")
     assert (result.countries, result.imposed_by) == ((), ())
+
+
+def test_evaluation_counts_imposers_only_where_the_label_gives_them() -> None:
+    from services.ingest.classify.evaluate import evaluate
+
+    base = {"lang": "en", "published": "2024-12-03", "text": ""}
+    expected = {"materials": ["gallium", "germanium", "antimony"], "measure": "export_ban", "relevant": True}
+    rows = [
+        base | {"id": "a", "title": DEMO, "expected": expected | {"imposed_by": ["CN"]}},
+        base | {"id": "b", "title": DEMO, "expected": expected | {"imposed_by": ["US"]}},
+        base | {"id": "c", "title": DEMO, "expected": expected},
+    ]
+    tally = evaluate(rows)["all"]
+    assert (tally.imposers_right, tally.imposers_items) == (1, 2)
+    assert tally.misses == ["b: imposed_by CN (not US)"]
