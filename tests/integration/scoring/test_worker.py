@@ -206,7 +206,8 @@ def test_a_stock_report_below_its_cover_target_raises_a_government_only_breach(k
     assert (breach.parameter, breach.classification) == ("supply_and_demand", Classification.GOVERNMENT)
 
 
-def test_the_alert_on_the_demo_ban_news_names_china_and_not_the_country_it_targets(kafka_topics, kafka_bootstrap, start_worker):
+def test_the_alert_on_the_demo_ban_news_names_china_and_not_the_country_it_targets(kafka_topics, kafka_bootstrap,
+                                                                                   start_worker):
     from datetime import UTC, datetime
 
     from shared.events import Measure, NewsReported
