@@ -104,7 +104,9 @@ def classify_item(
     materials = _drop_other_senses(materials, parts, matchers, lexicon, language, evidence)
     countries = _find_countries(parts, matchers, evidence)
     targets = matchers.targets.get(language, matchers.targets["und"])
-    imposed_by = _find_imposers(countries, parts, targets, lexicon.articles(language), evidence)
+    articles = lexicon.articles(language)
+    joining = articles | lexicon.conjunctions(language)
+    imposed_by = _find_imposers(countries, parts, targets, articles, joining, evidence)
     signals = _find_signals(parts, matchers, lexicon.negations(language), evidence)
     _find_material_moves(materials, parts, matchers, lexicon.articles(language), signals, evidence)
 
@@ -383,26 +385,46 @@ def _find_imposers(
     parts: list[tuple[Where, FoldedText]],
     targets: TermSet,
     articles: frozenset[str],
+    joining: frozenset[str],
     evidence: list[Evidence],
 ) -> tuple[str, ...]:
     """The countries named that impose the measure: every country but those named, anywhere in the item, right
-    after a target word ("bans exports to the United States", "naar de VS", 对美国出口). A country named once as
-    the target and once otherwise stays a target: the follow-up sentences of such news name the target again."""
+    after a target word ("bans exports to the United States", "naar de VS", 对美国出口), or listed after such a
+    country ("to the US, Japan and Korea"). A country named once as the target and once otherwise stays a
+    target: the follow-up sentences of such news name the target again."""
     text = dict(parts)
-    by_end: dict[Where, dict[int, Hit]] = {}
     targeted: dict[str, str] = {}
-    for found in countries:
-        part = text[found.where]
-        if found.where not in by_end:
-            by_end[found.where] = {hit.end: hit for hit in targets.find(part)}
-        if _POSSESSIVE.match(part.folded, found.hit.end):
-            continue  # "rules against Indonesia's export ban": the country owns the measure
-        word = _word_before(part.folded, found.hit.start, by_end[found.where], articles)
-        if word is not None and word.value == "target" and found.hit.value not in targeted:
-            targeted[found.hit.value] = part.original_span(word.start, found.hit.end)
-            evidence.append(Evidence(kind="target", value=found.hit.value, match=targeted[found.hit.value],
-                                     where=found.where))
+    for where, part in parts:
+        mentions = sorted((f for f in countries if f.where == where), key=lambda f: f.hit.start)
+        if not mentions:
+            continue
+        by_end = {hit.end: hit for hit in targets.find(part)}
+        listed_from: int | None = None  # where the list of targets being read started
+        previous_end = 0
+        for found in mentions:
+            start = found.hit.start
+            if listed_from is not None and _only_joining(part.folded[previous_end:start], joining):
+                begin = listed_from
+            elif (word := _word_before(part.folded, start, by_end, articles)) is not None and word.value == "target":
+                begin = word.start
+            else:
+                listed_from = None
+                continue
+            if _POSSESSIVE.match(part.folded, found.hit.end):
+                listed_from = None
+                continue  # "rules against Indonesia's export ban": the country owns the measure
+            listed_from, previous_end = begin, found.hit.end
+            if found.hit.value not in targeted:
+                targeted[found.hit.value] = text[where].original_span(begin, found.hit.end)
+                evidence.append(Evidence(kind="target", value=found.hit.value, match=targeted[found.hit.value],
+                                         where=where))
     return tuple(sorted({f.hit.value for f in countries} - set(targeted)))
+
+
+def _only_joining(between: str, joining: frozenset[str]) -> bool:
+    """Only commas, conjunctions and articles between two names: "the US, Japan and the Netherlands"."""
+    words = between.replace(",", " ").replace("、", " ").split()
+    return len(words) <= 2 and all(word in joining for word in words) and bool(between.strip())
 
 
 def _word_before(folded: str, start: int, by_end: dict[int, Hit], articles: frozenset[str]) -> Hit | None:

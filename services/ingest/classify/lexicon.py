@@ -25,7 +25,7 @@ UNITS = {"day": 1, "week": 7, "month": 30, "year": 365}
 
 _LIST_FIELDS = (
     "stopwords", "negations", "unreliable_names", "masks", "date_triggers", "compound_heads", "place_words", "articles",
-    "target_words", "not_target_words",
+    "target_words", "not_target_words", "conjunctions",
 )
 _FIGURE_LISTS = ("price_words", "rises", "falls", "moves")
 # German capitalises every noun; Chinese has no case.
@@ -85,6 +85,8 @@ class LanguageLexicon:
     # do not ("according to", 受到).
     target_words: tuple[str, ...] = ()
     not_target_words: tuple[str, ...] = ()
+    # Words that join a list of names ("and", "or"): a country listed after a target is one too.
+    conjunctions: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,6 +112,12 @@ class Lexicon:
         if language in self.languages:
             return self.languages[language].articles
         return frozenset().union(*(lex.articles for lex in self.languages.values()))
+
+    def conjunctions(self, language: str) -> frozenset[str]:
+        """Words that join a list of names in this language; of every language when it is unknown."""
+        if language in self.languages:
+            return self.languages[language].conjunctions
+        return frozenset().union(*(lex.conjunctions for lex in self.languages.values()))
 
     def negations(self, language: str) -> frozenset[str]:
         """Negation words of this language; of every language when it is unknown."""
@@ -191,6 +199,7 @@ def _parse(data: dict[str, Any], name: str) -> LanguageLexicon:
         articles=frozenset(lists["articles"]),
         target_words=lists["target_words"],
         not_target_words=lists["not_target_words"],
+        conjunctions=frozenset(lists["conjunctions"]),
     )
 
 

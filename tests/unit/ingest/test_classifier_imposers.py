@@ -49,6 +49,21 @@ def test_the_destination_is_not_an_imposer_in_every_language(language: str, titl
     assert target.value == "US"
 
 
+@pytest.mark.parametrize(
+    ("title", "imposers"),
+    [
+        ("China bans gallium exports to the US, Japan and the Netherlands", ("CN",)),
+        ("China verbiedt de export van gallium naar de VS en Japan, meldt het ministerie.", ("CN",)),
+        ("中国禁止对美国和日本出口镓", ("CN",)),
+        # A sentence between them ends the list.
+        ("China bans gallium exports to the US. Japan curbs germanium exports", ("CN", "JP")),
+        ("Japan and the US curb gallium exports to China", ("JP", "US")),
+    ],
+)
+def test_countries_listed_after_a_target_are_targets_too(title: str, imposers: tuple[str, ...]) -> None:
+    assert classify_item("", title=title).imposed_by == imposers
+
+
 def test_a_country_named_as_target_stays_a_target_when_named_again() -> None:
     text = "The United States had restricted chip exports. Beijing said the ban applies to the United States only."
     result = classify_item(text, title=DEMO)
