@@ -97,7 +97,10 @@ class NewsReported(Event):
     published_at: AwareDatetime
     language: str = Field(default="und", max_length=8)
     materials: list[MaterialId] = Field(default_factory=list)
-    countries: list[CountryCode] = Field(default_factory=list)
+    countries: list[CountryCode] = Field(default_factory=list)  # every country named (imposing or affected)
+    # The countries that impose the measure: those named not as its target or destination. None when the
+    # producer did not say (an older producer, a push client); [] when the item names no imposing country.
+    imposed_by: list[CountryCode] | None = None
     measure: Measure = Measure.NONE
     effective_date: date | None = None
     relevant: bool = False

@@ -32,7 +32,7 @@ from services.ingest.publish import Decision, Item, NotPublished
 from services.ingest.settings import IngestSettings
 from shared.access import StaticKey, bearer_token, find_key
 from shared.api import secure_api
-from shared.events import Classification, describe_validation_error
+from shared.events import Classification, CountryCode, describe_validation_error
 from shared.metrics import mount_observability
 from shared.problems import answers
 from shared.throttle import auth_throttle
@@ -71,6 +71,8 @@ class NewsItem(BaseModel):
     source: str | None = Field(default=None, max_length=200)
     classification: Classification = Classification.PUBLIC  # at most the key's clearance
     language: str = Field(default="", max_length=8)
+    # The countries imposing the measure, when the client knows them; else the classifier's reading.
+    imposed_by: list[CountryCode] | None = Field(default=None, max_length=50)
 
 
 class TradeItem(BaseModel):

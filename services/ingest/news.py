@@ -91,6 +91,11 @@ def normalise_news(candidate: Candidate, classify: Classifier, catalog: Any, lim
     effective = getattr(result, "effective_date", None)
     if isinstance(effective, datetime):
         effective = effective.date()
+    given = f.get("imposed_by")
+    if given is not None:
+        unknown = sorted({code for code in given if catalog.resolve_country(code) != code})
+        if unknown:
+            return Rejected("invalid_news", f"imposed_by: unknown country code(s) {', '.join(unknown)}")
     item_id = item_id_for(identities)
     try:
         events = tuple(NewsReported(
@@ -98,6 +103,7 @@ def normalise_news(candidate: Candidate, classify: Classifier, catalog: Any, lim
             summary=summary[:20000], published_at=published_at,
             language=str(getattr(result, "language", "") or f.get("language") or "und")[:8],
             materials=materials, countries=list(getattr(result, "countries", ()) or ()),
+            imposed_by=_imposers(given, result),
             measure=Measure(str(getattr(measure, "value", measure))), effective_date=effective,
             relevant=bool(getattr(result, "relevant", False)),
             score=min(1.0, max(0.0, float(getattr(result, "score", 0.0) or 0.0))),
@@ -107,6 +113,14 @@ def normalise_news(candidate: Candidate, classify: Classifier, catalog: Any, lim
         detail = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
         return Rejected("invalid_news", detail)
     return Accepted(events, identities)
+
+
+def _imposers(given: Any, result: Any) -> list[str] | None:
+    """The imposing countries a push client gave, else the classifier's; None when neither says."""
+    if given is not None:
+        return list(given)
+    found = getattr(result, "imposed_by", None)
+    return None if found is None else list(found)
 
 
 def _evidence_text(evidence: Any) -> str:

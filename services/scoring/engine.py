@@ -383,14 +383,18 @@ def _apply_news(state: MaterialState, e: NewsReported, event_id: str, cfg: Scori
                 t: float) -> MaterialState | str:
     if not e.relevant or e.measure.value == "none":
         return "irrelevant: news item is not classified as an export-control measure"
-    if not e.countries:
+    # The imposers when the producer said who they are; else, as older producers meant, every country named.
+    imposers = e.countries if e.imposed_by is None else e.imposed_by
+    if not imposers:
+        if e.countries:
+            return "irrelevant: export-control news names no imposing country"
         return "irrelevant: export-control news names no country"
     key = e.dedup_key()
     if key in state.news_keys:
         return "duplicate: this news item was already applied (same dedup key)"
     effective = e.effective_date or e.published_at.astimezone(UTC).date()
     controls, changes = apply_control_news(
-        state.controls, measure=e.measure.value, countries=sorted(set(e.countries)), effective=effective,
+        state.controls, measure=e.measure.value, countries=sorted(set(imposers)), effective=effective,
         source=e.source, item_id=e.item_id, event_id=event_id, url=e.url, title=e.title, summary=e.summary,
         classification=e.classification.value, eases=eased_measures(e.evidence))
     if len(controls) > cfg.history.controls:

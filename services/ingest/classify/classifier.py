@@ -5,10 +5,11 @@ The rules, their precedence and the score are described in docs/classifier.md.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -47,6 +48,7 @@ _SENTENCE_END = re.compile(r"[.!?;:]\s")
 _WORDS = re.compile(r"[\w']+")
 _CLAUSE_BREAK = re.compile(r"[.!?;:,\"«»“”()\n]")
 _NEXT_WORD = re.compile(r"[ \t]+(\w+)")
+_POSSESSIVE = re.compile(r"['’]s(?!\w)")
 _CASED_WORD = re.compile(r"[^\W\d_][\w'-]*")
 # After these a capital starts a sentence, a quote or a list item, not a name.
 _OPENERS = ".!?:;\"'“”«»(‘’-–—•|"
@@ -60,6 +62,8 @@ class _Matchers:
     material_compounds: TermSet
     country_names: TermSet
     country_exact: TermSet
+    # Per language (and `und`, every language's): the words that make the country named after them a target.
+    targets: Mapping[str, TermSet]
     signals: TermSet
     # The supply-signal terms without a gap ("mining quota", 开采配额), whose words are theirs alone.
     supply_phrases: TermSet
@@ -99,6 +103,10 @@ def classify_item(
     materials = _find_materials(parts, matchers, lexicon.unreliable_names(language), evidence)
     materials = _drop_other_senses(materials, parts, matchers, lexicon, language, evidence)
     countries = _find_countries(parts, matchers, evidence)
+    targets = matchers.targets.get(language, matchers.targets["und"])
+    articles = lexicon.articles(language)
+    joining = articles | lexicon.conjunctions(language)
+    imposed_by = _find_imposers(countries, parts, targets, articles, joining, evidence)
     signals = _find_signals(parts, matchers, lexicon.negations(language), evidence)
     _find_material_moves(materials, parts, matchers, lexicon.articles(language), signals, evidence)
 
@@ -141,6 +149,7 @@ def classify_item(
     return Classification(
         materials=material_ids,
         countries=tuple(sorted({f.hit.value for f in countries})),
+        imposed_by=imposed_by,
         measure=measure,
         effective_date=effective_date,
         language=language,
@@ -195,6 +204,10 @@ def _matchers(catalog: Catalog, lexicon: Lexicon) -> _Matchers:
         country_exact=TermSet(
             ((name, c.code) for c in catalog.countries for name in c.exact), literal=True, case_sensitive=True
         ),
+        targets={
+            **{lex.language: TermSet(_target_entries([lex])) for lex in languages},
+            "und": TermSet(_target_entries(languages)),
+        },
         signals=signals,
         supply_phrases=TermSet(
             (term, kind) for kind in TOPIC_KINDS for lex in languages for term in lex.terms[kind] if ".." not in term
@@ -218,6 +231,13 @@ def _compounds(catalog: Catalog, languages: list[LanguageLexicon]) -> list[tuple
                     for head in lex.compound_heads:
                         entries.setdefault(name + head, m.id)
     return list(entries.items())
+
+
+def _target_entries(languages: list[LanguageLexicon]) -> list[tuple[str, str]]:
+    return [
+        *((word, "target") for lex in languages for word in lex.target_words),
+        *((word, "not_target") for lex in languages for word in lex.not_target_words),
+    ]
 
 
 def _names(name: str, by_language: Iterable[tuple[str, ...]]) -> tuple[str, ...]:
@@ -347,10 +367,78 @@ def _find_countries(
     found: list[_Found] = []
     for where, part in parts:
         masked = part.blanked((h.start, h.end) for h in matchers.masks.find(part))
-        for hit in (*matchers.country_names.find(masked), *matchers.country_exact.find(part)):
+        exact = [_in_folded(part, hit) for hit in matchers.country_exact.find(part)]
+        for hit in (*matchers.country_names.find(masked), *exact):
             found.append(_Found(where, hit))
             evidence.append(Evidence(kind="country", value=hit.value, match=hit.match, where=where))
     return found
+
+
+def _in_folded(part: FoldedText, hit: Hit) -> Hit:
+    """A hit of a case-sensitive set ("US"), found in the original text, placed in the folded text."""
+    start, end = bisect.bisect_left(part.origin, hit.start), bisect.bisect_left(part.origin, hit.end)
+    return Hit(start, end, hit.value, hit.term, hit.match)
+
+
+def _find_imposers(
+    countries: list[_Found],
+    parts: list[tuple[Where, FoldedText]],
+    targets: TermSet,
+    articles: frozenset[str],
+    joining: frozenset[str],
+    evidence: list[Evidence],
+) -> tuple[str, ...]:
+    """The countries named that impose the measure: every country but those named, anywhere in the item, right
+    after a target word ("bans exports to the United States", "naar de VS", 对美国出口), or listed after such a
+    country ("to the US, Japan and Korea"). A country named once as the target and once otherwise stays a
+    target: the follow-up sentences of such news name the target again."""
+    text = dict(parts)
+    targeted: dict[str, str] = {}
+    for where, part in parts:
+        mentions = sorted((f for f in countries if f.where == where), key=lambda f: f.hit.start)
+        if not mentions:
+            continue
+        by_end = {hit.end: hit for hit in targets.find(part)}
+        listed_from: int | None = None  # where the list of targets being read started
+        previous_end = 0
+        for found in mentions:
+            start = found.hit.start
+            if listed_from is not None and _only_joining(part.folded[previous_end:start], joining):
+                begin = listed_from
+            elif (word := _word_before(part.folded, start, by_end, articles)) is not None and word.value == "target":
+                begin = word.start
+            else:
+                listed_from = None
+                continue
+            if _POSSESSIVE.match(part.folded, found.hit.end):
+                listed_from = None
+                continue  # "rules against Indonesia's export ban": the country owns the measure
+            listed_from, previous_end = begin, found.hit.end
+            if found.hit.value not in targeted:
+                targeted[found.hit.value] = text[where].original_span(begin, found.hit.end)
+                evidence.append(Evidence(kind="target", value=found.hit.value, match=targeted[found.hit.value],
+                                         where=where))
+    return tuple(sorted({f.hit.value for f in countries} - set(targeted)))
+
+
+def _only_joining(between: str, joining: frozenset[str]) -> bool:
+    """Only commas, conjunctions and articles between two names: "the US, Japan and the Netherlands"."""
+    words = between.replace(",", " ").replace("、", " ").split()
+    return len(words) <= 2 and all(word in joining for word in words) and bool(between.strip())
+
+
+def _word_before(folded: str, start: int, by_end: dict[int, Hit], articles: frozenset[str]) -> Hit | None:
+    """The target word (or not-target phrase) that ends just before this point, an article allowed between."""
+    end = len(folded[:start].rstrip())
+    if end in by_end:
+        return by_end[end]
+    for article in articles:
+        at = end - len(article)
+        if at >= 0 and folded[at:end] == article and (at == 0 or not folded[at - 1].isalnum()):
+            hit = by_end.get(len(folded[:at].rstrip()))
+            if hit is not None:
+                return hit
+    return None
 
 
 def _find_signals(

@@ -1,7 +1,8 @@
 """Quality of the classifier on labelled items, per language: `python -m services.ingest.classify.evaluate`.
 
 Each labelled line is an object with `id`, `lang`, `published`, `title`, `text` and `expected` (`materials`,
-`measure`, `relevant`, optionally `topic`, `effective_date`, `leadtime_days`, `price_change_pct`). The figures
+`measure`, `relevant`, optionally `countries`, `imposed_by`, `topic`, `effective_date`, `leadtime_days`,
+`price_change_pct`). The figures
 are those docs/classifier.md shows; `--write-docs` puts the tables there between its evaluate markers.
 """
 
@@ -47,6 +48,8 @@ class Tally:
     language_right: int = 0
     figures_right: int = 0
     figures_items: int = 0
+    imposers_right: int = 0
+    imposers_items: int = 0
     misses: list[str] = field(default_factory=list)
 
     def add(self, row: dict[str, Any], result: Classification) -> None:
@@ -71,6 +74,9 @@ class Tally:
             if name in expected:
                 self.figures_items += 1
                 self.figures_right += not any(w.startswith(f"{name} ") for w in wrong)
+        if "imposed_by" in expected:
+            self.imposers_items += 1
+            self.imposers_right += sorted(result.imposed_by) == sorted(expected["imposed_by"])
         if wrong:
             self.misses.append(f"{row['id']}: " + "; ".join(wrong))
 
@@ -87,6 +93,7 @@ class Tally:
             "materials_f1": 2 * m_tp / (2 * m_tp + m_fp + m_fn) if m_tp + m_fp + m_fn else 1.0,
             "language_accuracy": self.language_right / self.items if self.items else 1.0,
             "figures_accuracy": self.figures_right / self.figures_items if self.figures_items else 1.0,
+            "imposers_accuracy": self.imposers_right / self.imposers_items if self.imposers_items else 1.0,
         }
 
 
@@ -101,6 +108,10 @@ def _wrong(row: dict[str, Any], result: Classification) -> list[str]:
         wrong.append(f"topic {result.topic} (not {expected['topic']})")
     if sorted(result.materials) != sorted(expected["materials"]):
         wrong.append(f"materials {', '.join(result.materials) or '-'} (not {', '.join(expected['materials']) or '-'})")
+    if "imposed_by" in expected and sorted(result.imposed_by) != sorted(expected["imposed_by"]):
+        wrong.append(
+            f"imposed_by {', '.join(result.imposed_by) or '-'} (not {', '.join(sorted(expected['imposed_by'])) or '-'})"
+        )
     if result.language != row["lang"]:
         wrong.append(f"language {result.language}")
     for name in FIGURES:
@@ -147,8 +158,8 @@ def markdown(title: str, tallies: dict[str, Tally]) -> str:
     """One table of the figures per language, and the misses."""
     head = (
         "| language | items | `relevant` precision | `relevant` recall | `relevant` accuracy | `measure` accuracy |"
-        " `topic` accuracy | materials F1 | language | figures |\n"
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        " `topic` accuracy | materials F1 | language | figures | `imposed_by` |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
     )
     lines = [f"**{title}**", "", head.rstrip("\n")]
     for language, tally in tallies.items():
@@ -158,7 +169,7 @@ def markdown(title: str, tallies: dict[str, Tally]) -> str:
             f"| {name} | {tally.items} | {f['relevant_precision']:.3f} | {f['relevant_recall']:.3f} |"
             f" {f['relevant_accuracy']:.3f} | {f['measure_accuracy']:.3f} | {f['topic_accuracy']:.3f} |"
             f" {f['materials_f1']:.3f} | {f['language_accuracy']:.3f} |"
-            f" {tally.figures_right}/{tally.figures_items} |"
+            f" {tally.figures_right}/{tally.figures_items} | {tally.imposers_right}/{tally.imposers_items} |"
         )
     misses = tallies["all"].misses if "all" in tallies else []
     lines += ["", f"Misses ({len(misses)}):" if misses else "No misses."]

@@ -25,6 +25,7 @@ UNITS = {"day": 1, "week": 7, "month": 30, "year": 365}
 
 _LIST_FIELDS = (
     "stopwords", "negations", "unreliable_names", "masks", "date_triggers", "compound_heads", "place_words", "articles",
+    "target_words", "not_target_words", "conjunctions",
 )
 _FIGURE_LISTS = ("price_words", "rises", "falls", "moves")
 # German capitalises every noun; Chinese has no case.
@@ -79,6 +80,13 @@ class LanguageLexicon:
     place_words: frozenset[str] = frozenset()
     # Articles that may stand before a material at the start of a clause ("the", "el", "l'").
     articles: frozenset[str] = frozenset()
+    # Words right before a country's name (an article may stand between) that make it the target or destination
+    # of a measure, not its imposer: "to", "against", "naar", 对; and longer phrases ending in one of them that
+    # do not ("according to", 受到).
+    target_words: tuple[str, ...] = ()
+    not_target_words: tuple[str, ...] = ()
+    # Words that join a list of names ("and", "or"): a country listed after a target is one too.
+    conjunctions: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,6 +112,12 @@ class Lexicon:
         if language in self.languages:
             return self.languages[language].articles
         return frozenset().union(*(lex.articles for lex in self.languages.values()))
+
+    def conjunctions(self, language: str) -> frozenset[str]:
+        """Words that join a list of names in this language; of every language when it is unknown."""
+        if language in self.languages:
+            return self.languages[language].conjunctions
+        return frozenset().union(*(lex.conjunctions for lex in self.languages.values()))
 
     def negations(self, language: str) -> frozenset[str]:
         """Negation words of this language; of every language when it is unknown."""
@@ -147,7 +161,7 @@ def _parse(data: dict[str, Any], name: str) -> LanguageLexicon:
     if not isinstance(gap_words, int) or isinstance(gap_words, bool) or not 0 <= gap_words <= 12:
         raise LexiconError(f"{name}: gap_words must be a whole number from 0 to 12")
     lists = {key: _words(data.get(key, []), f"{name}: {key}") for key in _LIST_FIELDS}
-    for key in ("masks", "date_triggers"):
+    for key in ("masks", "date_triggers", "target_words", "not_target_words"):
         for term in lists[key]:
             _check_term(term, gap_words, f"{name}: {key}")
     terms = data.get("terms", {})
@@ -183,6 +197,9 @@ def _parse(data: dict[str, Any], name: str) -> LanguageLexicon:
         compound_heads=lists["compound_heads"],
         place_words=frozenset(lists["place_words"]),
         articles=frozenset(lists["articles"]),
+        target_words=lists["target_words"],
+        not_target_words=lists["not_target_words"],
+        conjunctions=frozenset(lists["conjunctions"]),
     )
 
 

@@ -13,7 +13,7 @@ Topic = Literal[
 ]
 Where = Literal["title", "text", ""]
 EvidenceKind = Literal[
-    "language", "material", "country", "signal", "ignored", "negated", "date", "figure", "decision", "topic",
+    "language", "material", "country", "target", "signal", "ignored", "negated", "date", "figure", "decision", "topic",
     "relevance",
 ]
 
@@ -35,7 +35,10 @@ class Classification(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     materials: tuple[str, ...] = ()
-    countries: tuple[str, ...] = ()
+    countries: tuple[str, ...] = Field(default=(), description="every country named (imposing or affected)")
+    imposed_by: tuple[str, ...] = Field(
+        default=(), description="the countries named that impose the measure: all but its targets and destinations"
+    )
     measure: Measure = "none"
     effective_date: date | None = None
     language: str = Field(default="und", description="ISO 639-1 code of a lexicon's language, or und")

@@ -138,10 +138,13 @@ async def test_news_from_rss_and_atom_is_classified_once_per_material_and_repost
         Counter({"published": 4, "skipped": 1, "duplicate": 1})
     news = await read_topic(kafka_bootstrap, kafka_topics, topics.NEWS, expect=1)
     by_item: dict[str, set[str]] = {}
+    imposers: dict[str, list[str] | None] = {}
     for _, event, key in news:
         assert key == event.material.encode()
         by_item.setdefault(event.title, set()).add(event.material)
+        imposers[event.title] = event.imposed_by
     assert by_item["China announces export controls on gallium and germanium items"] == {"gallium", "germanium"}
     assert by_item["China to restrict exports of antimony from 15 September"] == {"antimony"}
     assert {"gallium", "germanium", "antimony"} <= \
         by_item["China bans exports of gallium, germanium and antimony to the United States"]
+    assert imposers["China bans exports of gallium, germanium and antimony to the United States"] == ["CN"]

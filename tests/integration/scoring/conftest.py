@@ -18,7 +18,15 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared import topics as declared
-from shared.events import Event, LeadTimeQuoted, PriceObserved, StockReported, TradeFlowReported, decode
+from shared.events import (
+    Event,
+    LeadTimeQuoted,
+    NewsReported,
+    PriceObserved,
+    StockReported,
+    TradeFlowReported,
+    decode,
+)
 from shared.kafka import EventProducer, event_id_for
 from tests.conftest import ROOT, free_port
 
@@ -135,7 +143,7 @@ def leadtime(material: str, day: float, days: float, **extra: object) -> LeadTim
 async def produce(bootstrap: str, namespace: str, events: list[Event]) -> list[str]:
     """Publish inputs to their topics as ingest does (deterministic ids); the CloudEvents ids."""
     topic_of = {PriceObserved: declared.PRICES, LeadTimeQuoted: declared.LEADTIMES,
-                TradeFlowReported: declared.TRADE, StockReported: declared.STOCKS}
+                TradeFlowReported: declared.TRADE, StockReported: declared.STOCKS, NewsReported: declared.NEWS}
     producer = EventProducer(bootstrap, source="tests/scoring", namespace=namespace)
     await producer.start()
     ids = []

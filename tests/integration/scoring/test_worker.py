@@ -204,3 +204,22 @@ def test_a_stock_report_below_its_cover_target_raises_a_government_only_breach(k
     (breach,) = breaches
     assert round(breach.value, 6) == 50.0
     assert (breach.parameter, breach.classification) == ("supply_and_demand", Classification.GOVERNMENT)
+
+
+def test_the_alert_on_the_demo_ban_news_names_china_and_not_the_country_it_targets(kafka_topics, kafka_bootstrap,
+                                                                                   start_worker):
+    from datetime import UTC, datetime
+
+    from shared.events import Measure, NewsReported
+
+    start_worker(kafka_topics)
+    run(produce(kafka_bootstrap, kafka_topics, [NewsReported(
+        material="gallium", item_id="demo", source="mofcom", published_at=datetime(2024, 12, 3, tzinfo=UTC),
+        title="China bans exports of gallium, germanium and antimony to the United States",
+        materials=["gallium", "germanium", "antimony"], countries=["CN", "US"], imposed_by=["CN"],
+        measure=Measure.EXPORT_BAN, relevant=True, score=1.0)]))
+
+    (breach,) = of_rule(run(collect(kafka_bootstrap, kafka_topics, declared.BREACHES,
+                                    lambda msgs: bool(of_rule(msgs, "export-control-in-force")))),
+                        "export-control-in-force")
+    assert [e.value for e in breach.evidence if e.kind == "news"] == ["CN export_ban"]

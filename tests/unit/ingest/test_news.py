@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
+import pytest
+from pydantic import ValidationError
+
+from services.ingest.api import NewsItem, candidate_fields
+from services.ingest.classify import classify_item
 from services.ingest.news import news_identities, normalise_link, normalise_news, normalise_title
 from services.ingest.observation import Accepted, Candidate, Rejected, Skipped
 
@@ -96,3 +101,33 @@ def test_undated_item_is_dated_when_first_seen(catalog, limits):
     outcome = normalise_news(item(published_at=None), classifier(["gallium"]), catalog, limits)
     assert isinstance(outcome, Accepted)
     assert outcome.events[0].published_at == limits.now
+
+
+def test_the_classifiers_imposers_travel_on_the_event_and_a_given_list_wins(catalog, limits):
+    demo = item(title="China bans exports of gallium, germanium and antimony to the United States", summary="")
+    (event, *_) = normalise_news(demo, classify_item, catalog, limits).events
+    assert (event.countries, event.imposed_by) == (["CN", "US"], ["CN"])
+    pushed = item(title=demo.fields["title"], summary="", imposed_by=["US"])
+    assert normalise_news(pushed, classify_item, catalog, limits).events[0].imposed_by == ["US"]
+    none_named = item(title=demo.fields["title"], summary="", imposed_by=[])
+    assert normalise_news(none_named, classify_item, catalog, limits).events[0].imposed_by == []
+
+
+def test_a_classifier_that_does_not_say_leaves_imposed_by_unset(catalog, limits):
+    outcome = normalise_news(item(), classifier(["gallium"]), catalog, limits)
+    assert outcome.events[0].imposed_by is None
+
+
+def test_a_pushed_imposer_the_catalog_does_not_know_is_rejected(catalog, limits):
+    outcome = normalise_news(item(imposed_by=["CN", "XX"]), classifier(["gallium"]), catalog, limits)
+    assert isinstance(outcome, Rejected)
+    assert (outcome.code, outcome.detail) == ("invalid_news", "imposed_by: unknown country code(s) XX")
+
+
+def test_the_push_api_takes_imposed_by_as_country_codes_or_refuses_the_item():
+    given = NewsItem.model_validate({"title": "China bans gallium exports", "imposed_by": ["CN"]})
+    assert candidate_fields("news", given)["imposed_by"] == ["CN"]
+    assert "imposed_by" not in candidate_fields("news", NewsItem.model_validate({"title": "t"}))
+    for bad in (["china"], ["cn"], "CN", [1]):
+        with pytest.raises(ValidationError):
+            NewsItem.model_validate({"title": "t", "imposed_by": bad})

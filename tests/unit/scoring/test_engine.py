@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pytest
 
+from services.ingest.classify import classify_item
 from services.scoring.config import DEFAULT_PATH, load_config, parse_config
 from services.scoring.engine import MaterialState, apply_event, apply_event_in_place
 from shared.events import (
@@ -337,3 +338,46 @@ def test_a_late_input_that_resolves_a_breach_is_dated_in_the_summary_by_its_own_
     (b,) = [b for b in outs[3].breaches if b.rule == "price-change-1d"]
     assert b.status == BreachStatus.RESOLVED
     assert "resolved on 2023-07-05 (breach since 2023-07-04)" in b.summary
+
+
+DEMO_TITLE = "China bans exports of gallium, germanium and antimony to the United States"
+
+
+def demo_ban(**fields) -> NewsReported:
+    base = {"material": "gallium", "item_id": "demo", "source": "mofcom", "title": DEMO_TITLE, "published_at": T0,
+            "materials": ["gallium", "germanium", "antimony"], "countries": ["CN", "US"],
+            "measure": Measure.EXPORT_BAN, "relevant": True, "score": 1.0}
+    return NewsReported(**(base | fields))
+
+
+def controls_of(state) -> list[tuple[str, str]]:
+    return sorted((c["country"], c["measure"]) for c in state.to_dict()["controls"].values())
+
+
+def test_the_demo_ban_opens_one_control_of_china_and_none_of_its_target():
+    verdict = classify_item("", title=DEMO_TITLE)
+    state, outs = feed([demo_ban(imposed_by=list(verdict.imposed_by))])
+    assert outs[0].rejected is None
+    assert controls_of(state) == [("CN", "export_ban")]
+
+
+def test_news_without_imposed_by_treats_every_country_named_as_imposing_as_before():
+    state, _ = feed([demo_ban()])
+    assert controls_of(state) == [("CN", "export_ban"), ("US", "export_ban")]
+
+
+def test_news_naming_only_targets_is_irrelevant_for_want_of_an_imposer():
+    out = apply_event(None, demo_ban(countries=["RU"], imposed_by=[]), event_id="x", config=CONFIG)
+    assert out.rejected == "irrelevant: export-control news names no imposing country"
+    out = apply_event(None, demo_ban(countries=[], imposed_by=[]), event_id="x", config=CONFIG)
+    assert out.rejected == "irrelevant: export-control news names no country"
+
+
+def test_an_easing_ends_only_the_imposers_controls():
+    lift = demo_ban(item_id="lift", measure=Measure.EASING, imposed_by=["CN"],
+                    title="China suspends ban on gallium exports to the US", published_at=T0 + timedelta(days=30))
+    state, outs = feed([demo_ban(), lift])
+    assert outs[1].rejected is None
+    statuses = {c["country"]: c["until"] for c in state.to_dict()["controls"].values()}
+    assert statuses["CN"] is not None
+    assert statuses["US"] is None
