@@ -177,7 +177,7 @@ def test_a_secret_url_is_masked_to_its_host_and_last_characters():
 @pytest.mark.parametrize(("status", "chat", "webhook"), [
     (400, "rejected", "retry"), (403, "gone", "retry"), (404, "gone", "retry"), (410, "gone", "gone"),
     (408, "retry", "retry"), (429, "retry", "retry"), (500, "retry", "retry"), (200, "delivered", "delivered")])
-async def test_chat_refusals_for_good_are_gone_a_400_rejects_one_message_a_signed_webhook_goes_on_410(status, chat, webhook):
+async def test_chat_refusals_for_good_are_gone_a_400_rejects_one_message_webhooks_go_on_410(status, chat, webhook):
     url = "https://hooks.slack.com/services/T000/B000/secret-part"
     transport = httpx.MockTransport(lambda request: httpx.Response(status, text="invalid_token"))
     async with httpx.AsyncClient(transport=transport) as client:
