@@ -107,3 +107,20 @@ def test_evaluation_counts_imposers_only_where_the_label_gives_them() -> None:
     tally = evaluate(rows)["all"]
     assert (tally.imposers_right, tally.imposers_items) == (1, 2)
     assert tally.misses == ["b: imposed_by CN (not US)"]
+
+
+@pytest.mark.parametrize(
+    ("title", "imposers", "targets"),
+    [
+        # MOFCOM's own numbered announcements name no country: the announcement is China's (Dec 2024, No. 46).
+        ("商务部公告2024年第46号：关于加强相关两用物项对美国出口管制的公告", ["CN"], ["US"]),
+        ("海关总署：对美国出口镓、锗相关物项须申请许可", ["CN"], ["US"]),
+        ("MOFCOM announces export licences for gallium and germanium", ["CN"], []),
+        # The US Department of Commerce, in Chinese, is still the US's.
+        ("美国商务部宣布对华半导体出口管制新规", ["US"], []),
+    ],
+)
+def test_china_s_ministry_and_customs_speak_for_china(title: str, imposers: list[str], targets: list[str]) -> None:
+    result = classify_item("", title=title)
+    assert list(result.imposed_by) == imposers
+    assert sorted(set(result.countries) - set(result.imposed_by)) == targets
