@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from prometheus_client import Counter
@@ -173,8 +174,8 @@ def stress_test(body: StressTestIn, principal: Principal = Depends(government_re
 
 
 @router.get("/crisis", response_model=list[CrisisOut])
-def crisis(window: str = Query(CRISIS_WINDOW, description="Count deliveries of this long ago at most: 12h, 30d, "
-                                                          "2w (at most 366d)"),
+def crisis(window: Annotated[str, Query(description="Count deliveries of this long ago at most: 12h, 30d, "
+                                                     "2w (at most 366d)")] = CRISIS_WINDOW,
            principal: Principal = Depends(government_reader),
            session: Session = Depends(db_session)) -> list[CrisisOut]:
     """What fires now across organisations, by material and rule: who has it, who is exposed, what was
