@@ -285,8 +285,11 @@ def to_cloudevent(event: Event, *, source: str, event_id: str | None = None, tim
 _quote = json.encoder.encode_basestring_ascii  # a JSON string as json.dumps writes it (C, ASCII-safe)
 
 
-def encode(event: Event, *, source: str, event_id: str | None = None) -> bytes:
+def encode(event: Event, *, source: str, event_id: str | None = None, written_at: str | None = None) -> bytes:
     """The bytes put on Kafka for an event: `to_cloudevent` as compact JSON.
+
+    `written_at` is the CloudEvents time as ISO text (default: now); a caller encoding a batch passes one for
+    all of it, since reading and formatting the clock is a third of the cost of encoding a price.
 
     The event is written by pydantic's own serializer instead of `json.dumps(model_dump(mode="json"))`, at a
     fifth of the cost (ingest encodes every item it publishes). The envelope is the same, key for key; the
@@ -295,7 +298,7 @@ def encode(event: Event, *, source: str, event_id: str | None = None) -> bytes:
     """
     subject = event.subject()
     head = (f'{{"specversion":"{SPECVERSION}","id":{_quote(event_id or str(uuid.uuid4()))},"source":{_quote(source)},'
-            f'"type":{_quote(event.type)},"time":"{datetime.now(UTC).isoformat()}",'
+            f'"type":{_quote(event.type)},"time":"{written_at or datetime.now(UTC).isoformat()}",'
             f'"datacontenttype":"application/json","data":')
     tail = f',"subject":{_quote(subject)}}}' if subject else "}"
     return b"".join((head.encode(), event.__pydantic_serializer__.to_json(event, ensure_ascii=True), tail.encode()))

@@ -12,6 +12,7 @@ import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -205,6 +206,7 @@ class EventProducer:
         """
         partitions: dict[str, list[int]] = {}
         open_batches: dict[tuple[str, int], tuple[BatchBuilder, list[int]]] = {}
+        written_at = datetime.now(UTC).isoformat()  # one CloudEvents time for the batch: the clock once, not per event
 
         async def submit(name: str, partition: int) -> None:
             builder, indexes = open_batches.pop((name, partition))
@@ -218,7 +220,7 @@ class EventProducer:
             key_bytes = (key if key is not None else event.subject()).encode()
             choices = partitions[name]
             partition = choices[_key_hash(key_bytes) % len(choices)]
-            value = encode(event, source=self.source, event_id=event_id)
+            value = encode(event, source=self.source, event_id=event_id, written_at=written_at)
             slot = open_batches.get((name, partition))
             if slot is not None and slot[0].append(key=key_bytes, value=value, timestamp=None) is not None:
                 slot[1].append(index)

@@ -27,3 +27,7 @@ API_ITEMS = Counter("mews_ingest_api_items", "Items posted to the push API by ou
 TRADE_ROWS_SUMMED = Counter("mews_ingest_trade_rows_summed",
                             "Trade rows summed into one flow (statistical procedures, or member states into EU27)",
                             ["source"])
+SEEN_PENDING = Gauge("mews_ingest_seen_keys_pending",
+                     "Published keys held in memory until the seen-store writer has them in its file")
+SEEN_WRITE_FAILURES = Counter("mews_ingest_seen_write_failures",
+                              "Seen-store writes that failed (retried; the keys stay de-duplicated in memory)")

@@ -247,10 +247,13 @@ class PriceTerms:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+_NO_TERMS = PriceTerms()  # what an API price is read with: built once, not per item
+
+
 def normalise_price(candidate: Candidate, catalog: MaterialCatalog, limits: Limits,
                     terms: PriceTerms | None = None) -> Outcome:
     """A PriceObserved in the stated (or converted) unit and currency, or why the record is unusable."""
-    terms = terms or PriceTerms()
+    terms = terms or _NO_TERMS
     f = candidate.fields
     name = str(f.get("material") or terms.material or "").strip()
     if not name:

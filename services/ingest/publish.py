@@ -195,7 +195,7 @@ class Publisher:
                 else:
                     decisions[index] = NOT_ACKNOWLEDGED
             if recorded:
-                await asyncio.to_thread(self.seen.record, recorded)
+                self.seen.record(recorded)  # in memory at once; the store writes its file in its own thread
             if any(d is NOT_ACKNOWLEDGED for d in decisions):
                 return decisions  # Kafka is not taking writes: the dead letters wait for the retry too
         if plan.dead:

@@ -1,30 +1,50 @@
 """The seen-keys store: which observations have been published, and each source's last validators.
 
 A SQLite file under the state directory, so de-duplication survives restarts. Keys are stored as sha256
-digests (fixed size, whatever a feed puts in a title). A key is written only after the broker has
+digests (fixed size, whatever a feed puts in a title). A key is recorded only after the broker has
 acknowledged its event, so a crash in between can repeat an event (with the same CloudEvents id, which
 consumers de-duplicate on) but never lose one.
+
+Recording is off the caller's path: `record` puts the digests in memory, where `seen` finds them at once, and a
+writer thread of the store writes them to the file in one transaction per round (a batch of 1,000 random
+digests dirties about as many pages, and the commit that fills the write-ahead log waits for a checkpoint's
+fsync: tens of milliseconds a batch that a request would otherwise wait for). `close` writes what is left. A
+crash before the writer's commit is the crash above: those events may be published again, never lost.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from services.ingest import metrics
 from services.ingest.fetch import Validators
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS seen (digest BLOB PRIMARY KEY, first_seen REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS validators (source TEXT PRIMARY KEY, etag TEXT NOT NULL, last_modified TEXT NOT NULL);
 """
+RETRY_SECONDS = 1.0  # after a failed write (disk full, file locked past the busy timeout)
+ATTEMPTS_AT_CLOSE = 3  # failed writes a closing store tries again before it gives up on the keys left
 
 
 def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # WAL lets the API process and a poller process share the file; busy_timeout rides out their overlap.
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    return db
 
 
 class SeenStore:
@@ -33,15 +53,23 @@ class SeenStore:
     def __init__(self, path: Path) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        # WAL lets the API process and a poller process share the file; busy_timeout rides out their overlap.
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+        self._db = _connect(path)  # reads, and the validators
         self._lock = threading.Lock()
         with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+        self._pending: dict[bytes, float] = {}  # digest -> first seen, until the writer has committed it
+        self._pending_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = False
+        self._writer_db = _connect(path)
+        self._writer = threading.Thread(target=self._write_pending, name="seen-store-writer", daemon=True)
+        self._writer.start()
 
     def close(self) -> None:
+        """Write the keys still in memory, then close the file."""
+        self._closing = True
+        self._wake.set()
+        self._writer.join()
         with self._lock:
             self._db.close()
 
@@ -50,8 +78,11 @@ class SeenStore:
         by_digest = {_digest(k): k for k in keys}
         if not by_digest:
             return set()
-        found: set[str] = set()
-        digests = list(by_digest)
+        # Memory first: the writer drops a digest from it only after its commit, so a digest not found here
+        # is either in the file by now or was never recorded.
+        with self._pending_lock:
+            found = {key for digest, key in by_digest.items() if digest in self._pending}
+        digests = [d for d, key in by_digest.items() if key not in found]
         with self._lock:
             for start in range(0, len(digests), 500):
                 chunk = digests[start:start + 500]
@@ -62,15 +93,54 @@ class SeenStore:
         return found
 
     def record(self, keys: Iterable[str]) -> None:
-        """Remember keys as published."""
+        """Remember keys as published: at once for `seen`, in the file within the writer's next round."""
         now = time.time()
-        rows = [(_digest(k), now) for k in keys]
-        if not rows:
+        digests = [_digest(k) for k in keys]
+        if not digests:
             return
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR IGNORE INTO seen (digest, first_seen) VALUES (?, ?)", rows)
-            self._db.execute("COMMIT")
+        with self._pending_lock:
+            for digest in digests:
+                self._pending.setdefault(digest, now)
+            metrics.SEEN_PENDING.set(len(self._pending))
+        self._wake.set()
+
+    def _write_pending(self) -> None:
+        """The writer thread: everything recorded since its last round, in one transaction, until closed."""
+        failed_closing = 0
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self._pending_lock:
+                rows = list(self._pending.items())
+            if rows:
+                try:
+                    self._writer_db.execute("BEGIN")
+                    self._writer_db.executemany("INSERT OR IGNORE INTO seen (digest, first_seen) VALUES (?, ?)",
+                                                rows)
+                    self._writer_db.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    metrics.SEEN_WRITE_FAILURES.inc()
+                    if self._writer_db.in_transaction:
+                        self._writer_db.execute("ROLLBACK")
+                    failed_closing += self._closing
+                    if failed_closing >= ATTEMPTS_AT_CLOSE:
+                        log.error("seen keys not written at close: a restart may publish them again (same ids)",
+                                  extra={"keys": len(rows), "error": repr(exc)})
+                        break
+                    log.warning("seen keys not written yet, retrying", extra={"keys": len(rows), "error": repr(exc)})
+                    time.sleep(RETRY_SECONDS)
+                    self._wake.set()
+                    continue
+                with self._pending_lock:
+                    for digest, _ in rows:
+                        del self._pending[digest]
+                    left = len(self._pending)
+                    metrics.SEEN_PENDING.set(left)
+                if left:
+                    self._wake.set()
+            if self._closing and not self._wake.is_set():
+                break
+        self._writer_db.close()
 
     def validators(self, source: str) -> Validators:
         """The ETag and Last-Modified last seen for a source (empty when never fetched)."""
