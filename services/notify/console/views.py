@@ -11,7 +11,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -32,7 +32,7 @@ from services.notify.api import exposure as exposure_api
 from services.notify.api import feedback as feedback_api
 from services.notify.api import subscriptions as subscriptions_api
 from services.notify.api.deps import db_session, notify_settings
-from services.notify.console import chart
+from services.notify.console import chart, desk
 from services.notify.console import session as sessions
 from services.notify.console.bom import parse_bom
 from services.notify.console.probe import TESTABLE_KINDS, send_probe
@@ -161,10 +161,15 @@ def render(visit_: Visit, template: str, status_code: int = 200, **context: Any)
     def share(fraction: float) -> str:  # locale.percent takes percent; shares and ratios are fractions
         return locale.percent(fraction * 100, language)
 
+    def component(name: str) -> str:  # scoring's composite components; a new one shows by its own name
+        key = f"component_{name}"
+        return translate(key, language) if key in WORDS else name.replace("_", " ")
+
     page = template.removesuffix(".html")
     PAGES.labels(page, str(status_code)).inc()
     response = TEMPLATES.TemplateResponse(visit_.request, template, status_code=status_code, context={
-        "t": t, "share": share, "lang": language, "visit": visit_, "principal": visit_.principal,
+        "t": t, "share": share, "component": component, "lang": language, "visit": visit_,
+        "principal": visit_.principal,
         "organisation": visit_.organisation, "csrf": visit_.csrf, "page": page, "locale": locale,
         "here": _here(visit_.request), "notice": _notice(visit_.request.query_params.get("done", ""), language),
         "grafana_url": visit_.settings.grafana_url.rstrip("/"), **context})
@@ -474,11 +479,46 @@ def _ratio(value: float, threshold: float | None) -> float | None:
     return abs(value / threshold) if threshold else None
 
 
+def _crisis_list(v: Visit, principal: Principal) -> list[exposure_api.CrisisOut]:
+    # The route's own default window, passed as a value: called directly, its Query() default is not filled in.
+    return exposure_api.crisis(exposure_api.CRISIS_WINDOW, principal=principal, session=v.db)
+
+
+def _risk_rows(readings: desk.DeskReadings, open_per_material: dict[str, int]) -> list[dict[str, Any]]:
+    """Scoring's ranking with each component's contribution and a sparkline per indicator from its history."""
+    series = {h.material: desk.indicator_series(h.points) for h in readings.history.data or []}
+    rows = []
+    for row in readings.risk.data or []:
+        lines = series.get(row.material, {})
+        rows.append({"row": row, "open": open_per_material.get(row.material, 0),
+                     "components": sorted(row.components.items(), key=lambda kv: (-kv[1], kv[0])),
+                     "sparklines": [{"indicator": name, "points": chart.sparkline_of(points),
+                                     "latest": points[-1][1], "count": len(points)}
+                                    for name, points in sorted(lines.items(),
+                                                               key=lambda kv: (kv[0] != "risk_score", kv[0]))]})
+    return rows
+
+
+def _feeds(readings: desk.DeskReadings) -> list[dict[str, Any]]:
+    """Ingest's sources, the ones failing first, then the least recently fetched."""
+    feeds = [{"name": name, "health": health, "failing": health.consecutive_failures > 0,
+              "last_success": datetime.fromtimestamp(health.last_success, UTC) if health.last_success else None,
+              "last_attempt": datetime.fromtimestamp(health.last_attempt, UTC) if health.last_attempt else None}
+             for name, health in (readings.sources.data or {}).items()]
+    return sorted(feeds, key=lambda f: (not f["failing"], f["health"].last_success or 0.0, f["name"]))
+
+
 @router.get("/ops")
-def ops_page(v: Visit = Depends(visit)) -> Response:
+async def ops_page(v: Visit = Depends(visit)) -> Response:
     principal = v.government()
+    # The other services are read on the event loop with an async client, the database in the thread pool.
+    readings = await desk.read_desk(v.settings)
+    return await run_in_threadpool(_ops_page, v, principal, readings)
+
+
+def _ops_page(v: Visit, principal: Principal, readings: desk.DeskReadings) -> Response:
     breaches = [b for b in open_breaches(v.db) if principal.cleared_for(str(b.classification))]
-    crises = {(c.material, c.rule): c for c in exposure_api.crisis(principal=principal, session=v.db)}
+    crises = {(c.material, c.rule): c for c in _crisis_list(v, principal)}
     materials: dict[str, dict[str, Any]] = {}
     for b in breaches:
         entry = materials.setdefault(b.material, {"material": b.material, "breaches": [], "worst": 0,
@@ -498,12 +538,13 @@ def ops_page(v: Visit = Depends(visit)) -> Response:
         entry["strength"] = max((x["ratio"] or 0 for x in entry["breaches"]), default=0)
     ranked = sorted(materials.values(), key=lambda e: (-e["worst"], -len(e["breaches"]), -e["strength"],
                                                        e["material"]))
-    return render(v, "ops.html", ranked=ranked, crises=crises,
-                  breaches=sorted(breaches, key=lambda b: b.observed_at, reverse=True))
+    return render(v, "ops.html", ranked=ranked, crises=crises, readings=readings,
+                  risk_rows=_risk_rows(readings, {m: len(e["breaches"]) for m, e in materials.items()}),
+                  feeds=_feeds(readings), breaches=sorted(breaches, key=lambda b: b.observed_at, reverse=True))
 
 
 def _crisis_page(v: Visit, principal: Principal, status_code: int = 200, **context: Any) -> Response:
-    return render(v, "crisis.html", status_code, crises=exposure_api.crisis(principal=principal, session=v.db),
+    return render(v, "crisis.html", status_code, crises=_crisis_list(v, principal),
                   materials=load_catalog().materials, **context)
 
 
