@@ -50,6 +50,11 @@ class NotifySettings(CommonSettings):
 
     console_session_ttl_seconds: int = Field(default=8 * 3600, gt=0,
                                              description="How long a console sign-in lasts")
+    console_link_ttl_seconds: int = Field(default=15 * 60, ge=60, le=24 * 3600,
+                                          description="How long an emailed sign-in link may be used (once)")
+    console_link_requests_per_window: int = Field(default=5, ge=1, description=(
+        "Sign-in links one client address, or one email address, may ask for within the window"))
+    console_link_window_seconds: float = Field(default=15 * 60, gt=0)
     grafana_url: str = Field(default="", max_length=500, pattern=r"^(https?://\S+)?$", description=(
         "Base URL of the Grafana holding the mews dashboards; the console's ops desk and crisis pages link to "
         "them when set"))
