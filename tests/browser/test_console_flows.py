@@ -207,6 +207,13 @@ def test_a_ministry_sees_the_crisis_and_runs_a_stress_test(browser, console_stac
     _follow(driver, By.LINK_TEXT, "Ops desk")
     assert "Demo Radar Systems B.V." not in driver.find_element(By.TAG_NAME, "main").text  # counts, not names
     assert driver.find_elements(By.CSS_SELECTOR, "svg.bar")
+    risk = driver.find_element(By.ID, "h-risk").find_element(By.XPATH, "..")
+    assert [row.find_elements(By.TAG_NAME, "td")[1].text for row in risk.find_elements(By.CSS_SELECTOR, "tbody tr")
+            ] == ["gallium", "germanium", "tungsten"]
+    assert len(risk.find_elements(By.CSS_SELECTOR, "svg.spark polyline")) == 12  # 3 materials x (score + 3)
+    feeds = driver.find_element(By.ID, "h-feeds").find_element(By.XPATH, "..").text
+    assert "usgs-mcs" in feeds
+    assert "HTTP 503" in feeds
     _check_page(driver, "ops")
     driver.get(f"{url}/console/products")
     assert "No products yet." in driver.page_source  # the ministry's own products, never the company's

@@ -5,17 +5,13 @@ gives feed freshness. A service unset, away or refusing the key leaves the page 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from services.ingest.poll import SourceHealth
@@ -28,31 +24,13 @@ from services.scoring.settings import ScoringSettings
 from services.scoring.view import MaterialsView
 from shared.events import Classification, IndicatorSnapshot
 from tests.conftest import free_port
+from tests.integration.notify.upstreams import serving, serving_sources
 from tests.integration.notify.world import add_org
 
 pytestmark = pytest.mark.integration
 
 SCORING_KEY, INGEST_KEY = "scoring-read-key-for-the-desk", "ingest-key-for-the-desk"
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
-
-
-@contextmanager
-def serving(app) -> Iterator[str]:
-    """An ASGI app served by uvicorn on a free loopback port."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the app did not start in time"
-        assert thread.is_alive(), "the app stopped while starting"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -74,33 +52,12 @@ def scoring_url() -> Iterator[str]:
 
 @pytest.fixture
 def ingest_url() -> Iterator[str]:
-    """A loopback ingest: `GET /v1/sources` with the bearer key, the body ingest builds from its SourceHealth."""
     now = time.time()
     health = {"lme-prices": SourceHealth(last_attempt=now - 60, last_success=now - 60, last_counts={"ok": 3}),
               "mofcom-news": SourceHealth(last_attempt=now - 30, last_success=now - 86400,
                                           last_error="HTTP 503", consecutive_failures=4)}
-    body = json.dumps({name: vars(h) for name, h in health.items()}).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's hook name)
-            ok = self.path == "/v1/sources" and self.headers.get("authorization") == f"Bearer {INGEST_KEY}"
-            reply = body if ok else b'{"detail": "a valid API key is required"}'
-            self.send_response(200 if ok else 401)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
-
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving_sources(health, INGEST_KEY) as url:
+        yield url
 
 
 def _ops_page(database_url: str, db_sessions, **settings: object) -> str:
