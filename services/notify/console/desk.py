@@ -100,17 +100,21 @@ async def _read(client: httpx.AsyncClient, service: str, base_url: str, key: str
                                                                  "reason": type(exc).__name__})
         return Upstream(problem="upstream_unreachable", detail=type(exc).__name__)
     if response.status_code != 200:
-        UPSTREAM_READS.labels(service, "refused").inc()
+        refused = response.status_code in (401, 403)  # the key, not the service, is what to look at
+        UPSTREAM_READS.labels(service, "refused" if refused else "failed").inc()
         log.warning("ops desk read refused", extra={"service": service, "url": url,
                                                     "status_code": response.status_code})
-        return Upstream(problem="upstream_refused", detail=f"HTTP {response.status_code}")
+        return Upstream(problem="upstream_refused" if refused else "upstream_failed",
+                        detail=f"HTTP {response.status_code}")
     try:
         data = shape.validate_json(response.content)
     except ValidationError as exc:
         UPSTREAM_READS.labels(service, "invalid").inc()
         log.warning("ops desk read an answer of the wrong shape", extra={"service": service, "url": url,
                                                                         "errors": exc.error_count()})
-        return Upstream(problem="upstream_invalid", detail=f"{exc.error_count()} errors")
+        first = exc.errors(include_input=False, include_url=False)[0]  # where and what, never the value itself
+        where = ".".join(str(p) for p in first["loc"])
+        return Upstream(problem="upstream_invalid", detail=f"{where}: {first['msg']}" if where else first["msg"])
     UPSTREAM_READS.labels(service, "ok").inc()
     return Upstream(data)
 

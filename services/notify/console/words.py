@@ -175,6 +175,8 @@ WORDS: dict[str, tuple[str, str]] = {
                              "{service} gaf geen antwoord ({detail}); getoond zonder."),
     "upstream_refused": ("{service} refused the console's read ({detail}): check its key.",
                          "{service} weigerde de console ({detail}): controleer de sleutel."),
+    "upstream_failed": ("{service} could not answer the console ({detail}); shown without it.",
+                        "{service} kon de console niet antwoorden ({detail}); getoond zonder."),
     "upstream_invalid": ("{service} answered in an unexpected shape ({detail}).",
                          "{service} antwoordde in een onverwachte vorm ({detail})."),
     "grafana": ("Dashboards in Grafana", "Dashboards in Grafana"),

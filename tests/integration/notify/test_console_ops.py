@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from services.ingest.poll import SourceHealth
@@ -128,3 +129,25 @@ def test_ops_desk_stops_waiting_for_a_scoring_that_does_not_answer(migrated_data
         assert "Scoring did not answer (" in page
     finally:
         silent.server_close()
+
+
+def test_ops_desk_shows_the_ranking_without_sparklines_from_a_scoring_without_history(
+        migrated_database_url: str, db_sessions):
+    older = FastAPI()  # a scoring of before GET /v1/history, and an ingest answering in another shape
+
+    @older.get("/v1/risk")
+    def risk() -> list[dict]:
+        return [{"rank": 1, "material": "gallium", "risk_score": 61.5, "components": {"volatility": 61.5},
+                 "as_of": "2026-11-30T12:00:00Z", "withheld": False}]
+
+    @older.get("/v1/sources")
+    def sources() -> list[str]:
+        return ["not", "a", "mapping"]
+
+    with serving(older) as url:
+        page = _ops_page(migrated_database_url, db_sessions, console_scoring_url=url, console_ingest_url=url)
+    risk_section = _section(page, "h-risk")
+    assert "Scoring could not answer the console (HTTP 404); shown without it." in risk_section
+    assert "<td>61.5</td>" in risk_section
+    assert "<polyline" not in risk_section
+    assert "Ingest answered in an unexpected shape (Input should be an object)." in _section(page, "h-feeds")
