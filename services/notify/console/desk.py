@@ -9,7 +9,9 @@ async client, never a blocking call). An answer that is missing, late, refused o
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import ssl
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -119,12 +121,18 @@ async def _read(client: httpx.AsyncClient, service: str, base_url: str, key: str
     return Upstream(data)
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    # Built once: loading the system's certificates for every page view would cost more than the reads.
+    return ssl.create_default_context()
+
+
 async def read_desk(settings: NotifySettings) -> DeskReadings:
     """Scoring's ranking and history and ingest's sources, read at once; never raises for an absent service."""
     scoring, scoring_key = settings.console_scoring_url, settings.console_scoring_key.get_secret_value()
     ingest, ingest_key = settings.console_ingest_url, settings.console_ingest_key.get_secret_value()
     timeout = settings.console_upstream_timeout_seconds
-    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False, verify=_tls()) as client:
         risk, history, sources = await asyncio.gather(
             _read(client, "scoring", scoring, scoring_key, "/v1/risk", _RISK, timeout),
             _read(client, "scoring", scoring, scoring_key, "/v1/history", _HISTORY, timeout),

@@ -7,6 +7,7 @@ organisation is "not found", whether it came from a link or was typed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -584,12 +585,20 @@ def _feeds(readings: desk.DeskReadings) -> list[dict[str, Any]]:
 @router.get("/ops")
 async def ops_page(v: Visit = Depends(visit)) -> Response:
     principal = v.government()
-    # The other services are read on the event loop with an async client, the database in the thread pool.
-    readings = await desk.read_desk(v.settings)
-    return await run_in_threadpool(_ops_page, v, principal, readings)
+    # The other services are read on the event loop with an async client while the database is read in the thread
+    # pool: the page waits for the slower of the two, not for both in turn.
+    readings = asyncio.create_task(desk.read_desk(v.settings))
+    try:
+        context = await run_in_threadpool(_ops_context, v, principal)
+    finally:
+        found = await readings
+    return await run_in_threadpool(lambda: render(
+        v, "ops.html", **context, readings=found, feeds=_feeds(found),
+        risk_rows=_risk_rows(found, {m: len(e["breaches"]) for m, e in context["materials"].items()})))
 
 
-def _ops_page(v: Visit, principal: Principal, readings: desk.DeskReadings) -> Response:
+def _ops_context(v: Visit, principal: Principal) -> dict[str, Any]:
+    """What the ops desk shows from notify's own database: open breaches, their alerts and who is exposed."""
     breaches = [b for b in open_breaches(v.db) if principal.cleared_for(str(b.classification))]
     crises = {(c.material, c.rule): c for c in _crisis_list(v, principal)}
     materials: dict[str, dict[str, Any]] = {}
@@ -611,9 +620,8 @@ def _ops_page(v: Visit, principal: Principal, readings: desk.DeskReadings) -> Re
         entry["strength"] = max((x["ratio"] or 0 for x in entry["breaches"]), default=0)
     ranked = sorted(materials.values(), key=lambda e: (-e["worst"], -len(e["breaches"]), -e["strength"],
                                                        e["material"]))
-    return render(v, "ops.html", ranked=ranked, crises=crises, readings=readings,
-                  risk_rows=_risk_rows(readings, {m: len(e["breaches"]) for m, e in materials.items()}),
-                  feeds=_feeds(readings), breaches=sorted(breaches, key=lambda b: b.observed_at, reverse=True))
+    return {"ranked": ranked, "crises": crises, "materials": materials,
+            "breaches": sorted(breaches, key=lambda b: b.observed_at, reverse=True)}
 
 
 def _crisis_page(v: Visit, principal: Principal, status_code: int = 200, **context: Any) -> Response:
