@@ -321,8 +321,9 @@ def sign_in_link_page(token: str, v: Visit = Depends(visit)) -> Response:
     user = sign_in_links.find_usable_link(v.db, token, utcnow())
     if user is None:
         return _link_refused(v)
+    organisation = v.db.get(Organisation, user.organisation_id)
     response = render(v, "sign_in_link.html", token=token, email=user.email,
-                      organisation_name=(v.db.get(Organisation, user.organisation_id) or Organisation(name="")).name)
+                      organisation_name=organisation.name if organisation is not None else "")
     response.headers["referrer-policy"] = "no-referrer"
     return response
 
