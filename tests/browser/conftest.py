@@ -72,6 +72,19 @@ class _Receiver(BaseHTTPRequestHandler):
         pass
 
 
+class _Inbox:
+    """aiosmtpd's handler: keeps each message the notify service sends, parsed."""
+
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+        from email import message_from_bytes, policy
+
+        self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content, policy=policy.default)))
+        return "250 OK"
+
+
 @dataclass
 class ConsoleStack:
     """A running notify service with its console, and the demo tenants' keys."""
@@ -83,6 +96,7 @@ class ConsoleStack:
     company_key: str
     ministry_key: str
     receiver: ThreadingHTTPServer
+    inbox: _Inbox
     stops: list = field(default_factory=list)
 
 
@@ -125,6 +139,7 @@ def console_stack(kafka_bootstrap: str) -> Iterator[ConsoleStack]:
 
     from services.notify.api.app import create_app
     from services.notify.settings import NotifySettings
+    from services.notify.store import models
     from services.notify.store.db import create_db_engine, migrate, session_factory, unit_of_work
     from services.notify.store.keys import issue_api_key
     from services.notify.store.organisations import create_organisation
@@ -139,6 +154,12 @@ def console_stack(kafka_bootstrap: str) -> Iterator[ConsoleStack]:
         "mofcom-announcements": SourceHealth(last_attempt=now - 300, last_success=now - 300, last_counts={"ok": 2}),
         "usgs-mcs": SourceHealth(last_attempt=now - 60, last_success=now - 3 * 86400, last_error="HTTP 503",
                                  consecutive_failures=3)}, UPSTREAM_KEY))
+    from aiosmtpd.controller import Controller
+
+    inbox = _Inbox()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    upstreams.callback(smtp.stop)
     state = Path(tempfile.mkdtemp(prefix="mews-console-"))
     database_url = f"sqlite:///{state / 'notify.db'}"
     migrate(database_url)
@@ -149,13 +170,15 @@ def console_stack(kafka_bootstrap: str) -> Iterator[ConsoleStack]:
         kafka_bootstrap_servers=kafka_bootstrap, topic_namespace=namespace, database_url=database_url,
         allow_private_webhook_targets=True, public_base_url=f"http://127.0.0.1:{port}", group_wait_seconds=0.3,
         group_interval_seconds=1.0, repeat_interval_seconds=3600, retry_initial_seconds=0.2, retry_jitter=0,
-        outbox_poll_seconds=0.1, webhook_timeout_seconds=5, smtp_port=free_port(), console_scoring_url=scoring_url,
-        console_scoring_key=UPSTREAM_KEY, console_ingest_url=ingest_url, console_ingest_key=UPSTREAM_KEY)
+        outbox_poll_seconds=0.1, webhook_timeout_seconds=5, smtp_host="127.0.0.1", smtp_port=smtp.port,
+        console_scoring_url=scoring_url, console_scoring_key=UPSTREAM_KEY, console_ingest_url=ingest_url,
+        console_ingest_key=UPSTREAM_KEY)
     engine = create_db_engine(database_url)
     sessions = session_factory(engine)
     with unit_of_work(sessions) as s:
         company = create_organisation(s, name="Demo Radar Systems B.V.", kind="company", clearance="public")
         _, company_key = issue_api_key(s, company.id, name="console test", role="admin")
+        s.add(models.User(organisation_id=company.id, email="buyer@radar.test", name="Buyer", role="member"))
         ministry = create_organisation(s, name="Demo Ministry of Economic Affairs", kind="ministry",
                                        clearance="government")
         _, ministry_key = issue_api_key(s, ministry.id, name="console test", role="member")
@@ -188,7 +211,8 @@ def console_stack(kafka_bootstrap: str) -> Iterator[ConsoleStack]:
     assert server.started, "the notify API did not start"
     try:
         yield ConsoleStack(f"http://127.0.0.1:{port}", settings, sessions,
-                           f"http://127.0.0.1:{receiver.server_address[1]}/hook", company_key, ministry_key, receiver)
+                           f"http://127.0.0.1:{receiver.server_address[1]}/hook", company_key, ministry_key, receiver,
+                           inbox)
     finally:
         server.should_exit = True
         server_thread.join(15)

@@ -8,6 +8,7 @@ The tests of this module build on each other in file order, on one browser and o
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 
@@ -218,3 +219,24 @@ def test_a_ministry_sees_the_crisis_and_runs_a_stress_test(browser, console_stac
     driver.get(f"{url}/console/products")
     assert "No products yet." in driver.page_source  # the ministry's own products, never the company's
 
+
+
+def test_a_user_signs_in_with_an_emailed_link(browser, console_stack):
+    driver, url = browser, console_stack.url
+    driver.get(f"{url}/console/sign-in")
+    if driver.find_elements(By.CSS_SELECTOR, "form[action='/console/sign-out'] button"):
+        _follow(driver, By.CSS_SELECTOR, "form[action='/console/sign-out'] button")
+    _navigate(driver, lambda: driver.find_element(By.ID, "email").send_keys("buyer@radar.test", Keys.ENTER))
+    assert "a sign-in link is on its way" in driver.find_element(By.ID, "link-sent").text
+    _check_page(driver, "sign-in-link-sent")
+    [(_, mail)] = _wait_for(lambda: [m for m in console_stack.inbox.messages if "buyer@radar.test" in m[0]],
+                            "the sign-in email")
+    [link] = re.findall(r"http://\S+/console/sign-in/link/\S+", mail.get_body(("plain",)).get_content())
+    driver.get(link)
+    assert "Sign in to Demo Radar Systems B.V. as buyer@radar.test?" in driver.find_element(By.TAG_NAME, "main").text
+    _check_page(driver, "sign-in-link")
+    _follow(driver, By.ID, "use-link")
+    assert _h1(driver) == "Alerts"
+    assert "buyer@radar.test" in driver.find_element(By.TAG_NAME, "header").text
+    driver.get(link)  # used once: the link is spent
+    assert "expired or was already used" in driver.find_element(By.CSS_SELECTOR, "[role=alert]").text
