@@ -9,6 +9,10 @@ GET /v1/alerts with the same limit, the subscriptions page against /v1/subscript
 Printed per page and run, and as the median of the runs: median and p95 of the console, of the anchor, and the
 ratio of the medians.
 
+The ops desk also reads scoring's read API (its own app over a view that read 60 snapshots of 30 materials) and an
+ingest answering `GET /v1/sources` for 12 sources, both served by uvicorn on loopback, as in production over HTTP;
+its anchor adds the same three reads, made directly with one httpx client.
+
 There is no before: the console is new (3389b4b and 43174de have no /console), so the JSON API in the same run is
 the comparison.
 
@@ -21,11 +25,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import random
 import re
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -34,6 +40,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx  # noqa: E402
+import uvicorn  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
 
 from bench.harness.figures import percentile  # noqa: E402
 from services.notify.api.app import create_app  # noqa: E402
@@ -41,9 +49,61 @@ from services.notify.settings import NotifySettings  # noqa: E402
 from services.notify.store import models  # noqa: E402
 from services.notify.store.db import create_db_engine, migrate, session_factory, unit_of_work  # noqa: E402
 from services.notify.store.keys import issue_api_key  # noqa: E402
+from services.scoring.api import create_api  # noqa: E402
+from services.scoring.settings import ScoringSettings  # noqa: E402
+from services.scoring.view import MaterialsView  # noqa: E402
 from shared.catalog import load_catalog  # noqa: E402
+from shared.events import IndicatorSnapshot  # noqa: E402
 
 RULES = ("price_spike", "leadtime_jump")
+UPSTREAM_KEY = "bench-upstream-key"
+
+
+def scoring_app() -> FastAPI:
+    """Scoring's read API over a view that read 60 snapshots of each of 30 materials, six indicators each."""
+    view = MaterialsView()
+    start = datetime.now(UTC) - timedelta(hours=1)
+    for material in [m.id for m in load_catalog().materials][:30]:
+        for step in range(60):
+            components = {"volatility": 10 + step % 7, "price_trend": 5.0, "leadtime": 8.0, "concentration": 20.0,
+                          "export_controls": 15.0}
+            view.apply(IndicatorSnapshot(
+                material=material, as_of=start + timedelta(minutes=step), components=components,
+                risk_score=sum(components.values()), indicators={
+                    "price": 800.0 + step, "price_volatility": 0.3 + step / 600, "leadtime_days": 40.0 + step,
+                    "leadtime_ratio": 1.1, "concentration_hhi": 5200.0, "top_origin_share": 0.8}))
+    digest = hashlib.sha256(UPSTREAM_KEY.encode()).hexdigest()
+    return create_api(ScoringSettings(api_keys=f"{digest}:government"), view)
+
+
+def ingest_sources_app() -> FastAPI:
+    """`GET /v1/sources` as ingest answers it: 12 sources' health."""
+    app = FastAPI()
+    now = time.time()
+    health = {f"source-{i:02d}": {"last_attempt": now - 60, "last_success": now - 60 * (i + 1), "last_error": "",
+                                  "consecutive_failures": i % 3, "last_counts": {"ok": 5}} for i in range(12)}
+
+    @app.get("/v1/sources")
+    def sources() -> dict:
+        return health
+
+    return app
+
+
+@contextlib.contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """An ASGI app served by uvicorn on a free loopback port, in a thread of its own."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def _breach(material: str, rule: str, severity: str, at: datetime, value: float) -> dict:
@@ -123,20 +183,26 @@ async def _sign_in(client: httpx.AsyncClient, key: str) -> None:
     assert answer.status_code == 303, answer.text
 
 
-async def _time(client: httpx.AsyncClient, paths: list[str], requests: int,
-                headers: dict | None = None) -> list[float]:
-    """Milliseconds per request of the page (the sum over `paths`, for an anchor made of several calls)."""
+async def _time(client: httpx.AsyncClient, paths: list[str], requests: int, headers: dict | None = None,
+                direct: list[str] = ()) -> list[float]:
+    """Milliseconds per request of the page (the sum over `paths`, for an anchor made of several calls, and over
+    `direct` URLs read over loopback HTTP with the upstream key)."""
     times = []
-    for _ in range(requests + 2):  # two warm-ups, not counted
-        started = time.perf_counter()
-        for path in paths:
-            answer = await client.get(path, headers=headers)
-            assert answer.status_code == 200, (path, answer.status_code, answer.text[:300])
-        times.append((time.perf_counter() - started) * 1000)
+    async with httpx.AsyncClient(headers={"authorization": f"Bearer {UPSTREAM_KEY}"}) as upstream:
+        for _ in range(requests + 2):  # two warm-ups, not counted
+            started = time.perf_counter()
+            for path in paths:
+                answer = await client.get(path, headers=headers)
+                assert answer.status_code == 200, (path, answer.status_code, answer.text[:300])
+                assert 'class="error"' not in answer.text, (path, "an upstream read failed")
+            for url in direct:
+                assert (await upstream.get(url)).status_code == 200, url
+            times.append((time.perf_counter() - started) * 1000)
     return times[2:]
 
 
-async def measure(app, company_key: str, ministry_key: str, alert_id: str, requests: int) -> list[tuple]:
+async def measure(app, company_key: str, ministry_key: str, alert_id: str, requests: int,
+                  upstream_reads: list[str]) -> list[tuple]:
     transport = httpx.ASGITransport(app=app)
     results = []
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as company, \
@@ -159,8 +225,10 @@ async def measure(app, company_key: str, ministry_key: str, alert_id: str, reque
              ["/v1/crisis", *[f"/v1/exposure?material={m}" for m in ops_materials]]),
         ]
         for name, client, console_paths, key, api_paths in pages:
+            direct = upstream_reads if name == "ops desk" else []
             console = await _time(client, console_paths, requests)
-            anchor = await _time(client, api_paths, requests, headers={"Authorization": f"Bearer {key}"})
+            anchor = await _time(client, api_paths, requests, headers={"Authorization": f"Bearer {key}"},
+                                 direct=direct)
             results.append((name, console, anchor))
     return results
 
@@ -190,9 +258,13 @@ def main() -> None:
         engine = create_db_engine(url)
         sessions = session_factory(engine)
         company_key, ministry_key, alert_id = seed(sessions, args.alerts, args.subscriptions, random.Random(14))
-        app = create_app(NotifySettings(database_url=url), engine=engine)
-        runs = [asyncio.run(measure(app, company_key, ministry_key, alert_id, args.requests))
-                for _ in range(args.runs)]
+        with serving(scoring_app()) as scoring, serving(ingest_sources_app()) as ingest:
+            app = create_app(NotifySettings(database_url=url, console_scoring_url=scoring,
+                                            console_scoring_key=UPSTREAM_KEY, console_ingest_url=ingest,
+                                            console_ingest_key=UPSTREAM_KEY), engine=engine)
+            reads = [f"{scoring}/v1/risk", f"{scoring}/v1/history", f"{ingest}/v1/sources"]
+            runs = [asyncio.run(measure(app, company_key, ministry_key, alert_id, args.requests, reads))
+                    for _ in range(args.runs)]
         engine.dispose()
     print(f"console pages, {args.alerts} alerts, {args.subscriptions} subscriptions, {args.db}, "
           f"{args.requests} requests per page and run; server time in ms (in-process ASGI)")

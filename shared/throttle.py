@@ -52,6 +52,13 @@ class AuthThrottle:
                 "service": self.service, "by": subject[0], "address": subject[1] if subject[0] == "address" else ""})
         return started + self.window - now if failures > self.limit else None
 
+    def over_limit(self, *subjects: tuple[str, str]) -> float | None:
+        """Count one attempt of each subject (e.g. `("address", ip)`); the seconds to wait when one is over the
+        limit, else None. For actions that count every attempt, such as asking for a sign-in email."""
+        now = self.clock()
+        waits = [self._count(subject, now) for subject in subjects]
+        return max((w for w in waits if w is not None), default=None)
+
     def refuse(self, request: Request, presented: str | None, detail: str = "a valid API key is required") -> NoReturn:
         """Raise 401 for a failed authentication, or 429 with Retry-After when its address or prefix is over."""
         waits: list[float | None] = []

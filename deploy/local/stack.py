@@ -149,6 +149,11 @@ class Stack:
             "MEWS_ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
             "MEWS_INGEST_ALLOW_PRIVATE_SOURCES": "true",  # feeds a developer serves on this machine
             "MEWS_PUBLIC_BASE_URL": f"http://127.0.0.1:{self.ports.notify}",
+            # The console's ops desk reads risk from scoring and feed freshness from ingest with the demo keys.
+            "MEWS_CONSOLE_SCORING_URL": f"http://127.0.0.1:{self.ports.scoring}",
+            "MEWS_CONSOLE_SCORING_KEY": DEMO_READ_KEY,
+            "MEWS_CONSOLE_INGEST_URL": f"http://127.0.0.1:{self.ports.ingest}",
+            "MEWS_CONSOLE_INGEST_KEY": DEMO_INGEST_KEY,
             # Short waits so a demo alert arrives within seconds; production keeps Alertmanager's defaults.
             "MEWS_GROUP_WAIT_SECONDS": "2",
             "MEWS_GROUP_INTERVAL_SECONDS": "10",

@@ -78,6 +78,16 @@ def principal_of_key(session: Session, key: ApiKey) -> Principal | None:
                      organisation.platform_admin, key.id, actor)
 
 
+def principal_of_user(session: Session, user: User) -> Principal | None:
+    """The principal of a user signed in to the console with an emailed link: their own role in their
+    organisation (None once it is gone). No key stands behind it."""
+    organisation = session.get(Organisation, user.organisation_id)
+    if organisation is None:
+        return None
+    return Principal(organisation.id, user.role, organisation.clearance, organisation.kind,
+                     organisation.platform_admin, None, user.email)
+
+
 @answers(401, 429)
 def current_principal(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
                       session: Session = Depends(db_session),

@@ -50,9 +50,27 @@ class NotifySettings(CommonSettings):
 
     console_session_ttl_seconds: int = Field(default=8 * 3600, gt=0,
                                              description="How long a console sign-in lasts")
+    console_link_ttl_seconds: int = Field(default=15 * 60, ge=60, le=24 * 3600,
+                                          description="How long an emailed sign-in link may be used (once)")
+    console_link_requests_per_window: int = Field(default=5, ge=1, description=(
+        "Sign-in links one client address, or one email address, may ask for within the window"))
+    console_link_window_seconds: float = Field(default=15 * 60, gt=0)
     grafana_url: str = Field(default="", max_length=500, pattern=r"^(https?://\S+)?$", description=(
         "Base URL of the Grafana holding the mews dashboards; the console's ops desk and crisis pages link to "
         "them when set"))
+
+    # The ops desk reads risk from scoring's read API and feed freshness from ingest's: services the operator runs
+    # and configures, so the webhook outbound policy does not apply to them.
+    console_scoring_url: str = Field(default="", max_length=500, pattern=r"^(https?://\S+)?$", description=(
+        "Base URL of the scoring read API (GET /v1/risk, /v1/history) for the ops desk; empty: the page says so"))
+    console_scoring_key: SecretStr = Field(default=SecretStr(""), description=(
+        "A scoring read key with government clearance, presented as a bearer token"))
+    console_ingest_url: str = Field(default="", max_length=500, pattern=r"^(https?://\S+)?$", description=(
+        "Base URL of the ingest API (GET /v1/sources) for the ops desk's feed freshness; empty: the page says so"))
+    console_ingest_key: SecretStr = Field(default=SecretStr(""), description=(
+        "An ingest API key with the ingest scope, presented as a bearer token"))
+    console_upstream_timeout_seconds: float = Field(default=2.0, gt=0, le=30, description=(
+        "How long the ops desk waits for scoring or ingest before it shows the page without them"))
 
     allow_private_webhook_targets: bool = Field(
         default=False, description="Let webhooks reach private, loopback and link-local addresses (tests, labs)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
@@ -65,6 +65,21 @@ class RiskEntry(BaseModel):
     components: dict[str, float]
     as_of: datetime
     withheld: bool = False
+
+
+class HistoryPoint(BaseModel):
+    """One past snapshot's figures."""
+
+    as_of: datetime
+    risk_score: float | None
+    indicators: dict[str, float | None]
+
+
+class MaterialHistory(BaseModel):
+    """A material's recent snapshots the caller may see, oldest first (the view keeps the last 60 it read)."""
+
+    material: str
+    points: list[HistoryPoint]
 
 
 class Figures(BaseModel):
@@ -143,5 +158,16 @@ def create_api(settings: ScoringSettings, view: MaterialsView,
         return [RiskEntry(rank=i, material=snap.material, risk_score=shown.risk_score,
                           components=shown.components, as_of=snap.as_of, withheld=shown.withheld)
                 for i, (snap, shown) in enumerate(rows, start=1)]
+
+    @api.get("/v1/history", response_model=list[MaterialHistory], tags=["risk"])
+    def history(caller: Caller, material: Annotated[list[str] | None, Query()] = None) -> list[MaterialHistory]:
+        """Each material's recent risk scores and indicators, for sparklines; `material` (repeatable) narrows it.
+
+        A snapshot computed from inputs above the caller's clearance is left out, as its figures are withheld."""
+        wanted = sorted(set(material) if material else view.history)
+        return [MaterialHistory(material=m, points=[
+                    HistoryPoint(as_of=snap.as_of, risk_score=snap.risk_score, indicators=snap.indicators)
+                    for snap in view.recent(m) if visible(snap.classification, caller.clearance)])
+                for m in wanted if m in view.history]
 
     return api

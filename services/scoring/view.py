@@ -1,4 +1,5 @@
-"""The read view: every material's latest snapshot and every breach's latest state, as the API shows them.
+"""The read view: every material's latest snapshot, its recent ones, and every breach's latest state, as the API
+shows them.
 
 The view folds the compacted indicators topic and the breaches topic, all partitions, from the beginning and
 without a consumer group, so every process shows every material whichever worker owns its partition.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,25 +75,45 @@ def visible_controls(controls: Iterable[dict[str, Any]], clearance: Classificati
     return [c for c in controls if visible(c.get("classification") or Classification.PUBLIC, clearance)]
 
 
+# Snapshots kept per material for sparklines: at the default of one a second at most, the last minute of a busy
+# material, or the last 60 changes of a quiet one. The compacted topic keeps only the latest snapshot of each
+# material, so after a restart the history starts again from it.
+HISTORY_LENGTH = 60
+
+
 @dataclass
 class MaterialsView:
-    """Latest snapshot per material and latest state per breach fingerprint."""
+    """Latest snapshot per material, its last `history_length` snapshots, and latest state per breach fingerprint."""
 
     snapshots: dict[str, IndicatorSnapshot] = field(default_factory=dict)
     breaches: dict[str, BreachRaised] = field(default_factory=dict)
+    history_length: int = HISTORY_LENGTH
+    history: dict[str, deque[IndicatorSnapshot]] = field(default_factory=dict)
 
     def apply(self, event: Event) -> bool:
         """Fold one event in; False when it is of a kind the view does not hold."""
         if isinstance(event, IndicatorSnapshot):
             self.snapshots[event.material] = event
+            self._remember(event)
             return True
         if isinstance(event, BreachRaised):
             self.breaches[event.fingerprint] = event
             return True
         return False
 
+    def _remember(self, snap: IndicatorSnapshot) -> None:
+        recent = self.history.setdefault(snap.material, deque(maxlen=self.history_length))
+        # A snapshot read again (a rewound feed) or one of the same moment replaces, never repeats, a point.
+        while recent and recent[-1].as_of >= snap.as_of:
+            recent.pop()
+        recent.append(snap)
+
     def snapshot(self, material: str) -> IndicatorSnapshot | None:
         return self.snapshots.get(material)
+
+    def recent(self, material: str) -> list[IndicatorSnapshot]:
+        """A material's last snapshots, oldest first."""
+        return list(self.history.get(material, ()))
 
     def open_breaches(self, material: str, clearance: Classification) -> list[BreachRaised]:
         """Firing breaches of a material that the caller may see, oldest first."""

@@ -3,12 +3,14 @@
 Nothing is downloaded: the browser and its driver come from the system install step
 (deploy/tools/install-system.sh), Selenium is told both paths, and axe-core is vendored under vendor/. One browser
 and one notify stack (API and console, the notifier on the session's real broker, a SQLite database, a webhook
-receiver) serve a whole test module, so a module costs a few seconds of start-up, not one per test.
+receiver, and scoring's read API and an ingest stand-in for the ops desk) serve a whole test module, so a module
+costs a few seconds of start-up, not one per test.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import tempfile
 import threading
@@ -20,7 +22,9 @@ from pathlib import Path
 
 import pytest
 
+from services.ingest.poll import SourceHealth
 from tests.conftest import free_port
+from tests.integration.notify.upstreams import serving, serving_sources
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "var" / "screenshots"
@@ -68,6 +72,19 @@ class _Receiver(BaseHTTPRequestHandler):
         pass
 
 
+class _Inbox:
+    """aiosmtpd's handler: keeps each message the notify service sends, parsed."""
+
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+        from email import message_from_bytes, policy
+
+        self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content, policy=policy.default)))
+        return "250 OK"
+
+
 @dataclass
 class ConsoleStack:
     """A running notify service with its console, and the demo tenants' keys."""
@@ -79,7 +96,38 @@ class ConsoleStack:
     company_key: str
     ministry_key: str
     receiver: ThreadingHTTPServer
+    inbox: _Inbox
     stops: list = field(default_factory=list)
+
+
+UPSTREAM_KEY = "console-test-upstream-key"
+
+
+def _scoring_api():
+    """Scoring's read API over a view that read an hour of snapshots of three materials."""
+    import hashlib
+    import math
+    from datetime import UTC, datetime, timedelta
+
+    from services.scoring.api import create_api
+    from services.scoring.settings import ScoringSettings
+    from services.scoring.view import MaterialsView
+    from shared.events import IndicatorSnapshot
+
+    view = MaterialsView()
+    start = datetime.now(UTC) - timedelta(hours=1)
+    for step in range(60):
+        for material, base, swing in (("gallium", 55.0, 12.0), ("germanium", 38.0, 6.0), ("tungsten", 21.0, 3.0)):
+            volatility = 0.25 + 0.1 * math.sin(step / 6) + (0.2 if material == "gallium" and step > 40 else 0.0)
+            components = {"volatility": 100 * 0.2 * min(1.0, volatility), "concentration": base * 0.4,
+                          "export_controls": base * 0.3 + swing * step / 60}
+            view.apply(IndicatorSnapshot(
+                material=material, as_of=start + timedelta(minutes=step), components=components,
+                risk_score=sum(components.values()),
+                indicators={"price_volatility": volatility, "leadtime_days": 40 + swing * step / 20,
+                            "concentration_hhi": 5200.0 + 10 * step}))
+    digest = hashlib.sha256(UPSTREAM_KEY.encode()).hexdigest()
+    return create_api(ScoringSettings(api_keys=f"{digest}:government"), view)
 
 
 @pytest.fixture(scope="module")
@@ -91,12 +139,27 @@ def console_stack(kafka_bootstrap: str) -> Iterator[ConsoleStack]:
 
     from services.notify.api.app import create_app
     from services.notify.settings import NotifySettings
+    from services.notify.store import models
     from services.notify.store.db import create_db_engine, migrate, session_factory, unit_of_work
     from services.notify.store.keys import issue_api_key
     from services.notify.store.organisations import create_organisation
     from services.notify.worker import Notifier
     from shared.kafka import ensure_topics
 
+    upstreams = contextlib.ExitStack()
+    scoring_url = upstreams.enter_context(serving(_scoring_api()))
+    now = time.time()
+    ingest_url = upstreams.enter_context(serving_sources({
+        "lme-prices": SourceHealth(last_attempt=now - 120, last_success=now - 120, last_counts={"ok": 12}),
+        "mofcom-announcements": SourceHealth(last_attempt=now - 300, last_success=now - 300, last_counts={"ok": 2}),
+        "usgs-mcs": SourceHealth(last_attempt=now - 60, last_success=now - 3 * 86400, last_error="HTTP 503",
+                                 consecutive_failures=3)}, UPSTREAM_KEY))
+    from aiosmtpd.controller import Controller
+
+    inbox = _Inbox()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    upstreams.callback(smtp.stop)
     state = Path(tempfile.mkdtemp(prefix="mews-console-"))
     database_url = f"sqlite:///{state / 'notify.db'}"
     migrate(database_url)
@@ -107,12 +170,15 @@ def console_stack(kafka_bootstrap: str) -> Iterator[ConsoleStack]:
         kafka_bootstrap_servers=kafka_bootstrap, topic_namespace=namespace, database_url=database_url,
         allow_private_webhook_targets=True, public_base_url=f"http://127.0.0.1:{port}", group_wait_seconds=0.3,
         group_interval_seconds=1.0, repeat_interval_seconds=3600, retry_initial_seconds=0.2, retry_jitter=0,
-        outbox_poll_seconds=0.1, webhook_timeout_seconds=5, smtp_port=free_port())
+        outbox_poll_seconds=0.1, webhook_timeout_seconds=5, smtp_host="127.0.0.1", smtp_port=smtp.port,
+        console_scoring_url=scoring_url, console_scoring_key=UPSTREAM_KEY, console_ingest_url=ingest_url,
+        console_ingest_key=UPSTREAM_KEY)
     engine = create_db_engine(database_url)
     sessions = session_factory(engine)
     with unit_of_work(sessions) as s:
         company = create_organisation(s, name="Demo Radar Systems B.V.", kind="company", clearance="public")
         _, company_key = issue_api_key(s, company.id, name="console test", role="admin")
+        s.add(models.User(organisation_id=company.id, email="buyer@radar.test", name="Buyer", role="member"))
         ministry = create_organisation(s, name="Demo Ministry of Economic Affairs", kind="ministry",
                                        clearance="government")
         _, ministry_key = issue_api_key(s, ministry.id, name="console test", role="member")
@@ -145,13 +211,15 @@ def console_stack(kafka_bootstrap: str) -> Iterator[ConsoleStack]:
     assert server.started, "the notify API did not start"
     try:
         yield ConsoleStack(f"http://127.0.0.1:{port}", settings, sessions,
-                           f"http://127.0.0.1:{receiver.server_address[1]}/hook", company_key, ministry_key, receiver)
+                           f"http://127.0.0.1:{receiver.server_address[1]}/hook", company_key, ministry_key, receiver,
+                           inbox)
     finally:
         server.should_exit = True
         server_thread.join(15)
         loop.call_soon_threadsafe(started[0].stop)
         notifier_thread.join(20)
         receiver.shutdown()
+        upstreams.close()
         engine.dispose()
         shutil.rmtree(state, ignore_errors=True)
 

@@ -8,14 +8,14 @@ The tests of this module build on each other in file order, on one browser and o
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 
 import pytest
-from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import Select, WebDriverWait
 from sqlalchemy import select
 
@@ -45,29 +45,36 @@ def _wait_for(predicate, what: str, within: float = 60.0, reload=None):
         time.sleep(0.3)
 
 
-def _loaded(driver) -> None:
-    WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.readyState") == "complete")
+def _document(driver) -> tuple[float, str] | None:
+    """The current document's identity (its time origin, new with every navigation) and its load state; None
+    while one document is replacing another and no script can run."""
+    try:
+        origin, state = driver.execute_script("return [performance.timeOrigin, document.readyState]")
+    except WebDriverException:  # the script met the old document's unload, or no new context yet
+        return None
+    return origin, state
+
+
+def _loaded_document(driver) -> float:
+    """The time origin of the current document, once it has loaded."""
+    found = WebDriverWait(driver, 15).until(lambda d: (doc := _document(d)) is not None and doc[1] == "complete"
+                                            and doc)
+    return found[0]
+
+
+def _navigate(driver, act) -> None:
+    """Do something that loads a new page (a click, Enter in a form) on a loaded page, then wait until a new
+    document, not just any, has loaded: acting on a page while the next one replaces it is what Chrome refuses
+    with "Node with given id does not belong to the document"."""
+    before = _loaded_document(driver)
+    act()
+    WebDriverWait(driver, 15).until(lambda d: (doc := _document(d)) is not None and doc[0] != before
+                                    and doc[1] == "complete")
 
 
 def _follow(driver, by: str, value: str) -> None:
-    """Click a link or submit button and wait until the next page has replaced this one and loaded.
-
-    Found afresh on a loaded page, and found again when Chrome says the node left its document in between
-    (a click that never happened, so trying again sends nothing twice).
-    """
-    for attempt in range(3):
-        _loaded(driver)
-        page = driver.find_element(By.TAG_NAME, "html")
-        try:
-            driver.find_element(by, value).click()
-        except (StaleElementReferenceException, WebDriverException) as exc:
-            if attempt == 2 or not (isinstance(exc, StaleElementReferenceException)
-                                    or "does not belong to the document" in str(exc)):
-                raise
-            continue
-        WebDriverWait(driver, 15).until(staleness_of(page))
-        _loaded(driver)
-        return
+    """Click a link or submit button, found on the loaded page, and wait for the next page to load."""
+    _navigate(driver, lambda: driver.find_element(by, value).click())
 
 
 def _check_page(driver, name: str) -> None:
@@ -86,10 +93,7 @@ def _sign_in(driver, url: str, key: str) -> None:
     # Keyboard only: the skip link comes first, then the language buttons; the key field takes the Enter key.
     driver.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
     assert driver.switch_to.active_element.text == "Skip to content"
-    field = driver.find_element(By.ID, "api_key")
-    page = driver.find_element(By.TAG_NAME, "html")
-    field.send_keys(key, Keys.ENTER)
-    WebDriverWait(driver, 15).until(staleness_of(page))
+    _navigate(driver, lambda: driver.find_element(By.ID, "api_key").send_keys(key, Keys.ENTER))
 
 
 def test_company_signs_in_uploads_a_bom_and_subscribes(browser, console_stack, tmp_path: Path):
@@ -97,9 +101,8 @@ def test_company_signs_in_uploads_a_bom_and_subscribes(browser, console_stack, t
     driver.get(f"{url}/console/alerts")
     assert "/console/sign-in" in driver.current_url
     _check_page(driver, "sign-in")
-    page = driver.find_element(By.TAG_NAME, "html")
-    driver.find_element(By.ID, "api_key").send_keys("mews_not-a-valid-key-at-all", Keys.ENTER)
-    WebDriverWait(driver, 15).until(staleness_of(page))
+    _navigate(driver, lambda: driver.find_element(By.ID, "api_key").send_keys("mews_not-a-valid-key-at-all",
+                                                                               Keys.ENTER))
     assert "That key is not valid." in driver.find_element(By.CSS_SELECTOR, "[role=alert]").text
     _sign_in(driver, url, console_stack.company_key)
     assert _h1(driver) == "Alerts"
@@ -205,7 +208,35 @@ def test_a_ministry_sees_the_crisis_and_runs_a_stress_test(browser, console_stac
     _follow(driver, By.LINK_TEXT, "Ops desk")
     assert "Demo Radar Systems B.V." not in driver.find_element(By.TAG_NAME, "main").text  # counts, not names
     assert driver.find_elements(By.CSS_SELECTOR, "svg.bar")
+    risk = driver.find_element(By.ID, "h-risk").find_element(By.XPATH, "..")
+    assert [row.find_elements(By.TAG_NAME, "td")[1].text for row in risk.find_elements(By.CSS_SELECTOR, "tbody tr")
+            ] == ["gallium", "germanium", "tungsten"]
+    assert len(risk.find_elements(By.CSS_SELECTOR, "svg.spark polyline")) == 12  # 3 materials x (score + 3)
+    feeds = driver.find_element(By.ID, "h-feeds").find_element(By.XPATH, "..").text
+    assert "usgs-mcs" in feeds
+    assert "HTTP 503" in feeds
     _check_page(driver, "ops")
     driver.get(f"{url}/console/products")
     assert "No products yet." in driver.page_source  # the ministry's own products, never the company's
 
+
+
+def test_a_user_signs_in_with_an_emailed_link(browser, console_stack):
+    driver, url = browser, console_stack.url
+    driver.get(f"{url}/console/sign-in")
+    if driver.find_elements(By.CSS_SELECTOR, "form[action='/console/sign-out'] button"):
+        _follow(driver, By.CSS_SELECTOR, "form[action='/console/sign-out'] button")
+    _navigate(driver, lambda: driver.find_element(By.ID, "email").send_keys("buyer@radar.test", Keys.ENTER))
+    assert "a sign-in link is on its way" in driver.find_element(By.ID, "link-sent").text
+    _check_page(driver, "sign-in-link-sent")
+    [(_, mail)] = _wait_for(lambda: [m for m in console_stack.inbox.messages if "buyer@radar.test" in m[0]],
+                            "the sign-in email")
+    [link] = re.findall(r"http://\S+/console/sign-in/link/\S+", mail.get_body(("plain",)).get_content())
+    driver.get(link)
+    assert "Sign in to Demo Radar Systems B.V. as buyer@radar.test?" in driver.find_element(By.TAG_NAME, "main").text
+    _check_page(driver, "sign-in-link")
+    _follow(driver, By.ID, "use-link")
+    assert _h1(driver) == "Alerts"
+    assert "buyer@radar.test" in driver.find_element(By.TAG_NAME, "header").text
+    driver.get(link)  # used once: the link is spent
+    assert "expired or was already used" in driver.find_element(By.CSS_SELECTOR, "[role=alert]").text

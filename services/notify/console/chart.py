@@ -105,9 +105,15 @@ def alert_charts(breach: dict[str, Any], words: dict[str, str], label_time: Any 
 
 def sparkline(breach: dict[str, Any], width: int = 120, height: int = 24) -> str:
     """The points of a small line of a breach's numeric evidence over time ("" with fewer than two values)."""
-    series = sorted((moment, float(item["value"])) for item in breach.get("evidence") or []
-                    if (moment := _moment(item.get("time"))) is not None
-                    and isinstance(item.get("value"), int | float) and not isinstance(item.get("value"), bool))
+    return sparkline_of([(moment, float(item["value"])) for item in breach.get("evidence") or []
+                         if (moment := _moment(item.get("time"))) is not None
+                         and isinstance(item.get("value"), int | float) and not isinstance(item.get("value"), bool)],
+                        width, height)
+
+
+def sparkline_of(series: list[tuple[datetime, float]], width: int = 120, height: int = 24) -> str:
+    """The points of a small line of values over time ("" with fewer than two values)."""
+    series = sorted(series)
     if len(series) < 2:
         return ""
     low, high = min(v for _, v in series), max(v for _, v in series)

@@ -1,6 +1,8 @@
-"""Console sessions: a signed cookie naming the API key that signed in, and the CSRF token every form carries.
+"""Console sessions: a signed cookie naming the API key or the user that signed in, and the CSRF token every form
+carries.
 
-The cookie holds the key's id, never the key: revoking the key ends every session signed in with it. A visitor who
+The cookie holds the key's id, never the key: revoking the key ends every session signed in with it. A user who
+signed in with an emailed link is named `user:<id>`: removing the user ends their sessions. A visitor who
 has not signed in gets a session with no key, so the sign-in form has a CSRF token too; signing in starts a new
 session (a fresh nonce), so a session fixed before sign-in is worth nothing after it.
 """
@@ -20,21 +22,33 @@ from services.notify.store.models import utcnow
 COOKIE = "mews_console"
 LANGUAGE_COOKIE = "mews_console_lang"
 _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
-_KEY_ID = re.compile(r"[0-9a-f-]{0,36}")
+USER = "user:"
+_SUBJECT = re.compile(r"(user:)?[0-9a-f-]{0,36}")
 _EXPIRES = re.compile(r"[0-9]{1,12}")
 
 
 @dataclass(frozen=True)
 class ConsoleSession:
-    """Who signed in (the API key's id, empty before sign-in), the session's nonce and when it ends."""
+    """Who signed in (an API key's id, or `user:` and a user's id; empty before sign-in), the session's nonce and
+    when it ends."""
 
-    key_id: str
+    subject: str
     nonce: str
     expires_at: datetime
 
     @property
     def signed_in(self) -> bool:
-        return bool(self.key_id)
+        return bool(self.subject)
+
+    @property
+    def key_id(self) -> str:
+        """The API key that signed in ("" for a user's session)."""
+        return "" if self.subject.startswith(USER) else self.subject
+
+    @property
+    def user_id(self) -> str:
+        """The user who signed in with an emailed link ("" for a key's session)."""
+        return self.subject.removeprefix(USER) if self.subject.startswith(USER) else ""
 
 
 def _mac(key: str, label: str, text: str) -> str:
@@ -43,14 +57,14 @@ def _mac(key: str, label: str, text: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def new_session(key_id: str, ttl: timedelta, now: datetime | None = None) -> ConsoleSession:
-    """A session for `key_id` (empty: not signed in) with a fresh nonce."""
-    return ConsoleSession(key_id, secrets.token_urlsafe(24), (now or utcnow()) + ttl)
+def new_session(subject: str, ttl: timedelta, now: datetime | None = None) -> ConsoleSession:
+    """A session for `subject` (a key's id, `user:<id>`, or empty: not signed in) with a fresh nonce."""
+    return ConsoleSession(subject, secrets.token_urlsafe(24), (now or utcnow()) + ttl)
 
 
 def encode_session(key: str, session: ConsoleSession) -> str:
     """The cookie value: the fields and their signature."""
-    body = f"{session.key_id}.{session.nonce}.{int(session.expires_at.timestamp())}"
+    body = f"{session.subject}.{session.nonce}.{int(session.expires_at.timestamp())}"
     return f"{body}.{_mac(key, 'session', body)}"
 
 
@@ -59,15 +73,15 @@ def decode_session(key: str, value: str | None, now: datetime | None = None) -> 
     parts = (value or "").split(".")
     if len(parts) != 4:
         return None
-    key_id, nonce, expires, mac = parts
-    if not (_KEY_ID.fullmatch(key_id) and _NONCE.fullmatch(nonce) and _EXPIRES.fullmatch(expires)):
+    subject, nonce, expires, mac = parts
+    if not (_SUBJECT.fullmatch(subject) and _NONCE.fullmatch(nonce) and _EXPIRES.fullmatch(expires)):
         return None
-    if not hmac.compare_digest(mac.encode(), _mac(key, "session", f"{key_id}.{nonce}.{expires}").encode()):
+    if not hmac.compare_digest(mac.encode(), _mac(key, "session", f"{subject}.{nonce}.{expires}").encode()):
         return None
     expires_at = datetime.fromtimestamp(int(expires), tz=(now or utcnow()).tzinfo)
     if expires_at <= (now or utcnow()):
         return None
-    return ConsoleSession(key_id, nonce, expires_at)
+    return ConsoleSession(subject, nonce, expires_at)
 
 
 def csrf_token(key: str, session: ConsoleSession) -> str:

@@ -7,11 +7,13 @@ organisation is "not found", whether it came from a link or was typed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -22,9 +24,10 @@ from fastapi.templating import Jinja2Templates
 from prometheus_client import Counter
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from services.notify.access import Principal, authenticate, principal_of_key, tenant_admin
+from services.notify.access import Principal, authenticate, principal_of_key, principal_of_user, tenant_admin
 from services.notify.api import alerts as alerts_api
 from services.notify.api import channels as channels_api
 from services.notify.api import deliveries as deliveries_api
@@ -32,7 +35,7 @@ from services.notify.api import exposure as exposure_api
 from services.notify.api import feedback as feedback_api
 from services.notify.api import subscriptions as subscriptions_api
 from services.notify.api.deps import db_session, notify_settings
-from services.notify.console import chart
+from services.notify.console import chart, desk, links
 from services.notify.console import session as sessions
 from services.notify.console.bom import parse_bom
 from services.notify.console.probe import TESTABLE_KINDS, send_probe
@@ -42,14 +45,15 @@ from services.notify.settings import NotifySettings
 from services.notify.store import alerts as alert_store
 from services.notify.store import channels as channel_store
 from services.notify.store import products as product_store
+from services.notify.store import sign_in_links
 from services.notify.store import subscriptions as subscription_store
 from services.notify.store.deliveries import REPLAYABLE
 from services.notify.store.errors import Conflict, NotFound, Rejected
-from services.notify.store.models import FEEDBACK_REASONS, ApiKey, Channel, Organisation, utcnow
+from services.notify.store.models import FEEDBACK_REASONS, ApiKey, Channel, Organisation, User, utcnow
 from services.notify.store.open_breaches import open_breaches
 from services.notify.store.products import BomLineSpec
 from shared.catalog import load_catalog
-from shared.throttle import auth_throttle
+from shared.throttle import AuthThrottle, auth_throttle
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -116,8 +120,8 @@ class Visit:
         except HTTPException:
             raise PageRefused(403, "government_only") from None
 
-    def start_session(self, key_id: str) -> None:
-        self.session = sessions.new_session(key_id, timedelta(seconds=self.settings.console_session_ttl_seconds))
+    def start_session(self, subject: str) -> None:
+        self.session = sessions.new_session(subject, timedelta(seconds=self.settings.console_session_ttl_seconds))
         self.cookie_changed = True
 
 
@@ -131,9 +135,13 @@ def visit(request: Request, db: Session = Depends(db_session),
     current = Visit(request, db, settings, found or sessions.new_session("", timedelta(hours=1)), None, None,
                     language, cookie_changed=found is None)
     if found is not None and found.signed_in:
-        api_key = db.get(ApiKey, found.key_id)
-        principal = principal_of_key(db, api_key) if api_key is not None else None
-        if principal is None:  # the key was revoked or its organisation removed: the session ends with it
+        if found.user_id:
+            user = db.get(User, found.user_id)
+            principal = principal_of_user(db, user) if user is not None else None
+        else:
+            api_key = db.get(ApiKey, found.key_id)
+            principal = principal_of_key(db, api_key) if api_key is not None else None
+        if principal is None:  # the key was revoked, the user or organisation removed: the session ends with it
             current.start_session("")
         else:
             current.principal = principal
@@ -161,10 +169,15 @@ def render(visit_: Visit, template: str, status_code: int = 200, **context: Any)
     def share(fraction: float) -> str:  # locale.percent takes percent; shares and ratios are fractions
         return locale.percent(fraction * 100, language)
 
+    def component(name: str) -> str:  # scoring's composite components; a new one shows by its own name
+        key = f"component_{name}"
+        return translate(key, language) if key in WORDS else name.replace("_", " ")
+
     page = template.removesuffix(".html")
     PAGES.labels(page, str(status_code)).inc()
     response = TEMPLATES.TemplateResponse(visit_.request, template, status_code=status_code, context={
-        "t": t, "share": share, "lang": language, "visit": visit_, "principal": visit_.principal,
+        "t": t, "share": share, "component": component, "lang": language, "visit": visit_,
+        "principal": visit_.principal,
         "organisation": visit_.organisation, "csrf": visit_.csrf, "page": page, "locale": locale,
         "here": _here(visit_.request), "notice": _notice(visit_.request.query_params.get("done", ""), language),
         "grafana_url": visit_.settings.grafana_url.rstrip("/"), **context})
@@ -261,6 +274,73 @@ def sign_in(v: Visit = Depends(visit), form: Any = Depends(checked_form)) -> Res
     SIGN_INS.labels("ok").inc()
     log.info("console sign-in", extra={"organisation_id": principal.organisation_id, "by": principal.actor})
     return _redirect(v, target)
+
+
+# A shape check only: whether anyone has the address is never told.
+_EMAIL_SHAPE = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}")
+
+
+def _link_throttle(request: Request) -> AuthThrottle:
+    return request.app.state.console_link_throttle
+
+
+@router.post("/sign-in/email")
+def request_sign_in_link(v: Visit = Depends(visit), form: Any = Depends(checked_form)) -> Response:
+    address = str(form.get("email", "")).strip()
+    if not _EMAIL_SHAPE.fullmatch(address):
+        SIGN_INS.labels("link_bad_address").inc()
+        return render(v, "sign_in.html", 422, next="/console", error="bad_email")
+    client = v.request.client.host if v.request.client is not None else "unknown"
+    # Every request counts, known address or not, so the throttle's answer tells nothing about accounts.
+    if _link_throttle(v.request).over_limit(("address", client), ("email", address.lower())) is not None:
+        SIGN_INS.labels("link_throttled").inc()
+        return render(v, "sign_in.html", 429, next="/console", error="throttled")
+    issued = sign_in_links.issue_sign_in_links(v.db, address, timedelta(seconds=v.settings.console_link_ttl_seconds),
+                                               utcnow())
+    mailed = [links.LinkFor(i.organisation.name, i.user.role, i.token) for i in issued]
+    language = issued[0].user.language if issued else v.language
+    v.db.commit()
+    SIGN_INS.labels("link_mailed" if mailed else "link_unknown_address").inc()
+    log.info("console sign-in link asked for", extra={"links": len(mailed),
+                                                      "organisation_ids": [i.organisation.id for i in issued]})
+    # The same page whether or not the address is known; the mail goes after the answer, so timing says nothing.
+    response = render(v, "sign_in.html", next="/console", link_sent=True)
+    if mailed:
+        response.background = BackgroundTask(links.mail_sign_in_links, v.settings, address, mailed, language)
+    return response
+
+
+def _link_refused(v: Visit) -> Response:
+    SIGN_INS.labels("link_refused").inc()
+    return render(v, "sign_in.html", 410, next="/console", error="link_invalid")
+
+
+@router.get("/sign-in/link/{token}")
+def sign_in_link_page(token: str, v: Visit = Depends(visit)) -> Response:
+    # Opening the link only asks to confirm: mail scanners that follow links must not use it up.
+    user = sign_in_links.find_usable_link(v.db, token, utcnow())
+    if user is None:
+        return _link_refused(v)
+    organisation = v.db.get(Organisation, user.organisation_id)
+    response = render(v, "sign_in_link.html", token=token, email=user.email,
+                      organisation_name=organisation.name if organisation is not None else "")
+    response.headers["referrer-policy"] = "no-referrer"
+    return response
+
+
+@router.post("/sign-in/link")
+def sign_in_with_link(v: Visit = Depends(visit), form: Any = Depends(checked_form)) -> Response:
+    user = sign_in_links.redeem_sign_in_link(v.db, str(form.get("token", "")), utcnow())
+    principal = principal_of_user(v.db, user) if user is not None else None
+    if user is None or principal is None:
+        v.db.rollback()
+        return _link_refused(v)
+    v.db.commit()
+    v.start_session(sessions.USER + user.id)
+    SIGN_INS.labels("link_ok").inc()
+    log.info("console sign-in", extra={"organisation_id": principal.organisation_id, "by": principal.actor,
+                                       "with": "email_link"})
+    return _redirect(v, "/console")
 
 
 @router.post("/sign-out")
@@ -474,11 +554,54 @@ def _ratio(value: float, threshold: float | None) -> float | None:
     return abs(value / threshold) if threshold else None
 
 
+def _crisis_list(v: Visit, principal: Principal) -> list[exposure_api.CrisisOut]:
+    # The route's own default window, passed as a value: called directly, its Query() default is not filled in.
+    return exposure_api.crisis(exposure_api.CRISIS_WINDOW, principal=principal, session=v.db)
+
+
+def _risk_rows(readings: desk.DeskReadings, open_per_material: dict[str, int]) -> list[dict[str, Any]]:
+    """Scoring's ranking with each component's contribution and a sparkline per indicator from its history."""
+    series = {h.material: desk.indicator_series(h.points) for h in readings.history.data or []}
+    rows = []
+    for row in readings.risk.data or []:
+        lines = series.get(row.material, {})
+        rows.append({"row": row, "open": open_per_material.get(row.material, 0),
+                     "components": sorted(row.components.items(), key=lambda kv: (-kv[1], kv[0])),
+                     "sparklines": [{"indicator": name, "points": chart.sparkline_of(points),
+                                     "latest": points[-1][1], "count": len(points)}
+                                    for name, points in sorted(lines.items(),
+                                                               key=lambda kv: (kv[0] != "risk_score", kv[0]))]})
+    return rows
+
+
+def _feeds(readings: desk.DeskReadings) -> list[dict[str, Any]]:
+    """Ingest's sources, the ones failing first, then the least recently fetched."""
+    feeds = [{"name": name, "health": health, "failing": health.consecutive_failures > 0,
+              "last_success": datetime.fromtimestamp(health.last_success, UTC) if health.last_success else None,
+              "last_attempt": datetime.fromtimestamp(health.last_attempt, UTC) if health.last_attempt else None}
+             for name, health in (readings.sources.data or {}).items()]
+    return sorted(feeds, key=lambda f: (not f["failing"], f["health"].last_success or 0.0, f["name"]))
+
+
 @router.get("/ops")
-def ops_page(v: Visit = Depends(visit)) -> Response:
+async def ops_page(v: Visit = Depends(visit)) -> Response:
     principal = v.government()
+    # The other services are read on the event loop with an async client while the database is read in the thread
+    # pool: the page waits for the slower of the two, not for both in turn.
+    readings = asyncio.create_task(desk.read_desk(v.settings))
+    try:
+        context = await run_in_threadpool(_ops_context, v, principal)
+    finally:
+        found = await readings
+    return await run_in_threadpool(lambda: render(
+        v, "ops.html", **context, readings=found, feeds=_feeds(found),
+        risk_rows=_risk_rows(found, {m: len(e["breaches"]) for m, e in context["materials"].items()})))
+
+
+def _ops_context(v: Visit, principal: Principal) -> dict[str, Any]:
+    """What the ops desk shows from notify's own database: open breaches, their alerts and who is exposed."""
     breaches = [b for b in open_breaches(v.db) if principal.cleared_for(str(b.classification))]
-    crises = {(c.material, c.rule): c for c in exposure_api.crisis(principal=principal, session=v.db)}
+    crises = {(c.material, c.rule): c for c in _crisis_list(v, principal)}
     materials: dict[str, dict[str, Any]] = {}
     for b in breaches:
         entry = materials.setdefault(b.material, {"material": b.material, "breaches": [], "worst": 0,
@@ -498,12 +621,12 @@ def ops_page(v: Visit = Depends(visit)) -> Response:
         entry["strength"] = max((x["ratio"] or 0 for x in entry["breaches"]), default=0)
     ranked = sorted(materials.values(), key=lambda e: (-e["worst"], -len(e["breaches"]), -e["strength"],
                                                        e["material"]))
-    return render(v, "ops.html", ranked=ranked, crises=crises,
-                  breaches=sorted(breaches, key=lambda b: b.observed_at, reverse=True))
+    return {"ranked": ranked, "crises": crises, "materials": materials,
+            "breaches": sorted(breaches, key=lambda b: b.observed_at, reverse=True)}
 
 
 def _crisis_page(v: Visit, principal: Principal, status_code: int = 200, **context: Any) -> Response:
-    return render(v, "crisis.html", status_code, crises=exposure_api.crisis(principal=principal, session=v.db),
+    return render(v, "crisis.html", status_code, crises=_crisis_list(v, principal),
                   materials=load_catalog().materials, **context)
 
 
@@ -527,6 +650,9 @@ def stress_test(v: Visit = Depends(visit), form: Any = Depends(checked_form)) ->
 def mount_console(app: FastAPI) -> None:
     """Serve the console at /console on the notify API app."""
     app.include_router(router)
+    settings: NotifySettings = app.state.settings
+    app.state.console_link_throttle = AuthThrottle("notify-console-links", settings.console_link_requests_per_window,
+                                                   settings.console_link_window_seconds)
 
     @app.exception_handler(SignInRequired)
     async def sign_in_required(request: Request, _: SignInRequired) -> Response:

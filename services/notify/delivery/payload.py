@@ -89,14 +89,17 @@ LABELS = {
            "status": "Status", "material": "Material", "rule": "Rule", "threshold": "Threshold", "since": "Since",
            "via": "Via", "ended": "Ended", "acknowledged": "Acknowledged", "evidence": "Evidence", "ack": "Acknowledge",
            "manage": "Manage alerts", "unsubscribe": "Unsubscribe this channel", "more": "and {n} more",
-           "alerts": "{n} alerts",
+           "alerts": "{n} alerts", "test": "Test",
+           "test_text": "A test message from mews for this channel: alerts you subscribe to will arrive like this.",
            "above": "{indicator} {value} is above the {level} threshold {threshold}",
            "cleared": "{indicator} {value} is back within {threshold}"},
     "nl": {"firing": "Actief", "resolved": "Opgelost", "digest": "Overzicht", "severity": "Ernst",
            "status": "Status", "material": "Grondstof", "rule": "Regel", "threshold": "Drempel", "since": "Sinds",
            "via": "Via", "ended": "Beëindigd", "acknowledged": "Bevestigd", "evidence": "Bewijs", "ack": "Bevestigen",
            "manage": "Meldingen beheren", "unsubscribe": "Dit kanaal afmelden", "more": "en nog {n}",
-           "alerts": "{n} meldingen",
+           "alerts": "{n} meldingen", "test": "Test",
+           "test_text": "Een testbericht van mews voor dit kanaal: meldingen waarop u geabonneerd bent, komen zo "
+                        "binnen.",
            "above": "{indicator} {value} ligt boven de drempel {threshold} ({level})",
            "cleared": "{indicator} {value} ligt weer binnen {threshold}"},
 }
@@ -117,6 +120,8 @@ def explanation(alert: dict[str, Any], language: str = "en") -> str:
 
 def _title(payload: dict[str, Any], words: dict[str, str], language: str = "en", zone: str | None = None) -> str:
     alerts = payload.get("alerts", [])
+    if payload.get("kind") == "test":  # the console's test-send: the envelope without alerts
+        return f"[{words['test'].upper()}] {words['test_text']}"
     head = words["digest"] if payload.get("kind") == "digest" else words[payload.get("status", "firing")]
     materials = ", ".join(sorted({locale.material_name(a["material"], language) for a in alerts}))
     what = (locale.summary(alerts[0], language, zone) if len(alerts) == 1
@@ -168,8 +173,8 @@ def teams_message(payload: dict[str, Any], links: dict[str, str], language: str 
     """A Workflows webhook message with one Adaptive Card 1.4, as Alertmanager's msteamsv2 receiver sends."""
     words = LABELS.get(language, LABELS["en"])
     alerts = payload.get("alerts", [])
-    colour = "Good" if payload.get("status") == "resolved" else (
-        "Attention" if any(a["severity"] == "critical" for a in alerts) else "Warning")
+    colour = ("Accent" if payload.get("kind") == "test" else "Good" if payload.get("status") == "resolved" else
+              "Attention" if any(a["severity"] == "critical" for a in alerts) else "Warning")
     title = _title(payload, words, language, zone)
     body: list[dict[str, Any]] = [{"type": "TextBlock", "text": title, "weight": "Bolder",
                                    "size": "Medium", "wrap": True, "style": "heading", "color": colour}]

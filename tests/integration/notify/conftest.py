@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import free_port
+from tests.integration.notify.chat import ChatReceiver, serve_chat_receiver
 
 
 def _postgres_bin() -> Path | None:
@@ -372,3 +373,9 @@ def make_tenant(api_url: str) -> Iterator:
     for tenant in made:
         tenant.http.close()
     bootstrap.close()
+
+
+@pytest.fixture
+def chat_receiver() -> Iterator[ChatReceiver]:
+    """A loopback Teams and Slack endpoint (paths under /teams answer as Teams, others as Slack)."""
+    yield from serve_chat_receiver()

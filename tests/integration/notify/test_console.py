@@ -16,6 +16,7 @@ from services.notify.settings import NotifySettings
 from services.notify.store import models
 from services.notify.store.db import unit_of_work
 from services.notify.store.keys import issue_api_key
+from tests.integration.notify.chat import add_chat
 from tests.integration.notify.world import add_email, add_org, add_product, add_webhook, subscribe, verified
 
 pytestmark = pytest.mark.integration
@@ -299,3 +300,36 @@ def test_test_send_reaches_the_channel_signed_and_only_the_organisations_own(
     with unit_of_work(db_sessions) as s:  # a test is not a notification: the outbox and the channel are untouched
         assert s.query(models.Notification).count() == 2
         assert s.get(models.Channel, acme.channel_id).consecutive_failures == 0
+
+
+def test_test_send_to_teams_and_slack_posts_a_card_their_receivers_accept(
+        migrated_database_url: str, db_sessions, chat_receiver):
+    settings = NotifySettings(database_url=migrated_database_url, allow_private_webhook_targets=True)
+    with unit_of_work(db_sessions) as s:
+        acme = _tenant(s, "Acme BV", "fp-acme")
+        teams = add_chat(s, acme.org, "teams", chat_receiver.url("/teams/buyers"), language="nl")
+        slack = add_chat(s, acme.org, "slack", chat_receiver.url("/slack/buyers"))
+        refused = add_chat(s, acme.org, "slack", chat_receiver.url("/slack/gone"))
+        teams_id, slack_id, refused_id = teams.id, slack.id, refused.id
+    chat_receiver.answer("/slack/gone", (404, {}))
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        _sign_in(client, acme.admin_key)
+        csrf = _csrf(client, "/console/subscriptions")
+        assert f'action="/console/channels/{teams_id}/test"' in client.get("/console/subscriptions").text
+        page = client.post(f"/console/channels/{teams_id}/test", data={"csrf": csrf})
+        assert "The test message was delivered (HTTP 202)." in page.text
+        page = client.post(f"/console/channels/{slack_id}/test", data={"csrf": csrf})
+        assert "The test message was delivered (HTTP 200)." in page.text
+        page = client.post(f"/console/channels/{refused_id}/test", data={"csrf": csrf})
+        assert "The test message was not delivered:" in page.text
+        assert "HTTP 404" in page.text
+    [card] = chat_receiver.accepted("/teams/buyers")
+    content = card["attachments"][0]["content"]
+    assert content["body"][0]["text"].startswith("[TEST] Een testbericht van mews")
+    assert [a["title"] for a in content["actions"]] == ["Meldingen beheren"]
+    [message] = chat_receiver.accepted("/slack/buyers")
+    assert message["text"].startswith("[TEST] A test message from mews")
+    assert message["blocks"][-1]["elements"][0]["url"] == "http://127.0.0.1:8003/console/subscriptions"
+    with unit_of_work(db_sessions) as s:  # no notification, no failure counted against the refusing channel
+        assert s.query(models.Notification).count() == 1
+        assert s.get(models.Channel, refused_id).consecutive_failures == 0

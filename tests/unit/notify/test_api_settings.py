@@ -32,12 +32,20 @@ def test_https_is_required_outside_development() -> None:
 
 def test_secrets_are_masked_when_settings_are_printed() -> None:
     settings = NotifySettings(smtp_password="smtp-pass-123", link_signing_key="link-key-456",
-                              bootstrap_admin_token="boot-789")
+                              bootstrap_admin_token="boot-789", console_scoring_key="scoring-read-1",
+                              console_ingest_key="ingest-read-2")
     shown = repr(settings) + str(settings.model_dump())
-    for secret in ("smtp-pass-123", "link-key-456", "boot-789"):
+    for secret in ("smtp-pass-123", "link-key-456", "boot-789", "scoring-read-1", "ingest-read-2"):
         assert secret not in shown
 
 
 def test_port_comes_from_mews_notify_port(monkeypatch) -> None:
     monkeypatch.setenv("MEWS_NOTIFY_PORT", "9123")
     assert NotifySettings().port == 9123
+
+
+def test_the_ops_desk_reads_other_services_by_an_http_url_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValidationError, match="console_scoring_url"):
+        NotifySettings(console_scoring_url="file:///etc/passwd")
+    monkeypatch.setenv("MEWS_CONSOLE_INGEST_URL", "http://mews-ingest:8001")
+    assert NotifySettings().console_ingest_url == "http://mews-ingest:8001"

@@ -31,3 +31,13 @@ def test_csrf_token_belongs_to_one_session():
     assert not csrf_valid(KEY, first, None)
     assert not csrf_valid(KEY, first, "")
     assert token not in encode_session(KEY, first)  # the cookie does not carry the form token
+
+
+def test_a_users_session_names_the_user_and_no_key():
+    session = new_session("user:7d0c5a2e-1f1b-4c55-9f00-000000000001", timedelta(hours=8), NOW)
+    decoded = decode_session(KEY, encode_session(KEY, session), NOW)
+    assert decoded == session
+    assert (decoded.user_id, decoded.key_id) == ("7d0c5a2e-1f1b-4c55-9f00-000000000001", "")
+    key_session = new_session("7d0c5a2e-1f1b-4c55-9f00-000000000001", timedelta(hours=8), NOW)
+    assert (key_session.user_id, key_session.key_id) == ("", "7d0c5a2e-1f1b-4c55-9f00-000000000001")
+    assert decode_session(KEY, encode_session(KEY, session).replace("user:", "admin:", 1), NOW) is None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -63,7 +63,7 @@ def get(client: TestClient, path: str, key: str | None):
     return client.get(path, headers={"Authorization": f"Bearer {key}"} if key else {})
 
 
-@pytest.mark.parametrize("path", ["/v1/materials", "/v1/materials/gallium", "/v1/risk"])
+@pytest.mark.parametrize("path", ["/v1/materials", "/v1/materials/gallium", "/v1/risk", "/v1/history"])
 @pytest.mark.parametrize("key", [None, "not-a-configured-key", digest(GOV_KEY)])
 def test_every_read_route_refuses_a_missing_or_unknown_key_with_401(client, path, key):
     response = get(client, path, key)
@@ -136,3 +136,39 @@ def test_malformed_key_entries_are_refused_at_start_without_echoing_them(entry):
         ScoringSettings(api_keys=f"{digest(GOV_KEY)},{entry}")
     assert "entry 2" in str(info.value)
     assert entry not in str(info.value)
+
+
+def _at(material: str, minutes: int, score: float, level: Classification = Classification.PUBLIC) -> IndicatorSnapshot:
+    return IndicatorSnapshot(material=material, as_of=T + timedelta(minutes=minutes), indicators={"price": score},
+                             risk_score=score, classification=level)
+
+
+def test_history_keeps_the_last_snapshots_oldest_first_and_a_snapshot_read_again_once():
+    view = MaterialsView(history_length=3)
+    for minute in range(5):
+        view.apply(_at("gallium", minute, 10.0 + minute))
+    view.apply(_at("gallium", 4, 99.0))  # the same moment again (a rewound feed): it replaces the last point
+    view.apply(_at("germanium", 0, 1.0))
+    assert [(s.as_of.minute, s.risk_score) for s in view.recent("gallium")] == [(2, 12.0), (3, 13.0), (4, 99.0)]
+    view.apply(_at("gallium", 3, 50.0))  # older than the last point: the feed went back, the history with it
+    assert [(s.as_of.minute, s.risk_score) for s in view.recent("gallium")] == [(2, 12.0), (3, 50.0)]
+    assert view.snapshot("gallium").risk_score == 50.0
+    assert [s.risk_score for s in view.recent("germanium")] == [1.0]
+    assert view.recent("tin") == []
+
+
+def test_history_route_shows_points_oldest_first_without_those_above_the_clearance():
+    view = MaterialsView()
+    view.apply(_at("gallium", 0, 10.0))
+    view.apply(_at("gallium", 1, 20.0, Classification.GOVERNMENT))
+    view.apply(_at("gallium", 2, 30.0))
+    view.apply(_at("tin", 0, 5.0))
+    settings = ScoringSettings(api_keys=f"{digest(GOV_KEY)}:government,{digest(PUBLIC_KEY)}")
+    client = TestClient(create_api(settings, view))
+    shown = {key: {h["material"]: [p["risk_score"] for p in h["points"]]
+                   for h in get(client, "/v1/history", key).json()} for key in (GOV_KEY, PUBLIC_KEY)}
+    assert shown == {GOV_KEY: {"gallium": [10.0, 20.0, 30.0], "tin": [5.0]},
+                     PUBLIC_KEY: {"gallium": [10.0, 30.0], "tin": [5.0]}}
+    narrowed = get(client, "/v1/history?material=tin&material=unobtainium", GOV_KEY).json()
+    assert narrowed == [{"material": "tin", "points": [
+        {"as_of": "2025-03-03T00:00:00Z", "risk_score": 5.0, "indicators": {"price": 5.0}}]}]
