@@ -34,7 +34,13 @@ from services.scoring.indicators.controls import (
     eased_measures,
 )
 from services.scoring.indicators.leadtime import leadtime_indicators
-from services.scoring.indicators.news import SIGNAL_TOPICS, NewsSignal, news_evidence, news_signal_indicators
+from services.scoring.indicators.news import (
+    SIGNAL_TOPICS,
+    NewsSignal,
+    news_evidence,
+    news_signal_indicators,
+    window_changes_at,
+)
 from services.scoring.indicators.rolling import ESTIMATE_RTOL, ESTIMATED, ReturnWindows
 from services.scoring.indicators.volatility import log_returns, price_indicators, prices_needed
 from services.scoring.rules import Rule, RuleState, Transition, evaluate_rule, fingerprint, resolve_removed
@@ -565,10 +571,21 @@ def _controls_group(state: MaterialState) -> dict[str, float | None]:
 
 
 def _news_group(state: MaterialState, cfg: ScoringConfig) -> dict[str, float | None]:
-    """Supply-signal news counted over the window that ends at the watermark; none without such news."""
-    if not state.news_signals:
+    """Supply-signal news counted over the window that ends at the watermark; none without such news.
+
+    Kept with the signals it was computed from (`_news`) until an item leaves the window: a price moves the
+    watermark on every event, and counting a window of a hundred items each time halved the price path's speed.
+    """
+    signals = state.news_signals
+    if not signals:
         return _NONE
-    return news_signal_indicators(state.news_signals, state.watermark or 0.0)
+    at = state.watermark or 0.0
+    kept = state.__dict__.get("_news")
+    if kept is not None and kept[0] is signals and at < kept[1]:
+        return kept[2]
+    group = news_signal_indicators(signals, at)
+    state.__dict__["_news"] = (signals, window_changes_at(signals, at), group)
+    return group
 
 
 _RECOMPUTE = {"price": _price_group, "leadtime": _leadtime_group, "trade": _trade_group, "stock": _stock_group}

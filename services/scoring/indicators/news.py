@@ -7,6 +7,7 @@ strain. The figures an item states (a lead time, a price move) are reported as s
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -70,6 +71,12 @@ def news_signal_indicators(signals: Sequence[NewsSignal], at: float, window: flo
     out["news_leadtime_days"] = None if leadtime is None else leadtime.leadtime_days
     out["news_price_change_pct"] = None if price is None else price.price_change_pct
     return out
+
+
+def window_changes_at(signals: Sequence[NewsSignal], at: float, window: float = WINDOW_SECONDS) -> float:
+    """The watermark from which the window holds other items without a new one: when its oldest item leaves it."""
+    items = recent(signals, at, window)
+    return items[0].t + window if items else math.inf
 
 
 def latest_stating(items: Sequence[NewsSignal], figure: str) -> NewsSignal | None:

@@ -196,3 +196,36 @@ def test_the_backtest_driver_gives_the_live_driver_s_breaches():
         in_place.append(outcome)
     assert [b.model_dump() for b in burst(in_place)] == [b.model_dump() for b in burst(live)]
     assert len(burst(live)) == 2
+
+
+def test_the_counts_follow_a_long_random_mix_of_news_and_prices_as_counted_from_scratch():
+    import random
+
+    rng = random.Random(16)
+    topics = ("price", "leadtime", "production", "stockpile", "tariff", "trade_volume")
+    day, events, published = 0.0, [], []
+    for n in range(600):
+        day += rng.expovariate(1.5)
+        if rng.random() < 0.25:
+            late = max(0.0, day - rng.uniform(0, 20)) if rng.random() < 0.2 else day
+            topic = rng.choice(topics)
+            lead = rng.choice((None, 42, 126)) if topic == "leadtime" else None
+            events.append(signal(late, f"n{n}", topic, leadtime_days=lead))
+        else:
+            events.append(price(day))
+    state = None
+    for i, event in enumerate(events):
+        outcome = apply_event_in_place(state, event, event_id=f"id-{i}", config=CONFIG)
+        state = outcome.state
+        if isinstance(event, NewsReported) and outcome.rejected is None:
+            published.append((event.published_at.timestamp(), event.topic.value, event.leadtime_days))
+        if not published:
+            continue
+        at = state.watermark
+        window = sorted(p for p in published if at - 30 * 86400 < p[0] <= at)
+        ind = state.flat_indicators()
+        assert ind["news_signals_30d"] == len(window), i
+        assert ind["news_signals_30d.leadtime"] == sum(1 for p in window if p[1] == "leadtime"), i
+        stated = [p[2] for p in window if p[2] is not None]
+        assert ind["news_leadtime_days"] == (stated[-1] if stated else None), i
+    assert len(published) > 100
