@@ -231,7 +231,7 @@ def test_the_worker_scores_supply_signal_news_into_a_snapshot_and_a_burst_breach
 
     from shared.events import NewsReported, Topic
 
-    start_worker(kafka_topics)
+    worker = start_worker(kafka_topics)
     day0 = datetime(2025, 2, 3, tzinfo=UTC)
     items = [("Cobalt lead times stretch to eighteen weeks", Topic.LEADTIME, {"leadtime_days": 126}),
              ("Cobalt prices jump 35% in a week", Topic.PRICE, {"price_change_pct": 35.0}),
@@ -255,3 +255,8 @@ def test_the_worker_scores_supply_signal_news_into_a_snapshot_and_a_burst_breach
     last = max(snapshots, key=lambda s: s.as_of)
     assert (last.indicators["news_signals_30d"], last.indicators["news_signals_30d.price"],
             last.indicators["news_leadtime_days"], last.indicators["news_price_change_pct"]) == (3.0, 1.0, 126.0, 35.0)
+    deadline = time.monotonic() + 30  # the read view folds the snapshots in on its own
+    while worker.metric("mews_scoring_news_signals_30d", material="cobalt") != 3.0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert worker.metric("mews_scoring_news_signals_30d", material="cobalt") == 3.0
+    assert worker.metric("mews_scoring_events_total", topic="mews.news.v1", outcome="ok") == 3
