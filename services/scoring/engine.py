@@ -570,7 +570,7 @@ def _controls_group(state: MaterialState) -> dict[str, float | None]:
     return {"export_controls_active": float(len(active)), "export_control_severity": control_severity(active)}
 
 
-def _news_group(state: MaterialState, cfg: ScoringConfig) -> dict[str, float | None]:
+def _news_group(state: MaterialState) -> dict[str, float | None]:
     """Supply-signal news counted over the window that ends at the watermark; none without such news.
 
     Kept with the signals it was computed from (`_news`) until an item leaves the window: a price moves the
@@ -969,7 +969,7 @@ def _apply(state: MaterialState | None, event: Event, event_id: str, config: Sco
             groups["stock"] = _stock_group(applied, config)
     groups["controls"] = _controls_group(applied)
     if applied.news_signals:  # the window slides with the watermark, whatever the input
-        groups["news"] = _news_group(applied, config)
+        groups["news"] = _news_group(applied)
     applied.__dict__["indicators"] = groups  # a copy made by this call, or the caller's own state
     estimated = _is_estimated(applied)
     ind, score, components, contributions = _assessed(applied, config)
