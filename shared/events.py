@@ -84,8 +84,28 @@ class Measure(StrEnum):
     NONE = "none"
 
 
+class Topic(StrEnum):
+    """The kind of supply signal a news item carries: an export control, or another bearing on supply."""
+
+    EXPORT_CONTROL = "export_control"
+    PRICE = "price"
+    LEADTIME = "leadtime"
+    PRODUCTION = "production"  # mine, smelter or refinery outages and cuts
+    STOCKPILE = "stockpile"
+    TARIFF = "tariff"
+    TRADE_VOLUME = "trade_volume"
+    NONE = "none"
+
+
+# What a news item may state, and still be taken at its word: a lead time up to ten years, a price move from a
+# total loss to a hundredfold, a measure taking effect within ten years either side of its announcement.
+NEWS_LEADTIME_DAYS_MAX = 3650
+NEWS_PRICE_CHANGE_PCT = (-100.0, 10000.0)
+NEWS_DAYS_UNTIL_IN_FORCE_MAX = 3650
+
+
 class NewsReported(Event):
-    """A news item about export controls, with its classification and the words that decided it."""
+    """A news item bearing on supply, with its classification, the figures it states and the words that decided it."""
 
     type: ClassVar[str] = "mews.news.reported.v1"
     material: MaterialId  # the partition key: one event per material the item is about
@@ -107,6 +127,13 @@ class NewsReported(Event):
     score: float = Field(default=0.0, ge=0, le=1)
     evidence: list[str] = Field(default_factory=list)
     classification: Classification = Classification.PUBLIC
+    # The supply signal and the figures the item states; None when the producer did not say (an older one).
+    topic: Topic | None = None
+    leadtime_days: int | None = Field(default=None, gt=0, le=NEWS_LEADTIME_DAYS_MAX)
+    price_change_pct: float | None = Field(default=None, ge=NEWS_PRICE_CHANGE_PCT[0], le=NEWS_PRICE_CHANGE_PCT[1],
+                                           allow_inf_nan=False)
+    days_until_in_force: int | None = Field(default=None, ge=-NEWS_DAYS_UNTIL_IN_FORCE_MAX,
+                                            le=NEWS_DAYS_UNTIL_IN_FORCE_MAX)
 
     def dedup_key(self) -> str:
         return f"{self.item_id}|{self.material}"

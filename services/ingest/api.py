@@ -32,7 +32,15 @@ from services.ingest.publish import Decision, Item, NotPublished
 from services.ingest.settings import IngestSettings
 from shared.access import StaticKey, bearer_token, find_key
 from shared.api import secure_api
-from shared.events import Classification, CountryCode, describe_validation_error
+from shared.events import (
+    NEWS_DAYS_UNTIL_IN_FORCE_MAX,
+    NEWS_LEADTIME_DAYS_MAX,
+    NEWS_PRICE_CHANGE_PCT,
+    Classification,
+    CountryCode,
+    Topic,
+    describe_validation_error,
+)
 from shared.metrics import mount_observability
 from shared.problems import answers
 from shared.throttle import auth_throttle
@@ -73,6 +81,13 @@ class NewsItem(BaseModel):
     language: str = Field(default="", max_length=8)
     # The countries imposing the measure, when the client knows them; else the classifier's reading.
     imposed_by: list[CountryCode] | None = Field(default=None, max_length=50)
+    # The supply signal and the figures the item states, when the client knows them; else the classifier's.
+    topic: Topic | None = None
+    leadtime_days: int | None = Field(default=None, gt=0, le=NEWS_LEADTIME_DAYS_MAX)
+    price_change_pct: float | None = Field(default=None, ge=NEWS_PRICE_CHANGE_PCT[0], le=NEWS_PRICE_CHANGE_PCT[1],
+                                           allow_inf_nan=False)
+    days_until_in_force: int | None = Field(default=None, ge=-NEWS_DAYS_UNTIL_IN_FORCE_MAX,
+                                            le=NEWS_DAYS_UNTIL_IN_FORCE_MAX)
 
 
 class TradeItem(BaseModel):
@@ -363,7 +378,7 @@ def create_app(settings: IngestSettings, sources: SourcesConfig | None = None) -
                 runtime.ingestion = None
 
     app = FastAPI(title="mews ingest", version="1", lifespan=lifespan,
-                  description="Push prices, export-control news, trade flows and lead times into mews.")
+                  description="Push prices, supply news, trade flows and lead times into mews.")
     app.state.runtime = runtime
     mount_observability(app, "ingest", {"kafka": lambda: check_producer(runtime)}, settings=settings)
     # Every push may find ingest starting, or Kafka not acknowledging in time: 503 with Retry-After.
@@ -376,7 +391,7 @@ def create_app(settings: IngestSettings, sources: SourcesConfig | None = None) -
 
     @app.post("/v1/news", status_code=202, response_model=BatchResult, openapi_extra=documented_body("news"))
     async def post_news(key: Key, items: Items) -> Response:
-        """News items: title, text, url, published_at; classified like feed items."""
+        """News items: title, text, url, published_at, optionally topic and figures; classified like feed items."""
         return await ingest_batch("news", items, key, runtime)
 
     @app.post("/v1/trade", status_code=202, response_model=BatchResult, openapi_extra=documented_body("trade"))

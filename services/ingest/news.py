@@ -1,4 +1,4 @@
-"""Export-control news: de-duplicated across feeds and re-posts, classified, one event per material named.
+"""Supply news: de-duplicated across feeds and re-posts, classified, one event per material named.
 
 An item is the same item when its normalised link matches, or its normalised title and publication date
 match (the same announcement re-posted under another URL). Items that name no catalog material are not
@@ -8,6 +8,7 @@ errors: they are counted as skipped with reason `no_material`, logged, and publi
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import unicodedata
 from collections.abc import Callable
@@ -18,7 +19,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pydantic import ValidationError
 
 from services.ingest.observation import Accepted, Candidate, Limits, Outcome, Rejected, Skipped, check_time, parse_time
-from shared.events import Measure, NewsReported, describe_validation_error
+from shared.events import (
+    NEWS_DAYS_UNTIL_IN_FORCE_MAX,
+    NEWS_LEADTIME_DAYS_MAX,
+    NEWS_PRICE_CHANGE_PCT,
+    Measure,
+    NewsReported,
+    Topic,
+    describe_validation_error,
+)
 
 _TRACKING = re.compile(r"^(utm_.*|fbclid|gclid|mc_cid|mc_eid|ref|source)$", re.I)
 Classifier = Callable[..., Any]
@@ -97,6 +106,11 @@ def normalise_news(candidate: Candidate, classify: Classifier, catalog: Any, lim
         if unknown:
             return Rejected("invalid_news", f"imposed_by: unknown country code(s) {', '.join(unknown)}")
     item_id = item_id_for(identities)
+    # Effective date minus publication date, as the classifier gives it when it is told the publication date.
+    days_until = (effective - published_at.date()).days if (
+        str(getattr(measure, "value", measure)) != Measure.NONE and isinstance(effective, date)
+        and raw_time not in (None, "")) else None
+    signal = _signal(f, result, days_until)
     try:
         events = tuple(NewsReported(
             material=material, item_id=item_id, source=candidate.source, url=link[:2000], title=title[:1000],
@@ -105,14 +119,46 @@ def normalise_news(candidate: Candidate, classify: Classifier, catalog: Any, lim
             materials=materials, countries=list(getattr(result, "countries", ()) or ()),
             imposed_by=_imposers(given, result),
             measure=Measure(str(getattr(measure, "value", measure))), effective_date=effective,
-            relevant=bool(getattr(result, "relevant", False)),
+            relevant=bool(getattr(result, "relevant", False)) or signal["topic"] not in (None, Topic.NONE),
             score=min(1.0, max(0.0, float(getattr(result, "score", 0.0) or 0.0))),
             evidence=[_evidence_text(e) for e in (getattr(result, "evidence", ()) or ())][:20],
+            **signal,
         ) for material in materials)
     except (ValidationError, ValueError) as exc:
         detail = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
         return Rejected("invalid_news", detail)
     return Accepted(events, identities)
+
+
+def _signal(fields: dict[str, Any], result: Any, days_until: int | None) -> dict[str, Any]:
+    """The topic and figures: each as a push client gave it (validated by the API), else the classifier's.
+
+    A figure the classifier read that no item could mean (a lead time of a century) is left unsaid rather than
+    losing the item over it; its words stay in the evidence.
+    """
+    topic = fields.get("topic")
+    if topic is None and (found := getattr(result, "topic", None)) is not None:
+        topic = Topic(str(getattr(found, "value", found)))
+    low, high = NEWS_PRICE_CHANGE_PCT
+    return {
+        "topic": None if topic is None else Topic(topic),
+        "leadtime_days": _given_or_read(fields, result, "leadtime_days", 1, NEWS_LEADTIME_DAYS_MAX),
+        "price_change_pct": _given_or_read(fields, result, "price_change_pct", low, high),
+        "days_until_in_force": _given_or_read(fields, result, "days_until_in_force", -NEWS_DAYS_UNTIL_IN_FORCE_MAX,
+                                              NEWS_DAYS_UNTIL_IN_FORCE_MAX, days_until),
+    }
+
+
+def _given_or_read(fields: dict[str, Any], result: Any, name: str, low: float, high: float,
+                   otherwise: float | None = None) -> Any:
+    if (given := fields.get(name)) is not None:
+        return given  # a bad given figure fails NewsReported's validation and rejects the item with its reason
+    read = getattr(result, name, None)
+    if read is None:
+        read = otherwise
+    if isinstance(read, bool) or not isinstance(read, int | float) or not math.isfinite(read):
+        return None
+    return read if low <= read <= high else None
 
 
 def _imposers(given: Any, result: Any) -> list[str] | None:

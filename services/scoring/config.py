@@ -47,6 +47,15 @@ INDICATORS: dict[str, tuple[str, str]] = {
     "risk_score": ("risk score", "score"),
     "stock_tonnes": ("stocks held", "tonnes"),
     "stock_cover_days": ("stock cover", "days"),
+    "news_signals_30d": ("supply-signal news items in 30 days", "count"),
+    "news_signals_30d.price": ("price news items in 30 days", "count"),
+    "news_signals_30d.leadtime": ("lead-time news items in 30 days", "count"),
+    "news_signals_30d.production": ("production news items in 30 days", "count"),
+    "news_signals_30d.stockpile": ("stockpiling news items in 30 days", "count"),
+    "news_signals_30d.tariff": ("tariff news items in 30 days", "count"),
+    "news_signals_30d.trade_volume": ("export-volume news items in 30 days", "count"),
+    "news_leadtime_days": ("lead time stated in news", "days"),
+    "news_price_change_pct": ("price move stated in news", "pct"),
 }
 # The parameters whose evolution the Commission monitors under CRMA Art. 20(1)(a)-(g) (Regulation (EU)
 # 2024/1252): every rule, and so every breach and alert, names the one it belongs to.
@@ -63,6 +72,16 @@ INDICATOR_PARAMETERS: dict[str, str] = {
     **dict.fromkeys(("non_eu_share", "import_reliance"), "trade_flows"),
     **dict.fromkeys(("export_controls_active", "export_control_severity"), "trade_barriers"),
     "stock_cover_days": "supply_and_demand",
+    # A burst of supply news of every kind is about supply as a whole; by topic, about the parameter it names.
+    "news_signals_30d": "supply_and_demand",
+    "news_signals_30d.price": "price_volatility",
+    "news_signals_30d.leadtime": "bottlenecks",
+    "news_signals_30d.production": "production_capacity",
+    "news_signals_30d.stockpile": "supply_and_demand",
+    "news_signals_30d.tariff": "trade_barriers",
+    "news_signals_30d.trade_volume": "trade_flows",
+    "news_leadtime_days": "bottlenecks",
+    "news_price_change_pct": "price_volatility",
     # The composite's largest default weights (concentration, export controls) are about who supplies.
     "risk_score": "concentration_of_supply",
 }
@@ -70,7 +89,8 @@ INDICATOR_PARAMETERS: dict[str, str] = {
 
 def parameter_of(indicator: str) -> str:
     """The CRMA Art. 20(1) parameter an indicator informs ("leadtime_days.CN" like "leadtime_days")."""
-    return INDICATOR_PARAMETERS.get(indicator.split(".", 1)[0], "supply_and_demand")
+    known = INDICATOR_PARAMETERS.get(indicator)
+    return known if known is not None else INDICATOR_PARAMETERS.get(indicator.split(".", 1)[0], "supply_and_demand")
 
 
 COMPONENTS = ("volatility", "price_trend", "leadtime", "concentration", "export_controls")
@@ -144,6 +164,7 @@ class HistorySection(_Section):
     seen_ids: int = Field(default=200, ge=1)
     controls: int = Field(default=50, ge=1)
     stock_holders: int = Field(default=20, ge=1)
+    news_signals: int = Field(default=100, ge=1)
 
 
 class WeightsSection(_Section):
@@ -259,6 +280,7 @@ class History:
     seen_ids: int = 200
     controls: int = 50
     stock_holders: int = 20
+    news_signals: int = 100
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,13 @@ from services.scoring.indicators.controls import (
     eased_measures,
 )
 from services.scoring.indicators.leadtime import leadtime_indicators
+from services.scoring.indicators.news import (
+    SIGNAL_TOPICS,
+    NewsSignal,
+    news_evidence,
+    news_signal_indicators,
+    window_changes_at,
+)
 from services.scoring.indicators.rolling import ESTIMATE_RTOL, ESTIMATED, ReturnWindows
 from services.scoring.indicators.volatility import log_returns, price_indicators, prices_needed
 from services.scoring.rules import Rule, RuleState, Transition, evaluate_rule, fingerprint, resolve_removed
@@ -196,6 +203,7 @@ class MaterialState:
     indicators: dict[str, dict[str, float | None]] = field(default_factory=dict)  # group -> indicators
     seen_ids: list[str] = field(default_factory=list)
     stocks: tuple[Stock, ...] = ()  # the latest report of each holder
+    news_signals: tuple[NewsSignal, ...] = ()  # supply-signal news other than export controls, by time
 
     def flat_indicators(self) -> dict[str, float | None]:
         """Every indicator of every group in one mapping."""
@@ -218,6 +226,7 @@ class MaterialState:
             "seen_ids": list(self.seen_ids),
             # Only when there are stocks, so states without them keep the form they always had.
             **({"stocks": [s.to_list() for s in self.stocks]} if self.stocks else {}),
+            **({"news_signals": [n.to_list() for n in self.news_signals]} if self.news_signals else {}),
         }
 
     @classmethod
@@ -236,6 +245,7 @@ class MaterialState:
             indicators={g: dict(v) for g, v in d.get("indicators", {}).items()},
             seen_ids=list(d.get("seen_ids", [])),
             stocks=tuple(Stock(*s) for s in d.get("stocks", [])),
+            news_signals=tuple(NewsSignal(*n) for n in d.get("news_signals", [])),
         )
 
 
@@ -381,6 +391,8 @@ def _apply_stock(state: MaterialState, e: StockReported, event_id: str, cfg: Sco
 
 def _apply_news(state: MaterialState, e: NewsReported, event_id: str, cfg: ScoringConfig, own: bool,
                 t: float) -> MaterialState | str:
+    if e.relevant and e.measure.value == "none" and e.topic in SIGNAL_TOPICS:
+        return _apply_news_signal(state, e, event_id, cfg, t)
     if not e.relevant or e.measure.value == "none":
         return "irrelevant: news item is not classified as an export-control measure"
     # The imposers when the producer said who they are; else, as older producers meant, every country named.
@@ -404,6 +416,21 @@ def _apply_news(state: MaterialState, e: NewsReported, event_id: str, cfg: Scori
             del controls[k]
     news_keys = (*state.news_keys, key)[-cfg.history.seen_ids:]
     return _evolve(state, controls=controls, news_keys=news_keys)
+
+
+def _apply_news_signal(state: MaterialState, e: NewsReported, event_id: str, cfg: ScoringConfig, t: float
+                       ) -> MaterialState | str:
+    key = e.dedup_key()
+    if any(n.key == key for n in state.news_signals):
+        return "duplicate: this news item was already applied (same dedup key)"
+    signal = NewsSignal(t, str(e.topic), key, e.title[:300], e.url, e.source, event_id, e.classification.value,
+                        None if e.leadtime_days is None else float(e.leadtime_days), e.price_change_pct)
+    signals = state.news_signals
+    i = len(signals)
+    while i > 0 and signals[i - 1].t > t:  # a late item lands in time order, usually at the end
+        i -= 1
+    kept = (*signals[:i], signal, *signals[i:])[-cfg.history.news_signals:]
+    return _evolve(state, news_signals=kept)
 
 
 # --- indicators --------------------------------------------------------------------------------------------
@@ -456,7 +483,7 @@ def _is_estimated(state: MaterialState) -> bool:
 def _flat(groups: dict[str, dict[str, float | None]]) -> dict[str, float | None]:
     get = groups.get
     return {**get("price", _NONE), **get("leadtime", _NONE), **get("trade", _NONE), **get("controls", _NONE),
-            **get("stock", _NONE)}
+            **get("stock", _NONE), **get("news", _NONE)}
 
 
 _NONE: dict[str, float | None] = {}
@@ -543,6 +570,24 @@ def _controls_group(state: MaterialState) -> dict[str, float | None]:
     return {"export_controls_active": float(len(active)), "export_control_severity": control_severity(active)}
 
 
+def _news_group(state: MaterialState) -> dict[str, float | None]:
+    """Supply-signal news counted over the window that ends at the watermark; none without such news.
+
+    Kept with the signals it was computed from (`_news`) until an item leaves the window: a price moves the
+    watermark on every event, and counting a window of a hundred items each time halved the price path's speed.
+    """
+    signals = state.news_signals
+    if not signals:
+        return _NONE
+    at = state.watermark or 0.0
+    kept = state.__dict__.get("_news")
+    if kept is not None and kept[0] is signals and at < kept[1]:
+        return kept[2]
+    group = news_signal_indicators(signals, at)
+    state.__dict__["_news"] = (signals, window_changes_at(signals, at), group)
+    return group
+
+
 _RECOMPUTE = {"price": _price_group, "leadtime": _leadtime_group, "trade": _trade_group, "stock": _stock_group}
 
 
@@ -595,6 +640,8 @@ def _group_of(indicator: str) -> str:
         return "all"
     if indicator.startswith("stock"):
         return "stock"
+    if indicator.startswith("news_"):
+        return "news"
     return "trade"
 
 
@@ -624,6 +671,10 @@ def evidence_for(state: MaterialState, indicator: str, limit: int) -> list[Evide
         for st in reversed(state.stocks[-limit:]):
             out.append(Evidence(id=st.id, source=st.source, kind="stock", time=_dt(st.t), value=st.tonnes,
                                 classification=Classification(st.cls)))
+    if group == "news":
+        for n in news_evidence(state.news_signals, indicator, state.watermark or 0.0, limit):
+            out.append(Evidence(id=n.id, source=n.source, kind="news", time=_dt(n.t), value=n.describe(),
+                                url=n.url, classification=Classification(n.cls)))
     if group in ("controls", "all"):
         for c in controls_in_force(state.controls, _as_of_date(state))[:limit]:
             out.append(Evidence(id=c.event_id, source=c.source, kind="news",
@@ -714,6 +765,7 @@ def input_classification(state: MaterialState) -> Classification:
     levels.update(f.cls for fs in state.flows.values() for f in fs)
     levels.update(c.classification for c in state.controls.values())
     levels.update(s.cls for s in state.stocks)
+    levels.update(n.cls for n in state.news_signals)
     return Classification.most_restricted([Classification(c) for c in levels])
 
 
@@ -916,6 +968,8 @@ def _apply(state: MaterialState | None, event: Event, event_id: str, config: Sco
         if kind == "trade" and applied.stocks:  # days of cover are measured against net imports
             groups["stock"] = _stock_group(applied, config)
     groups["controls"] = _controls_group(applied)
+    if applied.news_signals:  # the window slides with the watermark, whatever the input
+        groups["news"] = _news_group(applied)
     applied.__dict__["indicators"] = groups  # a copy made by this call, or the caller's own state
     estimated = _is_estimated(applied)
     ind, score, components, contributions = _assessed(applied, config)

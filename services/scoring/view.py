@@ -52,6 +52,9 @@ INDICATOR_GAUGES: dict[str, Gauge] = {
     # The CRMA Art. 5(1)(b) benchmark's measure. Stock cover has no gauge: stock levels are government-only.
     "top_origin_share": Gauge("mews_scoring_top_origin_share",
                               "Largest third country's share of extra-EU imports (0-1)", ["material"]),
+    "news_signals_30d": Gauge("mews_scoring_news_signals_30d",
+                              "Supply-signal news items (not export controls) of a material in 30 days",
+                              ["material"]),
 }
 
 

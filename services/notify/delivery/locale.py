@@ -54,6 +54,10 @@ INDICATORS: dict[str, tuple[str, str, str]] = {
     "risk_score": ("risk score", "risicoscore", "score"),
     "stock_tonnes": ("stocks held", "aangehouden voorraad", "tonnes"),
     "stock_cover_days": ("stock cover", "voorraaddekking", "days"),
+    "news_signals_30d": ("supply-signal news items in 30 days", "nieuwsberichten over aanvoersignalen in 30 dagen",
+                         "count"),
+    "news_leadtime_days": ("lead time stated in news", "in het nieuws genoemde levertijd", "days"),
+    "news_price_change_pct": ("price move stated in news", "in het nieuws genoemde prijsverandering", "pct"),
 }
 
 # rule -> language -> (title, description); the English descriptions are scoring's (services/scoring/scoring.toml,
@@ -105,6 +109,13 @@ RULES: dict[str, dict[str, tuple[str, str]]] = {
         "nl": ("geldende exportbeperking",
                "Een geldende exportbeperking: een exportheffing of vergunningsplicht waarschuwt, een verbod of "
                "sanctie is kritiek.")},
+    "news-signal-burst": {
+        "en": ("burst of supply-signal news",
+               "Several news items within 30 days on price shocks, lead times, production cuts, stockpiling, "
+               "tariffs or export volumes of the material."),
+        "nl": ("golf van nieuws over aanvoersignalen",
+               "Meerdere nieuwsberichten binnen 30 dagen over prijsschokken, levertijden, productiebeperkingen, "
+               "voorraadvorming, invoerheffingen of exportvolumes van de grondstof.")},
     "risk-score": {
         "en": ("risk score", "The composite risk score high."),
         "nl": ("risicoscore", "De samengestelde risicoscore is hoog.")},

@@ -13,10 +13,13 @@ from sqlalchemy.orm import Session
 
 from services.notify.store import alerts, silences
 from services.notify.store.models import Alert, AlertFeedback, utcnow
+from shared.events import Topic
 
 # What the classifier should have said of the news behind an alert, by what the reader said of the alert.
 NOT_RELEVANT = ("irrelevant", "false_data")
 MATERIAL_WRONG = ("wrong_material",)
+# The supply signals scoring counts as news: every topic but export controls (scored as controls) and none.
+SIGNAL_TOPICS = frozenset(t.value for t in Topic) - {Topic.EXPORT_CONTROL.value, Topic.NONE.value}
 
 
 def add_feedback(session: Session, organisation_id: str, clearance: str, alert_id: str, *, reason: str,
@@ -76,16 +79,25 @@ def classifier_case(feedback: AlertFeedback, alert: Alert, item: dict[str, Any],
     the analyst to paste its text before the case joins a labelled set. `wrong_material` says which material
     the item is not about (`not_materials`), not which it is: `materials` is left for the analyst.
     """
-    country, _, measure = str(item.get("value") or "").partition(" ")
+    value = str(item.get("value") or "")
     relevant = feedback.reason not in NOT_RELEVANT
     materials = [alert.material] if relevant and feedback.reason not in MATERIAL_WRONG else []
-    expected: dict[str, Any] = {"materials": materials, "countries": [country] if country else [],
-                                "measure": measure or "none", "relevant": relevant,
-                                "topic": "export_control" if measure else "none"}
+    title = ""
+    if str((alert.breach or {}).get("indicator") or "").startswith("news_"):
+        # A supply-signal item (scoring's "topic[, figure]: title"), not a control ("CN export_ban").
+        described, _, title = value.partition(": ")
+        topic = described.partition(",")[0]
+        expected: dict[str, Any] = {"materials": materials, "countries": [], "measure": "none",
+                                    "relevant": relevant, "topic": topic if topic in SIGNAL_TOPICS else "none"}
+    else:
+        country, _, measure = value.partition(" ")
+        expected = {"materials": materials, "countries": [country] if country else [],
+                    "measure": measure or "none", "relevant": relevant,
+                    "topic": "export_control" if measure else "none"}
     if feedback.reason in MATERIAL_WRONG:
         expected["not_materials"] = [alert.material]
     return {"id": f"feedback-{feedback.id}-{number}", "lang": "en", "published": str(item.get("time", ""))[:10],
-            "title": "", "text": alert.summary, "url": item.get("url", ""), "expected": expected,
+            "title": title, "text": alert.summary, "url": item.get("url", ""), "expected": expected,
             "split": "feedback", "feedback": {"reason": feedback.reason, "comment": feedback.comment,
                                               "rule": feedback.rule, "alert_id": alert.id,
                                               "evidence_id": item.get("id", "")}}

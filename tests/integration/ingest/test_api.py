@@ -185,3 +185,22 @@ async def test_a_classified_signal_is_taken_from_a_key_cleared_for_it_and_refuse
         [("gallium", Classification.RESTRICTED)]
     prices = await read_topic(kafka_bootstrap, kafka_topics, topics.PRICES, expect=1)
     assert [(e.price, e.classification) for _, e, _ in prices] == [(338.5, Classification.RESTRICTED)]
+
+
+async def test_news_carries_its_topic_and_figures_given_or_read_and_bad_ones_are_refused(
+        api, kafka_bootstrap, kafka_topics):
+    result = api.post("/v1/news", headers=AUTH, json={"items": [
+        {"title": "Gallium lead times stretch to eighteen weeks", "published_at": "2025-02-03T08:00:00Z"},
+        {"title": "Germanium smelter in Yunnan halts output", "published_at": "2025-02-04T08:00:00Z",
+         "topic": "production", "price_change_pct": 20},
+        {"title": "Antimony prices jump", "published_at": "2025-02-05T08:00:00Z", "topic": "rumour"},
+        {"title": "Antimony prices jump", "published_at": "2025-02-05T08:00:00Z", "price_change_pct": "nan"},
+    ]}).json()
+    assert [r["status"] for r in result["items"]] == ["accepted", "accepted", "rejected", "rejected"]
+    assert "topic" in result["items"][2]["reason"]
+    assert "price_change_pct" in result["items"][3]["reason"]
+
+    news = await read_topic(kafka_bootstrap, kafka_topics, topics.NEWS, expect=2)
+    assert sorted((e.material, e.topic, e.leadtime_days, e.price_change_pct, e.relevant)
+                  for _, e, _ in news if isinstance(e, NewsReported)) == [
+        ("gallium", "leadtime", 126, None, True), ("germanium", "production", None, 20.0, True)]

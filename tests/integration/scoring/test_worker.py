@@ -223,3 +223,40 @@ def test_the_alert_on_the_demo_ban_news_names_china_and_not_the_country_it_targe
                                     lambda msgs: bool(of_rule(msgs, "export-control-in-force")))),
                         "export-control-in-force")
     assert [e.value for e in breach.evidence if e.kind == "news"] == ["CN export_ban"]
+
+
+def test_the_worker_scores_supply_signal_news_into_a_snapshot_and_a_burst_breach(kafka_topics, kafka_bootstrap,
+                                                                                 start_worker):
+    from datetime import UTC, datetime, timedelta
+
+    from shared.events import NewsReported, Topic
+
+    worker = start_worker(kafka_topics)
+    day0 = datetime(2025, 2, 3, tzinfo=UTC)
+    items = [("Cobalt lead times stretch to eighteen weeks", Topic.LEADTIME, {"leadtime_days": 126}),
+             ("Cobalt prices jump 35% in a week", Topic.PRICE, {"price_change_pct": 35.0}),
+             ("Glencore cuts cobalt output at Mutanda", Topic.PRODUCTION, {})]
+    ids = run(produce(kafka_bootstrap, kafka_topics, [NewsReported(
+        material="cobalt", item_id=f"news-{n}", source="wire", url=f"https://example.org/cobalt/{n}", title=title,
+        published_at=day0 + timedelta(days=n), materials=["cobalt"], relevant=True, score=0.8, topic=topic,
+        **figures) for n, (title, topic, figures) in enumerate(items)]))
+
+    (breach,) = of_rule(run(collect(kafka_bootstrap, kafka_topics, declared.BREACHES,
+                                    lambda msgs: bool(of_rule(msgs, "news-signal-burst")))), "news-signal-burst")
+    assert (breach.status.value, breach.severity.value, breach.value) == ("firing", "warning", 3.0)
+    assert [(e.id, e.url, e.value) for e in breach.evidence] == [
+        (ids[2], "https://example.org/cobalt/2", "production: Glencore cuts cobalt output at Mutanda"),
+        (ids[1], "https://example.org/cobalt/1", "price, price +35%: Cobalt prices jump 35% in a week"),
+        (ids[0], "https://example.org/cobalt/0",
+         "leadtime, lead time 126 days: Cobalt lead times stretch to eighteen weeks")]
+
+    snapshots = [e for _, e in run(collect(kafka_bootstrap, kafka_topics, declared.INDICATORS,
+                                           lambda msgs: len(msgs) >= 3)) if isinstance(e, IndicatorSnapshot)]
+    last = max(snapshots, key=lambda s: s.as_of)
+    assert (last.indicators["news_signals_30d"], last.indicators["news_signals_30d.price"],
+            last.indicators["news_leadtime_days"], last.indicators["news_price_change_pct"]) == (3.0, 1.0, 126.0, 35.0)
+    deadline = time.monotonic() + 30  # the read view folds the snapshots in on its own
+    while worker.metric("mews_scoring_news_signals_30d", material="cobalt") != 3.0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert worker.metric("mews_scoring_news_signals_30d", material="cobalt") == 3.0
+    assert worker.metric("mews_scoring_events_total", topic="mews.news.v1", outcome="ok") == 3

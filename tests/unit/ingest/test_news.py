@@ -131,3 +131,62 @@ def test_the_push_api_takes_imposed_by_as_country_codes_or_refuses_the_item():
     for bad in (["china"], ["cn"], "CN", [1]):
         with pytest.raises(ValidationError):
             NewsItem.model_validate({"title": "t", "imposed_by": bad})
+
+
+def test_the_classifiers_topic_and_stated_figures_travel_on_the_event(catalog, limits):
+    leadtime = item(title="Gallium lead times stretch to eighteen weeks as Chinese smelters cut output", summary="")
+    (event,) = normalise_news(leadtime, classify_item, catalog, limits).events
+    assert (event.topic, event.leadtime_days, event.price_change_pct, event.measure) == ("leadtime", 126, None, "none")
+    assert event.relevant
+    price = item(title="Germanium prices double in a month", summary="")
+    (event,) = normalise_news(price, classify_item, catalog, limits).events
+    assert (event.topic, event.leadtime_days, event.price_change_pct) == ("price", None, 100.0)
+
+
+def test_days_until_in_force_is_the_effective_date_minus_the_publication_date(catalog, limits):
+    # The fake classifier names an export licence effective 1 August 2023; the item is of 3 July 2023.
+    outcome = normalise_news(item(), classifier(["gallium"]), catalog, limits)
+    assert outcome.events[0].days_until_in_force == 29
+    assert outcome.events[0].topic is None  # a classifier that does not say leaves the topic unsaid
+    undated = normalise_news(item(published_at=None), classifier(["gallium"]), catalog, limits)
+    assert undated.events[0].days_until_in_force is None  # no publication date to count from
+
+
+@dataclass
+class Signal(Verdict):
+    measure: str = "none"
+    topic: str = "leadtime"
+    leadtime_days: float | None = None
+    price_change_pct: float | None = None
+
+
+def test_a_classifier_figure_no_item_could_mean_is_dropped_and_the_item_kept(catalog, limits):
+    def classify(text, *, title="", catalog=None):
+        return Signal(materials=["gallium"], leadtime_days=36500, price_change_pct=float("nan"))
+    (event,) = normalise_news(item(), classify, catalog, limits).events
+    assert (event.topic, event.leadtime_days, event.price_change_pct) == ("leadtime", None, None)
+
+
+def test_a_pushed_topic_and_figures_win_over_the_classifiers(catalog, limits):
+    def classify(text, *, title="", catalog=None):
+        return Signal(materials=["gallium"], relevant=False, topic="none", leadtime_days=30)
+    pushed = item(topic="production", leadtime_days=200, price_change_pct=-12.5)
+    (event,) = normalise_news(pushed, classify, catalog, limits).events
+    assert (event.topic, event.leadtime_days, event.price_change_pct) == ("production", 200, -12.5)
+    assert event.relevant  # a supply signal on a catalog material is relevant, as the classifier defines it
+    (event,) = normalise_news(item(), classify, catalog, limits).events
+    assert (event.topic, event.leadtime_days, event.relevant) == ("none", 30, False)
+
+
+def test_the_push_api_takes_a_topic_and_figures_or_refuses_the_item():
+    given = NewsItem.model_validate({"title": "t", "topic": "tariff", "leadtime_days": 84, "price_change_pct": 35,
+                                     "days_until_in_force": -2})
+    fields = candidate_fields("news", given)
+    assert (fields["topic"], fields["leadtime_days"], fields["price_change_pct"], fields["days_until_in_force"]) == (
+        "tariff", 84, 35.0, -2)
+    assert "topic" not in candidate_fields("news", NewsItem.model_validate({"title": "t"}))
+    for bad in ({"topic": "rumour"}, {"leadtime_days": 0}, {"leadtime_days": 3651}, {"price_change_pct": "nan"},
+                {"price_change_pct": float("inf")}, {"price_change_pct": -101}, {"price_change_pct": 10001},
+                {"days_until_in_force": 3651}, {"days_until_in_force": -3651}):
+        with pytest.raises(ValidationError):
+            NewsItem.model_validate({"title": "t", **bad})

@@ -15,6 +15,9 @@ from tests.security.apps import BOOTSTRAP, new_organisation, notify_app
 
 NEWS = {"id": "news-1", "source": "rss:mofcom", "kind": "news", "time": "2026-11-20T00:00:00+00:00",
         "value": "CN export_licence", "url": "https://example.org/mofcom-23", "classification": "public"}
+SIGNAL = {"id": "news-2", "source": "rss:wire", "kind": "news", "time": "2026-11-21T00:00:00+00:00",
+          "value": "leadtime, lead time 126 days: Gallium lead times stretch to eighteen weeks",
+          "url": "https://example.org/wire-7", "classification": "public"}
 PRICE = {"id": "price-1", "source": "api:lme", "kind": "price", "time": "2026-11-20T00:00:00+00:00",
          "value": 312.5, "url": "", "classification": "public"}
 
@@ -31,11 +34,14 @@ def world(tmp_path):
                                json={"name": "Ministry", "kind": "ministry", "clearance": "government"}).json()
         ids = {}
         with app.state.sessions() as session:
-            for name, rule, evidence in (("news", "export-controls", [NEWS]), ("price", "price-volatility", [PRICE])):
+            for name, rule, breach in (("news", "export-controls", {"evidence": [NEWS]}),
+                                       ("price", "price-volatility", {"evidence": [PRICE]}),
+                                       ("signal", "news-signal-burst",
+                                        {"indicator": "news_signals_30d", "evidence": [SIGNAL]})):
                 row = Alert(organisation_id=acme["organisation"]["id"],
                             fingerprint=f"fp-{name}", material="gallium", rule=rule, severity="critical",
                             status="firing", starts_at=datetime(2026, 11, 20, tzinfo=UTC),
-                            summary=f"Gallium {name} alert", breach={"evidence": evidence})
+                            summary=f"Gallium {name} alert", breach=breach)
                 session.add(row)
                 session.flush()
                 ids[name] = row.id
@@ -110,3 +116,14 @@ def test_a_government_operator_exports_news_feedback_as_classifier_cases(world) 
     # The shape `mews news classify` and its evaluation read.
     assert all({"id", "lang", "text", "published", "expected"} <= set(c) for c in cases)
     assert {c["url"] for c in cases} == {NEWS["url"]}
+
+
+def test_feedback_on_a_supply_signal_alert_becomes_a_case_of_its_topic_and_title(world) -> None:
+    client, key, ids = world
+    assert client.post(f"/v1/alerts/{ids['signal']}/feedback", headers=key["member"],
+                       json={"reason": "useful"}).status_code == 201
+    answer = client.get("/v1/feedback/classifier-cases", headers=key["ministry"])
+    (case,) = [json.loads(line) for line in answer.text.splitlines()]
+    assert case["expected"] == {"materials": ["gallium"], "countries": [], "measure": "none", "relevant": True,
+                                "topic": "leadtime"}
+    assert (case["title"], case["url"]) == ("Gallium lead times stretch to eighteen weeks", SIGNAL["url"])
