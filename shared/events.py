@@ -102,6 +102,9 @@ class Topic(StrEnum):
 NEWS_LEADTIME_DAYS_MAX = 3650
 NEWS_PRICE_CHANGE_PCT = (-100.0, 10000.0)
 NEWS_DAYS_UNTIL_IN_FORCE_MAX = 3650
+LeadTimeDays = Annotated[int, Field(gt=0, le=NEWS_LEADTIME_DAYS_MAX)]
+PriceChangePct = Annotated[float, Field(ge=NEWS_PRICE_CHANGE_PCT[0], le=NEWS_PRICE_CHANGE_PCT[1], allow_inf_nan=False)]
+DaysUntilInForce = Annotated[int, Field(ge=-NEWS_DAYS_UNTIL_IN_FORCE_MAX, le=NEWS_DAYS_UNTIL_IN_FORCE_MAX)]
 
 
 class NewsReported(Event):
@@ -129,11 +132,9 @@ class NewsReported(Event):
     classification: Classification = Classification.PUBLIC
     # The supply signal and the figures the item states; None when the producer did not say (an older one).
     topic: Topic | None = None
-    leadtime_days: int | None = Field(default=None, gt=0, le=NEWS_LEADTIME_DAYS_MAX)
-    price_change_pct: float | None = Field(default=None, ge=NEWS_PRICE_CHANGE_PCT[0], le=NEWS_PRICE_CHANGE_PCT[1],
-                                           allow_inf_nan=False)
-    days_until_in_force: int | None = Field(default=None, ge=-NEWS_DAYS_UNTIL_IN_FORCE_MAX,
-                                            le=NEWS_DAYS_UNTIL_IN_FORCE_MAX)
+    leadtime_days: LeadTimeDays | None = None
+    price_change_pct: PriceChangePct | None = None
+    days_until_in_force: DaysUntilInForce | None = None
 
     def dedup_key(self) -> str:
         return f"{self.item_id}|{self.material}"

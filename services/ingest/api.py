@@ -33,11 +33,11 @@ from services.ingest.settings import IngestSettings
 from shared.access import StaticKey, bearer_token, find_key
 from shared.api import secure_api
 from shared.events import (
-    NEWS_DAYS_UNTIL_IN_FORCE_MAX,
-    NEWS_LEADTIME_DAYS_MAX,
-    NEWS_PRICE_CHANGE_PCT,
     Classification,
     CountryCode,
+    DaysUntilInForce,
+    LeadTimeDays,
+    PriceChangePct,
     Topic,
     describe_validation_error,
 )
@@ -83,11 +83,9 @@ class NewsItem(BaseModel):
     imposed_by: list[CountryCode] | None = Field(default=None, max_length=50)
     # The supply signal and the figures the item states, when the client knows them; else the classifier's.
     topic: Topic | None = None
-    leadtime_days: int | None = Field(default=None, gt=0, le=NEWS_LEADTIME_DAYS_MAX)
-    price_change_pct: float | None = Field(default=None, ge=NEWS_PRICE_CHANGE_PCT[0], le=NEWS_PRICE_CHANGE_PCT[1],
-                                           allow_inf_nan=False)
-    days_until_in_force: int | None = Field(default=None, ge=-NEWS_DAYS_UNTIL_IN_FORCE_MAX,
-                                            le=NEWS_DAYS_UNTIL_IN_FORCE_MAX)
+    leadtime_days: LeadTimeDays | None = None
+    price_change_pct: PriceChangePct | None = None
+    days_until_in_force: DaysUntilInForce | None = None
 
 
 class TradeItem(BaseModel):
