@@ -103,6 +103,15 @@ class StoppablePostgres:
         """Stop at once, as a crash or a failover would: every client connection is cut."""
         self._ctl("-m", "immediate", "-w", "stop")
 
+    def migrated_database(self, name: str) -> str:
+        """The URL of a new database on this server, with notify's schema."""
+        from services.notify.store.db import migrate
+
+        _admin_execute(self.url, f'CREATE DATABASE "{name}"')
+        url = self.url.rsplit("/", 1)[0] + f"/{name}"
+        migrate(url)
+        return url
+
     def remove(self) -> None:
         self._ctl("-m", "immediate", "stop", check=False)
         shutil.rmtree(self.workdir, ignore_errors=True)

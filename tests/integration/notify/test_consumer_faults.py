@@ -139,11 +139,7 @@ def _rewinds() -> float:
 @pytest.mark.slow
 async def test_postgresql_stopped_for_20_s_mid_stream_loses_no_transition_and_the_notifier_never_exits(
         kafka_bootstrap, kafka_topics, smtp_inbox, http_receiver, stoppable_postgres):
-    from tests.integration.notify.conftest import _admin_execute
-
-    _admin_execute(stoppable_postgres.url, 'CREATE DATABASE "notify"')
-    url = stoppable_postgres.url.rsplit("/", 1)[0] + "/notify"
-    migrate(url)
+    url = stoppable_postgres.migrated_database("notify")
     engine = create_db_engine(url)
     sessions = session_factory(engine)
     orgs = 3

@@ -19,9 +19,9 @@ from sqlalchemy import select
 from services.notify.access import unsubscribe_url
 from services.notify.api.app import create_app
 from services.notify.store import models
-from services.notify.store.db import create_db_engine, migrate, session_factory, unit_of_work
+from services.notify.store.db import create_db_engine, session_factory, unit_of_work
 from services.notify.worker import Notifier
-from tests.integration.notify.conftest import BOOTSTRAP_TOKEN, LINK_KEY, _admin_execute
+from tests.integration.notify.conftest import BOOTSTRAP_TOKEN, LINK_KEY
 from tests.integration.notify.world import add_webhook, breach, eventually, notifier_settings, publish, subscribe
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -39,9 +39,7 @@ def unavailable() -> float:
 
 async def test_catch_up_open_breaches_feedback_and_unsubscribe_wait_out_postgresql_stopped_for_20_s(
         kafka_bootstrap, kafka_topics, smtp_inbox, http_receiver, stoppable_postgres):
-    _admin_execute(stoppable_postgres.url, 'CREATE DATABASE "notify"')
-    url = stoppable_postgres.url.rsplit("/", 1)[0] + "/notify"
-    migrate(url)
+    url = stoppable_postgres.migrated_database("notify")
     engine = create_db_engine(url)
     sessions = session_factory(engine)
     settings = notifier_settings(kafka_bootstrap, kafka_topics, url, smtp_inbox, bootstrap_admin_token=BOOTSTRAP_TOKEN,
