@@ -16,7 +16,7 @@ _DECIMAL = re.compile(r"(?<=\d)\.(?=\d)")
 # A percentage counts as a price move only this close to a price word (characters before, after it).
 _NEAR_BEFORE, _NEAR_AFTER = 45, 20
 # A multiplier may end its clause ("Preis für Antimon hat sich binnen eines Jahres verdreifacht"): a wider reach.
-_NEAR_MULTIPLIER = 70
+_NEAR_MULTIPLIER = 100
 # A percentage this close before a tariff or tax term is the duty's rate ("a 50% tariff"), not a price move.
 _RATE_REACH = 12
 _CJK_DIGITS = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
