@@ -67,7 +67,9 @@ class _Matchers:
     signals: TermSet
     # The supply-signal terms without a gap ("mining quota", 开采配额), whose words are theirs alone.
     supply_phrases: TermSet
-    senses: TermSet
+    # Per language (and `und`, every language's): words of another sense of a material's name. Scoped, since a
+    # short word of one language is a common word of another (German "EM", Portuguese "em").
+    senses: Mapping[str, TermSet]
     material_moves: TermSet
     dates: DateFinder
     figures: FigureFinder
@@ -212,7 +214,10 @@ def _matchers(catalog: Catalog, lexicon: Lexicon) -> _Matchers:
         supply_phrases=TermSet(
             (term, kind) for kind in TOPIC_KINDS for lex in languages for term in lex.terms[kind] if ".." not in term
         ),
-        senses=TermSet((term, mid) for lex in languages for mid, terms in lex.senses.items() for term in terms),
+        senses={
+            **{lex.language: TermSet(_sense_entries([lex])) for lex in languages},
+            "und": TermSet(_sense_entries(languages)),
+        },
         material_moves=TermSet((term, "price") for lex in languages for term in lex.figures.moves),
         dates=DateFinder(lexicon),
         figures=FigureFinder(lexicon),
@@ -231,6 +236,10 @@ def _compounds(catalog: Catalog, languages: list[LanguageLexicon]) -> list[tuple
                     for head in lex.compound_heads:
                         entries.setdefault(name + head, m.id)
     return list(entries.items())
+
+
+def _sense_entries(languages: list[LanguageLexicon]) -> list[tuple[str, str]]:
+    return [(term, mid) for lex in languages for mid, terms in lex.senses.items() for term in terms]
 
 
 def _target_entries(languages: list[LanguageLexicon]) -> list[tuple[str, str]]:
@@ -279,8 +288,9 @@ def _drop_other_senses(
     that is part of a place name ("Copper Mountain") is dropped on its own."""
     materials = _drop_place_names(materials, parts, lexicon.place_words(language), evidence)
     other: dict[str, str] = {}
+    senses = matchers.senses.get(language, matchers.senses["und"])
     for _, part in parts:
-        for material, hits in matchers.senses.find_each(part).items():
+        for material, hits in senses.find_each(part).items():
             other.setdefault(material, hits[0].match)
     lex = lexicon.languages.get(language)
     proper = lex is not None and lex.lower_case_nouns
@@ -521,7 +531,8 @@ def _find_figures(
         if leadtime is None and hits and (leadtime := matchers.figures.leadtime_days(part, hits)) is not None:
             evidence.append(Evidence(kind="figure", value=f"leadtime_days={int(leadtime.value)}", match=leadtime.match,
                                      where=where))
-        if price is None and (price := matchers.figures.price_change_pct(part)) is not None:
+        rates = [f.hit for kind in ("tariff", "export_tax") for f in signals[kind] if f.where == where]
+        if price is None and (price := matchers.figures.price_change_pct(part, rates)) is not None:
             evidence.append(Evidence(kind="figure", value=f"price_change_pct={price.value:g}", match=price.match,
                                      where=where))
     return leadtime, price

@@ -56,6 +56,8 @@ class DateFinder:
         self._patterns = (
             # Chinese: 2023年8月1日, 2023年8月
             re.compile(lead + r"(?P<y>\d{4})\s*年\s*(?P<mn>\d{1,2})\s*月(?:\s*(?P<d>\d{1,2})\s*[日号])?"),
+            # Chinese without a year: 自2月22日起 (the year from publication or the text, as for "from 1 March")
+            re.compile(lead + r"(?P<mn>\d{1,2})\s*月\s*(?P<d>\d{1,2})\s*[日号]"),
             re.compile(lead + r"(?P<y>\d{4})[ /.-](?P<mn>\d{1,2})[ /.-](?P<d>\d{1,2})(?!\d)"),
             re.compile(lead + r"(?P<d>\d{1,2})[./](?P<mn>\d{1,2})[./](?P<y>\d{4})(?!\d)"),
             re.compile(lead + rf"(?P<d>\d{{1,2}})(?:st|nd|rd|th|er|e|\.|º|o)?\s*(?:(?:of|de)\s+)?{m}{year}?"),

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from services.ingest.classify.lexicon import UNITS, Lexicon
@@ -14,6 +15,10 @@ _SENTENCE = re.compile(r"[^.!?;。！？；]+(?:[.!?;。！？；]+|$)")
 _DECIMAL = re.compile(r"(?<=\d)\.(?=\d)")
 # A percentage counts as a price move only this close to a price word (characters before, after it).
 _NEAR_BEFORE, _NEAR_AFTER = 45, 20
+# A multiplier may end its clause ("Preis für Antimon hat sich binnen eines Jahres verdreifacht"): a wider reach.
+_NEAR_MULTIPLIER = 100
+# A percentage this close before a tariff or tax term is the duty's rate ("a 50% tariff"), not a price move.
+_RATE_REACH = 12
 _CJK_DIGITS = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _CJK_NUMBER = "[零一二两三四五六七八九十百]+"
 _PERCENT = (
@@ -98,8 +103,9 @@ class FigureFinder:
                     best = Figure(days, text.original_span(found.start(), found.end()))
         return best
 
-    def price_change_pct(self, text: FoldedText) -> Figure | None:
-        """The first price move stated in a sentence that names a price, in percent (a fall is negative)."""
+    def price_change_pct(self, text: FoldedText, rates: Sequence[Hit] = ()) -> Figure | None:
+        """The first price move stated in a sentence that names a price, in percent (a fall is negative). A
+        percentage right before one of `rates` (tariff and tax terms) is that duty's rate."""
         prices = self._prices.find(text)
         if not prices:
             return None
@@ -111,7 +117,7 @@ class FigureFinder:
             for m in self._percent.finditer(text.folded, start, end):
                 value = self._percent_value(m)
                 near = any(m.start() - _NEAR_BEFORE <= h.start <= m.end() + _NEAR_AFTER for h in prices)
-                if value is None or not near:
+                if value is None or not near or any(0 <= h.start - m.end() <= _RATE_REACH for h in rates):
                     continue
                 if m.group("sign") is None:
                     value *= self._direction(moves, start, m.start(), end)
@@ -119,7 +125,7 @@ class FigureFinder:
                     value = -value
                 found.append((m.start(), Figure(value, text.original_span(m.start(), m.end()))))
             for hit in self._multipliers.find(text):
-                if start <= hit.start < end and any(abs(h.start - hit.start) <= _NEAR_BEFORE for h in prices):
+                if start <= hit.start < end and any(abs(h.start - hit.start) <= _NEAR_MULTIPLIER for h in prices):
                     found.append((hit.start, Figure(float(hit.value), hit.match)))
             if found:
                 return min(found, key=lambda pair: pair[0])[1]
