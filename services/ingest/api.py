@@ -26,8 +26,9 @@ from pydantic_core import to_json
 
 from services.ingest import metrics
 from services.ingest.config import SourcesConfig
+from services.ingest.normalise import Ingestion, normalise_candidate
 from services.ingest.observation import Accepted, Candidate, Limits, Rejected
-from services.ingest.poll import Ingestion, SourceHealth, normalise_candidate, open_ingestion, poll_forever
+from services.ingest.poll import SourceHealth, open_ingestion, poll_forever
 from services.ingest.publish import Decision, Item, NotPublished
 from services.ingest.settings import IngestSettings
 from shared.access import StaticKey, bearer_token, find_key

@@ -161,7 +161,7 @@ async def test_a_request_in_chunks_keeps_its_order_and_answers_per_item_when_a_c
     import httpx
 
     from services.ingest import api
-    from services.ingest.poll import Ingestion
+    from services.ingest.normalise import Ingestion
     from shared.access import parse_keys
 
     publisher, producer, seen = setup
