@@ -24,7 +24,6 @@ from services.ingest.fetch import Fetched, FetchError, FetchLimits, Validators, 
 from services.ingest.news import Classifier
 from services.ingest.normalise import Ingestion, normalise_candidate
 from services.ingest.observation import (
-    KIND_TOPICS,
     Limits,
     Malformed,
     MaterialCatalog,
@@ -36,6 +35,7 @@ from services.ingest.seen import SeenStore
 from services.ingest.settings import IngestSettings
 from services.ingest.sources import feeds, leadtimes, pinksheet, prices, trade
 from shared import topics
+from shared.events import SIGNALS
 from shared.kafka import EventProducer, ensure_topics
 from shared.outbound import OutboundPolicy, pinned_transport
 
@@ -235,7 +235,7 @@ async def open_ingestion(settings: IngestSettings, *, catalog: MaterialCatalog |
     await ensure_topics(settings.kafka_bootstrap_servers, settings.topic_namespace)
     producer = EventProducer(settings.kafka_bootstrap_servers, source="mews/ingest",
                              namespace=settings.topic_namespace)
-    await producer.start([*KIND_TOPICS.values(), topics.DEADLETTER])
+    await producer.start([*(s.topic for s in SIGNALS.values()), topics.DEADLETTER])
     seen = SeenStore(settings.seen_store_path)
     # Every connection, each redirect hop included, goes only to addresses the outbound policy allows.
     transport = pinned_transport(OutboundPolicy(settings.ingest_allow_private_sources))
