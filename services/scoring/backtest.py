@@ -1,7 +1,8 @@
 """Backtest: replay historical price, news, trade and lead-time files through `apply_event`, report every breach.
 
 The same pure engine as the live service; only the driver differs: files in, merged by event time, breach
-transitions out as CSV or JSON lines.
+transitions out as CSV or JSON lines. Files ingest reads (the Pink Sheet workbook) come through ingest's own
+readers, wired in services/cli.py (`report_of`), so the replay sees what the poller would have published.
 """
 
 from __future__ import annotations
@@ -11,19 +12,15 @@ import io
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from services.ingest.config import SourceConfig
-from services.ingest.observation import Accepted, Limits, Malformed, normalise_price
 from services.scoring.config import ScoringConfig
 from services.scoring.engine import MaterialState, apply_event_in_place
 from services.scoring.price_history import apply_price_history
-from shared.catalog import load_catalog
 from shared.events import (
     SIGNALS,
     BreachRaised,
@@ -34,9 +31,6 @@ from shared.events import (
     describe_validation_error,
 )
 from shared.kafka import event_id_for
-
-PINKSHEET_SOURCE = "worldbank-pinksheet"
-PINKSHEET_URL = "https://www.worldbank.org/en/research/commodity-markets"
 
 # Inputs at the same event time are applied in the order of SIGNALS, so a replay is the same however files are listed.
 _KIND_ORDER = {kind: n for n, kind in enumerate(SIGNALS)}
@@ -64,31 +58,9 @@ def _input(event: SignalEvent, event_id: str | None = None) -> Input:
     return Input(event, event_id or event_id_for(event.dedup_key()))
 
 
-def read_pinksheet(path: Path, series: dict[str, str] | None = None) -> ReadReport:
-    """Monthly prices from the World Bank Pink Sheet workbook, read and normalised exactly as ingest does.
-
-    `series` maps workbook codes to material names (default: the metals the catalog knows); records ingest
-    would dead-letter are counted as unreadable, by reason.
-    """
-    from services.ingest.sources import pinksheet  # only the workbook path needs openpyxl
-
-    source = SourceConfig(name=PINKSHEET_SOURCE, kind="pinksheet", path=path, series=series or {})
-    terms = replace(source.price_terms(), url=PINKSHEET_URL)
-    catalog = load_catalog()
-    # History is checked against today only to refuse prices dated in the future, as ingest would.
-    limits = Limits(now=datetime.now(UTC))
-    report = ReadReport()
-    for record in pinksheet.read_pinksheet(path.read_bytes(), source, catalog):
-        if isinstance(record, Malformed):
-            report.unreadable[f"pinksheet: {record.detail[:120]}"] += 1
-            continue
-        outcome = normalise_price(record, catalog, limits, terms)
-        if isinstance(outcome, Accepted):
-            report.inputs.extend(_input(e) for e in outcome.events)
-        else:
-            code = record.fields.get("series")
-            report.unreadable[f"pinksheet {code}: {outcome.code}"] += 1
-    return report
+def report_of(events: Iterable[SignalEvent], unreadable: Counter[str] | None = None) -> ReadReport:
+    """Events read elsewhere (ingest's readers of historical files) as replay inputs, under the ids ingest gives."""
+    return ReadReport([_input(e) for e in events], Counter(unreadable or {}))
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -130,16 +102,6 @@ def read_price_csv(path: Path) -> ReadReport:
         except ValidationError as exc:
             report.unreadable[f"{path.name}: {describe_validation_error(exc)[:120]}"] += 1
     return report
-
-
-def read_prices(path: Path) -> ReadReport:
-    """Prices from a Pink Sheet workbook (.xlsx), a CSV of records or JSON lines, by the file's suffix."""
-    suffix = path.suffix.lower()
-    if suffix == ".xlsx":
-        return read_pinksheet(path)
-    if suffix == ".csv":
-        return read_price_csv(path)
-    return read_jsonl(path, PriceObserved)
 
 
 def merge_inputs(reports: Iterable[ReadReport]) -> list[Input]:
