@@ -381,7 +381,7 @@ def create_app(settings: IngestSettings, sources: SourcesConfig | None = None) -
     app.state.runtime = runtime
     mount_observability(app, "ingest", {"kafka": lambda: check_producer(runtime)}, settings=settings)
     # Every push may find ingest starting, or Kafka not acknowledging in time: 503 with Retry-After.
-    secure_api(app, "ingest", settings, per_route=lambda route: {503} if "POST" in route.methods else ())
+    secure_api(app, "ingest", settings, per_route=lambda route: {503} if "POST" in (route.methods or ()) else ())
 
     @app.post("/v1/prices", status_code=202, response_model=BatchResult, openapi_extra=documented_body("price"))
     async def post_prices(key: Key, items: Items) -> Response:
