@@ -233,11 +233,12 @@ class Publisher:
             status = decision.status
             counts[(status, item.source, item.kind, decision.code)] += decision.events or 1
             if status == "published" and isinstance(item.outcome, Accepted):
+                key = (item.source, item.kind)
                 for event in item.outcome.events:
                     when = event.occurred_at
-                    best = newest.get((item.source, item.kind))
+                    best = newest.get(key)
                     if best is None or when > best:
-                        newest[(item.source, item.kind)] = when
+                        newest[key] = when
             elif status == "skipped":
                 log.info("item skipped", extra={"source": item.source, "kind": item.kind, "reason": decision.reason})
         for (status, source, kind, code), n in counts.items():
