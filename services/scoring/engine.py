@@ -13,7 +13,7 @@ from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from services.scoring.config import INDICATORS, PriceParams, ScoringConfig, load_config, parameter_of
 from services.scoring.indicators.composite import composite_score, normalise_components, points_per_component
@@ -855,7 +855,7 @@ def _quiet_rules(state: MaterialState, ind: dict[str, float | None], cfg: Scorin
 # --- the entry point -----------------------------------------------------------------------------------------
 
 _Applier = Callable[[MaterialState, Any, str, ScoringConfig, bool, float], MaterialState | str]
-_APPLY: dict[type[SignalEvent], _Applier] = {
+_APPLY: dict[type[Event], _Applier] = {
     PriceObserved: _apply_price, LeadTimeQuoted: _apply_leadtime, TradeFlowReported: _apply_trade,
     NewsReported: _apply_news, StockReported: _apply_stock}
 
@@ -895,9 +895,11 @@ def _seen_set(state: MaterialState) -> set[str]:
 
 def _apply(state: MaterialState | None, event: Event, event_id: str, config: ScoringConfig, *, own: bool,
            snapshot: bool) -> Outcome:
-    if not isinstance(event, SignalEvent) or (apply := _APPLY.get(type(event))) is None:
+    apply = _APPLY.get(type(event))
+    if apply is None:
         return Outcome(state or MaterialState(material=getattr(event, "material", "")),
                        rejected=f"irrelevant: {event.type} is not a scoring input")
+    event = cast(SignalEvent, event)  # every kind _APPLY holds is one; cheaper than isinstance on an ABC
     material = event.material
     if state is None:
         state = MaterialState(material=material)
