@@ -20,7 +20,6 @@ from services.scoring.indicators.concentration import EU_MEMBERS, governance_ris
 from services.scoring.refdata.tables import ReferenceData, load_reference_data
 from services.scoring.rules import Rule
 from shared.durations import Duration, parse_duration
-from shared.events import SIGNALS
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "scoring.toml"
 
@@ -95,7 +94,6 @@ def parameter_of(indicator: str) -> str:
 
 
 COMPONENTS = ("volatility", "price_trend", "leadtime", "concentration", "export_controls")
-KINDS = tuple(SIGNALS)
 _SLUG = r"[a-z0-9]+(-[a-z0-9]+)*"
 
 
