@@ -75,7 +75,6 @@ def list_topics() -> None:
         click.echo(f"{t.name}\tpartitions={t.partitions}\tcleanup={t.cleanup_policy}\t{t.description}")
 
 
-
 # --- files through ingest's readers into scoring's pure code ---------------------------------------------
 
 
