@@ -33,10 +33,9 @@ test-unit: $(STAMP) ## Run the tests that need no broker (only the virtualenv)
 test-integration: install ## Run the tests on real Kafka, databases, SMTP and HTTP
 	$(BIN)/python -m pytest -q tests/integration tests/e2e
 
-lint: $(STAMP) ## ruff and mypy (only the virtualenv)
+lint: $(STAMP) ## ruff and mypy over shared and services (only the virtualenv)
 	$(BIN)/ruff check .
-	$(BIN)/mypy shared services/scoring/indicators services/scoring/rules.py services/scoring/refdata \
-		services/scoring/config.py
+	$(BIN)/mypy
 
 # The published files (WGI, USGS MCS, EU CRM study), one folder per publication; see docs/methodology.md.
 REFDATA_FROM ?= ../shared/data

@@ -12,12 +12,16 @@ import functools
 import json
 import logging
 import uuid
+from abc import abstractmethod
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar, overload
 
 from prometheus_client import Counter
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shared import topics
 
 SPECVERSION = "1.0"
 MaterialId = Annotated[str, Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=64)]
@@ -56,11 +60,36 @@ class Event(BaseModel):
         return getattr(self, "material", "")
 
 
-class PriceObserved(Event):
+class SignalEvent(Event):
+    """Base of the five supply signals ingest publishes and scoring takes in: about one material, at one time."""
+
+    kind: ClassVar[str]  # the signal kind (price, trade, leadtime, news, stock): `SIGNALS` maps it to a topic
+    material: MaterialId  # the partition key of every input topic
+    if TYPE_CHECKING:  # each kind declares its own default, and the field's place among its fields stays as it was
+        classification: Classification = Classification.PUBLIC
+
+    @property
+    @abstractmethod
+    def occurred_at(self) -> datetime:
+        """The event time: when the signal was true, not when it was sent; a material's watermark runs on it."""
+
+    @abstractmethod
+    def dedup_key(self) -> str:
+        """What makes a repeat of this signal a duplicate, whoever sends it again."""
+
+
+def period_start(period: str) -> datetime:
+    """The first instant (UTC) of a trade period "2023" or "2023-05"."""
+    year = int(period[:4])
+    month = int(period[5:7]) if len(period) > 4 else 1
+    return datetime(year, month, 1, tzinfo=UTC)
+
+
+class PriceObserved(SignalEvent):
     """One price of one material at one time, normalised to the series' stated unit and currency."""
 
     type: ClassVar[str] = "mews.price.observed.v1"
-    material: MaterialId
+    kind: ClassVar[str] = "price"
     source: str = Field(max_length=200)
     observed_at: AwareDatetime
     price: float = Field(gt=0, allow_inf_nan=False)
@@ -69,6 +98,10 @@ class PriceObserved(Event):
     series: str = Field(default="", max_length=200)
     url: str = Field(default="", max_length=2000)
     classification: Classification = Classification.PUBLIC
+
+    @property
+    def occurred_at(self) -> datetime:
+        return self.observed_at
 
     def dedup_key(self) -> str:
         return f"{self.source}|{self.material}|{self.series}|{self.observed_at.isoformat()}"
@@ -107,11 +140,14 @@ PriceChangePct = Annotated[float, Field(ge=NEWS_PRICE_CHANGE_PCT[0], le=NEWS_PRI
 DaysUntilInForce = Annotated[int, Field(ge=-NEWS_DAYS_UNTIL_IN_FORCE_MAX, le=NEWS_DAYS_UNTIL_IN_FORCE_MAX)]
 
 
-class NewsReported(Event):
-    """A news item bearing on supply, with its classification, the figures it states and the words that decided it."""
+class NewsReported(SignalEvent):
+    """A news item bearing on supply, with its classification, the figures it states and the words that decided it.
+
+    One event per material the item is about.
+    """
 
     type: ClassVar[str] = "mews.news.reported.v1"
-    material: MaterialId  # the partition key: one event per material the item is about
+    kind: ClassVar[str] = "news"
     item_id: str = Field(max_length=200)
     source: str = Field(max_length=200)
     url: str = Field(default="", max_length=2000)
@@ -136,15 +172,19 @@ class NewsReported(Event):
     price_change_pct: PriceChangePct | None = None
     days_until_in_force: DaysUntilInForce | None = None
 
+    @property
+    def occurred_at(self) -> datetime:
+        return self.published_at
+
     def dedup_key(self) -> str:
         return f"{self.item_id}|{self.material}"
 
 
-class TradeFlowReported(Event):
+class TradeFlowReported(SignalEvent):
     """Imports (or exports) of one material's trade code between two countries over one period."""
 
     type: ClassVar[str] = "mews.trade.reported.v1"
-    material: MaterialId
+    kind: ClassVar[str] = "trade"
     source: str = Field(max_length=200)
     reporter: str = Field(max_length=8)  # ISO alpha-2, or EU27
     partner: CountryCode
@@ -155,15 +195,20 @@ class TradeFlowReported(Event):
     value_eur: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     classification: Classification = Classification.PUBLIC
 
+    @property
+    def occurred_at(self) -> datetime:
+        """The start of the period: a flow is true of its whole period, and is published months after it."""
+        return period_start(self.period)
+
     def dedup_key(self) -> str:
         return f"{self.source}|{self.material}|{self.reporter}|{self.partner}|{self.hs_code}|{self.flow}|{self.period}"
 
 
-class LeadTimeQuoted(Event):
+class LeadTimeQuoted(SignalEvent):
     """A quoted delivery lead time for a material from a supplier or origin country."""
 
     type: ClassVar[str] = "mews.leadtime.quoted.v1"
-    material: MaterialId
+    kind: ClassVar[str] = "leadtime"
     source: str = Field(max_length=200)
     quoted_at: AwareDatetime
     lead_time_days: float = Field(gt=0, le=3650, allow_inf_nan=False)
@@ -171,26 +216,57 @@ class LeadTimeQuoted(Event):
     supplier: str = Field(default="", max_length=200)
     classification: Classification = Classification.PUBLIC
 
+    @property
+    def occurred_at(self) -> datetime:
+        return self.quoted_at
+
     def dedup_key(self) -> str:
         return f"{self.source}|{self.material}|{self.supplier}|{self.origin_country}|{self.quoted_at.isoformat()}"
 
 
-class StockReported(Event):
+class StockReported(SignalEvent):
     """Tonnes of a material held in stock by one holder on one date (CRMA Art. 23 strategic stocks).
 
     Stock levels are sensitive: government-only unless the reporter says otherwise.
     """
 
     type: ClassVar[str] = "mews.stock.reported.v1"
-    material: MaterialId
+    kind: ClassVar[str] = "stock"
     source: str = Field(max_length=200)
     reported_at: AwareDatetime  # the date the stock was counted
     tonnes: float = Field(ge=0, allow_inf_nan=False)
     holder: str = Field(default="", max_length=200)  # e.g. a national stockpile agency
     classification: Classification = Classification.GOVERNMENT
 
+    @property
+    def occurred_at(self) -> datetime:
+        return self.reported_at
+
     def dedup_key(self) -> str:
         return f"{self.source}|{self.material}|{self.holder}|{self.reported_at.isoformat()}"
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One kind of supply signal: the event that carries it and the one topic it travels on."""
+
+    event: type[SignalEvent]
+    topic: topics.Topic
+
+    @property
+    def kind(self) -> str:
+        return self.event.kind
+
+
+# The one table of signal kinds, used by ingest (where to publish), scoring (what each topic holds) and the
+# backtest; its order breaks ties of event time in a replay, so a replay is the same however files are listed.
+SIGNALS: dict[str, Signal] = {s.kind: s for s in (
+    Signal(PriceObserved, topics.PRICES),
+    Signal(TradeFlowReported, topics.TRADE),
+    Signal(LeadTimeQuoted, topics.LEADTIMES),
+    Signal(NewsReported, topics.NEWS),
+    Signal(StockReported, topics.STOCKS),
+)}
 
 
 class Evidence(BaseModel):
@@ -282,11 +358,8 @@ class DeadLettered(Event):
                    original_b64=base64.b64encode(data).decode(), received_at=datetime.now(UTC))
 
 
-EVENT_TYPES: dict[str, type[Event]] = {
-    cls.type: cls
-    for cls in (PriceObserved, NewsReported, TradeFlowReported, LeadTimeQuoted, StockReported, BreachRaised,
-                IndicatorSnapshot, DeadLettered)
-}
+_EVENTS: tuple[type[Event], ...] = (*(s.event for s in SIGNALS.values()), BreachRaised, IndicatorSnapshot, DeadLettered)
+EVENT_TYPES: dict[str, type[Event]] = {cls.type: cls for cls in _EVENTS}
 
 
 class EnvelopeError(ValueError):
@@ -330,6 +403,15 @@ def encode(event: Event, *, source: str, event_id: str | None = None, written_at
             f'"datacontenttype":"application/json","data":')
     tail = f',"subject":{_quote(subject)}}}' if subject else "}"
     return b"".join((head.encode(), event.__pydantic_serializer__.to_json(event, ensure_ascii=True), tail.encode()))
+
+
+_E = TypeVar("_E", bound=Event)
+
+
+@overload
+def decode(raw: bytes | str, expected: type[_E]) -> tuple[dict, _E]: ...
+@overload
+def decode(raw: bytes | str, expected: None = None) -> tuple[dict, Event]: ...
 
 
 def decode(raw: bytes | str, expected: type[Event] | None = None) -> tuple[dict, Event]:

@@ -26,8 +26,9 @@ from pydantic_core import to_json
 
 from services.ingest import metrics
 from services.ingest.config import SourcesConfig
+from services.ingest.normalise import Ingestion, normalise_candidate
 from services.ingest.observation import Accepted, Candidate, Limits, Rejected
-from services.ingest.poll import Ingestion, SourceHealth, normalise_candidate, open_ingestion, poll_forever
+from services.ingest.poll import SourceHealth, open_ingestion, poll_forever
 from services.ingest.publish import Decision, Item, NotPublished
 from services.ingest.settings import IngestSettings
 from shared.access import StaticKey, bearer_token, find_key
@@ -380,7 +381,7 @@ def create_app(settings: IngestSettings, sources: SourcesConfig | None = None) -
     app.state.runtime = runtime
     mount_observability(app, "ingest", {"kafka": lambda: check_producer(runtime)}, settings=settings)
     # Every push may find ingest starting, or Kafka not acknowledging in time: 503 with Retry-After.
-    secure_api(app, "ingest", settings, per_route=lambda route: {503} if "POST" in route.methods else ())
+    secure_api(app, "ingest", settings, per_route=lambda route: {503} if "POST" in (route.methods or ()) else ())
 
     @app.post("/v1/prices", status_code=202, response_model=BatchResult, openapi_extra=documented_body("price"))
     async def post_prices(key: Key, items: Items) -> Response:

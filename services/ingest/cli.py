@@ -111,9 +111,11 @@ def backfill(config: Path | None, source_name: str | None, file: Path | None, ki
     else:
         if kind is None:
             raise click.UsageError("--file needs --kind")
+        assert file is not None  # given: checked above
         try:
-            source = SourceConfig(name=name or f"backfill:{file.name}"[:100], kind=kind, path=file.resolve(),
-                                  currency=currency, unit=unit, material=material, eu27_total=eu27_total)
+            source = SourceConfig.model_validate({
+                "name": name or f"backfill:{file.name}"[:100], "kind": kind, "path": file.resolve(),
+                "currency": currency, "unit": unit, "material": material, "eu27_total": eu27_total})
         except ValueError as exc:
             raise click.UsageError(str(exc)) from exc
     settings = _settings()

@@ -17,8 +17,9 @@ NOT_ACKNOWLEDGED = Counter("mews_ingest_items_not_acknowledged",
                            "Items Kafka did not acknowledge within the deadline: abandoned, not recorded as seen, "
                            "for the sender (feed poller or API client) to send again", ["source", "kind"])
 DUPLICATES = Counter("mews_ingest_items_duplicate", "Items already published before", ["source", "kind"])
-NEWEST_ITEM = Gauge("mews_ingest_newest_item_timestamp_seconds", "Time of the newest item published",
-                    ["source"])
+NEWEST_ITEM = Gauge("mews_ingest_newest_item_timestamp_seconds",
+                    "Event time of the newest item published (a trade flow's is the start of its period)",
+                    ["source", "kind"])
 LAST_SUCCESS = Gauge("mews_ingest_last_success_timestamp_seconds", "When a source was last fetched and "
                      "published without error", ["source"])
 CONSECUTIVE_FAILURES = Gauge("mews_ingest_source_consecutive_failures", "Failed fetches since the last success",

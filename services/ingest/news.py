@@ -11,7 +11,7 @@ import hashlib
 import math
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -130,7 +130,7 @@ def normalise_news(candidate: Candidate, classify: Classifier, catalog: Any, lim
     return Accepted(events, identities)
 
 
-def _signal(fields: dict[str, Any], result: Any, days_until: int | None) -> dict[str, Any]:
+def _signal(fields: Mapping[str, Any], result: Any, days_until: int | None) -> dict[str, Any]:
     """The topic and figures: each as a push client gave it (validated by the API), else the classifier's.
 
     A figure the classifier read that no item could mean (a lead time of a century) is left unsaid rather than
@@ -149,7 +149,7 @@ def _signal(fields: dict[str, Any], result: Any, days_until: int | None) -> dict
     }
 
 
-def _given_or_read(fields: dict[str, Any], result: Any, name: str, low: float, high: float,
+def _given_or_read(fields: Mapping[str, Any], result: Any, name: str, low: float, high: float,
                    otherwise: float | None = None) -> Any:
     if (given := fields.get(name)) is not None:
         return given  # a bad given figure fails NewsReported's validation and rejects the item with its reason

@@ -17,24 +17,15 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from shared import topics
 from shared.events import (
     Classification,
-    Event,
     LeadTimeQuoted,
     PriceObserved,
+    SignalEvent,
     StockReported,
     TradeFlowReported,
     describe_validation_error,
 )
-
-KIND_TOPICS: dict[str, topics.Topic] = {
-    "price": topics.PRICES,
-    "news": topics.NEWS,
-    "trade": topics.TRADE,
-    "leadtime": topics.LEADTIMES,
-    "stock": topics.STOCKS,
-}
 
 
 class MaterialCatalog(Protocol):
@@ -77,11 +68,11 @@ class Candidate:
 class Accepted:
     """Events to publish; `identities` are the keys that make a repeat of this record a duplicate."""
 
-    events: tuple[Event, ...]
+    events: tuple[SignalEvent, ...]
     identities: tuple[str, ...] = ()
 
     def dedup_keys(self) -> tuple[str, ...]:
-        return self.identities or tuple(e.dedup_key() for e in self.events)  # type: ignore[attr-defined]
+        return self.identities or tuple(e.dedup_key() for e in self.events)
 
 
 @dataclass(frozen=True)
@@ -366,7 +357,8 @@ def normalise_trade(candidate: Candidate, catalog: MaterialCatalog, limits: Limi
         values[name] = number
     try:
         events = tuple(TradeFlowReported(material=m, source=candidate.source, reporter=reporter, partner=partner,
-                                         hs_code=code, flow=flow, period=period, **values) for m in materials)
+                                         hs_code=code, flow=flow, period=period, quantity_kg=values["quantity_kg"],
+                                         value_eur=values["value_eur"]) for m in materials)
     except ValidationError as exc:
         return Rejected("invalid_trade", describe_validation_error(exc))
     return Accepted(events)

@@ -14,33 +14,28 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import httpx
 
 from services.ingest import metrics
 from services.ingest.config import SourceConfig, SourcesConfig
 from services.ingest.fetch import Fetched, FetchError, FetchLimits, Validators, fetch_file, fetch_url
-from services.ingest.news import Classifier, normalise_news
+from services.ingest.news import Classifier
+from services.ingest.normalise import Ingestion, normalise_candidate
 from services.ingest.observation import (
-    KIND_TOPICS,
-    Candidate,
     Limits,
     Malformed,
     MaterialCatalog,
     Record,
     RememberedNames,
-    normalise_leadtime,
-    normalise_price,
-    normalise_stock,
-    normalise_trade,
 )
 from services.ingest.publish import Item, Publisher
 from services.ingest.seen import SeenStore
 from services.ingest.settings import IngestSettings
 from services.ingest.sources import feeds, leadtimes, pinksheet, prices, trade
 from shared import topics
+from shared.events import SIGNALS
 from shared.kafka import EventProducer, ensure_topics
 from shared.outbound import OutboundPolicy, pinned_transport
 
@@ -58,23 +53,6 @@ READERS = {
 PUBLISH_CHUNK = 1000
 POLL_CONCURRENCY = 8  # sources fetched and read at once; each fetch ends within its own timeout
 MAX_DEAD_DOCUMENT = 100_000  # bytes of an unreadable document kept in its dead letter
-
-
-@dataclass
-class Ingestion:
-    """Everything a source run needs, built once at start-up."""
-
-    publisher: Publisher
-    seen: SeenStore
-    catalog: MaterialCatalog
-    classify: Classifier
-    client: httpx.AsyncClient
-    fetch_limits: FetchLimits = field(default_factory=FetchLimits)
-    future_tolerance: timedelta = timedelta(days=1)
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-
-    def limits(self) -> Limits:
-        return Limits(now=self.clock(), future_tolerance=self.future_tolerance)
 
 
 @dataclass
@@ -125,22 +103,6 @@ def normalise_record(record: Record, source: SourceConfig, ingestion: Ingestion,
     if isinstance(record, Malformed):
         return Item(kind, source.name, record, record.raw)
     return Item(kind, source.name, normalise_candidate(record, ingestion, limits, source), record.raw)
-
-
-def normalise_candidate(candidate: Candidate, ingestion: Ingestion, limits: Limits,
-                        source: SourceConfig | None = None) -> Any:
-    """The same normalisation for a feed record and an API item."""
-    if candidate.kind == "price":
-        return normalise_price(candidate, ingestion.catalog, limits, source.price_terms() if source else None)
-    if candidate.kind == "news":
-        return normalise_news(candidate, ingestion.classify, ingestion.catalog, limits)
-    if candidate.kind == "trade":
-        return normalise_trade(candidate, ingestion.catalog, limits)
-    if candidate.kind == "leadtime":
-        return normalise_leadtime(candidate, ingestion.catalog, limits)
-    if candidate.kind == "stock":
-        return normalise_stock(candidate, ingestion.catalog, limits)
-    raise ValueError(f"unknown kind {candidate.kind!r}")
 
 
 async def fetch_source(source: SourceConfig, ingestion: Ingestion, *, conditional: bool = True) -> Fetched:
@@ -273,7 +235,7 @@ async def open_ingestion(settings: IngestSettings, *, catalog: MaterialCatalog |
     await ensure_topics(settings.kafka_bootstrap_servers, settings.topic_namespace)
     producer = EventProducer(settings.kafka_bootstrap_servers, source="mews/ingest",
                              namespace=settings.topic_namespace)
-    await producer.start([*KIND_TOPICS.values(), topics.DEADLETTER])
+    await producer.start([*(s.topic for s in SIGNALS.values()), topics.DEADLETTER])
     seen = SeenStore(settings.seen_store_path)
     # Every connection, each redirect hop included, goes only to addresses the outbound policy allows.
     transport = pinned_transport(OutboundPolicy(settings.ingest_allow_private_sources))

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.ingest import metrics
-from services.ingest.observation import KIND_TOPICS, Accepted, Malformed, Outcome, Skipped
+from services.ingest.observation import Accepted, Malformed, Outcome, Skipped
 from services.ingest.seen import SeenStore
 from shared import topics
-from shared.events import DeadLettered, Event, PriceObserved
+from shared.events import SIGNALS, DeadLettered
 from shared.kafka import EventProducer, Outgoing, Submission, event_id_for
 
 log = logging.getLogger(__name__)
@@ -43,13 +43,6 @@ class Item:
     source: str
     outcome: Outcome | Malformed
     raw: bytes
-
-
-def _event_time(event: Event) -> datetime | None:
-    if type(event) is PriceObserved:  # most items: one attribute, not three look-ups
-        return event.observed_at
-    return getattr(event, "observed_at", None) or getattr(event, "published_at", None) or \
-        getattr(event, "quoted_at", None)
 
 
 class NotPublished(Exception):  # noqa: N818 (a outcome callers handle, not a programming error)
@@ -107,7 +100,7 @@ class Publisher:
         self.producer = producer
         self.seen = seen
         self.within = within
-        self._newest: dict[str, float] = {}
+        self._newest: dict[tuple[str, str], float] = {}
         self._in_flight: dict[str, asyncio.Future[None]] = {}
         self._submitting = asyncio.Lock()  # FIFO: batches reach Kafka in call order
 
@@ -168,10 +161,10 @@ class Publisher:
                     plan.decisions.append(DUPLICATE)
                     continue
                 batch_keys.update(item_keys)
-                topic = KIND_TOPICS[item.kind]
+                topic = SIGNALS[item.kind].topic
                 # The keys are the events' own unless the outcome names other identities: computed once.
                 event_keys = item_keys if not outcome.identities else \
-                    tuple(e.dedup_key() for e in outcome.events)  # type: ignore[attr-defined]
+                    tuple(e.dedup_key() for e in outcome.events)
                 for event, event_key in zip(outcome.events, event_keys, strict=True):
                     plan.sends.append((topic, event, None, event_id_for(event_key)))
                 plan.sent.append((index, len(outcome.events)))
@@ -204,7 +197,7 @@ class Publisher:
             letters: list[Outgoing] = [
                 (topics.DEADLETTER, DeadLettered.of(item.raw, f"{code}: {detail}", source=item.source,
                                                     stage="ingest",
-                                                    intended_topic=KIND_TOPICS[item.kind].qualified(namespace)),
+                                                    intended_topic=SIGNALS[item.kind].topic.qualified(namespace)),
                  item.source, None)
                 for item, code, detail in plan.dead]
             remaining = deadline - asyncio.get_running_loop().time()
@@ -235,16 +228,17 @@ class Publisher:
     def _count(self, items: Sequence[Item], decisions: list[Decision]) -> None:
         """Metrics and logs per batch, not per item: a batch of 10,000 must not pay 10,000 label look-ups."""
         counts: Counter[tuple[str, str, str, str]] = Counter()
-        newest: dict[str, datetime] = {}
+        newest: dict[tuple[str, str], datetime] = {}
         for item, decision in zip(items, decisions, strict=True):
             status = decision.status
             counts[(status, item.source, item.kind, decision.code)] += decision.events or 1
-            if status == "published":
-                for event in item.outcome.events:  # type: ignore[union-attr]
-                    if (when := _event_time(event)) is not None:
-                        best = newest.get(item.source)
-                        if best is None or when > best:
-                            newest[item.source] = when
+            if status == "published" and isinstance(item.outcome, Accepted):
+                key = (item.source, item.kind)
+                for event in item.outcome.events:
+                    when = event.occurred_at
+                    best = newest.get(key)
+                    if best is None or when > best:
+                        newest[key] = when
             elif status == "skipped":
                 log.info("item skipped", extra={"source": item.source, "kind": item.kind, "reason": decision.reason})
         for (status, source, kind, code), n in counts.items():
@@ -258,14 +252,14 @@ class Publisher:
                 metrics.REJECTED.labels(source, kind, code).inc(n)
             elif status == "failed":
                 metrics.NOT_ACKNOWLEDGED.labels(source, kind).inc(n)
-        for source, when in newest.items():
+        for (source, kind), when in newest.items():
             t = when.timestamp()  # once per source and batch, not per event
-            if t > self._newest.get(source, 0.0):
-                self._newest[source] = t
-                metrics.NEWEST_ITEM.labels(source).set(t)
+            if t > self._newest.get((source, kind), 0.0):
+                self._newest[(source, kind)] = t
+                metrics.NEWEST_ITEM.labels(source, kind).set(t)
 
     async def dead_letter_document(self, raw: bytes, kind: str, source: str, code: str, detail: str) -> None:
         """Quarantine a whole fetched document that could not be read at all (unsafe XML, oversized)."""
         metrics.REJECTED.labels(source, kind, code).inc()
         await self.producer.dead_letter(raw, f"{code}: {detail}", source=source, stage="ingest",
-                                        intended_topic=KIND_TOPICS[kind].qualified(self.producer.namespace))
+                                        intended_topic=SIGNALS[kind].topic.qualified(self.producer.namespace))

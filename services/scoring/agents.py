@@ -30,16 +30,12 @@ from services.scoring.intake import BatchIntake
 from services.scoring.states import MaterialStates, Resident, position
 from shared import topics as declared
 from shared.events import (
+    SIGNALS,
     BreachRaised,
     DeadLettered,
     EnvelopeError,
-    Event,
     IndicatorSnapshot,
-    LeadTimeQuoted,
-    NewsReported,
-    PriceObserved,
-    StockReported,
-    TradeFlowReported,
+    SignalEvent,
     decode,
     encode,
 )
@@ -50,15 +46,8 @@ log = logging.getLogger(__name__)
 
 SOURCE = "mews/scoring"
 SERVICE = "scoring"
-INPUTS: tuple[declared.Topic, ...] = (declared.PRICES, declared.NEWS, declared.TRADE, declared.LEADTIMES,
-                                      declared.STOCKS)
-EXPECTED: dict[str, type[Event]] = {
-    declared.PRICES.name: PriceObserved,
-    declared.NEWS.name: NewsReported,
-    declared.TRADE.name: TradeFlowReported,
-    declared.LEADTIMES.name: LeadTimeQuoted,
-    declared.STOCKS.name: StockReported,
-}
+INPUTS: tuple[declared.Topic, ...] = tuple(s.topic for s in SIGNALS.values())
+EXPECTED: dict[str, type[SignalEvent]] = {s.topic.name: s.event for s in SIGNALS.values()}
 
 EVENTS = Counter("mews_scoring_events_total", "Input events by topic and what became of them",
                  ["topic", "outcome"])
@@ -87,10 +76,10 @@ class Accepted:
     """An input that passed the edge: its envelope and typed event."""
 
     envelope: dict[str, Any]
-    event: Event
+    event: SignalEvent
 
 
-def read_input(raw: bytes | None, key: bytes | None, expected: type[Event]) -> Accepted | str:
+def read_input(raw: bytes | None, key: bytes | None, expected: type[SignalEvent]) -> Accepted | str:
     """Validate one input message; the reason it cannot be scored if it cannot."""
     if raw is None:
         return "empty message (no value)"
@@ -98,7 +87,7 @@ def read_input(raw: bytes | None, key: bytes | None, expected: type[Event]) -> A
         envelope, event = decode(raw, expected)
     except EnvelopeError as exc:
         return str(exc)
-    material = getattr(event, "material", "")
+    material = event.material
     # A key that is not the material would put this input in another partition than the material's state.
     if key is None or key.decode("utf-8", "replace") != material:
         shown = "none" if key is None else repr(key.decode("utf-8", "replace")[:80])
@@ -222,7 +211,7 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
         if isinstance(checked, str):
             await quarantine(message, checked)
             return "invalid"
-        material = checked.event.material  # type: ignore[attr-defined]
+        material = checked.event.material
         resident = states.get(material, message.partition)
         if resident.covers(declared_topic.name, message.partition, message.offset):
             return "replayed"  # re-read after a restart, already in the recovered state: applying it again is wrong

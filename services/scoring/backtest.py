@@ -1,7 +1,8 @@
 """Backtest: replay historical price, news, trade and lead-time files through `apply_event`, report every breach.
 
 The same pure engine as the live service; only the driver differs: files in, merged by event time, breach
-transitions out as CSV or JSON lines.
+transitions out as CSV or JSON lines. Files ingest reads (the Pink Sheet workbook) come through ingest's own
+readers, wired in services/cli.py (`report_of`), so the replay sees what the poller would have published.
 """
 
 from __future__ import annotations
@@ -11,38 +12,28 @@ import io
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from services.ingest.config import SourceConfig
-from services.ingest.observation import Accepted, Limits, Malformed, normalise_price
 from services.scoring.config import ScoringConfig
-from services.scoring.engine import MaterialState, apply_event_in_place, event_time
+from services.scoring.engine import MaterialState, apply_event_in_place
 from services.scoring.price_history import apply_price_history
-from shared.catalog import load_catalog
 from shared.events import (
+    SIGNALS,
     BreachRaised,
     EnvelopeError,
-    Event,
-    LeadTimeQuoted,
-    NewsReported,
     PriceObserved,
-    StockReported,
-    TradeFlowReported,
+    SignalEvent,
     decode,
     describe_validation_error,
 )
 from shared.kafka import event_id_for
 
-PINKSHEET_SOURCE = "worldbank-pinksheet"
-PINKSHEET_URL = "https://www.worldbank.org/en/research/commodity-markets"
-
-# Inputs at the same event time are applied in this order, so a replay is the same however files are listed.
-_KIND_ORDER = {PriceObserved: 0, TradeFlowReported: 1, LeadTimeQuoted: 2, NewsReported: 3, StockReported: 4}
+# Inputs at the same event time are applied in the order of SIGNALS, so a replay is the same however files are listed.
+_KIND_ORDER = {kind: n for n, kind in enumerate(SIGNALS)}
 REPORT_FIELDS = ("time", "material", "rule", "severity", "status", "value", "threshold", "indicator", "starts_at",
                  "ends_at", "summary", "fingerprint", "classification", "evidence_ids")
 
@@ -51,7 +42,7 @@ REPORT_FIELDS = ("time", "material", "rule", "severity", "status", "value", "thr
 class Input:
     """One replayable event with the id it carries (its CloudEvents id, or the id ingest would give it)."""
 
-    event: Event
+    event: SignalEvent
     event_id: str
 
 
@@ -63,35 +54,13 @@ class ReadReport:
     unreadable: Counter[str] = field(default_factory=Counter)
 
 
-def _input(event: Event, event_id: str | None = None) -> Input:
-    return Input(event, event_id or event_id_for(event.dedup_key()))  # type: ignore[attr-defined]
+def _input(event: SignalEvent, event_id: str | None = None) -> Input:
+    return Input(event, event_id or event_id_for(event.dedup_key()))
 
 
-def read_pinksheet(path: Path, series: dict[str, str] | None = None) -> ReadReport:
-    """Monthly prices from the World Bank Pink Sheet workbook, read and normalised exactly as ingest does.
-
-    `series` maps workbook codes to material names (default: the metals the catalog knows); records ingest
-    would dead-letter are counted as unreadable, by reason.
-    """
-    from services.ingest.sources import pinksheet  # only the workbook path needs openpyxl
-
-    source = SourceConfig(name=PINKSHEET_SOURCE, kind="pinksheet", path=path, series=series or {})
-    terms = replace(source.price_terms(), url=PINKSHEET_URL)
-    catalog = load_catalog()
-    # History is checked against today only to refuse prices dated in the future, as ingest would.
-    limits = Limits(now=datetime.now(UTC))
-    report = ReadReport()
-    for record in pinksheet.read_pinksheet(path.read_bytes(), source, catalog):
-        if isinstance(record, Malformed):
-            report.unreadable[f"pinksheet: {record.detail[:120]}"] += 1
-            continue
-        outcome = normalise_price(record, catalog, limits, terms)
-        if isinstance(outcome, Accepted):
-            report.inputs.extend(_input(e) for e in outcome.events)
-        else:
-            code = record.fields.get("series")
-            report.unreadable[f"pinksheet {code}: {outcome.code}"] += 1
-    return report
+def report_of(events: Iterable[SignalEvent], unreadable: Counter[str] | None = None) -> ReadReport:
+    """Events read elsewhere (ingest's readers of historical files) as replay inputs, under the ids ingest gives."""
+    return ReadReport([_input(e) for e in events], Counter(unreadable or {}))
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -101,7 +70,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
                 yield n, line
 
 
-def read_jsonl(path: Path, cls: type[Event]) -> ReadReport:
+def read_jsonl(path: Path, cls: type[SignalEvent]) -> ReadReport:
     """Events of one type from JSON lines: either the event's fields or a whole CloudEvents envelope."""
     report = ReadReport()
     for _, line in _lines(path):
@@ -135,21 +104,10 @@ def read_price_csv(path: Path) -> ReadReport:
     return report
 
 
-def read_prices(path: Path) -> ReadReport:
-    """Prices from a Pink Sheet workbook (.xlsx), a CSV of records or JSON lines, by the file's suffix."""
-    suffix = path.suffix.lower()
-    if suffix == ".xlsx":
-        return read_pinksheet(path)
-    if suffix == ".csv":
-        return read_price_csv(path)
-    return read_jsonl(path, PriceObserved)
-
-
 def merge_inputs(reports: Iterable[ReadReport]) -> list[Input]:
     """All inputs in event-time order; ties by kind, material and id, so the order never depends on the files."""
     inputs = [i for r in reports for i in r.inputs]
-    inputs.sort(key=lambda i: (event_time(i.event), _KIND_ORDER[type(i.event)],  # type: ignore[index]
-                               getattr(i.event, "material", ""), i.event_id))
+    inputs.sort(key=lambda i: (i.event.occurred_at, _KIND_ORDER[i.event.kind], i.event.material, i.event_id))
     return inputs
 
 
@@ -175,14 +133,14 @@ def replay(inputs: Iterable[Input], config: ScoringConfig,
     items = list(inputs)
     by_material: dict[str, list[int]] = {}
     for n, item in enumerate(items):
-        by_material.setdefault(item.event.material, []).append(n)  # type: ignore[attr-defined]
+        by_material.setdefault(item.event.material, []).append(n)
     result = BacktestResult()
     found: dict[int, list[BreachRaised]] = {}
     for material, indices in by_material.items():
         history = None
-        if all(type(items[n].event) is PriceObserved for n in indices):
-            history = apply_price_history([items[n].event for n in indices],  # type: ignore[misc]
-                                          [items[n].event_id for n in indices], config)
+        prices = [e for n in indices if type(e := items[n].event) is PriceObserved]
+        if len(prices) == len(indices):
+            history = apply_price_history(prices, [items[n].event_id for n in indices], config)
         if history is not None:
             result.states[material] = history.state
             result.applied += len(indices)

@@ -94,7 +94,6 @@ def parameter_of(indicator: str) -> str:
 
 
 COMPONENTS = ("volatility", "price_trend", "leadtime", "concentration", "export_controls")
-KINDS = ("price", "news", "trade", "leadtime", "stock")
 _SLUG = r"[a-z0-9]+(-[a-z0-9]+)*"
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from services.scoring.config import INDICATORS, PriceParams, ScoringConfig, load_config, parameter_of
 from services.scoring.indicators.composite import composite_score, normalise_components, points_per_component
@@ -55,12 +56,13 @@ from shared.events import (
     NewsReported,
     PriceObserved,
     Severity,
+    SignalEvent,
     StockReported,
     TradeFlowReported,
+    period_start,
 )
 
-__all__ = ["MaterialState", "Outcome", "apply_event", "apply_event_in_place", "load_config", "event_time",
-           "ScoringConfig"]
+__all__ = ["MaterialState", "Outcome", "apply_event", "apply_event_in_place", "load_config", "ScoringConfig"]
 
 DAY = 86400.0
 _Frozen = TypeVar("_Frozen")
@@ -286,32 +288,6 @@ def _epoch(dt: datetime) -> float:
 
 def _dt(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
-
-
-def period_start(period: str) -> datetime:
-    """The first instant (UTC) of a trade period "2023" or "2023-05"."""
-    year = int(period[:4])
-    month = int(period[5:7]) if len(period) > 4 else 1
-    return datetime(year, month, 1, tzinfo=UTC)
-
-
-def event_time(event: Event) -> datetime | None:
-    """The event time of a scoring input (None for events that are not inputs)."""
-    if isinstance(event, PriceObserved):
-        return event.observed_at
-    if isinstance(event, LeadTimeQuoted):
-        return event.quoted_at
-    if isinstance(event, NewsReported):
-        return event.published_at
-    if isinstance(event, TradeFlowReported):
-        return period_start(event.period)
-    if isinstance(event, StockReported):
-        return event.reported_at
-    return None
-
-
-_KIND = {PriceObserved: "price", NewsReported: "news", TradeFlowReported: "trade", LeadTimeQuoted: "leadtime",
-         StockReported: "stock"}
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -878,8 +854,10 @@ def _quiet_rules(state: MaterialState, ind: dict[str, float | None], cfg: Scorin
 
 # --- the entry point -----------------------------------------------------------------------------------------
 
-_APPLY = {PriceObserved: _apply_price, LeadTimeQuoted: _apply_leadtime, TradeFlowReported: _apply_trade,
-          NewsReported: _apply_news, StockReported: _apply_stock}
+_Applier = Callable[[MaterialState, Any, str, ScoringConfig, bool, float], MaterialState | str]
+_APPLY: dict[type[Event], _Applier] = {
+    PriceObserved: _apply_price, LeadTimeQuoted: _apply_leadtime, TradeFlowReported: _apply_trade,
+    NewsReported: _apply_news, StockReported: _apply_stock}
 
 
 def apply_event(state: MaterialState | None, event: Event, *, event_id: str, config: ScoringConfig) -> Outcome:
@@ -918,26 +896,27 @@ def _seen_set(state: MaterialState) -> set[str]:
 def _apply(state: MaterialState | None, event: Event, event_id: str, config: ScoringConfig, *, own: bool,
            snapshot: bool) -> Outcome:
     apply = _APPLY.get(type(event))
-    material = getattr(event, "material", None)
+    if apply is None:
+        return Outcome(state or MaterialState(material=getattr(event, "material", "")),
+                       rejected=f"irrelevant: {event.type} is not a scoring input")
+    event = cast(SignalEvent, event)  # every kind _APPLY holds is one; cheaper than isinstance on an ABC
+    material = event.material
     if state is None:
-        state = MaterialState(material=material or "")
-    if apply is None or material is None:
-        return Outcome(state, rejected=f"irrelevant: {event.type} is not a scoring input")
+        state = MaterialState(material=material)
     if material != state.material:
         return Outcome(state, rejected=f"irrelevant: event is about {material}, state is of {state.material}")
     seen_set = _seen_set(state) if own else None
     if event_id in (state.seen_ids if seen_set is None else seen_set):
         return Outcome(state, rejected="duplicate: event id already applied")
-    kind = _KIND[type(event)]
-    when = event.observed_at if kind == "price" else event_time(event)  # type: ignore[attr-defined]
-    assert when is not None
+    kind = event.kind
+    when = event.occurred_at
     t = when.timestamp()  # _epoch
     bound = config.lateness_for(kind)
     if state.watermark is not None and t < state.watermark - bound:
         return Outcome(state, rejected=(
             f"late: {kind} event time {when.astimezone(UTC).isoformat()} is older than the watermark "
             f"{_dt(state.watermark).isoformat()} minus the lateness bound of {_fmt_duration(bound)}"))
-    applied = apply(state, event, event_id, config, own, t)  # type: ignore[operator]
+    applied = apply(state, event, event_id, config, own, t)
     if isinstance(applied, str):
         return Outcome(state, rejected=applied)
     watermark = t if state.watermark is None or t > state.watermark else state.watermark

@@ -1,57 +1,22 @@
-"""Extra-EU import shares of one material in one period, from a Comext file: what `mews trade shares` prints.
+"""Extra-EU import shares of one material in one period, from EU27 trade flows: what `mews trade shares` prints.
 
-The file is read and normalised exactly as ingest reads it (member states' rows summed into EU27 flows), and
-the shares, HHI and top partner come from the same functions the scoring engine uses.
+The flows come from a Comext file read exactly as ingest reads it (`services.ingest.sources.history`, wired in
+services/cli.py), and the shares, HHI and top partner from the same functions the scoring engine uses.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from services.ingest.config import SourceConfig
-from services.ingest.observation import Accepted, Limits, Malformed, Rejected, normalise_trade
-from services.ingest.sources.trade import read_comext
 from services.scoring.indicators.concentration import (
     herfindahl_hirschman,
     import_amounts,
     split_extra_eu,
     top_origin,
 )
-from shared.catalog import load_catalog
 from shared.events import TradeFlowReported
 
 UNITS = {"value": "EUR", "quantity": "kg"}
-
-
-@dataclass
-class TradeFile:
-    """The EU27 flows of a Comext file, and how many records could not be used, by reason."""
-
-    flows: list[TradeFlowReported]
-    unreadable: Counter[str]
-
-
-def read_comext_file(path: Path) -> TradeFile:
-    """EU27 trade flows from a Comext bulk file or extract, as ingest would publish them."""
-    source = SourceConfig(name=f"comext:{path.name}"[:100], kind="comext", path=path, eu27_total=True)
-    catalog = load_catalog()
-    limits = Limits(now=datetime.now(UTC))  # only to refuse periods in the future, as ingest does
-    flows: list[TradeFlowReported] = []
-    unreadable: Counter[str] = Counter()
-    for record in read_comext(path.read_bytes(), source):
-        if isinstance(record, Malformed):
-            unreadable[record.code] += 1
-            continue
-        outcome = normalise_trade(record, catalog, limits)
-        if isinstance(outcome, Accepted):
-            flows.extend(e for e in outcome.events if isinstance(e, TradeFlowReported) and e.reporter == "EU27")
-        elif isinstance(outcome, Rejected):
-            unreadable[outcome.code] += 1
-    return TradeFile(flows, unreadable)
 
 
 def import_shares_of(flows: list[TradeFlowReported], material: str, period: str) -> dict[str, Any] | None:

@@ -147,9 +147,9 @@ def export_material_metrics(view: MaterialsView, material: str) -> None:
         for component, value in snap.components.items():
             RISK_COMPONENT.labels(material, component).set(value)
         for name, gauge in INDICATOR_GAUGES.items():
-            value = snap.indicators.get(name)
-            if value is not None:
-                gauge.labels(material).set(value)
+            indicator = snap.indicators.get(name)
+            if indicator is not None:
+                gauge.labels(material).set(indicator)
     counts = view.firing_counts(material)
     for severity in ("warning", "critical"):
         BREACHES_FIRING.labels(material, severity).set(counts.get(severity, 0))

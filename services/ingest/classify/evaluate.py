@@ -198,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             rows = read_rows(path)
         except (OSError, ValueError) as err:
-            print(f"error: {err}", file=sys.stderr)
+            sys.stderr.write(f"error: {err}\n")
             return 2
         parts.append(markdown(f"{path.name} ({len(rows)} items)", evaluate(rows)))
     text = "\n".join(parts)

@@ -109,17 +109,17 @@ def _read_sheet(sheet, source: SourceConfig, wanted: dict[str, str], named: bool
                 else:
                     codes = {str(c).strip(): i for i, c in enumerate(cells) if c is not None}
                 for code, material in wanted.items():
-                    i = codes.get(code)
-                    if i is None:
+                    column = codes.get(code)
+                    if column is None:
                         if named:  # a series the source asked for by name is missing: say so
                             yield Malformed("malformed_workbook", f"series {code} is not in the workbook", b"")
                         continue
-                    terms = split_unit(units[i] if i < len(units) else "")
+                    terms = split_unit(units[column] if column < len(units) else "")
                     if terms is None:
-                        yield Malformed("malformed_workbook", f"series {code}: unit {units[i]!r} is not a price",
-                                        b"")
+                        yield Malformed("malformed_workbook",
+                                        f"series {code}: unit {units[column]!r} is not a price", b"")
                         continue
-                    columns[i] = (code, material, *terms)
+                    columns[column] = (code, material, *terms)
                 if not columns:
                     return
                 if not months_follow:

@@ -144,7 +144,8 @@ def _page(template: str, row: Alert) -> HTMLResponse:
 
 
 # Mail scanners fetch every link in a message, so following the link only asks; the button acknowledges.
-_LINK_REFUSED = {403: {"description": "The link is malformed, forged, expired or names nothing"}}
+_LINK_REFUSED: dict[int | str, dict[str, Any]] = {
+    403: {"description": "The link is malformed, forged, expired or names nothing"}}
 
 
 @router.get("/ack/{token}", response_class=HTMLResponse, include_in_schema=True, responses=_LINK_REFUSED)

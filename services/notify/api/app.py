@@ -50,7 +50,7 @@ def _route_statuses(route: APIRoute) -> set[int]:
     """What the store's errors add to a route: NotFound for an id in the path (or, on a write, in the body),
     Conflict and Rejected on writes; and 503 to every route, all of which read the database."""
     statuses = {404, 503} if route.dependant.path_params else {503}
-    if route.methods & {"POST", "PUT", "PATCH", "DELETE"}:
+    if (route.methods or set()) & {"POST", "PUT", "PATCH", "DELETE"}:
         statuses |= {404, 409, 422}
     return statuses
 

@@ -140,8 +140,8 @@ def _exposure_fields(found: Exposure) -> dict:
 def _audit(view: str, principal: Principal, **fields: object) -> None:
     # Reading across organisations is audited.
     CRISIS_READS.labels(view).inc()
-    log.info(f"{view.replace('_', ' ')} read", extra={"organisation_id": principal.organisation_id,
-                                                      "by": principal.actor, **fields})
+    log.info("%s read", view.replace("_", " "), extra={"organisation_id": principal.organisation_id,
+                                                        "by": principal.actor, **fields})
 
 
 @router.get("/exposure", response_model=ExposureOut)

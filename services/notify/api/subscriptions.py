@@ -43,8 +43,10 @@ class SubscriptionOut(BaseModel):
 
     @classmethod
     def of(cls, row: Subscription) -> SubscriptionOut:
-        return cls(id=row.id, material=row.material, product_id=row.product_id, min_severity=row.min_severity,
-                   channel_ids=[c.id for c in row.channels], created_at=row.created_at)
+        # The column holds a severity (a check constraint says so); validated as one, not merely assumed.
+        return cls.model_validate({"id": row.id, "material": row.material, "product_id": row.product_id,
+                                   "min_severity": row.min_severity, "channel_ids": [c.id for c in row.channels],
+                                   "created_at": row.created_at})
 
 
 @router.get("", response_model=list[SubscriptionOut])

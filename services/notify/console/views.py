@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast, get_args
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, UploadFile
@@ -213,7 +213,8 @@ async def checked_form(request: Request, v: Visit = Depends(visit)) -> Any:
     work in its thread pool, never on the event loop the notifier shares with the API.
     """
     form = await request.form()
-    if not sessions.csrf_valid(v.key, v.session, form.get("csrf")):
+    presented = form.get("csrf")  # a file posted under the name is no token
+    if not sessions.csrf_valid(v.key, v.session, presented if isinstance(presented, str) else None):
         ACTIONS.labels(request.url.path.rsplit("/", 1)[-1][:32], "csrf_refused").inc()
         raise PageRefused(403, "csrf")
     return form
@@ -419,8 +420,9 @@ def acknowledge(alert_id: str, v: Visit = Depends(visit), form: Any = Depends(ch
 def give_feedback(alert_id: str, v: Visit = Depends(visit), form: Any = Depends(checked_form)) -> Response:
     principal = v.member()
     with _store_errors("feedback"):
-        body = feedback_api.FeedbackIn(reason=str(form.get("reason", "")), comment=str(form.get("comment", "")),
-                                       mute=form.get("mute") == "on")
+        body = feedback_api.FeedbackIn.model_validate({"reason": str(form.get("reason", "")),
+                                                       "comment": str(form.get("comment", "")),
+                                                       "mute": form.get("mute") == "on"})
         feedback_api.give_feedback(alert_id, body, principal=principal, session=v.db)
     return _redirect(v, f"/console/alerts/{quote(alert_id)}", "feedback")
 
@@ -446,10 +448,10 @@ def subscribe(v: Visit = Depends(visit), form: Any = Depends(checked_form)) -> R
     target = str(form.get("target", ""))
     kind, _, value = target.partition(":")
     with _store_errors("subscribe"):
-        body = subscriptions_api.SubscriptionIn(
-            material=value if kind == "material" else None, product_id=value if kind == "product" else None,
-            min_severity=str(form.get("min_severity", "warning")),
-            channel_ids=[str(c) for c in form.getlist("channel_ids")])
+        body = subscriptions_api.SubscriptionIn.model_validate({
+            "material": value if kind == "material" else None, "product_id": value if kind == "product" else None,
+            "min_severity": str(form.get("min_severity", "warning")),
+            "channel_ids": [str(c) for c in form.getlist("channel_ids")]})
         subscriptions_api.create_subscription(body, v.request, principal=principal, session=v.db)
     return _redirect(v, "/console/subscriptions", "subscribed")
 
@@ -458,8 +460,9 @@ def subscribe(v: Visit = Depends(visit), form: Any = Depends(checked_form)) -> R
 def create_channel(v: Visit = Depends(visit), form: Any = Depends(checked_form)) -> Response:
     principal = v.admin()
     with _store_errors("create_channel"):
-        body = channels_api.ChannelIn(kind=str(form.get("kind", "")), target=str(form.get("target", "")).strip(),
-                                      language=str(form.get("language", v.language)))
+        body = channels_api.ChannelIn.model_validate({"kind": str(form.get("kind", "")),
+                                                      "target": str(form.get("target", "")).strip(),
+                                                      "language": str(form.get("language", v.language))})
         created = channels_api.create_channel(body, v.request, principal=principal, session=v.db,
                                               settings=v.settings)
     # The secret is shown on this answer only: it is never stored where a later page could show it.
@@ -529,7 +532,7 @@ def deliveries_page(status: str | None = None, v: Visit = Depends(visit)) -> Res
     principal = v.member()
     with _store_errors("deliveries"):
         rows = deliveries_api.list_deliveries(
-            status=_filter(status, ("pending", "sending", "delivered", "failed", "cancelled")), limit=200,
+            status=cast("deliveries_api.Status | None", _filter(status, get_args(deliveries_api.Status))), limit=200,
             principal=principal, session=v.db)
     names = {c.id: channels_api.ChannelOut.model_validate(c).target
              for c in channel_store.list_channels(v.db, principal.organisation_id or "")}

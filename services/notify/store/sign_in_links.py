@@ -6,8 +6,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from services.notify.store.keys import hash_key
@@ -59,7 +60,7 @@ def redeem_sign_in_link(session: Session, token: str, now: datetime) -> User | N
     # Conditional on the link still being unused: of two redeemers racing, the row lock lets one through.
     taken = session.execute(update(SignInLink).where(SignInLink.id == link_id, *_usable(token, now))
                             .values(used_at=now))
-    if taken.rowcount != 1:
+    if cast("CursorResult[Any]", taken).rowcount != 1:  # an UPDATE's result is a cursor result
         return None
     link = session.get(SignInLink, link_id)
     return session.get(User, link.user_id) if link is not None else None

@@ -62,3 +62,12 @@ def test_a_typo_in_a_source_or_at_the_top_is_refused_with_its_name():
 def test_intervals_use_the_one_duration_syntax_of_every_config_file():
     config = parse_sources('[[source]]\nname = "n"\nkind = "feed"\npath = "x.xml"\ninterval = "1w"\n', BASE)
     assert config.by_name("n").interval == 7 * 86400
+
+
+def test_every_kind_ingest_takes_in_is_a_signal_kind_with_its_topic():
+    from services.ingest.api import ITEM_MODELS
+    from services.ingest.config import KIND_OF_SOURCE
+    from shared.events import SIGNALS
+
+    assert set(ITEM_MODELS) == set(SIGNALS)  # the push API takes every kind, and only those
+    assert set(KIND_OF_SOURCE.values()) <= set(SIGNALS)

@@ -161,7 +161,7 @@ async def test_a_request_in_chunks_keeps_its_order_and_answers_per_item_when_a_c
     import httpx
 
     from services.ingest import api
-    from services.ingest.poll import Ingestion
+    from services.ingest.normalise import Ingestion
     from shared.access import parse_keys
 
     publisher, producer, seen = setup
@@ -191,3 +191,24 @@ async def test_a_request_in_chunks_keeps_its_order_and_answers_per_item_when_a_c
     assert sorted(prices) == sorted({100.0 + i for i in range(len(raw)) if i != 3})  # each once
     first_pass = prices[:-1]
     assert first_pass == sorted(first_pass)  # chunks reached the producer in request order
+
+
+async def test_the_newest_item_gauge_dates_a_trade_flow_by_its_period_start_and_a_stock_count_by_its_date(setup):
+    from prometheus_client import REGISTRY
+
+    from shared.events import StockReported, TradeFlowReported
+
+    publisher, _, _ = setup
+    flows = tuple(TradeFlowReported(material="gallium", source="comext-test", reporter="EU27", partner="CN",
+                                    hs_code="811292", period=period, quantity_kg=1.0) for period in ("2023-04", "2023"))
+    stock = StockReported(material="gallium", source="stock-test", reported_at=datetime(2023, 6, 30, tzinfo=UTC),
+                          tonnes=5.0)
+    await publisher.publish([Item("trade", "comext-test", Accepted(flows), b"raw"),
+                             Item("stock", "stock-test", Accepted((stock,)), b"raw")])
+
+    def newest(source: str, kind: str) -> float | None:
+        return REGISTRY.get_sample_value("mews_ingest_newest_item_timestamp_seconds",
+                                         {"source": source, "kind": kind})
+
+    assert newest("comext-test", "trade") == datetime(2023, 4, 1, tzinfo=UTC).timestamp()  # the later period
+    assert newest("stock-test", "stock") == datetime(2023, 6, 30, tzinfo=UTC).timestamp()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from services.scoring.backtest import merge_inputs, read_jsonl, read_pinksheet, read_prices, replay, write_report
-from services.scoring.cli import backtest
+from services.cli import backtest, read_pinksheet, read_prices
+from services.scoring.backtest import merge_inputs, read_jsonl, replay, write_report
 from services.scoring.config import load_config
 from shared.events import NewsReported, encode
 from shared.kafka import event_id_for

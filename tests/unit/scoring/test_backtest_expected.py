@@ -14,12 +14,12 @@ import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from services.cli import read_prices
 from services.scoring.backtest import (
     BacktestResult,
     ReadReport,
     _input,
     merge_inputs,
-    read_prices,
     replay,
     write_report,
 )

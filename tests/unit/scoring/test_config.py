@@ -166,3 +166,11 @@ def test_a_rule_without_a_parameter_takes_its_indicators_and_an_override_keeps_i
                         "materials": {"tin": {"rules": {"lt": {"warning": 100}}}}})
     assert cfg.rules[0].parameter == "price_volatility"
     assert {r.name: r.parameter for r in cfg.rules_for("tin")}["lt"] == "trade_barriers"
+
+
+def test_every_signal_kind_has_a_lateness_bound_of_its_own_and_the_section_names_no_other():
+    from services.scoring.config import LatenessSection
+    from shared.events import SIGNALS
+
+    assert set(LatenessSection.model_fields) == set(SIGNALS)
+    assert set(load_config().lateness) == set(SIGNALS)  # the shipped file states each bound

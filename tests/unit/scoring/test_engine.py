@@ -381,3 +381,16 @@ def test_an_easing_ends_only_the_imposers_controls():
     statuses = {c["country"]: c["until"] for c in state.to_dict()["controls"].values()}
     assert statuses["CN"] is not None
     assert statuses["US"] is None
+
+
+def test_an_event_that_is_not_a_scoring_input_is_rejected_as_irrelevant_and_leaves_the_state_alone():
+    from shared.events import DeadLettered
+
+    letter = DeadLettered.of(b"x", "reason", source="test", stage="ingest")
+    out = apply_event(None, letter, event_id="dl-1", config=CONFIG)
+    assert out.rejected == "irrelevant: mews.deadletter.v1 is not a scoring input"
+    assert (out.state.material, out.state.seen_ids, out.breaches) == ("", [], [])
+    state = feed([price(100.0, 0)])[0]
+    out = apply_event(state, letter, event_id="dl-2", config=CONFIG)
+    assert out.rejected.startswith("irrelevant: ")
+    assert out.state is state

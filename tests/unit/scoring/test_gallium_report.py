@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from services.scoring.shares import import_shares_of, read_comext_file
+from services.ingest.sources.history import read_comext_file
+from services.scoring.shares import import_shares_of
 
 ROOT = Path(__file__).resolve().parents[3]
 REPORT = ROOT / "docs" / "reports" / "gallium-eu-imports-2022-2024.md"
@@ -23,7 +24,7 @@ def table() -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("year", ["2022", "2023", "2024"])
 def test_report_row_matches_the_computed_shares(year):
-    flows = read_comext_file(EXTRACT).flows
+    flows = read_comext_file(EXTRACT).events
     out = import_shares_of(flows, "gallium", year)
     extra, intra, china, others, hhi = table()[year]
     assert float(extra) == round(out["extra_eu_total"] / 1e6, 2)

@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from services.cli import main
+from services.ingest.sources.history import read_comext_file
 from services.scoring.config import load_config
 from services.scoring.engine import apply_event
-from services.scoring.shares import read_comext_file
 
 ROOT = Path(__file__).resolve().parents[3]
 EXTRACT = ROOT / "tests" / "fixtures" / "trade" / "comext_gallium_germanium_2022_2024.csv"
@@ -80,7 +80,7 @@ def test_unknown_material_period_or_empty_result_is_refused_with_a_reason():
 
 def test_the_crma_and_eu_screen_default_rules_fire_on_real_gallium_imports():
     config, state, fired = load_config(), None, {}
-    flows = sorted((f for f in read_comext_file(EXTRACT).flows if f.material == "gallium"), key=lambda f: f.period)
+    flows = sorted((f for f in read_comext_file(EXTRACT).events if f.material == "gallium"), key=lambda f: f.period)
     for i, flow in enumerate(flows):
         outcome = apply_event(state, flow, event_id=f"id-{i}", config=config)
         state = outcome.state

@@ -196,3 +196,29 @@ def test_encoded_events_are_the_json_dumps_bytes_but_for_tiny_floats_and_del():
     encoded = encode(tiny, source="s", event_id="abc")
     assert b'"price":0.00001' in encoded
     assert decode(encoded)[1].price == 1e-05
+
+
+def test_every_signal_kind_has_one_event_class_and_one_topic_and_each_input_topic_one_kind():
+    from shared import topics
+    from shared.events import SIGNALS
+
+    assert sorted(SIGNALS) == ["leadtime", "news", "price", "stock", "trade"]
+    assert all(signal.event.kind == kind for kind, signal in SIGNALS.items())
+    assert sorted(s.topic.name for s in SIGNALS.values()) == sorted(
+        t.name for t in (topics.PRICES, topics.NEWS, topics.TRADE, topics.LEADTIMES, topics.STOCKS))
+
+
+def test_the_event_time_of_each_signal_is_the_time_it_states_and_of_a_trade_flow_its_period_start():
+    from datetime import UTC, datetime
+
+    from shared.events import LeadTimeQuoted, NewsReported, PriceObserved, StockReported, TradeFlowReported
+
+    at = datetime(2024, 3, 5, 6, 7, tzinfo=UTC)
+    assert PriceObserved(material="gallium", source="s", observed_at=at, price=1.0, currency="USD",
+                         unit="kg").occurred_at == at
+    assert NewsReported(material="gallium", item_id="i", source="s", title="t", published_at=at).occurred_at == at
+    assert LeadTimeQuoted(material="gallium", source="s", quoted_at=at, lead_time_days=30).occurred_at == at
+    assert StockReported(material="gallium", source="s", reported_at=at, tonnes=1.0).occurred_at == at
+    flow = {"material": "gallium", "source": "s", "reporter": "EU27", "partner": "CN", "hs_code": "811292"}
+    assert TradeFlowReported(**flow, period="2023-05").occurred_at == datetime(2023, 5, 1, tzinfo=UTC)
+    assert TradeFlowReported(**flow, period="2023").occurred_at == datetime(2023, 1, 1, tzinfo=UTC)
