@@ -30,7 +30,6 @@ from services.ingest.observation import Accepted, Candidate, Limits, Rejected
 from services.ingest.poll import Ingestion, SourceHealth, normalise_candidate, open_ingestion, poll_forever
 from services.ingest.publish import Decision, Item, NotPublished
 from services.ingest.settings import IngestSettings
-from shared.access import StaticKey, bearer_token, find_key
 from shared.api import secure_api
 from shared.events import (
     Classification,
@@ -43,6 +42,7 @@ from shared.events import (
 )
 from shared.metrics import mount_observability
 from shared.problems import answers
+from shared.service_keys import StaticKey, bearer_token, find_key
 from shared.throttle import auth_throttle
 
 log = logging.getLogger(__name__)

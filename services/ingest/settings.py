@@ -6,8 +6,8 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from shared.access import StaticKey, parse_keys
 from shared.secrets import DEMO_KEY_DIGESTS
+from shared.service_keys import StaticKey, parse_keys
 from shared.settings import CommonSettings
 
 
@@ -17,7 +17,7 @@ class IngestSettings(CommonSettings):
     ingest_port: int = Field(default=8001, ge=1, le=65535)
     ingest_host: str = "127.0.0.1"
     ingest_api_keys: SecretStr = Field(default=SecretStr(""),
-                                       description="[name=]<sha256hex>:scope[+scope],... (shared/access.py)")
+                                       description="[name=]<sha256hex>:scope[+scope],... (shared/service_keys.py)")
     ingest_state_dir: Path = Path("var/ingest")
     ingest_max_batch: int = Field(default=1000, ge=1, le=100_000)
     ingest_max_body_bytes: int = Field(default=2_000_000, ge=1024)

@@ -8,8 +8,8 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.access import StaticKey, parse_keys
 from shared.secrets import DEMO_KEY_DIGESTS
+from shared.service_keys import StaticKey, parse_keys
 from shared.settings import CommonSettings
 
 # faust 0.15 registers rocksdb:// only; it runs on the rocksdict package (PyPI wheel) when that is installed.
@@ -31,7 +31,7 @@ class ScoringSettings(CommonSettings):
     # Loopback by default: exposing the API is a deliberate deployment choice (the k8s overlay sets 0.0.0.0).
     host: str = Field(default="127.0.0.1", validation_alias=_env("HOST"))
     api_keys: str = Field(default="", validation_alias=_env("API_KEYS"),
-                          description="Read keys: sha256hex[:public|restricted|government],... (shared/access.py)")
+                          description="Read keys: sha256 hex[:public|restricted|government],... (shared/service_keys)")
     store: str = Field(default="memory://", validation_alias=_env("STORE"),
                        description="faust table store; rocksdb:// (with rocksdict installed) keeps state on a volume")
     data_dir: Path = Field(default=Path("var/scoring"), validation_alias=_env("DATA_DIR"))

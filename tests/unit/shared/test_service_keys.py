@@ -2,8 +2,8 @@ import hashlib
 
 import pytest
 
-from shared.access import bearer_token, digest_of, find_key, parse_keys
 from shared.events import Classification
+from shared.service_keys import bearer_token, digest_of, find_key, parse_keys
 
 
 def digest(key: str) -> str:
