@@ -36,6 +36,10 @@ class Classification(StrEnum):
     def rank(self) -> int:
         return _CLASSIFICATION_RANK[self]
 
+    def allows(self, level: Classification | str) -> bool:
+        """Whether a holder of this clearance may see what is classified `level`: the one clearance check."""
+        return _CLASSIFICATION_RANK[Classification(level)] <= _CLASSIFICATION_RANK[self]
+
     @classmethod
     def most_restricted(cls, levels: list[Classification]) -> Classification:
         """The most restricted of several levels (public when there are none)."""

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from services.notify.api.deps import db_session, notify_settings
 from services.notify.settings import NotifySettings
 from services.notify.store.keys import find_active_key
-from services.notify.store.models import CLEARANCES, ApiKey, Organisation, User
+from services.notify.store.models import ApiKey, Organisation, User
+from shared.events import Classification
 from shared.problems import answers
 from shared.throttle import auth_throttle
 
@@ -44,10 +45,10 @@ class Principal:
     @property
     def may_see_exposure(self) -> bool:
         """Cross-organisation exposure is government information: ministries and agencies cleared for it."""
-        return self.kind in ("ministry", "agency") and self.clearance == "government"
+        return self.kind in ("ministry", "agency") and Classification(self.clearance).allows(Classification.GOVERNMENT)
 
     def cleared_for(self, classification: str) -> bool:
-        return CLEARANCES.index(classification) <= CLEARANCES.index(self.clearance)
+        return Classification(self.clearance).allows(classification)
 
 
 def authenticate(session: Session, settings: NotifySettings, token: str,
