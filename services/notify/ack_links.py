@@ -72,7 +72,7 @@ CONSOLE_SUBSCRIPTIONS_PATH = "/console/subscriptions"
 
 def manage_url(settings: NotifySettings, organisation_id: str = "") -> str:
     """Where a recipient manages the organisation's subscriptions (emails, cards, admin notices): the console's
-    page under the public base URL, or `MEWS_MANAGE_URL` with `{organisation_id}` filled in."""
+    page under the public base URL, or `MEWS_NOTIFY_MANAGE_URL` with `{organisation_id}` filled in."""
     if settings.manage_url:
         return settings.manage_url.replace("{organisation_id}", organisation_id)
     return f"{settings.public_base_url.rstrip('/')}{CONSOLE_SUBSCRIPTIONS_PATH}"
