@@ -29,6 +29,8 @@ class Variables(EnvSettingsSource):
     """The environment, each setting under its one variable: a field with its own (a shared setting's MEWS_<NAME>)
     is not read under the service's prefix too, although keyword arguments may use the field's name."""
 
+    # pydantic-settings' hook for the variables a field is read from (private, so pinned in requirements.lock
+    # and pinned in behaviour by tests/unit/shared/test_settings.py).
     def _extract_field_info(self, field: FieldInfo, field_name: str,
                             model_config: Mapping[str, Any] | None = None) -> list[tuple[str, str, bool]]:
         config = {**(model_config or self.config), "validate_by_name": False, "populate_by_name": False}
