@@ -50,10 +50,11 @@ def describe_tree(rev: str | None) -> str:
 
 
 def with_previous_names(env: dict[str, str]) -> dict[str, str]:
-    """`env` plus notify's variables under the names revisions before MEWS_NOTIFY_<NAME> read (MEWS_<NAME>)."""
+    """`env` plus notify's variables under the names revisions before MEWS_NOTIFY_<NAME> read (MEWS_<NAME>);
+    as in the current code, the new name's value wins over an old name's."""
     kept = {"MEWS_NOTIFY_HOST", "MEWS_NOTIFY_PORT"}  # those two had the service's prefix already
-    return {**{"MEWS_" + k.removeprefix("MEWS_NOTIFY_"): v for k, v in env.items()
-               if k.startswith("MEWS_NOTIFY_") and k not in kept}, **env}
+    return {**env, **{"MEWS_" + k.removeprefix("MEWS_NOTIFY_"): v for k, v in env.items()
+                      if k.startswith("MEWS_NOTIFY_") and k not in kept}}
 
 
 def spawn_service(tree: Path, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
