@@ -12,12 +12,17 @@ import warnings
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from prometheus_client import Gauge
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.durations import Duration
 from shared.secrets import refuse_weak
+
+DEPRECATED_VARIABLES = Gauge("mews_settings_deprecated_variable",
+                             "1 for each setting this process read under its deprecated variable name",
+                             ["variable", "replacement"])
 
 
 def shared_variable(name: str) -> str:
@@ -40,7 +45,8 @@ class Variables(EnvSettingsSource):
 class DeprecatedVariables(Variables):
     """A service's own settings under the names they had before its prefix, read for one release.
 
-    Below the current names in priority; each old name found gives one FutureWarning naming its successor.
+    Below the current names in priority; each old name found gives one FutureWarning naming its successor (shown
+    on stderr: settings are built before logging is configured) and sets mews_settings_deprecated_variable.
     """
 
     def __init__(self, settings_cls: type[CommonSettings], old_prefix: str, fields: frozenset[str]) -> None:
@@ -60,6 +66,7 @@ class DeprecatedVariables(Variables):
             old, new = f"{self.old_prefix}{name.upper()}", f"{self.new_prefix}{name.upper()}"
             warnings.warn(f"{old} is deprecated and read for this release only: set {new} instead",
                           FutureWarning, stacklevel=1)
+            DEPRECATED_VARIABLES.labels(old, new).set(1)
         return found
 
 

@@ -6,6 +6,7 @@ import typing
 import warnings
 
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import SecretStr, ValidationError
 
 from services.ingest.settings import IngestSettings
@@ -68,6 +69,8 @@ def test_notifys_old_names_are_read_with_one_warning_each_naming_the_new_variabl
     assert sorted(str(w.message) for w in caught) == [
         f"MEWS_{name} is deprecated and read for this release only: set MEWS_NOTIFY_{name} instead"
         for name in ("GROUP_WAIT_SECONDS", "INHIBIT_RULES", "SMTP_HOST")]
+    assert REGISTRY.get_sample_value("mews_settings_deprecated_variable", {
+        "variable": "MEWS_SMTP_HOST", "replacement": "MEWS_NOTIFY_SMTP_HOST"}) == 1
 
 
 def test_the_new_name_wins_over_the_old_one(monkeypatch) -> None:
