@@ -368,8 +368,9 @@ class BenchStack(Stack):
     tree: Path = ROOT
 
     def service_env(self) -> dict[str, str]:
-        return {**super().service_env(), "MEWS_GROUP_WAIT_SECONDS": "0", "MEWS_GROUP_INTERVAL_SECONDS": "0",
-                "MEWS_SCORING_LAG_INTERVAL_SECONDS": "0.25", "MEWS_LOG_LEVEL": "WARNING"}
+        return {**super().service_env(), "MEWS_NOTIFY_GROUP_WAIT_SECONDS": "0",
+                "MEWS_NOTIFY_GROUP_INTERVAL_SECONDS": "0", "MEWS_SCORING_LAG_INTERVAL_SECONDS": "0.25",
+                "MEWS_LOG_LEVEL": "WARNING"}
 
     def _spawn(self, name, args, env):
         assert self.log_dir is not None

@@ -99,7 +99,7 @@ def measure_feed_publish(bootstrap: str) -> None:
     async def publish() -> None:
         with tempfile.TemporaryDirectory() as state:
             settings = IngestSettings(kafka_bootstrap_servers=bootstrap, topic_namespace=f"bench{uuid.uuid4().hex[:8]}",
-                                      ingest_state_dir=Path(state))
+                                      state_dir=Path(state))
             async with open_ingestion(settings, classify=lambda *a, **k: None) as ingestion:
                 small = csv_body(20_000)
                 started = time.perf_counter()

@@ -30,3 +30,5 @@ def parse_duration(value: str | int | float) -> float:
 
 # A pydantic field type: accepts the syntax above, holds seconds.
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+# The same, for settings held as whole seconds (link lifetimes, Retry-After): "1.5s" is refused, "7d" is 604800.
+WholeDuration = Annotated[int, BeforeValidator(parse_duration)]

@@ -40,13 +40,21 @@ class Classification(StrEnum):
     def rank(self) -> int:
         return _CLASSIFICATION_RANK[self]
 
+    def allows(self, level: Classification | str) -> bool:
+        """Whether a holder of this clearance may see what is classified `level`: the one clearance check."""
+        try:  # a StrEnum member hashes as its value, so "public" finds Classification.PUBLIC's rank
+            return _CLASSIFICATION_RANK[level] <= _CLASSIFICATION_RANK[self]
+        except KeyError:
+            raise ValueError(f"{level!r} is not a classification (public, restricted, government)") from None
+
     @classmethod
     def most_restricted(cls, levels: list[Classification]) -> Classification:
         """The most restricted of several levels (public when there are none)."""
         return max(levels, key=lambda c: c.rank, default=cls.PUBLIC)
 
 
-_CLASSIFICATION_RANK = {Classification.PUBLIC: 0, Classification.RESTRICTED: 1, Classification.GOVERNMENT: 2}
+_CLASSIFICATION_RANK: dict[str, int] = {Classification.PUBLIC: 0, Classification.RESTRICTED: 1,
+                                        Classification.GOVERNMENT: 2}
 
 
 class Event(BaseModel):

@@ -19,7 +19,7 @@ from prometheus_client import (
     start_http_server,
 )
 
-from shared.access import bearer_token
+from shared.service_keys import bearer_token
 from shared.settings import CommonSettings
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]

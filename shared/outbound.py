@@ -7,7 +7,7 @@ TLS still verifies the host name: the pinned address replaces only the TCP desti
 certificate check use the name of the URL.
 
 Private, loopback and link-local addresses are allowed only by an explicit setting for development and
-tests (`MEWS_ALLOW_PRIVATE_WEBHOOK_TARGETS`, `MEWS_INGEST_ALLOW_PRIVATE_SOURCES`); unspecified, multicast,
+tests (`MEWS_NOTIFY_ALLOW_PRIVATE_WEBHOOK_TARGETS`, `MEWS_INGEST_ALLOW_PRIVATE_SOURCES`); unspecified, multicast,
 reserved and tunnelling / translation forms (6to4, Teredo, NAT64, IPv4-compatible) are refused always.
 """
 

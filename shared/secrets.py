@@ -9,15 +9,16 @@ digests of the demo keys can be refused.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import Counter
+
+from shared.service_keys import hash_key
 
 # Development-only credentials: `make run` prints them; every service refuses them outside development.
 DEMO_INGEST_KEY = "mews-demo-ingest-key"
 DEMO_READ_KEY = "mews-demo-read-key"
 DEMO_ADMIN_TOKEN = "mews-demo-bootstrap-token"  # noqa: S105 - a documented local demo credential
-DEMO_KEY_DIGESTS = frozenset(hashlib.sha256(k.encode()).digest() for k in (DEMO_INGEST_KEY, DEMO_READ_KEY))
+DEMO_KEY_DIGESTS = frozenset(bytes.fromhex(hash_key(k)) for k in (DEMO_INGEST_KEY, DEMO_READ_KEY))
 
 MIN_SECRET_LENGTH = 32
 MIN_SECRET_BITS = 128.0

@@ -49,9 +49,17 @@ def describe_tree(rev: str | None) -> str:
     return f"working tree ({head}{' + changes' if dirty else ''})"
 
 
+def with_previous_names(env: dict[str, str]) -> dict[str, str]:
+    """`env` plus notify's variables under the names revisions before MEWS_NOTIFY_<NAME> read (MEWS_<NAME>);
+    as in the current code, the new name's value wins over an old name's."""
+    kept = {"MEWS_NOTIFY_HOST", "MEWS_NOTIFY_PORT"}  # those two had the service's prefix already
+    return {**env, **{"MEWS_" + k.removeprefix("MEWS_NOTIFY_"): v for k, v in env.items()
+                      if k.startswith("MEWS_NOTIFY_") and k not in kept}}
+
+
 def spawn_service(tree: Path, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     """`mews <args>` run from `tree` in a fresh interpreter, its output to `log`."""
-    env = {**env, "PYTHONPATH": str(tree)}
+    env = {**(env if tree == ROOT else with_previous_names(env)), "PYTHONPATH": str(tree)}
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "services.cli", *args], cwd=tree, env=env,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

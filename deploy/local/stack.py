@@ -144,20 +144,20 @@ class Stack:
             "MEWS_SCORING_DATA_DIR": str(self.state_dir / "scoring"),
             "MEWS_INGEST_API_KEYS": f"{sha256_hex(DEMO_INGEST_KEY)}:ingest",
             "MEWS_SCORING_API_KEYS": f"{sha256_hex(DEMO_READ_KEY)}:government",
-            "MEWS_DATABASE_URL": f"sqlite:///{self.state_dir / 'notify.db'}",
-            "MEWS_BOOTSTRAP_ADMIN_TOKEN": DEMO_ADMIN_TOKEN,
-            "MEWS_ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
+            "MEWS_NOTIFY_DATABASE_URL": f"sqlite:///{self.state_dir / 'notify.db'}",
+            "MEWS_NOTIFY_BOOTSTRAP_ADMIN_TOKEN": DEMO_ADMIN_TOKEN,
+            "MEWS_NOTIFY_ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
             "MEWS_INGEST_ALLOW_PRIVATE_SOURCES": "true",  # feeds a developer serves on this machine
-            "MEWS_PUBLIC_BASE_URL": f"http://127.0.0.1:{self.ports.notify}",
+            "MEWS_NOTIFY_PUBLIC_BASE_URL": f"http://127.0.0.1:{self.ports.notify}",
             # The console's ops desk reads risk from scoring and feed freshness from ingest with the demo keys.
-            "MEWS_CONSOLE_SCORING_URL": f"http://127.0.0.1:{self.ports.scoring}",
-            "MEWS_CONSOLE_SCORING_KEY": DEMO_READ_KEY,
-            "MEWS_CONSOLE_INGEST_URL": f"http://127.0.0.1:{self.ports.ingest}",
-            "MEWS_CONSOLE_INGEST_KEY": DEMO_INGEST_KEY,
+            "MEWS_NOTIFY_CONSOLE_SCORING_URL": f"http://127.0.0.1:{self.ports.scoring}",
+            "MEWS_NOTIFY_CONSOLE_SCORING_KEY": DEMO_READ_KEY,
+            "MEWS_NOTIFY_CONSOLE_INGEST_URL": f"http://127.0.0.1:{self.ports.ingest}",
+            "MEWS_NOTIFY_CONSOLE_INGEST_KEY": DEMO_INGEST_KEY,
             # Short waits so a demo alert arrives within seconds; production keeps Alertmanager's defaults.
-            "MEWS_GROUP_WAIT_SECONDS": "2",
-            "MEWS_GROUP_INTERVAL_SECONDS": "10",
-            "MEWS_RETRY_INITIAL_SECONDS": "2",
+            "MEWS_NOTIFY_GROUP_WAIT_SECONDS": "2",
+            "MEWS_NOTIFY_GROUP_INTERVAL_SECONDS": "10",
+            "MEWS_NOTIFY_RETRY_INITIAL_SECONDS": "2",
         }
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:

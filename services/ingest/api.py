@@ -31,7 +31,6 @@ from services.ingest.observation import Accepted, Candidate, Limits, Rejected
 from services.ingest.poll import SourceHealth, open_ingestion, poll_forever
 from services.ingest.publish import Decision, Item, NotPublished
 from services.ingest.settings import IngestSettings
-from shared.access import StaticKey, bearer_token, find_key
 from shared.api import secure_api
 from shared.events import (
     Classification,
@@ -44,6 +43,7 @@ from shared.events import (
 )
 from shared.metrics import mount_observability
 from shared.problems import answers
+from shared.service_keys import StaticKey, bearer_token, find_key
 from shared.throttle import auth_throttle
 
 log = logging.getLogger(__name__)
@@ -203,7 +203,7 @@ async def read_batch(request: Request) -> Batch:
     """The `items` of a JSON body no larger than the configured maximum, or a 4xx saying why."""
     started = asyncio.get_running_loop().time()
     runtime: Runtime = request.app.state.runtime
-    limit = runtime.settings.ingest_max_body_bytes
+    limit = runtime.settings.max_body_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body exceeds {limit} bytes")
@@ -223,9 +223,9 @@ async def read_batch(request: Request) -> Batch:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"body is not JSON mews can read: {reason}") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, 'body must be {"items": [...]}')
-    if len(doc["items"]) > runtime.settings.ingest_max_batch:
+    if len(doc["items"]) > runtime.settings.max_batch:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
-                            f"batch of {len(doc['items'])} items exceeds {runtime.settings.ingest_max_batch}")
+                            f"batch of {len(doc['items'])} items exceeds {runtime.settings.max_batch}")
     return Batch(doc["items"], started)
 
 
@@ -292,7 +292,7 @@ async def publish_in_chunks(kind: str, raw_items: list[Any], key: StaticKey, ing
 async def ingest_batch(kind: str, batch: Batch, key: StaticKey, runtime: Runtime) -> Response:
     """Validate, normalise and publish a batch within the request deadline; one result per item."""
     ingestion = runtime.ingestion
-    retry_after = {"Retry-After": str(runtime.settings.ingest_retry_after_s)}
+    retry_after = {"Retry-After": str(runtime.settings.retry_after_s)}
     if ingestion is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "ingest is starting", headers=retry_after)
     default_level = ITEM_MODELS[kind].model_fields["classification"].default.value
@@ -302,7 +302,7 @@ async def ingest_batch(kind: str, batch: Batch, key: StaticKey, runtime: Runtime
             # Refused whole, before anything is published: the sender is told, not just this item.
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"item {index} is classified {level}, above the API "
                                 f"key's clearance {key.clearance.value}")
-    deadline = batch.started + runtime.settings.ingest_request_deadline_s
+    deadline = batch.started + runtime.settings.request_deadline_s
     try:
         decisions = await publish_in_chunks(kind, batch.items, key, ingestion, deadline)
     except NotPublished as exc:
@@ -355,7 +355,7 @@ Key = Annotated[StaticKey, Depends(require("ingest"))]
 
 def create_app(settings: IngestSettings, sources: SourcesConfig | None = None) -> FastAPI:
     """The ingest API; with `sources`, it also runs the scheduled poller in the same process."""
-    runtime = Runtime(settings=settings, keys=settings.api_keys())
+    runtime = Runtime(settings=settings, keys=settings.static_keys())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

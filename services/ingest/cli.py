@@ -46,7 +46,7 @@ def api(config: Path | None) -> None:
     settings = _settings()
     app = create_app(settings, _load(config) if config else None)
     serve_metrics_port(settings)
-    uvicorn.run(app, host=settings.ingest_host, port=settings.ingest_port, log_config=None, server_header=False)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, server_header=False)
 
 
 @ingest.command("poll")

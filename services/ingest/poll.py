@@ -238,16 +238,16 @@ async def open_ingestion(settings: IngestSettings, *, catalog: MaterialCatalog |
     await producer.start([*(s.topic for s in SIGNALS.values()), topics.DEADLETTER])
     seen = SeenStore(settings.seen_store_path)
     # Every connection, each redirect hop included, goes only to addresses the outbound policy allows.
-    transport = pinned_transport(OutboundPolicy(settings.ingest_allow_private_sources))
+    transport = pinned_transport(OutboundPolicy(settings.allow_private_sources))
     client = httpx.AsyncClient(follow_redirects=False, transport=transport)
     try:
         yield Ingestion(
-            publisher=Publisher(producer, seen, within=settings.ingest_request_deadline_s), seen=seen,
+            publisher=Publisher(producer, seen, within=settings.request_deadline_s), seen=seen,
             catalog=RememberedNames(catalog), classify=classify, client=client,
-            future_tolerance=timedelta(seconds=settings.ingest_future_tolerance_s),
-            fetch_limits=FetchLimits(settings.ingest_fetch_max_bytes, settings.ingest_fetch_timeout_s,
-                                     settings.ingest_fetch_retries, settings.ingest_fetch_backoff_s,
-                                     settings.ingest_max_redirects))
+            future_tolerance=timedelta(seconds=settings.future_tolerance_s),
+            fetch_limits=FetchLimits(settings.fetch_max_bytes, settings.fetch_timeout_s,
+                                     settings.fetch_retries, settings.fetch_backoff_s,
+                                     settings.max_redirects))
     finally:
         await client.aclose()
         await producer.stop()

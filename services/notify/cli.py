@@ -11,7 +11,7 @@ def notify() -> None:
 
 
 @notify.command("migrate")
-@click.option("--database-url", default=None, help="Defaults to MEWS_DATABASE_URL (SQLite under var/notify).")
+@click.option("--database-url", default=None, help="Defaults to MEWS_NOTIFY_DATABASE_URL (SQLite under var/notify).")
 def migrate_command(database_url: str | None) -> None:
     """Bring the database schema to the newest revision."""
     from services.notify.settings import NotifySettings
@@ -35,7 +35,7 @@ def migrate_command(database_url: str | None) -> None:
 @click.option("--admin-email", default=None, help="Also create an admin user with this address.")
 @click.option("--admin-name", default="")
 @click.option("--language", type=click.Choice(["nl", "en"]), default="en", show_default=True)
-@click.option("--database-url", default=None, help="Defaults to MEWS_DATABASE_URL.")
+@click.option("--database-url", default=None, help="Defaults to MEWS_NOTIFY_DATABASE_URL.")
 def bootstrap_org(name: str, kind: str, clearance: str, platform_admin: bool, admin_email: str | None,
                   admin_name: str, language: str, database_url: str | None) -> None:
     """Create an organisation and its first admin key; the key is printed once, on stdout."""

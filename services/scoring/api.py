@@ -15,11 +15,11 @@ from pydantic import BaseModel, Field
 
 from services.scoring.settings import ScoringSettings
 from services.scoring.view import MaterialsView, visible, visible_controls
-from shared.access import find_key
 from shared.api import secure_api
 from shared.events import BreachRaised, Classification, IndicatorSnapshot
 from shared.metrics import ReadinessCheck, mount_observability
 from shared.problems import answers
+from shared.service_keys import find_key
 from shared.throttle import auth_throttle
 
 SERVICE = "scoring"

@@ -1,25 +1,26 @@
 """The scoring configuration: rules, per-material overrides, weights, windows and governance, from TOML.
 
 Loaded and validated once at start-up (or on reload) by pydantic models with `extra="forbid"` in every
-section, so a misspelt key is an error naming it; governance and EU production come from the reference
-tables (services/scoring/refdata), never from numbers typed into the file.
+section, so a misspelt key is an error naming it; each default is written once, in its section, and the sections
+the core reads as they are (PriceParams, Normalisation, History) are those models. Governance and EU production
+come from the reference tables (services/scoring/refdata), never from numbers typed into the file.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
+from pydantic.dataclasses import dataclass as validated_dataclass
 
 from services.scoring.indicators.concentration import EU_MEMBERS, governance_risk
 from services.scoring.refdata.tables import ReferenceData, load_reference_data
 from services.scoring.rules import Rule
-from shared.durations import Duration, parse_duration
+from shared.durations import Duration
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "scoring.toml"
 
@@ -116,18 +117,28 @@ class LatenessSection(_Section):
     stock: Duration | None = None
 
 
-class PriceSection(_Section):
-    volatility_window: int = Field(default=30, ge=2)
-    ewma_lambda: float = Field(default=0.94, gt=0, lt=1)
-    ewma_window: int = Field(default=100, ge=1)
-    short_window: int = Field(default=10, ge=2)
-    long_window: int = Field(default=60, ge=3)
-    jump_window: int = Field(default=60, ge=2)
-    jump_min_returns: int = Field(default=20, ge=2)
-    jump_sd_floor: float = 0.10
+# The sections the scoring core reads as they are: frozen dataclasses (so `dataclasses.replace` works) that pydantic
+# validates in the file, their defaults written here only. Strict numbers: "30" or true is no window.
+Count = Annotated[int, Strict()]
+Real = Annotated[float, Strict()]
+_PARAMS = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+@validated_dataclass(frozen=True, config=_PARAMS)
+class PriceParams:
+    """[price]: the windows and constants of the price indicators (docs/methodology.md)."""
+
+    volatility_window: Count = Field(default=30, ge=2)
+    ewma_lambda: Real = Field(default=0.94, gt=0, lt=1)
+    ewma_window: Count = Field(default=100, ge=1)
+    short_window: Count = Field(default=10, ge=2)
+    long_window: Count = Field(default=60, ge=3)
+    jump_window: Count = Field(default=60, ge=2)
+    jump_min_returns: Count = Field(default=20, ge=2)
+    jump_sd_floor: Real = 0.10  # annualised
 
     @model_validator(mode="after")
-    def _windows(self) -> PriceSection:
+    def _windows(self) -> PriceParams:
         if self.short_window >= self.long_window:
             raise ValueError("short_window must be shorter than price.long_window")
         if self.jump_min_returns > self.jump_window:
@@ -147,23 +158,29 @@ class DependencySection(_Section):
     window_months: int = Field(default=12, ge=1)
 
 
-class NormalisationSection(_Section):
-    volatility_ref: float = Field(default=0.6, gt=0)
-    price_trend_ref_pct: float = Field(default=50.0, gt=0)
-    leadtime_ratio_ref: float = Field(default=2.0, gt=1)
-    min_coverage: float = Field(default=0.5, ge=0, le=1)
+@validated_dataclass(frozen=True, config=_PARAMS)
+class Normalisation:
+    """[normalisation]: the values at which a component of the composite scores 1."""
+
+    volatility_ref: Real = Field(default=0.6, gt=0)
+    price_trend_ref_pct: Real = Field(default=50.0, gt=0)
+    leadtime_ratio_ref: Real = Field(default=2.0, gt=1)
+    min_coverage: Real = Field(default=0.5, ge=0, le=1)
 
 
-class HistorySection(_Section):
-    price_points: int = Field(default=400, ge=1)
-    price_series: int = Field(default=3, ge=1)
-    leadtime_quotes: int = Field(default=60, ge=1)
-    trade_periods: int = Field(default=24, ge=1)
-    evidence: int = Field(default=5, ge=1)
-    seen_ids: int = Field(default=200, ge=1)
-    controls: int = Field(default=50, ge=1)
-    stock_holders: int = Field(default=20, ge=1)
-    news_signals: int = Field(default=100, ge=1)
+@validated_dataclass(frozen=True, config=_PARAMS)
+class History:
+    """[history]: how much of each input a material's state keeps."""
+
+    price_points: Count = Field(default=400, ge=1)
+    price_series: Count = Field(default=3, ge=1)
+    leadtime_quotes: Count = Field(default=60, ge=1)
+    trade_periods: Count = Field(default=24, ge=1)
+    evidence: Count = Field(default=5, ge=1)
+    seen_ids: Count = Field(default=200, ge=1)
+    controls: Count = Field(default=50, ge=1)
+    stock_holders: Count = Field(default=20, ge=1)
+    news_signals: Count = Field(default=100, ge=1)
 
 
 class WeightsSection(_Section):
@@ -191,9 +208,9 @@ class RuleSpec(_Section):
     name: str | None = None
     indicator: str | None = None
     direction: str | None = None
-    warning: float | None = None
-    critical: float | None = None
-    clear: float | None = None
+    warning: Real | None = None
+    critical: Real | None = None
+    clear: Real | None = None
     for_: Duration | None = Field(default=None, alias="for")
     description: str | None = None
     disabled: bool = False
@@ -218,11 +235,11 @@ class MaterialSection(_Section):
 
 class ScoringFile(_Section):
     lateness: LatenessSection = LatenessSection()
-    price: PriceSection = PriceSection()
+    price: PriceParams = PriceParams()
     leadtime: LeadtimeSection = LeadtimeSection()
     dependency: DependencySection = DependencySection()
-    normalisation: NormalisationSection = NormalisationSection()
-    history: HistorySection = HistorySection()
+    normalisation: Normalisation = Normalisation()
+    history: History = History()
     weights: WeightsSection = WeightsSection()
     governance: GovernanceSection = GovernanceSection()
     rules: list[dict[str, Any]] = Field(default_factory=list)  # each validated as a RuleSpec, by name
@@ -235,7 +252,7 @@ def _describe(exc: ValidationError, where: str = "") -> str:
     problems = []
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]
-        if err["type"] == "extra_forbidden":
+        if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):  # a model's, a dataclass's
             unknown.setdefault(".".join(loc[:-1]), []).append(loc[-1])
             continue
         msg = err["msg"].removeprefix("Value error, ")
@@ -249,42 +266,9 @@ def _describe(exc: ValidationError, where: str = "") -> str:
     return f"{where}: {text}" if where else text
 
 
-@dataclass(frozen=True)
-class PriceParams:
-    volatility_window: int = 30
-    ewma_lambda: float = 0.94
-    ewma_window: int = 100
-    short_window: int = 10
-    long_window: int = 60
-    jump_window: int = 60
-    jump_min_returns: int = 20
-    jump_sd_floor: float = 0.10  # annualised; see docs/methodology.md
-
-
-@dataclass(frozen=True)
-class Normalisation:
-    volatility_ref: float = 0.6
-    price_trend_ref_pct: float = 50.0
-    leadtime_ratio_ref: float = 2.0
-    min_coverage: float = 0.5
-
-
-@dataclass(frozen=True)
-class History:
-    price_points: int = 400
-    price_series: int = 3
-    leadtime_quotes: int = 60
-    trade_periods: int = 24
-    evidence: int = 5
-    seen_ids: int = 200
-    controls: int = 50
-    stock_holders: int = 20
-    news_signals: int = 100
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ScoringConfig:
-    """Everything the scoring core needs, validated."""
+    """Everything the scoring core needs, validated; every default is the file's (the sections above)."""
 
     rules: tuple[Rule, ...]
     material_rules: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
@@ -292,10 +276,10 @@ class ScoringConfig:
     material_weights: dict[str, dict[str, float]] = field(default_factory=dict)
     lateness: dict[str, float] = field(default_factory=dict)  # kind -> seconds
     price: PriceParams = PriceParams()
-    leadtime_baseline_days: float = 365.0
-    leadtime_trend_days: float = 90.0
-    reporter: str = "EU27"
-    trade_window_months: int = 12
+    leadtime_baseline_days: float
+    leadtime_trend_days: float
+    reporter: str
+    trade_window_months: int
     governance: dict[str, float] = field(default_factory=dict)  # ISO alpha-2 -> risk 0..1, published only
     governance_source: str = ""
     eu_production_t: dict[str, float] = field(default_factory=dict)  # material -> t/year, where USGS says it
@@ -318,57 +302,48 @@ class ScoringConfig:
         return self.lateness.get(kind, 7 * 86400.0)
 
 
-def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
-    return float(value)
-
-
-def _optional_number(value: Any, where: str) -> float | None:
-    return None if value is None else _number(value, where)
-
-
 def build_rule(name: str, spec: dict[str, Any], where: str, base: Rule | None = None) -> Rule:
     """A validated rule from its TOML table, on top of a default rule when it overrides one."""
     label = f"rule {name!r} ({where})"
     try:
-        RuleSpec.model_validate(spec)
+        given = RuleSpec.model_validate(spec)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, label)) from exc
-    indicator = spec.get("indicator", base.indicator if base else None)
+
+    def value(key: str, inherited: Any) -> Any:
+        """The table's value for a key it sets, else the overridden rule's."""
+        return getattr(given, key) if key in given.model_fields_set else inherited
+
+    indicator = value("indicator", base.indicator if base else None)
     if indicator is None:
         raise ConfigError(f"{label}: missing 'indicator'")
-    if indicator not in INDICATORS and not re.fullmatch(r"leadtime_days\.[A-Z]{2}", str(indicator)):
+    if indicator not in INDICATORS and not re.fullmatch(r"leadtime_days\.[A-Z]{2}", indicator):
         raise ConfigError(f"{label}: unknown indicator {indicator!r} (known: {', '.join(sorted(INDICATORS))})")
-    direction = spec.get("direction", base.direction if base else "above")
+    direction = value("direction", base.direction if base else "above")
     if direction not in ("above", "below"):
         raise ConfigError(f"{label}: direction must be 'above' or 'below', got {direction!r}")
-    warning = _optional_number(spec["warning"], f"{label} warning") if "warning" in spec else (
-        base.warning if base else None)
-    critical = _optional_number(spec["critical"], f"{label} critical") if "critical" in spec else (
-        base.critical if base else None)
+    warning = value("warning", base.warning if base else None)
+    critical = value("critical", base.critical if base else None)
     if warning is None and critical is None:
         raise ConfigError(f"{label}: needs a warning or a critical threshold")
     first = warning if warning is not None else critical
-    assert first is not None
-    if "clear" in spec:
-        clear = _number(spec["clear"], f"{label} clear")
-    elif base is not None:
-        clear = base.clear
-    else:
-        clear = first
+    clear = value("clear", base.clear if base is not None else first)
+    if clear is None:
+        raise ConfigError(f"{label}: clear must be a number")
     sign = 1 if direction == "above" else -1
     if warning is not None and critical is not None and sign * (critical - warning) < 0:
         raise ConfigError(f"{label}: critical {critical:g} must be {direction} warning {warning:g}")
     if sign * (first - clear) < 0:
         raise ConfigError(f"{label}: clear {clear:g} must not be {direction} the first threshold {first:g}")
-    for_seconds = parse_duration(spec["for"]) if "for" in spec else (base.for_seconds if base else 0.0)
-    description = str(spec.get("description", base.description if base else ""))
+    for_seconds = value("for_", base.for_seconds if base else 0.0)
+    if for_seconds is None:
+        raise ConfigError(f"{label}: for must be a duration")
+    description = value("description", base.description if base else "") or ""
     # RuleSpec has checked a given parameter; an override on another indicator takes that indicator's.
-    parameter = spec.get("parameter", base.parameter if base and indicator == base.indicator else None) or \
-        parameter_of(str(indicator))
-    source = str(spec.get("source", base.source if base else ""))
-    return Rule(name=name, indicator=str(indicator), direction=direction, warning=warning, critical=critical,
+    parameter = value("parameter", base.parameter if base and indicator == base.indicator else None) or \
+        parameter_of(indicator)
+    source = value("source", base.source if base else "") or ""
+    return Rule(name=name, indicator=indicator, direction=direction, warning=warning, critical=critical,
                 clear=clear, for_seconds=for_seconds, description=description, parameter=parameter, source=source)
 
 
@@ -415,23 +390,18 @@ def parse_config(data: dict[str, Any], refdata: ReferenceData | None = None) -> 
                 merged[name] = build_rule(name, spec, f"{where}.rules", defaults.get(name))
             material_rules[material] = tuple(merged.values())
 
-    p = doc.price
-    price = PriceParams(volatility_window=p.volatility_window, ewma_lambda=p.ewma_lambda, ewma_window=p.ewma_window,
-                        short_window=p.short_window, long_window=p.long_window, jump_window=p.jump_window,
-                        jump_min_returns=p.jump_min_returns, jump_sd_floor=p.jump_sd_floor)
     governance, governance_source = _governance(doc.governance, refdata)
     eu_production, eu_production_source = _eu_production(refdata)
     return ScoringConfig(
         rules=tuple(rules), material_rules=material_rules,
         weights=doc.weights.given(), material_weights=material_weights,
-        lateness={k: v for k, v in doc.lateness.model_dump().items() if v is not None}, price=price,
+        lateness={k: v for k, v in doc.lateness.model_dump().items() if v is not None}, price=doc.price,
         leadtime_baseline_days=doc.leadtime.baseline_days, leadtime_trend_days=doc.leadtime.trend_days,
         reporter=doc.dependency.reporter, trade_window_months=doc.dependency.window_months,
         governance=governance, governance_source=governance_source,
         eu_production_t=eu_production, eu_production_source=eu_production_source,
         consumption_t_per_year=consumption,
-        normalisation=Normalisation(**doc.normalisation.model_dump()),
-        history=History(**doc.history.model_dump()))
+        normalisation=doc.normalisation, history=doc.history)
 
 
 def _governance(section: GovernanceSection, refdata: ReferenceData | None) -> tuple[dict[str, float], str]:

@@ -5,19 +5,16 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.access import StaticKey, parse_keys
+from shared.durations import Duration
 from shared.secrets import DEMO_KEY_DIGESTS
+from shared.service_keys import StaticKey, parse_keys
 from shared.settings import CommonSettings
 
 # faust 0.15 registers rocksdb:// only; it runs on the rocksdict package (PyPI wheel) when that is installed.
 _STORES = ("memory://", "rocksdb://")
-
-
-def _env(name: str) -> str:
-    return f"MEWS_SCORING_{name}"
 
 
 class ScoringSettings(CommonSettings):
@@ -25,50 +22,47 @@ class ScoringSettings(CommonSettings):
 
     # A raw key pasted by mistake where its digest belongs must not be echoed in a start-up error: the common
     # settings hide the input of every error.
-    model_config = SettingsConfigDict(**CommonSettings.model_config, populate_by_name=True)
+    model_config = SettingsConfigDict(**{**CommonSettings.model_config, "env_prefix": "MEWS_SCORING_"})
 
-    port: int = Field(default=8002, ge=1, le=65535, validation_alias=_env("PORT"))
+    port: int = Field(default=8002, ge=1, le=65535)
     # Loopback by default: exposing the API is a deliberate deployment choice (the k8s overlay sets 0.0.0.0).
-    host: str = Field(default="127.0.0.1", validation_alias=_env("HOST"))
-    api_keys: str = Field(default="", validation_alias=_env("API_KEYS"),
-                          description="Read keys: sha256hex[:public|restricted|government],... (shared/access.py)")
-    store: str = Field(default="memory://", validation_alias=_env("STORE"),
-                       description="faust table store; rocksdb:// (with rocksdict installed) keeps state on a volume")
-    data_dir: Path = Field(default=Path("var/scoring"), validation_alias=_env("DATA_DIR"))
-    config_path: Path | None = Field(default=None, validation_alias=_env("CONFIG"),
-                                     description="scoring.toml with rules and weights; the packaged one if unset")
-    app_id: str = Field(default="mews-scoring", pattern=r"^[A-Za-z0-9._-]+$", validation_alias=_env("APP_ID"))
-    replication_factor: int = Field(default=1, ge=1, validation_alias=_env("REPLICATION_FACTOR"),
-                                    description="of the changelog topic faust creates")
-    lag_interval_seconds: float = Field(default=10.0, gt=0, validation_alias=_env("LAG_INTERVAL_SECONDS"))
-    commit_interval_seconds: float = Field(default=1.0, gt=0, validation_alias=_env("COMMIT_INTERVAL_SECONDS"),
-                                           description="how often changed states are persisted and offsets committed")
-    snapshot_interval_seconds: float = Field(default=1.0, ge=0, validation_alias=_env("SNAPSHOT_INTERVAL_SECONDS"),
-                                             description="at most one indicator snapshot per material this often, "
-                                                         "besides one with every breach transition; 0: one per input")
-    batch_max_inputs: int = Field(default=1000, ge=1, validation_alias=_env("BATCH_MAX_INPUTS"),
-                                  description="inputs scored together at most (a batch is what one fetch returned)")
-    fetch_max_wait_seconds: float = Field(default=0.05, gt=0, validation_alias=_env("FETCH_MAX_WAIT_SECONDS"),
-                                          description="longest a fetch waits for new inputs; while one waits, the "
-                                                      "partitions whose records are still being scored are not "
-                                                      "fetched again (faust's own default is 1.5 s)")
-    recovery_check_seconds: float = Field(default=10.0, gt=0, validation_alias=_env("RECOVERY_CHECK_SECONDS"),
-                                          description="how often a table restore is checked for being stranded")
+    host: str = "127.0.0.1"
+    api_keys: SecretStr = Field(default=SecretStr(""), description=(
+        "Read keys: [name=]<sha256 hex>[:public|restricted|government],... (shared/service_keys.py)"))
+    store: str = Field(default="memory://", description=(
+        "faust table store; rocksdb:// (with rocksdict installed) keeps state on a volume"))
+    data_dir: Path = Path("var/scoring")
+    config_path: Path | None = Field(default=None, description=(
+        "scoring.toml with rules and weights; the packaged one if unset"))
+    app_id: str = Field(default="mews-scoring", pattern=r"^[A-Za-z0-9._-]+$")
+    replication_factor: int = Field(default=1, ge=1, description="of the changelog topic faust creates")
+    lag_interval_seconds: Duration = Field(default=10.0, gt=0)
+    commit_interval_seconds: Duration = Field(default=1.0, gt=0, description=(
+        "how often changed states are persisted and offsets committed"))
+    snapshot_interval_seconds: Duration = Field(default=1.0, ge=0, description=(
+        "at most one indicator snapshot per material this often, besides one with every breach transition; "
+        "0: one per input"))
+    batch_max_inputs: int = Field(default=1000, ge=1, description=(
+        "inputs scored together at most (a batch is what one fetch returned)"))
+    fetch_max_wait_seconds: Duration = Field(default=0.05, gt=0, description=(
+        "longest a fetch waits for new inputs; while one waits, the partitions whose records are still being "
+        "scored are not fetched again (faust's own default is 1.5 s)"))
+    recovery_check_seconds: Duration = Field(default=10.0, gt=0, description=(
+        "how often a table restore is checked for being stranded"))
     # Static group membership (KIP-345): a worker that restarts under the same instance id gets its partitions
     # back at once, instead of waiting for its dead predecessor's session to expire and the group to rebalance.
-    static_membership: bool = Field(default=True, validation_alias=_env("STATIC_MEMBERSHIP"))
+    static_membership: bool = True
     group_instance_id: str = Field(default="", max_length=200, pattern=r"^[A-Za-z0-9._:-]*$",
-                                   validation_alias=_env("GROUP_INSTANCE_ID"),
                                    description="unique per worker and kept across its restarts (Kubernetes: the pod "
                                                "name); empty: <hostname>-<port>")
     # How long the group waits for a silent member: a static member that does not come back holds its
     # partitions this long. 10 s, Kafka's long-time default; the broker refuses less than its minimum (6 s).
-    session_timeout_seconds: float = Field(default=10.0, ge=1, le=90, validation_alias=_env("SESSION_TIMEOUT_SECONDS"))
+    session_timeout_seconds: Duration = Field(default=10.0, ge=1, le=90)
 
     @field_validator("api_keys")
     @classmethod
-    def _keys_parse(cls, value: str) -> str:
-        parse_keys(value)
+    def _keys_parse(cls, value: SecretStr) -> SecretStr:
+        parse_keys(value.get_secret_value())
         return value
 
     @field_validator("store")
@@ -87,7 +81,7 @@ class ScoringSettings(CommonSettings):
     @property
     def read_keys(self) -> tuple[StaticKey, ...]:
         """The configured read keys with their clearances."""
-        return parse_keys(self.api_keys)
+        return parse_keys(self.api_keys.get_secret_value())
 
     @property
     def instance_id(self) -> str | None:

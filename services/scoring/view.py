@@ -60,7 +60,7 @@ INDICATOR_GAUGES: dict[str, Gauge] = {
 
 def visible(level: Classification | str, clearance: Classification) -> bool:
     """Whether something at a classification level may be shown to a caller with a clearance."""
-    return Classification(level).rank <= clearance.rank
+    return clearance.allows(level)
 
 
 def redact_breach(breach: BreachRaised, clearance: Classification) -> BreachRaised | None:

@@ -30,7 +30,7 @@ def digest(key: str) -> str:
 
 def ingest_app(bootstrap: str, namespace: str, state_dir: Path, **overrides: object) -> FastAPI:
     settings = IngestSettings(kafka_bootstrap_servers=bootstrap, topic_namespace=namespace,
-                              ingest_state_dir=state_dir, ingest_api_keys=f"{digest(INGEST_KEY)}:ingest",
+                              state_dir=state_dir, api_keys=f"{digest(INGEST_KEY)}:ingest",
                               **overrides)
     return create_ingest_app(settings)
 

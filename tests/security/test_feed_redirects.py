@@ -28,8 +28,8 @@ def csv_sources(urls: dict[str, str]) -> str:
 
 
 def settings_for(bootstrap: str, namespace: str, state: Path, **overrides: object) -> IngestSettings:
-    return IngestSettings(kafka_bootstrap_servers=bootstrap, topic_namespace=namespace, ingest_state_dir=state,
-                          ingest_fetch_backoff_s=0.01, ingest_fetch_retries=1, **overrides)
+    return IngestSettings(kafka_bootstrap_servers=bootstrap, topic_namespace=namespace, state_dir=state,
+                          fetch_backoff_s=0.01, fetch_retries=1, **overrides)
 
 
 async def test_redirects_to_private_mapped_tunnelled_or_loopback_addresses_are_dead_lettered_unfetched(
@@ -106,7 +106,7 @@ async def test_a_source_on_a_loopback_address_is_refused_unless_private_sources_
         async with open_ingestion(settings_for(kafka_bootstrap, kafka_topics, tmp_path / "refused")) as ingestion:
             [refused] = await poll_once(config, ingestion)
         assert server.requested("/prices.csv") == 0
-        allowed = settings_for(kafka_bootstrap, kafka_topics, tmp_path / "allowed", ingest_allow_private_sources=True)
+        allowed = settings_for(kafka_bootstrap, kafka_topics, tmp_path / "allowed", allow_private_sources=True)
         async with open_ingestion(allowed) as ingestion:
             [fetched] = await poll_once(config, ingestion)
     assert refused.error.startswith("unsafe_target: address 127.0.0.1 is loopback")
@@ -117,4 +117,4 @@ async def test_a_source_on_a_loopback_address_is_refused_unless_private_sources_
 
 def test_production_refuses_the_private_sources_allowance() -> None:
     with pytest.raises(ValidationError, match="MEWS_INGEST_ALLOW_PRIVATE_SOURCES"):
-        IngestSettings(environment="production", ingest_allow_private_sources=True)
+        IngestSettings(environment="production", allow_private_sources=True)

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from services.notify.access import sign_ack_token
+from services.notify.ack_links import sign_ack_token
 from services.notify.store.db import create_db_engine, session_factory
 from services.notify.store.models import Alert
 

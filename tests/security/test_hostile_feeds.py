@@ -50,7 +50,7 @@ async def test_hostile_documents_are_dead_lettered_with_reasons_and_the_poll_goe
         text += source("deep_rss", "feed", server.url("/deep.rss"))
         text += source("normal", "csv_prices", server.url("/prices.csv"))
         settings = IngestSettings(kafka_bootstrap_servers=kafka_bootstrap, topic_namespace=kafka_topics,
-                                  ingest_state_dir=tmp_path / "state", ingest_allow_private_sources=True)
+                                  state_dir=tmp_path / "state", allow_private_sources=True)
         async with open_ingestion(settings) as ingestion:
             reports = {r.source: r for r in await poll_once(parse_sources(text, tmp_path), ingestion)}
 

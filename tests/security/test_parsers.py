@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from services.notify.access import sign_ack_token, verify_ack_token
+from services.notify.ack_links import sign_ack_token, verify_ack_token
 
 from .apps import INGEST_KEY, ingest_app, new_organisation, notify_app
 

@@ -26,8 +26,8 @@ def notify(**fields: object) -> NotifySettings:
 @pytest.mark.parametrize("environment", HARDENED)
 def test_ingest_refuses_the_demo_key(environment: str) -> None:
     with pytest.raises(ValidationError, match="MEWS_INGEST_API_KEYS holds a demo key"):
-        IngestSettings(environment=environment, ingest_api_keys=f"{digest(DEMO_INGEST_KEY)}:ingest")
-    IngestSettings(environment=environment, ingest_api_keys=f"{digest(STRONG)}:ingest")
+        IngestSettings(environment=environment, api_keys=f"{digest(DEMO_INGEST_KEY)}:ingest")
+    IngestSettings(environment=environment, api_keys=f"{digest(STRONG)}:ingest")
 
 
 @pytest.mark.parametrize("environment", HARDENED)
@@ -40,19 +40,19 @@ def test_scoring_refuses_the_demo_read_key(environment: str) -> None:
 @pytest.mark.parametrize("environment", HARDENED)
 @pytest.mark.parametrize("weak", ["a" * 32, "ab" * 20, "k" * 64, "short-but-random-Xq9", DEVELOPMENT_LINK_KEY])
 def test_notify_refuses_a_weak_link_signing_key(environment: str, weak: str) -> None:
-    with pytest.raises(ValidationError, match="MEWS_LINK_SIGNING_KEY"):
+    with pytest.raises(ValidationError, match="MEWS_NOTIFY_LINK_SIGNING_KEY"):
         notify(environment=environment, link_signing_key=weak)
 
 
 @pytest.mark.parametrize("weak", ["a" * 32, DEMO_ADMIN_TOKEN, "0123456789"])
 def test_notify_refuses_a_weak_bootstrap_token(weak: str) -> None:
-    with pytest.raises(ValidationError, match="MEWS_BOOTSTRAP_ADMIN_TOKEN"):
+    with pytest.raises(ValidationError, match="MEWS_NOTIFY_BOOTSTRAP_ADMIN_TOKEN"):
         notify(environment="production", bootstrap_admin_token=weak)
     notify(environment="production", bootstrap_admin_token=secrets.token_urlsafe(32))
 
 
 def test_notify_refuses_smtp_without_tls_unless_plaintext_is_allowed() -> None:
-    with pytest.raises(ValidationError, match="MEWS_SMTP_STARTTLS"):
+    with pytest.raises(ValidationError, match="MEWS_NOTIFY_SMTP_STARTTLS"):
         notify(environment="production", smtp_starttls=False)
     assert notify(environment="production", smtp_starttls=False, smtp_allow_plaintext=True).smtp_starttls is False
     assert NotifySettings(environment="development").smtp_starttls is False  # a laptop's local SMTP sink
@@ -60,7 +60,7 @@ def test_notify_refuses_smtp_without_tls_unless_plaintext_is_allowed() -> None:
 
 def test_the_test_environment_refuses_what_production_refuses() -> None:
     # An ack of another organisation's alert was forged with the public development key under `test`.
-    with pytest.raises(ValidationError, match="MEWS_LINK_SIGNING_KEY"):
+    with pytest.raises(ValidationError, match="MEWS_NOTIFY_LINK_SIGNING_KEY"):
         NotifySettings(environment="test", smtp_starttls=True)
     with pytest.raises(ValidationError, match="PRIVATE_WEBHOOK"):
         notify(environment="test", allow_private_webhook_targets=True)
@@ -84,7 +84,7 @@ def test_refusals_name_the_setting_never_the_secret() -> None:
     weak = "w" * 40
     with pytest.raises(ValidationError) as refused:
         notify(environment="production", link_signing_key=weak)
-    assert "MEWS_LINK_SIGNING_KEY" in str(refused.value)
+    assert "MEWS_NOTIFY_LINK_SIGNING_KEY" in str(refused.value)
     assert weak not in str(refused.value)
 
 
@@ -101,6 +101,6 @@ def test_make_run_environment_still_starts_every_service(monkeypatch, tmp_path) 
         if name.startswith(("MEWS_", "KAFKA_")):
             monkeypatch.setenv(name, value)
     assert IngestSettings().environment == "development"
-    assert len(IngestSettings().api_keys()) == 1
+    assert len(IngestSettings().static_keys()) == 1
     assert ScoringSettings().read_keys
     assert NotifySettings().allow_private_webhook_targets is True

@@ -43,8 +43,8 @@ def sources(slow: str, normal: str) -> str:
 
 
 def settings_for(bootstrap: str, namespace: str, state: Path) -> IngestSettings:
-    return IngestSettings(kafka_bootstrap_servers=bootstrap, topic_namespace=namespace, ingest_state_dir=state,
-                          ingest_fetch_timeout_s=3.0, ingest_fetch_retries=0, ingest_allow_private_sources=True)
+    return IngestSettings(kafka_bootstrap_servers=bootstrap, topic_namespace=namespace, state_dir=state,
+                          fetch_timeout_s=3.0, fetch_retries=0, allow_private_sources=True)
 
 
 @pytest.mark.integration

@@ -12,9 +12,10 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Session
 
-from services.notify.access import AckClaim, Principal, organisation_of, tenant_member, verify_ack_token
+from services.notify.ack_links import AckClaim, verify_ack_token
 from services.notify.api.deps import db_session, notify_settings
 from services.notify.api.feedback import FeedbackOut
+from services.notify.auth import Principal, organisation_of, tenant_member
 from services.notify.settings import NotifySettings
 from services.notify.store import alerts, feedback
 from services.notify.store.errors import NotFound

@@ -12,8 +12,8 @@ from fastapi import APIRouter, Depends, Request, status
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.orm import Session
 
-from services.notify.access import Principal, organisation_of, tenant_admin, tenant_member
 from services.notify.api.deps import db_session, notify_settings
+from services.notify.auth import Principal, organisation_of, tenant_admin, tenant_member
 from services.notify.outbound import masked_url
 from services.notify.settings import NotifySettings
 from services.notify.store import channels

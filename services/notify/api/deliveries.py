@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Session
 
-from services.notify.access import Principal, organisation_of, tenant_admin, tenant_member
 from services.notify.api.deps import db_session
+from services.notify.auth import Principal, organisation_of, tenant_admin, tenant_member
 from services.notify.store import deliveries
 
 log = logging.getLogger(__name__)

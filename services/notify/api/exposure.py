@@ -11,8 +11,8 @@ from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from services.notify.access import Principal, tenant_member
 from services.notify.api.deps import db_session
+from services.notify.auth import Principal, tenant_member
 from services.notify.store.errors import Rejected
 from services.notify.store.exposure import (
     MAIN_ORIGIN_SHARE,

@@ -14,8 +14,8 @@ from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from services.notify.access import Principal, organisation_of, tenant_member
 from services.notify.api.deps import db_session
+from services.notify.auth import Principal, organisation_of, tenant_member
 from services.notify.store import feedback
 from services.notify.store.models import FEEDBACK_REASONS
 

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from services.notify.access import (
+from services.notify.api.deps import db_session
+from services.notify.auth import (
     Principal,
     current_principal,
     organisation_creator,
@@ -18,7 +19,6 @@ from services.notify.access import (
     tenant_admin,
     tenant_member,
 )
-from services.notify.api.deps import db_session
 from services.notify.store import keys, organisations
 from services.notify.store.errors import NotFound
 

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from services.notify.access import Principal, organisation_of, tenant_admin, tenant_member
 from services.notify.api.deps import db_session
+from services.notify.auth import Principal, organisation_of, tenant_admin, tenant_member
 from services.notify.store import products
 from services.notify.store.products import BomLineSpec
 from shared.events import CountryCode, MaterialId

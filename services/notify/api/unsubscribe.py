@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
-from services.notify.access import UnsubscribeClaim, verify_unsubscribe_token
+from services.notify.ack_links import UnsubscribeClaim, verify_unsubscribe_token
 from services.notify.api.deps import db_session, notify_settings
 from services.notify.delivery.metrics import UNSUBSCRIBES
 from services.notify.settings import NotifySettings

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from services.notify.access import manage_url
+from services.notify.ack_links import manage_url
 from services.notify.delivery.email import RenderedEmail, build_message, deliver_email
 from services.notify.delivery.outbox import CHAT_MESSAGES, DeliveryLimits
 from services.notify.delivery.outcome import Outcome

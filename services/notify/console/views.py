@@ -27,7 +27,6 @@ from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from services.notify.access import Principal, authenticate, principal_of_key, principal_of_user, tenant_admin
 from services.notify.api import alerts as alerts_api
 from services.notify.api import channels as channels_api
 from services.notify.api import deliveries as deliveries_api
@@ -35,6 +34,7 @@ from services.notify.api import exposure as exposure_api
 from services.notify.api import feedback as feedback_api
 from services.notify.api import subscriptions as subscriptions_api
 from services.notify.api.deps import db_session, notify_settings
+from services.notify.auth import Principal, authenticate, principal_of_key, principal_of_user, tenant_admin
 from services.notify.console import chart, desk, links
 from services.notify.console import session as sessions
 from services.notify.console.bom import parse_bom

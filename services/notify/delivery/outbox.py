@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.notify.access import ack_url, manage_url, unsubscribe_url
+from services.notify.ack_links import ack_url, manage_url, unsubscribe_url
 from services.notify.delivery import metrics
 from services.notify.delivery.email import SmtpConfig, build_message, deliver_email, render_email
 from services.notify.delivery.outcome import Outcome

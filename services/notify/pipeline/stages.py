@@ -38,7 +38,7 @@ def classification_gate(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert
         clearance = ctx.clearance.get(alert.organisation_id)
         if clearance is None:
             ctx.decide("classification", "drop", "organisation unknown", alert)
-        elif alert.classification.rank > clearance.rank:
+        elif not clearance.allows(alert.classification):
             ctx.decide("classification", "drop",
                        f"classified {alert.classification.value}, above clearance {clearance.value}", alert)
         else:
@@ -57,7 +57,7 @@ def inhibit(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
     current.update({(a.organisation_id, a.fingerprint): a for a in alerts})
     # An alert the organisation may no longer see (its clearance was lowered) inhibits nothing.
     sources = index_sources(a for a in current.values() if a.organisation_id in ctx.clearance
-                            and a.classification.rank <= ctx.clearance[a.organisation_id].rank)
+                            and ctx.clearance[a.organisation_id].allows(a.classification))
     kept = []
     for alert in alerts:
         found = inhibitor(alert, sources, ctx.inhibit_rules)

@@ -8,12 +8,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.notify.store.errors import NotFound
-from services.notify.store.models import CLEARANCES, Alert, utcnow
+from services.notify.store.models import Alert, utcnow
+from shared.events import Classification
 
 
 def _visible_classifications(clearance: str) -> list[str]:
     # An alert above the organisation's clearance should never exist; if one does, it stays hidden.
-    return list(CLEARANCES[: CLEARANCES.index(clearance) + 1])
+    return [level.value for level in Classification if Classification(clearance).allows(level)]
 
 
 def list_alerts(session: Session, organisation_id: str, clearance: str, *, status: str | None = None,

@@ -1,8 +1,7 @@
-"""API keys: generated once, shown once, stored as a SHA-256 hash and found by an 8-character prefix."""
+"""API keys: generated once, shown once, stored as their hash_key (SHA-256) and found by an 8-character prefix."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from datetime import datetime, timedelta
@@ -12,16 +11,12 @@ from sqlalchemy.orm import Session
 
 from services.notify.store.errors import NotFound
 from services.notify.store.models import ApiKey, utcnow
+from shared.service_keys import hash_key
 
 KEY_SCHEME = "mews_"  # recognisable by secret scanners
 PREFIX_LENGTH = 8
 # Writing last_used_at on every request would turn reads into writes; once a minute is enough to audit.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-
-
-def hash_key(plaintext: str) -> str:
-    """The SHA-256 hex digest kept instead of the key (keys are random, so no salt or slow hash is needed)."""
-    return hashlib.sha256(plaintext.encode()).hexdigest()
 
 
 def key_prefix(plaintext: str) -> str:

@@ -42,7 +42,7 @@ def mutings(session: Session, organisation_id: str, clearance: Classification, r
                 for r in session.scalars(select(models.Silence).where(
                     models.Silence.organisation_id == organisation_id, models.Silence.ends_at > now))]
     sources = index_sources(a for a in inhibition_sources(session, [organisation_id], rules)
-                            if a.classification.rank <= clearance.rank)
+                            if clearance.allows(a.classification))
     out: dict[str, Muting] = {}
     for alert in firing:
         assert alert.id is not None

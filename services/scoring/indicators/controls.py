@@ -87,10 +87,11 @@ def apply_control_news(controls: dict[str, ExportControl], *, measure: str, coun
             changes.append(f"{'updated' if prior and prior.until is None else 'opened'} {key}")
     elif measure == "easing":
         kind = easing_kind(title, summary)
-        rank = Classification(classification).rank
+        # A notice eases only controls its own classification may see.
+        clearance = Classification(classification)
         for key, control in sorted(out.items()):
             if (control.country in countries and control.until is None and (not eases or control.measure in eases)
-                    and Classification(control.classification).rank <= rank):
+                    and clearance.allows(control.classification)):
                 out[key] = replace(control, until=effective.isoformat(), ended_by=kind, eased_item_id=item_id)
                 changes.append(f"{kind} {key}")
     return out, changes

@@ -27,8 +27,8 @@ def api(kafka_topics, kafka_bootstrap, tmp_path):
            f"analysts={hashlib.sha256(ANALYST_KEY.encode()).hexdigest()}:ingest:restricted," \
            f"ministry={hashlib.sha256(MINISTRY_KEY.encode()).hexdigest()}:ingest:government"
     settings = IngestSettings(kafka_bootstrap_servers=kafka_bootstrap, topic_namespace=kafka_topics,
-                              ingest_state_dir=tmp_path, ingest_api_keys=keys, ingest_max_batch=5,
-                              ingest_max_body_bytes=4096)
+                              state_dir=tmp_path, api_keys=keys, max_batch=5,
+                              max_body_bytes=4096)
     with TestClient(create_app(settings)) as client:
         yield client
 

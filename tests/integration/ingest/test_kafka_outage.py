@@ -67,9 +67,9 @@ def api(own_broker: Broker, namespace: str, tmp_path: Path) -> Iterator[str]:
 
     asyncio.run(ensure_topics(own_broker.bootstrap, namespace))
     settings = IngestSettings(kafka_bootstrap_servers=own_broker.bootstrap, topic_namespace=namespace,
-                              ingest_state_dir=tmp_path / "state", ingest_request_deadline_s=DEADLINE_S,
-                              ingest_retry_after_s=3,
-                              ingest_api_keys=f"{hashlib.sha256(KEY.encode()).hexdigest()}:ingest")
+                              state_dir=tmp_path / "state", request_deadline_s=DEADLINE_S,
+                              retry_after_s=3,
+                              api_keys=f"{hashlib.sha256(KEY.encode()).hexdigest()}:ingest")
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

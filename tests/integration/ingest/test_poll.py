@@ -21,9 +21,9 @@ FIX = Path(__file__).resolve().parents[2] / "fixtures" / "ingest"
 
 def settings_for(bootstrap: str, namespace: str, state: Path) -> IngestSettings:
     # The feed server listens on loopback, which only this explicit development setting lets the poller reach.
-    return IngestSettings(kafka_bootstrap_servers=bootstrap, topic_namespace=namespace, ingest_state_dir=state,
-                          ingest_fetch_backoff_s=0.01, ingest_fetch_retries=2, ingest_fetch_max_bytes=1_000_000,
-                          ingest_allow_private_sources=True)
+    return IngestSettings(kafka_bootstrap_servers=bootstrap, topic_namespace=namespace, state_dir=state,
+                          fetch_backoff_s=0.01, fetch_retries=2, fetch_max_bytes=1_000_000,
+                          allow_private_sources=True)
 
 
 def sources_toml(feed_server) -> str:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from services.notify.access import sign_ack_token
+from services.notify.ack_links import sign_ack_token
 from services.notify.store.models import Alert, Notification
 from tests.integration.notify.conftest import LINK_KEY
 

@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
-from services.notify.access import AckClaim, UnsubscribeClaim, verify_ack_token, verify_unsubscribe_token
+from services.notify.ack_links import AckClaim, UnsubscribeClaim, verify_ack_token, verify_unsubscribe_token
 from services.notify.store import models
 from services.notify.store.db import unit_of_work
 from shared.events import BreachStatus, Severity

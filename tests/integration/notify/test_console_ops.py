@@ -117,8 +117,8 @@ def test_ops_desk_says_when_scoring_is_away_or_unset_and_ingest_refuses_the_key(
     assert SCORING_KEY not in page
     assert 'id="h-open"' in page  # the page's own data is still there
     unset = _ops_page(migrated_database_url, db_sessions)
-    assert "Scoring is not configured for the console (MEWS_CONSOLE_SCORING_URL)." in unset
-    assert "Ingest is not configured for the console (MEWS_CONSOLE_INGEST_URL)." in unset
+    assert "Scoring is not configured for the console (MEWS_NOTIFY_CONSOLE_SCORING_URL)." in unset
+    assert "Ingest is not configured for the console (MEWS_NOTIFY_CONSOLE_INGEST_URL)." in unset
 
 
 def test_ops_desk_stops_waiting_for_a_scoring_that_does_not_answer(migrated_database_url: str, db_sessions):

@@ -16,7 +16,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
-from services.notify.access import unsubscribe_url
+from services.notify.ack_links import unsubscribe_url
 from services.notify.api.app import create_app
 from services.notify.store import models
 from services.notify.store.db import create_db_engine, session_factory, unit_of_work

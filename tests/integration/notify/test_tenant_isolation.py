@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.notify.access import sign_ack_token
+from services.notify.ack_links import sign_ack_token
 from services.notify.store.models import Alert, Notification
 from tests.integration.notify.conftest import LINK_KEY
 

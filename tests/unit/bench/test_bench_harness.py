@@ -94,3 +94,13 @@ def test_lag_is_back_to_zero_only_once_it_stays_there():
 def test_a_run_whose_lag_never_settled_is_named_not_hidden_in_the_median():
     assert settled([1.0, 3.0, 2.0]) == "2.0 s"
     assert settled([1.0, None, 2.0]) == "not within the drain in 1 of 3"
+
+
+def test_an_earlier_revision_gets_notifys_variables_under_their_old_names_too():
+    from bench.harness.trees import with_previous_names
+
+    env = {"MEWS_NOTIFY_GROUP_WAIT_SECONDS": "0", "MEWS_NOTIFY_PORT": "8003", "MEWS_SCORING_PORT": "8002",
+           "MEWS_LOG_LEVEL": "WARNING"}
+    assert with_previous_names(env) == {**env, "MEWS_GROUP_WAIT_SECONDS": "0"}  # the port was always NOTIFY_
+    assert with_previous_names({"MEWS_GROUP_WAIT_SECONDS": "2", "MEWS_NOTIFY_GROUP_WAIT_SECONDS": "0"}) == {
+        "MEWS_GROUP_WAIT_SECONDS": "0", "MEWS_NOTIFY_GROUP_WAIT_SECONDS": "0"}  # the new name's value wins

@@ -162,7 +162,7 @@ async def test_a_request_in_chunks_keeps_its_order_and_answers_per_item_when_a_c
 
     from services.ingest import api
     from services.ingest.normalise import Ingestion
-    from shared.access import parse_keys
+    from shared.service_keys import parse_keys
 
     publisher, producer, seen = setup
     key = parse_keys(f"{hashlib.sha256(b'k').hexdigest()}:ingest")[0]

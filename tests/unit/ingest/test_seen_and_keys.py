@@ -9,7 +9,7 @@ import pytest
 from services.ingest.api import authenticate
 from services.ingest.fetch import Validators
 from services.ingest.seen import SeenStore
-from shared.access import parse_keys
+from shared.service_keys import parse_keys
 
 
 def test_seen_keys_and_validators_survive_reopening_the_store(tmp_path):

@@ -47,5 +47,5 @@ def test_port_comes_from_mews_notify_port(monkeypatch) -> None:
 def test_the_ops_desk_reads_other_services_by_an_http_url_only(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValidationError, match="console_scoring_url"):
         NotifySettings(console_scoring_url="file:///etc/passwd")
-    monkeypatch.setenv("MEWS_CONSOLE_INGEST_URL", "http://mews-ingest:8001")
+    monkeypatch.setenv("MEWS_NOTIFY_CONSOLE_INGEST_URL", "http://mews-ingest:8001")
     assert NotifySettings().console_ingest_url == "http://mews-ingest:8001"

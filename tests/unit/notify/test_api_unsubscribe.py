@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from services.notify.access import unsubscribe_url
+from services.notify.ack_links import unsubscribe_url
 from services.notify.store.models import Channel
 from tests.security.apps import new_organisation, notify_app
 

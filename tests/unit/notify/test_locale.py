@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.notify.access import (
+from services.notify.ack_links import (
     UnsubscribeClaim,
     manage_url,
     sign_ack_token,

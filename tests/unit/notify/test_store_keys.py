@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.notify.access import AckClaim, sign_ack_token, verify_ack_token
+from services.notify.ack_links import AckClaim, sign_ack_token, verify_ack_token
 from services.notify.store import keys, organisations
 from services.notify.store.db import create_db_engine, migrate, session_factory
 from services.notify.store.models import ApiKey

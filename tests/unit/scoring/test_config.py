@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
+from pydantic import ValidationError
 
-from services.scoring.config import PARAMETERS, ConfigError, load_config, parse_config
+from services.scoring.config import (
+    PARAMETERS,
+    ConfigError,
+    History,
+    Normalisation,
+    PriceParams,
+    load_config,
+    parse_config,
+)
 from shared.durations import parse_duration
 
 RULE = {"name": "price-change-1d", "indicator": "price_change_1d_pct", "direction": "above", "warning": 20,
@@ -78,6 +88,24 @@ def test_durations():
 def test_invalid_price_parameters_are_refused_with_an_error_naming_them(price, message):
     with pytest.raises(ConfigError, match=message):
         parse_config({"price": price})
+
+
+def test_an_empty_file_scores_with_the_sections_own_defaults():
+    cfg = parse_config({})
+    assert (cfg.price, cfg.normalisation, cfg.history) == (PriceParams(), Normalisation(), History())
+    assert (cfg.price.volatility_window, cfg.normalisation.min_coverage, cfg.history.news_signals) == (30, 0.5, 100)
+    assert (cfg.leadtime_baseline_days, cfg.leadtime_trend_days, cfg.reporter, cfg.trade_window_months) == (
+        365.0, 90.0, "EU27", 12)
+
+
+def test_a_section_built_in_code_is_checked_as_in_the_file():
+    # One definition: the file's constraints hold for a test's or a backtest's own parameters too.
+    with pytest.raises(ValidationError, match="short_window must be shorter"):
+        PriceParams(short_window=60, long_window=60)
+    with pytest.raises(ValidationError, match="evidence"):
+        dataclasses.replace(History(), evidence=0)
+    with pytest.raises(ValidationError, match="window"):
+        PriceParams(volatility_window="30")  # type: ignore[arg-type]
 
 
 def test_shipped_config_floors_the_jump_z_score():

@@ -114,6 +114,20 @@ def test_dead_letter_keeps_the_original_bytes_exactly():
     assert base64.b64decode(decoded.original_b64) == raw
 
 
+@pytest.mark.parametrize(("clearance", "allowed"), [
+    ("public", ["public"]), ("restricted", ["public", "restricted"]),
+    ("government", ["public", "restricted", "government"])])
+def test_a_clearance_allows_its_own_level_and_those_below_only(clearance, allowed):
+    assert [level.value for level in Classification if Classification(clearance).allows(level)] == allowed
+    assert [level for level in ("public", "restricted", "government") if Classification(clearance).allows(level)] \
+        == allowed
+
+
+def test_a_clearance_refuses_a_level_that_does_not_exist():
+    with pytest.raises(ValueError, match="secret"):
+        Classification.PUBLIC.allows("secret")
+
+
 def test_most_restricted_classification_wins():
     levels = [Classification.PUBLIC, Classification.GOVERNMENT, Classification.RESTRICTED]
     assert Classification.most_restricted(levels) is Classification.GOVERNMENT

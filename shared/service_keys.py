@@ -32,14 +32,16 @@ class StaticKey:
 
     def cleared_for(self, level: Classification) -> bool:
         """Whether the key may see (and so enter) a signal of this classification."""
-        return level.rank <= self.clearance.rank
+        return self.clearance.allows(level)
 
     def __repr__(self) -> str:  # a digest is not a secret, but it has no business in logs either
         return f"StaticKey(name={self.name!r}, scopes={sorted(self.scopes)}, clearance={self.clearance.value})"
 
 
-def digest_of(key: str) -> str:
-    """The sha256 hex digest under which a plain key is configured."""
+def hash_key(key: str) -> str:
+    """The SHA-256 hex digest kept instead of a key or token: configured for static keys, stored for the notifier's.
+
+    Every mews key is random (at least 128 bits), so neither a salt nor a slow hash would add anything."""
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -79,7 +81,7 @@ def find_key(presented: str | None, keys: tuple[StaticKey, ...]) -> StaticKey | 
     """The configured key matching a presented one, compared in constant time against every key."""
     if not presented:
         return None
-    digest = hashlib.sha256(presented.encode()).digest()
+    digest = bytes.fromhex(hash_key(presented))
     found = None
     for key in keys:  # no early exit: the time taken does not say which entry matched
         if hmac.compare_digest(digest, key.digest):

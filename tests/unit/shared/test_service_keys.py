@@ -2,8 +2,8 @@ import hashlib
 
 import pytest
 
-from shared.access import bearer_token, digest_of, find_key, parse_keys
 from shared.events import Classification
+from shared.service_keys import bearer_token, find_key, hash_key, parse_keys
 
 
 def digest(key: str) -> str:
@@ -31,7 +31,7 @@ def test_a_bad_entry_is_refused_by_position_without_echoing_it(entry):
 
 
 def test_a_presented_key_is_found_only_by_its_own_digest():
-    keys = parse_keys(f"{digest_of('right')}:ingest,{digest_of('other')}:read")
+    keys = parse_keys(f"{hash_key('right')}:ingest,{hash_key('other')}:read")
     assert find_key("right", keys) is keys[0]
     assert find_key("other", keys) is keys[1]
     assert find_key("wrong", keys) is None
@@ -54,3 +54,8 @@ def test_repr_shows_no_digest():
 def test_a_key_is_cleared_for_its_own_level_and_those_below_only():
     (restricted,) = parse_keys(f"analysts={digest('r')}:ingest:restricted")
     assert [restricted.cleared_for(c) for c in Classification] == [True, True, False]
+
+
+def test_a_configured_digest_and_a_stored_key_hash_are_the_same_sha256_hex():
+    # FIPS 180-2 test vector for "abc": what `sha256sum` prints, so operators can make digests with it.
+    assert hash_key("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
