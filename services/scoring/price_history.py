@@ -24,7 +24,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from services.scoring.config import ScoringConfig
-from services.scoring.engine import (
+from services.scoring.apply import (
     _NO_CONTROLS,
     _NO_RULE_STATE,
     MaterialState,

@@ -176,7 +176,7 @@ def test_a_threshold_exactly_at_the_reference_value_is_decided_on_the_reference_
 
 
 def test_an_estimate_within_the_margin_of_a_threshold_is_left_to_the_reference_value():
-    from services.scoring.engine import _CHANGING, _UNDECIDED, _quiet_rules
+    from services.scoring.apply import _CHANGING, _UNDECIDED, _quiet_rules
 
     config = parse_config({"rules": [
         {"name": "vol", "indicator": "price_volatility", "warning": 0.4, "clear": 0.3},
