@@ -1,9 +1,10 @@
-"""Per-material scoring state and `apply_event`: the one implementation the live service and the backtest drive.
+"""`apply_event`: one input applied to a material's state, the one implementation live and backtest drive.
 
 `apply_event` is pure: the same state, event and configuration always give the same outcome; it reads no
 clock and does no I/O. Time is event time: each material keeps a watermark (its newest event time), inputs
 too far behind it are rejected with a reason, later ones within the bound land in the right place of their
-series and the indicators are recomputed from the series.
+series and the indicators are recomputed from the series. Here: the appliers (one per kind of input), the
+indicator groups they recompute, the rules over them, and the entry points.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import math
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
-from typing import Any, TypeVar, cast
+from datetime import UTC, datetime
+from typing import Any, cast
 
-from services.scoring.config import INDICATORS, PriceParams, ScoringConfig, load_config, parameter_of
+from services.scoring.config import ScoringConfig
+from services.scoring.evidence import _breach
 from services.scoring.indicators.composite import composite_score, normalise_components, points_per_component
 from services.scoring.indicators.concentration import (
     governance_weighted_hhi,
@@ -27,228 +29,43 @@ from services.scoring.indicators.concentration import (
     split_extra_eu,
     top_origin,
 )
-from services.scoring.indicators.controls import (
-    ExportControl,
-    apply_control_news,
-    control_severity,
-    controls_in_force,
-    eased_measures,
-)
+from services.scoring.indicators.controls import apply_control_news, control_severity, controls_in_force, eased_measures
 from services.scoring.indicators.leadtime import leadtime_indicators
-from services.scoring.indicators.news import (
-    SIGNAL_TOPICS,
-    NewsSignal,
-    news_evidence,
-    news_signal_indicators,
-    window_changes_at,
+from services.scoring.indicators.news import SIGNAL_TOPICS, NewsSignal, news_signal_indicators, window_changes_at
+from services.scoring.indicators.rolling import ESTIMATE_RTOL, ESTIMATED
+from services.scoring.rules import Rule, RuleState, evaluate_rule, resolve_removed
+from services.scoring.state import (
+    _NONE,
+    DAY,
+    Flow,
+    MaterialState,
+    PriceSeries,
+    Quote,
+    Stock,
+    _as_of_date,
+    _change,
+    _dt,
+    _evolve,
+    _exact_price_group,
+    _flat,
+    _is_estimated,
+    _settled,
+    trade_window,
 )
-from services.scoring.indicators.rolling import ESTIMATE_RTOL, ESTIMATED, ReturnWindows
-from services.scoring.indicators.volatility import log_returns, price_indicators, prices_needed
-from services.scoring.rules import Rule, RuleState, Transition, evaluate_rule, fingerprint, resolve_removed
 from shared.events import (
     BreachRaised,
-    BreachStatus,
     Classification,
     Event,
-    Evidence,
     IndicatorSnapshot,
     LeadTimeQuoted,
     NewsReported,
     PriceObserved,
-    Severity,
     SignalEvent,
     StockReported,
     TradeFlowReported,
-    period_start,
 )
 
-__all__ = ["MaterialState", "Outcome", "apply_event", "apply_event_in_place", "load_config", "ScoringConfig"]
-
-DAY = 86400.0
-_Frozen = TypeVar("_Frozen")
-
-
-# --- state ------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class PriceSeries:
-    """One price series (source and series name) of a material, sorted by event time, bounded.
-
-    The lists are changed only by `add`, on a series no earlier state shares (see `apply_event`).
-    """
-
-    source: str
-    series: str
-    t: list[float] = field(default_factory=list)
-    p: list[float] = field(default_factory=list)
-    ids: list[str] = field(default_factory=list)
-    cls: list[str] = field(default_factory=list)
-    urls: list[str] = field(default_factory=list)
-    # r[i] = log(p[i] / p[i-1]), kept so an observation costs one logarithm, not a window of them. r[0] has no
-    # predecessor in the series (NaN, or the return from a price since dropped) and is never read. Derived:
-    # not serialised, rebuilt on load.
-    r: list[float] = field(default_factory=list, compare=False, repr=False)
-    # Running sums over r that give the price indicators in O(1) per observation. Derived like r.
-    windows: ReturnWindows = field(default_factory=ReturnWindows, compare=False, repr=False)
-
-    def to_dict(self) -> dict:
-        return {"source": self.source, "series": self.series, "t": list(self.t), "p": list(self.p),
-                "ids": list(self.ids), "cls": list(self.cls), "urls": list(self.urls)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> PriceSeries:
-        t, p = list(d["t"]), list(d["p"])
-        r = [math.nan, *log_returns(p)]
-        return cls(d["source"], d["series"], t, p, list(d["ids"]), list(d["cls"]), list(d["urls"]), r,
-                   ReturnWindows(deferred=True))
-
-    def copy(self) -> PriceSeries:
-        """A series with lists of its own, to change without touching this one."""
-        return PriceSeries(self.source, self.series, self.t.copy(), self.p.copy(), self.ids.copy(), self.cls.copy(),
-                           self.urls.copy(), self.r.copy(), self.windows.copy())
-
-    def add(self, i: int, t: float, price: float, event_id: str, classification: str, url: str, limit: int) -> None:
-        """Insert one observation at index i (keeping time order), forgetting the oldest beyond `limit`."""
-        n = len(self.p)
-        if i == n:  # the usual case: the newest price
-            self.r.append(math.log(price / self.p[i - 1]) if i > 0 else math.nan)
-            self.t.append(t)
-            self.p.append(price)
-            self.ids.append(event_id)
-            self.cls.append(classification)
-            self.urls.append(url)
-            self.windows.appended(self.t, self.r)
-        else:
-            # Inserted before later prices: the next price's return is now measured from this one.
-            self.r[i] = math.log(self.p[i] / price)
-            self.r.insert(i, math.log(price / self.p[i - 1]) if i > 0 else math.nan)
-            self.t.insert(i, t)
-            self.p.insert(i, price)
-            self.ids.insert(i, event_id)
-            self.cls.insert(i, classification)
-            self.urls.insert(i, url)
-            self.windows.inserted(self.t, self.r, i)
-        excess = n + 1 - limit
-        if excess > 0:
-            for items in (self.t, self.p, self.ids, self.cls, self.urls, self.r):
-                del items[:excess]
-            self.windows.trimmed(excess, self.t)
-
-    def returns(self, prices: int) -> list[float]:
-        """The log returns between the latest `prices` prices (as `log_returns(p[-prices:])` would give)."""
-        return self.r[max(1, len(self.r) - prices + 1):]
-
-
-@dataclass(frozen=True)
-class Quote:
-    """One lead-time quote as kept in state."""
-
-    t: float
-    days: float
-    origin: str
-    supplier: str
-    source: str
-    id: str
-    cls: str
-
-    def to_list(self) -> list:
-        return [self.t, self.days, self.origin, self.supplier, self.source, self.id, self.cls]
-
-
-@dataclass(frozen=True)
-class Flow:
-    """One trade flow of one period as kept in state."""
-
-    partner: str
-    flow: str
-    hs_code: str
-    quantity_kg: float | None
-    value_eur: float | None
-    source: str
-    id: str
-    cls: str
-    t: float
-
-    def to_list(self) -> list:
-        return [self.partner, self.flow, self.hs_code, self.quantity_kg, self.value_eur, self.source, self.id,
-                self.cls, self.t]
-
-
-@dataclass(frozen=True)
-class Stock:
-    """The latest stock report of one holder as kept in state."""
-
-    t: float
-    tonnes: float
-    holder: str
-    source: str
-    id: str
-    cls: str
-
-    def to_list(self) -> list:
-        return [self.t, self.tonnes, self.holder, self.source, self.id, self.cls]
-
-
-@dataclass(frozen=True)
-class MaterialState:
-    """Everything scoring remembers about one material; compact and JSON-serialisable via to_dict()."""
-
-    material: str
-    watermark: float | None = None  # newest event time seen, epoch seconds UTC
-    series: dict[str, PriceSeries] = field(default_factory=dict)  # "source|series" -> series
-    active_series: str | None = None  # the series of the newest price: the one price indicators describe
-    quotes: tuple[Quote, ...] = ()
-    flows: dict[str, tuple[Flow, ...]] = field(default_factory=dict)  # period -> flows
-    controls: dict[str, ExportControl] = field(default_factory=dict)
-    news_keys: tuple[str, ...] = ()
-    rules: dict[str, RuleState] = field(default_factory=dict)
-    indicators: dict[str, dict[str, float | None]] = field(default_factory=dict)  # group -> indicators
-    seen_ids: list[str] = field(default_factory=list)
-    stocks: tuple[Stock, ...] = ()  # the latest report of each holder
-    news_signals: tuple[NewsSignal, ...] = ()  # supply-signal news other than export controls, by time
-
-    def flat_indicators(self) -> dict[str, float | None]:
-        """Every indicator of every group in one mapping."""
-        return _flat(_settled(self))
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable form (only lists, dicts, strings, numbers and None)."""
-        return {
-            "v": 1,
-            "material": self.material,
-            "watermark": self.watermark,
-            "series": {k: s.to_dict() for k, s in self.series.items()},
-            "active_series": self.active_series,
-            "quotes": [q.to_list() for q in self.quotes],
-            "flows": {p: [f.to_list() for f in fs] for p, fs in self.flows.items()},
-            "controls": {k: c.to_dict() for k, c in self.controls.items()},
-            "news_keys": list(self.news_keys),
-            "rules": {k: r.to_dict() for k, r in self.rules.items()},
-            "indicators": {g: dict(v) for g, v in _settled(self).items()},
-            "seen_ids": list(self.seen_ids),
-            # Only when there are stocks, so states without them keep the form they always had.
-            **({"stocks": [s.to_list() for s in self.stocks]} if self.stocks else {}),
-            **({"news_signals": [n.to_list() for n in self.news_signals]} if self.news_signals else {}),
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> MaterialState:
-        """The state from its to_dict() form."""
-        return cls(
-            material=d["material"],
-            watermark=d.get("watermark"),
-            series={k: PriceSeries.from_dict(s) for k, s in d.get("series", {}).items()},
-            active_series=d.get("active_series"),
-            quotes=tuple(Quote(*q) for q in d.get("quotes", [])),
-            flows={p: tuple(Flow(*f) for f in fs) for p, fs in d.get("flows", {}).items()},
-            controls={k: ExportControl.from_dict(c) for k, c in d.get("controls", {}).items()},
-            news_keys=tuple(d.get("news_keys", [])),
-            rules={k: RuleState.from_dict(r) for k, r in d.get("rules", {}).items()},
-            indicators={g: dict(v) for g, v in d.get("indicators", {}).items()},
-            seen_ids=list(d.get("seen_ids", [])),
-            stocks=tuple(Stock(*s) for s in d.get("stocks", [])),
-            news_signals=tuple(NewsSignal(*n) for n in d.get("news_signals", [])),
-        )
+__all__ = ["Outcome", "apply_event", "apply_event_in_place", "indicator_snapshot"]
 
 
 @dataclass(frozen=True)
@@ -261,22 +78,6 @@ class Outcome:
     rejected: str | None = None
 
 
-def _evolve(state: _Frozen, **changes: Any) -> _Frozen:
-    """A copy of a state (or series) with some fields changed (dataclasses.replace without its per-call overhead)."""
-    new = object.__new__(type(state))
-    new.__dict__.update(state.__dict__)
-    new.__dict__.update(changes)
-    return new
-
-
-def _change(state: MaterialState, own: bool, **changes: Any) -> MaterialState:
-    """The state with some fields changed: in place when the caller owns it, otherwise a copy."""
-    if own:
-        state.__dict__.update(changes)
-        return state
-    return _evolve(state, **changes)
-
-
 _NO_RULE_STATE = RuleState()
 
 
@@ -284,10 +85,6 @@ _NO_RULE_STATE = RuleState()
 
 def _epoch(dt: datetime) -> float:
     return dt.timestamp()
-
-
-def _dt(t: float) -> datetime:
-    return datetime.fromtimestamp(t, UTC)
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -430,56 +227,9 @@ def _price_group(state: MaterialState, cfg: ScoringConfig, estimate: bool = True
     return est
 
 
-def _exact_price_group(s: PriceSeries, p: PriceParams) -> dict[str, float | None]:
-    """The price group from the reference functions, every window recomputed."""
-    need = prices_needed(volatility_window=p.volatility_window, ewma_window=p.ewma_window,
-                         long_window=p.long_window, jump_window=p.jump_window)
-    return price_indicators(s.t, s.p, volatility_window=p.volatility_window, ewma_lambda=p.ewma_lambda,
-                            ewma_window=p.ewma_window, short_window=p.short_window, long_window=p.long_window,
-                            jump_window=p.jump_window, jump_min_returns=p.jump_min_returns,
-                            jump_sd_floor=p.jump_sd_floor, returns=s.returns(need))
-
-
-def _settled(state: MaterialState) -> dict[str, dict[str, float | None]]:
-    """The state's indicator groups, an estimated price group replaced by its reference values."""
-    groups = state.indicators
-    estimate = state.__dict__.get("_estimate")
-    if estimate is not None and estimate[0] is groups.get("price"):
-        # A cache fill, not a change: the estimate stands for exactly these values. Series an estimate refers
-        # to are never changed without a new price group (apply_event copies them first).
-        groups["price"] = _exact_price_group(estimate[1], estimate[2])
-    return groups
-
-
-def _is_estimated(state: MaterialState) -> bool:
-    estimate = state.__dict__.get("_estimate")
-    return estimate is not None and estimate[0] is state.indicators.get("price")
-
-
-def _flat(groups: dict[str, dict[str, float | None]]) -> dict[str, float | None]:
-    get = groups.get
-    return {**get("price", _NONE), **get("leadtime", _NONE), **get("trade", _NONE), **get("controls", _NONE),
-            **get("stock", _NONE), **get("news", _NONE)}
-
-
-_NONE: dict[str, float | None] = {}
-
-
 def _leadtime_group(state: MaterialState, cfg: ScoringConfig) -> dict[str, float | None]:
     return leadtime_indicators([(q.t, q.days, q.origin) for q in state.quotes],
                                baseline_days=cfg.leadtime_baseline_days, trend_days=cfg.leadtime_trend_days)
-
-
-def trade_window(flows: dict[str, tuple[Flow, ...]], months: int) -> list[str]:
-    """The periods the dependency indicators use: the latest year, or the latest `months` monthly periods."""
-    if not flows:
-        return []
-    latest = max(flows, key=lambda p: (period_start(p), len(p)))
-    if len(latest) == 4:
-        return [latest]
-    ly, lm = int(latest[:4]), int(latest[5:7])
-    first = ly * 12 + lm - months  # exclusive lower bound in months
-    return sorted(p for p in flows if len(p) == 7 and first < int(p[:4]) * 12 + int(p[5:7]) <= ly * 12 + lm)
 
 
 def _trade_group(state: MaterialState, cfg: ScoringConfig) -> dict[str, float | None]:
@@ -530,10 +280,6 @@ def _stock_group(state: MaterialState, cfg: ScoringConfig) -> dict[str, float | 
         daily = consumption / 365.25 if consumption else None
     return {"stock_tonnes": tonnes, "stock_daily_use_t": daily,
             "stock_cover_days": tonnes / daily if daily else None}
-
-
-def _as_of_date(state: MaterialState) -> date:
-    return _dt(state.watermark or 0.0).date()
 
 
 _NO_CONTROLS: dict[str, float | None] = {"export_controls_active": 0.0, "export_control_severity": control_severity([])}
@@ -601,137 +347,6 @@ def _assessed(state: MaterialState, cfg: ScoringConfig
     score, components, contributions = _score(ind, state.material, cfg)
     ind["risk_score"] = score
     return ind, score, components, contributions
-
-
-# --- evidence and breaches -------------------------------------------------------------------------------
-
-def _group_of(indicator: str) -> str:
-    if indicator.startswith("price"):
-        return "price"
-    if indicator.startswith("leadtime"):
-        return "leadtime"
-    if indicator.startswith("export_control"):
-        return "controls"
-    if indicator == "risk_score":
-        return "all"
-    if indicator.startswith("stock"):
-        return "stock"
-    if indicator.startswith("news_"):
-        return "news"
-    return "trade"
-
-
-def evidence_for(state: MaterialState, indicator: str, limit: int) -> list[Evidence]:
-    """The recent inputs that drove an indicator, newest first, at most `limit` per kind of input."""
-    group = _group_of(indicator)
-    out: list[Evidence] = []
-    if group in ("price", "all"):
-        s = state.series.get(state.active_series or "")
-        if s is not None:
-            for i in range(len(s.t) - 1, max(-1, len(s.t) - 1 - limit), -1):
-                out.append(Evidence(id=s.ids[i], source=s.source, kind="price", time=_dt(s.t[i]), value=s.p[i],
-                                    url=s.urls[i], classification=Classification(s.cls[i])))
-    if group in ("leadtime", "all"):
-        for q in reversed(state.quotes[-limit:]):
-            out.append(Evidence(id=q.id, source=q.source, kind="leadtime", time=_dt(q.t), value=q.days,
-                                classification=Classification(q.cls)))
-    if group in ("trade", "all"):
-        periods = trade_window(state.flows, 12)
-        flows = sorted((f for p in periods for f in state.flows[p] if f.flow == "import"),
-                       key=lambda f: (-(f.value_eur or f.quantity_kg or 0.0), f.t, f.partner))
-        for f in flows[:limit]:
-            out.append(Evidence(id=f.id, source=f.source, kind="trade", time=_dt(f.t),
-                                value=f.value_eur if f.value_eur is not None else f.quantity_kg,
-                                classification=Classification(f.cls)))
-    if group == "stock":
-        for st in reversed(state.stocks[-limit:]):
-            out.append(Evidence(id=st.id, source=st.source, kind="stock", time=_dt(st.t), value=st.tonnes,
-                                classification=Classification(st.cls)))
-    if group == "news":
-        for n in news_evidence(state.news_signals, indicator, state.watermark or 0.0, limit):
-            out.append(Evidence(id=n.id, source=n.source, kind="news", time=_dt(n.t), value=n.describe(),
-                                url=n.url, classification=Classification(n.cls)))
-    if group in ("controls", "all"):
-        for c in controls_in_force(state.controls, _as_of_date(state))[:limit]:
-            out.append(Evidence(id=c.event_id, source=c.source, kind="news",
-                                time=datetime.fromisoformat(c.since).replace(tzinfo=UTC),
-                                value=f"{c.country} {c.measure}", url=c.url,
-                                classification=Classification(c.classification)))
-    return out
-
-
-def material_name(material: str) -> str:
-    """A material's display name from its id ("rare-earths" -> "Rare earths")."""
-    return material.replace("-", " ").capitalize()
-
-
-def format_value(indicator: str, value: float | None) -> str:
-    """An indicator value as a reader expects it (percent, ratio, days, index points)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    unit = INDICATORS.get(indicator, ("", "days" if indicator.startswith("leadtime_days.") else "number"))[1]
-    if unit == "pct":
-        return f"{value:+.0f}%"
-    if unit == "fraction":
-        return f"{value * 100:.0f}%"
-    if unit == "ratio":
-        return f"{value:.2f}x"
-    if unit == "days":
-        return f"{value:.0f} days"
-    if unit == "tonnes":
-        return f"{value:,.1f} t"
-    if unit == "days_per_30d":
-        return f"{value:+.1f} days per 30 days"
-    if unit == "z":
-        return f"{value:+.1f} sd"
-    if unit in ("index", "score", "count"):
-        return f"{value:,.0f}"
-    return f"{value:.4g}"
-
-
-def _label(indicator: str) -> str:
-    if indicator.startswith("leadtime_days."):
-        return f"quoted lead time from {indicator.split('.', 1)[1]}"
-    return INDICATORS.get(indicator, (indicator, ""))[0]
-
-
-def summarise(material: str, rule: Rule | None, indicator: str, tr: Transition, value: float,
-              rule_name: str, input_at: float | None = None) -> str:
-    """The one-line, plain-language account of a breach transition; a resolution is dated by its input."""
-    name = material_name(material)
-    label = _label(indicator)
-    v = format_value(indicator, value)
-    since = _dt(tr.starts_at).date().isoformat()
-    if rule is None:
-        return f"{name}: rule {rule_name} no longer applies ({tr.reason}); breach resolved (since {since})"
-    direction = rule.direction
-    back = "below" if direction == "above" else "above"
-    if tr.kind == "resolved":
-        # A late input resolves as of its own time, not the watermark's (newer inputs of other kinds).
-        ended = _dt(input_at if input_at is not None else tr.ends_at or tr.starts_at).date().isoformat()
-        return (f"{name}: {label} {v} is back {back} the clear threshold of {format_value(indicator, rule.clear)}; "
-                f"resolved on {ended} (breach since {since})")
-    if tr.kind == "deescalated":
-        return (f"{name}: {label} {v} fell back {back} the critical threshold but is still {direction} the warning "
-                f"threshold of {format_value(indicator, tr.threshold)} (since {since})")
-    return (f"{name}: {label} {v} is {direction} the {tr.severity} threshold of "
-            f"{format_value(indicator, tr.threshold)} (since {since})")
-
-
-def _breach(state: MaterialState, rule: Rule | None, rule_name: str, indicator: str, tr: Transition, value: float,
-            cfg: ScoringConfig, input_at: float | None = None) -> BreachRaised:
-    evidence = evidence_for(state, indicator, cfg.history.evidence)
-    return BreachRaised(
-        fingerprint=fingerprint(state.material, rule_name), material=state.material, rule=rule_name,
-        indicator=indicator, severity=Severity(tr.severity),
-        status=BreachStatus.FIRING if tr.firing else BreachStatus.RESOLVED, value=value,
-        warning_threshold=rule.warning if rule else None, critical_threshold=rule.critical if rule else None,
-        clear_threshold=rule.clear if rule else None, threshold=tr.threshold,
-        starts_at=_dt(tr.starts_at), ends_at=_dt(tr.ends_at) if tr.ends_at is not None else None,
-        observed_at=_dt(state.watermark or tr.starts_at),
-        summary=summarise(state.material, rule, indicator, tr, value, rule_name, input_at), evidence=evidence,
-        classification=Classification.most_restricted([e.classification for e in evidence]),
-        parameter=rule.parameter if rule else parameter_of(indicator))
 
 
 def input_classification(state: MaterialState) -> Classification:
@@ -910,7 +525,7 @@ def _apply(state: MaterialState | None, event: Event, event_id: str, config: Sco
         return Outcome(state, rejected="duplicate: event id already applied")
     kind = event.kind
     when = event.occurred_at
-    t = when.timestamp()  # _epoch
+    t = when.timestamp()
     bound = config.lateness_for(kind)
     if state.watermark is not None and t < state.watermark - bound:
         return Outcome(state, rejected=(

@@ -7,7 +7,7 @@ The code lives beside it, one module per job: `state.py` (MaterialState and its 
 
 from services.scoring.apply import Outcome, apply_event, apply_event_in_place, indicator_snapshot
 from services.scoring.config import ScoringConfig, load_config
-from services.scoring.apply import MaterialState, PriceSeries
+from services.scoring.state import MaterialState, PriceSeries
 
 __all__ = ["MaterialState", "Outcome", "PriceSeries", "ScoringConfig", "apply_event", "apply_event_in_place",
            "indicator_snapshot", "load_config"]
