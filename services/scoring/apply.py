@@ -13,7 +13,7 @@ import math
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any, cast
 
 from services.scoring.config import ScoringConfig
@@ -79,12 +79,6 @@ class Outcome:
 
 
 _NO_RULE_STATE = RuleState()
-
-
-# --- time ------------------------------------------------------------------------------------------------
-
-def _epoch(dt: datetime) -> float:
-    return dt.timestamp()
 
 
 def _fmt_duration(seconds: float) -> str:
