@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import math
+from functools import cache
 
 from services.scoring.config import INDICATORS
 from services.scoring.rules import Rule, Transition
 from services.scoring.state import _dt
+from shared.catalog import load_catalog
 
 
 def material_name(material: str) -> str:
-    """A material's display name from its id ("rare-earths" -> "Rare earths")."""
-    return material.replace("-", " ").capitalize()
+    """A material's display name as a sentence starts with it: the catalog's ("rare-earths-heavy" -> "Heavy rare
+    earths"); an id the catalog does not hold reads as its words ("new-metal" -> "New metal")."""
+    name = _display_names().get(material) or material.replace("-", " ")
+    return name[:1].upper() + name[1:]
+
+
+@cache
+def _display_names() -> dict[str, str]:
+    return {m.id: m.display_name() for m in load_catalog().materials}
 
 
 def format_value(indicator: str, value: float | None) -> str:
