@@ -217,7 +217,7 @@ def _price_group(state: MaterialState, cfg: ScoringConfig, estimate: bool = True
     est = s.windows.estimate(s.t, s.p, s.r, cfg.price)
     if est is None:
         return _exact_price_group(s, cfg.price)
-    state.__dict__["_estimate"] = (est, s, cfg.price)
+    state._estimate = (est, s, cfg.price)
     return est
 
 
@@ -296,11 +296,11 @@ def _news_group(state: MaterialState) -> dict[str, float | None]:
     if not signals:
         return _NONE
     at = state.watermark or 0.0
-    kept = state.__dict__.get("_news")
+    kept = state._news
     if kept is not None and kept[0] is signals and at < kept[1]:
         return kept[2]
     group = news_signal_indicators(signals, at)
-    state.__dict__["_news"] = (signals, window_changes_at(signals, at), group)
+    state._news = (signals, window_changes_at(signals, at), group)
     return group
 
 
@@ -496,9 +496,9 @@ def _outcome(state: MaterialState, breaches: list[BreachRaised]) -> Outcome:
 
 def _seen_set(state: MaterialState) -> set[str]:
     """The state's seen ids as a set, kept beside the list by the in-place driver (the list stays the record)."""
-    cache = state.__dict__.get("_seen")
+    cache = state._seen
     if cache is None or cache[0] is not state.seen_ids or len(cache[1]) != len(state.seen_ids):
-        cache = state.__dict__["_seen"] = (state.seen_ids, set(state.seen_ids))
+        cache = state._seen = (state.seen_ids, set(state.seen_ids))
     return cache[1]
 
 
@@ -544,8 +544,7 @@ def _apply(state: MaterialState | None, event: Event, event_id: str, config: Sco
     else:
         seen = (state.seen_ids + [event_id])[-limit:]
     if own:
-        d = applied.__dict__
-        d["watermark"], d["seen_ids"] = watermark, seen
+        applied.watermark, applied.seen_ids = watermark, seen
     else:
         applied = _evolve(applied, watermark=watermark, seen_ids=seen)
     groups = dict(applied.indicators)
@@ -558,7 +557,7 @@ def _apply(state: MaterialState | None, event: Event, event_id: str, config: Sco
     groups["controls"] = _controls_group(applied)
     if applied.news_signals:  # the window slides with the watermark, whatever the input
         groups["news"] = _news_group(applied)
-    applied.__dict__["indicators"] = groups  # a copy made by this call, or the caller's own state
+    applied.indicators = groups  # a copy made by this call, or the caller's own state
     estimated = _is_estimated(applied)
     ind, score, components, contributions = _assessed(applied, config)
     quiet = _quiet_rules(applied, ind, config, estimated)

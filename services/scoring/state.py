@@ -20,7 +20,7 @@ from services.scoring.rules import RuleState
 from shared.events import period_start
 
 DAY = 86400.0
-_Frozen = TypeVar("_Frozen")
+_Record = TypeVar("_Record")
 
 
 # --- state ------------------------------------------------------------------------------------------------
@@ -144,9 +144,15 @@ class Stock:
         return [self.t, self.tonnes, self.holder, self.source, self.id, self.cls]
 
 
-@dataclass(frozen=True)
+@dataclass
 class MaterialState:
-    """Everything scoring remembers about one material; compact and JSON-serialisable via to_dict()."""
+    """Everything scoring remembers about one material; compact and JSON-serialisable via to_dict().
+
+    Not frozen, because it is changed in place: a driver that owns its states (the live worker, the backtest)
+    applies every input to them with `apply_event_in_place`, since copying the state per input was what made
+    scoring slow. `apply_event` never changes a state it is given; it copies what it changes. `_change` and
+    `_evolve` below are where the two paths part, and the caches are the only other fields written in place.
+    """
 
     material: str
     watermark: float | None = None  # newest event time seen, epoch seconds UTC
@@ -161,6 +167,11 @@ class MaterialState:
     seen_ids: list[str] = field(default_factory=list)
     stocks: tuple[Stock, ...] = ()  # the latest report of each holder
     news_signals: tuple[NewsSignal, ...] = ()  # supply-signal news other than export controls, by time
+    # Caches of derived values kept by apply.py, neither serialised nor compared. Each holds what it was computed
+    # from, so a copy that shares it (see `_evolve`) can tell when it is stale.
+    _estimate: tuple | None = field(default=None, init=False, repr=False, compare=False)  # see _settled
+    _news: tuple | None = field(default=None, init=False, repr=False, compare=False)  # see apply._news_group
+    _seen: tuple | None = field(default=None, init=False, repr=False, compare=False)  # see apply._seen_set
 
     def flat_indicators(self) -> dict[str, float | None]:
         """Every indicator of every group in one mapping."""
@@ -206,8 +217,10 @@ class MaterialState:
         )
 
 
-def _evolve(state: _Frozen, **changes: Any) -> _Frozen:
-    """A copy of a state (or series) with some fields changed (dataclasses.replace without its per-call overhead)."""
+def _evolve(state: _Record, **changes: Any) -> _Record:
+    """A copy of a state (or series) with some fields changed (dataclasses.replace without its per-call overhead).
+
+    Through `__dict__`, which also works on the frozen series and copies the caches with the state."""
     new = object.__new__(type(state))
     new.__dict__.update(state.__dict__)
     new.__dict__.update(changes)
@@ -215,7 +228,8 @@ def _evolve(state: _Frozen, **changes: Any) -> _Frozen:
 
 
 def _change(state: MaterialState, own: bool, **changes: Any) -> MaterialState:
-    """The state with some fields changed: in place when the caller owns it, otherwise a copy."""
+    """The state with some fields changed: in place when the caller owns it (`apply_event_in_place`), otherwise a
+    copy (`apply_event`)."""
     if own:
         state.__dict__.update(changes)
         return state
@@ -259,7 +273,7 @@ def _exact_price_group(s: PriceSeries, p: PriceParams) -> dict[str, float | None
 def _settled(state: MaterialState) -> dict[str, dict[str, float | None]]:
     """The state's indicator groups, an estimated price group replaced by its reference values."""
     groups = state.indicators
-    estimate = state.__dict__.get("_estimate")
+    estimate = state._estimate
     if estimate is not None and estimate[0] is groups.get("price"):
         # A cache fill, not a change: the estimate stands for exactly these values. Series an estimate refers
         # to are never changed without a new price group (apply_event copies them first).
@@ -268,7 +282,7 @@ def _settled(state: MaterialState) -> dict[str, dict[str, float | None]]:
 
 
 def _is_estimated(state: MaterialState) -> bool:
-    estimate = state.__dict__.get("_estimate")
+    estimate = state._estimate
     return estimate is not None and estimate[0] is state.indicators.get("price")
 
 
