@@ -14,7 +14,7 @@ from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from services.scoring.config import ScoringConfig
 from services.scoring.evidence import _breach
@@ -65,7 +65,21 @@ from shared.events import (
     TradeFlowReported,
 )
 
-__all__ = ["Outcome", "apply_event", "apply_event_in_place", "indicator_snapshot"]
+__all__ = ["Outcome", "Rejection", "apply_event", "apply_event_in_place", "indicator_snapshot"]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why an input was not applied: `kind` for metrics and counts, `detail` in full for a reader.
+
+    `str()` gives "kind: detail", the reason as logs and dead letters carry it.
+    """
+
+    kind: Literal["duplicate", "late", "irrelevant"]
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.detail}"
 
 
 @dataclass(frozen=True)
@@ -75,7 +89,7 @@ class Outcome:
     state: MaterialState
     breaches: list[BreachRaised] = field(default_factory=list)
     snapshot: IndicatorSnapshot | None = None
-    rejected: str | None = None
+    rejected: Rejection | None = None
 
 
 _NO_RULE_STATE = RuleState()
@@ -90,13 +104,13 @@ def _fmt_duration(seconds: float) -> str:
 # Each takes the input's event time `t` (epoch seconds), already computed by `_apply`.
 
 def _apply_price(state: MaterialState, e: PriceObserved, event_id: str, cfg: ScoringConfig, own: bool, t: float
-                 ) -> MaterialState | str:
+                 ) -> MaterialState | Rejection:
     key = f"{e.source}|{e.series}"
     s = state.series.get(key)
     if s is not None:
         i = bisect_right(s.t, t)
         if i > 0 and s.t[i - 1] == t:
-            return "duplicate: this series already has a price at this time (same dedup key)"
+            return Rejection("duplicate", "this series already has a price at this time (same dedup key)")
         if not own:
             s = s.copy()
     else:
@@ -113,11 +127,11 @@ def _apply_price(state: MaterialState, e: PriceObserved, event_id: str, cfg: Sco
 
 
 def _apply_leadtime(state: MaterialState, e: LeadTimeQuoted, event_id: str, cfg: ScoringConfig, own: bool,
-                    t: float) -> MaterialState | str:
+                    t: float) -> MaterialState | Rejection:
     origin = e.origin_country or ""
     for q in state.quotes:
         if q.t == t and q.origin == origin and q.supplier == e.supplier and q.source == e.source:
-            return "duplicate: this quote was already applied (same dedup key)"
+            return Rejection("duplicate", "this quote was already applied (same dedup key)")
     q = Quote(t, e.lead_time_days, origin, e.supplier, e.source, event_id, e.classification.value)
     quotes = sorted((*state.quotes, q), key=lambda x: (x.t, x.origin, x.supplier, x.source))
     same_origin = [x for x in quotes if x.origin == origin]
@@ -128,13 +142,13 @@ def _apply_leadtime(state: MaterialState, e: LeadTimeQuoted, event_id: str, cfg:
 
 
 def _apply_trade(state: MaterialState, e: TradeFlowReported, event_id: str, cfg: ScoringConfig, own: bool,
-                 t: float) -> MaterialState | str:
+                 t: float) -> MaterialState | Rejection:
     if e.reporter != cfg.reporter:
-        return f"irrelevant: trade flow reported by {e.reporter}; scoring uses reporter {cfg.reporter}"
+        return Rejection("irrelevant", f"trade flow reported by {e.reporter}; scoring uses reporter {cfg.reporter}")
     existing = state.flows.get(e.period, ())
     for f in existing:
         if (f.partner, f.flow, f.hs_code, f.source) == (e.partner, e.flow, e.hs_code, e.source):
-            return "duplicate: this trade flow was already applied (same dedup key)"
+            return Rejection("duplicate", "this trade flow was already applied (same dedup key)")
     f = Flow(e.partner, e.flow, e.hs_code, e.quantity_kg, e.value_eur, e.source, event_id, e.classification.value,
              t)
     flows = {**state.flows, e.period: tuple(sorted((*existing, f), key=lambda x: (x.partner, x.flow, x.hs_code,
@@ -145,32 +159,32 @@ def _apply_trade(state: MaterialState, e: TradeFlowReported, event_id: str, cfg:
 
 
 def _apply_stock(state: MaterialState, e: StockReported, event_id: str, cfg: ScoringConfig, own: bool,
-                 t: float) -> MaterialState | str:
+                 t: float) -> MaterialState | Rejection:
     held = next((s for s in state.stocks if s.holder == e.holder), None)
     if held is not None and held.t == t and held.source == e.source:
-        return "duplicate: this stock report was already applied (same dedup key)"
+        return Rejection("duplicate", "this stock report was already applied (same dedup key)")
     if held is not None and held.t > t:
-        return f"irrelevant: a newer stock report of holder {e.holder!r} is already held"
+        return Rejection("irrelevant", f"a newer stock report of holder {e.holder!r} is already held")
     stock = Stock(t, e.tonnes, e.holder, e.source, event_id, e.classification.value)
     stocks = sorted((*(s for s in state.stocks if s.holder != e.holder), stock), key=lambda s: (s.t, s.holder))
     return _evolve(state, stocks=tuple(stocks[-cfg.history.stock_holders:]))
 
 
 def _apply_news(state: MaterialState, e: NewsReported, event_id: str, cfg: ScoringConfig, own: bool,
-                t: float) -> MaterialState | str:
+                t: float) -> MaterialState | Rejection:
     if e.relevant and e.measure.value == "none" and e.topic in SIGNAL_TOPICS:
         return _apply_news_signal(state, e, event_id, cfg, t)
     if not e.relevant or e.measure.value == "none":
-        return "irrelevant: news item is not classified as an export-control measure"
+        return Rejection("irrelevant", "news item is not classified as an export-control measure")
     # The imposers when the producer said who they are; else, as older producers meant, every country named.
     imposers = e.countries if e.imposed_by is None else e.imposed_by
     if not imposers:
         if e.countries:
-            return "irrelevant: export-control news names no imposing country"
-        return "irrelevant: export-control news names no country"
+            return Rejection("irrelevant", "export-control news names no imposing country")
+        return Rejection("irrelevant", "export-control news names no country")
     key = e.dedup_key()
     if key in state.news_keys:
-        return "duplicate: this news item was already applied (same dedup key)"
+        return Rejection("duplicate", "this news item was already applied (same dedup key)")
     effective = e.effective_date or e.published_at.astimezone(UTC).date()
     controls, changes = apply_control_news(
         state.controls, measure=e.measure.value, countries=sorted(set(imposers)), effective=effective,
@@ -186,10 +200,10 @@ def _apply_news(state: MaterialState, e: NewsReported, event_id: str, cfg: Scori
 
 
 def _apply_news_signal(state: MaterialState, e: NewsReported, event_id: str, cfg: ScoringConfig, t: float
-                       ) -> MaterialState | str:
+                       ) -> MaterialState | Rejection:
     key = e.dedup_key()
     if any(n.key == key for n in state.news_signals):
-        return "duplicate: this news item was already applied (same dedup key)"
+        return Rejection("duplicate", "this news item was already applied (same dedup key)")
     signal = NewsSignal(t, str(e.topic), key, e.title[:300], e.url, e.source, event_id, e.classification.value,
                         None if e.leadtime_days is None else float(e.leadtime_days), e.price_change_pct)
     signals = state.news_signals
@@ -463,7 +477,7 @@ def _quiet_rules(state: MaterialState, ind: dict[str, float | None], cfg: Scorin
 
 # --- the entry point -----------------------------------------------------------------------------------------
 
-_Applier = Callable[[MaterialState, Any, str, ScoringConfig, bool, float], MaterialState | str]
+_Applier = Callable[[MaterialState, Any, str, ScoringConfig, bool, float], MaterialState | Rejection]
 _APPLY: dict[type[Event], _Applier] = {
     PriceObserved: _apply_price, LeadTimeQuoted: _apply_leadtime, TradeFlowReported: _apply_trade,
     NewsReported: _apply_news, StockReported: _apply_stock}
@@ -507,26 +521,27 @@ def _apply(state: MaterialState | None, event: Event, event_id: str, config: Sco
     apply = _APPLY.get(type(event))
     if apply is None:
         return Outcome(state or MaterialState(material=getattr(event, "material", "")),
-                       rejected=f"irrelevant: {event.type} is not a scoring input")
+                       rejected=Rejection("irrelevant", f"{event.type} is not a scoring input"))
     event = cast(SignalEvent, event)  # every kind _APPLY holds is one; cheaper than isinstance on an ABC
     material = event.material
     if state is None:
         state = MaterialState(material=material)
     if material != state.material:
-        return Outcome(state, rejected=f"irrelevant: event is about {material}, state is of {state.material}")
+        return Outcome(state, rejected=Rejection("irrelevant",
+                                                 f"event is about {material}, state is of {state.material}"))
     seen_set = _seen_set(state) if own else None
     if event_id in (state.seen_ids if seen_set is None else seen_set):
-        return Outcome(state, rejected="duplicate: event id already applied")
+        return Outcome(state, rejected=Rejection("duplicate", "event id already applied"))
     kind = event.kind
     when = event.occurred_at
     t = when.timestamp()
     bound = config.lateness_for(kind)
     if state.watermark is not None and t < state.watermark - bound:
-        return Outcome(state, rejected=(
-            f"late: {kind} event time {when.astimezone(UTC).isoformat()} is older than the watermark "
-            f"{_dt(state.watermark).isoformat()} minus the lateness bound of {_fmt_duration(bound)}"))
+        return Outcome(state, rejected=Rejection("late", (
+            f"{kind} event time {when.astimezone(UTC).isoformat()} is older than the watermark "
+            f"{_dt(state.watermark).isoformat()} minus the lateness bound of {_fmt_duration(bound)}")))
     applied = apply(state, event, event_id, config, own, t)
-    if isinstance(applied, str):
+    if isinstance(applied, Rejection):
         return Outcome(state, rejected=applied)
     watermark = t if state.watermark is None or t > state.watermark else state.watermark
     limit = config.history.seen_ids

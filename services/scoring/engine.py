@@ -5,9 +5,9 @@ The code lives beside it, one module per job: `state.py` (MaterialState and its 
 `summary.py` (a breach in one plain-language line).
 """
 
-from services.scoring.apply import Outcome, apply_event, apply_event_in_place, indicator_snapshot
+from services.scoring.apply import Outcome, Rejection, apply_event, apply_event_in_place, indicator_snapshot
 from services.scoring.config import ScoringConfig, load_config
 from services.scoring.state import MaterialState, PriceSeries
 
-__all__ = ["MaterialState", "Outcome", "PriceSeries", "ScoringConfig", "apply_event", "apply_event_in_place",
-           "indicator_snapshot", "load_config"]
+__all__ = ["MaterialState", "Outcome", "PriceSeries", "Rejection", "ScoringConfig", "apply_event",
+           "apply_event_in_place", "indicator_snapshot", "load_config"]
