@@ -87,7 +87,7 @@ def normalise_news(candidate: Candidate, classify: Classifier, catalog: Any, lim
         except (ValueError, OverflowError, OSError) as exc:
             return Rejected("invalid_time", f"published_at: {exc}")
     if (problem := check_time(published_at, limits)) is not None:
-        return Rejected("future_time" if "future" in problem else "invalid_time", problem)
+        return problem
     identities = news_identities(title, link, published_at.date() if raw_time not in (None, "") else None)
     try:
         result = classify(summary, title=title, catalog=catalog)

@@ -180,12 +180,12 @@ def parse_time(value: Any) -> datetime:
     return dt if dt.tzinfo is UTC else dt.astimezone(UTC)
 
 
-def check_time(dt: datetime, limits: Limits) -> str | None:
-    """Why a timestamp cannot be right (far future, before 1900), or None."""
+def check_time(dt: datetime, limits: Limits) -> Rejected | None:
+    """Why a timestamp cannot be right (future_time: far in the future; invalid_time: before 1900), or None."""
     if dt > limits.now + limits.future_tolerance:
-        return f"timestamp {dt.isoformat()} lies in the future (now {limits.now.isoformat()})"
+        return Rejected("future_time", f"timestamp {dt.isoformat()} lies in the future (now {limits.now.isoformat()})")
     if dt < limits.earliest:
-        return f"timestamp {dt.isoformat()} is before {limits.earliest.year}"
+        return Rejected("invalid_time", f"timestamp {dt.isoformat()} is before {limits.earliest.year}")
     return None
 
 
@@ -196,7 +196,7 @@ def event_time(fields: Mapping[str, Any], name: str, limits: Limits) -> datetime
     except (ValueError, OverflowError, OSError) as exc:
         return Rejected("invalid_time", f"{name}: {exc}")
     if (problem := check_time(at, limits)) is not None:
-        return Rejected("future_time" if "future" in problem else "invalid_time", problem)
+        return problem
     return at
 
 

@@ -25,7 +25,7 @@ from faust.events import Event as FaustEvent
 from faust.types import EventT
 from prometheus_client import Counter, Gauge, Histogram
 
-from services.scoring.engine import Outcome, ScoringConfig, apply_event_in_place, indicator_snapshot
+from services.scoring.engine import Outcome, Rejection, ScoringConfig, apply_event_in_place, indicator_snapshot
 from services.scoring.intake import BatchIntake
 from services.scoring.states import MaterialStates, Resident, position
 from shared import topics as declared
@@ -95,16 +95,13 @@ def read_input(raw: bytes | None, key: bytes | None, expected: type[SignalEvent]
     return Accepted(envelope, event)
 
 
-def outcome_label(rejected: str | None) -> str:
+def outcome_label(rejected: Rejection | None) -> str:
     """The metrics outcome of an engine result: ok, or the kind of rejection (duplicate, late, irrelevant...).
 
     Besides these, an input re-read after a restart that its material's recovered state already covers counts as
     `replayed`, and one that cannot be read as `invalid`.
     """
-    if rejected is None:
-        return "ok"
-    kind, sep, _ = rejected.partition(":")
-    return kind if sep and kind in ("duplicate", "late", "irrelevant") else "rejected"
+    return "ok" if rejected is None else rejected.kind
 
 
 def passed_over(expected: int | None, offset: int) -> int:
@@ -226,11 +223,11 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
             if label == "late":
                 LATE.labels(declared_topic.name).inc()
             if label in ("late", "rejected"):  # valid input that could not count: keep it, with the reason
-                letter = DeadLettered.of(message.value, outcome.rejected, source=SOURCE, stage=SERVICE,
+                letter = DeadLettered.of(message.value, str(outcome.rejected), source=SOURCE, stage=SERVICE,
                                          intended_topic=message.topic)
                 await deadletter_topic.send(key=SOURCE.encode(), value=encode(letter, source=SOURCE))
             log.info("input not scored", extra={"topic": message.topic, "material": material,
-                                                "event_id": checked.envelope["id"], "reason": outcome.rejected})
+                                                "event_id": checked.envelope["id"], "reason": str(outcome.rejected)})
         else:
             await emit(outcome)
             if outcome.breaches:

@@ -152,7 +152,7 @@ def replay(inputs: Iterable[Input], config: ScoringConfig,
             outcome = apply_event_in_place(state, item.event, event_id=item.event_id, config=config)
             state = outcome.state
             if outcome.rejected is not None:
-                result.rejected[outcome.rejected.split(":", 1)[0]] += 1
+                result.rejected[outcome.rejected.kind] += 1
                 continue
             result.applied += 1
             if outcome.breaches:

@@ -23,18 +23,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from services.scoring.apply import _NO_CONTROLS, _NO_RULE_STATE, _compiled, _score, _weights_for
 from services.scoring.config import ScoringConfig
-from services.scoring.engine import (
-    _NO_CONTROLS,
-    _NO_RULE_STATE,
-    MaterialState,
-    PriceSeries,
-    _breach,
-    _compiled,
-    _evolve,
-    _score,
-    _weights_for,
-)
+from services.scoring.evidence import _breach
 from services.scoring.indicators.composite import points_per_component
 from services.scoring.indicators.rolling import ReturnWindows
 from services.scoring.indicators.volatility import (
@@ -46,6 +37,7 @@ from services.scoring.indicators.volatility import (
     prices_needed,
 )
 from services.scoring.rules import RuleState, evaluate_rule
+from services.scoring.state import MaterialState, PriceSeries, _evolve
 from shared.events import BreachRaised, PriceObserved
 
 # mean^2 / variance beyond which a window is left to the reference functions: below it the two-pass sums of

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from services.notify.store import models
 from services.notify.store.db import unit_of_work
 from shared.events import Severity
 from tests.browser.conftest import save_screenshot, serious_violations
+from tests.eventually import eventually_blocking
 from tests.integration.notify.world import breach, publish
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -30,19 +30,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 BOM = ("product,component,material,share,origin_country,supplier\n"
        "X-band radar module,GaN power amplifier,gallium,0.02,CN,Wafer Works\n"
        "X-band radar module,Ge infrared window,germanium,0.05,CN,\n")
-
-
-def _wait_for(predicate, what: str, within: float = 60.0, reload=None):
-    deadline = time.monotonic() + within
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        if reload is not None:
-            reload()
-        time.sleep(0.3)
 
 
 def _document(driver) -> tuple[float, str] | None:
@@ -150,8 +137,8 @@ def test_an_alert_from_the_broker_is_acknowledged_and_given_feedback(browser, co
     asyncio.run(publish(console_stack.settings, breach("fp-console-ga", material="gallium",
                                                        severity=Severity.CRITICAL, value=0.72)))
     driver.get(f"{url}/console/alerts")
-    _wait_for(lambda: driver.find_elements(By.PARTIAL_LINK_TEXT, "price_spike"), "the alert in the inbox",
-              reload=driver.refresh)
+    eventually_blocking(lambda: driver.find_elements(By.PARTIAL_LINK_TEXT, "price_spike"), within=60,
+                        what="the alert in the inbox", every=0.3, between=driver.refresh)
     assert "critical" in driver.page_source
     _check_page(driver, "inbox")
 
@@ -173,8 +160,8 @@ def test_an_alert_from_the_broker_is_acknowledged_and_given_feedback(browser, co
         assert [f.comment for f in s.scalars(select(models.AlertFeedback))] == ["Our buyers are on it."]
 
     _follow(driver, By.LINK_TEXT, "Delivery log")
-    _wait_for(lambda: "delivered" in driver.find_element(By.TAG_NAME, "main").text, "the webhook delivered",
-              reload=driver.refresh)
+    eventually_blocking(lambda: "delivered" in driver.find_element(By.TAG_NAME, "main").text, within=60,
+                        what="the webhook delivered", every=0.3, between=driver.refresh)
     assert console_stack.receiver.received >= 2  # the test message, then the alert
     _check_page(driver, "deliveries")
 
@@ -229,8 +216,8 @@ def test_a_user_signs_in_with_an_emailed_link(browser, console_stack):
     _navigate(driver, lambda: driver.find_element(By.ID, "email").send_keys("buyer@radar.test", Keys.ENTER))
     assert "a sign-in link is on its way" in driver.find_element(By.ID, "link-sent").text
     _check_page(driver, "sign-in-link-sent")
-    [(_, mail)] = _wait_for(lambda: [m for m in console_stack.inbox.messages if "buyer@radar.test" in m[0]],
-                            "the sign-in email")
+    [(_, mail)] = eventually_blocking(lambda: [m for m in console_stack.inbox.messages if "buyer@radar.test" in m[0]],
+                                      within=60, what="the sign-in email", every=0.3)
     [link] = re.findall(r"http://\S+/console/sign-in/link/\S+", mail.get_body(("plain",)).get_content())
     driver.get(link)
     assert "Sign in to Demo Radar Systems B.V. as buyer@radar.test?" in driver.find_element(By.TAG_NAME, "main").text

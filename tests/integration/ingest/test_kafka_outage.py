@@ -27,6 +27,7 @@ from services.ingest.settings import IngestSettings
 from shared import topics
 from shared.kafka import ensure_topics
 from tests.conftest import ROOT, free_port
+from tests.eventually import eventually_blocking
 
 from .conftest import read_topic
 
@@ -92,14 +93,6 @@ def prices(first_day: int, count: int) -> list[dict]:
              "observed_at": (day + timedelta(days=first_day + i)).isoformat()} for i in range(count)]
 
 
-def wait_until_ready(client: httpx.Client, seconds: float = 90) -> None:
-    give_up = time.monotonic() + seconds
-    while client.get("/readyz").status_code != 200:
-        if time.monotonic() > give_up:
-            raise AssertionError("ingest did not become ready again after the broker returned")
-        time.sleep(0.5)
-
-
 def published_days(own_broker: Broker, namespace: str, expect: int) -> Counter[str]:
     messages = asyncio.run(read_topic(own_broker.bootstrap, namespace, topics.PRICES, expect=expect,
                                       deadline_s=30, settle=5))
@@ -123,7 +116,8 @@ def test_a_batch_kafka_does_not_take_is_refused_in_time_never_published_later_an
     assert client.post("/v1/prices", json={"items": during}).status_code == 503  # still away: refused again
 
     own_broker.run("start")
-    wait_until_ready(client)
+    eventually_blocking(lambda: client.get("/readyz").status_code == 200, within=90, every=0.5,
+                        what="ingest ready again after the broker returned")
     # Time for anything still queued to reach the broker: none of the refused batch may arrive.
     days = published_days(own_broker, namespace, expect=len(before))
     assert days == Counter(p["observed_at"][:10] for p in before)

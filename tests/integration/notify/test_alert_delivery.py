@@ -15,13 +15,13 @@ from services.notify.store import models
 from services.notify.store.db import unit_of_work
 from services.notify.worker import Notifier
 from shared.events import BreachStatus, Classification, Severity
+from tests.eventually import eventually
 from tests.integration.notify.world import (
     add_email,
     add_org,
     add_product,
     add_webhook,
     breach,
-    eventually,
     publish,
     running,
     subscribe,

@@ -15,16 +15,8 @@ from sqlalchemy import delete, select
 from services.notify.store import models
 from services.notify.store.db import unit_of_work
 from shared.events import BreachStatus
-from tests.integration.notify.world import (
-    add_org,
-    add_webhook,
-    breach,
-    eventually,
-    publish,
-    running,
-    subscribe,
-    verified,
-)
+from tests.eventually import eventually
+from tests.integration.notify.world import add_org, add_webhook, breach, publish, running, subscribe, verified
 
 pytestmark = pytest.mark.integration
 

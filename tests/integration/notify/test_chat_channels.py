@@ -12,8 +12,9 @@ from services.notify.ack_links import AckClaim, UnsubscribeClaim, verify_ack_tok
 from services.notify.store import models
 from services.notify.store.db import unit_of_work
 from shared.events import BreachStatus, Severity
+from tests.eventually import eventually
 from tests.integration.notify.chat import add_chat
-from tests.integration.notify.world import add_org, breach, eventually, notifier_settings, publish, running, subscribe
+from tests.integration.notify.world import add_org, breach, notifier_settings, publish, running, subscribe
 
 pytestmark = pytest.mark.integration
 

@@ -20,11 +20,11 @@ from services.notify.worker import Notifier
 from shared import topics
 from shared.events import BreachStatus
 from shared.kafka import EventProducer
+from tests.eventually import eventually
 from tests.integration.notify.world import (
     add_org,
     add_webhook,
     breach,
-    eventually,
     notifier_settings,
     publish,
     running,

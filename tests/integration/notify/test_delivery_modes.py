@@ -16,7 +16,8 @@ from sqlalchemy import select
 from services.notify.store import models
 from services.notify.store.db import unit_of_work
 from shared.events import Severity
-from tests.integration.notify.world import breach, eventually, publish, running, subscribe
+from tests.eventually import eventually
+from tests.integration.notify.world import breach, publish, running, subscribe
 
 pytestmark = pytest.mark.integration
 

@@ -19,16 +19,8 @@ from services.notify.store.db import unit_of_work
 from services.notify.worker import Notifier, smtp_from
 from shared import topics
 from shared.events import DeadLettered, decode
-from tests.integration.notify.world import (
-    add_org,
-    add_webhook,
-    breach,
-    eventually,
-    notifier_settings,
-    publish,
-    running,
-    subscribe,
-)
+from tests.eventually import eventually
+from tests.integration.notify.world import add_org, add_webhook, breach, notifier_settings, publish, running, subscribe
 
 pytestmark = pytest.mark.integration
 

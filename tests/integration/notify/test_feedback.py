@@ -13,7 +13,8 @@ from prometheus_client import REGISTRY
 
 from services.ingest.classify.cli import classify_lines
 from shared.events import Evidence, Severity
-from tests.integration.notify.world import breach, eventually, publish, running
+from tests.eventually import eventually
+from tests.integration.notify.world import breach, publish, running
 
 pytestmark = pytest.mark.integration
 

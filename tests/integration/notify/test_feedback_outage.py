@@ -21,8 +21,9 @@ from services.notify.api.app import create_app
 from services.notify.store import models
 from services.notify.store.db import create_db_engine, session_factory, unit_of_work
 from services.notify.worker import Notifier
+from tests.eventually import eventually
 from tests.integration.notify.conftest import BOOTSTRAP_TOKEN, LINK_KEY
-from tests.integration.notify.world import add_webhook, breach, eventually, notifier_settings, publish, subscribe
+from tests.integration.notify.world import add_webhook, breach, notifier_settings, publish, subscribe
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -13,12 +13,12 @@ import pytest
 from services.notify.store import models
 from services.notify.store.db import unit_of_work
 from shared.events import BreachRaised, BreachStatus, Classification, Evidence, Severity
+from tests.eventually import eventually
 from tests.integration.notify.conftest import LINK_KEY
 from tests.integration.notify.world import (
     add_email,
     add_org,
     add_webhook,
-    eventually,
     notifier_settings,
     publish,
     running,

@@ -14,14 +14,8 @@ from services.notify.store import models
 from services.notify.store.db import unit_of_work
 from services.scoring.rules import fingerprint
 from shared.events import BreachStatus, Severity
-from tests.integration.notify.world import (
-    add_webhook,
-    breach,
-    eventually,
-    publish,
-    running,
-    subscribe,
-)
+from tests.eventually import eventually
+from tests.integration.notify.world import add_webhook, breach, publish, running, subscribe
 
 pytestmark = pytest.mark.integration
 

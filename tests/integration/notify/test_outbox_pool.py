@@ -26,8 +26,9 @@ from services.notify.store.db import unit_of_work
 from services.notify.store.outbox import DeliveryPolicy, claim_due, record_outcome
 from services.notify.worker import Notifier, smtp_from
 from tests.conftest import free_port
+from tests.eventually import eventually
 from tests.integration.notify.conftest import HttpReceiver, _handler_for
-from tests.integration.notify.world import add_org, add_webhook, eventually, notifier_settings
+from tests.integration.notify.world import add_org, add_webhook, notifier_settings
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,7 @@ import asyncio
 import base64
 import contextlib
 import os
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -89,18 +88,6 @@ def breach(fingerprint: str, material: str = "gallium", rule: str = "price_spike
         evidence=[Evidence(id="ev-1", source="lme", kind="price", time=observed, value=812.5,
                            url="https://example.org/prices/ga")],
         classification=classification)
-
-
-async def eventually(predicate: Callable[[], object], within: float = 20.0, what: str = "condition") -> object:
-    """Poll until the predicate is truthy, or fail after the deadline."""
-    deadline = time.monotonic() + within
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def notifier_settings(kafka_bootstrap: str, namespace: str, database_url: str, smtp_inbox,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 
 import pytest
@@ -10,6 +9,7 @@ import pytest
 from services.scoring.engine import MaterialState, apply_event_in_place, load_config
 from shared import topics as declared
 from shared.events import IndicatorSnapshot, PriceObserved
+from tests.eventually import eventually_blocking
 
 from .conftest import collect, price, produce, run
 from .test_rebalance import latest_states
@@ -27,16 +27,6 @@ def prices(days: range) -> list[PriceObserved]:
             for d in days for i, m in enumerate(MATERIALS)]
 
 
-def wait_for(check, what: str, wait: float = 40):
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    pytest.fail(f"{what} not within {wait}s")
-
-
 def held_ids(states: dict[str, MaterialState]) -> Counter:
     """How often each input's CloudEvents id is held in the states' price series."""
     return Counter(i for state in states.values() for s in state.series.values() for i in s.ids)
@@ -50,18 +40,19 @@ def test_a_worker_killed_between_two_changelog_writes_loses_no_input_and_applies
     first = start_worker(kafka_topics, name="first", env=env)
     before, crashed = prices(range(0, 31)), prices(range(31, 60))
     before_ids = run(produce(kafka_bootstrap, kafka_topics, before[:-len(MATERIALS)]))
-    wait_for(lambda: set(before_ids) <= set(held_ids(run(latest_states(kafka_bootstrap, kafka_topics)))),
-             "the first inputs in the changelog")
+    eventually_blocking(lambda: set(before_ids) <= set(held_ids(run(latest_states(kafka_bootstrap, kafka_topics)))),
+                        within=40, what="the first inputs in the changelog", every=0.2)
 
     # One more day, to see the write that persists it: the next write is a whole interval after that one.
     # Score a second batch inside that interval, then kill.
     writes = first.metric("mews_scoring_state_writes_total")
     before_ids += run(produce(kafka_bootstrap, kafka_topics, before[-len(MATERIALS):]))
-    wait_for(lambda: first.metric("mews_scoring_state_writes_total") > writes, "a changelog write")
+    eventually_blocking(lambda: first.metric("mews_scoring_state_writes_total") > writes, within=40,
+                        what="a changelog write", every=0.2)
     writes = first.metric("mews_scoring_state_writes_total")
     crashed_ids = run(produce(kafka_bootstrap, kafka_topics, crashed))
-    wait_for(lambda: first.metric("mews_scoring_events_total", outcome="ok") == len(before) + len(crashed),
-             "the second inputs scored")
+    eventually_blocking(lambda: first.metric("mews_scoring_events_total", outcome="ok") == len(before) + len(crashed),
+                        within=40, what="the second inputs scored", every=0.2)
     assert first.metric("mews_scoring_state_writes_total") == writes
     first.kill()
 
@@ -76,8 +67,9 @@ def test_a_worker_killed_between_two_changelog_writes_loses_no_input_and_applies
     after = prices(range(60, 70))
     after_ids = run(produce(kafka_bootstrap, kafka_topics, after))
     every_id = before_ids + crashed_ids + after_ids
-    states = wait_for(lambda: (s := run(latest_states(kafka_bootstrap, kafka_topics)))
-                      and set(every_id) <= set(held_ids(s)) and s, "every input in the changelog")
+    states = eventually_blocking(lambda: (s := run(latest_states(kafka_bootstrap, kafka_topics)))
+                                 and set(every_id) <= set(held_ids(s)) and s,
+                                 within=40, what="every input in the changelog", every=0.2)
 
     # Every input is held once, and the survivor applied exactly the inputs the changelog lacked.
     held = held_ids(states)

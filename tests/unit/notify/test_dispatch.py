@@ -233,3 +233,21 @@ def test_dispatching_unit_by_unit_gives_each_organisation_one_notification_and_c
     assert [(d.decision, d.reason) for d in closed] == [("changed", "firing:warning -> resolved")]
     assert store.rows[("org-gone", "fp0")].status == BreachStatus.RESOLVED
     assert all(store.rows[(o, "fp0")].status == BreachStatus.RESOLVED for o in orgs)
+
+
+def test_a_resolution_of_an_alert_never_raised_is_dropped_with_why_and_sends_nothing():
+    store = store_for("org-a")
+    report = dispatch(store, index_of("org-a"), [breach("fp1", BreachStatus.RESOLVED)], NOW, TIMING)
+    assert (store.rows, store.outbox, store.log) == ({}, {}, {})
+    assert [(d.stage, d.decision, d.reason) for d in report.decisions if d.decision == "drop"] == [
+        ("upsert", "drop", "resolution of an alert this organisation never had")]
+
+
+def test_a_breach_observed_before_the_alert_it_updates_is_stale_and_changes_nothing():
+    store = store_for("org-a")
+    dispatch(store, index_of("org-a"), [breach("fp1", minutes=10)], NOW, TIMING)
+    rows, outbox = dict(store.rows), dict(store.outbox)
+    report = dispatch(store, index_of("org-a"), [breach("fp1", BreachStatus.RESOLVED, minutes=5)], NOW, TIMING)
+    assert (store.rows, store.outbox) == (rows, outbox)
+    [stale] = [d for d in report.decisions if d.stage == "upsert"]
+    assert (stale.decision, stale.reason) == ("stale", "observed 2026-03-02T11:05:00+00:00, older than the alert")

@@ -12,7 +12,7 @@ import pytest
 
 from services.ingest.classify import classify_item
 from services.scoring.config import DEFAULT_PATH, load_config, parse_config
-from services.scoring.engine import MaterialState, apply_event, apply_event_in_place
+from services.scoring.engine import MaterialState, Rejection, apply_event, apply_event_in_place
 from shared.events import (
     BreachStatus,
     Classification,
@@ -79,8 +79,9 @@ def test_late_event_within_bound_lands_in_the_right_place_of_the_series():
 def test_event_older_than_watermark_minus_bound_is_rejected_with_reason():
     state, _ = feed([price(100.0, 0), price(101.0, 10)])
     out = apply_event(state, price(90.0, 2), event_id="too-late", config=CONFIG)
-    assert out.rejected.startswith("late: price event time 2023-07-05")
-    assert "lateness bound of 7 days" in out.rejected
+    assert out.rejected.kind == "late"
+    assert str(out.rejected).startswith("late: price event time 2023-07-05")
+    assert "lateness bound of 7 days" in out.rejected.detail
     assert out.state is state
     assert out.breaches == []
 
@@ -88,9 +89,9 @@ def test_event_older_than_watermark_minus_bound_is_rejected_with_reason():
 def test_duplicate_id_and_duplicate_dedup_key_are_ignored():
     state, _ = feed([(price(100.0, 0), "a"), (price(101.0, 1), "b")])
     again = apply_event(state, price(101.0, 1), event_id="b", config=CONFIG)
-    assert again.rejected == "duplicate: event id already applied"
+    assert again.rejected == Rejection("duplicate", "event id already applied")
     same_key = apply_event(state, price(101.0, 1), event_id="c", config=CONFIG)
-    assert same_key.rejected.startswith("duplicate: ")
+    assert same_key.rejected.kind == "duplicate"
     assert same_key.state is state
 
 
@@ -132,7 +133,7 @@ def test_news_not_classified_as_a_measure_is_rejected_as_irrelevant():
     item = NewsReported(material="gallium", item_id="x", source="s", title="Gallium conference",
                         published_at=T0, relevant=False)
     out = apply_event(None, item, event_id="x", config=CONFIG)
-    assert out.rejected.startswith("irrelevant: ")
+    assert out.rejected.kind == "irrelevant"
 
 
 def flow(partner: str, value: float, period: str = "2023-05", reporter: str = "EU27", kg: float | None = None,
@@ -159,7 +160,7 @@ def test_trade_flows_give_shares_hhi_and_import_reliance():
 
 def test_trade_from_another_reporter_is_rejected():
     out = apply_event(None, flow("CN", 1.0, reporter="NL"), event_id="x", config=CONFIG)
-    assert out.rejected == "irrelevant: trade flow reported by NL; scoring uses reporter EU27"
+    assert out.rejected == Rejection("irrelevant", "trade flow reported by NL; scoring uses reporter EU27")
 
 
 def quote(days: float, day: float, origin: str = "CN") -> LeadTimeQuoted:
@@ -231,7 +232,7 @@ def test_replay_is_deterministic_and_survives_a_serialisation_round_trip():
 def test_event_about_another_material_is_rejected():
     state, _ = feed([price(1.0, 0)])
     out = apply_event(state, price(1.0, 1, material="germanium"), event_id="x", config=CONFIG)
-    assert out.rejected.startswith("irrelevant: event is about germanium")
+    assert str(out.rejected).startswith("irrelevant: event is about germanium")
 
 
 def test_announced_control_comes_into_force_with_event_time():
@@ -304,7 +305,7 @@ def test_apply_event_leaves_the_given_state_as_it_was():
     before = json.dumps(state.to_dict())
     for i, event in enumerate(all_kinds_of_input()[-3:]):
         out = apply_event(state, event, event_id=f"more-{i}", config=CONFIG)
-        assert out.rejected is None or out.rejected.startswith("duplicate")
+        assert out.rejected is None or out.rejected.kind == "duplicate"
         assert json.dumps(state.to_dict()) == before
 
 
@@ -368,9 +369,9 @@ def test_news_without_imposed_by_treats_every_country_named_as_imposing_as_befor
 
 def test_news_naming_only_targets_is_irrelevant_for_want_of_an_imposer():
     out = apply_event(None, demo_ban(countries=["RU"], imposed_by=[]), event_id="x", config=CONFIG)
-    assert out.rejected == "irrelevant: export-control news names no imposing country"
+    assert out.rejected == Rejection("irrelevant", "export-control news names no imposing country")
     out = apply_event(None, demo_ban(countries=[], imposed_by=[]), event_id="x", config=CONFIG)
-    assert out.rejected == "irrelevant: export-control news names no country"
+    assert out.rejected == Rejection("irrelevant", "export-control news names no country")
 
 
 def test_an_easing_ends_only_the_imposers_controls():
@@ -388,9 +389,9 @@ def test_an_event_that_is_not_a_scoring_input_is_rejected_as_irrelevant_and_leav
 
     letter = DeadLettered.of(b"x", "reason", source="test", stage="ingest")
     out = apply_event(None, letter, event_id="dl-1", config=CONFIG)
-    assert out.rejected == "irrelevant: mews.deadletter.v1 is not a scoring input"
+    assert out.rejected == Rejection("irrelevant", "mews.deadletter.v1 is not a scoring input")
     assert (out.state.material, out.state.seen_ids, out.breaches) == ("", [], [])
     state = feed([price(100.0, 0)])[0]
     out = apply_event(state, letter, event_id="dl-2", config=CONFIG)
-    assert out.rejected.startswith("irrelevant: ")
+    assert out.rejected.kind == "irrelevant"
     assert out.state is state

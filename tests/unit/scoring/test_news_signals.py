@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.scoring.config import load_config, parameter_of
-from services.scoring.engine import MaterialState, apply_event, apply_event_in_place
+from services.scoring.engine import MaterialState, Rejection, apply_event, apply_event_in_place
 from shared.events import BreachStatus, Classification, Measure, NewsReported, PriceObserved, Severity, Topic
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
@@ -46,7 +46,7 @@ def burst(outcomes) -> list:
 def test_supply_signal_news_is_kept_and_a_repeat_of_the_same_item_is_a_duplicate():
     state, outs = feed([signal(0, "a"), signal(1, "a", title="Re-posted"), signal(1, "b", topic="price")])
     assert [o.rejected for o in outs[::2]] == [None, None]
-    assert outs[1].rejected == "duplicate: this news item was already applied (same dedup key)"
+    assert outs[1].rejected == Rejection("duplicate", "this news item was already applied (same dedup key)")
     assert [(n.key, n.topic) for n in state.news_signals] == [("a|gallium", "leadtime"), ("b|gallium", "price")]
 
 
@@ -54,7 +54,7 @@ def test_a_late_item_within_the_lateness_bound_lands_in_time_order_and_one_beyon
     state, outs = feed([signal(40, "new"), signal(20, "late"), signal(9, "too-late")])
     assert outs[1].rejected is None
     assert [n.key for n in state.news_signals] == ["late|gallium", "new|gallium"]
-    assert outs[2].rejected.startswith("late: news event time 2024-05-10")
+    assert str(outs[2].rejected).startswith("late: news event time 2024-05-10")
 
 
 def test_the_kept_signals_are_bounded_by_the_history_setting_oldest_forgotten_first():
@@ -86,12 +86,12 @@ def test_news_without_a_supply_signal_is_rejected_as_irrelevant_as_before(topic)
     item = NewsReported(material="gallium", item_id="x", source="s", title="Gallium conference", published_at=T0,
                         relevant=True, topic=topic)
     out = apply_event(None, item, event_id="x", config=CONFIG)
-    assert out.rejected == "irrelevant: news item is not classified as an export-control measure"
+    assert out.rejected == Rejection("irrelevant", "news item is not classified as an export-control measure")
 
 
 def test_a_signal_the_classifier_judged_irrelevant_is_not_kept():
     out = apply_event(None, signal(0, "a").model_copy(update={"relevant": False}), event_id="x", config=CONFIG)
-    assert out.rejected.startswith("irrelevant: ")
+    assert out.rejected.kind == "irrelevant"
 
 
 # --- indicators --------------------------------------------------------------------------------------------

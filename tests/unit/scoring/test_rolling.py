@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.scoring.config import DEFAULT_PATH, PriceParams, load_config, parse_config
-from services.scoring.engine import MaterialState, PriceSeries, apply_event, apply_event_in_place
+from services.scoring.engine import MaterialState, PriceSeries, Rejection, apply_event, apply_event_in_place
 from services.scoring.indicators.rolling import ESTIMATE_RTOL, ESTIMATED, ReturnWindows
 from services.scoring.indicators.volatility import DAY, price_indicators
 from shared.events import PriceObserved
@@ -176,7 +176,7 @@ def test_a_threshold_exactly_at_the_reference_value_is_decided_on_the_reference_
 
 
 def test_an_estimate_within_the_margin_of_a_threshold_is_left_to_the_reference_value():
-    from services.scoring.engine import _CHANGING, _UNDECIDED, _quiet_rules
+    from services.scoring.apply import _CHANGING, _UNDECIDED, _quiet_rules
 
     config = parse_config({"rules": [
         {"name": "vol", "indicator": "price_volatility", "warning": 0.4, "clear": 0.3},
@@ -212,6 +212,6 @@ def test_the_in_place_driver_remembers_and_forgets_event_ids_like_apply_event():
     assert owned.seen_ids == copied.seen_ids
     # and the state kept in memory, with its set of ids beside the list
     dup = apply_event_in_place(owned, events[-1][0], event_id=events[-1][1], config=config)
-    assert dup.rejected == "duplicate: event id already applied"
+    assert dup.rejected == Rejection("duplicate", "event id already applied")
     assert apply_event_in_place(owned, again, event_id="id-100", config=config).rejected == dup.rejected
     assert apply_event_in_place(owned, again, event_id="id-2", config=config).rejected is None

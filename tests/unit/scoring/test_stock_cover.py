@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from services.scoring.config import DEFAULT_PATH, load_config, parse_config
-from services.scoring.engine import MaterialState, apply_event
+from services.scoring.engine import MaterialState, Rejection, apply_event
 from shared.events import BreachStatus, Classification, Severity, StockReported, TradeFlowReported
 
 CONFIG = load_config()
@@ -79,7 +79,8 @@ def test_holders_add_up_and_a_newer_report_replaces_a_holders_older_one():
     (resolved,) = [b for b in outs[-1].breaches if b.rule == "stock-cover"]
     assert resolved.status == BreachStatus.RESOLVED  # 110 days is past the clear threshold of 75
     older = apply_event(state, stock(1.0, day=1), event_id="late", config=CONFIG)
-    assert older.rejected == "irrelevant: a newer stock report of holder 'NL strategic reserve' is already held"
+    assert older.rejected == Rejection("irrelevant",
+                                       "a newer stock report of holder 'NL strategic reserve' is already held")
 
 
 def test_new_trade_recomputes_the_cover_of_stocks_already_held():
