@@ -13,8 +13,9 @@ from services.ingest.classify.patterns import FoldedText, Hit, TermSet
 _SENTENCE = re.compile(r"[^.!?;。！？；]+(?:[.!?;。！？；]+|$)")
 # A decimal point is not a sentence end: "1.5 weeks", "3.5%".
 _DECIMAL = re.compile(r"(?<=\d)\.(?=\d)")
-# A percentage counts as a price move only this close to a price word (characters before, after it).
-_NEAR_BEFORE, _NEAR_AFTER = 45, 20
+# A percentage counts as a price move only this close to a price word (characters before, after it); a
+# headline may put a place and a span between them ("Prijs lithiumcarbonaat in China sinds november met 70 procent").
+_NEAR_BEFORE, _NEAR_AFTER = 60, 20
 # A multiplier may end its clause ("Preis für Antimon hat sich binnen eines Jahres verdreifacht"): a wider reach.
 _NEAR_MULTIPLIER = 100
 # A percentage this close before a tariff or tax term is the duty's rate ("a 50% tariff"), not a price move.
@@ -76,7 +77,8 @@ class FigureFinder:
                     self._unit_of[word] = unit
         self._unit_patterns = [(re.compile(_word_regex([w])), unit) for w, unit in self._unit_of.items()]
         number = (
-            r"(?<![\w.,])\d+(?:[.,]\d+)?"
+            # Chinese writes digits right after a character (延长至8周): only a letter or digit may not precede.
+            r"(?<![^\W\u3400-\u9fff])(?<![.,])\d+(?:[.,]\d+)?"
             + (rf"|(?<!\w)(?:{_word_regex(list(self._numbers))})(?!\w)" if self._numbers else "")
             + rf"|{_CJK_NUMBER}"
         )
