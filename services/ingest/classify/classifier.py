@@ -534,7 +534,9 @@ def _find_figures(
             evidence.append(Evidence(kind="figure", value=f"leadtime_days={int(leadtime.value)}", match=leadtime.match,
                                      where=where))
         rates = [f.hit for kind in ("tariff", "export_tax") for f in signals[kind] if f.where == where]
-        subjects = [f.hit for f in materials if f.where == where and _starts_clause(part.folded[: f.hit.start], articles)]
+        subjects = [
+            f.hit for f in materials if f.where == where and _starts_clause(part.folded[: f.hit.start], articles)
+        ]
         if price is None and (price := matchers.figures.price_change_pct(part, rates, subjects)) is not None:
             evidence.append(Evidence(kind="figure", value=f"price_change_pct={price.value:g}", match=price.match,
                                      where=where))

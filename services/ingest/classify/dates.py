@@ -25,7 +25,10 @@ _YEAR_WORDS = "the year|year|jaar|jahr|annee|ano|tahun"
 _YEAR = re.compile(r"(?<!\d)(19[89]\d|20\d\d)(?!\d)")
 # Without a year, a date more than half a year before publication is read as next year's.
 _ROLLOVER = timedelta(days=183)
-_CJK_FROM = re.compile(r"(?:(?P<y>\d{4})\s*年\s*)?(?P<mn>\d{1,2})\s*月\s*(?P<d>\d{1,2})\s*[日号]\s*(?:起|开始实施|开始)")
+# Chinese "from" after the date: 12月1日起, 2024年5月1日开始.
+_CJK_FROM = re.compile(
+    r"(?:(?P<y>\d{4})\s*年\s*)?(?P<mn>\d{1,2})\s*月\s*(?P<d>\d{1,2})\s*[日号]\s*(?:起|开始实施|开始)"
+)
 
 
 @dataclass(frozen=True)

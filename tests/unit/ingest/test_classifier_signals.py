@@ -576,3 +576,43 @@ def test_chinese_words_that_contain_a_material_character_are_not_the_material(
     title: str, materials: list[str]
 ) -> None:
     assert list(classify_item("", title=title).materials) == materials
+
+
+@pytest.mark.parametrize(
+    ("title", "published", "expected"),
+    [
+        ("商务部：12月1日起对部分石墨物项实施出口管制", date(2023, 10, 20), date(2023, 12, 1)),
+        ("商务部：2024年9月15日开始对锑实施出口管制", date(2024, 8, 15), date(2024, 9, 15)),
+        ("商务部：自8月1日起对镓实施出口管制", date(2023, 7, 3), date(2023, 8, 1)),
+    ],
+)
+def test_a_chinese_date_with_from_after_it_is_the_effective_date(title: str, published: date, expected: date) -> None:
+    assert classify_item("", title=title, published=published).effective_date == expected
+
+
+def test_digits_right_after_a_chinese_character_are_a_number() -> None:
+    assert classify_item("", title="锗产品交货周期延长至8周").leadtime_days == 56
+
+
+@pytest.mark.parametrize(
+    ("title", "pct"),
+    [
+        ("Minério de ferro sobe 11% na semana", 11.0),
+        ("La plata se dispara un 70 % en el año", 70.0),
+        ("Nickel falls 12% as Indonesian supply grows", -12.0),
+        ("Copper exports from Chile rose 15% in May", None),
+    ],
+)
+def test_a_material_that_starts_its_clause_before_a_move_stands_for_its_price(title: str, pct: float | None) -> None:
+    assert classify_item("", title=title).price_change_pct == pct
+
+
+@pytest.mark.parametrize(
+    ("title", "measure"),
+    [
+        ("Rizki raih emas angkat besi; lifter asal Banten itu juara", "none"),
+        ("Indonesia lifts the ban on bauxite exports", "easing"),
+    ],
+)
+def test_a_ban_after_a_gap_is_the_word_ban_not_a_name_that_starts_with_it(title: str, measure: str) -> None:
+    assert classify_item("", title=title).measure == measure
