@@ -112,7 +112,7 @@ def classify_item(
     signals = _find_signals(parts, matchers, lexicon.negations(language), evidence)
     _find_material_moves(materials, parts, matchers, lexicon.articles(language), signals, evidence)
 
-    leadtime, price_change = _find_figures(parts, matchers, signals, evidence)
+    leadtime, price_change = _find_figures(parts, matchers, signals, materials, articles, evidence)
     if price_change is not None and abs(price_change.value) >= PRICE_SHOCK_PCT:
         # A large move counts as one price signal in the text, after any written one.
         signals["price"].append(_Found("text", Hit(1 << 30, 1 << 30, "price", "", price_change.match)))
@@ -522,6 +522,8 @@ def _find_figures(
     parts: list[tuple[Where, FoldedText]],
     matchers: _Matchers,
     signals: dict[str, list[_Found]],
+    materials: list[_Found],
+    articles: frozenset[str],
     evidence: list[Evidence],
 ) -> tuple[Figure | None, Figure | None]:
     """The lead time (from a sentence with a lead-time signal) and the price move, title before text."""
@@ -532,7 +534,10 @@ def _find_figures(
             evidence.append(Evidence(kind="figure", value=f"leadtime_days={int(leadtime.value)}", match=leadtime.match,
                                      where=where))
         rates = [f.hit for kind in ("tariff", "export_tax") for f in signals[kind] if f.where == where]
-        if price is None and (price := matchers.figures.price_change_pct(part, rates)) is not None:
+        subjects = [
+            f.hit for f in materials if f.where == where and _starts_clause(part.folded[: f.hit.start], articles)
+        ]
+        if price is None and (price := matchers.figures.price_change_pct(part, rates, subjects)) is not None:
             evidence.append(Evidence(kind="figure", value=f"price_change_pct={price.value:g}", match=price.match,
                                      where=where))
     return leadtime, price

@@ -25,6 +25,10 @@ _YEAR_WORDS = "the year|year|jaar|jahr|annee|ano|tahun"
 _YEAR = re.compile(r"(?<!\d)(19[89]\d|20\d\d)(?!\d)")
 # Without a year, a date more than half a year before publication is read as next year's.
 _ROLLOVER = timedelta(days=183)
+# Chinese "from" after the date: 12月1日起, 2024年5月1日开始.
+_CJK_FROM = re.compile(
+    r"(?:(?P<y>\d{4})\s*年\s*)?(?P<mn>\d{1,2})\s*月\s*(?P<d>\d{1,2})\s*[日号]\s*(?:起|开始实施|开始)"
+)
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,17 @@ class DateFinder:
 
         With `year_only`, a bare year after a trigger ("a ban from 2027") gives the first of January."""
         patterns = (*self._patterns, self._year_only) if year_only else self._patterns
+        suffixed = None
+        if (found := _CJK_FROM.search(text.folded)) is not None:
+            # Chinese may put "from" after the date: 12月1日起 needs no trigger before it.
+            value = self._to_date(found, text.folded, published)
+            if value is not None:
+                suffixed = FoundDate(value, found.start(), found.end(), text.original_span(found.start(), found.end()))
+        triggered = self._after_trigger(text, published, patterns)
+        return min((d for d in (triggered, suffixed) if d is not None), key=lambda d: d.start, default=None)
+
+    def _after_trigger(self, text: FoldedText, published: date | None, patterns: tuple[re.Pattern[str], ...]
+                       ) -> FoundDate | None:
         for trigger in self._triggers.find(text):
             for pattern in patterns:
                 found = pattern.match(text.folded, trigger.end)

@@ -13,10 +13,13 @@ from services.ingest.classify.patterns import FoldedText, Hit, TermSet
 _SENTENCE = re.compile(r"[^.!?;。！？；]+(?:[.!?;。！？；]+|$)")
 # A decimal point is not a sentence end: "1.5 weeks", "3.5%".
 _DECIMAL = re.compile(r"(?<=\d)\.(?=\d)")
-# A percentage counts as a price move only this close to a price word (characters before, after it).
-_NEAR_BEFORE, _NEAR_AFTER = 45, 20
+# A percentage counts as a price move only this close to a price word (characters before, after it); a
+# headline may put a place and a span between them ("Prijs lithiumcarbonaat in China sinds november met 70 procent").
+_NEAR_BEFORE, _NEAR_AFTER = 60, 20
 # A multiplier may end its clause ("Preis für Antimon hat sich binnen eines Jahres verdreifacht"): a wider reach.
 _NEAR_MULTIPLIER = 100
+# A move word this close after a material at a clause's start makes the material stand for its price ("se dispara").
+_SUBJECT_REACH = 4
 # A percentage this close before a tariff or tax term is the duty's rate ("a 50% tariff"), not a price move.
 _RATE_REACH = 12
 _CJK_DIGITS = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
@@ -76,7 +79,8 @@ class FigureFinder:
                     self._unit_of[word] = unit
         self._unit_patterns = [(re.compile(_word_regex([w])), unit) for w, unit in self._unit_of.items()]
         number = (
-            r"(?<![\w.,])\d+(?:[.,]\d+)?"
+            # Chinese writes digits right after a character (延长至8周): only a letter or digit may not precede.
+            r"(?<![^\W\u3400-\u9fff])(?<![.,])\d+(?:[.,]\d+)?"
             + (rf"|(?<!\w)(?:{_word_regex(list(self._numbers))})(?!\w)" if self._numbers else "")
             + rf"|{_CJK_NUMBER}"
         )
@@ -103,13 +107,19 @@ class FigureFinder:
                     best = Figure(days, text.original_span(found.start(), found.end()))
         return best
 
-    def price_change_pct(self, text: FoldedText, rates: Sequence[Hit] = ()) -> Figure | None:
+    def price_change_pct(
+        self, text: FoldedText, rates: Sequence[Hit] = (), subjects: Sequence[Hit] = ()
+    ) -> Figure | None:
         """The first price move stated in a sentence that names a price, in percent (a fall is negative). A
-        percentage right before one of `rates` (tariff and tax terms) is that duty's rate."""
-        prices = self._prices.find(text)
+        percentage right before one of `rates` (tariff and tax terms) is that duty's rate. A material of
+        `subjects` (one that starts its clause) right before a move word stands for its price, as market
+        headlines write it: "Minério de ferro sobe 11%", "La plata se dispara un 70 %"."""
+        moves = self._moves.find(text)
+        prices = self._prices.find(text) + [
+            s for s in subjects if any(0 <= m.start - s.end <= _SUBJECT_REACH for m in moves)
+        ]
         if not prices:
             return None
-        moves = self._moves.find(text)
         for start, end in _sentences(text.folded):
             if not any(start <= hit.start < end for hit in prices):
                 continue

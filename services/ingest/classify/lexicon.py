@@ -102,9 +102,11 @@ class Lexicon:
         return frozenset().union(*(lex.unreliable_names for lex in self.languages.values()))
 
     def place_words(self, language: str) -> frozenset[str]:
-        """Words that make a place of a material name before them; of every language when it is unknown."""
+        """Words that make a place of a material name before them; of every language when it is unknown. English
+        ones count in every language, since names of bands, films and firms are English everywhere ("Nickel Boys")."""
         if language in self.languages:
-            return self.languages[language].place_words
+            english = self.languages["en"].place_words if "en" in self.languages else frozenset()
+            return self.languages[language].place_words | english
         return frozenset().union(*(lex.place_words for lex in self.languages.values()))
 
     def articles(self, language: str) -> frozenset[str]:
