@@ -68,6 +68,7 @@ async def check_kafka(bootstrap: str) -> str | None:
 
 
 _URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}  # RFC 4122: the top bits 10
 
 
 @functools.lru_cache(maxsize=4096)  # keys are materials and sources: few, each hashed once in pure Python
@@ -82,11 +83,9 @@ def event_id_for(dedup_key: str) -> str:
     The name-based UUID (RFC 4122 version 5) of `mews:<key>` in the URL namespace, as `uuid.uuid5` makes it,
     without building a UUID object: ingest computes one per event.
     """
-    digest = bytearray(hashlib.sha1(_URL_NAMESPACE + f"mews:{dedup_key}".encode(), usedforsecurity=False).digest())
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest[:16].hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    h = hashlib.sha1(_URL_NAMESPACE + b"mews:" + dedup_key.encode(), usedforsecurity=False).hexdigest()
+    # The version (5) and variant bits set on the hex digits themselves: half the cost of a bytearray round trip.
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 Outgoing = tuple[declared.Topic, Event, str | None, str | None]  # topic, event, key (default: subject), event id

@@ -81,7 +81,11 @@ class Accepted:
     identities: tuple[str, ...] = ()
 
     def dedup_keys(self) -> tuple[str, ...]:
-        return self.identities or tuple(e.dedup_key() for e in self.events)  # type: ignore[attr-defined]
+        if self.identities:
+            return self.identities
+        if len(self.events) == 1:  # most records: no generator for one key
+            return (self.events[0].dedup_key(),)  # type: ignore[attr-defined]
+        return tuple(e.dedup_key() for e in self.events)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
