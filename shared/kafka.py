@@ -212,13 +212,19 @@ class EventProducer:
             builder.close()  # no `send()` of anyone else may join a batch whose items this call answers for
             submitted.append((await producer.send_batch(builder, name, partition=partition), indexes))
 
+        # Where a (topic, key) goes, found once per batch: a batch names the same few materials over and over.
+        routes: dict[tuple[str, str], tuple[tuple[str, int], bytes]] = {}
         for index, (topic, event, key, event_id) in enumerate(items):
-            name = topic.qualified(self.namespace)
-            if name not in partitions:
-                partitions[name] = sorted(await producer.partitions_for(name))
-            key_bytes = (key if key is not None else event.subject()).encode()
-            choices = partitions[name]
-            partition = choices[_key_hash(key_bytes) % len(choices)]
+            route_key = (topic.name, key if key is not None else event.subject())
+            route = routes.get(route_key)
+            if route is None:
+                name = topic.qualified(self.namespace)
+                if name not in partitions:
+                    partitions[name] = sorted(await producer.partitions_for(name))
+                key_bytes = route_key[1].encode()
+                choices = partitions[name]
+                route = routes[route_key] = ((name, choices[_key_hash(key_bytes) % len(choices)]), key_bytes)
+            (name, partition), key_bytes = route
             value = encode(event, source=self.source, event_id=event_id, written_at=written_at)
             slot = open_batches.get((name, partition))
             if slot is not None and slot[0].append(key=key_bytes, value=value, timestamp=None) is not None:
