@@ -189,13 +189,17 @@ class Publisher:
         """Await the acknowledgements, record what Kafka took as seen, then write the dead letters."""
         decisions = plan.decisions
         if submission is not None:
-            acks = iter(await submission.acknowledged())
+            acknowledged = await submission.acknowledged()
             recorded: list[str] = []
-            for index, events in plan.sent:
-                if all([next(acks) for _ in range(events)]):
-                    recorded.extend(keys[index])
-                else:
-                    decisions[index] = NOT_ACKNOWLEDGED
+            if all(acknowledged):  # the usual answer: every item's keys at once, no walk event by event
+                recorded = [k for index, _ in plan.sent for k in keys[index]]
+            else:
+                acks = iter(acknowledged)
+                for index, events in plan.sent:
+                    if all([next(acks) for _ in range(events)]):
+                        recorded.extend(keys[index])
+                    else:
+                        decisions[index] = NOT_ACKNOWLEDGED
             if recorded:
                 self.seen.record(recorded)  # in memory at once; the store writes its file in its own thread
             if any(d is NOT_ACKNOWLEDGED for d in decisions):
