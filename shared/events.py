@@ -405,12 +405,24 @@ def encode(event: Event, *, source: str, event_id: str | None = None, written_at
     text may differ from json.dumps only in how a float below 1e-4 is spelled ("0.00001", not "1e-05") and in
     DEL (0x7f) being left unescaped: any JSON reader decodes both to the same values.
     """
-    subject = event.subject()
-    head = (f'{{"specversion":"{SPECVERSION}","id":{_quote(event_id or str(uuid.uuid4()))},"source":{_quote(source)},'
-            f'"type":{_quote(event.type)},"time":"{written_at or datetime.now(UTC).isoformat()}",'
-            f'"datacontenttype":"application/json","data":')
-    tail = f',"subject":{_quote(subject)}}}' if subject else "}"
-    return b"".join((head.encode(), event.__pydantic_serializer__.to_json(event, ensure_ascii=True), tail.encode()))
+    # Only the id and the data differ from one event of a batch to the next: the rest is written once.
+    return b"".join((_ID_OPENING, _quote(event_id or str(uuid.uuid4())).encode(),
+                     _after_id(source, event.type, written_at or datetime.now(UTC).isoformat()),
+                     event.__pydantic_serializer__.to_json(event, ensure_ascii=True), _closing(event.subject())))
+
+
+_ID_OPENING = f'{{"specversion":"{SPECVERSION}","id":'.encode()
+
+
+@functools.lru_cache(maxsize=64)  # one source per producer, a few event types, one time per batch
+def _after_id(source: str, event_type: str, written_at: str) -> bytes:
+    return (f',"source":{_quote(source)},"type":{_quote(event_type)},"time":"{written_at}",'
+            f'"datacontenttype":"application/json","data":').encode()
+
+
+@functools.lru_cache(maxsize=4096)  # subjects are material ids: few
+def _closing(subject: str) -> bytes:
+    return f',"subject":{_quote(subject)}}}'.encode() if subject else b"}"
 
 
 _E = TypeVar("_E", bound=Event)

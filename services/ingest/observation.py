@@ -72,7 +72,11 @@ class Accepted:
     identities: tuple[str, ...] = ()
 
     def dedup_keys(self) -> tuple[str, ...]:
-        return self.identities or tuple(e.dedup_key() for e in self.events)
+        if self.identities:
+            return self.identities
+        if len(self.events) == 1:  # most records: no generator for one key
+            return (self.events[0].dedup_key(),)
+        return tuple(e.dedup_key() for e in self.events)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ crash before the writer's commit is the crash above: those events may be publish
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import sqlite3
@@ -35,6 +36,7 @@ RETRY_SECONDS = 1.0  # after a failed write (disk full, file locked past the bus
 ATTEMPTS_AT_CLOSE = 3  # failed writes a closing store tries again before it gives up on the keys left
 
 
+@functools.lru_cache(maxsize=16384)  # a published key is digested when checked and again when recorded
 def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
