@@ -239,7 +239,9 @@ def _results(decisions: list[Decision]) -> list[dict[str, Any]]:
              "duplicate": d.status == "duplicate"} for index, d in enumerate(decisions)]
 
 
-_ITEM_LISTS = {kind: TypeAdapter(list[model]) for kind, model in ITEM_MODELS.items()}
+_ITEM_LISTS: dict[str, TypeAdapter[list[Any]]] = {
+    kind: TypeAdapter(list[model]) for kind, model in ITEM_MODELS.items()  # type: ignore[valid-type]
+}
 
 
 def validate_items(kind: str, raw_items: list[Any]) -> list[BaseModel | Rejected]:
