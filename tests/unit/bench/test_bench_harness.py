@@ -16,7 +16,7 @@ from bench.e2e_bench import (
     transition_key,
 )
 from bench.harness.alertmanager import fanout_config
-from bench.harness.figures import count_pairs, median_of, percentile
+from bench.harness.figures import count_pairs, histogram_growth, histogram_totals, median_of, percentile
 
 
 def test_percentile_interpolates_between_closest_ranks():
@@ -94,3 +94,15 @@ def test_lag_is_back_to_zero_only_once_it_stays_there():
 def test_a_run_whose_lag_never_settled_is_named_not_hidden_in_the_median():
     assert settled([1.0, 3.0, 2.0]) == "2.0 s"
     assert settled([1.0, None, 2.0]) == "not within the drain in 1 of 3"
+
+
+def test_histogram_growth_is_count_and_sum_gained_per_series_between_scrapes():
+    before = histogram_totals('# HELP x_seconds t\nx_seconds_bucket{le="1.0",op="claim"} 2.0\n'
+                              'x_seconds_count{op="claim"} 2.0\nx_seconds_sum{op="claim"} 0.5\n')
+    after = histogram_totals('x_seconds_count{op="claim"} 5.0\nx_seconds_sum{op="claim"} 1.25\n'
+                             'x_seconds_count{op="record"} 1.0\nx_seconds_sum{op="record"} 0.125\n'
+                             'y_seconds_count 3.0\ny_seconds_sum 3.0\nx_total 9.0\n')
+    assert before == {'x_seconds{op="claim"}': (2.0, 0.5)}
+    assert histogram_growth(before, after, "x_") == {'x_seconds{op="claim"}': (3.0, 0.75),
+                                                     'x_seconds{op="record"}': (1.0, 0.125)}
+    assert histogram_growth(after, after) == {}
