@@ -266,18 +266,27 @@ def measure_mews(tree: Path, label: str, database_url: str, args, receiver: Rece
         if ended and ended != "exited":
             out.notes.append(f"stopped waiting: {ended}")
         if proc.poll() is None:
-            out.own = histogram_growth(metrics_before, scrape(port), "mews_notify_")
+            metrics_after = scrape(port)
+            out.own = histogram_growth(metrics_before, metrics_after, "mews_notify_")
+            if "mews_notify_process_cpu" in metrics_before and "mews_notify_process_cpu" in metrics_after:
+                out.own["mews_notify_process_cpu"] = (1.0, metrics_after["mews_notify_process_cpu"][1]
+                                                      - metrics_before["mews_notify_process_cpu"][1])
         return out
     finally:
         stop_service(proc)
 
 
 def scrape(port: int) -> dict[str, tuple[float, float]]:
-    """notify's histograms now (empty when it does not answer)."""
+    """notify's histograms now, and its CPU seconds as `mews_notify_process_cpu` (empty when it does not answer)."""
     try:
-        return histogram_totals(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text)
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     except httpx.HTTPError:
         return {}
+    totals = histogram_totals(text)
+    cpu = [float(line.split()[1]) for line in text.splitlines() if line.startswith("process_cpu_seconds_total ")]
+    if cpu:
+        totals["mews_notify_process_cpu"] = (1.0, cpu[0])
+    return totals
 
 
 def own_timings(own: dict[str, tuple[float, float]]) -> str:

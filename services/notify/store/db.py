@@ -9,7 +9,6 @@ from time import perf_counter
 from typing import Any
 
 from prometheus_client import Counter, Histogram
-
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
