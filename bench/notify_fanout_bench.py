@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import alertmanager  # noqa: E402
 from bench.harness.broker import kafka_broker  # noqa: E402
-from bench.harness.figures import PairCount, count_pairs, fmt, median_of  # noqa: E402
+from bench.harness.figures import PairCount, count_pairs, fmt, histogram_growth, histogram_totals, median_of  # noqa: E402
 from bench.harness.postgres import fresh_database, postgres_server  # noqa: E402
 from bench.harness.receiver import Delivery, Receiver  # noqa: E402
 from bench.harness.trees import code_tree, describe_tree, last_words, spawn_service, stop_service, tail, wait_ready  # noqa: E402
@@ -107,6 +107,7 @@ class Outcome:
     bad_signatures: int = 0
     exited: str | None = None  # how the process ended, if it did before the run was over
     notes: list[str] = field(default_factory=list)
+    own: dict[str, tuple[float, float]] = field(default_factory=dict)  # notify's histograms: (count, sum) gained
 
     @property
     def pairs_per_s(self) -> float | None:
@@ -241,6 +242,7 @@ def measure_mews(tree: Path, label: str, database_url: str, args, receiver: Rece
         if probe.wait(1, deadline_s=90, stall_s=90, alive=lambda: proc.poll() is None) is not None:
             raise RuntimeError(f"the probe breach never arrived (notify consumer not assigned?):\n{tail(log)}")
         watch = PairWatch(receiver, prefix, lambda d: [] if d.path.endswith("probe") else _mews_pairs(d))
+        metrics_before = scrape(port)
         breaches = make_breaches(tag, args.breaches, MATERIAL, datetime.now(UTC))
         t0 = time.time()
         asyncio.run(produce(args.bootstrap, namespace, breaches))
@@ -263,9 +265,34 @@ def measure_mews(tree: Path, label: str, database_url: str, args, receiver: Rece
                       bad_signatures=_bad_signatures(watch.deliveries, secrets), exited=exited)
         if ended and ended != "exited":
             out.notes.append(f"stopped waiting: {ended}")
+        if proc.poll() is None:
+            metrics_after = scrape(port)
+            out.own = histogram_growth(metrics_before, metrics_after, "mews_notify_")
+            if "mews_notify_process_cpu" in metrics_before and "mews_notify_process_cpu" in metrics_after:
+                out.own["mews_notify_process_cpu"] = (1.0, metrics_after["mews_notify_process_cpu"][1]
+                                                      - metrics_before["mews_notify_process_cpu"][1])
         return out
     finally:
         stop_service(proc)
+
+
+def scrape(port: int) -> dict[str, tuple[float, float]]:
+    """notify's histograms now, and its CPU seconds as `mews_notify_process_cpu` (empty when it does not answer)."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return {}
+    totals = histogram_totals(text)
+    cpu = [float(line.split()[1]) for line in text.splitlines() if line.startswith("process_cpu_seconds_total ")]
+    if cpu:
+        totals["mews_notify_process_cpu"] = (1.0, cpu[0])
+    return totals
+
+
+def own_timings(own: dict[str, tuple[float, float]]) -> str:
+    """Where notify's time went during the run, by its own histograms: observations, total and mean of each."""
+    return "; ".join(f"{key.removeprefix('mews_notify_')} {count:,.0f}x {total:.3f} s ({1000 * total / count:.1f} ms)"
+                     for key, (count, total) in sorted(own.items()))
 
 
 def measure_alertmanager(binary: str, args, receiver: Receiver) -> Outcome:
@@ -350,6 +377,8 @@ def measure(args: argparse.Namespace) -> None:
                     results.setdefault(label, []).append(outcome)
                     notes = f" ({'; '.join(outcome.notes)})" if outcome.notes else ""
                     print(f"run {run + 1}: {outcome.line()}{notes}", flush=True)
+                    if outcome.own:
+                        print(f"  notify's own timings in the run: {own_timings(outcome.own)}", flush=True)
     print("summary:")
     summaries = {label: summarise(label, runs) for label, runs in results.items()}
     anchor = summaries.get("Alertmanager")

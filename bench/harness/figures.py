@@ -55,3 +55,29 @@ def count_pairs(arrived: Iterable[tuple[str, str]], expected: set[tuple[str, str
 def fmt(value: float | None, spec: str = ".3f", unit: str = "") -> str:
     """A figure for printing, or 'n/a' when a run could not produce it."""
     return "n/a" if value is None else f"{value:{spec}}{unit}"
+
+
+def histogram_totals(text: str) -> dict[str, tuple[float, float]]:
+    """Each Prometheus histogram series of a scrape as `name{labels}` -> (count, sum of observations)."""
+    totals: dict[str, list[float]] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or " " not in line:
+            continue
+        series, value = line.rsplit(" ", 1)
+        name, _, labels = series.partition("{")
+        for suffix, slot in (("_count", 0), ("_sum", 1)):
+            if name.endswith(suffix):
+                key = name[: -len(suffix)] + ("{" + labels if labels else "")
+                totals.setdefault(key, [0.0, 0.0])[slot] = float(value)
+    return {key: (count, total) for key, (count, total) in totals.items()}
+
+
+def histogram_growth(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]],
+                     prefix: str = "") -> dict[str, tuple[float, float]]:
+    """What each histogram series (of names starting with `prefix`) gained between two scrapes."""
+    grown = {}
+    for key, (count, total) in after.items():
+        was_count, was_total = before.get(key, (0.0, 0.0))
+        if key.startswith(prefix) and count > was_count:
+            grown[key] = (count - was_count, total - was_total)
+    return grown

@@ -34,8 +34,9 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def postgres_server() -> Iterator[str]:
-    """The URL (database `postgres`) of a server on a free port of 127.0.0.1, removed on exit."""
+def postgres_server(settings: dict[str, str] | None = None) -> Iterator[str]:
+    """The URL (database `postgres`) of a server on a free port of 127.0.0.1, removed on exit; `settings` are
+    more server settings (`{"shared_preload_libraries": "pg_stat_statements"}`)."""
     bindir = postgres_bin()
     if bindir is None:
         raise RuntimeError("no PostgreSQL under /usr/lib/postgresql: run deploy/tools/install-system.sh as root")
@@ -52,6 +53,7 @@ def postgres_server() -> Iterator[str]:
                        capture_output=True)
         # Durable as PostgreSQL ships (fsync on): the benchmark measures what production would pay.
         options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        options += "".join(f" -c {name}={value}" for name, value in (settings or {}).items())
         subprocess.run(_as_postgres_user([str(bindir / "pg_ctl"), "-D", str(data), "-o", options,
                                           "-l", str(workdir / "server.log"), "-w", "-t", "60", "start"]),
                        check=True, capture_output=True)

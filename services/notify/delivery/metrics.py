@@ -35,5 +35,9 @@ SEND_SECONDS = Histogram("mews_notify_delivery_send_seconds", "Time of one send 
 CLAIM_DELAY = Histogram("mews_notify_outbox_claim_delay_seconds",
                         "From a notification's enqueue (the start of its dispatch transaction) to its first claim",
                         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+DATABASE_SECONDS = Histogram("mews_notify_outbox_db_seconds",
+                             "Time of one database call of the outbox (its worker thread), by operation: claim, "
+                             "record (mark sent or retried), next_due, extend (leases), release, observe",
+                             ["operation"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5))
 UNSUBSCRIBES = Counter("mews_notify_unsubscribes_total", "Channels turned off by their unsubscribe link",
                        ["channel"])

@@ -203,14 +203,18 @@ class OutboxWorker:
     # --- the database, each call in a worker thread ---------------------------------------------------
 
     def _claim(self, limit: int, skip_channels: frozenset[str]) -> list[Claimed]:
-        with unit_of_work(self.sessions) as session:
+        with metrics.DATABASE_SECONDS.labels("claim").time(), unit_of_work(self.sessions) as session:
             return claim_due(session, self.now(), self.policy, limit=limit, skip_channels=skip_channels)
 
     def _next_due(self, skip_channels: frozenset[str]) -> datetime | None:
-        with unit_of_work(self.sessions) as session:
+        with metrics.DATABASE_SECONDS.labels("next_due").time(), unit_of_work(self.sessions) as session:
             return next_due_at(session, skip_channels=skip_channels)
 
     def _record(self, sent: list[Sent]) -> list[str]:
+        with metrics.DATABASE_SECONDS.labels("record").time():
+            return self._record_all(sent)
+
+    def _record_all(self, sent: list[Sent]) -> list[str]:
         """Record finished sends in one transaction; should one of them fail, each in its own."""
         try:
             with unit_of_work(self.sessions) as session:
@@ -234,17 +238,17 @@ class OutboxWorker:
     def _extend(self, claims: list[Claimed]) -> int:
         until = self.now() + self.policy.lease
         held = 0
-        with unit_of_work(self.sessions) as session:
+        with metrics.DATABASE_SECONDS.labels("extend").time(), unit_of_work(self.sessions) as session:
             for start in range(0, len(claims), 200):
                 held += extend_leases(session, claims[start:start + 200], until)
         return held
 
     def _release(self, claims: list[Claimed]) -> int:
-        with unit_of_work(self.sessions) as session:
+        with metrics.DATABASE_SECONDS.labels("release").time(), unit_of_work(self.sessions) as session:
             return release(session, claims, self.now())
 
     def _observe(self) -> None:
-        with unit_of_work(self.sessions) as session:
+        with metrics.DATABASE_SECONDS.labels("observe").time(), unit_of_work(self.sessions) as session:
             now = self.now()
             state = outbox_state(session, now)
         show_outbox(state, now)

@@ -10,11 +10,12 @@ import collections
 import dataclasses
 import logging
 import math
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 from services.notify.pipeline.alert import SEVERITY_RANK, Alert, GroupState, OpenSlot, PipelineContext
 from services.notify.pipeline.inhibition import index_sources, inhibitor
@@ -29,6 +30,8 @@ HOLDING = frozenset({"drop", "inhibited", "silenced", "stale"})
 
 DECISIONS = Counter("mews_notify_pipeline_decisions_total", "Decisions of the alert pipeline, by stage",
                     ["stage", "decision"])
+STAGE_SECONDS = Histogram("mews_notify_pipeline_stage_seconds", "Time of one stage over one batch of alerts",
+                          ["stage"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 
 
 def classification_gate(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
@@ -239,7 +242,9 @@ def run_pipeline(ctx: PipelineContext, alerts: list[Alert], stages: Sequence[Sta
     """Run the stages in order (Alertmanager's MultiStage); count every decision taken on the way, and log it."""
     start = len(ctx.decisions)
     for stage in stages:
+        started = time.perf_counter()
         alerts = stage(ctx, alerts)
+        STAGE_SECONDS.labels(getattr(stage, "__name__", "stage")).observe(time.perf_counter() - started)
         if not alerts:
             break
     taken = ctx.decisions[start:]

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import JSON, Table, Text, and_, bindparam, func, select, update
+from sqlalchemy import Table, Text, and_, bindparam, func, literal_column, select, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
@@ -37,6 +37,37 @@ from shared.events import BreachStatus, Classification, Severity
 ALERTS = cast(Table, models.Alert.__table__)
 NOTIFICATIONS = cast(Table, models.Notification.__table__)
 NOTIFICATION_LOG = cast(Table, models.NotificationLogEntry.__table__)
+
+def _text(value: str | datetime | None) -> str | None:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; use datetime.now(UTC)")
+        return value.isoformat()
+    return value
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+SEPARATOR = "\x1f"
+
+
+def array_literal(values: Sequence[str | datetime | None]) -> str:
+    """A PostgreSQL array literal of the values (text, aware datetimes, NULLs), each quoted and escaped.
+
+    Without NULLs the whole column is joined, escaped and split in a few string operations (C speed), not
+    value by value: a bulk write costs the client little, and the server parses one literal per column.
+    """
+    texts = [_text(v) for v in values]
+    present = [t for t in texts if t is not None]
+    if len(present) < len(texts):
+        return "{" + ",".join("NULL" if t is None else _quoted(t) for t in texts) + "}"
+    joined = SEPARATOR.join(present)
+    if not present or joined.count(SEPARATOR) != len(present) - 1:  # none, or a value holds the separator
+        return "{" + ",".join(_quoted(t) for t in present) + "}"
+    return "{" + _quoted(joined).replace(SEPARATOR, '","') + "}"
+
 
 AlertKey = tuple[str, str]  # (organisation_id, fingerprint)
 LogKey = tuple[str, str, str]  # (organisation_id, group_key, fingerprint)
@@ -139,10 +170,26 @@ class SqlAlertStore(AlertStore):
             return sqlite_insert(table)
         raise NotImplementedError(f"no upsert for the {self.dialect} dialect")
 
-    def _json_text(self, name: str) -> Any:
-        """A bound parameter of JSON already encoded, for a JSON column (SQLite keeps JSON as text)."""
-        text = bindparam(name, type_=Text)
-        return sql_cast(text, JSON) if self.dialect == "postgresql" else text
+
+    def _unnest_upsert(self, table: Table, rows: list[dict[str, Any]], conflict: Sequence[str],
+                       updated: Sequence[str]) -> None:
+        """PostgreSQL: upsert the rows in ONE statement, each column sent as one array literal and `unnest`ed.
+
+        An executemany runs (and the server plans and executes) one statement per row; this is one statement
+        for the batch, with a third of the client's work and of the server's. JSON columns are given encoded.
+        The rows must hold each conflict key once (one statement may not update a row twice).
+        """
+        from sqlalchemy.dialects.postgresql import ARRAY
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        columns = list(rows[0])
+        arrays = [sql_cast(sql_cast(bindparam(name, type_=Text), ARRAY(Text)), ARRAY(table.c[name].type))
+                  for name in columns]
+        insert = postgresql_insert(table).from_select(columns, select(literal_column("*"))
+                                                      .select_from(func.unnest(*arrays)))
+        upsert = insert.on_conflict_do_update(index_elements=list(conflict),
+                                              set_={name: insert.excluded[name] for name in updated})
+        self.session.execute(upsert, {name: array_literal([row[name] for row in rows]) for name in columns})
 
     def _for_update(self, query: Any) -> Any:
         # SQLite has one writer at a time and no row locks; PostgreSQL locks what this transaction will write.
@@ -192,10 +239,19 @@ class SqlAlertStore(AlertStore):
                      "status": a.status.value, "starts_at": a.starts_at, "ends_at": a.ends_at,
                      "updated_at": a.updated_at, "summary": a.summary, "breach_json": encoded[id(a.breach)],
                      "classification": a.classification.value, "via": list(a.via)} for a in alerts]
-            insert = self._insert(table).values(breach=self._json_text("breach_json"))
-            upsert = insert.on_conflict_do_update(index_elements=[table.c.organisation_id, table.c.fingerprint],
-                                                  set_={name: insert.excluded[name] for name in UPSERTED_COLUMNS})
-            self.session.execute(upsert, rows)
+            if self.dialect == "postgresql":
+                rows = list({(row["organisation_id"], row["fingerprint"]): row for row in rows}.values())
+                for row in rows:
+                    row["breach"] = row.pop("breach_json")
+                    row["via"] = json.dumps(row["via"])
+                self._unnest_upsert(table, rows, ("organisation_id", "fingerprint"), UPSERTED_COLUMNS)
+            else:
+                # JSON already encoded: SQLite keeps JSON as text.
+                insert = self._insert(table).values(breach=bindparam("breach_json", type_=Text))
+                upsert = insert.on_conflict_do_update(
+                    index_elements=[table.c.organisation_id, table.c.fingerprint],
+                    set_={name: insert.excluded[name] for name in UPSERTED_COLUMNS})
+                self.session.execute(upsert, rows)
         cleared = sorted(set(acknowledgement_cleared))
         if cleared:
             self.session.execute(update(ALERTS).where(models.Alert.id.in_(cleared))
@@ -264,13 +320,17 @@ class SqlAlertStore(AlertStore):
         if not entries:
             return
         table = NOTIFICATION_LOG
+        rows = [{"organisation_id": org, "group_key": key, "fingerprint": fp, "last_status": e.last_status,
+                 "last_sent_at": e.last_sent_at} for (org, key, fp), e in entries.items()]
+        if self.dialect == "postgresql":
+            self._unnest_upsert(table, rows, ("organisation_id", "group_key", "fingerprint"),
+                                ("last_status", "last_sent_at"))
+            return
         insert = self._insert(table)
         upsert = insert.on_conflict_do_update(
             index_elements=[table.c.organisation_id, table.c.group_key, table.c.fingerprint],
             set_={"last_status": insert.excluded.last_status, "last_sent_at": insert.excluded.last_sent_at})
-        self.session.execute(upsert, [{"organisation_id": org, "group_key": key, "fingerprint": fp,
-                                       "last_status": e.last_status, "last_sent_at": e.last_sent_at}
-                                      for (org, key, fp), e in entries.items()])
+        self.session.execute(upsert, rows)
 
 
 __all__ = ["AlertStore", "SqlAlertStore", "alert_from_row", "inhibition_sources", "open_notification",

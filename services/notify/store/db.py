@@ -5,14 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
+from prometheus_client import Counter, Histogram
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+TRANSACTIONS = Counter("mews_notify_db_transactions_total", "Units of work, by how they ended", ["outcome"])
+COMMIT_SECONDS = Histogram("mews_notify_db_commit_seconds", "Time of one unit of work's commit (the WAL flush)",
+                           buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1))
 
 
 def normalise_url(url: str) -> str:
@@ -74,9 +80,13 @@ def unit_of_work(sessions: sessionmaker[Session]) -> Iterator[Session]:
     session = sessions()
     try:
         yield session
+        started = perf_counter()
         session.commit()
+        COMMIT_SECONDS.observe(perf_counter() - started)
+        TRANSACTIONS.labels("commit").inc()
     except BaseException:
         session.rollback()
+        TRANSACTIONS.labels("rollback").inc()
         raise
     finally:
         session.close()

@@ -336,7 +336,8 @@ class Notification(Base):
         CheckConstraint(_one_of("kind", NOTIFICATION_KINDS), name="kind"),
         CheckConstraint(_one_of("status", NOTIFICATION_STATUSES), name="status"),
         Index("ix_notifications_status_next_attempt_at", "status", "next_attempt_at"),
-        Index("ix_notifications_organisation_id_status", "organisation_id", "status"),
+        # The crisis list counts deliveries of organisations since a time (store/exposure.py).
+        Index("ix_notifications_organisation_id_status_delivered_at", "organisation_id", "status", "delivered_at"),
         Index("ix_notifications_group_key_scheduled_at", "group_key", "scheduled_at"),
     )
 

@@ -16,7 +16,7 @@ from bench.e2e_bench import (
     transition_key,
 )
 from bench.harness.alertmanager import fanout_config
-from bench.harness.figures import count_pairs, median_of, percentile
+from bench.harness.figures import count_pairs, histogram_growth, histogram_totals, median_of, percentile
 
 
 def test_percentile_interpolates_between_closest_ranks():
@@ -104,3 +104,15 @@ def test_an_earlier_revision_gets_notifys_variables_under_their_old_names_too():
     assert with_previous_names(env) == {**env, "MEWS_GROUP_WAIT_SECONDS": "0"}  # the port was always NOTIFY_
     assert with_previous_names({"MEWS_GROUP_WAIT_SECONDS": "2", "MEWS_NOTIFY_GROUP_WAIT_SECONDS": "0"}) == {
         "MEWS_GROUP_WAIT_SECONDS": "0", "MEWS_NOTIFY_GROUP_WAIT_SECONDS": "0"}  # the new name's value wins
+
+
+def test_histogram_growth_is_count_and_sum_gained_per_series_between_scrapes():
+    before = histogram_totals('# HELP x_seconds t\nx_seconds_bucket{le="1.0",op="claim"} 2.0\n'
+                              'x_seconds_count{op="claim"} 2.0\nx_seconds_sum{op="claim"} 0.5\n')
+    after = histogram_totals('x_seconds_count{op="claim"} 5.0\nx_seconds_sum{op="claim"} 1.25\n'
+                             'x_seconds_count{op="record"} 1.0\nx_seconds_sum{op="record"} 0.125\n'
+                             'y_seconds_count 3.0\ny_seconds_sum 3.0\nx_total 9.0\n')
+    assert before == {'x_seconds{op="claim"}': (2.0, 0.5)}
+    assert histogram_growth(before, after, "x_") == {'x_seconds{op="claim"}': (3.0, 0.75),
+                                                     'x_seconds{op="record"}': (1.0, 0.125)}
+    assert histogram_growth(after, after) == {}
