@@ -81,9 +81,10 @@ BATCH_SIZE = Histogram("mews_scoring_batch_inputs", "Inputs scored per batch",
 
 STATE_TICK = 0.1  # seconds between checks whether states are due to be persisted or snapshots to be sent
 # Inputs scored between two turns of the event loop. Scoring never waits, so without a turn a batch of a thousand
-# holds the loop for a tenth of a second: the producer's round trips (and with them the flush a persist waits for),
-# the fetcher, the heartbeats and the read API would wait that long at every step.
-YIELD_EVERY = 100
+# held the loop for a tenth of a second, and everything else waited that long at each step: a persist's flush takes
+# one turn per changelog record (a second for 50 materials with a turn per 100 inputs, a third with one per 20), the
+# producer's and the fetcher's round trips, the heartbeats, the read API.
+YIELD_EVERY = 20
 
 
 @dataclass(frozen=True)
