@@ -7,7 +7,9 @@ Metric names follow `mews_<service>_<thing>_<unit>`; labels are drawn from a sma
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import (
@@ -15,6 +17,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Gauge,
+    Histogram,
     generate_latest,
     start_http_server,
 )
@@ -29,6 +32,26 @@ BUILD_INFO = Gauge("mews_build_info", "Constant 1, labelled with the service nam
 # One gauge for every consuming service, so one dashboard panel and one alert rule cover them all.
 CONSUMER_LAG = Gauge("mews_consumer_lag_messages", "Messages on a topic not yet processed by the service",
                      ["service", "topic"])
+
+
+def observe_many(histogram: Histogram, amounts: Iterable[float]) -> None:
+    """`histogram.observe(a)` for every amount, with one increment per bucket touched instead of one per amount.
+
+    A stream worker observes a latency per input; at thousands of inputs a second the observe calls were a cost of
+    their own. Uses prometheus_client's bucket counters as `Histogram.observe` does (each bucket counts the amounts
+    up to its bound that no lower bound took); tests/unit/shared pins that the result is the same.
+    """
+    counts: Counter[int] = Counter()
+    bounds = histogram._upper_bounds
+    total = 0.0
+    for amount in amounts:
+        total += amount
+        if amount == amount:  # a NaN falls in no bucket, as with observe
+            counts[bisect_left(bounds, amount)] += 1
+    if counts:
+        histogram._sum.inc(total)
+        for index, count in counts.items():
+            histogram._buckets[index].inc(count)
 
 
 def serve_metrics_port(settings: CommonSettings, registry: CollectorRegistry = REGISTRY) -> Callable[[], None]:

@@ -8,6 +8,7 @@ records this hands out.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from services.scoring.engine import MaterialState
 OFFSETS = "input_offsets"
 
 
+@functools.cache  # few input partitions, asked about per input
 def position(topic: str, partition: int) -> str:
     """The key of an input partition in a record's offsets."""
     return f"{topic}/{partition}"

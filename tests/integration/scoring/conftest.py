@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import signal
@@ -79,7 +80,15 @@ class Worker:
 
     def metric(self, name: str, **labels: str) -> float:
         """The value of one sample on /metrics (0 when absent)."""
-        text = httpx.get(f"{self.url}/metrics", timeout=5).text
+        try:
+            text = httpx.get(f"{self.url}/metrics", timeout=5).text
+        except httpx.ConnectError as exc:
+            # A ready worker refuses only once its read API has stopped, that is while its process shuts down:
+            # say so with its log (the exit status, once it has one), not with the refused connection alone.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(10)
+            pytest.fail(f"{self.name} refused {self.url}/metrics ({exc}); exit status {self.proc.poll()}:\n"
+                        f"{self.tail()}")
         wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
         total = 0.0
         for line in text.splitlines():
