@@ -30,7 +30,8 @@ def test_bulk_upsert_keeps_awkward_text_nulls_json_and_times_and_updates_in_plac
                     starts_at=t0 + timedelta(seconds=i), summary=text, breach={"summary": text, "n": i, "list": [text]},
                     ends_at=None if i % 2 else t0, updated_at=t0, via=(text, "x"), id=models.new_id())
               for i, text in enumerate(AWKWARD)]
-    log = {(org_id, f"group {text}", a.fingerprint): LogEntry("firing:warning", t0) for text, a in zip(AWKWARD, alerts)}
+    log = {(org_id, f"group {text}", a.fingerprint): LogEntry("firing:warning", t0)
+           for text, a in zip(AWKWARD, alerts, strict=True)}
     with unit_of_work(db_sessions) as s:
         store = SqlAlertStore(s)
         store.save_alerts(alerts)
@@ -44,7 +45,7 @@ def test_bulk_upsert_keeps_awkward_text_nulls_json_and_times_and_updates_in_plac
         rows = {r.fingerprint: r for r in s.scalars(select(models.Alert).where(models.Alert.organisation_id == org_id))}
         entries = {(e.group_key, e.fingerprint): e for e in s.scalars(select(models.NotificationLogEntry))}
     assert len(rows) == len(AWKWARD)
-    for i, (text, a) in enumerate(zip(AWKWARD, alerts)):
+    for i, (text, a) in enumerate(zip(AWKWARD, alerts, strict=True)):
         row = rows[a.fingerprint]
         assert (row.id, row.rule, row.summary, row.status) == (a.id, text or "r", text, "resolved")
         assert row.breach == {"summary": text, "n": i, "list": [text]}
