@@ -10,22 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import time
-import weakref
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import faust
-import faust.streams as faust_streams
 from faust.events import Event as FaustEvent
-from faust.types import EventT
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.scoring.engine import Outcome, Rejection, ScoringConfig, apply_event_in_place, indicator_snapshot
+from services.scoring.faust_fixes import committed_offset, processing
 from services.scoring.intake import BatchIntake
 from services.scoring.states import MaterialStates, Resident, position
 from shared import topics as declared
@@ -134,20 +130,6 @@ def sent_at(envelope: dict[str, Any]) -> float | None:
     if sent.tzinfo is None:
         return None
     return sent.timestamp()
-
-
-@contextlib.contextmanager
-def processing(event: EventT) -> Iterator[None]:
-    """Act as if faust were processing `event`: a table write goes to its partition, in the store and changelog.
-
-    Table writes outside the stream have no current event, and faust takes the partition of a key (for the
-    changelog and, with rocksdb://, for the store) from the current event.
-    """
-    token = faust_streams._current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        faust_streams._current_event.reset(token)
 
 
 def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_interval: float, *,
@@ -263,7 +245,7 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
         generation, expected = next_offsets.get(message.tp, (None, None))
         if generation != message.generation_id:
             # The first input of an assignment should be the one at the committed offset faust seeked to.
-            expected = app.consumer._committed_offset.get(message.tp)
+            expected = committed_offset(app, message.tp)
         missed = passed_over(expected, message.offset)
         if missed:
             GAPS.labels(declared_topic.name).inc(missed)
@@ -426,7 +408,7 @@ def measure_lag(app: faust.App, by_name: dict[str, declared.Topic], last_offsets
             continue
         done = last_offsets.get(tp)
         # Before this worker has processed anything on a partition, the group's committed offset says where it is.
-        position = done + 1 if done is not None else app.consumer._committed_offset.get(tp)
+        position = done + 1 if done is not None else committed_offset(app, tp)
         if position is not None:
             lag[name] += max(0, highwater - position)
     for name in lag:

@@ -11,7 +11,8 @@ queue that faust's flow control clears at a rebalance like its own channel queue
 
 Everything else stays faust's: the group, the assignment, the table and its recovery, seeks and commits. The
 agent acks each input with `Consumer.ack` once the state that contains it is persisted, and faust commits acked
-offsets only. This depends on faust 0.15.3's drain loop; tests/unit/scoring/test_intake_guard.py pins it.
+offsets only. This depends on faust 0.15.3's drain loop; tests/unit/scoring/test_intake_guard.py pins it. Its one
+hook into faust, `faust_fixes.install_intake`, is guarded with the other workarounds in test_faust_fixes.py.
 
 `drain_into` follows faust-streaming's `Consumer._drain_messages` (Copyright (c) 2017-2020, Robinhood Markets,
 Inc., and the faust-streaming contributors; BSD 3-Clause licence, as shipped with the faust-streaming package).
@@ -27,6 +28,8 @@ from typing import Any
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING, Consumer
 from prometheus_client import Counter
+
+from services.scoring.faust_fixes import install_intake
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +50,7 @@ class BatchIntake:
 
     def install(self) -> None:
         """Make faust's consumer drain through this intake; call before the app starts."""
-        new_consumer = self.app._new_consumer
-
-        def consumer_with_intake() -> Any:
-            consumer = new_consumer()
-            consumer._drain_messages = self.drain_into(consumer)  # the Fetcher's only entry: see the guard test
-            return consumer
-
-        self.app._new_consumer = consumer_with_intake  # type: ignore[method-assign]
+        install_intake(self.app, self.drain_into)
 
     @property
     def queue(self) -> Any:

@@ -33,11 +33,6 @@ def test_faust_is_the_version_whose_drain_loop_the_intake_copies():
     assert hashlib.sha256(source.encode()).hexdigest() == DRAIN_SHA256
 
 
-def test_the_fetcher_drains_through_the_consumer_attribute_the_intake_replaces():
-    assert "await consumer._drain_messages(self)" in inspect.getsource(Fetcher._fetcher.fun)
-    assert "self._consumer = self._new_consumer()" in inspect.getsource(faust.App.consumer.fget)
-
-
 def test_the_intake_skips_a_batch_where_faust_stream_skips_an_event():
     source = inspect.getsource(Stream._py_aiter)
     assert "not self.app.flow_control.is_active()" in source

@@ -3,6 +3,7 @@ beyond what the changelog holds; no broker.
 
 When a guard fails after a faust upgrade, re-read the named method and decide whether acking only persisted inputs
 is still enough before changing the expected values here (docs/methodology.md, "How scoring state is persisted").
+The guard on `processing`, which binds the current event for the table writes, is in test_faust_fixes.py.
 """
 
 from __future__ import annotations
@@ -10,13 +11,9 @@ from __future__ import annotations
 import inspect
 
 from faust.app.base import App
-from faust.stores.rocksdb import Store as RocksDBStore
-from faust.streams import Stream, current_event
-from faust.tables.table import Table
+from faust.streams import Stream
 from faust.transport.consumer import Consumer
-from mode.utils.collections import ManagedUserDict
 
-from services.scoring.agents import processing
 from services.scoring.app import create_app
 from services.scoring.settings import ScoringSettings
 
@@ -46,29 +43,6 @@ def test_a_rebalance_and_a_stop_wait_for_every_input_to_be_acked():
                      "self.on_partitions_revoked.send")
     assert "_consumer_wait_empty" in inspect.getsource(App._stop_consumer)
     assert "self._unacked_messages" in inspect.getsource(Consumer.wait_empty)
-
-
-def test_a_table_write_takes_its_partition_from_the_current_event_that_processing_binds():
-    # persist writes `table[material] = record` outside the stream, inside `processing(event)`: the changelog
-    # partition and (rocksdb://) the store partition come from the current event.
-    assert _in_order(inspect.getsource(ManagedUserDict.__setitem__), "self.on_key_set(key, value)",
-                     "self.data[key] = value")
-    assert "self.send_changelog(self.partition_for_key(key), key, value)" in inspect.getsource(Table.on_key_set)
-    assert "event = current_event()" in inspect.getsource(Table.partition_for_key)
-    assert "partition = event.message.partition" in inspect.getsource(RocksDBStore._set)
-    assert "_current_event.get(None)" in inspect.getsource(current_event)
-
-    class Message:
-        partition = 7
-
-    class Event:
-        message = Message()
-
-    event = Event()
-    assert current_event() is None
-    with processing(event):  # type: ignore[arg-type]
-        assert current_event() is event
-    assert current_event() is None
 
 
 def test_the_app_waits_for_streams_to_empty(tmp_path):
