@@ -15,7 +15,16 @@ from services.notify.store import models
 from services.notify.store.db import unit_of_work
 from shared.events import BreachStatus
 from tests.eventually import eventually
-from tests.integration.notify.world import add_org, add_webhook, breach, publish, running, subscribe, verified
+from tests.integration.notify.world import (
+    add_org,
+    add_webhook,
+    breach,
+    pass_sweeps,
+    publish,
+    running,
+    subscribe,
+    verified,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -23,17 +32,6 @@ pytestmark = pytest.mark.integration
 def told(receiver, path: str) -> Counter:
     """How often each fingerprint reached a receiver path, from the delivered bodies."""
     return Counter(a["fingerprint"] for r in receiver.delivered(path) for a in json.loads(r.body)["alerts"])
-
-
-async def sweeps_pass(sessions, receiver, name: str) -> None:
-    """Two more late subscribers to the open antimony breach, the second created once the first was told: each
-    catch-up is a later sweep, so a repeat of an earlier catch-up would have been due, and sent, before it."""
-    for n in (1, 2):
-        path = f"/marker/{name}/{n}"
-        with unit_of_work(sessions) as s:
-            org = add_org(s, f"Marker {name} {n}")
-            subscribe(s, org, [add_webhook(s, org, receiver.url(path))], material="antimony")
-        await eventually(lambda p=path: told(receiver, p) == {"fp-sb": 1}, what=f"the catch-up at {path}")
 
 
 async def test_a_late_subscriber_is_told_once_of_the_breaches_already_open(settings, db_sessions, http_receiver):
@@ -68,7 +66,8 @@ async def test_a_late_subscriber_is_told_once_of_the_breaches_already_open(setti
         for alert in body["alerts"]:
             assert alert["open_since"] == opened[0].starts_at.isoformat()
             assert alert["summary"].startswith("Open since ")
-        await sweeps_pass(db_sessions, http_receiver, "first")  # a catch-up that repeated would have sent again
+        # Later catch-ups of the same breach: a catch-up that repeated would have sent again before them.
+        await pass_sweeps(db_sessions, http_receiver, "first", "antimony", "fp-sb")
 
     # A restart, a replay of the same breaches, and the subscriptions re-created send nothing more.
     with unit_of_work(db_sessions) as s:
@@ -80,7 +79,7 @@ async def test_a_late_subscriber_is_told_once_of_the_breaches_already_open(setti
     async with running(settings, db_sessions, group_id="mews-notify-replay") as notifier:
         await publish(settings, *opened[:2])
         await eventually(lambda: notifier.processed == 6, what="the topic read again from its start")
-        await sweeps_pass(db_sessions, http_receiver, "replay")
+        await pass_sweeps(db_sessions, http_receiver, "replay", "antimony", "fp-sb")
         assert told(http_receiver, "/late") == {"fp-sb": 1, "fp-ge": 1}
 
         # A channel added to a subscription hears of its open breach, once, marked the same way.
@@ -93,7 +92,7 @@ async def test_a_late_subscriber_is_told_once_of_the_breaches_already_open(setti
         await eventually(lambda: told(http_receiver, "/added") == {"fp-sb": 1}, what="the added channel told")
         [alert] = json.loads(http_receiver.delivered("/added")[0].body)["alerts"]
         assert alert["open_since"] == opened[0].starts_at.isoformat()
-        await sweeps_pass(db_sessions, http_receiver, "added")
+        await pass_sweeps(db_sessions, http_receiver, "added", "antimony", "fp-sb")
     assert told(http_receiver, "/added") == {"fp-sb": 1}
     assert told(http_receiver, "/late") == {"fp-sb": 1, "fp-ge": 1}
     assert gallium_subscription  # resolved before anyone subscribed: never sent

@@ -16,6 +16,7 @@ from standardwebhooks import Webhook
 
 from services.notify.settings import NotifySettings
 from services.notify.store import models
+from services.notify.store.db import unit_of_work
 from services.notify.worker import Notifier
 from shared import topics
 from shared.events import BreachRaised, BreachStatus, Classification, Evidence, Severity
@@ -163,3 +164,17 @@ async def pass_marker(settings: NotifySettings, receiver, name: str, material: s
         await publish(settings, breach(fingerprint, material=material, rule=f"marker_{n}"))
         times = 1 + (repeats if n == rules - 1 else 0)
         await eventually(lambda fp=fingerprint, k=times: told(fp) >= k, what=f"the marker {fingerprint} told")
+
+
+async def pass_sweeps(sessions: sessionmaker[Session], receiver, name: str, material: str,
+                      fingerprint: str) -> None:
+    """Two late subscribers to an open breach, the second created once the first was told: each catch-up is a
+    later sweep, so whatever an earlier sweep should not have sent would have been due, and sent, before it."""
+    for n in (1, 2):
+        path = f"/marker/{name}/{n}"
+        with unit_of_work(sessions) as s:
+            org = add_org(s, f"Marker {name} {n}")
+            subscribe(s, org, [add_webhook(s, org, receiver.url(path))], material=material)
+        await eventually(lambda p=path: [a["fingerprint"] for r in receiver.delivered(p)
+                                         for a in json.loads(r.body)["alerts"]] == [fingerprint],
+                         what=f"the catch-up at {path}")
