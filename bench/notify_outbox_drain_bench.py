@@ -46,8 +46,10 @@ from services.notify.worker import Notifier
 
 cfg = json.loads(sys.argv[1])
 settings = NotifySettings(**cfg["settings"])
-migrate(settings.database_url)
-engine = create_db_engine(settings.database_url)
+url = settings.database_url
+url = url.get_secret_value() if hasattr(url, "get_secret_value") else url  # a plain str in older revisions
+migrate(url)
+engine = create_db_engine(url)
 sessions = session_factory(engine)
 alert = {"id": "a", "fingerprint": "fp", "material": "gallium", "rule": "price_spike", "severity": "warning",
          "status": "firing", "classification": "public", "summary": "gallium price volatility 0.42 above 0.30",

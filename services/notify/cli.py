@@ -17,7 +17,7 @@ def migrate_command(database_url: str | None) -> None:
     from services.notify.settings import NotifySettings
     from services.notify.store.db import create_db_engine, current_revision, migrate
 
-    url = database_url or NotifySettings().database_url
+    url = database_url or NotifySettings().database_url.get_secret_value()
     migrate(url)
     engine = create_db_engine(url)
     try:
@@ -43,7 +43,7 @@ def bootstrap_org(name: str, kind: str, clearance: str, platform_admin: bool, ad
     from services.notify.store import keys, organisations
     from services.notify.store.db import create_db_engine, migrate, session_factory, unit_of_work
 
-    url = database_url or NotifySettings().database_url
+    url = database_url or NotifySettings().database_url.get_secret_value()
     migrate(url)
     engine = create_db_engine(url)
     try:
@@ -91,9 +91,9 @@ async def _run(settings, serve_api: bool = True) -> None:
     from shared.metrics import serve_metrics_port
 
     configure_logging(settings.log_level, settings.log_json)
-    migrate(settings.database_url)
+    migrate(settings.database_url.get_secret_value())
     await ensure_topics(settings.kafka_bootstrap_servers, settings.topic_namespace)
-    engine = create_db_engine(settings.database_url)
+    engine = create_db_engine(settings.database_url.get_secret_value())
     notifier = Notifier(settings, session_factory(engine))
     tasks = [asyncio.create_task(notifier.run(), name="notifier")]
     server = None

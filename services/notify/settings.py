@@ -31,8 +31,9 @@ class NotifySettings(CommonSettings):
     deprecated_prefix: ClassVar[str | None] = "MEWS_"
     not_deprecated: ClassVar[frozenset[str]] = frozenset({"host", "port"})  # MEWS_NOTIFY_HOST/PORT already
 
-    database_url: str = Field(default_factory=_default_database_url,
-                              description="SQLAlchemy URL; sqlite:///path or postgresql+psycopg://...")
+    # Secret: it carries the database password.
+    database_url: SecretStr = Field(default_factory=lambda: SecretStr(_default_database_url()),
+                                    description="SQLAlchemy URL; sqlite:///path or postgresql+psycopg://...")
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=25, ge=1, le=65535)

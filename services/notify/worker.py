@@ -132,7 +132,7 @@ class Notifier:
         self.settings = settings
         self._engine = None
         if sessions is None:
-            self._engine = create_db_engine(settings.database_url)
+            self._engine = create_db_engine(settings.database_url.get_secret_value())
             sessions = session_factory(self._engine)
         self.sessions = sessions
         bind = sessions.kw.get("bind")
@@ -415,7 +415,8 @@ class Notifier:
     def outbox_wakeup(self) -> OutboxWakeup:
         """Wakes the outbox after an enqueue: this process at once, other replicas through PostgreSQL NOTIFY."""
         bind = self.sessions.kw.get("bind")
-        url = bind.url.render_as_string(hide_password=False) if bind is not None else self.settings.database_url
+        url = (bind.url.render_as_string(hide_password=False) if bind is not None
+               else self.settings.database_url.get_secret_value())
         return OutboxWakeup(url)
 
     def wake_outbox(self) -> None:

@@ -24,6 +24,7 @@ import pytest
 
 from services.ingest.poll import SourceHealth
 from tests.conftest import free_port
+from tests.eventually import eventually_blocking
 from tests.integration.notify.upstreams import serving, serving_sources
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -198,17 +199,13 @@ def console_stack(kafka_bootstrap: str) -> Iterator[ConsoleStack]:
 
     notifier_thread = threading.Thread(target=loop.run_until_complete, args=(run_notifier(),), daemon=True)
     notifier_thread.start()
-    deadline = time.monotonic() + 30
-    while not started and time.monotonic() < deadline:
-        time.sleep(0.05)
+    eventually_blocking(lambda: started, within=30, what="the notifier started")
 
     app = create_app(settings, engine=engine, on_subscriptions_changed=started[0].invalidate_index)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, log_level="warning"))
     server_thread = threading.Thread(target=server.run, daemon=True)
     server_thread.start()
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "the notify API did not start"
+    eventually_blocking(lambda: server.started, within=30, what="the notify API started")
     try:
         yield ConsoleStack(f"http://127.0.0.1:{port}", settings, sessions,
                            f"http://127.0.0.1:{receiver.server_address[1]}/hook", company_key, ministry_key, receiver,

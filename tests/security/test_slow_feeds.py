@@ -14,6 +14,7 @@ from services.ingest.fetch import FetchError, FetchLimits, Validators, fetch_url
 from services.ingest.poll import open_ingestion, poll_forever, poll_once
 from services.ingest.settings import IngestSettings
 from shared.outbound import OutboundPolicy, pinned_transport
+from tests.eventually import eventually
 from tests.security.network import Server, answer, serving, trickle
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "ingest"
@@ -74,10 +75,8 @@ async def test_the_poll_loop_keeps_every_source_on_its_own_schedule(kafka_bootst
         config = parse_sources(sources(server.url("/slow.csv"), server.url("/prices.csv")), tmp_path)
         async with open_ingestion(settings_for(kafka_bootstrap, kafka_topics, tmp_path / "state")) as ingestion:
             loop = asyncio.create_task(poll_forever(config, ingestion, health, stop))
-            for _ in range(200):
-                if "normal" in health and health["normal"].last_success is not None:
-                    break
-                await asyncio.sleep(0.05)
+            await eventually(lambda: "normal" in health and health["normal"].last_success is not None, within=10,
+                             what="the normal feed polled")
             normal_done_while_slow_sending = not any(e == "finished" for e, _, _ in server.events)
             stop.set()
             await asyncio.wait_for(loop, 10)

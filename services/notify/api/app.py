@@ -66,7 +66,7 @@ def create_app(settings: NotifySettings, *, engine: Engine | None = None,
     broker, and say not ready while one of its loops waits a fault out.
     """
     owns_engine = engine is None
-    engine = engine or create_db_engine(settings.database_url)
+    engine = engine or create_db_engine(settings.database_url.get_secret_value())
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

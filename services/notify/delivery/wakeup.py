@@ -47,6 +47,7 @@ class OutboxWakeup:
         self._token = uuid.uuid4().hex
         self._event = asyncio.Event()
         self.reason = ""
+        self.waiting = False  # the worker is parked in `wait`: what a caller can wait for instead of a sleep
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sender: psycopg.AsyncConnection | None = None
         self._publishing = False
@@ -98,9 +99,11 @@ class OutboxWakeup:
         self._loop = asyncio.get_running_loop()
         if not self._event.is_set() and not stopping.is_set() and seconds > 0:
             waiters = [asyncio.ensure_future(self._event.wait()), asyncio.ensure_future(stopping.wait())]
+            self.waiting = True
             try:
                 await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
             finally:
+                self.waiting = False
                 for waiter in waiters:
                     waiter.cancel()
         return self.reason if self._event.is_set() else "poll"

@@ -12,7 +12,6 @@ import hashlib
 import os
 import subprocess
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -75,11 +74,12 @@ def api(own_broker: Broker, namespace: str, tmp_path: Path) -> Iterator[str]:
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    started = time.monotonic()
-    while not server.started:
-        if time.monotonic() - started > 30 or not thread.is_alive():
-            raise RuntimeError("ingest API did not start")
-        time.sleep(0.05)
+
+    def started() -> bool:
+        assert thread.is_alive(), "the ingest API stopped while starting"
+        return server.started
+
+    eventually_blocking(started, within=30, what="the ingest API started")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

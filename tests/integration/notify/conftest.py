@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import free_port
+from tests.eventually import eventually_blocking
 from tests.integration.notify.chat import ChatReceiver, serve_chat_receiver
 
 
@@ -321,7 +322,6 @@ def api_settings(migrated_database_url: str):
 def api_url(api_settings) -> Iterator[str]:
     """The base URL of the notify API served by uvicorn on a free port for this test."""
     import threading
-    import time
 
     import uvicorn
 
@@ -332,11 +332,12 @@ def api_url(api_settings) -> Iterator[str]:
                                            log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("notify API did not start")
-        time.sleep(0.02)
+
+    def started() -> bool:
+        assert thread.is_alive(), "the notify API stopped while starting"
+        return server.started
+
+    eventually_blocking(started, within=20, what="the notify API started", every=0.02)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -18,10 +18,12 @@ from shared.events import BreachStatus, Classification, Severity
 from tests.eventually import eventually
 from tests.integration.notify.world import (
     add_email,
+    add_marker_subscriber,
     add_org,
     add_product,
     add_webhook,
     breach,
+    pass_marker,
     publish,
     running,
     subscribe,
@@ -47,13 +49,14 @@ async def test_breach_reaches_direct_and_bom_subscribers_and_never_one_without_c
         other = add_org(s, "Germanium BV", clearance="government")
         other_hook = add_webhook(s, other, http_receiver.url("/other"))
         subscribe(s, other, [other_hook], material="germanium")
+        marker = add_marker_subscriber(s, http_receiver)
         secret = hook.secret
 
     async with running(settings, db_sessions):
         await publish(settings, breach("fp-ga-1", classification=Classification.RESTRICTED))
         await eventually(lambda: http_receiver.delivered("/direct") and smtp_inbox.to("ops@radar.test"),
                          what="webhook and email delivered")
-        await asyncio.sleep(1.0)  # time enough for a wrong delivery to show up
+        await pass_marker(settings, http_receiver, "after-ga-1")  # a wrong delivery would have shown up by now
 
     body = verified(http_receiver.delivered("/direct")[0], secret)
     assert [a["fingerprint"] for a in body["alerts"]] == ["fp-ga-1"]
@@ -74,7 +77,7 @@ async def test_breach_reaches_direct_and_bom_subscribers_and_never_one_without_c
     assert "https://example.org/prices/ga" in html
     with unit_of_work(db_sessions) as s:
         orgs_with_alert = set(s.scalars(select(models.Alert.organisation_id)))
-    assert orgs_with_alert == {direct.id, via_bom.id}
+    assert orgs_with_alert == {direct.id, via_bom.id, marker.id}
 
 
 async def test_breaches_within_group_wait_go_out_as_one_notification_then_resolve_together(
@@ -83,20 +86,26 @@ async def test_breaches_within_group_wait_go_out_as_one_notification_then_resolv
         org = add_org(s, "Grouped BV")
         hook = add_webhook(s, org, http_receiver.url("/grouped"))
         subscribe(s, org, [hook], material="gallium")
+        add_marker_subscriber(s, http_receiver)
         secret = hook.secret
 
     async with running(settings, db_sessions):
         await publish(settings, breach("fp-a", rule="price_spike"), breach("fp-b", rule="leadtime_jump"))
         await eventually(lambda: http_receiver.delivered("/grouped"), what="grouped notification")
-        await asyncio.sleep(settings.group_interval_seconds)
+        # A marker group begun later, past its first group interval: a second notice here would have come first.
+        await pass_marker(settings, http_receiver, "grouped", rules=2)
         assert len(http_receiver.delivered("/grouped")) == 1
         first = verified(http_receiver.delivered("/grouped")[0], secret)
         assert sorted(a["fingerprint"] for a in first["alerts"]) == ["fp-a", "fp-b"]
 
         await publish(settings, breach("fp-a", rule="price_spike", status=BreachStatus.RESOLVED),
                       breach("fp-b", rule="leadtime_jump", status=BreachStatus.RESOLVED))
-        await eventually(lambda: len(http_receiver.delivered("/grouped")) >= 2, what="resolved notice")
-        await asyncio.sleep(0.5)
+
+        def resolved_alerts() -> list[tuple[str, str]]:
+            return sorted((a["fingerprint"], a["status"]) for r in http_receiver.delivered("/grouped")[1:]
+                          for a in json.loads(r.body)["alerts"])
+
+        await eventually(lambda: len(resolved_alerts()) >= 2, what="both resolutions delivered")
 
     notices = [verified(r, secret) for r in http_receiver.delivered("/grouped")]
     # Both resolutions normally share one interval tick; a tick boundary between them may split them in two.
@@ -117,6 +126,7 @@ async def test_silenced_and_acknowledged_alerts_are_not_sent_again_but_a_change_
         hook = add_webhook(s, org, http_receiver.url("/quiet"))
         subscribe(s, org, [hook], material="gallium")
         subscribe(s, org, [hook], material="antimony")
+        add_marker_subscriber(s, http_receiver)
         s.add(models.Silence(organisation_id=org.id, material="antimony", comment="known", created_by="ops",
                              starts_at=now - timedelta(minutes=1), ends_at=now + timedelta(hours=1)))
 
@@ -136,7 +146,8 @@ async def test_silenced_and_acknowledged_alerts_are_not_sent_again_but_a_change_
             silenced = s.scalar(select(models.Alert).where(models.Alert.fingerprint == "fp-sb"))
             assert silenced.status == "firing"  # kept and visible, just not sent
         await eventually(lambda: http_receiver.delivered("/quiet"), what="gallium alert")
-        await asyncio.sleep(2.0)  # four repeat intervals: an unacknowledged alert would have gone out again
+        # A marker sent after it and then repeated: an unacknowledged alert would have gone out again before.
+        await pass_marker(fast_repeat, http_receiver, "quiet", repeats=1)
         assert len(http_receiver.delivered("/quiet")) == 1
         await publish(settings, breach("fp-ga", material="gallium", severity=Severity.CRITICAL, value=0.7))
         await eventually(lambda: len(http_receiver.delivered("/quiet")) == 2, what="escalation")
@@ -177,20 +188,22 @@ async def test_gone_receiver_disables_the_channel_and_tells_the_admins(
         org = add_org(s, "Gone BV", admins=("admin@gone.test",))
         hook = add_webhook(s, org, http_receiver.url("/gone"))
         subscribe(s, org, [hook], material="gallium")
+        add_marker_subscriber(s, http_receiver)
         hook_id = hook.id
     http_receiver.answer("/gone", 410)
 
-    async with running(settings, db_sessions):
+    async with running(settings, db_sessions) as notifier:
         await publish(settings, breach("fp-gone"))
         await eventually(lambda: smtp_inbox.to("admin@gone.test"), what="admin notice")
         await publish(settings, breach("fp-gone-2", rule="leadtime_jump"))
-        await asyncio.sleep(1.5)
+        await eventually(lambda: notifier.processed == 2, what="the later breach consumed")
+        await pass_marker(settings, http_receiver, "gone")  # a send of the later breach would have come first
 
     assert len(http_receiver.to("/gone")) == 1
     with unit_of_work(db_sessions) as s:
         channel = s.get(models.Channel, hook_id)
         statuses = sorted(n.status for n in s.scalars(select(models.Notification).where(
-            models.Notification.kind != "admin_notice")))
+            models.Notification.kind != "admin_notice", models.Notification.organisation_id == org.id)))
     assert channel.enabled is False
     assert "410" in channel.disabled_reason
     assert statuses == ["cancelled"]  # the later breach was routed nowhere: the channel is off

@@ -4,7 +4,6 @@ send nothing more."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -16,7 +15,16 @@ from services.notify.store import models
 from services.notify.store.db import unit_of_work
 from shared.events import BreachStatus
 from tests.eventually import eventually
-from tests.integration.notify.world import add_org, add_webhook, breach, publish, running, subscribe, verified
+from tests.integration.notify.world import (
+    add_org,
+    add_webhook,
+    breach,
+    pass_sweeps,
+    publish,
+    running,
+    subscribe,
+    verified,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +66,8 @@ async def test_a_late_subscriber_is_told_once_of_the_breaches_already_open(setti
         for alert in body["alerts"]:
             assert alert["open_since"] == opened[0].starts_at.isoformat()
             assert alert["summary"].startswith("Open since ")
-        await asyncio.sleep(1.5)  # five sweeps: a catch-up that repeated would have sent again
+        # Later catch-ups of the same breach: a catch-up that repeated would have sent again before them.
+        await pass_sweeps(db_sessions, http_receiver, "first", "antimony", "fp-sb")
 
     # A restart, a replay of the same breaches, and the subscriptions re-created send nothing more.
     with unit_of_work(db_sessions) as s:
@@ -70,7 +79,7 @@ async def test_a_late_subscriber_is_told_once_of_the_breaches_already_open(setti
     async with running(settings, db_sessions, group_id="mews-notify-replay") as notifier:
         await publish(settings, *opened[:2])
         await eventually(lambda: notifier.processed == 6, what="the topic read again from its start")
-        await asyncio.sleep(1.5)  # five sweeps after it
+        await pass_sweeps(db_sessions, http_receiver, "replay", "antimony", "fp-sb")
         assert told(http_receiver, "/late") == {"fp-sb": 1, "fp-ge": 1}
 
         # A channel added to a subscription hears of its open breach, once, marked the same way.
@@ -83,7 +92,7 @@ async def test_a_late_subscriber_is_told_once_of_the_breaches_already_open(setti
         await eventually(lambda: told(http_receiver, "/added") == {"fp-sb": 1}, what="the added channel told")
         [alert] = json.loads(http_receiver.delivered("/added")[0].body)["alerts"]
         assert alert["open_since"] == opened[0].starts_at.isoformat()
-        await asyncio.sleep(1.5)
+        await pass_sweeps(db_sessions, http_receiver, "added", "antimony", "fp-sb")
     assert told(http_receiver, "/added") == {"fp-sb": 1}
     assert told(http_receiver, "/late") == {"fp-sb": 1, "fp-ge": 1}
     assert gallium_subscription  # resolved before anyone subscribed: never sent

@@ -22,10 +22,12 @@ from shared.events import BreachStatus
 from shared.kafka import EventProducer
 from tests.eventually import eventually
 from tests.integration.notify.world import (
+    add_marker_subscriber,
     add_org,
     add_webhook,
     breach,
     notifier_settings,
+    pass_marker,
     publish,
     running,
     subscribe,
@@ -55,6 +57,7 @@ async def test_firing_resolved_firing_in_one_backlog_delivers_each_transition_in
         org = add_org(s, "Backlog BV")
         hook = add_webhook(s, org, http_receiver.url("/backlog"))
         subscribe(s, org, [hook], material="gallium")
+        add_marker_subscriber(s, http_receiver)
         secret = hook.secret
     now = datetime.now(UTC)
     first = breach("fp-flap", observed_at=now - timedelta(minutes=3))
@@ -66,7 +69,8 @@ async def test_firing_resolved_firing_in_one_backlog_delivers_each_transition_in
     async with running(settings, db_sessions):
         await eventually(lambda: len(http_receiver.delivered("/backlog")) >= 3, within=30,
                          what="three notifications")
-        await asyncio.sleep(1.5)  # time for a wrong extra one to show
+        # A marker group begun after the third, past a group interval: a wrong extra one would have come first.
+        await pass_marker(settings, http_receiver, "backlog", rules=2)
 
     bodies = [verified(r, secret) for r in http_receiver.delivered("/backlog")]
     assert [(b["kind"], [a["status"] for a in b["alerts"]]) for b in bodies] == [
@@ -75,8 +79,8 @@ async def test_firing_resolved_firing_in_one_backlog_delivers_each_transition_in
     assert [datetime.fromisoformat(b["alerts"][0]["starts_at"]) for b in bodies] == [
         first.starts_at, first.starts_at, again.starts_at]
     with unit_of_work(db_sessions) as s:
-        [entry] = s.query(models.NotificationLogEntry).all()
-        [alert] = s.query(models.Alert).all()
+        [entry] = s.query(models.NotificationLogEntry).filter_by(fingerprint="fp-flap").all()
+        [alert] = s.query(models.Alert).filter_by(fingerprint="fp-flap").all()
     assert (entry.last_status, alert.status) == ("firing:warning", "firing")
 
 
@@ -109,7 +113,7 @@ async def test_a_rebalance_in_a_5000_alert_batch_loses_nothing_and_sends_nothing
         intruder = AIOKafkaConsumer(settings.topic(topics.BREACHES), bootstrap_servers=kafka_bootstrap,
                                     group_id=group_id, enable_auto_commit=False, **options)
         await intruder.start()
-        await asyncio.sleep(3)
+        await eventually(lambda: intruder.assignment(), within=30, what="the intruder given partitions: a rebalance")
         await intruder.stop()
 
         def all_pairs() -> bool:
@@ -174,7 +178,7 @@ async def test_postgresql_stopped_for_20_s_mid_stream_loses_no_transition_and_th
                           breach(f"fp-out-{i}", rule=f"rule_{i}", status=BreachStatus.RESOLVED,
                                  observed_at=observed + timedelta(seconds=1))):
                     await producer.send(topics.BREACHES, b, key=b.fingerprint)
-                await asyncio.sleep(0.3)
+                await asyncio.sleep(0.3)  # a stream, not a burst: the outage falls in the middle of it
             await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (asyncio.get_running_loop().time() - stopped)))
             assert not task.done()
             stoppable_postgres.start()

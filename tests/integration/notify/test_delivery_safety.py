@@ -129,7 +129,7 @@ async def test_receiver_failing_every_notification_is_disabled_and_admins_told(
             await worker.run_once()
             if channel_off():
                 break
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # rounds driven by hand: the next retry falls due between them
         await worker.run_once()  # sends the admin notice
 
     with unit_of_work(db_sessions) as s:
@@ -217,7 +217,7 @@ async def test_the_last_failed_attempt_says_the_delivery_gave_up(
             await worker.run_once()
             if len(attempts_of(db_sessions)) == 2:
                 break
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # rounds driven by hand: the retry falls due between them
 
     assert [(a.outcome, a.status_code) for a in attempts_of(db_sessions)] == [("retry", 503), ("failed", 503)]
     logged = [(r.outcome, r.state) for r in caplog.records if r.getMessage() == "delivery attempt"]

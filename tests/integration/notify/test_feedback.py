@@ -5,16 +5,16 @@ a government operator exports it as a case `mews news classify` reads."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
 from prometheus_client import REGISTRY
 
 from services.ingest.classify.cli import classify_lines
+from services.notify.store.db import unit_of_work
 from shared.events import Evidence, Severity
 from tests.eventually import eventually
-from tests.integration.notify.world import breach, publish, running
+from tests.integration.notify.world import add_marker_subscriber, breach, pass_marker, publish, running
 
 pytestmark = pytest.mark.integration
 
@@ -46,6 +46,8 @@ async def test_feedback_through_the_api_is_listed_counted_mutes_its_pair_and_bec
     member = acme.client_with_key(acme.http.post("/v1/api-keys", json={"name": "analyst", "role": "member"})
                                   .json()["key"])
     before = counted("irrelevant", "export-control-in-force")
+    with unit_of_work(db_sessions) as s:
+        add_marker_subscriber(s, http_receiver)
 
     async with running(settings, db_sessions):
         await publish(settings, control_breach("fp-ga-control"))
@@ -82,7 +84,8 @@ async def test_feedback_through_the_api_is_listed_counted_mutes_its_pair_and_bec
         kept = await eventually(later, what="the muted alert kept and the other one sent")
         assert (kept["state"], kept["muted_by"]["kind"], kept["muted_by"]["id"]) == ("silenced", "silence",
                                                                                      silence_id)
-        await asyncio.sleep(1.5)  # several group intervals and sweeps: a muted alert sent late would show now
+        # A marker group begun later, past its group interval: a muted alert sent late would have come first.
+        await pass_marker(settings, http_receiver, "muted", rules=2)
         assert fingerprints(http_receiver, "/acme") == ["fp-ga-control", "fp-ga-price"]
 
     exported = ministry.http.get("/v1/feedback/classifier-cases")

@@ -14,6 +14,7 @@ from http.server import ThreadingHTTPServer
 import httpx
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
@@ -63,6 +64,16 @@ def enqueue(sessions, channel_id: str, count: int, label: str) -> list[str]:
         s.add_all(rows)
         s.flush()
         return [r.id for r in rows]
+
+
+def wakeups(reason: str) -> float:
+    return REGISTRY.get_sample_value("mews_notify_outbox_wakeups_total", {"reason": reason}) or 0.0
+
+
+def reconnect_handled(notifier: Notifier, reconnects_before: float) -> bool:
+    """The listener's wake-up after a reconnect was counted and the round it started is over: the outbox is
+    parked again (it counts a wake-up only after leaving `wait`), so the next send is woken by something else."""
+    return wakeups("reconnect") > reconnects_before and notifier.outbox_wakeup.waiting
 
 
 def webhook_channel(sessions, name: str, url: str) -> str:
@@ -127,7 +138,8 @@ async def test_an_enqueue_wakes_the_outbox_long_before_its_poll(
     notifier = Notifier(settings, db_sessions)
 
     async with delivering(notifier):
-        await asyncio.sleep(0.3)  # the first round found nothing; the next poll is 30 s away
+        # The first round found nothing; the next poll is 30 s away.
+        await eventually(lambda: notifier.outbox_wakeup.waiting, within=5, what="the outbox parked")
         enqueue(db_sessions, channel, 1, "woken")
         notifier.wake_outbox()
         await eventually(lambda: http_receiver.delivered("/woken"), within=5, what="the woken delivery")
@@ -213,12 +225,15 @@ async def test_an_enqueue_in_one_replica_wakes_the_outbox_of_another_even_after_
             await eventually(lambda: len(http_receiver.delivered("/replica")) == 1, within=5,
                              what="the other replica's delivery")
 
+            reconnects = wakeups("reconnect")
             with psycopg.connect(**_admin(migrated_database_url)) as conn:
                 conn.execute("SELECT pg_terminate_backend(%s)", (listener,))
             [again] = await eventually(lambda: [p for p in listener_pids(migrated_database_url) if p != listener],
                                        within=15, what="the listener reconnected")
             assert again != listener
-            await asyncio.sleep(0.3)  # let the wake-up of the reconnect pass: the next delivery is NOTIFY's
+            # The wake-up of the reconnect passed: the next delivery is NOTIFY's.
+            await eventually(lambda: reconnect_handled(outbox_replica, reconnects), within=10,
+                             what="the reconnect's round over")
             enqueue(db_sessions, channel, 1, "second")
             dispatch_replica.wake_outbox()
             await eventually(lambda: len(http_receiver.delivered("/replica")) == 2, within=5,
@@ -260,14 +275,17 @@ async def test_the_outbox_waits_out_postgresql_going_away_and_listens_again(stop
             dispatch_replica.wake_outbox()
             await eventually(lambda: len(http_receiver.delivered("/outage")) == 1, within=5, what="before")
 
+            reconnects, retries = wakeups("reconnect"), wakeups("due")
             await asyncio.to_thread(stop)
             outbox_replica.wake_outbox()  # a round that finds the database gone, and backs off
-            await asyncio.sleep(3)
+            # Two rounds after it failed, each backed off and tried again: the loop lives through the outage.
+            await eventually(lambda: wakeups("due") >= retries + 2, within=10, what="two failed rounds retried")
             assert not task.done()
             await asyncio.to_thread(start)
 
             await eventually(lambda: listener_pids(url), within=30, what="the listener back")
-            await asyncio.sleep(0.3)
+            await eventually(lambda: reconnect_handled(outbox_replica, reconnects), within=30,
+                             what="the reconnect's round over")
             enqueue(sessions, channel, 1, "after")
             dispatch_replica.wake_outbox()  # its NOTIFY connection died too: a fresh one carries it
             await eventually(lambda: len(http_receiver.delivered("/outage")) == 2, within=10, what="after")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,6 +13,7 @@ import uvicorn
 
 from services.ingest.poll import SourceHealth
 from tests.conftest import free_port
+from tests.eventually import eventually_blocking
 
 
 @contextmanager
@@ -23,11 +23,12 @@ def serving(app) -> Iterator[str]:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the app did not start in time"
+
+    def started() -> bool:
         assert thread.is_alive(), "the app stopped while starting"
-        time.sleep(0.02)
+        return server.started
+
+    eventually_blocking(started, within=20, what="the app started", every=0.02)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -15,10 +16,12 @@ from standardwebhooks import Webhook
 
 from services.notify.settings import NotifySettings
 from services.notify.store import models
+from services.notify.store.db import unit_of_work
 from services.notify.worker import Notifier
 from shared import topics
 from shared.events import BreachRaised, BreachStatus, Classification, Evidence, Severity
 from shared.kafka import EventProducer
+from tests.eventually import eventually
 
 
 def add_org(s: Session, name: str, clearance: str = "public", kind: str = "company",
@@ -131,3 +134,47 @@ async def publish(settings: NotifySettings, *breaches: BreachRaised) -> None:
 def verified(received, secret: str) -> dict:
     """The body of a webhook request, after the standardwebhooks library verified its signature."""
     return Webhook(secret).verify(received.body, received.headers)
+
+
+
+MARKER_PATH = "/marker"
+
+
+def add_marker_subscriber(s: Session, receiver, material: str = "tungsten") -> models.Organisation:
+    """An organisation of its own, told of `material` at MARKER_PATH: the subscriber `pass_marker` waits on."""
+    org = add_org(s, "Marker BV")
+    subscribe(s, org, [add_webhook(s, org, receiver.url(MARKER_PATH))], material=material)
+    return org
+
+
+async def pass_marker(settings: NotifySettings, receiver, name: str, material: str = "tungsten", rules: int = 1,
+                      repeats: int = 0) -> None:
+    """Send marker breaches through the same path, produced now, and wait until the marker subscriber is told.
+
+    To show that something did not happen: whatever was due before the marker would have been delivered before it.
+    `rules` breaches in turn, each after the one before was delivered, take a group interval each; `repeats`
+    waits for that many repeats of the last one (with a short repeat interval), a repeat interval each.
+    """
+    def told(fingerprint: str) -> int:
+        return sum(1 for r in receiver.delivered(MARKER_PATH) for a in json.loads(r.body)["alerts"]
+                   if a["fingerprint"] == fingerprint)
+
+    for n in range(rules):
+        fingerprint = f"marker-{name}-{n}"
+        await publish(settings, breach(fingerprint, material=material, rule=f"marker_{n}"))
+        times = 1 + (repeats if n == rules - 1 else 0)
+        await eventually(lambda fp=fingerprint, k=times: told(fp) >= k, what=f"the marker {fingerprint} told")
+
+
+async def pass_sweeps(sessions: sessionmaker[Session], receiver, name: str, material: str,
+                      fingerprint: str) -> None:
+    """Two late subscribers to an open breach, the second created once the first was told: each catch-up is a
+    later sweep, so whatever an earlier sweep should not have sent would have been due, and sent, before it."""
+    for n in (1, 2):
+        path = f"/marker/{name}/{n}"
+        with unit_of_work(sessions) as s:
+            org = add_org(s, f"Marker {name} {n}")
+            subscribe(s, org, [add_webhook(s, org, receiver.url(path))], material=material)
+        await eventually(lambda p=path: [a["fingerprint"] for r in receiver.delivered(p)
+                                         for a in json.loads(r.body)["alerts"]] == [fingerprint],
+                         what=f"the catch-up at {path}")

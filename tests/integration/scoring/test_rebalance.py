@@ -17,6 +17,7 @@ from services.scoring.engine import MaterialState
 from shared import topics as declared
 from shared.events import IndicatorSnapshot, encode
 from shared.kafka import event_id_for
+from tests.eventually import eventually_blocking
 
 from .conftest import collect, price, run
 
@@ -99,13 +100,12 @@ def _owned(worker) -> float:
     return worker.metric("mews_scoring_partitions_assigned")
 
 
-def _wait_owned(workers, check, wait: float = 40) -> tuple[float, ...]:
-    deadline = time.monotonic() + wait
-    shares = tuple(_owned(w) for w in workers)
-    while time.monotonic() < deadline and not check(shares):
-        time.sleep(0.3)
+def _wait_owned(workers, check, what: str, wait: float = 40) -> tuple[float, ...]:
+    def owned() -> tuple[float, ...] | None:
         shares = tuple(_owned(w) for w in workers)
-    return shares
+        return shares if check(shares) else None
+
+    return eventually_blocking(owned, within=wait, every=0.3, what=what)
 
 
 def test_every_input_produced_across_a_join_and_a_leave_is_applied_exactly_once(kafka_topics, kafka_bootstrap,
@@ -117,13 +117,10 @@ def test_every_input_produced_across_a_join_and_a_leave_is_applied_exactly_once(
     try:
         time.sleep(1)  # a scores alone for a moment
         b = start_worker(kafka_topics, name="b")  # joins: both workers rebalance while inputs keep coming
-        shares = _wait_owned((a, b), lambda s: all(s) and sum(s) == inputs)
-        assert all(shares), f"a worker got no partitions: {shares}"
-        assert sum(shares) == inputs, f"the join never settled: {shares}"
+        _wait_owned((a, b), lambda s: all(s) and sum(s) == inputs, "the join settled, both workers with partitions")
         time.sleep(1)  # both score for a moment
         assert a.stop() == 0  # leaves: b rebalances and recovers a's table partitions while inputs keep coming
-        shares = _wait_owned((b,), lambda s: s == (inputs,))
-        assert shares == (inputs,), f"the survivor never took every partition: {shares}"
+        _wait_owned((b,), lambda s: s == (inputs,), "the survivor given every partition")
         time.sleep(1)  # the survivor scores alone for a moment
     finally:
         sent = producer.finish()

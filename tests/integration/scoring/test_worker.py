@@ -10,6 +10,7 @@ import pytest
 from services.scoring.agents import INPUTS
 from shared import topics as declared
 from shared.events import DeadLettered, IndicatorSnapshot, encode
+from tests.eventually import eventually_blocking
 
 from .conftest import READ_KEY, collect, of_rule, price, produce, produce_raw, run
 
@@ -103,23 +104,18 @@ def test_two_workers_share_partitions_and_the_survivor_takes_all_when_one_leaves
     a = start_worker(kafka_topics, name="a")
     b = start_worker(kafka_topics, name="b")
     inputs = len(INPUTS) * declared.MATERIAL_PARTITIONS  # every input topic's partitions
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def settled() -> tuple[float, float] | None:
         shares = (_assigned(a), _assigned(b))
-        if all(shares) and sum(shares) == inputs:
-            break
-        time.sleep(0.3)
-    assert all(shares), f"a worker got no partitions: {shares}"
-    assert sum(shares) == inputs, f"assignment never settled: {shares}"
+        return shares if all(shares) and sum(shares) == inputs else None
+
+    eventually_blocking(settled, within=30, every=0.3, what="every input partition shared by both workers")
 
     run(produce(kafka_bootstrap, kafka_topics, [price(m, 0, 100.0) for m in MATERIALS]))
     run(collect(kafka_bootstrap, kafka_topics, declared.INDICATORS, lambda msgs: len(msgs) >= len(MATERIALS)))
     assert a.stop() == 0
 
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and _assigned(b) != inputs:
-        time.sleep(0.3)
-    assert _assigned(b) == inputs
+    eventually_blocking(lambda: _assigned(b) == inputs, within=30, every=0.3, what="the survivor given every partition")
     run(produce(kafka_bootstrap, kafka_topics, [price(m, 1, 110.0) for m in MATERIALS]))
 
     def both_days(msgs):
@@ -162,15 +158,12 @@ def test_read_api_of_a_running_worker_shows_its_breach_to_a_cleared_key_only(kaf
                                                                             start_worker):
     worker = start_worker(kafka_topics)
     run(produce(kafka_bootstrap, kafka_topics, [price("lithium", 0, 100.0), price("lithium", 1, 150.0)]))
-    deadline = time.monotonic() + 30
-    body = None
-    while time.monotonic() < deadline:
+
+    def with_breach() -> dict | None:
         r = httpx.get(f"{worker.url}/v1/materials/lithium", headers={"Authorization": f"Bearer {READ_KEY}"})
-        if r.status_code == 200 and r.json()["open_breaches"]:
-            body = r.json()
-            break
-        time.sleep(0.2)
-    assert body is not None, worker.tail()
+        return r.json() if r.status_code == 200 and r.json()["open_breaches"] else None
+
+    body = eventually_blocking(with_breach, within=30, every=0.2, what="lithium's breach in the read API")
     assert body["indicators"]["price"] == 150.0
     assert "price-change-1d" in {b["rule"] for b in body["open_breaches"]}
     assert httpx.get(f"{worker.url}/v1/materials/lithium").status_code == 401
@@ -255,8 +248,7 @@ def test_the_worker_scores_supply_signal_news_into_a_snapshot_and_a_burst_breach
     last = max(snapshots, key=lambda s: s.as_of)
     assert (last.indicators["news_signals_30d"], last.indicators["news_signals_30d.price"],
             last.indicators["news_leadtime_days"], last.indicators["news_price_change_pct"]) == (3.0, 1.0, 126.0, 35.0)
-    deadline = time.monotonic() + 30  # the read view folds the snapshots in on its own
-    while worker.metric("mews_scoring_news_signals_30d", material="cobalt") != 3.0 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert worker.metric("mews_scoring_news_signals_30d", material="cobalt") == 3.0
+    # The read view folds the snapshots in on its own.
+    eventually_blocking(lambda: worker.metric("mews_scoring_news_signals_30d", material="cobalt") == 3.0,
+                        within=30, every=0.2, what="the news signals in the worker's metrics")
     assert worker.metric("mews_scoring_events_total", topic="mews.news.v1", outcome="ok") == 3

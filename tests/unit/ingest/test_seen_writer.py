@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
 
 from services.ingest import seen as seen_module
 from services.ingest.seen import SeenStore
+from tests.eventually import eventually_blocking
 
 
 def test_a_recorded_key_is_seen_at_once_and_reaches_the_file_for_another_process(tmp_path: Path):
@@ -18,9 +18,8 @@ def test_a_recorded_key_is_seen_at_once_and_reaches_the_file_for_another_process
     try:
         store.record([f"price|{i}" for i in range(2000)])
         assert len(store.seen([f"price|{i}" for i in range(2001)])) == 2000
-        deadline = time.monotonic() + 10
-        while len(other.seen(["price|0", "price|1999"])) < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        eventually_blocking(lambda: len(other.seen(["price|0", "price|1999"])) == 2, within=10, every=0.01,
+                            what="the keys in the file")
         assert other.seen(["price|0", "price|1999", "price|2000"]) == {"price|0", "price|1999"}
     finally:
         store.close()

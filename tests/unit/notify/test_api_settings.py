@@ -33,10 +33,23 @@ def test_https_is_required_outside_development() -> None:
 def test_secrets_are_masked_when_settings_are_printed() -> None:
     settings = NotifySettings(smtp_password="smtp-pass-123", link_signing_key="link-key-456",
                               bootstrap_admin_token="boot-789", console_scoring_key="scoring-read-1",
-                              console_ingest_key="ingest-read-2")
-    shown = repr(settings) + str(settings.model_dump())
-    for secret in ("smtp-pass-123", "link-key-456", "boot-789", "scoring-read-1", "ingest-read-2"):
+                              console_ingest_key="ingest-read-2",
+                              database_url="postgresql+psycopg://mews:db-pass-345@db.example.org/notify")
+    shown = repr(settings) + str(settings.model_dump()) + settings.model_dump_json()
+    for secret in ("smtp-pass-123", "link-key-456", "boot-789", "scoring-read-1", "ingest-read-2", "db-pass-345"):
         assert secret not in shown
+
+
+def test_the_database_url_is_read_as_a_secret_under_either_name(monkeypatch) -> None:
+    url = "postgresql+psycopg://mews:db-pass-345@db.example.org/notify"
+    monkeypatch.delenv("MEWS_NOTIFY_DATABASE_URL", raising=False)
+    monkeypatch.setenv("MEWS_DATABASE_URL", url)
+    with pytest.warns(FutureWarning, match="MEWS_DATABASE_URL is deprecated"):
+        assert NotifySettings().database_url.get_secret_value() == url
+    monkeypatch.delenv("MEWS_DATABASE_URL")
+    monkeypatch.setenv("MEWS_NOTIFY_DATABASE_URL", url)
+    assert NotifySettings().database_url.get_secret_value() == url
+    assert url not in str(NotifySettings().database_url)
 
 
 def test_port_comes_from_mews_notify_port(monkeypatch) -> None:

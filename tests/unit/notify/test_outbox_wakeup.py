@@ -11,6 +11,7 @@ from services.notify.delivery.outbox import DeliveryLimits, OutboxWorker
 from services.notify.delivery.wakeup import OutboxWakeup, conninfo_of
 from services.notify.settings import NotifySettings
 from services.notify.store.outbox import Claimed
+from tests.eventually import eventually
 
 
 async def test_wait_returns_at_once_when_woken_and_says_why():
@@ -24,15 +25,16 @@ async def test_wait_returns_at_once_when_woken_and_says_why():
 async def test_a_wake_up_from_another_thread_reaches_the_waiting_loop():
     wakeup = OutboxWakeup()
     waiter = asyncio.create_task(wakeup.wait(30, asyncio.Event()))
-    await asyncio.sleep(0.05)  # the waiter is parked and knows its loop
+    await eventually(lambda: wakeup.waiting, what="the waiter parked")  # and knowing its loop
     threading.Thread(target=wakeup.notify).start()
     assert await asyncio.wait_for(waiter, 5) == "signal"
 
 
 async def test_stopping_ends_the_wait():
     stopping = asyncio.Event()
-    waiter = asyncio.create_task(OutboxWakeup().wait(30, stopping))
-    await asyncio.sleep(0.01)
+    wakeup = OutboxWakeup()
+    waiter = asyncio.create_task(wakeup.wait(30, stopping))
+    await eventually(lambda: wakeup.waiting, what="the waiter parked")
     stopping.set()
     assert await asyncio.wait_for(waiter, 5) == "poll"
 

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from services.notify.api.app import create_app
 from services.notify.settings import NotifySettings
 from services.notify.worker import Notifier, dependency_of
+from tests.eventually import eventually
 
 
 @pytest.fixture
@@ -51,9 +52,10 @@ async def test_run_restarts_a_failing_loop_and_says_not_ready_while_it_waits(not
 
     notifier.consume, notifier.sweep_forever, notifier.deliver = flaky_consume, broken_sweep, idle  # type: ignore[method-assign]
     task = asyncio.create_task(notifier.run())
-    await asyncio.sleep(0.1)
+    await eventually(lambda: "database" in notifier.waiting, within=5, what="the database fault waited out")
     seen_while_waiting.append(await notifier.database_ready())
-    await asyncio.sleep(2.0)
+    await eventually(lambda: calls.count("consume") == 4 and calls.count("sweep") >= 3, within=10,
+                     what="the faults waited out and the sweep retried")
     assert not task.done()
     assert calls.count("consume") == 4  # three faults waited out (0.2 s, 0.4 s, 0.8 s), then it runs
     assert calls.count("sweep") >= 3  # a loop that keeps failing keeps being retried, never ends the process
