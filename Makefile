@@ -33,8 +33,9 @@ test-unit: $(STAMP) ## Run the tests that need no broker (only the virtualenv)
 test-integration: install ## Run the tests on real Kafka, databases, SMTP and HTTP
 	$(BIN)/python -m pytest -q tests/integration tests/e2e
 
-lint: $(STAMP) ## ruff and mypy over shared and services (only the virtualenv)
+lint: $(STAMP) ## ruff (rules and format) and mypy over shared and services (only the virtualenv)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 # The published files (WGI, USGS MCS, EU CRM study), one folder per publication; see docs/methodology.md.

@@ -52,8 +52,19 @@ def generate(seed: int = 20240601, materials: int = MATERIALS, years: int = YEAR
         for day in days:
             jump = rng.gauss(0, 8 * sigma) if rng.random() < 0.002 else 0.0
             price *= math.exp(rng.gauss(0, sigma) + jump)
-            report.inputs.append(_input(PriceObserved(material=material, source="bench", observed_at=day,
-                                                      price=price, currency="USD", unit="t", series="spot")))
+            report.inputs.append(
+                _input(
+                    PriceObserved(
+                        material=material,
+                        source="bench",
+                        observed_at=day,
+                        price=price,
+                        currency="USD",
+                        unit="t",
+                        series="spot",
+                    )
+                )
+            )
     return report
 
 
@@ -77,25 +88,49 @@ def measure(runs: int, config_path: Path | None = None, materials: int = MATERIA
         out = io.StringIO()
         breaches = write_report(result.breaches, out)
         digest = hashlib.sha256(out.getvalue().encode()).hexdigest()[:12]
-    return {"events": len(report.inputs), "generated_s": generated, "walls": walls, "cpus": cpus,
-            "breaches": breaches, "report_sha": digest}
+    return {
+        "events": len(report.inputs),
+        "generated_s": generated,
+        "walls": walls,
+        "cpus": cpus,
+        "breaches": breaches,
+        "report_sha": digest,
+    }
 
 
 def describe(label: str, m: dict) -> str:
     wall, cpu = statistics.median(m["walls"]), statistics.median(m["cpus"])
-    return (f"{label}: replay (merge + engine) over {len(m['walls'])} runs: median wall {wall:.2f} s "
-            f"({m['events'] / wall:,.0f} events/s, {wall / m['events'] * 1e6:.0f} us/event), median CPU "
-            f"{cpu:.2f} s ({m['events'] / cpu:,.0f} events per CPU second); "
-            f"runs: {', '.join(f'{w:.2f}' for w in m['walls'])} s; {m['breaches']} breach events, "
-            f"report sha256 {m['report_sha']}")
+    return (
+        f"{label}: replay (merge + engine) over {len(m['walls'])} runs: median wall {wall:.2f} s "
+        f"({m['events'] / wall:,.0f} events/s, {wall / m['events'] * 1e6:.0f} us/event), median CPU "
+        f"{cpu:.2f} s ({m['events'] / cpu:,.0f} events per CPU second); "
+        f"runs: {', '.join(f'{w:.2f}' for w in m['walls'])} s; {m['breaches']} breach events, "
+        f"report sha256 {m['report_sha']}"
+    )
 
 
 def run_tree(root: Path, runs: int, config: Path | None, materials: int, years: int) -> dict:
     """The figures of the code tree at `root`, measured in a fresh interpreter."""
     extra = ["--config", str(config.resolve())] if config else []
-    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--runs", str(runs), "--json",
-                          "--root", str(root), "--materials", str(materials), "--years", str(years), *extra],
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--runs",
+            str(runs),
+            "--json",
+            "--root",
+            str(root),
+            "--materials",
+            str(materials),
+            "--years",
+            str(years),
+            *extra,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(out.stdout.splitlines()[-1])
 
 

@@ -26,8 +26,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench.harness.trees import extract  # noqa: E402
 
-FIXTURES = [ROOT / "tests" / "fixtures" / "news_labelled.jsonl",
-            *sorted((ROOT / "tests" / "fixtures").glob("news_heldout*.jsonl"))]
+FIXTURES = [
+    ROOT / "tests" / "fixtures" / "news_labelled.jsonl",
+    *sorted((ROOT / "tests" / "fixtures").glob("news_heldout*.jsonl")),
+]
 
 
 def load_items() -> list[dict]:
@@ -61,7 +63,10 @@ def run_tree(tree: Path, runs: int, passes: int) -> list[dict]:
     for _ in range(runs):
         out = subprocess.run(
             [sys.executable, str(Path(__file__).resolve()), "--json", "--root", str(tree), "--passes", str(passes)],
-            check=True, capture_output=True, text=True, env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"},
+            check=True,
+            capture_output=True,
+            text=True,
+            env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"},
         )
         results.append(json.loads(out.stdout.splitlines()[-1]))
     return results
@@ -71,8 +76,10 @@ def describe(label: str, results: list[dict]) -> str:
     per_core = statistics.median(r["per_core"] for r in results)
     per_wall = statistics.median(r["per_wall"] for r in results)
     runs = ", ".join(f"{r['per_core']:.0f}" for r in results)
-    return (f"{label}: {per_core:.0f} items/s per core (runs: {runs}), {per_wall:.0f} items/s wall;"
-            f" {results[0]['relevant']} of {results[0]['items']} items relevant")
+    return (
+        f"{label}: {per_core:.0f} items/s per core (runs: {runs}), {per_wall:.0f} items/s wall;"
+        f" {results[0]['relevant']} of {results[0]['items']} items relevant"
+    )
 
 
 def main() -> None:

@@ -65,13 +65,29 @@ def scoring_app() -> FastAPI:
     start = datetime.now(UTC) - timedelta(hours=1)
     for material in [m.id for m in load_catalog().materials][:30]:
         for step in range(60):
-            components = {"volatility": 10 + step % 7, "price_trend": 5.0, "leadtime": 8.0, "concentration": 20.0,
-                          "export_controls": 15.0}
-            view.apply(IndicatorSnapshot(
-                material=material, as_of=start + timedelta(minutes=step), components=components,
-                risk_score=sum(components.values()), indicators={
-                    "price": 800.0 + step, "price_volatility": 0.3 + step / 600, "leadtime_days": 40.0 + step,
-                    "leadtime_ratio": 1.1, "concentration_hhi": 5200.0, "top_origin_share": 0.8}))
+            components = {
+                "volatility": 10 + step % 7,
+                "price_trend": 5.0,
+                "leadtime": 8.0,
+                "concentration": 20.0,
+                "export_controls": 15.0,
+            }
+            view.apply(
+                IndicatorSnapshot(
+                    material=material,
+                    as_of=start + timedelta(minutes=step),
+                    components=components,
+                    risk_score=sum(components.values()),
+                    indicators={
+                        "price": 800.0 + step,
+                        "price_volatility": 0.3 + step / 600,
+                        "leadtime_days": 40.0 + step,
+                        "leadtime_ratio": 1.1,
+                        "concentration_hhi": 5200.0,
+                        "top_origin_share": 0.8,
+                    },
+                )
+            )
     digest = hashlib.sha256(UPSTREAM_KEY.encode()).hexdigest()
     return create_api(ScoringSettings(api_keys=f"{digest}:government"), view)
 
@@ -80,8 +96,16 @@ def ingest_sources_app() -> FastAPI:
     """`GET /v1/sources` as ingest answers it: 12 sources' health."""
     app = FastAPI()
     now = time.time()
-    health = {f"source-{i:02d}": {"last_attempt": now - 60, "last_success": now - 60 * (i + 1), "last_error": "",
-                                  "consecutive_failures": i % 3, "last_counts": {"ok": 5}} for i in range(12)}
+    health = {
+        f"source-{i:02d}": {
+            "last_attempt": now - 60,
+            "last_success": now - 60 * (i + 1),
+            "last_error": "",
+            "consecutive_failures": i % 3,
+            "last_counts": {"ok": 5},
+        }
+        for i in range(12)
+    }
 
     @app.get("/v1/sources")
     def sources() -> dict:
@@ -107,13 +131,35 @@ def serving(app: FastAPI) -> Iterator[str]:
 
 
 def _breach(material: str, rule: str, severity: str, at: datetime, value: float) -> dict:
-    evidence = [{"id": f"ev-{i}", "source": "lme", "kind": "price", "time": (at - timedelta(days=i)).isoformat(),
-                 "value": 800 + 10 * i, "url": "https://example.org/p"} for i in range(10)]
-    return {"fingerprint": f"{material}-{rule}", "material": material, "rule": rule, "indicator": "price_volatility",
-            "severity": severity, "status": "firing", "value": value, "warning_threshold": 0.3,
-            "critical_threshold": 0.6, "clear_threshold": 0.25, "threshold": 0.6 if severity == "critical" else 0.3,
-            "starts_at": (at - timedelta(hours=2)).isoformat(), "observed_at": at.isoformat(),
-            "summary": f"{material} volatility {value:.2f}", "evidence": evidence, "classification": "public"}
+    evidence = [
+        {
+            "id": f"ev-{i}",
+            "source": "lme",
+            "kind": "price",
+            "time": (at - timedelta(days=i)).isoformat(),
+            "value": 800 + 10 * i,
+            "url": "https://example.org/p",
+        }
+        for i in range(10)
+    ]
+    return {
+        "fingerprint": f"{material}-{rule}",
+        "material": material,
+        "rule": rule,
+        "indicator": "price_volatility",
+        "severity": severity,
+        "status": "firing",
+        "value": value,
+        "warning_threshold": 0.3,
+        "critical_threshold": 0.6,
+        "clear_threshold": 0.25,
+        "threshold": 0.6 if severity == "critical" else 0.3,
+        "starts_at": (at - timedelta(hours=2)).isoformat(),
+        "observed_at": at.isoformat(),
+        "summary": f"{material} volatility {value:.2f}",
+        "evidence": evidence,
+        "classification": "public",
+    }
 
 
 def seed(sessions, alerts: int, subscriptions: int, rng: random.Random) -> tuple[str, str, str]:
@@ -128,21 +174,38 @@ def seed(sessions, alerts: int, subscriptions: int, rng: random.Random) -> tuple
         s.flush()
         _, company_key = issue_api_key(s, company.id, name="bench", role="admin")
         _, ministry_key = issue_api_key(s, ministry.id, name="bench", role="member")
-        channels = [models.Channel(organisation_id=company.id, kind="webhook", target=f"https://hooks.example/{i}",
-                                   secret="whsec_" + "a" * 32) for i in range(5)]
+        channels = [
+            models.Channel(
+                organisation_id=company.id,
+                kind="webhook",
+                target=f"https://hooks.example/{i}",
+                secret="whsec_" + "a" * 32,
+            )
+            for i in range(5)
+        ]
         s.add_all(channels)
         products = []
         for p in range(20):
-            product = models.Product(organisation_id=company.id, name=f"Product {p:02d}", bom_lines=[
-                models.BomLine(component=f"Component {c}", material=rng.choice(materials), share=0.05,
-                               origin_country="CN") for c in range(10)])
+            product = models.Product(
+                organisation_id=company.id,
+                name=f"Product {p:02d}",
+                bom_lines=[
+                    models.BomLine(
+                        component=f"Component {c}", material=rng.choice(materials), share=0.05, origin_country="CN"
+                    )
+                    for c in range(10)
+                ],
+            )
             products.append(product)
         s.add_all(products)
         s.flush()
         for i in range(subscriptions):
-            sub = models.Subscription(organisation_id=company.id, min_severity="warning",
-                                      material=materials[i % len(materials)] if i % 5 else None,
-                                      product_id=None if i % 5 else products[i % len(products)].id)
+            sub = models.Subscription(
+                organisation_id=company.id,
+                min_severity="warning",
+                material=materials[i % len(materials)] if i % 5 else None,
+                product_id=None if i % 5 else products[i % len(products)].id,
+            )
             sub.channels = [channels[i % len(channels)]]
             s.add(sub)
         rows = []
@@ -150,25 +213,57 @@ def seed(sessions, alerts: int, subscriptions: int, rng: random.Random) -> tuple
             material, rule = materials[i % len(materials)], RULES[(i // len(materials)) % 2]
             severity = "critical" if i % 3 == 0 else "warning"
             at = now - timedelta(minutes=i)
-            rows.append(models.Alert(
-                organisation_id=company.id, fingerprint=f"fp-{i}", material=material, rule=rule, severity=severity,
-                status="firing" if i % 4 else "resolved", starts_at=at - timedelta(hours=2), updated_at=at,
-                summary=f"{material} volatility", breach=_breach(material, rule, severity, at, 0.4 + (i % 50) / 100),
-                via=[f"material:{material}"], acknowledged_at=at if i % 2 else None,
-                acknowledged_by="bench" if i % 2 else None))
+            rows.append(
+                models.Alert(
+                    organisation_id=company.id,
+                    fingerprint=f"fp-{i}",
+                    material=material,
+                    rule=rule,
+                    severity=severity,
+                    status="firing" if i % 4 else "resolved",
+                    starts_at=at - timedelta(hours=2),
+                    updated_at=at,
+                    summary=f"{material} volatility",
+                    breach=_breach(material, rule, severity, at, 0.4 + (i % 50) / 100),
+                    via=[f"material:{material}"],
+                    acknowledged_at=at if i % 2 else None,
+                    acknowledged_by="bench" if i % 2 else None,
+                )
+            )
         for j, other in enumerate(others):
             for k in range(10):
                 material = materials[(j + k) % len(materials)]
-                rows.append(models.Alert(organisation_id=other.id, fingerprint=f"fp-o{j}-{k}", material=material,
-                                         rule=RULES[k % 2], severity="warning", status="firing", starts_at=now,
-                                         updated_at=now, summary="", breach=_breach(material, RULES[k % 2],
-                                                                                    "warning", now, 0.45),
-                                         via=[]))
+                rows.append(
+                    models.Alert(
+                        organisation_id=other.id,
+                        fingerprint=f"fp-o{j}-{k}",
+                        material=material,
+                        rule=RULES[k % 2],
+                        severity="warning",
+                        status="firing",
+                        starts_at=now,
+                        updated_at=now,
+                        summary="",
+                        breach=_breach(material, RULES[k % 2], "warning", now, 0.45),
+                        via=[],
+                    )
+                )
         s.add_all(rows)
         s.flush()
-        s.add_all([models.Notification(organisation_id=company.id, channel_id=channels[i % 5].id, kind="alert",
-                                       alert_ids=[rows[i].id], status="failed" if i % 10 == 0 else "delivered",
-                                       attempts=1, created_at=now - timedelta(minutes=i)) for i in range(alerts)])
+        s.add_all(
+            [
+                models.Notification(
+                    organisation_id=company.id,
+                    channel_id=channels[i % 5].id,
+                    kind="alert",
+                    alert_ids=[rows[i].id],
+                    status="failed" if i % 10 == 0 else "delivered",
+                    attempts=1,
+                    created_at=now - timedelta(minutes=i),
+                )
+                for i in range(alerts)
+            ]
+        )
         for material in materials[:30]:
             for rule in RULES:
                 b = _breach(material, rule, "warning", now, 0.5)
@@ -183,8 +278,9 @@ async def _sign_in(client: httpx.AsyncClient, key: str) -> None:
     assert answer.status_code == 303, answer.text
 
 
-async def _time(client: httpx.AsyncClient, paths: list[str], requests: int, headers: dict | None = None,
-                direct: list[str] = ()) -> list[float]:
+async def _time(
+    client: httpx.AsyncClient, paths: list[str], requests: int, headers: dict | None = None, direct: list[str] = ()
+) -> list[float]:
     """Milliseconds per request of the page (the sum over `paths`, for an anchor made of several calls, and over
     `direct` URLs read over loopback HTTP with the upstream key)."""
     times = []
@@ -201,34 +297,51 @@ async def _time(client: httpx.AsyncClient, paths: list[str], requests: int, head
     return times[2:]
 
 
-async def measure(app, company_key: str, ministry_key: str, alert_id: str, requests: int,
-                  upstream_reads: list[str]) -> list[tuple]:
+async def measure(
+    app, company_key: str, ministry_key: str, alert_id: str, requests: int, upstream_reads: list[str]
+) -> list[tuple]:
     transport = httpx.ASGITransport(app=app)
     results = []
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as company, \
-            httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as ministry:
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as company,
+        httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as ministry,
+    ):
         await _sign_in(company, company_key)
         await _sign_in(ministry, ministry_key)
         ops_materials = [m.id for m in load_catalog().materials][:30]
         pages = [
             ("inbox (limit 100)", company, ["/console/alerts"], company_key, ["/v1/alerts?limit=100"]),
             ("inbox (limit 1,000)", company, ["/console/alerts?limit=1000"], company_key, ["/v1/alerts?limit=1000"]),
-            ("inbox filtered", company, ["/console/alerts?status=firing&severity=critical&material=gallium"],
-             company_key, ["/v1/alerts?status=firing&severity=critical&material=gallium&limit=100"]),
+            (
+                "inbox filtered",
+                company,
+                ["/console/alerts?status=firing&severity=critical&material=gallium"],
+                company_key,
+                ["/v1/alerts?status=firing&severity=critical&material=gallium&limit=100"],
+            ),
             ("alert detail", company, [f"/console/alerts/{alert_id}"], company_key, [f"/v1/alerts/{alert_id}"]),
-            ("subscriptions", company, ["/console/subscriptions"], company_key,
-             ["/v1/subscriptions", "/v1/channels", "/v1/products"]),
+            (
+                "subscriptions",
+                company,
+                ["/console/subscriptions"],
+                company_key,
+                ["/v1/subscriptions", "/v1/channels", "/v1/products"],
+            ),
             ("products", company, ["/console/products"], company_key, ["/v1/products"]),
             ("deliveries", company, ["/console/deliveries"], company_key, ["/v1/deliveries?limit=200"]),
             ("crisis", ministry, ["/console/crisis"], ministry_key, ["/v1/crisis"]),
-            ("ops desk", ministry, ["/console/ops"], ministry_key,
-             ["/v1/crisis", *[f"/v1/exposure?material={m}" for m in ops_materials]]),
+            (
+                "ops desk",
+                ministry,
+                ["/console/ops"],
+                ministry_key,
+                ["/v1/crisis", *[f"/v1/exposure?material={m}" for m in ops_materials]],
+            ),
         ]
         for name, client, console_paths, key, api_paths in pages:
             direct = upstream_reads if name == "ops desk" else []
             console = await _time(client, console_paths, requests)
-            anchor = await _time(client, api_paths, requests, headers={"Authorization": f"Bearer {key}"},
-                                 direct=direct)
+            anchor = await _time(client, api_paths, requests, headers={"Authorization": f"Bearer {key}"}, direct=direct)
             results.append((name, console, anchor))
     return results
 
@@ -259,22 +372,35 @@ def main() -> None:
         sessions = session_factory(engine)
         company_key, ministry_key, alert_id = seed(sessions, args.alerts, args.subscriptions, random.Random(14))
         with serving(scoring_app()) as scoring, serving(ingest_sources_app()) as ingest:
-            app = create_app(NotifySettings(database_url=url, console_scoring_url=scoring,
-                                            console_scoring_key=UPSTREAM_KEY, console_ingest_url=ingest,
-                                            console_ingest_key=UPSTREAM_KEY), engine=engine)
+            app = create_app(
+                NotifySettings(
+                    database_url=url,
+                    console_scoring_url=scoring,
+                    console_scoring_key=UPSTREAM_KEY,
+                    console_ingest_url=ingest,
+                    console_ingest_key=UPSTREAM_KEY,
+                ),
+                engine=engine,
+            )
             reads = [f"{scoring}/v1/risk", f"{scoring}/v1/history", f"{ingest}/v1/sources"]
-            runs = [asyncio.run(measure(app, company_key, ministry_key, alert_id, args.requests, reads))
-                    for _ in range(args.runs)]
+            runs = [
+                asyncio.run(measure(app, company_key, ministry_key, alert_id, args.requests, reads))
+                for _ in range(args.runs)
+            ]
         engine.dispose()
-    print(f"console pages, {args.alerts} alerts, {args.subscriptions} subscriptions, {args.db}, "
-          f"{args.requests} requests per page and run; server time in ms (in-process ASGI)")
+    print(
+        f"console pages, {args.alerts} alerts, {args.subscriptions} subscriptions, {args.db}, "
+        f"{args.requests} requests per page and run; server time in ms (in-process ASGI)"
+    )
     header = f"{'page':22} {'console p50':>12} {'p95':>8} {'JSON API p50':>13} {'p95':>8} {'ratio p50':>10}"
     for number, results in enumerate(runs, start=1):
         print(f"run {number}\n{header}")
         for name, console, anchor in results:
             c50, a50 = statistics.median(console), statistics.median(anchor)
-            print(f"{name:22} {c50:12.1f} {percentile(console, 95):8.1f} {a50:13.1f} "
-                  f"{percentile(anchor, 95):8.1f} {c50 / a50:10.2f}")
+            print(
+                f"{name:22} {c50:12.1f} {percentile(console, 95):8.1f} {a50:13.1f} "
+                f"{percentile(anchor, 95):8.1f} {c50 / a50:10.2f}"
+            )
     print(f"median of {len(runs)} runs\n{header}")
     for index, (name, _, _) in enumerate(runs[0]):
         c50 = statistics.median(statistics.median(r[index][1]) for r in runs)

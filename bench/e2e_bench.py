@@ -67,8 +67,14 @@ class Price:
         return FIRST_DAY + timedelta(days=self.day)
 
     def item(self) -> dict:
-        return {"material": self.material, "price": self.price, "currency": "USD", "unit": "t",
-                "observed_at": self.observed_at.isoformat().replace("+00:00", "Z"), "source": "bench"}
+        return {
+            "material": self.material,
+            "price": self.price,
+            "currency": "USD",
+            "unit": "t",
+            "observed_at": self.observed_at.isoformat().replace("+00:00", "Z"),
+            "source": "bench",
+        }
 
 
 def price_schedule(materials: list[str], count: int) -> list[Price]:
@@ -96,8 +102,14 @@ def expected_transitions(prices: list[Price]) -> list[Transition]:
     from shared.events import PriceObserved
 
     report = ReadReport()
-    report.inputs = [_input(PriceObserved(material=p.material, source="bench", observed_at=p.observed_at,
-                                          price=p.price, currency="USD", unit="t")) for p in prices]
+    report.inputs = [
+        _input(
+            PriceObserved(
+                material=p.material, source="bench", observed_at=p.observed_at, price=p.price, currency="USD", unit="t"
+            )
+        )
+        for p in prices
+    ]
     result = replay(merge_inputs([report]), load_config(None))
     return [transition_key(b.material, b.rule, str(b.status), b.observed_at) for b in result.breaches]
 
@@ -113,6 +125,7 @@ def materials_from_catalog(count: int) -> tuple[list[str], str]:
 
 
 # --- offering prices: open loop, on a schedule -----------------------------------------------------------------
+
 
 async def offer(send, prices: list[Price], rate: float, lanes: int = LANES) -> dict[tuple[str, int], float]:
     """Send every price at its scheduled time (`rate` per second) through `lanes` in-order senders.
@@ -151,6 +164,7 @@ async def offer(send, prices: list[Price], rate: float, lanes: int = LANES) -> d
 
 # --- the anchor: bare aiokafka producer and consumer on the same path -------------------------------------------
 
+
 async def anchor_latencies(bootstrap: str, prices: list[Price], rate: float) -> list[float]:
     """Latency of each price's event bytes from a bare producer to a bare consumer of one fresh topic."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -162,13 +176,20 @@ async def anchor_latencies(bootstrap: str, prices: list[Price], rate: float) -> 
     namespace = f"bench-e2e-anchor-{uuid.uuid4().hex[:8]}"
     await ensure_topics(bootstrap, namespace, wanted=[topics.PRICES])
     topic = topics.PRICES.qualified(namespace)
-    payload = {(p.material, p.day): encode(PriceObserved(material=p.material, source="bench",
-                                                         observed_at=p.observed_at, price=p.price, currency="USD",
-                                                         unit="t"), source="mews/ingest") for p in prices}
+    payload = {
+        (p.material, p.day): encode(
+            PriceObserved(
+                material=p.material, source="bench", observed_at=p.observed_at, price=p.price, currency="USD", unit="t"
+            ),
+            source="mews/ingest",
+        )
+        for p in prices
+    }
     sent: dict[bytes, float] = {}
     latencies: list[float] = []
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
+    )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await consumer.start()
     await producer.start()
@@ -212,8 +233,9 @@ LAG_LINE = re.compile(r'^mews_consumer_lag_messages\{[^}]*service="scoring"[^}]*
 class LagWatch:
     """Samples scoring's consumer lag every `every` seconds in a thread of its own, until stopped."""
 
-    def __init__(self, bootstrap: str, group_id: str, topic: str, partitions: int, metrics_url: str,
-                 every: float = 0.25) -> None:
+    def __init__(
+        self, bootstrap: str, group_id: str, topic: str, partitions: int, metrics_url: str, every: float = 0.25
+    ) -> None:
         self.bootstrap, self.group_id, self.topic, self.partitions = bootstrap, group_id, topic, partitions
         self.metrics_url, self.every = metrics_url, every
         self.committed: list[tuple[float, int]] = []  # (time.time(), end offsets minus committed offsets)
@@ -276,8 +298,14 @@ class HopWatch:
 
         from shared.events import BreachRaised, EnvelopeError, PriceObserved, decode
 
-        consumer = AIOKafkaConsumer(self.prices_topic, self.breaches_topic, bootstrap_servers=self.bootstrap,
-                                    group_id=None, auto_offset_reset="earliest", fetch_max_wait_ms=50)
+        consumer = AIOKafkaConsumer(
+            self.prices_topic,
+            self.breaches_topic,
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=50,
+        )
         await consumer.start()
         try:
             while not self._stop.is_set():
@@ -292,8 +320,9 @@ class HopWatch:
                             key = (event.material, event.observed_at.astimezone(UTC).isoformat())
                             self.price_at.setdefault(key, at)
                         elif isinstance(event, BreachRaised):
-                            self.breach_at.setdefault(transition_key(event.material, event.rule, str(event.status),
-                                                                     event.observed_at), at)
+                            self.breach_at.setdefault(
+                                transition_key(event.material, event.rule, str(event.status), event.observed_at), at
+                            )
         finally:
             await consumer.stop()
 
@@ -311,8 +340,9 @@ def enqueued_at(database: Path) -> dict[Transition, float]:
 
     out: dict[Transition, float] = {}
     with contextlib.closing(sqlite3.connect(database)) as db:
-        rows = db.execute("SELECT created_at, payload FROM notifications WHERE kind != 'admin_notice' "
-                          "ORDER BY created_at").fetchall()
+        rows = db.execute(
+            "SELECT created_at, payload FROM notifications WHERE kind != 'admin_notice' ORDER BY created_at"
+        ).fetchall()
     for created, payload in rows:
         at = datetime.fromisoformat(created).replace(tzinfo=UTC).timestamp()
         for a in json.loads(payload).get("alerts", []):
@@ -321,9 +351,11 @@ def enqueued_at(database: Path) -> dict[Transition, float]:
     return out
 
 
-HISTOGRAMS = {"dispatch transaction": "mews_notify_dispatch_seconds",
-              "enqueue -> claim": "mews_notify_outbox_claim_delay_seconds",
-              "POST (send)": "mews_notify_delivery_send_seconds"}
+HISTOGRAMS = {
+    "dispatch transaction": "mews_notify_dispatch_seconds",
+    "enqueue -> claim": "mews_notify_outbox_claim_delay_seconds",
+    "POST (send)": "mews_notify_delivery_send_seconds",
+}
 
 
 def histogram_quantiles(text: str, name: str) -> tuple[float | None, float | None, int]:
@@ -361,6 +393,7 @@ def back_to_zero(samples: list[tuple[float, float]], after: float) -> float | No
 
 # --- the stack ------------------------------------------------------------------------------------------------
 
+
 @dataclass
 class BenchStack(Stack):
     """The local stack, its services run from `tree`, grouping without waits."""
@@ -368,9 +401,13 @@ class BenchStack(Stack):
     tree: Path = ROOT
 
     def service_env(self) -> dict[str, str]:
-        return {**super().service_env(), "MEWS_NOTIFY_GROUP_WAIT_SECONDS": "0",
-                "MEWS_NOTIFY_GROUP_INTERVAL_SECONDS": "0", "MEWS_SCORING_LAG_INTERVAL_SECONDS": "0.25",
-                "MEWS_LOG_LEVEL": "WARNING"}
+        return {
+            **super().service_env(),
+            "MEWS_NOTIFY_GROUP_WAIT_SECONDS": "0",
+            "MEWS_NOTIFY_GROUP_INTERVAL_SECONDS": "0",
+            "MEWS_SCORING_LAG_INTERVAL_SECONDS": "0.25",
+            "MEWS_LOG_LEVEL": "WARNING",
+        }
 
     def _spawn(self, name, args, env):
         assert self.log_dir is not None
@@ -388,14 +425,25 @@ def _created(answer: httpx.Response) -> dict:
 def provision(stack: Stack, url: str, materials: list[str]) -> str:
     """One organisation, one webhook channel, one subscription per material; the channel's secret."""
     with httpx.Client(base_url=stack.url("notify"), timeout=30) as api:
-        org = _created(api.post("/v1/organisations", headers={"Authorization": f"Bearer {DEMO_ADMIN_TOKEN}"},
-                                json={"name": "Bench end-to-end", "kind": "company", "clearance": "public"}))
+        org = _created(
+            api.post(
+                "/v1/organisations",
+                headers={"Authorization": f"Bearer {DEMO_ADMIN_TOKEN}"},
+                json={"name": "Bench end-to-end", "kind": "company", "clearance": "public"},
+            )
+        )
         auth = {"Authorization": f"Bearer {org['api_key']}"}
-        channel = _created(api.post("/v1/channels", headers=auth, json={"kind": "webhook", "target": url,
-                                                                          "mode": "immediate"}))
+        channel = _created(
+            api.post("/v1/channels", headers=auth, json={"kind": "webhook", "target": url, "mode": "immediate"})
+        )
         for material in materials:
-            _created(api.post("/v1/subscriptions", headers=auth, json={
-                "material": material, "min_severity": "warning", "channel_ids": [channel["id"]]}))
+            _created(
+                api.post(
+                    "/v1/subscriptions",
+                    headers=auth,
+                    json={"material": material, "min_severity": "warning", "channel_ids": [channel["id"]]},
+                )
+            )
     return channel["secret"]
 
 
@@ -423,10 +471,16 @@ class Outcome:
 
     def stage_lines(self) -> list[str]:
         """Where the time went, stage by stage: p50 and p99 of each over the arrived transitions."""
-        lines = [f"    {name}: p50 {fmt(percentile(v, 50), '.3f', ' s')}, p99 {fmt(percentile(v, 99), '.3f', ' s')} "
-                 f"({len(v)} transitions)" for name, v in self.stages.items()]
-        lines += [f"    notify's {name} histogram: p50 <= {fmt(p50, 'g', ' s')}, p99 <= {fmt(p99, 'g', ' s')} "
-                  f"(bucket bounds; {n} observations)" for name, (p50, p99, n) in self.histograms.items()]
+        lines = [
+            f"    {name}: p50 {fmt(percentile(v, 50), '.3f', ' s')}, p99 {fmt(percentile(v, 99), '.3f', ' s')} "
+            f"({len(v)} transitions)"
+            for name, v in self.stages.items()
+        ]
+        lines += [
+            f"    notify's {name} histogram: p50 <= {fmt(p50, 'g', ' s')}, p99 <= {fmt(p99, 'g', ' s')} "
+            f"(bucket bounds; {n} observations)"
+            for name, (p50, p99, n) in self.histograms.items()
+        ]
         return lines
 
     def line(self) -> str:
@@ -434,16 +488,18 @@ class Outcome:
         signed = f", {self.bad_signatures} bad signatures" if self.bad_signatures else ""
         worst = max(self.latencies, default=None)
         missing = ", ".join(f"{n} {rule} {status}" for (rule, status), n in sorted(self.missing.items()))
-        return (f"{self.label}: latency of the arrived transitions p50 "
-                f"{fmt(percentile(self.latencies, 50), '.3f', ' s')}, p99 "
-                f"{fmt(percentile(self.latencies, 99), '.3f', ' s')} (max {fmt(worst, '.3f', ' s')}); "
-                f"transitions {self.arrived_in_run}/{self.expected} within the offered {self.offered_s:.1f} s, "
-                f"{self.arrived}/{self.expected} after draining{f' (missing: {missing})' if missing else ''}, "
-                f"{self.duplicates} duplicates, {self.unexpected} "
-                f"unexpected{signed}; {self.posts} webhook POSTs; scoring lag peak {fmt(self.peak_lag_gauge, ',.0f')} "
-                f"(gauge) / {fmt(self.peak_lag_committed, ',.0f')} (committed offsets), back to 0 "
-                f"{settled([self.zero_lag_gauge_s])} / {settled([self.zero_lag_committed_s])} after "
-                f"the last price; {self.rejected_prices} prices not accepted{signed}{exits}")
+        return (
+            f"{self.label}: latency of the arrived transitions p50 "
+            f"{fmt(percentile(self.latencies, 50), '.3f', ' s')}, p99 "
+            f"{fmt(percentile(self.latencies, 99), '.3f', ' s')} (max {fmt(worst, '.3f', ' s')}); "
+            f"transitions {self.arrived_in_run}/{self.expected} within the offered {self.offered_s:.1f} s, "
+            f"{self.arrived}/{self.expected} after draining{f' (missing: {missing})' if missing else ''}, "
+            f"{self.duplicates} duplicates, {self.unexpected} "
+            f"unexpected{signed}; {self.posts} webhook POSTs; scoring lag peak {fmt(self.peak_lag_gauge, ',.0f')} "
+            f"(gauge) / {fmt(self.peak_lag_committed, ',.0f')} (committed offsets), back to 0 "
+            f"{settled([self.zero_lag_gauge_s])} / {settled([self.zero_lag_committed_s])} after "
+            f"the last price; {self.rejected_prices} prices not accepted{signed}{exits}"
+        )
 
 
 def settled(seconds: list[float | None]) -> str:
@@ -454,8 +510,17 @@ def settled(seconds: list[float | None]) -> str:
     return fmt(median_of(seconds), ".1f", " s")
 
 
-def measure_stack(tree: Path, label: str, args, prices: list[Price], expected: list[Transition],
-                  materials: list[str], probe: str, receiver: Receiver, work: Path) -> Outcome:
+def measure_stack(
+    tree: Path,
+    label: str,
+    args,
+    prices: list[Price],
+    expected: list[Transition],
+    materials: list[str],
+    probe: str,
+    receiver: Receiver,
+    work: Path,
+) -> Outcome:
     """One run of the whole stack under the offered load."""
     from shared import topics
 
@@ -464,15 +529,17 @@ def measure_stack(tree: Path, label: str, args, prices: list[Price], expected: l
     state = work / namespace
     ports = Ports(ingest=_free_port(), scoring=_free_port(), notify=_free_port())
     out = Outcome(label, len(expected))
-    with BenchStack(state_dir=state, kafka_bootstrap=args.bootstrap, namespace=namespace, ports=ports,
-                    tree=tree) as stack:
+    with BenchStack(
+        state_dir=state, kafka_bootstrap=args.bootstrap, namespace=namespace, ports=ports, tree=tree
+    ) as stack:
         secret = provision(stack, receiver.url(path), [*materials, probe])
         headers = {"Authorization": f"Bearer {DEMO_INGEST_KEY}"}
         mark = receiver.count()
         # Warm-up: a 50 % jump of the probe material must come back as a webhook before the clock starts.
         warm = [Price(probe, 0, 300.0), Price(probe, 1, 450.0)]
-        httpx.post(f"{stack.url('ingest')}/v1/prices", json={"items": [p.item() for p in warm]}, headers=headers,
-                   timeout=30).raise_for_status()
+        httpx.post(
+            f"{stack.url('ingest')}/v1/prices", json={"items": [p.item() for p in warm]}, headers=headers, timeout=30
+        ).raise_for_status()
         deadline = time.monotonic() + 120
         while not any(d.path == path for d in receiver.since(mark)):
             if time.monotonic() > deadline:
@@ -482,8 +549,13 @@ def measure_stack(tree: Path, label: str, args, prices: list[Price], expected: l
                 raise RuntimeError(f"{', '.join(dead)} exited during warm-up")
             time.sleep(0.1)
         mark = receiver.count()
-        lag = LagWatch(args.bootstrap, f"{namespace}.mews-scoring", topics.PRICES.qualified(namespace),
-                       topics.PRICES.partitions, f"{stack.url('scoring')}/metrics")
+        lag = LagWatch(
+            args.bootstrap,
+            f"{namespace}.mews-scoring",
+            topics.PRICES.qualified(namespace),
+            topics.PRICES.partitions,
+            f"{stack.url('scoring')}/metrics",
+        )
         lag.start()
         hops = HopWatch(args.bootstrap, topics.PRICES.qualified(namespace), topics.BREACHES.qualified(namespace))
         hops.start()
@@ -492,6 +564,7 @@ def measure_stack(tree: Path, label: str, args, prices: list[Price], expected: l
 
         async def drive() -> dict[tuple[str, int], float]:
             async with httpx.AsyncClient(base_url=stack.url("ingest"), headers=headers, timeout=30) as http:
+
                 async def send(batch: list[Price]) -> None:
                     nonlocal rejected
                     try:
@@ -516,8 +589,9 @@ def measure_stack(tree: Path, label: str, args, prices: list[Price], expected: l
             time.sleep(1.0)  # late duplicates and the lag's last samples
             with contextlib.suppress(httpx.HTTPError):
                 notify_metrics = httpx.get(f"{stack.url('notify')}/metrics", timeout=5).text
-                out.histograms = {label: histogram_quantiles(notify_metrics, name)
-                                  for label, name in HISTOGRAMS.items()}
+                out.histograms = {
+                    label: histogram_quantiles(notify_metrics, name) for label, name in HISTOGRAMS.items()
+                }
         finally:
             lag.stop()
             hops.stop()
@@ -552,8 +626,13 @@ def measure_stack(tree: Path, label: str, args, prices: list[Price], expected: l
         # Each hop where both of its ends were seen; the clocks are this machine's one clock.
         ack, priced = acked_at.get((material, day_of[observed])), hops.price_at.get((material, observed))
         raised, dispatched = hops.breach_at.get(key), enqueued.get(key)
-        for name, start, end in ((STAGES[0], sent, ack), (STAGES[1], sent, priced), (STAGES[2], priced, raised),
-                                 (STAGES[3], raised, dispatched), (STAGES[4], dispatched, arrived)):
+        for name, start, end in (
+            (STAGES[0], sent, ack),
+            (STAGES[1], sent, priced),
+            (STAGES[2], priced, raised),
+            (STAGES[3], raised, dispatched),
+            (STAGES[4], dispatched, arrived),
+        ):
             if start is not None and end is not None:
                 stages[name].append(end - start)
     out.stages = stages
@@ -564,13 +643,18 @@ def measure_stack(tree: Path, label: str, args, prices: list[Price], expected: l
     return out
 
 
-STAGES = ("ingest ack (POST -> 202)", "ingest publish (POST -> price on Kafka)",
-          "scoring (price on Kafka -> breach on Kafka)", "notify consume (breach on Kafka -> dispatch begins)",
-          "notify dispatch, outbox claim, POST (dispatch begins -> webhook arrives)")
+STAGES = (
+    "ingest ack (POST -> 202)",
+    "ingest publish (POST -> price on Kafka)",
+    "scoring (price on Kafka -> breach on Kafka)",
+    "notify consume (breach on Kafka -> dispatch begins)",
+    "notify dispatch, outbox claim, POST (dispatch begins -> webhook arrives)",
+)
 
 
-def drain(receiver: Receiver, mark: int, path: str, wanted: set[Transition], stack: Stack, within: float,
-          stall: float) -> None:
+def drain(
+    receiver: Receiver, mark: int, path: str, wanted: set[Transition], stack: Stack, within: float, stall: float
+) -> None:
     """Wait until every wanted transition arrived, `within` seconds passed, `stall` passed without news, or a
     service exited."""
     got: set[Transition] = set()
@@ -594,8 +678,9 @@ def _transitions(body: bytes) -> list[Transition]:
         alerts = json.loads(body).get("alerts", [])
     except ValueError:
         return []
-    return [transition_key(a["material"], a["rule"], a["status"], a["observed_at"]) for a in alerts
-            if a.get("observed_at")]
+    return [
+        transition_key(a["material"], a["rule"], a["status"], a["observed_at"]) for a in alerts if a.get("observed_at")
+    ]
 
 
 def _bad_signatures(deliveries, secret: str) -> int:
@@ -623,10 +708,13 @@ def measure(args: argparse.Namespace) -> None:
     materials, probe = materials_from_catalog(args.materials)
     prices = price_schedule(materials, int(args.rate * args.duration))
     expected = expected_transitions(prices)
-    print(f"end to end: {len(prices):,} prices offered at {args.rate:g}/s for {args.duration:g} s over "
-          f"{len(materials)} materials ({len(prices) // len(materials)} days each); {len(expected):,} breach "
-          f"transitions expected (backtest replay of the same prices); broker {args.bootstrap}; group wait 0, "
-          f"group interval 0; {args.runs} run(s)", flush=True)
+    print(
+        f"end to end: {len(prices):,} prices offered at {args.rate:g}/s for {args.duration:g} s over "
+        f"{len(materials)} materials ({len(prices) // len(materials)} days each); {len(expected):,} breach "
+        f"transitions expected (backtest replay of the same prices); broker {args.bootstrap}; group wait 0, "
+        f"group interval 0; {args.runs} run(s)",
+        flush=True,
+    )
     revs: list[str | None] = [args.against, None] if args.against else [None]
     anchors: list[list[float]] = []
     results: dict[str, list[Outcome]] = defaultdict(list)
@@ -634,15 +722,19 @@ def measure(args: argparse.Namespace) -> None:
         for run in range(args.runs):
             latencies = asyncio.run(anchor_latencies(args.bootstrap, prices, args.rate))
             anchors.append(latencies)
-            print(f"run {run + 1}: bare aiokafka producer -> consumer: p50 "
-                  f"{fmt(percentile(latencies, 50), '.4f', ' s')}, p99 {fmt(percentile(latencies, 99), '.4f', ' s')}, "
-                  f"{len(latencies):,} events", flush=True)
+            print(
+                f"run {run + 1}: bare aiokafka producer -> consumer: p50 "
+                f"{fmt(percentile(latencies, 50), '.4f', ' s')}, p99 {fmt(percentile(latencies, 99), '.4f', ' s')}, "
+                f"{len(latencies):,} events",
+                flush=True,
+            )
             for rev in revs:
                 label = f"mews {describe_tree(rev)}"
                 with code_tree(rev) as tree:
                     try:
-                        outcome = measure_stack(tree, label, args, prices, expected, materials, probe, receiver,
-                                                Path(tmp))
+                        outcome = measure_stack(
+                            tree, label, args, prices, expected, materials, probe, receiver, Path(tmp)
+                        )
                     except Exception as exc:  # noqa: BLE001 - a run that could not start is reported
                         print(f"run {run + 1}: {label}: FAILED TO RUN: {exc}", flush=True)
                         continue
@@ -652,24 +744,33 @@ def measure(args: argparse.Namespace) -> None:
     anchor_p50 = median_of(percentile(a, 50) for a in anchors)
     anchor_p99 = median_of(percentile(a, 99) for a in anchors)
     print("summary (medians over runs):")
-    print(f"  bare aiokafka producer -> consumer: p50 {fmt(anchor_p50, '.4f', ' s')}, "
-          f"p99 {fmt(anchor_p99, '.4f', ' s')}")
+    print(
+        f"  bare aiokafka producer -> consumer: p50 {fmt(anchor_p50, '.4f', ' s')}, p99 {fmt(anchor_p99, '.4f', ' s')}"
+    )
     for label, runs in results.items():
         p50 = median_of(percentile(r.latencies, 50) for r in runs)
         p99 = median_of(percentile(r.latencies, 99) for r in runs)
-        ratio = (f"; mews/bare: {p50 / anchor_p50:,.1f}x p50, {p99 / anchor_p99:,.1f}x p99"
-                 if p50 and p99 and anchor_p50 and anchor_p99 else "")
-        print(f"  {label}: p50 {fmt(p50, '.3f', ' s')}, p99 {fmt(p99, '.3f', ' s')}, arrived within the run "
-              f"{fmt(median_of(r.arrived_in_run for r in runs), ',.0f')}/{len(expected)}, after draining "
-              f"{fmt(median_of(r.arrived for r in runs), ',.0f')}/{len(expected)}, peak lag "
-              f"{fmt(median_of(r.peak_lag_gauge for r in runs), ',.0f')} (gauge) / "
-              f"{fmt(median_of(r.peak_lag_committed for r in runs), ',.0f')} (committed), back to 0 "
-              f"{settled([r.zero_lag_gauge_s for r in runs])} / "
-              f"{settled([r.zero_lag_committed_s for r in runs])}{ratio}", flush=True)
+        ratio = (
+            f"; mews/bare: {p50 / anchor_p50:,.1f}x p50, {p99 / anchor_p99:,.1f}x p99"
+            if p50 and p99 and anchor_p50 and anchor_p99
+            else ""
+        )
+        print(
+            f"  {label}: p50 {fmt(p50, '.3f', ' s')}, p99 {fmt(p99, '.3f', ' s')}, arrived within the run "
+            f"{fmt(median_of(r.arrived_in_run for r in runs), ',.0f')}/{len(expected)}, after draining "
+            f"{fmt(median_of(r.arrived for r in runs), ',.0f')}/{len(expected)}, peak lag "
+            f"{fmt(median_of(r.peak_lag_gauge for r in runs), ',.0f')} (gauge) / "
+            f"{fmt(median_of(r.peak_lag_committed for r in runs), ',.0f')} (committed), back to 0 "
+            f"{settled([r.zero_lag_gauge_s for r in runs])} / "
+            f"{settled([r.zero_lag_committed_s for r in runs])}{ratio}",
+            flush=True,
+        )
         for name in STAGES:
-            print(f"    {name}: p50 {fmt(median_of(percentile(r.stages.get(name, []), 50) for r in runs), '.3f', ' s')}"
-                  f", p99 {fmt(median_of(percentile(r.stages.get(name, []), 99) for r in runs), '.3f', ' s')}",
-                  flush=True)
+            print(
+                f"    {name}: p50 {fmt(median_of(percentile(r.stages.get(name, []), 50) for r in runs), '.3f', ' s')}"
+                f", p99 {fmt(median_of(percentile(r.stages.get(name, []), 99) for r in runs), '.3f', ' s')}",
+                flush=True,
+            )
 
 
 def main() -> None:

@@ -49,8 +49,10 @@ BARE_PRODUCER = {"acks": "all", "enable_idempotence": True, "linger_ms": 5}
 def csv_body(rows: int) -> bytes:
     # Distinct (series, day) per row, all in the past, so every row is a new valid observation.
     lines = ["date,material,price,currency,unit,series"]
-    lines += [f"{(date(2000, 1, 1) + timedelta(days=i % 9000)).isoformat()},gallium,{200 + i % 100},USD,kg,"
-              f"s{i // 9000}" for i in range(rows)]
+    lines += [
+        f"{(date(2000, 1, 1) + timedelta(days=i % 9000)).isoformat()},gallium,{200 + i % 100},USD,kg,s{i // 9000}"
+        for i in range(rows)
+    ]
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -98,8 +100,9 @@ def measure_feed_publish(bootstrap: str) -> None:
 
     async def publish() -> None:
         with tempfile.TemporaryDirectory() as state:
-            settings = IngestSettings(kafka_bootstrap_servers=bootstrap, topic_namespace=f"bench{uuid.uuid4().hex[:8]}",
-                                      state_dir=Path(state))
+            settings = IngestSettings(
+                kafka_bootstrap_servers=bootstrap, topic_namespace=f"bench{uuid.uuid4().hex[:8]}", state_dir=Path(state)
+            )
             async with open_ingestion(settings, classify=lambda *a, **k: None) as ingestion:
                 small = csv_body(20_000)
                 started = time.perf_counter()
@@ -119,16 +122,25 @@ def measure_feed_publish(bootstrap: str) -> None:
 
 # --- push API against a bare producer: runs in a fresh interpreter with the measured tree on sys.path ---
 
+
 def price_batches(items: int, batch: int) -> list[bytes]:
     """Request bodies of distinct, valid prices over the catalog's materials, all in the past."""
     from shared.catalog import load_catalog
 
     materials = sorted(m.id for m in load_catalog().materials)[:50]
     start = datetime(2001, 1, 1, tzinfo=UTC)
-    prices = [{"material": materials[i % len(materials)], "price": 100 + (i % 977) / 10, "currency": "USD",
-               "unit": "kg", "observed_at": (start + timedelta(days=i // len(materials))).isoformat(),
-               "source": "bench"} for i in range(items)]
-    return [json.dumps({"items": prices[i:i + batch]}).encode() for i in range(0, items, batch)]
+    prices = [
+        {
+            "material": materials[i % len(materials)],
+            "price": 100 + (i % 977) / 10,
+            "currency": "USD",
+            "unit": "kg",
+            "observed_at": (start + timedelta(days=i // len(materials))).isoformat(),
+            "source": "bench",
+        }
+        for i in range(items)
+    ]
+    return [json.dumps({"items": prices[i : i + batch]}).encode() for i in range(0, items, batch)]
 
 
 def process_cpu_s(pid: int) -> float:
@@ -148,11 +160,18 @@ def free_port() -> int:
 def _serve(root: Path, bootstrap: str, namespace: str, state: str, batch: int) -> tuple[subprocess.Popen, str]:
     """`mews ingest api` of the tree at `root`, started in its own process; returns it and its base URL."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(root), "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-           "MEWS_TOPIC_NAMESPACE": namespace, "MEWS_INGEST_STATE_DIR": state, "MEWS_INGEST_PORT": str(port),
-           "MEWS_INGEST_API_KEYS": f"{hashlib.sha256(API_KEY.encode()).hexdigest()}:ingest",
-           "MEWS_INGEST_MAX_BATCH": str(max(batch, 1000)), "MEWS_INGEST_MAX_BODY_BYTES": str(200 * batch + 10_000),
-           "MEWS_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(root),
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "MEWS_TOPIC_NAMESPACE": namespace,
+        "MEWS_INGEST_STATE_DIR": state,
+        "MEWS_INGEST_PORT": str(port),
+        "MEWS_INGEST_API_KEYS": f"{hashlib.sha256(API_KEY.encode()).hexdigest()}:ingest",
+        "MEWS_INGEST_MAX_BATCH": str(max(batch, 1000)),
+        "MEWS_INGEST_MAX_BODY_BYTES": str(200 * batch + 10_000),
+        "MEWS_LOG_LEVEL": "WARNING",
+    }
     process = subprocess.Popen([sys.executable, "-m", "services.cli", "ingest", "api"], env=env, cwd=root)
     return process, f"http://127.0.0.1:{port}"
 
@@ -179,8 +198,13 @@ async def _wait_ready(process: subprocess.Popen, base: str) -> None:
 async def _read_back(bootstrap: str, topic: str, expect: int) -> list[tuple[bytes, bytes]]:
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, fetch_max_bytes=50_000_000)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_bytes=50_000_000,
+    )
     await consumer.start()
     try:
         out: list[tuple[bytes, bytes]] = []
@@ -207,8 +231,9 @@ async def _probe(base: str, stop: asyncio.Event) -> float:
     return longest
 
 
-async def _bare_rate(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]],
-                     batch: int) -> tuple[float, float]:
+async def _bare_rate(
+    bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]], batch: int
+) -> tuple[float, float]:
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **BARE_PRODUCER)
@@ -217,7 +242,7 @@ async def _bare_rate(bootstrap: str, topic: str, messages: list[tuple[bytes, byt
         await (await producer.send(topic, b"warm-up", key=b"warm-up"))
         started, cpu = time.perf_counter(), time.process_time()
         for i in range(0, len(messages), batch):
-            futures = [await producer.send(topic, value, key=key) for key, value in messages[i:i + batch]]
+            futures = [await producer.send(topic, value, key=key) for key, value in messages[i : i + batch]]
             await asyncio.gather(*futures)
         return len(messages) / (time.perf_counter() - started), time.process_time() - cpu
     finally:
@@ -237,7 +262,7 @@ async def _bare_batch_rate(bootstrap: str, topic: str, messages: list[tuple[byte
         for i in range(0, len(messages), batch):
             open_batches: dict[int, object] = {}
             futures = []
-            for key, value in messages[i:i + batch]:
+            for key, value in messages[i : i + batch]:
                 partition = partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
                 builder = open_batches.get(partition)
                 if builder is None or builder.append(key=key, value=value, timestamp=None) is None:
@@ -277,8 +302,11 @@ async def measure_push_once(root: Path, bootstrap: str, items: int, batch: int) 
                 for body in bodies:
                     response = await client.post(base + "/v1/prices", content=body, headers=headers)
                     answer = response.json()
-                    if response.status_code != 202 or answer["rejected"] or \
-                            any(r["duplicate"] for r in answer["items"]):
+                    if (
+                        response.status_code != 202
+                        or answer["rejected"]
+                        or any(r["duplicate"] for r in answer["items"])
+                    ):
                         raise RuntimeError(f"unexpected answer {response.status_code}: {response.text[:300]}")
                 api_s, api_cpu = time.perf_counter() - started, process_cpu_s(process.pid) - cpu
                 stop.set()
@@ -290,9 +318,15 @@ async def measure_push_once(root: Path, bootstrap: str, items: int, batch: int) 
     bare, bare_cpu = await _bare_rate(bootstrap, topics.PRICES.qualified(floor_namespace), published, batch)
     bare_batch = await _bare_batch_rate(bootstrap, topics.PRICES.qualified(batch_namespace), published, batch)
     await delete_namespaces(bootstrap, [namespace, floor_namespace, batch_namespace])
-    return {"api": items / api_s, "bare": bare, "bare_batch": bare_batch, "published": len(published),
-            "probe_max_s": longest_probe,
-            "api_cpu_ms_per_1000": api_cpu / items * 1e6, "bare_cpu_ms_per_1000": bare_cpu / items * 1e6}
+    return {
+        "api": items / api_s,
+        "bare": bare,
+        "bare_batch": bare_batch,
+        "published": len(published),
+        "probe_max_s": longest_probe,
+        "api_cpu_ms_per_1000": api_cpu / items * 1e6,
+        "bare_cpu_ms_per_1000": bare_cpu / items * 1e6,
+    }
 
 
 async def delete_namespaces(bootstrap: str, namespaces: list[str]) -> None:
@@ -319,25 +353,42 @@ def measure_push(root: Path, bootstrap: str, items: int, batch: int, runs: int) 
 
 def run_tree(root: Path, bootstrap: str, items: int, batch: int, runs: int) -> dict:
     """The push figures of the code tree at `root`, measured in a fresh interpreter."""
-    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--json", "--root", str(root),
-                          "--items", str(items), "--batch", str(batch), "--runs", str(runs)],
-                         check=True, capture_output=True, text=True,
-                         env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap})
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--json",
+            "--root",
+            str(root),
+            "--items",
+            str(items),
+            "--batch",
+            str(batch),
+            "--runs",
+            str(runs),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap},
+    )
     return json.loads(out.stdout.splitlines()[-1])
 
 
 def describe(label: str, m: dict, items: int, batch: int) -> str:
     ratios = [a / b for a, b in zip(m["api"], m["bare"], strict=True)]
-    return (f"{label}: push API {statistics.median(m['api']):,.0f} items/s, bare aiokafka producer "
-            f"{statistics.median(m['bare']):,.0f} items/s, ratio {statistics.median(ratios):.2f} (medians of "
-            f"{len(ratios)} runs of {items:,} prices in batches of {batch:,}; per run API "
-            f"{', '.join(f'{v:,.0f}' for v in m['api'])}, bare {', '.join(f'{v:,.0f}' for v in m['bare'])}, ratio "
-            f"{', '.join(f'{v:.2f}' for v in ratios)}); published {', '.join(map(str, m['published']))}; longest "
-            f"/healthz round trip while posting {max(m['probe_max_s']) * 1000:.0f} ms; CPU per 1,000 items: API "
-            f"process {statistics.median(m['api_cpu_ms_per_1000']):.0f} ms, bare producer "
-            f"{statistics.median(m['bare_cpu_ms_per_1000']):.0f} ms; the same bytes through aiokafka's batch API "
-            f"{statistics.median(m['bare_batch']):,.0f} items/s (API / that "
-            f"{statistics.median([a / b for a, b in zip(m['api'], m['bare_batch'], strict=True)]):.2f})")
+    return (
+        f"{label}: push API {statistics.median(m['api']):,.0f} items/s, bare aiokafka producer "
+        f"{statistics.median(m['bare']):,.0f} items/s, ratio {statistics.median(ratios):.2f} (medians of "
+        f"{len(ratios)} runs of {items:,} prices in batches of {batch:,}; per run API "
+        f"{', '.join(f'{v:,.0f}' for v in m['api'])}, bare {', '.join(f'{v:,.0f}' for v in m['bare'])}, ratio "
+        f"{', '.join(f'{v:.2f}' for v in ratios)}); published {', '.join(map(str, m['published']))}; longest "
+        f"/healthz round trip while posting {max(m['probe_max_s']) * 1000:.0f} ms; CPU per 1,000 items: API "
+        f"process {statistics.median(m['api_cpu_ms_per_1000']):.0f} ms, bare producer "
+        f"{statistics.median(m['bare_cpu_ms_per_1000']):.0f} ms; the same bytes through aiokafka's batch API "
+        f"{statistics.median(m['bare_batch']):,.0f} items/s (API / that "
+        f"{statistics.median([a / b for a, b in zip(m['api'], m['bare_batch'], strict=True)]):.2f})"
+    )
 
 
 def main() -> None:
@@ -386,8 +437,10 @@ def measure_push_trees(bootstrap: str, args: argparse.Namespace) -> None:
     print(describe("working tree", after, args.items, args.batch))
     if args.against:
         cpu = statistics.median(before["api_cpu_ms_per_1000"]) / statistics.median(after["api_cpu_ms_per_1000"])
-        print(f"push API speed-up: {statistics.median(after['api']) / statistics.median(before['api']):.2f}x; "
-              f"API CPU per item: {cpu:.2f}x less")
+        print(
+            f"push API speed-up: {statistics.median(after['api']) / statistics.median(before['api']):.2f}x; "
+            f"API CPU per item: {cpu:.2f}x less"
+        )
 
 
 if __name__ == "__main__":

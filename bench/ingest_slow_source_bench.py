@@ -86,20 +86,30 @@ def sources(port: int, with_slow: bool) -> str:
     names = (["slow"] if with_slow else []) + ["normal"]
     for name in names:
         path = "/slow.csv" if name == "slow" else "/prices.csv"
-        text += (f'[[source]]\nname = "{name}"\nkind = "csv_prices"\nurl = "http://127.0.0.1:{port}{path}"\n'
-                 f'currency = "USD"\nunit = "kg"\n')
+        text += (
+            f'[[source]]\nname = "{name}"\nkind = "csv_prices"\nurl = "http://127.0.0.1:{port}{path}"\n'
+            f'currency = "USD"\nunit = "kg"\n'
+        )
     return text
 
 
 def poll(tree: Path, bootstrap: str, port: int, timeout: float, with_slow: bool) -> dict:
     with tempfile.TemporaryDirectory(prefix="mews-bench-ingest-") as state:
-        env = {**os.environ, "PYTHONPATH": str(tree), "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-               "MEWS_TOPIC_NAMESPACE": f"bench{uuid.uuid4().hex[:8]}", "MEWS_INGEST_STATE_DIR": state,
-               "MEWS_INGEST_FETCH_TIMEOUT_S": str(timeout), "MEWS_INGEST_FETCH_RETRIES": "0",
-               "MEWS_INGEST_ALLOW_PRIVATE_SOURCES": "true", "MEWS_LOG_LEVEL": "WARNING"}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(tree),
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "MEWS_TOPIC_NAMESPACE": f"bench{uuid.uuid4().hex[:8]}",
+            "MEWS_INGEST_STATE_DIR": state,
+            "MEWS_INGEST_FETCH_TIMEOUT_S": str(timeout),
+            "MEWS_INGEST_FETCH_RETRIES": "0",
+            "MEWS_INGEST_ALLOW_PRIVATE_SOURCES": "true",
+            "MEWS_LOG_LEVEL": "WARNING",
+        }
         cfg = {"sources": sources(port, with_slow), "state": state}
-        out = subprocess.run([sys.executable, "-c", POLL, json.dumps(cfg)], cwd=tree, env=env, check=True,
-                             capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", POLL, json.dumps(cfg)], cwd=tree, env=env, check=True, capture_output=True, text=True
+        ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -119,17 +129,24 @@ def main() -> None:
                 for run in range(args.runs):
                     result = poll(tree, bootstrap, port, args.timeout, with_slow=True)
                     figures.setdefault(label, []).append(result)
-                    print(f"run {run + 1} {label}: normal published after {result['normal']:.2f} s, poll "
-                          f"{result['poll']:.2f} s, {result['outcomes']}", flush=True)
+                    print(
+                        f"run {run + 1} {label}: normal published after {result['normal']:.2f} s, poll "
+                        f"{result['poll']:.2f} s, {result['outcomes']}",
+                        flush=True,
+                    )
         with code_tree(None) as tree:
             anchor = [poll(tree, bootstrap, port, args.timeout, with_slow=False) for _ in range(args.runs)]
-    print(f"\none poll, a {args.slow_bytes}-byte source at 1 byte/s listed before a normal one, fetch timeout "
-          f"{args.timeout:g} s (medians of {args.runs} runs)")
+    print(
+        f"\none poll, a {args.slow_bytes}-byte source at 1 byte/s listed before a normal one, fetch timeout "
+        f"{args.timeout:g} s (medians of {args.runs} runs)"
+    )
     alone = statistics.median(r["normal"] for r in anchor)
     for label, results in figures.items():
         normal = statistics.median(r["normal"] for r in results)
-        print(f"  {label:40} normal published after {normal:6.2f} s ({normal / alone:5.1f}x the anchor), "
-              f"whole poll {statistics.median(r['poll'] for r in results):6.2f} s")
+        print(
+            f"  {label:40} normal published after {normal:6.2f} s ({normal / alone:5.1f}x the anchor), "
+            f"whole poll {statistics.median(r['poll'] for r in results):6.2f} s"
+        )
     print(f"  {'anchor: the normal source alone':40} normal published after {alone:6.2f} s")
 
 

@@ -30,13 +30,30 @@ TOPICS = (Topic.PRICE, Topic.LEADTIME, Topic.PRODUCTION, Topic.STOCKPILE, Topic.
 
 def workload(prices: int, signals: int) -> tuple[list[Event], list[Event]]:
     """The news items (published within the first day) and the prices (a minute apart, from day 5)."""
-    news: list[Event] = [NewsReported(
-        material="cobalt", item_id=f"n{i}", source="bench", title=f"Cobalt supply news {i}",
-        published_at=T0 + timedelta(minutes=10 * i), relevant=True, topic=TOPICS[i % len(TOPICS)],
-        leadtime_days=120 if TOPICS[i % len(TOPICS)] == Topic.LEADTIME else None) for i in range(signals)]
-    quotes: list[Event] = [PriceObserved(
-        material="cobalt", source="bench", observed_at=T0 + timedelta(days=5, minutes=i), price=30000.0 + (i % 13),
-        currency="USD", unit="t") for i in range(prices)]
+    news: list[Event] = [
+        NewsReported(
+            material="cobalt",
+            item_id=f"n{i}",
+            source="bench",
+            title=f"Cobalt supply news {i}",
+            published_at=T0 + timedelta(minutes=10 * i),
+            relevant=True,
+            topic=TOPICS[i % len(TOPICS)],
+            leadtime_days=120 if TOPICS[i % len(TOPICS)] == Topic.LEADTIME else None,
+        )
+        for i in range(signals)
+    ]
+    quotes: list[Event] = [
+        PriceObserved(
+            material="cobalt",
+            source="bench",
+            observed_at=T0 + timedelta(days=5, minutes=i),
+            price=30000.0 + (i % 13),
+            currency="USD",
+            unit="t",
+        )
+        for i in range(prices)
+    ]
     return news, quotes
 
 
@@ -64,11 +81,15 @@ def main() -> None:
         bare.append(replay([], prices))
         with_news.append(replay(news, prices))
     b, w = statistics.median(bare), statistics.median(with_news)
-    print(f"workload: {args.prices:,} prices of one material, a minute apart; {args.signals} supply-signal items "
-          f"in its 30-day window (medians of {args.runs} runs)")
+    print(
+        f"workload: {args.prices:,} prices of one material, a minute apart; {args.signals} supply-signal items "
+        f"in its 30-day window (medians of {args.runs} runs)"
+    )
     print(f"without news: {args.prices / b:,.0f} prices per CPU second; runs: {', '.join(f'{x:.3f}' for x in bare)} s")
-    print(f"with news:    {args.prices / w:,.0f} prices per CPU second; runs: "
-          f"{', '.join(f'{x:.3f}' for x in with_news)} s")
+    print(
+        f"with news:    {args.prices / w:,.0f} prices per CPU second; runs: "
+        f"{', '.join(f'{x:.3f}' for x in with_news)} s"
+    )
     print(f"with/without: {b / w:.2f}x the speed")
 
 

@@ -45,11 +45,15 @@ def make_specs(organisations: int, rng: random.Random) -> list[SubscriptionSpec]
     for o in range(organisations):
         org = f"org-{o}"
         for s in range(2):
-            specs.append(SubscriptionSpec(f"{org}-m{s}", org, rng.choice(list(Severity)), (f"{org}-hook",),
-                                          material=rng.choice(MATERIALS)))
+            specs.append(
+                SubscriptionSpec(
+                    f"{org}-m{s}", org, rng.choice(list(Severity)), (f"{org}-hook",), material=rng.choice(MATERIALS)
+                )
+            )
         bom = tuple((f"component-{c}", rng.choice(MATERIALS)) for c in range(8))
-        specs.append(SubscriptionSpec(f"{org}-p", org, Severity.WARNING, (f"{org}-mail",),
-                                      product_name=f"product-{o}", bom=bom))
+        specs.append(
+            SubscriptionSpec(f"{org}-p", org, Severity.WARNING, (f"{org}-mail",), product_name=f"product-{o}", bom=bom)
+        )
     return specs
 
 
@@ -84,8 +88,10 @@ def bench_matching(organisations: int, repeats: int, rng: random.Random) -> None
     scan_rate = len(scan_queries) / statistics.median(scan_s)
     print(f"matching: {len(specs)} subscriptions of {organisations} organisations, {len(MATERIALS)} materials")
     print(f"  index lookups/s (median of {repeats}): {index_rate:,.0f}")
-    print(f"  index lookups/s, first per (material, severity), merge included: "
-          f"{len(cold) / statistics.median(cold_s):,.0f}")
+    print(
+        f"  index lookups/s, first per (material, severity), merge included: "
+        f"{len(cold) / statistics.median(cold_s):,.0f}"
+    )
     print(f"  scan lookups/s  (median of {repeats}): {scan_rate:,.0f}")
     print(f"  index / scan: {index_rate / scan_rate:,.0f}x")
 
@@ -94,15 +100,31 @@ def bench_pipeline(repeats: int, rng: random.Random) -> None:
     now = datetime.now(UTC)
     orgs = [f"org-{i}" for i in range(200)]
     channels = {f"{o}-hook": ChannelRoute(f"{o}-hook", o) for o in orgs}
-    alerts = [Alert(organisation_id=o, fingerprint=f"fp-{i}", material=rng.choice(MATERIALS), rule="price_spike",
-                    severity=rng.choice(list(Severity)), status=BreachStatus.FIRING,
-                    classification=Classification.PUBLIC, starts_at=now, summary="s", id=f"a-{i}",
-                    channel_ids=(f"{o}-hook",))
-              for i, o in enumerate(rng.choices(orgs, k=5000))]
+    alerts = [
+        Alert(
+            organisation_id=o,
+            fingerprint=f"fp-{i}",
+            material=rng.choice(MATERIALS),
+            rule="price_spike",
+            severity=rng.choice(list(Severity)),
+            status=BreachStatus.FIRING,
+            classification=Classification.PUBLIC,
+            starts_at=now,
+            summary="s",
+            id=f"a-{i}",
+            channel_ids=(f"{o}-hook",),
+        )
+        for i, o in enumerate(rng.choices(orgs, k=5000))
+    ]
 
     def run() -> None:
-        ctx = PipelineContext(now=now, timing=Timing(), clearance=dict.fromkeys(orgs, Classification.GOVERNMENT),
-                              channels=channels, firing=alerts[:500])
+        ctx = PipelineContext(
+            now=now,
+            timing=Timing(),
+            clearance=dict.fromkeys(orgs, Classification.GOVERNMENT),
+            channels=channels,
+            firing=alerts[:500],
+        )
         run_pipeline(ctx, list(alerts), (classification_gate, inhibit, silence, route, deduplicate, group))
 
     import logging
@@ -110,8 +132,10 @@ def bench_pipeline(repeats: int, rng: random.Random) -> None:
     logging.disable(logging.INFO)  # the per-decision log line would measure the log handler, not the stages
     seconds = timed(run, repeats)
     logging.disable(logging.NOTSET)
-    print(f"pipeline: {len(alerts) / statistics.median(seconds):,.0f} alerts/s through the pure stages "
-          f"(median of {repeats}, batches of {len(alerts)})")
+    print(
+        f"pipeline: {len(alerts) / statistics.median(seconds):,.0f} alerts/s through the pure stages "
+        f"(median of {repeats}, batches of {len(alerts)})"
+    )
 
 
 def bench_dispatch(repeats: int, rng: random.Random) -> None:
@@ -135,8 +159,12 @@ def bench_dispatch(repeats: int, rng: random.Random) -> None:
                     org = models.Organisation(name=f"org {o}", kind="company", clearance="government")
                     s.add(org)
                     s.flush()
-                    channel = models.Channel(organisation_id=org.id, kind="webhook", target="https://x.test/h",
-                                             secret="whsec_MDEyMzQ1Njc4OWFiY2RlZg==")
+                    channel = models.Channel(
+                        organisation_id=org.id,
+                        kind="webhook",
+                        target="https://x.test/h",
+                        secret="whsec_MDEyMzQ1Njc4OWFiY2RlZg==",
+                    )
                     s.add(channel)
                     s.flush()
                     for material in rng.sample(MATERIALS, 5):
@@ -147,20 +175,33 @@ def bench_dispatch(repeats: int, rng: random.Random) -> None:
             with unit_of_work(sessions) as s:
                 index = build_index(s)
             now = datetime.now(UTC)
-            breaches = [BreachRaised(fingerprint=f"fp-{r}-{i}", material=rng.choice(MATERIALS), rule="price_spike",
-                                     indicator="price_volatility", severity=Severity.WARNING,
-                                     status=BreachStatus.FIRING, value=0.5, threshold=0.3,
-                                     starts_at=now - timedelta(hours=1), observed_at=now, summary="bench")
-                        for i in range(200)]
+            breaches = [
+                BreachRaised(
+                    fingerprint=f"fp-{r}-{i}",
+                    material=rng.choice(MATERIALS),
+                    rule="price_spike",
+                    indicator="price_volatility",
+                    severity=Severity.WARNING,
+                    status=BreachStatus.FIRING,
+                    value=0.5,
+                    threshold=0.3,
+                    starts_at=now - timedelta(hours=1),
+                    observed_at=now,
+                    summary="bench",
+                )
+                for i in range(200)
+            ]
             start = time.perf_counter()
             for batch in range(0, len(breaches), 50):
                 with unit_of_work(sessions) as s:
-                    dispatch_breaches(s, index, breaches[batch:batch + 50], now, Timing())
+                    dispatch_breaches(s, index, breaches[batch : batch + 50], now, Timing())
             rates.append(len(breaches) / (time.perf_counter() - start))
             engine.dispose()
     logging.disable(logging.NOTSET)
-    print(f"dispatch: {statistics.median(rates):,.0f} breaches/s into alerts + outbox on SQLite "
-          f"(median of {repeats}; 100 organisations x 5 subscriptions, batches of 50)")
+    print(
+        f"dispatch: {statistics.median(rates):,.0f} breaches/s into alerts + outbox on SQLite "
+        f"(median of {repeats}; 100 organisations x 5 subscriptions, batches of 50)"
+    )
 
 
 def main() -> None:

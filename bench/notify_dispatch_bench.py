@@ -39,8 +39,12 @@ def _world(sessions, organisations: int) -> None:
             org = models.Organisation(name=f"org {o}", kind="company", clearance="government")
             s.add(org)
             s.flush()
-            channel = models.Channel(organisation_id=org.id, kind="webhook", target=f"https://x.test/{o}",
-                                     secret="whsec_MDEyMzQ1Njc4OWFiY2RlZg==")
+            channel = models.Channel(
+                organisation_id=org.id,
+                kind="webhook",
+                target=f"https://x.test/{o}",
+                secret="whsec_MDEyMzQ1Njc4OWFiY2RlZg==",
+            )
             sub = models.Subscription(organisation_id=org.id, material="gallium")
             s.add_all([channel, sub])
             s.flush()
@@ -51,10 +55,22 @@ def _breaches(count: int, run: int):
     from shared.events import BreachRaised, BreachStatus, Severity
 
     now = datetime.now(UTC)
-    return [BreachRaised(fingerprint=f"fp-{run}-{i}", material="gallium", rule=f"rule_{i}",
-                         indicator="price_volatility", severity=Severity.WARNING, status=BreachStatus.FIRING,
-                         value=0.5, threshold=0.3, starts_at=now - timedelta(hours=1), observed_at=now,
-                         summary="bench") for i in range(count)]
+    return [
+        BreachRaised(
+            fingerprint=f"fp-{run}-{i}",
+            material="gallium",
+            rule=f"rule_{i}",
+            indicator="price_volatility",
+            severity=Severity.WARNING,
+            status=BreachStatus.FIRING,
+            value=0.5,
+            threshold=0.3,
+            starts_at=now - timedelta(hours=1),
+            observed_at=now,
+            summary="bench",
+        )
+        for i in range(count)
+    ]
 
 
 def _database(kind: str, tmp: str, postgres_url: str | None) -> tuple[str, object]:
@@ -68,13 +84,20 @@ def _database(kind: str, tmp: str, postgres_url: str | None) -> tuple[str, objec
     name = f"bench_{uuid.uuid4().hex[:10]}"
 
     def admin(statement: str) -> None:
-        with psycopg.connect(host=server.host, port=server.port, user=server.username, password=server.password,
-                             dbname=server.database or "postgres", autocommit=True) as conn:
+        with psycopg.connect(
+            host=server.host,
+            port=server.port,
+            user=server.username,
+            password=server.password,
+            dbname=server.database or "postgres",
+            autocommit=True,
+        ) as conn:
             conn.execute(statement)
 
     admin(f'CREATE DATABASE "{name}"')
     return server.set(database=name).render_as_string(hide_password=False), lambda: admin(
-        f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+    )
 
 
 def measure(kind: str, breaches: int, organisations: int, runs: int, postgres_url: str | None) -> dict:
@@ -104,9 +127,13 @@ def measure(kind: str, breaches: int, organisations: int, runs: int, postgres_ur
                 dispatch_breaches(s, index, batch, datetime.now(UTC), Timing())
             walls.append(time.perf_counter() - start)
             with unit_of_work(sessions) as s:
-                rows.append({"alerts": s.scalar(select(func.count()).select_from(models.Alert)),
-                             "notifications": s.scalar(select(func.count()).select_from(models.Notification)),
-                             "log": s.scalar(select(func.count()).select_from(models.NotificationLogEntry))})
+                rows.append(
+                    {
+                        "alerts": s.scalar(select(func.count()).select_from(models.Alert)),
+                        "notifications": s.scalar(select(func.count()).select_from(models.Notification)),
+                        "log": s.scalar(select(func.count()).select_from(models.NotificationLogEntry)),
+                    }
+                )
             engine.dispose()
             drop()
     return {"walls": walls, "rows": rows, "pairs": breaches * organisations}
@@ -115,16 +142,35 @@ def measure(kind: str, breaches: int, organisations: int, runs: int, postgres_ur
 def run_tree(root: Path, args: argparse.Namespace, kind: str) -> dict:
     """The figures of the code tree at `root`, measured in a fresh interpreter."""
     extra = ["--postgres-url", args.postgres_url] if args.postgres_url else []
-    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--json", kind, "--root", str(root),
-                          "--breaches", str(args.breaches), "--organisations", str(args.organisations),
-                          "--runs", str(args.runs), *extra], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--json",
+            kind,
+            "--root",
+            str(root),
+            "--breaches",
+            str(args.breaches),
+            "--organisations",
+            str(args.organisations),
+            "--runs",
+            str(args.runs),
+            *extra,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(out.stdout.splitlines()[-1])
 
 
 def describe(label: str, m: dict) -> str:
     wall = statistics.median(m["walls"])
-    return (f"  {label}: median {wall:.3f} s for {m['pairs']:,} pairs = {m['pairs'] / wall:,.0f} pairs/s; "
-            f"runs: {', '.join(f'{w:.3f}' for w in m['walls'])} s; rows written {m['rows'][-1]}")
+    return (
+        f"  {label}: median {wall:.3f} s for {m['pairs']:,} pairs = {m['pairs'] / wall:,.0f} pairs/s; "
+        f"runs: {', '.join(f'{w:.3f}' for w in m['walls'])} s; rows written {m['rows'][-1]}"
+    )
 
 
 def main() -> None:
@@ -141,8 +187,10 @@ def main() -> None:
         sys.path.insert(0, str(args.root))
         print(json.dumps(measure(args.json, args.breaches, args.organisations, args.runs, args.postgres_url)))
         return
-    print(f"workload: one batch of {args.breaches} breaches x {args.organisations} subscribed organisations "
-          f"(one webhook channel each), median of {args.runs} runs")
+    print(
+        f"workload: one batch of {args.breaches} breaches x {args.organisations} subscribed organisations "
+        f"(one webhook channel each), median of {args.runs} runs"
+    )
     for kind in ("sqlite", "postgresql") if args.postgres_url else ("sqlite",):
         print(kind)
         before = None

@@ -59,22 +59,44 @@ def make_breaches(tag: str, count: int, material: str, now: datetime):
     """`count` distinct firing breaches of one material (fingerprints `<tag>-<i>`)."""
     from shared.events import BreachRaised, BreachStatus, Evidence, Severity
 
-    return [BreachRaised(
-        fingerprint=f"{tag}-{i:05d}", material=material, rule=f"bench-rule-{i:05d}", indicator="price_change_1d_pct",
-        severity=Severity.CRITICAL if i % 5 == 0 else Severity.WARNING, status=BreachStatus.FIRING,
-        value=42.0, warning_threshold=20.0, critical_threshold=40.0, clear_threshold=10.0, threshold=20.0,
-        starts_at=now, observed_at=now, summary=f"{material} bench breach {i}",
-        evidence=[Evidence(id=f"{tag}-ev-{i}", source="bench", kind="price", time=now, value=142.0)],
-    ) for i in range(count)]
+    return [
+        BreachRaised(
+            fingerprint=f"{tag}-{i:05d}",
+            material=material,
+            rule=f"bench-rule-{i:05d}",
+            indicator="price_change_1d_pct",
+            severity=Severity.CRITICAL if i % 5 == 0 else Severity.WARNING,
+            status=BreachStatus.FIRING,
+            value=42.0,
+            warning_threshold=20.0,
+            critical_threshold=40.0,
+            clear_threshold=10.0,
+            threshold=20.0,
+            starts_at=now,
+            observed_at=now,
+            summary=f"{material} bench breach {i}",
+            evidence=[Evidence(id=f"{tag}-ev-{i}", source="bench", kind="price", time=now, value=142.0)],
+        )
+        for i in range(count)
+    ]
 
 
 def alertmanager_alerts(breaches) -> list[dict]:
     """The same breaches as Alertmanager alerts (POST /api/v2/alerts)."""
-    return [{"labels": {"alertname": b.rule, "fingerprint": b.fingerprint, "material": b.material,
-                        "severity": str(b.severity)},
-             "annotations": {"summary": b.summary},
-             "startsAt": b.starts_at.isoformat(), "endsAt": (b.starts_at + timedelta(hours=1)).isoformat()}
-            for b in breaches]
+    return [
+        {
+            "labels": {
+                "alertname": b.rule,
+                "fingerprint": b.fingerprint,
+                "material": b.material,
+                "severity": str(b.severity),
+            },
+            "annotations": {"summary": b.summary},
+            "startsAt": b.starts_at.isoformat(),
+            "endsAt": (b.starts_at + timedelta(hours=1)).isoformat(),
+        }
+        for b in breaches
+    ]
 
 
 async def produce(bootstrap: str, namespace: str, breaches) -> None:
@@ -88,8 +110,9 @@ async def produce(bootstrap: str, namespace: str, breaches) -> None:
     await producer.start()
     try:
         topic = topics.BREACHES.qualified(namespace)
-        sent = [await producer.send(topic, encode(b, source="mews/scoring"), key=b.fingerprint.encode())
-                for b in breaches]
+        sent = [
+            await producer.send(topic, encode(b, source="mews/scoring"), key=b.fingerprint.encode()) for b in breaches
+        ]
         await asyncio.gather(*sent)
     finally:
         await producer.stop()
@@ -115,13 +138,18 @@ class Outcome:
 
     def line(self) -> str:
         p = self.pairs
-        once = "every pair exactly once" if p.exactly_once else (
-            f"NOT exactly once: {p.missing} missing, {p.duplicates} duplicates, {p.unexpected} unexpected")
+        once = (
+            "every pair exactly once"
+            if p.exactly_once
+            else (f"NOT exactly once: {p.missing} missing, {p.duplicates} duplicates, {p.unexpected} unexpected")
+        )
         signed = f", {self.bad_signatures} bad signatures" if self.bad_signatures else ""
         ended = f"; PROCESS EXITED: {self.exited}" if self.exited else ""
-        return (f"{self.label}: {p.delivered:,}/{p.expected:,} pairs, last pair {fmt(self.last_s, '.2f', ' s')}, "
-                f"{fmt(self.pairs_per_s, ',.0f')} pairs/s, {self.posts:,} POSTs, first delivery "
-                f"{fmt(self.first_s, '.3f', ' s')}; {once}{signed}{ended}")
+        return (
+            f"{self.label}: {p.delivered:,}/{p.expected:,} pairs, last pair {fmt(self.last_s, '.2f', ' s')}, "
+            f"{fmt(self.pairs_per_s, ',.0f')} pairs/s, {self.posts:,} POSTs, first delivery "
+            f"{fmt(self.first_s, '.3f', ' s')}; {once}{signed}{ended}"
+        )
 
 
 class PairWatch:
@@ -203,15 +231,33 @@ def provision(api: str, receiver: Receiver, prefix: str, organisations: int) -> 
     secrets: dict[str, str] = {}
     with httpx.Client(base_url=api, timeout=30) as http:
         for i in range(-1, organisations):  # -1: the probe organisation
-            org = _created(http.post("/v1/organisations", headers={"Authorization": f"Bearer {BOOTSTRAP_TOKEN}"},
-                                     json={"name": f"Bench org {i}", "kind": "company", "clearance": "public"}))
+            org = _created(
+                http.post(
+                    "/v1/organisations",
+                    headers={"Authorization": f"Bearer {BOOTSTRAP_TOKEN}"},
+                    json={"name": f"Bench org {i}", "kind": "company", "clearance": "public"},
+                )
+            )
             auth = {"Authorization": f"Bearer {org['api_key']}"}
             path = f"{prefix}probe" if i < 0 else f"{prefix}{i}"
-            channel = _created(http.post("/v1/channels", headers=auth, json={
-                "kind": "webhook", "target": receiver.url(path), "mode": "immediate"}))
-            _created(http.post("/v1/subscriptions", headers=auth, json={
-                "material": PROBE_MATERIAL if i < 0 else MATERIAL, "min_severity": "warning",
-                "channel_ids": [channel["id"]]}))
+            channel = _created(
+                http.post(
+                    "/v1/channels",
+                    headers=auth,
+                    json={"kind": "webhook", "target": receiver.url(path), "mode": "immediate"},
+                )
+            )
+            _created(
+                http.post(
+                    "/v1/subscriptions",
+                    headers=auth,
+                    json={
+                        "material": PROBE_MATERIAL if i < 0 else MATERIAL,
+                        "min_severity": "warning",
+                        "channel_ids": [channel["id"]],
+                    },
+                )
+            )
             secrets[path] = channel["secret"]
     return secrets
 
@@ -226,19 +272,29 @@ def measure_mews(tree: Path, label: str, database_url: str, args, receiver: Rece
     port = free_port()
     log = work / f"notify-{tag}.log"
     asyncio.run(ensure_topics(args.bootstrap, namespace))
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": args.bootstrap, "MEWS_TOPIC_NAMESPACE": namespace,
-           "MEWS_ENVIRONMENT": "development", "MEWS_DATABASE_URL": database_url, "MEWS_NOTIFY_PORT": str(port),
-           "MEWS_BOOTSTRAP_ADMIN_TOKEN": BOOTSTRAP_TOKEN, "MEWS_ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
-           "MEWS_GROUP_WAIT_SECONDS": "0", "MEWS_GROUP_INTERVAL_SECONDS": "0", "MEWS_LOG_LEVEL": "WARNING",
-           "MEWS_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": args.bootstrap,
+        "MEWS_TOPIC_NAMESPACE": namespace,
+        "MEWS_ENVIRONMENT": "development",
+        "MEWS_DATABASE_URL": database_url,
+        "MEWS_NOTIFY_PORT": str(port),
+        "MEWS_BOOTSTRAP_ADMIN_TOKEN": BOOTSTRAP_TOKEN,
+        "MEWS_ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
+        "MEWS_GROUP_WAIT_SECONDS": "0",
+        "MEWS_GROUP_INTERVAL_SECONDS": "0",
+        "MEWS_LOG_LEVEL": "WARNING",
+        "MEWS_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+    }
     proc = spawn_service(tree, ["notify", "run"], env, log)
     expected = {(f"{prefix}{o}", f"{tag}-{i:05d}") for o in range(args.organisations) for i in range(args.breaches)}
     try:
         wait_ready(f"http://127.0.0.1:{port}/readyz", proc, log)
         secrets = provision(f"http://127.0.0.1:{port}", receiver, prefix, args.organisations)
         probe = PairWatch(receiver, f"{prefix}probe", _mews_pairs)
-        asyncio.run(produce(args.bootstrap, namespace, make_breaches(f"{tag}-probe", 1, PROBE_MATERIAL,
-                                                                      datetime.now(UTC))))
+        asyncio.run(
+            produce(args.bootstrap, namespace, make_breaches(f"{tag}-probe", 1, PROBE_MATERIAL, datetime.now(UTC)))
+        )
         if probe.wait(1, deadline_s=90, stall_s=90, alive=lambda: proc.poll() is None) is not None:
             raise RuntimeError(f"the probe breach never arrived (notify consumer not assigned?):\n{tail(log)}")
         watch = PairWatch(receiver, prefix, lambda d: [] if d.path.endswith("probe") else _mews_pairs(d))
@@ -259,18 +315,25 @@ def measure_mews(tree: Path, label: str, database_url: str, args, receiver: Rece
         if proc.poll() is not None:
             when = f" {(exit_seen[0] if exit_seen else time.time()) - t0:.1f} s after the first breach"
             exited = f"exit code {proc.returncode}{when}: {last_words(log)}"
-        out = Outcome(label, count_pairs(watch.arrived, expected), posts=len(watch.deliveries),
-                      first_s=(min(d.arrived for d in watch.deliveries) - t0) if watch.deliveries else None,
-                      last_s=(watch.last_new - t0) if watch.last_new else None,
-                      bad_signatures=_bad_signatures(watch.deliveries, secrets), exited=exited)
+        out = Outcome(
+            label,
+            count_pairs(watch.arrived, expected),
+            posts=len(watch.deliveries),
+            first_s=(min(d.arrived for d in watch.deliveries) - t0) if watch.deliveries else None,
+            last_s=(watch.last_new - t0) if watch.last_new else None,
+            bad_signatures=_bad_signatures(watch.deliveries, secrets),
+            exited=exited,
+        )
         if ended and ended != "exited":
             out.notes.append(f"stopped waiting: {ended}")
         if proc.poll() is None:
             metrics_after = scrape(port)
             out.own = histogram_growth(metrics_before, metrics_after, "mews_notify_")
             if "mews_notify_process_cpu" in metrics_before and "mews_notify_process_cpu" in metrics_after:
-                out.own["mews_notify_process_cpu"] = (1.0, metrics_after["mews_notify_process_cpu"][1]
-                                                      - metrics_before["mews_notify_process_cpu"][1])
+                out.own["mews_notify_process_cpu"] = (
+                    1.0,
+                    metrics_after["mews_notify_process_cpu"][1] - metrics_before["mews_notify_process_cpu"][1],
+                )
         return out
     finally:
         stop_service(proc)
@@ -291,8 +354,10 @@ def scrape(port: int) -> dict[str, tuple[float, float]]:
 
 def own_timings(own: dict[str, tuple[float, float]]) -> str:
     """Where notify's time went during the run, by its own histograms: observations, total and mean of each."""
-    return "; ".join(f"{key.removeprefix('mews_notify_')} {count:,.0f}x {total:.3f} s ({1000 * total / count:.1f} ms)"
-                     for key, (count, total) in sorted(own.items()))
+    return "; ".join(
+        f"{key.removeprefix('mews_notify_')} {count:,.0f}x {total:.3f} s ({1000 * total / count:.1f} ms)"
+        for key, (count, total) in sorted(own.items())
+    )
 
 
 def measure_alertmanager(binary: str, args, receiver: Receiver) -> Outcome:
@@ -313,9 +378,13 @@ def measure_alertmanager(binary: str, args, receiver: Receiver) -> Outcome:
         answer = httpx.post(f"{base}/api/v2/alerts", json=alerts, timeout=30)
         answer.raise_for_status()
         ended = watch.wait(len(expected), args.deadline, args.stall)
-    out = Outcome("Alertmanager", count_pairs(watch.arrived, expected), posts=len(watch.deliveries),
-                  first_s=(min(d.arrived for d in watch.deliveries) - t0) if watch.deliveries else None,
-                  last_s=(watch.last_new - t0) if watch.last_new else None)
+    out = Outcome(
+        "Alertmanager",
+        count_pairs(watch.arrived, expected),
+        posts=len(watch.deliveries),
+        first_s=(min(d.arrived for d in watch.deliveries) - t0) if watch.deliveries else None,
+        last_s=(watch.last_new - t0) if watch.last_new else None,
+    )
     if ended:
         out.notes.append(f"stopped waiting: {ended}")
     return out
@@ -324,25 +393,37 @@ def measure_alertmanager(binary: str, args, receiver: Receiver) -> Outcome:
 def summarise(label: str, runs: list[Outcome]) -> dict:
     """Medians: time and rate over the runs that delivered every pair (a crashed run has no rate), the rest over all."""
     complete = [r for r in runs if r.pairs.delivered == r.pairs.expected]
-    return {"label": label, "runs": len(runs), "complete": len(complete),
-            "last_s": median_of(r.last_s for r in complete), "pairs_per_s": median_of(r.pairs_per_s for r in complete),
-            "first_s": median_of(r.first_s for r in runs), "posts": median_of(r.posts for r in runs),
-            "delivered": median_of(r.pairs.delivered for r in runs), "expected": runs[0].pairs.expected,
-            "exactly_once": sum(r.pairs.exactly_once and not r.bad_signatures for r in runs),
-            "exited": sum(r.exited is not None for r in runs)}
+    return {
+        "label": label,
+        "runs": len(runs),
+        "complete": len(complete),
+        "last_s": median_of(r.last_s for r in complete),
+        "pairs_per_s": median_of(r.pairs_per_s for r in complete),
+        "first_s": median_of(r.first_s for r in runs),
+        "posts": median_of(r.posts for r in runs),
+        "delivered": median_of(r.pairs.delivered for r in runs),
+        "expected": runs[0].pairs.expected,
+        "exactly_once": sum(r.pairs.exactly_once and not r.bad_signatures for r in runs),
+        "exited": sum(r.exited is not None for r in runs),
+    }
 
 
 def print_summary(s: dict, anchor: dict | None) -> None:
     ratio = ""
     if anchor and s is not anchor and s["pairs_per_s"] and anchor["pairs_per_s"]:
-        ratio = (f"; mews/Alertmanager (complete runs): {s['pairs_per_s'] / anchor['pairs_per_s']:.2f}x pairs/s, "
-                 f"{s['last_s'] / anchor['last_s']:.2f}x the time")
+        ratio = (
+            f"; mews/Alertmanager (complete runs): {s['pairs_per_s'] / anchor['pairs_per_s']:.2f}x pairs/s, "
+            f"{s['last_s'] / anchor['last_s']:.2f}x the time"
+        )
     exits = f"; the process exited in {s['exited']} of {s['runs']}" if s["exited"] else ""
-    print(f"  {s['label']:<44} {s['complete']} of {s['runs']} runs delivered every pair; their medians: last pair "
-          f"{fmt(s['last_s'], '.2f', ' s')}, {fmt(s['pairs_per_s'], ',.0f')} pairs/s. Medians of all runs: "
-          f"{fmt(s['posts'], ',.0f')} POSTs, first delivery {fmt(s['first_s'], '.3f', ' s')}, delivered "
-          f"{fmt(s['delivered'], ',.0f')}/{s['expected']:,}; exactly once in {s['exactly_once']} of {s['runs']}"
-          f"{exits}{ratio}", flush=True)
+    print(
+        f"  {s['label']:<44} {s['complete']} of {s['runs']} runs delivered every pair; their medians: last pair "
+        f"{fmt(s['last_s'], '.2f', ' s')}, {fmt(s['pairs_per_s'], ',.0f')} pairs/s. Medians of all runs: "
+        f"{fmt(s['posts'], ',.0f')} POSTs, first delivery {fmt(s['first_s'], '.3f', ' s')}, delivered "
+        f"{fmt(s['delivered'], ',.0f')}/{s['expected']:,}; exactly once in {s['exactly_once']} of {s['runs']}"
+        f"{exits}{ratio}",
+        flush=True,
+    )
 
 
 def measure(args: argparse.Namespace) -> None:
@@ -351,9 +432,12 @@ def measure(args: argparse.Namespace) -> None:
     revs: list[str | None] = [args.against, None] if args.against else [None]
 
     binary = alertmanager.find_or_install()
-    print(f"fan-out: B={args.breaches} breaches x M={args.organisations} organisations = "
-          f"{args.breaches * args.organisations:,} pairs; broker {args.bootstrap}; group wait 0, group interval 0; "
-          f"anchor {alertmanager.version(binary)}; {args.runs} run(s) each", flush=True)
+    print(
+        f"fan-out: B={args.breaches} breaches x M={args.organisations} organisations = "
+        f"{args.breaches * args.organisations:,} pairs; broker {args.bootstrap}; group wait 0, group interval 0; "
+        f"anchor {alertmanager.version(binary)}; {args.runs} run(s) each",
+        flush=True,
+    )
     results: dict[str, list[Outcome]] = {}
     with contextlib.ExitStack() as stack:
         receiver = stack.enter_context(Receiver())
@@ -367,8 +451,11 @@ def measure(args: argparse.Namespace) -> None:
             for rev, root in roots:
                 for db in databases:
                     label = f"mews {describe_tree(rev)} on {db}"
-                    url = f"sqlite:///{work / uuid.uuid4().hex}.db" if pg_url is None or db == "sqlite" else (
-                        fresh_database(pg_url))
+                    url = (
+                        f"sqlite:///{work / uuid.uuid4().hex}.db"
+                        if pg_url is None or db == "sqlite"
+                        else (fresh_database(pg_url))
+                    )
                     try:
                         outcome = measure_mews(root, label, url, args, receiver, work)
                     except Exception as exc:  # noqa: BLE001 - a run that could not start is reported

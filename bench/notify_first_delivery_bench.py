@@ -124,11 +124,22 @@ def breach(fingerprint: str):
     from shared.events import BreachRaised, BreachStatus, Severity
 
     observed = datetime.now(UTC)
-    return BreachRaised(fingerprint=fingerprint, material="gallium", rule=f"rule_{fingerprint}",
-                        indicator="price_volatility", severity=Severity.WARNING, status=BreachStatus.FIRING,
-                        value=0.42, warning_threshold=0.3, critical_threshold=0.6, clear_threshold=0.25,
-                        threshold=0.3, starts_at=observed - timedelta(hours=1), observed_at=observed,
-                        summary="gallium price volatility 0.42 above 0.30")
+    return BreachRaised(
+        fingerprint=fingerprint,
+        material="gallium",
+        rule=f"rule_{fingerprint}",
+        indicator="price_volatility",
+        severity=Severity.WARNING,
+        status=BreachStatus.FIRING,
+        value=0.42,
+        warning_threshold=0.3,
+        critical_threshold=0.6,
+        clear_threshold=0.25,
+        threshold=0.3,
+        starts_at=observed - timedelta(hours=1),
+        observed_at=observed,
+        summary="gallium price volatility 0.42 above 0.30",
+    )
 
 
 async def anchor(bootstrap: str, topic: str, url: str, ready: asyncio.Event, stop: asyncio.Event) -> None:
@@ -136,8 +147,9 @@ async def anchor(bootstrap: str, topic: str, url: str, ready: asyncio.Event, sto
     import httpx
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"anchor-{uuid.uuid4().hex[:8]}",
-                                auto_offset_reset="latest")
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=f"anchor-{uuid.uuid4().hex[:8]}", auto_offset_reset="latest"
+    )
     await consumer.start()
     try:
         async with httpx.AsyncClient() as http:
@@ -169,19 +181,38 @@ async def measure(tree: Path, label: str, args: argparse.Namespace, receiver: Re
         if args.postgres_url:
             database_url, drop = create_postgres_database(args.postgres_url)
         path = f"/{label}/{uuid.uuid4().hex[:6]}"
-        cfg = {"group": f"bench-{namespace}", "url": receiver.url(path),
-               "secret": "whsec_" + base64.b64encode(os.urandom(24)).decode(),
-               "settings": {"kafka_bootstrap_servers": args.bootstrap, "topic_namespace": namespace,
-                            "database_url": database_url, "allow_private_webhook_targets": True,
-                            "environment": "development", "group_wait_seconds": 0, "group_interval_seconds": 0,
-                            "repeat_interval_seconds": 24 * 3600, "smtp_port": 9}}
+        cfg = {
+            "group": f"bench-{namespace}",
+            "url": receiver.url(path),
+            "secret": "whsec_" + base64.b64encode(os.urandom(24)).decode(),
+            "settings": {
+                "kafka_bootstrap_servers": args.bootstrap,
+                "topic_namespace": namespace,
+                "database_url": database_url,
+                "allow_private_webhook_targets": True,
+                "environment": "development",
+                "group_wait_seconds": 0,
+                "group_interval_seconds": 0,
+                "repeat_interval_seconds": 24 * 3600,
+                "smtp_port": 9,
+            },
+        }
         env = {**os.environ, "PYTHONPATH": str(tree)}
-        notifier = await asyncio.create_subprocess_exec(sys.executable, "-c", NOTIFIER, json.dumps(cfg), cwd=tree,
-                                                        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        notifier = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            NOTIFIER,
+            json.dumps(cfg),
+            cwd=tree,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
         producer = EventProducer(args.bootstrap, source="mews/bench", namespace=namespace)
         stop, anchor_ready = asyncio.Event(), asyncio.Event()
-        anchor_task = asyncio.create_task(anchor(args.bootstrap, topic, receiver.url(f"/anchor{path}"),
-                                                 anchor_ready, stop))
+        anchor_task = asyncio.create_task(
+            anchor(args.bootstrap, topic, receiver.url(f"/anchor{path}"), anchor_ready, stop)
+        )
         try:
             assert notifier.stdout is not None
             line = await asyncio.wait_for(notifier.stdout.readline(), 120)
@@ -231,8 +262,14 @@ def create_postgres_database(server_url: str):
 
     url = make_url(server_url)
     name = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = {"host": url.host, "port": url.port, "user": url.username, "password": url.password,
-             "dbname": url.database or "postgres", "autocommit": True}
+    admin = {
+        "host": url.host,
+        "port": url.port,
+        "user": url.username,
+        "password": url.password,
+        "dbname": url.database or "postgres",
+        "autocommit": True,
+    }
     with psycopg.connect(**admin) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
 
@@ -246,8 +283,9 @@ def create_postgres_database(server_url: str):
 def ms(values: list[float]) -> str:
     ordered = sorted(values)
     p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
-    return (f"median {statistics.median(values) * 1000:7.1f} ms  p90 {p90 * 1000:7.1f} ms  "
-            f"max {max(values) * 1000:7.1f} ms")
+    return (
+        f"median {statistics.median(values) * 1000:7.1f} ms  p90 {p90 * 1000:7.1f} ms  max {max(values) * 1000:7.1f} ms"
+    )
 
 
 async def main() -> None:
@@ -256,8 +294,10 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--breaches", type=int, default=10, help="timed breaches per run")
     parser.add_argument("--pause", type=float, default=0.4, help="mean seconds between breaches")
-    parser.add_argument("--bootstrap", help="a broker's bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS, or a "
-                                            "broker this run starts)")
+    parser.add_argument(
+        "--bootstrap",
+        help="a broker's bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS, or a broker this run starts)",
+    )
     parser.add_argument("--postgres-url", help="measure on a database of this PostgreSQL server, not SQLite")
     args = parser.parse_args()
     if args.bootstrap is None:
@@ -280,18 +320,23 @@ async def measure_all(args: argparse.Namespace) -> None:
             for label, tree in trees:
                 result = await measure(tree, "rev" if tree != ROOT else "tree", args, receiver)
                 results[label].append(result)
-                print(f"run {run + 1} {label:>12}: mews {ms(result['mews'])} | anchor {ms(result['anchor'])}",
-                      flush=True)
+                print(
+                    f"run {run + 1} {label:>12}: mews {ms(result['mews'])} | anchor {ms(result['anchor'])}", flush=True
+                )
     database = "PostgreSQL" if args.postgres_url else "SQLite"
-    print(f"\nfirst delivery, breach acknowledged -> webhook received ({database}, {args.breaches} breaches x "
-          f"{args.runs} runs; medians of the per-run medians)")
+    print(
+        f"\nfirst delivery, breach acknowledged -> webhook received ({database}, {args.breaches} breaches x "
+        f"{args.runs} runs; medians of the per-run medians)"
+    )
     medians = {}
     for label, runs in results.items():
         mews = statistics.median(statistics.median(r["mews"]) for r in runs)
         bare = statistics.median(statistics.median(r["anchor"]) for r in runs)
         medians[label] = mews
-        print(f"  {label:>12}: mews {mews * 1000:7.1f} ms   bare aiokafka+httpx anchor {bare * 1000:6.1f} ms   "
-              f"ratio {mews / bare:5.1f}x")
+        print(
+            f"  {label:>12}: mews {mews * 1000:7.1f} ms   bare aiokafka+httpx anchor {bare * 1000:6.1f} ms   "
+            f"ratio {mews / bare:5.1f}x"
+        )
     if args.against:
         print(f"  speed-up: {medians[args.against] / medians['working tree']:.1f}x")
 

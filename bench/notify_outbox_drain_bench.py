@@ -120,18 +120,34 @@ async def drain(tree: Path, args: argparse.Namespace, fast: Receiver, slow: Rece
         database_url, drop = f"sqlite:///{Path(tmp) / 'notify.db'}", None
         if args.postgres_url:
             database_url, drop = create_postgres_database(args.postgres_url)
-        urls = ([f"http://127.0.0.1:{fast.port}/c{n}" for n in range(args.channels)]
-                + [f"http://127.0.0.1:{slow.port}/s{n}" for n in range(args.slow)])
+        urls = [f"http://127.0.0.1:{fast.port}/c{n}" for n in range(args.channels)] + [
+            f"http://127.0.0.1:{slow.port}/s{n}" for n in range(args.slow)
+        ]
         per_channel = args.notifications // args.channels
-        cfg = {"urls": urls, "notifications": per_channel * len(urls),
-               "secret": "whsec_" + base64.b64encode(os.urandom(24)).decode(),
-               "settings": {"kafka_bootstrap_servers": "127.0.0.1:1", "database_url": database_url,
-                            "allow_private_webhook_targets": True, "environment": "development",
-                            "smtp_port": 9, "webhook_timeout_seconds": args.slow_seconds + 5}}
+        cfg = {
+            "urls": urls,
+            "notifications": per_channel * len(urls),
+            "secret": "whsec_" + base64.b64encode(os.urandom(24)).decode(),
+            "settings": {
+                "kafka_bootstrap_servers": "127.0.0.1:1",
+                "database_url": database_url,
+                "allow_private_webhook_targets": True,
+                "environment": "development",
+                "smtp_port": 9,
+                "webhook_timeout_seconds": args.slow_seconds + 5,
+            },
+        }
         expected_fast = per_channel * args.channels
-        process = await asyncio.create_subprocess_exec(sys.executable, "-c", OUTBOX, json.dumps(cfg), cwd=tree,
-                                                       env={**os.environ, "PYTHONPATH": str(tree)},
-                                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            OUTBOX,
+            json.dumps(cfg),
+            cwd=tree,
+            env={**os.environ, "PYTHONPATH": str(tree)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             assert process.stdout is not None
             if (await asyncio.wait_for(process.stdout.readline(), 300)).strip() != b"go":
@@ -143,8 +159,12 @@ async def drain(tree: Path, args: argparse.Namespace, fast: Receiver, slow: Rece
                     raise RuntimeError(f"only {fast.count} of {expected_fast} fast POSTs within {args.timeout} s")
                 await asyncio.sleep(0.005)
             seconds = fast.last - started
-            return {"seconds": seconds, "rate": expected_fast / seconds, "connections": len(fast.connections),
-                    "slow_done": slow.count}
+            return {
+                "seconds": seconds,
+                "rate": expected_fast / seconds,
+                "connections": len(fast.connections),
+                "slow_done": slow.count,
+            }
         finally:
             process.terminate()
             await asyncio.wait_for(process.wait(), 30)
@@ -161,6 +181,7 @@ async def anchor(args: argparse.Namespace, fast: Receiver) -> dict[str, float]:
     body = json.dumps({"alerts": [{"fingerprint": "fp", "material": "gallium"}]}).encode()
     gate = asyncio.Semaphore(args.per_target)
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=100, max_keepalive_connections=100)) as http:
+
         async def post(n: int) -> None:
             async with gate:
                 await http.post(f"http://127.0.0.1:{fast.port}/c{n % args.channels}", content=body)
@@ -195,25 +216,34 @@ async def main() -> None:
             for label, tree in trees:
                 result = await drain(tree, args, fast, slow)
                 results.setdefault(label, []).append(result)
-                print(f"run {run + 1} {label:>12}: {result['seconds']:7.2f} s  {result['rate']:7.0f} POSTs/s  "
-                      f"{result['connections']:4.0f} connections  slow answered {result['slow_done']:.0f}",
-                      flush=True)
+                print(
+                    f"run {run + 1} {label:>12}: {result['seconds']:7.2f} s  {result['rate']:7.0f} POSTs/s  "
+                    f"{result['connections']:4.0f} connections  slow answered {result['slow_done']:.0f}",
+                    flush=True,
+                )
             result = await anchor(args, fast)
             results.setdefault("anchor", []).append(result)
-            print(f"run {run + 1} {'bare httpx':>12}: {result['seconds']:7.2f} s  {result['rate']:7.0f} POSTs/s  "
-                  f"{result['connections']:4.0f} connections", flush=True)
+            print(
+                f"run {run + 1} {'bare httpx':>12}: {result['seconds']:7.2f} s  {result['rate']:7.0f} POSTs/s  "
+                f"{result['connections']:4.0f} connections",
+                flush=True,
+            )
     database = "PostgreSQL" if args.postgres_url else "SQLite"
     total = (args.notifications // args.channels) * args.channels
-    print(f"\noutbox drain: {total} notifications over {args.channels} channels to one receiver"
-          + (f", {args.slow} more channels to one answering after {args.slow_seconds:g} s" if args.slow else "")
-          + f" ({database}; medians of {args.runs} runs)")
+    print(
+        f"\noutbox drain: {total} notifications over {args.channels} channels to one receiver"
+        + (f", {args.slow} more channels to one answering after {args.slow_seconds:g} s" if args.slow else "")
+        + f" ({database}; medians of {args.runs} runs)"
+    )
     floor = statistics.median(r["seconds"] for r in results["anchor"])
     for label, runs in results.items():
         seconds = statistics.median(r["seconds"] for r in runs)
         rate = statistics.median(r["rate"] for r in runs)
         connections = statistics.median(r["connections"] for r in runs)
-        print(f"  {label:>12}: {seconds:7.2f} s to the last fast POST  {rate:7.0f} POSTs/s  "
-              f"{connections:4.0f} connections  {seconds / floor:5.1f}x the bare client")
+        print(
+            f"  {label:>12}: {seconds:7.2f} s to the last fast POST  {rate:7.0f} POSTs/s  "
+            f"{connections:4.0f} connections  {seconds / floor:5.1f}x the bare client"
+        )
     if args.against:
         before = statistics.median(r["seconds"] for r in results[args.against])
         after = statistics.median(r["seconds"] for r in results["working tree"])

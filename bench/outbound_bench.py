@@ -53,8 +53,9 @@ def client(kind: str, keepalive: bool, concurrency: int) -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency if keepalive else 0)
     if kind == "bare":
         return httpx.AsyncClient(limits=limits, trust_env=False)
-    return httpx.AsyncClient(transport=pinned_transport(OutboundPolicy(allow_private=True), limits=limits),
-                             trust_env=False)
+    return httpx.AsyncClient(
+        transport=pinned_transport(OutboundPolicy(allow_private=True), limits=limits), trust_env=False
+    )
 
 
 async def timed(http: httpx.AsyncClient, url: str, requests: int, concurrency: int) -> float:
@@ -76,18 +77,22 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=10)
     args = parser.parse_args()
     port = serve()
-    shapes = {"kept-alive, 127.0.0.1": (True, f"http://127.0.0.1:{port}/hook", args.requests),
-              "new connection each, localhost": (False, f"http://localhost:{port}/hook", args.requests // 3)}
+    shapes = {
+        "kept-alive, 127.0.0.1": (True, f"http://127.0.0.1:{port}/hook", args.requests),
+        "new connection each, localhost": (False, f"http://localhost:{port}/hook", args.requests // 3),
+    }
     for shape, (keepalive, url, requests) in shapes.items():
         seconds: dict[str, list[float]] = {"bare": [], "pinned": []}
         for run in range(args.runs):
-            for kind in (("bare", "pinned") if run % 2 == 0 else ("pinned", "bare")):
+            for kind in ("bare", "pinned") if run % 2 == 0 else ("pinned", "bare"):
                 async with client(kind, keepalive, args.concurrency) as http:
                     seconds[kind].append(await timed(http, url, requests, args.concurrency))
             print(f"{shape:32} run {run + 1}: bare {seconds['bare'][-1]:.2f} s, pinned {seconds['pinned'][-1]:.2f} s")
         bare, pinned = statistics.median(seconds["bare"]), statistics.median(seconds["pinned"])
-        print(f"{shape:32} {requests} POSTs, medians of {args.runs}: bare httpx {requests / bare:.0f}/s, "
-              f"pinned transport {requests / pinned:.0f}/s, {pinned / bare:.2f}x the bare client's time\n")
+        print(
+            f"{shape:32} {requests} POSTs, medians of {args.runs}: bare httpx {requests / bare:.0f}/s, "
+            f"pinned transport {requests / pinned:.0f}/s, {pinned / bare:.2f}x the bare client's time\n"
+        )
 
 
 if __name__ == "__main__":

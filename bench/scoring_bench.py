@@ -57,6 +57,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # --- the workload ---------------------------------------------------------------------------------------------
 
+
 def catalog_materials(count: int | None = None) -> list[str]:
     """The first `count` catalog material ids (all of them if None)."""
     from shared.catalog import load_catalog
@@ -90,7 +91,7 @@ def daily_prices(events: int, materials: list[str], seed: int = 20261201) -> lis
     for m, (material, count) in enumerate(zip(materials, per, strict=True)):
         price = rng.uniform(5, 5000)
         sigma = rng.uniform(0.15, 0.6) / math.sqrt(252)
-        for d, day in enumerate(days[len(days) - count:]):
+        for d, day in enumerate(days[len(days) - count :]):
             jump = rng.gauss(0, 8 * sigma) if rng.random() < 0.002 else 0.0
             price *= math.exp(rng.gauss(0, sigma) + jump)
             rows.append((d + len(days) - count, m, material, day, round(price, 4)))
@@ -101,8 +102,15 @@ def daily_prices(events: int, materials: list[str], seed: int = 20261201) -> lis
 def price_event(material: str, day: datetime, price: float):  # -> shared.events.PriceObserved
     from shared.events import PriceObserved
 
-    return PriceObserved(material=material, source="bench-exchange", observed_at=day, price=price, currency="USD",
-                         unit="t", series="spot")
+    return PriceObserved(
+        material=material,
+        source="bench-exchange",
+        observed_at=day,
+        price=price,
+        currency="USD",
+        unit="t",
+        series="spot",
+    )
 
 
 def encoded(prices: list[tuple[str, datetime, float]]) -> list[tuple[bytes, bytes]]:
@@ -119,6 +127,7 @@ def encoded(prices: list[tuple[str, datetime, float]]) -> list[tuple[bytes, byte
 
 # --- the broker ------------------------------------------------------------------------------------------------
 
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -134,7 +143,7 @@ async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]
     started = time.perf_counter()
     try:
         for i in range(0, len(messages), 20_000):
-            pending = [await producer.send(topic, value, key=key) for key, value in messages[i:i + 20_000]]
+            pending = [await producer.send(topic, value, key=key) for key, value in messages[i : i + 20_000]]
             await asyncio.gather(*pending)
     finally:
         await producer.stop()
@@ -158,8 +167,9 @@ async def read_bare(bootstrap: str, topic: str, ends: dict) -> dict:
 
     from shared.events import PriceObserved, decode
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         consumer.assign(list(ends))
@@ -202,19 +212,40 @@ async def committed(admin, group: str, partitions: list) -> int:
 
 # --- the worker process ----------------------------------------------------------------------------------------
 
+
 class Worker:
     """`mews scoring run` of one code tree as a subprocess, as the `mews` entry point starts it."""
 
-    def __init__(self, tree: Path, bootstrap: str, namespace: str, workdir: Path, port: int, store: str,
-                 extra_env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        tree: Path,
+        bootstrap: str,
+        namespace: str,
+        workdir: Path,
+        port: int,
+        store: str,
+        extra_env: dict[str, str],
+    ) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = workdir / "worker.log"
-        env = {**os.environ, "PYTHONPATH": str(tree), "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-               "MEWS_TOPIC_NAMESPACE": namespace, "MEWS_SCORING_PORT": str(port),
-               "MEWS_SCORING_DATA_DIR": str(workdir / "data"), "MEWS_SCORING_STORE": store, **extra_env}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(tree),
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "MEWS_TOPIC_NAMESPACE": namespace,
+            "MEWS_SCORING_PORT": str(port),
+            "MEWS_SCORING_DATA_DIR": str(workdir / "data"),
+            "MEWS_SCORING_STORE": store,
+            **extra_env,
+        }
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-c", "from services.cli import main; main()", "scoring",
-                                          "run"], cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", "from services.cli import main; main()", "scoring", "run"],
+                cwd=tree,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.started = time.monotonic()
 
     def _status(self, field_name: str) -> int:
@@ -295,11 +326,17 @@ def worker_figures(worker: Worker, progress: Progress, events: int) -> dict:
     _, _, cpu10, _ = progress.at(0.1 * events)
     _, _, cpu90, _ = progress.at(0.9 * events)
     first_t = next((t for t, done, _, _ in progress.samples if done > 0), end_t)
-    return {"seconds": end_t, "rate": events / end_t, "first_commit_s": first_t,
-            "steady_rate": 0.8 * events / (t90 - t10) if t90 > t10 else None,
-            "cpu_per_1k": end_cpu / events * 1000,
-            "steady_cpu_per_1k": (cpu90 - cpu10) / (0.8 * events) * 1000 if t90 > t10 else None,
-            "peak_rss": worker.peak_rss(), "rss_50": progress.at(0.5 * events)[3], "rss_100": end_rss}
+    return {
+        "seconds": end_t,
+        "rate": events / end_t,
+        "first_commit_s": first_t,
+        "steady_rate": 0.8 * events / (t90 - t10) if t90 > t10 else None,
+        "cpu_per_1k": end_cpu / events * 1000,
+        "steady_cpu_per_1k": (cpu90 - cpu10) / (0.8 * events) * 1000 if t90 > t10 else None,
+        "peak_rss": worker.peak_rss(),
+        "rss_50": progress.at(0.5 * events)[3],
+        "rss_100": end_rss,
+    }
 
 
 async def wait_ready(url: str, deadline: float) -> float | None:
@@ -315,8 +352,7 @@ async def wait_ready(url: str, deadline: float) -> float | None:
     return None
 
 
-async def wait_scored(bootstrap: str, material: str, price: float, deadline: float,
-                      positions: dict) -> float | None:
+async def wait_scored(bootstrap: str, material: str, price: float, deadline: float, positions: dict) -> float | None:
     """Monotonic time at which a snapshot of `material` at `price` appears after `positions` (None if never)."""
     from aiokafka import AIOKafkaConsumer
 
@@ -339,9 +375,18 @@ async def wait_scored(bootstrap: str, material: str, price: float, deadline: flo
         await consumer.stop()
 
 
-async def measure_restart(tree: Path, bootstrap: str, namespace: str, workdir: Path, port: int, store: str,
-                          extra_env: dict[str, str], worker: Worker, prices: list[tuple[str, datetime, float]],
-                          limit: float) -> dict:
+async def measure_restart(
+    tree: Path,
+    bootstrap: str,
+    namespace: str,
+    workdir: Path,
+    port: int,
+    store: str,
+    extra_env: dict[str, str],
+    worker: Worker,
+    prices: list[tuple[str, datetime, float]],
+    limit: float,
+) -> dict:
     """Feed a live batch, kill -9 the worker once it scores it, start it again: seconds to ready and to scored."""
     from shared import topics as declared
 
@@ -363,14 +408,17 @@ async def measure_restart(tree: Path, bootstrap: str, namespace: str, workdir: P
     await produce(bootstrap, inputs, encoded([(marker_material, marker_day, marker_price)]))
     deadline = restarted.started + limit
     ready, scored = await asyncio.gather(
-        wait_ready(restarted.url, deadline),
-        wait_scored(bootstrap, marker_material, marker_price, deadline, after))
+        wait_ready(restarted.url, deadline), wait_scored(bootstrap, marker_material, marker_price, deadline, after)
+    )
     restarted.stop()
-    return {"to_ready": None if ready is None else ready - restarted.started,
-            "to_scored": None if scored is None else scored - restarted.started}
+    return {
+        "to_ready": None if ready is None else ready - restarted.started,
+        "to_scored": None if scored is None else scored - restarted.started,
+    }
 
 
 # --- one run of one code tree ----------------------------------------------------------------------------------
+
 
 @contextlib.asynccontextmanager
 async def fresh_namespace(bootstrap: str, keep: bool) -> AsyncIterator[str]:
@@ -406,8 +454,18 @@ async def measure_tree(tree: Path, bootstrap: str, args: argparse.Namespace, wor
                     progress = await follow(worker, bootstrap, f"{namespace}.mews-scoring", ends, args.timeout)
                     out["worker"] = worker_figures(worker, progress, args.events)
                     if "restart" not in args.skip:
-                        out["restart"] = await measure_restart(tree, bootstrap, namespace, workdir, port,
-                                                               args.store, args.env, worker, prices, args.timeout)
+                        out["restart"] = await measure_restart(
+                            tree,
+                            bootstrap,
+                            namespace,
+                            workdir,
+                            port,
+                            args.store,
+                            args.env,
+                            worker,
+                            prices,
+                            args.timeout,
+                        )
                 finally:
                     worker.stop()
     if "memory" not in args.skip:
@@ -423,8 +481,11 @@ async def measure_tree(tree: Path, bootstrap: str, args: argparse.Namespace, wor
             try:
                 progress = await follow(worker, bootstrap, f"{namespace}.mews-scoring", ends, args.timeout)
                 figures = worker_figures(worker, progress, count)
-                out["memory"] = {"materials": len(everything), "events": count, **{
-                    k: figures[k] for k in ("peak_rss", "rss_50", "rss_100")}}
+                out["memory"] = {
+                    "materials": len(everything),
+                    "events": count,
+                    **{k: figures[k] for k in ("peak_rss", "rss_50", "rss_100")},
+                }
             finally:
                 worker.stop()
     return out
@@ -432,9 +493,23 @@ async def measure_tree(tree: Path, bootstrap: str, args: argparse.Namespace, wor
 
 def measure_backtest(tree: Path, args: argparse.Namespace) -> dict:
     """The backtest of the code tree at `tree`, in a fresh interpreter."""
-    run = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--backtest-json", "--root", str(tree),
-                          "--events", str(args.backtest_events), "--materials", str(args.materials)],
-                         check=True, capture_output=True, text=True, cwd=tree)
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--backtest-json",
+            "--root",
+            str(tree),
+            "--events",
+            str(args.backtest_events),
+            "--materials",
+            str(args.materials),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tree,
+    )
     return json.loads(run.stdout.splitlines()[-1])
 
 
@@ -451,11 +526,17 @@ def backtest_json(root: Path, events: int, materials: int) -> dict:
     w0, c0 = time.perf_counter(), time.process_time()
     result = replay(inputs, config)
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-    return {"events": len(inputs), "seconds": wall, "cpu": cpu, "rate": len(inputs) / wall,
-            "breaches": len(result.breaches)}
+    return {
+        "events": len(inputs),
+        "seconds": wall,
+        "cpu": cpu,
+        "rate": len(inputs) / wall,
+        "breaches": len(result.breaches),
+    }
 
 
 # --- the report ------------------------------------------------------------------------------------------------
+
 
 def median(runs: list[dict], *path: str) -> float | None:
     values = []
@@ -477,9 +558,11 @@ def describe(label: str, runs: list[dict], events: int) -> list[str]:
     consumer = median(runs, "consumer", "seconds")
     anchor = events / consumer if consumer else None
     if consumer:
-        lines.append(f"  bare consumer + decode   {anchor:>10,.0f} events/s   "
-                     f"{fmt(median(runs, 'consumer', 'cpu'), '.3f')} s CPU "
-                     f"({median(runs, 'consumer', 'cpu') / events * 1000:.4f} s per 1,000)")
+        lines.append(
+            f"  bare consumer + decode   {anchor:>10,.0f} events/s   "
+            f"{fmt(median(runs, 'consumer', 'cpu'), '.3f')} s CPU "
+            f"({median(runs, 'consumer', 'cpu') / events * 1000:.4f} s per 1,000)"
+        )
     if median(runs, "worker", "rate") is not None:
         rate, steady = median(runs, "worker", "rate"), median(runs, "worker", "steady_rate")
         ratio = f"   ratio {rate / anchor:.4f}" if anchor else ""
@@ -494,22 +577,29 @@ def describe(label: str, runs: list[dict], events: int) -> list[str]:
             f"(start to end; 10-90 %: {fmt(median(runs, 'worker', 'steady_cpu_per_1k'), '.3f')})",
             f"  worker RSS               peak {median(runs, 'worker', 'peak_rss') * mib:.0f} MiB; at 50 % "
             f"{median(runs, 'worker', 'rss_50') * mib:.0f} MiB, at 100 % "
-            f"{median(runs, 'worker', 'rss_100') * mib:.0f} MiB"]
+            f"{median(runs, 'worker', 'rss_100') * mib:.0f} MiB",
+        ]
     if median(runs, "restart", "to_scored") is not None or any("restart" in r for r in runs):
-        lines.append(f"  restart after kill -9    ready in {fmt(median(runs, 'restart', 'to_ready'), '.1f', ' s')}, "
-                     f"first new input scored in {fmt(median(runs, 'restart', 'to_scored'), '.1f', ' s')} "
-                     f"(runs: {', '.join(fmt(r.get('restart', {}).get('to_scored'), '.1f') for r in runs)} s)")
+        lines.append(
+            f"  restart after kill -9    ready in {fmt(median(runs, 'restart', 'to_ready'), '.1f', ' s')}, "
+            f"first new input scored in {fmt(median(runs, 'restart', 'to_scored'), '.1f', ' s')} "
+            f"(runs: {', '.join(fmt(r.get('restart', {}).get('to_scored'), '.1f') for r in runs)} s)"
+        )
     if median(runs, "memory", "peak_rss") is not None:
         m = runs[0]["memory"]
-        lines.append(f"  {m['materials']} materials x {m['events'] // m['materials']} prices  peak RSS "
-                     f"{median(runs, 'memory', 'peak_rss') * mib:.0f} MiB; RSS at 50 % "
-                     f"{median(runs, 'memory', 'rss_50') * mib:.0f} MiB, at 100 % "
-                     f"{median(runs, 'memory', 'rss_100') * mib:.0f} MiB")
+        lines.append(
+            f"  {m['materials']} materials x {m['events'] // m['materials']} prices  peak RSS "
+            f"{median(runs, 'memory', 'peak_rss') * mib:.0f} MiB; RSS at 50 % "
+            f"{median(runs, 'memory', 'rss_50') * mib:.0f} MiB, at 100 % "
+            f"{median(runs, 'memory', 'rss_100') * mib:.0f} MiB"
+        )
     if median(runs, "backtest", "rate") is not None:
         events_bt = runs[0]["backtest"]["events"]
-        lines.append(f"  backtest                 {median(runs, 'backtest', 'rate'):>10,.0f} events/s "
-                     f"({events_bt / median(runs, 'backtest', 'cpu'):,.0f} per CPU second; {events_bt:,} events, "
-                     f"{median(runs, 'backtest', 'seconds'):.2f} s, {runs[0]['backtest']['breaches']} breach events)")
+        lines.append(
+            f"  backtest                 {median(runs, 'backtest', 'rate'):>10,.0f} events/s "
+            f"({events_bt / median(runs, 'backtest', 'cpu'):,.0f} per CPU second; {events_bt:,} events, "
+            f"{median(runs, 'backtest', 'seconds'):.2f} s, {runs[0]['backtest']['breaches']} breach events)"
+        )
     return lines
 
 
@@ -517,16 +607,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000, help="prices produced per run")
     parser.add_argument("--materials", type=int, default=50, help="materials the prices are spread over (<= 75)")
-    parser.add_argument("--memory-prices", type=int, default=800,
-                        help="prices per material in the memory step (the history keeps 400 per series)")
-    parser.add_argument("--backtest-events", type=int, default=None,
-                        help="prices in the backtest (default: --events)")
+    parser.add_argument(
+        "--memory-prices",
+        type=int,
+        default=800,
+        help="prices per material in the memory step (the history keeps 400 per series)",
+    )
+    parser.add_argument("--backtest-events", type=int, default=None, help="prices in the backtest (default: --events)")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--against", metavar="REV", help="also measure the code of this commit, in every run")
     parser.add_argument("--skip", action="append", default=[], choices=STEPS, help="leave a step out; repeatable")
     parser.add_argument("--store", default="memory://", help="MEWS_SCORING_STORE of the workers")
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                        help="an environment variable of the workers, e.g. MEWS_SCORING_STATIC_MEMBERSHIP=false")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable of the workers, e.g. MEWS_SCORING_STATIC_MEMBERSHIP=false",
+    )
     parser.add_argument("--timeout", type=float, default=1800, help="seconds a worker may take for one step")
     parser.add_argument("--keep-topics", action="store_true", help="leave each run's topics on the broker")
     parser.add_argument("--logs", type=Path, help="keep the workers' logs in this folder")

@@ -108,8 +108,13 @@ trade = click.Group("trade", help="Trade dependency figures for analysts, from t
 
 
 @trade.command("shares")
-@click.option("--file", "path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A Comext bulk file or extract (CSV).")
+@click.option(
+    "--file",
+    "path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A Comext bulk file or extract (CSV).",
+)
 @click.option("--material", required=True, help="Catalog material id (or a name of it), e.g. gallium.")
 @click.option("--period", required=True, help="YYYY or YYYY-MM.")
 def trade_shares(path: Path, material: str, period: str) -> None:
@@ -137,12 +142,21 @@ def trade_shares(path: Path, material: str, period: str) -> None:
 
 
 @trade.command("table")
-@click.option("--file", "path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A Comext bulk file or extract (CSV).")
+@click.option(
+    "--file",
+    "path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A Comext bulk file or extract (CSV).",
+)
 @click.option("--period", required=True, help="YYYY or YYYY-MM.")
 @click.option("--source", required=True, help="Where the file comes from, cited in the table.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The JSON table to write (notify ships one as services/notify/data/import_shares.json).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The JSON table to write (notify ships one as services/notify/data/import_shares.json).",
+)
 def trade_table(path: Path, period: str, source: str, out: Path) -> None:
     """Write the extra-EU import shares of every catalog material with imports in the period, as one table.
 
@@ -165,8 +179,9 @@ def trade_table(path: Path, period: str, source: str, out: Path) -> None:
     for material in sorted(m.id for m in load_catalog().materials):
         shares = import_shares_of(read.events, material, wanted)
         if shares is not None:
-            materials[material] = {k: shares[k] for k in ("basis", "unit", "extra_eu_total", "intra_eu_total",
-                                                          "partners", "hs_codes")}
+            materials[material] = {
+                k: shares[k] for k in ("basis", "unit", "extra_eu_total", "intra_eu_total", "partners", "hs_codes")
+            }
     if not materials:
         raise click.ClickException(f"no EU27 imports of a catalog material in {wanted} in {path.name}")
     table = {"source": source, "file": path.name, "period": wanted, "reporter": "EU27", "materials": materials}
@@ -175,24 +190,63 @@ def trade_table(path: Path, period: str, source: str, out: Path) -> None:
 
 
 @click.command("backtest")
-@click.option("--prices", "prices", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Pink Sheet workbook (.xlsx), or PriceObserved records as .csv or .jsonl; repeatable.")
-@click.option("--news", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="NewsReported JSON lines (fields or CloudEvents); repeatable.")
-@click.option("--trade", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="TradeFlowReported JSON lines; repeatable.")
-@click.option("--leadtimes", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="LeadTimeQuoted JSON lines; repeatable.")
-@click.option("--stocks", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="StockReported JSON lines; repeatable.")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="Scoring configuration (default: $MEWS_SCORING_CONFIG or the shipped scoring.toml).")
+@click.option(
+    "--prices",
+    "prices",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Pink Sheet workbook (.xlsx), or PriceObserved records as .csv or .jsonl; repeatable.",
+)
+@click.option(
+    "--news",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="NewsReported JSON lines (fields or CloudEvents); repeatable.",
+)
+@click.option(
+    "--trade",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TradeFlowReported JSON lines; repeatable.",
+)
+@click.option(
+    "--leadtimes",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="LeadTimeQuoted JSON lines; repeatable.",
+)
+@click.option(
+    "--stocks",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="StockReported JSON lines; repeatable.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Scoring configuration (default: $MEWS_SCORING_CONFIG or the shipped scoring.toml).",
+)
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Report file (default: standard output).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Report file (default: standard output).",
+)
 @click.option("--progress/--no-progress", default=True, help="Show progress on standard error.")
-def backtest(prices: tuple[Path, ...], news: tuple[Path, ...], trade: tuple[Path, ...], leadtimes: tuple[Path, ...],
-             stocks: tuple[Path, ...], config_path: Path | None, fmt: str, out: Path | None, progress: bool) -> None:
+def backtest(
+    prices: tuple[Path, ...],
+    news: tuple[Path, ...],
+    trade: tuple[Path, ...],
+    leadtimes: tuple[Path, ...],
+    stocks: tuple[Path, ...],
+    config_path: Path | None,
+    fmt: str,
+    out: Path | None,
+    progress: bool,
+) -> None:
     """Replay historical inputs through the scoring engine and report every breach transition."""
     import gc
 
@@ -210,9 +264,11 @@ def backtest(prices: tuple[Path, ...], news: tuple[Path, ...], trade: tuple[Path
     except (ConfigError, OSError) as exc:
         raise click.ClickException(f"scoring configuration: {exc}") from exc
     reports = [read_prices(p) for p in prices]
-    reports += [bt.read_jsonl(p, SIGNALS[kind].event)
-                for kind, paths in (("news", news), ("trade", trade), ("leadtime", leadtimes), ("stock", stocks))
-                for p in paths]
+    reports += [
+        bt.read_jsonl(p, SIGNALS[kind].event)
+        for kind, paths in (("news", news), ("trade", trade), ("leadtime", leadtimes), ("stock", stocks))
+        for p in paths
+    ]
     for r in reports:
         for reason, count in sorted(r.unreadable.items()):
             click.echo(f"unreadable: {count} x {reason}", err=True)
@@ -228,8 +284,11 @@ def backtest(prices: tuple[Path, ...], news: tuple[Path, ...], trade: tuple[Path
         with out.open("w", encoding="utf-8", newline="") as f:
             rows = bt.write_report(result.breaches, f, fmt)
     rejected = ", ".join(f"{k} {v}" for k, v in sorted(result.rejected.items())) or "none"
-    click.echo(f"{len(inputs)} inputs, {result.applied} applied, rejected: {rejected}; {rows} breach events "
-               f"for {len(result.states)} materials", err=True)
+    click.echo(
+        f"{len(inputs)} inputs, {result.applied} applied, rejected: {rejected}; {rows} breach events "
+        f"for {len(result.states)} materials",
+        err=True,
+    )
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ from shared.settings import CommonSettings
 from shared.throttle import AuthThrottle
 
 
-def secure_api(app: FastAPI, service: str, settings: CommonSettings,
-               per_route: Callable[[APIRoute], Iterable[int]] | None = None) -> None:
+def secure_api(
+    app: FastAPI, service: str, settings: CommonSettings, per_route: Callable[[APIRoute], Iterable[int]] | None = None
+) -> None:
     """Install the headers middleware, the problem handlers and documentation, and the throttle on `app`."""
     app.add_middleware(SecurityHeaders)
     install_problem_handlers(app)

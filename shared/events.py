@@ -53,8 +53,11 @@ class Classification(StrEnum):
         return max(levels, key=lambda c: c.rank, default=cls.PUBLIC)
 
 
-_CLASSIFICATION_RANK: dict[str, int] = {Classification.PUBLIC: 0, Classification.RESTRICTED: 1,
-                                        Classification.GOVERNMENT: 2}
+_CLASSIFICATION_RANK: dict[str, int] = {
+    Classification.PUBLIC: 0,
+    Classification.RESTRICTED: 1,
+    Classification.GOVERNMENT: 2,
+}
 
 
 class Event(BaseModel):
@@ -268,13 +271,16 @@ class Signal:
 
 # The one table of signal kinds, used by ingest (where to publish), scoring (what each topic holds) and the
 # backtest; its order breaks ties of event time in a replay, so a replay is the same however files are listed.
-SIGNALS: dict[str, Signal] = {s.kind: s for s in (
-    Signal(PriceObserved, topics.PRICES),
-    Signal(TradeFlowReported, topics.TRADE),
-    Signal(LeadTimeQuoted, topics.LEADTIMES),
-    Signal(NewsReported, topics.NEWS),
-    Signal(StockReported, topics.STOCKS),
-)}
+SIGNALS: dict[str, Signal] = {
+    s.kind: s
+    for s in (
+        Signal(PriceObserved, topics.PRICES),
+        Signal(TradeFlowReported, topics.TRADE),
+        Signal(LeadTimeQuoted, topics.LEADTIMES),
+        Signal(NewsReported, topics.NEWS),
+        Signal(StockReported, topics.STOCKS),
+    )
+}
 
 
 class Evidence(BaseModel):
@@ -362,8 +368,14 @@ class DeadLettered(Event):
     @classmethod
     def of(cls, raw: bytes | str, reason: str, *, source: str, stage: str, intended_topic: str = "") -> DeadLettered:
         data = raw.encode() if isinstance(raw, str) else raw
-        return cls(reason=reason, source=source, stage=stage, intended_topic=intended_topic,
-                   original_b64=base64.b64encode(data).decode(), received_at=datetime.now(UTC))
+        return cls(
+            reason=reason,
+            source=source,
+            stage=stage,
+            intended_topic=intended_topic,
+            original_b64=base64.b64encode(data).decode(),
+            received_at=datetime.now(UTC),
+        )
 
 
 _EVENTS: tuple[type[Event], ...] = (*(s.event for s in SIGNALS.values()), BreachRaised, IndicatorSnapshot, DeadLettered)
@@ -406,9 +418,15 @@ def encode(event: Event, *, source: str, event_id: str | None = None, written_at
     DEL (0x7f) being left unescaped: any JSON reader decodes both to the same values.
     """
     # Only the id and the data differ from one event of a batch to the next: the rest is written once.
-    return b"".join((_ID_OPENING, _quote(event_id or str(uuid.uuid4())).encode(),
-                     _after_id(source, event.type, written_at or datetime.now(UTC).isoformat()),
-                     event.__pydantic_serializer__.to_json(event, ensure_ascii=True), _closing(event.subject())))
+    return b"".join(
+        (
+            _ID_OPENING,
+            _quote(event_id or str(uuid.uuid4())).encode(),
+            _after_id(source, event.type, written_at or datetime.now(UTC).isoformat()),
+            event.__pydantic_serializer__.to_json(event, ensure_ascii=True),
+            _closing(event.subject()),
+        )
+    )
 
 
 _ID_OPENING = f'{{"specversion":"{SPECVERSION}","id":'.encode()
@@ -416,8 +434,10 @@ _ID_OPENING = f'{{"specversion":"{SPECVERSION}","id":'.encode()
 
 @functools.lru_cache(maxsize=64)  # one source per producer, a few event types, one time per batch
 def _after_id(source: str, event_type: str, written_at: str) -> bytes:
-    return (f',"source":{_quote(source)},"type":{_quote(event_type)},"time":"{written_at}",'
-            f'"datacontenttype":"application/json","data":').encode()
+    return (
+        f',"source":{_quote(source)},"type":{_quote(event_type)},"time":"{written_at}",'
+        f'"datacontenttype":"application/json","data":'
+    ).encode()
 
 
 @functools.lru_cache(maxsize=4096)  # subjects are material ids: few
@@ -466,15 +486,19 @@ def decode(raw: bytes | str, expected: type[Event] | None = None) -> tuple[dict,
         raise EnvelopeError(f"invalid {cls.type}: {describe_validation_error(exc)}") from exc
 
 
-FIELDS_IGNORED = Counter("mews_event_fields_ignored_total",
-                         "Fields of consumed events this version does not know (a newer producer's), ignored",
-                         ["type"])
+FIELDS_IGNORED = Counter(
+    "mews_event_fields_ignored_total",
+    "Fields of consumed events this version does not know (a newer producer's), ignored",
+    ["type"],
+)
 
 
 @functools.lru_cache(maxsize=256)  # one line per set of fields, not one per event
 def _log_ignored_once(event_type: str, fields: tuple[str, ...]) -> None:
-    log.warning("consumed events carry fields this version does not know; ignored",
-                extra={"event_type": event_type, "fields": list(fields)[:20]})
+    log.warning(
+        "consumed events carry fields this version does not know; ignored",
+        extra={"event_type": event_type, "fields": list(fields)[:20]},
+    )
 
 
 def describe_validation_error(exc: ValidationError) -> str:

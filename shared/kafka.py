@@ -26,8 +26,9 @@ from shared.events import DeadLettered, Event, encode
 log = logging.getLogger(__name__)
 
 
-async def ensure_topics(bootstrap: str, namespace: str = "", wanted: Iterable[declared.Topic] = declared.ALL,
-                        replication_factor: int = 1) -> list[str]:
+async def ensure_topics(
+    bootstrap: str, namespace: str = "", wanted: Iterable[declared.Topic] = declared.ALL, replication_factor: int = 1
+) -> list[str]:
     """Create every declared topic that does not exist yet; return the names created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="mews-topics")
     await admin.start()
@@ -36,8 +37,10 @@ async def ensure_topics(bootstrap: str, namespace: str = "", wanted: Iterable[de
         missing = [t for t in wanted if t.qualified(namespace) not in existing]
         if not missing:
             return []
-        new = [NewTopic(t.qualified(namespace), t.partitions, replication_factor, topic_configs=t.config())
-               for t in missing]
+        new = [
+            NewTopic(t.qualified(namespace), t.partitions, replication_factor, topic_configs=t.config())
+            for t in missing
+        ]
         response = await admin.create_topics(new)
         created = []
         # The answer carries an error per topic and raises none: read each one.
@@ -136,8 +139,13 @@ class EventProducer:
         self._retiring: set[asyncio.Task] = set()
 
     def _new_producer(self) -> AIOKafkaProducer:
-        return AIOKafkaProducer(bootstrap_servers=self._bootstrap, acks="all", enable_idempotence=True,
-                                linger_ms=5, client_id=self.source.replace("/", "-"))
+        return AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            client_id=self.source.replace("/", "-"),
+        )
 
     async def start(self, topics: Iterable[declared.Topic] = ()) -> None:
         """Connect now, so a broker that cannot be reached fails start-up rather than the first send.
@@ -165,13 +173,16 @@ class EventProducer:
         if self._retiring:  # abandoned producers closing; one stuck on an unreachable broker must not hold us
             await asyncio.wait(self._retiring, timeout=10)
 
-    async def send(self, topic: declared.Topic, event: Event, *, key: str | None = None,
-                   event_id: str | None = None) -> None:
+    async def send(
+        self, topic: declared.Topic, event: Event, *, key: str | None = None, event_id: str | None = None
+    ) -> None:
         """Write one event and wait until the broker has it."""
         producer = await self._running()
         await producer.send_and_wait(
-            topic.qualified(self.namespace), encode(event, source=self.source, event_id=event_id),
-            key=(key if key is not None else event.subject()).encode())
+            topic.qualified(self.namespace),
+            encode(event, source=self.source, event_id=event_id),
+            key=(key if key is not None else event.subject()).encode(),
+        )
 
     async def send_acknowledged(self, items: Sequence[Outgoing], *, within: float) -> list[bool]:
         """Write a batch (topic, event, key, event_id); per item, whether the broker acknowledged it in time."""
@@ -196,8 +207,9 @@ class EventProducer:
             log.warning("kafka send refused", extra={"error": repr(exc)})
         return submission
 
-    async def _fill_batches(self, producer: AIOKafkaProducer, items: Sequence[Outgoing],
-                            submitted: list[tuple[asyncio.Future, list[int]]]) -> None:
+    async def _fill_batches(
+        self, producer: AIOKafkaProducer, items: Sequence[Outgoing], submitted: list[tuple[asyncio.Future, list[int]]]
+    ) -> None:
         """Encode items straight into record batches, one per partition, each handed over as soon as it is full.
 
         Per message this costs a fraction of `AIOKafkaProducer.send`; partitions are chosen as its default
@@ -272,8 +284,9 @@ class EventProducer:
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
 
-    async def dead_letter(self, raw: bytes | str, reason: str, *, source: str, stage: str,
-                          intended_topic: str = "") -> None:
+    async def dead_letter(
+        self, raw: bytes | str, reason: str, *, source: str, stage: str, intended_topic: str = ""
+    ) -> None:
         """Quarantine input that could not be used, with the reason and the original bytes."""
         event = DeadLettered.of(raw, reason, source=source, stage=stage, intended_topic=intended_topic)
         await self.send(declared.DEADLETTER, event, key=source)

@@ -27,11 +27,11 @@ from shared.settings import CommonSettings
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]
 
-BUILD_INFO = Gauge("mews_build_info", "Constant 1, labelled with the service name and version",
-                   ["service", "version"])
+BUILD_INFO = Gauge("mews_build_info", "Constant 1, labelled with the service name and version", ["service", "version"])
 # One gauge for every consuming service, so one dashboard panel and one alert rule cover them all.
-CONSUMER_LAG = Gauge("mews_consumer_lag_messages", "Messages on a topic not yet processed by the service",
-                     ["service", "topic"])
+CONSUMER_LAG = Gauge(
+    "mews_consumer_lag_messages", "Messages on a topic not yet processed by the service", ["service", "topic"]
+)
 
 
 def observe_many(histogram: Histogram, amounts: Iterable[float]) -> None:
@@ -65,8 +65,13 @@ def serve_metrics_port(settings: CommonSettings, registry: CollectorRegistry = R
     return server.shutdown
 
 
-def mount_observability(app: FastAPI, service: str, checks: dict[str, ReadinessCheck] | None = None,
-                        registry: CollectorRegistry = REGISTRY, settings: CommonSettings | None = None) -> None:
+def mount_observability(
+    app: FastAPI,
+    service: str,
+    checks: dict[str, ReadinessCheck] | None = None,
+    registry: CollectorRegistry = REGISTRY,
+    settings: CommonSettings | None = None,
+) -> None:
     """Add /metrics, /healthz (the process answers) and /readyz (its dependencies answer) to an app.
 
     /metrics requires `Authorization: Bearer <MEWS_METRICS_TOKEN>` when that is set, and is left off the app

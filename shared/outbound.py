@@ -28,16 +28,25 @@ from prometheus_client import Counter
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 
-REFUSED = Counter("mews_outbound_refused_total",
-                  "Outbound connections refused by the address policy, by kind of refusal", ["kind"])
+REFUSED = Counter(
+    "mews_outbound_refused_total", "Outbound connections refused by the address policy, by kind of refusal", ["kind"]
+)
 
 _NOT_PUBLIC_V4 = tuple(ipaddress.ip_network(n) for n in ("100.64.0.0/10", "192.0.0.0/24", "198.18.0.0/15"))
 _THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
 # Addresses that carry or translate to an IPv4 address elsewhere: the IPv4 address they reach is not the one
 # checked, so none of them is ever a receiver (RFC 3056, RFC 4380, RFC 6052, RFC 8215, RFC 4291 2.5.5.1).
-_TUNNELS = tuple((ipaddress.ip_network(n), name) for n, name in (
-    ("2002::/16", "6to4"), ("2001::/32", "Teredo"), ("64:ff9b::/96", "NAT64"), ("64:ff9b:1::/48", "NAT64"),
-    ("::ffff:0:0:0/96", "IPv4-translated"), ("::/96", "IPv4-compatible")))
+_TUNNELS = tuple(
+    (ipaddress.ip_network(n), name)
+    for n, name in (
+        ("2002::/16", "6to4"),
+        ("2001::/32", "Teredo"),
+        ("64:ff9b::/96", "NAT64"),
+        ("64:ff9b:1::/48", "NAT64"),
+        ("::ffff:0:0:0/96", "IPv4-translated"),
+        ("::/96", "IPv4-compatible"),
+    )
+)
 # Concurrent lookups are few; a hanging resolver must not take every worker thread of the process.
 _RESOLVER_THREADS = anyio.CapacityLimiter(16)
 
@@ -75,8 +84,7 @@ def address_refusal(address: str, *, allow_private: bool) -> Refusal | None:
                         embedded = ip.sixtofour
                     elif name == "Teredo" and ip.teredo is not None:
                         embedded = ip.teredo[1]  # the client, where the packets end up
-                    return Refusal("tunnel",
-                                   f"address {ip} is a tunnel or translation address ({name}, to {embedded})")
+                    return Refusal("tunnel", f"address {ip} is a tunnel or translation address ({name}, to {embedded})")
     if ip.is_multicast or ip.is_unspecified or (ip.version == 4 and ip in _THIS_NETWORK):
         return Refusal("not_unicast", f"address {ip} is not a unicast host")
     refusal = None
@@ -154,8 +162,9 @@ class OutboundPolicy:
             try:
                 addresses = list(await self.resolve(host, port))
             except (OSError, UnicodeError) as exc:
-                raise TargetRefused(Refusal("unresolvable", f"host {host} does not resolve: "
-                                                            f"{type(exc).__name__}")) from exc
+                raise TargetRefused(
+                    Refusal("unresolvable", f"host {host} does not resolve: {type(exc).__name__}")
+                ) from exc
         if not addresses:
             raise TargetRefused(Refusal("unresolvable", f"host {host} has no address"))
         refusal = addresses_refusal(addresses, allow_private=self.allow_private)
@@ -175,24 +184,32 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
         self.policy = policy
         self.inner = inner if inner is not None else httpcore.AnyIOBackend()
 
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,  # noqa: ASYNC109 (httpcore's)
-                          local_address: str | None = None,
-                          socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-                          ) -> httpcore.AsyncNetworkStream:
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's)
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
         addresses = await self.policy.addresses(host, port)
         failure: Exception | None = None
         for address in addresses:  # each one checked; the next is tried only when one cannot be reached
             try:
-                return await self.inner.connect_tcp(address, port, timeout=timeout, local_address=local_address,
-                                                    socket_options=socket_options)
+                return await self.inner.connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 failure = exc
         assert failure is not None
         raise failure
 
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,  # noqa: ASYNC109 (httpcore's)
-                                  socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-                                  ) -> httpcore.AsyncNetworkStream:
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's)
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
         raise TargetRefused(Refusal("scheme", "unix sockets are not an outbound target"))
 
     async def sleep(self, seconds: float) -> None:
@@ -211,9 +228,13 @@ class PinnedTransport(httpx.AsyncHTTPTransport):
         return await super().handle_async_request(request)
 
 
-def pinned_transport(policy: OutboundPolicy, *, limits: httpx.Limits = httpx.Limits(),
-                     verify: ssl.SSLContext | bool = True,
-                     inner: httpcore.AsyncNetworkBackend | None = None) -> PinnedTransport:
+def pinned_transport(
+    policy: OutboundPolicy,
+    *,
+    limits: httpx.Limits = httpx.Limits(),
+    verify: ssl.SSLContext | bool = True,
+    inner: httpcore.AsyncNetworkBackend | None = None,
+) -> PinnedTransport:
     """An httpx transport whose every connection obeys `policy`; environment proxies are not used.
 
     httpx 0.28 takes no network backend, so its connection pool is built again, as httpx builds it, with ours.
@@ -222,6 +243,9 @@ def pinned_transport(policy: OutboundPolicy, *, limits: httpx.Limits = httpx.Lim
     transport = PinnedTransport(verify=context, limits=limits, trust_env=False)
     transport._pool = httpcore.AsyncConnectionPool(
         ssl_context=context,
-        max_connections=limits.max_connections, max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry, network_backend=PinnedBackend(policy, inner))
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=PinnedBackend(policy, inner),
+    )
     return transport

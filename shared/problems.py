@@ -55,8 +55,7 @@ def problem(status: int, detail: str, *, headers: dict[str, str] | None = None, 
     """An error answer in RFC 9457 form; `extensions` are extra members (e.g. per-item results)."""
     if status == 422 and "errors" not in extensions:  # one shape for every 422, as its schema says
         extensions["errors"] = [{"loc": ["body"], "msg": detail, "type": "value_error"}]
-    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status, "detail": detail,
-            **extensions}
+    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status, "detail": detail, **extensions}
     return ProblemResponse(body, status_code=status, headers=headers)
 
 
@@ -73,8 +72,14 @@ async def _http_problem(_: Request, exc: Exception) -> JSONResponse:
 async def _validation_problem(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     # The offending input is left out: it may be a secret pasted in the wrong field.
-    issues = [{"loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")),
-               "type": str(e.get("type", ""))} for e in exc.errors()]
+    issues = [
+        {
+            "loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())],
+            "msg": str(e.get("msg", "")),
+            "type": str(e.get("type", "")),
+        }
+        for e in exc.errors()
+    ]
     where = ", ".join(".".join(str(p) for p in issue["loc"]) for issue in issues[:3])
     return problem(422, f"the request does not match the schema ({where})", errors=issues)
 
@@ -134,8 +139,9 @@ def document_problems(app: FastAPI, per_route: Callable[[APIRoute], Iterable[int
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
-        document = openapi_utils.get_openapi(title=app.title, version=app.version, description=app.description,
-                                             routes=app.routes)
+        document = openapi_utils.get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
         for model in (Problem, ValidationProblem):
             model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -154,8 +160,10 @@ def document_problems(app: FastAPI, per_route: Callable[[APIRoute], Iterable[int
                 for status in sorted(statuses):
                     name = "ValidationProblem" if status == 422 else "Problem"
                     described = responses.get(str(status), {}).get("description") or HTTPStatus(status).phrase
-                    responses[str(status)] = {"description": described, "content": {
-                        PROBLEM_MEDIA_TYPE: {"schema": {"$ref": f"#/components/schemas/{name}"}}}}
+                    responses[str(status)] = {
+                        "description": described,
+                        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": f"#/components/schemas/{name}"}}},
+                    }
         app.openapi_schema = document
         return document
 

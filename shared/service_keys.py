@@ -65,8 +65,9 @@ def parse_keys(spec: str, scopes_known: frozenset[str] = frozenset({"ingest", "r
                 valid = False
         if not valid:
             raise ValueError(f"API key entry {position} is not '{KEY_FORMAT}'")
-        keys.append(StaticKey(name=name or f"key{digest[:8]}", digest=bytes.fromhex(digest), scopes=scopes,
-                              clearance=clearance))
+        keys.append(
+            StaticKey(name=name or f"key{digest[:8]}", digest=bytes.fromhex(digest), scopes=scopes, clearance=clearance)
+        )
     return tuple(keys)
 
 

@@ -20,9 +20,11 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSetti
 from shared.durations import Duration
 from shared.secrets import refuse_weak
 
-DEPRECATED_VARIABLES = Gauge("mews_settings_deprecated_variable",
-                             "1 for each setting this process read under its deprecated variable name",
-                             ["variable", "replacement"])
+DEPRECATED_VARIABLES = Gauge(
+    "mews_settings_deprecated_variable",
+    "1 for each setting this process read under its deprecated variable name",
+    ["variable", "replacement"],
+)
 
 
 def shared_variable(name: str) -> str:
@@ -36,8 +38,9 @@ class Variables(EnvSettingsSource):
 
     # pydantic-settings' hook for the variables a field is read from (private, so pinned in requirements.lock
     # and pinned in behaviour by tests/unit/shared/test_settings.py).
-    def _extract_field_info(self, field: FieldInfo, field_name: str,
-                            model_config: Mapping[str, Any] | None = None) -> list[tuple[str, str, bool]]:
+    def _extract_field_info(
+        self, field: FieldInfo, field_name: str, model_config: Mapping[str, Any] | None = None
+    ) -> list[tuple[str, str, bool]]:
         config = {**(model_config or self.config), "validate_by_name": False, "populate_by_name": False}
         return super()._extract_field_info(field, field_name, config)
 
@@ -64,8 +67,9 @@ class DeprecatedVariables(Variables):
         found = super().__call__()
         for name in sorted(found):
             old, new = f"{self.old_prefix}{name.upper()}", f"{self.new_prefix}{name.upper()}"
-            warnings.warn(f"{old} is deprecated and read for this release only: set {new} instead",
-                          FutureWarning, stacklevel=1)
+            warnings.warn(
+                f"{old} is deprecated and read for this release only: set {new} instead", FutureWarning, stacklevel=1
+            )
             DEPRECATED_VARIABLES.labels(old, new).set(1)
         return found
 
@@ -74,8 +78,9 @@ class CommonSettings(BaseSettings):
     """What every mews process needs: where Kafka is, which topic namespace, how to log."""
 
     # A refused secret must not be echoed in the start-up error that refuses it.
-    model_config = SettingsConfigDict(env_prefix="MEWS_", extra="ignore", frozen=True, hide_input_in_errors=True,
-                                      validate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="MEWS_", extra="ignore", frozen=True, hide_input_in_errors=True, validate_by_name=True
+    )
     # Where a service's own variables were before they took its prefix: read as deprecated aliases (one release).
     deprecated_prefix: ClassVar[str | None] = None
     not_deprecated: ClassVar[frozenset[str]] = frozenset()  # own fields whose old names were never that prefix's
@@ -84,40 +89,67 @@ class CommonSettings(BaseSettings):
         default="127.0.0.1:9092",
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "MEWS_KAFKA_BOOTSTRAP_SERVERS"),
     )
-    topic_namespace: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$",
-                                 validation_alias=shared_variable("topic_namespace"),
-                                 description="Prefix for every topic name; keeps test runs apart")
+    topic_namespace: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9._-]*$",
+        validation_alias=shared_variable("topic_namespace"),
+        description="Prefix for every topic name; keeps test runs apart",
+    )
     # Only these three: a typo such as `prod` must not start a service with development's leniency.
-    environment: str = Field(default="development", pattern=r"^(development|test|production)$",
-                             validation_alias=shared_variable("environment"))
+    environment: str = Field(
+        default="development",
+        pattern=r"^(development|test|production)$",
+        validation_alias=shared_variable("environment"),
+    )
     log_level: str = Field(default="INFO", validation_alias=shared_variable("log_level"))
     log_json: bool = Field(default=True, validation_alias=shared_variable("log_json"))
-    metrics_token: SecretStr | None = Field(default=None, validation_alias=shared_variable("metrics_token"),
-                                            description="Bearer token /metrics requires; unset: /metrics is open "
-                                                        "(or on its own port)")
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=shared_variable("metrics_token"),
+        description="Bearer token /metrics requires; unset: /metrics is open (or on its own port)",
+    )
     metrics_port: int | None = Field(
-        default=None, ge=1, le=65535, validation_alias=shared_variable("metrics_port"),
-        description="Serve /metrics on this port only (for a scraper inside the cluster), not on the API's")
-    metrics_host: str = Field(default="127.0.0.1", validation_alias=shared_variable("metrics_host"),
-                              description="Address of MEWS_METRICS_PORT (0.0.0.0 in a pod)")
-    auth_failure_limit: int = Field(default=20, ge=1, validation_alias=shared_variable("auth_failure_limit"),
-                                    description="Failed authentications per client address (and per key "
-                                                "prefix) within the window before 429")
-    auth_failure_window_seconds: Duration = Field(default=60.0, gt=0,
-                                                  validation_alias=shared_variable("auth_failure_window_seconds"))
+        default=None,
+        ge=1,
+        le=65535,
+        validation_alias=shared_variable("metrics_port"),
+        description="Serve /metrics on this port only (for a scraper inside the cluster), not on the API's",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        validation_alias=shared_variable("metrics_host"),
+        description="Address of MEWS_METRICS_PORT (0.0.0.0 in a pod)",
+    )
+    auth_failure_limit: int = Field(
+        default=20,
+        ge=1,
+        validation_alias=shared_variable("auth_failure_limit"),
+        description="Failed authentications per client address (and per key prefix) within the window before 429",
+    )
+    auth_failure_window_seconds: Duration = Field(
+        default=60.0, gt=0, validation_alias=shared_variable("auth_failure_window_seconds")
+    )
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-                                   env_settings: PydanticBaseSettingsSource,
-                                   dotenv_settings: PydanticBaseSettingsSource,
-                                   file_secret_settings: PydanticBaseSettingsSource,
-                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         current = Variables(settings_cls)
         if cls.deprecated_prefix is None:
             return init_settings, current, dotenv_settings, file_secret_settings
         own = frozenset(cls.model_fields) - frozenset(CommonSettings.model_fields) - cls.not_deprecated
-        return (init_settings, current, DeprecatedVariables(cls, cls.deprecated_prefix, own), dotenv_settings,
-                file_secret_settings)
+        return (
+            init_settings,
+            current,
+            DeprecatedVariables(cls, cls.deprecated_prefix, own),
+            dotenv_settings,
+            file_secret_settings,
+        )
 
     @model_validator(mode="after")
     def _refuse_weak_metrics_token(self) -> CommonSettings:

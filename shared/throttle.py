@@ -20,8 +20,9 @@ from fastapi import HTTPException, Request, status
 from prometheus_client import Counter
 
 log = logging.getLogger(__name__)
-AUTH_FAILURES = Counter("mews_auth_failures_total", "Failed authentications, answered 401 or throttled with 429",
-                        ["service", "outcome"])
+AUTH_FAILURES = Counter(
+    "mews_auth_failures_total", "Failed authentications, answered 401 or throttled with 429", ["service", "outcome"]
+)
 PREFIX_LENGTH = 13  # `mews_` and the 8 characters a notify key is looked up by; enough to name a static key too
 MAX_TRACKED = 10_000
 
@@ -29,8 +30,9 @@ MAX_TRACKED = 10_000
 class AuthThrottle:
     """Fixed-window failure counters by address and by key prefix; `refuse` answers 401 or 429."""
 
-    def __init__(self, service: str, limit: int, window_seconds: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, service: str, limit: int, window_seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.service = service
         self.limit = limit
         self.window = window_seconds
@@ -48,8 +50,14 @@ class AuthThrottle:
             self._windows.popitem(last=False)
         if failures == self.limit + 1:  # once per subject and window: the moment a guesser is noticed
             # The address is logged; a key prefix is part of a key and is not.
-            log.warning("authentication throttled", extra={
-                "service": self.service, "by": subject[0], "address": subject[1] if subject[0] == "address" else ""})
+            log.warning(
+                "authentication throttled",
+                extra={
+                    "service": self.service,
+                    "by": subject[0],
+                    "address": subject[1] if subject[0] == "address" else "",
+                },
+            )
         return started + self.window - now if failures > self.limit else None
 
     def over_limit(self, *subjects: tuple[str, str]) -> float | None:
@@ -69,8 +77,11 @@ class AuthThrottle:
         wait = max((w for w in waits if w is not None), default=None)
         if wait is not None:
             AUTH_FAILURES.labels(self.service, "throttled").inc()
-            raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many failed authentications; try later",
-                                headers={"Retry-After": str(max(1, math.ceil(wait)))})
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                "too many failed authentications; try later",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
         AUTH_FAILURES.labels(self.service, "refused").inc()
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})
 

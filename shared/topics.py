@@ -37,24 +37,54 @@ class Topic:
 # service can join them per material without repartitioning.
 MATERIAL_PARTITIONS = 6
 
-PRICES = Topic("mews.prices.v1", MATERIAL_PARTITIONS, 3650 * DAY_MS,
-               description="Normalised commodity price observations, keyed by material")
-NEWS = Topic("mews.news.v1", MATERIAL_PARTITIONS, 3650 * DAY_MS,
-             description="Classified export-control news items, keyed by material")
-TRADE = Topic("mews.trade.v1", MATERIAL_PARTITIONS, 3650 * DAY_MS,
-              description="Trade flows (imports by origin), keyed by material")
-LEADTIMES = Topic("mews.leadtimes.v1", MATERIAL_PARTITIONS, 3650 * DAY_MS,
-                  description="Quoted supplier lead times, keyed by material")
-STOCKS = Topic("mews.stocks.v1", MATERIAL_PARTITIONS, 3650 * DAY_MS,
-                description="Stock reports (tonnes held), keyed by material; government-only by default")
-BREACHES = Topic("mews.breaches.v1", MATERIAL_PARTITIONS, 365 * DAY_MS,
-                 description="Threshold breaches: fired, escalated, resolved; keyed by fingerprint")
+PRICES = Topic(
+    "mews.prices.v1",
+    MATERIAL_PARTITIONS,
+    3650 * DAY_MS,
+    description="Normalised commodity price observations, keyed by material",
+)
+NEWS = Topic(
+    "mews.news.v1",
+    MATERIAL_PARTITIONS,
+    3650 * DAY_MS,
+    description="Classified export-control news items, keyed by material",
+)
+TRADE = Topic(
+    "mews.trade.v1",
+    MATERIAL_PARTITIONS,
+    3650 * DAY_MS,
+    description="Trade flows (imports by origin), keyed by material",
+)
+LEADTIMES = Topic(
+    "mews.leadtimes.v1", MATERIAL_PARTITIONS, 3650 * DAY_MS, description="Quoted supplier lead times, keyed by material"
+)
+STOCKS = Topic(
+    "mews.stocks.v1",
+    MATERIAL_PARTITIONS,
+    3650 * DAY_MS,
+    description="Stock reports (tonnes held), keyed by material; government-only by default",
+)
+BREACHES = Topic(
+    "mews.breaches.v1",
+    MATERIAL_PARTITIONS,
+    365 * DAY_MS,
+    description="Threshold breaches: fired, escalated, resolved; keyed by fingerprint",
+)
 # Compacted: the latest snapshot per material is the state dashboards and APIs read.
-INDICATORS = Topic("mews.indicators.v1", MATERIAL_PARTITIONS, -1, cleanup_policy="compact",
-                   description="Latest indicator snapshot per material",
-                   extra_config={"min.cleanable.dirty.ratio": "0.1", "segment.ms": str(DAY_MS)})
-DEADLETTER = Topic("mews.deadletter.v1", 1, 90 * DAY_MS,
-                   description="Anything that could not be parsed or validated, with reason and original bytes")
+INDICATORS = Topic(
+    "mews.indicators.v1",
+    MATERIAL_PARTITIONS,
+    -1,
+    cleanup_policy="compact",
+    description="Latest indicator snapshot per material",
+    extra_config={"min.cleanable.dirty.ratio": "0.1", "segment.ms": str(DAY_MS)},
+)
+DEADLETTER = Topic(
+    "mews.deadletter.v1",
+    1,
+    90 * DAY_MS,
+    description="Anything that could not be parsed or validated, with reason and original bytes",
+)
 
 ALL: tuple[Topic, ...] = (PRICES, NEWS, TRADE, LEADTIMES, STOCKS, BREACHES, INDICATORS, DEADLETTER)
 

@@ -34,8 +34,12 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield existing
         return
     port = free_port()
-    env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(free_port()),
-           "KAFKA_DIR": str(tmp_path_factory.mktemp("kafka"))}
+    env = {
+        **os.environ,
+        "KAFKA_PORT": str(port),
+        "KAFKA_CONTROLLER_PORT": str(free_port()),
+        "KAFKA_DIR": str(tmp_path_factory.mktemp("kafka")),
+    }
     script = ROOT / "deploy" / "local" / "kafka.sh"
     subprocess.run(["bash", str(script), "start"], env=env, check=True)
     try:

@@ -26,8 +26,9 @@ def _polls(predicate: Callable[[], T], within: float, what: str) -> Generator[No
         yield
 
 
-async def eventually(predicate: Callable[[], T], within: float = 20.0, what: str = "condition",
-                     every: float = 0.05) -> T:
+async def eventually(
+    predicate: Callable[[], T], within: float = 20.0, what: str = "condition", every: float = 0.05
+) -> T:
     """Poll `predicate` every `every` seconds without blocking the event loop, for at most `within` seconds."""
     polls = _polls(predicate, within, what)
     while True:
@@ -38,8 +39,13 @@ async def eventually(predicate: Callable[[], T], within: float = 20.0, what: str
         await asyncio.sleep(every)
 
 
-def eventually_blocking(predicate: Callable[[], T], within: float = 20.0, what: str = "condition",
-                        every: float = 0.05, between: Callable[[], object] | None = None) -> T:
+def eventually_blocking(
+    predicate: Callable[[], T],
+    within: float = 20.0,
+    what: str = "condition",
+    every: float = 0.05,
+    between: Callable[[], object] | None = None,
+) -> T:
     """`eventually` for code without an event loop; `between` runs before each new try (a page reload)."""
     polls = _polls(predicate, within, what)
     while True:

@@ -22,8 +22,11 @@ def find_or_install() -> str:
         found = shutil.which(name)
         if found:
             return found
-    print("Alertmanager not found: installing the Debian package prometheus-alertmanager "
-          "(apt-get update && apt-get install -y, needs root) ...", flush=True)
+    print(
+        "Alertmanager not found: installing the Debian package prometheus-alertmanager "
+        "(apt-get update && apt-get install -y, needs root) ...",
+        flush=True,
+    )
     done = subprocess.run(["bash", str(INSTALL_SCRIPT)], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"could not install Alertmanager: {done.stderr.strip()}")
@@ -46,8 +49,8 @@ def fanout_config(receivers: list[tuple[str, str]]) -> str:
             "repeat_interval": "4h",
             "routes": [{"receiver": name, "continue": True} for name, _ in receivers],
         },
-        "receivers": [{"name": "unrouted"}] + [
-            {"name": name, "webhook_configs": [{"url": url, "send_resolved": False}]} for name, url in receivers],
+        "receivers": [{"name": "unrouted"}]
+        + [{"name": name, "webhook_configs": [{"url": url, "send_resolved": False}]} for name, url in receivers],
     }
     return yaml.safe_dump(config, sort_keys=False)
 
@@ -60,10 +63,19 @@ def running(binary: str, config: str, port: int) -> Iterator[str]:
         (work / "alertmanager.yml").write_text(config)
         log = work / "alertmanager.log"
         with open(log, "ab") as out:
-            proc = subprocess.Popen([binary, f"--config.file={work / 'alertmanager.yml'}",
-                                     f"--storage.path={work / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
-                                     "--cluster.listen-address=", "--log.level=warn"],
-                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                [
+                    binary,
+                    f"--config.file={work / 'alertmanager.yml'}",
+                    f"--storage.path={work / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                    "--cluster.listen-address=",
+                    "--log.level=warn",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         base = f"http://127.0.0.1:{port}"
         try:
             wait_ready(f"{base}/-/ready", proc, log, timeout=30)

@@ -72,8 +72,9 @@ def histogram_totals(text: str) -> dict[str, tuple[float, float]]:
     return {key: (count, total) for key, (count, total) in totals.items()}
 
 
-def histogram_growth(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]],
-                     prefix: str = "") -> dict[str, tuple[float, float]]:
+def histogram_growth(
+    before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]], prefix: str = ""
+) -> dict[str, tuple[float, float]]:
     """What each histogram series (of names starting with `prefix`) gained between two scrapes."""
     grown = {}
     for key, (count, total) in after.items():

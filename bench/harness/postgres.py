@@ -17,8 +17,10 @@ from sqlalchemy.engine import make_url
 
 def postgres_bin() -> Path | None:
     """The newest /usr/lib/postgresql/<version>/bin holding initdb, if any."""
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-                   key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
     return found[-1].parent if found else None
 
 
@@ -48,19 +50,42 @@ def postgres_server(settings: dict[str, str] | None = None) -> Iterator[str]:
         shutil.chown(sockets, "postgres")
     port = _free_port()
     try:
-        subprocess.run(_as_postgres_user([str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
-                                          "--auth=trust", "-E", "UTF8", "--no-sync"]), check=True,
-                       capture_output=True)
+        subprocess.run(
+            _as_postgres_user(
+                [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]
+            ),
+            check=True,
+            capture_output=True,
+        )
         # Durable as PostgreSQL ships (fsync on): the benchmark measures what production would pay.
         options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c max_connections=200"
         options += "".join(f" -c {name}={value}" for name, value in (settings or {}).items())
-        subprocess.run(_as_postgres_user([str(bindir / "pg_ctl"), "-D", str(data), "-o", options,
-                                          "-l", str(workdir / "server.log"), "-w", "-t", "60", "start"]),
-                       check=True, capture_output=True)
+        subprocess.run(
+            _as_postgres_user(
+                [
+                    str(bindir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-o",
+                    options,
+                    "-l",
+                    str(workdir / "server.log"),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run(_as_postgres_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-                       check=False, capture_output=True)
+        subprocess.run(
+            _as_postgres_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+            check=False,
+            capture_output=True,
+        )
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -70,7 +95,6 @@ def fresh_database(server_url: str) -> str:
 
     url = make_url(server_url)
     name = f"bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(host=url.host, port=url.port, user=url.username, dbname="postgres",
-                         autocommit=True) as conn:
+    with psycopg.connect(host=url.host, port=url.port, user=url.username, dbname="postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return url.set(database=name).render_as_string(hide_password=False)

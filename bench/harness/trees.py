@@ -32,8 +32,9 @@ def code_tree(rev: str | None) -> Iterator[Path]:
 
 def extract(rev: str, into: Path) -> None:
     """The services/ and shared/ folders of commit `rev`, written under `into`."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", rev, "services", "shared"],
-                             check=True, capture_output=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", rev, "services", "shared"], check=True, capture_output=True
+    ).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
 
@@ -42,10 +43,12 @@ def describe_tree(rev: str | None) -> str:
     """`working tree (abc1234 + changes)` or `3389b4b`: what a figure was measured on."""
     if rev is not None:
         return rev
-    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "services", "shared"],
-                           capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--", "services", "shared"], capture_output=True, text=True
+    ).stdout.strip()
     return f"working tree ({head}{' + changes' if dirty else ''})"
 
 
@@ -53,16 +56,28 @@ def with_previous_names(env: dict[str, str]) -> dict[str, str]:
     """`env` plus notify's variables under the names revisions before MEWS_NOTIFY_<NAME> read (MEWS_<NAME>);
     as in the current code, the new name's value wins over an old name's."""
     kept = {"MEWS_NOTIFY_HOST", "MEWS_NOTIFY_PORT"}  # those two had the service's prefix already
-    return {**env, **{"MEWS_" + k.removeprefix("MEWS_NOTIFY_"): v for k, v in env.items()
-                      if k.startswith("MEWS_NOTIFY_") and k not in kept}}
+    return {
+        **env,
+        **{
+            "MEWS_" + k.removeprefix("MEWS_NOTIFY_"): v
+            for k, v in env.items()
+            if k.startswith("MEWS_NOTIFY_") and k not in kept
+        },
+    }
 
 
 def spawn_service(tree: Path, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     """`mews <args>` run from `tree` in a fresh interpreter, its output to `log`."""
     env = {**(env if tree == ROOT else with_previous_names(env)), "PYTHONPATH": str(tree)}
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "services.cli", *args], cwd=tree, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.cli", *args],
+            cwd=tree,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def stop_service(proc: subprocess.Popen, grace: float = 20) -> int:

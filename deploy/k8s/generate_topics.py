@@ -60,8 +60,10 @@ def main(argv: list[str]) -> int:
     if "--check" in argv:
         current = TARGET.read_text() if TARGET.exists() else ""
         if current != text:
-            print(f"{TARGET.relative_to(ROOT)} differs from shared/topics.py; "
-                  "run python deploy/k8s/generate_topics.py", file=sys.stderr)
+            print(
+                f"{TARGET.relative_to(ROOT)} differs from shared/topics.py; run python deploy/k8s/generate_topics.py",
+                file=sys.stderr,
+            )
             return 1
         return 0
     TARGET.write_text(text)

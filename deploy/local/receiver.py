@@ -31,8 +31,12 @@ def make_handler(secret: str, out=sys.stdout) -> type[BaseHTTPRequestHandler]:
                 return
             self.send_response(204)
             self.end_headers()
-            print(f"[receiver] verified webhook {headers.get('webhook-id')}:\n"
-                  f"{json.dumps(payload, indent=2, ensure_ascii=False)}", file=out, flush=True)
+            print(
+                f"[receiver] verified webhook {headers.get('webhook-id')}:\n"
+                f"{json.dumps(payload, indent=2, ensure_ascii=False)}",
+                file=out,
+                flush=True,
+            )
 
         def log_message(self, format: str, *args: object) -> None:  # quiet: the print above says it all
             return

@@ -57,9 +57,13 @@ Ctrl-C stops everything.
 
 def ports_from_env() -> Ports:
     env = os.environ
-    return Ports(ingest=int(env.get("MEWS_INGEST_PORT", 8001)), scoring=int(env.get("MEWS_SCORING_PORT", 8002)),
-                 notify=int(env.get("MEWS_NOTIFY_PORT", 8003)), receiver=int(env.get("MEWS_RECEIVER_PORT", 8099)),
-                 kafka=int(env.get("KAFKA_PORT", 9092)))
+    return Ports(
+        ingest=int(env.get("MEWS_INGEST_PORT", 8001)),
+        scoring=int(env.get("MEWS_SCORING_PORT", 8002)),
+        notify=int(env.get("MEWS_NOTIFY_PORT", 8003)),
+        receiver=int(env.get("MEWS_RECEIVER_PORT", 8099)),
+        kafka=int(env.get("KAFKA_PORT", 9092)),
+    )
 
 
 def main() -> None:
@@ -69,8 +73,13 @@ def main() -> None:
     shutil.rmtree(state, ignore_errors=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    stack = Stack(state_dir=Path(state), kafka_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
-                  namespace=os.environ.get("MEWS_TOPIC_NAMESPACE", ""), ports=ports_from_env(), sources=DEMO_SOURCES)
+    stack = Stack(
+        state_dir=Path(state),
+        kafka_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+        namespace=os.environ.get("MEWS_TOPIC_NAMESPACE", ""),
+        ports=ports_from_env(),
+        sources=DEMO_SOURCES,
+    )
     print("starting Kafka and the services ...", flush=True)
     with stack:
         tenant = stack.provision_demo(f"http://127.0.0.1:{stack.ports.receiver}/")
@@ -80,10 +89,19 @@ def main() -> None:
         for name, health in sorted(stack.wait_sources_polled().items()):
             counts = " ".join(f"{k}={v}" for k, v in sorted(health["last_counts"].items()))
             print(f"  {name:32} {health['last_error'] or 'ok'}  {counts}", flush=True)
-        print(BANNER.format(state=state, p=stack.ports, kafka=stack.kafka_bootstrap,
-                            namespace=stack.namespace or "(none)", ingest_key=DEMO_INGEST_KEY,
-                            read_key=DEMO_READ_KEY, company_key=tenant.company_key,
-                            ministry_key=tenant.ministry_key), flush=True)
+        print(
+            BANNER.format(
+                state=state,
+                p=stack.ports,
+                kafka=stack.kafka_bootstrap,
+                namespace=stack.namespace or "(none)",
+                ingest_key=DEMO_INGEST_KEY,
+                read_key=DEMO_READ_KEY,
+                company_key=tenant.company_key,
+                ministry_key=tenant.ministry_key,
+            ),
+            flush=True,
+        )
         try:
             while not stop.wait(1):
                 for name, proc in stack.processes.items():

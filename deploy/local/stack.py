@@ -55,8 +55,10 @@ class DemoTenant:
 
 def _created(answer: httpx.Response) -> dict:
     if answer.status_code != 201:
-        raise RuntimeError(f"demo set-up: {answer.request.method} {answer.request.url.path} answered "
-                           f"{answer.status_code}: {answer.text}")
+        raise RuntimeError(
+            f"demo set-up: {answer.request.method} {answer.request.url.path} answered "
+            f"{answer.status_code}: {answer.text}"
+        )
     return answer.json()
 
 
@@ -77,8 +79,14 @@ class Stack:
     @property
     def metrics_targets(self) -> dict[str, str]:
         """Prometheus scrape targets (host:port) by job name."""
-        return {name: f"127.0.0.1:{port}" for name, port in
-                (("ingest", self.ports.ingest), ("scoring", self.ports.scoring), ("notify", self.ports.notify))}
+        return {
+            name: f"127.0.0.1:{port}"
+            for name, port in (
+                ("ingest", self.ports.ingest),
+                ("scoring", self.ports.scoring),
+                ("notify", self.ports.notify),
+            )
+        }
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{getattr(self.ports, service)}"
@@ -124,8 +132,12 @@ class Stack:
             self._kafka_env = None
 
     def _start_kafka(self) -> None:
-        env = {**os.environ, "KAFKA_PORT": str(self.ports.kafka),
-               "KAFKA_CONTROLLER_PORT": str(self.ports.kafka + 1), "KAFKA_DIR": str(self.state_dir / "kafka")}
+        env = {
+            **os.environ,
+            "KAFKA_PORT": str(self.ports.kafka),
+            "KAFKA_CONTROLLER_PORT": str(self.ports.kafka + 1),
+            "KAFKA_DIR": str(self.state_dir / "kafka"),
+        }
         run_kafka_script("start", env)
         self._kafka_env = env
         self.kafka_bootstrap = f"127.0.0.1:{self.ports.kafka}"
@@ -163,8 +175,13 @@ class Stack:
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
         assert self.log_dir is not None
         log = None if self.echo else open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
-        proc = subprocess.Popen([sys.executable, "-m", "services.cli", *args], cwd=ROOT, env=env,
-                                stdout=log, stderr=subprocess.STDOUT if log else None)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT if log else None,
+        )
         self.processes[name] = proc
         return proc
 
@@ -175,8 +192,10 @@ class Stack:
         while time.monotonic() < deadline:
             proc = self.processes.get(service)
             if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"{service} exited with {proc.returncode} during start-up; "
-                                   f"see {self.log_dir}/{service}.log\n{self.tail(service)}")
+                raise RuntimeError(
+                    f"{service} exited with {proc.returncode} during start-up; "
+                    f"see {self.log_dir}/{service}.log\n{self.tail(service)}"
+                )
             try:
                 answer = httpx.get(f"{self.url(service)}/readyz", timeout=2)
                 if answer.status_code == 200:
@@ -195,30 +214,75 @@ class Stack:
     # --- demo -----------------------------------------------------------------------------------------------
     def run_cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         """Run a `mews` command against this stack and return its result."""
-        return subprocess.run([sys.executable, "-m", "services.cli", *args], cwd=ROOT, env=self.service_env(),
-                              capture_output=True, text=True, timeout=timeout, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "services.cli", *args],
+            cwd=ROOT,
+            env=self.service_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     def provision_demo(self, receiver_url: str) -> DemoTenant:
         """A demo company whose radar BOM needs gallium and germanium (alerts by webhook), and a ministry."""
         admin = {"Authorization": f"Bearer {DEMO_ADMIN_TOKEN}"}
         with httpx.Client(base_url=self.url("notify"), timeout=10) as api:
-            company = _created(api.post("/v1/organisations", headers=admin, json={
-                "name": "Demo Radar Systems B.V.", "kind": "company", "clearance": "public"}))
+            company = _created(
+                api.post(
+                    "/v1/organisations",
+                    headers=admin,
+                    json={"name": "Demo Radar Systems B.V.", "kind": "company", "clearance": "public"},
+                )
+            )
             company_auth = {"Authorization": f"Bearer {company['api_key']}"}
-            channel = _created(api.post("/v1/channels", headers=company_auth, json={
-                "kind": "webhook", "target": receiver_url, "language": "en", "mode": "immediate"}))
-            product = _created(api.post("/v1/products", headers=company_auth, json={
-                "name": "X-band radar module", "bom": [
-                    {"component": "GaN power amplifier", "material": "gallium", "share": 0.02,
-                     "origin_country": "CN"},
-                    {"component": "Ge infrared window", "material": "germanium", "share": 0.05,
-                     "origin_country": "CN"}]}))
-            _created(api.post("/v1/subscriptions", headers=company_auth, json={
-                "product_id": product["id"], "min_severity": "warning", "channel_ids": [channel["id"]]}))
-            ministry = _created(api.post("/v1/organisations", headers=admin, json={
-                "name": "Demo Ministry of Economic Affairs", "kind": "ministry", "clearance": "government"}))
-        return DemoTenant(company_key=company["api_key"], webhook_secret=channel["secret"],
-                          ministry_key=ministry["api_key"])
+            channel = _created(
+                api.post(
+                    "/v1/channels",
+                    headers=company_auth,
+                    json={"kind": "webhook", "target": receiver_url, "language": "en", "mode": "immediate"},
+                )
+            )
+            product = _created(
+                api.post(
+                    "/v1/products",
+                    headers=company_auth,
+                    json={
+                        "name": "X-band radar module",
+                        "bom": [
+                            {
+                                "component": "GaN power amplifier",
+                                "material": "gallium",
+                                "share": 0.02,
+                                "origin_country": "CN",
+                            },
+                            {
+                                "component": "Ge infrared window",
+                                "material": "germanium",
+                                "share": 0.05,
+                                "origin_country": "CN",
+                            },
+                        ],
+                    },
+                )
+            )
+            _created(
+                api.post(
+                    "/v1/subscriptions",
+                    headers=company_auth,
+                    json={"product_id": product["id"], "min_severity": "warning", "channel_ids": [channel["id"]]},
+                )
+            )
+            ministry = _created(
+                api.post(
+                    "/v1/organisations",
+                    headers=admin,
+                    json={"name": "Demo Ministry of Economic Affairs", "kind": "ministry", "clearance": "government"},
+                )
+            )
+        return DemoTenant(
+            company_key=company["api_key"], webhook_secret=channel["secret"], ministry_key=ministry["api_key"]
+        )
 
     def _stop_stale_kafka(self) -> None:
         """Stop a broker a previous run left behind in this state directory."""

@@ -28,8 +28,11 @@ def strict_schema(node: Any) -> Any:
     if out.pop("nullable", False) and "type" in out:
         out["type"] = [out["type"], "null"]
     # A typo in a field name is the mistake schema validation exists to catch, so closed objects stay closed.
-    if ("properties" in out and "additionalProperties" not in out
-            and not out.get("x-kubernetes-preserve-unknown-fields")):
+    if (
+        "properties" in out
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
         out["additionalProperties"] = False
     return out
 

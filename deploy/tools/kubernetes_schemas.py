@@ -20,7 +20,7 @@ def _target(ref: object) -> str | None:
     if isinstance(ref, str) and MARKER in ref:
         return ref.split(MARKER, 1)[1]
     if isinstance(ref, str) and ref.startswith("#/$defs/"):  # between definitions, inside the shared file
-        return ref[len("#/$defs/"):]
+        return ref[len("#/$defs/") :]
     return None
 
 
@@ -42,8 +42,12 @@ def references(node: Any) -> set[str]:
 def localised(node: Any) -> Any:
     """The same schema with every reference pointing into its own definitions."""
     if isinstance(node, dict):
-        return {key: ("#/$defs/" + str(_target(value)) if key == "$ref" and _target(value) is not None
-                      else localised(value)) for key, value in node.items()}
+        return {
+            key: (
+                "#/$defs/" + str(_target(value)) if key == "$ref" and _target(value) is not None else localised(value)
+            )
+            for key, value in node.items()
+        }
     if isinstance(node, list):
         return [localised(item) for item in node]
     return node

@@ -130,8 +130,13 @@ class StockItem(BaseModel):
     source: str | None = Field(default=None, max_length=200)
 
 
-ITEM_MODELS: dict[str, type[BaseModel]] = {"price": PriceItem, "news": NewsItem, "trade": TradeItem,
-                                           "leadtime": LeadTimeItem, "stock": StockItem}
+ITEM_MODELS: dict[str, type[BaseModel]] = {
+    "price": PriceItem,
+    "news": NewsItem,
+    "trade": TradeItem,
+    "leadtime": LeadTimeItem,
+    "stock": StockItem,
+}
 
 
 class ItemResult(BaseModel):
@@ -150,8 +155,11 @@ class BatchResult(BaseModel):
 def candidate_fields(kind: str, item: BaseModel) -> dict[str, Any]:
     """An API item's fields under the names normalisation reads."""
     # The models are flat, so their attributes are the dump, at a third of model_dump's cost per item.
-    data = {name: value for name, value in item.__dict__.items()
-            if value is not None and name not in ("source", "classification")}
+    data = {
+        name: value
+        for name, value in item.__dict__.items()
+        if value is not None and name not in ("source", "classification")
+    }
     if kind == "news":
         data["summary"] = data.pop("text", "")
         data["link"] = data.pop("url", "")
@@ -217,30 +225,49 @@ async def read_batch(request: Request) -> Batch:
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         # ValueError: bad JSON, or an integer of more digits than int() converts; RecursionError: nesting
         # deeper than the parser follows. Either is the client's body, never a 500.
-        reason = ("nested too deeply" if isinstance(exc, RecursionError)
-                  else f"an integer has more than {sys.get_int_max_str_digits()} digits"
-                  if "integer string conversion" in str(exc) else str(exc)[:200])
+        reason = (
+            "nested too deeply"
+            if isinstance(exc, RecursionError)
+            else f"an integer has more than {sys.get_int_max_str_digits()} digits"
+            if "integer string conversion" in str(exc)
+            else str(exc)[:200]
+        )
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"body is not JSON mews can read: {reason}") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, 'body must be {"items": [...]}')
     if len(doc["items"]) > runtime.settings.max_batch:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
-                            f"batch of {len(doc['items'])} items exceeds {runtime.settings.max_batch}")
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"batch of {len(doc['items'])} items exceeds {runtime.settings.max_batch}",
+        )
     return Batch(doc["items"], started)
 
 
-_ANSWERS = {"published": "accepted", "duplicate": "accepted", "skipped": "accepted", "rejected": "rejected",
-            "failed": "not_published"}
+_ANSWERS = {
+    "published": "accepted",
+    "duplicate": "accepted",
+    "skipped": "accepted",
+    "rejected": "rejected",
+    "failed": "not_published",
+}
 
 
 def _results(decisions: list[Decision]) -> list[dict[str, Any]]:
     """One ItemResult per decision, as plain dicts: a batch of 10,000 answers without 10,000 models."""
-    return [{"index": index, "status": _ANSWERS[d.status], "reason": "" if d.status == "published" else d.reason,
-             "duplicate": d.status == "duplicate"} for index, d in enumerate(decisions)]
+    return [
+        {
+            "index": index,
+            "status": _ANSWERS[d.status],
+            "reason": "" if d.status == "published" else d.reason,
+            "duplicate": d.status == "duplicate",
+        }
+        for index, d in enumerate(decisions)
+    ]
 
 
 _ITEM_LISTS: dict[str, TypeAdapter[list[Any]]] = {
-    kind: TypeAdapter(list[model]) for kind, model in ITEM_MODELS.items()  # type: ignore[valid-type]
+    kind: TypeAdapter(list[model])  # type: ignore[valid-type]
+    for kind, model in ITEM_MODELS.items()
 }
 
 
@@ -275,13 +302,13 @@ def _item(kind: str, parsed: BaseModel | Rejected, key: StaticKey, ingestion: In
     outcome = normalise_candidate(candidate, ingestion, limits)
     level = parsed.classification  # type: ignore[attr-defined]
     if isinstance(outcome, Accepted) and any(e.classification is not level for e in outcome.events):
-        outcome = replace(outcome, events=tuple(e.model_copy(update={"classification": level})
-                                                for e in outcome.events))
+        outcome = replace(outcome, events=tuple(e.model_copy(update={"classification": level}) for e in outcome.events))
     return Item(kind, source, outcome, b"")
 
 
-async def publish_in_chunks(kind: str, raw_items: list[Any], key: StaticKey, ingestion: Ingestion,
-                            deadline: float) -> list[Decision]:
+async def publish_in_chunks(
+    kind: str, raw_items: list[Any], key: StaticKey, ingestion: Ingestion, deadline: float
+) -> list[Decision]:
     """Normalise and publish a batch chunk by chunk: a chunk is prepared while the one before travels to Kafka.
 
     The chunks reach Kafka in order (the publisher hands batches over in call order), so the items of one
@@ -291,10 +318,15 @@ async def publish_in_chunks(kind: str, raw_items: list[Any], key: StaticKey, ing
     limits = ingestion.limits()
     chunks: list[asyncio.Task[list[Decision]]] = []
     for start in range(0, len(raw_items), PUBLISH_CHUNK):
-        items = [_item(kind, parsed, key, ingestion, limits)
-                 for parsed in validate_items(kind, raw_items[start:start + PUBLISH_CHUNK])]
-        chunks.append(asyncio.create_task(ingestion.publisher.publish(
-            items, dead_letter=False, within=max(0.0, deadline - loop.time()))))
+        items = [
+            _item(kind, parsed, key, ingestion, limits)
+            for parsed in validate_items(kind, raw_items[start : start + PUBLISH_CHUNK])
+        ]
+        chunks.append(
+            asyncio.create_task(
+                ingestion.publisher.publish(items, dead_letter=False, within=max(0.0, deadline - loop.time()))
+            )
+        )
         # Let the chunk take its place in the queue to Kafka now; this also keeps a batch of 10,000 from
         # holding the loop, so other requests and probes go on.
         await asyncio.sleep(0)
@@ -324,8 +356,10 @@ async def ingest_batch(kind: str, batch: Batch, key: StaticKey, runtime: Runtime
         level = raw.get("classification", default_level) if isinstance(raw, dict) else None
         if isinstance(level, str) and level in _LEVELS and not key.cleared_for(Classification(level)):
             # Refused whole, before anything is published: the sender is told, not just this item.
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"item {index} is classified {level}, above the API "
-                                f"key's clearance {key.clearance.value}")
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"item {index} is classified {level}, above the API key's clearance {key.clearance.value}",
+            )
     deadline = batch.started + runtime.settings.request_deadline_s
     try:
         decisions = await publish_in_chunks(kind, batch.items, key, ingestion, deadline)
@@ -334,21 +368,27 @@ async def ingest_batch(kind: str, batch: Batch, key: StaticKey, runtime: Runtime
         # client's retry publishes it once; what it took comes back as a duplicate.
         for status_name, n in Counter(d.status for d in exc.decisions).items():
             metrics.API_ITEMS.labels(kind, status_name).inc(n)
-        log.warning("api batch not published in time", extra={"kind": kind, "key": key.name,
-                                                               "items": len(batch.items), "reason": str(exc)})
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, headers=retry_after, detail={
-            "error": f"{exc}; send the batch again after Retry-After",
-            "items": _results(exc.decisions)}) from exc
+        log.warning(
+            "api batch not published in time",
+            extra={"kind": kind, "key": key.name, "items": len(batch.items), "reason": str(exc)},
+        )
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers=retry_after,
+            detail={"error": f"{exc}; send the batch again after Retry-After", "items": _results(exc.decisions)},
+        ) from exc
     except Exception as exc:  # e.g. the seen-store failed: nothing unacknowledged is marked seen, the client retries
         log.exception("api publish failed", extra={"kind": kind, "items": len(batch.items)})
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"could not publish: {type(exc).__name__}",
-                            headers=retry_after) from exc
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, f"could not publish: {type(exc).__name__}", headers=retry_after
+        ) from exc
     results = _results(decisions)
     for status_name, n in Counter(d.status for d in decisions).items():
         metrics.API_ITEMS.labels(kind, status_name).inc(n)
     accepted = sum(r["status"] == "accepted" for r in results)
-    log.info("api batch", extra={"kind": kind, "key": key.name, "accepted": accepted,
-                                 "rejected": len(results) - accepted})
+    log.info(
+        "api batch", extra={"kind": kind, "key": key.name, "accepted": accepted, "rejected": len(results) - accepted}
+    )
     # A BatchResult, written directly: validating and serialising it through the model again would cost
     # more than normalising the items. pydantic's serializer writes the dicts at under half json.dumps' cost.
     body = {"accepted": accepted, "rejected": len(results) - accepted, "items": results}
@@ -369,8 +409,16 @@ async def check_producer(runtime: Runtime) -> str | None:
 def documented_body(kind: str) -> dict[str, Any]:
     """The OpenAPI request body of a push (read by `read_batch` itself, so FastAPI cannot describe it)."""
     items = {"type": "array", "items": ITEM_MODELS[kind].model_json_schema()}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": {
-        "type": "object", "required": ["items"], "properties": {"items": items}}}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"type": "object", "required": ["items"], "properties": {"items": items}}
+                }
+            },
+        }
+    }
 
 
 Items = Annotated[Batch, Depends(read_batch)]
@@ -390,8 +438,11 @@ def create_app(settings: IngestSettings, sources: SourcesConfig | None = None) -
             # garbage collector's full passes from walking it, which would hold the loop for 100 ms and more.
             gc.freeze()
             stop = asyncio.Event()
-            poller = asyncio.create_task(poll_forever(sources, ingestion, runtime.health, stop)) \
-                if sources is not None else None
+            poller = (
+                asyncio.create_task(poll_forever(sources, ingestion, runtime.health, stop))
+                if sources is not None
+                else None
+            )
             try:
                 yield
             finally:
@@ -400,8 +451,12 @@ def create_app(settings: IngestSettings, sources: SourcesConfig | None = None) -
                     await poller
                 runtime.ingestion = None
 
-    app = FastAPI(title="mews ingest", version="1", lifespan=lifespan,
-                  description="Push prices, supply news, trade flows and lead times into mews.")
+    app = FastAPI(
+        title="mews ingest",
+        version="1",
+        lifespan=lifespan,
+        description="Push prices, supply news, trade flows and lead times into mews.",
+    )
     app.state.runtime = runtime
     mount_observability(app, "ingest", {"kafka": lambda: check_producer(runtime)}, settings=settings)
     # Every push may find ingest starting, or Kafka not acknowledging in time: 503 with Retry-After.

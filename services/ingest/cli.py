@@ -34,8 +34,12 @@ def ingest() -> None:
 
 
 @ingest.command("api")
-@click.option("--sources", "config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Also run these scheduled sources in this process.")
+@click.option(
+    "--sources",
+    "config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Also run these scheduled sources in this process.",
+)
 def api(config: Path | None) -> None:
     """Serve the push API (and /metrics, /healthz, /readyz) on MEWS_INGEST_PORT."""
     import uvicorn
@@ -50,8 +54,12 @@ def api(config: Path | None) -> None:
 
 
 @ingest.command("poll")
-@click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
-              help="The sources file (TOML).")
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The sources file (TOML).",
+)
 @click.option("--once", is_flag=True, help="Fetch every source once and exit.")
 def poll(config: Path, once: bool) -> None:
     """Run the scheduled sources; exit status 1 if a source failed in a --once run."""
@@ -81,21 +89,43 @@ def poll(config: Path, once: bool) -> None:
 
 
 @ingest.command("backfill")
-@click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The sources file declaring --source.")
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The sources file declaring --source.",
+)
 @click.option("--source", "source_name", help="Load this declared source's whole history.")
-@click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Load this file instead of a declared source.")
-@click.option("--kind", type=click.Choice(["json_prices", "csv_prices", "pinksheet", "feed", "comext", "comtrade",
-                                           "leadtimes"]), help="The layout of --file.")
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Load this file instead of a declared source.",
+)
+@click.option(
+    "--kind",
+    type=click.Choice(["json_prices", "csv_prices", "pinksheet", "feed", "comext", "comtrade", "leadtimes"]),
+    help="The layout of --file.",
+)
 @click.option("--name", help="Source name for --file (default: backfill:<file name>).")
 @click.option("--currency", default="", help="Currency of a --file price series.")
 @click.option("--unit", default="", help="Unit of a --file price series.")
 @click.option("--material", default="", help="Material of a --file price series.")
-@click.option("--eu27-total", is_flag=True,
-              help="comext --file: sum the member states' rows into EU27 flows (the flows scoring reads).")
-def backfill(config: Path | None, source_name: str | None, file: Path | None, kind: str | None, name: str | None,
-             currency: str, unit: str, material: str, eu27_total: bool) -> None:
+@click.option(
+    "--eu27-total",
+    is_flag=True,
+    help="comext --file: sum the member states' rows into EU27 flows (the flows scoring reads).",
+)
+def backfill(
+    config: Path | None,
+    source_name: str | None,
+    file: Path | None,
+    kind: str | None,
+    name: str | None,
+    currency: str,
+    unit: str,
+    material: str,
+    eu27_total: bool,
+) -> None:
     """Load a source's history unconditionally, with a progress bar; duplicates are still skipped."""
     from tqdm import tqdm
 
@@ -113,9 +143,17 @@ def backfill(config: Path | None, source_name: str | None, file: Path | None, ki
             raise click.UsageError("--file needs --kind")
         assert file is not None  # given: checked above
         try:
-            source = SourceConfig.model_validate({
-                "name": name or f"backfill:{file.name}"[:100], "kind": kind, "path": file.resolve(),
-                "currency": currency, "unit": unit, "material": material, "eu27_total": eu27_total})
+            source = SourceConfig.model_validate(
+                {
+                    "name": name or f"backfill:{file.name}"[:100],
+                    "kind": kind,
+                    "path": file.resolve(),
+                    "currency": currency,
+                    "unit": unit,
+                    "material": material,
+                    "eu27_total": eu27_total,
+                }
+            )
         except ValueError as exc:
             raise click.UsageError(str(exc)) from exc
     settings = _settings()

@@ -32,8 +32,15 @@ from shared.events import describe_validation_error
 
 SourceKind = Literal["json_prices", "csv_prices", "pinksheet", "feed", "comext", "comtrade", "leadtimes"]
 PRICE_KINDS = {"json_prices", "csv_prices", "pinksheet"}
-KIND_OF_SOURCE = {"json_prices": "price", "csv_prices": "price", "pinksheet": "price", "feed": "news",
-                  "comext": "trade", "comtrade": "trade", "leadtimes": "leadtime"}
+KIND_OF_SOURCE = {
+    "json_prices": "price",
+    "csv_prices": "price",
+    "pinksheet": "price",
+    "feed": "news",
+    "comext": "trade",
+    "comtrade": "trade",
+    "leadtimes": "leadtime",
+}
 
 
 class SourcesError(ValueError):
@@ -105,9 +112,15 @@ class SourceConfig(BaseModel):
 
     def price_terms(self) -> PriceTerms:
         conv = self.convert or Conversion()
-        return PriceTerms(currency=self.currency, unit=normalise_unit(self.unit) if self.unit else "",
-                          to_currency=conv.currency, fx_rate=conv.rate, to_unit=conv.unit, material=self.material,
-                          url=self.url)
+        return PriceTerms(
+            currency=self.currency,
+            unit=normalise_unit(self.unit) if self.unit else "",
+            to_currency=conv.currency,
+            fx_rate=conv.rate,
+            to_unit=conv.unit,
+            material=self.material,
+            url=self.url,
+        )
 
 
 class SourcesConfig(BaseModel):

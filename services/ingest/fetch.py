@@ -79,12 +79,11 @@ async def fetch_url(client: httpx.AsyncClient, url: str, previous: Validators, l
                 async with asyncio.timeout(limits.timeout_s):
                     return await _fetch_once(client, url, previous, limits)
             except TimeoutError as exc:
-                raise FetchError("timeout", f"no whole answer within {limits.timeout_s:g} s from "
-                                            f"{url[:200]}") from exc
+                raise FetchError("timeout", f"no whole answer within {limits.timeout_s:g} s from {url[:200]}") from exc
         except FetchError as exc:
             if exc.hostile or exc.code not in ("network", "timeout", "server_error") or attempt >= limits.retries:
                 raise
-            delay = limits.backoff_s * (2 ** attempt)
+            delay = limits.backoff_s * (2**attempt)
             attempt += 1
             log.info("fetch retry", extra={"url": url, "attempt": attempt, "reason": exc.detail, "delay_s": delay})
             await asyncio.sleep(delay)
@@ -102,8 +101,9 @@ async def _fetch_once(client: httpx.AsyncClient, url: str, previous: Validators,
         if scheme not in ALLOWED_SCHEMES:
             raise FetchError("scheme", f"scheme {scheme or '(none)'!r} refused for {current[:200]}", hostile=True)
         try:
-            async with client.stream("GET", current, headers=headers, follow_redirects=False,
-                                     timeout=limits.timeout_s) as response:
+            async with client.stream(
+                "GET", current, headers=headers, follow_redirects=False, timeout=limits.timeout_s
+            ) as response:
                 if response.status_code == 304:
                     return Fetched(None, previous, current)
                 if response.status_code in (301, 302, 303, 307, 308):
@@ -118,15 +118,18 @@ async def _fetch_once(client: httpx.AsyncClient, url: str, previous: Validators,
                     raise FetchError("http_error", f"HTTP {response.status_code} from {current[:200]}")
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > limits.max_bytes:
-                    raise FetchError("too_large", f"body of {declared} bytes exceeds {limits.max_bytes}",
-                                     hostile=True)
+                    raise FetchError("too_large", f"body of {declared} bytes exceeds {limits.max_bytes}", hostile=True)
                 chunks: list[bytes] = []
                 size = 0
                 async for chunk in response.aiter_bytes():
                     size += len(chunk)
                     if size > limits.max_bytes:
-                        raise FetchError("too_large", f"body exceeds {limits.max_bytes} bytes", hostile=True,
-                                         body=b"".join(chunks)[:4096])
+                        raise FetchError(
+                            "too_large",
+                            f"body exceeds {limits.max_bytes} bytes",
+                            hostile=True,
+                            body=b"".join(chunks)[:4096],
+                        )
                     chunks.append(chunk)
                 validators = Validators(response.headers.get("etag", ""), response.headers.get("last-modified", ""))
                 return Fetched(b"".join(chunks), validators, current, response.headers.get("content-type", ""))

@@ -39,8 +39,9 @@ def normalise_link(url: str) -> str:
     if not parts.netloc:
         return ""
     host = parts.netloc.lower().removeprefix("www.")
-    query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                             if not _TRACKING.match(k)))
+    query = urlencode(
+        sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k))
+    )
     path = re.sub(r"/+$", "", parts.path) or "/"
     return urlunsplit(("", host, path, query, ""))
 
@@ -55,9 +56,9 @@ def normalise_title(title: str) -> str:
 def news_identities(title: str, link: str, published: date | None) -> tuple[str, ...]:
     """The keys under which an item counts as already seen: its link, and its title on its day."""
     keys = []
-    if (link_key := normalise_link(link)):
+    if link_key := normalise_link(link):
         keys.append(f"news-link|{link_key}")
-    if (title_key := normalise_title(title)):
+    if title_key := normalise_title(title):
         keys.append(f"news-title|{title_key}|{published.isoformat() if published else ''}")
     return tuple(keys)
 
@@ -107,23 +108,39 @@ def normalise_news(candidate: Candidate, classify: Classifier, catalog: Any, lim
             return Rejected("invalid_news", f"imposed_by: unknown country code(s) {', '.join(unknown)}")
     item_id = item_id_for(identities)
     # Effective date minus publication date, as the classifier gives it when it is told the publication date.
-    days_until = (effective - published_at.date()).days if (
-        str(getattr(measure, "value", measure)) != Measure.NONE and isinstance(effective, date)
-        and raw_time not in (None, "")) else None
+    days_until = (
+        (effective - published_at.date()).days
+        if (
+            str(getattr(measure, "value", measure)) != Measure.NONE
+            and isinstance(effective, date)
+            and raw_time not in (None, "")
+        )
+        else None
+    )
     signal = _signal(f, result, days_until)
     try:
-        events = tuple(NewsReported(
-            material=material, item_id=item_id, source=candidate.source, url=link[:2000], title=title[:1000],
-            summary=summary[:20000], published_at=published_at,
-            language=str(getattr(result, "language", "") or f.get("language") or "und")[:8],
-            materials=materials, countries=list(getattr(result, "countries", ()) or ()),
-            imposed_by=_imposers(given, result),
-            measure=Measure(str(getattr(measure, "value", measure))), effective_date=effective,
-            relevant=bool(getattr(result, "relevant", False)) or signal["topic"] not in (None, Topic.NONE),
-            score=min(1.0, max(0.0, float(getattr(result, "score", 0.0) or 0.0))),
-            evidence=[_evidence_text(e) for e in (getattr(result, "evidence", ()) or ())][:20],
-            **signal,
-        ) for material in materials)
+        events = tuple(
+            NewsReported(
+                material=material,
+                item_id=item_id,
+                source=candidate.source,
+                url=link[:2000],
+                title=title[:1000],
+                summary=summary[:20000],
+                published_at=published_at,
+                language=str(getattr(result, "language", "") or f.get("language") or "und")[:8],
+                materials=materials,
+                countries=list(getattr(result, "countries", ()) or ()),
+                imposed_by=_imposers(given, result),
+                measure=Measure(str(getattr(measure, "value", measure))),
+                effective_date=effective,
+                relevant=bool(getattr(result, "relevant", False)) or signal["topic"] not in (None, Topic.NONE),
+                score=min(1.0, max(0.0, float(getattr(result, "score", 0.0) or 0.0))),
+                evidence=[_evidence_text(e) for e in (getattr(result, "evidence", ()) or ())][:20],
+                **signal,
+            )
+            for material in materials
+        )
     except (ValidationError, ValueError) as exc:
         detail = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
         return Rejected("invalid_news", detail)
@@ -144,13 +161,20 @@ def _signal(fields: Mapping[str, Any], result: Any, days_until: int | None) -> d
         "topic": None if topic is None else Topic(topic),
         "leadtime_days": _given_or_read(fields, result, "leadtime_days", 1, NEWS_LEADTIME_DAYS_MAX),
         "price_change_pct": _given_or_read(fields, result, "price_change_pct", low, high),
-        "days_until_in_force": _given_or_read(fields, result, "days_until_in_force", -NEWS_DAYS_UNTIL_IN_FORCE_MAX,
-                                              NEWS_DAYS_UNTIL_IN_FORCE_MAX, days_until),
+        "days_until_in_force": _given_or_read(
+            fields,
+            result,
+            "days_until_in_force",
+            -NEWS_DAYS_UNTIL_IN_FORCE_MAX,
+            NEWS_DAYS_UNTIL_IN_FORCE_MAX,
+            days_until,
+        ),
     }
 
 
-def _given_or_read(fields: Mapping[str, Any], result: Any, name: str, low: float, high: float,
-                   otherwise: float | None = None) -> Any:
+def _given_or_read(
+    fields: Mapping[str, Any], result: Any, name: str, low: float, high: float, otherwise: float | None = None
+) -> Any:
     if (given := fields.get(name)) is not None:
         return given  # a bad given figure fails NewsReported's validation and rejects the item with its reason
     read = getattr(result, name, None)

@@ -46,8 +46,9 @@ class Ingestion:
         return Limits(now=self.clock(), future_tolerance=self.future_tolerance)
 
 
-def normalise_candidate(candidate: Candidate, ingestion: Ingestion, limits: Limits,
-                        source: SourceConfig | None = None) -> Outcome:
+def normalise_candidate(
+    candidate: Candidate, ingestion: Ingestion, limits: Limits, source: SourceConfig | None = None
+) -> Outcome:
     """The same normalisation for a feed record and an API item."""
     if candidate.kind == "price":
         return normalise_price(candidate, ingestion.catalog, limits, source.price_terms() if source else None)

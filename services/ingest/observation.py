@@ -130,9 +130,21 @@ KG_PER_UNIT: dict[str, float] = {
     "troy_oz": 0.0311034768,
 }
 _UNIT_ALIASES = {
-    "tonne": "mt", "tonnes": "mt", "metric ton": "mt", "metric tonne": "mt", "ton": "mt", "ton_metric": "mt",
-    "kilogram": "kg", "kgs": "kg", "gram": "g", "pound": "lb", "lbs": "lb", "troy oz": "troy_oz",
-    "troy ounce": "troy_oz", "toz": "troy_oz", "oz t": "troy_oz",
+    "tonne": "mt",
+    "tonnes": "mt",
+    "metric ton": "mt",
+    "metric tonne": "mt",
+    "ton": "mt",
+    "ton_metric": "mt",
+    "kilogram": "kg",
+    "kgs": "kg",
+    "gram": "g",
+    "pound": "lb",
+    "lbs": "lb",
+    "troy oz": "troy_oz",
+    "troy ounce": "troy_oz",
+    "toz": "troy_oz",
+    "oz t": "troy_oz",
 }
 
 
@@ -245,8 +257,9 @@ class PriceTerms:
 _NO_TERMS = PriceTerms()  # what an API price is read with: built once, not per item
 
 
-def normalise_price(candidate: Candidate, catalog: MaterialCatalog, limits: Limits,
-                    terms: PriceTerms | None = None) -> Outcome:
+def normalise_price(
+    candidate: Candidate, catalog: MaterialCatalog, limits: Limits, terms: PriceTerms | None = None
+) -> Outcome:
     """A PriceObserved in the stated (or converted) unit and currency, or why the record is unusable."""
     terms = terms or _NO_TERMS
     f = candidate.fields
@@ -280,9 +293,16 @@ def normalise_price(candidate: Candidate, catalog: MaterialCatalog, limits: Limi
             return Rejected("unit_conversion", f"cannot convert a price per {unit} to one per {to_unit}")
         price, unit = converted, to_unit
     try:
-        event = PriceObserved(material=material, source=candidate.source, observed_at=observed_at, price=price,
-                              currency=currency, unit=unit, series=str(f.get("series") or terms.series),
-                              url=str(f.get("url") or terms.url))
+        event = PriceObserved(
+            material=material,
+            source=candidate.source,
+            observed_at=observed_at,
+            price=price,
+            currency=currency,
+            unit=unit,
+            series=str(f.get("series") or terms.series),
+            url=str(f.get("url") or terms.url),
+        )
     except ValidationError as exc:
         return Rejected("invalid_price", describe_validation_error(exc))
     return Accepted((event,))
@@ -332,8 +352,11 @@ def normalise_trade(candidate: Candidate, catalog: MaterialCatalog, limits: Limi
     if not materials:
         return Skipped("no_material", f"HS/CN code {code} maps to no catalog material")
     reporter_raw = str(f.get("reporter") or "").strip()
-    reporter = "EU27" if reporter_raw.upper().startswith("EU27") or reporter_raw.upper() == "EU" else \
-        _country(catalog, reporter_raw) or _country(catalog, f.get("reporter_name"))
+    reporter = (
+        "EU27"
+        if reporter_raw.upper().startswith("EU27") or reporter_raw.upper() == "EU"
+        else _country(catalog, reporter_raw) or _country(catalog, f.get("reporter_name"))
+    )
     if reporter is None:
         return Rejected("unknown_country", f"reporter {reporter_raw[:40]!r} is not a known country")
     partner_raw = str(f.get("partner") or "").strip()
@@ -360,9 +383,20 @@ def normalise_trade(candidate: Candidate, catalog: MaterialCatalog, limits: Limi
             return Rejected("invalid_number", f"{name} must be finite and not negative, got {number!r}")
         values[name] = number
     try:
-        events = tuple(TradeFlowReported(material=m, source=candidate.source, reporter=reporter, partner=partner,
-                                         hs_code=code, flow=flow, period=period, quantity_kg=values["quantity_kg"],
-                                         value_eur=values["value_eur"]) for m in materials)
+        events = tuple(
+            TradeFlowReported(
+                material=m,
+                source=candidate.source,
+                reporter=reporter,
+                partner=partner,
+                hs_code=code,
+                flow=flow,
+                period=period,
+                quantity_kg=values["quantity_kg"],
+                value_eur=values["value_eur"],
+            )
+            for m in materials
+        )
     except ValidationError as exc:
         return Rejected("invalid_trade", describe_validation_error(exc))
     return Accepted(events)
@@ -393,9 +427,14 @@ def normalise_leadtime(candidate: Candidate, catalog: MaterialCatalog, limits: L
     if origin_raw and origin is None:
         return Rejected("unknown_country", f"origin country {origin_raw[:40]!r} is not known")
     try:
-        event = LeadTimeQuoted(material=material, source=candidate.source, quoted_at=quoted_at,
-                               lead_time_days=days, origin_country=origin,
-                               supplier=str(f.get("supplier") or "").strip())
+        event = LeadTimeQuoted(
+            material=material,
+            source=candidate.source,
+            quoted_at=quoted_at,
+            lead_time_days=days,
+            origin_country=origin,
+            supplier=str(f.get("supplier") or "").strip(),
+        )
     except ValidationError as exc:
         return Rejected("invalid_leadtime", describe_validation_error(exc))
     return Accepted((event,))
@@ -418,11 +457,19 @@ def normalise_stock(candidate: Candidate, catalog: MaterialCatalog, limits: Limi
         return reported_at
     level = str(f.get("classification") or Classification.GOVERNMENT.value).strip().lower()
     if level not in {c.value for c in Classification}:
-        return Rejected("invalid_classification",
-                        f"classification {level[:40]!r} is not one of {', '.join(c.value for c in Classification)}")
+        return Rejected(
+            "invalid_classification",
+            f"classification {level[:40]!r} is not one of {', '.join(c.value for c in Classification)}",
+        )
     try:
-        event = StockReported(material=material, source=candidate.source, reported_at=reported_at, tonnes=tonnes,
-                              holder=str(f.get("holder") or "").strip(), classification=Classification(level))
+        event = StockReported(
+            material=material,
+            source=candidate.source,
+            reported_at=reported_at,
+            tonnes=tonnes,
+            holder=str(f.get("holder") or "").strip(),
+            classification=Classification(level),
+        )
     except ValidationError as exc:
         return Rejected("invalid_stock", describe_validation_error(exc))
     return Accepted((event,))

@@ -92,8 +92,9 @@ def read_document(body: bytes, source: SourceConfig, catalog: MaterialCatalog) -
         records.extend(read_records(body, source, catalog))
     except Exception as exc:  # RecursionError and ValueError from the parsers included: hostile input
         log.warning("document unreadable", extra={"source": source.name, "error": type(exc).__name__})
-        records.append(Malformed("unreadable", f"document unreadable: {type(exc).__name__}: {exc}"[:500],
-                                 body[:MAX_DEAD_DOCUMENT]))
+        records.append(
+            Malformed("unreadable", f"document unreadable: {type(exc).__name__}: {exc}"[:500], body[:MAX_DEAD_DOCUMENT])
+        )
     return records
 
 
@@ -114,14 +115,15 @@ async def fetch_source(source: SourceConfig, ingestion: Ingestion, *, conditiona
     return await asyncio.to_thread(fetch_file, source.path, previous, ingestion.fetch_limits)
 
 
-async def publish_document(body: bytes, source: SourceConfig, ingestion: Ingestion,
-                           progress: Callable[[int], None] | None = None) -> Counter[str]:
+async def publish_document(
+    body: bytes, source: SourceConfig, ingestion: Ingestion, progress: Callable[[int], None] | None = None
+) -> Counter[str]:
     """Read, normalise and publish one fetched document; return counts by decision."""
     limits = ingestion.limits()
     records = await asyncio.to_thread(read_document, body, source, ingestion.catalog)
     counts: Counter[str] = Counter()
     for start in range(0, len(records), PUBLISH_CHUNK):
-        chunk = records[start:start + PUBLISH_CHUNK]
+        chunk = records[start : start + PUBLISH_CHUNK]
         items = [normalise_record(r, source, ingestion, limits) for r in chunk]
         for decision in await ingestion.publisher.publish(items):
             counts[decision.status] += 1
@@ -130,9 +132,14 @@ async def publish_document(body: bytes, source: SourceConfig, ingestion: Ingesti
     return counts
 
 
-async def run_source(source: SourceConfig, ingestion: Ingestion, health: SourceHealth | None = None, *,
-                     conditional: bool = True,
-                     progress: Callable[[int], None] | None = None) -> SourceReport:
+async def run_source(
+    source: SourceConfig,
+    ingestion: Ingestion,
+    health: SourceHealth | None = None,
+    *,
+    conditional: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> SourceReport:
     """Fetch one source and publish what it holds; failures are reported, never raised."""
     health = health if health is not None else SourceHealth()
     health.last_attempt = time.time()
@@ -144,7 +151,8 @@ async def run_source(source: SourceConfig, ingestion: Ingestion, health: SourceH
         metrics.FETCH_ERRORS.labels(source.name, exc.code).inc()
         if exc.hostile:
             await ingestion.publisher.dead_letter_document(
-                exc.body or source.location.encode(), kind, source.name, exc.code, exc.detail)
+                exc.body or source.location.encode(), kind, source.name, exc.code, exc.detail
+            )
         return _failed(source, health, f"{exc.code}: {exc.detail}")
     if fetched.not_modified:
         metrics.FETCHES.labels(source.name, "not_modified").inc()
@@ -178,13 +186,20 @@ def _failed(source: SourceConfig, health: SourceHealth, reason: str) -> SourceRe
     health.consecutive_failures += 1
     health.last_error = reason
     metrics.CONSECUTIVE_FAILURES.labels(source.name).set(health.consecutive_failures)
-    log.warning("source failed", extra={"source": source.name, "reason": reason,
-                                        "consecutive_failures": health.consecutive_failures})
+    log.warning(
+        "source failed",
+        extra={"source": source.name, "reason": reason, "consecutive_failures": health.consecutive_failures},
+    )
     return SourceReport(source.name, "error", {}, reason)
 
 
-async def poll_once(config: SourcesConfig, ingestion: Ingestion, health: dict[str, SourceHealth] | None = None,
-                    *, concurrency: int = POLL_CONCURRENCY) -> list[SourceReport]:
+async def poll_once(
+    config: SourcesConfig,
+    ingestion: Ingestion,
+    health: dict[str, SourceHealth] | None = None,
+    *,
+    concurrency: int = POLL_CONCURRENCY,
+) -> list[SourceReport]:
     """Run every source once, `concurrency` at a time; the reports come in the order of the sources."""
     health = health if health is not None else {}
     slots = asyncio.Semaphore(concurrency)
@@ -198,8 +213,14 @@ async def poll_once(config: SourcesConfig, ingestion: Ingestion, health: dict[st
     return [t.result() for t in tasks]
 
 
-async def poll_forever(config: SourcesConfig, ingestion: Ingestion, health: dict[str, SourceHealth],
-                       stop: asyncio.Event, *, concurrency: int = POLL_CONCURRENCY) -> None:
+async def poll_forever(
+    config: SourcesConfig,
+    ingestion: Ingestion,
+    health: dict[str, SourceHealth],
+    stop: asyncio.Event,
+    *,
+    concurrency: int = POLL_CONCURRENCY,
+) -> None:
     """Run each source at its interval until `stop` is set; a failing source backs off, up to its interval x8.
 
     Each source keeps its own schedule, `concurrency` of them fetching at once: a slow one delays none of the
@@ -213,7 +234,7 @@ async def poll_forever(config: SourcesConfig, ingestion: Ingestion, health: dict
                 report = await run_source(source, ingestion, health.setdefault(source.name, SourceHealth()))
             failures = health[source.name].consecutive_failures if report.outcome == "error" else 0
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=source.interval * min(8, 2 ** failures))
+                await asyncio.wait_for(stop.wait(), timeout=source.interval * min(8, 2**failures))
 
     async with asyncio.TaskGroup() as group:
         for source in config.sources:
@@ -221,8 +242,9 @@ async def poll_forever(config: SourcesConfig, ingestion: Ingestion, health: dict
 
 
 @contextlib.asynccontextmanager
-async def open_ingestion(settings: IngestSettings, *, catalog: MaterialCatalog | None = None,
-                         classify: Classifier | None = None) -> AsyncIterator[Ingestion]:
+async def open_ingestion(
+    settings: IngestSettings, *, catalog: MaterialCatalog | None = None, classify: Classifier | None = None
+) -> AsyncIterator[Ingestion]:
     """The ingestion path with its producer, seen-keys store and HTTP client started; all closed on exit."""
     if catalog is None:
         from shared.catalog import load_catalog
@@ -233,8 +255,7 @@ async def open_ingestion(settings: IngestSettings, *, catalog: MaterialCatalog |
 
         classify = classify_item
     await ensure_topics(settings.kafka_bootstrap_servers, settings.topic_namespace)
-    producer = EventProducer(settings.kafka_bootstrap_servers, source="mews/ingest",
-                             namespace=settings.topic_namespace)
+    producer = EventProducer(settings.kafka_bootstrap_servers, source="mews/ingest", namespace=settings.topic_namespace)
     await producer.start([*(s.topic for s in SIGNALS.values()), topics.DEADLETTER])
     seen = SeenStore(settings.seen_store_path)
     # Every connection, each redirect hop included, goes only to addresses the outbound policy allows.
@@ -242,12 +263,20 @@ async def open_ingestion(settings: IngestSettings, *, catalog: MaterialCatalog |
     client = httpx.AsyncClient(follow_redirects=False, transport=transport)
     try:
         yield Ingestion(
-            publisher=Publisher(producer, seen, within=settings.request_deadline_s), seen=seen,
-            catalog=RememberedNames(catalog), classify=classify, client=client,
+            publisher=Publisher(producer, seen, within=settings.request_deadline_s),
+            seen=seen,
+            catalog=RememberedNames(catalog),
+            classify=classify,
+            client=client,
             future_tolerance=timedelta(seconds=settings.future_tolerance_s),
-            fetch_limits=FetchLimits(settings.fetch_max_bytes, settings.fetch_timeout_s,
-                                     settings.fetch_retries, settings.fetch_backoff_s,
-                                     settings.max_redirects))
+            fetch_limits=FetchLimits(
+                settings.fetch_max_bytes,
+                settings.fetch_timeout_s,
+                settings.fetch_retries,
+                settings.fetch_backoff_s,
+                settings.max_redirects,
+            ),
+        )
     finally:
         await client.aclose()
         await producer.stop()

@@ -106,8 +106,9 @@ class Publisher:
         self._in_flight: dict[str, asyncio.Future[None]] = {}
         self._submitting = asyncio.Lock()  # FIFO: batches reach Kafka in call order
 
-    async def publish(self, items: Sequence[Item], *, dead_letter: bool = True,
-                      within: float | None = None) -> list[Decision]:
+    async def publish(
+        self, items: Sequence[Item], *, dead_letter: bool = True, within: float | None = None
+    ) -> list[Decision]:
         """Publish a batch within `within` seconds (default: the publisher's); one decision per item, in order.
 
         Rejected and malformed items go to the dead-letter topic when `dead_letter` is set (feeds); the API
@@ -129,8 +130,7 @@ class Publisher:
             if claimed is None:  # a batch in flight holding some of these keys did not finish in time
                 raise NotPublished(_none_published(items))
             plan = await self._plan(items, keys, claimed, dead_letter)
-            submission = await self.producer.submit(plan.sends, within=deadline - loop.time()) \
-                if plan.sends else None
+            submission = await self.producer.submit(plan.sends, within=deadline - loop.time()) if plan.sends else None
         except BaseException:
             if claimed is not None:
                 self._release(claimed)
@@ -146,8 +146,9 @@ class Publisher:
             raise NotPublished(decisions)
         return decisions
 
-    async def _plan(self, items: Sequence[Item], keys: list[tuple[str, ...]], claimed: set[str],
-                    dead_letter: bool) -> _Plan:
+    async def _plan(
+        self, items: Sequence[Item], keys: list[tuple[str, ...]], claimed: set[str], dead_letter: bool
+    ) -> _Plan:
         # A read of a chunk's keys takes a millisecond or two and never waits in WAL mode: inline, so the batch
         # is submitted at once instead of after the caller's next chunk; larger reads go to a thread.
         if len(claimed) <= INLINE_SEEN_CHECK:
@@ -165,8 +166,7 @@ class Publisher:
                 batch_keys.update(item_keys)
                 topic = SIGNALS[item.kind].topic
                 # The keys are the events' own unless the outcome names other identities: computed once.
-                event_keys = item_keys if not outcome.identities else \
-                    tuple(e.dedup_key() for e in outcome.events)
+                event_keys = item_keys if not outcome.identities else tuple(e.dedup_key() for e in outcome.events)
                 for event, event_key in zip(outcome.events, event_keys, strict=True):
                     plan.sends.append((topic, event, None, event_id_for(event_key)))
                 plan.sent.append((index, len(outcome.events)))
@@ -177,8 +177,9 @@ class Publisher:
                     plan.dead.append((item, outcome.code, outcome.detail))
         return plan
 
-    async def _settle(self, plan: _Plan, submission: Submission | None, keys: list[tuple[str, ...]],
-                      deadline: float) -> list[Decision]:
+    async def _settle(
+        self, plan: _Plan, submission: Submission | None, keys: list[tuple[str, ...]], deadline: float
+    ) -> list[Decision]:
         """Await the acknowledgements, record what Kafka took as seen, then write the dead letters."""
         decisions = plan.decisions
         if submission is not None:
@@ -201,17 +202,28 @@ class Publisher:
             # One batched write: a feed of thousands of bad rows must not cost a broker round trip per row.
             namespace = self.producer.namespace
             letters: list[Outgoing] = [
-                (topics.DEADLETTER, DeadLettered.of(item.raw, f"{code}: {detail}", source=item.source,
-                                                    stage="ingest",
-                                                    intended_topic=SIGNALS[item.kind].topic.qualified(namespace)),
-                 item.source, None)
-                for item, code, detail in plan.dead]
+                (
+                    topics.DEADLETTER,
+                    DeadLettered.of(
+                        item.raw,
+                        f"{code}: {detail}",
+                        source=item.source,
+                        stage="ingest",
+                        intended_topic=SIGNALS[item.kind].topic.qualified(namespace),
+                    ),
+                    item.source,
+                    None,
+                )
+                for item, code, detail in plan.dead
+            ]
             remaining = deadline - asyncio.get_running_loop().time()
             if not all(await self.producer.send_acknowledged(letters, within=remaining)):
                 return [NOT_ACKNOWLEDGED if d.status == "rejected" else d for d in decisions]
             for item, code, detail in plan.dead:
-                log.warning("dead-lettered", extra={"source": item.source, "kind": item.kind, "reason": code,
-                                                    "detail": detail[:300]})
+                log.warning(
+                    "dead-lettered",
+                    extra={"source": item.source, "kind": item.kind, "reason": code, "detail": detail[:300]},
+                )
         return decisions
 
     async def _claim(self, keys: set[str], deadline: float) -> set[str] | None:
@@ -267,5 +279,10 @@ class Publisher:
     async def dead_letter_document(self, raw: bytes, kind: str, source: str, code: str, detail: str) -> None:
         """Quarantine a whole fetched document that could not be read at all (unsafe XML, oversized)."""
         metrics.REJECTED.labels(source, kind, code).inc()
-        await self.producer.dead_letter(raw, f"{code}: {detail}", source=source, stage="ingest",
-                                        intended_topic=SIGNALS[kind].topic.qualified(self.producer.namespace))
+        await self.producer.dead_letter(
+            raw,
+            f"{code}: {detail}",
+            source=source,
+            stage="ingest",
+            intended_topic=SIGNALS[kind].topic.qualified(self.producer.namespace),
+        )

@@ -87,10 +87,12 @@ class SeenStore:
         digests = [d for d, key in by_digest.items() if key not in found]
         with self._lock:
             for start in range(0, len(digests), 500):
-                chunk = digests[start:start + 500]
+                chunk = digests[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(f"SELECT digest FROM seen WHERE digest IN ({marks})",  # noqa: S608
-                                        chunk).fetchall()
+                rows = self._db.execute(
+                    f"SELECT digest FROM seen WHERE digest IN ({marks})",  # noqa: S608
+                    chunk,
+                ).fetchall()
                 found.update(by_digest[r[0]] for r in rows)
         return found
 
@@ -117,8 +119,7 @@ class SeenStore:
             if rows:
                 try:
                     self._writer_db.execute("BEGIN")
-                    self._writer_db.executemany("INSERT OR IGNORE INTO seen (digest, first_seen) VALUES (?, ?)",
-                                                rows)
+                    self._writer_db.executemany("INSERT OR IGNORE INTO seen (digest, first_seen) VALUES (?, ?)", rows)
                     self._writer_db.execute("COMMIT")
                 except sqlite3.Error as exc:
                     metrics.SEEN_WRITE_FAILURES.inc()
@@ -126,8 +127,10 @@ class SeenStore:
                         self._writer_db.execute("ROLLBACK")
                     failed_closing += self._closing
                     if failed_closing >= ATTEMPTS_AT_CLOSE:
-                        log.error("seen keys not written at close: a restart may publish them again (same ids)",
-                                  extra={"keys": len(rows), "error": repr(exc)})
+                        log.error(
+                            "seen keys not written at close: a restart may publish them again (same ids)",
+                            extra={"keys": len(rows), "error": repr(exc)},
+                        )
                         break
                     log.warning("seen keys not written yet, retrying", extra={"keys": len(rows), "error": repr(exc)})
                     time.sleep(RETRY_SECONDS)
@@ -147,15 +150,16 @@ class SeenStore:
     def validators(self, source: str) -> Validators:
         """The ETag and Last-Modified last seen for a source (empty when never fetched)."""
         with self._lock:
-            row = self._db.execute("SELECT etag, last_modified FROM validators WHERE source = ?",
-                                   (source,)).fetchone()
+            row = self._db.execute("SELECT etag, last_modified FROM validators WHERE source = ?", (source,)).fetchone()
         return Validators(*row) if row else Validators()
 
     def set_validators(self, source: str, validators: Validators) -> None:
         """Remember a source's validators once everything fetched with them is published."""
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO validators (source, etag, last_modified) VALUES (?, ?, ?)",
-                             (source, validators.etag, validators.last_modified))
+            self._db.execute(
+                "INSERT OR REPLACE INTO validators (source, etag, last_modified) VALUES (?, ?, ?)",
+                (source, validators.etag, validators.last_modified),
+            )
 
     def forget_validators(self, source: str) -> None:
         """Make the next fetch of a source unconditional (backfill)."""

@@ -20,15 +20,20 @@ class IngestSettings(CommonSettings):
 
     port: int = Field(default=8001, ge=1, le=65535)
     host: str = "127.0.0.1"
-    api_keys: SecretStr = Field(default=SecretStr(""), description=(
-        "[name=]<sha256 hex>:scope[+scope][:public|restricted|government],... (shared/service_keys.py)"))
+    api_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description=("[name=]<sha256 hex>:scope[+scope][:public|restricted|government],... (shared/service_keys.py)"),
+    )
     state_dir: Path = Path("var/ingest")
     max_batch: int = Field(default=1000, ge=1, le=100_000)
     max_body_bytes: int = Field(default=2_000_000, ge=1024)
     request_deadline_s: Duration = Field(
-        default=5.0, gt=0, le=60,
+        default=5.0,
+        gt=0,
+        le=60,
         description="How long a batch may wait for Kafka's acknowledgement; the push API then answers 503. Keep "
-                    "it well below the clients' timeout, so they never give up on a request still in progress")
+        "it well below the clients' timeout, so they never give up on a request still in progress",
+    )
     retry_after_s: WholeDuration = Field(default=5, ge=1, le=3600, description="Retry-After of a 503 answer")
     fetch_max_bytes: int = Field(default=50_000_000, ge=1024)
     fetch_timeout_s: Duration = Field(default=20.0, gt=0)
@@ -36,10 +41,13 @@ class IngestSettings(CommonSettings):
     fetch_backoff_s: Duration = Field(default=1.0, ge=0)
     max_redirects: int = Field(default=5, ge=0, le=20)
     allow_private_sources: bool = Field(
-        default=False, description="Let sources and their redirects reach private, loopback and link-local "
-                                   "addresses (development and tests only; refused in production)")
-    future_tolerance_s: Duration = Field(default=86_400.0, ge=0,
-                                         description="How far past now a timestamp may lie (clock skew)")
+        default=False,
+        description="Let sources and their redirects reach private, loopback and link-local "
+        "addresses (development and tests only; refused in production)",
+    )
+    future_tolerance_s: Duration = Field(
+        default=86_400.0, ge=0, description="How far past now a timestamp may lie (clock skew)"
+    )
 
     @field_validator("api_keys")
     @classmethod

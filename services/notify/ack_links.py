@@ -18,6 +18,7 @@ from services.notify.store.models import utcnow
 
 # Acknowledgement links: a capability in an email, so no login is needed, bound to one alert and organisation.
 
+
 @dataclass(frozen=True)
 class AckClaim:
     """What a valid acknowledgement token grants: acknowledging this alert of this organisation."""
@@ -80,6 +81,7 @@ def manage_url(settings: NotifySettings, organisation_id: str = "") -> str:
 
 # Unsubscribe links: a capability in a notification, bound to one channel of one organisation, as the ack links.
 
+
 @dataclass(frozen=True)
 class UnsubscribeClaim:
     """What a valid unsubscribe token grants: disabling this channel of this organisation."""
@@ -116,10 +118,12 @@ def verify_unsubscribe_token(key: str, token: str, now: datetime | None = None) 
     return UnsubscribeClaim(channel_id, organisation_id, expires_at)
 
 
-def unsubscribe_url(settings: NotifySettings, channel_id: str, organisation_id: str,
-                    now: datetime | None = None) -> str:
+def unsubscribe_url(
+    settings: NotifySettings, channel_id: str, organisation_id: str, now: datetime | None = None
+) -> str:
     """The unsubscribe link of a channel's notifications, valid for the configured time."""
     expires_at = (now or utcnow()) + timedelta(seconds=settings.unsubscribe_link_ttl_seconds)
-    token = sign_unsubscribe_token(settings.link_signing_key.get_secret_value(), channel_id, organisation_id,
-                                   expires_at)
+    token = sign_unsubscribe_token(
+        settings.link_signing_key.get_secret_value(), channel_id, organisation_id, expires_at
+    )
     return f"{settings.public_base_url.rstrip('/')}/v1/unsubscribe/{token}"

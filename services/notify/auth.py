@@ -51,12 +51,16 @@ class Principal:
         return Classification(self.clearance).allows(classification)
 
 
-def authenticate(session: Session, settings: NotifySettings, token: str,
-                 now: datetime | None = None) -> Principal | None:
+def authenticate(
+    session: Session, settings: NotifySettings, token: str, now: datetime | None = None
+) -> Principal | None:
     """The principal a bearer token stands for, or None when it stands for nothing."""
     bootstrap = settings.bootstrap_admin_token
-    if bootstrap is not None and bootstrap.get_secret_value() and hmac.compare_digest(
-            token.encode(), bootstrap.get_secret_value().encode()):
+    if (
+        bootstrap is not None
+        and bootstrap.get_secret_value()
+        and hmac.compare_digest(token.encode(), bootstrap.get_secret_value().encode())
+    ):
         return Principal(None, "admin", "public", "platform", True, BOOTSTRAP, "bootstrap-token")
     key = find_active_key(session, token, now)
     return principal_of_key(session, key) if key is not None else None
@@ -72,8 +76,9 @@ def principal_of_key(session: Session, key: ApiKey) -> Principal | None:
         return None
     user = session.get(User, key.user_id) if key.user_id else None
     actor = user.email if user is not None else f"api-key:{key.name or key.id}"
-    return Principal(organisation.id, key.role, organisation.clearance, organisation.kind,
-                     organisation.platform_admin, key.id, actor)
+    return Principal(
+        organisation.id, key.role, organisation.clearance, organisation.kind, organisation.platform_admin, key.id, actor
+    )
 
 
 def principal_of_user(session: Session, user: User) -> Principal | None:
@@ -82,14 +87,24 @@ def principal_of_user(session: Session, user: User) -> Principal | None:
     organisation = session.get(Organisation, user.organisation_id)
     if organisation is None:
         return None
-    return Principal(organisation.id, user.role, organisation.clearance, organisation.kind,
-                     organisation.platform_admin, None, user.email)
+    return Principal(
+        organisation.id,
+        user.role,
+        organisation.clearance,
+        organisation.kind,
+        organisation.platform_admin,
+        None,
+        user.email,
+    )
 
 
 @answers(401, 429)
-def current_principal(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
-                      session: Session = Depends(db_session),
-                      settings: NotifySettings = Depends(notify_settings)) -> Principal:
+def current_principal(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    session: Session = Depends(db_session),
+    settings: NotifySettings = Depends(notify_settings),
+) -> Principal:
     """FastAPI dependency: the authenticated caller, or 401 (429 after too many failures)."""
     principal = authenticate(session, settings, credentials.credentials) if credentials else None
     if principal is None:

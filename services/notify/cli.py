@@ -29,15 +29,24 @@ def migrate_command(database_url: str | None) -> None:
 @notify.command("bootstrap-org")
 @click.option("--name", required=True, help="The organisation's name.")
 @click.option("--kind", type=click.Choice(["company", "ministry", "agency"]), required=True)
-@click.option("--clearance", type=click.Choice(["public", "restricted", "government"]), default="public",
-              show_default=True)
+@click.option(
+    "--clearance", type=click.Choice(["public", "restricted", "government"]), default="public", show_default=True
+)
 @click.option("--platform-admin", is_flag=True, help="Its admin keys may create other organisations.")
 @click.option("--admin-email", default=None, help="Also create an admin user with this address.")
 @click.option("--admin-name", default="")
 @click.option("--language", type=click.Choice(["nl", "en"]), default="en", show_default=True)
 @click.option("--database-url", default=None, help="Defaults to MEWS_NOTIFY_DATABASE_URL.")
-def bootstrap_org(name: str, kind: str, clearance: str, platform_admin: bool, admin_email: str | None,
-                  admin_name: str, language: str, database_url: str | None) -> None:
+def bootstrap_org(
+    name: str,
+    kind: str,
+    clearance: str,
+    platform_admin: bool,
+    admin_email: str | None,
+    admin_name: str,
+    language: str,
+    database_url: str | None,
+) -> None:
     """Create an organisation and its first admin key; the key is printed once, on stdout."""
     from services.notify.settings import NotifySettings
     from services.notify.store import keys, organisations
@@ -48,19 +57,23 @@ def bootstrap_org(name: str, kind: str, clearance: str, platform_admin: bool, ad
     engine = create_db_engine(url)
     try:
         with unit_of_work(session_factory(engine)) as session:
-            org = organisations.create_organisation(session, name=name, kind=kind, clearance=clearance,
-                                                    platform_admin=platform_admin)
+            org = organisations.create_organisation(
+                session, name=name, kind=kind, clearance=clearance, platform_admin=platform_admin
+            )
             user = None
             if admin_email:
-                user = organisations.create_user(session, org.id, email=admin_email, name=admin_name, role="admin",
-                                                 language=language)
-            _, plaintext = keys.issue_api_key(session, org.id, name="first admin key", role="admin",
-                                              user_id=user.id if user else None)
+                user = organisations.create_user(
+                    session, org.id, email=admin_email, name=admin_name, role="admin", language=language
+                )
+            _, plaintext = keys.issue_api_key(
+                session, org.id, name="first admin key", role="admin", user_id=user.id if user else None
+            )
             org_id = org.id
     finally:
         engine.dispose()
-    click.echo(f"organisation {org_id} created ({kind}, {clearance}{', platform admin' if platform_admin else ''})",
-               err=True)
+    click.echo(
+        f"organisation {org_id} created ({kind}, {clearance}{', platform admin' if platform_admin else ''})", err=True
+    )
     click.echo("admin API key (shown once, store it now):", err=True)
     click.echo(plaintext)
 
@@ -100,11 +113,16 @@ async def _run(settings, serve_api: bool = True) -> None:
     if serve_api:
         from services.notify.api.app import create_app
 
-        app = create_app(settings, engine=engine, on_subscriptions_changed=notifier.invalidate_index,
-                         readiness=notifier.readiness_checks())
+        app = create_app(
+            settings,
+            engine=engine,
+            on_subscriptions_changed=notifier.invalidate_index,
+            readiness=notifier.readiness_checks(),
+        )
         serve_metrics_port(settings)
-        server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
-                                               server_header=False))
+        server = uvicorn.Server(
+            uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, server_header=False)
+        )
         tasks.append(asyncio.create_task(server.serve(), name="api"))
     # What start-up built (the app, schemas, the catalog) lives as long as the process: the collector's passes
     # need not walk it. A crisis batch allocates hundreds of thousands of short-lived objects (alerts, payloads,

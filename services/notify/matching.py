@@ -89,7 +89,8 @@ class SubscriptionIndex:
             self.size += 1
             for material, via in exposures(spec):
                 self._by_material[material].append(
-                    IndexEntry(spec.organisation_id, spec.id, via, spec.min_severity, spec.channel_ids))
+                    IndexEntry(spec.organisation_id, spec.id, via, spec.min_severity, spec.channel_ids)
+                )
 
     def lookup(self, material: str, severity: Severity) -> dict[str, Match]:
         """The organisations a breach of this material and severity concerns, keyed by organisation id.
@@ -109,25 +110,37 @@ class SubscriptionIndex:
 
 def scan_subscriptions(specs: Iterable[SubscriptionSpec], material: str, severity: Severity) -> dict[str, Match]:
     """`SubscriptionIndex.lookup` by scanning every subscription: the benchmark's baseline."""
-    entries = [IndexEntry(s.organisation_id, s.id, via, s.min_severity, s.channel_ids)
-               for s in specs for m, via in exposures(s) if m == material]
+    entries = [
+        IndexEntry(s.organisation_id, s.id, via, s.min_severity, s.channel_ids)
+        for s in specs
+        for m, via in exposures(s)
+        if m == material
+    ]
     return _merge(entries, severity)
 
 
 def load_subscription_specs(session: Session) -> list[SubscriptionSpec]:
     """Every subscription with its channels and (for a product) its BOM, read in three queries."""
     rows = session.scalars(
-        select(models.Subscription).options(selectinload(models.Subscription.channels),
-                                            selectinload(models.Subscription.product)
-                                            .selectinload(models.Product.bom_lines))).all()
+        select(models.Subscription).options(
+            selectinload(models.Subscription.channels),
+            selectinload(models.Subscription.product).selectinload(models.Product.bom_lines),
+        )
+    ).all()
     specs = []
     for sub in rows:
         product = sub.product
-        specs.append(SubscriptionSpec(
-            id=sub.id, organisation_id=sub.organisation_id, min_severity=Severity(sub.min_severity),
-            channel_ids=tuple(c.id for c in sub.channels), material=sub.material,
-            product_name=product.name if product else None,
-            bom=tuple((line.component, line.material) for line in product.bom_lines) if product else ()))
+        specs.append(
+            SubscriptionSpec(
+                id=sub.id,
+                organisation_id=sub.organisation_id,
+                min_severity=Severity(sub.min_severity),
+                channel_ids=tuple(c.id for c in sub.channels),
+                material=sub.material,
+                product_name=product.name if product else None,
+                bom=tuple((line.component, line.material) for line in product.bom_lines) if product else (),
+            )
+        )
     return specs
 
 

@@ -38,8 +38,11 @@ def masked_url(url: str) -> str:
     except ValueError:
         return "…"
     rest = url.rstrip("/")
-    return f"{parts.scheme}://{host}/…{rest[-4:]}" if len(rest) > len(f"{parts.scheme}://{host}") + 8 else \
-        f"{parts.scheme}://{host}/…"
+    return (
+        f"{parts.scheme}://{host}/…{rest[-4:]}"
+        if len(rest) > len(f"{parts.scheme}://{host}") + 8
+        else f"{parts.scheme}://{host}/…"
+    )
 
 
 def check_url_form(url: str, *, require_https: bool) -> TargetVerdict:
@@ -80,8 +83,9 @@ def check_send_target(url: str, *, require_https: bool, allow_private: bool) -> 
     return form
 
 
-def check_webhook_target(url: str, *, require_https: bool, allow_private: bool,
-                         resolve: Resolver = lookup) -> TargetVerdict:
+def check_webhook_target(
+    url: str, *, require_https: bool, allow_private: bool, resolve: Resolver = lookup
+) -> TargetVerdict:
     """Whether a webhook URL may be created: its form, then every address its host resolves to (blocking DNS)."""
     form = check_url_form(url, require_https=require_https)
     if not form.allowed:
@@ -93,8 +97,9 @@ def check_webhook_target(url: str, *, require_https: bool, allow_private: bool,
         try:
             addresses = list(resolve(form.host, form.port))
         except (OSError, UnicodeError) as exc:
-            return TargetVerdict(False, f"host {form.host} does not resolve: {type(exc).__name__}",
-                                 host=form.host, port=form.port)
+            return TargetVerdict(
+                False, f"host {form.host} does not resolve: {type(exc).__name__}", host=form.host, port=form.port
+            )
     if not addresses:
         return TargetVerdict(False, f"host {form.host} has no address", host=form.host, port=form.port)
     refusal = addresses_refusal(addresses, allow_private=allow_private)

@@ -57,12 +57,21 @@ SOURCE = "mews/notify"
 
 
 ALERTS_FIRING = Gauge("mews_notify_alerts_firing", "Alerts firing now, over every organisation", ["severity"])
-REWINDS = Counter("mews_notify_consumer_rewinds_total",
-                  "Times the breaches consumer went back to its committed offsets, by cause", ["cause"])
-FAULTS = Counter("mews_notify_faults_total", "Faults a loop of the notifier waited out, by loop and dependency",
-                 ["loop", "dependency"])
-DISPATCH_SECONDS = Histogram("mews_notify_dispatch_seconds", "Time of one dispatch transaction (worker thread)",
-                             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+REWINDS = Counter(
+    "mews_notify_consumer_rewinds_total",
+    "Times the breaches consumer went back to its committed offsets, by cause",
+    ["cause"],
+)
+FAULTS = Counter(
+    "mews_notify_faults_total",
+    "Faults a loop of the notifier waited out, by loop and dependency",
+    ["loop", "dependency"],
+)
+DISPATCH_SECONDS = Histogram(
+    "mews_notify_dispatch_seconds",
+    "Time of one dispatch transaction (worker thread)",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 DISPATCH_PAIRS = Counter("mews_notify_dispatch_pairs_total", "Alert-organisation pairs dispatched")
 
 # Waiting out a fault: 0.2 s, 0.4 s ... capped at 5 s, so a database back after 10 s is used within 5 s.
@@ -83,36 +92,52 @@ def timing_from(settings: NotifySettings) -> Timing:
     """The group timers the settings ask for."""
     from datetime import time as clock_time
 
-    return Timing(group_wait=timedelta(seconds=settings.group_wait_seconds),
-                  group_interval=timedelta(seconds=settings.group_interval_seconds),
-                  repeat_interval=timedelta(seconds=settings.repeat_interval_seconds),
-                  digest_at=clock_time(settings.digest_hour_utc, 0), digest_weekday=settings.digest_weekday)
+    return Timing(
+        group_wait=timedelta(seconds=settings.group_wait_seconds),
+        group_interval=timedelta(seconds=settings.group_interval_seconds),
+        repeat_interval=timedelta(seconds=settings.repeat_interval_seconds),
+        digest_at=clock_time(settings.digest_hour_utc, 0),
+        digest_weekday=settings.digest_weekday,
+    )
 
 
 def policy_from(settings: NotifySettings, lease: timedelta | None = None) -> DeliveryPolicy:
     """The retry schedule and channel-disabling threshold the settings ask for."""
-    schedule = RetrySchedule(initial=settings.retry_initial_seconds, multiplier=settings.retry_multiplier,
-                             max_interval=settings.retry_max_interval_seconds, jitter=settings.retry_jitter,
-                             max_attempts=settings.retry_max_attempts)
+    schedule = RetrySchedule(
+        initial=settings.retry_initial_seconds,
+        multiplier=settings.retry_multiplier,
+        max_interval=settings.retry_max_interval_seconds,
+        jitter=settings.retry_jitter,
+        max_attempts=settings.retry_max_attempts,
+    )
     lease = lease or timedelta(seconds=max(60.0, 3 * settings.webhook_timeout_seconds))
-    return DeliveryPolicy(schedule=schedule, disable_after_failures=settings.channel_disable_after_failures,
-                          lease=lease)
+    return DeliveryPolicy(
+        schedule=schedule, disable_after_failures=settings.channel_disable_after_failures, lease=lease
+    )
 
 
 def webhook_client(settings: NotifySettings, limits: DeliveryLimits) -> httpx.AsyncClient:
     """The client every webhook goes through: no redirects, and each connection under the outbound policy."""
     # One client for every send: connections to a receiver are kept alive between notifications.
-    pool = httpx.Limits(max_connections=limits.concurrency, max_keepalive_connections=limits.concurrency,
-                        keepalive_expiry=30.0)
+    pool = httpx.Limits(
+        max_connections=limits.concurrency, max_keepalive_connections=limits.concurrency, keepalive_expiry=30.0
+    )
     transport = pinned_transport(OutboundPolicy(settings.allow_private_webhook_targets), limits=pool)
-    return httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, transport=transport, follow_redirects=False,
-                             trust_env=False)
+    return httpx.AsyncClient(
+        timeout=settings.webhook_timeout_seconds, transport=transport, follow_redirects=False, trust_env=False
+    )
 
 
 def smtp_from(settings: NotifySettings) -> SmtpConfig:
-    return SmtpConfig(host=settings.smtp_host, port=settings.smtp_port, sender=settings.smtp_from,
-                      starttls=settings.smtp_starttls, user=settings.smtp_user,
-                      password=settings.smtp_password.get_secret_value(), timeout=settings.smtp_timeout_seconds)
+    return SmtpConfig(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        sender=settings.smtp_from,
+        starttls=settings.smtp_starttls,
+        user=settings.smtp_user,
+        password=settings.smtp_password.get_secret_value(),
+        timeout=settings.smtp_timeout_seconds,
+    )
 
 
 @dataclass
@@ -124,11 +149,18 @@ class BatchResult:
 class Notifier:
     """Consumes breaches into alerts and outbox rows, and sends the outbox; `run` until `stop`."""
 
-    def __init__(self, settings: NotifySettings, sessions: sessionmaker[Session] | None = None, *,
-                 group_id: str = "mews-notify", index_refresh_seconds: float = 5.0,
-                 sweep_interval_seconds: float = 15.0, lease: timedelta | None = None,
-                 clock: Callable[[], datetime] | None = None,
-                 consumer_options: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        settings: NotifySettings,
+        sessions: sessionmaker[Session] | None = None,
+        *,
+        group_id: str = "mews-notify",
+        index_refresh_seconds: float = 5.0,
+        sweep_interval_seconds: float = 15.0,
+        lease: timedelta | None = None,
+        clock: Callable[[], datetime] | None = None,
+        consumer_options: Mapping[str, Any] | None = None,
+    ) -> None:
         self.settings = settings
         self._engine = None
         if sessions is None:
@@ -170,8 +202,11 @@ class Notifier:
 
     def check_target(self, url: str) -> str | None:
         """The form check before each send; the addresses are checked by the pinned transport on connecting."""
-        verdict = check_send_target(url, require_https=self.settings.require_https_webhooks,
-                                    allow_private=self.settings.allow_private_webhook_targets)
+        verdict = check_send_target(
+            url,
+            require_https=self.settings.require_https_webhooks,
+            allow_private=self.settings.allow_private_webhook_targets,
+        )
         return None if verdict.allowed else verdict.reason
 
     async def in_database_thread(self, fn: Callable[..., T], *args: Any) -> T:
@@ -228,15 +263,17 @@ class Notifier:
             raise fault
         return list(failed.values())
 
-    def _dispatch_unit(self, index: SubscriptionIndex, unit: DispatchUnit,
-                       by_breach: dict[int, ConsumerRecord]) -> dict[int, tuple[ConsumerRecord, str]]:
+    def _dispatch_unit(
+        self, index: SubscriptionIndex, unit: DispatchUnit, by_breach: dict[int, ConsumerRecord]
+    ) -> dict[int, tuple[ConsumerRecord, str]]:
         """One dispatch transaction, woken outbox after its commit; breaches that failed alone, by id."""
         started = time.perf_counter()
         failed: dict[int, tuple[ConsumerRecord, str]] = {}
         try:
             with unit_of_work(self.sessions) as session:
-                report = dispatch_breaches(session, index, unit.breaches, self.clock(), self.timing, unit,
-                                           self.inhibit_rules)
+                report = dispatch_breaches(
+                    session, index, unit.breaches, self.clock(), self.timing, unit, self.inhibit_rules
+                )
         except Exception as exc:
             if dependency_of(exc) == "database":
                 raise
@@ -250,8 +287,10 @@ class Notifier:
                 except Exception as exc_one:
                     if dependency_of(exc_one) == "database":
                         raise
-                    failed[id(breach)] = (by_breach[id(breach)],
-                                          f"dispatch failed: {type(exc_one).__name__}: {exc_one}")
+                    failed[id(breach)] = (
+                        by_breach[id(breach)],
+                        f"dispatch failed: {type(exc_one).__name__}: {exc_one}",
+                    )
             return failed
         DISPATCH_SECONDS.observe(time.perf_counter() - started)
         DISPATCH_PAIRS.inc(report.alerts_upserted)
@@ -267,8 +306,9 @@ class Notifier:
             try:
                 _, event = decode(record.value, BreachRaised)
             except EnvelopeError as exc:
-                await producer.dead_letter(record.value or b"", str(exc), source=self.topic, stage=SERVICE,
-                                           intended_topic=self.topic)
+                await producer.dead_letter(
+                    record.value or b"", str(exc), source=self.topic, stage=SERVICE, intended_topic=self.topic
+                )
                 result.dead_lettered += 1
                 continue
             assert isinstance(event, BreachRaised)
@@ -278,8 +318,9 @@ class Notifier:
         # A database away raises here: the caller retries the batch; nothing of it is committed.
         failed = await self.in_database_thread(self.dispatch, breaches)
         for record, reason in failed:
-            await producer.dead_letter(record.value, reason, source=self.topic, stage=SERVICE,
-                                       intended_topic=self.topic)
+            await producer.dead_letter(
+                record.value, reason, source=self.topic, stage=SERVICE, intended_topic=self.topic
+            )
         result.breaches = len(breaches) - len(failed)
         result.dead_lettered += len(failed)
         return result
@@ -294,9 +335,13 @@ class Notifier:
         if caught_up.notifications_created or caught_up.notifications_joined:
             self.wake_outbox()
         with unit_of_work(self.sessions) as session:
-            return dict(session.execute(select(models.Alert.severity, func.count())  # type: ignore[arg-type]
-                                        .where(models.Alert.status == "firing")
-                                        .group_by(models.Alert.severity)).all())
+            return dict(
+                session.execute(
+                    select(models.Alert.severity, func.count())  # type: ignore[arg-type]
+                    .where(models.Alert.status == "firing")
+                    .group_by(models.Alert.severity)
+                ).all()
+            )
 
     async def sweep(self) -> None:
         """Repeats, expired silences, lifted inhibitions; and the firing-alerts gauge."""
@@ -338,9 +383,17 @@ class Notifier:
         reason = f"{type(exc).__name__}: {str(exc)[:200]}"
         if dependency != "notifier":
             self.waiting[dependency] = f"{loop_name} waits out {reason}"
-        log.error("fault; waiting it out", exc_info=dependency == "notifier",
-                  extra={"loop": loop_name, "dependency": dependency, "error": reason, "failures": failures,
-                         "retry_in_s": round(delay, 2)})
+        log.error(
+            "fault; waiting it out",
+            exc_info=dependency == "notifier",
+            extra={
+                "loop": loop_name,
+                "dependency": dependency,
+                "error": reason,
+                "failures": failures,
+                "retry_in_s": round(delay, 2),
+            },
+        )
         try:
             await self._pause(delay)
         finally:
@@ -350,17 +403,23 @@ class Notifier:
 
     def _consumer(self) -> AIOKafkaConsumer:
         fetch_wait_ms = max(1, round(self.settings.consume_fetch_max_wait_seconds * 1000))
-        options: dict[str, Any] = {"enable_auto_commit": False, "auto_offset_reset": "earliest",
-                                   "client_id": "mews-notify", "fetch_max_wait_ms": fetch_wait_ms,
-                                   **self.consumer_options}
-        return AIOKafkaConsumer(self.topic, bootstrap_servers=self.settings.kafka_bootstrap_servers,
-                                group_id=self.group_id, **options)
+        options: dict[str, Any] = {
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "client_id": "mews-notify",
+            "fetch_max_wait_ms": fetch_wait_ms,
+            **self.consumer_options,
+        }
+        return AIOKafkaConsumer(
+            self.topic, bootstrap_servers=self.settings.kafka_bootstrap_servers, group_id=self.group_id, **options
+        )
 
     async def consume(self) -> None:
         """Breaches -> database, then commit the offsets; until stopped."""
         consumer = self._consumer()
-        producer = EventProducer(self.settings.kafka_bootstrap_servers, source=SOURCE,
-                                 namespace=self.settings.topic_namespace)
+        producer = EventProducer(
+            self.settings.kafka_bootstrap_servers, source=SOURCE, namespace=self.settings.topic_namespace
+        )
         await producer.start()
         try:
             await consumer.start()
@@ -400,8 +459,10 @@ class Notifier:
                 await consumer.seek_to_beginning(tp)
             else:
                 consumer.seek(tp, committed)
-        log.warning("consumer rewound to the committed offsets",
-                    extra={"partitions": sorted(tp.partition for tp in consumer.assignment())})
+        log.warning(
+            "consumer rewound to the committed offsets",
+            extra={"partitions": sorted(tp.partition for tp in consumer.assignment())},
+        )
 
     async def _observe_lag(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
         lag = 0
@@ -415,8 +476,11 @@ class Notifier:
     def outbox_wakeup(self) -> OutboxWakeup:
         """Wakes the outbox after an enqueue: this process at once, other replicas through PostgreSQL NOTIFY."""
         bind = self.sessions.kw.get("bind")
-        url = (bind.url.render_as_string(hide_password=False) if bind is not None
-               else self.settings.database_url.get_secret_value())
+        url = (
+            bind.url.render_as_string(hide_password=False)
+            if bind is not None
+            else self.settings.database_url.get_secret_value()
+        )
         return OutboxWakeup(url)
 
     def wake_outbox(self) -> None:
@@ -427,8 +491,17 @@ class Notifier:
         """Send what the outbox holds until stopped: woken by enqueues here and elsewhere, polling as the fallback."""
         limits = DeliveryLimits(self.settings.delivery_concurrency, self.settings.delivery_per_target_concurrency)
         async with webhook_client(self.settings, limits) as http:
-            worker = OutboxWorker(self.sessions, http, smtp_from(self.settings), self.check_target,
-                                  self.settings, self.policy, self.clock, limits=limits, wakeup=self.outbox_wakeup)
+            worker = OutboxWorker(
+                self.sessions,
+                http,
+                smtp_from(self.settings),
+                self.check_target,
+                self.settings,
+                self.policy,
+                self.clock,
+                limits=limits,
+                wakeup=self.outbox_wakeup,
+            )
             listener = asyncio.create_task(self.outbox_wakeup.listen(self._stopping), name="outbox-listen")
             try:
                 await worker.run(self._stopping)
@@ -472,8 +545,10 @@ class Notifier:
         if self.sessions.kw.get("bind") is not None and self.sessions.kw["bind"].dialect.name == "sqlite":
             # SQLite means one worker: anything left `sending` died with the previous process.
             await self.in_database_thread(self._release_leftover_claims)
-        tasks = [asyncio.create_task(self._supervise(name, loop), name=name) for name, loop in
-                 (("consume", self.consume), ("deliver", self.deliver), ("sweep", self.sweep_forever))]
+        tasks = [
+            asyncio.create_task(self._supervise(name, loop), name=name)
+            for name, loop in (("consume", self.consume), ("deliver", self.deliver), ("sweep", self.sweep_forever))
+        ]
         try:
             await asyncio.gather(*tasks)
         finally:

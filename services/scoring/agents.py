@@ -45,24 +45,34 @@ SERVICE = "scoring"
 INPUTS: tuple[declared.Topic, ...] = tuple(s.topic for s in SIGNALS.values())
 EXPECTED: dict[str, type[SignalEvent]] = {s.topic.name: s.event for s in SIGNALS.values()}
 
-EVENTS = Counter("mews_scoring_events_total", "Input events by topic and what became of them",
-                 ["topic", "outcome"])
+EVENTS = Counter("mews_scoring_events_total", "Input events by topic and what became of them", ["topic", "outcome"])
 LATE = Counter("mews_scoring_late_events_total", "Inputs rejected as older than the lateness bound", ["topic"])
-BREACHES = Counter("mews_scoring_breaches_total", "Breach transitions emitted",
-                   ["material", "rule", "severity", "status"])
-PROCESSING_LAG = Histogram("mews_scoring_processing_lag_seconds",
-                           "From an input's CloudEvents time to the end of the batch it was scored in", ["topic"],
-                           buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400))
-GAPS = Counter("mews_scoring_input_gaps_total",
-               "Input offsets passed over without being delivered, within one group generation (inputs never scored)",
-               ["topic"])
+BREACHES = Counter(
+    "mews_scoring_breaches_total", "Breach transitions emitted", ["material", "rule", "severity", "status"]
+)
+PROCESSING_LAG = Histogram(
+    "mews_scoring_processing_lag_seconds",
+    "From an input's CloudEvents time to the end of the batch it was scored in",
+    ["topic"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400),
+)
+GAPS = Counter(
+    "mews_scoring_input_gaps_total",
+    "Input offsets passed over without being delivered, within one group generation (inputs never scored)",
+    ["topic"],
+)
 ASSIGNED = Gauge("mews_scoring_partitions_assigned", "Input partitions this worker owns", ["topic"])
-STATE_WRITES = Counter("mews_scoring_state_writes_total",
-                       "Material states written to the changelog (at most one per material and commit interval)")
+STATE_WRITES = Counter(
+    "mews_scoring_state_writes_total",
+    "Material states written to the changelog (at most one per material and commit interval)",
+)
 SNAPSHOTS = Counter("mews_scoring_snapshots_total", "Indicator snapshots sent")
 RESIDENT = Gauge("mews_scoring_resident_materials", "Material states this worker holds in memory")
-BATCH_SIZE = Histogram("mews_scoring_batch_inputs", "Inputs scored per batch",
-                       buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000))
+BATCH_SIZE = Histogram(
+    "mews_scoring_batch_inputs",
+    "Inputs scored per batch",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000),
+)
 
 STATE_TICK = 0.1  # seconds between checks whether states are due to be persisted or snapshots to be sent
 # Inputs scored between two turns of the event loop. Scoring never waits, so without a turn a batch of a thousand
@@ -117,8 +127,9 @@ def passed_over(expected: int | None, offset: int) -> int:
 
 def breach_event_id(breach: BreachRaised) -> str:
     """A deterministic id per transition, so a transition re-sent after a rebalance is recognisably the same."""
-    return event_id_for(f"breach|{breach.fingerprint}|{breach.status}|{breach.severity}|"
-                        f"{breach.observed_at.isoformat()}")
+    return event_id_for(
+        f"breach|{breach.fingerprint}|{breach.status}|{breach.severity}|{breach.observed_at.isoformat()}"
+    )
 
 
 def sent_at(envelope: dict[str, Any]) -> float | None:
@@ -132,9 +143,16 @@ def sent_at(envelope: dict[str, Any]) -> float | None:
     return sent.timestamp()
 
 
-def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_interval: float, *,
-                  commit_interval: float = 1.0, snapshot_interval: float = 1.0,
-                  batch_max: int = 1000) -> faust.Table:
+def attach_agents(
+    app: faust.App,
+    namespace: str,
+    config: ScoringConfig,
+    lag_interval: float,
+    *,
+    commit_interval: float = 1.0,
+    snapshot_interval: float = 1.0,
+    batch_max: int = 1000,
+) -> faust.Table:
     """Declare the topics, the `material-state` table, the scoring agent, its input intake and timers on an app.
 
     States live in memory (`MaterialStates`); `persist` writes the changed ones to the table once per commit
@@ -147,8 +165,13 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
     breaches_topic = declared.BREACHES.qualified(namespace)
     indicators_topic = declared.INDICATORS.qualified(namespace)
     deadletter_topic = declared.DEADLETTER.qualified(namespace)
-    table = app.Table("material-state", default=None, key_type=str, partitions=declared.MATERIAL_PARTITIONS,
-                      help="per material: MaterialState.to_dict() and the input offsets it covers")
+    table = app.Table(
+        "material-state",
+        default=None,
+        key_type=str,
+        partitions=declared.MATERIAL_PARTITIONS,
+        help="per material: MaterialState.to_dict() and the input offsets it covers",
+    )
     states = MaterialStates(table.get)
     intake = BatchIntake(app, by_name, batch_max)
     intake.install()
@@ -172,11 +195,19 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
     async def quarantine(message: Any, reason: str) -> None:
         topic = by_name[message.topic].name
         EVENTS.labels(topic, "invalid").inc()
-        letter = DeadLettered.of(message.value or b"", reason, source=SOURCE, stage=SERVICE,
-                                 intended_topic=message.topic)
+        letter = DeadLettered.of(
+            message.value or b"", reason, source=SOURCE, stage=SERVICE, intended_topic=message.topic
+        )
         await send(deadletter_topic, SOURCE.encode(), encode(letter, source=SOURCE))
-        log.warning("input dead-lettered", extra={"topic": message.topic, "partition": message.partition,
-                                                  "offset": message.offset, "reason": reason[:300]})
+        log.warning(
+            "input dead-lettered",
+            extra={
+                "topic": message.topic,
+                "partition": message.partition,
+                "offset": message.offset,
+                "reason": reason[:300],
+            },
+        )
 
     async def publish(snap: IndicatorSnapshot) -> None:
         await send(indicators_topic, snap.material.encode(), encode(snap, source=SOURCE))
@@ -184,15 +215,27 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
 
     async def emit(outcome: Outcome) -> None:
         for breach in outcome.breaches:
-            await send(breaches_topic, breach.fingerprint.encode(),
-                       encode(breach, source=SOURCE, event_id=breach_event_id(breach)))
+            await send(
+                breaches_topic,
+                breach.fingerprint.encode(),
+                encode(breach, source=SOURCE, event_id=breach_event_id(breach)),
+            )
             BREACHES.labels(breach.material, breach.rule, breach.severity.value, breach.status.value).inc()
-            log.info("breach", extra={"material": breach.material, "rule": breach.rule,
-                                      "severity": breach.severity.value, "status": breach.status.value,
-                                      "fingerprint": breach.fingerprint, "value": breach.value})
+            log.info(
+                "breach",
+                extra={
+                    "material": breach.material,
+                    "rule": breach.rule,
+                    "severity": breach.severity.value,
+                    "status": breach.status.value,
+                    "fingerprint": breach.fingerprint,
+                    "value": breach.value,
+                },
+            )
 
-    async def score(message: Any, declared_topic: declared.Topic, now: float,
-                    sent_times: dict[str, list[float]]) -> str:
+    async def score(
+        message: Any, declared_topic: declared.Topic, now: float, sent_times: dict[str, list[float]]
+    ) -> str:
         """Score one input into its material's state; the metrics outcome.
 
         `sent_times` gets the input's CloudEvents time under its topic, observed when the batch is scored.
@@ -208,19 +251,26 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
         resident.offsets[position(declared_topic.name, message.partition)] = message.offset
         resident.partition = message.partition
         states.scored(material, resident)
-        outcome = apply_event_in_place(resident.state, checked.event, event_id=checked.envelope["id"],
-                                       config=config)
+        outcome = apply_event_in_place(resident.state, checked.event, event_id=checked.envelope["id"], config=config)
         resident.state = outcome.state
         label = outcome_label(outcome.rejected)
         if outcome.rejected is not None:
             if label == "late":
                 LATE.labels(declared_topic.name).inc()
             if label in ("late", "rejected"):  # valid input that could not count: keep it, with the reason
-                letter = DeadLettered.of(message.value, str(outcome.rejected), source=SOURCE, stage=SERVICE,
-                                         intended_topic=message.topic)
+                letter = DeadLettered.of(
+                    message.value, str(outcome.rejected), source=SOURCE, stage=SERVICE, intended_topic=message.topic
+                )
                 await send(deadletter_topic, SOURCE.encode(), encode(letter, source=SOURCE))
-            log.info("input not scored", extra={"topic": message.topic, "material": material,
-                                                "event_id": checked.envelope["id"], "reason": str(outcome.rejected)})
+            log.info(
+                "input not scored",
+                extra={
+                    "topic": message.topic,
+                    "material": material,
+                    "event_id": checked.envelope["id"],
+                    "reason": str(outcome.rejected),
+                },
+            )
         else:
             await emit(outcome)
             if outcome.breaches:
@@ -249,9 +299,16 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
         missed = passed_over(expected, message.offset)
         if missed:
             GAPS.labels(declared_topic.name).inc(missed)
-            log.error("inputs passed over unscored", extra={"topic": message.topic, "partition": message.partition,
-                                                            "expected_offset": expected, "offset": message.offset,
-                                                            "generation": message.generation_id})
+            log.error(
+                "inputs passed over unscored",
+                extra={
+                    "topic": message.topic,
+                    "partition": message.partition,
+                    "expected_offset": expected,
+                    "offset": message.offset,
+                    "generation": message.generation_id,
+                },
+            )
         next_offsets[message.tp] = (message.generation_id, message.offset + 1)
 
     async def persist(everything: bool = False) -> None:
@@ -277,8 +334,9 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
         if cut[0]:
             await app.consumer.commit()  # now rather than at faust's next beat: a restart re-reads less
 
-    def take_cut(now: float, everything: bool) -> tuple[list[Any], list[tuple[str, Resident, dict[str, Any]]],
-                                                        list[IndicatorSnapshot]]:
+    def take_cut(
+        now: float, everything: bool
+    ) -> tuple[list[Any], list[tuple[str, Resident, dict[str, Any]]], list[IndicatorSnapshot]]:
         """The inputs scored since the last cut, the records of the states they changed, the snapshots now due."""
         done = unacked.copy()
         unacked.clear()
@@ -290,8 +348,12 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
             states.published(material, now)
         return done, records, snaps
 
-    async def write_cut(done: list[Any], records: list[tuple[str, Resident, dict[str, Any]]],
-                        snaps: list[IndicatorSnapshot], taken_at: float) -> None:
+    async def write_cut(
+        done: list[Any],
+        records: list[tuple[str, Resident, dict[str, Any]]],
+        snaps: list[IndicatorSnapshot],
+        taken_at: float,
+    ) -> None:
         if done:
             try:
                 await app.producer.flush()
@@ -394,8 +456,9 @@ def attach_agents(app: faust.App, namespace: str, config: ScoringConfig, lag_int
     return table
 
 
-def measure_lag(app: faust.App, by_name: dict[str, declared.Topic], last_offsets: dict[Any, int],
-                count_owned: bool = False) -> None:
+def measure_lag(
+    app: faust.App, by_name: dict[str, declared.Topic], last_offsets: dict[Any, int], count_owned: bool = False
+) -> None:
     """Set per-topic consumer lag (highwater minus next offset to process) and, if asked, owned partitions."""
     assignment = [tp for tp in app.consumer.assignment() if tp.topic in by_name]
     lag: dict[str, int] = dict.fromkeys((t.name for t in by_name.values()), 0)

@@ -94,14 +94,14 @@ class Figures(BaseModel):
 def figures_for(snap: IndicatorSnapshot, clearance: Classification) -> Figures:
     """A snapshot's figures cut to a clearance: a score computed from restricted inputs reveals them."""
     if visible(snap.classification, clearance):
-        return Figures(risk_score=snap.risk_score, components=snap.components, indicators=snap.indicators,
-                       withheld=False)
+        return Figures(
+            risk_score=snap.risk_score, components=snap.components, indicators=snap.indicators, withheld=False
+        )
     return Figures(risk_score=None, components={}, indicators={}, withheld=True)
 
 
 @answers(401, 429)
-def reader(request: Request,
-           credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Reader:
+def reader(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Reader:
     """The caller behind a bearer read key; 401 without a valid one (429 after too many failures)."""
     presented = credentials.credentials if credentials is not None else None
     key = find_key(presented, request.app.state.read_keys)
@@ -113,11 +113,15 @@ def reader(request: Request,
 Caller = Annotated[Reader, Depends(reader)]
 
 
-def create_api(settings: ScoringSettings, view: MaterialsView,
-               checks: dict[str, ReadinessCheck] | None = None) -> FastAPI:
+def create_api(
+    settings: ScoringSettings, view: MaterialsView, checks: dict[str, ReadinessCheck] | None = None
+) -> FastAPI:
     """The FastAPI app: /v1 routes, /docs, /metrics, /healthz and /readyz."""
-    api = FastAPI(title="mews scoring", version="1",
-                  description="Risk scores, indicators and open breaches per critical raw material.")
+    api = FastAPI(
+        title="mews scoring",
+        version="1",
+        description="Risk scores, indicators and open breaches per critical raw material.",
+    )
     api.state.read_keys = settings.read_keys
     mount_observability(api, SERVICE, checks or {}, settings=settings)
     secure_api(api, SERVICE, settings)
@@ -132,32 +136,57 @@ def create_api(settings: ScoringSettings, view: MaterialsView,
             severities = {b.severity.value for b in open_}
             highest = "critical" if "critical" in severities else ("warning" if severities else None)
             shown = figures_for(snap, caller.clearance)
-            out.append(MaterialSummary(material=material, as_of=snap.as_of, risk_score=shown.risk_score,
-                                       open_breaches=len(open_), highest_severity=highest,
-                                       withheld=shown.withheld))
+            out.append(
+                MaterialSummary(
+                    material=material,
+                    as_of=snap.as_of,
+                    risk_score=shown.risk_score,
+                    open_breaches=len(open_),
+                    highest_severity=highest,
+                    withheld=shown.withheld,
+                )
+            )
         return out
 
-    @api.get("/v1/materials/{material}", response_model=MaterialDetail, tags=["materials"],
-             responses={404: {"description": "No snapshot of this material"}})
+    @api.get(
+        "/v1/materials/{material}",
+        response_model=MaterialDetail,
+        tags=["materials"],
+        responses={404: {"description": "No snapshot of this material"}},
+    )
     def get_material(material: str, caller: Caller) -> MaterialDetail:
         """A material's indicators, open breaches and export controls in force."""
         snap = view.snapshot(material)
         if snap is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown material")
         shown = figures_for(snap, caller.clearance)
-        return MaterialDetail(material=snap.material, as_of=snap.as_of, risk_score=shown.risk_score,
-                              components=shown.components, indicators=shown.indicators, withheld=shown.withheld,
-                              export_controls=visible_controls(snap.export_controls, caller.clearance),
-                              open_breaches=view.open_breaches(material, caller.clearance))
+        return MaterialDetail(
+            material=snap.material,
+            as_of=snap.as_of,
+            risk_score=shown.risk_score,
+            components=shown.components,
+            indicators=shown.indicators,
+            withheld=shown.withheld,
+            export_controls=visible_controls(snap.export_controls, caller.clearance),
+            open_breaches=view.open_breaches(material, caller.clearance),
+        )
 
     @api.get("/v1/risk", response_model=list[RiskEntry], tags=["risk"])
     def risk_ranking(caller: Caller) -> list[RiskEntry]:
         """Materials ranked by risk score, highest first, with the weighted components of each score."""
         rows = [(snap, figures_for(snap, caller.clearance)) for snap in view.snapshots.values()]
         rows.sort(key=lambda r: (r[1].risk_score is None, -(r[1].risk_score or 0.0), r[0].material))
-        return [RiskEntry(rank=i, material=snap.material, risk_score=shown.risk_score,
-                          components=shown.components, as_of=snap.as_of, withheld=shown.withheld)
-                for i, (snap, shown) in enumerate(rows, start=1)]
+        return [
+            RiskEntry(
+                rank=i,
+                material=snap.material,
+                risk_score=shown.risk_score,
+                components=shown.components,
+                as_of=snap.as_of,
+                withheld=shown.withheld,
+            )
+            for i, (snap, shown) in enumerate(rows, start=1)
+        ]
 
     @api.get("/v1/history", response_model=list[MaterialHistory], tags=["risk"])
     def history(caller: Caller, material: Annotated[list[str] | None, Query()] = None) -> list[MaterialHistory]:
@@ -165,9 +194,17 @@ def create_api(settings: ScoringSettings, view: MaterialsView,
 
         A snapshot computed from inputs above the caller's clearance is left out, as its figures are withheld."""
         wanted = sorted(set(material) if material else view.history)
-        return [MaterialHistory(material=m, points=[
+        return [
+            MaterialHistory(
+                material=m,
+                points=[
                     HistoryPoint(as_of=snap.as_of, risk_score=snap.risk_score, indicators=snap.indicators)
-                    for snap in view.recent(m) if visible(snap.classification, caller.clearance)])
-                for m in wanted if m in view.history]
+                    for snap in view.recent(m)
+                    if visible(snap.classification, caller.clearance)
+                ],
+            )
+            for m in wanted
+            if m in view.history
+        ]
 
     return api

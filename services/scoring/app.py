@@ -69,9 +69,15 @@ def create_app(settings: ScoringSettings, config: ScoringConfig | None = None) -
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),  # several beats per session
         TableManager=DeclaredTableManager,
     )
-    attach_agents(app, settings.topic_namespace, config or load_config(settings.config_path),
-                  settings.lag_interval_seconds, commit_interval=settings.commit_interval_seconds,
-                  snapshot_interval=settings.snapshot_interval_seconds, batch_max=settings.batch_max_inputs)
+    attach_agents(
+        app,
+        settings.topic_namespace,
+        config or load_config(settings.config_path),
+        settings.lag_interval_seconds,
+        commit_interval=settings.commit_interval_seconds,
+        snapshot_interval=settings.snapshot_interval_seconds,
+        batch_max=settings.batch_max_inputs,
+    )
     hold_inputs_until_seeked(app)
     seek_committed_in_one_request(app)
     shorten_fetch_wait(app, settings.fetch_max_wait_seconds)
@@ -95,19 +101,24 @@ def _log_feed_failure(starting: asyncio.Future) -> None:
 class ReadApiService(mode.Service):
     """The read view and the HTTP API (with /metrics, /healthz, /readyz) on the service port."""
 
-    def __init__(self, settings: ScoringSettings, app: faust.App, listening: socket.socket | None = None,
-                 **kwargs: object) -> None:
+    def __init__(
+        self, settings: ScoringSettings, app: faust.App, listening: socket.socket | None = None, **kwargs: object
+    ) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.settings = settings
         self.app = app
         self.listening = listening  # bound before the worker joins its group (see `run`); None: uvicorn binds
         self.view = MaterialsView()
         self.feed = ViewFeed(settings.kafka_bootstrap_servers, settings.topic_namespace, self.view)
-        self.api = create_api(settings, self.view, {
-            "kafka": lambda: check_kafka(settings.kafka_bootstrap_servers),
-            "worker": self.worker_readiness,
-            "view": self.view_readiness,
-        })
+        self.api = create_api(
+            settings,
+            self.view,
+            {
+                "kafka": lambda: check_kafka(settings.kafka_bootstrap_servers),
+                "worker": self.worker_readiness,
+                "view": self.view_readiness,
+            },
+        )
         self._feed_starting: asyncio.Future | None = None
         self._server: _EmbeddedServer | None = None
         self._serving: asyncio.Future | None = None
@@ -130,12 +141,20 @@ class ReadApiService(mode.Service):
         # connects in the background so that joining the group does not wait for it; /readyz waits for both.
         self._feed_starting = asyncio.ensure_future(self.feed.start())
         self._feed_starting.add_done_callback(_log_feed_failure)
-        config = uvicorn.Config(self.api, host=self.settings.host, port=self.settings.port, log_config=None,
-                                access_log=False, lifespan="off", server_header=False)
+        config = uvicorn.Config(
+            self.api,
+            host=self.settings.host,
+            port=self.settings.port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            server_header=False,
+        )
         serve_metrics_port(self.settings)
         self._server = _EmbeddedServer(config)
-        self._serving = asyncio.ensure_future(self._server.serve(
-            sockets=[self.listening] if self.listening is not None else None))
+        self._serving = asyncio.ensure_future(
+            self._server.serve(sockets=[self.listening] if self.listening is not None else None)
+        )
         while not self._server.started:
             if self._serving.done():
                 raise RuntimeError(f"read API could not listen on {self.settings.host}:{self.settings.port}")
@@ -194,14 +213,21 @@ def run(settings: ScoringSettings) -> None:
         raise SystemExit(f"topics missing on the cluster: {', '.join(missing)}; run `mews topics create`")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     listening = listen_for_api(settings)
-    log.info("scoring worker starting", extra={"group": settings.group_id, "instance_id": settings.instance_id,
-                                               "session_timeout_s": settings.session_timeout_seconds})
+    log.info(
+        "scoring worker starting",
+        extra={
+            "group": settings.group_id,
+            "instance_id": settings.instance_id,
+            "session_timeout_s": settings.session_timeout_seconds,
+        },
+    )
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     app = create_app(settings)
     api = ReadApiService(settings, app, listening, loop=loop)
-    worker = Worker(app, api, loop=loop, loglevel=settings.log_level, override_logging=False,
-                    redirect_stdouts=False, quiet=True)
+    worker = Worker(
+        app, api, loop=loop, loglevel=settings.log_level, override_logging=False, redirect_stdouts=False, quiet=True
+    )
     worker.spinner = None  # a terminal spinner has no place in JSON log lines
     # What start-up made (modules, faust, pydantic's schemas, the configuration) lives as long as the process: out
     # of the collector's sight, a full collection scans only what scoring holds, not all of that again each time.

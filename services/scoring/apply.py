@@ -103,8 +103,10 @@ def _fmt_duration(seconds: float) -> str:
 # --- applying inputs to state ----------------------------------------------------------------------------
 # Each takes the input's event time `t` (epoch seconds), already computed by `_apply`.
 
-def _apply_price(state: MaterialState, e: PriceObserved, event_id: str, cfg: ScoringConfig, own: bool, t: float
-                 ) -> MaterialState | Rejection:
+
+def _apply_price(
+    state: MaterialState, e: PriceObserved, event_id: str, cfg: ScoringConfig, own: bool, t: float
+) -> MaterialState | Rejection:
     key = f"{e.source}|{e.series}"
     s = state.series.get(key)
     if s is not None:
@@ -126,8 +128,9 @@ def _apply_price(state: MaterialState, e: PriceObserved, event_id: str, cfg: Sco
     return _change(state, own, series=series, active_series=newest)
 
 
-def _apply_leadtime(state: MaterialState, e: LeadTimeQuoted, event_id: str, cfg: ScoringConfig, own: bool,
-                    t: float) -> MaterialState | Rejection:
+def _apply_leadtime(
+    state: MaterialState, e: LeadTimeQuoted, event_id: str, cfg: ScoringConfig, own: bool, t: float
+) -> MaterialState | Rejection:
     origin = e.origin_country or ""
     for q in state.quotes:
         if q.t == t and q.origin == origin and q.supplier == e.supplier and q.source == e.source:
@@ -141,25 +144,28 @@ def _apply_leadtime(state: MaterialState, e: LeadTimeQuoted, event_id: str, cfg:
     return _evolve(state, quotes=tuple(quotes))
 
 
-def _apply_trade(state: MaterialState, e: TradeFlowReported, event_id: str, cfg: ScoringConfig, own: bool,
-                 t: float) -> MaterialState | Rejection:
+def _apply_trade(
+    state: MaterialState, e: TradeFlowReported, event_id: str, cfg: ScoringConfig, own: bool, t: float
+) -> MaterialState | Rejection:
     if e.reporter != cfg.reporter:
         return Rejection("irrelevant", f"trade flow reported by {e.reporter}; scoring uses reporter {cfg.reporter}")
     existing = state.flows.get(e.period, ())
     for f in existing:
         if (f.partner, f.flow, f.hs_code, f.source) == (e.partner, e.flow, e.hs_code, e.source):
             return Rejection("duplicate", "this trade flow was already applied (same dedup key)")
-    f = Flow(e.partner, e.flow, e.hs_code, e.quantity_kg, e.value_eur, e.source, event_id, e.classification.value,
-             t)
-    flows = {**state.flows, e.period: tuple(sorted((*existing, f), key=lambda x: (x.partner, x.flow, x.hs_code,
-                                                                                   x.source)))}
-    for old in sorted(flows)[:-cfg.history.trade_periods]:
+    f = Flow(e.partner, e.flow, e.hs_code, e.quantity_kg, e.value_eur, e.source, event_id, e.classification.value, t)
+    flows = {
+        **state.flows,
+        e.period: tuple(sorted((*existing, f), key=lambda x: (x.partner, x.flow, x.hs_code, x.source))),
+    }
+    for old in sorted(flows)[: -cfg.history.trade_periods]:
         del flows[old]
     return _evolve(state, flows=flows)
 
 
-def _apply_stock(state: MaterialState, e: StockReported, event_id: str, cfg: ScoringConfig, own: bool,
-                 t: float) -> MaterialState | Rejection:
+def _apply_stock(
+    state: MaterialState, e: StockReported, event_id: str, cfg: ScoringConfig, own: bool, t: float
+) -> MaterialState | Rejection:
     held = next((s for s in state.stocks if s.holder == e.holder), None)
     if held is not None and held.t == t and held.source == e.source:
         return Rejection("duplicate", "this stock report was already applied (same dedup key)")
@@ -167,11 +173,12 @@ def _apply_stock(state: MaterialState, e: StockReported, event_id: str, cfg: Sco
         return Rejection("irrelevant", f"a newer stock report of holder {e.holder!r} is already held")
     stock = Stock(t, e.tonnes, e.holder, e.source, event_id, e.classification.value)
     stocks = sorted((*(s for s in state.stocks if s.holder != e.holder), stock), key=lambda s: (s.t, s.holder))
-    return _evolve(state, stocks=tuple(stocks[-cfg.history.stock_holders:]))
+    return _evolve(state, stocks=tuple(stocks[-cfg.history.stock_holders :]))
 
 
-def _apply_news(state: MaterialState, e: NewsReported, event_id: str, cfg: ScoringConfig, own: bool,
-                t: float) -> MaterialState | Rejection:
+def _apply_news(
+    state: MaterialState, e: NewsReported, event_id: str, cfg: ScoringConfig, own: bool, t: float
+) -> MaterialState | Rejection:
     if e.relevant and e.measure.value == "none" and e.topic in SIGNAL_TOPICS:
         return _apply_news_signal(state, e, event_id, cfg, t)
     if not e.relevant or e.measure.value == "none":
@@ -187,34 +194,56 @@ def _apply_news(state: MaterialState, e: NewsReported, event_id: str, cfg: Scori
         return Rejection("duplicate", "this news item was already applied (same dedup key)")
     effective = e.effective_date or e.published_at.astimezone(UTC).date()
     controls, changes = apply_control_news(
-        state.controls, measure=e.measure.value, countries=sorted(set(imposers)), effective=effective,
-        source=e.source, item_id=e.item_id, event_id=event_id, url=e.url, title=e.title, summary=e.summary,
-        classification=e.classification.value, eases=eased_measures(e.evidence))
+        state.controls,
+        measure=e.measure.value,
+        countries=sorted(set(imposers)),
+        effective=effective,
+        source=e.source,
+        item_id=e.item_id,
+        event_id=event_id,
+        url=e.url,
+        title=e.title,
+        summary=e.summary,
+        classification=e.classification.value,
+        eases=eased_measures(e.evidence),
+    )
     if len(controls) > cfg.history.controls:
         # Forget the longest-ended controls first; open ones are never dropped.
         ended = sorted((c.until or "", k) for k, c in controls.items() if c.until is not None)
-        for _, k in ended[:len(controls) - cfg.history.controls]:
+        for _, k in ended[: len(controls) - cfg.history.controls]:
             del controls[k]
-    news_keys = (*state.news_keys, key)[-cfg.history.seen_ids:]
+    news_keys = (*state.news_keys, key)[-cfg.history.seen_ids :]
     return _evolve(state, controls=controls, news_keys=news_keys)
 
 
-def _apply_news_signal(state: MaterialState, e: NewsReported, event_id: str, cfg: ScoringConfig, t: float
-                       ) -> MaterialState | Rejection:
+def _apply_news_signal(
+    state: MaterialState, e: NewsReported, event_id: str, cfg: ScoringConfig, t: float
+) -> MaterialState | Rejection:
     key = e.dedup_key()
     if any(n.key == key for n in state.news_signals):
         return Rejection("duplicate", "this news item was already applied (same dedup key)")
-    signal = NewsSignal(t, str(e.topic), key, e.title[:300], e.url, e.source, event_id, e.classification.value,
-                        None if e.leadtime_days is None else float(e.leadtime_days), e.price_change_pct)
+    signal = NewsSignal(
+        t,
+        str(e.topic),
+        key,
+        e.title[:300],
+        e.url,
+        e.source,
+        event_id,
+        e.classification.value,
+        None if e.leadtime_days is None else float(e.leadtime_days),
+        e.price_change_pct,
+    )
     signals = state.news_signals
     i = len(signals)
     while i > 0 and signals[i - 1].t > t:  # a late item lands in time order, usually at the end
         i -= 1
-    kept = (*signals[:i], signal, *signals[i:])[-cfg.history.news_signals:]
+    kept = (*signals[:i], signal, *signals[i:])[-cfg.history.news_signals :]
     return _evolve(state, news_signals=kept)
 
 
 # --- indicators --------------------------------------------------------------------------------------------
+
 
 def _price_group(state: MaterialState, cfg: ScoringConfig, estimate: bool = True) -> dict[str, float | None]:
     """The price group as the series' running windows estimate it (see indicators/rolling.py).
@@ -236,8 +265,11 @@ def _price_group(state: MaterialState, cfg: ScoringConfig, estimate: bool = True
 
 
 def _leadtime_group(state: MaterialState, cfg: ScoringConfig) -> dict[str, float | None]:
-    return leadtime_indicators([(q.t, q.days, q.origin) for q in state.quotes],
-                               baseline_days=cfg.leadtime_baseline_days, trend_days=cfg.leadtime_trend_days)
+    return leadtime_indicators(
+        [(q.t, q.days, q.origin) for q in state.quotes],
+        baseline_days=cfg.leadtime_baseline_days,
+        trend_days=cfg.leadtime_trend_days,
+    )
 
 
 def _trade_group(state: MaterialState, cfg: ScoringConfig) -> dict[str, float | None]:
@@ -286,8 +318,7 @@ def _stock_group(state: MaterialState, cfg: ScoringConfig) -> dict[str, float | 
     if daily is None or daily <= 0:
         consumption = cfg.consumption_t_per_year.get(state.material)
         daily = consumption / 365.25 if consumption else None
-    return {"stock_tonnes": tonnes, "stock_daily_use_t": daily,
-            "stock_cover_days": tonnes / daily if daily else None}
+    return {"stock_tonnes": tonnes, "stock_daily_use_t": daily, "stock_cover_days": tonnes / daily if daily else None}
 
 
 _NO_CONTROLS: dict[str, float | None] = {"export_controls_active": 0.0, "export_control_severity": control_severity([])}
@@ -321,11 +352,16 @@ def _news_group(state: MaterialState) -> dict[str, float | None]:
 _RECOMPUTE = {"price": _price_group, "leadtime": _leadtime_group, "trade": _trade_group, "stock": _stock_group}
 
 
-def _score(ind: dict[str, float | None], material: str, cfg: ScoringConfig
-           ) -> tuple[float | None, dict[str, float], dict[str, float]]:
+def _score(
+    ind: dict[str, float | None], material: str, cfg: ScoringConfig
+) -> tuple[float | None, dict[str, float], dict[str, float]]:
     n = cfg.normalisation
-    components = normalise_components(ind, volatility_ref=n.volatility_ref, price_trend_ref_pct=n.price_trend_ref_pct,
-                                      leadtime_ratio_ref=n.leadtime_ratio_ref)
+    components = normalise_components(
+        ind,
+        volatility_ref=n.volatility_ref,
+        price_trend_ref_pct=n.price_trend_ref_pct,
+        leadtime_ratio_ref=n.leadtime_ratio_ref,
+    )
     weights, points = _weights_for(cfg, material)
     present = tuple(components)
     kept = points.get(present)
@@ -348,8 +384,9 @@ def _weights_for(cfg: ScoringConfig, material: str) -> tuple[dict[str, float], d
     return hit[1], hit[2]
 
 
-def _assessed(state: MaterialState, cfg: ScoringConfig
-              ) -> tuple[dict[str, float | None], float | None, dict[str, float], dict[str, float]]:
+def _assessed(
+    state: MaterialState, cfg: ScoringConfig
+) -> tuple[dict[str, float | None], float | None, dict[str, float], dict[str, float]]:
     """Every indicator of the state with its risk score; the score's components and contributions."""
     ind = _flat(state.indicators)
     score, components, contributions = _score(ind, state.material, cfg)
@@ -368,8 +405,13 @@ def input_classification(state: MaterialState) -> Classification:
     return Classification.most_restricted([Classification(c) for c in levels])
 
 
-def evaluate_rules(state: MaterialState, ind: dict[str, float | None], cfg: ScoringConfig, own: bool = False,
-                   input_at: float | None = None) -> tuple[MaterialState, list[BreachRaised]]:
+def evaluate_rules(
+    state: MaterialState,
+    ind: dict[str, float | None],
+    cfg: ScoringConfig,
+    own: bool = False,
+    input_at: float | None = None,
+) -> tuple[MaterialState, list[BreachRaised]]:
     """Every rule of the material against its indicators at the watermark; removed rules resolve their breach."""
     at = state.watermark or 0.0
     rules = cfg.rules_for(state.material)
@@ -392,8 +434,9 @@ def evaluate_rules(state: MaterialState, ind: dict[str, float | None], cfg: Scor
         if tr is not None:
             indicator = prior.indicator or ""
             value = ind.get(indicator)
-            breaches.append(_breach(state, None, name, indicator, tr,
-                                    value if value is not None else (prior.value or 0.0), cfg))
+            breaches.append(
+                _breach(state, None, name, indicator, tr, value if value is not None else (prior.value or 0.0), cfg)
+            )
     return _change(state, own, rules=new_states), breaches
 
 
@@ -422,8 +465,17 @@ def _compiled(rules: tuple[Rule, ...]) -> tuple[frozenset[str], tuple]:
             assert first is not None
             near_all = tuple(_band(x) for x in (r.warning, r.critical, r.clear) if x is not None)
             approximate = r.indicator in _APPROXIMATE
-            table.append((r, r.name, r.indicator, 1.0 if r.direction == "above" else -1.0, first,
-                          _band(first) if approximate else None, near_all if approximate else ()))
+            table.append(
+                (
+                    r,
+                    r.name,
+                    r.indicator,
+                    1.0 if r.direction == "above" else -1.0,
+                    first,
+                    _band(first) if approximate else None,
+                    near_all if approximate else (),
+                )
+            )
         hit = _COMPILED[id(rules)] = (rules, frozenset(r.name for r in rules), tuple(table))
     return hit[1], hit[2]
 
@@ -432,8 +484,9 @@ _UNDECIDED = "undecided"
 _CHANGING = "changing"
 
 
-def _quiet_rules(state: MaterialState, ind: dict[str, float | None], cfg: ScoringConfig, estimated: bool
-                 ) -> dict[str, RuleState] | str:
+def _quiet_rules(
+    state: MaterialState, ind: dict[str, float | None], cfg: ScoringConfig, estimated: bool
+) -> dict[str, RuleState] | str:
     """The rule states `evaluate_rules` would give when no breach changes; else why not.
 
     _CHANGING: a breach changes, decided by values that are exact (evaluate_rules may run on these).
@@ -479,8 +532,12 @@ def _quiet_rules(state: MaterialState, ind: dict[str, float | None], cfg: Scorin
 
 _Applier = Callable[[MaterialState, Any, str, ScoringConfig, bool, float], MaterialState | Rejection]
 _APPLY: dict[type[Event], _Applier] = {
-    PriceObserved: _apply_price, LeadTimeQuoted: _apply_leadtime, TradeFlowReported: _apply_trade,
-    NewsReported: _apply_news, StockReported: _apply_stock}
+    PriceObserved: _apply_price,
+    LeadTimeQuoted: _apply_leadtime,
+    TradeFlowReported: _apply_trade,
+    NewsReported: _apply_news,
+    StockReported: _apply_stock,
+}
 
 
 def apply_event(state: MaterialState | None, event: Event, *, event_id: str, config: ScoringConfig) -> Outcome:
@@ -491,8 +548,7 @@ def apply_event(state: MaterialState | None, event: Event, *, event_id: str, con
     return _apply(state, event, event_id, config, own=False, snapshot=True)
 
 
-def apply_event_in_place(state: MaterialState | None, event: Event, *, event_id: str, config: ScoringConfig
-                         ) -> Outcome:
+def apply_event_in_place(state: MaterialState | None, event: Event, *, event_id: str, config: ScoringConfig) -> Outcome:
     """`apply_event` for a driver that owns its states (the backtest): may change `state`, gives no snapshot.
 
     The state must have come from this function (or from_dict) alone: a state an `apply_event` outcome shares
@@ -516,19 +572,23 @@ def _seen_set(state: MaterialState) -> set[str]:
     return cache[1]
 
 
-def _apply(state: MaterialState | None, event: Event, event_id: str, config: ScoringConfig, *, own: bool,
-           snapshot: bool) -> Outcome:
+def _apply(
+    state: MaterialState | None, event: Event, event_id: str, config: ScoringConfig, *, own: bool, snapshot: bool
+) -> Outcome:
     apply = _APPLY.get(type(event))
     if apply is None:
-        return Outcome(state or MaterialState(material=getattr(event, "material", "")),
-                       rejected=Rejection("irrelevant", f"{event.type} is not a scoring input"))
+        return Outcome(
+            state or MaterialState(material=getattr(event, "material", "")),
+            rejected=Rejection("irrelevant", f"{event.type} is not a scoring input"),
+        )
     event = cast(SignalEvent, event)  # every kind _APPLY holds is one; cheaper than isinstance on an ABC
     material = event.material
     if state is None:
         state = MaterialState(material=material)
     if material != state.material:
-        return Outcome(state, rejected=Rejection("irrelevant",
-                                                 f"event is about {material}, state is of {state.material}"))
+        return Outcome(
+            state, rejected=Rejection("irrelevant", f"event is about {material}, state is of {state.material}")
+        )
     seen_set = _seen_set(state) if own else None
     if event_id in (state.seen_ids if seen_set is None else seen_set):
         return Outcome(state, rejected=Rejection("duplicate", "event id already applied"))
@@ -537,9 +597,16 @@ def _apply(state: MaterialState | None, event: Event, event_id: str, config: Sco
     t = when.timestamp()
     bound = config.lateness_for(kind)
     if state.watermark is not None and t < state.watermark - bound:
-        return Outcome(state, rejected=Rejection("late", (
-            f"{kind} event time {when.astimezone(UTC).isoformat()} is older than the watermark "
-            f"{_dt(state.watermark).isoformat()} minus the lateness bound of {_fmt_duration(bound)}")))
+        return Outcome(
+            state,
+            rejected=Rejection(
+                "late",
+                (
+                    f"{kind} event time {when.astimezone(UTC).isoformat()} is older than the watermark "
+                    f"{_dt(state.watermark).isoformat()} minus the lateness bound of {_fmt_duration(bound)}"
+                ),
+            ),
+        )
     applied = apply(state, event, event_id, config, own, t)
     if isinstance(applied, Rejection):
         return Outcome(state, rejected=applied)
@@ -597,12 +664,23 @@ def _apply(state: MaterialState | None, event: Event, event_id: str, config: Sco
     for name, value in components.items():
         snapshot_ind[f"component.{name}"] = value
     as_of = _as_of_date(applied)
-    return Outcome(applied, breaches, IndicatorSnapshot.model_construct(
-        material=applied.material, as_of=_dt(watermark), indicators=snapshot_ind, risk_score=score,
-        components=contributions,
-        export_controls=[{**c.to_dict(), "status": c.status(as_of)}
-                         for _, c in sorted(applied.controls.items()) if c.status(as_of) != "lifted"],
-        classification=input_classification(applied)))
+    return Outcome(
+        applied,
+        breaches,
+        IndicatorSnapshot.model_construct(
+            material=applied.material,
+            as_of=_dt(watermark),
+            indicators=snapshot_ind,
+            risk_score=score,
+            components=contributions,
+            export_controls=[
+                {**c.to_dict(), "status": c.status(as_of)}
+                for _, c in sorted(applied.controls.items())
+                if c.status(as_of) != "lifted"
+            ],
+            classification=input_classification(applied),
+        ),
+    )
 
 
 def indicator_snapshot(state: MaterialState, config: ScoringConfig) -> IndicatorSnapshot:
@@ -614,8 +692,15 @@ def indicator_snapshot(state: MaterialState, config: ScoringConfig) -> Indicator
         ind[f"component.{name}"] = value
     as_of = _as_of_date(state)
     return IndicatorSnapshot.model_construct(
-        material=state.material, as_of=_dt(state.watermark or 0.0), indicators=ind, risk_score=score,
+        material=state.material,
+        as_of=_dt(state.watermark or 0.0),
+        indicators=ind,
+        risk_score=score,
         components=contributions,
-        export_controls=[{**c.to_dict(), "status": c.status(as_of)}
-                         for _, c in sorted(state.controls.items()) if c.status(as_of) != "lifted"],
-        classification=input_classification(state))
+        export_controls=[
+            {**c.to_dict(), "status": c.status(as_of)}
+            for _, c in sorted(state.controls.items())
+            if c.status(as_of) != "lifted"
+        ],
+        classification=input_classification(state),
+    )

@@ -34,8 +34,22 @@ from shared.kafka import event_id_for
 
 # Inputs at the same event time are applied in the order of SIGNALS, so a replay is the same however files are listed.
 _KIND_ORDER = {kind: n for n, kind in enumerate(SIGNALS)}
-REPORT_FIELDS = ("time", "material", "rule", "severity", "status", "value", "threshold", "indicator", "starts_at",
-                 "ends_at", "summary", "fingerprint", "classification", "evidence_ids")
+REPORT_FIELDS = (
+    "time",
+    "material",
+    "rule",
+    "severity",
+    "status",
+    "value",
+    "threshold",
+    "indicator",
+    "starts_at",
+    "ends_at",
+    "summary",
+    "fingerprint",
+    "classification",
+    "evidence_ids",
+)
 
 
 @dataclass
@@ -121,8 +135,9 @@ class BacktestResult:
     states: dict[str, MaterialState] = field(default_factory=dict)
 
 
-def replay(inputs: Iterable[Input], config: ScoringConfig,
-           on_breach: Callable[[BreachRaised], None] | None = None) -> BacktestResult:
+def replay(
+    inputs: Iterable[Input], config: ScoringConfig, on_breach: Callable[[BreachRaised], None] | None = None
+) -> BacktestResult:
     """Drive the engine over inputs in order, one state per material, collecting breach transitions.
 
     A material's state depends on its own inputs alone, so each material is replayed on its own and the breach
@@ -170,10 +185,19 @@ def replay(inputs: Iterable[Input], config: ScoringConfig,
 def breach_row(b: BreachRaised) -> dict[str, Any]:
     """One report row of a breach transition."""
     return {
-        "time": b.observed_at.isoformat(), "material": b.material, "rule": b.rule, "severity": b.severity.value,
-        "status": b.status.value, "value": b.value, "threshold": b.threshold, "indicator": b.indicator,
-        "starts_at": b.starts_at.isoformat(), "ends_at": b.ends_at.isoformat() if b.ends_at else "",
-        "summary": b.summary, "fingerprint": b.fingerprint, "classification": b.classification.value,
+        "time": b.observed_at.isoformat(),
+        "material": b.material,
+        "rule": b.rule,
+        "severity": b.severity.value,
+        "status": b.status.value,
+        "value": b.value,
+        "threshold": b.threshold,
+        "indicator": b.indicator,
+        "starts_at": b.starts_at.isoformat(),
+        "ends_at": b.ends_at.isoformat() if b.ends_at else "",
+        "summary": b.summary,
+        "fingerprint": b.fingerprint,
+        "classification": b.classification.value,
         "evidence_ids": " ".join(e.id for e in b.evidence),
     }
 

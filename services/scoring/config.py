@@ -60,15 +60,33 @@ INDICATORS: dict[str, tuple[str, str]] = {
 }
 # The parameters whose evolution the Commission monitors under CRMA Art. 20(1)(a)-(g) (Regulation (EU)
 # 2024/1252): every rule, and so every breach and alert, names the one it belongs to.
-PARAMETERS = ("trade_flows", "supply_and_demand", "concentration_of_supply", "production_capacity",
-              "price_volatility", "bottlenecks", "trade_barriers")
+PARAMETERS = (
+    "trade_flows",
+    "supply_and_demand",
+    "concentration_of_supply",
+    "production_capacity",
+    "price_volatility",
+    "bottlenecks",
+    "trade_barriers",
+)
 # The parameter a rule on an indicator belongs to when the rule does not name one.
 INDICATOR_PARAMETERS: dict[str, str] = {
-    **dict.fromkeys(("price", "price_change_1d_pct", "price_change_7d_pct", "price_change_30d_pct",
-                     "price_volatility", "price_volatility_ewma", "price_volatility_ratio", "price_jump_z"),
-                    "price_volatility"),
-    **dict.fromkeys(("leadtime_days", "leadtime_baseline_days", "leadtime_ratio", "leadtime_trend_days_per_30d"),
-                    "bottlenecks"),
+    **dict.fromkeys(
+        (
+            "price",
+            "price_change_1d_pct",
+            "price_change_7d_pct",
+            "price_change_30d_pct",
+            "price_volatility",
+            "price_volatility_ewma",
+            "price_volatility_ratio",
+            "price_jump_z",
+        ),
+        "price_volatility",
+    ),
+    **dict.fromkeys(
+        ("leadtime_days", "leadtime_baseline_days", "leadtime_ratio", "leadtime_trend_days_per_30d"), "bottlenecks"
+    ),
     **dict.fromkeys(("concentration_hhi", "governance_hhi", "top_origin_share"), "concentration_of_supply"),
     **dict.fromkeys(("non_eu_share", "import_reliance"), "trade_flows"),
     **dict.fromkeys(("export_controls_active", "export_control_severity"), "trade_barriers"),
@@ -221,8 +239,9 @@ class RuleSpec(_Section):
     @classmethod
     def _crma_parameter(cls, value: str | None) -> str | None:
         if value is not None and value not in PARAMETERS:
-            raise ValueError(f"{value!r} is not a CRMA Art. 20(1) monitoring parameter "
-                             f"(known: {', '.join(PARAMETERS)})")
+            raise ValueError(
+                f"{value!r} is not a CRMA Art. 20(1) monitoring parameter (known: {', '.join(PARAMETERS)})"
+            )
         return value
 
 
@@ -340,11 +359,22 @@ def build_rule(name: str, spec: dict[str, Any], where: str, base: Rule | None = 
         raise ConfigError(f"{label}: for must be a duration")
     description = value("description", base.description if base else "") or ""
     # RuleSpec has checked a given parameter; an override on another indicator takes that indicator's.
-    parameter = value("parameter", base.parameter if base and indicator == base.indicator else None) or \
-        parameter_of(indicator)
+    parameter = value("parameter", base.parameter if base and indicator == base.indicator else None) or parameter_of(
+        indicator
+    )
     source = value("source", base.source if base else "") or ""
-    return Rule(name=name, indicator=indicator, direction=direction, warning=warning, critical=critical,
-                clear=clear, for_seconds=for_seconds, description=description, parameter=parameter, source=source)
+    return Rule(
+        name=name,
+        indicator=indicator,
+        direction=direction,
+        warning=warning,
+        critical=critical,
+        clear=clear,
+        for_seconds=for_seconds,
+        description=description,
+        parameter=parameter,
+        source=source,
+    )
 
 
 def parse_config(data: dict[str, Any], refdata: ReferenceData | None = None) -> ScoringConfig:
@@ -393,15 +423,24 @@ def parse_config(data: dict[str, Any], refdata: ReferenceData | None = None) -> 
     governance, governance_source = _governance(doc.governance, refdata)
     eu_production, eu_production_source = _eu_production(refdata)
     return ScoringConfig(
-        rules=tuple(rules), material_rules=material_rules,
-        weights=doc.weights.given(), material_weights=material_weights,
-        lateness={k: v for k, v in doc.lateness.model_dump().items() if v is not None}, price=doc.price,
-        leadtime_baseline_days=doc.leadtime.baseline_days, leadtime_trend_days=doc.leadtime.trend_days,
-        reporter=doc.dependency.reporter, trade_window_months=doc.dependency.window_months,
-        governance=governance, governance_source=governance_source,
-        eu_production_t=eu_production, eu_production_source=eu_production_source,
+        rules=tuple(rules),
+        material_rules=material_rules,
+        weights=doc.weights.given(),
+        material_weights=material_weights,
+        lateness={k: v for k, v in doc.lateness.model_dump().items() if v is not None},
+        price=doc.price,
+        leadtime_baseline_days=doc.leadtime.baseline_days,
+        leadtime_trend_days=doc.leadtime.trend_days,
+        reporter=doc.dependency.reporter,
+        trade_window_months=doc.dependency.window_months,
+        governance=governance,
+        governance_source=governance_source,
+        eu_production_t=eu_production,
+        eu_production_source=eu_production_source,
         consumption_t_per_year=consumption,
-        normalisation=doc.normalisation, history=doc.history)
+        normalisation=doc.normalisation,
+        history=doc.history,
+    )
 
 
 def _governance(section: GovernanceSection, refdata: ReferenceData | None) -> tuple[dict[str, float], str]:
@@ -410,11 +449,12 @@ def _governance(section: GovernanceSection, refdata: ReferenceData | None) -> tu
     years = refdata.governance_years(section.indicator)
     year = section.year if section.year is not None else (years[-1] if years else None)
     if year is None or year not in years:
-        raise ConfigError(f"governance.year: no WGI {section.indicator} estimates for {year} in the reference "
-                          f"data (years: {years[0] if years else '-'}..{years[-1] if years else '-'})")
+        raise ConfigError(
+            f"governance.year: no WGI {section.indicator} estimates for {year} in the reference "
+            f"data (years: {years[0] if years else '-'}..{years[-1] if years else '-'})"
+        )
     estimates = refdata.governance_estimates(section.indicator, year)
-    source = (f"WGI {section.indicator.upper()}.EST {year}, risk (2.5 - estimate) / 5; "
-              f"{refdata.citation('governance')}")
+    source = f"WGI {section.indicator.upper()}.EST {year}, risk (2.5 - estimate) / 5; {refdata.citation('governance')}"
     return {c: governance_risk(e) for c, e in estimates.items()}, source
 
 

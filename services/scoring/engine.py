@@ -9,5 +9,14 @@ from services.scoring.apply import Outcome, Rejection, apply_event, apply_event_
 from services.scoring.config import ScoringConfig, load_config
 from services.scoring.state import MaterialState, PriceSeries
 
-__all__ = ["MaterialState", "Outcome", "PriceSeries", "Rejection", "ScoringConfig", "apply_event",
-           "apply_event_in_place", "indicator_snapshot", "load_config"]
+__all__ = [
+    "MaterialState",
+    "Outcome",
+    "PriceSeries",
+    "Rejection",
+    "ScoringConfig",
+    "apply_event",
+    "apply_event_in_place",
+    "indicator_snapshot",
+    "load_config",
+]

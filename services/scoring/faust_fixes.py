@@ -24,8 +24,10 @@ from prometheus_client import Counter
 
 log = logging.getLogger(__name__)
 
-RECOVERY_RESTARTS = Counter("mews_scoring_recovery_restarts_total",
-                            "Table restores restarted because their changelog records were fetched and dropped")
+RECOVERY_RESTARTS = Counter(
+    "mews_scoring_recovery_restarts_total",
+    "Table restores restarted because their changelog records were fetched and dropped",
+)
 
 
 class DeclaredTableManager(TableManager):
@@ -164,16 +166,27 @@ def hold_inputs_until_seeked(app: faust.App) -> None:
     app.on_rebalance_complete.connect(stop_fetching)  # type: ignore[arg-type]  # mypy cannot match mode's handler union
 
 
-def stranded(progress: Mapping[Any, tuple[int, int, int | None]], since: Mapping[Any, tuple[int, float]],
-             now: float, hold: float) -> list[Any]:
+def stranded(
+    progress: Mapping[Any, tuple[int, int, int | None]], since: Mapping[Any, tuple[int, float]], now: float, hold: float
+) -> list[Any]:
     """Changelog partitions whose restore cannot finish: fetched past their last record, nothing applied for `hold`.
 
     `progress` maps a partition to (offset applied, last offset to restore, consumer position); `since` maps it to
     the applied offset seen at the earlier checks and the time it was first seen.
     """
-    return sorted((tp for tp, (applied, last, position) in progress.items()
-                   if applied < last and position is not None and position > last
-                   and tp in since and since[tp][0] == applied and now - since[tp][1] >= hold), key=str)
+    return sorted(
+        (
+            tp
+            for tp, (applied, last, position) in progress.items()
+            if applied < last
+            and position is not None
+            and position > last
+            and tp in since
+            and since[tp][0] == applied
+            and now - since[tp][1] >= hold
+        ),
+        key=str,
+    )
 
 
 def restart_stranded_recovery(app: faust.App, interval: float) -> None:
@@ -209,9 +222,14 @@ def restart_stranded_recovery(app: faust.App, interval: float) -> None:
         stuck = stranded(progress, since, now, hold)
         if stuck:
             RECOVERY_RESTARTS.inc()
-            log.warning("table restore stranded: restarting it", extra={
-                "partitions": [f"{tp.topic}:{tp.partition}" for tp in stuck],
-                "applied": [progress[tp][0] for tp in stuck], "last": [progress[tp][1] for tp in stuck]})
+            log.warning(
+                "table restore stranded: restarting it",
+                extra={
+                    "partitions": [f"{tp.topic}:{tp.partition}" for tp in stuck],
+                    "applied": [progress[tp][0] for tp in stuck],
+                    "last": [progress[tp][1] for tp in stuck],
+                },
+            )
             recovery.signal_recovery_start.set()
             since.clear()
             return

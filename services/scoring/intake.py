@@ -33,8 +33,10 @@ from services.scoring.faust_fixes import install_intake
 
 log = logging.getLogger(__name__)
 
-DROPPED = Counter("mews_scoring_input_batches_dropped_total",
-                  "Input batches fetched before a rebalance and dropped unscored (re-read after the seek)")
+DROPPED = Counter(
+    "mews_scoring_input_batches_dropped_total",
+    "Input batches fetched before a rebalance and dropped unscored (re-read after the seek)",
+)
 
 QUEUED_BATCHES = 4  # batches fetched ahead of the agent; beyond that the drain (and so the fetcher) waits
 
@@ -73,8 +75,7 @@ class BatchIntake:
     def current(self, batch: list[Any]) -> bool:
         """Whether a batch may be scored: flow is on and it was fetched in this group generation (as faust's Stream
         decides per event). One fetch makes a batch, so its records share a generation."""
-        return (self.app.flow_control.is_active()
-                and batch[0].generation_id == self.app.consumer_generation_id)
+        return self.app.flow_control.is_active() and batch[0].generation_id == self.app.consumer_generation_id
 
     def track(self, batch: list[Any]) -> None:
         """Count the batch's inputs as being processed: faust's rebalance and stop wait until they are acked."""

@@ -54,8 +54,9 @@ class HistoryOutcome:
     breaches: dict[int, list[BreachRaised]]
 
 
-def apply_price_history(events: Sequence[PriceObserved], event_ids: Sequence[str], config: ScoringConfig
-                        ) -> HistoryOutcome | None:
+def apply_price_history(
+    events: Sequence[PriceObserved], event_ids: Sequence[str], config: ScoringConfig
+) -> HistoryOutcome | None:
     """Apply a material's prices, from no state, as `apply_event_in_place` would one by one; None if not eligible.
 
     Eligible: one material, one source and series, strictly increasing event times, distinct ids, and a history
@@ -68,20 +69,33 @@ def apply_price_history(events: Sequence[PriceObserved], event_ids: Sequence[str
 class _History:
     """One material's eligible price history as arrays, and the rule runs over it."""
 
-    def __init__(self, events: Sequence[PriceObserved], event_ids: Sequence[str], config: ScoringConfig,
-                 times: list[float], prices: list[float], returns: list[float], levels: list[str],
-                 urls: list[str]) -> None:
+    def __init__(
+        self,
+        events: Sequence[PriceObserved],
+        event_ids: Sequence[str],
+        config: ScoringConfig,
+        times: list[float],
+        prices: list[float],
+        returns: list[float],
+        levels: list[str],
+        urls: list[str],
+    ) -> None:
         first = events[0]
         self.material, self.source, self.series = first.material, first.source, first.series
         self.ids, self.cfg = list(event_ids), config
         self.t, self.p, self.r, self.cls, self.urls = times, prices, returns, levels, urls
         key = f"{self.source}|{self.series}"
         self.key = key
-        self.base = MaterialState(material=self.material, series={key: PriceSeries(self.source, self.series)},
-                                  active_series=key)
+        self.base = MaterialState(
+            material=self.material, series={key: PriceSeries(self.source, self.series)}, active_series=key
+        )
         p = config.price
-        self.need = prices_needed(volatility_window=p.volatility_window, ewma_window=p.ewma_window,
-                                  long_window=p.long_window, jump_window=p.jump_window)
+        self.need = prices_needed(
+            volatility_window=p.volatility_window,
+            ewma_window=p.ewma_window,
+            long_window=p.long_window,
+            jump_window=p.jump_window,
+        )
         self.limit = config.history.price_points
         self.exact: dict[int, dict[str, float | None]] = {}
 
@@ -92,8 +106,12 @@ class _History:
         p = config.price
         if min(p.volatility_window, p.ewma_window, p.short_window, p.long_window, p.jump_window) < 1:
             return None
-        need = prices_needed(volatility_window=p.volatility_window, ewma_window=p.ewma_window,
-                             long_window=p.long_window, jump_window=p.jump_window)
+        need = prices_needed(
+            volatility_window=p.volatility_window,
+            ewma_window=p.ewma_window,
+            long_window=p.long_window,
+            jump_window=p.jump_window,
+        )
         if config.history.price_points < need or need <= _GAPS + 1:
             return None
         first = events[0]
@@ -129,10 +147,18 @@ class _History:
             p = self.cfg.price
             s0 = max(0, k + 1 - self.limit)
             hit = self.exact[k] = price_indicators(
-                self.t[s0:k + 1], self.p[s0:k + 1], volatility_window=p.volatility_window,
-                ewma_lambda=p.ewma_lambda, ewma_window=p.ewma_window, short_window=p.short_window,
-                long_window=p.long_window, jump_window=p.jump_window, jump_min_returns=p.jump_min_returns,
-                jump_sd_floor=p.jump_sd_floor, returns=self.r[max(s0 + 1, k + 2 - self.need):k + 1])
+                self.t[s0 : k + 1],
+                self.p[s0 : k + 1],
+                volatility_window=p.volatility_window,
+                ewma_lambda=p.ewma_lambda,
+                ewma_window=p.ewma_window,
+                short_window=p.short_window,
+                long_window=p.long_window,
+                jump_window=p.jump_window,
+                jump_min_returns=p.jump_min_returns,
+                jump_sd_floor=p.jump_sd_floor,
+                returns=self.r[max(s0 + 1, k + 2 - self.need) : k + 1],
+            )
         return hit
 
     def estimates(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -146,8 +172,9 @@ class _History:
         out = {name: np.full(n, np.nan) for name in _PRICE_GROUP}
         ok = np.ones(n, dtype=bool)
         out["price"] = price
-        for days, name in zip(CHANGE_DAYS, ("price_change_1d_pct", "price_change_7d_pct", "price_change_30d_pct"),
-                              strict=True):
+        for days, name in zip(
+            CHANGE_DAYS, ("price_change_1d_pct", "price_change_7d_pct", "price_change_30d_pct"), strict=True
+        ):
             out[name] = self._changes(t, price, float(days))
         # The first inputs, whose windows are not yet full, come from the reference functions.
         early = min(n, need)
@@ -160,15 +187,18 @@ class _History:
         rows = n - need  # inputs need .. n-1: every window full, `need - 1` returns given
         rets = r[1:]  # rets[j] = r[j + 1]; the window of w returns ending at input k starts at rets[k - w]
         gaps = np.diff(t)
-        median_gap = np.median(sliding_window_view(gaps, _GAPS)[need - _GAPS:], axis=1)
-        ppy = np.where(median_gap <= 4 * DAY, PERIODS_PER_YEAR["daily"],
-                       np.where(median_gap <= 12 * DAY, PERIODS_PER_YEAR["weekly"], PERIODS_PER_YEAR["monthly"]))
+        median_gap = np.median(sliding_window_view(gaps, _GAPS)[need - _GAPS :], axis=1)
+        ppy = np.where(
+            median_gap <= 4 * DAY,
+            PERIODS_PER_YEAR["daily"],
+            np.where(median_gap <= 12 * DAY, PERIODS_PER_YEAR["weekly"], PERIODS_PER_YEAR["monthly"]),
+        )
         root = np.sqrt(ppy)
         out["price_periods_per_year"][need:] = ppy
         out["price_periods_per_year"][:early] = [self.exact_group(k)["price_periods_per_year"] for k in range(early)]
 
         def sd(w: int, lag: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            windows = sliding_window_view(rets, w)[need - w - lag:need - w - lag + rows]
+            windows = sliding_window_view(rets, w)[need - w - lag : need - w - lag + rows]
             mean = windows.mean(axis=1)
             dev = windows - mean[:, None]
             ss = np.einsum("ij,ij->i", dev, dev)
@@ -181,9 +211,10 @@ class _History:
         # sigma2 = lam^(m-1) r_0^2 + (1 - lam) sum_{j>0} lam^(m-1-j) r_j^2 (ewma_volatility written out)
         weights = (1.0 - lam) * lam ** np.arange(ew - 1, -1, -1, dtype=float)
         weights[0] = lam ** (ew - 1)
-        ewma_windows = sliding_window_view(rets, ew)[need - ew:need - ew + rows]
-        out["price_volatility_ewma"][need:] = np.sqrt(np.einsum("ij,ij,j->i", ewma_windows, ewma_windows,
-                                                                weights)) * root
+        ewma_windows = sliding_window_view(rets, ew)[need - ew : need - ew + rows]
+        out["price_volatility_ewma"][need:] = (
+            np.sqrt(np.einsum("ij,ij,j->i", ewma_windows, ewma_windows, weights)) * root
+        )
         trusted = vol_ok
         if p.short_window >= 2:
             short, _, short_ok = sd(p.short_window)
@@ -194,7 +225,7 @@ class _History:
         if need - 1 >= p.jump_min_returns + 1:
             jump_sd, jump_mean, jump_ok = sd(m, lag=1)
             jump_sd = np.maximum(jump_sd, p.jump_sd_floor / root)
-            out["price_jump_z"][need:] = (rets[need - 1:need - 1 + rows] - jump_mean) / jump_sd
+            out["price_jump_z"][need:] = (rets[need - 1 : need - 1 + rows] - jump_mean) / jump_sd
             trusted = trusted & jump_ok
         ok[need:] = trusted
         return out, ok
@@ -218,8 +249,14 @@ class _History:
     def state_at(self, k: int, evidence: int) -> MaterialState:
         """The material's state after input k, as far as a breach reads it (its latest prices)."""
         lo = max(0, k + 1 - min(self.limit, evidence))
-        series = _evolve(self.base.series[self.key], t=self.t[lo:k + 1], p=self.p[lo:k + 1], ids=self.ids[lo:k + 1],
-                         cls=self.cls[lo:k + 1], urls=self.urls[lo:k + 1])
+        series = _evolve(
+            self.base.series[self.key],
+            t=self.t[lo : k + 1],
+            p=self.p[lo : k + 1],
+            ids=self.ids[lo : k + 1],
+            cls=self.cls[lo : k + 1],
+            urls=self.urls[lo : k + 1],
+        )
         return _evolve(self.base, watermark=self.t[k], series={self.key: series})
 
     def run(self) -> HistoryOutcome:
@@ -268,8 +305,11 @@ class _History:
                         if tr.firing:
                             nxt = replace(nxt, indicator=indicator, value=value)
                         transitions.setdefault(k, []).append(
-                            (order, _breach(self.state_at(k, cfg.history.evidence), rule, name, indicator, tr,
-                                            value, cfg)))
+                            (
+                                order,
+                                _breach(self.state_at(k, cfg.history.evidence), rule, name, indicator, tr, value, cfg),
+                            )
+                        )
                     state = None if _is_nothing(nxt) else nxt
                     if state is None:
                         break
@@ -299,16 +339,16 @@ class _History:
                     score[rows] = self._score_rows(values, rows, has_vol, has_change)
         return score
 
-    def _score_rows(self, values: dict[str, np.ndarray], rows: np.ndarray, has_vol: bool, has_change: bool
-                    ) -> np.ndarray:
+    def _score_rows(
+        self, values: dict[str, np.ndarray], rows: np.ndarray, has_vol: bool, has_change: bool
+    ) -> np.ndarray:
         """`composite_score` of some inputs that have the same components (normalise_components written out)."""
         n = self.cfg.normalisation
         components: dict[str, np.ndarray] = {}
         if has_vol:
             components["volatility"] = np.clip(values["price_volatility"][rows] / n.volatility_ref, 0.0, 1.0)
         if has_change:
-            components["price_trend"] = np.clip(values["price_change_30d_pct"][rows] / n.price_trend_ref_pct,
-                                                0.0, 1.0)
+            components["price_trend"] = np.clip(values["price_change_30d_pct"][rows] / n.price_trend_ref_pct, 0.0, 1.0)
         severity = _NO_CONTROLS["export_control_severity"]
         if severity is not None:
             components["export_controls"] = np.full(len(rows), min(1.0, max(0.0, severity)))
@@ -323,12 +363,26 @@ class _History:
         """The state `apply_event_in_place` leaves after the last input (its price group settled)."""
         n = len(self.t)
         s0 = max(0, n - self.limit)
-        series = PriceSeries(self.source, self.series, self.t[s0:], self.p[s0:], self.ids[s0:], self.cls[s0:],
-                             self.urls[s0:], self.r[s0:], ReturnWindows(deferred=True))
-        return MaterialState(material=self.material, watermark=self.t[-1], series={self.key: series},
-                             active_series=self.key, rules=rules,
-                             indicators={"price": self.exact_group(n - 1), "controls": _NO_CONTROLS},
-                             seen_ids=self.ids[-self.cfg.history.seen_ids:])
+        series = PriceSeries(
+            self.source,
+            self.series,
+            self.t[s0:],
+            self.p[s0:],
+            self.ids[s0:],
+            self.cls[s0:],
+            self.urls[s0:],
+            self.r[s0:],
+            ReturnWindows(deferred=True),
+        )
+        return MaterialState(
+            material=self.material,
+            watermark=self.t[-1],
+            series={self.key: series},
+            active_series=self.key,
+            rules=rules,
+            indicators={"price": self.exact_group(n - 1), "controls": _NO_CONTROLS},
+            seen_ids=self.ids[-self.cfg.history.seen_ids :],
+        )
 
 
 def _within(v: np.ndarray, bands: Sequence[tuple[float, float]]) -> np.ndarray:
@@ -341,10 +395,24 @@ def _within(v: np.ndarray, bands: Sequence[tuple[float, float]]) -> np.ndarray:
 
 def _is_nothing(state: RuleState) -> bool:
     """state == RuleState(), without the dataclass comparison (this runs once per input a rule is open for)."""
-    return (state.pending_since is None and state.open_severity is None and state.open_since is None
-            and state.indicator is None and state.value is None)
+    return (
+        state.pending_since is None
+        and state.open_severity is None
+        and state.open_since is None
+        and state.indicator is None
+        and state.value is None
+    )
 
 
-_PRICE_GROUP = ("price", "price_change_1d_pct", "price_change_7d_pct", "price_change_30d_pct", "price_volatility",
-                "price_volatility_ewma", "price_volatility_ratio", "price_jump_z", "price_periods_per_year")
+_PRICE_GROUP = (
+    "price",
+    "price_change_1d_pct",
+    "price_change_7d_pct",
+    "price_change_30d_pct",
+    "price_volatility",
+    "price_volatility_ewma",
+    "price_volatility_ratio",
+    "price_jump_z",
+    "price_periods_per_year",
+)
 _ESTIMATED_HERE = ("price_volatility", "price_volatility_ewma", "price_volatility_ratio", "price_jump_z")

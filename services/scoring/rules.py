@@ -104,20 +104,28 @@ def evaluate_rule(rule: Rule, state: RuleState, value: float | None, at: float) 
         since = state.pending_since if state.pending_since is not None else at
         if at - since < rule.for_seconds:
             return RuleState(pending_since=since), None
-        return (RuleState(open_severity=level, open_since=since),
-                Transition("fired", level, rule.threshold_of(level), since, reason=f"{level} threshold crossed"))
+        return (
+            RuleState(open_severity=level, open_since=since),
+            Transition("fired", level, rule.threshold_of(level), since, reason=f"{level} threshold crossed"),
+        )
     open_since = state.open_since if state.open_since is not None else at
     if rule.cleared(value):
-        return RuleState(), Transition("resolved", state.open_severity, rule.clear, open_since, at,
-                                       reason="value passed the clear threshold")
+        return RuleState(), Transition(
+            "resolved", state.open_severity, rule.clear, open_since, at, reason="value passed the clear threshold"
+        )
     if level == "critical" and state.open_severity == "warning":
-        return (RuleState(open_severity="critical", open_since=open_since),
-                Transition("escalated", "critical", rule.critical, open_since, reason="critical threshold crossed"))
+        return (
+            RuleState(open_severity="critical", open_since=open_since),
+            Transition("escalated", "critical", rule.critical, open_since, reason="critical threshold crossed"),
+        )
     if level is None and state.open_severity == "critical" and rule.warning is not None:
         # Back past the warning threshold but not yet clear: still a breach, no longer critical.
-        return (RuleState(open_severity="warning", open_since=open_since),
-                Transition("deescalated", "warning", rule.warning, open_since,
-                           reason="value fell back past the warning threshold"))
+        return (
+            RuleState(open_severity="warning", open_since=open_since),
+            Transition(
+                "deescalated", "warning", rule.warning, open_since, reason="value fell back past the warning threshold"
+            ),
+        )
     return state, None
 
 

@@ -27,34 +27,56 @@ class ScoringSettings(CommonSettings):
     port: int = Field(default=8002, ge=1, le=65535)
     # Loopback by default: exposing the API is a deliberate deployment choice (the k8s overlay sets 0.0.0.0).
     host: str = "127.0.0.1"
-    api_keys: SecretStr = Field(default=SecretStr(""), description=(
-        "Read keys: [name=]<sha256 hex>[:public|restricted|government],... (shared/service_keys.py)"))
-    store: str = Field(default="memory://", description=(
-        "faust table store; rocksdb:// (with rocksdict installed) keeps state on a volume"))
+    api_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description=("Read keys: [name=]<sha256 hex>[:public|restricted|government],... (shared/service_keys.py)"),
+    )
+    store: str = Field(
+        default="memory://",
+        description=("faust table store; rocksdb:// (with rocksdict installed) keeps state on a volume"),
+    )
     data_dir: Path = Path("var/scoring")
-    config_path: Path | None = Field(default=None, description=(
-        "scoring.toml with rules and weights; the packaged one if unset"))
+    config_path: Path | None = Field(
+        default=None, description=("scoring.toml with rules and weights; the packaged one if unset")
+    )
     app_id: str = Field(default="mews-scoring", pattern=r"^[A-Za-z0-9._-]+$")
     replication_factor: int = Field(default=1, ge=1, description="of the changelog topic faust creates")
     lag_interval_seconds: Duration = Field(default=10.0, gt=0)
-    commit_interval_seconds: Duration = Field(default=1.0, gt=0, description=(
-        "how often changed states are persisted and offsets committed"))
-    snapshot_interval_seconds: Duration = Field(default=1.0, ge=0, description=(
-        "at most one indicator snapshot per material this often, besides one with every breach transition; "
-        "0: one per input"))
-    batch_max_inputs: int = Field(default=1000, ge=1, description=(
-        "inputs scored together at most (a batch is what one fetch returned)"))
-    fetch_max_wait_seconds: Duration = Field(default=0.05, gt=0, description=(
-        "longest a fetch waits for new inputs; while one waits, the partitions whose records are still being "
-        "scored are not fetched again (faust's own default is 1.5 s)"))
-    recovery_check_seconds: Duration = Field(default=10.0, gt=0, description=(
-        "how often a table restore is checked for being stranded"))
+    commit_interval_seconds: Duration = Field(
+        default=1.0, gt=0, description=("how often changed states are persisted and offsets committed")
+    )
+    snapshot_interval_seconds: Duration = Field(
+        default=1.0,
+        ge=0,
+        description=(
+            "at most one indicator snapshot per material this often, besides one with every breach transition; "
+            "0: one per input"
+        ),
+    )
+    batch_max_inputs: int = Field(
+        default=1000, ge=1, description=("inputs scored together at most (a batch is what one fetch returned)")
+    )
+    fetch_max_wait_seconds: Duration = Field(
+        default=0.05,
+        gt=0,
+        description=(
+            "longest a fetch waits for new inputs; while one waits, the partitions whose records are still being "
+            "scored are not fetched again (faust's own default is 1.5 s)"
+        ),
+    )
+    recovery_check_seconds: Duration = Field(
+        default=10.0, gt=0, description=("how often a table restore is checked for being stranded")
+    )
     # Static group membership (KIP-345): a worker that restarts under the same instance id gets its partitions
     # back at once, instead of waiting for its dead predecessor's session to expire and the group to rebalance.
     static_membership: bool = True
-    group_instance_id: str = Field(default="", max_length=200, pattern=r"^[A-Za-z0-9._:-]*$",
-                                   description="unique per worker and kept across its restarts (Kubernetes: the pod "
-                                               "name); empty: <hostname>-<port>")
+    group_instance_id: str = Field(
+        default="",
+        max_length=200,
+        pattern=r"^[A-Za-z0-9._:-]*$",
+        description="unique per worker and kept across its restarts (Kubernetes: the pod "
+        "name); empty: <hostname>-<port>",
+    )
     # How long the group waits for a silent member: a static member that does not come back holds its
     # partitions this long. 10 s, Kafka's long-time default; the broker refuses less than its minimum (6 s).
     session_timeout_seconds: Duration = Field(default=10.0, ge=1, le=90)

@@ -29,9 +29,16 @@ def import_shares_of(flows: list[TradeFlowReported], material: str, period: str)
     top = top_origin(extra.shares)
     partners = dict(sorted(((c, s) for c, s in extra.shares.items() if s > 0), key=lambda cs: (-cs[1], cs[0])))
     return {
-        "material": material, "period": period, "reporter": "EU27", "basis": basis, "unit": UNITS[basis],
-        "extra_eu_total": extra.extra_eu_total, "intra_eu_total": extra.intra_eu_total,
-        "partners": partners, "hhi": herfindahl_hirschman(partners),
-        "top_partner": top[0] if top else None, "top_share": top[1] if top else None,
+        "material": material,
+        "period": period,
+        "reporter": "EU27",
+        "basis": basis,
+        "unit": UNITS[basis],
+        "extra_eu_total": extra.extra_eu_total,
+        "intra_eu_total": extra.intra_eu_total,
+        "partners": partners,
+        "hhi": herfindahl_hirschman(partners),
+        "top_partner": top[0] if top else None,
+        "top_share": top[1] if top else None,
         "hs_codes": sorted({f.hs_code for f in imports}),
     }

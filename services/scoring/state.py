@@ -25,6 +25,7 @@ _Record = TypeVar("_Record")
 
 # --- state ------------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class PriceSeries:
     """One price series (source and series name) of a material, sorted by event time, bounded.
@@ -47,20 +48,45 @@ class PriceSeries:
     windows: ReturnWindows = field(default_factory=ReturnWindows, compare=False, repr=False)
 
     def to_dict(self) -> dict:
-        return {"source": self.source, "series": self.series, "t": list(self.t), "p": list(self.p),
-                "ids": list(self.ids), "cls": list(self.cls), "urls": list(self.urls)}
+        return {
+            "source": self.source,
+            "series": self.series,
+            "t": list(self.t),
+            "p": list(self.p),
+            "ids": list(self.ids),
+            "cls": list(self.cls),
+            "urls": list(self.urls),
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> PriceSeries:
         t, p = list(d["t"]), list(d["p"])
         r = [math.nan, *log_returns(p)]
-        return cls(d["source"], d["series"], t, p, list(d["ids"]), list(d["cls"]), list(d["urls"]), r,
-                   ReturnWindows(deferred=True))
+        return cls(
+            d["source"],
+            d["series"],
+            t,
+            p,
+            list(d["ids"]),
+            list(d["cls"]),
+            list(d["urls"]),
+            r,
+            ReturnWindows(deferred=True),
+        )
 
     def copy(self) -> PriceSeries:
         """A series with lists of its own, to change without touching this one."""
-        return PriceSeries(self.source, self.series, self.t.copy(), self.p.copy(), self.ids.copy(), self.cls.copy(),
-                           self.urls.copy(), self.r.copy(), self.windows.copy())
+        return PriceSeries(
+            self.source,
+            self.series,
+            self.t.copy(),
+            self.p.copy(),
+            self.ids.copy(),
+            self.cls.copy(),
+            self.urls.copy(),
+            self.r.copy(),
+            self.windows.copy(),
+        )
 
     def add(self, i: int, t: float, price: float, event_id: str, classification: str, url: str, limit: int) -> None:
         """Insert one observation at index i (keeping time order), forgetting the oldest beyond `limit`."""
@@ -91,7 +117,7 @@ class PriceSeries:
 
     def returns(self, prices: int) -> list[float]:
         """The log returns between the latest `prices` prices (as `log_returns(p[-prices:])` would give)."""
-        return self.r[max(1, len(self.r) - prices + 1):]
+        return self.r[max(1, len(self.r) - prices + 1) :]
 
 
 @dataclass(frozen=True)
@@ -125,8 +151,17 @@ class Flow:
     t: float
 
     def to_list(self) -> list:
-        return [self.partner, self.flow, self.hs_code, self.quantity_kg, self.value_eur, self.source, self.id,
-                self.cls, self.t]
+        return [
+            self.partner,
+            self.flow,
+            self.hs_code,
+            self.quantity_kg,
+            self.value_eur,
+            self.source,
+            self.id,
+            self.cls,
+            self.t,
+        ]
 
 
 @dataclass(frozen=True)
@@ -238,6 +273,7 @@ def _change(state: MaterialState, own: bool, **changes: Any) -> MaterialState:
 
 # --- time and periods --------------------------------------------------------------------------------
 
+
 def _dt(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
 
@@ -260,14 +296,28 @@ def trade_window(flows: dict[str, tuple[Flow, ...]], months: int) -> list[str]:
 
 # --- stored indicators ------------------------------------------------------------------------------------
 
+
 def _exact_price_group(s: PriceSeries, p: PriceParams) -> dict[str, float | None]:
     """The price group from the reference functions, every window recomputed."""
-    need = prices_needed(volatility_window=p.volatility_window, ewma_window=p.ewma_window,
-                         long_window=p.long_window, jump_window=p.jump_window)
-    return price_indicators(s.t, s.p, volatility_window=p.volatility_window, ewma_lambda=p.ewma_lambda,
-                            ewma_window=p.ewma_window, short_window=p.short_window, long_window=p.long_window,
-                            jump_window=p.jump_window, jump_min_returns=p.jump_min_returns,
-                            jump_sd_floor=p.jump_sd_floor, returns=s.returns(need))
+    need = prices_needed(
+        volatility_window=p.volatility_window,
+        ewma_window=p.ewma_window,
+        long_window=p.long_window,
+        jump_window=p.jump_window,
+    )
+    return price_indicators(
+        s.t,
+        s.p,
+        volatility_window=p.volatility_window,
+        ewma_lambda=p.ewma_lambda,
+        ewma_window=p.ewma_window,
+        short_window=p.short_window,
+        long_window=p.long_window,
+        jump_window=p.jump_window,
+        jump_min_returns=p.jump_min_returns,
+        jump_sd_floor=p.jump_sd_floor,
+        returns=s.returns(need),
+    )
 
 
 def _settled(state: MaterialState) -> dict[str, dict[str, float | None]]:
@@ -288,8 +338,14 @@ def _is_estimated(state: MaterialState) -> bool:
 
 def _flat(groups: dict[str, dict[str, float | None]]) -> dict[str, float | None]:
     get = groups.get
-    return {**get("price", _NONE), **get("leadtime", _NONE), **get("trade", _NONE), **get("controls", _NONE),
-            **get("stock", _NONE), **get("news", _NONE)}
+    return {
+        **get("price", _NONE),
+        **get("leadtime", _NONE),
+        **get("trade", _NONE),
+        **get("controls", _NONE),
+        **get("stock", _NONE),
+        **get("news", _NONE),
+    }
 
 
 _NONE: dict[str, float | None] = {}

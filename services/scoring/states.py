@@ -69,8 +69,11 @@ class MaterialStates:
         resident = self._residents.get(material)
         if resident is None:
             value = self._load(material)
-            resident = (Resident.from_record(value, partition) if value is not None
-                        else Resident(MaterialState(material=material), partition))
+            resident = (
+                Resident.from_record(value, partition)
+                if value is not None
+                else Resident(MaterialState(material=material), partition)
+            )
             self._residents[material] = resident
         return resident
 

@@ -53,8 +53,15 @@ def _label(indicator: str) -> str:
     return INDICATORS.get(indicator, (indicator, ""))[0]
 
 
-def summarise(material: str, rule: Rule | None, indicator: str, tr: Transition, value: float,
-              rule_name: str, input_at: float | None = None) -> str:
+def summarise(
+    material: str,
+    rule: Rule | None,
+    indicator: str,
+    tr: Transition,
+    value: float,
+    rule_name: str,
+    input_at: float | None = None,
+) -> str:
     """The one-line, plain-language account of a breach transition; a resolution is dated by its input."""
     name = material_name(material)
     label = _label(indicator)
@@ -67,10 +74,16 @@ def summarise(material: str, rule: Rule | None, indicator: str, tr: Transition, 
     if tr.kind == "resolved":
         # A late input resolves as of its own time, not the watermark's (newer inputs of other kinds).
         ended = _dt(input_at if input_at is not None else tr.ends_at or tr.starts_at).date().isoformat()
-        return (f"{name}: {label} {v} is back {back} the clear threshold of {format_value(indicator, rule.clear)}; "
-                f"resolved on {ended} (breach since {since})")
+        return (
+            f"{name}: {label} {v} is back {back} the clear threshold of {format_value(indicator, rule.clear)}; "
+            f"resolved on {ended} (breach since {since})"
+        )
     if tr.kind == "deescalated":
-        return (f"{name}: {label} {v} fell back {back} the critical threshold but is still {direction} the warning "
-                f"threshold of {format_value(indicator, tr.threshold)} (since {since})")
-    return (f"{name}: {label} {v} is {direction} the {tr.severity} threshold of "
-            f"{format_value(indicator, tr.threshold)} (since {since})")
+        return (
+            f"{name}: {label} {v} fell back {back} the critical threshold but is still {direction} the warning "
+            f"threshold of {format_value(indicator, tr.threshold)} (since {since})"
+        )
+    return (
+        f"{name}: {label} {v} is {direction} the {tr.severity} threshold of "
+        f"{format_value(indicator, tr.threshold)} (since {since})"
+    )

@@ -33,28 +33,32 @@ from shared.events import (
 log = logging.getLogger(__name__)
 
 RISK_SCORE = Gauge("mews_scoring_risk_score", "Composite supply-risk score (0-100) of a material", ["material"])
-RISK_COMPONENT = Gauge("mews_scoring_risk_component", "One weighted component of the composite risk score",
-                       ["material", "component"])
-BREACHES_FIRING = Gauge("mews_scoring_breaches_firing", "Open breaches per material and severity",
-                        ["material", "severity"])
-VIEW_EVENTS = Counter("mews_scoring_view_events_total", "Messages folded into the read view",
-                      ["topic", "outcome"])
+RISK_COMPONENT = Gauge(
+    "mews_scoring_risk_component", "One weighted component of the composite risk score", ["material", "component"]
+)
+BREACHES_FIRING = Gauge(
+    "mews_scoring_breaches_firing", "Open breaches per material and severity", ["material", "severity"]
+)
+VIEW_EVENTS = Counter("mews_scoring_view_events_total", "Messages folded into the read view", ["topic", "outcome"])
 # Snapshot indicator name -> the agreed gauge; gauges of indicators a snapshot lacks are left as they were.
 INDICATOR_GAUGES: dict[str, Gauge] = {
     "price": Gauge("mews_scoring_price", "Latest price of a material in its series' unit", ["material"]),
     "price_volatility": Gauge("mews_scoring_price_volatility", "Annualised EWMA price volatility", ["material"]),
     "leadtime_days": Gauge("mews_scoring_leadtime_days", "Latest quoted lead time in days", ["material"]),
     "leadtime_ratio": Gauge("mews_scoring_leadtime_ratio", "Lead time over its baseline", ["material"]),
-    "concentration_hhi": Gauge("mews_scoring_concentration_hhi", "Herfindahl-Hirschman index of import origins",
-                               ["material"]),
-    "export_controls_active": Gauge("mews_scoring_export_controls_active", "Export controls in force",
-                                    ["material"]),
+    "concentration_hhi": Gauge(
+        "mews_scoring_concentration_hhi", "Herfindahl-Hirschman index of import origins", ["material"]
+    ),
+    "export_controls_active": Gauge("mews_scoring_export_controls_active", "Export controls in force", ["material"]),
     # The CRMA Art. 5(1)(b) benchmark's measure. Stock cover has no gauge: stock levels are government-only.
-    "top_origin_share": Gauge("mews_scoring_top_origin_share",
-                              "Largest third country's share of extra-EU imports (0-1)", ["material"]),
-    "news_signals_30d": Gauge("mews_scoring_news_signals_30d",
-                              "Supply-signal news items (not export controls) of a material in 30 days",
-                              ["material"]),
+    "top_origin_share": Gauge(
+        "mews_scoring_top_origin_share", "Largest third country's share of extra-EU imports (0-1)", ["material"]
+    ),
+    "news_signals_30d": Gauge(
+        "mews_scoring_news_signals_30d",
+        "Supply-signal news items (not export controls) of a material in 30 days",
+        ["material"],
+    ),
 }
 
 
@@ -169,9 +173,13 @@ class ViewFeed:
 
     async def start(self) -> None:
         """Assign every partition, start from the beginning, and remember where 'now' ends."""
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None,
-                                          enable_auto_commit=False, auto_offset_reset="earliest",
-                                          client_id="mews-scoring-view")
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            client_id="mews-scoring-view",
+        )
         await self._consumer.start()
         await self._consumer.topics()  # fetches metadata of every topic, so partition counts are known
         partitions = []
@@ -237,5 +245,7 @@ class ViewFeed:
         positions = [await self._consumer.position(tp) for tp in self._targets]
         if all(pos >= end for pos, end in zip(positions, self._targets.values(), strict=True)):
             self.caught_up.set()
-            log.info("read view caught up", extra={"materials": len(self.view.snapshots),
-                                                   "breaches": len(self.view.breaches)})
+            log.info(
+                "read view caught up",
+                extra={"materials": len(self.view.snapshots), "breaches": len(self.view.breaches)},
+            )

@@ -37,8 +37,10 @@ def _system_binary(*names: str) -> str:
         found = shutil.which(name)
         if found:
             return found
-    pytest.fail(f"{' or '.join(names)} is not installed: run `make install` (deploy/tools/install-system.sh "
-                "installs Debian's chromium and chromium-driver)")
+    pytest.fail(
+        f"{' or '.join(names)} is not installed: run `make install` (deploy/tools/install-system.sh "
+        "installs Debian's chromium and chromium-driver)"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +51,19 @@ def browser() -> Iterator[object]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = _system_binary("chromium", "chromium-browser")
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--window-size=1280,900", "--lang=en-GB", "--no-first-run", "--disable-extensions",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1280,900",
+        "--lang=en-GB",
+        "--no-first-run",
+        "--disable-extensions",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ):
         options.add_argument(argument)
     options.add_experimental_option("prefs", {"intl.accept_languages": "en-GB,en"})
     driver = webdriver.Chrome(service=Service(_system_binary("chromedriver")), options=options)
@@ -120,13 +132,24 @@ def _scoring_api():
     for step in range(60):
         for material, base, swing in (("gallium", 55.0, 12.0), ("germanium", 38.0, 6.0), ("tungsten", 21.0, 3.0)):
             volatility = 0.25 + 0.1 * math.sin(step / 6) + (0.2 if material == "gallium" and step > 40 else 0.0)
-            components = {"volatility": 100 * 0.2 * min(1.0, volatility), "concentration": base * 0.4,
-                          "export_controls": base * 0.3 + swing * step / 60}
-            view.apply(IndicatorSnapshot(
-                material=material, as_of=start + timedelta(minutes=step), components=components,
-                risk_score=sum(components.values()),
-                indicators={"price_volatility": volatility, "leadtime_days": 40 + swing * step / 20,
-                            "concentration_hhi": 5200.0 + 10 * step}))
+            components = {
+                "volatility": 100 * 0.2 * min(1.0, volatility),
+                "concentration": base * 0.4,
+                "export_controls": base * 0.3 + swing * step / 60,
+            }
+            view.apply(
+                IndicatorSnapshot(
+                    material=material,
+                    as_of=start + timedelta(minutes=step),
+                    components=components,
+                    risk_score=sum(components.values()),
+                    indicators={
+                        "price_volatility": volatility,
+                        "leadtime_days": 40 + swing * step / 20,
+                        "concentration_hhi": 5200.0 + 10 * step,
+                    },
+                )
+            )
     digest = hashlib.sha256(UPSTREAM_KEY.encode()).hexdigest()
     return create_api(ScoringSettings(api_keys=f"{digest}:government"), view)
 
@@ -150,11 +173,20 @@ def console_stack(kafka_bootstrap: str) -> Iterator[ConsoleStack]:
     upstreams = contextlib.ExitStack()
     scoring_url = upstreams.enter_context(serving(_scoring_api()))
     now = time.time()
-    ingest_url = upstreams.enter_context(serving_sources({
-        "lme-prices": SourceHealth(last_attempt=now - 120, last_success=now - 120, last_counts={"ok": 12}),
-        "mofcom-announcements": SourceHealth(last_attempt=now - 300, last_success=now - 300, last_counts={"ok": 2}),
-        "usgs-mcs": SourceHealth(last_attempt=now - 60, last_success=now - 3 * 86400, last_error="HTTP 503",
-                                 consecutive_failures=3)}, UPSTREAM_KEY))
+    ingest_url = upstreams.enter_context(
+        serving_sources(
+            {
+                "lme-prices": SourceHealth(last_attempt=now - 120, last_success=now - 120, last_counts={"ok": 12}),
+                "mofcom-announcements": SourceHealth(
+                    last_attempt=now - 300, last_success=now - 300, last_counts={"ok": 2}
+                ),
+                "usgs-mcs": SourceHealth(
+                    last_attempt=now - 60, last_success=now - 3 * 86400, last_error="HTTP 503", consecutive_failures=3
+                ),
+            },
+            UPSTREAM_KEY,
+        )
+    )
     from aiosmtpd.controller import Controller
 
     inbox = _Inbox()
@@ -168,20 +200,34 @@ def console_stack(kafka_bootstrap: str) -> Iterator[ConsoleStack]:
     asyncio.run(ensure_topics(kafka_bootstrap, namespace))
     port = free_port()
     settings = NotifySettings(
-        kafka_bootstrap_servers=kafka_bootstrap, topic_namespace=namespace, database_url=database_url,
-        allow_private_webhook_targets=True, public_base_url=f"http://127.0.0.1:{port}", group_wait_seconds=0.3,
-        group_interval_seconds=1.0, repeat_interval_seconds=3600, retry_initial_seconds=0.2, retry_jitter=0,
-        outbox_poll_seconds=0.1, webhook_timeout_seconds=5, smtp_host="127.0.0.1", smtp_port=smtp.port,
-        console_scoring_url=scoring_url, console_scoring_key=UPSTREAM_KEY, console_ingest_url=ingest_url,
-        console_ingest_key=UPSTREAM_KEY)
+        kafka_bootstrap_servers=kafka_bootstrap,
+        topic_namespace=namespace,
+        database_url=database_url,
+        allow_private_webhook_targets=True,
+        public_base_url=f"http://127.0.0.1:{port}",
+        group_wait_seconds=0.3,
+        group_interval_seconds=1.0,
+        repeat_interval_seconds=3600,
+        retry_initial_seconds=0.2,
+        retry_jitter=0,
+        outbox_poll_seconds=0.1,
+        webhook_timeout_seconds=5,
+        smtp_host="127.0.0.1",
+        smtp_port=smtp.port,
+        console_scoring_url=scoring_url,
+        console_scoring_key=UPSTREAM_KEY,
+        console_ingest_url=ingest_url,
+        console_ingest_key=UPSTREAM_KEY,
+    )
     engine = create_db_engine(database_url)
     sessions = session_factory(engine)
     with unit_of_work(sessions) as s:
         company = create_organisation(s, name="Demo Radar Systems B.V.", kind="company", clearance="public")
         _, company_key = issue_api_key(s, company.id, name="console test", role="admin")
         s.add(models.User(organisation_id=company.id, email="buyer@radar.test", name="Buyer", role="member"))
-        ministry = create_organisation(s, name="Demo Ministry of Economic Affairs", kind="ministry",
-                                       clearance="government")
+        ministry = create_organisation(
+            s, name="Demo Ministry of Economic Affairs", kind="ministry", clearance="government"
+        )
         _, ministry_key = issue_api_key(s, ministry.id, name="console test", role="member")
 
     receiver = ThreadingHTTPServer(("127.0.0.1", free_port()), _Receiver)
@@ -192,8 +238,9 @@ def console_stack(kafka_bootstrap: str) -> Iterator[ConsoleStack]:
     started: list[Notifier] = []
 
     async def run_notifier() -> None:
-        notifier = Notifier(settings, sessions, group_id=f"console-{namespace}", index_refresh_seconds=0,
-                            sweep_interval_seconds=0.3)
+        notifier = Notifier(
+            settings, sessions, group_id=f"console-{namespace}", index_refresh_seconds=0, sweep_interval_seconds=0.3
+        )
         started.append(notifier)
         await notifier.run()
 
@@ -207,9 +254,16 @@ def console_stack(kafka_bootstrap: str) -> Iterator[ConsoleStack]:
     server_thread.start()
     eventually_blocking(lambda: server.started, within=30, what="the notify API started")
     try:
-        yield ConsoleStack(f"http://127.0.0.1:{port}", settings, sessions,
-                           f"http://127.0.0.1:{receiver.server_address[1]}/hook", company_key, ministry_key, receiver,
-                           inbox)
+        yield ConsoleStack(
+            f"http://127.0.0.1:{port}",
+            settings,
+            sessions,
+            f"http://127.0.0.1:{receiver.server_address[1]}/hook",
+            company_key,
+            ministry_key,
+            receiver,
+            inbox,
+        )
     finally:
         server.should_exit = True
         server_thread.join(15)
@@ -228,10 +282,16 @@ def save_screenshot(driver, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     width, height = driver.execute_script(
         "return [document.documentElement.clientWidth,"
-        " Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)]")
-    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
-        "format": "png", "captureBeyondViewport": True,
-        "clip": {"x": 0, "y": 0, "width": width, "height": min(height, 6000), "scale": 1}})
+        " Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)]"
+    )
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot",
+        {
+            "format": "png",
+            "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": width, "height": min(height, 6000), "scale": 1},
+        },
+    )
     path = SCREENSHOTS / f"{name}.png"
     path.write_bytes(base64.b64decode(shot["data"]))
     return path
@@ -247,6 +307,11 @@ def serious_violations(driver) -> list[str]:
         " 'best-practice']}, resultTypes: ['violations']})"
         ".then(r => done(r.violations.map(v => ({id: v.id, impact: v.impact,"
         " nodes: v.nodes.map(n => n.target.join(' '))}))))"
-        ".catch(e => done([{id: 'axe-error', impact: 'critical', nodes: [String(e)]}]));")
-    return [f"{v['id']} ({v['impact']}): {node}" for v in found if v["impact"] in ("serious", "critical")
-            for node in v["nodes"]]
+        ".catch(e => done([{id: 'axe-error', impact: 'critical', nodes: [String(e)]}]));"
+    )
+    return [
+        f"{v['id']} ({v['impact']}): {node}"
+        for v in found
+        if v["impact"] in ("serious", "critical")
+        for node in v["nodes"]
+    ]

@@ -27,9 +27,11 @@ from tests.integration.notify.world import breach, publish
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-BOM = ("product,component,material,share,origin_country,supplier\n"
-       "X-band radar module,GaN power amplifier,gallium,0.02,CN,Wafer Works\n"
-       "X-band radar module,Ge infrared window,germanium,0.05,CN,\n")
+BOM = (
+    "product,component,material,share,origin_country,supplier\n"
+    "X-band radar module,GaN power amplifier,gallium,0.02,CN,Wafer Works\n"
+    "X-band radar module,Ge infrared window,germanium,0.05,CN,\n"
+)
 
 
 def _document(driver) -> tuple[float, str] | None:
@@ -44,8 +46,9 @@ def _document(driver) -> tuple[float, str] | None:
 
 def _loaded_document(driver) -> float:
     """The time origin of the current document, once it has loaded."""
-    found = WebDriverWait(driver, 15).until(lambda d: (doc := _document(d)) is not None and doc[1] == "complete"
-                                            and doc)
+    found = WebDriverWait(driver, 15).until(
+        lambda d: (doc := _document(d)) is not None and doc[1] == "complete" and doc
+    )
     return found[0]
 
 
@@ -55,8 +58,9 @@ def _navigate(driver, act) -> None:
     with "Node with given id does not belong to the document"."""
     before = _loaded_document(driver)
     act()
-    WebDriverWait(driver, 15).until(lambda d: (doc := _document(d)) is not None and doc[0] != before
-                                    and doc[1] == "complete")
+    WebDriverWait(driver, 15).until(
+        lambda d: (doc := _document(d)) is not None and doc[0] != before and doc[1] == "complete"
+    )
 
 
 def _follow(driver, by: str, value: str) -> None:
@@ -88,8 +92,9 @@ def test_company_signs_in_uploads_a_bom_and_subscribes(browser, console_stack, t
     driver.get(f"{url}/console/alerts")
     assert "/console/sign-in" in driver.current_url
     _check_page(driver, "sign-in")
-    _navigate(driver, lambda: driver.find_element(By.ID, "api_key").send_keys("mews_not-a-valid-key-at-all",
-                                                                               Keys.ENTER))
+    _navigate(
+        driver, lambda: driver.find_element(By.ID, "api_key").send_keys("mews_not-a-valid-key-at-all", Keys.ENTER)
+    )
     assert "That key is not valid." in driver.find_element(By.CSS_SELECTOR, "[role=alert]").text
     _sign_in(driver, url, console_stack.company_key)
     assert _h1(driver) == "Alerts"
@@ -134,11 +139,19 @@ def test_company_signs_in_uploads_a_bom_and_subscribes(browser, console_stack, t
 
 def test_an_alert_from_the_broker_is_acknowledged_and_given_feedback(browser, console_stack):
     driver, url = browser, console_stack.url
-    asyncio.run(publish(console_stack.settings, breach("fp-console-ga", material="gallium",
-                                                       severity=Severity.CRITICAL, value=0.72)))
+    asyncio.run(
+        publish(
+            console_stack.settings, breach("fp-console-ga", material="gallium", severity=Severity.CRITICAL, value=0.72)
+        )
+    )
     driver.get(f"{url}/console/alerts")
-    eventually_blocking(lambda: driver.find_elements(By.PARTIAL_LINK_TEXT, "price_spike"), within=60,
-                        what="the alert in the inbox", every=0.3, between=driver.refresh)
+    eventually_blocking(
+        lambda: driver.find_elements(By.PARTIAL_LINK_TEXT, "price_spike"),
+        within=60,
+        what="the alert in the inbox",
+        every=0.3,
+        between=driver.refresh,
+    )
     assert "critical" in driver.page_source
     _check_page(driver, "inbox")
 
@@ -160,8 +173,13 @@ def test_an_alert_from_the_broker_is_acknowledged_and_given_feedback(browser, co
         assert [f.comment for f in s.scalars(select(models.AlertFeedback))] == ["Our buyers are on it."]
 
     _follow(driver, By.LINK_TEXT, "Delivery log")
-    eventually_blocking(lambda: "delivered" in driver.find_element(By.TAG_NAME, "main").text, within=60,
-                        what="the webhook delivered", every=0.3, between=driver.refresh)
+    eventually_blocking(
+        lambda: "delivered" in driver.find_element(By.TAG_NAME, "main").text,
+        within=60,
+        what="the webhook delivered",
+        every=0.3,
+        between=driver.refresh,
+    )
     assert console_stack.receiver.received >= 2  # the test message, then the alert
     _check_page(driver, "deliveries")
 
@@ -196,8 +214,9 @@ def test_a_ministry_sees_the_crisis_and_runs_a_stress_test(browser, console_stac
     assert "Demo Radar Systems B.V." not in driver.find_element(By.TAG_NAME, "main").text  # counts, not names
     assert driver.find_elements(By.CSS_SELECTOR, "svg.bar")
     risk = driver.find_element(By.ID, "h-risk").find_element(By.XPATH, "..")
-    assert [row.find_elements(By.TAG_NAME, "td")[1].text for row in risk.find_elements(By.CSS_SELECTOR, "tbody tr")
-            ] == ["gallium", "germanium", "tungsten"]
+    assert [
+        row.find_elements(By.TAG_NAME, "td")[1].text for row in risk.find_elements(By.CSS_SELECTOR, "tbody tr")
+    ] == ["gallium", "germanium", "tungsten"]
     assert len(risk.find_elements(By.CSS_SELECTOR, "svg.spark polyline")) == 12  # 3 materials x (score + 3)
     feeds = driver.find_element(By.ID, "h-feeds").find_element(By.XPATH, "..").text
     assert "usgs-mcs" in feeds
@@ -205,7 +224,6 @@ def test_a_ministry_sees_the_crisis_and_runs_a_stress_test(browser, console_stac
     _check_page(driver, "ops")
     driver.get(f"{url}/console/products")
     assert "No products yet." in driver.page_source  # the ministry's own products, never the company's
-
 
 
 def test_a_user_signs_in_with_an_emailed_link(browser, console_stack):
@@ -216,8 +234,12 @@ def test_a_user_signs_in_with_an_emailed_link(browser, console_stack):
     _navigate(driver, lambda: driver.find_element(By.ID, "email").send_keys("buyer@radar.test", Keys.ENTER))
     assert "a sign-in link is on its way" in driver.find_element(By.ID, "link-sent").text
     _check_page(driver, "sign-in-link-sent")
-    [(_, mail)] = eventually_blocking(lambda: [m for m in console_stack.inbox.messages if "buyer@radar.test" in m[0]],
-                                      within=60, what="the sign-in email", every=0.3)
+    [(_, mail)] = eventually_blocking(
+        lambda: [m for m in console_stack.inbox.messages if "buyer@radar.test" in m[0]],
+        within=60,
+        what="the sign-in email",
+        every=0.3,
+    )
     [link] = re.findall(r"http://\S+/console/sign-in/link/\S+", mail.get_body(("plain",)).get_content())
     driver.get(link)
     assert "Sign in to Demo Radar Systems B.V. as buyer@radar.test?" in driver.find_element(By.TAG_NAME, "main").text

@@ -61,8 +61,12 @@ def test_price_jump_reaches_the_subscriber_as_a_signed_webhook_with_its_evidence
         {"material": "gallium", "price": 300, "currency": "USD", "unit": "kg", "observed_at": "2026-11-20T00:00:00Z"},
         {"material": "gallium", "price": 450, "currency": "USD", "unit": "kg", "observed_at": "2026-11-21T00:00:00Z"},
     ]
-    answer = httpx.post(f"{stack.url('ingest')}/v1/prices", json={"items": prices},
-                        headers={"Authorization": f"Bearer {DEMO_INGEST_KEY}"}, timeout=10)
+    answer = httpx.post(
+        f"{stack.url('ingest')}/v1/prices",
+        json={"items": prices},
+        headers={"Authorization": f"Bearer {DEMO_INGEST_KEY}"},
+        timeout=10,
+    )
     assert answer.status_code == 202, answer.text
     assert answer.json()["accepted"] == 2
 
@@ -82,14 +86,18 @@ def test_price_jump_reaches_the_subscriber_as_a_signed_webhook_with_its_evidence
     assert "Gallium" in alert["summary"]
 
     # The read API and the crisis view tell the same story.
-    risk = httpx.get(f"{stack.url('scoring')}/v1/materials/gallium",
-                     headers={"Authorization": f"Bearer {DEMO_READ_KEY}"}, timeout=10).json()
+    risk = httpx.get(
+        f"{stack.url('scoring')}/v1/materials/gallium", headers={"Authorization": f"Bearer {DEMO_READ_KEY}"}, timeout=10
+    ).json()
     assert any(b["rule"] == "price-change-1d" for b in risk["open_breaches"])
-    exposure = httpx.get(f"{stack.url('notify')}/v1/exposure", params={"material": "gallium"},
-                         headers={"Authorization": f"Bearer {tenant.ministry_key}"}, timeout=10)
+    exposure = httpx.get(
+        f"{stack.url('notify')}/v1/exposure",
+        params={"material": "gallium"},
+        headers={"Authorization": f"Bearer {tenant.ministry_key}"},
+        timeout=10,
+    )
     assert exposure.status_code == 200, exposure.text
     assert "Demo Radar Systems B.V." in exposure.text
-
 
     # Each service as its launcher serves it: the security headers, and no `server: uvicorn` banner.
     for service in ("ingest", "scoring", "notify"):

@@ -32,8 +32,12 @@ class StoppableKafka:
     def __init__(self, directory: Path) -> None:
         self.port = free_port()
         self.script = ROOT / "deploy" / "local" / "kafka.sh"
-        self.env = {**os.environ, "KAFKA_PORT": str(self.port), "KAFKA_CONTROLLER_PORT": str(free_port()),
-                    "KAFKA_DIR": str(directory)}
+        self.env = {
+            **os.environ,
+            "KAFKA_PORT": str(self.port),
+            "KAFKA_CONTROLLER_PORT": str(free_port()),
+            "KAFKA_DIR": str(directory),
+        }
         self.bootstrap = f"127.0.0.1:{self.port}"
 
     def start(self) -> None:

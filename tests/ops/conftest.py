@@ -18,19 +18,38 @@ KUBERNETES_VERSION = "1.33.0"  # as in deploy/tools/install-tools.sh
 
 # The metric names the team agreed on; every dashboard panel and alert rule must use only these.
 AGREED_METRICS = {
-    "mews_ingest_fetches_total", "mews_ingest_items_published_total", "mews_ingest_items_rejected_total",
-    "mews_ingest_items_duplicate_total", "mews_ingest_newest_item_timestamp_seconds",
-    "mews_ingest_last_success_timestamp_seconds", "mews_ingest_api_items_total",
-    "mews_scoring_risk_score", "mews_scoring_risk_component", "mews_scoring_price", "mews_scoring_price_volatility",
-    "mews_scoring_leadtime_days", "mews_scoring_leadtime_ratio", "mews_scoring_concentration_hhi",
-    "mews_scoring_export_controls_active", "mews_scoring_breaches_total", "mews_scoring_breaches_firing",
-    "mews_scoring_events_total", "mews_scoring_late_events_total", "mews_scoring_processing_lag_seconds",
-    "mews_scoring_input_gaps_total", "mews_scoring_recovery_restarts_total",
+    "mews_ingest_fetches_total",
+    "mews_ingest_items_published_total",
+    "mews_ingest_items_rejected_total",
+    "mews_ingest_items_duplicate_total",
+    "mews_ingest_newest_item_timestamp_seconds",
+    "mews_ingest_last_success_timestamp_seconds",
+    "mews_ingest_api_items_total",
+    "mews_scoring_risk_score",
+    "mews_scoring_risk_component",
+    "mews_scoring_price",
+    "mews_scoring_price_volatility",
+    "mews_scoring_leadtime_days",
+    "mews_scoring_leadtime_ratio",
+    "mews_scoring_concentration_hhi",
+    "mews_scoring_export_controls_active",
+    "mews_scoring_breaches_total",
+    "mews_scoring_breaches_firing",
+    "mews_scoring_events_total",
+    "mews_scoring_late_events_total",
+    "mews_scoring_processing_lag_seconds",
+    "mews_scoring_input_gaps_total",
+    "mews_scoring_recovery_restarts_total",
     "mews_consumer_lag_messages",
-    "mews_notify_deliveries_total", "mews_notify_delivery_retries_total", "mews_notify_outbox_depth",
-    "mews_notify_outbox_oldest_pending_age_seconds", "mews_notify_breach_to_delivery_seconds",
-    "mews_notify_alerts_firing", "mews_notify_pipeline_decisions_total",
-    "mews_build_info", "up",
+    "mews_notify_deliveries_total",
+    "mews_notify_delivery_retries_total",
+    "mews_notify_outbox_depth",
+    "mews_notify_outbox_oldest_pending_age_seconds",
+    "mews_notify_breach_to_delivery_seconds",
+    "mews_notify_alerts_firing",
+    "mews_notify_pipeline_decisions_total",
+    "mews_build_info",
+    "up",
 }
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
@@ -51,13 +70,19 @@ def metric_names(expr: str) -> set[str]:
 
 def ensure_tools() -> dict[str, Path]:
     """kustomize, kubeconform and the offline schemas; installs them (cached) when missing."""
-    wanted = {"kustomize": TOOLS / "bin" / "kustomize", "kubeconform": TOOLS / "bin" / "kubeconform",
-              "kubernetes_schemas": TOOLS / "schemas" / "kubernetes" / f"v{KUBERNETES_VERSION}",
-              "crd_schemas": TOOLS / "schemas" / "crd"}
+    wanted = {
+        "kustomize": TOOLS / "bin" / "kustomize",
+        "kubeconform": TOOLS / "bin" / "kubeconform",
+        "kubernetes_schemas": TOOLS / "schemas" / "kubernetes" / f"v{KUBERNETES_VERSION}",
+        "crd_schemas": TOOLS / "schemas" / "crd",
+    }
     marker = TOOLS / "schemas" / "crd" / "kafka.strimzi.io" / "kafkatopic_v1.json"
     if not all(p.exists() for p in wanted.values()) or not marker.exists():
-        subprocess.run(["bash", str(DEPLOY / "tools" / "install-tools.sh")], check=True,
-                       env={**os.environ, "MEWS_TOOLS_DIR": str(TOOLS)})
+        subprocess.run(
+            ["bash", str(DEPLOY / "tools" / "install-tools.sh")],
+            check=True,
+            env={**os.environ, "MEWS_TOOLS_DIR": str(TOOLS)},
+        )
     return wanted
 
 
@@ -81,8 +106,12 @@ def render(tools: dict[str, Path]) -> Callable[[str], str]:
 
     def build(overlay: str) -> str:
         if overlay not in cache:
-            result = subprocess.run([str(tools["kustomize"]), "build", str(DEPLOY / "k8s" / "overlays" / overlay)],
-                                    capture_output=True, text=True, check=False)
+            result = subprocess.run(
+                [str(tools["kustomize"]), "build", str(DEPLOY / "k8s" / "overlays" / overlay)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             assert result.returncode == 0, result.stderr
             cache[overlay] = result.stdout
         return cache[overlay]

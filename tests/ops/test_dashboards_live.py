@@ -43,7 +43,7 @@ def sources_file(directory: Path) -> Path:
         shutil.copy(fixtures / name, directory / name)
     shutil.copy(fixtures / "hostile" / "prices_hostile.csv", directory / "prices_hostile.csv")
     config = directory / "sources.toml"
-    config.write_text('''
+    config.write_text("""
 [[source]]
 name = "fixture-prices"
 kind = "csv_prices"
@@ -77,7 +77,7 @@ name = "fixture-comext"
 kind = "comext"
 path = "comext.csv"
 interval = "5s"
-''')
+""")
     return config
 
 
@@ -87,19 +87,33 @@ def start_prometheus(directory: Path, targets: dict[str, list[str]]) -> tuple[su
     if binary is None:
         pytest.fail("prometheus is missing: run deploy/tools/install-system.sh as root")
     text = Template((DEPLOY / "prometheus" / "prometheus.local.yaml.in").read_text()).substitute(
-        SCRAPE_INTERVAL=SCRAPE, RULES_FILE=str(DEPLOY / "prometheus" / "rules" / "mews.rules.yaml"),
-        INGEST_TARGET="127.0.0.1:0", SCORING_TARGET="127.0.0.1:0", NOTIFY_TARGET="127.0.0.1:0")
+        SCRAPE_INTERVAL=SCRAPE,
+        RULES_FILE=str(DEPLOY / "prometheus" / "rules" / "mews.rules.yaml"),
+        INGEST_TARGET="127.0.0.1:0",
+        SCORING_TARGET="127.0.0.1:0",
+        NOTIFY_TARGET="127.0.0.1:0",
+    )
     for job, hosts in targets.items():  # the template has one target per job; the test has two ingest ones
-        text = text.replace(f'job_name: {job}\n    static_configs:\n      - targets: ["127.0.0.1:0"]',
-                            f"job_name: {job}\n    static_configs:\n      - targets: {json.dumps(hosts)}")
+        text = text.replace(
+            f'job_name: {job}\n    static_configs:\n      - targets: ["127.0.0.1:0"]',
+            f"job_name: {job}\n    static_configs:\n      - targets: {json.dumps(hosts)}",
+        )
     assert "127.0.0.1:0" not in text
     config = directory / "prometheus.yaml"
     config.write_text(text)
     port = free_port()
     log = (directory / "prometheus.log").open("wb")
-    proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={directory / 'tsdb'}",
-                             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={directory / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -142,10 +156,12 @@ def query(url: str, expr: str) -> tuple[str | None, int]:
 
 def chosen_material(url: str) -> str | None:
     """The value Grafana's material variable offers first, preferring one with breaches (the one in trouble)."""
-    values = httpx.get(f"{url}/api/v1/label/material/values",
-                       params={"match[]": "mews_scoring_risk_score"}, timeout=10).json()["data"]
-    with_breaches = httpx.get(f"{url}/api/v1/label/material/values",
-                              params={"match[]": "mews_scoring_breaches_total"}, timeout=10).json()["data"]
+    values = httpx.get(
+        f"{url}/api/v1/label/material/values", params={"match[]": "mews_scoring_risk_score"}, timeout=10
+    ).json()["data"]
+    with_breaches = httpx.get(
+        f"{url}/api/v1/label/material/values", params={"match[]": "mews_scoring_breaches_total"}, timeout=10
+    ).json()["data"]
     preferred = [m for m in values if m in with_breaches]
     return (["gallium"] if "gallium" in preferred else preferred or values or [None])[0]
 
@@ -159,37 +175,81 @@ def push_demo_signals(stack: Stack) -> None:
         answer = httpx.post(f"{stack.url('ingest')}/v1/{kind}", headers=headers, json={"items": items}, timeout=10)
         assert answer.status_code < 500, answer.text
 
-    prices = [{"material": "gallium", "price": price, "currency": "USD", "unit": "kg",
-               "observed_at": f"2026-11-{day}T00:00:00Z"} for day, price in (("19", 300), ("20", 310), ("21", 465))]
+    prices = [
+        {
+            "material": "gallium",
+            "price": price,
+            "currency": "USD",
+            "unit": "kg",
+            "observed_at": f"2026-11-{day}T00:00:00Z",
+        }
+        for day, price in (("19", 300), ("20", 310), ("21", 465))
+    ]
     post("prices", prices)
     post("prices", prices[:1])
-    post("prices", [{"material": "gallium", "price": -1, "currency": "USD", "unit": "kg",
-                     "observed_at": "2026-11-21T00:00:00Z"}])
+    post(
+        "prices",
+        [{"material": "gallium", "price": -1, "currency": "USD", "unit": "kg", "observed_at": "2026-11-21T00:00:00Z"}],
+    )
     # Quotes within scoring's lead-time lateness (14 days) of the newest gallium event, or they would be late.
-    post("leadtimes", [{"material": "gallium", "lead_time_days": days, "quoted_at": f"2026-11-{day}T00:00:00Z",
-                        "supplier": "Demo Metals", "origin_country": "CN"}
-                       for day, days in (("08", 110), ("12", 120), ("15", 125), ("20", 260))])
-    post("trade", [{"reporter": "EU27", "partner": partner, "hs_code": "81129289", "period": "2026-09",
-                    "flow": "import", "quantity_kg": kg, "value_eur": kg * 400}
-                   for partner, kg in (("CN", 9000), ("JP", 600), ("US", 400))])
+    post(
+        "leadtimes",
+        [
+            {
+                "material": "gallium",
+                "lead_time_days": days,
+                "quoted_at": f"2026-11-{day}T00:00:00Z",
+                "supplier": "Demo Metals",
+                "origin_country": "CN",
+            }
+            for day, days in (("08", 110), ("12", 120), ("15", 125), ("20", 260))
+        ],
+    )
+    post(
+        "trade",
+        [
+            {
+                "reporter": "EU27",
+                "partner": partner,
+                "hs_code": "81129289",
+                "period": "2026-09",
+                "flow": "import",
+                "quantity_kg": kg,
+                "value_eur": kg * 400,
+            }
+            for partner, kg in (("CN", 9000), ("JP", 600), ("US", 400))
+        ],
+    )
 
 
 def add_unreachable_channel(stack: Stack, company_key: str) -> None:
     """A second webhook channel whose receiver is down, so retries and failed outcomes are exercised too."""
     auth = {"Authorization": f"Bearer {company_key}"}
     with httpx.Client(base_url=stack.url("notify"), timeout=10) as api:
-        channel = api.post("/v1/channels", headers=auth, json={
-            "kind": "webhook", "target": f"http://127.0.0.1:{free_port()}/", "language": "en", "mode": "immediate"})
+        channel = api.post(
+            "/v1/channels",
+            headers=auth,
+            json={
+                "kind": "webhook",
+                "target": f"http://127.0.0.1:{free_port()}/",
+                "language": "en",
+                "mode": "immediate",
+            },
+        )
         assert channel.status_code == 201, channel.text
         products = api.get("/v1/products", headers=auth).json()
         product_id = (products["items"] if isinstance(products, dict) else products)[0]["id"]
-        subscription = api.post("/v1/subscriptions", headers=auth, json={
-            "product_id": product_id, "min_severity": "warning", "channel_ids": [channel.json()["id"]]})
+        subscription = api.post(
+            "/v1/subscriptions",
+            headers=auth,
+            json={"product_id": product_id, "min_severity": "warning", "channel_ids": [channel.json()["id"]]},
+        )
         assert subscription.status_code == 201, subscription.text
 
 
-def test_every_dashboard_query_returns_series_from_the_running_services(kafka_bootstrap: str, namespace: str,
-                                                                        tmp_path: Path) -> None:
+def test_every_dashboard_query_returns_series_from_the_running_services(
+    kafka_bootstrap: str, namespace: str, tmp_path: Path
+) -> None:
     ports = Ports(ingest=free_port(), scoring=free_port(), notify=free_port(), receiver=free_port(), kafka=0)
     poller_port = free_port()
     stack = Stack(state_dir=tmp_path / "stack", kafka_bootstrap=kafka_bootstrap, namespace=namespace, ports=ports)
@@ -199,15 +259,27 @@ def test_every_dashboard_query_returns_series_from_the_running_services(kafka_bo
         threading.Thread(target=receiver.serve_forever, daemon=True).start()
         poller_dir = tmp_path / "poller"
         poller_dir.mkdir()
-        env = {**stack.service_env(), "MEWS_INGEST_PORT": str(poller_port),
-               "MEWS_INGEST_STATE_DIR": str(poller_dir / "state")}
+        env = {
+            **stack.service_env(),
+            "MEWS_INGEST_PORT": str(poller_port),
+            "MEWS_INGEST_STATE_DIR": str(poller_dir / "state"),
+        }
         poller_log = (poller_dir / "poller.log").open("wb")
-        poller = subprocess.Popen([sys.executable, "-m", "services.cli", "ingest", "api", "--sources",
-                                   str(sources_file(poller_dir))], cwd=ROOT, env=env, stdout=poller_log,
-                                  stderr=subprocess.STDOUT)
-        prometheus, url = start_prometheus(tmp_path, {
-            "mews-ingest": [f"127.0.0.1:{ports.ingest}", f"127.0.0.1:{poller_port}"],
-            "mews-scoring": [f"127.0.0.1:{ports.scoring}"], "mews-notify": [f"127.0.0.1:{ports.notify}"]})
+        poller = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "ingest", "api", "--sources", str(sources_file(poller_dir))],
+            cwd=ROOT,
+            env=env,
+            stdout=poller_log,
+            stderr=subprocess.STDOUT,
+        )
+        prometheus, url = start_prometheus(
+            tmp_path,
+            {
+                "mews-ingest": [f"127.0.0.1:{ports.ingest}", f"127.0.0.1:{poller_port}"],
+                "mews-scoring": [f"127.0.0.1:{ports.scoring}"],
+                "mews-notify": [f"127.0.0.1:{ports.notify}"],
+            },
+        )
         try:
             add_unreachable_channel(stack, tenant.company_key)
             push_demo_signals(stack)
@@ -229,8 +301,9 @@ def test_every_dashboard_query_returns_series_from_the_running_services(kafka_bo
                 if not missing or any(v != "no series" and not v.startswith("no material") for v in missing.values()):
                     break
                 time.sleep(2)
-            report = "\n".join(f"{board} / {panel}: {reason}\n    {expr}"
-                               for (board, panel, expr), reason in sorted(missing.items()))
+            report = "\n".join(
+                f"{board} / {panel}: {reason}\n    {expr}" for (board, panel, expr), reason in sorted(missing.items())
+            )
             assert not missing, f"{len(missing)} of {len(queries)} panel queries fail or return nothing:\n{report}"
         finally:
             prometheus.terminate()

@@ -28,8 +28,9 @@ def test_runs_as_a_non_root_user() -> None:
     assert users, "no USER instruction: the container would run as root"
     user = users[-1].split(":")[0]
     assert user not in ("root", "0")
-    assert INSTRUCTIONS.index(next(line for line in INSTRUCTIONS if line.startswith("USER "))) > \
-        max(i for i, line in enumerate(INSTRUCTIONS) if line.startswith("FROM"))
+    assert INSTRUCTIONS.index(next(line for line in INSTRUCTIONS if line.startswith("USER "))) > max(
+        i for i, line in enumerate(INSTRUCTIONS) if line.startswith("FROM")
+    )
 
 
 def test_has_a_healthcheck_on_healthz() -> None:

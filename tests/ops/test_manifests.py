@@ -17,9 +17,12 @@ from tests.ops.conftest import DEPLOY
 
 OVERLAYS = ["dev", "prod"]
 WORKLOADS = {"Deployment", "StatefulSet"}
-COMMANDS = {"mews-ingest": ["ingest", "api"],
-            "mews-ingest-poller": ["ingest", "api", "--sources", "/etc/mews/sources.toml"],
-            "mews-scoring": ["scoring", "run"], "mews-notify": ["notify", "run"]}
+COMMANDS = {
+    "mews-ingest": ["ingest", "api"],
+    "mews-ingest-poller": ["ingest", "api", "--sources", "/etc/mews/sources.toml"],
+    "mews-scoring": ["scoring", "run"],
+    "mews-notify": ["notify", "run"],
+}
 PORTS = {"mews-ingest": 8001, "mews-ingest-poller": 8001, "mews-scoring": 8002, "mews-notify": 8003}
 
 
@@ -29,10 +32,22 @@ CRD_LAYOUT = "{{ .Group }}/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json"  
 
 def kubeconform(tools: dict[str, Path], path: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(tools["kubeconform"]), "-strict", "-summary", "-output", "text",
-         "-schema-location", f"{tools['kubernetes_schemas']}/{KUBERNETES_LAYOUT}",
-         "-schema-location", f"{tools['crd_schemas']}/{CRD_LAYOUT}",
-         str(path)], capture_output=True, text=True, check=False)
+        [
+            str(tools["kubeconform"]),
+            "-strict",
+            "-summary",
+            "-output",
+            "text",
+            "-schema-location",
+            f"{tools['kubernetes_schemas']}/{KUBERNETES_LAYOUT}",
+            "-schema-location",
+            f"{tools['crd_schemas']}/{CRD_LAYOUT}",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def documents(text: str) -> list[dict]:
@@ -44,8 +59,9 @@ def by_kind(docs: list[dict], kind: str) -> dict[str, dict]:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_rendered_overlay_passes_schema_validation(overlay: str, render: Callable[[str], str],
-                                                   tools: dict[str, Path], tmp_path: Path) -> None:
+def test_rendered_overlay_passes_schema_validation(
+    overlay: str, render: Callable[[str], str], tools: dict[str, Path], tmp_path: Path
+) -> None:
     rendered = tmp_path / f"{overlay}.yaml"
     rendered.write_text(render(overlay))
     result = kubeconform(tools, rendered)
@@ -54,8 +70,18 @@ def test_rendered_overlay_passes_schema_validation(overlay: str, render: Callabl
     # Every kind we ship was checked against a schema, none skipped for lack of one.
     assert "Skipped: 0" in result.stdout, result.stdout
     assert "Errors: 0" in result.stdout, result.stdout
-    assert {"Kafka", "KafkaNodePool", "KafkaTopic", "ServiceMonitor", "PrometheusRule", "StatefulSet",
-            "Deployment", "NetworkPolicy", "HorizontalPodAutoscaler", "PodDisruptionBudget"} <= kinds
+    assert {
+        "Kafka",
+        "KafkaNodePool",
+        "KafkaTopic",
+        "ServiceMonitor",
+        "PrometheusRule",
+        "StatefulSet",
+        "Deployment",
+        "NetworkPolicy",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+    } <= kinds
 
 
 def test_validation_rejects_an_unknown_field_and_a_wrong_type(tools: dict[str, Path], tmp_path: Path) -> None:
@@ -66,7 +92,8 @@ def test_validation_rejects_an_unknown_field_and_a_wrong_type(tools: dict[str, P
         "  template: {metadata: {labels: {a: b}}, spec: {containers: [{name: c, image: i}]}}\n---\n"
         "apiVersion: kafka.strimzi.io/v1\nkind: KafkaTopic\nmetadata: {name: t}\nspec: {partitions: six}\n---\n"
         "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: s}\n"
-        "spec: {selector: {}, endpoints: [{port: http, intervall: 30s}]}\n")
+        "spec: {selector: {}, endpoints: [{port: http, intervall: 30s}]}\n"
+    )
     result = kubeconform(tools, broken)
     assert result.returncode != 0
     assert "replicaz" in result.stdout
@@ -75,8 +102,9 @@ def test_validation_rejects_an_unknown_field_and_a_wrong_type(tools: dict[str, P
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_workloads_run_non_root_with_read_only_root_and_writable_tmp(overlay: str,
-                                                                     render: Callable[[str], str]) -> None:
+def test_workloads_run_non_root_with_read_only_root_and_writable_tmp(
+    overlay: str, render: Callable[[str], str]
+) -> None:
     for doc in documents(render(overlay)):
         if doc["kind"] not in WORKLOADS:
             continue
@@ -109,8 +137,12 @@ def test_services_run_their_command_with_probes_on_their_port(overlay: str, rend
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         env = {e["name"]: e for e in container["env"]}
-        port_var = {"mews-ingest": "MEWS_INGEST_PORT", "mews-ingest-poller": "MEWS_INGEST_PORT",
-                    "mews-scoring": "MEWS_SCORING_PORT", "mews-notify": "MEWS_NOTIFY_PORT"}[name]
+        port_var = {
+            "mews-ingest": "MEWS_INGEST_PORT",
+            "mews-ingest-poller": "MEWS_INGEST_PORT",
+            "mews-scoring": "MEWS_SCORING_PORT",
+            "mews-notify": "MEWS_NOTIFY_PORT",
+        }[name]
         assert env[port_var]["value"] == str(PORTS[name])
 
 
@@ -130,7 +162,8 @@ def test_no_secret_values_in_manifests(overlay: str, render: Callable[[str], str
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_scoring_is_a_statefulset_with_a_volume_per_pod_and_no_more_replicas_than_partitions(
-        overlay: str, render: Callable[[str], str]) -> None:
+    overlay: str, render: Callable[[str], str]
+) -> None:
     scoring = by_kind(documents(render(overlay)), "StatefulSet")["mews-scoring"]
     assert scoring["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
     mounts = scoring["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
@@ -140,7 +173,8 @@ def test_scoring_is_a_statefulset_with_a_volume_per_pod_and_no_more_replicas_tha
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_each_scoring_pod_joins_its_group_as_a_static_member_named_after_the_pod(
-        overlay: str, render: Callable[[str], str]) -> None:
+    overlay: str, render: Callable[[str], str]
+) -> None:
     scoring = by_kind(documents(render(overlay)), "StatefulSet")["mews-scoring"]
     env = {e["name"]: e for e in scoring["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["MEWS_SCORING_GROUP_INSTANCE_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
@@ -148,8 +182,10 @@ def test_each_scoring_pod_joins_its_group_as_a_static_member_named_after_the_pod
 
 def test_dev_scoring_changelog_replication_fits_its_single_broker(render: Callable[[str], str]) -> None:
     docs = documents(render("dev"))
-    env = {e["name"]: e.get("value") for e in
-           by_kind(docs, "StatefulSet")["mews-scoring"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {
+        e["name"]: e.get("value")
+        for e in by_kind(docs, "StatefulSet")["mews-scoring"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     assert env["MEWS_SCORING_REPLICATION_FACTOR"] == "1"
     assert env["MEWS_SCORING_CONFIG"] == "/etc/mews/scoring.toml"  # the patch replaced only its own entry
     assert by_kind(docs, "KafkaNodePool")["dual-role"]["spec"]["replicas"] == 1
@@ -158,7 +194,8 @@ def test_dev_scoring_changelog_replication_fits_its_single_broker(render: Callab
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_workload_has_a_disruption_budget_and_stateless_ones_an_autoscaler(
-        overlay: str, render: Callable[[str], str]) -> None:
+    overlay: str, render: Callable[[str], str]
+) -> None:
     docs = documents(render(overlay))
     budgets = [d["spec"]["selector"]["matchLabels"] for d in docs if d["kind"] == "PodDisruptionBudget"]
     components = {b["app.kubernetes.io/component"] for b in budgets}
@@ -169,22 +206,31 @@ def test_every_workload_has_a_disruption_budget_and_stateless_ones_an_autoscaler
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_monitoring_resources_carry_the_kube_prometheus_stack_release_label(
-        overlay: str, render: Callable[[str], str]) -> None:
+    overlay: str, render: Callable[[str], str]
+) -> None:
     docs = documents(render(overlay))
     monitors = [d for d in docs if d["kind"] in ("ServiceMonitor", "PrometheusRule")]
     assert len(monitors) == 4
     for doc in monitors:
         assert doc["metadata"]["labels"]["release"] == "kube-prometheus-stack", doc["metadata"]["name"]
-    jobs = {e["relabelings"][0]["replacement"] for d in monitors if d["kind"] == "ServiceMonitor"
-            for e in d["spec"]["endpoints"]}
+    jobs = {
+        e["relabelings"][0]["replacement"]
+        for d in monitors
+        if d["kind"] == "ServiceMonitor"
+        for e in d["spec"]["endpoints"]
+    }
     assert jobs == {"mews-ingest", "mews-scoring", "mews-notify"}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_dashboards_ship_as_sidecar_configmaps_identical_to_the_json_files(
-        overlay: str, render: Callable[[str], str]) -> None:
-    maps = {name: doc for name, doc in by_kind(documents(render(overlay)), "ConfigMap").items()
-            if doc["metadata"].get("labels", {}).get("grafana_dashboard") == "1"}
+    overlay: str, render: Callable[[str], str]
+) -> None:
+    maps = {
+        name: doc
+        for name, doc in by_kind(documents(render(overlay)), "ConfigMap").items()
+        if doc["metadata"].get("labels", {}).get("grafana_dashboard") == "1"
+    }
     files = sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))
     shipped = {key: value for doc in maps.values() for key, value in doc["data"].items()}
     assert set(shipped) == {f.name for f in files}

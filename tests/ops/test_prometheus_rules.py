@@ -15,8 +15,7 @@ OPERATIONS = ROOT / "docs" / "operations.md"
 
 
 def alert_rules() -> list[dict]:
-    return [rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]
-            if "alert" in rule]
+    return [rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"] if "alert" in rule]
 
 
 def test_promtool_accepts_the_rules(promtool: str) -> None:
@@ -26,8 +25,13 @@ def test_promtool_accepts_the_rules(promtool: str) -> None:
 
 def test_promtool_unit_tests_pass(promtool: str) -> None:
     assert RULE_TESTS, "no rule unit tests under deploy/prometheus/tests"
-    result = subprocess.run([promtool, "test", "rules", *map(str, RULE_TESTS)], capture_output=True, text=True,
-                            check=False, cwd=RULE_TESTS[0].parent)
+    result = subprocess.run(
+        [promtool, "test", "rules", *map(str, RULE_TESTS)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=RULE_TESTS[0].parent,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -39,8 +43,13 @@ def test_promtool_rejects_a_rule_with_a_syntax_error(promtool: str, tmp_path: Pa
 
 
 def test_every_alert_is_unit_tested() -> None:
-    tested = {case["alertname"] for path in RULE_TESTS for test in yaml.safe_load(path.read_text())["tests"]
-              for case in test.get("alert_rule_test", []) if case.get("exp_alerts")}
+    tested = {
+        case["alertname"]
+        for path in RULE_TESTS
+        for test in yaml.safe_load(path.read_text())["tests"]
+        for case in test.get("alert_rule_test", [])
+        if case.get("exp_alerts")
+    }
     assert {rule["alert"] for rule in alert_rules()} <= tested
 
 
@@ -51,8 +60,11 @@ def test_rules_use_only_agreed_metric_names() -> None:
 
 
 def test_every_alert_has_severity_summary_and_an_existing_runbook_section() -> None:
-    anchors = {"#" + line.lstrip("#").strip().lower().replace(" ", "-")
-               for line in OPERATIONS.read_text().splitlines() if line.startswith("#")}
+    anchors = {
+        "#" + line.lstrip("#").strip().lower().replace(" ", "-")
+        for line in OPERATIONS.read_text().splitlines()
+        if line.startswith("#")
+    }
     for rule in alert_rules():
         assert rule["labels"]["severity"] in {"warning", "critical"}, rule["alert"]
         assert rule["annotations"]["summary"], rule["alert"]

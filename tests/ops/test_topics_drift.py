@@ -16,8 +16,13 @@ TOPICS_FILE = DEPLOY / "k8s" / "base" / "kafka" / "topics.yaml"
 
 
 def test_topics_file_is_what_the_declaration_generates() -> None:
-    result = subprocess.run([sys.executable, str(DEPLOY / "k8s" / "generate_topics.py"), "--check"],
-                            capture_output=True, text=True, check=False, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, str(DEPLOY / "k8s" / "generate_topics.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -32,16 +37,22 @@ def test_every_declared_topic_has_a_kafkatopic_with_its_partitions_and_config() 
 
 
 def test_a_changed_declaration_is_detected_as_drift() -> None:
-    changed = tuple(dataclasses.replace(t, partitions=t.partitions + 1) if t is topics.PRICES else t
-                    for t in topics.ALL)
+    changed = tuple(
+        dataclasses.replace(t, partitions=t.partitions + 1) if t is topics.PRICES else t for t in topics.ALL
+    )
     assert generate_topics.render(changed) != TOPICS_FILE.read_text()
     added = (*topics.ALL, topics.Topic("mews.extra.v1", 3, 1000))
     assert "topicName: mews.extra.v1" in generate_topics.render(added)
 
 
 def test_prometheusrule_and_scoring_config_copies_are_current() -> None:
-    result = subprocess.run([sys.executable, str(DEPLOY / "k8s" / "generate_copies.py"), "--check"],
-                            capture_output=True, text=True, check=False, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, str(DEPLOY / "k8s" / "generate_copies.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr
 
 

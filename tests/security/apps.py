@@ -29,16 +29,27 @@ def digest(key: str) -> str:
 
 
 def ingest_app(bootstrap: str, namespace: str, state_dir: Path, **overrides: object) -> FastAPI:
-    settings = IngestSettings(kafka_bootstrap_servers=bootstrap, topic_namespace=namespace,
-                              state_dir=state_dir, api_keys=f"{digest(INGEST_KEY)}:ingest",
-                              **overrides)
+    settings = IngestSettings(
+        kafka_bootstrap_servers=bootstrap,
+        topic_namespace=namespace,
+        state_dir=state_dir,
+        api_keys=f"{digest(INGEST_KEY)}:ingest",
+        **overrides,
+    )
     return create_ingest_app(settings)
 
 
 def scoring_app(**overrides: object) -> FastAPI:
     view = MaterialsView()
-    view.apply(IndicatorSnapshot(material="gallium", as_of=datetime(2026, 11, 1, tzinfo=UTC),
-                                 indicators={"price": 10.0}, risk_score=50.0, components={"volatility": 5.0}))
+    view.apply(
+        IndicatorSnapshot(
+            material="gallium",
+            as_of=datetime(2026, 11, 1, tzinfo=UTC),
+            indicators={"price": 10.0},
+            risk_score=50.0,
+            components={"volatility": 5.0},
+        )
+    )
     return create_scoring_api(ScoringSettings(api_keys=f"{digest(READ_KEY)}:government", **overrides), view)
 
 
@@ -50,7 +61,8 @@ def notify_app(database: Path, **overrides: object) -> FastAPI:
 
 def new_organisation(client: TestClient, name: str = "Acme") -> dict:
     """An organisation created with the bootstrap token; its first admin key is in `api_key`."""
-    answer = client.post("/v1/organisations", json={"name": name, "kind": "company"},
-                         headers={"Authorization": f"Bearer {BOOTSTRAP}"})
+    answer = client.post(
+        "/v1/organisations", json={"name": name, "kind": "company"}, headers={"Authorization": f"Bearer {BOOTSTRAP}"}
+    )
     assert answer.status_code == 201, answer.text
     return answer.json()

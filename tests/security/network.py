@@ -134,14 +134,21 @@ class StagedNetwork(httpcore.AsyncNetworkBackend):
         self.attempts: list[tuple[str, int]] = []
         self.real = httpcore.AnyIOBackend()
 
-    async def connect_tcp(self, host, port, timeout=None, local_address=None,  # noqa: ASYNC109
-                          socket_options=None):
+    async def connect_tcp(
+        self,
+        host,
+        port,
+        timeout=None,  # noqa: ASYNC109
+        local_address=None,
+        socket_options=None,
+    ):
         self.attempts.append((host, port))
         if host == "127.0.0.1":
             return await self.real.connect_tcp(host, port, timeout=timeout, socket_options=socket_options)
         if host in self.leads:
-            return await self.real.connect_tcp("127.0.0.1", self.leads[host], timeout=timeout,
-                                               socket_options=socket_options)
+            return await self.real.connect_tcp(
+                "127.0.0.1", self.leads[host], timeout=timeout, socket_options=socket_options
+            )
         raise httpcore.ConnectError(f"staged network: {host} is not reachable from a test")
 
     async def sleep(self, seconds: float) -> None:

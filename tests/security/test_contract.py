@@ -37,8 +37,9 @@ UNTHROTTLED = {"auth_failure_limit": 10**9}
 # the invalid ones rejected and why). Their answers are still checked for shape.
 INTENT_GUESSES = [positive_data_acceptance, negative_data_rejection]
 EXAMPLES = int(os.environ.get("MEWS_FUZZ_EXAMPLES", "15"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    max_examples=EXAMPLES, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
 
 
 def operations(app: FastAPI) -> list[str]:
@@ -91,16 +92,19 @@ GOVERNMENT_OPERATIONS = ["GET /v1/exposure", "POST /v1/stress-tests", "GET /v1/c
 def notify_api_for_government(tmp_path_factory) -> tuple[schemathesis.BaseSchema, dict[str, str]]:
     app = notify_app(tmp_path_factory.mktemp("notify-gov") / "notify.db", **UNTHROTTLED)
     with TestClient(app) as client:
-        answer = client.post("/v1/organisations", json={"name": "Ministry", "kind": "ministry",
-                                                         "clearance": "government"},
-                             headers={"Authorization": f"Bearer {BOOTSTRAP}"})
+        answer = client.post(
+            "/v1/organisations",
+            json={"name": "Ministry", "kind": "ministry", "clearance": "government"},
+            headers={"Authorization": f"Bearer {BOOTSTRAP}"},
+        )
         assert answer.status_code == 201, answer.text
     return schemathesis.openapi.from_asgi("/openapi.json", app), {"Authorization": f"Bearer {answer.json()['api_key']}"}
 
 
 @pytest.mark.parametrize("operation", GOVERNMENT_OPERATIONS)
-def test_the_government_views_conform_and_never_fail_past_the_clearance_check(operation: str,
-                                                                              notify_api_for_government) -> None:
+def test_the_government_views_conform_and_never_fail_past_the_clearance_check(
+    operation: str, notify_api_for_government
+) -> None:
     fuzz(notify_api_for_government[0], operation, notify_api_for_government[1])
 
 
@@ -108,9 +112,9 @@ def test_the_government_views_conform_and_never_fail_past_the_clearance_check(op
 def ingest_api(kafka_bootstrap, tmp_path_factory):
     namespace = f"sec{uuid.uuid4().hex[:8]}"
     asyncio.run(ensure_topics(kafka_bootstrap, namespace))
-    yield schemathesis.openapi.from_asgi("/openapi.json", ingest_app(kafka_bootstrap, namespace,
-                                                                      tmp_path_factory.mktemp("ingest"),
-                                                                      **UNTHROTTLED))
+    yield schemathesis.openapi.from_asgi(
+        "/openapi.json", ingest_app(kafka_bootstrap, namespace, tmp_path_factory.mktemp("ingest"), **UNTHROTTLED)
+    )
     shutdown_lifespans()  # schemathesis keeps an app's lifespan running until asked: close its producer
 
 

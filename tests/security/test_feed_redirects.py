@@ -23,17 +23,26 @@ FIX = Path(__file__).resolve().parents[1] / "fixtures" / "ingest"
 
 
 def csv_sources(urls: dict[str, str]) -> str:
-    return "".join(f'[[source]]\nname = "{name}"\nkind = "csv_prices"\nurl = "{url}"\ncurrency = "USD"\nunit = "kg"\n'
-                   for name, url in urls.items())
+    return "".join(
+        f'[[source]]\nname = "{name}"\nkind = "csv_prices"\nurl = "{url}"\ncurrency = "USD"\nunit = "kg"\n'
+        for name, url in urls.items()
+    )
 
 
 def settings_for(bootstrap: str, namespace: str, state: Path, **overrides: object) -> IngestSettings:
-    return IngestSettings(kafka_bootstrap_servers=bootstrap, topic_namespace=namespace, state_dir=state,
-                          fetch_backoff_s=0.01, fetch_retries=1, **overrides)
+    return IngestSettings(
+        kafka_bootstrap_servers=bootstrap,
+        topic_namespace=namespace,
+        state_dir=state,
+        fetch_backoff_s=0.01,
+        fetch_retries=1,
+        **overrides,
+    )
 
 
 async def test_redirects_to_private_mapped_tunnelled_or_loopback_addresses_are_dead_lettered_unfetched(
-        kafka_bootstrap, kafka_topics, tmp_path):
+    kafka_bootstrap, kafka_topics, tmp_path
+):
     server = Server()
     with serving(server):
         secret = server.url("/secret")
@@ -52,11 +61,11 @@ async def test_redirects_to_private_mapped_tunnelled_or_loopback_addresses_are_d
         server.routes["/fine"] = redirect("http://feeds.test/prices.csv")  # a redirect that stays public
         server.routes["/prices.csv"] = answer(200, (FIX / "prices.csv").read_bytes())
         server.routes["/secret"] = answer(200, (FIX / "prices.csv").read_bytes())
-        resolver = StubResolver(feeds_test=[[PUBLIC]], metadata_test=[["169.254.169.254"]],
-                                intranet_test=[["10.0.0.7"]])
+        resolver = StubResolver(
+            feeds_test=[[PUBLIC]], metadata_test=[["169.254.169.254"]], intranet_test=[["10.0.0.7"]]
+        )
         network = StagedNetwork({PUBLIC: server.port})
-        config = parse_sources(csv_sources({name: f"http://feeds.test/{name}" for name in [*hops, "fine"]}),
-                               tmp_path)
+        config = parse_sources(csv_sources({name: f"http://feeds.test/{name}" for name in [*hops, "fine"]}), tmp_path)
         async with open_ingestion(settings_for(kafka_bootstrap, kafka_topics, tmp_path / "state")) as ingestion:
             client = httpx.AsyncClient(transport=pinned_transport(OutboundPolicy(resolve=resolver), inner=network))
             async with client:
@@ -78,7 +87,8 @@ async def test_redirects_to_private_mapped_tunnelled_or_loopback_addresses_are_d
 
 
 async def test_a_feed_name_rebinding_to_loopback_is_refused_on_its_next_connection(
-        kafka_bootstrap, kafka_topics, tmp_path):
+    kafka_bootstrap, kafka_topics, tmp_path
+):
     server = Server(routes={"/prices.csv": answer(200, (FIX / "prices.csv").read_bytes())})
     with serving(server):
         resolver = StubResolver(feeds_test=[[PUBLIC], ["127.0.0.1"]])
@@ -99,7 +109,8 @@ async def test_a_feed_name_rebinding_to_loopback_is_refused_on_its_next_connecti
 
 
 async def test_a_source_on_a_loopback_address_is_refused_unless_private_sources_are_allowed(
-        kafka_bootstrap, kafka_topics, tmp_path):
+    kafka_bootstrap, kafka_topics, tmp_path
+):
     server = Server(routes={"/prices.csv": answer(200, (FIX / "prices.csv").read_bytes())})
     with serving(server):
         config = parse_sources(csv_sources({"local": server.url("/prices.csv")}), tmp_path)

@@ -28,14 +28,17 @@ def assert_hardened(answer, policy: str = API_POLICY) -> None:
 
 @pytest.fixture
 def apps(tmp_path: Path) -> dict[str, TestClient]:
-    return {"ingest": TestClient(ingest_app("127.0.0.1:1", "", tmp_path / "ingest")),
-            "scoring": TestClient(scoring_app()),
-            "notify": TestClient(notify_app(tmp_path / "notify.db"))}
+    return {
+        "ingest": TestClient(ingest_app("127.0.0.1:1", "", tmp_path / "ingest")),
+        "scoring": TestClient(scoring_app()),
+        "notify": TestClient(notify_app(tmp_path / "notify.db")),
+    }
 
 
 @pytest.mark.parametrize("service", ["ingest", "scoring", "notify"])
-@pytest.mark.parametrize("path", ["/healthz", "/metrics", "/openapi.json", "/v1/nowhere", "/v1/sources",
-                                  "/v1/materials", "/v1/alerts"])
+@pytest.mark.parametrize(
+    "path", ["/healthz", "/metrics", "/openapi.json", "/v1/nowhere", "/v1/sources", "/v1/materials", "/v1/alerts"]
+)
 def test_every_answer_carries_the_headers(apps, service: str, path: str) -> None:
     key = {"ingest": INGEST_KEY, "scoring": READ_KEY, "notify": "mews_wrongwrongwrong"}[service]
     assert_hardened(apps[service].get(path, headers={"Authorization": f"Bearer {key}"}))
@@ -52,15 +55,19 @@ def test_the_docs_may_load_swagger_but_not_be_framed(apps, service: str) -> None
 
 def test_responses_carrying_secrets_are_not_stored(tmp_path: Path) -> None:
     with TestClient(notify_app(tmp_path / "notify.db", allow_private_webhook_targets=True)) as client:
-        created = client.post("/v1/organisations", json={"name": "Acme", "kind": "company"},
-                              headers={"Authorization": f"Bearer {BOOTSTRAP}"})
+        created = client.post(
+            "/v1/organisations",
+            json={"name": "Acme", "kind": "company"},
+            headers={"Authorization": f"Bearer {BOOTSTRAP}"},
+        )
         assert created.headers["cache-control"] == "no-store"
         admin = {"Authorization": f"Bearer {created.json()['api_key']}"}
         key = client.post("/v1/api-keys", json={"name": "ci"}, headers=admin)
         assert key.status_code == 201
         assert key.headers["cache-control"] == "no-store"
-        channel = client.post("/v1/channels", json={"kind": "webhook", "target": "http://127.0.0.1:9/hook"},
-                              headers=admin)
+        channel = client.post(
+            "/v1/channels", json={"kind": "webhook", "target": "http://127.0.0.1:9/hook"}, headers=admin
+        )
         assert channel.json()["secret"].startswith("whsec_")
         assert_hardened(channel)
         rotated = client.post(f"/v1/channels/{channel.json()['id']}/rotate-secret", headers=admin)
@@ -76,9 +83,20 @@ def test_the_acknowledgement_page_cannot_be_framed_and_posts_only_to_itself(tmp_
         sessions = session_factory(create_db_engine(f"sqlite:///{tmp_path / 'notify.db'}"))
         now = datetime.now(UTC)
         with sessions() as session:
-            alert = Alert(organisation_id=organisation, fingerprint="f", material="gallium", rule="price-jump",
-                          severity="warning", status="firing", classification="public", summary="<b>jump</b>",
-                          starts_at=now, updated_at=now, via=[], breach={})
+            alert = Alert(
+                organisation_id=organisation,
+                fingerprint="f",
+                material="gallium",
+                rule="price-jump",
+                severity="warning",
+                status="firing",
+                classification="public",
+                summary="<b>jump</b>",
+                starts_at=now,
+                updated_at=now,
+                via=[],
+                breach={},
+            )
             session.add(alert)
             session.commit()
             alert_id = alert.id

@@ -18,16 +18,20 @@ from tests.security.network import Server, answer, serving
 pytestmark = pytest.mark.integration
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "ingest"
 RECORD = b'{"date": "2024-01-02", "material": "gallium", "price": %s, "currency": "USD", "unit": "kg"}'
-RSS = (b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title><item>%s</item>'
-       b"</channel></rss>")
+RSS = (
+    b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title><item>%s</item></channel></rss>'
+)
 
 HOSTILE = {
     # name: (kind, body, the reason code of its dead letter)
     "deep_json": ("json_prices", b"[" * 100_000 + b"]" * 100_000, "malformed_json"),
     "deep_items": ("json_prices", b'{"items": [' + RECORD % (b"[" * 5_000 + b"]" * 5_000) + b"]}", "malformed_json"),
     "huge_integer": ("json_prices", b"[" + RECORD % (b"9" * 5_000) + b"]", "malformed_json"),
-    "latin1_json": ("json_prices", ("[" + (RECORD % b"1").decode() + ', {"note": "prix élevé"}]').encode("latin-1"),
-                    "encoding"),
+    "latin1_json": (
+        "json_prices",
+        ("[" + (RECORD % b"1").decode() + ', {"note": "prix élevé"}]').encode("latin-1"),
+        "encoding",
+    ),
     "latin1_feed": ("feed", (FIX / "hostile" / "latin1_declared_utf8.xml").read_bytes(), "encoding"),
     "laughs": ("feed", (FIX / "hostile" / "billion_laughs.xml").read_bytes(), "unsafe_xml"),
     "external": ("feed", (FIX / "hostile" / "external_entity.xml").read_bytes(), "unsafe_xml"),
@@ -40,7 +44,8 @@ def source(name: str, kind: str, url: str) -> str:
 
 
 async def test_hostile_documents_are_dead_lettered_with_reasons_and_the_poll_goes_on(
-        kafka_bootstrap, kafka_topics, tmp_path):
+    kafka_bootstrap, kafka_topics, tmp_path
+):
     server = Server()
     server.routes.update({f"/{name}": answer(200, body) for name, (_, body, _) in HOSTILE.items()})
     server.routes["/deep.rss"] = answer(200, RSS % (b"<title>" + b"<b>" * 50_000 + b"</b>" * 50_000 + b"</title>"))
@@ -49,8 +54,12 @@ async def test_hostile_documents_are_dead_lettered_with_reasons_and_the_poll_goe
         text = "".join(source(name, kind, server.url(f"/{name}")) for name, (kind, _, _) in HOSTILE.items())
         text += source("deep_rss", "feed", server.url("/deep.rss"))
         text += source("normal", "csv_prices", server.url("/prices.csv"))
-        settings = IngestSettings(kafka_bootstrap_servers=kafka_bootstrap, topic_namespace=kafka_topics,
-                                  state_dir=tmp_path / "state", allow_private_sources=True)
+        settings = IngestSettings(
+            kafka_bootstrap_servers=kafka_bootstrap,
+            topic_namespace=kafka_topics,
+            state_dir=tmp_path / "state",
+            allow_private_sources=True,
+        )
         async with open_ingestion(settings) as ingestion:
             reports = {r.source: r for r in await poll_once(parse_sources(text, tmp_path), ingestion)}
 

@@ -68,9 +68,18 @@ async def test_a_name_answering_public_twice_then_loopback_never_gets_a_connecti
         url = f"http://rebind.test:{receiver.port}/hook"
         assert check_webhook_target(url, require_https=False, allow_private=False).allowed  # public, at creation
         async with webhook_client(settings, DeliveryLimits()) as http:
-            outcomes = [await deliver_webhook(http, url, new_secret(), f"msg_{n}", {"alerts": []},
-                                              datetime.now(UTC), Notifier(settings, None).check_target)
-                        for n in range(2)]
+            outcomes = [
+                await deliver_webhook(
+                    http,
+                    url,
+                    new_secret(),
+                    f"msg_{n}",
+                    {"alerts": []},
+                    datetime.now(UTC),
+                    Notifier(settings, None).check_target,
+                )
+                for n in range(2)
+            ]
     assert receiver.requested("/hook") == 0
     # First send: one lookup (public), one connection, to that public address (refused by the staged network).
     assert outcomes[0].outcome == "retry"
@@ -92,12 +101,20 @@ async def test_a_webhook_refused_at_send_time_fails_at_once_without_retries(rebi
         with unit_of_work(sessions) as s:
             org = add_org(s, "Rebinding BV")
             hook = add_webhook(s, org, f"http://rebind.test:{receiver.port}/hook")
-            s.add(models.Notification(organisation_id=org.id, channel_id=hook.id, kind="alert",
-                                      group_key=f"immediate:{hook.id}", payload={"alerts": []}))
+            s.add(
+                models.Notification(
+                    organisation_id=org.id,
+                    channel_id=hook.id,
+                    kind="alert",
+                    group_key=f"immediate:{hook.id}",
+                    payload={"alerts": []},
+                )
+            )
         policy = DeliveryPolicy(schedule=RetrySchedule(initial=0.01, max_interval=0.01, jitter=0, max_attempts=5))
         async with webhook_client(settings, DeliveryLimits()) as http:
-            worker = OutboxWorker(sessions, http, smtp_from(settings), Notifier(settings, sessions).check_target,
-                                  settings, policy)
+            worker = OutboxWorker(
+                sessions, http, smtp_from(settings), Notifier(settings, sessions).check_target, settings, policy
+            )
             for _ in range(3):
                 await worker.run_once()
     with unit_of_work(sessions) as s:
@@ -116,9 +133,28 @@ def certificate(tmp_path_factory) -> tuple[Path, Path]:
     """A self-signed certificate for the name hooks.test only."""
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-                    "/CN=hooks.test", "-addext", "subjectAltName=DNS:hooks.test", "-keyout", str(key),
-                    "-out", str(cert)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=hooks.test",
+            "-addext",
+            "subjectAltName=DNS:hooks.test",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 

@@ -34,17 +34,25 @@ def keys(tmp_path_factory):
     app = notify_app(tmp_path_factory.mktemp("roles") / "notify.db")
     with TestClient(app) as client:
         admin = new_organisation(client)["api_key"]
-        member = client.post("/v1/api-keys", json={"name": "member", "role": "member"},
-                             headers={"Authorization": f"Bearer {admin}"}).json()["key"]
+        member = client.post(
+            "/v1/api-keys", json={"name": "member", "role": "member"}, headers={"Authorization": f"Bearer {admin}"}
+        ).json()["key"]
         yield client, {"member": member, "admin": admin}
 
 
 def test_the_readme_table_covers_every_route_a_key_may_call() -> None:
     app = create_app(NotifySettings(database_url="sqlite://"))
-    routes = {(method, re.sub(r"\{[^}]+\}", "{id}", path)) for path, item in app.openapi()["paths"].items()
-              for method in (m.upper() for m in item)}
-    signed_link = {("GET", "/v1/ack/{id}"), ("POST", "/v1/ack/{id}"),  # a capability, not a key
-                   ("GET", "/v1/unsubscribe/{id}"), ("POST", "/v1/unsubscribe/{id}")}
+    routes = {
+        (method, re.sub(r"\{[^}]+\}", "{id}", path))
+        for path, item in app.openapi()["paths"].items()
+        for method in (m.upper() for m in item)
+    }
+    signed_link = {
+        ("GET", "/v1/ack/{id}"),
+        ("POST", "/v1/ack/{id}"),  # a capability, not a key
+        ("GET", "/v1/unsubscribe/{id}"),
+        ("POST", "/v1/unsubscribe/{id}"),
+    }
     assert {(m, p) for m, p, *_ in MATRIX} == routes - signed_link
 
 
@@ -56,8 +64,12 @@ def test_each_role_may_do_what_the_table_says(keys, method: str, path: str, memb
         concrete += "?material=gallium"
     for role, allowed in (("member", member), ("admin", admin)):
         # An empty body: a permitted caller gets past the role check to validation (422) or lookup (404).
-        answer = client.request(method, concrete, json={} if method in ("POST", "PUT", "PATCH") else None,
-                                headers={"Authorization": f"Bearer {key_of[role]}"})
+        answer = client.request(
+            method,
+            concrete,
+            json={} if method in ("POST", "PUT", "PATCH") else None,
+            headers={"Authorization": f"Bearer {key_of[role]}"},
+        )
         assert answer.status_code != 401, (role, answer.text)
         assert (answer.status_code != 403) is allowed, (role, method, path, answer.status_code, answer.text)
 
@@ -65,8 +77,7 @@ def test_each_role_may_do_what_the_table_says(keys, method: str, path: str, memb
 def test_a_member_cannot_mute_the_organisation(keys) -> None:
     client, key_of = keys
     member = {"Authorization": f"Bearer {key_of['member']}"}
-    answer = client.post("/v1/silences", json={"ends_at": "2999-01-01T00:00:00Z", "comment": "quiet"},
-                         headers=member)
+    answer = client.post("/v1/silences", json={"ends_at": "2999-01-01T00:00:00Z", "comment": "quiet"}, headers=member)
     assert answer.status_code == 403
     assert answer.headers["content-type"] == "application/problem+json"
     assert client.get("/v1/silences", headers=member).json() == []

@@ -29,23 +29,30 @@ async def test_a_server_sending_one_byte_a_second_is_cut_off_at_the_fetch_timeou
         # The loopback server is reachable only because this client opts in to private targets.
         async with httpx.AsyncClient(transport=pinned_transport(OutboundPolicy(allow_private=True))) as client:
             with pytest.raises(FetchError) as failed:
-                await fetch_url(client, server.url("/slow.csv"), Validators(),
-                                FetchLimits(timeout_s=2.0, retries=0))
+                await fetch_url(client, server.url("/slow.csv"), Validators(), FetchLimits(timeout_s=2.0, retries=0))
     assert failed.value.code == "timeout"
     # Each read came well within the per-read timeout; only a deadline over the whole fetch ends it early.
     assert 0 < sum(1 for event, _, _ in server.events if event == "byte") < len(SLOW_BODY) // 2
 
 
 def sources(slow: str, normal: str) -> str:
-    return (f'[[source]]\nname = "slow"\nkind = "csv_prices"\nurl = "{slow}"\ncurrency = "USD"\nunit = "kg"\n'
-            f'interval = "1h"\n'
-            f'[[source]]\nname = "normal"\nkind = "csv_prices"\nurl = "{normal}"\ncurrency = "USD"\nunit = "kg"\n'
-            f'interval = "1h"\n')
+    return (
+        f'[[source]]\nname = "slow"\nkind = "csv_prices"\nurl = "{slow}"\ncurrency = "USD"\nunit = "kg"\n'
+        f'interval = "1h"\n'
+        f'[[source]]\nname = "normal"\nkind = "csv_prices"\nurl = "{normal}"\ncurrency = "USD"\nunit = "kg"\n'
+        f'interval = "1h"\n'
+    )
 
 
 def settings_for(bootstrap: str, namespace: str, state: Path) -> IngestSettings:
-    return IngestSettings(kafka_bootstrap_servers=bootstrap, topic_namespace=namespace, state_dir=state,
-                          fetch_timeout_s=3.0, fetch_retries=0, allow_private_sources=True)
+    return IngestSettings(
+        kafka_bootstrap_servers=bootstrap,
+        topic_namespace=namespace,
+        state_dir=state,
+        fetch_timeout_s=3.0,
+        fetch_retries=0,
+        allow_private_sources=True,
+    )
 
 
 @pytest.mark.integration
@@ -75,8 +82,11 @@ async def test_the_poll_loop_keeps_every_source_on_its_own_schedule(kafka_bootst
         config = parse_sources(sources(server.url("/slow.csv"), server.url("/prices.csv")), tmp_path)
         async with open_ingestion(settings_for(kafka_bootstrap, kafka_topics, tmp_path / "state")) as ingestion:
             loop = asyncio.create_task(poll_forever(config, ingestion, health, stop))
-            await eventually(lambda: "normal" in health and health["normal"].last_success is not None, within=10,
-                             what="the normal feed polled")
+            await eventually(
+                lambda: "normal" in health and health["normal"].last_success is not None,
+                within=10,
+                what="the normal feed polled",
+            )
             normal_done_while_slow_sending = not any(e == "finished" for e, _, _ in server.events)
             stop.set()
             await asyncio.wait_for(loop, 10)

@@ -68,12 +68,16 @@ def notify_client(tmp_path: Path) -> tuple[TestClient, str]:
     return client, new_organisation(client)["api_key"]
 
 
-@pytest.mark.parametrize(("make", "path"), [(ingest_client, "/v1/sources"), (scoring_client, "/v1/risk"),
-                                            (notify_client, "/v1/alerts")], ids=["ingest", "scoring", "notify"])
+@pytest.mark.parametrize(
+    ("make", "path"),
+    [(ingest_client, "/v1/sources"), (scoring_client, "/v1/risk"), (notify_client, "/v1/alerts")],
+    ids=["ingest", "scoring", "notify"],
+)
 def test_bad_keys_get_429_and_a_valid_key_from_the_same_address_still_works(tmp_path, make, path) -> None:
     client, valid = make(tmp_path)
-    statuses = [client.get(path, headers={"Authorization": f"Bearer mews_bad{i:040d}"}).status_code
-                for i in range(LIMIT + 3)]
+    statuses = [
+        client.get(path, headers={"Authorization": f"Bearer mews_bad{i:040d}"}).status_code for i in range(LIMIT + 3)
+    ]
     assert statuses == [401] * LIMIT + [429] * 3
     throttled = client.get(path, headers={"Authorization": "Bearer mews_badagain"})
     assert int(throttled.headers["retry-after"]) >= 1

@@ -29,11 +29,15 @@ REFUSED = [
 def admin(tmp_path):
     url = f"sqlite:///{tmp_path / 'notify.db'}"
     migrate(url)
-    app = create_app(NotifySettings(database_url=url, bootstrap_admin_token=BOOTSTRAP,
-                                    allow_private_webhook_targets=False))
+    app = create_app(
+        NotifySettings(database_url=url, bootstrap_admin_token=BOOTSTRAP, allow_private_webhook_targets=False)
+    )
     with TestClient(app) as client:
-        created = client.post("/v1/organisations", json={"name": "Target BV", "kind": "company"},
-                              headers={"Authorization": f"Bearer {BOOTSTRAP}"})
+        created = client.post(
+            "/v1/organisations",
+            json={"name": "Target BV", "kind": "company"},
+            headers={"Authorization": f"Bearer {BOOTSTRAP}"},
+        )
         assert created.status_code == 201, created.text
         client.headers["Authorization"] = f"Bearer {created.json()['api_key']}"
         yield client
@@ -55,8 +59,9 @@ def test_a_public_target_is_accepted_and_cannot_be_changed_to_a_refused_one(admi
     assert admin.get(f"/v1/channels/{channel}").json()["target"] == "https://93.184.216.34/hook"
 
 
-TEAMS_URL = ("https://93.184.216.34/workflows/1f2e/triggers/manual/paths/invoke?api-version=1&sig=S3cr3tSignature"
-             "Part0123456789")
+TEAMS_URL = (
+    "https://93.184.216.34/workflows/1f2e/triggers/manual/paths/invoke?api-version=1&sig=S3cr3tSignaturePart0123456789"
+)
 SLACK_URL = "https://93.184.216.34/services/T0000/B0000/XXXXsecretXXXXtoken99"
 
 
@@ -69,23 +74,31 @@ def test_a_refused_teams_or_slack_target_is_a_422_at_creation(admin, kind: str, 
 
 @pytest.mark.parametrize("kind", ["teams", "slack"])
 def test_a_teams_or_slack_channel_takes_no_secret_and_needs_https_outside_development(admin, kind: str) -> None:
-    assert admin.post("/v1/channels", json={"kind": kind, "target": "https://93.184.216.34/hook",
-                                            "secret": "whsec_" + "A" * 40}).status_code == 422
+    assert (
+        admin.post(
+            "/v1/channels", json={"kind": kind, "target": "https://93.184.216.34/hook", "secret": "whsec_" + "A" * 40}
+        ).status_code
+        == 422
+    )
     # The app under test runs in development; outside it the settings ask for https, which the check enforces.
     assert target_refusal(kind, "http://93.184.216.34/hook", require_https=True, allow_private=False) == (
-        "scheme must be https outside development")
+        "scheme must be https outside development"
+    )
 
 
 @pytest.mark.parametrize(("kind", "url"), [("teams", TEAMS_URL), ("slack", SLACK_URL)])
-def test_a_teams_or_slack_url_is_its_secret_never_shown_again_nor_logged(admin, kind: str, url: str,
-                                                                         caplog) -> None:
+def test_a_teams_or_slack_url_is_its_secret_never_shown_again_nor_logged(admin, kind: str, url: str, caplog) -> None:
     secret_part = url.split("/", 3)[3][:-4]
     with caplog.at_level("DEBUG"):
         created = admin.post("/v1/channels", json={"kind": kind, "target": url})
         assert created.status_code == 201, created.text
         channel = created.json()["id"]
-        answers = [created, admin.get("/v1/channels"), admin.get(f"/v1/channels/{channel}"),
-                   admin.patch(f"/v1/channels/{channel}", json={"language": "nl"})]
+        answers = [
+            created,
+            admin.get("/v1/channels"),
+            admin.get(f"/v1/channels/{channel}"),
+            admin.patch(f"/v1/channels/{channel}", json={"language": "nl"}),
+        ]
     assert created.json()["secret"] is None
     assert created.json()["target"] == f"https://93.184.216.34/…{url[-4:]}"
     assert [a.status_code for a in answers] == [201, 200, 200, 200]

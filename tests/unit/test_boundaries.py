@@ -33,8 +33,11 @@ def imported_modules(source: str, module: str) -> set[str]:
 def crossings(service: str, source: str, module: str) -> list[str]:
     """The other services' modules `source` imports."""
     others = {p.name for p in SERVICES.iterdir() if p.is_dir() and (p / "__init__.py").exists()} - {service}
-    return sorted(name for name in imported_modules(source, module)
-                  if name.split(".")[0] == "services" and len(name.split(".")) > 1 and name.split(".")[1] in others)
+    return sorted(
+        name
+        for name in imported_modules(source, module)
+        if name.split(".")[0] == "services" and len(name.split(".")) > 1 and name.split(".")[1] in others
+    )
 
 
 def test_no_service_imports_another_service():
@@ -42,18 +45,25 @@ def test_no_service_imports_another_service():
     for package in sorted(p for p in SERVICES.iterdir() if p.is_dir() and (p / "__init__.py").exists()):
         for path in sorted(package.rglob("*.py")):
             module = ".".join(path.relative_to(SERVICES.parent).with_suffix("").parts)
-            offenders += [f"{module} imports {name}"
-                          for name in crossings(package.name, path.read_text(encoding="utf-8"), module)]
+            offenders += [
+                f"{module} imports {name}" for name in crossings(package.name, path.read_text(encoding="utf-8"), module)
+            ]
     assert offenders == []
 
 
 def test_the_check_sees_module_level_lazy_and_relative_imports_of_another_service():
-    source = ("import services.ingest.poll\n"
-              "def f():\n    from services.ingest.observation import Accepted\n"
-              "from ..ingest import publish\n"
-              "from services import ingest\n"
-              "from services.scoring import engine\n"
-              "from shared.events import SIGNALS\n")
+    source = (
+        "import services.ingest.poll\n"
+        "def f():\n    from services.ingest.observation import Accepted\n"
+        "from ..ingest import publish\n"
+        "from services import ingest\n"
+        "from services.scoring import engine\n"
+        "from shared.events import SIGNALS\n"
+    )
     assert crossings("scoring", source, "services.scoring.backtest") == [
-        "services.ingest", "services.ingest.observation", "services.ingest.observation.Accepted",
-        "services.ingest.poll", "services.ingest.publish"]
+        "services.ingest",
+        "services.ingest.observation",
+        "services.ingest.observation.Accepted",
+        "services.ingest.poll",
+        "services.ingest.publish",
+    ]

@@ -11,8 +11,12 @@ from tests.eventually import eventually, eventually_blocking
 def test_the_first_truthy_value_is_returned_after_the_tries_before_it():
     tries = itertools.count()
     reloads = []
-    assert eventually_blocking(lambda: next(tries) >= 3 and "ready", within=5, every=0.001,
-                               between=lambda: reloads.append(1)) == "ready"
+    assert (
+        eventually_blocking(
+            lambda: next(tries) >= 3 and "ready", within=5, every=0.001, between=lambda: reloads.append(1)
+        )
+        == "ready"
+    )
     assert len(reloads) == 3  # once before each new try
 
 

@@ -355,9 +355,7 @@ def _sentence_case(part: FoldedText) -> bool:
     return len(words) >= 3 and sum(w[0].isupper() for w in words) * 2 <= len(words)
 
 
-def _proper_noun(
-    found: _Found, parts: list[tuple[Where, FoldedText]], sentence_case: dict[Where, bool]
-) -> bool | None:
+def _proper_noun(found: _Found, parts: list[tuple[Where, FoldedText]], sentence_case: dict[Where, bool]) -> bool | None:
     """True for a capitalised mention mid-sentence in sentence-case text, False for a mention in lower case (or
     an acronym), None where a capital says nothing (a sentence's start, a Title Case headline)."""
     part = dict(parts)[found.where]
@@ -426,8 +424,9 @@ def _find_imposers(
             listed_from, previous_end = begin, found.hit.end
             if found.hit.value not in targeted:
                 targeted[found.hit.value] = text[where].original_span(begin, found.hit.end)
-                evidence.append(Evidence(kind="target", value=found.hit.value, match=targeted[found.hit.value],
-                                         where=where))
+                evidence.append(
+                    Evidence(kind="target", value=found.hit.value, match=targeted[found.hit.value], where=where)
+                )
     return tuple(sorted({f.hit.value for f in countries} - set(targeted)))
 
 
@@ -531,15 +530,17 @@ def _find_figures(
     for where, part in parts:
         hits = [f.hit for f in signals["leadtime"] if f.where == where]
         if leadtime is None and hits and (leadtime := matchers.figures.leadtime_days(part, hits)) is not None:
-            evidence.append(Evidence(kind="figure", value=f"leadtime_days={int(leadtime.value)}", match=leadtime.match,
-                                     where=where))
+            evidence.append(
+                Evidence(kind="figure", value=f"leadtime_days={int(leadtime.value)}", match=leadtime.match, where=where)
+            )
         rates = [f.hit for kind in ("tariff", "export_tax") for f in signals[kind] if f.where == where]
         subjects = [
             f.hit for f in materials if f.where == where and _starts_clause(part.folded[: f.hit.start], articles)
         ]
         if price is None and (price := matchers.figures.price_change_pct(part, rates, subjects)) is not None:
-            evidence.append(Evidence(kind="figure", value=f"price_change_pct={price.value:g}", match=price.match,
-                                     where=where))
+            evidence.append(
+                Evidence(kind="figure", value=f"price_change_pct={price.value:g}", match=price.match, where=where)
+            )
     return leadtime, price
 
 

@@ -86,8 +86,9 @@ class DateFinder:
         triggered = self._after_trigger(text, published, patterns)
         return min((d for d in (triggered, suffixed) if d is not None), key=lambda d: d.start, default=None)
 
-    def _after_trigger(self, text: FoldedText, published: date | None, patterns: tuple[re.Pattern[str], ...]
-                       ) -> FoundDate | None:
+    def _after_trigger(
+        self, text: FoldedText, published: date | None, patterns: tuple[re.Pattern[str], ...]
+    ) -> FoundDate | None:
         for trigger in self._triggers.find(text):
             for pattern in patterns:
                 found = pattern.match(text.folded, trigger.end)

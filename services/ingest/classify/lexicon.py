@@ -24,8 +24,17 @@ SIGNAL_KINDS = (*MEASURE_KINDS, "restriction", "easing", "replacement", *TOPIC_K
 UNITS = {"day": 1, "week": 7, "month": 30, "year": 365}
 
 _LIST_FIELDS = (
-    "stopwords", "negations", "unreliable_names", "masks", "date_triggers", "compound_heads", "place_words", "articles",
-    "target_words", "not_target_words", "conjunctions",
+    "stopwords",
+    "negations",
+    "unreliable_names",
+    "masks",
+    "date_triggers",
+    "compound_heads",
+    "place_words",
+    "articles",
+    "target_words",
+    "not_target_words",
+    "conjunctions",
 )
 _FIGURE_LISTS = ("price_words", "rises", "falls", "moves")
 # German capitalises every noun; Chinese has no case.

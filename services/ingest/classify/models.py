@@ -8,12 +8,20 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Measure = Literal["export_ban", "export_licence", "export_quota", "export_tax", "sanction", "easing", "none"]
-Topic = Literal[
-    "export_control", "price", "leadtime", "production", "stockpile", "tariff", "trade_volume", "none"
-]
+Topic = Literal["export_control", "price", "leadtime", "production", "stockpile", "tariff", "trade_volume", "none"]
 Where = Literal["title", "text", ""]
 EvidenceKind = Literal[
-    "language", "material", "country", "target", "signal", "ignored", "negated", "date", "figure", "decision", "topic",
+    "language",
+    "material",
+    "country",
+    "target",
+    "signal",
+    "ignored",
+    "negated",
+    "date",
+    "figure",
+    "decision",
+    "topic",
     "relevance",
 ]
 

@@ -189,7 +189,9 @@ class TermSet:
             if not self._case_sensitive:
                 token = token.lower()
             candidates = (
-                *self._by_prefix.get(token[:3], ()), *self._short.get(token[:1], ()), *self._short.get(token[:2], ())
+                *self._by_prefix.get(token[:3], ()),
+                *self._short.get(token[:1], ()),
+                *self._short.get(token[:2], ()),
             )
             for entry in candidates:
                 if token.startswith(entry.key):

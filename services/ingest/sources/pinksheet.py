@@ -27,16 +27,34 @@ MISSING = {"…", "..", "...", ""}
 HEADER_SCAN_ROWS = 30
 # Metals and minerals of the Pink Sheet, by series code, to the names the catalog knows them by.
 DEFAULT_SERIES = {
-    "ALUMINUM": "aluminium", "COPPER": "copper", "LEAD": "lead", "Tin": "tin", "NICKEL": "nickel",
-    "Zinc": "zinc", "IRON_ORE": "iron ore", "PLATINUM": "platinum", "GOLD": "gold", "SILVER": "silver",
-    "PHOSROCK": "phosphate rock", "POTASH": "potash",
+    "ALUMINUM": "aluminium",
+    "COPPER": "copper",
+    "LEAD": "lead",
+    "Tin": "tin",
+    "NICKEL": "nickel",
+    "Zinc": "zinc",
+    "IRON_ORE": "iron ore",
+    "PLATINUM": "platinum",
+    "GOLD": "gold",
+    "SILVER": "silver",
+    "PHOSROCK": "phosphate rock",
+    "POTASH": "potash",
 }
 # The published names of the default series, as the 2023 edition pairs them with its codes (footnote marks
 # such as " **" dropped), for the editions without a code row.
 SERIES_NAMES = {
-    "Aluminum": "ALUMINUM", "Copper": "COPPER", "Lead": "LEAD", "Tin": "Tin", "Nickel": "NICKEL", "Zinc": "Zinc",
-    "Iron ore, cfr spot": "IRON_ORE", "Platinum": "PLATINUM", "Gold": "GOLD", "Silver": "SILVER",
-    "Phosphate rock": "PHOSROCK", "Potassium chloride": "POTASH",
+    "Aluminum": "ALUMINUM",
+    "Copper": "COPPER",
+    "Lead": "LEAD",
+    "Tin": "Tin",
+    "Nickel": "NICKEL",
+    "Zinc": "Zinc",
+    "Iron ore, cfr spot": "IRON_ORE",
+    "Platinum": "PLATINUM",
+    "Gold": "GOLD",
+    "Silver": "SILVER",
+    "Phosphate rock": "PHOSROCK",
+    "Potassium chloride": "POTASH",
 }
 _FOOTNOTE = re.compile(r"\s*\*+$")
 _UNIT = re.compile(r"^\(\s*([$€£])\s*/\s*(.+?)\s*\)$")
@@ -66,8 +84,7 @@ def read_pinksheet(body: bytes, source: SourceConfig, catalog: Any = None) -> It
     try:
         workbook = openpyxl.load_workbook(io.BytesIO(body), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        yield Malformed("malformed_workbook", f"not a readable xlsx workbook: {type(exc).__name__}: {exc}",
-                        body[:4096])
+        yield Malformed("malformed_workbook", f"not a readable xlsx workbook: {type(exc).__name__}: {exc}", body[:4096])
         return
     try:
         if source.sheet not in workbook.sheetnames:
@@ -76,8 +93,9 @@ def read_pinksheet(body: bytes, source: SourceConfig, catalog: Any = None) -> It
         if source.series:
             wanted, named = source.series, True
         else:
-            wanted = {code: name for code, name in DEFAULT_SERIES.items()
-                      if catalog is None or catalog.resolve_material(name)}
+            wanted = {
+                code: name for code, name in DEFAULT_SERIES.items() if catalog is None or catalog.resolve_material(name)
+            }
             named = False
         yield from _read_sheet(workbook[source.sheet], source, wanted, named)
     finally:
@@ -116,8 +134,9 @@ def _read_sheet(sheet, source: SourceConfig, wanted: dict[str, str], named: bool
                         continue
                     terms = split_unit(units[column] if column < len(units) else "")
                     if terms is None:
-                        yield Malformed("malformed_workbook",
-                                        f"series {code}: unit {units[column]!r} is not a price", b"")
+                        yield Malformed(
+                            "malformed_workbook", f"series {code}: unit {units[column]!r} is not a price", b""
+                        )
                         continue
                     columns[column] = (code, material, *terms)
                 if not columns:
@@ -135,8 +154,15 @@ def _read_sheet(sheet, source: SourceConfig, wanted: dict[str, str], named: bool
             value = cells[i] if i < len(cells) else None
             if value is None or (isinstance(value, str) and value.strip() in MISSING):
                 continue
-            fields = {"material": material, "price": value, "currency": currency, "unit": unit,
-                      "observed_at": observed_at, "series": code}
-            raw = json.dumps({"sheet": source.sheet, "row": number, "month": label, "series": code,
-                              "value": value}, default=str).encode()
+            fields = {
+                "material": material,
+                "price": value,
+                "currency": currency,
+                "unit": unit,
+                "observed_at": observed_at,
+                "series": code,
+            }
+            raw = json.dumps(
+                {"sheet": source.sheet, "row": number, "month": label, "series": code, "value": value}, default=str
+            ).encode()
             yield Candidate("price", source.name, fields, raw)

@@ -47,8 +47,9 @@ def read_csv_prices(body: bytes, source: SourceConfig) -> Iterator[Record]:
 
 def read_json_prices(body: bytes, source: SourceConfig) -> Iterator[Record]:
     """Price records from a JSON body: a list, or a list under `items_path` (default: items/data/prices)."""
-    for record in read_json_records(body, encoding=source.encoding, path=source.items_path,
-                                    keys=("items", "data", "prices", "observations")):
+    for record in read_json_records(
+        body, encoding=source.encoding, path=source.items_path, keys=("items", "data", "prices", "observations")
+    ):
         if isinstance(record, Malformed):
             yield record
         else:

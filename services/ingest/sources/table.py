@@ -57,8 +57,9 @@ def read_rows(body: bytes, *, encoding: str = "utf-8", delimiter: str = ",") -> 
             continue
         values = rows[0]
         if len(values) != len(header):
-            yield Malformed("malformed_row",
-                            f"line {number}: {len(values)} fields where the header has {len(header)}", line)
+            yield Malformed(
+                "malformed_row", f"line {number}: {len(values)} fields where the header has {len(header)}", line
+            )
             continue
         if any(len(v) > MAX_FIELD for v in values):
             yield Malformed("malformed_row", f"line {number}: a field exceeds {MAX_FIELD} characters", line[:4096])
@@ -66,8 +67,9 @@ def read_rows(body: bytes, *, encoding: str = "utf-8", delimiter: str = ",") -> 
         yield Row(number, dict(zip(header, (v.strip() for v in values), strict=True)), line)
 
 
-def read_json_records(body: bytes, *, encoding: str = "utf-8", path: str = "",
-                      keys: tuple[str, ...] = ("items", "data")) -> Iterator[tuple[dict[str, Any], bytes] | Malformed]:
+def read_json_records(
+    body: bytes, *, encoding: str = "utf-8", path: str = "", keys: tuple[str, ...] = ("items", "data")
+) -> Iterator[tuple[dict[str, Any], bytes] | Malformed]:
     """Each object of a JSON list, with its bytes; the list is the body, at dotted `path`, or under one of `keys`."""
     try:
         doc = json.loads(body.decode(encoding))

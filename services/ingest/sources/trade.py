@@ -103,8 +103,13 @@ def read_comext(body: bytes, source: SourceConfig) -> Iterator[Record]:
         reporter = str(f.get("reporter") or "").strip().upper()
         if source.eu27_total and reporter in EU_DECLARANTS:
             reporter = "EU27"
-        key = (reporter, str(f.get("partner") or "").strip(), str(f.get("hs_code") or "").strip(), f["flow"],
-               str(f.get("period") or "").strip())
+        key = (
+            reporter,
+            str(f.get("partner") or "").strip(),
+            str(f.get("hs_code") or "").strip(),
+            f["flow"],
+            str(f.get("period") or "").strip(),
+        )
         groups.setdefault(key, []).append(record)
     for (reporter, *_), members in groups.items():
         yield from _summed(reporter, members, source)
@@ -152,8 +157,11 @@ def read_comtrade(body: bytes, source: SourceConfig) -> Iterator[Record]:
     """Trade records from a Comtrade CSV export or an API JSON answer (`{"data": [...]}`)."""
     if looks_like_json(body):
         for record in read_json_records(body, encoding=source.encoding, keys=("data",)):
-            yield record if isinstance(record, Malformed) else _candidate(comtrade_fields(record[0], source), source,
-                                                                          record[1])
+            yield (
+                record
+                if isinstance(record, Malformed)
+                else _candidate(comtrade_fields(record[0], source), source, record[1])
+            )
         return
     yield from _read_rows(body, source, comtrade_fields)
 

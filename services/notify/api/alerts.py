@@ -60,16 +60,26 @@ class AlertOut(BaseModel):
     @classmethod
     def of(cls, row: Any, muting: Muting | None = None) -> AlertOut:
         out = cls.model_validate(row)
-        return out.model_copy(update={
-            "acknowledged": row.acknowledged_at is not None,
-            "state": muting.state if muting else row.status,
-            "muted_by": MutedBy(kind="silence" if muting.state == "silenced" else "alert", id=muting.id,
-                                fingerprint=muting.fingerprint, reason=muting.reason) if muting else None})
+        return out.model_copy(
+            update={
+                "acknowledged": row.acknowledged_at is not None,
+                "state": muting.state if muting else row.status,
+                "muted_by": MutedBy(
+                    kind="silence" if muting.state == "silenced" else "alert",
+                    id=muting.id,
+                    fingerprint=muting.fingerprint,
+                    reason=muting.reason,
+                )
+                if muting
+                else None,
+            }
+        )
 
 
 def _muted(session: Session, principal: Principal, rows: list[Any], settings: NotifySettings) -> dict[str, Muting]:
-    return mutings(session, organisation_of(principal), Classification(principal.clearance), rows, utcnow(),
-                   settings.inhibit_rules)
+    return mutings(
+        session, organisation_of(principal), Classification(principal.clearance), rows, utcnow(), settings.inhibit_rules
+    )
 
 
 class AlertDetail(AlertOut):
@@ -78,22 +88,37 @@ class AlertDetail(AlertOut):
 
 
 @router.get("/alerts", response_model=list[AlertOut])
-def list_alerts(status_: Literal["firing", "resolved"] | None = Query(default=None, alias="status"),
-                material: MaterialId | None = None, severity: Literal["warning", "critical"] | None = None,
-                limit: int = Query(default=200, ge=1, le=1000),
-                principal: Principal = Depends(tenant_member), session: Session = Depends(db_session),
-                settings: NotifySettings = Depends(notify_settings)) -> list[AlertOut]:
+def list_alerts(
+    status_: Literal["firing", "resolved"] | None = Query(default=None, alias="status"),
+    material: MaterialId | None = None,
+    severity: Literal["warning", "critical"] | None = None,
+    limit: int = Query(default=200, ge=1, le=1000),
+    principal: Principal = Depends(tenant_member),
+    session: Session = Depends(db_session),
+    settings: NotifySettings = Depends(notify_settings),
+) -> list[AlertOut]:
     """The organisation's alerts (`?status=firing`: what is burning now), with acknowledgement state and, for a
     muted one, `state` silenced or inhibited and `muted_by`."""
-    rows = alerts.list_alerts(session, organisation_of(principal), principal.clearance, status=status_,
-                              material=material, severity=severity, limit=limit)
+    rows = alerts.list_alerts(
+        session,
+        organisation_of(principal),
+        principal.clearance,
+        status=status_,
+        material=material,
+        severity=severity,
+        limit=limit,
+    )
     muted = _muted(session, principal, rows, settings)
     return [AlertOut.of(r, muted.get(r.id)) for r in rows]
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertDetail)
-def get_alert(alert_id: str, principal: Principal = Depends(tenant_member), session: Session = Depends(db_session),
-              settings: NotifySettings = Depends(notify_settings)) -> AlertDetail:
+def get_alert(
+    alert_id: str,
+    principal: Principal = Depends(tenant_member),
+    session: Session = Depends(db_session),
+    settings: NotifySettings = Depends(notify_settings),
+) -> AlertDetail:
     """One alert with the breach that last changed it and the feedback given on it."""
     row = alerts.get_alert(session, organisation_of(principal), principal.clearance, alert_id)
     muted = _muted(session, principal, [row], settings)
@@ -102,14 +127,18 @@ def get_alert(alert_id: str, principal: Principal = Depends(tenant_member), sess
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=AlertOut)
-def acknowledge(alert_id: str, principal: Principal = Depends(tenant_member),
-                session: Session = Depends(db_session)) -> AlertOut:
+def acknowledge(
+    alert_id: str, principal: Principal = Depends(tenant_member), session: Session = Depends(db_session)
+) -> AlertOut:
     """Acknowledge an alert: someone is on it. The first acknowledgement stands."""
-    row = alerts.acknowledge_alert(session, organisation_of(principal), principal.clearance, alert_id,
-                                   by=principal.actor)
+    row = alerts.acknowledge_alert(
+        session, organisation_of(principal), principal.clearance, alert_id, by=principal.actor
+    )
     session.commit()
-    log.info("alert acknowledged", extra={"organisation_id": row.organisation_id, "alert_id": row.id,
-                                          "by": principal.actor, "via": "api"})
+    log.info(
+        "alert acknowledged",
+        extra={"organisation_id": row.organisation_id, "alert_id": row.id, "by": principal.actor, "via": "api"},
+    )
     return AlertOut.of(row)
 
 
@@ -138,31 +167,42 @@ def _claimed_alert(token: str, session: Session, settings: NotifySettings) -> tu
 
 
 def _page(template: str, row: Alert) -> HTMLResponse:
-    return HTMLResponse(template.format(
-        material=html.escape(row.material), rule=html.escape(row.rule), severity=html.escape(row.severity),
-        summary=html.escape(row.summary), by=html.escape(row.acknowledged_by or ""),
-        at=html.escape(row.acknowledged_at.isoformat() if row.acknowledged_at else "")))
+    return HTMLResponse(
+        template.format(
+            material=html.escape(row.material),
+            rule=html.escape(row.rule),
+            severity=html.escape(row.severity),
+            summary=html.escape(row.summary),
+            by=html.escape(row.acknowledged_by or ""),
+            at=html.escape(row.acknowledged_at.isoformat() if row.acknowledged_at else ""),
+        )
+    )
 
 
 # Mail scanners fetch every link in a message, so following the link only asks; the button acknowledges.
 _LINK_REFUSED: dict[int | str, dict[str, Any]] = {
-    403: {"description": "The link is malformed, forged, expired or names nothing"}}
+    403: {"description": "The link is malformed, forged, expired or names nothing"}
+}
 
 
 @router.get("/ack/{token}", response_class=HTMLResponse, include_in_schema=True, responses=_LINK_REFUSED)
-def confirm_by_link(token: str, session: Session = Depends(db_session),
-                    settings: NotifySettings = Depends(notify_settings)) -> HTMLResponse:
+def confirm_by_link(
+    token: str, session: Session = Depends(db_session), settings: NotifySettings = Depends(notify_settings)
+) -> HTMLResponse:
     """Show the alert a signed email link names with a button to acknowledge it; a bad link answers 403."""
     return _page(_CONFIRM_PAGE, _claimed_alert(token, session, settings)[1])
 
 
 @router.post("/ack/{token}", response_class=HTMLResponse, include_in_schema=True, responses=_LINK_REFUSED)
-def acknowledge_by_link(token: str, session: Session = Depends(db_session),
-                        settings: NotifySettings = Depends(notify_settings)) -> HTMLResponse:
+def acknowledge_by_link(
+    token: str, session: Session = Depends(db_session), settings: NotifySettings = Depends(notify_settings)
+) -> HTMLResponse:
     """Acknowledge the alert a signed email link names; an invalid or expired link is refused with 403."""
     organisation, claimed = _claimed_alert(token, session, settings)
     row = alerts.acknowledge_alert(session, organisation.id, organisation.clearance, claimed.id, by="email-link")
     session.commit()
-    log.info("alert acknowledged", extra={"organisation_id": row.organisation_id, "alert_id": row.id,
-                                          "by": row.acknowledged_by, "via": "link"})
+    log.info(
+        "alert acknowledged",
+        extra={"organisation_id": row.organisation_id, "alert_id": row.id, "by": row.acknowledged_by, "via": "link"},
+    )
     return _page(_ACK_PAGE, row)

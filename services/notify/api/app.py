@@ -35,11 +35,22 @@ from shared.metrics import mount_observability
 from shared.problems import problem
 
 log = logging.getLogger(__name__)
-UNAVAILABLE = Counter("mews_notify_api_unavailable_total", "Requests answered 503 because a dependency was away",
-                      ["dependency"])
+UNAVAILABLE = Counter(
+    "mews_notify_api_unavailable_total", "Requests answered 503 because a dependency was away", ["dependency"]
+)
 DATABASE_RETRY_AFTER = "5"  # seconds; the notifier's own loops retry at most this far apart
-ROUTERS = (organisations, channels, products, subscriptions, unsubscribe, alerts, feedback, silences, deliveries,
-           exposure)
+ROUTERS = (
+    organisations,
+    channels,
+    products,
+    subscriptions,
+    unsubscribe,
+    alerts,
+    feedback,
+    silences,
+    deliveries,
+    exposure,
+)
 
 
 def _problem(status_code: int, detail: str) -> JSONResponse:
@@ -55,9 +66,13 @@ def _route_statuses(route: APIRoute) -> set[int]:
     return statuses
 
 
-def create_app(settings: NotifySettings, *, engine: Engine | None = None,
-               on_subscriptions_changed: Callable[[], None] | None = None,
-               readiness: Mapping[str, Callable[[], Awaitable[str | None]]] | None = None) -> FastAPI:
+def create_app(
+    settings: NotifySettings,
+    *,
+    engine: Engine | None = None,
+    on_subscriptions_changed: Callable[[], None] | None = None,
+    readiness: Mapping[str, Callable[[], Awaitable[str | None]]] | None = None,
+) -> FastAPI:
     """The API app on a database (an engine of its own unless one is shared with the worker).
 
     `on_subscriptions_changed` is called after any change to subscriptions, products or channels, so the
@@ -74,9 +89,13 @@ def create_app(settings: NotifySettings, *, engine: Engine | None = None,
         if owns_engine:
             engine.dispose()
 
-    app = FastAPI(title="mews notify", version="1", lifespan=lifespan,
-                  description="Alerts on critical raw material supply risks: subscriptions, products and their "
-                              "bills of materials, alerts, acknowledgements, silences, deliveries, exposure.")
+    app = FastAPI(
+        title="mews notify",
+        version="1",
+        lifespan=lifespan,
+        description="Alerts on critical raw material supply risks: subscriptions, products and their "
+        "bills of materials, alerts, acknowledgements, silences, deliveries, exposure.",
+    )
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
@@ -107,11 +126,12 @@ def create_app(settings: NotifySettings, *, engine: Engine | None = None,
             return _problem(status.HTTP_500_INTERNAL_SERVER_ERROR, "internal error; it has been logged")
         # Nothing was changed: the request can be sent again as it is once the database is back.
         UNAVAILABLE.labels("database").inc()
-        log.warning("database away; answered 503", extra={"path": request.url.path,
-                                                          "error": type(exc.orig).__name__})
-        return problem(status.HTTP_503_SERVICE_UNAVAILABLE,
-                       "the database is unavailable; nothing was changed, try again shortly",
-                       headers={"Retry-After": DATABASE_RETRY_AFTER})
+        log.warning("database away; answered 503", extra={"path": request.url.path, "error": type(exc.orig).__name__})
+        return problem(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "the database is unavailable; nothing was changed, try again shortly",
+            headers={"Retry-After": DATABASE_RETRY_AFTER},
+        )
 
     for module in ROUTERS:
         app.include_router(module.router)
@@ -125,7 +145,8 @@ def create_app(settings: NotifySettings, *, engine: Engine | None = None,
         await asyncio.to_thread(ping)
         return None
 
-    mount_observability(app, "notify", dict(readiness) if readiness is not None else {"database": database_ready},
-                        settings=settings)
+    mount_observability(
+        app, "notify", dict(readiness) if readiness is not None else {"database": database_ready}, settings=settings
+    )
     secure_api(app, "notify", settings, per_route=_route_statuses)
     return app

@@ -56,19 +56,26 @@ class Delivery(BaseModel):
 
     def columns(self) -> dict[str, object]:
         """The delivery columns the request set (quiet hours null: none)."""
-        return {name: getattr(self, name) for name in DELIVERY_FIELDS
-                if name in self.model_fields_set and (getattr(self, name) is not None or name.startswith("quiet"))}
+        return {
+            name: getattr(self, name)
+            for name in DELIVERY_FIELDS
+            if name in self.model_fields_set and (getattr(self, name) is not None or name.startswith("quiet"))
+        }
 
 
 class ChannelIn(Delivery):
     kind: Literal["email", "webhook", "teams", "slack"]
-    target: str = Field(min_length=3, max_length=2000,
-                        description="An email address, or an https URL: a webhook's, a Teams Workflows webhook's "
-                                    "or a Slack incoming webhook's")
+    target: str = Field(
+        min_length=3,
+        max_length=2000,
+        description="An email address, or an https URL: a webhook's, a Teams Workflows webhook's "
+        "or a Slack incoming webhook's",
+    )
     language: Literal["nl", "en"] = "en"
     mode: Mode = Field(default="immediate", description=MODE_HELP)
-    secret: str | None = Field(default=None, max_length=200,
-                               description="Webhook signing secret (whsec_...); generated when omitted")
+    secret: str | None = Field(
+        default=None, max_length=200, description="Webhook signing secret (whsec_...); generated when omitted"
+    )
 
 
 class ChannelPatch(Delivery):
@@ -97,7 +104,6 @@ class ChannelOut(BaseModel):
     consecutive_failures: int
     created_at: datetime
 
-
     @model_validator(mode="after")
     def _mask_secret_urls(self) -> ChannelOut:
         if self.kind in SECRET_URL_KINDS:
@@ -110,69 +116,107 @@ class ChannelWithSecret(ChannelOut):
 
 
 def _target_rules(settings: NotifySettings) -> dict[str, bool]:
-    return {"require_https": settings.require_https_webhooks,
-            "allow_private": settings.allow_private_webhook_targets}
+    return {"require_https": settings.require_https_webhooks, "allow_private": settings.allow_private_webhook_targets}
 
 
 @router.get("", response_model=list[ChannelOut])
-def list_channels(principal: Principal = Depends(tenant_member),
-                  session: Session = Depends(db_session)) -> list[ChannelOut]:
+def list_channels(
+    principal: Principal = Depends(tenant_member), session: Session = Depends(db_session)
+) -> list[ChannelOut]:
     """The organisation's channels."""
     return [ChannelOut.model_validate(c) for c in channels.list_channels(session, organisation_of(principal))]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ChannelWithSecret)
-def create_channel(body: ChannelIn, request: Request, principal: Principal = Depends(tenant_admin),
-                   session: Session = Depends(db_session),
-                   settings: NotifySettings = Depends(notify_settings)) -> ChannelWithSecret:
+def create_channel(
+    body: ChannelIn,
+    request: Request,
+    principal: Principal = Depends(tenant_admin),
+    session: Session = Depends(db_session),
+    settings: NotifySettings = Depends(notify_settings),
+) -> ChannelWithSecret:
     """Add a channel (admins); a webhook's URL is checked and its signing secret returned this once."""
-    channel = channels.create_channel(session, organisation_of(principal), kind=body.kind, target=body.target,
-                                      language=body.language, mode=body.mode, secret=body.secret,
-                                      delivery=body.columns(),
-                                      **_target_rules(settings))
+    channel = channels.create_channel(
+        session,
+        organisation_of(principal),
+        kind=body.kind,
+        target=body.target,
+        language=body.language,
+        mode=body.mode,
+        secret=body.secret,
+        delivery=body.columns(),
+        **_target_rules(settings),
+    )
     session.commit()
     request.app.state.subscriptions_changed()
-    log.info("channel created", extra={"organisation_id": channel.organisation_id, "channel_id": channel.id,
-                                       "kind": channel.kind, "by": principal.actor})
+    log.info(
+        "channel created",
+        extra={
+            "organisation_id": channel.organisation_id,
+            "channel_id": channel.id,
+            "kind": channel.kind,
+            "by": principal.actor,
+        },
+    )
     return ChannelWithSecret(**ChannelOut.model_validate(channel).model_dump(), secret=channel.secret)
 
 
 @router.get("/{channel_id}", response_model=ChannelOut)
-def get_channel(channel_id: str, principal: Principal = Depends(tenant_member),
-                session: Session = Depends(db_session)) -> ChannelOut:
+def get_channel(
+    channel_id: str, principal: Principal = Depends(tenant_member), session: Session = Depends(db_session)
+) -> ChannelOut:
     """One channel."""
     return ChannelOut.model_validate(channels.get_channel(session, organisation_of(principal), channel_id))
 
 
 @router.patch("/{channel_id}", response_model=ChannelOut)
-def update_channel(channel_id: str, body: ChannelPatch, request: Request,
-                   principal: Principal = Depends(tenant_admin), session: Session = Depends(db_session),
-                   settings: NotifySettings = Depends(notify_settings)) -> ChannelOut:
+def update_channel(
+    channel_id: str,
+    body: ChannelPatch,
+    request: Request,
+    principal: Principal = Depends(tenant_admin),
+    session: Session = Depends(db_session),
+    settings: NotifySettings = Depends(notify_settings),
+) -> ChannelOut:
     """Change a channel's target, language, mode, minimum severity, quiet hours or time zone, or enable it again
     (admins)."""
-    channel = channels.update_channel(session, organisation_of(principal), channel_id, target=body.target,
-                                      language=body.language, mode=body.mode, enabled=body.enabled,
-                                      delivery=body.columns(),
-                                      **_target_rules(settings))
+    channel = channels.update_channel(
+        session,
+        organisation_of(principal),
+        channel_id,
+        target=body.target,
+        language=body.language,
+        mode=body.mode,
+        enabled=body.enabled,
+        delivery=body.columns(),
+        **_target_rules(settings),
+    )
     session.commit()
     request.app.state.subscriptions_changed()
     return ChannelOut.model_validate(channel)
 
 
 @router.post("/{channel_id}/rotate-secret", response_model=ChannelWithSecret)
-def rotate_secret(channel_id: str, principal: Principal = Depends(tenant_admin),
-                  session: Session = Depends(db_session)) -> ChannelWithSecret:
+def rotate_secret(
+    channel_id: str, principal: Principal = Depends(tenant_admin), session: Session = Depends(db_session)
+) -> ChannelWithSecret:
     """Give a webhook channel a new signing secret, returned this once (admins)."""
     channel, secret = channels.rotate_webhook_secret(session, organisation_of(principal), channel_id)
     session.commit()
-    log.info("webhook secret rotated", extra={"organisation_id": channel.organisation_id, "channel_id": channel.id,
-                                              "by": principal.actor})
+    log.info(
+        "webhook secret rotated",
+        extra={"organisation_id": channel.organisation_id, "channel_id": channel.id, "by": principal.actor},
+    )
     return ChannelWithSecret(**ChannelOut.model_validate(channel).model_dump(), secret=secret)
 
 
 @router.delete("/{channel_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_channel(channel_id: str, request: Request, principal: Principal = Depends(tenant_admin),
-                   session: Session = Depends(db_session)) -> None:
+def delete_channel(
+    channel_id: str,
+    request: Request,
+    principal: Principal = Depends(tenant_admin),
+    session: Session = Depends(db_session),
+) -> None:
     """Remove a channel (admins)."""
     channels.delete_channel(session, organisation_of(principal), channel_id)
     session.commit()

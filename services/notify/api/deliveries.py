@@ -49,17 +49,21 @@ class DeliveryDetail(DeliveryOut):
 
 
 @router.get("", response_model=list[DeliveryOut])
-def list_deliveries(status: Status | None = None, limit: int = Query(default=200, ge=1, le=1000),
-                    principal: Principal = Depends(tenant_member),
-                    session: Session = Depends(db_session)) -> list[DeliveryOut]:
+def list_deliveries(
+    status: Status | None = None,
+    limit: int = Query(default=200, ge=1, le=1000),
+    principal: Principal = Depends(tenant_member),
+    session: Session = Depends(db_session),
+) -> list[DeliveryOut]:
     """The organisation's notifications (`?status=failed`: what needs a replay)."""
     rows = deliveries.list_deliveries(session, organisation_of(principal), status=status, limit=limit)
     return [DeliveryOut.model_validate(r) for r in rows]
 
 
 @router.get("/{delivery_id}", response_model=DeliveryDetail)
-def get_delivery(delivery_id: str, principal: Principal = Depends(tenant_member),
-                 session: Session = Depends(db_session)) -> DeliveryDetail:
+def get_delivery(
+    delivery_id: str, principal: Principal = Depends(tenant_member), session: Session = Depends(db_session)
+) -> DeliveryDetail:
     """One notification with its payload and every attempt."""
     row = deliveries.get_delivery(session, organisation_of(principal), delivery_id)
     attempts = [AttemptOut.model_validate(a) for a in deliveries.list_attempts(session, row.id)]
@@ -67,11 +71,19 @@ def get_delivery(delivery_id: str, principal: Principal = Depends(tenant_member)
 
 
 @router.post("/{delivery_id}/replay", response_model=DeliveryOut)
-def replay_delivery(delivery_id: str, principal: Principal = Depends(tenant_admin),
-                    session: Session = Depends(db_session)) -> DeliveryOut:
+def replay_delivery(
+    delivery_id: str, principal: Principal = Depends(tenant_admin), session: Session = Depends(db_session)
+) -> DeliveryOut:
     """Send a failed notification again, from its first attempt, with the same webhook id (admins)."""
     row = deliveries.replay_delivery(session, organisation_of(principal), delivery_id)
     session.commit()
-    log.info("delivery replayed", extra={"organisation_id": row.organisation_id, "notification_id": row.id,
-                                         "webhook_id": row.webhook_id, "by": principal.actor})
+    log.info(
+        "delivery replayed",
+        extra={
+            "organisation_id": row.organisation_id,
+            "notification_id": row.id,
+            "webhook_id": row.webhook_id,
+            "by": principal.actor,
+        },
+    )
     return DeliveryOut.model_validate(row)

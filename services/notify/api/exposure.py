@@ -32,9 +32,11 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["exposure"])
 CRISIS_WINDOW = "30d"  # deliveries the crisis list counts, by default; at most CRISIS_WINDOW_MAX
 CRISIS_WINDOW_MAX = timedelta(days=366)
-CRISIS_READS = Counter("mews_notify_crisis_reads_total",
-                       "Cross-organisation reads by government users, by view (exposure, stress_test, crisis)",
-                       ["view"])
+CRISIS_READS = Counter(
+    "mews_notify_crisis_reads_total",
+    "Cross-organisation reads by government users, by view (exposure, stress_test, crisis)",
+    ["view"],
+)
 
 
 class BomPathOut(BaseModel):
@@ -50,7 +52,8 @@ class BomPathOut(BaseModel):
     origin_unknown: bool = Field(description="The BOM line names no origin country")
     likely_origins: dict[str, float] = Field(
         description="For a line of unknown origin: the material's main origins (at least "
-                    f"{MAIN_ORIGIN_SHARE:.0%} of extra-EU imports) and their shares")
+        f"{MAIN_ORIGIN_SHARE:.0%} of extra-EU imports) and their shares"
+    )
 
 
 class ProductExposureOut(BaseModel):
@@ -84,7 +87,8 @@ class ExposureOut(BaseModel):
     origin_unknown_count: int = Field(description="BOM lines counted that name no origin country")
     organisations: list[OrganisationExposureOut] = Field(description="Exposed through their products' BOM lines")
     direct_subscribers: list[DirectSubscriberOut] = Field(
-        description="Subscribe to the material; not shown to be exposed (no BOM line says they use it)")
+        description="Subscribe to the material; not shown to be exposed (no BOM line says they use it)"
+    )
 
 
 class StressTestIn(BaseModel):
@@ -124,30 +128,41 @@ class CrisisOut(BaseModel):
 def government_reader(principal: Principal = Depends(tenant_member)) -> Principal:
     """FastAPI dependency: a government-cleared ministry or agency (whatever the role)."""
     if not principal.may_see_exposure:
-        raise HTTPException(status.HTTP_403_FORBIDDEN,
-                            "exposure is for government-cleared ministries and agencies only")
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "exposure is for government-cleared ministries and agencies only"
+        )
     return principal
 
 
 def _exposure_fields(found: Exposure) -> dict:
-    return {"material": found.material, "country": found.country,
-            "organisation_count": len(found.organisations), "product_count": found.product_count,
-            "origin_unknown_count": found.origin_unknown_count,
-            "organisations": [OrganisationExposureOut.model_validate(o) for o in found.organisations],
-            "direct_subscribers": [DirectSubscriberOut.model_validate(s) for s in found.subscribers]}
+    return {
+        "material": found.material,
+        "country": found.country,
+        "organisation_count": len(found.organisations),
+        "product_count": found.product_count,
+        "origin_unknown_count": found.origin_unknown_count,
+        "organisations": [OrganisationExposureOut.model_validate(o) for o in found.organisations],
+        "direct_subscribers": [DirectSubscriberOut.model_validate(s) for s in found.subscribers],
+    }
 
 
 def _audit(view: str, principal: Principal, **fields: object) -> None:
     # Reading across organisations is audited.
     CRISIS_READS.labels(view).inc()
-    log.info("%s read", view.replace("_", " "), extra={"organisation_id": principal.organisation_id,
-                                                        "by": principal.actor, **fields})
+    log.info(
+        "%s read",
+        view.replace("_", " "),
+        extra={"organisation_id": principal.organisation_id, "by": principal.actor, **fields},
+    )
 
 
 @router.get("/exposure", response_model=ExposureOut)
-def exposure(material: MaterialId, country: CountryCode | None = None,
-             principal: Principal = Depends(government_reader),
-             session: Session = Depends(db_session)) -> ExposureOut:
+def exposure(
+    material: MaterialId,
+    country: CountryCode | None = None,
+    principal: Principal = Depends(government_reader),
+    session: Session = Depends(db_session),
+) -> ExposureOut:
     """Organisations exposed to a material through BOM lines (from `country`), and its direct subscribers apart."""
     found = find_exposure(session, material, country)
     _audit("exposure", principal, material=material, country=country, organisations=len(found.organisations))
@@ -155,8 +170,9 @@ def exposure(material: MaterialId, country: CountryCode | None = None,
 
 
 @router.post("/stress-tests", response_model=StressTestOut)
-def stress_test(body: StressTestIn, principal: Principal = Depends(government_reader),
-                session: Session = Depends(db_session)) -> StressTestOut:
+def stress_test(
+    body: StressTestIn, principal: Principal = Depends(government_reader), session: Session = Depends(db_session)
+) -> StressTestOut:
     """What if `country` stops exporting `material`: who is exposed, through which BOM path, and the share of
     the EU's supply affected (extra-EU import shares of the shipped trade table)."""
     catalog = load_catalog()
@@ -167,17 +183,21 @@ def stress_test(body: StressTestIn, principal: Principal = Depends(government_re
         raise Rejected(exc.args[0]) from None
     shares = shipped_import_shares()
     found = find_exposure(session, body.material, body.country, shares)
-    _audit("stress_test", principal, material=body.material, country=body.country,
-           organisations=len(found.organisations))
+    _audit(
+        "stress_test", principal, material=body.material, country=body.country, organisations=len(found.organisations)
+    )
     affected = supply_affected(shares, body.material, body.country)
     return StressTestOut(**_exposure_fields(found), supply_affected=SupplyAffectedOut.model_validate(affected))
 
 
 @router.get("/crisis", response_model=list[CrisisOut])
-def crisis(window: Annotated[str, Query(description="Count deliveries of this long ago at most: 12h, 30d, "
-                                                     "2w (at most 366d)")] = CRISIS_WINDOW,
-           principal: Principal = Depends(government_reader),
-           session: Session = Depends(db_session)) -> list[CrisisOut]:
+def crisis(
+    window: Annotated[
+        str, Query(description="Count deliveries of this long ago at most: 12h, 30d, 2w (at most 366d)")
+    ] = CRISIS_WINDOW,
+    principal: Principal = Depends(government_reader),
+    session: Session = Depends(db_session),
+) -> list[CrisisOut]:
     """What fires now across organisations, by material and rule: who has it, who is exposed, what was
     delivered (within `window`) and acknowledged."""
     try:

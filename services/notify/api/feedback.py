@@ -23,8 +23,11 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["feedback"])
 
 # No tenant label: what organisations say is counted, not who said it.
-FEEDBACK = Counter("mews_notify_alert_feedback_total", "Feedback on alerts by reason, rule and material",
-                   ["reason", "rule", "material"])
+FEEDBACK = Counter(
+    "mews_notify_alert_feedback_total",
+    "Feedback on alerts by reason, rule and material",
+    ["reason", "rule", "material"],
+)
 
 Reason = Literal["irrelevant", "duplicate", "false_data", "wrong_material", "useful"]
 assert set(Reason.__args__) == set(FEEDBACK_REASONS)  # type: ignore[attr-defined]
@@ -48,40 +51,78 @@ class FeedbackOut(BaseModel):
     silence_id: str | None
 
 
-@router.post("/alerts/{alert_id}/feedback", status_code=status.HTTP_201_CREATED, response_model=FeedbackOut,
-             responses={403: {"description": "`mute` without the admin role"}})
-def give_feedback(alert_id: str, body: FeedbackIn, principal: Principal = Depends(tenant_member),
-                  session: Session = Depends(db_session)) -> FeedbackOut:
+@router.post(
+    "/alerts/{alert_id}/feedback",
+    status_code=status.HTTP_201_CREATED,
+    response_model=FeedbackOut,
+    responses={403: {"description": "`mute` without the admin role"}},
+)
+def give_feedback(
+    alert_id: str,
+    body: FeedbackIn,
+    principal: Principal = Depends(tenant_member),
+    session: Session = Depends(db_session),
+) -> FeedbackOut:
     """Say what an alert was worth (any member); `mute: true` also silences its material and rule (admins)."""
     if body.mute and not principal.is_admin:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "muting needs the admin role")
-    row = feedback.add_feedback(session, organisation_of(principal), principal.clearance, alert_id,
-                                reason=body.reason, comment=body.comment, by=principal.actor, mute=body.mute)
+    row = feedback.add_feedback(
+        session,
+        organisation_of(principal),
+        principal.clearance,
+        alert_id,
+        reason=body.reason,
+        comment=body.comment,
+        by=principal.actor,
+        mute=body.mute,
+    )
     session.commit()
     FEEDBACK.labels(row.reason, row.rule, row.material).inc()
-    log.info("alert feedback", extra={"organisation_id": row.organisation_id, "alert_id": row.alert_id,
-                                      "reason": row.reason, "muted": row.silence_id is not None})
+    log.info(
+        "alert feedback",
+        extra={
+            "organisation_id": row.organisation_id,
+            "alert_id": row.alert_id,
+            "reason": row.reason,
+            "muted": row.silence_id is not None,
+        },
+    )
     return FeedbackOut.model_validate(row)
 
 
-@router.get("/feedback/classifier-cases", response_class=StreamingResponse,
-            responses={200: {"content": {"application/x-ndjson": {}},
-                             "description": "One JSON line per news item behind an alert that has feedback"}})
-def export_classifier_cases(principal: Principal = Depends(tenant_member),
-                            session: Session = Depends(db_session)) -> StreamingResponse:
+@router.get(
+    "/feedback/classifier-cases",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"application/x-ndjson": {}},
+            "description": "One JSON line per news item behind an alert that has feedback",
+        }
+    },
+)
+def export_classifier_cases(
+    principal: Principal = Depends(tenant_member), session: Session = Depends(db_session)
+) -> StreamingResponse:
     """All organisations' feedback on news-based alerts as `mews news classify` cases (government operators).
 
     Feedback on alerts without news evidence is left out; the `Mews-Skipped-Not-News` header counts it.
     """
     if not principal.may_see_exposure:
-        raise HTTPException(status.HTTP_403_FORBIDDEN,
-                            "the feedback export is for government-cleared ministries and agencies only")
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "the feedback export is for government-cleared ministries and agencies only"
+        )
     count = feedback.ExportCount()
     lines = [json.dumps(case, ensure_ascii=False) + "\n" for case in feedback.classifier_cases(session, count)]
     # Reading across organisations is audited.
-    log.info("feedback exported", extra={"organisation_id": principal.organisation_id, "by": principal.actor,
-                                         "cases": count.cases, "skipped_not_news": count.skipped_not_news})
-    return StreamingResponse(iter(lines), media_type="application/x-ndjson",
-                             headers={"Mews-Skipped-Not-News": str(count.skipped_not_news)})
-
-
+    log.info(
+        "feedback exported",
+        extra={
+            "organisation_id": principal.organisation_id,
+            "by": principal.actor,
+            "cases": count.cases,
+            "skipped_not_news": count.skipped_not_news,
+        },
+    )
+    return StreamingResponse(
+        iter(lines), media_type="application/x-ndjson", headers={"Mews-Skipped-Not-News": str(count.skipped_not_news)}
+    )

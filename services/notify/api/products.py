@@ -50,44 +50,61 @@ def _specs(body: ProductIn) -> list[BomLineSpec]:
 
 
 @router.get("", response_model=list[ProductOut])
-def list_products(principal: Principal = Depends(tenant_member),
-                  session: Session = Depends(db_session)) -> list[ProductOut]:
+def list_products(
+    principal: Principal = Depends(tenant_member), session: Session = Depends(db_session)
+) -> list[ProductOut]:
     """The organisation's products with their BOMs."""
     return [ProductOut.model_validate(p) for p in products.list_products(session, organisation_of(principal))]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ProductOut)
-def create_product(body: ProductIn, request: Request, principal: Principal = Depends(tenant_admin),
-                   session: Session = Depends(db_session)) -> ProductOut:
+def create_product(
+    body: ProductIn,
+    request: Request,
+    principal: Principal = Depends(tenant_admin),
+    session: Session = Depends(db_session),
+) -> ProductOut:
     """Describe a product by its bill of materials (admins)."""
-    product = products.create_product(session, organisation_of(principal), name=body.name,
-                                      description=body.description, bom=_specs(body))
+    product = products.create_product(
+        session, organisation_of(principal), name=body.name, description=body.description, bom=_specs(body)
+    )
     session.commit()
     request.app.state.subscriptions_changed()
     return ProductOut.model_validate(product)
 
 
 @router.get("/{product_id}", response_model=ProductOut)
-def get_product(product_id: str, principal: Principal = Depends(tenant_member),
-                session: Session = Depends(db_session)) -> ProductOut:
+def get_product(
+    product_id: str, principal: Principal = Depends(tenant_member), session: Session = Depends(db_session)
+) -> ProductOut:
     """One product with its BOM."""
     return ProductOut.model_validate(products.get_product(session, organisation_of(principal), product_id))
 
 
 @router.put("/{product_id}", response_model=ProductOut)
-def replace_product(product_id: str, body: ProductIn, request: Request, principal: Principal = Depends(tenant_admin),
-                    session: Session = Depends(db_session)) -> ProductOut:
+def replace_product(
+    product_id: str,
+    body: ProductIn,
+    request: Request,
+    principal: Principal = Depends(tenant_admin),
+    session: Session = Depends(db_session),
+) -> ProductOut:
     """Replace a product's description and whole BOM (admins)."""
-    product = products.replace_product(session, organisation_of(principal), product_id, name=body.name,
-                                       description=body.description, bom=_specs(body))
+    product = products.replace_product(
+        session, organisation_of(principal), product_id, name=body.name, description=body.description, bom=_specs(body)
+    )
     session.commit()
     request.app.state.subscriptions_changed()
     return ProductOut.model_validate(product)
 
 
 @router.delete("/{product_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_product(product_id: str, request: Request, principal: Principal = Depends(tenant_admin),
-                   session: Session = Depends(db_session)) -> None:
+def delete_product(
+    product_id: str,
+    request: Request,
+    principal: Principal = Depends(tenant_admin),
+    session: Session = Depends(db_session),
+) -> None:
     """Remove a product, its BOM and the subscriptions watching it (admins)."""
     products.delete_product(session, organisation_of(principal), product_id)
     session.commit()

@@ -46,9 +46,11 @@ def _out(row, now: datetime) -> SilenceOut:  # noqa: ANN001
 
 
 @router.get("", response_model=list[SilenceOut])
-def list_silences(active: bool = Query(default=False, description="Only silences in force now"),
-                  principal: Principal = Depends(tenant_member),
-                  session: Session = Depends(db_session)) -> list[SilenceOut]:
+def list_silences(
+    active: bool = Query(default=False, description="Only silences in force now"),
+    principal: Principal = Depends(tenant_member),
+    session: Session = Depends(db_session),
+) -> list[SilenceOut]:
     """The organisation's silences."""
     now = utcnow()
     rows = silences.list_silences(session, organisation_of(principal), active_at=now if active else None)
@@ -56,26 +58,37 @@ def list_silences(active: bool = Query(default=False, description="Only silences
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SilenceOut)
-def create_silence(body: SilenceIn, principal: Principal = Depends(tenant_admin),
-                   session: Session = Depends(db_session)) -> SilenceOut:
+def create_silence(
+    body: SilenceIn, principal: Principal = Depends(tenant_admin), session: Session = Depends(db_session)
+) -> SilenceOut:
     """Silence matching alerts until `ends_at` (at most 90 days; admins)."""
-    row = silences.create_silence(session, organisation_of(principal), material=body.material, rule=body.rule,
-                                  severity=body.severity, comment=body.comment, starts_at=body.starts_at,
-                                  ends_at=body.ends_at, created_by=principal.actor)
+    row = silences.create_silence(
+        session,
+        organisation_of(principal),
+        material=body.material,
+        rule=body.rule,
+        severity=body.severity,
+        comment=body.comment,
+        starts_at=body.starts_at,
+        ends_at=body.ends_at,
+        created_by=principal.actor,
+    )
     session.commit()
     return _out(row, utcnow())
 
 
 @router.get("/{silence_id}", response_model=SilenceOut)
-def get_silence(silence_id: str, principal: Principal = Depends(tenant_member),
-                session: Session = Depends(db_session)) -> SilenceOut:
+def get_silence(
+    silence_id: str, principal: Principal = Depends(tenant_member), session: Session = Depends(db_session)
+) -> SilenceOut:
     """One silence."""
     return _out(silences.get_silence(session, organisation_of(principal), silence_id), utcnow())
 
 
 @router.delete("/{silence_id}", response_model=SilenceOut)
-def expire_silence(silence_id: str, principal: Principal = Depends(tenant_admin),
-                   session: Session = Depends(db_session)) -> SilenceOut:
+def expire_silence(
+    silence_id: str, principal: Principal = Depends(tenant_admin), session: Session = Depends(db_session)
+) -> SilenceOut:
     """Expire a silence now (it stays listed, ended; admins)."""
     row = silences.expire_silence(session, organisation_of(principal), silence_id)
     session.commit()

@@ -95,7 +95,8 @@ def parse_bom(filename: str, data: bytes) -> BomUpload:
     missing = [c for c in REQUIRED if c not in header]
     if unknown or missing:
         parts = ([f"unknown column(s) {', '.join(unknown)}"] if unknown else []) + (
-            [f"missing column(s) {', '.join(missing)}"] if missing else [])
+            [f"missing column(s) {', '.join(missing)}"] if missing else []
+        )
         upload.errors.append(RowError(1, f"{'; '.join(parts)} (columns: {', '.join(COLUMNS)})"))
         return upload
     if len(rows) - 1 > MAX_ROWS:
@@ -116,14 +117,18 @@ def parse_bom(filename: str, data: bytes) -> BomUpload:
         material, country = values.get("material", "").lower(), values.get("origin_country", "").upper()
         line = None
         try:
-            line = BomLineIn(component=values.get("component", ""), material=material,
-                             share=numbers.get("share"), quantity=numbers.get("quantity"),
-                             unit=values.get("unit", ""), supplier=values.get("supplier", ""),
-                             origin_country=country or None)
+            line = BomLineIn(
+                component=values.get("component", ""),
+                material=material,
+                share=numbers.get("share"),
+                quantity=numbers.get("quantity"),
+                unit=values.get("unit", ""),
+                supplier=values.get("supplier", ""),
+                origin_country=country or None,
+            )
         except ValidationError as exc:
             reported = {p.split(":")[0] for p in problems}
-            problems += [f"{e['loc'][0]}: {e['msg']}" for e in exc.errors()
-                         if e["loc"] and e["loc"][0] not in reported]
+            problems += [f"{e['loc'][0]}: {e['msg']}" for e in exc.errors() if e["loc"] and e["loc"][0] not in reported]
         reported = {p.split(":")[0] for p in problems}
         if material and "material" not in reported:
             try:

@@ -30,7 +30,7 @@ class Chart:
     points: list[tuple[float, float]] = field(default_factory=list)
     levels: list[Level] = field(default_factory=list)
     y_labels: list[tuple[float, float]] = field(default_factory=list)  # (value, y)
-    x_labels: list[tuple[str, float]] = field(default_factory=list)    # (text, x)
+    x_labels: list[tuple[str, float]] = field(default_factory=list)  # (text, x)
     width: int = WIDTH
     height: int = HEIGHT
 
@@ -48,8 +48,9 @@ def _moment(value: Any) -> datetime | None:
         return None
 
 
-def line_chart(title: str, series: list[tuple[datetime, float]], levels: dict[str, float | None],
-               label_time: Any = None) -> Chart | None:
+def line_chart(
+    title: str, series: list[tuple[datetime, float]], levels: dict[str, float | None], label_time: Any = None
+) -> Chart | None:
     """A chart of values over time with threshold lines; None when there is nothing to draw."""
     series = sorted(series)
     known = {name: v for name, v in levels.items() if v is not None}
@@ -94,10 +95,16 @@ def alert_charts(breach: dict[str, Any], words: dict[str, str], label_time: Any 
             charts.append(chart)
     observed, value = _moment(breach.get("observed_at")), breach.get("value")
     if observed is not None and isinstance(value, int | float):
-        chart = line_chart(words["indicator"], [(observed, float(value))], {
-            words["warning_threshold"]: breach.get("warning_threshold"),
-            words["critical_threshold"]: breach.get("critical_threshold"),
-            words["clear_threshold"]: breach.get("clear_threshold")}, label_time)
+        chart = line_chart(
+            words["indicator"],
+            [(observed, float(value))],
+            {
+                words["warning_threshold"]: breach.get("warning_threshold"),
+                words["critical_threshold"]: breach.get("critical_threshold"),
+                words["clear_threshold"]: breach.get("clear_threshold"),
+            },
+            label_time,
+        )
         if chart is not None:
             charts.append(chart)
     return charts
@@ -105,10 +112,17 @@ def alert_charts(breach: dict[str, Any], words: dict[str, str], label_time: Any 
 
 def sparkline(breach: dict[str, Any], width: int = 120, height: int = 24) -> str:
     """The points of a small line of a breach's numeric evidence over time ("" with fewer than two values)."""
-    return sparkline_of([(moment, float(item["value"])) for item in breach.get("evidence") or []
-                         if (moment := _moment(item.get("time"))) is not None
-                         and isinstance(item.get("value"), int | float) and not isinstance(item.get("value"), bool)],
-                        width, height)
+    return sparkline_of(
+        [
+            (moment, float(item["value"]))
+            for item in breach.get("evidence") or []
+            if (moment := _moment(item.get("time"))) is not None
+            and isinstance(item.get("value"), int | float)
+            and not isinstance(item.get("value"), bool)
+        ],
+        width,
+        height,
+    )
 
 
 def sparkline_of(series: list[tuple[datetime, float]], width: int = 120, height: int = 24) -> str:
@@ -118,6 +132,8 @@ def sparkline_of(series: list[tuple[datetime, float]], width: int = 120, height:
         return ""
     low, high = min(v for _, v in series), max(v for _, v in series)
     start, span = series[0][0].timestamp(), (series[-1][0].timestamp() - series[0][0].timestamp()) or 1.0
-    return " ".join(f"{2 + (width - 4) * (t.timestamp() - start) / span:.1f},"
-                    f"{height - 2 - (height - 4) * ((v - low) / (high - low) if high > low else 0.5):.1f}"
-                    for t, v in series)
+    return " ".join(
+        f"{2 + (width - 4) * (t.timestamp() - start) / span:.1f},"
+        f"{height - 2 - (height - 4) * ((v - low) / (high - low) if high > low else 0.5):.1f}"
+        for t, v in series
+    )

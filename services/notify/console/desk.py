@@ -23,9 +23,11 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from services.notify.settings import NotifySettings
 
 log = logging.getLogger(__name__)
-UPSTREAM_READS = Counter("mews_notify_console_upstream_reads_total",
-                         "Reads of the scoring and ingest APIs by the ops desk, by service and outcome",
-                         ["service", "outcome"])
+UPSTREAM_READS = Counter(
+    "mews_notify_console_upstream_reads_total",
+    "Reads of the scoring and ingest APIs by the ops desk, by service and outcome",
+    ["service", "outcome"],
+)
 T = TypeVar("T")
 
 
@@ -87,8 +89,9 @@ class DeskReadings:
     sources: Upstream[dict[str, SourceHealth]]
 
 
-async def _read(client: httpx.AsyncClient, service: str, base_url: str, key: str, path: str,
-                shape: TypeAdapter[T], seconds: float) -> Upstream[T]:
+async def _read(
+    client: httpx.AsyncClient, service: str, base_url: str, key: str, path: str, shape: TypeAdapter[T], seconds: float
+) -> Upstream[T]:
     if not base_url:
         UPSTREAM_READS.labels(service, "unset").inc()
         return Upstream(problem="upstream_unset")
@@ -98,22 +101,27 @@ async def _read(client: httpx.AsyncClient, service: str, base_url: str, key: str
             response = await client.get(url, headers={"authorization": f"Bearer {key}"} if key else {})
     except (httpx.HTTPError, TimeoutError) as exc:
         UPSTREAM_READS.labels(service, "unreachable").inc()
-        log.warning("ops desk could not reach a service", extra={"service": service, "url": url,
-                                                                 "reason": type(exc).__name__})
+        log.warning(
+            "ops desk could not reach a service", extra={"service": service, "url": url, "reason": type(exc).__name__}
+        )
         return Upstream(problem="upstream_unreachable", detail=type(exc).__name__)
     if response.status_code != 200:
         refused = response.status_code in (401, 403)  # the key, not the service, is what to look at
         UPSTREAM_READS.labels(service, "refused" if refused else "failed").inc()
-        log.warning("ops desk read refused", extra={"service": service, "url": url,
-                                                    "status_code": response.status_code})
-        return Upstream(problem="upstream_refused" if refused else "upstream_failed",
-                        detail=f"HTTP {response.status_code}")
+        log.warning(
+            "ops desk read refused", extra={"service": service, "url": url, "status_code": response.status_code}
+        )
+        return Upstream(
+            problem="upstream_refused" if refused else "upstream_failed", detail=f"HTTP {response.status_code}"
+        )
     try:
         data = shape.validate_json(response.content)
     except ValidationError as exc:
         UPSTREAM_READS.labels(service, "invalid").inc()
-        log.warning("ops desk read an answer of the wrong shape", extra={"service": service, "url": url,
-                                                                        "errors": exc.error_count()})
+        log.warning(
+            "ops desk read an answer of the wrong shape",
+            extra={"service": service, "url": url, "errors": exc.error_count()},
+        )
         first = exc.errors(include_input=False, include_url=False)[0]  # where and what, never the value itself
         where = ".".join(str(p) for p in first["loc"])
         return Upstream(problem="upstream_invalid", detail=f"{where}: {first['msg']}" if where else first["msg"])
@@ -136,7 +144,8 @@ async def read_desk(settings: NotifySettings) -> DeskReadings:
         risk, history, sources = await asyncio.gather(
             _read(client, "scoring", scoring, scoring_key, "/v1/risk", _RISK, timeout),
             _read(client, "scoring", scoring, scoring_key, "/v1/history", _HISTORY, timeout),
-            _read(client, "ingest", ingest, ingest_key, "/v1/sources", _SOURCES, timeout))
+            _read(client, "ingest", ingest, ingest_key, "/v1/sources", _SOURCES, timeout),
+        )
     return DeskReadings(risk, history, sources)
 
 

@@ -20,14 +20,22 @@ LINK_MAILS = Counter("mews_notify_console_sign_in_mails_total", "Sign-in link em
 LINK_PATH = "/console/sign-in/link/"
 
 _TEXTS = {
-    "en": {"subject": "mews: your sign-in link", "line": "Sign in to {organisation} ({role}): {url}",
-           "role_admin": "administrator", "role_member": "member",
-           "note": "Each link works once, within {minutes} minutes. If you did not ask for it, ignore this message: "
-                   "nobody can sign in without the link."},
-    "nl": {"subject": "mews: uw inloglink", "line": "Inloggen bij {organisation} ({role}): {url}",
-           "role_admin": "beheerder", "role_member": "lid",
-           "note": "Elke link werkt één keer, binnen {minutes} minuten. Hebt u er niet om gevraagd, negeer dit "
-                   "bericht dan: zonder de link kan niemand inloggen."},
+    "en": {
+        "subject": "mews: your sign-in link",
+        "line": "Sign in to {organisation} ({role}): {url}",
+        "role_admin": "administrator",
+        "role_member": "member",
+        "note": "Each link works once, within {minutes} minutes. If you did not ask for it, ignore this message: "
+        "nobody can sign in without the link.",
+    },
+    "nl": {
+        "subject": "mews: uw inloglink",
+        "line": "Inloggen bij {organisation} ({role}): {url}",
+        "role_admin": "beheerder",
+        "role_member": "lid",
+        "note": "Elke link werkt één keer, binnen {minutes} minuten. Hebt u er niet om gevraagd, negeer dit "
+        "bericht dan: zonder de link kan niemand inloggen.",
+    },
 }
 
 
@@ -45,21 +53,28 @@ def render_link_email(settings: NotifySettings, links: list[LinkFor], language: 
     words = _TEXTS["nl" if language == "nl" else "en"]
     base = settings.public_base_url.rstrip("/") + LINK_PATH
     minutes = max(1, settings.console_link_ttl_seconds // 60)
-    lines = [words["line"].format(organisation=link.organisation, role=words.get(f"role_{link.role}", link.role),
-                                  url=base + link.token) for link in links]
+    lines = [
+        words["line"].format(
+            organisation=link.organisation, role=words.get(f"role_{link.role}", link.role), url=base + link.token
+        )
+        for link in links
+    ]
     note = words["note"].format(minutes=minutes)
     text = "\n\n".join([*lines, note]) + "\n"
     items = "".join(
         f'<li><a href="{html.escape(base + link.token)}">{html.escape(link.organisation)}</a> '
-        f'({html.escape(words.get(f"role_{link.role}", link.role))})</li>' for link in links)
+        f"({html.escape(words.get(f'role_{link.role}', link.role))})</li>"
+        for link in links
+    )
     return RenderedEmail(words["subject"], text, f"<ul>{items}</ul><p>{html.escape(note)}</p>")
 
 
 async def mail_sign_in_links(settings: NotifySettings, address: str, links: list[LinkFor], language: str) -> None:
     """Send the links to the address (after the answer went out, so its timing tells nothing); never raises."""
     config = smtp_from(settings)
-    message = build_message(config, [address], render_link_email(settings, links, language),
-                            f"sign-in-{uuid.uuid4().hex}", utcnow())
+    message = build_message(
+        config, [address], render_link_email(settings, links, language), f"sign-in-{uuid.uuid4().hex}", utcnow()
+    )
     outcome = await deliver_email(config, message)
     LINK_MAILS.labels(outcome.outcome).inc()
     if outcome.outcome != "delivered":

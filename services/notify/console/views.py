@@ -59,12 +59,15 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")
 # The console's pages load their own stylesheet and nothing else: no script, no frame, no foreign origin.
-CONSOLE_POLICY = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-                  "base-uri 'none'; frame-ancestors 'none'")
+CONSOLE_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
 PAGES = Counter("mews_notify_console_pages_total", "Console pages served, by page and status", ["page", "status"])
 SIGN_INS = Counter("mews_notify_console_sign_ins_total", "Console sign-ins, by outcome", ["outcome"])
-ACTIONS = Counter("mews_notify_console_actions_total", "Console form actions, by action and outcome",
-                  ["action", "outcome"])
+ACTIONS = Counter(
+    "mews_notify_console_actions_total", "Console form actions, by action and outcome", ["action", "outcome"]
+)
 INBOX_PAGE = 100
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -125,15 +128,25 @@ class Visit:
         self.cookie_changed = True
 
 
-def visit(request: Request, db: Session = Depends(db_session),
-          settings: NotifySettings = Depends(notify_settings)) -> Visit:
+def visit(
+    request: Request, db: Session = Depends(db_session), settings: NotifySettings = Depends(notify_settings)
+) -> Visit:
     """FastAPI dependency: the request's session (a fresh anonymous one when it has none valid) and principal."""
     key = settings.link_signing_key.get_secret_value()
     found = sessions.decode_session(key, request.cookies.get(sessions.COOKIE))
-    language = language_of_request(request.cookies.get(sessions.LANGUAGE_COOKIE),
-                                   request.headers.get("accept-language"))
-    current = Visit(request, db, settings, found or sessions.new_session("", timedelta(hours=1)), None, None,
-                    language, cookie_changed=found is None)
+    language = language_of_request(
+        request.cookies.get(sessions.LANGUAGE_COOKIE), request.headers.get("accept-language")
+    )
+    current = Visit(
+        request,
+        db,
+        settings,
+        found or sessions.new_session("", timedelta(hours=1)),
+        None,
+        None,
+        language,
+        cookie_changed=found is None,
+    )
     if found is not None and found.signed_in:
         if found.user_id:
             user = db.get(User, found.user_id)
@@ -151,9 +164,15 @@ def visit(request: Request, db: Session = Depends(db_session),
 
 def _set_cookies(visit_: Visit, response: Response) -> Response:
     if visit_.cookie_changed:
-        response.set_cookie(sessions.COOKIE, sessions.encode_session(visit_.key, visit_.session),
-                            max_age=visit_.settings.console_session_ttl_seconds, path="/console", httponly=True,
-                            secure=visit_.settings.is_hardened, samesite="lax")
+        response.set_cookie(
+            sessions.COOKIE,
+            sessions.encode_session(visit_.key, visit_.session),
+            max_age=visit_.settings.console_session_ttl_seconds,
+            path="/console",
+            httponly=True,
+            secure=visit_.settings.is_hardened,
+            samesite="lax",
+        )
     response.headers["content-security-policy"] = CONSOLE_POLICY
     return response
 
@@ -175,12 +194,27 @@ def render(visit_: Visit, template: str, status_code: int = 200, **context: Any)
 
     page = template.removesuffix(".html")
     PAGES.labels(page, str(status_code)).inc()
-    response = TEMPLATES.TemplateResponse(visit_.request, template, status_code=status_code, context={
-        "t": t, "share": share, "component": component, "lang": language, "visit": visit_,
-        "principal": visit_.principal,
-        "organisation": visit_.organisation, "csrf": visit_.csrf, "page": page, "locale": locale,
-        "here": _here(visit_.request), "notice": _notice(visit_.request.query_params.get("done", ""), language),
-        "grafana_url": visit_.settings.grafana_url.rstrip("/"), **context})
+    response = TEMPLATES.TemplateResponse(
+        visit_.request,
+        template,
+        status_code=status_code,
+        context={
+            "t": t,
+            "share": share,
+            "component": component,
+            "lang": language,
+            "visit": visit_,
+            "principal": visit_.principal,
+            "organisation": visit_.organisation,
+            "csrf": visit_.csrf,
+            "page": page,
+            "locale": locale,
+            "here": _here(visit_.request),
+            "notice": _notice(visit_.request.query_params.get("done", ""), language),
+            "grafana_url": visit_.settings.grafana_url.rstrip("/"),
+            **context,
+        },
+    )
     return _set_cookies(visit_, response)
 
 
@@ -233,8 +267,9 @@ def _store_errors(action: str) -> Iterator[None]:
         raise PageRefused(422, "invalid", str(exc)) from None
     except ValidationError as exc:
         ACTIONS.labels(action, "rejected").inc()
-        raise PageRefused(422, "invalid", "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())) from None
+        raise PageRefused(
+            422, "invalid", "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        ) from None
     except HTTPException as exc:
         ACTIONS.labels(action, "refused").inc()
         raise PageRefused(exc.status_code, "forbidden", str(exc.detail)) from None
@@ -242,6 +277,7 @@ def _store_errors(action: str) -> Iterator[None]:
 
 
 # --- session: sign-in, sign-out, language -------------------------------------------------------------------
+
 
 @router.get("")
 def home(v: Visit = Depends(visit)) -> Response:
@@ -296,14 +332,17 @@ def request_sign_in_link(v: Visit = Depends(visit), form: Any = Depends(checked_
     if _link_throttle(v.request).over_limit(("address", client), ("email", address.lower())) is not None:
         SIGN_INS.labels("link_throttled").inc()
         return render(v, "sign_in.html", 429, next="/console", error="throttled")
-    issued = sign_in_links.issue_sign_in_links(v.db, address, timedelta(seconds=v.settings.console_link_ttl_seconds),
-                                               utcnow())
+    issued = sign_in_links.issue_sign_in_links(
+        v.db, address, timedelta(seconds=v.settings.console_link_ttl_seconds), utcnow()
+    )
     mailed = [links.LinkFor(i.organisation.name, i.user.role, i.token) for i in issued]
     language = issued[0].user.language if issued else v.language
     v.db.commit()
     SIGN_INS.labels("link_mailed" if mailed else "link_unknown_address").inc()
-    log.info("console sign-in link asked for", extra={"links": len(mailed),
-                                                      "organisation_ids": [i.organisation.id for i in issued]})
+    log.info(
+        "console sign-in link asked for",
+        extra={"links": len(mailed), "organisation_ids": [i.organisation.id for i in issued]},
+    )
     # The same page whether or not the address is known; the mail goes after the answer, so timing says nothing.
     response = render(v, "sign_in.html", next="/console", link_sent=True)
     if mailed:
@@ -323,8 +362,13 @@ def sign_in_link_page(token: str, v: Visit = Depends(visit)) -> Response:
     if user is None:
         return _link_refused(v)
     organisation = v.db.get(Organisation, user.organisation_id)
-    response = render(v, "sign_in_link.html", token=token, email=user.email,
-                      organisation_name=organisation.name if organisation is not None else "")
+    response = render(
+        v,
+        "sign_in_link.html",
+        token=token,
+        email=user.email,
+        organisation_name=organisation.name if organisation is not None else "",
+    )
     response.headers["referrer-policy"] = "no-referrer"
     return response
 
@@ -339,8 +383,10 @@ def sign_in_with_link(v: Visit = Depends(visit), form: Any = Depends(checked_for
     v.db.commit()
     v.start_session(sessions.USER + user.id)
     SIGN_INS.labels("link_ok").inc()
-    log.info("console sign-in", extra={"organisation_id": principal.organisation_id, "by": principal.actor,
-                                       "with": "email_link"})
+    log.info(
+        "console sign-in",
+        extra={"organisation_id": principal.organisation_id, "by": principal.actor, "with": "email_link"},
+    )
     return _redirect(v, "/console")
 
 
@@ -357,35 +403,55 @@ def switch_language(v: Visit = Depends(visit), form: Any = Depends(checked_form)
     language = str(form.get("lang", ""))
     response = _redirect(v, _safe_next(str(form.get("next", ""))))
     if language in locale.LANGUAGES:
-        response.set_cookie(sessions.LANGUAGE_COOKIE, language, max_age=365 * 24 * 3600, path="/console",
-                            httponly=True, secure=v.settings.is_hardened, samesite="lax")
+        response.set_cookie(
+            sessions.LANGUAGE_COOKIE,
+            language,
+            max_age=365 * 24 * 3600,
+            path="/console",
+            httponly=True,
+            secure=v.settings.is_hardened,
+            samesite="lax",
+        )
     return response
 
 
 @router.get("/static/console.css")
 def stylesheet() -> Response:
-    return FileResponse(HERE / "static" / "console.css", media_type="text/css",
-                        headers={"cache-control": "public, max-age=3600"})
+    return FileResponse(
+        HERE / "static" / "console.css", media_type="text/css", headers={"cache-control": "public, max-age=3600"}
+    )
 
 
 # --- company pages -------------------------------------------------------------------------------------------
+
 
 def _filter(value: str | None, allowed: tuple[str, ...]) -> str | None:
     return value if value in allowed else None
 
 
 @router.get("/alerts")
-def inbox(status: str | None = None, severity: str | None = None, material: str | None = None,
-          limit: int = INBOX_PAGE, v: Visit = Depends(visit)) -> Response:
+def inbox(
+    status: str | None = None,
+    severity: str | None = None,
+    material: str | None = None,
+    limit: int = INBOX_PAGE,
+    v: Visit = Depends(visit),
+) -> Response:
     principal = v.member()
     material = material.strip() if material else None
     limit = max(1, min(limit, 1000))
     with _store_errors("inbox"):
         # The API's list, from its parts: the rows keep their breach, which gives the summary in the reader's
         # language (scoring writes it in English) without loading every breach a second time.
-        rows = alert_store.list_alerts(v.db, principal.organisation_id or "", principal.clearance,
-                                       status=_filter(status, ("firing", "resolved")), material=material or None,
-                                       severity=_filter(severity, ("warning", "critical")), limit=limit)
+        rows = alert_store.list_alerts(
+            v.db,
+            principal.organisation_id or "",
+            principal.clearance,
+            status=_filter(status, ("firing", "resolved")),
+            material=material or None,
+            severity=_filter(severity, ("warning", "critical")),
+            limit=limit,
+        )
         muted = alerts_api._muted(v.db, principal, rows, v.settings)
     summaries = {r.id: locale.summary(r.breach, v.language) for r in rows if r.breach}
     shown = [alerts_api.AlertOut.of(r, muted.get(r.id)) for r in rows]
@@ -393,9 +459,15 @@ def inbox(status: str | None = None, severity: str | None = None, material: str 
     if len(shown) == limit and limit < 1000:
         query = {k: val for k, val in {"status": status, "severity": severity, "material": material}.items() if val}
         more = "/console/alerts?" + urlencode({**query, "limit": min(1000, limit * 2)})
-    return render(v, "inbox.html", alerts=shown, more=more, summaries=summaries,
-                  filters={"status": status or "", "severity": severity or "", "material": material or ""},
-                  materials=[m.id for m in load_catalog().materials])
+    return render(
+        v,
+        "inbox.html",
+        alerts=shown,
+        more=more,
+        summaries=summaries,
+        filters={"status": status or "", "severity": severity or "", "material": material or ""},
+        materials=[m.id for m in load_catalog().materials],
+    )
 
 
 @router.get("/alerts/{alert_id}")
@@ -420,21 +492,32 @@ def acknowledge(alert_id: str, v: Visit = Depends(visit), form: Any = Depends(ch
 def give_feedback(alert_id: str, v: Visit = Depends(visit), form: Any = Depends(checked_form)) -> Response:
     principal = v.member()
     with _store_errors("feedback"):
-        body = feedback_api.FeedbackIn.model_validate({"reason": str(form.get("reason", "")),
-                                                       "comment": str(form.get("comment", "")),
-                                                       "mute": form.get("mute") == "on"})
+        body = feedback_api.FeedbackIn.model_validate(
+            {
+                "reason": str(form.get("reason", "")),
+                "comment": str(form.get("comment", "")),
+                "mute": form.get("mute") == "on",
+            }
+        )
         feedback_api.give_feedback(alert_id, body, principal=principal, session=v.db)
     return _redirect(v, f"/console/alerts/{quote(alert_id)}", "feedback")
 
 
 def _subscriptions_page(v: Visit, status_code: int = 200, **context: Any) -> Response:
     organisation_id = v.member().organisation_id or ""
-    return render(v, "subscriptions.html", status_code,
-                  subscriptions=subscription_store.list_subscriptions(v.db, organisation_id),
-                  channels=[channels_api.ChannelOut.model_validate(c)
-                            for c in channel_store.list_channels(v.db, organisation_id)],
-                  products=product_store.list_products(v.db, organisation_id),
-                  materials=load_catalog().materials, testable=TESTABLE_KINDS, **context)
+    return render(
+        v,
+        "subscriptions.html",
+        status_code,
+        subscriptions=subscription_store.list_subscriptions(v.db, organisation_id),
+        channels=[
+            channels_api.ChannelOut.model_validate(c) for c in channel_store.list_channels(v.db, organisation_id)
+        ],
+        products=product_store.list_products(v.db, organisation_id),
+        materials=load_catalog().materials,
+        testable=TESTABLE_KINDS,
+        **context,
+    )
 
 
 @router.get("/subscriptions")
@@ -448,10 +531,14 @@ def subscribe(v: Visit = Depends(visit), form: Any = Depends(checked_form)) -> R
     target = str(form.get("target", ""))
     kind, _, value = target.partition(":")
     with _store_errors("subscribe"):
-        body = subscriptions_api.SubscriptionIn.model_validate({
-            "material": value if kind == "material" else None, "product_id": value if kind == "product" else None,
-            "min_severity": str(form.get("min_severity", "warning")),
-            "channel_ids": [str(c) for c in form.getlist("channel_ids")]})
+        body = subscriptions_api.SubscriptionIn.model_validate(
+            {
+                "material": value if kind == "material" else None,
+                "product_id": value if kind == "product" else None,
+                "min_severity": str(form.get("min_severity", "warning")),
+                "channel_ids": [str(c) for c in form.getlist("channel_ids")],
+            }
+        )
         subscriptions_api.create_subscription(body, v.request, principal=principal, session=v.db)
     return _redirect(v, "/console/subscriptions", "subscribed")
 
@@ -460,11 +547,14 @@ def subscribe(v: Visit = Depends(visit), form: Any = Depends(checked_form)) -> R
 def create_channel(v: Visit = Depends(visit), form: Any = Depends(checked_form)) -> Response:
     principal = v.admin()
     with _store_errors("create_channel"):
-        body = channels_api.ChannelIn.model_validate({"kind": str(form.get("kind", "")),
-                                                      "target": str(form.get("target", "")).strip(),
-                                                      "language": str(form.get("language", v.language))})
-        created = channels_api.create_channel(body, v.request, principal=principal, session=v.db,
-                                              settings=v.settings)
+        body = channels_api.ChannelIn.model_validate(
+            {
+                "kind": str(form.get("kind", "")),
+                "target": str(form.get("target", "")).strip(),
+                "language": str(form.get("language", v.language)),
+            }
+        )
+        created = channels_api.create_channel(body, v.request, principal=principal, session=v.db, settings=v.settings)
     # The secret is shown on this answer only: it is never stored where a later page could show it.
     return _subscriptions_page(v, 201, secret_for=created.id, secret=created.secret)
 
@@ -478,8 +568,7 @@ def rotate_secret(channel_id: str, v: Visit = Depends(visit), form: Any = Depend
 
 
 @router.post("/channels/{channel_id}/test")
-async def send_channel_test(channel_id: str, v: Visit = Depends(visit),
-                            form: Any = Depends(checked_form)) -> Response:
+async def send_channel_test(channel_id: str, v: Visit = Depends(visit), form: Any = Depends(checked_form)) -> Response:
     principal = v.admin()
 
     def channel_of_organisation() -> Channel:
@@ -490,9 +579,17 @@ async def send_channel_test(channel_id: str, v: Visit = Depends(visit),
     channel = await run_in_threadpool(channel_of_organisation)
     outcome = await send_probe(v.settings, channel, utcnow())
     ACTIONS.labels("test_send", outcome.outcome).inc()
-    log.info("channel test sent", extra={"organisation_id": channel.organisation_id, "channel_id": channel.id,
-                                         "kind": channel.kind, "outcome": outcome.outcome,
-                                         "status_code": outcome.status_code, "by": principal.actor})
+    log.info(
+        "channel test sent",
+        extra={
+            "organisation_id": channel.organisation_id,
+            "channel_id": channel.id,
+            "kind": channel.kind,
+            "outcome": outcome.outcome,
+            "status_code": outcome.status_code,
+            "by": principal.actor,
+        },
+    )
     return await run_in_threadpool(lambda: _subscriptions_page(v, tested=channel.id, test_outcome=outcome))
 
 
@@ -510,20 +607,37 @@ def upload_bom(file: UploadFile, v: Visit = Depends(visit), form: Any = Depends(
     organisation_id = principal.organisation_id or ""
     if upload.errors:
         ACTIONS.labels("upload_bom", "rejected").inc()
-        log.info("bill of materials refused", extra={"organisation_id": organisation_id,
-                                                     "rows_refused": len(upload.errors)})
-        return render(v, "products.html", 422, products=product_store.list_products(v.db, organisation_id),
-                      bom_errors=upload.errors)
+        log.info(
+            "bill of materials refused", extra={"organisation_id": organisation_id, "rows_refused": len(upload.errors)}
+        )
+        return render(
+            v,
+            "products.html",
+            422,
+            products=product_store.list_products(v.db, organisation_id),
+            bom_errors=upload.errors,
+        )
     with _store_errors("upload_bom"):
         # One transaction for the whole file: every product or none.
         for product in upload.products:
-            product_store.create_product(v.db, organisation_id, name=product.name, description=product.description,
-                                         bom=[BomLineSpec(**line.model_dump()) for line in product.bom])
+            product_store.create_product(
+                v.db,
+                organisation_id,
+                name=product.name,
+                description=product.description,
+                bom=[BomLineSpec(**line.model_dump()) for line in product.bom],
+            )
         v.db.commit()
     v.request.app.state.subscriptions_changed()
-    log.info("bill of materials imported", extra={"organisation_id": organisation_id, "by": principal.actor,
-                                                  "products": len(upload.products),
-                                                  "lines": sum(len(p.bom) for p in upload.products)})
+    log.info(
+        "bill of materials imported",
+        extra={
+            "organisation_id": organisation_id,
+            "by": principal.actor,
+            "products": len(upload.products),
+            "lines": sum(len(p.bom) for p in upload.products),
+        },
+    )
     return _redirect(v, "/console/products", "imported")
 
 
@@ -532,12 +646,18 @@ def deliveries_page(status: str | None = None, v: Visit = Depends(visit)) -> Res
     principal = v.member()
     with _store_errors("deliveries"):
         rows = deliveries_api.list_deliveries(
-            status=cast("deliveries_api.Status | None", _filter(status, get_args(deliveries_api.Status))), limit=200,
-            principal=principal, session=v.db)
-    names = {c.id: channels_api.ChannelOut.model_validate(c).target
-             for c in channel_store.list_channels(v.db, principal.organisation_id or "")}
-    return render(v, "deliveries.html", deliveries=rows, channel_names=names, status=status or "",
-                  replayable=REPLAYABLE)
+            status=cast("deliveries_api.Status | None", _filter(status, get_args(deliveries_api.Status))),
+            limit=200,
+            principal=principal,
+            session=v.db,
+        )
+    names = {
+        c.id: channels_api.ChannelOut.model_validate(c).target
+        for c in channel_store.list_channels(v.db, principal.organisation_id or "")
+    }
+    return render(
+        v, "deliveries.html", deliveries=rows, channel_names=names, status=status or "", replayable=REPLAYABLE
+    )
 
 
 @router.post("/deliveries/{delivery_id}/replay")
@@ -568,21 +688,37 @@ def _risk_rows(readings: desk.DeskReadings, open_per_material: dict[str, int]) -
     rows = []
     for row in readings.risk.data or []:
         lines = series.get(row.material, {})
-        rows.append({"row": row, "open": open_per_material.get(row.material, 0),
-                     "components": sorted(row.components.items(), key=lambda kv: (-kv[1], kv[0])),
-                     "sparklines": [{"indicator": name, "points": chart.sparkline_of(points),
-                                     "latest": points[-1][1], "count": len(points)}
-                                    for name, points in sorted(lines.items(),
-                                                               key=lambda kv: (kv[0] != "risk_score", kv[0]))]})
+        rows.append(
+            {
+                "row": row,
+                "open": open_per_material.get(row.material, 0),
+                "components": sorted(row.components.items(), key=lambda kv: (-kv[1], kv[0])),
+                "sparklines": [
+                    {
+                        "indicator": name,
+                        "points": chart.sparkline_of(points),
+                        "latest": points[-1][1],
+                        "count": len(points),
+                    }
+                    for name, points in sorted(lines.items(), key=lambda kv: (kv[0] != "risk_score", kv[0]))
+                ],
+            }
+        )
     return rows
 
 
 def _feeds(readings: desk.DeskReadings) -> list[dict[str, Any]]:
     """Ingest's sources, the ones failing first, then the least recently fetched."""
-    feeds = [{"name": name, "health": health, "failing": health.consecutive_failures > 0,
-              "last_success": datetime.fromtimestamp(health.last_success, UTC) if health.last_success else None,
-              "last_attempt": datetime.fromtimestamp(health.last_attempt, UTC) if health.last_attempt else None}
-             for name, health in (readings.sources.data or {}).items()]
+    feeds = [
+        {
+            "name": name,
+            "health": health,
+            "failing": health.consecutive_failures > 0,
+            "last_success": datetime.fromtimestamp(health.last_success, UTC) if health.last_success else None,
+            "last_attempt": datetime.fromtimestamp(health.last_attempt, UTC) if health.last_attempt else None,
+        }
+        for name, health in (readings.sources.data or {}).items()
+    ]
     return sorted(feeds, key=lambda f: (not f["failing"], f["health"].last_success or 0.0, f["name"]))
 
 
@@ -596,9 +732,16 @@ async def ops_page(v: Visit = Depends(visit)) -> Response:
         context = await run_in_threadpool(_ops_context, v, principal)
     finally:
         found = await readings
-    return await run_in_threadpool(lambda: render(
-        v, "ops.html", **context, readings=found, feeds=_feeds(found),
-        risk_rows=_risk_rows(found, {m: len(e["breaches"]) for m, e in context["materials"].items()})))
+    return await run_in_threadpool(
+        lambda: render(
+            v,
+            "ops.html",
+            **context,
+            readings=found,
+            feeds=_feeds(found),
+            risk_rows=_risk_rows(found, {m: len(e["breaches"]) for m, e in context["materials"].items()}),
+        )
+    )
 
 
 def _ops_context(v: Visit, principal: Principal) -> dict[str, Any]:
@@ -607,11 +750,17 @@ def _ops_context(v: Visit, principal: Principal) -> dict[str, Any]:
     crises = {(c.material, c.rule): c for c in _crisis_list(v, principal)}
     materials: dict[str, dict[str, Any]] = {}
     for b in breaches:
-        entry = materials.setdefault(b.material, {"material": b.material, "breaches": [], "worst": 0,
-                                                  "latest": b.observed_at})
-        entry["breaches"].append({"breach": b, "ratio": _ratio(b.value, b.threshold),
-                                  "sparkline": chart.sparkline(b.model_dump(mode="json")),
-                                  "crisis": crises.get((b.material, b.rule))})
+        entry = materials.setdefault(
+            b.material, {"material": b.material, "breaches": [], "worst": 0, "latest": b.observed_at}
+        )
+        entry["breaches"].append(
+            {
+                "breach": b,
+                "ratio": _ratio(b.value, b.threshold),
+                "sparkline": chart.sparkline(b.model_dump(mode="json")),
+                "crisis": crises.get((b.material, b.rule)),
+            }
+        )
         entry["worst"] = max(entry["worst"], _SEVERITY_RANK.get(str(b.severity), 0))
         entry["latest"] = max(entry["latest"], b.observed_at)
     # The crisis list already found who is exposed to each material with a firing alert; only the others are
@@ -622,15 +771,19 @@ def _ops_context(v: Visit, principal: Principal) -> dict[str, Any]:
         if entry["exposed"] is None:
             entry["exposed"] = len(exposure_api.find_exposure(v.db, entry["material"]).organisations)
         entry["strength"] = max((x["ratio"] or 0 for x in entry["breaches"]), default=0)
-    ranked = sorted(materials.values(), key=lambda e: (-e["worst"], -len(e["breaches"]), -e["strength"],
-                                                       e["material"]))
-    return {"ranked": ranked, "crises": crises, "materials": materials,
-            "breaches": sorted(breaches, key=lambda b: b.observed_at, reverse=True)}
+    ranked = sorted(materials.values(), key=lambda e: (-e["worst"], -len(e["breaches"]), -e["strength"], e["material"]))
+    return {
+        "ranked": ranked,
+        "crises": crises,
+        "materials": materials,
+        "breaches": sorted(breaches, key=lambda b: b.observed_at, reverse=True),
+    }
 
 
 def _crisis_page(v: Visit, principal: Principal, status_code: int = 200, **context: Any) -> Response:
-    return render(v, "crisis.html", status_code, crises=_crisis_list(v, principal),
-                  materials=load_catalog().materials, **context)
+    return render(
+        v, "crisis.html", status_code, crises=_crisis_list(v, principal), materials=load_catalog().materials, **context
+    )
 
 
 @router.get("/crisis")
@@ -654,8 +807,9 @@ def mount_console(app: FastAPI) -> None:
     """Serve the console at /console on the notify API app."""
     app.include_router(router)
     settings: NotifySettings = app.state.settings
-    app.state.console_link_throttle = AuthThrottle("notify-console-links", settings.console_link_requests_per_window,
-                                                   settings.console_link_window_seconds)
+    app.state.console_link_throttle = AuthThrottle(
+        "notify-console-links", settings.console_link_requests_per_window, settings.console_link_window_seconds
+    )
 
     @app.exception_handler(SignInRequired)
     async def sign_in_required(request: Request, _: SignInRequired) -> Response:

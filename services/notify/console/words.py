@@ -15,25 +15,34 @@ WORDS: dict[str, tuple[str, str]] = {
     "sign_out": ("Sign out", "Uitloggen"),
     "signed_in_as": ("Signed in as", "Ingelogd als"),
     "api_key": ("Organisation API key", "API-sleutel van de organisatie"),
-    "api_key_help": ("The key your organisation's administrator issued (mews_...).",
-                     "De sleutel die de beheerder van uw organisatie uitgaf (mews_...)."),
+    "api_key_help": (
+        "The key your organisation's administrator issued (mews_...).",
+        "De sleutel die de beheerder van uw organisatie uitgaf (mews_...).",
+    ),
     "bad_key": ("That key is not valid.", "Die sleutel is niet geldig."),
     "throttled": ("Too many failed attempts; try again later.", "Te veel mislukte pogingen; probeer het later."),
-    "no_organisation": ("The console is for organisations; this key belongs to none.",
-                        "De console is voor organisaties; deze sleutel hoort bij geen enkele."),
+    "no_organisation": (
+        "The console is for organisations; this key belongs to none.",
+        "De console is voor organisaties; deze sleutel hoort bij geen enkele.",
+    ),
     "csrf": ("The form expired; please try again.", "Het formulier is verlopen; probeer het opnieuw."),
     "email_link": ("Or get a sign-in link by email", "Of ontvang een inloglink per e-mail"),
     "email_address": ("Your email address", "Uw e-mailadres"),
-    "email_link_help": ("The address your organisation registered for you. The link works once.",
-                        "Het adres dat uw organisatie voor u registreerde. De link werkt één keer."),
+    "email_link_help": (
+        "The address your organisation registered for you. The link works once.",
+        "Het adres dat uw organisatie voor u registreerde. De link werkt één keer.",
+    ),
     "send_link": ("Email me a link", "Stuur mij een link"),
-    "link_sent": ("If this address belongs to a user, a sign-in link is on its way. It works once, within "
-                  "{minutes} minutes.",
-                  "Als dit adres bij een gebruiker hoort, is er een inloglink onderweg. Die werkt één keer, binnen "
-                  "{minutes} minuten."),
+    "link_sent": (
+        "If this address belongs to a user, a sign-in link is on its way. It works once, within {minutes} minutes.",
+        "Als dit adres bij een gebruiker hoort, is er een inloglink onderweg. Die werkt één keer, binnen "
+        "{minutes} minuten.",
+    ),
     "bad_email": ("That is not an email address.", "Dat is geen e-mailadres."),
-    "link_invalid": ("This sign-in link has expired or was already used; ask for a new one.",
-                     "Deze inloglink is verlopen of al gebruikt; vraag een nieuwe aan."),
+    "link_invalid": (
+        "This sign-in link has expired or was already used; ask for a new one.",
+        "Deze inloglink is verlopen of al gebruikt; vraag een nieuwe aan.",
+    ),
     "link_confirm": ("Sign in to {organisation} as {email}?", "Inloggen bij {organisation} als {email}?"),
     "nav": ("Main", "Hoofdmenu"),
     "inbox": ("Alerts", "Meldingen"),
@@ -77,8 +86,10 @@ WORDS: dict[str, tuple[str, str]] = {
     "link": ("Link", "Link"),
     "via": ("Why you receive it", "Waarom u dit ontvangt"),
     "chart": ("The indicator around the breach", "De indicator rond de overschrijding"),
-    "chart_desc": ("Values of the evidence and the breach against the thresholds.",
-                   "Waarden van de onderbouwing en de overschrijding tegen de drempels."),
+    "chart_desc": (
+        "Values of the evidence and the breach against the thresholds.",
+        "Waarden van de onderbouwing en de overschrijding tegen de drempels.",
+    ),
     "no_chart": ("The alert carries no numeric values to chart.", "De melding bevat geen getallen om te tonen."),
     "feedback": ("Feedback", "Terugkoppeling"),
     "give_feedback": ("Send feedback", "Terugkoppeling versturen"),
@@ -107,8 +118,10 @@ WORDS: dict[str, tuple[str, str]] = {
     "test_delivered": ("The test message was delivered{code}.", "Het testbericht is afgeleverd{code}."),
     "test_failed": ("The test message was not delivered: {error}", "Het testbericht is niet afgeleverd: {error}"),
     "actions": ("Actions", "Acties"),
-    "secret_once": ("Signing secret, shown this once: store it now.",
-                    "Ondertekeningsgeheim, alleen nu getoond: bewaar het direct."),
+    "secret_once": (
+        "Signing secret, shown this once: store it now.",
+        "Ondertekeningsgeheim, alleen nu getoond: bewaar het direct.",
+    ),
     "channel_language": ("Language of messages", "Taal van berichten"),
     "new_subscription": ("New subscription", "Nieuw abonnement"),
     "subscribe_to": ("Subscribe to", "Abonneren op"),
@@ -127,15 +140,19 @@ WORDS: dict[str, tuple[str, str]] = {
     "no_products": ("No products yet.", "Nog geen producten."),
     "upload_bom": ("Upload a bill of materials", "Stuklijst uploaden"),
     "bom_file": ("CSV or XLSX file", "CSV- of XLSX-bestand"),
-    "bom_help": ("Columns: product, component, material, and optionally share, quantity, unit, supplier, "
-                 "origin_country. One product per distinct product name; nothing is imported unless every row "
-                 "is valid.",
-                 "Kolommen: product, component, material, en eventueel share, quantity, unit, supplier, "
-                 "origin_country. Eén product per productnaam; er wordt niets geïmporteerd tenzij elke rij "
-                 "klopt."),
+    "bom_help": (
+        "Columns: product, component, material, and optionally share, quantity, unit, supplier, "
+        "origin_country. One product per distinct product name; nothing is imported unless every row "
+        "is valid.",
+        "Kolommen: product, component, material, en eventueel share, quantity, unit, supplier, "
+        "origin_country. Eén product per productnaam; er wordt niets geïmporteerd tenzij elke rij "
+        "klopt.",
+    ),
     "upload": ("Upload", "Uploaden"),
-    "bom_errors": ("Nothing was imported. Fix these rows and upload again:",
-                   "Er is niets geïmporteerd. Verbeter deze rijen en upload opnieuw:"),
+    "bom_errors": (
+        "Nothing was imported. Fix these rows and upload again:",
+        "Er is niets geïmporteerd. Verbeter deze rijen en upload opnieuw:",
+    ),
     "row": ("Row", "Rij"),
     "delivery": ("Delivery", "Verzending"),
     "channel": ("Channel", "Kanaal"),
@@ -155,8 +172,10 @@ WORDS: dict[str, tuple[str, str]] = {
     "risk_score": ("Risk score", "Risicoscore"),
     "components": ("Contribution of each component (points)", "Bijdrage per component (punten)"),
     "recent": ("Recent indicators", "Recente indicatoren"),
-    "withheld": ("withheld: computed from inputs above your clearance",
-                 "achtergehouden: berekend uit gegevens boven uw machtiging"),
+    "withheld": (
+        "withheld: computed from inputs above your clearance",
+        "achtergehouden: berekend uit gegevens boven uw machtiging",
+    ),
     "no_scores": ("Scoring has no risk scores yet.", "Scoring heeft nog geen risicoscores."),
     "component_volatility": ("price volatility", "prijsvolatiliteit"),
     "component_price_trend": ("price trend", "prijstrend"),
@@ -169,16 +188,26 @@ WORDS: dict[str, tuple[str, str]] = {
     "failures": ("Failures in a row", "Mislukt op rij"),
     "never": ("never", "nooit"),
     "no_feeds": ("Ingest reports no scheduled sources.", "Ingest meldt geen geplande bronnen."),
-    "upstream_unset": ("{service} is not configured for the console ({setting}).",
-                       "{service} is niet ingesteld voor de console ({setting})."),
-    "upstream_unreachable": ("{service} did not answer ({detail}); shown without it.",
-                             "{service} gaf geen antwoord ({detail}); getoond zonder."),
-    "upstream_refused": ("{service} refused the console's read ({detail}): check its key.",
-                         "{service} weigerde de console ({detail}): controleer de sleutel."),
-    "upstream_failed": ("{service} could not answer the console ({detail}); shown without it.",
-                        "{service} kon de console niet antwoorden ({detail}); getoond zonder."),
-    "upstream_invalid": ("{service} answered in an unexpected shape ({detail}).",
-                         "{service} antwoordde in een onverwachte vorm ({detail})."),
+    "upstream_unset": (
+        "{service} is not configured for the console ({setting}).",
+        "{service} is niet ingesteld voor de console ({setting}).",
+    ),
+    "upstream_unreachable": (
+        "{service} did not answer ({detail}); shown without it.",
+        "{service} gaf geen antwoord ({detail}); getoond zonder.",
+    ),
+    "upstream_refused": (
+        "{service} refused the console's read ({detail}): check its key.",
+        "{service} weigerde de console ({detail}): controleer de sleutel.",
+    ),
+    "upstream_failed": (
+        "{service} could not answer the console ({detail}); shown without it.",
+        "{service} kon de console niet antwoorden ({detail}); getoond zonder.",
+    ),
+    "upstream_invalid": (
+        "{service} answered in an unexpected shape ({detail}).",
+        "{service} antwoordde in een onverwachte vorm ({detail}).",
+    ),
     "grafana": ("Dashboards in Grafana", "Dashboards in Grafana"),
     "firing_now": ("What fires now", "Wat nu actief is"),
     "organisations": ("Organisations", "Organisaties"),
@@ -187,20 +216,26 @@ WORDS: dict[str, tuple[str, str]] = {
     "subscribers": ("Subscribers", "Abonnees"),
     "nothing_fires": ("Nothing fires now.", "Er is nu niets actief."),
     "stress_test": ("Stress test", "Stresstest"),
-    "stress_help": ("What if a country stops exporting a material?",
-                    "Wat als een land stopt met de export van een grondstof?"),
+    "stress_help": (
+        "What if a country stops exporting a material?",
+        "Wat als een land stopt met de export van een grondstof?",
+    ),
     "country": ("Country (ISO code, e.g. CN)", "Land (ISO-code, bijv. CN)"),
     "run": ("Run", "Uitvoeren"),
     "supply_affected": ("Share of extra-EU imports affected", "Getroffen aandeel van de import van buiten de EU"),
     "no_data": ("no data", "geen gegevens"),
     "bom_path": ("BOM path", "Stuklijstpad"),
-    "no_exposure": ("No organisation is exposed through a bill of materials.",
-                    "Geen organisatie is via een stuklijst blootgesteld."),
+    "no_exposure": (
+        "No organisation is exposed through a bill of materials.",
+        "Geen organisatie is via een stuklijst blootgesteld.",
+    ),
     "not_found": ("Not found.", "Niet gevonden."),
     "forbidden": ("You may not do this.", "Dat mag u niet."),
     "admin_only": ("This needs the admin role.", "Hiervoor is de beheerdersrol nodig."),
-    "government_only": ("This page is for government-cleared ministries and agencies.",
-                        "Deze pagina is voor ministeries en diensten met overheidsmachtiging."),
+    "government_only": (
+        "This page is for government-cleared ministries and agencies.",
+        "Deze pagina is voor ministeries en diensten met overheidsmachtiging.",
+    ),
     "invalid": ("That was not accepted:", "Dat werd niet geaccepteerd:"),
     "back": ("Back", "Terug"),
 }

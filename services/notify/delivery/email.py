@@ -22,9 +22,13 @@ from services.notify.delivery.outcome import Outcome
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 LANGUAGES = ("nl", "en")
 
-_env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, trim_blocks=True,
-                   lstrip_blocks=True, autoescape=select_autoescape(enabled_extensions=("html",),
-                                                                    default_for_string=False))
+_env = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+)
 
 
 @dataclass(frozen=True)
@@ -47,24 +51,31 @@ class RenderedEmail:
     html: str
 
 
-def render_email(kind: str, payload: dict[str, Any], language: str, links: dict[str, str],
-                 zone: str | None = None) -> RenderedEmail:
+def render_email(
+    kind: str, payload: dict[str, Any], language: str, links: dict[str, str], zone: str | None = None
+) -> RenderedEmail:
     """Subject, text and HTML of a notification (`alert`, `resolved`, `digest` or `admin_notice`), in `language`
     with dates in the time zone `zone` (UTC when None); each alert's `l` is what the templates show of it."""
     language = language if language in LANGUAGES else "en"
     name = "admin_notice" if kind == "admin_notice" else "alert"
     alerts = [{**a, "l": localise_alert(a, language, zone)} for a in payload.get("alerts", [])]
-    context = {"kind": kind, "p": payload, "links": links, "alerts": alerts,
-               "when": lambda value: locale.when(value, language, zone),
-               "channel_kind": locale.channel_kind(payload.get("channel_kind", "webhook"), language)}
+    context = {
+        "kind": kind,
+        "p": payload,
+        "links": links,
+        "alerts": alerts,
+        "when": lambda value: locale.when(value, language, zone),
+        "channel_kind": locale.channel_kind(payload.get("channel_kind", "webhook"), language),
+    }
     subject = _env.get_template(f"{name}.{language}.subject.txt").render(context).strip()
     text = _env.get_template(f"{name}.{language}.txt").render(context)
     html = _env.get_template(f"{name}.{language}.html").render(context)
     return RenderedEmail(" ".join(subject.split()), text, html)
 
 
-def build_message(config: SmtpConfig, recipients: list[str], rendered: RenderedEmail, message_id: str,
-                  now: datetime) -> EmailMessage:
+def build_message(
+    config: SmtpConfig, recipients: list[str], rendered: RenderedEmail, message_id: str, now: datetime
+) -> EmailMessage:
     """A multipart text+HTML message; its Message-ID is the notification's, so a resend is recognisable."""
     msg = EmailMessage()
     msg["From"] = config.sender

@@ -19,13 +19,39 @@ from shared.catalog import CatalogError, load_catalog
 LANGUAGES = ("nl", "en")
 
 MONTHS = {
-    "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-           "November", "December"),
-    "nl": ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september", "oktober",
-           "november", "december"),
+    "en": (
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ),
+    "nl": (
+        "januari",
+        "februari",
+        "maart",
+        "april",
+        "mei",
+        "juni",
+        "juli",
+        "augustus",
+        "september",
+        "oktober",
+        "november",
+        "december",
+    ),
 }
-SEVERITIES = {"en": {"critical": "critical", "warning": "warning", "info": "information"},
-              "nl": {"critical": "kritiek", "warning": "waarschuwing", "info": "informatie"}}
+SEVERITIES = {
+    "en": {"critical": "critical", "warning": "warning", "info": "information"},
+    "nl": {"critical": "kritiek", "warning": "waarschuwing", "info": "informatie"},
+}
 STATUSES = {"en": {"firing": "firing", "resolved": "resolved"}, "nl": {"firing": "actief", "resolved": "opgelost"}}
 
 # indicator -> (English label, Dutch label, unit); the units are scoring's (services/scoring/config.py INDICATORS)
@@ -43,19 +69,28 @@ INDICATORS: dict[str, tuple[str, str, str]] = {
     "leadtime_ratio": ("lead time against its baseline", "levertijd ten opzichte van de basislijn", "ratio"),
     "leadtime_trend_days_per_30d": ("lead-time trend", "trend van de levertijd", "days_per_30d"),
     "concentration_hhi": ("import concentration (HHI)", "importconcentratie (HHI)", "index"),
-    "governance_hhi": ("governance-weighted import concentration",
-                       "naar bestuurskwaliteit gewogen importconcentratie", "index"),
+    "governance_hhi": (
+        "governance-weighted import concentration",
+        "naar bestuurskwaliteit gewogen importconcentratie",
+        "index",
+    ),
     "top_origin_share": ("share of the largest origin", "aandeel van het grootste herkomstland", "fraction"),
     "non_eu_share": ("share of imports from outside the EU", "aandeel import van buiten de EU", "fraction"),
     "import_reliance": ("import reliance", "importafhankelijkheid", "fraction"),
     "export_controls_active": ("export controls in force", "geldende exportbeperkingen", "count"),
-    "export_control_severity": ("severity of export controls in force", "zwaarte van geldende exportbeperkingen",
-                                "number"),
+    "export_control_severity": (
+        "severity of export controls in force",
+        "zwaarte van geldende exportbeperkingen",
+        "number",
+    ),
     "risk_score": ("risk score", "risicoscore", "score"),
     "stock_tonnes": ("stocks held", "aangehouden voorraad", "tonnes"),
     "stock_cover_days": ("stock cover", "voorraaddekking", "days"),
-    "news_signals_30d": ("supply-signal news items in 30 days", "nieuwsberichten over aanvoersignalen in 30 dagen",
-                         "count"),
+    "news_signals_30d": (
+        "supply-signal news items in 30 days",
+        "nieuwsberichten over aanvoersignalen in 30 dagen",
+        "count",
+    ),
     "news_leadtime_days": ("lead time stated in news", "in het nieuws genoemde levertijd", "days"),
     "news_price_change_pct": ("price move stated in news", "in het nieuws genoemde prijsverandering", "pct"),
 }
@@ -65,80 +100,129 @@ INDICATORS: dict[str, tuple[str, str, str]] = {
 RULES: dict[str, dict[str, tuple[str, str]]] = {
     "price-change-1d": {
         "en": ("1-day price change", "A price jump within a day: the earliest market signal of a supply shock."),
-        "nl": ("prijsverandering over 1 dag",
-               "Een prijssprong binnen een dag: het vroegste marktsignaal van een aanbodschok.")},
+        "nl": (
+            "prijsverandering over 1 dag",
+            "Een prijssprong binnen een dag: het vroegste marktsignaal van een aanbodschok.",
+        ),
+    },
     "price-change-30d": {
         "en": ("30-day price change", "A sustained price rise over a month (month-on-month for monthly series)."),
-        "nl": ("prijsverandering over 30 dagen",
-               "Een aanhoudende prijsstijging over een maand (maand op maand bij maandreeksen).")},
+        "nl": (
+            "prijsverandering over 30 dagen",
+            "Een aanhoudende prijsstijging over een maand (maand op maand bij maandreeksen).",
+        ),
+    },
     "price-volatility": {
         "en": ("price volatility", "Annualised realised volatility high for a week: an unsettled market."),
-        "nl": ("prijsvolatiliteit", "Een week lang hoge gerealiseerde jaarvolatiliteit: een onrustige markt.")},
+        "nl": ("prijsvolatiliteit", "Een week lang hoge gerealiseerde jaarvolatiliteit: een onrustige markt."),
+    },
     "price-jump": {
         "en": ("price jump", "A single return far outside the recent distribution of returns."),
-        "nl": ("prijssprong", "Eén rendement ver buiten de recente spreiding van rendementen.")},
+        "nl": ("prijssprong", "Eén rendement ver buiten de recente spreiding van rendementen."),
+    },
     "leadtime-ratio": {
         "en": ("lead time", "Quoted lead times well above their one-year median for a week."),
-        "nl": ("levertijd", "Opgegeven levertijden een week lang ruim boven hun mediaan over een jaar.")},
+        "nl": ("levertijd", "Opgegeven levertijden een week lang ruim boven hun mediaan over een jaar."),
+    },
     "import-concentration": {
-        "en": ("import concentration",
-               "Imports concentrated on few origins (HHI above 2,500 is 'highly concentrated')."),
-        "nl": ("importconcentratie",
-               "Import geconcentreerd op weinig herkomstlanden (een HHI boven 2.500 is 'sterk geconcentreerd').")},
+        "en": (
+            "import concentration",
+            "Imports concentrated on few origins (HHI above 2,500 is 'highly concentrated').",
+        ),
+        "nl": (
+            "importconcentratie",
+            "Import geconcentreerd op weinig herkomstlanden (een HHI boven 2.500 is 'sterk geconcentreerd').",
+        ),
+    },
     "crma-single-country": {
-        "en": ("CRMA single-country benchmark",
-               "One third country supplies more than 65 % of extra-EU imports: above the CRMA 2030 benchmark for "
-               "strategic raw materials (applied to every material as a screen)."),
-        "nl": ("CRMA-benchmark voor één land",
-               "Eén derde land levert meer dan 65 % van de import van buiten de EU: boven de CRMA-benchmark voor "
-               "2030 voor strategische grondstoffen (als toets op elke grondstof toegepast).")},
+        "en": (
+            "CRMA single-country benchmark",
+            "One third country supplies more than 65 % of extra-EU imports: above the CRMA 2030 benchmark for "
+            "strategic raw materials (applied to every material as a screen).",
+        ),
+        "nl": (
+            "CRMA-benchmark voor één land",
+            "Eén derde land levert meer dan 65 % van de import van buiten de EU: boven de CRMA-benchmark voor "
+            "2030 voor strategische grondstoffen (als toets op elke grondstof toegepast).",
+        ),
+    },
     "strategic-dependency-hhi": {
-        "en": ("strategic dependency",
-               "Extra-EU imports concentrated above the EU strategic-dependency screen (HHI 0.4)."),
-        "nl": ("strategische afhankelijkheid",
-               "Import van buiten de EU geconcentreerd boven de EU-toets voor strategische afhankelijkheid "
-               "(HHI 0,4).")},
+        "en": (
+            "strategic dependency",
+            "Extra-EU imports concentrated above the EU strategic-dependency screen (HHI 0.4).",
+        ),
+        "nl": (
+            "strategische afhankelijkheid",
+            "Import van buiten de EU geconcentreerd boven de EU-toets voor strategische afhankelijkheid (HHI 0,4).",
+        ),
+    },
     "stock-cover": {
-        "en": ("stock cover", "Stocks held cover fewer days of net imports (or configured consumption) than the "
-                              "stockpile target."),
-        "nl": ("voorraaddekking", "De aangehouden voorraad dekt minder dagen netto-import (of ingesteld verbruik) "
-                                  "dan het voorraaddoel.")},
+        "en": (
+            "stock cover",
+            "Stocks held cover fewer days of net imports (or configured consumption) than the stockpile target.",
+        ),
+        "nl": (
+            "voorraaddekking",
+            "De aangehouden voorraad dekt minder dagen netto-import (of ingesteld verbruik) dan het voorraaddoel.",
+        ),
+    },
     "export-control-in-force": {
-        "en": ("export control in force",
-               "An export control in force: tax or licence regime warns, a ban or sanction is critical."),
-        "nl": ("geldende exportbeperking",
-               "Een geldende exportbeperking: een exportheffing of vergunningsplicht waarschuwt, een verbod of "
-               "sanctie is kritiek.")},
+        "en": (
+            "export control in force",
+            "An export control in force: tax or licence regime warns, a ban or sanction is critical.",
+        ),
+        "nl": (
+            "geldende exportbeperking",
+            "Een geldende exportbeperking: een exportheffing of vergunningsplicht waarschuwt, een verbod of "
+            "sanctie is kritiek.",
+        ),
+    },
     "news-signal-burst": {
-        "en": ("burst of supply-signal news",
-               "Several news items within 30 days on price shocks, lead times, production cuts, stockpiling, "
-               "tariffs or export volumes of the material."),
-        "nl": ("golf van nieuws over aanvoersignalen",
-               "Meerdere nieuwsberichten binnen 30 dagen over prijsschokken, levertijden, productiebeperkingen, "
-               "voorraadvorming, invoerheffingen of exportvolumes van de grondstof.")},
+        "en": (
+            "burst of supply-signal news",
+            "Several news items within 30 days on price shocks, lead times, production cuts, stockpiling, "
+            "tariffs or export volumes of the material.",
+        ),
+        "nl": (
+            "golf van nieuws over aanvoersignalen",
+            "Meerdere nieuwsberichten binnen 30 dagen over prijsschokken, levertijden, productiebeperkingen, "
+            "voorraadvorming, invoerheffingen of exportvolumes van de grondstof.",
+        ),
+    },
     "risk-score": {
         "en": ("risk score", "The composite risk score high."),
-        "nl": ("risicoscore", "De samengestelde risicoscore is hoog.")},
+        "nl": ("risicoscore", "De samengestelde risicoscore is hoog."),
+    },
 }
 
 TEXTS = {
     "en": {
-        "above": "above", "below": "below",
+        "above": "above",
+        "below": "below",
         "firing": "{material}: {indicator} {value} is {direction} the {severity} threshold of {threshold}",
         "resolved": "{material}: {indicator} {value} is back {back} the clear threshold of {threshold}; resolved",
         "no_threshold": "{material}: {indicator} {value} ({status})",
         "open_since": "Open since {when}.",
-        "push_api": "push API ({name})", "push_api_anonymous": "push API",
-        "days": "{n} days", "sd": "{n} sd", "per_30d": "{n} days per 30 days", "tonnes": "{n} t",
+        "push_api": "push API ({name})",
+        "push_api_anonymous": "push API",
+        "days": "{n} days",
+        "sd": "{n} sd",
+        "per_30d": "{n} days per 30 days",
+        "tonnes": "{n} t",
     },
     "nl": {
-        "above": "boven", "below": "onder",
+        "above": "boven",
+        "below": "onder",
         "firing": "{material}: {indicator} {value} ligt {direction} de drempel voor {severity} van {threshold}",
         "resolved": "{material}: {indicator} {value} ligt weer {back} de herstelgrens van {threshold}; opgelost",
         "no_threshold": "{material}: {indicator} {value} ({status})",
         "open_since": "Open sinds {when}.",
-        "push_api": "push-API (sleutel {name})", "push_api_anonymous": "push-API",
-        "days": "{n} dagen", "sd": "{n} sd", "per_30d": "{n} dagen per 30 dagen", "tonnes": "{n} t",
+        "push_api": "push-API (sleutel {name})",
+        "push_api_anonymous": "push-API",
+        "days": "{n} dagen",
+        "sd": "{n} sd",
+        "per_30d": "{n} dagen per 30 dagen",
+        "tonnes": "{n} t",
     },
 }
 
@@ -236,8 +320,10 @@ def rule_description(rule: str | None, language: str = "en") -> str:
     return entry[1] if entry else ""
 
 
-CHANNEL_KINDS = {"en": {"email": "email", "webhook": "webhook", "teams": "Microsoft Teams", "slack": "Slack"},
-                 "nl": {"email": "e-mail", "webhook": "webhook", "teams": "Microsoft Teams", "slack": "Slack"}}
+CHANNEL_KINDS = {
+    "en": {"email": "email", "webhook": "webhook", "teams": "Microsoft Teams", "slack": "Slack"},
+    "nl": {"email": "e-mail", "webhook": "webhook", "teams": "Microsoft Teams", "slack": "Slack"},
+}
 
 
 def channel_kind(value: str, language: str = "en") -> str:
@@ -294,12 +380,14 @@ def summary(alert: dict[str, Any], language: str = "en", zone: str | None = None
     language = language_of(language)
     words = TEXTS[language]
     indicator = alert.get("indicator") or alert.get("rule") or ""
-    fields = {"material": material_name(alert.get("material", ""), language),
-              "indicator": indicator_label(indicator, language),
-              "value": indicator_value(indicator, alert.get("value"), language),
-              "threshold": indicator_value(indicator, alert.get("threshold"), language),
-              "severity": severity(alert.get("severity", ""), language),
-              "status": status(alert.get("status", ""), language)}
+    fields = {
+        "material": material_name(alert.get("material", ""), language),
+        "indicator": indicator_label(indicator, language),
+        "value": indicator_value(indicator, alert.get("value"), language),
+        "threshold": indicator_value(indicator, alert.get("threshold"), language),
+        "severity": severity(alert.get("severity", ""), language),
+        "status": status(alert.get("status", ""), language),
+    }
     direction = _direction(alert)
     if alert.get("threshold") is None:
         line = words["no_threshold"].format(**fields)
@@ -313,16 +401,34 @@ def summary(alert: dict[str, Any], language: str = "en", zone: str | None = None
     return line
 
 
-EVIDENCE_KINDS = {"en": {}, "nl": {"price": "prijs", "news": "nieuws", "trade": "handel", "leadtime": "levertijd",
-                                    "stock": "voorraad", "control": "exportbeperking"}}
-VIA = {"en": {"material": "material {0}", "product": "product {0}", "group": "material group {0}"},
-       "nl": {"material": "grondstof {0}", "product": "product {0}", "group": "grondstoffengroep {0}"}}
+EVIDENCE_KINDS = {
+    "en": {},
+    "nl": {
+        "price": "prijs",
+        "news": "nieuws",
+        "trade": "handel",
+        "leadtime": "levertijd",
+        "stock": "voorraad",
+        "control": "exportbeperking",
+    },
+}
+VIA = {
+    "en": {"material": "material {0}", "product": "product {0}", "group": "material group {0}"},
+    "nl": {"material": "grondstof {0}", "product": "product {0}", "group": "grondstoffengroep {0}"},
+}
 
 
-PARAMETERS = {"nl": {"trade_flows": "handelsstromen", "supply_and_demand": "vraag en aanbod",
-                      "concentration_of_supply": "concentratie van het aanbod",
-                      "production_capacity": "productiecapaciteit", "price_volatility": "prijsvolatiliteit",
-                      "bottlenecks": "knelpunten", "trade_barriers": "handelsbelemmeringen"}}
+PARAMETERS = {
+    "nl": {
+        "trade_flows": "handelsstromen",
+        "supply_and_demand": "vraag en aanbod",
+        "concentration_of_supply": "concentratie van het aanbod",
+        "production_capacity": "productiecapaciteit",
+        "price_volatility": "prijsvolatiliteit",
+        "bottlenecks": "knelpunten",
+        "trade_barriers": "handelsbelemmeringen",
+    }
+}
 
 
 def parameter(value: str | None, language: str = "en") -> str:
@@ -340,27 +446,37 @@ def via(reason: str, language: str = "en") -> str:
     return template.format(what.replace(">", " > ")) if template and what else reason
 
 
-def localise_alert(alert: dict[str, Any], language: str = "en", zone: str | None = None,
-                   source_names: dict[str, str] | None = None) -> dict[str, Any]:
+def localise_alert(
+    alert: dict[str, Any], language: str = "en", zone: str | None = None, source_names: dict[str, str] | None = None
+) -> dict[str, Any]:
     """What a template shows of one alert payload, every part in `language` and dates in `zone`."""
     language = language_of(language)
     indicator = alert.get("indicator") or ""
     return {
-        "summary": summary(alert, language, zone), "material": material_name(alert.get("material", ""), language),
-        "severity": severity(alert.get("severity", ""), language), "status": status(alert.get("status", ""), language),
+        "summary": summary(alert, language, zone),
+        "material": material_name(alert.get("material", ""), language),
+        "severity": severity(alert.get("severity", ""), language),
+        "status": status(alert.get("status", ""), language),
         "rule": rule_title(alert.get("rule"), language),
         "rule_description": rule_description(alert.get("rule"), language),
-        "indicator": indicator_label(indicator, language), "parameter": parameter(alert.get("parameter"), language),
+        "indicator": indicator_label(indicator, language),
+        "parameter": parameter(alert.get("parameter"), language),
         "value": indicator_value(indicator, alert.get("value"), language),
-        "threshold": (indicator_value(indicator, alert["threshold"], language)
-                      if alert.get("threshold") is not None else None),
+        "threshold": (
+            indicator_value(indicator, alert["threshold"], language) if alert.get("threshold") is not None else None
+        ),
         "starts_at": when(alert.get("starts_at"), language, zone),
         "ends_at": when(alert.get("ends_at"), language, zone),
         "acknowledged_at": when(alert.get("acknowledged_at"), language, zone),
         "via": [via(v, language) for v in alert.get("via", [])],
-        "evidence": [{"kind": EVIDENCE_KINDS[language].get(e.get("kind", ""), e.get("kind", "")),
-                      "source": source(e.get("source"), language, source_names),
-                      "time": when(e.get("time"), language, zone),
-                      "value": number(e["value"], language) if isinstance(e.get("value"), int | float) else None,
-                      "url": e.get("url")} for e in alert.get("evidence", [])],
+        "evidence": [
+            {
+                "kind": EVIDENCE_KINDS[language].get(e.get("kind", ""), e.get("kind", "")),
+                "source": source(e.get("source"), language, source_names),
+                "time": when(e.get("time"), language, zone),
+                "value": number(e["value"], language) if isinstance(e.get("value"), int | float) else None,
+                "url": e.get("url"),
+            }
+            for e in alert.get("evidence", [])
+        ],
     }

@@ -57,8 +57,19 @@ from services.notify.store.outbox import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Claimed", "DeliveryLimits", "DeliveryPolicy", "OutboxWorker", "admin_recipients", "claim_due",
-           "disable_channel", "email_links", "observe_outbox", "record_outcome", "release_claims"]
+__all__ = [
+    "Claimed",
+    "DeliveryLimits",
+    "DeliveryPolicy",
+    "OutboxWorker",
+    "admin_recipients",
+    "claim_due",
+    "disable_channel",
+    "email_links",
+    "observe_outbox",
+    "record_outcome",
+    "release_claims",
+]
 
 
 CHAT_MESSAGES = {"teams": teams_message, "slack": slack_message}  # channel kind -> (payload, links, language) -> body
@@ -166,23 +177,29 @@ class OutboxWorker:
         try:
             async with asyncio.timeout(deadline):
                 if claimed.kind == "admin_notice" or claimed.channel_kind == "email":
-                    recipients = (claimed.payload.get("recipients") if claimed.kind == "admin_notice"
-                                  else [claimed.target])
+                    recipients = (
+                        claimed.payload.get("recipients") if claimed.kind == "admin_notice" else [claimed.target]
+                    )
                     links = email_links(self.settings, claimed, now)
-                    rendered = render_email(claimed.kind, claimed.payload, claimed.language, links,
-                                            claimed.timezone)
+                    rendered = render_email(claimed.kind, claimed.payload, claimed.language, links, claimed.timezone)
                     message = build_message(self.smtp, list(recipients or []), rendered, claimed.webhook_id, now)
                     return await deliver_email(self.smtp, message, self._mail_threads)
                 if claimed.channel_kind in CHAT_MESSAGES:
                     card = CHAT_MESSAGES[claimed.channel_kind](
-                        claimed.payload, email_links(self.settings, claimed, now), claimed.language,
-                        claimed.timezone)
+                        claimed.payload, email_links(self.settings, claimed, now), claimed.language, claimed.timezone
+                    )
                     return await deliver_chat(self.http, claimed.target, card, self.check_target)
                 if not claimed.secret:
                     return Outcome("retry", None, "webhook channel has no signing secret")
-                return await deliver_webhook(self.http, claimed.target, claimed.secret, claimed.webhook_id,
-                                             localised_payload(claimed.payload, claimed.language,
-                                                               claimed.timezone), now, self.check_target)
+                return await deliver_webhook(
+                    self.http,
+                    claimed.target,
+                    claimed.secret,
+                    claimed.webhook_id,
+                    localised_payload(claimed.payload, claimed.language, claimed.timezone),
+                    now,
+                    self.check_target,
+                )
         except TimeoutError:
             return Outcome("retry", None, f"timeout: no answer within {deadline:g} s")
         except Exception as exc:  # a bug in one notification must not stop the others; it is retried
@@ -240,7 +257,7 @@ class OutboxWorker:
         held = 0
         with metrics.DATABASE_SECONDS.labels("extend").time(), unit_of_work(self.sessions) as session:
             for start in range(0, len(claims), 200):
-                held += extend_leases(session, claims[start:start + 200], until)
+                held += extend_leases(session, claims[start : start + 200], until)
         return held
 
     def _release(self, claims: list[Claimed]) -> int:
@@ -267,11 +284,22 @@ class OutboxWorker:
                     metrics.RETRY_AFTER.labels(label).inc()
             if outcome.delivered and c.breach_observed_at is not None:
                 metrics.BREACH_TO_DELIVERY.labels(label).observe(
-                    (sent.finished_at - c.breach_observed_at).total_seconds())
-        log.info("delivery attempt", extra={"notification_id": c.id, "webhook_id": c.webhook_id,
-                                            "channel_id": c.channel_id, "kind": c.kind, "attempt": c.attempts,
-                                            "outcome": said, "status_code": outcome.status_code,
-                                            "error": outcome.error, "state": state})
+                    (sent.finished_at - c.breach_observed_at).total_seconds()
+                )
+        log.info(
+            "delivery attempt",
+            extra={
+                "notification_id": c.id,
+                "webhook_id": c.webhook_id,
+                "channel_id": c.channel_id,
+                "kind": c.kind,
+                "attempt": c.attempts,
+                "outcome": said,
+                "status_code": outcome.status_code,
+                "error": outcome.error,
+                "state": state,
+            },
+        )
 
     # --- one round, for tests and tools --------------------------------------------------------------
 
@@ -310,8 +338,9 @@ class OutboxWorker:
 
     def _start(self, claimed: Claimed, target: str) -> None:
         self._busy[target] += 1
-        self._sending[claimed.id] = asyncio.create_task(self._send_and_hand_on(claimed, target),
-                                                        name=f"send-{claimed.id}")
+        self._sending[claimed.id] = asyncio.create_task(
+            self._send_and_hand_on(claimed, target), name=f"send-{claimed.id}"
+        )
 
     async def _send_and_hand_on(self, claimed: Claimed, target: str) -> None:
         try:
@@ -355,8 +384,10 @@ class OutboxWorker:
             except Exception as exc:
                 self._finished[:0] = batch  # keep them, in order; the leases are renewed meanwhile
                 delay = backoff.next()
-                log.warning("recording deliveries failed; retrying", extra={
-                    "error": f"{type(exc).__name__}: {exc}"[:300], "count": len(batch), "retry_in": delay})
+                log.warning(
+                    "recording deliveries failed; retrying",
+                    extra={"error": f"{type(exc).__name__}: {exc}"[:300], "count": len(batch), "retry_in": delay},
+                )
                 await asyncio.sleep(delay)
                 continue
             backoff.reset()
@@ -375,8 +406,10 @@ class OutboxWorker:
             try:
                 await asyncio.to_thread(self._extend, claims)
             except Exception as exc:
-                log.warning("renewing claim leases failed", extra={"error": f"{type(exc).__name__}: {exc}"[:300],
-                                                                   "claims": len(claims)})
+                log.warning(
+                    "renewing claim leases failed",
+                    extra={"error": f"{type(exc).__name__}: {exc}"[:300], "claims": len(claims)},
+                )
 
     async def _observe_forever(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
@@ -409,8 +442,10 @@ class OutboxWorker:
             due = await asyncio.to_thread(self._next_due, skip)
         except Exception as exc:
             delay = backoff.next()
-            log.warning("claiming from the outbox failed; retrying", extra={
-                "error": f"{type(exc).__name__}: {exc}"[:300], "retry_in": delay})
+            log.warning(
+                "claiming from the outbox failed; retrying",
+                extra={"error": f"{type(exc).__name__}: {exc}"[:300], "retry_in": delay},
+            )
             return delay
         backoff.reset()
         if due is None:
@@ -419,9 +454,11 @@ class OutboxWorker:
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Claim and send until `stopping` is set, then finish the sends under way and record them."""
-        helpers = [asyncio.create_task(self._record_forever(), name="outbox-record"),
-                   asyncio.create_task(self._keep_leases(), name="outbox-leases"),
-                   asyncio.create_task(self._observe_forever(stopping), name="outbox-observe")]
+        helpers = [
+            asyncio.create_task(self._record_forever(), name="outbox-record"),
+            asyncio.create_task(self._keep_leases(), name="outbox-leases"),
+            asyncio.create_task(self._observe_forever(stopping), name="outbox-observe"),
+        ]
         backoff = outage_backoff(0.25, 10.0)
         try:
             while not stopping.is_set():

@@ -38,8 +38,15 @@ def conninfo_of(database_url: str) -> str | None:
 class OutboxWakeup:
     """A wake-up call for the outbox worker: `notify` after an enqueue commits, `wait` in the worker."""
 
-    def __init__(self, database_url: str | None = None, *, backoff_initial: float = 0.5, backoff_max: float = 30.0,
-                 liveness_seconds: float = 30.0, statement_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        liveness_seconds: float = 30.0,
+        statement_timeout: float = 5.0,
+    ) -> None:
         self._conninfo = conninfo_of(database_url) if database_url else None
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
         self.liveness_seconds, self.statement_timeout = liveness_seconds, statement_timeout
@@ -153,9 +160,12 @@ class OutboxWakeup:
 
     async def _connect(self, application_name: str = "mews-notify") -> psycopg.AsyncConnection:
         # libpq reads connect_timeout 0 as "wait forever"
-        return await psycopg.AsyncConnection.connect(self._conninfo or "", autocommit=True,
-                                                     connect_timeout=max(1, round(self.statement_timeout)),
-                                                     application_name=application_name)
+        return await psycopg.AsyncConnection.connect(
+            self._conninfo or "",
+            autocommit=True,
+            connect_timeout=max(1, round(self.statement_timeout)),
+            application_name=application_name,
+        )
 
     async def aclose(self) -> None:
         """Close the NOTIFY connection (the listener closes with `listen`)."""
@@ -185,8 +195,10 @@ class OutboxWakeup:
                 except (psycopg.Error, OSError, TimeoutError) as exc:
                     metrics.OUTBOX_LISTENING.set(0)
                     delay = backoff.next()
-                    log.warning("outbox listener lost the database; polling until it reconnects",
-                                extra={"error": f"{type(exc).__name__}: {exc}"[:300], "retry_in": delay})
+                    log.warning(
+                        "outbox listener lost the database; polling until it reconnects",
+                        extra={"error": f"{type(exc).__name__}: {exc}"[:300], "retry_in": delay},
+                    )
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stopping.wait(), delay)
                     continue

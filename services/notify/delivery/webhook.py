@@ -43,8 +43,13 @@ def encode_body(payload: dict[str, Any]) -> bytes:
 def signed_headers(secret: str, webhook_id: str, timestamp: datetime, body: bytes) -> dict[str, str]:
     """The three Standard Webhooks headers; `webhook-id` is the notification's, so retries keep it."""
     signature = Webhook(secret).sign(webhook_id, timestamp, body.decode())
-    return {"webhook-id": webhook_id, "webhook-timestamp": str(int(timestamp.timestamp())),
-            "webhook-signature": signature, "content-type": "application/json", "user-agent": USER_AGENT}
+    return {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(int(timestamp.timestamp())),
+        "webhook-signature": signature,
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+    }
 
 
 def retry_after(response: httpx.Response, now: datetime | None = None) -> float | None:
@@ -73,39 +78,52 @@ def classify_response(response: httpx.Response) -> Outcome:
     if 300 <= code < 400:
         return Outcome("retry", code, f"redirect {code} to {response.headers.get('location', '?')} not followed")
     wait = retry_after(response)
-    return Outcome("retry", code, f"HTTP {code}" + (f", Retry-After {wait:g} s" if wait is not None else ""),
-                   retry_after=wait)
+    return Outcome(
+        "retry", code, f"HTTP {code}" + (f", Retry-After {wait:g} s" if wait is not None else ""), retry_after=wait
+    )
 
 
-async def deliver_webhook(client: httpx.AsyncClient, url: str, secret: str, webhook_id: str,
-                          payload: dict[str, Any], now: datetime, check_target: TargetCheck) -> Outcome:
+async def deliver_webhook(
+    client: httpx.AsyncClient,
+    url: str,
+    secret: str,
+    webhook_id: str,
+    payload: dict[str, Any],
+    now: datetime,
+    check_target: TargetCheck,
+) -> Outcome:
     """Check the target again, sign and POST one notification; never raises."""
     body = encode_body(payload)
     return await post_json(client, url, body, signed_headers(secret, webhook_id, now, body), check_target)
 
 
-async def deliver_chat(client: httpx.AsyncClient, url: str, message: dict[str, Any],
-                       check_target: TargetCheck) -> Outcome:
+async def deliver_chat(
+    client: httpx.AsyncClient, url: str, message: dict[str, Any], check_target: TargetCheck
+) -> Outcome:
     """POST a Teams or Slack message to its webhook URL; never raises, and never repeats the URL in an error.
 
     A refusal for good (CHAT_GONE) is `gone`, as a webhook's 410: the channel is switched off at once and its
     admins told; a 400 is `rejected`: this message failed, never retried. Neither is sent again and again.
     """
-    outcome = await post_json(client, url, encode_body(message),
-                              {"content-type": "application/json", "user-agent": USER_AGENT}, check_target)
+    outcome = await post_json(
+        client, url, encode_body(message), {"content-type": "application/json", "user-agent": USER_AGENT}, check_target
+    )
     if outcome.outcome == "retry" and outcome.status_code in CHAT_GONE:
-        outcome = Outcome("gone", outcome.status_code,
-                          f"HTTP {outcome.status_code}: the chat webhook refuses messages for good")
+        outcome = Outcome(
+            "gone", outcome.status_code, f"HTTP {outcome.status_code}: the chat webhook refuses messages for good"
+        )
     elif outcome.outcome == "retry" and outcome.status_code == CHAT_REJECTED:
-        outcome = Outcome("rejected", outcome.status_code,
-                          f"HTTP {outcome.status_code}: the chat webhook refused this message")
+        outcome = Outcome(
+            "rejected", outcome.status_code, f"HTTP {outcome.status_code}: the chat webhook refused this message"
+        )
     if outcome.error and url in outcome.error:
         outcome = replace(outcome, error=outcome.error.replace(url, masked_url(url)))
     return outcome
 
 
-async def post_json(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str],
-                    check_target: TargetCheck) -> Outcome:
+async def post_json(
+    client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], check_target: TargetCheck
+) -> Outcome:
     """Check the target again and POST the body, never following a redirect; never raises."""
     refusal = check_target(url)
     if refusal is not None:

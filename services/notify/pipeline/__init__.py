@@ -16,6 +16,19 @@ from services.notify.pipeline.stages import (
 )
 
 __all__ = [
-    "Alert", "Decision", "GroupState", "LogEntry", "PipelineContext", "Silence", "Stage", "Timing",
-    "classification_gate", "deduplicate", "group", "inhibit", "route", "run_pipeline", "silence",
+    "Alert",
+    "Decision",
+    "GroupState",
+    "LogEntry",
+    "PipelineContext",
+    "Silence",
+    "Stage",
+    "Timing",
+    "classification_gate",
+    "deduplicate",
+    "group",
+    "inhibit",
+    "route",
+    "run_pipeline",
+    "silence",
 ]

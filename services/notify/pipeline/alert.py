@@ -86,10 +86,12 @@ class Silence:
         return self.starts_at <= now < self.ends_at
 
     def matches(self, alert: Alert) -> bool:
-        return (alert.organisation_id == self.organisation_id
-                and (self.material is None or self.material == alert.material)
-                and (self.rule is None or self.rule == alert.rule)
-                and (self.severity is None or self.severity == alert.severity.value))
+        return (
+            alert.organisation_id == self.organisation_id
+            and (self.material is None or self.material == alert.material)
+            and (self.rule is None or self.rule == alert.rule)
+            and (self.severity is None or self.severity == alert.severity.value)
+        )
 
 
 @dataclass(frozen=True)
@@ -249,5 +251,6 @@ class PipelineContext:
     notifications_joined: int = 0
 
     def decide(self, stage: str, decision: str, reason: str, alert: Alert, channel_id: str | None = None) -> None:
-        self.decisions.append(Decision(stage, decision, reason, alert.organisation_id, alert.fingerprint,
-                                       channel_id or alert.channel_id))
+        self.decisions.append(
+            Decision(stage, decision, reason, alert.organisation_id, alert.fingerprint, channel_id or alert.channel_id)
+        )

@@ -53,8 +53,9 @@ class DispatchReport:
     decisions: list[Decision] = field(default_factory=list)
 
     def add(self, ctx: PipelineContext) -> None:
-        self.alerts_upserted += sum(1 for d in ctx.decisions if d.stage == "upsert"
-                                    and d.decision in ("created", "changed", "unchanged"))
+        self.alerts_upserted += sum(
+            1 for d in ctx.decisions if d.stage == "upsert" and d.decision in ("created", "changed", "unchanged")
+        )
         self.notifications_created += ctx.notifications_created
         self.notifications_joined += ctx.notifications_joined
         self.decisions += ctx.decisions
@@ -70,21 +71,35 @@ def matching_severity(breach: BreachRaised) -> Severity:
     return Severity.CRITICAL if breach.status == BreachStatus.RESOLVED else breach.severity
 
 
-def alerts_for_breach(index: SubscriptionIndex, breach: BreachRaised,
-                      organisations: Collection[str] | None = None) -> list[Alert]:
+def alerts_for_breach(
+    index: SubscriptionIndex, breach: BreachRaised, organisations: Collection[str] | None = None
+) -> list[Alert]:
     """One candidate alert per organisation the breach concerns (of those given), with why (via) and where."""
     data = breach.model_dump(mode="json")
     classification = breach_classification(breach)
-    return [Alert(organisation_id=org, fingerprint=breach.fingerprint, material=breach.material, rule=breach.rule,
-                  severity=breach.severity, status=breach.status, classification=classification,
-                  starts_at=breach.starts_at, ends_at=breach.ends_at, observed_at=breach.observed_at,
-                  summary=breach.summary, breach=data, via=tuple(match.via), channel_ids=tuple(match.channel_ids))
-            for org, match in sorted(index.lookup(breach.material, matching_severity(breach)).items())
-            if organisations is None or org in organisations]
+    return [
+        Alert(
+            organisation_id=org,
+            fingerprint=breach.fingerprint,
+            material=breach.material,
+            rule=breach.rule,
+            severity=breach.severity,
+            status=breach.status,
+            classification=classification,
+            starts_at=breach.starts_at,
+            ends_at=breach.ends_at,
+            observed_at=breach.observed_at,
+            summary=breach.summary,
+            breach=data,
+            via=tuple(match.via),
+            channel_ids=tuple(match.channel_ids),
+        )
+        for org, match in sorted(index.lookup(breach.material, matching_severity(breach)).items())
+        if organisations is None or org in organisations
+    ]
 
 
-def orphaned_resolutions(store: AlertStore, breaches: list[BreachRaised],
-                         matched: set[tuple[str, str]]) -> list[Alert]:
+def orphaned_resolutions(store: AlertStore, breaches: list[BreachRaised], matched: set[tuple[str, str]]) -> list[Alert]:
     """Resolutions for organisations whose firing alert no subscription covers any more: the row must still close."""
     resolved = {b.fingerprint: b for b in breaches if b.status == BreachStatus.RESOLVED}
     if not resolved:
@@ -94,10 +109,23 @@ def orphaned_resolutions(store: AlertStore, breaches: list[BreachRaised],
         if (firing.organisation_id, firing.fingerprint) in matched:
             continue
         b = resolved[firing.fingerprint]
-        out.append(Alert(organisation_id=firing.organisation_id, fingerprint=b.fingerprint, material=b.material,
-                         rule=b.rule, severity=b.severity, status=b.status, classification=breach_classification(b),
-                         starts_at=b.starts_at, ends_at=b.ends_at, observed_at=b.observed_at, summary=b.summary,
-                         breach=b.model_dump(mode="json"), via=firing.via))
+        out.append(
+            Alert(
+                organisation_id=firing.organisation_id,
+                fingerprint=b.fingerprint,
+                material=b.material,
+                rule=b.rule,
+                severity=b.severity,
+                status=b.status,
+                classification=breach_classification(b),
+                starts_at=b.starts_at,
+                ends_at=b.ends_at,
+                observed_at=b.observed_at,
+                summary=b.summary,
+                breach=b.model_dump(mode="json"),
+                via=firing.via,
+            )
+        )
     return out
 
 
@@ -151,7 +179,7 @@ def units_by_pairs(index: SubscriptionIndex, breaches: list[BreachRaised], max_p
         own = per_org[org]
         if len(own) > max_pairs:
             for start in range(0, len(own), max_pairs):
-                units.append(DispatchUnit(own[start:start + max_pairs], frozenset({org}), orphans=False))
+                units.append(DispatchUnit(own[start : start + max_pairs], frozenset({org}), orphans=False))
             continue
         if packed and size + len(own) > max_pairs:
             close(packed)
@@ -209,8 +237,7 @@ def upsert(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
             ctx.decide("upsert", "created", f"new {alert.state} alert", alert)
         else:
             if alert.observed_at and before.observed_at and alert.observed_at < before.observed_at:
-                ctx.decide("upsert", "stale", f"observed {alert.observed_at.isoformat()}, older than the alert",
-                           alert)
+                ctx.decide("upsert", "stale", f"observed {alert.observed_at.isoformat()}, older than the alert", alert)
                 continue
             changed = before.state != alert.state
             acknowledged_at = before.acknowledged_at
@@ -220,9 +247,14 @@ def upsert(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
             reopened = changed and alert.firing and not before.firing
             via = sorted(set(before.via) | set(alert.via)) if alert.firing and not changed else list(alert.via)
             now_stored = alert.evolve(
-                id=before.id, starts_at=alert.starts_at if reopened else before.starts_at,
-                ends_at=None if alert.firing else alert.ends_at, via=tuple(via), acknowledged_at=acknowledged_at,
-                updated_at=ctx.now, changed=changed)
+                id=before.id,
+                starts_at=alert.starts_at if reopened else before.starts_at,
+                ends_at=None if alert.firing else alert.ends_at,
+                via=tuple(via),
+                acknowledged_at=acknowledged_at,
+                updated_at=ctx.now,
+                changed=changed,
+            )
             ctx.decide("upsert", "changed" if changed else "unchanged", f"{before.state} -> {alert.state}", alert)
         stored[key] = now_stored
         out.append(now_stored)
@@ -269,10 +301,20 @@ def enqueue(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
         if open_one and open_one.breach_observed_at:
             observed.append(open_one.breach_observed_at)
         kind, payload = group_payload(first.organisation_id, first.group_key, list(carried.values()), first.due_at)
-        drafts.append(NotificationDraft(id=notification_id, organisation_id=first.organisation_id,
-                                        channel_id=first.channel_id, group_key=first.group_key, kind=kind,
-                                        alert_ids=tuple(alert_ids), payload=payload, next_attempt_at=first.due_at,
-                                        breach_observed_at=min(observed, default=None), new=open_one is None))
+        drafts.append(
+            NotificationDraft(
+                id=notification_id,
+                organisation_id=first.organisation_id,
+                channel_id=first.channel_id,
+                group_key=first.group_key,
+                kind=kind,
+                alert_ids=tuple(alert_ids),
+                payload=payload,
+                next_attempt_at=first.due_at,
+                breach_observed_at=min(observed, default=None),
+                new=open_one is None,
+            )
+        )
     store.write_notifications(drafts, ctx.now)
     store.record_sent(sent)
     ctx.notifications_created += sum(1 for d in drafts if d.new)
@@ -280,15 +322,31 @@ def enqueue(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
     return alerts
 
 
-PIPELINE: tuple[Stage, ...] = (classification_gate, upsert, load_state, inhibit, silence, route, deduplicate, group,
-                               enqueue)
+PIPELINE: tuple[Stage, ...] = (
+    classification_gate,
+    upsert,
+    load_state,
+    inhibit,
+    silence,
+    route,
+    deduplicate,
+    group,
+    enqueue,
+)
 # The sweep re-runs stored alerts through the same stages; there is nothing new to store.
 SWEEP: tuple[Stage, ...] = tuple(stage for stage in PIPELINE if stage is not upsert)
 
 
-def dispatch(store: AlertStore, index: SubscriptionIndex, breaches: list[BreachRaised], now: datetime,
-             timing: Timing, organisations: Collection[str] | None = None, orphans: bool = True,
-             inhibit_rules: Sequence[InhibitRule] = DEFAULT_INHIBIT_RULES) -> DispatchReport:
+def dispatch(
+    store: AlertStore,
+    index: SubscriptionIndex,
+    breaches: list[BreachRaised],
+    now: datetime,
+    timing: Timing,
+    organisations: Collection[str] | None = None,
+    orphans: bool = True,
+    inhibit_rules: Sequence[InhibitRule] = DEFAULT_INHIBIT_RULES,
+) -> DispatchReport:
     """Run breaches through the pipeline, one round per transition of a fingerprint, on the store given.
 
     Only the alerts of `organisations` (every one matched when None); `orphans` closes the alerts of
@@ -300,26 +358,43 @@ def dispatch(store: AlertStore, index: SubscriptionIndex, breaches: list[BreachR
         if orphans:
             matched = {(org, b.fingerprint) for b in breaches_once for org in organisations_of(index, b)}
             candidates += orphaned_resolutions(store, breaches_once, matched)
-        ctx = PipelineContext(now=now, timing=timing, store=store, inhibit_rules=tuple(inhibit_rules),
-                              clearance=store.clearances(a.organisation_id for a in candidates))
+        ctx = PipelineContext(
+            now=now,
+            timing=timing,
+            store=store,
+            inhibit_rules=tuple(inhibit_rules),
+            clearance=store.clearances(a.organisation_id for a in candidates),
+        )
         run_pipeline(ctx, candidates, PIPELINE)
         report.add(ctx)
     return report
 
 
-def dispatch_breaches(session: Session, index: SubscriptionIndex, breaches: list[BreachRaised], now: datetime,
-                      timing: Timing, unit: DispatchUnit | None = None,
-                      inhibit_rules: Sequence[InhibitRule] = DEFAULT_INHIBIT_RULES) -> DispatchReport:
+def dispatch_breaches(
+    session: Session,
+    index: SubscriptionIndex,
+    breaches: list[BreachRaised],
+    now: datetime,
+    timing: Timing,
+    unit: DispatchUnit | None = None,
+    inhibit_rules: Sequence[InhibitRule] = DEFAULT_INHIBIT_RULES,
+) -> DispatchReport:
     """Turn breaches into alert rows and outbox notifications in the session's transaction (the caller commits);
     only those of the unit's organisations when a unit is given."""
     if unit is None:
         return dispatch(SqlAlertStore(session), index, breaches, now, timing, inhibit_rules=inhibit_rules)
-    return dispatch(SqlAlertStore(session), index, breaches, now, timing, unit.organisations, unit.orphans,
-                    inhibit_rules)
+    return dispatch(
+        SqlAlertStore(session), index, breaches, now, timing, unit.organisations, unit.orphans, inhibit_rules
+    )
 
 
-def sweep(store: AlertStore, index: SubscriptionIndex, now: datetime, timing: Timing,
-          inhibit_rules: Sequence[InhibitRule] = DEFAULT_INHIBIT_RULES) -> DispatchReport:
+def sweep(
+    store: AlertStore,
+    index: SubscriptionIndex,
+    now: datetime,
+    timing: Timing,
+    inhibit_rules: Sequence[InhibitRule] = DEFAULT_INHIBIT_RULES,
+) -> DispatchReport:
     """Re-run every firing alert through the pipeline: repeats fall due, expired silences and lifted inhibitions."""
     report = DispatchReport()
     alerts = []
@@ -330,21 +405,36 @@ def sweep(store: AlertStore, index: SubscriptionIndex, now: datetime, timing: Ti
     if not alerts:
         return report
     # Clearance may have been lowered since the alert was created: the gate runs again.
-    ctx = PipelineContext(now=now, timing=timing, store=store, inhibit_rules=tuple(inhibit_rules),
-                          clearance=store.clearances(a.organisation_id for a in alerts))
+    ctx = PipelineContext(
+        now=now,
+        timing=timing,
+        store=store,
+        inhibit_rules=tuple(inhibit_rules),
+        clearance=store.clearances(a.organisation_id for a in alerts),
+    )
     run_pipeline(ctx, alerts, SWEEP)
     report.add(ctx)
     return report
 
 
-def sweep_firing(session: Session, index: SubscriptionIndex, now: datetime, timing: Timing,
-                 inhibit_rules: Sequence[InhibitRule] = DEFAULT_INHIBIT_RULES) -> DispatchReport:
+def sweep_firing(
+    session: Session,
+    index: SubscriptionIndex,
+    now: datetime,
+    timing: Timing,
+    inhibit_rules: Sequence[InhibitRule] = DEFAULT_INHIBIT_RULES,
+) -> DispatchReport:
     """`sweep` in the session's transaction (the caller commits)."""
     return sweep(SqlAlertStore(session), index, now, timing, inhibit_rules)
 
 
-def catch_up(session: Session, index: SubscriptionIndex, now: datetime, timing: Timing,
-             inhibit_rules: Sequence[InhibitRule] = DEFAULT_INHIBIT_RULES) -> DispatchReport:
+def catch_up(
+    session: Session,
+    index: SubscriptionIndex,
+    now: datetime,
+    timing: Timing,
+    inhibit_rules: Sequence[InhibitRule] = DEFAULT_INHIBIT_RULES,
+) -> DispatchReport:
     """Tell organisations that subscribed after a breach opened: an alert marked `open_since`, once.
 
     Only organisations with no alert of the fingerprint yet; once created, the alert row and the notification
@@ -361,12 +451,28 @@ def catch_up(session: Session, index: SubscriptionIndex, now: datetime, timing: 
     if not candidates:
         return report
     store = SqlAlertStore(session)
-    ctx = PipelineContext(now=now, timing=timing, store=store, inhibit_rules=tuple(inhibit_rules),
-                          clearance=store.clearances(a.organisation_id for a in candidates))
+    ctx = PipelineContext(
+        now=now,
+        timing=timing,
+        store=store,
+        inhibit_rules=tuple(inhibit_rules),
+        clearance=store.clearances(a.organisation_id for a in candidates),
+    )
     run_pipeline(ctx, candidates, PIPELINE)
     report.add(ctx)
     return report
 
 
-__all__ = ["PIPELINE", "SWEEP", "DispatchReport", "DispatchUnit", "alerts_for_breach", "catch_up", "dispatch",
-           "dispatch_breaches", "sweep", "sweep_firing", "units_by_pairs"]
+__all__ = [
+    "PIPELINE",
+    "SWEEP",
+    "DispatchReport",
+    "DispatchUnit",
+    "alerts_for_breach",
+    "catch_up",
+    "dispatch",
+    "dispatch_breaches",
+    "sweep",
+    "sweep_firing",
+    "units_by_pairs",
+]

@@ -35,8 +35,10 @@ class InhibitRule(BaseModel):
         return alert.firing and _matches(alert, self.target_rules, self.target_severity)
 
     def describe(self) -> str:
-        return (f"{'|'.join(self.source_rules)} ({self.source_severity or 'any'}) inhibits "
-                f"{'|'.join(self.target_rules)} ({self.target_severity or 'any'})")
+        return (
+            f"{'|'.join(self.source_rules)} ({self.source_severity or 'any'}) inhibits "
+            f"{'|'.join(self.target_rules)} ({self.target_severity or 'any'})"
+        )
 
 
 def _matches(alert: Alert, rules: Sequence[str], severity: Severity | None) -> bool:
@@ -45,8 +47,12 @@ def _matches(alert: Alert, rules: Sequence[str], severity: Severity | None) -> b
 
 # A critical export control on a material makes its warning-level price moves expected news.
 DEFAULT_INHIBIT_RULES: tuple[InhibitRule, ...] = (
-    InhibitRule(source_rules=("export-control-*",), source_severity=Severity.CRITICAL,
-                target_rules=("price-*",), target_severity=Severity.WARNING),
+    InhibitRule(
+        source_rules=("export-control-*",),
+        source_severity=Severity.CRITICAL,
+        target_rules=("price-*",),
+        target_severity=Severity.WARNING,
+    ),
 )
 
 

@@ -28,10 +28,15 @@ Stage = Callable[[PipelineContext, list[Alert]], list[Alert]]
 # Decisions that keep an alert from a notification.
 HOLDING = frozenset({"drop", "inhibited", "silenced", "stale"})
 
-DECISIONS = Counter("mews_notify_pipeline_decisions_total", "Decisions of the alert pipeline, by stage",
-                    ["stage", "decision"])
-STAGE_SECONDS = Histogram("mews_notify_pipeline_stage_seconds", "Time of one stage over one batch of alerts",
-                          ["stage"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+DECISIONS = Counter(
+    "mews_notify_pipeline_decisions_total", "Decisions of the alert pipeline, by stage", ["stage", "decision"]
+)
+STAGE_SECONDS = Histogram(
+    "mews_notify_pipeline_stage_seconds",
+    "Time of one stage over one batch of alerts",
+    ["stage"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 
 
 def classification_gate(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
@@ -42,11 +47,19 @@ def classification_gate(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert
         if clearance is None:
             ctx.decide("classification", "drop", "organisation unknown", alert)
         elif not clearance.allows(alert.classification):
-            ctx.decide("classification", "drop",
-                       f"classified {alert.classification.value}, above clearance {clearance.value}", alert)
+            ctx.decide(
+                "classification",
+                "drop",
+                f"classified {alert.classification.value}, above clearance {clearance.value}",
+                alert,
+            )
         else:
-            ctx.decide("classification", "pass",
-                       f"classified {alert.classification.value}, within clearance {clearance.value}", alert)
+            ctx.decide(
+                "classification",
+                "pass",
+                f"classified {alert.classification.value}, within clearance {clearance.value}",
+                alert,
+            )
             kept.append(alert)
     return kept
 
@@ -59,15 +72,23 @@ def inhibit(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
     current = {(a.organisation_id, a.fingerprint): a for a in ctx.firing}
     current.update({(a.organisation_id, a.fingerprint): a for a in alerts})
     # An alert the organisation may no longer see (its clearance was lowered) inhibits nothing.
-    sources = index_sources(a for a in current.values() if a.organisation_id in ctx.clearance
-                            and ctx.clearance[a.organisation_id].allows(a.classification))
+    sources = index_sources(
+        a
+        for a in current.values()
+        if a.organisation_id in ctx.clearance and ctx.clearance[a.organisation_id].allows(a.classification)
+    )
     kept = []
     for alert in alerts:
         found = inhibitor(alert, sources, ctx.inhibit_rules)
         if found is not None:
             source, rule = found
-            ctx.decide("inhibit", "inhibited", f"inhibited by {source.severity.value} alert {source.id} "
-                       f"({source.rule}) for {alert.material}: {rule.describe()}", alert)
+            ctx.decide(
+                "inhibit",
+                "inhibited",
+                f"inhibited by {source.severity.value} alert {source.id} "
+                f"({source.rule}) for {alert.material}: {rule.describe()}",
+                alert,
+            )
         else:
             kept.append(alert)
     return kept
@@ -88,8 +109,9 @@ def silence(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
 DIGESTS = ("digest:", "weekly:")  # groups that wait for a digest time, not for the group timers
 
 
-def group_key_for(alert: Alert, channel_mode: str, channel_id: str, quiet: bool = False,
-                  digest_every: str = "day") -> str:
+def group_key_for(
+    alert: Alert, channel_mode: str, channel_id: str, quiet: bool = False, digest_every: str = "day"
+) -> str:
     """Warnings to a digest channel wait for its daily or weekly digest, and warnings to a channel with quiet hours
     go in a group of their own (it waits out the quiet hours); criticals are always immediate."""
     if alert.severity == Severity.CRITICAL:
@@ -111,11 +133,17 @@ def route(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
                 ctx.decide("route", "drop", "channel disabled", alert, channel_id=channel_id)
             elif alert.firing and SEVERITY_RANK[alert.severity] < SEVERITY_RANK[channel.min_severity]:
                 # A resolution passes: de-duplication drops it unless this channel heard the firing.
-                ctx.decide("route", "drop", f"{alert.severity.value}, below the channel's minimum "
-                           f"{channel.min_severity.value}", alert, channel_id=channel_id)
+                ctx.decide(
+                    "route",
+                    "drop",
+                    f"{alert.severity.value}, below the channel's minimum {channel.min_severity.value}",
+                    alert,
+                    channel_id=channel_id,
+                )
             else:
-                key = group_key_for(alert, channel.mode, channel_id, quiet=channel.quiet is not None,
-                                    digest_every=channel.digest_every)
+                key = group_key_for(
+                    alert, channel.mode, channel_id, quiet=channel.quiet is not None, digest_every=channel.digest_every
+                )
                 copy = alert.evolve(channel_id=channel_id, group_key=key)
                 ctx.decide("route", "routed", f"to group {key}", copy)
                 routed.append(copy)
@@ -149,8 +177,12 @@ def deduplicate(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
         elif ctx.now >= entry.last_sent_at + ctx.timing.repeat_interval:
             ctx.decide("dedup", "send", f"repeat: unchanged since {entry.last_sent_at.isoformat()}", alert)
         else:
-            ctx.decide("dedup", "drop", f"unchanged; repeat due "
-                       f"{(entry.last_sent_at + ctx.timing.repeat_interval).isoformat()}", alert)
+            ctx.decide(
+                "dedup",
+                "drop",
+                f"unchanged; repeat due {(entry.last_sent_at + ctx.timing.repeat_interval).isoformat()}",
+                alert,
+            )
             continue
         kept.append(alert)
     return kept
@@ -212,11 +244,16 @@ def group(ctx: PipelineContext, alerts: list[Alert]) -> list[Alert]:
         else:
             if last is not None:
                 carried = slots[last]
-                due = (carried.due_at if key.startswith(DIGESTS)
-                       else after_quiet(ctx, alert, next_tick(carried.due_at, ctx.timing.group_interval, ctx.now)))
+                due = (
+                    carried.due_at
+                    if key.startswith(DIGESTS)
+                    else after_quiet(ctx, alert, next_tick(carried.due_at, ctx.timing.group_interval, ctx.now))
+                )
                 decision = "next"
-                reason = (f"the notification due {carried.due_at} carries it "
-                          f"{carried.members[alert.fingerprint]}: the next one is due {due}")
+                reason = (
+                    f"the notification due {carried.due_at} carries it "
+                    f"{carried.members[alert.fingerprint]}: the next one is due {due}"
+                )
             elif key.startswith("digest:"):
                 due = ctx.timing.next_digest(ctx.now, channel_zone(ctx, alert))
                 decision, reason = "digest", f"waits for the daily digest at {due.isoformat()}"
@@ -254,8 +291,16 @@ def run_pipeline(ctx: PipelineContext, alerts: list[Alert], stages: Sequence[Sta
     for d in taken:
         # What held an alert back is what a person asks about; what passed is only worth a line when debugging.
         if debug or d.decision in HOLDING:
-            log.log(logging.INFO if d.decision in HOLDING else logging.DEBUG, "pipeline decision",
-                    extra={"stage": d.stage, "decision": d.decision, "reason": d.reason,
-                           "organisation_id": d.organisation_id, "fingerprint": d.fingerprint,
-                           "channel_id": d.channel_id})
+            log.log(
+                logging.INFO if d.decision in HOLDING else logging.DEBUG,
+                "pipeline decision",
+                extra={
+                    "stage": d.stage,
+                    "decision": d.decision,
+                    "reason": d.reason,
+                    "organisation_id": d.organisation_id,
+                    "fingerprint": d.fingerprint,
+                    "channel_id": d.channel_id,
+                },
+            )
     return alerts

@@ -38,6 +38,7 @@ ALERTS = cast(Table, models.Alert.__table__)
 NOTIFICATIONS = cast(Table, models.Notification.__table__)
 NOTIFICATION_LOG = cast(Table, models.NotificationLogEntry.__table__)
 
+
 def _text(value: str | datetime | None) -> str | None:
     if isinstance(value, datetime):
         if value.tzinfo is None:
@@ -109,31 +110,55 @@ def alert_from_row(row: Any) -> Alert:
     """The pipeline's alert for a stored row (an ORM object or a result row with the same attributes)."""
     breach = row.breach or {}
     observed = breach.get("observed_at")
-    return Alert(organisation_id=row.organisation_id, fingerprint=row.fingerprint, material=row.material,
-                 rule=row.rule, severity=Severity(row.severity), status=BreachStatus(row.status),
-                 classification=Classification(row.classification), starts_at=row.starts_at, summary=row.summary,
-                 breach=breach, ends_at=row.ends_at, updated_at=row.updated_at,
-                 observed_at=datetime.fromisoformat(observed) if observed else None, via=tuple(row.via or ()),
-                 id=row.id, acknowledged_at=row.acknowledged_at, changed=False)
+    return Alert(
+        organisation_id=row.organisation_id,
+        fingerprint=row.fingerprint,
+        material=row.material,
+        rule=row.rule,
+        severity=Severity(row.severity),
+        status=BreachStatus(row.status),
+        classification=Classification(row.classification),
+        starts_at=row.starts_at,
+        summary=row.summary,
+        breach=breach,
+        ends_at=row.ends_at,
+        updated_at=row.updated_at,
+        observed_at=datetime.fromisoformat(observed) if observed else None,
+        via=tuple(row.via or ()),
+        id=row.id,
+        acknowledged_at=row.acknowledged_at,
+        changed=False,
+    )
 
 
-def inhibition_sources(session: Session, organisation_ids: Sequence[str],
-                       rules: Sequence[InhibitRule]) -> list[Alert]:
+def inhibition_sources(session: Session, organisation_ids: Sequence[str], rules: Sequence[InhibitRule]) -> list[Alert]:
     """The organisations' firing alerts that may inhibit another: of a severity some rule's source has, and only
     what inhibition compares, never the breach each row keeps."""
     if not rules:
         return []
     a = models.Alert
-    query = select(a.id, a.organisation_id, a.fingerprint, a.material, a.rule, a.severity, a.classification,
-                   a.starts_at).where(a.organisation_id.in_(organisation_ids), a.status == "firing")
+    query = select(
+        a.id, a.organisation_id, a.fingerprint, a.material, a.rule, a.severity, a.classification, a.starts_at
+    ).where(a.organisation_id.in_(organisation_ids), a.status == "firing")
     severities = source_severities(rules)
     if severities is not None:
         query = query.where(a.severity.in_(sorted(s.value for s in severities)))
-    return [Alert(organisation_id=r.organisation_id, fingerprint=r.fingerprint, material=r.material, rule=r.rule,
-                  severity=Severity(r.severity), status=BreachStatus.FIRING,
-                  classification=Classification(r.classification), starts_at=r.starts_at, summary="", id=r.id,
-                  changed=False)
-            for r in session.execute(query)]
+    return [
+        Alert(
+            organisation_id=r.organisation_id,
+            fingerprint=r.fingerprint,
+            material=r.material,
+            rule=r.rule,
+            severity=Severity(r.severity),
+            status=BreachStatus.FIRING,
+            classification=Classification(r.classification),
+            starts_at=r.starts_at,
+            summary="",
+            id=r.id,
+            changed=False,
+        )
+        for r in session.execute(query)
+    ]
 
 
 def open_notification() -> tuple[Any, ...]:
@@ -148,8 +173,19 @@ def state_in_payload(alert: Mapping[str, Any]) -> str:
 
 
 # Columns an upsert of an alert rewrites; the acknowledgement is cleared on its own, never overwritten.
-UPSERTED_COLUMNS = ("material", "rule", "severity", "status", "starts_at", "ends_at", "updated_at", "summary",
-                    "breach", "classification", "via")
+UPSERTED_COLUMNS = (
+    "material",
+    "rule",
+    "severity",
+    "status",
+    "starts_at",
+    "ends_at",
+    "updated_at",
+    "summary",
+    "breach",
+    "classification",
+    "via",
+)
 
 
 class SqlAlertStore(AlertStore):
@@ -170,9 +206,9 @@ class SqlAlertStore(AlertStore):
             return sqlite_insert(table)
         raise NotImplementedError(f"no upsert for the {self.dialect} dialect")
 
-
-    def _unnest_upsert(self, table: Table, rows: list[dict[str, Any]], conflict: Sequence[str],
-                       updated: Sequence[str]) -> None:
+    def _unnest_upsert(
+        self, table: Table, rows: list[dict[str, Any]], conflict: Sequence[str], updated: Sequence[str]
+    ) -> None:
         """PostgreSQL: upsert the rows in ONE statement, each column sent as one array literal and `unnest`ed.
 
         An executemany runs (and the server plans and executes) one statement per row; this is one statement
@@ -183,12 +219,15 @@ class SqlAlertStore(AlertStore):
         from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
         columns = list(rows[0])
-        arrays = [sql_cast(sql_cast(bindparam(name, type_=Text), ARRAY(Text)), ARRAY(table.c[name].type))
-                  for name in columns]
-        insert = postgresql_insert(table).from_select(columns, select(literal_column("*"))
-                                                      .select_from(func.unnest(*arrays)))
-        upsert = insert.on_conflict_do_update(index_elements=list(conflict),
-                                              set_={name: insert.excluded[name] for name in updated})
+        arrays = [
+            sql_cast(sql_cast(bindparam(name, type_=Text), ARRAY(Text)), ARRAY(table.c[name].type)) for name in columns
+        ]
+        insert = postgresql_insert(table).from_select(
+            columns, select(literal_column("*")).select_from(func.unnest(*arrays))
+        )
+        upsert = insert.on_conflict_do_update(
+            index_elements=list(conflict), set_={name: insert.excluded[name] for name in updated}
+        )
         self.session.execute(upsert, {name: array_literal([row[name] for row in rows]) for name in columns})
 
     def _for_update(self, query: Any) -> Any:
@@ -199,8 +238,9 @@ class SqlAlertStore(AlertStore):
         ids = sorted(set(organisation_ids))
         if not ids:
             return {}
-        rows = self.session.execute(select(models.Organisation.id, models.Organisation.clearance)
-                                    .where(models.Organisation.id.in_(ids)))
+        rows = self.session.execute(
+            select(models.Organisation.id, models.Organisation.clearance).where(models.Organisation.id.in_(ids))
+        )
         return {org_id: Classification(clearance) for org_id, clearance in rows}
 
     def firing_alerts(self, fingerprints: Iterable[str] | None = None) -> list[Alert]:
@@ -218,8 +258,11 @@ class SqlAlertStore(AlertStore):
             return {}
         organisations = sorted({org for org, _ in wanted})
         fingerprints = sorted({fp for _, fp in wanted})
-        query = self._for_update(select(*models.Alert.__table__.c).where(
-            models.Alert.organisation_id.in_(organisations), models.Alert.fingerprint.in_(fingerprints)))
+        query = self._for_update(
+            select(*models.Alert.__table__.c).where(
+                models.Alert.organisation_id.in_(organisations), models.Alert.fingerprint.in_(fingerprints)
+            )
+        )
         found = {}
         for row in self.session.execute(query):
             if (row.organisation_id, row.fingerprint) in wanted:
@@ -234,11 +277,25 @@ class SqlAlertStore(AlertStore):
             for a in alerts:
                 if id(a.breach) not in encoded:
                     encoded[id(a.breach)] = json.dumps(a.breach)
-            rows = [{"id": a.id, "organisation_id": a.organisation_id, "fingerprint": a.fingerprint,
-                     "material": a.material, "rule": a.rule, "severity": a.severity.value,
-                     "status": a.status.value, "starts_at": a.starts_at, "ends_at": a.ends_at,
-                     "updated_at": a.updated_at, "summary": a.summary, "breach_json": encoded[id(a.breach)],
-                     "classification": a.classification.value, "via": list(a.via)} for a in alerts]
+            rows = [
+                {
+                    "id": a.id,
+                    "organisation_id": a.organisation_id,
+                    "fingerprint": a.fingerprint,
+                    "material": a.material,
+                    "rule": a.rule,
+                    "severity": a.severity.value,
+                    "status": a.status.value,
+                    "starts_at": a.starts_at,
+                    "ends_at": a.ends_at,
+                    "updated_at": a.updated_at,
+                    "summary": a.summary,
+                    "breach_json": encoded[id(a.breach)],
+                    "classification": a.classification.value,
+                    "via": list(a.via),
+                }
+                for a in alerts
+            ]
             if self.dialect == "postgresql":
                 rows = list({(row["organisation_id"], row["fingerprint"]): row for row in rows}.values())
                 for row in rows:
@@ -250,12 +307,14 @@ class SqlAlertStore(AlertStore):
                 insert = self._insert(table).values(breach=bindparam("breach_json", type_=Text))
                 upsert = insert.on_conflict_do_update(
                     index_elements=[table.c.organisation_id, table.c.fingerprint],
-                    set_={name: insert.excluded[name] for name in UPSERTED_COLUMNS})
+                    set_={name: insert.excluded[name] for name in UPSERTED_COLUMNS},
+                )
                 self.session.execute(upsert, rows)
         cleared = sorted(set(acknowledgement_cleared))
         if cleared:
-            self.session.execute(update(ALERTS).where(models.Alert.id.in_(cleared))
-                                 .values(acknowledged_at=None, acknowledged_by=None))
+            self.session.execute(
+                update(ALERTS).where(models.Alert.id.in_(cleared)).values(acknowledged_at=None, acknowledged_by=None)
+            )
 
     def load_context(self, ctx: PipelineContext, organisation_ids: Iterable[str], fingerprints: Iterable[str]) -> None:
         orgs = sorted(set(organisation_ids))
@@ -263,56 +322,121 @@ class SqlAlertStore(AlertStore):
             return
         s = self.session
         ctx.firing = inhibition_sources(s, orgs, ctx.inhibit_rules)
-        ctx.silences = [Silence(r.organisation_id, r.starts_at, r.ends_at, r.material, r.rule, r.severity, r.id)
-                        for r in s.execute(select(*models.Silence.__table__.c).where(
-                            models.Silence.organisation_id.in_(orgs), models.Silence.ends_at > ctx.now))]
+        ctx.silences = [
+            Silence(r.organisation_id, r.starts_at, r.ends_at, r.material, r.rule, r.severity, r.id)
+            for r in s.execute(
+                select(*models.Silence.__table__.c).where(
+                    models.Silence.organisation_id.in_(orgs), models.Silence.ends_at > ctx.now
+                )
+            )
+        ]
         c = models.Channel
         ctx.channels = {
-            r.id: ChannelRoute(r.id, r.organisation_id, r.mode, r.enabled, r.digest_every, Severity(r.min_severity),
-                               None if r.quiet_from_hour is None
-                               else QuietHours(r.quiet_from_hour, r.quiet_until_hour or 0), r.timezone)
-            for r in s.execute(select(c.id, c.organisation_id, c.mode, c.enabled, c.digest_every, c.min_severity,
-                                      c.quiet_from_hour, c.quiet_until_hour, c.timezone)
-                               .where(c.organisation_id.in_(orgs)))}
+            r.id: ChannelRoute(
+                r.id,
+                r.organisation_id,
+                r.mode,
+                r.enabled,
+                r.digest_every,
+                Severity(r.min_severity),
+                None if r.quiet_from_hour is None else QuietHours(r.quiet_from_hour, r.quiet_until_hour or 0),
+                r.timezone,
+            )
+            for r in s.execute(
+                select(
+                    c.id,
+                    c.organisation_id,
+                    c.mode,
+                    c.enabled,
+                    c.digest_every,
+                    c.min_severity,
+                    c.quiet_from_hour,
+                    c.quiet_until_hour,
+                    c.timezone,
+                ).where(c.organisation_id.in_(orgs))
+            )
+        }
         wanted = sorted(set(fingerprints))
         log = models.NotificationLogEntry
-        ctx.log = {(r.organisation_id, r.group_key, r.fingerprint): LogEntry(r.last_status, r.last_sent_at)
-                   for r in s.execute(select(log.organisation_id, log.group_key, log.fingerprint, log.last_status,
-                                             log.last_sent_at)
-                                      .where(log.organisation_id.in_(orgs), log.fingerprint.in_(wanted)))}
+        ctx.log = {
+            (r.organisation_id, r.group_key, r.fingerprint): LogEntry(r.last_status, r.last_sent_at)
+            for r in s.execute(
+                select(log.organisation_id, log.group_key, log.fingerprint, log.last_status, log.last_sent_at).where(
+                    log.organisation_id.in_(orgs), log.fingerprint.in_(wanted)
+                )
+            )
+        }
         channel_ids = sorted(ctx.channels)
         ctx.notifications, ctx.groups = {}, {}
         if not channel_ids:
             return
         n = models.Notification
         mine = (n.channel_id.in_(channel_ids), n.kind != "admin_notice")
-        flushed = {key: at for key, at in s.execute(select(n.group_key, func.max(n.scheduled_at))
-                                                    .where(*mine, ~and_(*open_notification()),
-                                                           n.scheduled_at.is_not(None))
-                                                    .group_by(n.group_key)) if at}
+        flushed = {
+            key: at
+            for key, at in s.execute(
+                select(n.group_key, func.max(n.scheduled_at))
+                .where(*mine, ~and_(*open_notification()), n.scheduled_at.is_not(None))
+                .group_by(n.group_key)
+            )
+            if at
+        }
         # Open notifications are locked, so no outbox worker claims one while this transaction adds to it
         # (on SQLite the transaction holds the database's one write lock from its start).
         open_rows: dict[str, list[OpenNotification]] = {}
-        for r in s.execute(self._for_update(select(n.id, n.group_key, n.next_attempt_at, n.alert_ids, n.payload,
-                                                   n.breach_observed_at).where(*mine, *open_notification()))):
-            open_rows.setdefault(r.group_key, []).append(OpenNotification(
-                r.id, r.next_attempt_at, tuple(r.alert_ids or ()), dict(r.payload or {}), r.breach_observed_at))
+        for r in s.execute(
+            self._for_update(
+                select(n.id, n.group_key, n.next_attempt_at, n.alert_ids, n.payload, n.breach_observed_at).where(
+                    *mine, *open_notification()
+                )
+            )
+        ):
+            open_rows.setdefault(r.group_key, []).append(
+                OpenNotification(
+                    r.id, r.next_attempt_at, tuple(r.alert_ids or ()), dict(r.payload or {}), r.breach_observed_at
+                )
+            )
         ctx.notifications = {o.id: o for rows in open_rows.values() for o in rows}
         for key in set(open_rows) | set(flushed):
-            slots = tuple(OpenSlot(o.id, o.due_at, {a.get("fingerprint"): state_in_payload(a)
-                                                    for a in o.payload.get("alerts", [])})
-                          for o in sorted(open_rows.get(key, []), key=lambda o: o.due_at))
+            slots = tuple(
+                OpenSlot(
+                    o.id, o.due_at, {a.get("fingerprint"): state_in_payload(a) for a in o.payload.get("alerts", [])}
+                )
+                for o in sorted(open_rows.get(key, []), key=lambda o: o.due_at)
+            )
             ctx.groups[key] = GroupState(last_flush_at=flushed.get(key), open=slots)
 
     def write_notifications(self, drafts: list[NotificationDraft], now: datetime) -> None:
-        created = [{"id": d.id, "organisation_id": d.organisation_id, "channel_id": d.channel_id, "kind": d.kind,
-                    "group_key": d.group_key, "alert_ids": list(d.alert_ids), "payload": d.payload,
-                    "next_attempt_at": d.next_attempt_at, "scheduled_at": d.next_attempt_at, "created_at": now,
-                    "breach_observed_at": d.breach_observed_at} for d in drafts if d.new]
+        created = [
+            {
+                "id": d.id,
+                "organisation_id": d.organisation_id,
+                "channel_id": d.channel_id,
+                "kind": d.kind,
+                "group_key": d.group_key,
+                "alert_ids": list(d.alert_ids),
+                "payload": d.payload,
+                "next_attempt_at": d.next_attempt_at,
+                "scheduled_at": d.next_attempt_at,
+                "created_at": now,
+                "breach_observed_at": d.breach_observed_at,
+            }
+            for d in drafts
+            if d.new
+        ]
         if created:
             self.session.execute(NOTIFICATIONS.insert(), created)
-        joined = [{"id": d.id, "kind": d.kind, "alert_ids": list(d.alert_ids), "payload": d.payload,
-                   "breach_observed_at": d.breach_observed_at} for d in drafts if not d.new]
+        joined = [
+            {
+                "id": d.id,
+                "kind": d.kind,
+                "alert_ids": list(d.alert_ids),
+                "payload": d.payload,
+                "breach_observed_at": d.breach_observed_at,
+            }
+            for d in drafts
+            if not d.new
+        ]
         if joined:
             self.session.execute(update(models.Notification), joined)
 
@@ -320,18 +444,34 @@ class SqlAlertStore(AlertStore):
         if not entries:
             return
         table = NOTIFICATION_LOG
-        rows = [{"organisation_id": org, "group_key": key, "fingerprint": fp, "last_status": e.last_status,
-                 "last_sent_at": e.last_sent_at} for (org, key, fp), e in entries.items()]
+        rows = [
+            {
+                "organisation_id": org,
+                "group_key": key,
+                "fingerprint": fp,
+                "last_status": e.last_status,
+                "last_sent_at": e.last_sent_at,
+            }
+            for (org, key, fp), e in entries.items()
+        ]
         if self.dialect == "postgresql":
-            self._unnest_upsert(table, rows, ("organisation_id", "group_key", "fingerprint"),
-                                ("last_status", "last_sent_at"))
+            self._unnest_upsert(
+                table, rows, ("organisation_id", "group_key", "fingerprint"), ("last_status", "last_sent_at")
+            )
             return
         insert = self._insert(table)
         upsert = insert.on_conflict_do_update(
             index_elements=[table.c.organisation_id, table.c.group_key, table.c.fingerprint],
-            set_={"last_status": insert.excluded.last_status, "last_sent_at": insert.excluded.last_sent_at})
+            set_={"last_status": insert.excluded.last_status, "last_sent_at": insert.excluded.last_sent_at},
+        )
         self.session.execute(upsert, rows)
 
 
-__all__ = ["AlertStore", "SqlAlertStore", "alert_from_row", "inhibition_sources", "open_notification",
-           "state_in_payload"]
+__all__ = [
+    "AlertStore",
+    "SqlAlertStore",
+    "alert_from_row",
+    "inhibition_sources",
+    "open_notification",
+    "state_in_payload",
+]

@@ -17,11 +17,20 @@ def _visible_classifications(clearance: str) -> list[str]:
     return [level.value for level in Classification if Classification(clearance).allows(level)]
 
 
-def list_alerts(session: Session, organisation_id: str, clearance: str, *, status: str | None = None,
-                material: str | None = None, severity: str | None = None, limit: int = 200) -> list[Alert]:
+def list_alerts(
+    session: Session,
+    organisation_id: str,
+    clearance: str,
+    *,
+    status: str | None = None,
+    material: str | None = None,
+    severity: str | None = None,
+    limit: int = 200,
+) -> list[Alert]:
     """An organisation's alerts, most recently changed first, within its clearance."""
-    query = select(Alert).where(Alert.organisation_id == organisation_id,
-                                Alert.classification.in_(_visible_classifications(clearance)))
+    query = select(Alert).where(
+        Alert.organisation_id == organisation_id, Alert.classification.in_(_visible_classifications(clearance))
+    )
     if status is not None:
         query = query.where(Alert.status == status)
     if material is not None:
@@ -34,14 +43,18 @@ def list_alerts(session: Session, organisation_id: str, clearance: str, *, statu
 def get_alert(session: Session, organisation_id: str, clearance: str, alert_id: str) -> Alert:
     """One alert of the organisation within its clearance."""
     alert = session.get(Alert, alert_id)
-    if (alert is None or alert.organisation_id != organisation_id
-            or alert.classification not in _visible_classifications(clearance)):
+    if (
+        alert is None
+        or alert.organisation_id != organisation_id
+        or alert.classification not in _visible_classifications(clearance)
+    ):
         raise NotFound("alert not found")
     return alert
 
 
-def acknowledge_alert(session: Session, organisation_id: str, clearance: str, alert_id: str, *, by: str,
-                      now: datetime | None = None) -> Alert:
+def acknowledge_alert(
+    session: Session, organisation_id: str, clearance: str, alert_id: str, *, by: str, now: datetime | None = None
+) -> Alert:
     """Record who acknowledged an alert; the first acknowledgement stands."""
     alert = get_alert(session, organisation_id, clearance, alert_id)
     if alert.acknowledged_at is None:

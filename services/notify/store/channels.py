@@ -31,7 +31,7 @@ def webhook_secret_refusal(secret: str) -> str | None:
     if not secret.startswith(SECRET_SCHEME):
         return f"secret must start with {SECRET_SCHEME}"
     try:
-        raw = base64.b64decode(secret[len(SECRET_SCHEME):], validate=True)
+        raw = base64.b64decode(secret[len(SECRET_SCHEME) :], validate=True)
     except (binascii.Error, ValueError):
         return "secret must be base64 after whsec_"
     # The Standard Webhooks specification asks for 24 to 64 bytes.
@@ -48,9 +48,19 @@ def target_refusal(kind: str, target: str, *, require_https: bool, allow_private
     return None if verdict.allowed else verdict.reason
 
 
-def create_channel(session: Session, organisation_id: str, *, kind: str, target: str, language: str = "en",
-                   mode: str = "immediate", secret: str | None = None, require_https: bool = True,
-                   allow_private: bool = False, delivery: Mapping[str, object] | None = None) -> Channel:
+def create_channel(
+    session: Session,
+    organisation_id: str,
+    *,
+    kind: str,
+    target: str,
+    language: str = "en",
+    mode: str = "immediate",
+    secret: str | None = None,
+    require_https: bool = True,
+    allow_private: bool = False,
+    delivery: Mapping[str, object] | None = None,
+) -> Channel:
     """Add a channel after checking its target; a webhook gets a fresh signing secret unless one is given."""
     target = target.strip()
     refusal = target_refusal(kind, target, require_https=require_https, allow_private=allow_private)
@@ -63,9 +73,15 @@ def create_channel(session: Session, organisation_id: str, *, kind: str, target:
             raise Rejected(refusal)
     elif secret:
         raise Rejected("only webhook channels take a secret")
-    channel = Channel(organisation_id=organisation_id, kind=kind, target=target.lower() if kind == "email" else target,
-                      language=language, mode=mode, secret=secret if kind == "webhook" else None,
-                      **(delivery or {}))
+    channel = Channel(
+        organisation_id=organisation_id,
+        kind=kind,
+        target=target.lower() if kind == "email" else target,
+        language=language,
+        mode=mode,
+        secret=secret if kind == "webhook" else None,
+        **(delivery or {}),
+    )
     session.add(channel)
     session.flush()
     return channel
@@ -73,8 +89,11 @@ def create_channel(session: Session, organisation_id: str, *, kind: str, target:
 
 def list_channels(session: Session, organisation_id: str) -> list[Channel]:
     """An organisation's channels, oldest first."""
-    return list(session.scalars(select(Channel).where(Channel.organisation_id == organisation_id)
-                                .order_by(Channel.created_at, Channel.id)))
+    return list(
+        session.scalars(
+            select(Channel).where(Channel.organisation_id == organisation_id).order_by(Channel.created_at, Channel.id)
+        )
+    )
 
 
 def get_channel(session: Session, organisation_id: str, channel_id: str) -> Channel:
@@ -85,10 +104,19 @@ def get_channel(session: Session, organisation_id: str, channel_id: str) -> Chan
     return channel
 
 
-def update_channel(session: Session, organisation_id: str, channel_id: str, *, target: str | None = None,
-                   language: str | None = None, mode: str | None = None, enabled: bool | None = None,
-                   require_https: bool = True, allow_private: bool = False,
-                   delivery: Mapping[str, object] | None = None) -> Channel:
+def update_channel(
+    session: Session,
+    organisation_id: str,
+    channel_id: str,
+    *,
+    target: str | None = None,
+    language: str | None = None,
+    mode: str | None = None,
+    enabled: bool | None = None,
+    require_https: bool = True,
+    allow_private: bool = False,
+    delivery: Mapping[str, object] | None = None,
+) -> Channel:
     """Change a channel; re-enabling it clears its failure count and the reason it was disabled.
 
     `delivery`: the delivery columns to set (min_severity, quiet_from_hour, quiet_until_hour, timezone)."""

@@ -17,8 +17,11 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 TRANSACTIONS = Counter("mews_notify_db_transactions_total", "Units of work, by how they ended", ["outcome"])
-COMMIT_SECONDS = Histogram("mews_notify_db_commit_seconds", "Time of one unit of work's commit (the WAL flush)",
-                           buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1))
+COMMIT_SECONDS = Histogram(
+    "mews_notify_db_commit_seconds",
+    "Time of one unit of work's commit (the WAL flush)",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
 
 
 def normalise_url(url: str) -> str:
@@ -133,5 +136,6 @@ def current_revision(engine: Engine) -> str | None:
 
 def database_away(exc: BaseException) -> bool:
     """The error says the database cannot be reached (down, restarting, connection cut), not that a query is wrong."""
-    return isinstance(exc, OperationalError | InterfaceError) or (isinstance(exc, DBAPIError)
-                                                                  and exc.connection_invalidated)
+    return isinstance(exc, OperationalError | InterfaceError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )

@@ -13,8 +13,9 @@ from services.notify.store.models import Channel, DeliveryAttempt, Notification,
 REPLAYABLE = ("failed", "cancelled")
 
 
-def list_deliveries(session: Session, organisation_id: str, *, status: str | None = None,
-                    limit: int = 200) -> list[Notification]:
+def list_deliveries(
+    session: Session, organisation_id: str, *, status: str | None = None, limit: int = 200
+) -> list[Notification]:
     """An organisation's notifications, newest first."""
     query = select(Notification).where(Notification.organisation_id == organisation_id)
     if status is not None:
@@ -32,12 +33,18 @@ def get_delivery(session: Session, organisation_id: str, notification_id: str) -
 
 def list_attempts(session: Session, notification_id: str) -> list[DeliveryAttempt]:
     """Every attempt at one notification, in order."""
-    return list(session.scalars(select(DeliveryAttempt).where(DeliveryAttempt.notification_id == notification_id)
-                                .order_by(DeliveryAttempt.attempted_at, DeliveryAttempt.id)))
+    return list(
+        session.scalars(
+            select(DeliveryAttempt)
+            .where(DeliveryAttempt.notification_id == notification_id)
+            .order_by(DeliveryAttempt.attempted_at, DeliveryAttempt.id)
+        )
+    )
 
 
-def replay_delivery(session: Session, organisation_id: str, notification_id: str,
-                    now: datetime | None = None) -> Notification:
+def replay_delivery(
+    session: Session, organisation_id: str, notification_id: str, now: datetime | None = None
+) -> Notification:
     """Send a failed notification again from the start, with the same webhook id so receivers can de-duplicate."""
     notification = get_delivery(session, organisation_id, notification_id)
     if notification.status not in REPLAYABLE:

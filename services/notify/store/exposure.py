@@ -123,8 +123,9 @@ class Exposure:
         return sum(p.origin_unknown for o in self.organisations for pr in o.products for p in pr.paths)
 
 
-def find_exposure(session: Session, material: str, country: str | None = None,
-                  shares: ImportShares | None = None) -> Exposure:
+def find_exposure(
+    session: Session, material: str, country: str | None = None, shares: ImportShares | None = None
+) -> Exposure:
     """Organisations exposed to a material through BOM lines, and the ones subscribing to it, kept apart.
 
     With a country, a BOM line counts when its origin is that country, or when its origin is unknown and the
@@ -134,18 +135,23 @@ def find_exposure(session: Session, material: str, country: str | None = None,
     main_origins = shares.main_origins(material)
 
     subscribers: dict[str, DirectSubscriber] = {}
-    direct = session.execute(select(Subscription.id, Organisation)
-                             .join(Organisation, Organisation.id == Subscription.organisation_id)
-                             .where(Subscription.material == material)
-                             .order_by(Subscription.created_at, Subscription.id))
+    direct = session.execute(
+        select(Subscription.id, Organisation)
+        .join(Organisation, Organisation.id == Subscription.organisation_id)
+        .where(Subscription.material == material)
+        .order_by(Subscription.created_at, Subscription.id)
+    )
     for subscription_id, org in direct:
         subscribers.setdefault(org.id, DirectSubscriber(org.id, org.name, org.kind)).subscriptions.append(
-            subscription_id)
+            subscription_id
+        )
 
-    lines = (select(BomLine, Product, Organisation)
-             .join(Product, Product.id == BomLine.product_id)
-             .join(Organisation, Organisation.id == Product.organisation_id)
-             .where(BomLine.material == material))
+    lines = (
+        select(BomLine, Product, Organisation)
+        .join(Product, Product.id == BomLine.product_id)
+        .join(Organisation, Organisation.id == Product.organisation_id)
+        .where(BomLine.material == material)
+    )
     if country is not None:
         origins = [BomLine.origin_country == country]
         if country in main_origins or not main_origins:
@@ -153,18 +159,32 @@ def find_exposure(session: Session, material: str, country: str | None = None,
         lines = lines.where(or_(*origins))
     found: dict[str, OrganisationExposure] = {}
     products: dict[str, ProductExposure] = {}
-    for line, product, org in session.execute(lines.order_by(Product.name, Product.id, BomLine.component,
-                                                             BomLine.id)):
+    for line, product, org in session.execute(lines.order_by(Product.name, Product.id, BomLine.component, BomLine.id)):
         entry = products.get(product.id)
         if entry is None:
             entry = products[product.id] = ProductExposure(product.id, product.name)
             found.setdefault(org.id, OrganisationExposure(org.id, org.name, org.kind)).products.append(entry)
         unknown = line.origin_country is None
-        entry.paths.append(BomPath(f"{product.name}>{line.component}", line.component, line.material, line.share,
-                                   line.quantity, line.unit, line.supplier, line.origin_country, unknown,
-                                   main_origins if unknown else {}))
-    return Exposure(material, country, sorted(found.values(), key=lambda o: (o.name, o.id)),
-                    sorted(subscribers.values(), key=lambda o: (o.name, o.id)))
+        entry.paths.append(
+            BomPath(
+                f"{product.name}>{line.component}",
+                line.component,
+                line.material,
+                line.share,
+                line.quantity,
+                line.unit,
+                line.supplier,
+                line.origin_country,
+                unknown,
+                main_origins if unknown else {},
+            )
+        )
+    return Exposure(
+        material,
+        country,
+        sorted(found.values(), key=lambda o: (o.name, o.id)),
+        sorted(subscribers.values(), key=lambda o: (o.name, o.id)),
+    )
 
 
 @dataclass
@@ -204,16 +224,19 @@ class Crisis:
     subscribers: list[str]
 
 
-def crisis_list(session: Session, shares: ImportShares | None = None, *,
-                delivered_since: datetime | None = None) -> list[Crisis]:
+def crisis_list(
+    session: Session, shares: ImportShares | None = None, *, delivered_since: datetime | None = None
+) -> list[Crisis]:
     """Every (material, rule) with a firing alert, worst first: alert, delivery and acknowledgement counts.
 
     `delivered` counts the alerts delivered since `delivered_since` (and since the earliest firing episode began:
     an older delivery was of an earlier episode), so the read is bounded however long the outbox's history is.
     """
-    firing = session.execute(select(Alert, Organisation.name)
-                             .join(Organisation, Organisation.id == Alert.organisation_id)
-                             .where(Alert.status == "firing")).all()
+    firing = session.execute(
+        select(Alert, Organisation.name)
+        .join(Organisation, Organisation.id == Alert.organisation_id)
+        .where(Alert.status == "firing")
+    ).all()
     by_rule: dict[tuple[str, str], list[tuple[Alert, str]]] = defaultdict(list)
     for alert, name in firing:
         by_rule[(alert.material, alert.rule)].append((alert, name))
@@ -223,9 +246,13 @@ def crisis_list(session: Session, shares: ImportShares | None = None, *,
         since = min(a.starts_at for a, _ in firing)
         if delivered_since is not None:
             since = max(since, delivered_since)
-        for (alert_ids,) in session.execute(select(Notification.alert_ids).where(
-                Notification.status == "delivered", Notification.delivered_at >= since,
-                Notification.organisation_id.in_({a.organisation_id for a, _ in firing}))):
+        for (alert_ids,) in session.execute(
+            select(Notification.alert_ids).where(
+                Notification.status == "delivered",
+                Notification.delivered_at >= since,
+                Notification.organisation_id.in_({a.organisation_id for a, _ in firing}),
+            )
+        ):
             delivered_alerts.update(i for i in alert_ids if i in ids)
     exposure: dict[str, Exposure] = {}
     crises = []
@@ -234,11 +261,20 @@ def crisis_list(session: Session, shares: ImportShares | None = None, *,
             exposure[material] = find_exposure(session, material, shares=shares)
         found = exposure[material]
         severity = max((a.severity for a, _ in rows), key=_severity_rank)
-        crises.append(Crisis(material, rule, severity, min(a.starts_at for a, _ in rows),
-                             sorted({name for _, name in rows}), len(rows),
-                             sum(a.id in delivered_alerts for a, _ in rows),
-                             sum(a.acknowledged_at is not None for a, _ in rows),
-                             [o.name for o in found.organisations], [s.name for s in found.subscribers]))
+        crises.append(
+            Crisis(
+                material,
+                rule,
+                severity,
+                min(a.starts_at for a, _ in rows),
+                sorted({name for _, name in rows}),
+                len(rows),
+                sum(a.id in delivered_alerts for a, _ in rows),
+                sum(a.acknowledged_at is not None for a, _ in rows),
+                [o.name for o in found.organisations],
+                [s.name for s in found.subscribers],
+            )
+        )
     return sorted(crises, key=lambda c: (-_severity_rank(c.severity), c.material, c.rule))
 
 

@@ -22,21 +22,47 @@ MATERIAL_WRONG = ("wrong_material",)
 SIGNAL_TOPICS = frozenset(t.value for t in Topic) - {Topic.EXPORT_CONTROL.value, Topic.NONE.value}
 
 
-def add_feedback(session: Session, organisation_id: str, clearance: str, alert_id: str, *, reason: str,
-                 comment: str, by: str, mute: bool = False, now: datetime | None = None) -> AlertFeedback:
+def add_feedback(
+    session: Session,
+    organisation_id: str,
+    clearance: str,
+    alert_id: str,
+    *,
+    reason: str,
+    comment: str,
+    by: str,
+    mute: bool = False,
+    now: datetime | None = None,
+) -> AlertFeedback:
     """Record feedback on an alert of the organisation; `mute` also silences its (material, rule) for as long
     as a silence may last."""
     now = now or utcnow()
     alert = alerts.get_alert(session, organisation_id, clearance, alert_id)
     silence_id = None
     if mute:
-        silence = silences.create_silence(session, organisation_id, material=alert.material, rule=alert.rule,
-                                          ends_at=now + silences.MAX_SILENCE, created_by=by, now=now,
-                                          starts_at=now, comment=f"muted from feedback ({reason}): {comment}"[:2000])
+        silence = silences.create_silence(
+            session,
+            organisation_id,
+            material=alert.material,
+            rule=alert.rule,
+            ends_at=now + silences.MAX_SILENCE,
+            created_by=by,
+            now=now,
+            starts_at=now,
+            comment=f"muted from feedback ({reason}): {comment}"[:2000],
+        )
         silence_id = silence.id
-    row = AlertFeedback(organisation_id=organisation_id, alert_id=alert.id, material=alert.material,
-                        rule=alert.rule, reason=reason, comment=comment, created_by=by[:320], created_at=now,
-                        silence_id=silence_id)
+    row = AlertFeedback(
+        organisation_id=organisation_id,
+        alert_id=alert.id,
+        material=alert.material,
+        rule=alert.rule,
+        reason=reason,
+        comment=comment,
+        created_by=by[:320],
+        created_at=now,
+        silence_id=silence_id,
+    )
     session.add(row)
     session.flush()
     return row
@@ -44,8 +70,13 @@ def add_feedback(session: Session, organisation_id: str, clearance: str, alert_i
 
 def list_feedback(session: Session, alert_id: str) -> list[AlertFeedback]:
     """The feedback on one alert, oldest first (the caller has checked the alert is theirs)."""
-    return list(session.scalars(select(AlertFeedback).where(AlertFeedback.alert_id == alert_id)
-                                .order_by(AlertFeedback.created_at, AlertFeedback.id)))
+    return list(
+        session.scalars(
+            select(AlertFeedback)
+            .where(AlertFeedback.alert_id == alert_id)
+            .order_by(AlertFeedback.created_at, AlertFeedback.id)
+        )
+    )
 
 
 @dataclass
@@ -60,8 +91,11 @@ def classifier_cases(session: Session, count: ExportCount) -> Iterator[dict[str,
     Feedback on an alert with no news evidence (prices, trade, lead times, stocks) has no text a classifier
     reads; it is counted in `count.skipped_not_news` and left out.
     """
-    rows = session.execute(select(AlertFeedback, Alert).join(Alert, Alert.id == AlertFeedback.alert_id)
-                           .order_by(AlertFeedback.created_at, AlertFeedback.id))
+    rows = session.execute(
+        select(AlertFeedback, Alert)
+        .join(Alert, Alert.id == AlertFeedback.alert_id)
+        .order_by(AlertFeedback.created_at, AlertFeedback.id)
+    )
     for feedback, alert in rows:
         news = [e for e in (alert.breach or {}).get("evidence", []) if e.get("kind") == "news"]
         if not news:
@@ -87,17 +121,38 @@ def classifier_case(feedback: AlertFeedback, alert: Alert, item: dict[str, Any],
         # A supply-signal item (scoring's "topic[, figure]: title"), not a control ("CN export_ban").
         described, _, title = value.partition(": ")
         topic = described.partition(",")[0]
-        expected: dict[str, Any] = {"materials": materials, "countries": [], "measure": "none",
-                                    "relevant": relevant, "topic": topic if topic in SIGNAL_TOPICS else "none"}
+        expected: dict[str, Any] = {
+            "materials": materials,
+            "countries": [],
+            "measure": "none",
+            "relevant": relevant,
+            "topic": topic if topic in SIGNAL_TOPICS else "none",
+        }
     else:
         country, _, measure = value.partition(" ")
-        expected = {"materials": materials, "countries": [country] if country else [],
-                    "measure": measure or "none", "relevant": relevant,
-                    "topic": "export_control" if measure else "none"}
+        expected = {
+            "materials": materials,
+            "countries": [country] if country else [],
+            "measure": measure or "none",
+            "relevant": relevant,
+            "topic": "export_control" if measure else "none",
+        }
     if feedback.reason in MATERIAL_WRONG:
         expected["not_materials"] = [alert.material]
-    return {"id": f"feedback-{feedback.id}-{number}", "lang": "en", "published": str(item.get("time", ""))[:10],
-            "title": title, "text": alert.summary, "url": item.get("url", ""), "expected": expected,
-            "split": "feedback", "feedback": {"reason": feedback.reason, "comment": feedback.comment,
-                                              "rule": feedback.rule, "alert_id": alert.id,
-                                              "evidence_id": item.get("id", "")}}
+    return {
+        "id": f"feedback-{feedback.id}-{number}",
+        "lang": "en",
+        "published": str(item.get("time", ""))[:10],
+        "title": title,
+        "text": alert.summary,
+        "url": item.get("url", ""),
+        "expected": expected,
+        "split": "feedback",
+        "feedback": {
+            "reason": feedback.reason,
+            "comment": feedback.comment,
+            "rule": feedback.rule,
+            "alert_id": alert.id,
+            "evidence_id": item.get("id", ""),
+        },
+    }

@@ -21,7 +21,7 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 def key_prefix(plaintext: str) -> str:
     """The lookup prefix: the first characters of the random part."""
-    body = plaintext[len(KEY_SCHEME):] if plaintext.startswith(KEY_SCHEME) else plaintext
+    body = plaintext[len(KEY_SCHEME) :] if plaintext.startswith(KEY_SCHEME) else plaintext
     return body[:PREFIX_LENGTH]
 
 
@@ -30,12 +30,19 @@ def generate_key() -> str:
     return KEY_SCHEME + secrets.token_urlsafe(30)
 
 
-def issue_api_key(session: Session, organisation_id: str, *, name: str, role: str = "member",
-                  user_id: str | None = None) -> tuple[ApiKey, str]:
+def issue_api_key(
+    session: Session, organisation_id: str, *, name: str, role: str = "member", user_id: str | None = None
+) -> tuple[ApiKey, str]:
     """Create a key; returns the row and the plaintext, which is never available again."""
     plaintext = generate_key()
-    key = ApiKey(organisation_id=organisation_id, user_id=user_id, name=name, role=role,
-                 prefix=key_prefix(plaintext), key_hash=hash_key(plaintext))
+    key = ApiKey(
+        organisation_id=organisation_id,
+        user_id=user_id,
+        name=name,
+        role=role,
+        prefix=key_prefix(plaintext),
+        key_hash=hash_key(plaintext),
+    )
     session.add(key)
     session.flush()
     return key, plaintext
@@ -47,8 +54,9 @@ def find_active_key(session: Session, plaintext: str, now: datetime | None = Non
         return None
     digest = hash_key(plaintext)
     now = now or utcnow()
-    for key in session.scalars(select(ApiKey).where(ApiKey.prefix == key_prefix(plaintext),
-                                                    ApiKey.revoked_at.is_(None))):
+    for key in session.scalars(
+        select(ApiKey).where(ApiKey.prefix == key_prefix(plaintext), ApiKey.revoked_at.is_(None))
+    ):
         if hmac.compare_digest(key.key_hash, digest):
             if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
                 key.last_used_at = now
@@ -58,8 +66,13 @@ def find_active_key(session: Session, plaintext: str, now: datetime | None = Non
 
 def list_api_keys(session: Session, organisation_id: str) -> list[ApiKey]:
     """An organisation's keys, revoked ones included, newest first."""
-    return list(session.scalars(select(ApiKey).where(ApiKey.organisation_id == organisation_id)
-                                .order_by(ApiKey.created_at.desc(), ApiKey.id)))
+    return list(
+        session.scalars(
+            select(ApiKey)
+            .where(ApiKey.organisation_id == organisation_id)
+            .order_by(ApiKey.created_at.desc(), ApiKey.id)
+        )
+    )
 
 
 def revoke_api_key(session: Session, organisation_id: str, key_id: str, now: datetime | None = None) -> ApiKey:

@@ -79,13 +79,15 @@ def _one_of(column: str, values: tuple[str, ...]) -> str:
 
 class Base(DeclarativeBase):
     # Named constraints, so Alembic can alter and drop them on every backend.
-    metadata = MetaData(naming_convention={
-        "ix": "ix_%(column_0_label)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    })
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
 
 
@@ -167,8 +169,9 @@ class Product(Base):
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
 
-    bom_lines: Mapped[list[BomLine]] = relationship(back_populates="product", cascade="all, delete-orphan",
-                                                    passive_deletes=True, order_by="BomLine.component")
+    bom_lines: Mapped[list[BomLine]] = relationship(
+        back_populates="product", cascade="all, delete-orphan", passive_deletes=True, order_by="BomLine.component"
+    )
 
 
 class BomLine(Base):
@@ -225,10 +228,8 @@ class SubscriptionChannel(Base):
 
     __tablename__ = "subscription_channels"
 
-    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"),
-                                                 primary_key=True)
-    channel_id: Mapped[str] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True,
-                                            index=True)
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True, index=True)
 
 
 class Subscription(Base):
@@ -380,8 +381,7 @@ class NotificationLogEntry(Base):
 
     __tablename__ = "notification_log"
 
-    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"),
-                                                 primary_key=True)
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True)
     group_key: Mapped[str] = mapped_column(String(500), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(200), primary_key=True)
     last_status: Mapped[str] = mapped_column(String(16))

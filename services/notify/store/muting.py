@@ -30,19 +30,31 @@ class Muting:
     fingerprint: str | None = None
 
 
-def mutings(session: Session, organisation_id: str, clearance: Classification, rows: Iterable[models.Alert],
-            now: datetime, rules: Sequence[InhibitRule]) -> dict[str, Muting]:
+def mutings(
+    session: Session,
+    organisation_id: str,
+    clearance: Classification,
+    rows: Iterable[models.Alert],
+    now: datetime,
+    rules: Sequence[InhibitRule],
+) -> dict[str, Muting]:
     """The muting of each firing alert of these rows that is muted, by alert id (silence first, as the pipeline).
 
     Only an alert within the clearance inhibits, in the pipeline as here: a muting never names a hidden alert."""
     firing = [alert_from_row(r) for r in rows if r.status == "firing"]
     if not firing:
         return {}
-    silences = [Silence(r.organisation_id, r.starts_at, r.ends_at, r.material, r.rule, r.severity, r.id)
-                for r in session.scalars(select(models.Silence).where(
-                    models.Silence.organisation_id == organisation_id, models.Silence.ends_at > now))]
-    sources = index_sources(a for a in inhibition_sources(session, [organisation_id], rules)
-                            if clearance.allows(a.classification))
+    silences = [
+        Silence(r.organisation_id, r.starts_at, r.ends_at, r.material, r.rule, r.severity, r.id)
+        for r in session.scalars(
+            select(models.Silence).where(
+                models.Silence.organisation_id == organisation_id, models.Silence.ends_at > now
+            )
+        )
+    ]
+    sources = index_sources(
+        a for a in inhibition_sources(session, [organisation_id], rules) if clearance.allows(a.classification)
+    )
     out: dict[str, Muting] = {}
     for alert in firing:
         assert alert.id is not None
@@ -54,8 +66,13 @@ def mutings(session: Session, organisation_id: str, clearance: Classification, r
         if found is not None:
             source, rule = found
             assert source.id is not None
-            out[alert.id] = Muting("inhibited", source.id, f"inhibited by {source.severity.value} alert {source.id} "
-                                   f"({source.rule}) for {alert.material}: {rule.describe()}", source.fingerprint)
+            out[alert.id] = Muting(
+                "inhibited",
+                source.id,
+                f"inhibited by {source.severity.value} alert {source.id} "
+                f"({source.rule}) for {alert.material}: {rule.describe()}",
+                source.fingerprint,
+            )
     return out
 
 

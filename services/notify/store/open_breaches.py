@@ -20,8 +20,10 @@ def remember(session: Session, breaches: Iterable[BreachRaised]) -> None:
             latest[breach.fingerprint] = breach
     if not latest:
         return
-    kept = {row.fingerprint: row for row in session.scalars(
-        select(OpenBreach).where(OpenBreach.fingerprint.in_(latest)).with_for_update())}
+    kept = {
+        row.fingerprint: row
+        for row in session.scalars(select(OpenBreach).where(OpenBreach.fingerprint.in_(latest)).with_for_update())
+    }
     for fingerprint, breach in latest.items():
         row = kept.get(fingerprint)
         if row is not None and breach.observed_at < row.observed_at:
@@ -30,8 +32,14 @@ def remember(session: Session, breaches: Iterable[BreachRaised]) -> None:
             if row is not None:
                 session.execute(delete(OpenBreach).where(OpenBreach.fingerprint == fingerprint))
         elif row is None:
-            session.add(OpenBreach(fingerprint=fingerprint, material=breach.material,
-                                   observed_at=breach.observed_at, breach=breach.model_dump(mode="json")))
+            session.add(
+                OpenBreach(
+                    fingerprint=fingerprint,
+                    material=breach.material,
+                    observed_at=breach.observed_at,
+                    breach=breach.model_dump(mode="json"),
+                )
+            )
         else:
             row.observed_at, row.breach = breach.observed_at, breach.model_dump(mode="json")
     session.flush()
@@ -48,5 +56,9 @@ def organisations_alerted(session: Session, fingerprints: Iterable[str]) -> set[
     fingerprints = list(fingerprints)
     if not fingerprints:
         return set()
-    return {(org, fp) for org, fp in session.execute(
-        select(Alert.organisation_id, Alert.fingerprint).where(Alert.fingerprint.in_(fingerprints)))}
+    return {
+        (org, fp)
+        for org, fp in session.execute(
+            select(Alert.organisation_id, Alert.fingerprint).where(Alert.fingerprint.in_(fingerprints))
+        )
+    }

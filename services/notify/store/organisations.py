@@ -10,8 +10,9 @@ from services.notify.store.errors import Conflict, NotFound
 from services.notify.store.models import Organisation, User
 
 
-def create_organisation(session: Session, *, name: str, kind: str, clearance: str = "public",
-                        platform_admin: bool = False) -> Organisation:
+def create_organisation(
+    session: Session, *, name: str, kind: str, clearance: str = "public", platform_admin: bool = False
+) -> Organisation:
     """Add an organisation (the caller checks it may)."""
     organisation = Organisation(name=name, kind=kind, clearance=clearance, platform_admin=platform_admin)
     session.add(organisation)
@@ -37,11 +38,11 @@ def count_organisations(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(Organisation)) or 0
 
 
-def create_user(session: Session, organisation_id: str, *, email: str, name: str = "", role: str = "member",
-                language: str = "en") -> User:
+def create_user(
+    session: Session, organisation_id: str, *, email: str, name: str = "", role: str = "member", language: str = "en"
+) -> User:
     """Add a user to an organisation; an email address is unique within it."""
-    user = User(organisation_id=organisation_id, email=email.strip().lower(), name=name, role=role,
-                language=language)
+    user = User(organisation_id=organisation_id, email=email.strip().lower(), name=name, role=role, language=language)
     try:
         with session.begin_nested():
             session.add(user)
@@ -68,8 +69,15 @@ def get_user(session: Session, organisation_id: str, user_id: str) -> User:
     return user
 
 
-def update_user(session: Session, organisation_id: str, user_id: str, *, name: str | None = None,
-                role: str | None = None, language: str | None = None) -> User:
+def update_user(
+    session: Session,
+    organisation_id: str,
+    user_id: str,
+    *,
+    name: str | None = None,
+    role: str | None = None,
+    language: str | None = None,
+) -> User:
     """Change a user's name, role or language."""
     user = get_user(session, organisation_id, user_id)
     if name is not None:

@@ -26,15 +26,26 @@ class BomLineSpec:
 
 
 def _lines(specs: Iterable[BomLineSpec]) -> list[BomLine]:
-    lines = [BomLine(component=s.component, material=s.material, share=s.share, quantity=s.quantity, unit=s.unit,
-                     supplier=s.supplier, origin_country=s.origin_country) for s in specs]
+    lines = [
+        BomLine(
+            component=s.component,
+            material=s.material,
+            share=s.share,
+            quantity=s.quantity,
+            unit=s.unit,
+            supplier=s.supplier,
+            origin_country=s.origin_country,
+        )
+        for s in specs
+    ]
     if not lines:
         raise Rejected("a product needs at least one BOM line")
     return lines
 
 
-def create_product(session: Session, organisation_id: str, *, name: str, description: str = "",
-                   bom: Iterable[BomLineSpec]) -> Product:
+def create_product(
+    session: Session, organisation_id: str, *, name: str, description: str = "", bom: Iterable[BomLineSpec]
+) -> Product:
     """Add a product with its BOM."""
     product = Product(organisation_id=organisation_id, name=name, description=description, bom_lines=_lines(bom))
     session.add(product)
@@ -44,8 +55,14 @@ def create_product(session: Session, organisation_id: str, *, name: str, descrip
 
 def list_products(session: Session, organisation_id: str) -> list[Product]:
     """An organisation's products with their BOM lines, by name."""
-    return list(session.scalars(select(Product).where(Product.organisation_id == organisation_id)
-                                .options(selectinload(Product.bom_lines)).order_by(Product.name, Product.id)))
+    return list(
+        session.scalars(
+            select(Product)
+            .where(Product.organisation_id == organisation_id)
+            .options(selectinload(Product.bom_lines))
+            .order_by(Product.name, Product.id)
+        )
+    )
 
 
 def get_product(session: Session, organisation_id: str, product_id: str) -> Product:
@@ -56,8 +73,9 @@ def get_product(session: Session, organisation_id: str, product_id: str) -> Prod
     return product
 
 
-def replace_product(session: Session, organisation_id: str, product_id: str, *, name: str, description: str,
-                    bom: Iterable[BomLineSpec]) -> Product:
+def replace_product(
+    session: Session, organisation_id: str, product_id: str, *, name: str, description: str, bom: Iterable[BomLineSpec]
+) -> Product:
     """Replace a product's name, description and whole BOM."""
     product = get_product(session, organisation_id, product_id)
     product.name, product.description = name, description

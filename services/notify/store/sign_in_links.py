@@ -30,9 +30,12 @@ class IssuedLink:
 def issue_sign_in_links(session: Session, email: str, ttl: timedelta, now: datetime) -> list[IssuedLink]:
     """A link for every user with this address (one per organisation they belong to); none for an unknown one."""
     session.execute(delete(SignInLink).where(SignInLink.expires_at < now - KEEP_EXPIRED))
-    rows = session.execute(select(User, Organisation).join(Organisation, Organisation.id == User.organisation_id)
-                           .where(func.lower(User.email) == email.strip().lower())
-                           .order_by(Organisation.name)).all()
+    rows = session.execute(
+        select(User, Organisation)
+        .join(Organisation, Organisation.id == User.organisation_id)
+        .where(func.lower(User.email) == email.strip().lower())
+        .order_by(Organisation.name)
+    ).all()
     issued = []
     for user, organisation in rows:
         token = secrets.token_urlsafe(32)
@@ -48,8 +51,9 @@ def _usable(token: str, now: datetime):  # the WHERE clause of a link that may s
 
 def find_usable_link(session: Session, token: str, now: datetime) -> User | None:
     """The user a link would sign in, without using it (the confirmation page); None when used or expired."""
-    return session.scalars(select(User).join(SignInLink, SignInLink.user_id == User.id)
-                           .where(*_usable(token, now))).first()
+    return session.scalars(
+        select(User).join(SignInLink, SignInLink.user_id == User.id).where(*_usable(token, now))
+    ).first()
 
 
 def redeem_sign_in_link(session: Session, token: str, now: datetime) -> User | None:
@@ -58,8 +62,9 @@ def redeem_sign_in_link(session: Session, token: str, now: datetime) -> User | N
     if link_id is None:
         return None
     # Conditional on the link still being unused: of two redeemers racing, the row lock lets one through.
-    taken = session.execute(update(SignInLink).where(SignInLink.id == link_id, *_usable(token, now))
-                            .values(used_at=now))
+    taken = session.execute(
+        update(SignInLink).where(SignInLink.id == link_id, *_usable(token, now)).values(used_at=now)
+    )
     if cast("CursorResult[Any]", taken).rowcount != 1:  # an UPDATE's result is a cursor result
         return None
     link = session.get(SignInLink, link_id)

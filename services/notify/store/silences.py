@@ -13,9 +13,19 @@ from services.notify.store.models import Silence, utcnow
 MAX_SILENCE = timedelta(days=90)  # a forgotten silence must not hide a crisis for ever
 
 
-def create_silence(session: Session, organisation_id: str, *, ends_at: datetime, created_by: str,
-                   material: str | None = None, rule: str | None = None, severity: str | None = None,
-                   comment: str = "", starts_at: datetime | None = None, now: datetime | None = None) -> Silence:
+def create_silence(
+    session: Session,
+    organisation_id: str,
+    *,
+    ends_at: datetime,
+    created_by: str,
+    material: str | None = None,
+    rule: str | None = None,
+    severity: str | None = None,
+    comment: str = "",
+    starts_at: datetime | None = None,
+    now: datetime | None = None,
+) -> Silence:
     """Add a silence matching every given field; at least one field, ending in the future, within 90 days."""
     now = now or utcnow()
     starts_at = starts_at or now
@@ -25,8 +35,16 @@ def create_silence(session: Session, organisation_id: str, *, ends_at: datetime,
         raise Rejected("ends_at must be after starts_at and in the future")
     if ends_at - starts_at > MAX_SILENCE:
         raise Rejected(f"a silence may last at most {MAX_SILENCE.days} days")
-    silence = Silence(organisation_id=organisation_id, material=material, rule=rule, severity=severity,
-                      comment=comment, created_by=created_by[:320], starts_at=starts_at, ends_at=ends_at)
+    silence = Silence(
+        organisation_id=organisation_id,
+        material=material,
+        rule=rule,
+        severity=severity,
+        comment=comment,
+        created_by=created_by[:320],
+        starts_at=starts_at,
+        ends_at=ends_at,
+    )
     session.add(silence)
     session.flush()
     return silence

@@ -22,9 +22,15 @@ def _own_channels(session: Session, organisation_id: str, channel_ids: Sequence[
         raise Rejected("unknown channel id") from exc
 
 
-def create_subscription(session: Session, organisation_id: str, *, material: str | None = None,
-                        product_id: str | None = None, min_severity: str = "warning",
-                        channel_ids: Sequence[str]) -> Subscription:
+def create_subscription(
+    session: Session,
+    organisation_id: str,
+    *,
+    material: str | None = None,
+    product_id: str | None = None,
+    min_severity: str = "warning",
+    channel_ids: Sequence[str],
+) -> Subscription:
     """Subscribe to a material or a product's BOM, with the organisation's own channels only."""
     if (material is None) == (product_id is None):
         raise Rejected("give exactly one of material and product_id")
@@ -33,9 +39,13 @@ def create_subscription(session: Session, organisation_id: str, *, material: str
             get_product(session, organisation_id, product_id)
         except NotFound as exc:
             raise Rejected("unknown product id") from exc
-    subscription = Subscription(organisation_id=organisation_id, material=material, product_id=product_id,
-                                min_severity=min_severity,
-                                channels=_own_channels(session, organisation_id, channel_ids))
+    subscription = Subscription(
+        organisation_id=organisation_id,
+        material=material,
+        product_id=product_id,
+        min_severity=min_severity,
+        channels=_own_channels(session, organisation_id, channel_ids),
+    )
     session.add(subscription)
     session.flush()
     return subscription
@@ -43,9 +53,14 @@ def create_subscription(session: Session, organisation_id: str, *, material: str
 
 def list_subscriptions(session: Session, organisation_id: str) -> list[Subscription]:
     """An organisation's subscriptions with their channels, oldest first."""
-    return list(session.scalars(select(Subscription).where(Subscription.organisation_id == organisation_id)
-                                .options(selectinload(Subscription.channels))
-                                .order_by(Subscription.created_at, Subscription.id)))
+    return list(
+        session.scalars(
+            select(Subscription)
+            .where(Subscription.organisation_id == organisation_id)
+            .options(selectinload(Subscription.channels))
+            .order_by(Subscription.created_at, Subscription.id)
+        )
+    )
 
 
 def get_subscription(session: Session, organisation_id: str, subscription_id: str) -> Subscription:
@@ -56,8 +71,14 @@ def get_subscription(session: Session, organisation_id: str, subscription_id: st
     return subscription
 
 
-def update_subscription(session: Session, organisation_id: str, subscription_id: str, *,
-                        min_severity: str | None = None, channel_ids: Sequence[str] | None = None) -> Subscription:
+def update_subscription(
+    session: Session,
+    organisation_id: str,
+    subscription_id: str,
+    *,
+    min_severity: str | None = None,
+    channel_ids: Sequence[str] | None = None,
+) -> Subscription:
     """Change a subscription's minimum severity or channels (what it watches is fixed: make a new one)."""
     subscription = get_subscription(session, organisation_id, subscription_id)
     if min_severity is not None:

@@ -13,8 +13,9 @@ def clip01(x: float) -> float:
     return min(1.0, max(0.0, x))
 
 
-def normalise_components(ind: Mapping[str, float | None], *, volatility_ref: float, price_trend_ref_pct: float,
-                         leadtime_ratio_ref: float) -> dict[str, float]:
+def normalise_components(
+    ind: Mapping[str, float | None], *, volatility_ref: float, price_trend_ref_pct: float, leadtime_ratio_ref: float
+) -> dict[str, float]:
     """Each available component on 0..1 (see docs/methodology.md); a component without data is absent."""
     out: dict[str, float] = {}
     # clip01 written out: this runs once per input.
@@ -38,8 +39,12 @@ def normalise_components(ind: Mapping[str, float | None], *, volatility_ref: flo
     return out
 
 
-def composite_score(components: Mapping[str, float], weights: Mapping[str, float], min_coverage: float = 0.0,
-                    points: dict[str, float] | None = None) -> tuple[float | None, dict[str, float]]:
+def composite_score(
+    components: Mapping[str, float],
+    weights: Mapping[str, float],
+    min_coverage: float = 0.0,
+    points: dict[str, float] | None = None,
+) -> tuple[float | None, dict[str, float]]:
     """Weighted mean of the available components on 0..100, and each component's contribution in points.
 
     Weights are renormalised over the components that have data, so a material without trade data is
@@ -55,8 +60,9 @@ def composite_score(components: Mapping[str, float], weights: Mapping[str, float
     return math.fsum(contributions.values()), contributions
 
 
-def points_per_component(present: Iterable[str], weights: Mapping[str, float], min_coverage: float = 0.0
-                         ) -> dict[str, float]:
+def points_per_component(
+    present: Iterable[str], weights: Mapping[str, float], min_coverage: float = 0.0
+) -> dict[str, float]:
     """Score points per unit of each present component (100 w / the weight present); none below coverage.
 
     Depends only on which components are present, so a caller may keep it for a set of components.

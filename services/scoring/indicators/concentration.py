@@ -28,8 +28,11 @@ def split_extra_eu(amounts: Mapping[str, float], members: frozenset[str] = EU_ME
     a member state shipping on Chinese gallium must not dilute China's share.
     """
     extra = {c: v for c, v in amounts.items() if c not in members}
-    return ExtraEU(shares=import_shares(extra), extra_eu_total=math.fsum(v for v in extra.values() if v > 0),
-                   intra_eu_total=math.fsum(v for c, v in amounts.items() if c in members and v > 0))
+    return ExtraEU(
+        shares=import_shares(extra),
+        extra_eu_total=math.fsum(v for v in extra.values() if v > 0),
+        intra_eu_total=math.fsum(v for c, v in amounts.items() if c in members and v > 0),
+    )
 
 
 def import_amounts(flows: Iterable[tuple[str, float | None, float | None]]) -> tuple[str, dict[str, float]]:
@@ -137,6 +140,9 @@ def supply_concentration(shares: Mapping[str, float], wgi_scaled: Mapping[str, f
     governed = {c: s for c, s in positive.items() if c in wgi_scaled}
     return SupplyConcentration(
         hhi=math.fsum((100.0 * s) ** 2 for s in positive.values()),
-        top_producer=top[0], top_share=top[1],
+        top_producer=top[0],
+        top_share=top[1],
         hhi_wgi=math.fsum(s * s * wgi_scaled[c] for c, s in governed.items()) if governed else None,
-        named_share=math.fsum(positive.values()), governed_share=math.fsum(governed.values()))
+        named_share=math.fsum(positive.values()),
+        governed_share=math.fsum(governed.values()),
+    )

@@ -12,8 +12,7 @@ OPENING_MEASURES = ("export_ban", "export_licence", "export_quota", "export_tax"
 
 # How much a measure restricts supply, 0..1: a ban or sanction stops a flow, a quota caps it, a licence
 # regime delays and can stop it case by case, a tax only raises its price.
-MEASURE_SEVERITY = {"export_ban": 1.0, "sanction": 1.0, "export_quota": 0.8, "export_licence": 0.6,
-                    "export_tax": 0.4}
+MEASURE_SEVERITY = {"export_ban": 1.0, "sanction": 1.0, "export_quota": 0.8, "export_licence": 0.6, "export_tax": 0.4}
 
 # An easing that says it is temporary suspends a control (it may come back); otherwise it lifts it.
 _SUSPENSION = re.compile(r"\b(suspend\w*|paus\w*|postpone\w*|temporar\w*|delay\w*)\b", re.IGNORECASE)
@@ -63,9 +62,21 @@ def eased_measures(evidence: list[str]) -> tuple[str, ...]:
     return tuple(m for m in OPENING_MEASURES if m in named)
 
 
-def apply_control_news(controls: dict[str, ExportControl], *, measure: str, countries: list[str], effective: date,
-                       source: str, item_id: str, event_id: str, url: str, title: str, summary: str,
-                       classification: str, eases: tuple[str, ...] = ()) -> tuple[dict[str, ExportControl], list[str]]:
+def apply_control_news(
+    controls: dict[str, ExportControl],
+    *,
+    measure: str,
+    countries: list[str],
+    effective: date,
+    source: str,
+    item_id: str,
+    event_id: str,
+    url: str,
+    title: str,
+    summary: str,
+    classification: str,
+    eases: tuple[str, ...] = (),
+) -> tuple[dict[str, ExportControl], list[str]]:
     """Controls after one classified news item, and what changed (one line per control touched).
 
     An opening measure opens (or re-opens, or updates) the control keyed by country and measure; an easing
@@ -82,16 +93,29 @@ def apply_control_news(controls: dict[str, ExportControl], *, measure: str, coun
             if prior is not None and prior.until is None:
                 # An update of a control already open keeps its start date and takes the newest reference.
                 since = min(prior.since, since)
-            out[key] = ExportControl(country=country, measure=measure, since=since, source=source, item_id=item_id,
-                                     event_id=event_id, url=url, title=title[:300], classification=classification)
+            out[key] = ExportControl(
+                country=country,
+                measure=measure,
+                since=since,
+                source=source,
+                item_id=item_id,
+                event_id=event_id,
+                url=url,
+                title=title[:300],
+                classification=classification,
+            )
             changes.append(f"{'updated' if prior and prior.until is None else 'opened'} {key}")
     elif measure == "easing":
         kind = easing_kind(title, summary)
         # A notice eases only controls its own classification may see.
         clearance = Classification(classification)
         for key, control in sorted(out.items()):
-            if (control.country in countries and control.until is None and (not eases or control.measure in eases)
-                    and clearance.allows(control.classification)):
+            if (
+                control.country in countries
+                and control.until is None
+                and (not eases or control.measure in eases)
+                and clearance.allows(control.classification)
+            ):
                 out[key] = replace(control, until=effective.isoformat(), ended_by=kind, eased_item_id=item_id)
                 changes.append(f"{kind} {key}")
     return out, changes

@@ -31,8 +31,9 @@ def trend_days_per_30d(times: Sequence[float], values: Sequence[float]) -> float
     return sxy / sxx * 30 * DAY
 
 
-def leadtime_indicators(quotes: Sequence[tuple[float, float, str]], *, baseline_days: float,
-                        trend_days: float) -> dict[str, float | None]:
+def leadtime_indicators(
+    quotes: Sequence[tuple[float, float, str]], *, baseline_days: float, trend_days: float
+) -> dict[str, float | None]:
     """Indicators from lead-time quotes `(time, days, origin)` sorted by time; origin "" when unknown.
 
     The baseline is the median of the quotes in the `baseline_days` before the latest quote (the latest
@@ -40,7 +41,9 @@ def leadtime_indicators(quotes: Sequence[tuple[float, float, str]], *, baseline_
     last `trend_days`, the latest included.
     """
     out: dict[str, float | None] = {
-        "leadtime_days": None, "leadtime_baseline_days": None, "leadtime_ratio": None,
+        "leadtime_days": None,
+        "leadtime_baseline_days": None,
+        "leadtime_ratio": None,
         "leadtime_trend_days_per_30d": None,
     }
     if not quotes:

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from shared.events import Topic
 
 # Every topic but export controls (scored as controls in force) and none.
-SIGNAL_TOPICS = frozenset({Topic.PRICE, Topic.LEADTIME, Topic.PRODUCTION, Topic.STOCKPILE, Topic.TARIFF,
-                           Topic.TRADE_VOLUME})
+SIGNAL_TOPICS = frozenset(
+    {Topic.PRICE, Topic.LEADTIME, Topic.PRODUCTION, Topic.STOCKPILE, Topic.TARIFF, Topic.TRADE_VOLUME}
+)
 SIGNAL_TOPIC_NAMES = tuple(sorted(t.value for t in SIGNAL_TOPICS))
 WINDOW_DAYS = 30
 WINDOW_SECONDS = WINDOW_DAYS * 86400.0
@@ -39,8 +40,18 @@ class NewsSignal:
     price_change_pct: float | None = None
 
     def to_list(self) -> list:
-        return [self.t, self.topic, self.key, self.title, self.url, self.source, self.id, self.cls,
-                self.leadtime_days, self.price_change_pct]
+        return [
+            self.t,
+            self.topic,
+            self.key,
+            self.title,
+            self.url,
+            self.source,
+            self.id,
+            self.cls,
+            self.leadtime_days,
+            self.price_change_pct,
+        ]
 
     def describe(self) -> str:
         """The item as breach evidence names it: 'leadtime, lead time 126 days: <title>'."""
@@ -59,8 +70,9 @@ def recent(signals: Sequence[NewsSignal], at: float, window: float = WINDOW_SECO
     return signals[start:end]
 
 
-def news_signal_indicators(signals: Sequence[NewsSignal], at: float, window: float = WINDOW_SECONDS
-                           ) -> dict[str, float | None]:
+def news_signal_indicators(
+    signals: Sequence[NewsSignal], at: float, window: float = WINDOW_SECONDS
+) -> dict[str, float | None]:
     """Items in the window, in all and by topic; the latest lead time and price move stated in it (or None)."""
     items = recent(signals, at, window)
     out: dict[str, float | None] = {COUNT: float(len(items))}
@@ -84,8 +96,9 @@ def latest_stating(items: Sequence[NewsSignal], figure: str) -> NewsSignal | Non
     return next((n for n in reversed(items) if getattr(n, figure) is not None), None)
 
 
-def news_evidence(signals: Sequence[NewsSignal], indicator: str, at: float, limit: int,
-                  window: float = WINDOW_SECONDS) -> list[NewsSignal]:
+def news_evidence(
+    signals: Sequence[NewsSignal], indicator: str, at: float, limit: int, window: float = WINDOW_SECONDS
+) -> list[NewsSignal]:
     """The items behind a news indicator, newest first: those counted, or those stating the figure."""
     items = recent(signals, at, window)
     if indicator in ("news_leadtime_days", "news_price_change_pct"):

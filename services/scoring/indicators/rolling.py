@@ -50,7 +50,7 @@ _GAPS = 20  # the gaps `infer_frequency` looks at
 
 
 def _recent_gaps(times: Sequence[float]) -> list[float]:
-    recent = times[-_GAPS - 1:]
+    recent = times[-_GAPS - 1 :]
     return sorted(b - a for a, b in zip(recent, recent[1:], strict=False))
 
 
@@ -167,28 +167,34 @@ class ReturnWindows:
         if spread <= 0 or a * a * (n - 1) > _KAPPA_MAX * spread:
             if spread == 0 and a == 0:
                 return 0.0  # all returns exactly 0: so is the reference
-            return sample_sd(returns[lo + 1:hi + 1])
+            return sample_sd(returns[lo + 1 : hi + 1])
         return math.sqrt(spread / ((n * (n - 1)) << (2 * _SHIFT)))
 
     def _ewma_variance(self, returns: Sequence[float], lam: float, window: int, count: int) -> float:
         e = self._ewma
         if e is None or e[0] != lam or e[1] != window or e[4] != count:
             total = 0.0
-            for r in returns[len(returns) - count:]:
+            for r in returns[len(returns) - count :]:
                 total = lam * total + r * r
             e = self._ewma = [lam, window, lam**window, total, count, 2.0 * (count + 1) * _UNIT * total]
         first = returns[len(returns) - count]
         # sigma2 = lam^(m-1) r_s^2 + (1 - lam) sum_{j>s} lam^(k-j) r_j^2 = (1 - lam) S + lam^m r_s^2
         return (1.0 - lam) * e[3] + (e[2] if count == window else lam**count) * (first * first)
 
-    def estimate(self, times: Sequence[float], prices: Sequence[float], returns: Sequence[float],
-                 params: PriceParams) -> dict[str, float | None] | None:
+    def estimate(
+        self, times: Sequence[float], prices: Sequence[float], returns: Sequence[float], params: PriceParams
+    ) -> dict[str, float | None] | None:
         """`price_indicators` of the series, the ESTIMATED ones within ESTIMATE_RTOL; None if only it can say."""
         if not self.built:
             self.rebuild(times, returns)
             self.built = True
-        vw, ew, sw, lw, jw = (params.volatility_window, params.ewma_window, params.short_window, params.long_window,
-                              params.jump_window)
+        vw, ew, sw, lw, jw = (
+            params.volatility_window,
+            params.ewma_window,
+            params.short_window,
+            params.long_window,
+            params.jump_window,
+        )
         if not self.exact or vw < 1 or ew < 1 or sw < 1 or lw < 1 or jw < 1:
             return None
         need = max(vw, ew, lw, jw + 1)
@@ -196,7 +202,7 @@ class ReturnWindows:
         if n > need:
             n = need  # the returns `price_indicators` is given
         # With windows shorter than the gaps kept, `infer_frequency` sees only the times the windows need.
-        gaps = _recent_gaps(times[-need - 1:]) if need < _GAPS else self.gaps
+        gaps = _recent_gaps(times[-need - 1 :]) if need < _GAPS else self.gaps
         ppy = PERIODS_PER_YEAR[frequency_of_gaps(gaps)]
         root = math.sqrt(ppy)
         sd = self._sd(returns, vw if vw < n else n)

@@ -86,7 +86,7 @@ def jump_zscore(returns: Sequence[float], window: int, minimum: int = 10, sd_flo
     """
     if len(returns) < minimum + 1:
         return None
-    earlier = returns[-window - 1:-1]
+    earlier = returns[-window - 1 : -1]
     sd = sample_sd(earlier)
     if sd is None:
         return None
@@ -115,8 +115,9 @@ CHANGE_DAYS = (1, 7, 30)  # the horizons of price_indicators
 _TOLERANCE: dict[float, float] = {d: change_tolerance(d) for d in CHANGE_DAYS}
 
 
-def price_changes(times: Sequence[float], prices: Sequence[float], horizons: Sequence[float] = CHANGE_DAYS
-                  ) -> list[float | None]:
+def price_changes(
+    times: Sequence[float], prices: Sequence[float], horizons: Sequence[float] = CHANGE_DAYS
+) -> list[float | None]:
     """`price_change_pct` for each horizon (days), in one pass."""
     last = len(times) - 1
     if last < 1:
@@ -144,18 +145,29 @@ def prices_needed(*, volatility_window: int, ewma_window: int, long_window: int,
     return max(volatility_window, ewma_window, long_window, jump_window + 1) + 1
 
 
-def price_indicators(times: Sequence[float], prices: Sequence[float], *, volatility_window: int,
-                     ewma_lambda: float, ewma_window: int, short_window: int, long_window: int,
-                     jump_window: int, jump_min_returns: int = 10, jump_sd_floor: float = 0.0,
-                     returns: Sequence[float] | None = None) -> dict[str, float | None]:
+def price_indicators(
+    times: Sequence[float],
+    prices: Sequence[float],
+    *,
+    volatility_window: int,
+    ewma_lambda: float,
+    ewma_window: int,
+    short_window: int,
+    long_window: int,
+    jump_window: int,
+    jump_min_returns: int = 10,
+    jump_sd_floor: float = 0.0,
+    returns: Sequence[float] | None = None,
+) -> dict[str, float | None]:
     """Every price indicator of one series sorted by time.
 
     `jump_sd_floor` is an annualised volatility; the jump z-score's sd is at least its per-period equivalent.
     `returns`, when the caller keeps them, must be `log_returns` of the latest `prices_needed(...)` prices;
     passing them saves recomputing a hundred logarithms per observation.
     """
-    need = prices_needed(volatility_window=volatility_window, ewma_window=ewma_window, long_window=long_window,
-                         jump_window=jump_window)
+    need = prices_needed(
+        volatility_window=volatility_window, ewma_window=ewma_window, long_window=long_window, jump_window=jump_window
+    )
     if returns is None:
         returns = log_returns(prices[-need:])
     freq = infer_frequency(times[-need:])

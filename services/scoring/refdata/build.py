@@ -44,21 +44,21 @@ CITATIONS: dict[str, dict[str, str]] = {
     },
     "production": {
         "source": "U.S. Geological Survey, National Minerals Information Center, Mineral Commodity Summaries "
-                  "data releases: MCS 2023 (doi:10.5066/P9WCYUI6), MCS 2024 ver. 2.0 (doi:10.5066/P144BA54)",
+        "data releases: MCS 2023 (doi:10.5066/P9WCYUI6), MCS 2024 ver. 2.0 (doi:10.5066/P144BA54)",
         "edition": "MCS 2023 (production 2021-2022) and MCS 2024 ver. 2.0, March 2024 (production 2022-2023)",
         "licence": "Public domain (U.S. Government work); cite the data release",
     },
     "study_shares": {
         "source": "European Commission (DG GROW), Study on the critical raw materials for the EU 2023, Final "
-                  "Report, Appendix 7 (global supply and EU sourcing shares, t), as tabulated in "
-                  "erikemilsson/EU-Critical-Raw-Materials-CRM-Reports-Datasets",
+        "Report, Appendix 7 (global supply and EU sourcing shares, t), as tabulated in "
+        "erikemilsson/EU-Critical-Raw-Materials-CRM-Reports-Datasets",
         "edition": "2023 assessment",
         "licence": "CC BY 4.0 (European Commission reuse policy)",
     },
     "study_scores": {
         "source": "European Commission (DG GROW), Study on the critical raw materials for the EU 2023, Final "
-                  "Report, Annex 4 (SR and EI per assessment), as tabulated in "
-                  "erikemilsson/EU-Critical-Raw-Materials-CRM-Reports-Datasets",
+        "Report, Annex 4 (SR and EI per assessment), as tabulated in "
+        "erikemilsson/EU-Critical-Raw-Materials-CRM-Reports-Datasets",
         "edition": "assessments 2011, 2014, 2017, 2020, 2023",
         "licence": "CC BY 4.0 (European Commission reuse policy)",
     },
@@ -164,8 +164,10 @@ def read_wgi(folder: Path, names: BuildSources, catalog: Catalog) -> tuple[list[
         row = table.setdefault((country, int(rec["year"])), {"country": country, "year": int(rec["year"])})
         row[indicator] = estimate
     if unknown:
-        raise RefdataError(f"{used.name}: codes neither ISO alpha-3 in the catalog nor known WGI legacy codes: "
-                           f"{', '.join(sorted(unknown))} (add them to sources.toml [wgi_codes])")
+        raise RefdataError(
+            f"{used.name}: codes neither ISO alpha-3 in the catalog nor known WGI legacy codes: "
+            f"{', '.join(sorted(unknown))} (add them to sources.toml [wgi_codes])"
+        )
     rows = [r for r in table.values() if any(r.get(i) is not None for i in WGI_INDICATORS)]
     rows.sort(key=lambda r: (r["country"], r["year"]))
     return rows, [used]
@@ -199,8 +201,11 @@ _PROD_COLUMN = re.compile(r"^prod_(?P<label>.+?)_(?:(?P<est>est)_)?(?P<year>\d{4
 _NUMBER = re.compile(r"^e?(\d[\d,]*(?:\.\d+)?)$")  # "16,000", "e5,000" (e = estimated, a footnote mark)
 
 
-def read_usgs_world(folder: Path, entries: Iterable[UsgsEntry], names: CountryNames,
-                    ) -> tuple[list[dict[str, Any]], list[Path], list[str]]:
+def read_usgs_world(
+    folder: Path,
+    entries: Iterable[UsgsEntry],
+    names: CountryNames,
+) -> tuple[list[dict[str, Any]], list[Path], list[str]]:
     """Production rows (edition, material, stage, year, country, quantity, unit, estimated) of one edition.
 
     `country` is an ISO alpha-2 code, "world" for the world total or "other" for USGS's "Other countries".
@@ -215,7 +220,8 @@ def read_usgs_world(folder: Path, entries: Iterable[UsgsEntry], names: CountryNa
     for entry in entries:
         # MCS 2023 names one file after two commodities ("mcs2023-zirco-hafni_world.csv").
         path = files.get(f"{prefix}-{entry.file}_world.csv") or next(
-            (p for n, p in sorted(files.items()) if n.startswith(f"{prefix}-{entry.file}-")), None)
+            (p for n, p in sorted(files.items()) if n.startswith(f"{prefix}-{entry.file}-")), None
+        )
         if path is None:
             missing.append(f"{edition} {entry.file} ({entry.material})")
             continue
@@ -251,9 +257,16 @@ def _usgs_rows(path: Path, entry: UsgsEntry, edition: str, names: CountryNames) 
                 m = _NUMBER.match(value)
                 if m is None:
                     continue
-                yield {"edition": edition, "material": entry.material, "stage": entry.stage, "year": year,
-                       "country": place, "quantity": float(m[1].replace(",", "")), "unit": unit,
-                       "estimated": estimated or value.startswith("e")}
+                yield {
+                    "edition": edition,
+                    "material": entry.material,
+                    "stage": entry.stage,
+                    "year": year,
+                    "country": place,
+                    "quantity": float(m[1].replace(",", "")),
+                    "unit": unit,
+                    "estimated": estimated or value.startswith("e"),
+                }
 
 
 def _place(name: str, names: CountryNames) -> str | None:
@@ -268,8 +281,11 @@ def _place(name: str, names: CountryNames) -> str | None:
 # --- EU CRM study 2023 --------------------------------------------------------------------------------
 
 
-def read_study(folder: Path, sources: BuildSources, names: CountryNames,
-               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Path]]:
+def read_study(
+    folder: Path,
+    sources: BuildSources,
+    names: CountryNames,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Path]]:
     """(scores, shares, files): SR/EI per material and assessment; global and EU sourcing shares by stage."""
     materials = {fold(k): v for k, v in sources.study_materials.items()}
     scores_path = folder / "dimension_CRMsOverTime.csv"
@@ -298,8 +314,17 @@ def read_study(folder: Path, sources: BuildSources, names: CountryNames,
             stage = {"E": "extraction", "P": "processing"}.get(rec["Stage"].strip())
             if stage is None:
                 raise RefdataError(f"{path.name} row {n}: stage {rec['Stage']!r} is neither E nor P")
-            shares.append({"scope": scope, "material": material, "stage": stage, "country": country,
-                           "share": share, "below": bound, "t": float(rec["t"]) if rec["t"].strip() else None})
+            shares.append(
+                {
+                    "scope": scope,
+                    "material": material,
+                    "stage": stage,
+                    "country": country,
+                    "share": share,
+                    "below": bound,
+                    "t": float(rec["t"]) if rec["t"].strip() else None,
+                }
+            )
     return scores, shares, used
 
 
@@ -364,19 +389,34 @@ def build_tables(source_dir: Path, out_dir: Path, catalog: Catalog | None = None
     out_dir.mkdir(parents=True, exist_ok=True)
     tables = [
         ("governance", GOVERNANCE_FILE, ["country", "year", *WGI_INDICATORS], governance, wgi_files),
-        ("production", PRODUCTION_FILE,
-         ["edition", "material", "stage", "year", "country", "quantity", "unit", "estimated"], production,
-         usgs_files),
+        (
+            "production",
+            PRODUCTION_FILE,
+            ["edition", "material", "stage", "year", "country", "quantity", "unit", "estimated"],
+            production,
+            usgs_files,
+        ),
         ("study_scores", STUDY_SCORES_FILE, ["material", "assessment", "sr", "ei"], scores, study_files[:1]),
-        ("study_shares", STUDY_SHARES_FILE, ["scope", "material", "stage", "country", "share", "below", "t"],
-         shares, study_files[1:]),
+        (
+            "study_shares",
+            STUDY_SHARES_FILE,
+            ["scope", "material", "stage", "country", "share", "below", "t"],
+            shares,
+            study_files[1:],
+        ),
     ]
     for name, file, header, rows, inputs in tables:
         _write_csv(out_dir / file, header, rows)
         manifest["tables"][name] = {
-            "file": file, **CITATIONS[name], "rows": len(rows),
-            "inputs": {f"{p.parent.name}/{p.name}" if p.parent.name != "world" else
-                       f"{p.parent.parent.name}/world/{p.name}": _sha256(p) for p in inputs},
+            "file": file,
+            **CITATIONS[name],
+            "rows": len(rows),
+            "inputs": {
+                f"{p.parent.name}/{p.name}"
+                if p.parent.name != "world"
+                else f"{p.parent.parent.name}/world/{p.name}": _sha256(p)
+                for p in inputs
+            },
         }
     manifest["tables"]["production"]["not_found"] = missing
     manifest["unmatched_country_names"] = sorted(names.unknown)

@@ -9,8 +9,13 @@ import click
 
 refdata = click.Group("refdata", help="Reference data: WGI governance, USGS world production, EU CRM study.")
 
-_DATA = click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-                     default=None, help="Reference tables to read (default: the ones shipped in the package).")
+_DATA = click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Reference tables to read (default: the ones shipped in the package).",
+)
 
 
 def _load(data_dir: Path | None):  # -> ReferenceData
@@ -23,11 +28,21 @@ def _load(data_dir: Path | None):  # -> ReferenceData
 
 
 @refdata.command("build")
-@click.option("--from", "source_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Folder with one subfolder per publication (worldbank-wgi-2024, usgs-mcs2023, usgs-mcs2024, "
-                   "eu-crm-2023-study-tables), files as published.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where to write the tables (default: the package's services/scoring/refdata/data).")
+@click.option(
+    "--from",
+    "source_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder with one subfolder per publication (worldbank-wgi-2024, usgs-mcs2023, usgs-mcs2024, "
+    "eu-crm-2023-study-tables), files as published.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the tables (default: the package's services/scoring/refdata/data).",
+)
 def build(source_dir: Path, out_dir: Path | None) -> None:
     """Turn the published files into the compact tables scoring reads, with manifest.json citing each."""
     from services.scoring.refdata.build import RefdataError, build_tables
@@ -50,8 +65,14 @@ def build(source_dir: Path, out_dir: Path | None) -> None:
 @refdata.command("supply")
 @click.option("--material", required=True, help="Catalog material id, e.g. gallium.")
 @click.option("--year", type=int, default=None, help="Production year (default: the latest USGS has).")
-@click.option("--wgi", "measure", type=click.Choice(["mean", "va", "pv", "ge", "rq", "rl", "cc"]), default="mean",
-              show_default=True, help="WGI measure of HHI_WGI: the mean of the six dimensions, or one of them.")
+@click.option(
+    "--wgi",
+    "measure",
+    type=click.Choice(["mean", "va", "pv", "ge", "rq", "rl", "cc"]),
+    default="mean",
+    show_default=True,
+    help="WGI measure of HHI_WGI: the mean of the six dimensions, or one of them.",
+)
 @_DATA
 def supply(material: str, year: int | None, measure: str, data_dir: Path | None) -> None:
     """Print global supply concentration (HHI, top producer, HHI_WGI) of a material per stage, as JSON."""
@@ -59,16 +80,25 @@ def supply(material: str, year: int | None, measure: str, data_dir: Path | None)
 
     stages = material_supply(_load(data_dir), material, year, measure=measure)
     if not stages:
-        raise click.ClickException(f"no USGS country production for {material!r}"
-                                   + (f" in {year}" if year else ""))
+        raise click.ClickException(f"no USGS country production for {material!r}" + (f" in {year}" if year else ""))
     click.echo(json.dumps([s.as_dict() for s in stages], indent=1))
 
 
 @refdata.command("validate")
-@click.option("--year", type=int, default=2021, show_default=True,
-              help="USGS production year (2021 is the nearest to the study's 2016-2020 averages).")
-@click.option("--wgi", "measure", type=click.Choice(["mean", "va", "pv", "ge", "rq", "rl", "cc"]), default="mean",
-              show_default=True)
+@click.option(
+    "--year",
+    type=int,
+    default=2021,
+    show_default=True,
+    help="USGS production year (2021 is the nearest to the study's 2016-2020 averages).",
+)
+@click.option(
+    "--wgi",
+    "measure",
+    type=click.Choice(["mean", "va", "pv", "ge", "rq", "rl", "cc"]),
+    default="mean",
+    show_default=True,
+)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @_DATA
 def validate(year: int, measure: str, fmt: str, data_dir: Path | None) -> None:

@@ -44,8 +44,9 @@ def _wgi_year(refdata: ReferenceData, measure: str, year: int) -> int:
     return years[-1]
 
 
-def stage_supply(refdata: ReferenceData, material: str, stage: str, year: int, *, measure: str = "mean",
-                 edition: str | None = None) -> StageSupply | None:
+def stage_supply(
+    refdata: ReferenceData, material: str, stage: str, year: int, *, measure: str = "mean", edition: str | None = None
+) -> StageSupply | None:
     """HHI, top producer and HHI_WGI of a material's world production at a stage; None without country data."""
     wp = refdata.world_production(material, stage, year, edition)
     if wp is None:
@@ -54,12 +55,25 @@ def stage_supply(refdata: ReferenceData, material: str, stage: str, year: int, *
     sc = supply_concentration(wp.shares(), wgi_scaled(refdata, measure, wgi_year))
     if sc is None:
         return None
-    return StageSupply(material=material, stage=stage, year=year, edition=wp.edition, unit=wp.unit, wgi=measure,
-                       wgi_year=wgi_year, concentration=sc)
+    return StageSupply(
+        material=material,
+        stage=stage,
+        year=year,
+        edition=wp.edition,
+        unit=wp.unit,
+        wgi=measure,
+        wgi_year=wgi_year,
+        concentration=sc,
+    )
 
 
-def material_supply(refdata: ReferenceData, material: str, year: int | None = None, *, measure: str = "mean",
-                    ) -> list[StageSupply]:
+def material_supply(
+    refdata: ReferenceData,
+    material: str,
+    year: int | None = None,
+    *,
+    measure: str = "mean",
+) -> list[StageSupply]:
     """Supply concentration at every stage USGS covers, in its latest year unless `year` is given."""
     out = []
     for stage in refdata.production_stages(material):
@@ -134,8 +148,9 @@ def spearman(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     return sxy / math.sqrt(sxx * syy)
 
 
-def compare_with_study(refdata: ReferenceData, year: int = 2021, *, measure: str = "mean",
-                       assessment: int = 2023) -> StudyComparison:
+def compare_with_study(
+    refdata: ReferenceData, year: int = 2021, *, measure: str = "mean", assessment: int = 2023
+) -> StudyComparison:
     """Our HHI_WGI from USGS production against the study's SR, for every material both cover."""
     wgi_year = _wgi_year(refdata, measure, year)
     scaled = wgi_scaled(refdata, measure, wgi_year)
@@ -149,33 +164,54 @@ def compare_with_study(refdata: ReferenceData, year: int = 2021, *, measure: str
         if not ours:
             continue
         best = max(ours, key=lambda s: s.concentration.hhi_wgi or 0.0)
-        theirs = [sc for stage in STAGES
-                  if (sc := supply_concentration(refdata.study_supply_shares(material, stage), scaled))
-                  and sc.hhi_wgi is not None]
+        theirs = [
+            sc
+            for stage in STAGES
+            if (sc := supply_concentration(refdata.study_supply_shares(material, stage), scaled))
+            and sc.hhi_wgi is not None
+        ]
         top_theirs = max(theirs, key=lambda sc: sc.hhi_wgi or 0.0) if theirs else None
-        eu = [sc for stage in STAGES if (sc := supply_concentration(
-            refdata.study_supply_shares(material, stage, scope="eu"), scaled))]
+        eu = [
+            sc
+            for stage in STAGES
+            if (sc := supply_concentration(refdata.study_supply_shares(material, stage, scope="eu"), scaled))
+        ]
         eu_top = max(eu, key=lambda sc: sc.hhi) if eu else None
         c = best.concentration
-        rows.append(MaterialComparison(
-            material=material, sr=score["sr"], hhi_wgi=c.hhi_wgi or 0.0, stage=best.stage,
-            top_producer=c.top_producer, top_share=c.top_share,
-            study_hhi_wgi=top_theirs.hhi_wgi if top_theirs else None,
-            study_top_producer=top_theirs.top_producer if top_theirs else None,
-            study_top_share=top_theirs.top_share if top_theirs else None,
-            eu_top_source=eu_top.top_producer if eu_top else None, eu_top_share=eu_top.top_share if eu_top else None))
+        rows.append(
+            MaterialComparison(
+                material=material,
+                sr=score["sr"],
+                hhi_wgi=c.hhi_wgi or 0.0,
+                stage=best.stage,
+                top_producer=c.top_producer,
+                top_share=c.top_share,
+                study_hhi_wgi=top_theirs.hhi_wgi if top_theirs else None,
+                study_top_producer=top_theirs.top_producer if top_theirs else None,
+                study_top_share=top_theirs.top_share if top_theirs else None,
+                eu_top_source=eu_top.top_producer if eu_top else None,
+                eu_top_share=eu_top.top_share if eu_top else None,
+            )
+        )
     ours_rank, sr_rank = ranks([r.hhi_wgi for r in rows]), ranks([r.sr for r in rows])
-    rows = [MaterialComparison(**{**asdict(r), "rank_ours": a, "rank_sr": b})
-            for r, a, b in zip(rows, ours_rank, sr_rank, strict=True)]
+    rows = [
+        MaterialComparison(**{**asdict(r), "rank_ours": a, "rank_sr": b})
+        for r, a, b in zip(rows, ours_rank, sr_rank, strict=True)
+    ]
     with_study = [r for r in rows if r.study_hhi_wgi is not None]
     return StudyComparison(
-        year=year, wgi=measure, assessment=assessment, materials=tuple(rows),
+        year=year,
+        wgi=measure,
+        assessment=assessment,
+        materials=tuple(rows),
         spearman=spearman([r.hhi_wgi for r in rows], [r.sr for r in rows]),
-        spearman_study_shares=spearman([r.study_hhi_wgi or 0.0 for r in with_study], [r.sr for r in with_study]))
+        spearman_study_shares=spearman([r.study_hhi_wgi or 0.0 for r in with_study], [r.sr for r in with_study]),
+    )
 
 
 def render_comparison(cmp: StudyComparison, top: int = 10) -> str:
     """The comparison as plain text: the correlations, then every material, largest rank differences first."""
+
     def fmt(x: float | None, spec: str = ".2f") -> str:
         return "-" if x is None else format(x, spec)
 
@@ -192,7 +228,9 @@ def render_comparison(cmp: StudyComparison, top: int = 10) -> str:
         top_ours = f"{r.top_producer} {r.top_share:.0%}"
         top_study = f"{r.study_top_producer} {r.study_top_share:.0%}" if r.study_top_producer else "-"
         eu_top = f"{r.eu_top_source} {r.eu_top_share:.0%}" if r.eu_top_source else "-"
-        lines.append(f"{r.material:<18}{r.sr:>5.1f}{r.rank_sr:>6.1f}{r.hhi_wgi:>9.2f}{r.rank_ours:>6.1f}"
-                     f"{r.rank_ours - r.rank_sr:>+6.1f}  {r.stage:<11}{top_ours:<14}{fmt(r.study_hhi_wgi):>14}  "
-                     f"{top_study:<13}{eu_top}")
+        lines.append(
+            f"{r.material:<18}{r.sr:>5.1f}{r.rank_sr:>6.1f}{r.hhi_wgi:>9.2f}{r.rank_ours:>6.1f}"
+            f"{r.rank_ours - r.rank_sr:>+6.1f}  {r.stage:<11}{top_ours:<14}{fmt(r.study_hhi_wgi):>14}  "
+            f"{top_study:<13}{eu_top}"
+        )
     return "\n".join(lines) + "\n"

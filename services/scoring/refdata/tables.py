@@ -78,15 +78,16 @@ class ReferenceData:
     study_scores: tuple[dict[str, Any], ...]
     study_shares: tuple[dict[str, Any], ...]
     manifest: Mapping[str, Any] = field(default_factory=dict)
-    _production_by_material: dict[str, list[dict[str, Any]]] = field(default_factory=dict, init=False, repr=False,
-                                                                      compare=False)
+    _production_by_material: dict[str, list[dict[str, Any]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         for r in self.production:
             self._production_by_material.setdefault(r["material"], []).append(r)
 
     def citation(self, table: str) -> str:
-        """"source, edition, licence" of a table, for configuration and reports."""
+        """ "source, edition, licence" of a table, for configuration and reports."""
         meta = self.manifest.get("tables", {}).get(table, {})
         return "; ".join(str(meta[k]) for k in ("source", "edition", "licence") if meta.get(k))
 
@@ -119,11 +120,19 @@ class ReferenceData:
     def production_editions(self) -> list[str]:
         return sorted({r["edition"] for r in self.production})
 
-    def world_production(self, material: str, stage: str, year: int, edition: str | None = None,
-                         ) -> WorldProduction | None:
+    def world_production(
+        self,
+        material: str,
+        stage: str,
+        year: int,
+        edition: str | None = None,
+    ) -> WorldProduction | None:
         """USGS world production of a material at a stage in a year: the newest edition that has it by default."""
-        rows = [r for r in self._production_by_material.get(material, ()) if r["stage"] == stage
-                and r["year"] == year and (edition is None or r["edition"] == edition)]
+        rows = [
+            r
+            for r in self._production_by_material.get(material, ())
+            if r["stage"] == stage and r["year"] == year and (edition is None or r["edition"] == edition)
+        ]
         if not rows:
             return None
         chosen = max(r["edition"] for r in rows)
@@ -137,12 +146,21 @@ class ReferenceData:
         worlds = [r["quantity"] for r in rows if r["country"] == "world"]
         other = math.fsum(others) if others else None
         world = max(worlds) if worlds else None
-        return WorldProduction(material=material, stage=stage, year=year, edition=chosen, unit=rows[0]["unit"],
-                               by_country=by_country, other=other, world=world)
+        return WorldProduction(
+            material=material,
+            stage=stage,
+            year=year,
+            edition=chosen,
+            unit=rows[0]["unit"],
+            by_country=by_country,
+            other=other,
+            world=world,
+        )
 
     def production_years(self, material: str, stage: str | None = None) -> list[int]:
-        return sorted({r["year"] for r in self._production_by_material.get(material, ())
-                       if stage is None or r["stage"] == stage})
+        return sorted(
+            {r["year"] for r in self._production_by_material.get(material, ()) if stage is None or r["stage"] == stage}
+        )
 
     def production_stages(self, material: str) -> list[str]:
         """The stages USGS covers for a material, the one its EU production counts at first."""
@@ -165,13 +183,15 @@ class ReferenceData:
         return math.fsum(eu) * TONNES_PER_UNIT[wp.unit]
 
     def study_score(self, material: str, assessment: int = 2023) -> dict[str, Any] | None:
-        return next((r for r in self.study_scores if r["material"] == material and r["assessment"] == assessment),
-                    None)
+        return next((r for r in self.study_scores if r["material"] == material and r["assessment"] == assessment), None)
 
     def study_supply_shares(self, material: str, stage: str, scope: str = "global") -> dict[str, float]:
         """The study's published shares by country (bounds such as "<0.1%" left out)."""
-        return {r["country"]: r["share"] for r in self.study_shares
-                if r["scope"] == scope and r["material"] == material and r["stage"] == stage and not r["below"]}
+        return {
+            r["country"]: r["share"]
+            for r in self.study_shares
+            if r["scope"] == scope and r["material"] == material and r["stage"] == stage and not r["below"]
+        }
 
 
 def _num(text: str) -> float | None:
@@ -193,20 +213,50 @@ def load_reference_data(data_dir: Path = DATA_DIR) -> ReferenceData:
     for r in _rows(data_dir / GOVERNANCE_FILE):
         governance[(r["country"], int(r["year"]))] = {i: v for i in WGI_INDICATORS if (v := _num(r[i])) is not None}
     production = tuple(
-        {"edition": r["edition"], "material": r["material"], "stage": r["stage"], "year": int(r["year"]),
-         "country": r["country"], "quantity": float(r["quantity"]), "unit": r["unit"],
-         "estimated": r["estimated"] == "1"} for r in _rows(data_dir / PRODUCTION_FILE))
-    scores = tuple({"material": r["material"], "assessment": int(r["assessment"]), "sr": _num(r["sr"]),
-                    "ei": _num(r["ei"])} for r in _rows(data_dir / STUDY_SCORES_FILE))
-    shares = tuple({"scope": r["scope"], "material": r["material"], "stage": r["stage"], "country": r["country"],
-                    "share": float(r["share"]), "below": r["below"] == "1", "t": _num(r["t"])}
-                   for r in _rows(data_dir / STUDY_SHARES_FILE))
+        {
+            "edition": r["edition"],
+            "material": r["material"],
+            "stage": r["stage"],
+            "year": int(r["year"]),
+            "country": r["country"],
+            "quantity": float(r["quantity"]),
+            "unit": r["unit"],
+            "estimated": r["estimated"] == "1",
+        }
+        for r in _rows(data_dir / PRODUCTION_FILE)
+    )
+    scores = tuple(
+        {"material": r["material"], "assessment": int(r["assessment"]), "sr": _num(r["sr"]), "ei": _num(r["ei"])}
+        for r in _rows(data_dir / STUDY_SCORES_FILE)
+    )
+    shares = tuple(
+        {
+            "scope": r["scope"],
+            "material": r["material"],
+            "stage": r["stage"],
+            "country": r["country"],
+            "share": float(r["share"]),
+            "below": r["below"] == "1",
+            "t": _num(r["t"]),
+        }
+        for r in _rows(data_dir / STUDY_SHARES_FILE)
+    )
     manifest = json.loads((data_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
-    counts = {"governance": len(governance), "production": len(production), "study_scores": len(scores),
-              "study_shares": len(shares)}
+    counts = {
+        "governance": len(governance),
+        "production": len(production),
+        "study_scores": len(scores),
+        "study_shares": len(shares),
+    }
     for name, rows in counts.items():
         REFERENCE_ROWS.labels(name).set(rows)
-    log.info("reference data loaded", extra={"rows": counts, "editions": {
-        name: meta.get("edition", "") for name, meta in manifest.get("tables", {}).items()}})
-    return ReferenceData(governance=governance, production=production, study_scores=scores, study_shares=shares,
-                         manifest=manifest)
+    log.info(
+        "reference data loaded",
+        extra={
+            "rows": counts,
+            "editions": {name: meta.get("edition", "") for name, meta in manifest.get("tables", {}).items()},
+        },
+    )
+    return ReferenceData(
+        governance=governance, production=production, study_scores=scores, study_shares=shares, manifest=manifest
+    )

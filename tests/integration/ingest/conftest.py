@@ -106,12 +106,12 @@ def feed_server() -> Iterator[FeedServer]:
         httpd.server_close()
 
 
-async def read_topic(bootstrap: str, namespace: str, topic: topics.Topic, *, expect: int,
-                     deadline_s: float = 15.0, settle: float = 1.0) -> list[tuple[dict, object, bytes]]:
+async def read_topic(
+    bootstrap: str, namespace: str, topic: topics.Topic, *, expect: int, deadline_s: float = 15.0, settle: float = 1.0
+) -> list[tuple[dict, object, bytes]]:
     """Every message on a topic: wait until `expect` have arrived, then `settle` seconds more for extras."""
     name = topic.qualified(namespace)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:
         partitions = [TopicPartition(name, p) for p in range(topic.partitions)]
@@ -133,5 +133,3 @@ async def read_topic(bootstrap: str, namespace: str, topic: topics.Topic, *, exp
         return out
     finally:
         await consumer.stop()
-
-

@@ -21,17 +21,43 @@ from .conftest import read_topic
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
 EXTRACT = ROOT / "tests" / "fixtures" / "trade" / "comext_gallium_germanium_2022_2024.csv"
-FULL = ROOT.parent / "shared" / "data" / "eurostat-comext-crm-imports-2022-2024" / \
-    "eu_comext_critical_inputs_cn8_2022_2024.csv"
+FULL = (
+    ROOT.parent
+    / "shared"
+    / "data"
+    / "eurostat-comext-crm-imports-2022-2024"
+    / "eu_comext_critical_inputs_cn8_2022_2024.csv"
+)
 
 
 def backfill(path: Path, bootstrap: str, namespace: str, state: Path) -> dict[str, int]:
     """Run the command as an operator would; its counts by outcome."""
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "MEWS_TOPIC_NAMESPACE": namespace,
-           "MEWS_INGEST_STATE_DIR": str(state), "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "services.cli", "ingest", "backfill", "--file", str(path),
-                           "--kind", "comext", "--eu27-total"], env=env, capture_output=True, text=True,
-                          timeout=300, check=False)
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "MEWS_TOPIC_NAMESPACE": namespace,
+        "MEWS_INGEST_STATE_DIR": str(state),
+        "PYTHONPATH": str(ROOT),
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "ingest",
+            "backfill",
+            "--file",
+            str(path),
+            "--kind",
+            "comext",
+            "--eu27-total",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     _, outcome, counts = done.stdout.strip().split("\t")
     assert outcome == "ok"
@@ -39,7 +65,8 @@ def backfill(path: Path, bootstrap: str, namespace: str, state: Path) -> dict[st
 
 
 async def test_backfill_publishes_eu27_flows_once_and_the_crma_and_eu_screen_rules_fire(
-        kafka_bootstrap, kafka_topics, tmp_path):
+    kafka_bootstrap, kafka_topics, tmp_path
+):
     groups = {(r["PRODUCT_NC"], r["PARTNER_ISO"], r["PERIOD"]) for r in csv.DictReader(EXTRACT.open())}
     first = backfill(EXTRACT, kafka_bootstrap, kafka_topics, tmp_path / "state")
     assert first == {"published": len(groups)}

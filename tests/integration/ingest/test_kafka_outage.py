@@ -50,8 +50,13 @@ class Broker:
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[Broker]:
     port = free_port()
-    env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(free_port()),
-           "KAFKA_DIR": str(tmp_path / "kafka"), "KAFKA_HEAP": "384m"}
+    env = {
+        **os.environ,
+        "KAFKA_PORT": str(port),
+        "KAFKA_CONTROLLER_PORT": str(free_port()),
+        "KAFKA_DIR": str(tmp_path / "kafka"),
+        "KAFKA_HEAP": "384m",
+    }
     broker = Broker(env, f"127.0.0.1:{port}")
     broker.run("start")
     try:
@@ -66,10 +71,14 @@ def api(own_broker: Broker, namespace: str, tmp_path: Path) -> Iterator[str]:
     import uvicorn
 
     asyncio.run(ensure_topics(own_broker.bootstrap, namespace))
-    settings = IngestSettings(kafka_bootstrap_servers=own_broker.bootstrap, topic_namespace=namespace,
-                              state_dir=tmp_path / "state", request_deadline_s=DEADLINE_S,
-                              retry_after_s=3,
-                              api_keys=f"{hashlib.sha256(KEY.encode()).hexdigest()}:ingest")
+    settings = IngestSettings(
+        kafka_bootstrap_servers=own_broker.bootstrap,
+        topic_namespace=namespace,
+        state_dir=tmp_path / "state",
+        request_deadline_s=DEADLINE_S,
+        retry_after_s=3,
+        api_keys=f"{hashlib.sha256(KEY.encode()).hexdigest()}:ingest",
+    )
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -89,18 +98,29 @@ def api(own_broker: Broker, namespace: str, tmp_path: Path) -> Iterator[str]:
 
 def prices(first_day: int, count: int) -> list[dict]:
     day = datetime(2023, 1, 1, tzinfo=UTC)
-    return [{"material": "gallium", "price": 300 + i, "currency": "USD", "unit": "kg", "source": "outage-test",
-             "observed_at": (day + timedelta(days=first_day + i)).isoformat()} for i in range(count)]
+    return [
+        {
+            "material": "gallium",
+            "price": 300 + i,
+            "currency": "USD",
+            "unit": "kg",
+            "source": "outage-test",
+            "observed_at": (day + timedelta(days=first_day + i)).isoformat(),
+        }
+        for i in range(count)
+    ]
 
 
 def published_days(own_broker: Broker, namespace: str, expect: int) -> Counter[str]:
-    messages = asyncio.run(read_topic(own_broker.bootstrap, namespace, topics.PRICES, expect=expect,
-                                      deadline_s=30, settle=5))
+    messages = asyncio.run(
+        read_topic(own_broker.bootstrap, namespace, topics.PRICES, expect=expect, deadline_s=30, settle=5)
+    )
     return Counter(event.observed_at.date().isoformat() for _, event, _ in messages)
 
 
 def test_a_batch_kafka_does_not_take_is_refused_in_time_never_published_later_and_published_once_on_retry(
-        own_broker, api, namespace):
+    own_broker, api, namespace
+):
     client = httpx.Client(base_url=api, headers={"Authorization": f"Bearer {KEY}"}, timeout=CLIENT_TIMEOUT_S)
     before, during = prices(0, 5), prices(100, 20)
     assert client.post("/v1/prices", json={"items": before}).status_code == 202
@@ -116,8 +136,12 @@ def test_a_batch_kafka_does_not_take_is_refused_in_time_never_published_later_an
     assert client.post("/v1/prices", json={"items": during}).status_code == 503  # still away: refused again
 
     own_broker.run("start")
-    eventually_blocking(lambda: client.get("/readyz").status_code == 200, within=90, every=0.5,
-                        what="ingest ready again after the broker returned")
+    eventually_blocking(
+        lambda: client.get("/readyz").status_code == 200,
+        within=90,
+        every=0.5,
+        what="ingest ready again after the broker returned",
+    )
     # Time for anything still queued to reach the broker: none of the refused batch may arrive.
     days = published_days(own_broker, namespace, expect=len(before))
     assert days == Counter(p["observed_at"][:10] for p in before)

@@ -21,9 +21,15 @@ FIX = Path(__file__).resolve().parents[2] / "fixtures" / "ingest"
 
 def settings_for(bootstrap: str, namespace: str, state: Path) -> IngestSettings:
     # The feed server listens on loopback, which only this explicit development setting lets the poller reach.
-    return IngestSettings(kafka_bootstrap_servers=bootstrap, topic_namespace=namespace, state_dir=state,
-                          fetch_backoff_s=0.01, fetch_retries=2, fetch_max_bytes=1_000_000,
-                          allow_private_sources=True)
+    return IngestSettings(
+        kafka_bootstrap_servers=bootstrap,
+        topic_namespace=namespace,
+        state_dir=state,
+        fetch_backoff_s=0.01,
+        fetch_retries=2,
+        fetch_max_bytes=1_000_000,
+        allow_private_sources=True,
+    )
 
 
 def sources_toml(feed_server) -> str:
@@ -47,7 +53,8 @@ unit = "kg"
 
 
 async def test_feed_items_arrive_once_across_refetch_and_restart_and_bad_rows_are_dead_lettered(
-        kafka_topics, kafka_bootstrap, feed_server, tmp_path):
+    kafka_topics, kafka_bootstrap, feed_server, tmp_path
+):
     config = parse_sources(sources_toml(feed_server), tmp_path)
     settings = settings_for(kafka_bootstrap, kafka_topics, tmp_path / "state")
 
@@ -80,30 +87,44 @@ async def test_feed_items_arrive_once_across_refetch_and_restart_and_bad_rows_ar
     letters = [e for _, e, _ in dead]
     assert all(isinstance(e, DeadLettered) for e in letters)
     reasons = sorted(e.reason.split(":")[0] for e in letters)
-    assert reasons == sorted(["malformed_row", "malformed_row", "invalid_price", "invalid_price", "invalid_price",
-                              "unknown_material", "future_time", "encoding"])
+    assert reasons == sorted(
+        [
+            "malformed_row",
+            "malformed_row",
+            "invalid_price",
+            "invalid_price",
+            "invalid_price",
+            "unknown_material",
+            "future_time",
+            "encoding",
+        ]
+    )
     assert {e.intended_topic for e in letters} == {topics.PRICES.qualified(kafka_topics)}
     assert any(b"unobtainium" in e.original() for e in letters)
 
 
 async def test_hostile_fetches_fail_with_reasons_and_the_other_sources_still_run(
-        kafka_topics, kafka_bootstrap, feed_server, tmp_path):
+    kafka_topics, kafka_bootstrap, feed_server, tmp_path
+):
     ok = feed_server.put("/prices.csv", (FIX / "prices.csv").read_bytes())
     feed_server.failures_left["/prices.csv"] = 2  # two 503s, then the document: retried with backoff
-    text = "".join(f'''
+    text = "".join(
+        f'''
 [[source]]
 name = "{name}"
 kind = "{kind}"
 url = "{url}"
 currency = "USD"
 unit = "kg"
-''' for name, kind, url in [
-        ("loop", "feed", feed_server.base + "/loop"),
-        ("ftp", "feed", feed_server.base + "/to-ftp"),
-        ("endless", "csv_prices", feed_server.base + "/endless"),
-        ("laughs", "feed", feed_server.put("/laughs.xml", (FIX / "hostile" / "billion_laughs.xml").read_bytes())),
-        ("flaky", "csv_prices", ok),
-    ])
+'''
+        for name, kind, url in [
+            ("loop", "feed", feed_server.base + "/loop"),
+            ("ftp", "feed", feed_server.base + "/to-ftp"),
+            ("endless", "csv_prices", feed_server.base + "/endless"),
+            ("laughs", "feed", feed_server.put("/laughs.xml", (FIX / "hostile" / "billion_laughs.xml").read_bytes())),
+            ("flaky", "csv_prices", ok),
+        ]
+    )
     config = parse_sources(text, tmp_path)
     async with open_ingestion(settings_for(kafka_bootstrap, kafka_topics, tmp_path / "state")) as ingestion:
         reports = {r.source: r for r in await poll_once(config, ingestion)}
@@ -123,19 +144,24 @@ unit = "kg"
 
 
 async def test_news_from_rss_and_atom_is_classified_once_per_material_and_reposts_are_duplicates(
-        kafka_topics, kafka_bootstrap, feed_server, tmp_path):
+    kafka_topics, kafka_bootstrap, feed_server, tmp_path
+):
     rss = feed_server.put("/controls.rss", (FIX / "export_controls.rss").read_bytes(), "application/rss+xml")
     atom = feed_server.put("/watch.atom", (FIX / "export_controls.atom").read_bytes(), "application/atom+xml")
-    config = parse_sources(f'[[source]]\nname = "rss"\nkind = "feed"\nurl = "{rss}"\n'
-                           f'[[source]]\nname = "atom"\nkind = "feed"\nurl = "{atom}"\n', tmp_path)
+    config = parse_sources(
+        f'[[source]]\nname = "rss"\nkind = "feed"\nurl = "{rss}"\n'
+        f'[[source]]\nname = "atom"\nkind = "feed"\nurl = "{atom}"\n',
+        tmp_path,
+    )
     async with open_ingestion(settings_for(kafka_bootstrap, kafka_topics, tmp_path / "state")) as ingestion:
         reports = {r.source: r for r in await poll_once(config, ingestion)}
     # RSS: gallium+germanium item, antimony item, and an annual report naming no material (skipped).
     # Atom: the 2024 ban, the graphite permits, and a re-post of the 2023 item under another link. The two
     # sources run concurrently, so either the RSS item or its Atom re-post is the one published first.
     assert reports["rss"].counts.get("skipped") == 1
-    assert Counter(reports["rss"].counts) + Counter(reports["atom"].counts) == \
-        Counter({"published": 4, "skipped": 1, "duplicate": 1})
+    assert Counter(reports["rss"].counts) + Counter(reports["atom"].counts) == Counter(
+        {"published": 4, "skipped": 1, "duplicate": 1}
+    )
     news = await read_topic(kafka_bootstrap, kafka_topics, topics.NEWS, expect=1)
     by_item: dict[str, set[str]] = {}
     imposers: dict[str, list[str] | None] = {}
@@ -145,6 +171,7 @@ async def test_news_from_rss_and_atom_is_classified_once_per_material_and_repost
         imposers[event.title] = event.imposed_by
     assert by_item["China announces export controls on gallium and germanium items"] == {"gallium", "germanium"}
     assert by_item["China to restrict exports of antimony from 15 September"] == {"antimony"}
-    assert {"gallium", "germanium", "antimony"} <= \
-        by_item["China bans exports of gallium, germanium and antimony to the United States"]
+    assert {"gallium", "germanium", "antimony"} <= by_item[
+        "China bans exports of gallium, germanium and antimony to the United States"
+    ]
     assert imposers["China bans exports of gallium, germanium and antimony to the United States"] == ["CN"]

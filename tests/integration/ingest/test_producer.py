@@ -42,13 +42,23 @@ async def test_a_batch_lands_on_the_partitions_send_would_choose_each_event_once
     materials = [m.id for m in load_catalog().materials]
     day = datetime(2020, 1, 1, tzinfo=UTC)
     # More than one record batch per partition (16 KiB each), so full batches are handed over mid-way.
-    events = [PriceObserved(material=materials[i % len(materials)], source="test", price=100 + i, currency="USD",
-                            unit="kg", observed_at=day + timedelta(days=i)) for i in range(600)]
+    events = [
+        PriceObserved(
+            material=materials[i % len(materials)],
+            source="test",
+            price=100 + i,
+            currency="USD",
+            unit="kg",
+            observed_at=day + timedelta(days=i),
+        )
+        for i in range(600)
+    ]
     producer = EventProducer(kafka_bootstrap, source="tests/ingest", namespace=kafka_topics)
     await producer.start()
     try:
         acks = await producer.send_acknowledged(
-            [(topics.PRICES, e, None, event_id_for(e.dedup_key())) for e in events], within=30)
+            [(topics.PRICES, e, None, event_id_for(e.dedup_key())) for e in events], within=30
+        )
     finally:
         await producer.stop()
     assert acks == [True] * len(events)
@@ -70,13 +80,25 @@ async def test_a_batch_lands_on_the_partitions_send_would_choose_each_event_once
 
 async def test_batched_events_decode_with_their_ids_in_order_per_material(kafka_bootstrap, kafka_topics):
     day = datetime(2021, 1, 1, tzinfo=UTC)
-    events = [PriceObserved(material="gallium", source="test", price=200 + i, currency="USD", unit="kg",
-                            observed_at=day + timedelta(days=i)) for i in range(300)]
+    events = [
+        PriceObserved(
+            material="gallium",
+            source="test",
+            price=200 + i,
+            currency="USD",
+            unit="kg",
+            observed_at=day + timedelta(days=i),
+        )
+        for i in range(300)
+    ]
     producer = EventProducer(kafka_bootstrap, source="tests/ingest", namespace=kafka_topics)
     await producer.start()
     try:
-        assert all(await producer.send_acknowledged(
-            [(topics.PRICES, e, None, event_id_for(e.dedup_key())) for e in events], within=30))
+        assert all(
+            await producer.send_acknowledged(
+                [(topics.PRICES, e, None, event_id_for(e.dedup_key())) for e in events], within=30
+            )
+        )
     finally:
         await producer.stop()
     consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)

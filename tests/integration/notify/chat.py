@@ -32,7 +32,8 @@ def teams_shape_errors(message: Any) -> list[str]:
         if element.get("type") == "TextBlock" and not isinstance(element.get("text"), str):
             errors.append("TextBlock without text")
         elif element.get("type") == "FactSet" and not all(
-                isinstance(f.get("title"), str) and isinstance(f.get("value"), str) for f in element.get("facts", [])):
+            isinstance(f.get("title"), str) and isinstance(f.get("value"), str) for f in element.get("facts", [])
+        ):
             errors.append("FactSet with a fact that is not two strings")
         elif element.get("type") not in ("TextBlock", "FactSet"):
             errors.append(f"unexpected element {element.get('type')}")
@@ -101,8 +102,11 @@ def serve_chat_receiver() -> Iterator[ChatReceiver]:
             with receiver.lock:
                 errors = check(body)
                 script = receiver.scripts.get(self.path)
-                status, headers = (400, {}) if errors else (script.popleft() if script else (
-                    (202 if self.path.startswith("/teams") else 200), {}))
+                status, headers = (
+                    (400, {})
+                    if errors
+                    else (script.popleft() if script else ((202 if self.path.startswith("/teams") else 200), {}))
+                )
                 receiver.received.append((time.monotonic(), self.path, body, status))
             reply = ("; ".join(errors) or ("ok" if status < 300 else "rate_limited")).encode()
             self.send_response(status)

@@ -25,8 +25,10 @@ from tests.integration.notify.chat import ChatReceiver, serve_chat_receiver
 
 
 def _postgres_bin() -> Path | None:
-    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-                      key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
     return versions[-1].parent if versions else None
 
 
@@ -54,20 +56,45 @@ def postgres_server() -> Iterator[str]:
         shutil.chown(workdir, "postgres")
         shutil.chown(sockets, "postgres")
     port = free_port()
-    subprocess.run(_as_postgres_user([str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
-                                      "--auth=trust", "-E", "UTF8", "--no-sync"]),
-                   check=True, capture_output=True)
+    subprocess.run(
+        _as_postgres_user(
+            [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]
+        ),
+        check=True,
+        capture_output=True,
+    )
     # Durability switched off: these databases live for seconds and speed matters more.
-    options = (f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
-               "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-    subprocess.run(_as_postgres_user([str(bindir / "pg_ctl"), "-D", str(data), "-o", options,
-                                      "-l", str(workdir / "server.log"), "-w", "-t", "60", "start"]),
-                   check=True, capture_output=True)
+    options = (
+        f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    )
+    subprocess.run(
+        _as_postgres_user(
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                options,
+                "-l",
+                str(workdir / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run(_as_postgres_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-                       check=False, capture_output=True)
+        subprocess.run(
+            _as_postgres_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+            check=False,
+            capture_output=True,
+        )
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -86,16 +113,32 @@ class StoppablePostgres:
         # A commit must be in the WAL before it is acknowledged: with synchronous_commit off an immediate stop
         # loses the last commits, which the notifier (rightly) counts as done. fsync stays off: the machine
         # does not crash, the page cache survives the server.
-        self.options = (f"-p {self.port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
-                        "-c max_connections=100")
-        subprocess.run(_as_postgres_user([str(bindir / "initdb"), "-D", str(self.data), "-U", "postgres",
-                                          "--auth=trust", "-E", "UTF8", "--no-sync"]),
-                       check=True, capture_output=True)
+        self.options = f"-p {self.port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100"
+        subprocess.run(
+            _as_postgres_user(
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
     def _ctl(self, *argv: str, check: bool = True) -> None:
-        subprocess.run(_as_postgres_user([str(self.bindir / "pg_ctl"), "-D", str(self.data), *argv]),
-                       check=check, capture_output=True)
+        subprocess.run(
+            _as_postgres_user([str(self.bindir / "pg_ctl"), "-D", str(self.data), *argv]),
+            check=check,
+            capture_output=True,
+        )
 
     def start(self) -> None:
         self._ctl("-o", self.options, "-l", str(self.workdir / "server.log"), "-w", "-t", "60", "start")
@@ -136,8 +179,14 @@ def _admin_execute(server_url: str, statement: str) -> None:
     import psycopg
 
     url = make_url(server_url)
-    with psycopg.connect(host=url.host, port=url.port, user=url.username, password=url.password,
-                         dbname=url.database or "postgres", autocommit=True) as conn:
+    with psycopg.connect(
+        host=url.host,
+        port=url.port,
+        user=url.username,
+        password=url.password,
+        dbname=url.database or "postgres",
+        autocommit=True,
+    ) as conn:
         conn.execute(statement)
 
 
@@ -274,8 +323,9 @@ def _handler_for(receiver: HttpReceiver) -> type[BaseHTTPRequestHandler]:
             with receiver.lock:
                 script = receiver.scripts.get(self.path)
                 status = script.popleft() if script else 200
-                receiver.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()},
-                                                  body, status))
+                receiver.requests.append(
+                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, status)
+                )
             self.send_response(status)
             if 300 <= status < 400:
                 self.send_header("location", "http://127.0.0.1:9/elsewhere")
@@ -313,9 +363,14 @@ def api_settings(migrated_database_url: str):
     """Settings of an API on the test's database; webhooks may target 127.0.0.1 (the receivers)."""
     from services.notify.settings import NotifySettings
 
-    return NotifySettings(database_url=migrated_database_url, bootstrap_admin_token=BOOTSTRAP_TOKEN,
-                          link_signing_key=LINK_KEY, allow_private_webhook_targets=True,
-                          public_base_url="http://127.0.0.1", environment="development")
+    return NotifySettings(
+        database_url=migrated_database_url,
+        bootstrap_admin_token=BOOTSTRAP_TOKEN,
+        link_signing_key=LINK_KEY,
+        allow_private_webhook_targets=True,
+        public_base_url="http://127.0.0.1",
+        environment="development",
+    )
 
 
 @pytest.fixture
@@ -328,8 +383,9 @@ def api_url(api_settings) -> Iterator[str]:
     from services.notify.api.app import create_app
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(api_settings), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(api_settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
 
@@ -359,8 +415,7 @@ class Tenant:
     def client_with_key(self, key: str):
         import httpx
 
-        return httpx.Client(base_url=str(self.http.base_url), headers={"Authorization": f"Bearer {key}"},
-                            timeout=10)
+        return httpx.Client(base_url=str(self.http.base_url), headers={"Authorization": f"Bearer {key}"}, timeout=10)
 
 
 @pytest.fixture
@@ -372,8 +427,7 @@ def make_tenant(api_url: str) -> Iterator:
     made: list[Tenant] = []
 
     def make(name: str, kind: str = "company", clearance: str = "public", **extra) -> Tenant:
-        answer = bootstrap.post("/v1/organisations", json={"name": name, "kind": kind, "clearance": clearance,
-                                                            **extra})
+        answer = bootstrap.post("/v1/organisations", json={"name": name, "kind": kind, "clearance": clearance, **extra})
         assert answer.status_code == 201, answer.text
         tenant = Tenant(api_url, answer.json())
         made.append(tenant)

@@ -34,7 +34,8 @@ pytestmark = pytest.mark.integration
 
 
 async def test_breach_reaches_direct_and_bom_subscribers_and_never_one_without_clearance(
-        settings, db_sessions, http_receiver, smtp_inbox):
+    settings, db_sessions, http_receiver, smtp_inbox
+):
     with unit_of_work(db_sessions) as s:
         direct = add_org(s, "Direct BV", clearance="restricted")
         hook = add_webhook(s, direct, http_receiver.url("/direct"))
@@ -54,8 +55,10 @@ async def test_breach_reaches_direct_and_bom_subscribers_and_never_one_without_c
 
     async with running(settings, db_sessions):
         await publish(settings, breach("fp-ga-1", classification=Classification.RESTRICTED))
-        await eventually(lambda: http_receiver.delivered("/direct") and smtp_inbox.to("ops@radar.test"),
-                         what="webhook and email delivered")
+        await eventually(
+            lambda: http_receiver.delivered("/direct") and smtp_inbox.to("ops@radar.test"),
+            what="webhook and email delivered",
+        )
         await pass_marker(settings, http_receiver, "after-ga-1")  # a wrong delivery would have shown up by now
 
     body = verified(http_receiver.delivered("/direct")[0], secret)
@@ -81,7 +84,8 @@ async def test_breach_reaches_direct_and_bom_subscribers_and_never_one_without_c
 
 
 async def test_breaches_within_group_wait_go_out_as_one_notification_then_resolve_together(
-        settings, db_sessions, http_receiver):
+    settings, db_sessions, http_receiver
+):
     with unit_of_work(db_sessions) as s:
         org = add_org(s, "Grouped BV")
         hook = add_webhook(s, org, http_receiver.url("/grouped"))
@@ -98,12 +102,18 @@ async def test_breaches_within_group_wait_go_out_as_one_notification_then_resolv
         first = verified(http_receiver.delivered("/grouped")[0], secret)
         assert sorted(a["fingerprint"] for a in first["alerts"]) == ["fp-a", "fp-b"]
 
-        await publish(settings, breach("fp-a", rule="price_spike", status=BreachStatus.RESOLVED),
-                      breach("fp-b", rule="leadtime_jump", status=BreachStatus.RESOLVED))
+        await publish(
+            settings,
+            breach("fp-a", rule="price_spike", status=BreachStatus.RESOLVED),
+            breach("fp-b", rule="leadtime_jump", status=BreachStatus.RESOLVED),
+        )
 
         def resolved_alerts() -> list[tuple[str, str]]:
-            return sorted((a["fingerprint"], a["status"]) for r in http_receiver.delivered("/grouped")[1:]
-                          for a in json.loads(r.body)["alerts"])
+            return sorted(
+                (a["fingerprint"], a["status"])
+                for r in http_receiver.delivered("/grouped")[1:]
+                for a in json.loads(r.body)["alerts"]
+            )
 
         await eventually(lambda: len(resolved_alerts()) >= 2, what="both resolutions delivered")
 
@@ -113,13 +123,16 @@ async def test_breaches_within_group_wait_go_out_as_one_notification_then_resolv
     assert 1 <= len(resolved) <= 2
     assert all(n["status"] == "resolved" and n["kind"] == "resolved" for n in resolved)
     assert sorted((a["fingerprint"], a["status"]) for n in resolved for a in n["alerts"]) == [
-        ("fp-a", "resolved"), ("fp-b", "resolved")]
+        ("fp-a", "resolved"),
+        ("fp-b", "resolved"),
+    ]
     ids = [r.headers["webhook-id"] for r in http_receiver.delivered("/grouped")]
     assert len(set(ids)) == len(ids)
 
 
 async def test_silenced_and_acknowledged_alerts_are_not_sent_again_but_a_change_is(
-        settings, db_sessions, http_receiver):
+    settings, db_sessions, http_receiver
+):
     now = datetime.now(UTC)
     with unit_of_work(db_sessions) as s:
         org = add_org(s, "Quiet BV")
@@ -127,8 +140,16 @@ async def test_silenced_and_acknowledged_alerts_are_not_sent_again_but_a_change_
         subscribe(s, org, [hook], material="gallium")
         subscribe(s, org, [hook], material="antimony")
         add_marker_subscriber(s, http_receiver)
-        s.add(models.Silence(organisation_id=org.id, material="antimony", comment="known", created_by="ops",
-                             starts_at=now - timedelta(minutes=1), ends_at=now + timedelta(hours=1)))
+        s.add(
+            models.Silence(
+                organisation_id=org.id,
+                material="antimony",
+                comment="known",
+                created_by="ops",
+                starts_at=now - timedelta(minutes=1),
+                ends_at=now + timedelta(hours=1),
+            )
+        )
 
     fast_repeat = settings.model_copy(update={"repeat_interval_seconds": 0.5})
     async with running(fast_repeat, db_sessions):
@@ -176,14 +197,18 @@ async def test_failed_webhook_is_retried_with_the_same_id_until_delivered(settin
         verified(r, secret)
     with unit_of_work(db_sessions) as s:
         [n] = s.scalars(select(models.Notification)).all()
-        tries = s.scalars(select(models.DeliveryAttempt).where(models.DeliveryAttempt.notification_id == n.id)
-                          .order_by(models.DeliveryAttempt.attempted_at)).all()
+        tries = s.scalars(
+            select(models.DeliveryAttempt)
+            .where(models.DeliveryAttempt.notification_id == n.id)
+            .order_by(models.DeliveryAttempt.attempted_at)
+        ).all()
     assert (n.status, n.attempts) == ("delivered", 3)
     assert [(t.outcome, t.status_code) for t in tries] == [("retry", 500), ("retry", 500), ("delivered", 200)]
 
 
 async def test_gone_receiver_disables_the_channel_and_tells_the_admins(
-        settings, db_sessions, http_receiver, smtp_inbox):
+    settings, db_sessions, http_receiver, smtp_inbox
+):
     with unit_of_work(db_sessions) as s:
         org = add_org(s, "Gone BV", admins=("admin@gone.test",))
         hook = add_webhook(s, org, http_receiver.url("/gone"))
@@ -202,8 +227,14 @@ async def test_gone_receiver_disables_the_channel_and_tells_the_admins(
     assert len(http_receiver.to("/gone")) == 1
     with unit_of_work(db_sessions) as s:
         channel = s.get(models.Channel, hook_id)
-        statuses = sorted(n.status for n in s.scalars(select(models.Notification).where(
-            models.Notification.kind != "admin_notice", models.Notification.organisation_id == org.id)))
+        statuses = sorted(
+            n.status
+            for n in s.scalars(
+                select(models.Notification).where(
+                    models.Notification.kind != "admin_notice", models.Notification.organisation_id == org.id
+                )
+            )
+        )
     assert channel.enabled is False
     assert "410" in channel.disabled_reason
     assert statuses == ["cancelled"]  # the later breach was routed nowhere: the channel is off
@@ -225,8 +256,9 @@ async def test_nothing_is_lost_across_a_restart_mid_burst(settings, db_sessions,
     fast = settings.model_copy(update={"group_wait_seconds": 0.0, "group_interval_seconds": 0.0})
 
     await publish(settings, *burst[:6])
-    crashing = Notifier(fast, db_sessions, index_refresh_seconds=0, sweep_interval_seconds=0.3,
-                        lease=timedelta(seconds=1))
+    crashing = Notifier(
+        fast, db_sessions, index_refresh_seconds=0, sweep_interval_seconds=0.3, lease=timedelta(seconds=1)
+    )
     task = asyncio.create_task(crashing.run())
     await eventually(lambda: len(http_receiver.requests) >= 3, what="some deliveries")
     await publish(settings, *burst[6:])
@@ -236,8 +268,12 @@ async def test_nothing_is_lost_across_a_restart_mid_burst(settings, db_sessions,
     delivered_before = len(http_receiver.requests)
 
     def every_alert_delivered_everywhere() -> bool:
-        seen = {(r.path, a["fingerprint"]) for r in http_receiver.requests if r.status == 200
-                for a in json.loads(r.body)["alerts"]}
+        seen = {
+            (r.path, a["fingerprint"])
+            for r in http_receiver.requests
+            if r.status == 200
+            for a in json.loads(r.body)["alerts"]
+        }
         return len(seen) == orgs * len(burst)
 
     def outbox_drained() -> bool:
@@ -259,10 +295,9 @@ async def test_nothing_is_lost_across_a_restart_mid_burst(settings, db_sessions,
     assert statuses == {"delivered"}
 
 
-
-
 async def test_unchanged_firing_alert_is_repeated_after_the_repeat_interval_with_a_new_id(
-        settings, db_sessions, http_receiver):
+    settings, db_sessions, http_receiver
+):
     with unit_of_work(db_sessions) as s:
         org = add_org(s, "Reminded BV")
         subscribe(s, org, [add_webhook(s, org, http_receiver.url("/remind"))], material="gallium")
@@ -297,8 +332,7 @@ async def test_resolution_closes_the_alert_even_after_the_subscription_is_gone(s
         await eventually(closed, what="the alert resolved")
 
 
-async def test_digest_channel_gets_warnings_at_the_daily_hour_and_criticals_at_once(
-        settings, db_sessions, smtp_inbox):
+async def test_digest_channel_gets_warnings_at_the_daily_hour_and_criticals_at_once(settings, db_sessions, smtp_inbox):
     import time as clock_time
 
     with unit_of_work(db_sessions) as s:
@@ -313,8 +347,12 @@ async def test_digest_channel_gets_warnings_at_the_daily_hour_and_criticals_at_o
         return start_fake + timedelta(seconds=clock_time.monotonic() - start_real)
 
     async with running(settings.model_copy(update={"digest_hour_utc": 7}), db_sessions, clock=clock):
-        await publish(settings, breach("fp-w1", rule="price_spike"), breach("fp-w2", rule="leadtime_jump"),
-                      breach("fp-c", rule="export_ban", severity=Severity.CRITICAL))
+        await publish(
+            settings,
+            breach("fp-w1", rule="price_spike"),
+            breach("fp-w2", rule="leadtime_jump"),
+            breach("fp-c", rule="export_ban", severity=Severity.CRITICAL),
+        )
         [critical] = await eventually(lambda: smtp_inbox.to("digest@digest.test"), what="the critical alert")
         await eventually(lambda: len(smtp_inbox.to("digest@digest.test")) == 2, what="the digest")
 

@@ -17,21 +17,48 @@ from tests.integration.notify.world import add_org
 
 pytestmark = pytest.mark.integration
 
-AWKWARD = ['plain', 'a "quoted" word', 'back\\slash \\" both', 'comma, {braces}', 'NULL', '', 'unit\x1fseparator',
-           'ünïcödé ⚠ 镓', "it's", '\\', '"']
+AWKWARD = [
+    "plain",
+    'a "quoted" word',
+    'back\\slash \\" both',
+    "comma, {braces}",
+    "NULL",
+    "",
+    "unit\x1fseparator",
+    "ünïcödé ⚠ 镓",
+    "it's",
+    "\\",
+    '"',
+]
 
 
 def test_bulk_upsert_keeps_awkward_text_nulls_json_and_times_and_updates_in_place(db_sessions) -> None:
     t0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
     with unit_of_work(db_sessions) as s:
         org_id = add_org(s, "Bulk org").id
-    alerts = [Alert(organisation_id=org_id, fingerprint=f"fp-{i}-{text}", material="gallium", rule=text or "r",
-                    severity=Severity.WARNING, status=BreachStatus.FIRING, classification=Classification.PUBLIC,
-                    starts_at=t0 + timedelta(seconds=i), summary=text, breach={"summary": text, "n": i, "list": [text]},
-                    ends_at=None if i % 2 else t0, updated_at=t0, via=(text, "x"), id=models.new_id())
-              for i, text in enumerate(AWKWARD)]
-    log = {(org_id, f"group {text}", a.fingerprint): LogEntry("firing:warning", t0)
-           for text, a in zip(AWKWARD, alerts, strict=True)}
+    alerts = [
+        Alert(
+            organisation_id=org_id,
+            fingerprint=f"fp-{i}-{text}",
+            material="gallium",
+            rule=text or "r",
+            severity=Severity.WARNING,
+            status=BreachStatus.FIRING,
+            classification=Classification.PUBLIC,
+            starts_at=t0 + timedelta(seconds=i),
+            summary=text,
+            breach={"summary": text, "n": i, "list": [text]},
+            ends_at=None if i % 2 else t0,
+            updated_at=t0,
+            via=(text, "x"),
+            id=models.new_id(),
+        )
+        for i, text in enumerate(AWKWARD)
+    ]
+    log = {
+        (org_id, f"group {text}", a.fingerprint): LogEntry("firing:warning", t0)
+        for text, a in zip(AWKWARD, alerts, strict=True)
+    }
     with unit_of_work(db_sessions) as s:
         store = SqlAlertStore(s)
         store.save_alerts(alerts)
@@ -60,9 +87,23 @@ def test_bulk_upsert_writes_nulls_as_nulls(db_sessions) -> None:
     t0 = datetime(2026, 3, 1, tzinfo=UTC)
     with unit_of_work(db_sessions) as s:
         org_id = add_org(s, "Null org").id
-    alerts = [Alert(organisation_id=org_id, fingerprint=f"fp-{i}", material="gallium", rule="r",
-                    severity=Severity.CRITICAL, status=BreachStatus.FIRING, classification=Classification.PUBLIC,
-                    starts_at=t0, summary="s", ends_at=None, updated_at=t0, id=models.new_id()) for i in range(3)]
+    alerts = [
+        Alert(
+            organisation_id=org_id,
+            fingerprint=f"fp-{i}",
+            material="gallium",
+            rule="r",
+            severity=Severity.CRITICAL,
+            status=BreachStatus.FIRING,
+            classification=Classification.PUBLIC,
+            starts_at=t0,
+            summary="s",
+            ends_at=None,
+            updated_at=t0,
+            id=models.new_id(),
+        )
+        for i in range(3)
+    ]
     with unit_of_work(db_sessions) as s:
         SqlAlertStore(s).save_alerts(alerts)
     with unit_of_work(db_sessions) as s:

@@ -16,13 +16,32 @@ from tests.integration.notify.conftest import LINK_KEY
 pytestmark = pytest.mark.integration
 
 
-def _alert(db_sessions, organisation_id: str, *, fingerprint: str, severity: str = "warning",
-           status: str = "firing", classification: str = "public", minutes_ago: int = 0) -> str:
+def _alert(
+    db_sessions,
+    organisation_id: str,
+    *,
+    fingerprint: str,
+    severity: str = "warning",
+    status: str = "firing",
+    classification: str = "public",
+    minutes_ago: int = 0,
+) -> str:
     when = datetime.now(UTC) - timedelta(minutes=minutes_ago)
     with db_sessions() as session:
-        row = Alert(organisation_id=organisation_id, fingerprint=fingerprint, material="gallium", rule="price-spike",
-                    severity=severity, status=status, starts_at=when, updated_at=when, summary=f"alert {fingerprint}",
-                    classification=classification, via=["material:gallium"], breach={"fingerprint": fingerprint})
+        row = Alert(
+            organisation_id=organisation_id,
+            fingerprint=fingerprint,
+            material="gallium",
+            rule="price-spike",
+            severity=severity,
+            status=status,
+            starts_at=when,
+            updated_at=when,
+            summary=f"alert {fingerprint}",
+            classification=classification,
+            via=["material:gallium"],
+            breach={"fingerprint": fingerprint},
+        )
         session.add(row)
         session.commit()
         return row.id
@@ -32,9 +51,16 @@ def test_bootstrap_token_creates_organisations_and_nothing_else(api_url: str) ->
     from tests.integration.notify.conftest import BOOTSTRAP_TOKEN
 
     with httpx.Client(base_url=api_url, headers={"Authorization": f"Bearer {BOOTSTRAP_TOKEN}"}) as bootstrap:
-        created = bootstrap.post("/v1/organisations", json={"name": "Ministerie van EZK", "kind": "ministry",
-                                                            "clearance": "government", "platform_admin": True,
-                                                            "admin_email": "Crisis@EZK.example"})
+        created = bootstrap.post(
+            "/v1/organisations",
+            json={
+                "name": "Ministerie van EZK",
+                "kind": "ministry",
+                "clearance": "government",
+                "platform_admin": True,
+                "admin_email": "Crisis@EZK.example",
+            },
+        )
         assert created.status_code == 201
         assert created.json()["api_key"].startswith("mews_")
         assert bootstrap.get("/v1/channels").status_code == 403
@@ -53,8 +79,10 @@ def test_bootstrap_token_creates_organisations_and_nothing_else(api_url: str) ->
 def test_requests_without_a_valid_key_are_refused(api_url: str, make_tenant) -> None:
     acme = make_tenant("Acme")
     assert httpx.get(f"{api_url}/v1/channels").status_code == 401
-    assert httpx.get(f"{api_url}/v1/channels", headers={"Authorization": "Bearer mews_nonsense-key-000"}
-                     ).status_code == 401
+    assert (
+        httpx.get(f"{api_url}/v1/channels", headers={"Authorization": "Bearer mews_nonsense-key-000"}).status_code
+        == 401
+    )
     assert httpx.get(f"{api_url}/v1/channels", headers={"Authorization": f"Bearer {acme.key}x"}).status_code == 401
     second = acme.http.post("/v1/api-keys", json={"name": "temp", "role": "admin"}).json()
     with acme.client_with_key(second["key"]) as temp:
@@ -74,8 +102,10 @@ def test_webhook_secret_is_returned_once_and_signs_verifiably(make_tenant, caplo
     signer = Webhook(secret)
     sent_at = datetime.now(UTC)
     signature = signer.sign("msg_1", sent_at, '{"ok":true}')
-    assert signer.verify('{"ok":true}', {"webhook-id": "msg_1", "webhook-timestamp": str(int(sent_at.timestamp())),
-                                         "webhook-signature": signature}) == {"ok": True}
+    assert signer.verify(
+        '{"ok":true}',
+        {"webhook-id": "msg_1", "webhook-timestamp": str(int(sent_at.timestamp())), "webhook-signature": signature},
+    ) == {"ok": True}
 
     channel_id = created.json()["id"]
     listed = acme.http.get("/v1/channels").text + acme.http.get(f"/v1/channels/{channel_id}").text
@@ -96,8 +126,9 @@ def test_a_given_webhook_secret_is_kept_and_a_bad_one_refused(make_tenant) -> No
     answer = acme.http.post("/v1/channels", json={"kind": "webhook", "target": "http://127.0.0.1:1/h", "secret": good})
     assert answer.status_code == 201
     assert answer.json()["secret"] == good
-    bad = acme.http.post("/v1/channels", json={"kind": "webhook", "target": "http://127.0.0.1:1/h",
-                                               "secret": "hunter2"})
+    bad = acme.http.post(
+        "/v1/channels", json={"kind": "webhook", "target": "http://127.0.0.1:1/h", "secret": "hunter2"}
+    )
     assert bad.status_code == 422
     assert "whsec_" in bad.json()["detail"]
 
@@ -160,10 +191,18 @@ def test_failed_delivery_replays_with_the_same_webhook_id(make_tenant, db_sessio
     acme = make_tenant("Acme")
     channel = acme.http.post("/v1/channels", json={"kind": "webhook", "target": "http://127.0.0.1:1/h"}).json()
     with db_sessions() as session:
-        failed = Notification(organisation_id=acme.id, channel_id=channel["id"], kind="alert", status="failed",
-                              attempts=12, last_error="HTTP 503", payload={"alerts": []})
-        delivered = Notification(organisation_id=acme.id, channel_id=channel["id"], kind="alert",
-                                 status="delivered", attempts=1)
+        failed = Notification(
+            organisation_id=acme.id,
+            channel_id=channel["id"],
+            kind="alert",
+            status="failed",
+            attempts=12,
+            last_error="HTTP 503",
+            payload={"alerts": []},
+        )
+        delivered = Notification(
+            organisation_id=acme.id, channel_id=channel["id"], kind="alert", status="delivered", attempts=1
+        )
         session.add_all([failed, delivered])
         session.commit()
         failed_id, webhook_id, delivered_id = failed.id, failed.webhook_id, delivered.id
@@ -173,7 +212,11 @@ def test_failed_delivery_replays_with_the_same_webhook_id(make_tenant, db_sessio
     assert replayed.status_code == 200
     body = replayed.json()
     assert (body["status"], body["attempts"], body["webhook_id"], body["last_error"]) == (
-        "pending", 0, webhook_id, None)
+        "pending",
+        0,
+        webhook_id,
+        None,
+    )
     assert acme.http.get("/v1/deliveries?status=failed").json() == []
     assert acme.http.post(f"/v1/deliveries/{delivered_id}/replay").status_code == 409
 
@@ -189,8 +232,15 @@ def test_failed_delivery_replays_with_the_same_webhook_id(make_tenant, db_sessio
 def test_silences_are_created_listed_as_active_and_expired(make_tenant) -> None:
     acme = make_tenant("Acme")
     in_two_hours = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
-    created = acme.http.post("/v1/silences", json={"material": "gallium", "severity": "warning",
-                                                   "comment": "known, supplier switched", "ends_at": in_two_hours})
+    created = acme.http.post(
+        "/v1/silences",
+        json={
+            "material": "gallium",
+            "severity": "warning",
+            "comment": "known, supplier switched",
+            "ends_at": in_two_hours,
+        },
+    )
     assert created.status_code == 201
     assert created.json()["active"] is True
     assert [s["id"] for s in acme.http.get("/v1/silences?active=true").json()] == [created.json()["id"]]
@@ -206,24 +256,41 @@ def test_silences_are_created_listed_as_active_and_expired(make_tenant) -> None:
 
 def test_subscriptions_by_material_and_by_product(make_tenant) -> None:
     acme = make_tenant("Acme")
-    channel = acme.http.post("/v1/channels", json={"kind": "email", "target": "ops@acme.example",
-                                                   "language": "nl", "mode": "digest"}).json()["id"]
-    product = acme.http.post("/v1/products", json={"name": "Radar module", "bom": [
-        {"component": "GaN chip", "material": "gallium", "share": 0.02, "origin_country": "CN"},
-        {"component": "Heat sink", "material": "copper", "quantity": 1.5, "unit": "kg"}]}).json()
+    channel = acme.http.post(
+        "/v1/channels", json={"kind": "email", "target": "ops@acme.example", "language": "nl", "mode": "digest"}
+    ).json()["id"]
+    product = acme.http.post(
+        "/v1/products",
+        json={
+            "name": "Radar module",
+            "bom": [
+                {"component": "GaN chip", "material": "gallium", "share": 0.02, "origin_country": "CN"},
+                {"component": "Heat sink", "material": "copper", "quantity": 1.5, "unit": "kg"},
+            ],
+        },
+    ).json()
     assert [line["component"] for line in product["bom"]] == ["GaN chip", "Heat sink"]
-    by_product = acme.http.post("/v1/subscriptions", json={"product_id": product["id"], "min_severity": "critical",
-                                                           "channel_ids": [channel]})
+    by_product = acme.http.post(
+        "/v1/subscriptions", json={"product_id": product["id"], "min_severity": "critical", "channel_ids": [channel]}
+    )
     by_material = acme.http.post("/v1/subscriptions", json={"material": "germanium", "channel_ids": [channel]})
     assert by_product.status_code == 201
     assert by_material.status_code == 201
-    assert acme.http.post("/v1/subscriptions", json={"material": "gallium", "product_id": product["id"],
-                                                     "channel_ids": [channel]}).status_code == 422
-    assert acme.http.post("/v1/subscriptions", json={"material": "Not A Material!",
-                                                     "channel_ids": [channel]}).status_code == 422
+    assert (
+        acme.http.post(
+            "/v1/subscriptions", json={"material": "gallium", "product_id": product["id"], "channel_ids": [channel]}
+        ).status_code
+        == 422
+    )
+    assert (
+        acme.http.post("/v1/subscriptions", json={"material": "Not A Material!", "channel_ids": [channel]}).status_code
+        == 422
+    )
     listed = acme.http.get("/v1/subscriptions").json()
     assert {(s["material"], s["product_id"], s["min_severity"]) for s in listed} == {
-        (None, product["id"], "critical"), ("germanium", None, "warning")}
+        (None, product["id"], "critical"),
+        ("germanium", None, "warning"),
+    }
     # Deleting the product takes its subscription with it.
     assert acme.http.delete(f"/v1/products/{product['id']}").status_code == 204
     assert [s["material"] for s in acme.http.get("/v1/subscriptions").json()] == ["germanium"]
@@ -235,9 +302,22 @@ def test_exposure_answers_government_cleared_ministries_only(make_tenant) -> Non
     cleared_company = make_tenant("Defence Prime BV", kind="company", clearance="government")
     radar = make_tenant("Radar Works BV")
     channel = radar.http.post("/v1/channels", json={"kind": "email", "target": "a@radar.example"}).json()["id"]
-    radar.http.post("/v1/products", json={"name": "Radar module", "bom": [
-        {"component": "GaN chip", "material": "gallium", "share": 0.02, "origin_country": "CN", "supplier": "X"},
-        {"component": "GaAs amplifier", "material": "gallium", "share": 0.01, "origin_country": "DE"}]})
+    radar.http.post(
+        "/v1/products",
+        json={
+            "name": "Radar module",
+            "bom": [
+                {
+                    "component": "GaN chip",
+                    "material": "gallium",
+                    "share": 0.02,
+                    "origin_country": "CN",
+                    "supplier": "X",
+                },
+                {"component": "GaAs amplifier", "material": "gallium", "share": 0.01, "origin_country": "DE"},
+            ],
+        },
+    )
     chips = make_tenant("Chip Foundry BV")
     chip_channel = chips.http.post("/v1/channels", json={"kind": "email", "target": "a@chips.example"}).json()["id"]
     chips.http.post("/v1/subscriptions", json={"material": "gallium", "channel_ids": [chip_channel]})
@@ -252,7 +332,9 @@ def test_exposure_answers_government_cleared_ministries_only(make_tenant) -> Non
     assert [o["name"] for o in everything["organisations"]] == ["Radar Works BV"]
     paths = everything["organisations"][0]["products"][0]["paths"]
     assert [(p["path"], p["share"], p["origin_country"]) for p in paths] == [
-        ("Radar module>GaAs amplifier", 0.01, "DE"), ("Radar module>GaN chip", 0.02, "CN")]
+        ("Radar module>GaAs amplifier", 0.01, "DE"),
+        ("Radar module>GaN chip", 0.02, "CN"),
+    ]
 
     from_china = ministry.http.get("/v1/exposure", params={"material": "gallium", "country": "CN"}).json()
     assert [o["name"] for o in from_china["organisations"]] == ["Radar Works BV"]

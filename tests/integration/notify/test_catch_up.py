@@ -36,11 +36,14 @@ def told(receiver, path: str) -> Counter:
 
 async def test_a_late_subscriber_is_told_once_of_the_breaches_already_open(settings, db_sessions, http_receiver):
     earlier = datetime.now(UTC) - timedelta(minutes=5)
-    opened = [breach("fp-sb", material="antimony", observed_at=earlier),
-              breach("fp-ge", material="germanium", observed_at=earlier),
-              breach("fp-ga", material="gallium", observed_at=earlier)]
-    closed = breach("fp-ga", material="gallium", status=BreachStatus.RESOLVED,
-                    observed_at=earlier + timedelta(minutes=1))
+    opened = [
+        breach("fp-sb", material="antimony", observed_at=earlier),
+        breach("fp-ge", material="germanium", observed_at=earlier),
+        breach("fp-ga", material="gallium", observed_at=earlier),
+    ]
+    closed = breach(
+        "fp-ga", material="gallium", status=BreachStatus.RESOLVED, observed_at=earlier + timedelta(minutes=1)
+    )
 
     async with running(settings, db_sessions) as notifier:
         await publish(settings, *opened, closed)  # no one subscribes to any of them yet
@@ -86,8 +89,11 @@ async def test_a_late_subscriber_is_told_once_of_the_breaches_already_open(setti
         with unit_of_work(db_sessions) as s:
             org = s.get(models.Organisation, org_id)
             added = add_webhook(s, org, http_receiver.url("/added"))
-            antimony = s.scalar(select(models.Subscription).where(models.Subscription.organisation_id == org_id,
-                                                                  models.Subscription.material == "antimony"))
+            antimony = s.scalar(
+                select(models.Subscription).where(
+                    models.Subscription.organisation_id == org_id, models.Subscription.material == "antimony"
+                )
+            )
             s.add(models.SubscriptionChannel(subscription_id=antimony.id, channel_id=added.id))
         await eventually(lambda: told(http_receiver, "/added") == {"fp-sb": 1}, what="the added channel told")
         [alert] = json.loads(http_receiver.delivered("/added")[0].body)["alerts"]

@@ -41,13 +41,29 @@ def _tenant(s, name: str, fingerprint: str) -> Tenant:
     product = add_product(s, org, f"{name} radar", [("GaN chip", "gallium")])
     subscribe(s, org, [hook], material="gallium")
     now = datetime.now(UTC)
-    alert = models.Alert(organisation_id=org.id, fingerprint=fingerprint, material="gallium", rule="price_spike",
-                         severity="warning", status="firing", starts_at=now - timedelta(hours=1), updated_at=now,
-                         summary=f"{name} secret summary", breach={}, via=["material:gallium"])
+    alert = models.Alert(
+        organisation_id=org.id,
+        fingerprint=fingerprint,
+        material="gallium",
+        rule="price_spike",
+        severity="warning",
+        status="firing",
+        starts_at=now - timedelta(hours=1),
+        updated_at=now,
+        summary=f"{name} secret summary",
+        breach={},
+        via=["material:gallium"],
+    )
     s.add(alert)
     s.flush()
-    delivery = models.Notification(organisation_id=org.id, channel_id=hook.id, kind="alert", alert_ids=[alert.id],
-                                   status="failed", last_error="boom")
+    delivery = models.Notification(
+        organisation_id=org.id,
+        channel_id=hook.id,
+        kind="alert",
+        alert_ids=[alert.id],
+        status="failed",
+        last_error="boom",
+    )
     s.add(delivery)
     s.flush()
     return Tenant(org, admin_key, member_key, alert.id, product.id, hook.id, delivery.id)
@@ -72,16 +88,20 @@ def _csrf(client: TestClient, path: str = "/console/sign-in") -> str:
 
 
 def _sign_in(client: TestClient, key: str) -> None:
-    answer = client.post("/console/sign-in", data={"csrf": _csrf(client), "api_key": key, "next": "/console"},
-                         follow_redirects=False)
+    answer = client.post(
+        "/console/sign-in", data={"csrf": _csrf(client), "api_key": key, "next": "/console"}, follow_redirects=False
+    )
     assert answer.status_code == 303, answer.text
 
 
 def test_session_cookie_is_httponly_lax_signed_and_names_no_key(console):
     client, acme, _, _ = console
     client.get("/console/sign-in")
-    answer = client.post("/console/sign-in", data={"csrf": _csrf(client), "api_key": acme.admin_key,
-                                                   "next": "/console/alerts"}, follow_redirects=False)
+    answer = client.post(
+        "/console/sign-in",
+        data={"csrf": _csrf(client), "api_key": acme.admin_key, "next": "/console/alerts"},
+        follow_redirects=False,
+    )
     cookie = answer.headers["set-cookie"]
     assert answer.headers["location"] == "/console/alerts"
     assert "HttpOnly" in cookie
@@ -96,8 +116,12 @@ def test_session_cookie_is_httponly_lax_signed_and_names_no_key(console):
 
 
 def test_cookie_is_secure_outside_development(migrated_database_url: str, db_sessions):
-    settings = NotifySettings(database_url=migrated_database_url, environment="production", smtp_starttls=True,
-                              link_signing_key="a-long-random-production-signing-key-0123456789")
+    settings = NotifySettings(
+        database_url=migrated_database_url,
+        environment="production",
+        smtp_starttls=True,
+        link_signing_key="a-long-random-production-signing-key-0123456789",
+    )
     with TestClient(create_app(settings), base_url="https://127.0.0.1") as client:
         assert "Secure" in client.get("/console/sign-in").headers["set-cookie"]
 
@@ -108,8 +132,11 @@ def test_wrong_key_and_missing_csrf_are_refused(console):
     assert client.post("/console/sign-in", data={"csrf": csrf, "api_key": "mews_notavalidkey123"}).status_code == 401
     assert client.post("/console/sign-in", data={"api_key": acme.admin_key}).status_code == 403
     _sign_in(client, acme.admin_key)
-    for path in (f"/console/alerts/{acme.alert_id}/ack", "/console/sign-out",
-                 f"/console/deliveries/{acme.delivery_id}/replay"):
+    for path in (
+        f"/console/alerts/{acme.alert_id}/ack",
+        "/console/sign-out",
+        f"/console/deliveries/{acme.delivery_id}/replay",
+    ):
         assert client.post(path, data={"csrf": "forged"}).status_code == 403, path
     assert "Acme BV secret summary" in client.get("/console/alerts").text  # still signed in, nothing acknowledged
     assert "acknowledge" in client.get(f"/console/alerts/{acme.alert_id}").text.lower()
@@ -119,23 +146,31 @@ def test_an_organisation_never_sees_or_acts_on_another_organisations_objects(con
     client, acme, rival, _ = console
     _sign_in(client, acme.admin_key)
     csrf = _csrf(client, "/console/alerts")
-    pages = {path: client.get(path).text for path in
-             ("/console/alerts", "/console/subscriptions", "/console/products", "/console/deliveries")}
+    pages = {
+        path: client.get(path).text
+        for path in ("/console/alerts", "/console/subscriptions", "/console/products", "/console/deliveries")
+    }
     assert "Acme BV secret summary" in pages["/console/alerts"]
     assert all("Rival" not in text for text in pages.values())
     assert client.get(f"/console/alerts/{rival.alert_id}").status_code == 404
     assert client.get(f"/console/alerts/{acme.alert_id}").status_code == 200
-    for path in (f"/console/alerts/{rival.alert_id}/ack", f"/console/alerts/{rival.alert_id}/feedback",
-                 f"/console/channels/{rival.channel_id}/rotate-secret",
-                 f"/console/deliveries/{rival.delivery_id}/replay"):
+    for path in (
+        f"/console/alerts/{rival.alert_id}/ack",
+        f"/console/alerts/{rival.alert_id}/feedback",
+        f"/console/channels/{rival.channel_id}/rotate-secret",
+        f"/console/deliveries/{rival.delivery_id}/replay",
+    ):
         answer = client.post(path, data={"csrf": csrf, "reason": "useful"})
         assert answer.status_code in (404, 422), (path, answer.status_code)
-    answer = client.post("/console/subscriptions", data={"csrf": csrf, "target": f"product:{rival.product_id}",
-                                                         "channel_ids": [acme.channel_id]})
+    answer = client.post(
+        "/console/subscriptions",
+        data={"csrf": csrf, "target": f"product:{rival.product_id}", "channel_ids": [acme.channel_id]},
+    )
     assert answer.status_code == 422
     assert "unknown product id" in answer.text
-    answer = client.post("/console/subscriptions", data={"csrf": csrf, "target": "material:germanium",
-                                                         "channel_ids": [rival.channel_id]})
+    answer = client.post(
+        "/console/subscriptions", data={"csrf": csrf, "target": "material:germanium", "channel_ids": [rival.channel_id]}
+    )
     assert answer.status_code == 422
     assert "unknown channel id" in answer.text
     with unit_of_work(db_sessions) as s:
@@ -152,8 +187,11 @@ def test_members_act_on_alerts_but_only_admins_change_configuration(console, db_
     csrf = _csrf(client, "/console/alerts")
     answer = client.post(f"/console/alerts/{acme.alert_id}/ack", data={"csrf": csrf}, follow_redirects=False)
     assert answer.status_code == 303
-    answer = client.post(f"/console/alerts/{acme.alert_id}/feedback",
-                         data={"csrf": csrf, "reason": "useful", "comment": "on it"}, follow_redirects=False)
+    answer = client.post(
+        f"/console/alerts/{acme.alert_id}/feedback",
+        data={"csrf": csrf, "reason": "useful", "comment": "on it"},
+        follow_redirects=False,
+    )
     assert answer.status_code == 303
     refused = {
         "/console/channels": {"kind": "email", "target": "x@acme.test"},
@@ -163,8 +201,14 @@ def test_members_act_on_alerts_but_only_admins_change_configuration(console, db_
     }
     for path, data in refused.items():
         assert client.post(path, data={"csrf": csrf, **data}).status_code == 403, path
-    assert client.post("/console/products/upload", data={"csrf": csrf},
-                       files={"file": ("b.csv", b"product,component,material\nP,c,gallium\n")}).status_code == 403
+    assert (
+        client.post(
+            "/console/products/upload",
+            data={"csrf": csrf},
+            files={"file": ("b.csv", b"product,component,material\nP,c,gallium\n")},
+        ).status_code
+        == 403
+    )
     assert client.get("/console/crisis").status_code == 403
     assert client.get("/console/ops").status_code == 403
     with unit_of_work(db_sessions) as s:
@@ -190,10 +234,12 @@ def test_bom_upload_imports_everything_or_nothing(console, db_sessions):
     client, acme, _, _ = console
     _sign_in(client, acme.admin_key)
     csrf = _csrf(client, "/console/products")
-    bad = (b"product,component,material,share,origin_country\n"
-           b"Sonar,Ge lens,germanium,0.1,CN\n"
-           b"Sonar,GaN amp,galium,0.02,CN\n"
-           b"Drone,,gallium,1.5,ZZ\n")
+    bad = (
+        b"product,component,material,share,origin_country\n"
+        b"Sonar,Ge lens,germanium,0.1,CN\n"
+        b"Sonar,GaN amp,galium,0.02,CN\n"
+        b"Drone,,gallium,1.5,ZZ\n"
+    )
     answer = client.post("/console/products/upload", data={"csrf": csrf}, files={"file": ("bom.csv", bad)})
     assert answer.status_code == 422
     assert "Row 3: material: unknown material &#39;galium&#39;" in answer.text
@@ -202,13 +248,15 @@ def test_bom_upload_imports_everything_or_nothing(console, db_sessions):
     with unit_of_work(db_sessions) as s:
         assert {p.name for p in s.query(models.Product).filter_by(organisation_id=acme.org.id)} == {"Acme BV radar"}
     good = bad.replace(b"galium", b"gallium").replace(b"Drone,,gallium,1.5,ZZ", b"Drone,Motor,neodymium,0.3,")
-    answer = client.post("/console/products/upload", data={"csrf": csrf}, files={"file": ("bom.csv", good)},
-                         follow_redirects=False)
+    answer = client.post(
+        "/console/products/upload", data={"csrf": csrf}, files={"file": ("bom.csv", good)}, follow_redirects=False
+    )
     assert answer.status_code == 303
     with unit_of_work(db_sessions) as s:
-        products = {p.name: sorted((line.component, line.material, line.share, line.origin_country)
-                                   for line in p.bom_lines)
-                    for p in s.query(models.Product).filter_by(organisation_id=acme.org.id)}
+        products = {
+            p.name: sorted((line.component, line.material, line.share, line.origin_country) for line in p.bom_lines)
+            for p in s.query(models.Product).filter_by(organisation_id=acme.org.id)
+        }
     assert products["Sonar"] == [("GaN amp", "gallium", 0.02, "CN"), ("Ge lens", "germanium", 0.1, "CN")]
     assert products["Drone"] == [("Motor", "neodymium", 0.3, None)]
 
@@ -217,15 +265,21 @@ def test_language_switch_is_remembered_and_pages_speak_it(console):
     client, acme, _, _ = console
     _sign_in(client, acme.admin_key)
     assert "<h1>Alerts</h1>" in client.get("/console/alerts").text
-    answer = client.post("/console/language", data={"csrf": _csrf(client, "/console/alerts"), "lang": "nl",
-                                                    "next": "/console/alerts?status=firing"}, follow_redirects=False)
+    answer = client.post(
+        "/console/language",
+        data={"csrf": _csrf(client, "/console/alerts"), "lang": "nl", "next": "/console/alerts?status=firing"},
+        follow_redirects=False,
+    )
     assert answer.headers["location"] == "/console/alerts?status=firing"
     page = client.get("/console/alerts").text
     assert '<html lang="nl">' in page
     assert "<h1>Meldingen</h1>" in page
     assert "waarschuwing" in page
-    answer = client.post("/console/language", data={"csrf": _csrf(client, "/console/alerts"), "lang": "en",
-                                                    "next": "https://evil.test/"}, follow_redirects=False)
+    answer = client.post(
+        "/console/language",
+        data={"csrf": _csrf(client, "/console/alerts"), "lang": "en", "next": "https://evil.test/"},
+        follow_redirects=False,
+    )
     assert answer.headers["location"] == "/console"
 
 
@@ -237,25 +291,43 @@ def test_government_pages_for_a_ministry(console):
     assert "Acme BV" in crisis.text
     assert "Rival BV" in crisis.text
     assert client.get("/console/ops").status_code == 200
-    answer = client.post("/console/crisis/stress-test",
-                         data={"csrf": _csrf(client, "/console/crisis"), "country": "cn", "material": "gallium"})
+    answer = client.post(
+        "/console/crisis/stress-test",
+        data={"csrf": _csrf(client, "/console/crisis"), "country": "cn", "material": "gallium"},
+    )
     assert answer.status_code == 200
     assert 'id="stress-result"' in answer.text
-    answer = client.post("/console/crisis/stress-test",
-                         data={"csrf": _csrf(client, "/console/crisis"), "country": "XX", "material": "gallium"})
+    answer = client.post(
+        "/console/crisis/stress-test",
+        data={"csrf": _csrf(client, "/console/crisis"), "country": "XX", "material": "gallium"},
+    )
     assert answer.status_code == 422
 
 
 def test_every_page_speaks_dutch_and_english(console):
     client, acme, _, ministry_key = console
-    english = {"/console/alerts": "Alerts", f"/console/alerts/{acme.alert_id}": "gallium: price_spike",
-               "/console/subscriptions": "Subscriptions and channels", "/console/products": "Products",
-               "/console/deliveries": "Delivery log", "/console/crisis": "Crisis", "/console/ops": "Ops desk"}
-    dutch = {"/console/alerts": "Meldingen", f"/console/alerts/{acme.alert_id}": "gallium: price_spike",
-             "/console/subscriptions": "Abonnementen en kanalen", "/console/products": "Producten",
-             "/console/deliveries": "Verzendlog", "/console/crisis": "Crisis", "/console/ops": "Operationeel overzicht"}
-    pages_of = {acme.admin_key: [p for p in english if "crisis" not in p and "ops" not in p],
-                ministry_key: ["/console/crisis", "/console/ops"]}
+    english = {
+        "/console/alerts": "Alerts",
+        f"/console/alerts/{acme.alert_id}": "gallium: price_spike",
+        "/console/subscriptions": "Subscriptions and channels",
+        "/console/products": "Products",
+        "/console/deliveries": "Delivery log",
+        "/console/crisis": "Crisis",
+        "/console/ops": "Ops desk",
+    }
+    dutch = {
+        "/console/alerts": "Meldingen",
+        f"/console/alerts/{acme.alert_id}": "gallium: price_spike",
+        "/console/subscriptions": "Abonnementen en kanalen",
+        "/console/products": "Producten",
+        "/console/deliveries": "Verzendlog",
+        "/console/crisis": "Crisis",
+        "/console/ops": "Operationeel overzicht",
+    }
+    pages_of = {
+        acme.admin_key: [p for p in english if "crisis" not in p and "ops" not in p],
+        ministry_key: ["/console/crisis", "/console/ops"],
+    }
     for key, pages in pages_of.items():
         client.cookies.clear()
         _sign_in(client, key)
@@ -273,9 +345,14 @@ def test_every_page_speaks_dutch_and_english(console):
 
 
 def test_test_send_reaches_the_channel_signed_and_only_the_organisations_own(
-        migrated_database_url: str, db_sessions, http_receiver, smtp_inbox):
-    settings = NotifySettings(database_url=migrated_database_url, allow_private_webhook_targets=True,
-                              smtp_host=smtp_inbox.host, smtp_port=smtp_inbox.port)
+    migrated_database_url: str, db_sessions, http_receiver, smtp_inbox
+):
+    settings = NotifySettings(
+        database_url=migrated_database_url,
+        allow_private_webhook_targets=True,
+        smtp_host=smtp_inbox.host,
+        smtp_port=smtp_inbox.port,
+    )
     with unit_of_work(db_sessions) as s:
         acme, rival = _tenant(s, "Acme BV", "fp-acme"), _tenant(s, "Rival BV", "fp-rival")
         hook = add_webhook(s, acme.org, http_receiver.url("/acme"))
@@ -303,7 +380,8 @@ def test_test_send_reaches_the_channel_signed_and_only_the_organisations_own(
 
 
 def test_test_send_to_teams_and_slack_posts_a_card_their_receivers_accept(
-        migrated_database_url: str, db_sessions, chat_receiver):
+    migrated_database_url: str, db_sessions, chat_receiver
+):
     settings = NotifySettings(database_url=migrated_database_url, allow_private_webhook_targets=True)
     with unit_of_work(db_sessions) as s:
         acme = _tenant(s, "Acme BV", "fp-acme")

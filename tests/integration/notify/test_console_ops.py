@@ -38,14 +38,34 @@ T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 def scoring_url() -> Iterator[str]:
     view = MaterialsView()
     for minute, volatility in enumerate((0.20, 0.35, 0.50)):
-        view.apply(IndicatorSnapshot(
-            material="gallium", as_of=T0 + timedelta(minutes=minute), risk_score=40.0 + 10 * minute,
-            indicators={"price_volatility": volatility, "leadtime_days": 30.0 + minute},
-            components={"volatility": 20.0 + 10 * minute, "concentration": 20.0}))
-    view.apply(IndicatorSnapshot(material="tin", as_of=T0, risk_score=12.5, indicators={"price_volatility": 0.1},
-                                 components={"volatility": 12.5}))
-    view.apply(IndicatorSnapshot(material="antimony", as_of=T0, risk_score=95.0, indicators={"price": 1.0},
-                                 components={"export_controls": 95.0}, classification=Classification.GOVERNMENT))
+        view.apply(
+            IndicatorSnapshot(
+                material="gallium",
+                as_of=T0 + timedelta(minutes=minute),
+                risk_score=40.0 + 10 * minute,
+                indicators={"price_volatility": volatility, "leadtime_days": 30.0 + minute},
+                components={"volatility": 20.0 + 10 * minute, "concentration": 20.0},
+            )
+        )
+    view.apply(
+        IndicatorSnapshot(
+            material="tin",
+            as_of=T0,
+            risk_score=12.5,
+            indicators={"price_volatility": 0.1},
+            components={"volatility": 12.5},
+        )
+    )
+    view.apply(
+        IndicatorSnapshot(
+            material="antimony",
+            as_of=T0,
+            risk_score=95.0,
+            indicators={"price": 1.0},
+            components={"export_controls": 95.0},
+            classification=Classification.GOVERNMENT,
+        )
+    )
     settings = ScoringSettings(api_keys=f"{hashlib.sha256(SCORING_KEY.encode()).hexdigest()}:government")
     with serving(create_api(settings, view)) as url:
         yield url
@@ -54,9 +74,12 @@ def scoring_url() -> Iterator[str]:
 @pytest.fixture
 def ingest_url() -> Iterator[str]:
     now = time.time()
-    health = {"lme-prices": SourceHealth(last_attempt=now - 60, last_success=now - 60, last_counts={"ok": 3}),
-              "mofcom-news": SourceHealth(last_attempt=now - 30, last_success=now - 86400,
-                                          last_error="HTTP 503", consecutive_failures=4)}
+    health = {
+        "lme-prices": SourceHealth(last_attempt=now - 60, last_success=now - 60, last_counts={"ok": 3}),
+        "mofcom-news": SourceHealth(
+            last_attempt=now - 30, last_success=now - 86400, last_error="HTTP 503", consecutive_failures=4
+        ),
+    }
     with serving_sources(health, INGEST_KEY) as url:
         yield url
 
@@ -65,8 +88,9 @@ def _ops_page(database_url: str, db_sessions, **settings: object) -> str:
     with unit_of_work(db_sessions) as s:
         ministry = add_org(s, "Ministry", clearance="government", kind="ministry")
         _, key = issue_api_key(s, ministry.id, name="ministry", role="member")
-    with TestClient(create_app(NotifySettings(database_url=database_url, **settings)),
-                    base_url="http://127.0.0.1") as client:
+    with TestClient(
+        create_app(NotifySettings(database_url=database_url, **settings)), base_url="http://127.0.0.1"
+    ) as client:
         form = client.get("/console/sign-in").text
         csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
         client.post("/console/sign-in", data={"csrf": csrf, "api_key": key, "next": "/console"})
@@ -80,9 +104,16 @@ def _section(page: str, heading_id: str) -> str:
 
 
 def test_ops_desk_ranks_by_scorings_risk_with_components_sparklines_and_feed_freshness(
-        migrated_database_url: str, db_sessions, scoring_url: str, ingest_url: str):
-    page = _ops_page(migrated_database_url, db_sessions, console_scoring_url=scoring_url,
-                     console_scoring_key=SCORING_KEY, console_ingest_url=ingest_url, console_ingest_key=INGEST_KEY)
+    migrated_database_url: str, db_sessions, scoring_url: str, ingest_url: str
+):
+    page = _ops_page(
+        migrated_database_url,
+        db_sessions,
+        console_scoring_url=scoring_url,
+        console_scoring_key=SCORING_KEY,
+        console_ingest_url=ingest_url,
+        console_ingest_key=INGEST_KEY,
+    )
     risk = _section(page, "h-risk")
     rows = re.findall(r"<tr><td>(\d+)</td><td>([^<]+)</td>", risk)
     assert rows == [("1", "antimony"), ("2", "gallium"), ("3", "tin")]
@@ -107,10 +138,17 @@ def test_ops_desk_ranks_by_scorings_risk_with_components_sparklines_and_feed_fre
 
 
 def test_ops_desk_says_when_scoring_is_away_or_unset_and_ingest_refuses_the_key(
-        migrated_database_url: str, db_sessions, ingest_url: str):
+    migrated_database_url: str, db_sessions, ingest_url: str
+):
     away = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    page = _ops_page(migrated_database_url, db_sessions, console_scoring_url=away, console_scoring_key=SCORING_KEY,
-                     console_ingest_url=ingest_url, console_ingest_key="not-the-key")
+    page = _ops_page(
+        migrated_database_url,
+        db_sessions,
+        console_scoring_url=away,
+        console_scoring_key=SCORING_KEY,
+        console_ingest_url=ingest_url,
+        console_ingest_key="not-the-key",
+    )
     assert "Scoring did not answer (ConnectError); shown without it." in _section(page, "h-risk")
     assert "Ingest refused the console&#39;s read (HTTP 401): check its key." in _section(page, "h-feeds")
     assert "not-the-key" not in page
@@ -124,21 +162,34 @@ def test_ops_desk_says_when_scoring_is_away_or_unset_and_ingest_refuses_the_key(
 def test_ops_desk_stops_waiting_for_a_scoring_that_does_not_answer(migrated_database_url: str, db_sessions):
     silent = ThreadingHTTPServer(("127.0.0.1", free_port()), BaseHTTPRequestHandler)  # accepts, never serves
     try:
-        page = _ops_page(migrated_database_url, db_sessions, console_upstream_timeout_seconds=0.5,
-                         console_scoring_url=f"http://127.0.0.1:{silent.server_address[1]}")
+        page = _ops_page(
+            migrated_database_url,
+            db_sessions,
+            console_upstream_timeout_seconds=0.5,
+            console_scoring_url=f"http://127.0.0.1:{silent.server_address[1]}",
+        )
         assert "Scoring did not answer (" in page
     finally:
         silent.server_close()
 
 
 def test_ops_desk_shows_the_ranking_without_sparklines_from_a_scoring_without_history(
-        migrated_database_url: str, db_sessions):
+    migrated_database_url: str, db_sessions
+):
     older = FastAPI()  # a scoring of before GET /v1/history, and an ingest answering in another shape
 
     @older.get("/v1/risk")
     def risk() -> list[dict]:
-        return [{"rank": 1, "material": "gallium", "risk_score": 61.5, "components": {"volatility": 61.5},
-                 "as_of": "2026-11-30T12:00:00Z", "withheld": False}]
+        return [
+            {
+                "rank": 1,
+                "material": "gallium",
+                "risk_score": 61.5,
+                "components": {"volatility": 61.5},
+                "as_of": "2026-11-30T12:00:00Z",
+                "withheld": False,
+            }
+        ]
 
     @older.get("/v1/sources")
     def sources() -> list[str]:

@@ -25,13 +25,16 @@ LINK = re.compile(r"http://console\.test/console/sign-in/link/([A-Za-z0-9_-]+)")
 
 @pytest.fixture
 def console(migrated_database_url: str, db_sessions, smtp_inbox) -> Iterator[TestClient]:
-    settings = NotifySettings(database_url=migrated_database_url, smtp_host=smtp_inbox.host,
-                              smtp_port=smtp_inbox.port, public_base_url="http://console.test",
-                              console_link_requests_per_window=3)
+    settings = NotifySettings(
+        database_url=migrated_database_url,
+        smtp_host=smtp_inbox.host,
+        smtp_port=smtp_inbox.port,
+        public_base_url="http://console.test",
+        console_link_requests_per_window=3,
+    )
     with unit_of_work(db_sessions) as s:
         acme = add_org(s, "Acme BV")
-        s.add(models.User(organisation_id=acme.id, email="Buyer@Acme.test", name="Buyer", role="member",
-                          language="nl"))
+        s.add(models.User(organisation_id=acme.id, email="Buyer@Acme.test", name="Buyer", role="member", language="nl"))
         s.add(models.User(organisation_id=acme.id, email="boss@acme.test", name="Boss", role="admin"))
         rival = add_org(s, "Rival BV")
         s.add(models.User(organisation_id=rival.id, email="boss@acme.test", name="Boss", role="member"))
@@ -56,7 +59,8 @@ def _use(client: TestClient, token: str):
 
 
 def test_an_emailed_link_signs_in_once_with_the_users_role_and_tells_nothing_of_unknown_addresses(
-        console: TestClient, smtp_inbox, db_sessions):
+    console: TestClient, smtp_inbox, db_sessions
+):
     known, unknown = _ask(console, "buyer@acme.test"), _ask(console, "nobody@acme.test")
     assert known.status_code == unknown.status_code == 200
     assert _notice(known.text) == _notice(unknown.text)
@@ -81,8 +85,14 @@ def test_an_emailed_link_signs_in_once_with_the_users_role_and_tells_nothing_of_
     assert "Buyer@Acme.test" in console.get("/console/alerts").text
     # A member: reads and acknowledges, but may not change configuration.
     csrf = _csrf(console, "/console/subscriptions")
-    assert console.post("/console/products/upload", data={"csrf": csrf},
-                        files={"file": ("bom.csv", b"product,component,material\n")}).status_code == 403
+    assert (
+        console.post(
+            "/console/products/upload",
+            data={"csrf": csrf},
+            files={"file": ("bom.csv", b"product,component,material\n")},
+        ).status_code
+        == 403
+    )
 
     console.cookies.clear()
     again = _use(console, token)

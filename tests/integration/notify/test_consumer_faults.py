@@ -46,12 +46,14 @@ def delivered_pairs(receiver) -> Counter[tuple[str, str, str]]:
         if r.status == 200:
             seen.setdefault(r.headers["webhook-id"], r.body)
     paths = {r.headers["webhook-id"]: r.path for r in receiver.requests}
-    return Counter((paths[i], a["fingerprint"], a["status"]) for i, body in seen.items()
-                   for a in json.loads(body)["alerts"])
+    return Counter(
+        (paths[i], a["fingerprint"], a["status"]) for i, body in seen.items() for a in json.loads(body)["alerts"]
+    )
 
 
 async def test_firing_resolved_firing_in_one_backlog_delivers_each_transition_in_order(
-        kafka_bootstrap, kafka_topics, migrated_database_url, smtp_inbox, db_sessions, http_receiver):
+    kafka_bootstrap, kafka_topics, migrated_database_url, smtp_inbox, db_sessions, http_receiver
+):
     settings = notifier_settings(kafka_bootstrap, kafka_topics, migrated_database_url, smtp_inbox)
     with unit_of_work(db_sessions) as s:
         org = add_org(s, "Backlog BV")
@@ -63,21 +65,27 @@ async def test_firing_resolved_firing_in_one_backlog_delivers_each_transition_in
     first = breach("fp-flap", observed_at=now - timedelta(minutes=3))
     again = breach("fp-flap", observed_at=now - timedelta(minutes=1))
     # The backlog is on the topic before the notifier starts: one fetch holds all three.
-    await publish(settings, first, breach("fp-flap", status=BreachStatus.RESOLVED,
-                                          observed_at=now - timedelta(minutes=2)), again)
+    await publish(
+        settings, first, breach("fp-flap", status=BreachStatus.RESOLVED, observed_at=now - timedelta(minutes=2)), again
+    )
 
     async with running(settings, db_sessions):
-        await eventually(lambda: len(http_receiver.delivered("/backlog")) >= 3, within=30,
-                         what="three notifications")
+        await eventually(lambda: len(http_receiver.delivered("/backlog")) >= 3, within=30, what="three notifications")
         # A marker group begun after the third, past a group interval: a wrong extra one would have come first.
         await pass_marker(settings, http_receiver, "backlog", rules=2)
 
     bodies = [verified(r, secret) for r in http_receiver.delivered("/backlog")]
     assert [(b["kind"], [a["status"] for a in b["alerts"]]) for b in bodies] == [
-        ("alert", ["firing"]), ("resolved", ["resolved"]), ("alert", ["firing"])]
+        ("alert", ["firing"]),
+        ("resolved", ["resolved"]),
+        ("alert", ["firing"]),
+    ]
     # The resolution says when the episode it ends began firing; the new firing begins its own.
     assert [datetime.fromisoformat(b["alerts"][0]["starts_at"]) for b in bodies] == [
-        first.starts_at, first.starts_at, again.starts_at]
+        first.starts_at,
+        first.starts_at,
+        again.starts_at,
+    ]
     with unit_of_work(db_sessions) as s:
         [entry] = s.query(models.NotificationLogEntry).filter_by(fingerprint="fp-flap").all()
         [alert] = s.query(models.Alert).filter_by(fingerprint="fp-flap").all()
@@ -86,12 +94,20 @@ async def test_firing_resolved_firing_in_one_backlog_delivers_each_transition_in
 
 @pytest.mark.slow
 async def test_a_rebalance_in_a_5000_alert_batch_loses_nothing_and_sends_nothing_twice(
-        kafka_bootstrap, kafka_topics, migrated_database_url, smtp_inbox, db_sessions, http_receiver):
+    kafka_bootstrap, kafka_topics, migrated_database_url, smtp_inbox, db_sessions, http_receiver
+):
     organisations, breaches = 50, 100
     # Transactions of 500 alerts: the batch spans ten of them, and the rebalance lands between two.
-    settings = notifier_settings(kafka_bootstrap, kafka_topics, migrated_database_url, smtp_inbox,
-                                 group_wait_seconds=0, group_interval_seconds=0, dispatch_max_pairs=500,
-                                 consume_max_records=breaches)
+    settings = notifier_settings(
+        kafka_bootstrap,
+        kafka_topics,
+        migrated_database_url,
+        smtp_inbox,
+        group_wait_seconds=0,
+        group_interval_seconds=0,
+        dispatch_max_pairs=500,
+        consume_max_records=breaches,
+    )
     with unit_of_work(db_sessions) as s:
         for o in range(organisations):
             org = add_org(s, f"Crisis {o} BV")
@@ -106,12 +122,16 @@ async def test_a_rebalance_in_a_5000_alert_batch_loses_nothing_and_sends_nothing
         with unit_of_work(db_sessions) as s:
             return s.query(models.Alert).count()
 
-    async with running(settings, db_sessions, group_id=group_id, consumer_options=options,
-                       lease=timedelta(seconds=30)):
+    async with running(settings, db_sessions, group_id=group_id, consumer_options=options, lease=timedelta(seconds=30)):
         await eventually(alerts_stored, within=60, what="the batch under way")
         # Another member joins and leaves: the group rebalances while the notifier works through the batch.
-        intruder = AIOKafkaConsumer(settings.topic(topics.BREACHES), bootstrap_servers=kafka_bootstrap,
-                                    group_id=group_id, enable_auto_commit=False, **options)
+        intruder = AIOKafkaConsumer(
+            settings.topic(topics.BREACHES),
+            bootstrap_servers=kafka_bootstrap,
+            group_id=group_id,
+            enable_auto_commit=False,
+            **options,
+        )
         await intruder.start()
         await eventually(lambda: intruder.assignment(), within=30, what="the intruder given partitions: a rebalance")
         await intruder.stop()
@@ -121,8 +141,11 @@ async def test_a_rebalance_in_a_5000_alert_batch_loses_nothing_and_sends_nothing
 
         await eventually(all_pairs, within=120, what="every pair delivered")
         await publish(settings, breach("fp-after", rule="after"))
-        await eventually(lambda: sum(1 for (_, fp, _) in delivered_pairs(http_receiver) if fp == "fp-after")
-                         == organisations, within=30, what="the consumer still consuming")
+        await eventually(
+            lambda: sum(1 for (_, fp, _) in delivered_pairs(http_receiver) if fp == "fp-after") == organisations,
+            within=30,
+            what="the consumer still consuming",
+        )
 
     counts = delivered_pairs(http_receiver)
     assert len(counts) == organisations * (breaches + 1)
@@ -136,13 +159,19 @@ async def test_a_rebalance_in_a_5000_alert_batch_loses_nothing_and_sends_nothing
 def _rewinds() -> float:
     from prometheus_client import REGISTRY
 
-    return sum(s.value for m in REGISTRY.collect() if m.name == "mews_notify_consumer_rewinds"
-               for s in m.samples if s.name.endswith("_total"))
+    return sum(
+        s.value
+        for m in REGISTRY.collect()
+        if m.name == "mews_notify_consumer_rewinds"
+        for s in m.samples
+        if s.name.endswith("_total")
+    )
 
 
 @pytest.mark.slow
 async def test_postgresql_stopped_for_20_s_mid_stream_loses_no_transition_and_the_notifier_never_exits(
-        kafka_bootstrap, kafka_topics, smtp_inbox, http_receiver, stoppable_postgres):
+    kafka_bootstrap, kafka_topics, smtp_inbox, http_receiver, stoppable_postgres
+):
     url = stoppable_postgres.migrated_database("notify")
     engine = create_db_engine(url)
     sessions = session_factory(engine)
@@ -151,13 +180,19 @@ async def test_postgresql_stopped_for_20_s_mid_stream_loses_no_transition_and_th
         for o in range(orgs):
             org = add_org(s, f"Outage {o} BV")
             subscribe(s, org, [add_webhook(s, org, http_receiver.url(f"/outage/{o}"))], material="gallium")
-    settings = notifier_settings(kafka_bootstrap, kafka_topics, url, smtp_inbox, group_wait_seconds=0.2,
-                                 group_interval_seconds=0.5)
+    settings = notifier_settings(
+        kafka_bootstrap, kafka_topics, url, smtp_inbox, group_wait_seconds=0.2, group_interval_seconds=0.5
+    )
     fingerprints = 35
-    expected = {(f"/outage/{o}", f"fp-out-{i}", status) for o in range(orgs) for i in range(fingerprints)
-                for status in ("firing", "resolved")}
-    notifier = Notifier(settings, sessions, index_refresh_seconds=0, sweep_interval_seconds=0.3,
-                        lease=timedelta(seconds=2))
+    expected = {
+        (f"/outage/{o}", f"fp-out-{i}", status)
+        for o in range(orgs)
+        for i in range(fingerprints)
+        for status in ("firing", "resolved")
+    }
+    notifier = Notifier(
+        settings, sessions, index_refresh_seconds=0, sweep_interval_seconds=0.3, lease=timedelta(seconds=2)
+    )
     app = create_app(settings, engine=engine, readiness=notifier.readiness_checks())
     task = asyncio.create_task(notifier.run())
     producer = EventProducer(kafka_bootstrap, source="mews/scoring", namespace=kafka_topics)
@@ -174,9 +209,15 @@ async def test_postgresql_stopped_for_20_s_mid_stream_loses_no_transition_and_th
                     assert "database" in answer.json()["failures"]
                     assert "broker" not in answer.json()["failures"]
                 observed = datetime.now(UTC)
-                for b in (breach(f"fp-out-{i}", rule=f"rule_{i}", observed_at=observed),
-                          breach(f"fp-out-{i}", rule=f"rule_{i}", status=BreachStatus.RESOLVED,
-                                 observed_at=observed + timedelta(seconds=1))):
+                for b in (
+                    breach(f"fp-out-{i}", rule=f"rule_{i}", observed_at=observed),
+                    breach(
+                        f"fp-out-{i}",
+                        rule=f"rule_{i}",
+                        status=BreachStatus.RESOLVED,
+                        observed_at=observed + timedelta(seconds=1),
+                    ),
+                ):
                     await producer.send(topics.BREACHES, b, key=b.fingerprint)
                 await asyncio.sleep(0.3)  # a stream, not a burst: the outage falls in the middle of it
             await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (asyncio.get_running_loop().time() - stopped)))
@@ -184,14 +225,19 @@ async def test_postgresql_stopped_for_20_s_mid_stream_loses_no_transition_and_th
             stoppable_postgres.start()
 
             try:
-                await eventually(lambda: set(delivered_pairs(http_receiver)) >= expected, within=90,
-                                 what="every transition delivered")
+                await eventually(
+                    lambda: set(delivered_pairs(http_receiver)) >= expected,
+                    within=90,
+                    what="every transition delivered",
+                )
             except AssertionError:
                 missing = sorted(expected - set(delivered_pairs(http_receiver)))
                 with unit_of_work(sessions) as s:
                     outbox = Counter((n.status, n.attempts) for n in s.query(models.Notification))
-                raise AssertionError(f"{len(missing)} transitions not delivered, e.g. {missing[:6]}; "
-                                     f"outbox (status, attempts): {dict(outbox)}") from None
+                raise AssertionError(
+                    f"{len(missing)} transitions not delivered, e.g. {missing[:6]}; "
+                    f"outbox (status, attempts): {dict(outbox)}"
+                ) from None
             await eventually(lambda: notifier.waiting == {}, within=30, what="no fault waited out")
             answer = await api.get("/readyz")
             assert answer.status_code == 200, answer.text
@@ -208,7 +254,8 @@ async def test_postgresql_stopped_for_20_s_mid_stream_loses_no_transition_and_th
 @pytest.mark.slow
 @pytest.mark.long
 async def test_the_broker_away_for_20_s_is_waited_out_and_nothing_is_lost(
-        stoppable_kafka, namespace, tmp_path, smtp_inbox, http_receiver):
+    stoppable_kafka, namespace, tmp_path, smtp_inbox, http_receiver
+):
     from shared.kafka import ensure_topics
 
     # The broker's side of the notifier is the same on either database: SQLite only.

@@ -35,7 +35,8 @@ def attempts_of(sessions) -> list[models.DeliveryAttempt]:
 
 
 async def test_unreadable_message_is_dead_lettered_and_the_next_breach_still_delivered(
-        kafka_bootstrap, kafka_topics, migrated_database_url, db_sessions, smtp_inbox, http_receiver):
+    kafka_bootstrap, kafka_topics, migrated_database_url, db_sessions, smtp_inbox, http_receiver
+):
     settings = notifier_settings(kafka_bootstrap, kafka_topics, migrated_database_url, smtp_inbox)
     with unit_of_work(db_sessions) as s:
         org = add_org(s, "After Garbage BV")
@@ -51,8 +52,9 @@ async def test_unreadable_message_is_dead_lettered_and_the_next_breach_still_del
         await publish(settings, breach("fp-after"))
         await eventually(lambda: http_receiver.delivered("/after"), what="the breach after the garbage")
 
-    consumer = AIOKafkaConsumer(settings.topic(topics.DEADLETTER), bootstrap_servers=kafka_bootstrap,
-                                auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        settings.topic(topics.DEADLETTER), bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         batch = await consumer.getmany(timeout_ms=5000)
@@ -67,7 +69,8 @@ async def test_unreadable_message_is_dead_lettered_and_the_next_breach_still_del
 
 
 async def test_redirect_is_not_followed_but_retried_at_the_same_url(
-        kafka_bootstrap, kafka_topics, migrated_database_url, db_sessions, smtp_inbox, http_receiver):
+    kafka_bootstrap, kafka_topics, migrated_database_url, db_sessions, smtp_inbox, http_receiver
+):
     settings = notifier_settings(kafka_bootstrap, kafka_topics, migrated_database_url, smtp_inbox)
     with unit_of_work(db_sessions) as s:
         org = add_org(s, "Moved BV")
@@ -85,9 +88,11 @@ async def test_redirect_is_not_followed_but_retried_at_the_same_url(
 
 
 async def test_loopback_target_is_refused_at_send_time_unless_allowed(
-        kafka_bootstrap, kafka_topics, migrated_database_url, db_sessions, smtp_inbox, http_receiver):
-    settings = notifier_settings(kafka_bootstrap, kafka_topics, migrated_database_url, smtp_inbox,
-                                 allow_private_webhook_targets=False)
+    kafka_bootstrap, kafka_topics, migrated_database_url, db_sessions, smtp_inbox, http_receiver
+):
+    settings = notifier_settings(
+        kafka_bootstrap, kafka_topics, migrated_database_url, smtp_inbox, allow_private_webhook_targets=False
+    )
     with unit_of_work(db_sessions) as s:
         org = add_org(s, "Sneaky BV")
         subscribe(s, org, [add_webhook(s, org, http_receiver.url("/internal"))], material="gallium")
@@ -103,18 +108,30 @@ async def test_loopback_target_is_refused_at_send_time_unless_allowed(
 
 
 async def test_receiver_failing_every_notification_is_disabled_and_admins_told(
-        migrated_database_url, db_sessions, smtp_inbox, http_receiver):
+    migrated_database_url, db_sessions, smtp_inbox, http_receiver
+):
     settings = notifier_settings("127.0.0.1:1", "unused", migrated_database_url, smtp_inbox)
     with unit_of_work(db_sessions) as s:
         org = add_org(s, "Down BV", admins=("admin@down.test",))
         hook = add_webhook(s, org, http_receiver.url("/down"))
         for n in range(3):
-            s.add(models.Notification(organisation_id=org.id, channel_id=hook.id, kind="alert",
-                                      group_key=f"immediate:{hook.id}", payload={"n": n, "alerts": []}))
+            s.add(
+                models.Notification(
+                    organisation_id=org.id,
+                    channel_id=hook.id,
+                    kind="alert",
+                    group_key=f"immediate:{hook.id}",
+                    payload={"n": n, "alerts": []},
+                )
+            )
         hook_id = hook.id
     http_receiver.answer("/down", *[503] * 10)
-    policy = DeliveryPolicy(schedule=RetrySchedule(initial=0.01, max_interval=0.01, jitter=0, max_attempts=2),
-                            disable_after_failures=2, lease=timedelta(seconds=30), batch_size=1)
+    policy = DeliveryPolicy(
+        schedule=RetrySchedule(initial=0.01, max_interval=0.01, jitter=0, max_attempts=2),
+        disable_after_failures=2,
+        lease=timedelta(seconds=30),
+        batch_size=1,
+    )
     notifier = Notifier(settings, db_sessions)
     retried_before = sample("mews_notify_deliveries_total", {"channel": "webhook", "outcome": "retry"})
     failed_before = sample("mews_notify_deliveries_total", {"channel": "webhook", "outcome": "failed"})
@@ -137,15 +154,20 @@ async def test_receiver_failing_every_notification_is_disabled_and_admins_told(
         by_status = sorted((n.kind, n.status) for n in s.scalars(select(models.Notification)))
     assert channel.enabled is False
     assert channel.disabled_reason.startswith("2 notifications in a row failed")
-    assert by_status == [("admin_notice", "delivered"), ("alert", "cancelled"), ("alert", "failed"),
-                         ("alert", "failed")]
+    assert by_status == [
+        ("admin_notice", "delivered"),
+        ("alert", "cancelled"),
+        ("alert", "failed"),
+        ("alert", "failed"),
+    ]
     # Two notifications failed after two attempts each; the third was tried at most once before the switch-off.
     tries = len(http_receiver.to("/down"))
     assert 4 <= tries <= 5
     # The last try of each failed notification counts as failed, every other try as a retry.
     assert sample("mews_notify_deliveries_total", {"channel": "webhook", "outcome": "failed"}) - failed_before == 2
     assert sample("mews_notify_deliveries_total", {"channel": "webhook", "outcome": "retry"}) - retried_before == (
-        tries - 2)
+        tries - 2
+    )
     [notice] = smtp_inbox.to("admin@down.test")
     assert notice["subject"] == "[mews] Channel disabled: webhook at 127.0.0.1"
     text = notice.get_body(("plain",)).get_content()
@@ -153,7 +175,8 @@ async def test_receiver_failing_every_notification_is_disabled_and_admins_told(
 
 
 async def test_delivery_metrics_count_deliveries_and_time_from_breach(
-        kafka_bootstrap, kafka_topics, migrated_database_url, db_sessions, smtp_inbox, http_receiver):
+    kafka_bootstrap, kafka_topics, migrated_database_url, db_sessions, smtp_inbox, http_receiver
+):
     settings = notifier_settings(kafka_bootstrap, kafka_topics, migrated_database_url, smtp_inbox)
     with unit_of_work(db_sessions) as s:
         org = add_org(s, "Measured BV")
@@ -165,9 +188,10 @@ async def test_delivery_metrics_count_deliveries_and_time_from_breach(
     async with running(settings, db_sessions):
         await publish(settings, breach("fp-measured"))
         await eventually(lambda: http_receiver.delivered("/measured"), what="delivery")
-        await eventually(lambda: sample("mews_notify_deliveries_total",
-                                        {"channel": "webhook", "outcome": "delivered"}) > delivered,
-                         what="the delivery counted")
+        await eventually(
+            lambda: sample("mews_notify_deliveries_total", {"channel": "webhook", "outcome": "delivered"}) > delivered,
+            what="the delivery counted",
+        )
 
     assert sample("mews_notify_breach_to_delivery_seconds_count", {"channel": "webhook"}) == timed + 1
     assert sample("mews_notify_pipeline_decisions_total", {"stage": "dedup", "decision": "send"}) == sent + 1
@@ -175,7 +199,8 @@ async def test_delivery_metrics_count_deliveries_and_time_from_breach(
 
 
 async def test_breach_to_delivery_counts_from_the_breach_reaching_the_notifier_not_from_event_time(
-        kafka_bootstrap, kafka_topics, migrated_database_url, db_sessions, smtp_inbox, http_receiver):
+    kafka_bootstrap, kafka_topics, migrated_database_url, db_sessions, smtp_inbox, http_receiver
+):
     # A breach about an observation three weeks old (a late or backfilled input) is still news when it comes.
     settings = notifier_settings(kafka_bootstrap, kafka_topics, migrated_database_url, smtp_inbox)
     with unit_of_work(db_sessions) as s:
@@ -187,8 +212,10 @@ async def test_breach_to_delivery_counts_from_the_breach_reaching_the_notifier_n
     async with running(settings, db_sessions):
         before = datetime.now(UTC)
         await publish(settings, breach("fp-backfill", observed_at=before - timedelta(days=21)))
-        await eventually(lambda: sample("mews_notify_breach_to_delivery_seconds_count",
-                                        {"channel": "webhook"}) > count, what="the delivery timed")
+        await eventually(
+            lambda: sample("mews_notify_breach_to_delivery_seconds_count", {"channel": "webhook"}) > count,
+            what="the delivery timed",
+        )
         took = (datetime.now(UTC) - before).total_seconds()
 
     assert http_receiver.delivered("/backfill")
@@ -197,20 +224,34 @@ async def test_breach_to_delivery_counts_from_the_breach_reaching_the_notifier_n
 
 
 async def test_the_last_failed_attempt_says_the_delivery_gave_up(
-        migrated_database_url, db_sessions, smtp_inbox, http_receiver, caplog):
+    migrated_database_url, db_sessions, smtp_inbox, http_receiver, caplog
+):
     settings = notifier_settings("127.0.0.1:1", "unused", migrated_database_url, smtp_inbox)
     with unit_of_work(db_sessions) as s:
         org = add_org(s, "Given Up BV")
         hook = add_webhook(s, org, http_receiver.url("/gone-quiet"))
-        s.add(models.Notification(organisation_id=org.id, channel_id=hook.id, kind="alert",
-                                  group_key=f"immediate:{hook.id}", payload={"alerts": []}))
+        s.add(
+            models.Notification(
+                organisation_id=org.id,
+                channel_id=hook.id,
+                kind="alert",
+                group_key=f"immediate:{hook.id}",
+                payload={"alerts": []},
+            )
+        )
     http_receiver.answer("/gone-quiet", 503, 503)
-    policy = DeliveryPolicy(schedule=RetrySchedule(initial=0.01, max_interval=0.01, jitter=0, max_attempts=2),
-                            disable_after_failures=10, lease=timedelta(seconds=30), batch_size=1)
+    policy = DeliveryPolicy(
+        schedule=RetrySchedule(initial=0.01, max_interval=0.01, jitter=0, max_attempts=2),
+        disable_after_failures=10,
+        lease=timedelta(seconds=30),
+        batch_size=1,
+    )
     notifier = Notifier(settings, db_sessions)
     caplog.set_level("INFO", logger="services.notify.delivery.outbox")
-    counted = {outcome: sample("mews_notify_deliveries_total", {"channel": "webhook", "outcome": outcome})
-               for outcome in ("retry", "failed")}
+    counted = {
+        outcome: sample("mews_notify_deliveries_total", {"channel": "webhook", "outcome": outcome})
+        for outcome in ("retry", "failed")
+    }
     async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as http:
         worker = OutboxWorker(db_sessions, http, smtp_from(settings), notifier.check_target, settings, policy)
         for _ in range(40):
@@ -222,5 +263,7 @@ async def test_the_last_failed_attempt_says_the_delivery_gave_up(
     assert [(a.outcome, a.status_code) for a in attempts_of(db_sessions)] == [("retry", 503), ("failed", 503)]
     logged = [(r.outcome, r.state) for r in caplog.records if r.getMessage() == "delivery attempt"]
     assert logged == [("retry", "retry"), ("failed", "failed")]
-    assert {outcome: sample("mews_notify_deliveries_total", {"channel": "webhook", "outcome": outcome}) - before
-            for outcome, before in counted.items()} == {"retry": 1, "failed": 1}
+    assert {
+        outcome: sample("mews_notify_deliveries_total", {"channel": "webhook", "outcome": outcome}) - before
+        for outcome, before in counted.items()
+    } == {"retry": 1, "failed": 1}

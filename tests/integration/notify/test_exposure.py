@@ -18,11 +18,26 @@ def world(make_tenant):
     ministry = make_tenant("Ministerie van EZK", kind="ministry", clearance="government")
     radar = make_tenant("Radar Works BV")
     radar_channel = radar.http.post("/v1/channels", json={"kind": "email", "target": "a@radar.example"}).json()["id"]
-    radar.http.post("/v1/products", json={"name": "Radar module", "bom": [
-        {"component": "GaN chip", "material": "gallium", "share": 0.02, "origin_country": "CN", "supplier": "X"},
-        {"component": "GaAs amplifier", "material": "gallium", "share": 0.01, "origin_country": "DE"}]})
-    radar.http.post("/v1/products", json={"name": "Night sight", "bom": [
-        {"component": "IR lens", "material": "germanium", "share": 0.3}]})
+    radar.http.post(
+        "/v1/products",
+        json={
+            "name": "Radar module",
+            "bom": [
+                {
+                    "component": "GaN chip",
+                    "material": "gallium",
+                    "share": 0.02,
+                    "origin_country": "CN",
+                    "supplier": "X",
+                },
+                {"component": "GaAs amplifier", "material": "gallium", "share": 0.01, "origin_country": "DE"},
+            ],
+        },
+    )
+    radar.http.post(
+        "/v1/products",
+        json={"name": "Night sight", "bom": [{"component": "IR lens", "material": "germanium", "share": 0.3}]},
+    )
     chips = make_tenant("Chip Foundry BV")
     chip_channel = chips.http.post("/v1/channels", json={"kind": "email", "target": "a@chips.example"}).json()["id"]
     chips.http.post("/v1/subscriptions", json={"material": "gallium", "channel_ids": [chip_channel]})
@@ -41,8 +56,10 @@ def test_a_bom_line_without_origin_is_flagged_and_counted_against_the_main_origi
     assert path["likely_origins"] == main
 
     # A country that is no main origin of germanium finds no line of unknown origin.
-    assert ministry.http.get("/v1/exposure", params={"material": "germanium", "country": "NO"}).json()[
-        "organisations"] == []
+    assert (
+        ministry.http.get("/v1/exposure", params={"material": "germanium", "country": "NO"}).json()["organisations"]
+        == []
+    )
 
 
 def test_a_stress_test_names_the_exposed_bom_paths_and_the_share_of_supply(world) -> None:
@@ -51,8 +68,9 @@ def test_a_stress_test_names_the_exposed_bom_paths_and_the_share_of_supply(world
     assert answer.status_code == 200, answer.text
     test = answer.json()
     assert [o["name"] for o in test["organisations"]] == ["Radar Works BV"]
-    assert [(p["path"], p["material"], p["origin_country"]) for p in test["organisations"][0]["products"][0][
-        "paths"]] == [("Radar module>GaN chip", "gallium", "CN")]
+    assert [
+        (p["path"], p["material"], p["origin_country"]) for p in test["organisations"][0]["products"][0]["paths"]
+    ] == [("Radar module>GaN chip", "gallium", "CN")]
     assert [s["name"] for s in test["direct_subscribers"]] == ["Chip Foundry BV"]
     table = shipped_import_shares()
     affected = test["supply_affected"]
@@ -66,8 +84,10 @@ def test_a_stress_test_names_the_exposed_bom_paths_and_the_share_of_supply(world
 def test_a_material_the_trade_table_lacks_has_no_share_and_keeps_lines_of_unknown_origin(world) -> None:
     ministry, radar, *_ = world
     assert "antimony" not in shipped_import_shares().materials  # not in the Comext extract
-    radar.http.post("/v1/products", json={"name": "Flame retardant", "bom": [
-        {"component": "Sb2O3", "material": "antimony", "share": 0.05}]})
+    radar.http.post(
+        "/v1/products",
+        json={"name": "Flame retardant", "bom": [{"component": "Sb2O3", "material": "antimony", "share": 0.05}]},
+    )
     test = ministry.http.post("/v1/stress-tests", json={"country": "CN", "material": "antimony"}).json()
     assert test["supply_affected"]["extra_eu_share"] is None
     assert test["supply_affected"]["total_import_share"] is None
@@ -77,21 +97,44 @@ def test_a_material_the_trade_table_lacks_has_no_share_and_keeps_lines_of_unknow
 
 def test_a_stress_test_refuses_what_the_catalog_does_not_know(world) -> None:
     ministry, *_ = world
-    for body in ({"country": "XX", "material": "gallium"}, {"country": "CN", "material": "unobtainium"},
-                 {"country": "cn", "material": "gallium"}, {"country": "CN"}):
+    for body in (
+        {"country": "XX", "material": "gallium"},
+        {"country": "CN", "material": "unobtainium"},
+        {"country": "cn", "material": "gallium"},
+        {"country": "CN"},
+    ):
         answer = ministry.http.post("/v1/stress-tests", json=body)
         assert answer.status_code == 422, (body, answer.text)
         assert answer.headers["content-type"] == "application/problem+json"
 
 
-def _alert(db_sessions, organisation_id: str, fingerprint: str, severity: str, *, acknowledged: bool = False,
-           material: str = "gallium", rule: str = "export-control") -> str:
+def _alert(
+    db_sessions,
+    organisation_id: str,
+    fingerprint: str,
+    severity: str,
+    *,
+    acknowledged: bool = False,
+    material: str = "gallium",
+    rule: str = "export-control",
+) -> str:
     when = datetime.now(UTC) - timedelta(hours=1)
     with db_sessions() as session:
-        row = Alert(organisation_id=organisation_id, fingerprint=fingerprint, material=material, rule=rule,
-                    severity=severity, status="firing", starts_at=when, updated_at=when, summary=fingerprint,
-                    via=[f"material:{material}"], breach={"fingerprint": fingerprint},
-                    acknowledged_at=when if acknowledged else None, acknowledged_by="a@x" if acknowledged else None)
+        row = Alert(
+            organisation_id=organisation_id,
+            fingerprint=fingerprint,
+            material=material,
+            rule=rule,
+            severity=severity,
+            status="firing",
+            starts_at=when,
+            updated_at=when,
+            summary=fingerprint,
+            via=[f"material:{material}"],
+            breach={"fingerprint": fingerprint},
+            acknowledged_at=when if acknowledged else None,
+            acknowledged_by="a@x" if acknowledged else None,
+        )
         session.add(row)
         session.commit()
         return row.id
@@ -103,10 +146,25 @@ def test_the_crisis_list_counts_what_fires_who_is_exposed_delivered_and_acknowle
     _alert(db_sessions, chips.organisation["id"], "gallium-cn", "warning")
     _alert(db_sessions, chips.organisation["id"], "gallium-price", "warning", rule="price-spike")
     with db_sessions() as session:
-        session.add(Notification(organisation_id=radar.organisation["id"], channel_id=radar_channel, kind="alert",
-                                 alert_ids=[radar_alert], status="delivered", delivered_at=datetime.now(UTC)))
-        session.add(Notification(organisation_id=chips.organisation["id"], channel_id=chip_channel, kind="alert",
-                                 alert_ids=[], status="failed"))
+        session.add(
+            Notification(
+                organisation_id=radar.organisation["id"],
+                channel_id=radar_channel,
+                kind="alert",
+                alert_ids=[radar_alert],
+                status="delivered",
+                delivered_at=datetime.now(UTC),
+            )
+        )
+        session.add(
+            Notification(
+                organisation_id=chips.organisation["id"],
+                channel_id=chip_channel,
+                kind="alert",
+                alert_ids=[],
+                status="failed",
+            )
+        )
         session.commit()
 
     answer = ministry.http.get("/v1/crisis")
@@ -120,18 +178,29 @@ def test_the_crisis_list_counts_what_fires_who_is_exposed_delivered_and_acknowle
 
 
 def test_the_crisis_list_counts_deliveries_within_its_window_and_of_the_current_episode_only(
-        world, db_sessions) -> None:
+    world, db_sessions
+) -> None:
     ministry, radar, radar_channel, *_ = world
     now = datetime.now(UTC)
     opened = now - timedelta(days=60)
     alert_id = _alert(db_sessions, radar.organisation["id"], "gallium-long", "critical")
     with db_sessions() as session:
         session.get(Alert, alert_id).starts_at = opened  # firing for two months
-        for delivered_at in (opened - timedelta(days=5),  # an earlier episode of the same alert
-                             now - timedelta(days=45)):  # this episode, before the default window
-            session.add(Notification(organisation_id=radar.organisation["id"], channel_id=radar_channel,
-                                     kind="alert", alert_ids=[alert_id], status="delivered",
-                                     delivered_at=delivered_at, created_at=delivered_at))
+        for delivered_at in (
+            opened - timedelta(days=5),  # an earlier episode of the same alert
+            now - timedelta(days=45),
+        ):  # this episode, before the default window
+            session.add(
+                Notification(
+                    organisation_id=radar.organisation["id"],
+                    channel_id=radar_channel,
+                    kind="alert",
+                    alert_ids=[alert_id],
+                    status="delivered",
+                    delivered_at=delivered_at,
+                    created_at=delivered_at,
+                )
+            )
         session.commit()
 
     def delivered(**params) -> int:
@@ -144,8 +213,16 @@ def test_the_crisis_list_counts_deliveries_within_its_window_and_of_the_current_
     assert delivered(window="50d") == 1
     assert delivered(window="366d") == 1  # the earlier episode's delivery never counts
     with db_sessions() as session:
-        session.add(Notification(organisation_id=radar.organisation["id"], channel_id=radar_channel, kind="alert",
-                                 alert_ids=[alert_id], status="delivered", delivered_at=now - timedelta(hours=1)))
+        session.add(
+            Notification(
+                organisation_id=radar.organisation["id"],
+                channel_id=radar_channel,
+                kind="alert",
+                alert_ids=[alert_id],
+                status="delivered",
+                delivered_at=now - timedelta(hours=1),
+            )
+        )
         session.commit()
     assert delivered(window="12h") == 1
     for bad in ("0s", "367d", "soon", "-1d"):
@@ -156,15 +233,23 @@ def test_the_crisis_list_counts_deliveries_within_its_window_and_of_the_current_
 
 def test_no_tenant_data_reaches_a_key_without_government_clearance(world, make_tenant) -> None:
     _, radar, *_ = world
-    refused = [radar, make_tenant("RVO", kind="agency", clearance="restricted"),
-               make_tenant("Defence Prime BV", kind="company", clearance="government")]
-    refused.append(refused[1].client_with_key(
-        refused[1].http.post("/v1/api-keys", json={"name": "m", "role": "member"}).json()["key"]))
+    refused = [
+        radar,
+        make_tenant("RVO", kind="agency", clearance="restricted"),
+        make_tenant("Defence Prime BV", kind="company", clearance="government"),
+    ]
+    refused.append(
+        refused[1].client_with_key(
+            refused[1].http.post("/v1/api-keys", json={"name": "m", "role": "member"}).json()["key"]
+        )
+    )
     for tenant in refused:
         http = getattr(tenant, "http", tenant)
-        for answer in (http.get("/v1/exposure", params={"material": "gallium"}),
-                       http.post("/v1/stress-tests", json={"country": "CN", "material": "gallium"}),
-                       http.get("/v1/crisis")):
+        for answer in (
+            http.get("/v1/exposure", params={"material": "gallium"}),
+            http.post("/v1/stress-tests", json={"country": "CN", "material": "gallium"}),
+            http.get("/v1/crisis"),
+        ):
             assert answer.status_code == 403, answer.text
             assert answer.headers["content-type"] == "application/problem+json"
             assert "Radar" not in answer.text

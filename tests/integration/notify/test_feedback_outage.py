@@ -39,21 +39,27 @@ def unavailable() -> float:
 
 
 async def test_catch_up_open_breaches_feedback_and_unsubscribe_wait_out_postgresql_stopped_for_20_s(
-        kafka_bootstrap, kafka_topics, smtp_inbox, http_receiver, stoppable_postgres):
+    kafka_bootstrap, kafka_topics, smtp_inbox, http_receiver, stoppable_postgres
+):
     url = stoppable_postgres.migrated_database("notify")
     engine = create_db_engine(url)
     sessions = session_factory(engine)
-    settings = notifier_settings(kafka_bootstrap, kafka_topics, url, smtp_inbox, bootstrap_admin_token=BOOTSTRAP_TOKEN,
-                                 link_signing_key=LINK_KEY)
-    notifier = Notifier(settings, sessions, index_refresh_seconds=0, sweep_interval_seconds=0.3,
-                        lease=timedelta(seconds=2))
+    settings = notifier_settings(
+        kafka_bootstrap, kafka_topics, url, smtp_inbox, bootstrap_admin_token=BOOTSTRAP_TOKEN, link_signing_key=LINK_KEY
+    )
+    notifier = Notifier(
+        settings, sessions, index_refresh_seconds=0, sweep_interval_seconds=0.3, lease=timedelta(seconds=2)
+    )
     app = create_app(settings, engine=engine, readiness=notifier.readiness_checks())
     task = asyncio.create_task(notifier.run())
     earlier = datetime.now(UTC) - timedelta(minutes=5)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notify") as api:
-            answer = await api.post("/v1/organisations", json={"name": "Outage BV", "kind": "company"},
-                                    headers={"Authorization": f"Bearer {BOOTSTRAP_TOKEN}"})
+            answer = await api.post(
+                "/v1/organisations",
+                json={"name": "Outage BV", "kind": "company"},
+                headers={"Authorization": f"Bearer {BOOTSTRAP_TOKEN}"},
+            )
             assert answer.status_code == 201, answer.text
             created = answer.json()
             org_id, key = created["organisation"]["id"], {"Authorization": f"Bearer {created['api_key']}"}
@@ -88,17 +94,23 @@ async def test_catch_up_open_breaches_feedback_and_unsubscribe_wait_out_postgres
             await held
 
             # While away: breaches keep coming (one of a material no one subscribes to yet); the routes say 503.
-            await publish(settings, breach("fp-ga-2", rule="price-volatility"),
-                          breach("fp-sb", material="antimony", observed_at=earlier))
+            await publish(
+                settings,
+                breach("fp-ga-2", rule="price-volatility"),
+                breach("fp-sb", material="antimony", observed_at=earlier),
+            )
             before = unavailable()
-            for answer in (await api.post(f"/v1/alerts/{alert['id']}/feedback", json={"reason": "useful"},
-                                          headers=key),
-                           await api.get(token_url), await api.post(token_url)):
+            for answer in (
+                await api.post(f"/v1/alerts/{alert['id']}/feedback", json={"reason": "useful"}, headers=key),
+                await api.get(token_url),
+                await api.post(token_url),
+            ):
                 assert answer.status_code == 503, answer.text
                 assert answer.headers["content-type"] == "application/problem+json"
                 assert answer.headers["retry-after"] == "5"
-                assert answer.json()["detail"] == ("the database is unavailable; nothing was changed, "
-                                                   "try again shortly")
+                assert answer.json()["detail"] == (
+                    "the database is unavailable; nothing was changed, try again shortly"
+                )
             assert unavailable() - before == 3
             assert (await api.get("/readyz")).status_code == 503
             await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - stopped)))
@@ -107,12 +119,19 @@ async def test_catch_up_open_breaches_feedback_and_unsubscribe_wait_out_postgres
             stoppable_postgres.start()
 
             # Back: nothing lost, each told once; the routes work again.
-            await eventually(lambda: told(http_receiver, "/early") == {"fp-ga-1": 1, "fp-ga-2": 1}, within=60,
-                             what="the breach of the outage delivered")
-            await eventually(lambda: told(http_receiver, "/late") == {"fp-ge": 1}, within=60,
-                             what="the catch-up held over the outage")
-            await eventually(lambda: "fp-sb" in remembered(sessions), within=30,
-                             what="the breach of the outage remembered as open")
+            await eventually(
+                lambda: told(http_receiver, "/early") == {"fp-ga-1": 1, "fp-ga-2": 1},
+                within=60,
+                what="the breach of the outage delivered",
+            )
+            await eventually(
+                lambda: told(http_receiver, "/late") == {"fp-ge": 1},
+                within=60,
+                what="the catch-up held over the outage",
+            )
+            await eventually(
+                lambda: "fp-sb" in remembered(sessions), within=30, what="the breach of the outage remembered as open"
+            )
             said = await api.post(f"/v1/alerts/{alert['id']}/feedback", json={"reason": "useful"}, headers=key)
             assert said.status_code == 201, said.text
             assert (await api.post(token_url)).status_code == 200

@@ -29,7 +29,8 @@ def sent_fingerprints(http_receiver, path: str) -> list[list[str]]:
 
 
 async def test_export_control_inhibits_price_warnings_until_it_resolves_and_the_api_marks_muted_alerts(
-        settings, db_sessions, http_receiver, make_tenant):
+    settings, db_sessions, http_receiver, make_tenant
+):
     tenant = make_tenant("Inhibited BV")
     now = datetime.now(UTC)
     with unit_of_work(db_sessions) as s:
@@ -37,16 +38,25 @@ async def test_export_control_inhibits_price_warnings_until_it_resolves_and_the_
         hook = add_webhook(s, org, http_receiver.url("/muted"))
         subscribe(s, org, [hook], material="gallium")
         subscribe(s, org, [hook], material="antimony")
-        quiet = models.Silence(organisation_id=org.id, material="antimony", comment="known", created_by="ops",
-                               starts_at=now - timedelta(minutes=1), ends_at=now + timedelta(hours=1))
+        quiet = models.Silence(
+            organisation_id=org.id,
+            material="antimony",
+            comment="known",
+            created_by="ops",
+            starts_at=now - timedelta(minutes=1),
+            ends_at=now + timedelta(hours=1),
+        )
         s.add(quiet)
         s.flush()
         silence_id = quiet.id
 
     async with running(settings, db_sessions):
-        await publish(settings, breach(EXPORT, rule="export-control-in-force", severity=Severity.CRITICAL),
-                      breach(PRICE, rule="price-change-30d"),
-                      breach(ANTIMONY, material="antimony", rule="price-change-30d"))
+        await publish(
+            settings,
+            breach(EXPORT, rule="export-control-in-force", severity=Severity.CRITICAL),
+            breach(PRICE, rule="price-change-30d"),
+            breach(ANTIMONY, material="antimony", rule="price-change-30d"),
+        )
 
         def stored() -> dict[str, str] | None:
             with unit_of_work(db_sessions) as s:
@@ -71,17 +81,25 @@ async def test_export_control_inhibits_price_warnings_until_it_resolves_and_the_
         assert listed[PRICE]["muted_by"]["fingerprint"] == EXPORT
         assert "export-control-in-force" in listed[PRICE]["muted_by"]["reason"]
         assert listed[ANTIMONY]["state"] == "silenced"
-        assert listed[ANTIMONY]["muted_by"] == {"kind": "silence", "id": silence_id, "fingerprint": None,
-                                                "reason": listed[ANTIMONY]["muted_by"]["reason"]}
+        assert listed[ANTIMONY]["muted_by"] == {
+            "kind": "silence",
+            "id": silence_id,
+            "fingerprint": None,
+            "reason": listed[ANTIMONY]["muted_by"]["reason"],
+        }
         detail = tenant.http.get(f"/v1/alerts/{ids[PRICE]}").json()
         assert detail["state"] == "inhibited"
         assert detail["muted_by"]["id"] == ids[EXPORT]
 
         # The export control ends: the sweep sends the price warning it held back.
-        await publish(settings, breach(EXPORT, rule="export-control-in-force", severity=Severity.CRITICAL,
-                                       status=BreachStatus.RESOLVED))
-        await eventually(lambda: any(PRICE in sent for sent in sent_fingerprints(http_receiver, "/muted")),
-                         what="the price warning after the inhibition lifted")
+        await publish(
+            settings,
+            breach(EXPORT, rule="export-control-in-force", severity=Severity.CRITICAL, status=BreachStatus.RESOLVED),
+        )
+        await eventually(
+            lambda: any(PRICE in sent for sent in sent_fingerprints(http_receiver, "/muted")),
+            what="the price warning after the inhibition lifted",
+        )
 
     listed = {a["fingerprint"]: a for a in tenant.http.get("/v1/alerts").json()}
     assert listed[PRICE]["state"] == "firing"
@@ -98,7 +116,12 @@ async def test_inhibition_can_be_turned_off_in_the_settings(settings, db_session
         subscribe(s, org, [add_webhook(s, org, http_receiver.url("/all"))], material="gallium")
 
     async with running(settings.model_copy(update={"inhibit_rules": ()}), db_sessions):
-        await publish(settings, breach(EXPORT, rule="export-control-in-force", severity=Severity.CRITICAL),
-                      breach(PRICE, rule="price-change-30d"))
-        await eventually(lambda: {EXPORT, PRICE} <= {fp for sent in sent_fingerprints(http_receiver, "/all")
-                                                     for fp in sent}, what="both alerts sent")
+        await publish(
+            settings,
+            breach(EXPORT, rule="export-control-in-force", severity=Severity.CRITICAL),
+            breach(PRICE, rule="price-change-30d"),
+        )
+        await eventually(
+            lambda: {EXPORT, PRICE} <= {fp for sent in sent_fingerprints(http_receiver, "/all") for fp in sent},
+            what="both alerts sent",
+        )

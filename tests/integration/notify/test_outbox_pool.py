@@ -58,9 +58,16 @@ def enqueue(sessions, channel_id: str, count: int, label: str) -> list[str]:
     """Put notifications for a channel into the outbox, due now, as dispatch would."""
     with unit_of_work(sessions) as s:
         channel = s.get(models.Channel, channel_id)
-        rows = [models.Notification(organisation_id=channel.organisation_id, channel_id=channel_id, kind="alert",
-                                    group_key=f"immediate:{channel_id}:{label}:{n}",
-                                    payload={"label": label, "n": n, "alerts": []}) for n in range(count)]
+        rows = [
+            models.Notification(
+                organisation_id=channel.organisation_id,
+                channel_id=channel_id,
+                kind="alert",
+                group_key=f"immediate:{channel_id}:{label}:{n}",
+                payload={"label": label, "n": n, "alerts": []},
+            )
+            for n in range(count)
+        ]
         s.add_all(rows)
         s.flush()
         return [r.id for r in rows]
@@ -106,7 +113,8 @@ def statuses(sessions) -> dict[str, str]:
 
 
 async def test_a_slow_receiver_never_delays_a_fast_one_and_its_sends_are_recorded_once(
-        migrated_database_url, db_sessions, smtp_inbox, http_receiver, slow_receiver):
+    migrated_database_url, db_sessions, smtp_inbox, http_receiver, slow_receiver
+):
     settings = outbox_settings(migrated_database_url, smtp_inbox, webhook_timeout_seconds=30)
     slow = webhook_channel(db_sessions, "Slow BV", slow_receiver.url("/slow"))
     fast = webhook_channel(db_sessions, "Fast BV", http_receiver.url("/fast"))
@@ -122,8 +130,11 @@ async def test_a_slow_receiver_never_delays_a_fast_one_and_its_sends_are_recorde
         await eventually(lambda: len(http_receiver.delivered("/fast")) == 8, within=5, what="the later fast ones")
         # Every fast notification went out while the slow receiver had not answered a single one.
         assert slow_receiver.requests == []
-        await eventually(lambda: all(statuses(db_sessions)[i] == "delivered" for i in slow_ids + fast_ids),
-                         within=30, what="the slow ones recorded")
+        await eventually(
+            lambda: all(statuses(db_sessions)[i] == "delivered" for i in slow_ids + fast_ids),
+            within=30,
+            what="the slow ones recorded",
+        )
 
     assert len(slow_receiver.delivered("/slow")) == 3  # sent once each, though each send outlived the lease 5 times
     assert len({r.headers["webhook-id"] for r in slow_receiver.requests}) == 3
@@ -132,7 +143,8 @@ async def test_a_slow_receiver_never_delays_a_fast_one_and_its_sends_are_recorde
 
 
 async def test_an_enqueue_wakes_the_outbox_long_before_its_poll(
-        migrated_database_url, db_sessions, smtp_inbox, http_receiver):
+    migrated_database_url, db_sessions, smtp_inbox, http_receiver
+):
     settings = outbox_settings(migrated_database_url, smtp_inbox)
     channel = webhook_channel(db_sessions, "Woken BV", http_receiver.url("/woken"))
     notifier = Notifier(settings, db_sessions)
@@ -146,7 +158,8 @@ async def test_an_enqueue_wakes_the_outbox_long_before_its_poll(
 
 
 async def test_a_receiver_that_never_answers_is_cut_off_at_the_deadline_and_retried(
-        migrated_database_url, db_sessions, smtp_inbox, http_receiver):
+    migrated_database_url, db_sessions, smtp_inbox, http_receiver
+):
     settings = outbox_settings(migrated_database_url, smtp_inbox, webhook_timeout_seconds=0.5)
     silent = socket.create_server(("127.0.0.1", 0))  # accepts connections (the backlog) and never says a word
     try:
@@ -157,8 +170,9 @@ async def test_a_receiver_that_never_answers_is_cut_off_at_the_deadline_and_retr
         notifier = Notifier(settings, db_sessions)
         async with delivering(notifier):
             await eventually(lambda: http_receiver.delivered("/fine"), within=5, what="the other receiver's")
-            await eventually(lambda: attempts_by_notification(db_sessions).get(hung_id), within=10,
-                             what="the hung attempt recorded")
+            await eventually(
+                lambda: attempts_by_notification(db_sessions).get(hung_id), within=10, what="the hung attempt recorded"
+            )
     finally:
         silent.close()
 
@@ -197,18 +211,30 @@ async def test_a_claim_taken_over_after_its_lease_ran_out_is_recorded_once(db_se
 
 def _admin(database_url: str) -> dict:
     url = make_url(database_url)
-    return {"host": url.host, "port": url.port, "user": url.username, "password": url.password,
-            "dbname": url.database, "autocommit": True}
+    return {
+        "host": url.host,
+        "port": url.port,
+        "user": url.username,
+        "password": url.password,
+        "dbname": url.database,
+        "autocommit": True,
+    }
 
 
 def listener_pids(database_url: str) -> list[int]:
     with psycopg.connect(**_admin(database_url)) as conn:
-        return [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s "
-                                           "AND datname = current_database()", (LISTENER_NAME,))]
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND datname = current_database()",
+                (LISTENER_NAME,),
+            )
+        ]
 
 
 async def test_an_enqueue_in_one_replica_wakes_the_outbox_of_another_even_after_its_connection_died(
-        migrated_database_url, db_sessions, smtp_inbox, http_receiver):
+    migrated_database_url, db_sessions, smtp_inbox, http_receiver
+):
     if make_url(migrated_database_url).get_backend_name() != "postgresql":
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's; on SQLite one worker runs")
     settings = outbox_settings(migrated_database_url, smtp_inbox)
@@ -218,26 +244,35 @@ async def test_an_enqueue_in_one_replica_wakes_the_outbox_of_another_even_after_
 
     try:
         async with delivering(outbox_replica):
-            [listener] = await eventually(lambda: listener_pids(migrated_database_url), within=10,
-                                          what="the outbox listening")
+            [listener] = await eventually(
+                lambda: listener_pids(migrated_database_url), within=10, what="the outbox listening"
+            )
             enqueue(db_sessions, channel, 1, "first")
             dispatch_replica.wake_outbox()
-            await eventually(lambda: len(http_receiver.delivered("/replica")) == 1, within=5,
-                             what="the other replica's delivery")
+            await eventually(
+                lambda: len(http_receiver.delivered("/replica")) == 1, within=5, what="the other replica's delivery"
+            )
 
             reconnects = wakeups("reconnect")
             with psycopg.connect(**_admin(migrated_database_url)) as conn:
                 conn.execute("SELECT pg_terminate_backend(%s)", (listener,))
-            [again] = await eventually(lambda: [p for p in listener_pids(migrated_database_url) if p != listener],
-                                       within=15, what="the listener reconnected")
+            [again] = await eventually(
+                lambda: [p for p in listener_pids(migrated_database_url) if p != listener],
+                within=15,
+                what="the listener reconnected",
+            )
             assert again != listener
             # The wake-up of the reconnect passed: the next delivery is NOTIFY's.
-            await eventually(lambda: reconnect_handled(outbox_replica, reconnects), within=10,
-                             what="the reconnect's round over")
+            await eventually(
+                lambda: reconnect_handled(outbox_replica, reconnects), within=10, what="the reconnect's round over"
+            )
             enqueue(db_sessions, channel, 1, "second")
             dispatch_replica.wake_outbox()
-            await eventually(lambda: len(http_receiver.delivered("/replica")) == 2, within=5,
-                             what="a delivery woken through the new connection")
+            await eventually(
+                lambda: len(http_receiver.delivered("/replica")) == 2,
+                within=5,
+                what="a delivery woken through the new connection",
+            )
     finally:
         await dispatch_replica.outbox_wakeup.aclose()
 
@@ -256,8 +291,9 @@ async def test_run_once_still_sends_a_round_for_tools(migrated_database_url, db_
 
 
 @pytest.mark.slow
-async def test_the_outbox_waits_out_postgresql_going_away_and_listens_again(stoppable_postgres, smtp_inbox,
-                                                                             http_receiver):
+async def test_the_outbox_waits_out_postgresql_going_away_and_listens_again(
+    stoppable_postgres, smtp_inbox, http_receiver
+):
     from services.notify.store.db import create_db_engine, migrate, session_factory
 
     url, stop, start = stoppable_postgres.url, stoppable_postgres.stop, stoppable_postgres.start
@@ -284,8 +320,9 @@ async def test_the_outbox_waits_out_postgresql_going_away_and_listens_again(stop
             await asyncio.to_thread(start)
 
             await eventually(lambda: listener_pids(url), within=30, what="the listener back")
-            await eventually(lambda: reconnect_handled(outbox_replica, reconnects), within=30,
-                             what="the reconnect's round over")
+            await eventually(
+                lambda: reconnect_handled(outbox_replica, reconnects), within=30, what="the reconnect's round over"
+            )
             enqueue(sessions, channel, 1, "after")
             dispatch_replica.wake_outbox()  # its NOTIFY connection died too: a fresh one carries it
             await eventually(lambda: len(http_receiver.delivered("/outage")) == 2, within=10, what="after")
@@ -345,7 +382,8 @@ class ConcurrencyProbe:
 
 
 async def test_a_groups_notifications_go_out_one_after_another_in_order_and_other_groups_alongside(
-        migrated_database_url, db_sessions, smtp_inbox):
+    migrated_database_url, db_sessions, smtp_inbox
+):
     probe = ConcurrencyProbe()
     try:
         settings = outbox_settings(migrated_database_url, smtp_inbox)
@@ -355,13 +393,22 @@ async def test_a_groups_notifications_go_out_one_after_another_in_order_and_othe
             start = models.utcnow()
             for n in range(4):
                 for channel_id, group in ((one_group, "immediate:g"), (many_groups, f"immediate:g{n}")):
-                    s.add(models.Notification(organisation_id=s.get(models.Channel, channel_id).organisation_id,
-                                              channel_id=channel_id, kind="alert", group_key=group,
-                                              next_attempt_at=start + timedelta(milliseconds=n),
-                                              payload={"n": n, "alerts": []}))
+                    s.add(
+                        models.Notification(
+                            organisation_id=s.get(models.Channel, channel_id).organisation_id,
+                            channel_id=channel_id,
+                            kind="alert",
+                            group_key=group,
+                            next_attempt_at=start + timedelta(milliseconds=n),
+                            payload={"n": n, "alerts": []},
+                        )
+                    )
         async with delivering(Notifier(settings, db_sessions)):
-            await eventually(lambda: len(probe.received("/one-group")) == 4 == len(probe.received("/many-groups")),
-                             within=10, what="all eight")
+            await eventually(
+                lambda: len(probe.received("/one-group")) == 4 == len(probe.received("/many-groups")),
+                within=10,
+                what="all eight",
+            )
     finally:
         probe.server.shutdown()
         probe.server.server_close()

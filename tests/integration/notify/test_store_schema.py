@@ -21,8 +21,9 @@ def test_upgrade_head_yields_the_schema_of_the_models(database_url: str) -> None
     engine = create_db_engine(database_url)
     try:
         with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True,
-                                                                   "compare_server_default": True})
+            context = MigrationContext.configure(
+                connection, opts={"compare_type": True, "compare_server_default": True}
+            )
             differences = compare_metadata(context, Base.metadata)
         assert differences == []
         assert set(inspect(engine).get_table_names()) >= set(Base.metadata.tables)
@@ -50,12 +51,22 @@ def test_timestamps_come_back_aware_utc_and_compare_correctly(db_sessions) -> No
         channel = Channel(organisation_id=org.id, kind="email", target="ops@acme.example")
         session.add(channel)
         session.flush()
-        session.add_all([
-            Notification(organisation_id=org.id, channel_id=channel.id, kind="alert",
-                         next_attempt_at=noon - timedelta(minutes=1)),
-            Notification(organisation_id=org.id, channel_id=channel.id, kind="alert",
-                         next_attempt_at=noon + timedelta(minutes=1)),
-        ])
+        session.add_all(
+            [
+                Notification(
+                    organisation_id=org.id,
+                    channel_id=channel.id,
+                    kind="alert",
+                    next_attempt_at=noon - timedelta(minutes=1),
+                ),
+                Notification(
+                    organisation_id=org.id,
+                    channel_id=channel.id,
+                    kind="alert",
+                    next_attempt_at=noon + timedelta(minutes=1),
+                ),
+            ]
+        )
         session.commit()
     with db_sessions() as session:
         due = session.scalars(select(Notification).where(Notification.next_attempt_at <= noon)).all()
@@ -81,19 +92,34 @@ def test_upgrading_fills_scheduled_at_of_existing_notifications_from_their_paylo
     scheduled = datetime(2026, 3, 2, 9, 30, 5, 250000, tzinfo=UTC)
     try:
         with engine.begin() as connection:
-            connection.execute(text("INSERT INTO organisations (id, name, kind, clearance, created_at) "
-                                    "VALUES ('o1', 'Acme', 'company', 'public', :now)"), {"now": scheduled})
-            connection.execute(text("INSERT INTO channels (id, organisation_id, kind, target, mode, enabled, "
-                                    "consecutive_failures, language, created_at) VALUES ('c1', 'o1', 'webhook', "
-                                    "'https://acme.example/hook', 'immediate', true, 0, 'en', :now)"),
-                               {"now": scheduled})
-            for row_id, kind, payload in (("n1", "alert", {"scheduled_at": scheduled.isoformat(), "alerts": []}),
-                                          ("n2", "admin_notice", {"recipients": []})):
-                connection.execute(text(
-                    "INSERT INTO notifications (id, organisation_id, channel_id, kind, alert_ids, group_key, payload, "
-                    "webhook_id, status, attempts, next_attempt_at, created_at) VALUES (:id, 'o1', 'c1', :kind, "
-                    "'[]', 'immediate:c1', :payload, :id, 'delivered', 1, :now, :now)"),
-                    {"id": row_id, "kind": kind, "payload": json.dumps(payload), "now": scheduled})
+            connection.execute(
+                text(
+                    "INSERT INTO organisations (id, name, kind, clearance, created_at) "
+                    "VALUES ('o1', 'Acme', 'company', 'public', :now)"
+                ),
+                {"now": scheduled},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO channels (id, organisation_id, kind, target, mode, enabled, "
+                    "consecutive_failures, language, created_at) VALUES ('c1', 'o1', 'webhook', "
+                    "'https://acme.example/hook', 'immediate', true, 0, 'en', :now)"
+                ),
+                {"now": scheduled},
+            )
+            for row_id, kind, payload in (
+                ("n1", "alert", {"scheduled_at": scheduled.isoformat(), "alerts": []}),
+                ("n2", "admin_notice", {"recipients": []}),
+            ):
+                connection.execute(
+                    text(
+                        "INSERT INTO notifications (id, organisation_id, channel_id, kind, alert_ids, group_key, "
+                        "payload, "
+                        "webhook_id, status, attempts, next_attempt_at, created_at) VALUES (:id, 'o1', 'c1', :kind, "
+                        "'[]', 'immediate:c1', :payload, :id, 'delivered', 1, :now, :now)"
+                    ),
+                    {"id": row_id, "kind": kind, "payload": json.dumps(payload), "now": scheduled},
+                )
     finally:
         engine.dispose()
     migrate(database_url)
@@ -114,20 +140,31 @@ def test_upgrading_to_chat_channel_kinds_keeps_every_row_and_still_refuses_an_un
     from services.notify.store.db import alembic_config
 
     now = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
-    channel = ("INSERT INTO channels (id, organisation_id, kind, target, mode, enabled, consecutive_failures, "
-               "language, created_at) VALUES (:id, 'o1', :kind, 'https://acme.example/hook', 'immediate', true, 0, "
-               "'en', :now)")
+    channel = (
+        "INSERT INTO channels (id, organisation_id, kind, target, mode, enabled, consecutive_failures, "
+        "language, created_at) VALUES (:id, 'o1', :kind, 'https://acme.example/hook', 'immediate', true, 0, "
+        "'en', :now)"
+    )
     migrate(database_url, "0002")
     engine = create_db_engine(database_url)
     try:
         with engine.begin() as connection:
-            connection.execute(text("INSERT INTO organisations (id, name, kind, clearance, created_at) "
-                                    "VALUES ('o1', 'Acme', 'company', 'public', :now)"), {"now": now})
+            connection.execute(
+                text(
+                    "INSERT INTO organisations (id, name, kind, clearance, created_at) "
+                    "VALUES ('o1', 'Acme', 'company', 'public', :now)"
+                ),
+                {"now": now},
+            )
             connection.execute(text(channel), {"id": "c1", "kind": "webhook", "now": now})
-            connection.execute(text(
-                "INSERT INTO notifications (id, organisation_id, channel_id, kind, alert_ids, group_key, payload, "
-                "webhook_id, status, attempts, next_attempt_at, created_at) VALUES ('n1', 'o1', 'c1', 'alert', "
-                "'[]', 'immediate:c1', '{}', 'n1', 'pending', 0, :now, :now)"), {"now": now})
+            connection.execute(
+                text(
+                    "INSERT INTO notifications (id, organisation_id, channel_id, kind, alert_ids, group_key, payload, "
+                    "webhook_id, status, attempts, next_attempt_at, created_at) VALUES ('n1', 'o1', 'c1', 'alert', "
+                    "'[]', 'immediate:c1', '{}', 'n1', 'pending', 0, :now, :now)"
+                ),
+                {"now": now},
+            )
     finally:
         engine.dispose()
     migrate(database_url)
@@ -141,7 +178,10 @@ def test_upgrading_to_chat_channel_kinds_keeps_every_row_and_still_refuses_an_un
         with engine.connect() as connection:
             assert connection.execute(text("SELECT id FROM notifications")).scalars().all() == ["n1"]
             assert sorted(connection.execute(text("SELECT kind FROM channels")).scalars()) == [
-                "slack", "teams", "webhook"]
+                "slack",
+                "teams",
+                "webhook",
+            ]
     finally:
         engine.dispose()
     with create_db_engine(database_url).begin() as connection:  # and back: the chat channels go, the rest stays

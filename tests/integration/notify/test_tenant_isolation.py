@@ -16,14 +16,31 @@ pytestmark = pytest.mark.integration
 def _seed_alert_and_failed_delivery(db_sessions, organisation_id: str, channel_id: str) -> tuple[str, str]:
     now = datetime.now(UTC)
     with db_sessions() as session:
-        alert = Alert(organisation_id=organisation_id, fingerprint="fp-ga-price", material="gallium",
-                      rule="price-spike", severity="critical", status="firing", starts_at=now, updated_at=now,
-                      summary="Gallium price up 40 %", classification="public", via=["material:gallium"])
+        alert = Alert(
+            organisation_id=organisation_id,
+            fingerprint="fp-ga-price",
+            material="gallium",
+            rule="price-spike",
+            severity="critical",
+            status="firing",
+            starts_at=now,
+            updated_at=now,
+            summary="Gallium price up 40 %",
+            classification="public",
+            via=["material:gallium"],
+        )
         session.add(alert)
         session.flush()
-        notification = Notification(organisation_id=organisation_id, channel_id=channel_id, kind="alert",
-                                    alert_ids=[alert.id], group_key="g", status="failed", attempts=12,
-                                    last_error="HTTP 500")
+        notification = Notification(
+            organisation_id=organisation_id,
+            channel_id=channel_id,
+            kind="alert",
+            alert_ids=[alert.id],
+            group_key="g",
+            status="failed",
+            attempts=12,
+            last_error="HTTP 500",
+        )
         session.add(notification)
         session.commit()
         return alert.id, notification.id
@@ -36,16 +53,22 @@ def owner_data(make_tenant, db_sessions) -> dict:
     ids: dict = {"tenant": a}
     ids["user"] = a.http.post("/v1/users", json={"email": "ops@acme.example"}).json()["id"]
     ids["key"] = a.http.post("/v1/api-keys", json={"name": "ci"}).json()["id"]
-    ids["email_channel"] = a.http.post("/v1/channels", json={"kind": "email",
-                                                             "target": "ops@acme.example"}).json()["id"]
-    ids["webhook_channel"] = a.http.post("/v1/channels", json={"kind": "webhook",
-                                                               "target": "http://127.0.0.1:9/hook"}).json()["id"]
-    ids["product"] = a.http.post("/v1/products", json={
-        "name": "Radar module", "bom": [{"component": "GaN chip", "material": "gallium", "share": 0.02}]}).json()["id"]
-    ids["subscription"] = a.http.post("/v1/subscriptions", json={
-        "product_id": ids["product"], "channel_ids": [ids["email_channel"]]}).json()["id"]
-    ids["silence"] = a.http.post("/v1/silences", json={
-        "material": "gallium", "ends_at": (datetime.now(UTC) + timedelta(hours=2)).isoformat()}).json()["id"]
+    ids["email_channel"] = a.http.post("/v1/channels", json={"kind": "email", "target": "ops@acme.example"}).json()[
+        "id"
+    ]
+    ids["webhook_channel"] = a.http.post(
+        "/v1/channels", json={"kind": "webhook", "target": "http://127.0.0.1:9/hook"}
+    ).json()["id"]
+    ids["product"] = a.http.post(
+        "/v1/products",
+        json={"name": "Radar module", "bom": [{"component": "GaN chip", "material": "gallium", "share": 0.02}]},
+    ).json()["id"]
+    ids["subscription"] = a.http.post(
+        "/v1/subscriptions", json={"product_id": ids["product"], "channel_ids": [ids["email_channel"]]}
+    ).json()["id"]
+    ids["silence"] = a.http.post(
+        "/v1/silences", json={"material": "gallium", "ends_at": (datetime.now(UTC) + timedelta(hours=2)).isoformat()}
+    ).json()["id"]
     ids["alert"], ids["delivery"] = _seed_alert_and_failed_delivery(db_sessions, a.id, ids["webhook_channel"])
     return ids
 
@@ -53,17 +76,33 @@ def owner_data(make_tenant, db_sessions) -> dict:
 def test_another_organisation_reads_none_of_its_rows(owner_data, make_tenant) -> None:
     b = make_tenant("Other Company BV")
     a_id = owner_data["tenant"].id
-    for path in (f"/v1/organisations/{a_id}", f"/v1/users/{owner_data['user']}",
-                 f"/v1/channels/{owner_data['email_channel']}", f"/v1/channels/{owner_data['webhook_channel']}",
-                 f"/v1/products/{owner_data['product']}", f"/v1/subscriptions/{owner_data['subscription']}",
-                 f"/v1/silences/{owner_data['silence']}", f"/v1/alerts/{owner_data['alert']}",
-                 f"/v1/deliveries/{owner_data['delivery']}"):
+    for path in (
+        f"/v1/organisations/{a_id}",
+        f"/v1/users/{owner_data['user']}",
+        f"/v1/channels/{owner_data['email_channel']}",
+        f"/v1/channels/{owner_data['webhook_channel']}",
+        f"/v1/products/{owner_data['product']}",
+        f"/v1/subscriptions/{owner_data['subscription']}",
+        f"/v1/silences/{owner_data['silence']}",
+        f"/v1/alerts/{owner_data['alert']}",
+        f"/v1/deliveries/{owner_data['delivery']}",
+    ):
         answer = b.http.get(path)
         assert answer.status_code == 404, (path, answer.status_code)
     a_ids = {v for k, v in owner_data.items() if k != "tenant"} | {a_id}
-    for path in ("/v1/organisations", "/v1/users", "/v1/api-keys", "/v1/channels", "/v1/products",
-                 "/v1/subscriptions", "/v1/silences", "/v1/alerts", "/v1/alerts?status=firing", "/v1/deliveries",
-                 "/v1/deliveries?status=failed"):
+    for path in (
+        "/v1/organisations",
+        "/v1/users",
+        "/v1/api-keys",
+        "/v1/channels",
+        "/v1/products",
+        "/v1/subscriptions",
+        "/v1/silences",
+        "/v1/alerts",
+        "/v1/alerts?status=firing",
+        "/v1/deliveries",
+        "/v1/deliveries?status=failed",
+    ):
         answer = b.http.get(path)
         assert answer.status_code == 200, path
         assert not {row["id"] for row in answer.json()} & a_ids, path
@@ -93,11 +132,15 @@ def test_another_organisation_changes_none_of_its_rows(owner_data, make_tenant) 
         assert answer.status_code == 404, (method, path, answer.status_code, answer.text)
 
     # Nor can it borrow A's channels or products for its own subscriptions.
-    assert b.http.post("/v1/subscriptions", json={"material": "gallium",
-                                                  "channel_ids": [d["email_channel"]]}).status_code == 422
+    assert (
+        b.http.post("/v1/subscriptions", json={"material": "gallium", "channel_ids": [d["email_channel"]]}).status_code
+        == 422
+    )
     b_channel = b.http.post("/v1/channels", json={"kind": "email", "target": "b@other.example"}).json()["id"]
-    assert b.http.post("/v1/subscriptions", json={"product_id": d["product"],
-                                                  "channel_ids": [b_channel]}).status_code == 422
+    assert (
+        b.http.post("/v1/subscriptions", json={"product_id": d["product"], "channel_ids": [b_channel]}).status_code
+        == 422
+    )
     assert b.http.post("/v1/silences", json={"material": "gallium", "ends_at": future}).status_code == 201
 
     a = d["tenant"]
@@ -133,8 +176,12 @@ def test_a_member_key_cannot_do_admin_work(owner_data) -> None:
         assert member.post(f"/v1/deliveries/{owner_data['delivery']}/replay").status_code == 403
         # Subscriptions decide what the organisation hears: a member may not change them (tests/security walks
         # the whole role matrix) ...
-        assert member.post("/v1/subscriptions", json={
-            "material": "germanium", "channel_ids": [owner_data["email_channel"]]}).status_code == 403
+        assert (
+            member.post(
+                "/v1/subscriptions", json={"material": "germanium", "channel_ids": [owner_data["email_channel"]]}
+            ).status_code
+            == 403
+        )
         # ... but members do the daily work: they read and acknowledge.
         assert member.post(f"/v1/alerts/{owner_data['alert']}/ack").status_code == 200
         assert member.get("/v1/subscriptions").status_code == 200
@@ -142,6 +189,10 @@ def test_a_member_key_cannot_do_admin_work(owner_data) -> None:
 
 def test_an_organisation_admin_cannot_create_organisations(make_tenant) -> None:
     company = make_tenant("Acme")
-    assert company.http.post("/v1/organisations", json={"name": "Fake ministry", "kind": "ministry",
-                                                        "clearance": "government"}).status_code == 403
+    assert (
+        company.http.post(
+            "/v1/organisations", json={"name": "Fake ministry", "kind": "ministry", "clearance": "government"}
+        ).status_code
+        == 403
+    )
     assert [o["id"] for o in company.http.get("/v1/organisations").json()] == [company.id]

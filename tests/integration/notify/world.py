@@ -24,8 +24,9 @@ from shared.kafka import EventProducer
 from tests.eventually import eventually
 
 
-def add_org(s: Session, name: str, clearance: str = "public", kind: str = "company",
-            admins: tuple[str, ...] = ()) -> models.Organisation:
+def add_org(
+    s: Session, name: str, clearance: str = "public", kind: str = "company", admins: tuple[str, ...] = ()
+) -> models.Organisation:
     org = models.Organisation(name=name, kind=kind, clearance=clearance)
     s.add(org)
     s.flush()
@@ -45,16 +46,16 @@ def add_webhook(s: Session, org: models.Organisation, url: str, mode: str = "imm
     return channel
 
 
-def add_email(s: Session, org: models.Organisation, address: str, language: str = "en",
-              mode: str = "immediate") -> models.Channel:
+def add_email(
+    s: Session, org: models.Organisation, address: str, language: str = "en", mode: str = "immediate"
+) -> models.Channel:
     channel = models.Channel(organisation_id=org.id, kind="email", target=address, language=language, mode=mode)
     s.add(channel)
     s.flush()
     return channel
 
 
-def add_product(s: Session, org: models.Organisation, name: str,
-                lines: list[tuple[str, str]]) -> models.Product:
+def add_product(s: Session, org: models.Organisation, name: str, lines: list[tuple[str, str]]) -> models.Product:
     product = models.Product(organisation_id=org.id, name=name, description="")
     s.add(product)
     s.flush()
@@ -64,10 +65,18 @@ def add_product(s: Session, org: models.Organisation, name: str,
     return product
 
 
-def subscribe(s: Session, org: models.Organisation, channels: list[models.Channel], *, material: str | None = None,
-              product: models.Product | None = None, min_severity: str = "warning") -> models.Subscription:
-    sub = models.Subscription(organisation_id=org.id, material=material,
-                              product_id=product.id if product else None, min_severity=min_severity)
+def subscribe(
+    s: Session,
+    org: models.Organisation,
+    channels: list[models.Channel],
+    *,
+    material: str | None = None,
+    product: models.Product | None = None,
+    min_severity: str = "warning",
+) -> models.Subscription:
+    sub = models.Subscription(
+        organisation_id=org.id, material=material, product_id=product.id if product else None, min_severity=min_severity
+    )
     s.add(sub)
     s.flush()
     for channel in channels:
@@ -76,33 +85,66 @@ def subscribe(s: Session, org: models.Organisation, channels: list[models.Channe
     return sub
 
 
-def breach(fingerprint: str, material: str = "gallium", rule: str = "price_spike",
-           severity: Severity = Severity.WARNING, status: BreachStatus = BreachStatus.FIRING,
-           classification: Classification = Classification.PUBLIC, value: float = 0.42,
-           observed_at: datetime | None = None) -> BreachRaised:
+def breach(
+    fingerprint: str,
+    material: str = "gallium",
+    rule: str = "price_spike",
+    severity: Severity = Severity.WARNING,
+    status: BreachStatus = BreachStatus.FIRING,
+    classification: Classification = Classification.PUBLIC,
+    value: float = 0.42,
+    observed_at: datetime | None = None,
+) -> BreachRaised:
     observed = observed_at or datetime.now(UTC)
     started = observed - timedelta(hours=1)
     return BreachRaised(
-        fingerprint=fingerprint, material=material, rule=rule, indicator="price_volatility", severity=severity,
-        status=status, value=value, warning_threshold=0.3, critical_threshold=0.6, clear_threshold=0.25,
-        threshold=0.3 if status == BreachStatus.FIRING else 0.25, starts_at=started,
-        ends_at=observed if status == BreachStatus.RESOLVED else None, observed_at=observed,
+        fingerprint=fingerprint,
+        material=material,
+        rule=rule,
+        indicator="price_volatility",
+        severity=severity,
+        status=status,
+        value=value,
+        warning_threshold=0.3,
+        critical_threshold=0.6,
+        clear_threshold=0.25,
+        threshold=0.3 if status == BreachStatus.FIRING else 0.25,
+        starts_at=started,
+        ends_at=observed if status == BreachStatus.RESOLVED else None,
+        observed_at=observed,
         summary=f"{material} price volatility {value:.2f} above 0.30",
-        evidence=[Evidence(id="ev-1", source="lme", kind="price", time=observed, value=812.5,
-                           url="https://example.org/prices/ga")],
-        classification=classification)
+        evidence=[
+            Evidence(
+                id="ev-1", source="lme", kind="price", time=observed, value=812.5, url="https://example.org/prices/ga"
+            )
+        ],
+        classification=classification,
+    )
 
 
-def notifier_settings(kafka_bootstrap: str, namespace: str, database_url: str, smtp_inbox,
-                      **overrides: object) -> NotifySettings:
+def notifier_settings(
+    kafka_bootstrap: str, namespace: str, database_url: str, smtp_inbox, **overrides: object
+) -> NotifySettings:
     """Settings with short timers, the test's SMTP server, and 127.0.0.1 allowed as a webhook target."""
     values = dict(
-        kafka_bootstrap_servers=kafka_bootstrap, topic_namespace=namespace, database_url=database_url,
-        smtp_host=smtp_inbox.host, smtp_port=smtp_inbox.port, allow_private_webhook_targets=True,
-        public_base_url="http://mews.test", group_wait_seconds=0.5, group_interval_seconds=1.0,
-        repeat_interval_seconds=3600, retry_initial_seconds=0.2, retry_max_interval_seconds=0.4, retry_jitter=0,
-        retry_max_attempts=4, channel_disable_after_failures=3, outbox_poll_seconds=0.05,
-        webhook_timeout_seconds=5)
+        kafka_bootstrap_servers=kafka_bootstrap,
+        topic_namespace=namespace,
+        database_url=database_url,
+        smtp_host=smtp_inbox.host,
+        smtp_port=smtp_inbox.port,
+        allow_private_webhook_targets=True,
+        public_base_url="http://mews.test",
+        group_wait_seconds=0.5,
+        group_interval_seconds=1.0,
+        repeat_interval_seconds=3600,
+        retry_initial_seconds=0.2,
+        retry_max_interval_seconds=0.4,
+        retry_jitter=0,
+        retry_max_attempts=4,
+        channel_disable_after_failures=3,
+        outbox_poll_seconds=0.05,
+        webhook_timeout_seconds=5,
+    )
     values.update(overrides)
     return NotifySettings(**values)
 
@@ -121,8 +163,9 @@ async def running(settings: NotifySettings, sessions: sessionmaker[Session], **o
 
 
 async def publish(settings: NotifySettings, *breaches: BreachRaised) -> None:
-    producer = EventProducer(settings.kafka_bootstrap_servers, source="mews/scoring",
-                             namespace=settings.topic_namespace)
+    producer = EventProducer(
+        settings.kafka_bootstrap_servers, source="mews/scoring", namespace=settings.topic_namespace
+    )
     await producer.start()
     try:
         for b in breaches:
@@ -136,7 +179,6 @@ def verified(received, secret: str) -> dict:
     return Webhook(secret).verify(received.body, received.headers)
 
 
-
 MARKER_PATH = "/marker"
 
 
@@ -147,17 +189,23 @@ def add_marker_subscriber(s: Session, receiver, material: str = "tungsten") -> m
     return org
 
 
-async def pass_marker(settings: NotifySettings, receiver, name: str, material: str = "tungsten", rules: int = 1,
-                      repeats: int = 0) -> None:
+async def pass_marker(
+    settings: NotifySettings, receiver, name: str, material: str = "tungsten", rules: int = 1, repeats: int = 0
+) -> None:
     """Send marker breaches through the same path, produced now, and wait until the marker subscriber is told.
 
     To show that something did not happen: whatever was due before the marker would have been delivered before it.
     `rules` breaches in turn, each after the one before was delivered, take a group interval each; `repeats`
     waits for that many repeats of the last one (with a short repeat interval), a repeat interval each.
     """
+
     def told(fingerprint: str) -> int:
-        return sum(1 for r in receiver.delivered(MARKER_PATH) for a in json.loads(r.body)["alerts"]
-                   if a["fingerprint"] == fingerprint)
+        return sum(
+            1
+            for r in receiver.delivered(MARKER_PATH)
+            for a in json.loads(r.body)["alerts"]
+            if a["fingerprint"] == fingerprint
+        )
 
     for n in range(rules):
         fingerprint = f"marker-{name}-{n}"
@@ -166,8 +214,7 @@ async def pass_marker(settings: NotifySettings, receiver, name: str, material: s
         await eventually(lambda fp=fingerprint, k=times: told(fp) >= k, what=f"the marker {fingerprint} told")
 
 
-async def pass_sweeps(sessions: sessionmaker[Session], receiver, name: str, material: str,
-                      fingerprint: str) -> None:
+async def pass_sweeps(sessions: sessionmaker[Session], receiver, name: str, material: str, fingerprint: str) -> None:
     """Two late subscribers to an open breach, the second created once the first was told: each catch-up is a
     later sweep, so whatever an earlier sweep should not have sent would have been due, and sent, before it."""
     for n in (1, 2):
@@ -175,6 +222,9 @@ async def pass_sweeps(sessions: sessionmaker[Session], receiver, name: str, mate
         with unit_of_work(sessions) as s:
             org = add_org(s, f"Marker {name} {n}")
             subscribe(s, org, [add_webhook(s, org, receiver.url(path))], material=material)
-        await eventually(lambda p=path: [a["fingerprint"] for r in receiver.delivered(p)
-                                         for a in json.loads(r.body)["alerts"]] == [fingerprint],
-                         what=f"the catch-up at {path}")
+        await eventually(
+            lambda p=path: (
+                [a["fingerprint"] for r in receiver.delivered(p) for a in json.loads(r.body)["alerts"]] == [fingerprint]
+            ),
+            what=f"the catch-up at {path}",
+        )

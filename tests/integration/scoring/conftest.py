@@ -43,22 +43,35 @@ def sha256_hex(text: str) -> str:
 class Worker:
     """One `mews scoring run` process with its own port and log file."""
 
-    def __init__(self, bootstrap: str, namespace: str, workdir: Path, name: str,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, bootstrap: str, namespace: str, workdir: Path, name: str, env: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         self.name = name
         self.log_path = workdir / f"{name}.log"
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "MEWS_TOPIC_NAMESPACE": namespace,
-               "MEWS_ENVIRONMENT": "test", "MEWS_SCORING_PORT": str(self.port),
-               "MEWS_SCORING_DATA_DIR": str(workdir / f"{name}-data"),
-               "MEWS_SCORING_API_KEYS": f"{sha256_hex(READ_KEY)}:government,{sha256_hex(PUBLIC_KEY)}",
-               "MEWS_SCORING_LAG_INTERVAL_SECONDS": "1", "MEWS_SCORING_COMMIT_INTERVAL_SECONDS": "0.5",
-               "MEWS_SCORING_RECOVERY_CHECK_SECONDS": "1",
-               # A snapshot per applied input, so tests can count applied inputs by their snapshots.
-               "MEWS_SCORING_SNAPSHOT_INTERVAL_SECONDS": "0", **(env or {})}
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "MEWS_TOPIC_NAMESPACE": namespace,
+            "MEWS_ENVIRONMENT": "test",
+            "MEWS_SCORING_PORT": str(self.port),
+            "MEWS_SCORING_DATA_DIR": str(workdir / f"{name}-data"),
+            "MEWS_SCORING_API_KEYS": f"{sha256_hex(READ_KEY)}:government,{sha256_hex(PUBLIC_KEY)}",
+            "MEWS_SCORING_LAG_INTERVAL_SECONDS": "1",
+            "MEWS_SCORING_COMMIT_INTERVAL_SECONDS": "0.5",
+            "MEWS_SCORING_RECOVERY_CHECK_SECONDS": "1",
+            # A snapshot per applied input, so tests can count applied inputs by their snapshots.
+            "MEWS_SCORING_SNAPSHOT_INTERVAL_SECONDS": "0",
+            **(env or {}),
+        }
         self._log = self.log_path.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-c", "from services.cli import main; main()", "scoring", "run"],
-                                     cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from services.cli import main; main()", "scoring", "run"],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
         self.url = f"http://127.0.0.1:{self.port}"
 
     def tail(self, lines: int = 40) -> str:
@@ -87,15 +100,16 @@ class Worker:
             # say so with its log (the exit status, once it has one), not with the refused connection alone.
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(10)
-            pytest.fail(f"{self.name} refused {self.url}/metrics ({exc}); exit status {self.proc.poll()}:\n"
-                        f"{self.tail()}")
+            pytest.fail(
+                f"{self.name} refused {self.url}/metrics ({exc}); exit status {self.proc.poll()}:\n{self.tail()}"
+            )
         wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
         total = 0.0
         for line in text.splitlines():
             if not line.startswith(name + "{") and line.split(" ")[0] != name:
                 continue
             series, _, value = line.rpartition(" ")
-            got = series[len(name):].strip("{}")
+            got = series[len(name) :].strip("{}")
             if all(part in got.split(",") for part in wanted.split(",") if part):
                 total += float(value)
         return total
@@ -140,19 +154,33 @@ def start_worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Callable[...,
 
 def price(material: str, day: float, value: float, **extra: object) -> PriceObserved:
     """A daily price `day` days after DAY0."""
-    return PriceObserved(material=material, source="test-exchange", observed_at=DAY0 + timedelta(days=day),
-                         price=value, currency="USD", unit="kg", series="spot", **extra)
+    return PriceObserved(
+        material=material,
+        source="test-exchange",
+        observed_at=DAY0 + timedelta(days=day),
+        price=value,
+        currency="USD",
+        unit="kg",
+        series="spot",
+        **extra,
+    )
 
 
 def leadtime(material: str, day: float, days: float, **extra: object) -> LeadTimeQuoted:
-    return LeadTimeQuoted(material=material, source="test-broker", quoted_at=DAY0 + timedelta(days=day),
-                          lead_time_days=days, **extra)
+    return LeadTimeQuoted(
+        material=material, source="test-broker", quoted_at=DAY0 + timedelta(days=day), lead_time_days=days, **extra
+    )
 
 
 async def produce(bootstrap: str, namespace: str, events: list[Event]) -> list[str]:
     """Publish inputs to their topics as ingest does (deterministic ids); the CloudEvents ids."""
-    topic_of = {PriceObserved: declared.PRICES, LeadTimeQuoted: declared.LEADTIMES,
-                TradeFlowReported: declared.TRADE, StockReported: declared.STOCKS, NewsReported: declared.NEWS}
+    topic_of = {
+        PriceObserved: declared.PRICES,
+        LeadTimeQuoted: declared.LEADTIMES,
+        TradeFlowReported: declared.TRADE,
+        StockReported: declared.STOCKS,
+        NewsReported: declared.NEWS,
+    }
     producer = EventProducer(bootstrap, source="tests/scoring", namespace=namespace)
     await producer.start()
     ids = []
@@ -177,11 +205,17 @@ async def produce_raw(bootstrap: str, namespace: str, topic: declared.Topic, val
         await producer.stop()
 
 
-async def collect(bootstrap: str, namespace: str, topic: declared.Topic,
-                  done: Callable[[list[tuple[dict, Event]]], bool], wait: float = 30) -> list[tuple[dict, Event]]:
+async def collect(
+    bootstrap: str,
+    namespace: str,
+    topic: declared.Topic,
+    done: Callable[[list[tuple[dict, Event]]], bool],
+    wait: float = 30,
+) -> list[tuple[dict, Event]]:
     """Read a topic from the beginning (all partitions, no group) until `done(messages)` or the deadline."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     got: list[tuple[dict, Event]] = []
     try:

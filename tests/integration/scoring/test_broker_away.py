@@ -25,8 +25,15 @@ def test_the_broker_away_for_20_s_is_waited_out_and_the_state_survives(stoppable
     try:
         worker.wait_ready(timeout=90)
         run(produce(bootstrap, namespace, [price("tungsten", 0, 100.0), price("tungsten", 1, 100.0)]))
-        run(collect(bootstrap, namespace, declared.INDICATORS,
-                    lambda msgs: any(e.indicators.get("price_change_1d_pct") == 0.0 for _, e in msgs), wait=60))
+        run(
+            collect(
+                bootstrap,
+                namespace,
+                declared.INDICATORS,
+                lambda msgs: any(e.indicators.get("price_change_1d_pct") == 0.0 for _, e in msgs),
+                wait=60,
+            )
+        )
 
         stoppable_kafka.stop()
         away_until = time.monotonic() + OUTAGE_SECONDS
@@ -40,8 +47,15 @@ def test_the_broker_away_for_20_s_is_waited_out_and_the_state_survives(stoppable
         stoppable_kafka.start()
 
         run(produce(bootstrap, namespace, [price("tungsten", 2, 130.0)]))
-        snaps = run(collect(bootstrap, namespace, declared.INDICATORS,
-                            lambda msgs: any(e.indicators.get("price") == 130.0 for _, e in msgs), wait=120))
+        snaps = run(
+            collect(
+                bootstrap,
+                namespace,
+                declared.INDICATORS,
+                lambda msgs: any(e.indicators.get("price") == 130.0 for _, e in msgs),
+                wait=120,
+            )
+        )
         latest = [e for _, e in snaps if isinstance(e, IndicatorSnapshot) and e.indicators.get("price") == 130.0]
         assert latest, worker.tail()
         # Against the day-1 price scored before the outage: the state stayed.
@@ -50,4 +64,3 @@ def test_the_broker_away_for_20_s_is_waited_out_and_the_state_survives(stoppable
         assert worker.metric("mews_scoring_input_gaps_total") == 0
     finally:
         assert worker.stop(timeout=30) == 0, worker.tail()
-

@@ -23,8 +23,11 @@ CRASH = {"MEWS_SCORING_COMMIT_INTERVAL_SECONDS": "5", "MEWS_SCORING_SNAPSHOT_INT
 
 def prices(days: range) -> list[PriceObserved]:
     """Daily prices of every material with a +25 % jump every ninth day, so breaches fire and resolve."""
-    return [price(m, d, 100.0 * (1.25 if d % 9 == 4 else 1.0) * (1 + 0.01 * ((d * (i + 1)) % 7)))
-            for d in days for i, m in enumerate(MATERIALS)]
+    return [
+        price(m, d, 100.0 * (1.25 if d % 9 == 4 else 1.0) * (1 + 0.01 * ((d * (i + 1)) % 7)))
+        for d in days
+        for i, m in enumerate(MATERIALS)
+    ]
 
 
 def held_ids(states: dict[str, MaterialState]) -> Counter:
@@ -35,24 +38,34 @@ def held_ids(states: dict[str, MaterialState]) -> Counter:
 @pytest.mark.slow
 @pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_a_worker_killed_between_two_changelog_writes_loses_no_input_and_applies_none_twice(
-        kafka_topics, kafka_bootstrap, start_worker, store):
+    kafka_topics, kafka_bootstrap, start_worker, store
+):
     env = {**CRASH, "MEWS_SCORING_STORE": store}
     first = start_worker(kafka_topics, name="first", env=env)
     before, crashed = prices(range(0, 31)), prices(range(31, 60))
-    before_ids = run(produce(kafka_bootstrap, kafka_topics, before[:-len(MATERIALS)]))
-    eventually_blocking(lambda: set(before_ids) <= set(held_ids(run(latest_states(kafka_bootstrap, kafka_topics)))),
-                        within=40, what="the first inputs in the changelog", every=0.2)
+    before_ids = run(produce(kafka_bootstrap, kafka_topics, before[: -len(MATERIALS)]))
+    eventually_blocking(
+        lambda: set(before_ids) <= set(held_ids(run(latest_states(kafka_bootstrap, kafka_topics)))),
+        within=40,
+        what="the first inputs in the changelog",
+        every=0.2,
+    )
 
     # One more day, to see the write that persists it: the next write is a whole interval after that one.
     # Score a second batch inside that interval, then kill.
     writes = first.metric("mews_scoring_state_writes_total")
-    before_ids += run(produce(kafka_bootstrap, kafka_topics, before[-len(MATERIALS):]))
-    eventually_blocking(lambda: first.metric("mews_scoring_state_writes_total") > writes, within=40,
-                        what="a changelog write", every=0.2)
+    before_ids += run(produce(kafka_bootstrap, kafka_topics, before[-len(MATERIALS) :]))
+    eventually_blocking(
+        lambda: first.metric("mews_scoring_state_writes_total") > writes, within=40, what="a changelog write", every=0.2
+    )
     writes = first.metric("mews_scoring_state_writes_total")
     crashed_ids = run(produce(kafka_bootstrap, kafka_topics, crashed))
-    eventually_blocking(lambda: first.metric("mews_scoring_events_total", outcome="ok") == len(before) + len(crashed),
-                        within=40, what="the second inputs scored", every=0.2)
+    eventually_blocking(
+        lambda: first.metric("mews_scoring_events_total", outcome="ok") == len(before) + len(crashed),
+        within=40,
+        what="the second inputs scored",
+        every=0.2,
+    )
     assert first.metric("mews_scoring_state_writes_total") == writes
     first.kill()
 
@@ -67,9 +80,12 @@ def test_a_worker_killed_between_two_changelog_writes_loses_no_input_and_applies
     after = prices(range(60, 70))
     after_ids = run(produce(kafka_bootstrap, kafka_topics, after))
     every_id = before_ids + crashed_ids + after_ids
-    states = eventually_blocking(lambda: (s := run(latest_states(kafka_bootstrap, kafka_topics)))
-                                 and set(every_id) <= set(held_ids(s)) and s,
-                                 within=40, what="every input in the changelog", every=0.2)
+    states = eventually_blocking(
+        lambda: (s := run(latest_states(kafka_bootstrap, kafka_topics))) and set(every_id) <= set(held_ids(s)) and s,
+        within=40,
+        what="every input in the changelog",
+        every=0.2,
+    )
 
     # Every input is held once, and the survivor applied exactly the inputs the changelog lacked.
     held = held_ids(states)
@@ -90,15 +106,21 @@ def test_a_worker_killed_between_two_changelog_writes_loses_no_input_and_applies
     assert {m: s.to_dict() for m, s in states.items()} == {m: s.to_dict() for m, s in replayed.items() if s}
 
     # No breach transition was lost with the kill (the ones re-scored after it may come twice).
-    breaches = run(collect(kafka_bootstrap, kafka_topics, declared.BREACHES,
-                           lambda msgs: {(b.fingerprint, b.status.value, b.severity.value, b.observed_at)
-                                         for _, b in msgs} >= transitions))
+    breaches = run(
+        collect(
+            kafka_bootstrap,
+            kafka_topics,
+            declared.BREACHES,
+            lambda msgs: (
+                {(b.fingerprint, b.status.value, b.severity.value, b.observed_at) for _, b in msgs} >= transitions
+            ),
+        )
+    )
     assert {(b.fingerprint, b.status.value, b.severity.value, b.observed_at) for _, b in breaches} == transitions
     assert len(transitions) >= 2 * len(MATERIALS)
 
 
-def test_snapshots_come_on_a_beat_and_the_last_one_shows_the_latest_input(kafka_topics, kafka_bootstrap,
-                                                                          start_worker):
+def test_snapshots_come_on_a_beat_and_the_last_one_shows_the_latest_input(kafka_topics, kafka_bootstrap, start_worker):
     start_worker(kafka_topics, env={"MEWS_SCORING_SNAPSHOT_INTERVAL_SECONDS": "1"})
     inputs = [price("nickel", d, 100.0 + (d % 3)) for d in range(60)]  # small moves: no breach
     run(produce(kafka_bootstrap, kafka_topics, inputs))

@@ -23,10 +23,20 @@ T = datetime(2025, 3, 3, tzinfo=UTC)
 
 
 def _breach(material: str, rule: str, level: Classification, status: str = "firing") -> BreachRaised:
-    return BreachRaised(fingerprint=f"{material}:{rule}", material=material, rule=rule, indicator="price",
-                        severity="warning", status=status, value=1.0, starts_at=T, observed_at=T, summary=rule,
-                        evidence=[Evidence(id=f"{rule}-e", source="s", kind="price", time=T, classification=level)],
-                        classification=level)
+    return BreachRaised(
+        fingerprint=f"{material}:{rule}",
+        material=material,
+        rule=rule,
+        indicator="price",
+        severity="warning",
+        status=status,
+        value=1.0,
+        starts_at=T,
+        observed_at=T,
+        summary=rule,
+        evidence=[Evidence(id=f"{rule}-e", source="s", kind="price", time=T, classification=level)],
+        classification=level,
+    )
 
 
 async def _until(check, wait: float = 15):
@@ -40,26 +50,33 @@ async def _until(check, wait: float = 15):
 
 
 async def test_read_api_answers_from_the_topics_and_hides_government_breaches_from_public_keys(
-        kafka_topics, kafka_bootstrap):
+    kafka_topics, kafka_bootstrap
+):
     producer = EventProducer(kafka_bootstrap, source="tests/scoring", namespace=kafka_topics)
     await producer.start()
     # Written before the view starts (it must read from the beginning) and after (it must keep following).
-    await producer.send(declared.INDICATORS, IndicatorSnapshot(material="gallium", as_of=T, indicators={"price": 5.0},
-                                                               risk_score=64.0))
-    await producer.send(declared.INDICATORS, IndicatorSnapshot(material="gallium", as_of=T, indicators={"price": 6.0},
-                                                               risk_score=72.0))
+    await producer.send(
+        declared.INDICATORS, IndicatorSnapshot(material="gallium", as_of=T, indicators={"price": 5.0}, risk_score=64.0)
+    )
+    await producer.send(
+        declared.INDICATORS, IndicatorSnapshot(material="gallium", as_of=T, indicators={"price": 6.0}, risk_score=72.0)
+    )
     view = MaterialsView()
     feed = ViewFeed(kafka_bootstrap, kafka_topics, view)
     await feed.start()
     settings = ScoringSettings(api_keys=f"{sha256_hex(READ_KEY)}:government,{sha256_hex(PUBLIC_KEY)}")
     api = create_api(settings, view, {"view": feed.readiness})
     try:
-        await producer.send(declared.INDICATORS, IndicatorSnapshot(material="germanium", as_of=T,
-                                                                   indicators={"price": 1.0}, risk_score=90.0))
-        for b in (_breach("gallium", "public-rule", Classification.PUBLIC),
-                  _breach("gallium", "gov-rule", Classification.GOVERNMENT),
-                  _breach("gallium", "gone", Classification.PUBLIC),
-                  _breach("gallium", "gone", Classification.PUBLIC, status="resolved")):
+        await producer.send(
+            declared.INDICATORS,
+            IndicatorSnapshot(material="germanium", as_of=T, indicators={"price": 1.0}, risk_score=90.0),
+        )
+        for b in (
+            _breach("gallium", "public-rule", Classification.PUBLIC),
+            _breach("gallium", "gov-rule", Classification.GOVERNMENT),
+            _breach("gallium", "gone", Classification.PUBLIC),
+            _breach("gallium", "gone", Classification.PUBLIC, status="resolved"),
+        ):
             await producer.send(declared.BREACHES, b, key=b.fingerprint)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://scoring") as client:
             gov = {"Authorization": f"Bearer {READ_KEY}"}

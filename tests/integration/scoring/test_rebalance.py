@@ -23,8 +23,20 @@ from .conftest import collect, price, run
 
 pytestmark = pytest.mark.integration
 
-MATERIALS = ["gallium", "germanium", "antimony", "graphite", "lithium", "cobalt", "nickel", "tungsten",
-             "magnesium", "vanadium", "indium", "tin"]
+MATERIALS = [
+    "gallium",
+    "germanium",
+    "antimony",
+    "graphite",
+    "lithium",
+    "cobalt",
+    "nickel",
+    "tungsten",
+    "magnesium",
+    "vanadium",
+    "indium",
+    "tin",
+]
 EVERY_SECONDS = 0.04  # 25 inputs a second: several land in every phase of a rebalance and its table recovery
 
 
@@ -62,8 +74,9 @@ class ContinuousProducer(threading.Thread):
                 # Small moves around 100 keep breach traffic low; every applied input yields one snapshot.
                 event = price(material, day, 100.0 + (day % 4))
                 value = encode(event, source="tests/scoring", event_id=event_id_for(event.dedup_key()))
-                meta = await producer.send_and_wait(declared.PRICES.qualified(self.namespace), value,
-                                                    key=material.encode())
+                meta = await producer.send_and_wait(
+                    declared.PRICES.qualified(self.namespace), value, key=material.encode()
+                )
                 self.sent.at[(material, day)] = (meta.partition, meta.offset)
                 n += 1
                 await asyncio.sleep(EVERY_SECONDS)
@@ -108,8 +121,9 @@ def _wait_owned(workers, check, what: str, wait: float = 40) -> tuple[float, ...
     return eventually_blocking(owned, within=wait, every=0.3, what=what)
 
 
-def test_every_input_produced_across_a_join_and_a_leave_is_applied_exactly_once(kafka_topics, kafka_bootstrap,
-                                                                               start_worker):
+def test_every_input_produced_across_a_join_and_a_leave_is_applied_exactly_once(
+    kafka_topics, kafka_bootstrap, start_worker
+):
     inputs = len(INPUTS) * declared.MATERIAL_PARTITIONS  # every input topic's partitions
     a = start_worker(kafka_topics, name="a")
     producer = ContinuousProducer(kafka_bootstrap, kafka_topics)
@@ -135,7 +149,8 @@ def test_every_input_produced_across_a_join_and_a_leave_is_applied_exactly_once(
     snaps = run(collect(kafka_bootstrap, kafka_topics, declared.INDICATORS, complete, wait=30))
     applied = Counter(e.material for _, e in snaps if isinstance(e, IndicatorSnapshot))
     assert applied == produced, "snapshots per material differ from inputs: " + ", ".join(
-        f"{m} {applied[m]} of {produced[m]}" for m in MATERIALS if applied[m] != produced[m])
+        f"{m} {applied[m]} of {produced[m]}" for m in MATERIALS if applied[m] != produced[m]
+    )
 
     # The survivor saw every offset of every partition it scored after the leave.
     assert b.metric("mews_scoring_input_gaps_total") == 0, b.tail()
@@ -146,5 +161,6 @@ def test_every_input_produced_across_a_join_and_a_leave_is_applied_exactly_once(
     ids = {event_id_for(price(m, d, 1.0).dedup_key()): (m, d) for m, d in sent.at}
     missing = sorted(ids[i] for i in ids if held[i] != 1)
     assert not missing, f"{len(missing)} of {len(ids)} inputs not held once in the table: " + ", ".join(
-        f"{m} day {d} (partition, offset {sent.at[(m, d)]})" for m, d in missing)
+        f"{m} day {d} (partition, offset {sent.at[(m, d)]})" for m, d in missing
+    )
     assert len(ids) > 100

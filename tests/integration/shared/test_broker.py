@@ -26,7 +26,8 @@ async def test_declared_topics_exist_with_their_partitions_and_cleanup_policy(ka
         described = await admin.describe_topics([topics.INDICATORS.qualified(namespace)])
         assert len(described[0]["partitions"]) == topics.INDICATORS.partitions
         configs = await admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, topics.INDICATORS.qualified(namespace))])
+            [ConfigResource(ConfigResourceType.TOPIC, topics.INDICATORS.qualified(namespace))]
+        )
         values = {c[0]: c[1] for c in configs[0].resources[0][4]}
         assert values["cleanup.policy"] == "compact"
     finally:
@@ -56,12 +57,17 @@ async def test_dead_letter_lands_with_reason_and_original_bytes(kafka_bootstrap,
     producer = EventProducer(kafka_bootstrap, source="mews/test", namespace=kafka_topics)
     await producer.start()
     try:
-        await producer.dead_letter(b"<rss>\xff", "invalid encoding", source="feed-x", stage="ingest",
-                                   intended_topic="mews.news.v1")
+        await producer.dead_letter(
+            b"<rss>\xff", "invalid encoding", source="feed-x", stage="ingest", intended_topic="mews.news.v1"
+        )
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(topics.DEADLETTER.qualified(kafka_topics), bootstrap_servers=kafka_bootstrap,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topics.DEADLETTER.qualified(kafka_topics),
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     try:
         message = await asyncio.wait_for(consumer.getone(), 20)

@@ -52,8 +52,12 @@ def test_alertmanager_config_sends_every_alert_to_every_receiver_at_once():
 
 def test_price_schedule_visits_every_material_each_day_and_spikes_every_tenth_day():
     prices = price_schedule(["gallium", "germanium"], 40)
-    assert [(p.material, p.day) for p in prices[:4]] == [("gallium", 0), ("germanium", 0), ("gallium", 1),
-                                                          ("germanium", 1)]
+    assert [(p.material, p.day) for p in prices[:4]] == [
+        ("gallium", 0),
+        ("germanium", 0),
+        ("gallium", 1),
+        ("germanium", 1),
+    ]
     spikes = sorted({p.day for p in prices if p.price != 100.0})
     assert spikes == [9, 19]
     assert all(p.price == 125.0 for p in prices if p.day in spikes)
@@ -99,20 +103,32 @@ def test_a_run_whose_lag_never_settled_is_named_not_hidden_in_the_median():
 def test_an_earlier_revision_gets_notifys_variables_under_their_old_names_too():
     from bench.harness.trees import with_previous_names
 
-    env = {"MEWS_NOTIFY_GROUP_WAIT_SECONDS": "0", "MEWS_NOTIFY_PORT": "8003", "MEWS_SCORING_PORT": "8002",
-           "MEWS_LOG_LEVEL": "WARNING"}
+    env = {
+        "MEWS_NOTIFY_GROUP_WAIT_SECONDS": "0",
+        "MEWS_NOTIFY_PORT": "8003",
+        "MEWS_SCORING_PORT": "8002",
+        "MEWS_LOG_LEVEL": "WARNING",
+    }
     assert with_previous_names(env) == {**env, "MEWS_GROUP_WAIT_SECONDS": "0"}  # the port was always NOTIFY_
     assert with_previous_names({"MEWS_GROUP_WAIT_SECONDS": "2", "MEWS_NOTIFY_GROUP_WAIT_SECONDS": "0"}) == {
-        "MEWS_GROUP_WAIT_SECONDS": "0", "MEWS_NOTIFY_GROUP_WAIT_SECONDS": "0"}  # the new name's value wins
+        "MEWS_GROUP_WAIT_SECONDS": "0",
+        "MEWS_NOTIFY_GROUP_WAIT_SECONDS": "0",
+    }  # the new name's value wins
 
 
 def test_histogram_growth_is_count_and_sum_gained_per_series_between_scrapes():
-    before = histogram_totals('# HELP x_seconds t\nx_seconds_bucket{le="1.0",op="claim"} 2.0\n'
-                              'x_seconds_count{op="claim"} 2.0\nx_seconds_sum{op="claim"} 0.5\n')
-    after = histogram_totals('x_seconds_count{op="claim"} 5.0\nx_seconds_sum{op="claim"} 1.25\n'
-                             'x_seconds_count{op="record"} 1.0\nx_seconds_sum{op="record"} 0.125\n'
-                             'y_seconds_count 3.0\ny_seconds_sum 3.0\nx_total 9.0\n')
+    before = histogram_totals(
+        '# HELP x_seconds t\nx_seconds_bucket{le="1.0",op="claim"} 2.0\n'
+        'x_seconds_count{op="claim"} 2.0\nx_seconds_sum{op="claim"} 0.5\n'
+    )
+    after = histogram_totals(
+        'x_seconds_count{op="claim"} 5.0\nx_seconds_sum{op="claim"} 1.25\n'
+        'x_seconds_count{op="record"} 1.0\nx_seconds_sum{op="record"} 0.125\n'
+        "y_seconds_count 3.0\ny_seconds_sum 3.0\nx_total 9.0\n"
+    )
     assert before == {'x_seconds{op="claim"}': (2.0, 0.5)}
-    assert histogram_growth(before, after, "x_") == {'x_seconds{op="claim"}': (3.0, 0.75),
-                                                     'x_seconds{op="record"}': (1.0, 0.125)}
+    assert histogram_growth(before, after, "x_") == {
+        'x_seconds{op="claim"}': (3.0, 0.75),
+        'x_seconds{op="record"}': (1.0, 0.125),
+    }
     assert histogram_growth(after, after) == {}

@@ -18,8 +18,9 @@ def test_a_valid_chunk_gives_every_item_its_model():
     assert [v.price for v in validated] == [350, 351, 352, 353, 354]  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("bad", [{**GOOD, "currency": "DOLLAR"}, {**GOOD, "colour": "red"}, "not an object",
-                                 {"price": 1}])
+@pytest.mark.parametrize(
+    "bad", [{**GOOD, "currency": "DOLLAR"}, {**GOOD, "colour": "red"}, "not an object", {"price": 1}]
+)
 def test_an_invalid_item_gets_the_reason_of_its_own_and_its_neighbours_their_models(bad):
     with pytest.raises(ValidationError) as alone:
         ITEM_MODELS["price"].model_validate(bad)

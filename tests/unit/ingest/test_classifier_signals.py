@@ -228,7 +228,10 @@ def test_cli_output_keeps_every_field_and_adds_topic_and_figures() -> None:
     old = {"id", "materials", "countries", "measure", "effective_date", "language", "relevant", "score", "evidence"}
     assert old <= set(out)
     assert (out["topic"], out["price_change_pct"], out["leadtime_days"], out["days_until_in_force"]) == (
-        "price", 40.0, None, None
+        "price",
+        40.0,
+        None,
+        None,
     )
 
 
@@ -247,7 +250,7 @@ def _lexicon_copy(tmp_path: Path) -> Path:
     [
         (lambda s: s + '\n[figures.units]\nfortnight = ["fortnight"]\n', r"en.toml: figures: .*|en.toml: not valid"),
         (lambda s: s.replace("[figures.numbers]\n", "[figures.numbers]\nhalf = 0.5\n", 1), r"numbers.half"),
-        (lambda s: s.replace("[materials]\n", "[materials]\nunobtainium = [\"x\"]\n", 1), r"unknown material"),
+        (lambda s: s.replace("[materials]\n", '[materials]\nunobtainium = ["x"]\n', 1), r"unknown material"),
     ],
 )
 def test_lexicon_loader_rejects_bad_figures_and_unknown_material_ids(tmp_path: Path, edit: Any, message: str) -> None:
@@ -276,12 +279,27 @@ def test_a_language_is_added_by_a_lexicon_file(tmp_path: Path) -> None:
 
 def test_evaluation_counts_precision_recall_and_materials_f1(tmp_path: Path) -> None:
     rows = [
-        {"id": "a", "lang": "en", "published": "2024-01-01", "title": "",
-         "text": "China has banned the export of gallium to the United States, the ministry said on Tuesday.",
-         "expected": {"materials": ["gallium"], "measure": "export_ban", "topic": "export_control", "relevant": True}},
-        {"id": "b", "lang": "en", "published": "2024-01-01", "title": "",
-         "text": "The company said that its new lamps use gallium and germanium and are sold from this week.",
-         "expected": {"materials": ["gallium"], "measure": "none", "topic": "none", "relevant": True}},
+        {
+            "id": "a",
+            "lang": "en",
+            "published": "2024-01-01",
+            "title": "",
+            "text": "China has banned the export of gallium to the United States, the ministry said on Tuesday.",
+            "expected": {
+                "materials": ["gallium"],
+                "measure": "export_ban",
+                "topic": "export_control",
+                "relevant": True,
+            },
+        },
+        {
+            "id": "b",
+            "lang": "en",
+            "published": "2024-01-01",
+            "title": "",
+            "text": "The company said that its new lamps use gallium and germanium and are sold from this week.",
+            "expected": {"materials": ["gallium"], "measure": "none", "topic": "none", "relevant": True},
+        },
     ]
     tallies = evaluate(rows)
     figures = tallies["en"].figures()
@@ -299,14 +317,32 @@ def test_evaluation_counts_precision_recall_and_materials_f1(tmp_path: Path) -> 
 
 def test_evaluation_counts_a_wrong_or_missing_figure_as_wrong() -> None:
     rows = [
-        {"id": "a", "lang": "en", "published": "2024-01-01", "title": "",
-         "text": "China will ban gallium exports from March 1, 2024, the ministry said.",
-         "expected": {"materials": ["gallium"], "measure": "export_ban", "relevant": True,
-                      "effective_date": "2024-03-01"}},
-        {"id": "b", "lang": "en", "published": "2024-01-01", "title": "",
-         "text": "China will ban gallium exports, the ministry said.",
-         "expected": {"materials": ["gallium"], "measure": "export_ban", "relevant": True,
-                      "effective_date": "2024-03-01"}},
+        {
+            "id": "a",
+            "lang": "en",
+            "published": "2024-01-01",
+            "title": "",
+            "text": "China will ban gallium exports from March 1, 2024, the ministry said.",
+            "expected": {
+                "materials": ["gallium"],
+                "measure": "export_ban",
+                "relevant": True,
+                "effective_date": "2024-03-01",
+            },
+        },
+        {
+            "id": "b",
+            "lang": "en",
+            "published": "2024-01-01",
+            "title": "",
+            "text": "China will ban gallium exports, the ministry said.",
+            "expected": {
+                "materials": ["gallium"],
+                "measure": "export_ban",
+                "relevant": True,
+                "effective_date": "2024-03-01",
+            },
+        },
     ]
     tally = evaluate(rows)["all"]
     assert (tally.figures_right, tally.figures_items) == (1, 2)
@@ -595,9 +631,7 @@ def test_a_capitalised_material_before_a_place_word_is_a_place(title: str, mater
         ("洛阳钼业铜钴产量大增", ["cobalt", "copper", "molybdenum"]),
     ],
 )
-def test_chinese_words_that_contain_a_material_character_are_not_the_material(
-    title: str, materials: list[str]
-) -> None:
+def test_chinese_words_that_contain_a_material_character_are_not_the_material(title: str, materials: list[str]) -> None:
     assert list(classify_item("", title=title).materials) == materials
 
 

@@ -26,8 +26,11 @@ def test_member_states_rows_sum_into_one_eu27_flow_per_partner_product_and_year(
     for r in raw:  # summed by hand from the file itself
         partner = {"EL": "GR", "XS": "RS"}.get(r["PARTNER_ISO"], r["PARTNER_ISO"])
         expected[(r["PRODUCT_NC"], partner, r["PERIOD"])] += float(r["VALUE_IN_EUROS"])
-    events = [e for rec in read_comext(EXTRACT.read_bytes(), source(eu27_total=True))
-              for e in normalise_trade(rec, catalog, limits).events]
+    events = [
+        e
+        for rec in read_comext(EXTRACT.read_bytes(), source(eu27_total=True))
+        for e in normalise_trade(rec, catalog, limits).events
+    ]
     assert {e.reporter for e in events} == {"EU27"}
     got = {(e.hs_code, e.partner, e.period): e.value_eur for e in events}
     assert got == pytest.approx(dict(expected))
@@ -45,8 +48,9 @@ def test_without_eu27_total_each_declarant_keeps_its_rows(catalog, limits):
 
 def test_netherlands_imported_8_68_million_eur_of_chinese_gallium_in_2022(catalog, limits):
     # The largest declarant-partner flow of 81129289 that year (README sanity check of the extract).
-    events = [e for rec in read_comext(EXTRACT.read_bytes(), source()) for e in
-              normalise_trade(rec, catalog, limits).events]
+    events = [
+        e for rec in read_comext(EXTRACT.read_bytes(), source()) for e in normalise_trade(rec, catalog, limits).events
+    ]
     (nl,) = [e for e in events if (e.reporter, e.partner, e.hs_code, e.period) == ("NL", "CN", "81129289", "2022")]
     assert nl.value_eur == pytest.approx(8.68e6, rel=1e-3)
 
@@ -81,14 +85,28 @@ def test_bulk_rows_of_several_statistical_procedures_sum_and_a_bad_number_stays_
 
 
 def test_every_cn8_of_the_extracts_mapping_finds_its_catalog_material(catalog):
-    expected = {"81129289": ("gallium",), "81129295": ("germanium",), "81129281": ("indium",),
-                "28369100": ("lithium",), "28252000": ("lithium",), "25309040": ("lithium",),
-                "81052000": ("cobalt",), "28220000": ("cobalt",), "25041000": ("natural-graphite",),
-                "26110000": ("tungsten",), "28499030": ("tungsten",), "28259040": ("tungsten",),
-                "81129240": ("niobium",), "81129291": ("vanadium",), "28257000": ("molybdenum",),
-                "75021000": ("nickel",), "26020000": ("manganese",), "28053040": ("scandium",),
-                "28469050": ("neodymium", "praseodymium", "samarium"),
-                "28053031": ("dysprosium", "gadolinium", "terbium")}
+    expected = {
+        "81129289": ("gallium",),
+        "81129295": ("germanium",),
+        "81129281": ("indium",),
+        "28369100": ("lithium",),
+        "28252000": ("lithium",),
+        "25309040": ("lithium",),
+        "81052000": ("cobalt",),
+        "28220000": ("cobalt",),
+        "25041000": ("natural-graphite",),
+        "26110000": ("tungsten",),
+        "28499030": ("tungsten",),
+        "28259040": ("tungsten",),
+        "81129240": ("niobium",),
+        "81129291": ("vanadium",),
+        "28257000": ("molybdenum",),
+        "75021000": ("nickel",),
+        "26020000": ("manganese",),
+        "28053040": ("scandium",),
+        "28469050": ("neodymium", "praseodymium", "samarium"),
+        "28053031": ("dysprosium", "gadolinium", "terbium"),
+    }
     rows = list(csv.DictReader((TRADE / "critical_materials_cn8_mapping_v01.csv").open(encoding="utf-8")))
     assert len(rows) == 66
     unmapped = [r["cn8_code"] for r in rows if not catalog.materials_for_hs(r["cn8_code"])]

@@ -12,25 +12,41 @@ BASE = Path("/srv/feeds")
 
 
 def test_relative_paths_resolve_against_the_config_file_and_intervals_read_units():
-    config = parse_sources('[[source]]\nname = "a"\nkind = "csv_prices"\npath = "prices.csv"\ninterval = "15m"\n'
-                           'currency = "USD"\nunit = "kg"\n', BASE)
+    config = parse_sources(
+        '[[source]]\nname = "a"\nkind = "csv_prices"\npath = "prices.csv"\ninterval = "15m"\n'
+        'currency = "USD"\nunit = "kg"\n',
+        BASE,
+    )
     source = config.by_name("a")
     assert source.path == BASE / "prices.csv"
     assert source.interval == 900
 
 
-@pytest.mark.parametrize(("body", "named", "says"), [
-    ('name = "lme"\nkind = "csv_prices"\nurl = "ftp://example.org/x.csv"\ncurrency = "USD"\nunit = "kg"',
-     "'lme'", "ftp"),
-    ('name = "lme"\nkind = "csv_prices"\npath = "x.csv"\nunit = "kg"', "'lme'", "currency"),
-    ('name = "lme"\nkind = "csv_prices"\npath = "x.csv"\nurl = "https://e.org"\ncurrency = "USD"\nunit = "kg"',
-     "'lme'", "exactly one"),
-    ('name = "lme"\nkind = "xml_prices"\npath = "x.csv"', "'lme'", "kind"),
-    ('kind = "feed"\npath = "x.xml"', "source #1", "name"),
-    ('name = "n"\nkind = "feed"\npath = "x.xml"\ninterval = "soon"', "'n'", "interval"),
-    ('name = "fx"\nkind = "json_prices"\npath = "x.json"\ncurrency = "USD"\nunit = "kg"\n'
-     'convert = { currency = "EUR" }', "'fx'", "rate"),
-])
+@pytest.mark.parametrize(
+    ("body", "named", "says"),
+    [
+        (
+            'name = "lme"\nkind = "csv_prices"\nurl = "ftp://example.org/x.csv"\ncurrency = "USD"\nunit = "kg"',
+            "'lme'",
+            "ftp",
+        ),
+        ('name = "lme"\nkind = "csv_prices"\npath = "x.csv"\nunit = "kg"', "'lme'", "currency"),
+        (
+            'name = "lme"\nkind = "csv_prices"\npath = "x.csv"\nurl = "https://e.org"\ncurrency = "USD"\nunit = "kg"',
+            "'lme'",
+            "exactly one",
+        ),
+        ('name = "lme"\nkind = "xml_prices"\npath = "x.csv"', "'lme'", "kind"),
+        ('kind = "feed"\npath = "x.xml"', "source #1", "name"),
+        ('name = "n"\nkind = "feed"\npath = "x.xml"\ninterval = "soon"', "'n'", "interval"),
+        (
+            'name = "fx"\nkind = "json_prices"\npath = "x.json"\ncurrency = "USD"\nunit = "kg"\n'
+            'convert = { currency = "EUR" }',
+            "'fx'",
+            "rate",
+        ),
+    ],
+)
 def test_invalid_source_is_refused_naming_the_source_and_the_problem(body, named, says):
     with pytest.raises(SourcesError) as err:
         parse_sources("[[source]]\n" + body + "\n", BASE)

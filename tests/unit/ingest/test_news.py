@@ -28,21 +28,27 @@ class Verdict:
 
 def classifier(materials):
     def classify(text, *, title="", catalog=None):
-        return Verdict(materials=list(materials), countries=["CN"], effective_date=date(2023, 8, 1),
-                       evidence=["export licences"])
+        return Verdict(
+            materials=list(materials), countries=["CN"], effective_date=date(2023, 8, 1), evidence=["export licences"]
+        )
+
     return classify
 
 
 def item(**fields) -> Candidate:
-    base = {"title": "China announces export controls on gallium and germanium",
-            "link": "https://example.org/n/1", "summary": "licences from 1 August 2023",
-            "published_at": datetime(2023, 7, 3, 1, tzinfo=UTC)}
+    base = {
+        "title": "China announces export controls on gallium and germanium",
+        "link": "https://example.org/n/1",
+        "summary": "licences from 1 August 2023",
+        "published_at": datetime(2023, 7, 3, 1, tzinfo=UTC),
+    }
     return Candidate("news", "feed-a", base | fields, b"{}")
 
 
 def test_tracking_parameters_scheme_and_www_do_not_make_a_link_new():
-    assert normalise_link("https://www.example.org/a/b/?utm_source=rss&id=3#top") == \
-        normalise_link("http://example.org/a/b?id=3")
+    assert normalise_link("https://www.example.org/a/b/?utm_source=rss&id=3#top") == normalise_link(
+        "http://example.org/a/b?id=3"
+    )
 
 
 def test_title_normalisation_ignores_case_accents_and_punctuation():
@@ -163,6 +169,7 @@ class Signal(Verdict):
 def test_a_classifier_figure_no_item_could_mean_is_dropped_and_the_item_kept(catalog, limits):
     def classify(text, *, title="", catalog=None):
         return Signal(materials=["gallium"], leadtime_days=36500, price_change_pct=float("nan"))
+
     (event,) = normalise_news(item(), classify, catalog, limits).events
     assert (event.topic, event.leadtime_days, event.price_change_pct) == ("leadtime", None, None)
 
@@ -170,6 +177,7 @@ def test_a_classifier_figure_no_item_could_mean_is_dropped_and_the_item_kept(cat
 def test_a_pushed_topic_and_figures_win_over_the_classifiers(catalog, limits):
     def classify(text, *, title="", catalog=None):
         return Signal(materials=["gallium"], relevant=False, topic="none", leadtime_days=30)
+
     pushed = item(topic="production", leadtime_days=200, price_change_pct=-12.5)
     (event,) = normalise_news(pushed, classify, catalog, limits).events
     assert (event.topic, event.leadtime_days, event.price_change_pct) == ("production", 200, -12.5)
@@ -179,14 +187,27 @@ def test_a_pushed_topic_and_figures_win_over_the_classifiers(catalog, limits):
 
 
 def test_the_push_api_takes_a_topic_and_figures_or_refuses_the_item():
-    given = NewsItem.model_validate({"title": "t", "topic": "tariff", "leadtime_days": 84, "price_change_pct": 35,
-                                     "days_until_in_force": -2})
+    given = NewsItem.model_validate(
+        {"title": "t", "topic": "tariff", "leadtime_days": 84, "price_change_pct": 35, "days_until_in_force": -2}
+    )
     fields = candidate_fields("news", given)
     assert (fields["topic"], fields["leadtime_days"], fields["price_change_pct"], fields["days_until_in_force"]) == (
-        "tariff", 84, 35.0, -2)
+        "tariff",
+        84,
+        35.0,
+        -2,
+    )
     assert "topic" not in candidate_fields("news", NewsItem.model_validate({"title": "t"}))
-    for bad in ({"topic": "rumour"}, {"leadtime_days": 0}, {"leadtime_days": 3651}, {"price_change_pct": "nan"},
-                {"price_change_pct": float("inf")}, {"price_change_pct": -101}, {"price_change_pct": 10001},
-                {"days_until_in_force": 3651}, {"days_until_in_force": -3651}):
+    for bad in (
+        {"topic": "rumour"},
+        {"leadtime_days": 0},
+        {"leadtime_days": 3651},
+        {"price_change_pct": "nan"},
+        {"price_change_pct": float("inf")},
+        {"price_change_pct": -101},
+        {"price_change_pct": 10001},
+        {"days_until_in_force": 3651},
+        {"days_until_in_force": -3651},
+    ):
         with pytest.raises(ValidationError):
             NewsItem.model_validate({"title": "t", **bad})

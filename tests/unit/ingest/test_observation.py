@@ -41,8 +41,9 @@ def test_price_in_usd_per_tonne_converts_to_eur_per_kg_at_the_configured_rate(ca
 
 
 def test_troy_ounce_price_converts_to_per_kilogram(catalog, limits):
-    outcome = normalise_price(price(material="platinum", price=1000, unit="troy oz"), catalog, limits,
-                              PriceTerms(to_unit="kg"))
+    outcome = normalise_price(
+        price(material="platinum", price=1000, unit="troy oz"), catalog, limits, PriceTerms(to_unit="kg")
+    )
     assert isinstance(outcome, Accepted)
     assert outcome.events[0].price == pytest.approx(1000 / 0.0311034768)
 
@@ -108,17 +109,33 @@ def test_dedup_key_is_the_same_for_the_same_source_material_and_time(catalog, li
     assert a.dedup_keys() == b.dedup_keys()
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("202309", "2023-09"), ("2023-09", "2023-09"), ("2023", "2023"), ("202352", "2023"), (2023, "2023"),
-    ("2023.0", "2023"), ("202313", None), ("23-09", None),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("202309", "2023-09"),
+        ("2023-09", "2023-09"),
+        ("2023", "2023"),
+        ("202352", "2023"),
+        (2023, "2023"),
+        ("2023.0", "2023"),
+        ("202313", None),
+        ("23-09", None),
+    ],
+)
 def test_periods_of_comext_and_comtrade_read_as_year_or_month(raw, expected):
     assert normalise_period(raw) == expected
 
 
 def trade(**fields) -> Candidate:
-    base = {"reporter": "NL", "partner": "CN", "hs_code": "81129289", "flow": "import", "period": "202309",
-            "quantity_kg": "4210", "value_eur": "1834520"}
+    base = {
+        "reporter": "NL",
+        "partner": "CN",
+        "hs_code": "81129289",
+        "flow": "import",
+        "period": "202309",
+        "quantity_kg": "4210",
+        "value_eur": "1834520",
+    }
     return Candidate("trade", "test", base | fields, b"{}")
 
 
@@ -155,8 +172,18 @@ def test_trade_with_negative_quantity_is_rejected(catalog, limits):
 
 
 def test_lead_time_in_weeks_is_stated_in_days(catalog, limits):
-    c = Candidate("leadtime", "t", {"material": "gallium", "lead_time_weeks": "12", "quoted_at": "2023-08-15",
-                                    "origin_country": "China", "supplier": "X"}, b"")
+    c = Candidate(
+        "leadtime",
+        "t",
+        {
+            "material": "gallium",
+            "lead_time_weeks": "12",
+            "quoted_at": "2023-08-15",
+            "origin_country": "China",
+            "supplier": "X",
+        },
+        b"",
+    )
     outcome = normalise_leadtime(c, catalog, limits)
     assert isinstance(outcome, Accepted)
     assert outcome.events[0].lead_time_days == 84
@@ -164,8 +191,7 @@ def test_lead_time_in_weeks_is_stated_in_days(catalog, limits):
 
 
 def test_lead_time_beyond_ten_years_is_rejected(catalog):
-    c = Candidate("leadtime", "t", {"material": "gallium", "lead_time_days": "4000", "quoted_at": "2023-08-15"},
-                  b"")
+    c = Candidate("leadtime", "t", {"material": "gallium", "lead_time_days": "4000", "quoted_at": "2023-08-15"}, b"")
     outcome = normalise_leadtime(c, catalog, Limits(now=NOW))
     assert isinstance(outcome, Rejected)
     assert outcome.code == "invalid_leadtime"
@@ -184,11 +210,16 @@ def test_stock_report_is_government_only_unless_classified_otherwise(catalog, li
     assert public.classification == Classification.PUBLIC
 
 
-@pytest.mark.parametrize(("fields", "code"), [
-    ({"tonnes": "-1"}, "invalid_stock"), ({"tonnes": "lots"}, "invalid_stock"),
-    ({"material": "unobtainium"}, "unknown_material"), ({"reported_at": "2031-01-01"}, "future_time"),
-    ({"classification": "secret"}, "invalid_classification"),
-])
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"tonnes": "-1"}, "invalid_stock"),
+        ({"tonnes": "lots"}, "invalid_stock"),
+        ({"material": "unobtainium"}, "unknown_material"),
+        ({"reported_at": "2031-01-01"}, "future_time"),
+        ({"classification": "secret"}, "invalid_classification"),
+    ],
+)
 def test_unusable_stock_reports_are_rejected_with_the_reason(catalog, limits, fields, code):
     outcome = normalise_stock(stock_item(**fields), catalog, limits)
     assert isinstance(outcome, Rejected)

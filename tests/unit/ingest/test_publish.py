@@ -55,8 +55,14 @@ class FakeProducer(EventProducer):
 
 
 def price_item(price: float, day: int = 0) -> Item:
-    event = PriceObserved(material="gallium", source="test", observed_at=datetime(2023, 1, 1, tzinfo=UTC)
-                          + timedelta(days=day), price=price, currency="USD", unit="kg")
+    event = PriceObserved(
+        material="gallium",
+        source="test",
+        observed_at=datetime(2023, 1, 1, tzinfo=UTC) + timedelta(days=day),
+        price=price,
+        currency="USD",
+        unit="kg",
+    )
     return Item("price", "test", Accepted((event,)), b"raw")
 
 
@@ -82,8 +88,7 @@ async def test_an_item_kafka_did_not_acknowledge_is_not_seen_so_its_retry_publis
     producer.refuse = {310.0}
     with pytest.raises(NotPublished) as refused:
         await publisher.publish([price_item(300.0, 1), price_item(310.0, 2)])
-    assert [(d.status, d.code) for d in refused.value.decisions] == [("published", ""),
-                                                                     ("failed", "not_acknowledged")]
+    assert [(d.status, d.code) for d in refused.value.decisions] == [("published", ""), ("failed", "not_acknowledged")]
     producer.refuse = set()
     retried = await publisher.publish([price_item(300.0, 1), price_item(310.0, 2)])
     assert [d.status for d in retried] == ["duplicate", "published"]
@@ -151,7 +156,7 @@ async def test_every_event_carries_the_id_of_its_own_dedup_key(setup):
 
     item = price_item(300.0, 4)
     await publisher.publish([item])
-    (_, event, event_id), = producer.written
+    ((_, event, event_id),) = producer.written
     assert event_id == event_id_for(event.dedup_key())
 
 
@@ -167,11 +172,21 @@ async def test_a_request_in_chunks_keeps_its_order_and_answers_per_item_when_a_c
     publisher, producer, seen = setup
     key = parse_keys(f"{hashlib.sha256(b'k').hexdigest()}:ingest")[0]
     async with httpx.AsyncClient() as client:
-        ingestion = Ingestion(publisher=publisher, seen=seen, catalog=catalog, classify=lambda *a, **k: None,
-                              client=client)
+        ingestion = Ingestion(
+            publisher=publisher, seen=seen, catalog=catalog, classify=lambda *a, **k: None, client=client
+        )
         day = datetime(2019, 1, 1, tzinfo=UTC)  # 2 chunks and more of days, all in the past
-        raw = [{"material": "gallium", "price": 100 + i, "currency": "USD", "unit": "kg", "source": "t",
-                "observed_at": (day + timedelta(days=i)).isoformat()} for i in range(api.PUBLISH_CHUNK * 2 + 10)]
+        raw = [
+            {
+                "material": "gallium",
+                "price": 100 + i,
+                "currency": "USD",
+                "unit": "kg",
+                "source": "t",
+                "observed_at": (day + timedelta(days=i)).isoformat(),
+            }
+            for i in range(api.PUBLISH_CHUNK * 2 + 10)
+        ]
         raw[3]["price"] = -1  # rejected, answered in its place
         producer.refuse = {100.0 + api.PUBLISH_CHUNK + 5}  # one item of the second chunk is not acknowledged
         loop = asyncio.get_running_loop()
@@ -199,16 +214,27 @@ async def test_the_newest_item_gauge_dates_a_trade_flow_by_its_period_start_and_
     from shared.events import StockReported, TradeFlowReported
 
     publisher, _, _ = setup
-    flows = tuple(TradeFlowReported(material="gallium", source="comext-test", reporter="EU27", partner="CN",
-                                    hs_code="811292", period=period, quantity_kg=1.0) for period in ("2023-04", "2023"))
-    stock = StockReported(material="gallium", source="stock-test", reported_at=datetime(2023, 6, 30, tzinfo=UTC),
-                          tonnes=5.0)
-    await publisher.publish([Item("trade", "comext-test", Accepted(flows), b"raw"),
-                             Item("stock", "stock-test", Accepted((stock,)), b"raw")])
+    flows = tuple(
+        TradeFlowReported(
+            material="gallium",
+            source="comext-test",
+            reporter="EU27",
+            partner="CN",
+            hs_code="811292",
+            period=period,
+            quantity_kg=1.0,
+        )
+        for period in ("2023-04", "2023")
+    )
+    stock = StockReported(
+        material="gallium", source="stock-test", reported_at=datetime(2023, 6, 30, tzinfo=UTC), tonnes=5.0
+    )
+    await publisher.publish(
+        [Item("trade", "comext-test", Accepted(flows), b"raw"), Item("stock", "stock-test", Accepted((stock,)), b"raw")]
+    )
 
     def newest(source: str, kind: str) -> float | None:
-        return REGISTRY.get_sample_value("mews_ingest_newest_item_timestamp_seconds",
-                                         {"source": source, "kind": kind})
+        return REGISTRY.get_sample_value("mews_ingest_newest_item_timestamp_seconds", {"source": source, "kind": kind})
 
     assert newest("comext-test", "trade") == datetime(2023, 4, 1, tzinfo=UTC).timestamp()  # the later period
     assert newest("stock-test", "stock") == datetime(2023, 6, 30, tzinfo=UTC).timestamp()

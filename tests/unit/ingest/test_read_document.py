@@ -17,8 +17,11 @@ def test_a_reader_raising_part_way_keeps_the_records_before_and_adds_the_reason(
         raise RecursionError("maximum recursion depth exceeded")
 
     monkeypatch.setitem(poll.READERS, "json_prices", read)
-    [source] = parse_sources('[[source]]\nname = "bad-reader"\nkind = "json_prices"\nurl = "https://x.test/a"\n'
-                             'currency = "USD"\nunit = "kg"\n', tmp_path).sources
+    [source] = parse_sources(
+        '[[source]]\nname = "bad-reader"\nkind = "json_prices"\nurl = "https://x.test/a"\n'
+        'currency = "USD"\nunit = "kg"\n',
+        tmp_path,
+    ).sources
     records = poll.read_document(b"[[[", source, None)  # type: ignore[arg-type]
     assert records[0] is first
     assert isinstance(records[1], Malformed)

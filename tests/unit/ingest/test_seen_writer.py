@@ -18,8 +18,9 @@ def test_a_recorded_key_is_seen_at_once_and_reaches_the_file_for_another_process
     try:
         store.record([f"price|{i}" for i in range(2000)])
         assert len(store.seen([f"price|{i}" for i in range(2001)])) == 2000
-        eventually_blocking(lambda: len(other.seen(["price|0", "price|1999"])) == 2, within=10, every=0.01,
-                            what="the keys in the file")
+        eventually_blocking(
+            lambda: len(other.seen(["price|0", "price|1999"])) == 2, within=10, every=0.01, what="the keys in the file"
+        )
         assert other.seen(["price|0", "price|1999", "price|2000"]) == {"price|0", "price|1999"}
     finally:
         store.close()
@@ -39,7 +40,8 @@ class _FailingOnce(sqlite3.Connection):
 
 
 def test_a_failed_write_keeps_the_keys_seen_and_is_retried_until_they_are_in_the_file(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     path = tmp_path / "seen.sqlite3"
     connect = seen_module._connect
     made = []

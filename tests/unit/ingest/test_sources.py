@@ -53,8 +53,7 @@ def test_pinksheet_index_series_is_refused_as_not_a_price():
 
 
 def test_pinksheet_garbage_bytes_are_one_malformed_record():
-    records = list(read_records(b"PK\x03\x04 not really a zip", source("pinksheet", series={"NICKEL": "nickel"}),
-                                None))
+    records = list(read_records(b"PK\x03\x04 not really a zip", source("pinksheet", series={"NICKEL": "nickel"}), None))
     assert [r.code for r in records] == ["malformed_workbook"]
 
 
@@ -67,11 +66,20 @@ def test_hostile_price_csv_keeps_every_good_row_and_gives_each_bad_one_a_reason(
             decided.append(record.code)
             continue
         outcome = normalise_price(record, catalog, limits, src.price_terms())
-        decided.append(outcome.code if isinstance(outcome, Rejected) else
-                       ("ok", outcome.events[0].price))
+        decided.append(outcome.code if isinstance(outcome, Rejected) else ("ok", outcome.events[0].price))
     assert decided == [
-        ("ok", 302.0), "malformed_row", "malformed_row", "invalid_price", "invalid_price", "invalid_price",
-        "unknown_material", "future_time", ("ok", 315.0), ("ok", 1300.0), "encoding", ("ok", 320.0),
+        ("ok", 302.0),
+        "malformed_row",
+        "malformed_row",
+        "invalid_price",
+        "invalid_price",
+        "invalid_price",
+        "unknown_material",
+        "future_time",
+        ("ok", 315.0),
+        ("ok", 1300.0),
+        "encoding",
+        ("ok", 320.0),
     ]
 
 
@@ -101,16 +109,20 @@ def test_rss_entries_carry_utc_publication_times():
 
 def test_atom_entries_are_read_like_rss():
     records = list(read_feed((F / "export_controls.atom").read_bytes(), source("feed")))
-    assert [r.fields["link"] for r in records][0] == \
-        "https://news.example.net/2024/12/03/china-ban-gallium-germanium-antimony"
+    assert [r.fields["link"] for r in records][
+        0
+    ] == "https://news.example.net/2024/12/03/china-ban-gallium-germanium-antimony"
     assert records[0].fields["published_at"] == datetime(2024, 12, 3, 8, 30, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("name", "code"), [
-    ("billion_laughs.xml", "unsafe_xml"),
-    ("external_entity.xml", "unsafe_xml"),
-    ("latin1_declared_utf8.xml", "encoding"),
-])
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [
+        ("billion_laughs.xml", "unsafe_xml"),
+        ("external_entity.xml", "unsafe_xml"),
+        ("latin1_declared_utf8.xml", "encoding"),
+    ],
+)
 def test_hostile_feed_is_refused_whole_before_feedparser_reads_it(name, code):
     body = (F / "hostile" / name).read_bytes()
     records = list(read_feed(body, source("feed")))
@@ -141,8 +153,9 @@ def test_comtrade_values_in_usd_convert_at_the_configured_rate_or_are_left_empty
     from services.ingest.observation import normalise_trade
 
     body = (F / "comtrade.csv").read_bytes()
-    with_rate = [normalise_trade(r, catalog, limits) for r in read_comtrade(body, source("comtrade",
-                                                                                        usd_eur_rate=0.92))]
+    with_rate = [
+        normalise_trade(r, catalog, limits) for r in read_comtrade(body, source("comtrade", usd_eur_rate=0.92))
+    ]
     event = with_rate[0].events[0]
     assert (event.reporter, event.partner, event.hs_code, event.period) == ("NL", "CN", "811292", "2023")
     assert event.value_eur == pytest.approx(9750400 * 0.92)
@@ -154,9 +167,11 @@ def test_comtrade_values_in_usd_convert_at_the_configured_rate_or_are_left_empty
 
 
 def test_comtrade_api_json_reads_the_data_list():
-    body = b'{"elapsedTime": "0.1 secs", "count": 1, "data": [{"flowCode": "M", "reporterISO": "NLD", ' \
-           b'"reporterDesc": "Netherlands", "partnerISO": "CHN", "partnerDesc": "China", "cmdCode": "811292", ' \
-           b'"period": "202304", "netWgt": 10, "primaryValue": 1000}]}'
+    body = (
+        b'{"elapsedTime": "0.1 secs", "count": 1, "data": [{"flowCode": "M", "reporterISO": "NLD", '
+        b'"reporterDesc": "Netherlands", "partnerISO": "CHN", "partnerDesc": "China", "cmdCode": "811292", '
+        b'"period": "202304", "netWgt": 10, "primaryValue": 1000}]}'
+    )
     records = list(read_comtrade(body, source("comtrade")))
     assert records[0].fields["period"] == "202304"
     assert records[0].fields["flow"] == "import"
@@ -164,5 +179,9 @@ def test_comtrade_api_json_reads_the_data_list():
 
 def test_leadtime_bulletin_rows_are_read():
     records = list(read_leadtimes((F / "leadtimes.csv").read_bytes(), source("leadtimes")))
-    assert [r.fields.get("lead_time_days") or r.fields.get("lead_time_weeks") for r in records] == \
-        ["28", "12", "45", "16"]
+    assert [r.fields.get("lead_time_days") or r.fields.get("lead_time_weeks") for r in records] == [
+        "28",
+        "12",
+        "45",
+        "16",
+    ]

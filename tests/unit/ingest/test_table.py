@@ -14,22 +14,28 @@ def test_objects_come_with_their_bytes_and_other_entries_are_set_aside_with_thei
     assert out[2][0] == {"b": "x"}
 
 
-@pytest.mark.parametrize(("body", "path", "keys", "found"), [
-    (b'[{"a": 1}]', "", ("items",), 1),
-    (b'{"items": [{"a": 1}, {"a": 2}]}', "", ("items",), 2),
-    (b'{"result": {"rows": [{"a": 1}]}}', "result.rows", ("items",), 1),
-])
+@pytest.mark.parametrize(
+    ("body", "path", "keys", "found"),
+    [
+        (b'[{"a": 1}]', "", ("items",), 1),
+        (b'{"items": [{"a": 1}, {"a": 2}]}', "", ("items",), 2),
+        (b'{"result": {"rows": [{"a": 1}]}}', "result.rows", ("items",), 1),
+    ],
+)
 def test_the_list_is_the_body_at_a_path_or_under_a_key(body, path, keys, found):
     assert len(list(read_json_records(body, path=path, keys=keys))) == found
 
 
-@pytest.mark.parametrize(("body", "code"), [
-    (b'{"items": 3}', "malformed_json"),
-    (b"[" * 100_000 + b"]" * 100_000, "malformed_json"),  # deeper than the parser recurses
-    (b'[{"price": ' + b"9" * 5_000 + b"}]", "malformed_json"),  # more digits than Python converts
-    (b"{not json", "malformed_json"),
-    ('{"items": ["\u00e9"]}'.encode("latin-1"), "encoding"),
-])
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b'{"items": 3}', "malformed_json"),
+        (b"[" * 100_000 + b"]" * 100_000, "malformed_json"),  # deeper than the parser recurses
+        (b'[{"price": ' + b"9" * 5_000 + b"}]", "malformed_json"),  # more digits than Python converts
+        (b"{not json", "malformed_json"),
+        ('{"items": ["\u00e9"]}'.encode("latin-1"), "encoding"),
+    ],
+)
 def test_a_body_without_a_list_of_records_is_one_malformed_record(body, code):
     (only,) = read_json_records(body, keys=("items",))
     assert isinstance(only, Malformed)

@@ -24,8 +24,13 @@ def app(tmp_path):
 
 def _v1_routes(app) -> list[tuple[str, str]]:
     # Read from the routers the app includes (newer FastAPI nests included routers in app.routes).
-    return [(method, route.path) for module in ROUTERS for route in module.router.routes
-            if isinstance(route, APIRoute) for method in sorted(route.methods)]
+    return [
+        (method, route.path)
+        for module in ROUTERS
+        for route in module.router.routes
+        if isinstance(route, APIRoute)
+        for method in sorted(route.methods)
+    ]
 
 
 def test_every_v1_route_refuses_a_caller_without_a_key(app) -> None:
@@ -43,8 +48,17 @@ def test_every_v1_route_refuses_a_caller_without_a_key(app) -> None:
 
 def test_the_bootstrap_token_reaches_no_tenant_data(app) -> None:
     with TestClient(app, headers={"Authorization": "Bearer boot-token-for-unit-tests-012345"}) as client:
-        for path in ("/v1/channels", "/v1/alerts", "/v1/deliveries", "/v1/products", "/v1/subscriptions",
-                     "/v1/silences", "/v1/users", "/v1/api-keys", "/v1/exposure?material=gallium"):
+        for path in (
+            "/v1/channels",
+            "/v1/alerts",
+            "/v1/deliveries",
+            "/v1/products",
+            "/v1/subscriptions",
+            "/v1/silences",
+            "/v1/users",
+            "/v1/api-keys",
+            "/v1/exposure?material=gallium",
+        ):
             assert client.get(path).status_code == 403, path
 
 

@@ -18,23 +18,35 @@ def test_production_refuses_the_development_link_key() -> None:
 
 def test_production_refuses_private_webhook_targets() -> None:
     with pytest.raises(ValidationError, match="PRIVATE_WEBHOOK"):
-        NotifySettings(environment="production", link_signing_key=STRONG_KEY, smtp_starttls=True,
-                       allow_private_webhook_targets=True)
+        NotifySettings(
+            environment="production",
+            link_signing_key=STRONG_KEY,
+            smtp_starttls=True,
+            allow_private_webhook_targets=True,
+        )
 
 
 def test_https_is_required_outside_development() -> None:
     assert NotifySettings(environment="development").require_https_webhooks is False
-    assert NotifySettings(environment="test", link_signing_key=STRONG_KEY,
-                          smtp_starttls=True).require_https_webhooks is True
-    assert NotifySettings(environment="production", link_signing_key=STRONG_KEY,
-                          smtp_starttls=True).require_https_webhooks is True
+    assert (
+        NotifySettings(environment="test", link_signing_key=STRONG_KEY, smtp_starttls=True).require_https_webhooks
+        is True
+    )
+    assert (
+        NotifySettings(environment="production", link_signing_key=STRONG_KEY, smtp_starttls=True).require_https_webhooks
+        is True
+    )
 
 
 def test_secrets_are_masked_when_settings_are_printed() -> None:
-    settings = NotifySettings(smtp_password="smtp-pass-123", link_signing_key="link-key-456",
-                              bootstrap_admin_token="boot-789", console_scoring_key="scoring-read-1",
-                              console_ingest_key="ingest-read-2",
-                              database_url="postgresql+psycopg://mews:db-pass-345@db.example.org/notify")
+    settings = NotifySettings(
+        smtp_password="smtp-pass-123",
+        link_signing_key="link-key-456",
+        bootstrap_admin_token="boot-789",
+        console_scoring_key="scoring-read-1",
+        console_ingest_key="ingest-read-2",
+        database_url="postgresql+psycopg://mews:db-pass-345@db.example.org/notify",
+    )
     shown = repr(settings) + str(settings.model_dump()) + settings.model_dump_json()
     for secret in ("smtp-pass-123", "link-key-456", "boot-789", "scoring-read-1", "ingest-read-2", "db-pass-345"):
         assert secret not in shown

@@ -14,8 +14,12 @@ def test_the_unsubscribe_page_of_a_chat_card_speaks_of_a_channel_and_never_shows
     with TestClient(app) as client:
         acme = new_organisation(client, "Acme")
         with app.state.sessions() as session:
-            channel = Channel(organisation_id=acme["organisation"]["id"], kind="teams", language="nl",
-                              target="https://example.webhook.office.com/workflows/secret-path")
+            channel = Channel(
+                organisation_id=acme["organisation"]["id"],
+                kind="teams",
+                language="nl",
+                target="https://example.webhook.office.com/workflows/secret-path",
+            )
             session.add(channel)
             session.commit()
             link = unsubscribe_url(app.state.settings, channel.id, channel.organisation_id)

@@ -36,17 +36,22 @@ from shared.events import BreachStatus
 from tests.unit.notify.test_webhook_payload import alert_row
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "notify"
-LINKS = {"manage": "https://mews.example/console/subscriptions",
-         "unsubscribe": "https://mews.example/v1/unsubscribe/chan-1.org-1.1780306200.c2lnbmF0dXJl",
-         "ack:alert-1": "https://mews.example/v1/ack/alert-1.org-1.1772530200.c2lnbmF0dXJl"}
+LINKS = {
+    "manage": "https://mews.example/console/subscriptions",
+    "unsubscribe": "https://mews.example/v1/unsubscribe/chan-1.org-1.1780306200.c2lnbmF0dXJl",
+    "ack:alert-1": "https://mews.example/v1/ack/alert-1.org-1.1772530200.c2lnbmF0dXJl",
+}
 
 
 def example_group(*rows) -> dict:
     """A group of one firing (unacknowledged) and one resolved alert, as the outbox holds it."""
-    rows = rows or (alert_row("alert-1", "fp-ga-spike"),
-                    alert_row("alert-2", "fp-ga-old", status=BreachStatus.RESOLVED))
-    _, payload = notification_payload("org-1", "immediate:chan-1:gallium", list(rows),
-                                      datetime(2026, 3, 2, 9, 30, 5, tzinfo=UTC))
+    rows = rows or (
+        alert_row("alert-1", "fp-ga-spike"),
+        alert_row("alert-2", "fp-ga-old", status=BreachStatus.RESOLVED),
+    )
+    _, payload = notification_payload(
+        "org-1", "immediate:chan-1:gallium", list(rows), datetime(2026, 3, 2, 9, 30, 5, tzinfo=UTC)
+    )
     return json.loads(encode_body(payload))
 
 
@@ -96,11 +101,15 @@ def test_slack_message_has_a_text_fallback_and_only_section_context_and_actions_
 
 
 def test_an_acknowledged_or_resolved_alert_gets_no_acknowledge_button():
-    group = example_group(alert_row("alert-1", "fp-ga-spike", acknowledged=True),
-                          alert_row("alert-2", "fp-ga-old", status=BreachStatus.RESOLVED))
+    group = example_group(
+        alert_row("alert-1", "fp-ga-spike", acknowledged=True),
+        alert_row("alert-2", "fp-ga-old", status=BreachStatus.RESOLVED),
+    )
     links = {**LINKS, "ack:alert-2": "https://mews.example/v1/ack/other"}
     assert [a["url"] for a in teams_message(group, links)["attachments"][0]["content"]["actions"]] == [
-        LINKS["manage"], LINKS["unsubscribe"]]
+        LINKS["manage"],
+        LINKS["unsubscribe"],
+    ]
 
 
 def test_a_resolved_group_says_so_in_green():
@@ -108,7 +117,8 @@ def test_a_resolved_group_says_so_in_green():
     title = teams_message(group, LINKS)["attachments"][0]["content"]["body"][0]
     assert (title["text"], title["color"]) == (
         "[RESOLVED] Gallium: annualised price volatility 71.0% is back below the clear threshold of 25.0%; resolved",
-        "Good")
+        "Good",
+    )
     assert slack_message(group, LINKS)["text"].startswith("[RESOLVED] ")
 
 
@@ -146,16 +156,36 @@ def test_dutch_channels_get_dutch_labels():
     facts = {f["title"] for b in card["body"] if b["type"] == "FactSet" for f in b["facts"]}
     assert {"Ernst", "Grondstof", "Regel", "Drempel"} <= facts
     assert [a["title"] for a in card["actions"]][-2:] == ["Meldingen beheren", "Dit kanaal afmelden"]
-    assert explanation({"status": "firing", "rule": "r", "parameter": "p", "indicator": "top_origin_share",
-                        "value": 0.5, "threshold": 0.3, "severity": "warning"}, "nl") == (
-        "aandeel van het grootste herkomstland 50,0 % ligt boven de drempel 30,0 % (waarschuwing)")
-    assert [f["value"] for b in card["body"] if b["type"] == "FactSet" for f in b["facts"]
-            if f["title"] == "Sinds"][0] == "2 maart 2026 08:30 UTC"
+    assert explanation(
+        {
+            "status": "firing",
+            "rule": "r",
+            "parameter": "p",
+            "indicator": "top_origin_share",
+            "value": 0.5,
+            "threshold": 0.3,
+            "severity": "warning",
+        },
+        "nl",
+    ) == ("aandeel van het grootste herkomstland 50,0 % ligt boven de drempel 30,0 % (waarschuwing)")
+    assert [f["value"] for b in card["body"] if b["type"] == "FactSet" for f in b["facts"] if f["title"] == "Sinds"][
+        0
+    ] == "2 maart 2026 08:30 UTC"
 
 
-@pytest.mark.parametrize(("status", "header", "expected"), [
-    (429, "7", 7.0), (503, "1.5", 1.5), (429, "Wed, 02 Mar 2026 09:31:00 GMT", 60.0), (429, "soon", None),
-    (500, "7", None), (429, "999999", RETRY_AFTER_CAP), (429, "-3", 0.0), (429, "nan", None)])
+@pytest.mark.parametrize(
+    ("status", "header", "expected"),
+    [
+        (429, "7", 7.0),
+        (503, "1.5", 1.5),
+        (429, "Wed, 02 Mar 2026 09:31:00 GMT", 60.0),
+        (429, "soon", None),
+        (500, "7", None),
+        (429, "999999", RETRY_AFTER_CAP),
+        (429, "-3", 0.0),
+        (429, "nan", None),
+    ],
+)
 def test_retry_after_is_read_from_429_and_503_only(status, header, expected):
     response = httpx.Response(status, headers={"retry-after": header})
     assert retry_after(response, now=datetime(2026, 3, 2, 9, 30, tzinfo=UTC)) == expected
@@ -174,15 +204,26 @@ def test_a_secret_url_is_masked_to_its_host_and_last_characters():
     assert "S3CR3T" not in masked_url("https://hooks.slack.com/services/T0/B0/S3CR3T")
 
 
-@pytest.mark.parametrize(("status", "chat", "webhook"), [
-    (400, "rejected", "retry"), (403, "gone", "retry"), (404, "gone", "retry"), (410, "gone", "gone"),
-    (408, "retry", "retry"), (429, "retry", "retry"), (500, "retry", "retry"), (200, "delivered", "delivered")])
+@pytest.mark.parametrize(
+    ("status", "chat", "webhook"),
+    [
+        (400, "rejected", "retry"),
+        (403, "gone", "retry"),
+        (404, "gone", "retry"),
+        (410, "gone", "gone"),
+        (408, "retry", "retry"),
+        (429, "retry", "retry"),
+        (500, "retry", "retry"),
+        (200, "delivered", "delivered"),
+    ],
+)
 async def test_chat_refusals_for_good_are_gone_a_400_rejects_one_message_webhooks_go_on_410(status, chat, webhook):
     url = "https://hooks.slack.com/services/T000/B000/secret-part"
     transport = httpx.MockTransport(lambda request: httpx.Response(status, text="invalid_token"))
     async with httpx.AsyncClient(transport=transport) as client:
         said = await deliver_chat(client, url, {"text": "x"}, lambda _: None)
-        signed = await deliver_webhook(client, url, "whsec_" + "A" * 32, "msg-1", {"alerts": []},
-                                       datetime(2026, 3, 2, tzinfo=UTC), lambda _: None)
+        signed = await deliver_webhook(
+            client, url, "whsec_" + "A" * 32, "msg-1", {"alerts": []}, datetime(2026, 3, 2, tzinfo=UTC), lambda _: None
+        )
     assert (said.outcome, said.status_code, signed.outcome) == (chat, status, webhook)
     assert "secret-part" not in (said.error or "")

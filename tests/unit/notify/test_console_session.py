@@ -13,13 +13,14 @@ NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 def test_a_session_round_trips_and_refuses_tampering_another_key_and_expiry():
     session = new_session("7d0c5a2e-1f1b-4c55-9f00-000000000001", timedelta(hours=8), NOW)
     cookie = encode_session(KEY, session)
-    assert decode_session(KEY, cookie, NOW) == session.__class__(session.key_id, session.nonce,
-                                                                 datetime(2026, 12, 1, 20, 0, tzinfo=UTC))
+    assert decode_session(KEY, cookie, NOW) == session.__class__(
+        session.key_id, session.nonce, datetime(2026, 12, 1, 20, 0, tzinfo=UTC)
+    )
     other_key_id = cookie.replace("0001.", "0002.", 1)
     assert decode_session(KEY, other_key_id, NOW) is None
     assert decode_session("another-key", cookie, NOW) is None
     assert decode_session(KEY, cookie, NOW + timedelta(hours=8)) is None
-    for broken in ("", "a.b.c", cookie + ".x", "..." , "x" * 400):
+    for broken in ("", "a.b.c", cookie + ".x", "...", "x" * 400):
         assert decode_session(KEY, broken, NOW) is None
 
 

@@ -55,8 +55,10 @@ def test_body_bytes_are_identical_for_equal_payloads_whatever_the_key_order():
     assert encode_body({"b": 1, "a": [2]}) == encode_body({"a": [2], "b": 1}) == b'{"a":[2],"b":1}'
 
 
-@pytest.mark.parametrize(("status", "outcome"), [(200, "delivered"), (204, "delivered"), (410, "gone"),
-                                                 (500, "retry"), (429, "retry"), (404, "retry")])
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [(200, "delivered"), (204, "delivered"), (410, "gone"), (500, "retry"), (429, "retry"), (404, "retry")],
+)
 def test_receiver_answers_map_to_delivered_gone_or_retry(status, outcome):
     assert classify_response(httpx.Response(status)).outcome == outcome
 
@@ -67,21 +69,50 @@ def test_redirect_is_a_failure_that_names_where_it_pointed():
     assert "https://elsewhere.test/x" in verdict.error
 
 
-PAYLOAD = {"kind": "alert", "status": "firing", "alerts": [{
-    "id": "a1", "fingerprint": "fp", "material": "gallium", "rule": "price_spike", "severity": "critical",
-    "status": "firing", "indicator": "price_volatility", "value": 0.71, "threshold": 0.6,
-    "starts_at": "2026-03-02T10:00:00+00:00", "ends_at": None, "summary": "Gallium doubled",
-    "evidence": [{"kind": "price", "source": "<b>lme</b>", "time": "2026-03-02T09:00:00+00:00", "value": 812.5,
-                  "url": "https://example.org/ga"}], "via": ["product:Radar module>GaN chip"]}]}
+PAYLOAD = {
+    "kind": "alert",
+    "status": "firing",
+    "alerts": [
+        {
+            "id": "a1",
+            "fingerprint": "fp",
+            "material": "gallium",
+            "rule": "price_spike",
+            "severity": "critical",
+            "status": "firing",
+            "indicator": "price_volatility",
+            "value": 0.71,
+            "threshold": 0.6,
+            "starts_at": "2026-03-02T10:00:00+00:00",
+            "ends_at": None,
+            "summary": "Gallium doubled",
+            "evidence": [
+                {
+                    "kind": "price",
+                    "source": "<b>lme</b>",
+                    "time": "2026-03-02T09:00:00+00:00",
+                    "value": 812.5,
+                    "url": "https://example.org/ga",
+                }
+            ],
+            "via": ["product:Radar module>GaN chip"],
+        }
+    ],
+}
 LINKS = {"manage": "https://mews.test/docs", "ack:a1": "https://mews.test/v1/ack/tok"}
 
 
 def test_english_email_says_what_why_since_when_and_how_to_acknowledge():
     mail = render_email("alert", PAYLOAD, "en", LINKS)
     assert mail.subject == "[mews] CRITICAL gallium: price_spike"
-    for words in ("Value: 71.0% against threshold 60.0%", "Since: 2 March 2026 10:00 UTC",
-                  "product Radar module > GaN chip", "https://example.org/ga", "Acknowledge: https://mews.test/v1/ack/tok",
-                  "Manage your subscription: https://mews.test/docs"):
+    for words in (
+        "Value: 71.0% against threshold 60.0%",
+        "Since: 2 March 2026 10:00 UTC",
+        "product Radar module > GaN chip",
+        "https://example.org/ga",
+        "Acknowledge: https://mews.test/v1/ack/tok",
+        "Manage your subscription: https://mews.test/docs",
+    ):
         assert words in mail.text
     assert "&lt;b&gt;lme&lt;/b&gt;" in mail.html  # HTML-escaped, no markup injection
 
@@ -94,8 +125,12 @@ def test_dutch_email_is_in_dutch():
 
 
 def test_resolved_email_offers_no_acknowledge_link():
-    resolved = {**PAYLOAD, "kind": "resolved", "status": "resolved",
-                "alerts": [{**PAYLOAD["alerts"][0], "status": "resolved", "ends_at": "2026-03-02T12:00:00+00:00"}]}
+    resolved = {
+        **PAYLOAD,
+        "kind": "resolved",
+        "status": "resolved",
+        "alerts": [{**PAYLOAD["alerts"][0], "status": "resolved", "ends_at": "2026-03-02T12:00:00+00:00"}],
+    }
     mail = render_email("resolved", resolved, "en", LINKS)
     assert mail.subject == "[mews] RESOLVED gallium: price_spike"
     assert "Acknowledge" not in mail.text
@@ -103,8 +138,9 @@ def test_resolved_email_offers_no_acknowledge_link():
 
 def test_message_carries_text_and_html_and_a_stable_message_id():
     config = SmtpConfig("127.0.0.1", 25, "mews <alerts@mews.test>", password="hunter2")
-    msg = build_message(config, ["ops@x.test"], render_email("alert", PAYLOAD, "en", LINKS), "msg_42",
-                        datetime(2026, 3, 2, tzinfo=UTC))
+    msg = build_message(
+        config, ["ops@x.test"], render_email("alert", PAYLOAD, "en", LINKS), "msg_42", datetime(2026, 3, 2, tzinfo=UTC)
+    )
     assert msg["Message-ID"] == "<msg_42@mews>"
     assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
     assert "hunter2" not in repr(config)

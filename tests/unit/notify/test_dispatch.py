@@ -24,8 +24,9 @@ from services.notify.store.alert_state import AlertStore, state_in_payload
 from shared.events import BreachRaised, BreachStatus, Classification, Severity
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-TIMING = Timing(group_wait=timedelta(seconds=30), group_interval=timedelta(minutes=5),
-                repeat_interval=timedelta(hours=4))
+TIMING = Timing(
+    group_wait=timedelta(seconds=30), group_interval=timedelta(minutes=5), repeat_interval=timedelta(hours=4)
+)
 
 
 class FakeAlertStore(AlertStore):
@@ -56,8 +57,9 @@ class FakeAlertStore(AlertStore):
 
     def load_context(self, ctx: PipelineContext, organisation_ids: Iterable[str], fingerprints: Iterable[str]) -> None:
         orgs, fps = set(organisation_ids), set(fingerprints)
-        ctx.firing = [a for a in self.rows.values() if a.organisation_id in orgs and a.firing
-                      and a.severity == Severity.CRITICAL]
+        ctx.firing = [
+            a for a in self.rows.values() if a.organisation_id in orgs and a.firing and a.severity == Severity.CRITICAL
+        ]
         ctx.silences = [s for s in self.silences if s.organisation_id in orgs]
         ctx.channels = {i: c for i, c in self.channels.items() if c.organisation_id in orgs}
         ctx.log = {k: e for k, e in self.log.items() if k[0] in orgs and k[2] in fps}
@@ -72,7 +74,8 @@ class FakeAlertStore(AlertStore):
                 ctx.notifications[n.id] = OpenNotification(n.id, n.next_attempt_at, n.alert_ids, n.payload)
                 members = {a["fingerprint"]: state_in_payload(a) for a in n.payload["alerts"]}
                 ctx.groups[n.group_key] = dataclasses.replace(
-                    state, open=(*state.open, OpenSlot(n.id, n.next_attempt_at, members)))
+                    state, open=(*state.open, OpenSlot(n.id, n.next_attempt_at, members))
+                )
 
     def write_notifications(self, drafts: list[NotificationDraft], now: datetime) -> None:
         for d in drafts:
@@ -90,19 +93,34 @@ class FakeAlertStore(AlertStore):
 
 
 def index_of(*orgs: str) -> SubscriptionIndex:
-    return SubscriptionIndex([SubscriptionSpec(f"sub-{o}", o, Severity.WARNING, (f"hook-{o}",), material="gallium")
-                              for o in orgs])
+    return SubscriptionIndex(
+        [SubscriptionSpec(f"sub-{o}", o, Severity.WARNING, (f"hook-{o}",), material="gallium") for o in orgs]
+    )
 
 
-def breach(fp: str, status: BreachStatus = BreachStatus.FIRING, minutes: int = 0,
-           severity: Severity = Severity.WARNING, classification: Classification = Classification.PUBLIC,
-           ) -> BreachRaised:
+def breach(
+    fp: str,
+    status: BreachStatus = BreachStatus.FIRING,
+    minutes: int = 0,
+    severity: Severity = Severity.WARNING,
+    classification: Classification = Classification.PUBLIC,
+) -> BreachRaised:
     observed = NOW - timedelta(hours=1) + timedelta(minutes=minutes)
-    return BreachRaised(fingerprint=fp, material="gallium", rule="price_spike", indicator="price_volatility",
-                        severity=severity, status=status, value=0.5, threshold=0.3,
-                        starts_at=NOW - timedelta(hours=2) + timedelta(minutes=minutes),
-                        ends_at=observed if status == BreachStatus.RESOLVED else None, observed_at=observed,
-                        summary="s", classification=classification)
+    return BreachRaised(
+        fingerprint=fp,
+        material="gallium",
+        rule="price_spike",
+        indicator="price_volatility",
+        severity=severity,
+        status=status,
+        value=0.5,
+        threshold=0.3,
+        starts_at=NOW - timedelta(hours=2) + timedelta(minutes=minutes),
+        ends_at=observed if status == BreachStatus.RESOLVED else None,
+        observed_at=observed,
+        summary="s",
+        classification=classification,
+    )
 
 
 def store_for(*orgs: str, clearance: Classification = Classification.PUBLIC) -> FakeAlertStore:
@@ -112,8 +130,13 @@ def store_for(*orgs: str, clearance: Classification = Classification.PUBLIC) -> 
 def test_one_breach_goes_through_every_stage_of_the_pipeline_to_one_notification_per_organisation():
     store = store_for("org-a", "org-b")
     store.clearance["org-b"] = Classification.PUBLIC
-    report = dispatch(store, index_of("org-a", "org-b", "org-c"),
-                      [breach("fp1"), breach("fp2", classification=Classification.RESTRICTED)], NOW, TIMING)
+    report = dispatch(
+        store,
+        index_of("org-a", "org-b", "org-c"),
+        [breach("fp1"), breach("fp2", classification=Classification.RESTRICTED)],
+        NOW,
+        TIMING,
+    )
 
     assert sorted(store.rows) == [("org-a", "fp1"), ("org-b", "fp1")]
     [a, b] = sorted(store.outbox.values(), key=lambda n: n.organisation_id)
@@ -126,13 +149,25 @@ def test_one_breach_goes_through_every_stage_of_the_pipeline_to_one_notification
     assert report.notifications_created == 2
     # org-c has no clearance on record; fp2 is above everybody's clearance.
     drops = sorted((d.organisation_id, d.fingerprint, d.reason) for d in report.decisions if d.decision == "drop")
-    assert drops == [("org-a", "fp2", "classified restricted, above clearance public"),
-                     ("org-b", "fp2", "classified restricted, above clearance public"),
-                     ("org-c", "fp1", "organisation unknown"), ("org-c", "fp2", "organisation unknown")]
+    assert drops == [
+        ("org-a", "fp2", "classified restricted, above clearance public"),
+        ("org-b", "fp2", "classified restricted, above clearance public"),
+        ("org-c", "fp1", "organisation unknown"),
+        ("org-c", "fp2", "organisation unknown"),
+    ]
     stages = [d.stage for d in report.decisions if d.organisation_id == "org-a" and d.fingerprint == "fp1"]
     assert stages == ["classification", "upsert", "route", "dedup", "group"]
-    assert [s.__name__ for s in PIPELINE] == ["classification_gate", "upsert", "load_state", "inhibit", "silence",
-                                              "route", "deduplicate", "group", "enqueue"]
+    assert [s.__name__ for s in PIPELINE] == [
+        "classification_gate",
+        "upsert",
+        "load_state",
+        "inhibit",
+        "silence",
+        "route",
+        "deduplicate",
+        "group",
+        "enqueue",
+    ]
 
 
 def test_a_replayed_batch_changes_nothing_and_sends_nothing():
@@ -144,24 +179,33 @@ def test_a_replayed_batch_changes_nothing_and_sends_nothing():
     assert store.outbox == outbox
     assert store.log == log
     assert {d.reason for d in report.decisions if d.stage == "dedup"} == {
-        "unchanged; repeat due 2026-03-02T16:00:00+00:00"}
+        "unchanged; repeat due 2026-03-02T16:00:00+00:00"
+    }
 
 
 def test_firing_resolved_firing_in_one_backlog_sends_each_transition_in_order():
     store = store_for("org-a")
-    backlog = [breach("fp1", minutes=0), breach("fp1", BreachStatus.RESOLVED, minutes=1),
-               breach("fp1", minutes=2)]
+    backlog = [breach("fp1", minutes=0), breach("fp1", BreachStatus.RESOLVED, minutes=1), breach("fp1", minutes=2)]
     assert [len(r) for r in transitions(backlog)] == [1, 1, 1]
     dispatch(store, index_of("org-a"), backlog, NOW, TIMING)
 
     sent = store.deliver_all()
-    assert [(n.payload["status"], n.kind) for n in sent] == [("firing", "alert"), ("resolved", "resolved"),
-                                                             ("firing", "alert")]
-    assert [n.next_attempt_at - NOW for n in sent] == [timedelta(seconds=30), timedelta(minutes=5, seconds=30),
-                                                       timedelta(minutes=10, seconds=30)]
+    assert [(n.payload["status"], n.kind) for n in sent] == [
+        ("firing", "alert"),
+        ("resolved", "resolved"),
+        ("firing", "alert"),
+    ]
+    assert [n.next_attempt_at - NOW for n in sent] == [
+        timedelta(seconds=30),
+        timedelta(minutes=5, seconds=30),
+        timedelta(minutes=10, seconds=30),
+    ]
     # The resolution says when the episode began; the new firing starts an episode of its own.
     assert [n.payload["alerts"][0]["starts_at"] for n in sent] == [
-        "2026-03-02T10:00:00+00:00", "2026-03-02T10:00:00+00:00", "2026-03-02T10:02:00+00:00"]
+        "2026-03-02T10:00:00+00:00",
+        "2026-03-02T10:00:00+00:00",
+        "2026-03-02T10:02:00+00:00",
+    ]
     assert store.log[("org-a", "immediate:hook-org-a", "fp1")].last_status == "firing:warning"
     assert store.rows[("org-a", "fp1")].firing
 
@@ -170,11 +214,19 @@ def test_a_resolution_joining_an_open_notification_is_what_the_log_records():
     store = store_for("org-a")
     dispatch(store, index_of("org-a"), [breach("fp1"), breach("fp2")], NOW, TIMING)
     # fp2 resolves while the notification still waits out its group wait: fp1 cannot change in it, fp2 can't either.
-    dispatch(store, index_of("org-a"), [breach("fp2", BreachStatus.RESOLVED, minutes=1), breach("fp3")],
-             NOW + timedelta(seconds=10), TIMING)
+    dispatch(
+        store,
+        index_of("org-a"),
+        [breach("fp2", BreachStatus.RESOLVED, minutes=1), breach("fp3")],
+        NOW + timedelta(seconds=10),
+        TIMING,
+    )
     first, second = store.deliver_all()
     assert [(a["fingerprint"], a["status"]) for a in first.payload["alerts"]] == [
-        ("fp1", "firing"), ("fp2", "firing"), ("fp3", "firing")]
+        ("fp1", "firing"),
+        ("fp2", "firing"),
+        ("fp3", "firing"),
+    ]
     assert [(a["fingerprint"], a["status"]) for a in second.payload["alerts"]] == [("fp2", "resolved")]
     for fp, n in (("fp1", first), ("fp2", second), ("fp3", first)):
         carried = next(a for a in n.payload["alerts"] if a["fingerprint"] == fp)
@@ -208,7 +260,10 @@ def test_transactions_are_bounded_by_the_alerts_they_make_and_split_by_organisat
     # An organisation with more alerts than a transaction holds gets consecutive ones of its own, in order.
     alone = units_by_pairs(index_of("org-a"), breaches, 4)
     assert [[b.fingerprint for b in u.breaches] for u in alone] == [
-        ["fp0", "fp1", "fp2", "fp3"], ["fp4", "fp5", "fp6", "fp7"], ["fp8", "fp9"]]
+        ["fp0", "fp1", "fp2", "fp3"],
+        ["fp4", "fp5", "fp6", "fp7"],
+        ["fp8", "fp9"],
+    ]
     assert all(a.overlaps(b) for a in alone for b in alone)
 
 
@@ -223,8 +278,9 @@ def test_dispatching_unit_by_unit_gives_each_organisation_one_notification_and_c
     assert all(len(n.payload["alerts"]) == 4 for n in store.outbox.values())
     assert len(store.rows) == 24
     # org-gone fired fp0 under a subscription since deleted: its resolution still closes the row, in one unit.
-    store.rows[("org-gone", "fp0")] = dataclasses.replace(store.rows[("org-00", "fp0")], organisation_id="org-gone",
-                                                          id="gone-fp0")
+    store.rows[("org-gone", "fp0")] = dataclasses.replace(
+        store.rows[("org-00", "fp0")], organisation_id="org-gone", id="gone-fp0"
+    )
     resolved = breach("fp0", BreachStatus.RESOLVED, minutes=5)
     units = units_by_pairs(index, [resolved, breach("fp9")], 8)
     assert [u.orphans for u in units] == [True, False]
@@ -240,7 +296,8 @@ def test_a_resolution_of_an_alert_never_raised_is_dropped_with_why_and_sends_not
     report = dispatch(store, index_of("org-a"), [breach("fp1", BreachStatus.RESOLVED)], NOW, TIMING)
     assert (store.rows, store.outbox, store.log) == ({}, {}, {})
     assert [(d.stage, d.decision, d.reason) for d in report.decisions if d.decision == "drop"] == [
-        ("upsert", "drop", "resolution of an alert this organisation never had")]
+        ("upsert", "drop", "resolution of an alert this organisation never had")
+    ]
 
 
 def test_a_breach_observed_before_the_alert_it_updates_is_stale_and_changes_nothing():

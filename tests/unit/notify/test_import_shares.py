@@ -6,9 +6,20 @@ import pytest
 
 from services.notify.store.exposure import ImportShares, shipped_import_shares, supply_affected
 
-TABLE = ImportShares("test", "2024", {"gallium": {
-    "basis": "value", "unit": "EUR", "extra_eu_total": 80.0, "intra_eu_total": 20.0, "hs_codes": ["81129289"],
-    "partners": {"CN": 0.7, "CA": 0.26, "US": 0.04}}})
+TABLE = ImportShares(
+    "test",
+    "2024",
+    {
+        "gallium": {
+            "basis": "value",
+            "unit": "EUR",
+            "extra_eu_total": 80.0,
+            "intra_eu_total": 20.0,
+            "hs_codes": ["81129289"],
+            "partners": {"CN": 0.7, "CA": 0.26, "US": 0.04},
+        }
+    },
+)
 
 
 def test_main_origins_are_the_partners_with_at_least_five_percent() -> None:

@@ -21,26 +21,39 @@ from services.notify.delivery.email import render_email
 from services.notify.settings import NotifySettings
 
 
-@pytest.mark.parametrize(("value", "language", "expected"), [
-    (1234.5, "nl", "1.234,5"), (1234.5, "en", "1,234.5"), (0.71, "nl", "0,71"), (0.71, "en", "0.71"),
-    (1234567, "nl", "1.234.567"), (-12.25, "nl", "-12,2"), (float("nan"), "en", "?"), (None, "nl", "?"),
-    ("49", "en", "?"), (True, "en", "?"),
-])
+@pytest.mark.parametrize(
+    ("value", "language", "expected"),
+    [
+        (1234.5, "nl", "1.234,5"),
+        (1234.5, "en", "1,234.5"),
+        (0.71, "nl", "0,71"),
+        (0.71, "en", "0.71"),
+        (1234567, "nl", "1.234.567"),
+        (-12.25, "nl", "-12,2"),
+        (float("nan"), "en", "?"),
+        (None, "nl", "?"),
+        ("49", "en", "?"),
+        (True, "en", "?"),
+    ],
+)
 def test_numbers_take_the_language_marks(value, language, expected):
     assert locale.number(value, language) == expected
 
 
-@pytest.mark.parametrize(("indicator", "value", "nl", "en"), [
-    ("price_change_30d_pct", 49.432654023557234, "+49,4 %", "+49.4%"),
-    ("top_origin_share", 0.494, "49,4 %", "49.4%"),
-    ("leadtime_ratio", 1.5, "1,50×", "1.50×"),
-    ("stock_cover_days", 12.4, "12 dagen", "12 days"),
-    ("stock_tonnes", 1234.56, "1.234,6 t", "1,234.6 t"),
-    ("concentration_hhi", 4321.0, "4.321", "4,321"),
-    ("price_jump_z", 3.14, "+3,1 sd", "+3.1 sd"),
-    ("price", 812.5, "812,5", "812.5"),
-    ("leadtime_days.CN", 45.0, "45 dagen", "45 days"),
-])
+@pytest.mark.parametrize(
+    ("indicator", "value", "nl", "en"),
+    [
+        ("price_change_30d_pct", 49.432654023557234, "+49,4 %", "+49.4%"),
+        ("top_origin_share", 0.494, "49,4 %", "49.4%"),
+        ("leadtime_ratio", 1.5, "1,50×", "1.50×"),
+        ("stock_cover_days", 12.4, "12 dagen", "12 days"),
+        ("stock_tonnes", 1234.56, "1.234,6 t", "1,234.6 t"),
+        ("concentration_hhi", 4321.0, "4.321", "4,321"),
+        ("price_jump_z", 3.14, "+3,1 sd", "+3.1 sd"),
+        ("price", 812.5, "812,5", "812.5"),
+        ("leadtime_days.CN", 45.0, "45 dagen", "45 days"),
+    ],
+)
 def test_indicator_values_read_in_their_unit(indicator, value, nl, en):
     assert (locale.indicator_value(indicator, value, "nl"), locale.indicator_value(indicator, value, "en")) == (nl, en)
 
@@ -52,7 +65,8 @@ def test_dates_are_in_the_channel_time_zone_with_month_names():
     assert locale.when(winter, "en") == "2 March 2026 08:30 UTC"
     assert locale.when("2026-03-02T08:30:00Z", "en", "Not/AZone") == "2 March 2026 08:30 UTC"
     assert locale.when(datetime(2026, 3, 2, 10, 30, tzinfo=timezone(timedelta(hours=2))), "en") == (
-        "2 March 2026 08:30 UTC")
+        "2 March 2026 08:30 UTC"
+    )
     assert locale.when(None, "nl") == ""
 
 
@@ -68,25 +82,53 @@ def test_severities_statuses_and_sources_are_words_never_ids():
     assert locale.via("product:Radar module>GaN chip", "en") == "product Radar module > GaN chip"
 
 
-ALERT = {"id": "a1", "material": "antimony", "rule": "price-change-30d", "indicator": "price_change_30d_pct",
-         "severity": "critical", "status": "firing", "value": 49.432654023557234, "threshold": 40.0,
-         "warning_threshold": 20.0, "critical_threshold": 40.0, "parameter": "price_volatility",
-         "starts_at": "2026-07-14T06:15:00+00:00", "ends_at": None, "acknowledged_at": None, "open_since": None,
-         "summary": "antimony: 30-day price change +49% is above the critical threshold of +40% (since 2026-07-14)",
-         "evidence": [{"kind": "price", "source": "api:key39449b5c", "time": "2026-07-14T06:15:00+00:00",
-                       "value": 1234.5, "url": "https://example.org/prices/sb"}],
-         "via": ["material:antimony"]}
+ALERT = {
+    "id": "a1",
+    "material": "antimony",
+    "rule": "price-change-30d",
+    "indicator": "price_change_30d_pct",
+    "severity": "critical",
+    "status": "firing",
+    "value": 49.432654023557234,
+    "threshold": 40.0,
+    "warning_threshold": 20.0,
+    "critical_threshold": 40.0,
+    "parameter": "price_volatility",
+    "starts_at": "2026-07-14T06:15:00+00:00",
+    "ends_at": None,
+    "acknowledged_at": None,
+    "open_since": None,
+    "summary": "antimony: 30-day price change +49% is above the critical threshold of +40% (since 2026-07-14)",
+    "evidence": [
+        {
+            "kind": "price",
+            "source": "api:key39449b5c",
+            "time": "2026-07-14T06:15:00+00:00",
+            "value": 1234.5,
+            "url": "https://example.org/prices/sb",
+        }
+    ],
+    "via": ["material:antimony"],
+}
 
 
 def test_the_summary_is_rendered_from_the_machine_fields_in_both_languages():
     assert locale.summary(ALERT, "nl") == (
-        "Antimoon: prijsverandering over 30 dagen +49,4 % ligt boven de drempel voor kritiek van +40,0 %")
+        "Antimoon: prijsverandering over 30 dagen +49,4 % ligt boven de drempel voor kritiek van +40,0 %"
+    )
     assert locale.summary(ALERT, "en") == (
-        "Antimony: 30-day price change +49.4% is above the critical threshold of +40.0%")
+        "Antimony: 30-day price change +49.4% is above the critical threshold of +40.0%"
+    )
     resolved = {**ALERT, "status": "resolved", "value": 12.0, "threshold": 15.0}
     assert locale.summary(resolved, "nl").endswith("+12,0 % ligt weer onder de herstelgrens van +15,0 %; opgelost")
-    floor = {**ALERT, "indicator": "stock_cover_days", "value": 9.0, "threshold": 14.0, "warning_threshold": 30.0,
-             "critical_threshold": 14.0}
+    floor = {
+        **ALERT,
+        "indicator": "stock_cover_days",
+        "value": 9.0,
+        "threshold": 14.0,
+        "warning_threshold": 30.0,
+        "critical_threshold": 14.0,
+    }
     assert locale.summary(floor, "en") == "Antimony: stock cover 9 days is below the critical threshold of 14 days"
     caught_up = {**ALERT, "open_since": "2026-07-01T22:30:00+00:00"}
     assert locale.summary(caught_up, "nl", "Europe/Amsterdam").startswith("Open sinds 2 juli 2026 00:30 CEST. ")
@@ -106,25 +148,36 @@ Onderbouwing:
 
 
 def test_a_dutch_email_is_dutch_throughout_and_matches_the_readme_excerpt():
-    links = {"manage": "https://mews.example/console/subscriptions", "ack:a1": "https://mews.example/v1/ack/t",
-             "unsubscribe": "https://mews.example/v1/unsubscribe/u"}
-    mail = render_email("alert", {"kind": "alert", "status": "firing", "group_key": "immediate:c:antimony",
-                                  "alerts": [ALERT]}, "nl", links, "Europe/Amsterdam")
+    links = {
+        "manage": "https://mews.example/console/subscriptions",
+        "ack:a1": "https://mews.example/v1/ack/t",
+        "unsubscribe": "https://mews.example/v1/unsubscribe/u",
+    }
+    mail = render_email(
+        "alert",
+        {"kind": "alert", "status": "firing", "group_key": "immediate:c:antimony", "alerts": [ALERT]},
+        "nl",
+        links,
+        "Europe/Amsterdam",
+    )
     assert mail.subject == "[mews] KRITIEK antimoon: prijsverandering over 30 dagen"
     assert DUTCH_EXCERPT in mail.text
     assert DUTCH_EXCERPT in (Path(__file__).resolve().parents[3] / "README.md").read_text()  # quoted there
     assert "Afmelden voor dit adres: https://mews.example/v1/unsubscribe/u" in mail.text
     assert '<a href="https://mews.example/v1/unsubscribe/u">Afmelden voor dit adres</a>' in mail.html
-    english = render_email("alert", {"kind": "alert", "status": "firing", "group_key": "immediate:c:antimony",
-                                     "alerts": [ALERT]}, "en", links)
+    english = render_email(
+        "alert",
+        {"kind": "alert", "status": "firing", "group_key": "immediate:c:antimony", "alerts": [ALERT]},
+        "en",
+        links,
+    )
     assert "Value: +49.4% against threshold +40.0% (30-day price change)" in english.text
     assert "price from push API (key39449b5c) at 14 July 2026 06:15 UTC: 1,234.5" in english.text
     assert "Unsubscribe this address: https://mews.example/v1/unsubscribe/u" in english.text
 
 
 def test_every_scoring_rule_has_a_dutch_and_english_name_and_the_english_description_is_scorings():
-    shipped = tomllib.loads((Path(__file__).resolve().parents[3] / "services" / "scoring" / "scoring.toml")
-                            .read_text())
+    shipped = tomllib.loads((Path(__file__).resolve().parents[3] / "services" / "scoring" / "scoring.toml").read_text())
     described = {rule["name"]: rule["description"] for rule in shipped["rules"]}
     assert set(locale.RULES) == set(described)
     for name, description in described.items():
@@ -133,7 +186,9 @@ def test_every_scoring_rule_has_a_dutch_and_english_name_and_the_english_descrip
         assert locale.rule_title(name, "nl") != name
     assert locale.rule_title("price-change-30d", "nl") == "prijsverandering over 30 dagen"
     assert (locale.rule_title("gallium-own", "nl"), locale.rule_description("gallium-own", "nl")) == (
-        "gallium-own", "")  # a rule of a material alone shows its name
+        "gallium-own",
+        "",
+    )  # a rule of a material alone shows its name
 
 
 def test_emails_and_cards_show_the_rule_in_words_and_webhooks_keep_its_id():
@@ -144,39 +199,53 @@ def test_emails_and_cards_show_the_rule_in_words_and_webhooks_keep_its_id():
     english = render_email("alert", payload, "en", links)
     assert english.subject == "[mews] CRITICAL antimony: 30-day price change"
     assert "Rule: A sustained price rise over a month (month-on-month for monthly series)." in english.text
-    assert "<th align=\"left\">Rule</th><td>A sustained price rise over a month" in english.html
+    assert '<th align="left">Rule</th><td>A sustained price rise over a month' in english.html
     card = teams_message(payload, links, "nl")["attachments"][0]["content"]
     facts = {f["title"]: f["value"] for f in card["body"][2]["facts"]}
-    assert facts["Regel"] == ("prijsverandering over 30 dagen: Een aanhoudende prijsstijging over een maand "
-                              "(maand op maand bij maandreeksen).")
+    assert facts["Regel"] == (
+        "prijsverandering over 30 dagen: Een aanhoudende prijsstijging over een maand "
+        "(maand op maand bij maandreeksen)."
+    )
     assert card["actions"][0]["title"] == "Bevestigen: antimoon, prijsverandering over 30 dagen"
     slack = slack_message(payload, links, "en")
     fields = [f["text"] for f in slack["blocks"][1]["fields"]]
     assert "*Rule*\n30-day price change: A sustained price rise over a month (month-on-month for monthly series)." in (
-        fields)
+        fields
+    )
     [webhook] = localised_payload(payload, "nl")["alerts"]
     assert (webhook["rule"], webhook["rule_localised"]) == ("price-change-30d", "prijsverandering over 30 dagen")
     assert webhook["rule_description_localised"].startswith("Een aanhoudende prijsstijging")
 
 
 def test_an_admin_notice_reads_in_the_channels_language_and_time_zone():
-    notice = {"recipients": ["admin@ezk.test"], "channel_id": "chan-1", "channel_kind": "teams",
-              "reason": "receiver answered HTTP 404: the chat webhook refuses messages for good",
-              "cause": {"kind": "gone", "status_code": 404},
-              "target_host": "prod.westeurope.logic.azure.com", "disabled_at": "2026-07-14T06:15:00+00:00"}
+    notice = {
+        "recipients": ["admin@ezk.test"],
+        "channel_id": "chan-1",
+        "channel_kind": "teams",
+        "reason": "receiver answered HTTP 404: the chat webhook refuses messages for good",
+        "cause": {"kind": "gone", "status_code": 404},
+        "target_host": "prod.westeurope.logic.azure.com",
+        "disabled_at": "2026-07-14T06:15:00+00:00",
+    }
     links = {"manage": "https://mews.example/console/subscriptions"}
     dutch = render_email("admin_notice", notice, "nl", links, "Europe/Amsterdam")
     assert dutch.subject == "[mews] Kanaal uitgeschakeld: Microsoft Teams op prod.westeurope.logic.azure.com"
     assert "mews heeft een Microsoft Teams-kanaal van uw organisatie uitgeschakeld." in dutch.text
-    assert "Reden: de ontvanger antwoordde HTTP 404: hij neemt geen berichten meer aan\n" \
-           "Uitgeschakeld op: 14 juli 2026 08:15 CEST\n" in dutch.text
+    assert (
+        "Reden: de ontvanger antwoordde HTTP 404: hij neemt geen berichten meer aan\n"
+        "Uitgeschakeld op: 14 juli 2026 08:15 CEST\n" in dutch.text
+    )
     assert "<li>Uitgeschakeld op: 14 juli 2026 08:15 CEST</li>" in dutch.html
-    failures = {**notice, "channel_kind": "webhook",
-                "cause": {"kind": "failures", "count": 3, "last_error": "HTTP 503"}}
+    failures = {
+        **notice,
+        "channel_kind": "webhook",
+        "cause": {"kind": "failures", "count": 3, "last_error": "HTTP 503"},
+    }
     english = render_email("admin_notice", failures, "en", links, "America/New_York")
     assert english.subject == "[mews] Channel disabled: webhook at prod.westeurope.logic.azure.com"
     assert "Reason: 3 notifications in a row failed; last: HTTP 503\nDisabled at: 14 July 2026 02:15 EDT\n" in (
-        english.text)
+        english.text
+    )
     # A notice queued before its cause was kept says the English reason, in UTC when the channel has no zone.
     older = {k: v for k, v in notice.items() if k not in ("cause", "channel_kind")}
     assert "Reason: receiver answered HTTP 404" in render_email("admin_notice", older, "en", links).text
@@ -185,7 +254,8 @@ def test_an_admin_notice_reads_in_the_channels_language_and_time_zone():
 
 def test_manage_link_is_the_consoles_subscriptions_page_or_the_configured_template():
     assert manage_url(NotifySettings(public_base_url="https://mews.example/"), "org-1") == (
-        "https://mews.example/console/subscriptions")
+        "https://mews.example/console/subscriptions"
+    )
     configured = NotifySettings(manage_url="https://console.example/orgs/{organisation_id}/subscriptions")
     assert manage_url(configured, "org-1") == "https://console.example/orgs/org-1/subscriptions"
 

@@ -7,12 +7,19 @@ from shared.events import Severity
 
 SPECS = [
     SubscriptionSpec("s1", "org-a", Severity.WARNING, ("hook-a",), material="gallium"),
-    SubscriptionSpec("s2", "org-b", Severity.WARNING, ("mail-b",), product_name="Radar module",
-                     bom=(("GaN chip", "gallium"), ("Housing", "aluminium"), ("GaAs amplifier", "gallium"))),
+    SubscriptionSpec(
+        "s2",
+        "org-b",
+        Severity.WARNING,
+        ("mail-b",),
+        product_name="Radar module",
+        bom=(("GaN chip", "gallium"), ("Housing", "aluminium"), ("GaAs amplifier", "gallium")),
+    ),
     SubscriptionSpec("s3", "org-c", Severity.CRITICAL, ("hook-c",), material="gallium"),
     SubscriptionSpec("s4", "org-d", Severity.WARNING, ("hook-d",), material="germanium"),
-    SubscriptionSpec("s5", "org-a", Severity.WARNING, ("mail-a", "hook-a"), product_name="Charger",
-                     bom=(("Power stage", "gallium"),)),
+    SubscriptionSpec(
+        "s5", "org-a", Severity.WARNING, ("mail-a", "hook-a"), product_name="Charger", bom=(("Power stage", "gallium"),)
+    ),
 ]
 
 

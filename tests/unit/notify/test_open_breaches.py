@@ -23,11 +23,21 @@ def sessions(tmp_path):
     engine.dispose()
 
 
-def breach(fingerprint: str, minutes: int, status: BreachStatus = BreachStatus.FIRING,
-           severity: Severity = Severity.WARNING) -> BreachRaised:
-    return BreachRaised(fingerprint=fingerprint, material="antimony", rule="price_spike", indicator="price",
-                        severity=severity, status=status, value=1.0, starts_at=AT,
-                        observed_at=AT + timedelta(minutes=minutes), summary="antimony")
+def breach(
+    fingerprint: str, minutes: int, status: BreachStatus = BreachStatus.FIRING, severity: Severity = Severity.WARNING
+) -> BreachRaised:
+    return BreachRaised(
+        fingerprint=fingerprint,
+        material="antimony",
+        rule="price_spike",
+        indicator="price",
+        severity=severity,
+        status=status,
+        value=1.0,
+        starts_at=AT,
+        observed_at=AT + timedelta(minutes=minutes),
+        summary="antimony",
+    )
 
 
 def test_latest_firing_state_is_kept_and_a_resolution_forgets_it(sessions) -> None:

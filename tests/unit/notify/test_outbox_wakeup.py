@@ -49,8 +49,14 @@ def test_the_listen_connection_uses_the_database_url_credentials():
     info = conninfo_of("postgresql+psycopg://mews:s%40cret@db.internal:5433/notify?sslmode=require")
     assert info is not None
     parts = dict(p.split("=", 1) for p in info.split())
-    assert parts == {"user": "mews", "password": "s@cret", "host": "db.internal", "port": "5433",
-                     "dbname": "notify", "sslmode": "require"}
+    assert parts == {
+        "user": "mews",
+        "password": "s@cret",
+        "host": "db.internal",
+        "port": "5433",
+        "dbname": "notify",
+        "sslmode": "require",
+    }
     assert conninfo_of("sqlite:///var/notify.db") is None
 
 
@@ -63,8 +69,14 @@ async def test_a_receiver_is_its_host_and_port_and_email_is_the_smtp_server():
     from services.notify.worker import smtp_from
 
     async with httpx.AsyncClient() as http:
-        worker = OutboxWorker(None, http, smtp_from(settings), lambda url: None, settings,  # type: ignore[arg-type]
-                              limits=DeliveryLimits(concurrency=4, per_target=2))
+        worker = OutboxWorker(
+            None,
+            http,
+            smtp_from(settings),
+            lambda url: None,
+            settings,  # type: ignore[arg-type]
+            limits=DeliveryLimits(concurrency=4, per_target=2),
+        )
         assert worker.target_of(claim("alert", "https://Hooks.Example.org/a")) == "hooks.example.org:443"
         assert worker.target_of(claim("alert", "https://hooks.example.org:8443/b")) == "hooks.example.org:8443"
         assert worker.target_of(claim("alert", "http://10.0.0.5/c")) == "10.0.0.5:80"

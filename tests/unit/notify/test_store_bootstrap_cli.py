@@ -14,9 +14,23 @@ def test_bootstrap_org_prints_a_working_admin_key_only_on_stdout(tmp_path) -> No
     url = f"sqlite:///{tmp_path / 'notify.db'}"
     runner = CliRunner()
     assert runner.invoke(notify, ["migrate", "--database-url", url]).exit_code == 0
-    result = runner.invoke(notify, ["bootstrap-org", "--name", "Ministerie van EZK", "--kind", "ministry",
-                                    "--clearance", "government", "--platform-admin", "--admin-email",
-                                    "crisis@ezk.example", "--database-url", url])
+    result = runner.invoke(
+        notify,
+        [
+            "bootstrap-org",
+            "--name",
+            "Ministerie van EZK",
+            "--kind",
+            "ministry",
+            "--clearance",
+            "government",
+            "--platform-admin",
+            "--admin-email",
+            "crisis@ezk.example",
+            "--database-url",
+            url,
+        ],
+    )
     assert result.exit_code == 0, result.output
     key = result.stdout.strip()
     assert key.startswith("mews_")
@@ -30,7 +44,11 @@ def test_bootstrap_org_prints_a_working_admin_key_only_on_stdout(tmp_path) -> No
             assert found.role == "admin"
             organisation = session.get(Organisation, found.organisation_id)
             assert (organisation.name, organisation.kind, organisation.clearance, organisation.platform_admin) == (
-                "Ministerie van EZK", "ministry", "government", True)
+                "Ministerie van EZK",
+                "ministry",
+                "government",
+                True,
+            )
             assert session.get(User, found.user_id).email == "crisis@ezk.example"
     finally:
         engine.dispose()

@@ -86,9 +86,13 @@ EXPIRES = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 def test_ack_token_carries_an_hmac_sha256_over_alert_organisation_and_expiry() -> None:
     token = sign_ack_token(KEY, "alert-1", "org-1", EXPIRES)
-    expected_mac = base64.urlsafe_b64encode(
-        hmac.new(KEY.encode(), f"ack|alert-1|org-1|{int(EXPIRES.timestamp())}".encode(), hashlib.sha256).digest()
-    ).rstrip(b"=").decode()
+    expected_mac = (
+        base64.urlsafe_b64encode(
+            hmac.new(KEY.encode(), f"ack|alert-1|org-1|{int(EXPIRES.timestamp())}".encode(), hashlib.sha256).digest()
+        )
+        .rstrip(b"=")
+        .decode()
+    )
     assert token == f"alert-1.org-1.{int(EXPIRES.timestamp())}.{expected_mac}"
 
 
@@ -98,14 +102,17 @@ def test_ack_token_is_valid_until_it_expires() -> None:
     assert verify_ack_token(KEY, token, EXPIRES) == "expired"
 
 
-@pytest.mark.parametrize(("mangle", "reason"), [
-    (lambda t: t.replace("alert-1", "alert-2"), "bad signature"),
-    (lambda t: t.replace("org-1", "org-2"), "bad signature"),
-    (lambda t: t.replace(str(int(EXPIRES.timestamp())), str(int(EXPIRES.timestamp()) + 3600)), "bad signature"),
-    (lambda t: t[:-2] + ("xx" if not t.endswith("xx") else "yy"), "bad signature"),
-    (lambda t: t.rsplit(".", 1)[0], "malformed token"),
-    (lambda t: "alert-1.org-1.soon.mac", "malformed token"),
-])
+@pytest.mark.parametrize(
+    ("mangle", "reason"),
+    [
+        (lambda t: t.replace("alert-1", "alert-2"), "bad signature"),
+        (lambda t: t.replace("org-1", "org-2"), "bad signature"),
+        (lambda t: t.replace(str(int(EXPIRES.timestamp())), str(int(EXPIRES.timestamp()) + 3600)), "bad signature"),
+        (lambda t: t[:-2] + ("xx" if not t.endswith("xx") else "yy"), "bad signature"),
+        (lambda t: t.rsplit(".", 1)[0], "malformed token"),
+        (lambda t: "alert-1.org-1.soon.mac", "malformed token"),
+    ],
+)
 def test_a_changed_ack_token_is_refused(mangle, reason: str) -> None:
     token = sign_ack_token(KEY, "alert-1", "org-1", EXPIRES)
     assert verify_ack_token(KEY, mangle(token), EXPIRES - timedelta(days=1)) == reason

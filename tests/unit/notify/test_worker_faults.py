@@ -54,8 +54,11 @@ async def test_run_restarts_a_failing_loop_and_says_not_ready_while_it_waits(not
     task = asyncio.create_task(notifier.run())
     await eventually(lambda: "database" in notifier.waiting, within=5, what="the database fault waited out")
     seen_while_waiting.append(await notifier.database_ready())
-    await eventually(lambda: calls.count("consume") == 4 and calls.count("sweep") >= 3, within=10,
-                     what="the faults waited out and the sweep retried")
+    await eventually(
+        lambda: calls.count("consume") == 4 and calls.count("sweep") >= 3,
+        within=10,
+        what="the faults waited out and the sweep retried",
+    )
     assert not task.done()
     assert calls.count("consume") == 4  # three faults waited out (0.2 s, 0.4 s, 0.8 s), then it runs
     assert calls.count("sweep") >= 3  # a loop that keeps failing keeps being retried, never ends the process

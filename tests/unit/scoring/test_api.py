@@ -26,36 +26,83 @@ def evidence(eid: str, level: Classification) -> Evidence:
     return Evidence(id=eid, source="s", kind="price", time=T, value=1.0, classification=level)
 
 
-def breach(material: str, rule: str, level: Classification, items: list[Evidence], status: str = "firing",
-           severity: str = "warning") -> BreachRaised:
-    return BreachRaised(fingerprint=f"{material}-{rule}", material=material, rule=rule, indicator="price",
-                        severity=severity, status=status, value=1.0, starts_at=T, observed_at=T,
-                        summary=f"{rule} on {material}", evidence=items, classification=level)
+def breach(
+    material: str,
+    rule: str,
+    level: Classification,
+    items: list[Evidence],
+    status: str = "firing",
+    severity: str = "warning",
+) -> BreachRaised:
+    return BreachRaised(
+        fingerprint=f"{material}-{rule}",
+        material=material,
+        rule=rule,
+        indicator="price",
+        severity=severity,
+        status=status,
+        value=1.0,
+        starts_at=T,
+        observed_at=T,
+        summary=f"{rule} on {material}",
+        evidence=items,
+        classification=level,
+    )
 
 
-def snapshot(material: str, score: float | None, level: Classification = Classification.PUBLIC,
-             controls: list[dict] | None = None) -> IndicatorSnapshot:
-    return IndicatorSnapshot(material=material, as_of=T, indicators={"price": 10.0}, risk_score=score,
-                             components={"volatility": 5.0} if score is not None else {},
-                             export_controls=controls or [], classification=level)
+def snapshot(
+    material: str,
+    score: float | None,
+    level: Classification = Classification.PUBLIC,
+    controls: list[dict] | None = None,
+) -> IndicatorSnapshot:
+    return IndicatorSnapshot(
+        material=material,
+        as_of=T,
+        indicators={"price": 10.0},
+        risk_score=score,
+        components={"volatility": 5.0} if score is not None else {},
+        export_controls=controls or [],
+        classification=level,
+    )
 
 
 @pytest.fixture
 def client() -> TestClient:
     view = MaterialsView()
-    controls = [{"country": "CN", "measure": "export_licence", "classification": "public"},
-                {"country": "CN", "measure": "export_ban", "classification": "government"}]
-    for snap in (snapshot("gallium", 70.0, controls=controls), snapshot("germanium", 40.0),
-                 snapshot("antimony", 90.0, Classification.GOVERNMENT), snapshot("tin", None)):
+    controls = [
+        {"country": "CN", "measure": "export_licence", "classification": "public"},
+        {"country": "CN", "measure": "export_ban", "classification": "government"},
+    ]
+    for snap in (
+        snapshot("gallium", 70.0, controls=controls),
+        snapshot("germanium", 40.0),
+        snapshot("antimony", 90.0, Classification.GOVERNMENT),
+        snapshot("tin", None),
+    ):
         view.apply(snap)
     view.apply(breach("gallium", "price-jump", Classification.PUBLIC, [evidence("p1", Classification.PUBLIC)]))
-    view.apply(breach("gallium", "leadtime", Classification.GOVERNMENT,
-                      [evidence("g1", Classification.GOVERNMENT)], severity="critical"))
-    view.apply(breach("gallium", "mixed", Classification.RESTRICTED,
-                      [evidence("p2", Classification.PUBLIC), evidence("r1", Classification.RESTRICTED)]))
+    view.apply(
+        breach(
+            "gallium",
+            "leadtime",
+            Classification.GOVERNMENT,
+            [evidence("g1", Classification.GOVERNMENT)],
+            severity="critical",
+        )
+    )
+    view.apply(
+        breach(
+            "gallium",
+            "mixed",
+            Classification.RESTRICTED,
+            [evidence("p2", Classification.PUBLIC), evidence("r1", Classification.RESTRICTED)],
+        )
+    )
     view.apply(breach("gallium", "old", Classification.PUBLIC, [], status="resolved"))
-    settings = ScoringSettings(api_keys=f"{digest(GOV_KEY)}:government,{digest(RESTRICTED_KEY)}:restricted,"
-                                        f"{digest(PUBLIC_KEY)}")
+    settings = ScoringSettings(
+        api_keys=f"{digest(GOV_KEY)}:government,{digest(RESTRICTED_KEY)}:restricted,{digest(PUBLIC_KEY)}"
+    )
     return TestClient(create_api(settings, view))
 
 
@@ -76,13 +123,21 @@ def test_an_unknown_material_is_404(client):
 
 
 def test_government_breaches_are_shown_only_to_a_government_key(client):
-    rules = {key: {b["rule"] for b in get(client, "/v1/materials/gallium", key).json()["open_breaches"]}
-             for key in (GOV_KEY, RESTRICTED_KEY, PUBLIC_KEY)}
-    assert rules == {GOV_KEY: {"price-jump", "leadtime", "mixed"}, RESTRICTED_KEY: {"price-jump", "mixed"},
-                     PUBLIC_KEY: {"price-jump"}}
-    counts = {key: {m["material"]: (m["open_breaches"], m["highest_severity"])
-                    for m in get(client, "/v1/materials", key).json()}["gallium"]
-              for key in (GOV_KEY, PUBLIC_KEY)}
+    rules = {
+        key: {b["rule"] for b in get(client, "/v1/materials/gallium", key).json()["open_breaches"]}
+        for key in (GOV_KEY, RESTRICTED_KEY, PUBLIC_KEY)
+    }
+    assert rules == {
+        GOV_KEY: {"price-jump", "leadtime", "mixed"},
+        RESTRICTED_KEY: {"price-jump", "mixed"},
+        PUBLIC_KEY: {"price-jump"},
+    }
+    counts = {
+        key: {
+            m["material"]: (m["open_breaches"], m["highest_severity"]) for m in get(client, "/v1/materials", key).json()
+        }["gallium"]
+        for key in (GOV_KEY, PUBLIC_KEY)
+    }
     assert counts == {GOV_KEY: (3, "critical"), PUBLIC_KEY: (1, "warning")}
 
 
@@ -92,8 +147,10 @@ def test_a_resolved_breach_is_not_listed_as_open(client):
 
 
 def test_export_controls_above_the_clearance_are_left_out(client):
-    measures = {key: [c["measure"] for c in get(client, "/v1/materials/gallium", key).json()["export_controls"]]
-                for key in (GOV_KEY, PUBLIC_KEY)}
+    measures = {
+        key: [c["measure"] for c in get(client, "/v1/materials/gallium", key).json()["export_controls"]]
+        for key in (GOV_KEY, PUBLIC_KEY)
+    }
     assert measures == {GOV_KEY: ["export_licence", "export_ban"], PUBLIC_KEY: ["export_licence"]}
 
 
@@ -101,23 +158,43 @@ def test_evidence_above_the_clearance_is_removed_from_a_visible_breach():
     view = MaterialsView()
     view.apply(snapshot("gallium", 10.0))
     # Inconsistent on purpose (a public breach should carry only public evidence): the filter must still hold.
-    view.apply(breach("gallium", "leaky", Classification.PUBLIC,
-                      [evidence("p1", Classification.PUBLIC), evidence("g1", Classification.GOVERNMENT)]))
+    view.apply(
+        breach(
+            "gallium",
+            "leaky",
+            Classification.PUBLIC,
+            [evidence("p1", Classification.PUBLIC), evidence("g1", Classification.GOVERNMENT)],
+        )
+    )
     client = TestClient(create_api(ScoringSettings(api_keys=digest(PUBLIC_KEY)), view))
     shown = get(client, "/v1/materials/gallium", PUBLIC_KEY).json()["open_breaches"]
     assert [[e["id"] for e in b["evidence"]] for b in shown] == [["p1"]]
 
 
 def test_risk_ranking_is_by_score_and_withholds_scores_resting_on_inputs_above_the_clearance(client):
-    ranked = {key: [(r["rank"], r["material"], r["risk_score"], r["withheld"])
-                    for r in get(client, "/v1/risk", key).json()] for key in (GOV_KEY, PUBLIC_KEY)}
-    assert ranked[GOV_KEY] == [(1, "antimony", 90.0, False), (2, "gallium", 70.0, False),
-                               (3, "germanium", 40.0, False), (4, "tin", None, False)]
-    assert ranked[PUBLIC_KEY] == [(1, "gallium", 70.0, False), (2, "germanium", 40.0, False),
-                                  (3, "antimony", None, True), (4, "tin", None, False)]
+    ranked = {
+        key: [(r["rank"], r["material"], r["risk_score"], r["withheld"]) for r in get(client, "/v1/risk", key).json()]
+        for key in (GOV_KEY, PUBLIC_KEY)
+    }
+    assert ranked[GOV_KEY] == [
+        (1, "antimony", 90.0, False),
+        (2, "gallium", 70.0, False),
+        (3, "germanium", 40.0, False),
+        (4, "tin", None, False),
+    ]
+    assert ranked[PUBLIC_KEY] == [
+        (1, "gallium", 70.0, False),
+        (2, "germanium", 40.0, False),
+        (3, "antimony", None, True),
+        (4, "tin", None, False),
+    ]
     detail = get(client, "/v1/materials/antimony", PUBLIC_KEY).json()
     assert (detail["risk_score"], detail["indicators"], detail["components"], detail["withheld"]) == (
-        None, {}, {}, True)
+        None,
+        {},
+        {},
+        True,
+    )
 
 
 def test_materials_list_every_material_with_its_latest_score(client):
@@ -139,8 +216,13 @@ def test_malformed_key_entries_are_refused_at_start_without_echoing_them(entry):
 
 
 def _at(material: str, minutes: int, score: float, level: Classification = Classification.PUBLIC) -> IndicatorSnapshot:
-    return IndicatorSnapshot(material=material, as_of=T + timedelta(minutes=minutes), indicators={"price": score},
-                             risk_score=score, classification=level)
+    return IndicatorSnapshot(
+        material=material,
+        as_of=T + timedelta(minutes=minutes),
+        indicators={"price": score},
+        risk_score=score,
+        classification=level,
+    )
 
 
 def test_history_keeps_the_last_snapshots_oldest_first_and_a_snapshot_read_again_once():
@@ -165,10 +247,18 @@ def test_history_route_shows_points_oldest_first_without_those_above_the_clearan
     view.apply(_at("tin", 0, 5.0))
     settings = ScoringSettings(api_keys=f"{digest(GOV_KEY)}:government,{digest(PUBLIC_KEY)}")
     client = TestClient(create_api(settings, view))
-    shown = {key: {h["material"]: [p["risk_score"] for p in h["points"]]
-                   for h in get(client, "/v1/history", key).json()} for key in (GOV_KEY, PUBLIC_KEY)}
-    assert shown == {GOV_KEY: {"gallium": [10.0, 20.0, 30.0], "tin": [5.0]},
-                     PUBLIC_KEY: {"gallium": [10.0, 30.0], "tin": [5.0]}}
+    shown = {
+        key: {h["material"]: [p["risk_score"] for p in h["points"]] for h in get(client, "/v1/history", key).json()}
+        for key in (GOV_KEY, PUBLIC_KEY)
+    }
+    assert shown == {
+        GOV_KEY: {"gallium": [10.0, 20.0, 30.0], "tin": [5.0]},
+        PUBLIC_KEY: {"gallium": [10.0, 30.0], "tin": [5.0]},
+    }
     narrowed = get(client, "/v1/history?material=tin&material=unobtainium", GOV_KEY).json()
-    assert narrowed == [{"material": "tin", "points": [
-        {"as_of": "2025-03-03T00:00:00Z", "risk_score": 5.0, "indicators": {"price": 5.0}}]}]
+    assert narrowed == [
+        {
+            "material": "tin",
+            "points": [{"as_of": "2025-03-03T00:00:00Z", "risk_score": 5.0, "indicators": {"price": 5.0}}],
+        }
+    ]

@@ -47,25 +47,68 @@ def synthetic_inputs(seed: int = 7) -> ReadReport:
             else:
                 jump = rng.gauss(0, 8 * sigma) if rng.random() < 0.004 else 0.0
                 price *= math.exp(rng.gauss(0, sigma) + jump)
-            report.inputs.append(_input(PriceObserved(
-                material=material, source="synthetic", observed_at=day, price=price, currency="USD",
-                unit="kg", series=f"spot-{m}")))
+            report.inputs.append(
+                _input(
+                    PriceObserved(
+                        material=material,
+                        source="synthetic",
+                        observed_at=day,
+                        price=price,
+                        currency="USD",
+                        unit="kg",
+                        series=f"spot-{m}",
+                    )
+                )
+            )
     for week in range(150):
         days_quoted = 60.0 + rng.gauss(0, 4) + (70.0 if 90 <= week < 100 else 0.0)
-        report.inputs.append(_input(LeadTimeQuoted(
-            material="gallium", source="survey", quoted_at=start + timedelta(weeks=week, days=1),
-            lead_time_days=max(1.0, days_quoted), origin_country="CN" if week % 3 else "JP", supplier="s")))
+        report.inputs.append(
+            _input(
+                LeadTimeQuoted(
+                    material="gallium",
+                    source="survey",
+                    quoted_at=start + timedelta(weeks=week, days=1),
+                    lead_time_days=max(1.0, days_quoted),
+                    origin_country="CN" if week % 3 else "JP",
+                    supplier="s",
+                )
+            )
+        )
     for month in range(36):
         period = f"{2019 + month // 12}-{month % 12 + 1:02d}"
         for partner, share in (("CN", 0.6 + 0.3 * (month >= 18)), ("JP", 0.3), ("DE", 0.1)):
-            report.inputs.append(_input(TradeFlowReported(
-                material="germanium", source="comext", reporter="EU27", partner=partner, hs_code="81129295",
-                period=period, quantity_kg=1000.0 * share, value_eur=50000.0 * share * rng.uniform(0.9, 1.1))))
-    for title, measure, at in (("China restricts germanium exports", "export_licence", datetime(2020, 7, 3)),
-                               ("China suspends germanium export licences", "easing", datetime(2021, 3, 1))):
-        report.inputs.append(_input(NewsReported(
-            material="germanium", item_id=title, source="mofcom", title=title, published_at=at.replace(tzinfo=UTC),
-            countries=["CN"], measure=measure, relevant=True)))
+            report.inputs.append(
+                _input(
+                    TradeFlowReported(
+                        material="germanium",
+                        source="comext",
+                        reporter="EU27",
+                        partner=partner,
+                        hs_code="81129295",
+                        period=period,
+                        quantity_kg=1000.0 * share,
+                        value_eur=50000.0 * share * rng.uniform(0.9, 1.1),
+                    )
+                )
+            )
+    for title, measure, at in (
+        ("China restricts germanium exports", "export_licence", datetime(2020, 7, 3)),
+        ("China suspends germanium export licences", "easing", datetime(2021, 3, 1)),
+    ):
+        report.inputs.append(
+            _input(
+                NewsReported(
+                    material="germanium",
+                    item_id=title,
+                    source="mofcom",
+                    title=title,
+                    published_at=at.replace(tzinfo=UTC),
+                    countries=["CN"],
+                    measure=measure,
+                    relevant=True,
+                )
+            )
+        )
     return report
 
 
@@ -79,8 +122,11 @@ def rendered(result: BacktestResult) -> tuple[str, str]:
     """The breach report (CSV) and the counts and final indicators (JSON) of a replay."""
     out = io.StringIO()
     write_report(result.breaches, out, "csv")
-    final = {"applied": result.applied, "rejected": dict(sorted(result.rejected.items())),
-             "indicators": {m: s.flat_indicators() for m, s in sorted(result.states.items())}}
+    final = {
+        "applied": result.applied,
+        "rejected": dict(sorted(result.rejected.items())),
+        "indicators": {m: s.flat_indicators() for m, s in sorted(result.states.items())},
+    }
     return out.getvalue(), json.dumps(final, indent=1, sort_keys=True) + "\n"
 
 

@@ -10,11 +10,20 @@ NORMS = {"volatility_ref": 0.6, "price_trend_ref_pct": 50.0, "leadtime_ratio_ref
 
 
 def test_components_are_normalised_and_clipped():
-    c = normalise_components({"price_volatility": 0.3, "price_change_30d_pct": 75.0, "leadtime_ratio": 1.5,
-                              "governance_hhi": 5000.0, "import_reliance": 0.8, "export_control_severity": 0.6},
-                             **NORMS)
-    assert c == pytest.approx({"volatility": 0.5, "price_trend": 1.0, "leadtime": 0.5, "concentration": 0.4,
-                               "export_controls": 0.6})
+    c = normalise_components(
+        {
+            "price_volatility": 0.3,
+            "price_change_30d_pct": 75.0,
+            "leadtime_ratio": 1.5,
+            "governance_hhi": 5000.0,
+            "import_reliance": 0.8,
+            "export_control_severity": 0.6,
+        },
+        **NORMS,
+    )
+    assert c == pytest.approx(
+        {"volatility": 0.5, "price_trend": 1.0, "leadtime": 0.5, "concentration": 0.4, "export_controls": 0.6}
+    )
 
 
 def test_falling_prices_and_short_lead_times_score_zero_not_negative():

@@ -19,15 +19,28 @@ from services.scoring.config import (
 )
 from shared.durations import parse_duration
 
-RULE = {"name": "price-change-1d", "indicator": "price_change_1d_pct", "direction": "above", "warning": 20,
-        "critical": 40, "clear": 10, "for": "0s"}
+RULE = {
+    "name": "price-change-1d",
+    "indicator": "price_change_1d_pct",
+    "direction": "above",
+    "warning": 20,
+    "critical": 40,
+    "clear": 10,
+    "for": "0s",
+}
 
 
 def test_shipped_config_has_the_demo_gallium_price_rule():
     cfg = load_config()
     rule = {r.name: r for r in cfg.rules_for("gallium")}["price-change-1d"]
     assert (rule.indicator, rule.direction, rule.warning, rule.critical, rule.clear, rule.for_seconds) == (
-        "price_change_1d_pct", "above", 20.0, 40.0, 10.0, 0.0)
+        "price_change_1d_pct",
+        "above",
+        20.0,
+        40.0,
+        10.0,
+        0.0,
+    )
 
 
 def test_material_override_changes_only_named_fields():
@@ -38,22 +51,35 @@ def test_material_override_changes_only_named_fields():
 
 
 def test_material_can_disable_a_rule_and_add_its_own():
-    cfg = parse_config({"rules": [RULE], "materials": {"gallium": {"rules": {
-        "price-change-1d": {"disabled": True},
-        "gallium-leadtime": {"indicator": "leadtime_days", "warning": 60, "clear": 45}}}}})
+    cfg = parse_config(
+        {
+            "rules": [RULE],
+            "materials": {
+                "gallium": {
+                    "rules": {
+                        "price-change-1d": {"disabled": True},
+                        "gallium-leadtime": {"indicator": "leadtime_days", "warning": 60, "clear": 45},
+                    }
+                }
+            },
+        }
+    )
     assert [r.name for r in cfg.rules_for("gallium")] == ["gallium-leadtime"]
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"indicator": "price_change_2d_pct"}, "unknown indicator"),
-    ({"direction": "sideways"}, "direction must be"),
-    ({"clear": 30}, "clear 30 must not be above"),
-    ({"critical": 10}, "critical 10 must be above warning 20"),
-    ({"for": "soon"}, "not a duration"),
-    ({"warning": None, "critical": None}, "needs a warning or a critical"),
-    ({"threshold": 3}, "unknown key"),
-    ({"parameter": "vibes"}, "not a CRMA Art. 20\\(1\\) monitoring parameter"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"indicator": "price_change_2d_pct"}, "unknown indicator"),
+        ({"direction": "sideways"}, "direction must be"),
+        ({"clear": 30}, "clear 30 must not be above"),
+        ({"critical": 10}, "critical 10 must be above warning 20"),
+        ({"for": "soon"}, "not a duration"),
+        ({"warning": None, "critical": None}, "needs a warning or a critical"),
+        ({"threshold": 3}, "unknown key"),
+        ({"parameter": "vibes"}, "not a CRMA Art. 20\\(1\\) monitoring parameter"),
+    ],
+)
 def test_invalid_rule_is_refused_with_an_error_naming_the_rule(change, message):
     spec = {k: v for k, v in {**RULE, **change}.items() if v is not None}
     with pytest.raises(ConfigError, match=message) as info:
@@ -80,11 +106,14 @@ def test_durations():
     assert parse_duration("90m") == 5400
 
 
-@pytest.mark.parametrize(("price", "message"), [
-    ({"jump_sd_flor": 0.1}, r"price: unknown key\(s\) jump_sd_flor"),
-    ({"jump_min_returns": 70}, "must not exceed price.jump_window"),
-    ({"jump_sd_floor": -0.1}, "cannot be negative"),
-])
+@pytest.mark.parametrize(
+    ("price", "message"),
+    [
+        ({"jump_sd_flor": 0.1}, r"price: unknown key\(s\) jump_sd_flor"),
+        ({"jump_min_returns": 70}, "must not exceed price.jump_window"),
+        ({"jump_sd_floor": -0.1}, "cannot be negative"),
+    ],
+)
 def test_invalid_price_parameters_are_refused_with_an_error_naming_them(price, message):
     with pytest.raises(ConfigError, match=message):
         parse_config({"price": price})
@@ -95,7 +124,11 @@ def test_an_empty_file_scores_with_the_sections_own_defaults():
     assert (cfg.price, cfg.normalisation, cfg.history) == (PriceParams(), Normalisation(), History())
     assert (cfg.price.volatility_window, cfg.normalisation.min_coverage, cfg.history.news_signals) == (30, 0.5, 100)
     assert (cfg.leadtime_baseline_days, cfg.leadtime_trend_days, cfg.reporter, cfg.trade_window_months) == (
-        365.0, 90.0, "EU27", 12)
+        365.0,
+        90.0,
+        "EU27",
+        12,
+    )
 
 
 def test_a_section_built_in_code_is_checked_as_in_the_file():
@@ -113,51 +146,62 @@ def test_shipped_config_floors_the_jump_z_score():
     assert (price.jump_min_returns, price.jump_sd_floor) == (20, 0.10)
 
 
-@pytest.mark.parametrize(("data", "entry"), [
-    ({"lateness": {"prices": "7d"}}, "lateness: unknown key(s) prices"),
-    ({"lateness": {"stocks": "30d"}}, "lateness: unknown key(s) stocks"),
-    ({"price": {"ewma_lamda": 0.9}}, "price: unknown key(s) ewma_lamda"),
-    ({"leadtime": {"baselin_days": 200}}, "leadtime: unknown key(s) baselin_days"),
-    ({"dependency": {"window_month": 6}}, "dependency: unknown key(s) window_month"),
-    ({"normalisation": {"volatility_reference": 0.5}}, "normalisation: unknown key(s) volatility_reference"),
-    ({"history": {"price_point": 10}}, "history: unknown key(s) price_point"),
-    ({"history": {"stock_holder": 10}}, "history: unknown key(s) stock_holder"),
-    ({"weights": {"concentraton": 0.3}}, "weights: unknown component(s) concentraton"),
-    ({"governance": {"indicatr": "pv"}}, "governance: unknown key(s) indicatr"),
-    ({"governance": {"scores": {"CN": 0.5}}}, "governance: unknown key(s) scores"),  # no typed-in scores
-    ({"materials": {"tin": {"weight": {"leadtime": 1}}}}, "materials.tin: unknown key(s) weight"),
-    ({"materials": {"tin": {"weights": {"lead_time": 1}}}}, "materials.tin.weights: unknown component(s) lead_time"),
-    ({"materials": {"tin": {"eu_production_t": 0.0}}}, "materials.tin: unknown key(s) eu_production_t"),
-    ({"materials": {"tin": {"consumption_t_per_yr": 900}}}, "materials.tin: unknown key(s) consumption_t_per_yr"),
-    ({"rules": [{**RULE, "parameters": "supply"}]}, "rule 'price-change-1d' (rules[0]): unknown key(s) parameters"),
-    ({"rules": [{**RULE, "sources": "CRMA"}]}, "rule 'price-change-1d' (rules[0]): unknown key(s) sources"),
-    ({"rules": [{**RULE, "warnign": 5}]}, "rule 'price-change-1d' (rules[0]): unknown key(s) warnign"),
-    ({"rules": [RULE], "materials": {"tin": {"rules": {"price-change-1d": {"critcal": 50}}}}},
-     "rule 'price-change-1d' (materials.tin.rules): unknown key(s) critcal"),
-    ({"scoring": {}}, "file: unknown key(s) scoring"),
-])
+@pytest.mark.parametrize(
+    ("data", "entry"),
+    [
+        ({"lateness": {"prices": "7d"}}, "lateness: unknown key(s) prices"),
+        ({"lateness": {"stocks": "30d"}}, "lateness: unknown key(s) stocks"),
+        ({"price": {"ewma_lamda": 0.9}}, "price: unknown key(s) ewma_lamda"),
+        ({"leadtime": {"baselin_days": 200}}, "leadtime: unknown key(s) baselin_days"),
+        ({"dependency": {"window_month": 6}}, "dependency: unknown key(s) window_month"),
+        ({"normalisation": {"volatility_reference": 0.5}}, "normalisation: unknown key(s) volatility_reference"),
+        ({"history": {"price_point": 10}}, "history: unknown key(s) price_point"),
+        ({"history": {"stock_holder": 10}}, "history: unknown key(s) stock_holder"),
+        ({"weights": {"concentraton": 0.3}}, "weights: unknown component(s) concentraton"),
+        ({"governance": {"indicatr": "pv"}}, "governance: unknown key(s) indicatr"),
+        ({"governance": {"scores": {"CN": 0.5}}}, "governance: unknown key(s) scores"),  # no typed-in scores
+        ({"materials": {"tin": {"weight": {"leadtime": 1}}}}, "materials.tin: unknown key(s) weight"),
+        (
+            {"materials": {"tin": {"weights": {"lead_time": 1}}}},
+            "materials.tin.weights: unknown component(s) lead_time",
+        ),
+        ({"materials": {"tin": {"eu_production_t": 0.0}}}, "materials.tin: unknown key(s) eu_production_t"),
+        ({"materials": {"tin": {"consumption_t_per_yr": 900}}}, "materials.tin: unknown key(s) consumption_t_per_yr"),
+        ({"rules": [{**RULE, "parameters": "supply"}]}, "rule 'price-change-1d' (rules[0]): unknown key(s) parameters"),
+        ({"rules": [{**RULE, "sources": "CRMA"}]}, "rule 'price-change-1d' (rules[0]): unknown key(s) sources"),
+        ({"rules": [{**RULE, "warnign": 5}]}, "rule 'price-change-1d' (rules[0]): unknown key(s) warnign"),
+        (
+            {"rules": [RULE], "materials": {"tin": {"rules": {"price-change-1d": {"critcal": 50}}}}},
+            "rule 'price-change-1d' (materials.tin.rules): unknown key(s) critcal",
+        ),
+        ({"scoring": {}}, "file: unknown key(s) scoring"),
+    ],
+)
 def test_a_typo_in_any_section_is_refused_with_the_entry_name(data, entry):
     with pytest.raises(ConfigError) as info:
         parse_config(data)
     assert str(info.value).startswith(entry), str(info.value)
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    ({"leadtime": {"baseline_days": "a year"}}, "leadtime.baseline_days"),
-    ({"dependency": {"window_months": 0}}, "dependency.window_months"),
-    ({"normalisation": {"leadtime_ratio_ref": 1.0}}, "normalisation.leadtime_ratio_ref"),
-    ({"history": {"evidence": True}}, "history.evidence"),
-    ({"history": {"stock_holders": 0}}, "history.stock_holders"),
-    ({"lateness": {"stock": "soon"}}, "lateness.stock"),
-    ({"materials": {"tin": {"consumption_t_per_year": 0}}}, "materials.tin.consumption_t_per_year"),
-    ({"materials": {"tin": {"consumption_t_per_year": "a lot"}}}, "materials.tin.consumption_t_per_year"),
-    ({"rules": [{**RULE, "parameter": "prices"}]}, "rule 'price-change-1d' (rules[0]): parameter: 'prices' is not"),
-    ({"rules": [{**RULE, "source": 65}]}, "rule 'price-change-1d' (rules[0]): source"),
-    ({"lateness": {"price": "soon"}}, "lateness.price"),
-    ({"governance": {"indicator": "xx"}}, "governance.indicator"),
-    ({"governance": {"year": 1990}}, "governance.year"),
-    ({"governance": {"year": 1997}}, "governance.year: no WGI pv estimates for 1997"),  # WGI skips 1997
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"leadtime": {"baseline_days": "a year"}}, "leadtime.baseline_days"),
+        ({"dependency": {"window_months": 0}}, "dependency.window_months"),
+        ({"normalisation": {"leadtime_ratio_ref": 1.0}}, "normalisation.leadtime_ratio_ref"),
+        ({"history": {"evidence": True}}, "history.evidence"),
+        ({"history": {"stock_holders": 0}}, "history.stock_holders"),
+        ({"lateness": {"stock": "soon"}}, "lateness.stock"),
+        ({"materials": {"tin": {"consumption_t_per_year": 0}}}, "materials.tin.consumption_t_per_year"),
+        ({"materials": {"tin": {"consumption_t_per_year": "a lot"}}}, "materials.tin.consumption_t_per_year"),
+        ({"rules": [{**RULE, "parameter": "prices"}]}, "rule 'price-change-1d' (rules[0]): parameter: 'prices' is not"),
+        ({"rules": [{**RULE, "source": 65}]}, "rule 'price-change-1d' (rules[0]): source"),
+        ({"lateness": {"price": "soon"}}, "lateness.price"),
+        ({"governance": {"indicator": "xx"}}, "governance.indicator"),
+        ({"governance": {"year": 1990}}, "governance.year"),
+        ({"governance": {"year": 1997}}, "governance.year: no WGI pv estimates for 1997"),  # WGI skips 1997
+    ],
+)
 def test_a_bad_value_is_refused_with_the_entry_name(data, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         parse_config(data)
@@ -181,17 +225,33 @@ def test_every_shipped_rule_names_its_crma_parameter_and_its_source():
             assert rule.source, rule.name
     by_name = {r.name: r for r in cfg.rules}
     assert (by_name["crma-single-country"].indicator, by_name["crma-single-country"].warning) == (
-        "top_origin_share", 0.65)
+        "top_origin_share",
+        0.65,
+    )
     assert (by_name["strategic-dependency-hhi"].indicator, by_name["strategic-dependency-hhi"].warning) == (
-        "concentration_hhi", 4000.0)
+        "concentration_hhi",
+        4000.0,
+    )
     assert "Art. 5(1)(b)" in by_name["crma-single-country"].source
     assert "SWD(2021) 352" in by_name["strategic-dependency-hhi"].source
 
 
 def test_a_rule_without_a_parameter_takes_its_indicators_and_an_override_keeps_it():
-    cfg = parse_config({"rules": [RULE, {"name": "lt", "indicator": "leadtime_days.CN", "warning": 90, "clear": 60,
-                                         "parameter": "trade_barriers"}],
-                        "materials": {"tin": {"rules": {"lt": {"warning": 100}}}}})
+    cfg = parse_config(
+        {
+            "rules": [
+                RULE,
+                {
+                    "name": "lt",
+                    "indicator": "leadtime_days.CN",
+                    "warning": 90,
+                    "clear": 60,
+                    "parameter": "trade_barriers",
+                },
+            ],
+            "materials": {"tin": {"rules": {"lt": {"warning": 100}}}},
+        }
+    )
     assert cfg.rules[0].parameter == "price_volatility"
     assert {r.name: r.parameter for r in cfg.rules_for("tin")}["lt"] == "trade_barriers"
 

@@ -14,9 +14,19 @@ from services.scoring.indicators.controls import (
 
 
 def news(controls, measure, countries, day, title="", item="i"):
-    return apply_control_news(controls, measure=measure, countries=countries, effective=day, source="mofcom",
-                              item_id=item, event_id=f"e-{item}", url="", title=title, summary="",
-                              classification="public")
+    return apply_control_news(
+        controls,
+        measure=measure,
+        countries=countries,
+        effective=day,
+        source="mofcom",
+        item_id=item,
+        event_id=f"e-{item}",
+        url="",
+        title=title,
+        summary="",
+        classification="public",
+    )
 
 
 def test_licence_regime_opens_a_control_in_force_from_its_effective_date():
@@ -25,8 +35,9 @@ def test_licence_regime_opens_a_control_in_force_from_its_effective_date():
     assert controls_in_force(controls, date(2023, 7, 31)) == []
     assert controls["CN|export_licence"].status(date(2023, 7, 31)) == "announced"
     in_force = controls_in_force(controls, date(2023, 8, 1))
-    assert [(c.country, c.measure, c.since, c.item_id) for c in in_force] == [("CN", "export_licence", "2023-08-01",
-                                                                               "a")]
+    assert [(c.country, c.measure, c.since, c.item_id) for c in in_force] == [
+        ("CN", "export_licence", "2023-08-01", "a")
+    ]
     assert control_severity(in_force) == 0.6
 
 
@@ -71,10 +82,21 @@ def test_an_easing_ends_only_the_measures_it_names():
     controls, _ = news({}, "export_ban", ["CN"], date(2024, 12, 3), item="a")
     controls, _ = news(controls, "export_licence", ["CN"], date(2024, 12, 3), item="b")
     controls, changes = apply_control_news(
-        controls, measure="easing", countries=["CN"], effective=date(2025, 11, 9), source="mofcom", item_id="c",
-        event_id="e-c", url="", title="China lifts the export licence requirement", summary="",
-        classification="public", eases=eased_measures(["signal=export_licence: export licence",
-                                                       "signal=easing: lifts the export licence requirement"]))
+        controls,
+        measure="easing",
+        countries=["CN"],
+        effective=date(2025, 11, 9),
+        source="mofcom",
+        item_id="c",
+        event_id="e-c",
+        url="",
+        title="China lifts the export licence requirement",
+        summary="",
+        classification="public",
+        eases=eased_measures(
+            ["signal=export_licence: export licence", "signal=easing: lifts the export licence requirement"]
+        ),
+    )
     assert changes == ["lifted CN|export_licence"]
     assert [c.measure for c in controls_in_force(controls, date(2025, 11, 9))] == ["export_ban"]
 
@@ -89,12 +111,32 @@ def test_an_easing_naming_no_measure_ends_every_control_of_its_countries():
 
 def test_a_public_easing_never_ends_a_government_only_control():
     controls, _ = apply_control_news(
-        {}, measure="export_ban", countries=["CN"], effective=date(2024, 12, 3), source="ministry", item_id="a",
-        event_id="e-a", url="", title="Export ban (government only)", summary="", classification="government")
+        {},
+        measure="export_ban",
+        countries=["CN"],
+        effective=date(2024, 12, 3),
+        source="ministry",
+        item_id="a",
+        event_id="e-a",
+        url="",
+        title="Export ban (government only)",
+        summary="",
+        classification="government",
+    )
     controls, changes = news(controls, "easing", ["CN"], date(2025, 11, 9), title="China lifts the licence")
     assert changes == []
     assert [c.measure for c in controls_in_force(controls, date(2025, 11, 9))] == ["export_ban"]
     controls, changes = apply_control_news(
-        controls, measure="easing", countries=["CN"], effective=date(2025, 11, 10), source="ministry", item_id="c",
-        event_id="e-c", url="", title="Ban lifted", summary="", classification="government")
+        controls,
+        measure="easing",
+        countries=["CN"],
+        effective=date(2025, 11, 10),
+        source="ministry",
+        item_id="c",
+        event_id="e-c",
+        url="",
+        title="Ban lifted",
+        summary="",
+        classification="government",
+    )
     assert changes == ["lifted CN|export_ban"]

@@ -29,8 +29,16 @@ CONFIG = load_config()
 
 
 def price(p: float, day: float, material: str = "gallium", **kw) -> PriceObserved:
-    return PriceObserved(material=material, source="fastmarkets", observed_at=T0 + timedelta(days=day), price=p,
-                         currency="USD", unit="kg", series="Ga 99.99%", **kw)
+    return PriceObserved(
+        material=material,
+        source="fastmarkets",
+        observed_at=T0 + timedelta(days=day),
+        price=p,
+        currency="USD",
+        unit="kg",
+        series="Ga 99.99%",
+        **kw,
+    )
 
 
 def feed(events, config=CONFIG, state=None, apply=apply_event):
@@ -108,11 +116,27 @@ def test_public_inputs_make_a_public_breach():
     assert all(b.classification == Classification.PUBLIC for b in outs[1].breaches)
 
 
-def ban(day: int, measure: Measure = Measure.EXPORT_BAN, item: str = "n1", title: str = "China bans gallium exports",
-        classification: Classification = Classification.PUBLIC) -> NewsReported:
-    return NewsReported(material="gallium", item_id=item, source="mofcom", url=f"https://example.org/{item}",
-                        title=title, published_at=T0 + timedelta(days=day), materials=["gallium"], countries=["CN"],
-                        measure=measure, relevant=True, score=0.9, classification=classification)
+def ban(
+    day: int,
+    measure: Measure = Measure.EXPORT_BAN,
+    item: str = "n1",
+    title: str = "China bans gallium exports",
+    classification: Classification = Classification.PUBLIC,
+) -> NewsReported:
+    return NewsReported(
+        material="gallium",
+        item_id=item,
+        source="mofcom",
+        url=f"https://example.org/{item}",
+        title=title,
+        published_at=T0 + timedelta(days=day),
+        materials=["gallium"],
+        countries=["CN"],
+        measure=measure,
+        relevant=True,
+        score=0.9,
+        classification=classification,
+    )
 
 
 def test_export_ban_fires_critical_and_easing_resolves_it():
@@ -130,21 +154,43 @@ def test_export_ban_fires_critical_and_easing_resolves_it():
 
 
 def test_news_not_classified_as_a_measure_is_rejected_as_irrelevant():
-    item = NewsReported(material="gallium", item_id="x", source="s", title="Gallium conference",
-                        published_at=T0, relevant=False)
+    item = NewsReported(
+        material="gallium", item_id="x", source="s", title="Gallium conference", published_at=T0, relevant=False
+    )
     out = apply_event(None, item, event_id="x", config=CONFIG)
     assert out.rejected.kind == "irrelevant"
 
 
-def flow(partner: str, value: float, period: str = "2023-05", reporter: str = "EU27", kg: float | None = None,
-         flow_kind: str = "import") -> TradeFlowReported:
-    return TradeFlowReported(material="gallium", source="comext", reporter=reporter, partner=partner,
-                             hs_code="81129289", flow=flow_kind, period=period, value_eur=value, quantity_kg=kg)
+def flow(
+    partner: str,
+    value: float,
+    period: str = "2023-05",
+    reporter: str = "EU27",
+    kg: float | None = None,
+    flow_kind: str = "import",
+) -> TradeFlowReported:
+    return TradeFlowReported(
+        material="gallium",
+        source="comext",
+        reporter=reporter,
+        partner=partner,
+        hs_code="81129289",
+        flow=flow_kind,
+        period=period,
+        value_eur=value,
+        quantity_kg=kg,
+    )
 
 
 def test_trade_flows_give_shares_hhi_and_import_reliance():
-    state, outs = feed([flow("CN", 700.0, kg=70_000), flow("JP", 200.0, kg=20_000), flow("DE", 100.0, kg=10_000),
-                        flow("US", 0.0, kg=0.0, flow_kind="export")])
+    state, outs = feed(
+        [
+            flow("CN", 700.0, kg=70_000),
+            flow("JP", 200.0, kg=20_000),
+            flow("DE", 100.0, kg=10_000),
+            flow("US", 0.0, kg=0.0, flow_kind="export"),
+        ]
+    )
     ind = outs[-1].snapshot.indicators
     # Concentration on extra-EU origins only: CN 70 and JP 20 of 90; DE's 10 is intra-EU, seen in non_eu_share.
     assert ind["concentration_hhi"] == pytest.approx((100 * 7 / 9) ** 2 + (100 * 2 / 9) ** 2)
@@ -153,8 +199,11 @@ def test_trade_flows_give_shares_hhi_and_import_reliance():
     # gallium: EU production 0 t in the shipped config -> reliance (100 t - 0) / (0 + 100 t - 0) = 1
     assert ind["import_reliance"] == pytest.approx(1.0)
     # One origin (CN) at first: above 2,500, above the EU screen's 4,000 and above the CRMA's 65 %.
-    assert [b.rule for b in outs[0].breaches] == ["import-concentration", "crma-single-country",
-                                                  "strategic-dependency-hhi"]
+    assert [b.rule for b in outs[0].breaches] == [
+        "import-concentration",
+        "crma-single-country",
+        "strategic-dependency-hhi",
+    ]
     assert [b.parameter for b in outs[0].breaches] == ["concentration_of_supply"] * 3
 
 
@@ -164,8 +213,14 @@ def test_trade_from_another_reporter_is_rejected():
 
 
 def quote(days: float, day: float, origin: str = "CN") -> LeadTimeQuoted:
-    return LeadTimeQuoted(material="gallium", source="survey", quoted_at=T0 + timedelta(days=day),
-                          lead_time_days=days, origin_country=origin, supplier="s1")
+    return LeadTimeQuoted(
+        material="gallium",
+        source="survey",
+        quoted_at=T0 + timedelta(days=day),
+        lead_time_days=days,
+        origin_country=origin,
+        supplier="s1",
+    )
 
 
 def test_leadtime_rule_fires_only_after_holding_seven_days_of_event_time():
@@ -180,8 +235,11 @@ def test_leadtime_rule_fires_only_after_holding_seven_days_of_event_time():
 def test_reload_keeps_state_and_a_removed_rule_resolves_with_a_reason():
     state, outs = feed([price(300.0, 0), price(450.0, 1)])
     assert state.rules["price-change-1d"].open_severity == "critical"
-    raw = {"rules": [{"name": "price-change-1d", "indicator": "price_change_1d_pct", "warning": 25, "critical": 45,
-                      "clear": 5}]}
+    raw = {
+        "rules": [
+            {"name": "price-change-1d", "indicator": "price_change_1d_pct", "warning": 25, "critical": 45, "clear": 5}
+        ]
+    }
     relaxed = parse_config(raw)
     # still above the new critical threshold: the open breach continues, nothing re-fires
     state, outs = feed([(price(452.0, 1.5), "r1")], config=relaxed, state=state)
@@ -236,9 +294,17 @@ def test_event_about_another_material_is_rejected():
 
 
 def test_announced_control_comes_into_force_with_event_time():
-    item = NewsReported(material="gallium", item_id="n", source="s", title="China to require licences",
-                        published_at=T0, countries=["CN"], measure=Measure.EXPORT_LICENCE, relevant=True,
-                        effective_date=date(2023, 8, 1))
+    item = NewsReported(
+        material="gallium",
+        item_id="n",
+        source="s",
+        title="China to require licences",
+        published_at=T0,
+        countries=["CN"],
+        measure=Measure.EXPORT_LICENCE,
+        relevant=True,
+        effective_date=date(2023, 8, 1),
+    )
     state, outs = feed([item, price(100.0, 10), price(100.0, 28)])
     assert all(b.rule != "export-control-in-force" for o in outs for b in o.breaches)
     out = apply_event(state, price(100.0, 29), event_id="p29", config=CONFIG)  # 2023-08-01
@@ -276,8 +342,12 @@ def test_flat_then_moving_series_does_not_fire_a_critical_jump_but_a_real_shock_
     # 24 months at one price, then +11% (the shape that gave silver +51 sd in 1961), then a +60% month.
     prices = [100.0] * 24 + [111.0, 111.0, 177.6]
     _, outs = feed([price(p, 30.4 * i) for i, p in enumerate(prices)])
-    jumps = [(i, b.severity.value, b.status.value, round(b.value, 1)) for i, o in enumerate(outs)
-             for b in o.breaches if b.rule == "price-jump"]
+    jumps = [
+        (i, b.severity.value, b.status.value, round(b.value, 1))
+        for i, o in enumerate(outs)
+        for b in o.breaches
+        if b.rule == "price-jump"
+    ]
     z_move = math.log(1.11) / (0.10 / math.sqrt(12))  # sd floored at 10% annualised, monthly
     assert jumps[0] == (24, "warning", "firing", round(z_move, 1))
     earlier = np.diff(np.log(prices[:-1]))[-60:]
@@ -289,15 +359,45 @@ def all_kinds_of_input():
     """Prices (one late, one duplicate), quotes, a trade flow and export-control news for gallium."""
     events = [price(300.0 + 7 * (d % 5), d) for d in range(30)]
     events += [price(450.0, 30), price(305.0, 28.5), price(451.0, 30)]
-    events += [LeadTimeQuoted(material="gallium", source="survey", quoted_at=T0 + timedelta(days=d),
-                              lead_time_days=days, origin_country="CN") for d, days in ((2, 40), (9, 45), (31, 95))]
-    events += [TradeFlowReported(material="gallium", source="comext", reporter="EU27", partner="CN",
-                                 hs_code="81129289", period="2023-06", value_eur=1e6)]
-    events += [NewsReported(material="gallium", item_id="n1", source="mofcom", title="China bans gallium exports",
-                            published_at=T0 + timedelta(days=29), countries=["CN"], measure=Measure.EXPORT_BAN,
-                            relevant=True)]
-    return sorted(events, key=lambda e: (getattr(e, "observed_at", None) or getattr(e, "quoted_at", None)
-                                         or getattr(e, "published_at", None) or T0))
+    events += [
+        LeadTimeQuoted(
+            material="gallium",
+            source="survey",
+            quoted_at=T0 + timedelta(days=d),
+            lead_time_days=days,
+            origin_country="CN",
+        )
+        for d, days in ((2, 40), (9, 45), (31, 95))
+    ]
+    events += [
+        TradeFlowReported(
+            material="gallium",
+            source="comext",
+            reporter="EU27",
+            partner="CN",
+            hs_code="81129289",
+            period="2023-06",
+            value_eur=1e6,
+        )
+    ]
+    events += [
+        NewsReported(
+            material="gallium",
+            item_id="n1",
+            source="mofcom",
+            title="China bans gallium exports",
+            published_at=T0 + timedelta(days=29),
+            countries=["CN"],
+            measure=Measure.EXPORT_BAN,
+            relevant=True,
+        )
+    ]
+    return sorted(
+        events,
+        key=lambda e: (
+            getattr(e, "observed_at", None) or getattr(e, "quoted_at", None) or getattr(e, "published_at", None) or T0
+        ),
+    )
 
 
 def test_apply_event_leaves_the_given_state_as_it_was():
@@ -313,8 +413,9 @@ def test_in_place_driver_ends_with_the_same_state_and_breaches_as_apply_event():
     copied, outs = feed(all_kinds_of_input())
     owned, owned_outs = feed(all_kinds_of_input(), apply=apply_event_in_place)
     assert owned.to_dict() == copied.to_dict()
-    assert [[b.model_dump() for b in o.breaches] for o in owned_outs] == [[b.model_dump() for b in o.breaches]
-                                                                          for o in outs]
+    assert [[b.model_dump() for b in o.breaches] for o in owned_outs] == [
+        [b.model_dump() for b in o.breaches] for o in outs
+    ]
     assert [o.rejected for o in owned_outs] == [o.rejected for o in outs]
     assert any(o.rejected for o in outs)
     assert any(o.breaches for o in outs)
@@ -323,8 +424,11 @@ def test_in_place_driver_ends_with_the_same_state_and_breaches_as_apply_event():
 
 def test_a_public_licence_easing_leaves_a_government_only_ban_in_force():
     easing = ban(30, Measure.EASING, item="n2", title="China lifts the export licence requirement for gallium")
-    easing = easing.model_copy(update={"evidence": ["signal=export_licence: export licence",
-                                                    "signal=easing: lifts the export licence requirement"]})
+    easing = easing.model_copy(
+        update={
+            "evidence": ["signal=export_licence: export licence", "signal=easing: lifts the export licence requirement"]
+        }
+    )
     state, outs = feed([ban(0, classification=Classification.GOVERNMENT), easing])
     assert [b for b in outs[1].breaches if b.rule == "export-control-in-force"] == []
     assert state.flat_indicators()["export_controls_active"] == 1.0
@@ -332,8 +436,9 @@ def test_a_public_licence_easing_leaves_a_government_only_ban_in_force():
 
 
 def test_a_late_input_that_resolves_a_breach_is_dated_in_the_summary_by_its_own_time():
-    quote = LeadTimeQuoted(material="gallium", source="broker", quoted_at=T0 + timedelta(days=4), lead_time_days=30,
-                           origin_country="CN")
+    quote = LeadTimeQuoted(
+        material="gallium", source="broker", quoted_at=T0 + timedelta(days=4), lead_time_days=30, origin_country="CN"
+    )
     # The quote moves the watermark to day 4; the price of day 2 arrives late (within the bound) and resolves.
     _, outs = feed([price(300.0, 0), price(450.0, 1), quote, price(455.0, 2)])
     (b,) = [b for b in outs[3].breaches if b.rule == "price-change-1d"]
@@ -345,9 +450,18 @@ DEMO_TITLE = "China bans exports of gallium, germanium and antimony to the Unite
 
 
 def demo_ban(**fields) -> NewsReported:
-    base = {"material": "gallium", "item_id": "demo", "source": "mofcom", "title": DEMO_TITLE, "published_at": T0,
-            "materials": ["gallium", "germanium", "antimony"], "countries": ["CN", "US"],
-            "measure": Measure.EXPORT_BAN, "relevant": True, "score": 1.0}
+    base = {
+        "material": "gallium",
+        "item_id": "demo",
+        "source": "mofcom",
+        "title": DEMO_TITLE,
+        "published_at": T0,
+        "materials": ["gallium", "germanium", "antimony"],
+        "countries": ["CN", "US"],
+        "measure": Measure.EXPORT_BAN,
+        "relevant": True,
+        "score": 1.0,
+    }
     return NewsReported(**(base | fields))
 
 
@@ -375,8 +489,13 @@ def test_news_naming_only_targets_is_irrelevant_for_want_of_an_imposer():
 
 
 def test_an_easing_ends_only_the_imposers_controls():
-    lift = demo_ban(item_id="lift", measure=Measure.EASING, imposed_by=["CN"],
-                    title="China suspends ban on gallium exports to the US", published_at=T0 + timedelta(days=30))
+    lift = demo_ban(
+        item_id="lift",
+        measure=Measure.EASING,
+        imposed_by=["CN"],
+        title="China suspends ban on gallium exports to the US",
+        published_at=T0 + timedelta(days=30),
+    )
     state, outs = feed([demo_ban(), lift])
     assert outs[1].rejected is None
     statuses = {c["country"]: c["until"] for c in state.to_dict()["controls"].values()}

@@ -52,10 +52,17 @@ def _in_order(source: str, *steps: str) -> bool:
 
 
 def test_every_workaround_has_a_guard_here():
-    guarded = {name for line in Path(__file__).read_text().splitlines() if line.startswith("# guards ")
-               for name in line.removeprefix("# guards ").split(", ")}
-    workarounds = {name for name, value in vars(faust_fixes).items()
-                   if not name.startswith("_") and getattr(value, "__module__", None) == faust_fixes.__name__}
+    guarded = {
+        name
+        for line in Path(__file__).read_text().splitlines()
+        if line.startswith("# guards ")
+        for name in line.removeprefix("# guards ").split(", ")
+    }
+    workarounds = {
+        name
+        for name, value in vars(faust_fixes).items()
+        if not name.startswith("_") and getattr(value, "__module__", None) == faust_fixes.__name__
+    }
     assert len(workarounds) >= 9
     assert workarounds - guarded == set()
 
@@ -64,8 +71,12 @@ def test_every_workaround_has_a_guard_here():
 def test_faust_table_manager_start_is_a_sleep_then_what_the_override_does():
     lines = [line.strip() for line in inspect.getsource(TableManager.on_start).splitlines()]
     body = [line for line in lines if line and not line.startswith(("async def", '"""'))]
-    assert body == ["await self.sleep(1.0)", "if not self.should_stop:", "await self._update_channels()",
-                    "await self.recovery.start()"]
+    assert body == [
+        "await self.sleep(1.0)",
+        "if not self.should_stop:",
+        "await self._update_channels()",
+        "await self.recovery.start()",
+    ]
 
 
 def test_the_scoring_app_starts_its_tables_without_the_sleep(tmp_path: Path):
@@ -149,8 +160,9 @@ def test_committed_offset_is_none_until_faust_knows_one(tmp_path: Path):
 def test_a_table_write_takes_its_partition_from_the_current_event_that_processing_binds():
     # persist writes `table[material] = record` outside the stream, inside `processing(event)`: the changelog
     # partition and (rocksdb://) the store partition come from the current event.
-    assert _in_order(inspect.getsource(ManagedUserDict.__setitem__), "self.on_key_set(key, value)",
-                     "self.data[key] = value")
+    assert _in_order(
+        inspect.getsource(ManagedUserDict.__setitem__), "self.on_key_set(key, value)", "self.data[key] = value"
+    )
     assert "self.send_changelog(self.partition_for_key(key), key, value)" in inspect.getsource(Table.on_key_set)
     assert "event = current_event()" in inspect.getsource(Table.partition_for_key)
     assert "partition = event.message.partition" in inspect.getsource(RocksDBStore._set)
@@ -192,8 +204,13 @@ async def test_the_running_fetcher_is_told_the_shorter_wait_at_each_assignment(t
 @pytest.mark.parametrize("method", [Recovery.on_recovery_completed, Recovery._resume_streams])
 def test_faust_signals_rebalance_complete_before_it_resumes_seeks_and_empties_the_input_queues(method):
     source = inspect.getsource(method)
-    steps = ("on_rebalance_complete.send()", "resume_partitions(", "perform_seek()", "flow_control.resume()",
-             "resume_flow()")
+    steps = (
+        "on_rebalance_complete.send()",
+        "resume_partitions(",
+        "perform_seek()",
+        "flow_control.resume()",
+        "resume_flow()",
+    )
     found = dict(zip(steps, _positions(source, *steps), strict=True))
     assert -1 not in found.values(), found
     assert list(found.values()) == sorted(found.values()), f"faust changed the order of its resume sequence: {found}"
@@ -259,12 +276,15 @@ def test_a_restore_fetched_past_its_end_with_nothing_applied_for_the_hold_is_str
     assert stranded(progress, since, now=109.0, hold=6.0) == [P3, P4]
 
 
-@pytest.mark.parametrize(("progress", "since"), [
-    ({P3: (-1, 31, 20)}, {P3: (-1, 0.0)}),  # still fetching: the records are on their way
-    ({P3: (-1, 31, None)}, {P3: (-1, 0.0)}),  # no position yet (seek pending)
-    ({P3: (31, 31, 32)}, {P3: (31, 0.0)}),  # everything applied: the restore is finishing
-    ({P3: (12, 31, 32)}, {P3: (11, 0.0)}),  # applied moved since the last check: records are arriving
-    ({P3: (-1, 31, 32)}, {}),  # first look: no history to judge by
-])
+@pytest.mark.parametrize(
+    ("progress", "since"),
+    [
+        ({P3: (-1, 31, 20)}, {P3: (-1, 0.0)}),  # still fetching: the records are on their way
+        ({P3: (-1, 31, None)}, {P3: (-1, 0.0)}),  # no position yet (seek pending)
+        ({P3: (31, 31, 32)}, {P3: (31, 0.0)}),  # everything applied: the restore is finishing
+        ({P3: (12, 31, 32)}, {P3: (11, 0.0)}),  # applied moved since the last check: records are arriving
+        ({P3: (-1, 31, 32)}, {}),  # first look: no history to judge by
+    ],
+)
 def test_a_restore_that_may_still_progress_is_left_alone(progress, since):
     assert stranded(progress, since, now=100.0, hold=6.0) == []

@@ -20,8 +20,9 @@ async def kafka_consumer(settings: ScoringSettings):
 
 
 async def test_an_explicit_instance_id_and_session_timeout_reach_the_consumer(tmp_path: Path):
-    consumer = await kafka_consumer(ScoringSettings(data_dir=tmp_path, group_instance_id="mews-scoring-1",
-                                                    session_timeout_seconds=12))
+    consumer = await kafka_consumer(
+        ScoringSettings(data_dir=tmp_path, group_instance_id="mews-scoring-1", session_timeout_seconds=12)
+    )
 
     assert consumer._group_instance_id == "mews-scoring-1"
     assert consumer._session_timeout_ms == 12_000
@@ -36,8 +37,9 @@ async def test_by_default_a_worker_is_a_static_member_named_after_its_host_and_p
 
 
 async def test_dynamic_membership_when_static_membership_is_off(tmp_path: Path):
-    consumer = await kafka_consumer(ScoringSettings(data_dir=tmp_path, static_membership=False,
-                                                    group_instance_id="ignored"))
+    consumer = await kafka_consumer(
+        ScoringSettings(data_dir=tmp_path, static_membership=False, group_instance_id="ignored")
+    )
 
     assert consumer._group_instance_id is None
 
@@ -57,11 +59,14 @@ def test_membership_settings_come_from_the_environment(monkeypatch: pytest.Monke
     assert (settings.instance_id, settings.session_timeout_seconds) == ("mews-scoring-0", 15.0)
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("group_instance_id", "two words"),
-    ("session_timeout_seconds", 0),
-    ("session_timeout_seconds", 91),  # faust refuses a session longer than its request timeout (90 s)
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("group_instance_id", "two words"),
+        ("session_timeout_seconds", 0),
+        ("session_timeout_seconds", 91),  # faust refuses a session longer than its request timeout (90 s)
+    ],
+)
 def test_invalid_membership_settings_are_refused(field: str, value: object):
     with pytest.raises(ValidationError, match=field):
         ScoringSettings(**{field: value})

@@ -51,14 +51,16 @@ def app(tmp_path: Path) -> faust.App:
 
 def _intake(app: faust.App) -> BatchIntake:
     drain = app.consumer._drain_messages
-    intake = drain.__closure__ and next(c.cell_contents for c in drain.__closure__
-                                        if isinstance(c.cell_contents, BatchIntake))
+    intake = drain.__closure__ and next(
+        c.cell_contents for c in drain.__closure__ if isinstance(c.cell_contents, BatchIntake)
+    )
     assert isinstance(intake, BatchIntake)
     return intake
 
 
 async def test_input_records_come_in_batches_in_fetch_order_and_other_topics_through_faust_callback(
-        app: faust.App, monkeypatch: pytest.MonkeyPatch):
+    app: faust.App, monkeypatch: pytest.MonkeyPatch
+):
     consumer = app.consumer
     prices = TP(declared.PRICES.qualified(""), 4)
     changelog = TP("mews-scoring-material-state-changelog", 4)

@@ -28,8 +28,11 @@ def test_faust_commits_only_acked_offsets_and_flushes_the_producer_first():
     assert "self._acked[tp]" in inspect.getsource(Consumer._new_offset)
     assert "self._new_offset(tp)" in inspect.getsource(Consumer._filter_committable_offsets)
     # ... and the changelog records sent before are on the broker before it.
-    assert _in_order(inspect.getsource(Consumer._commit_offsets), "await self.app.producer.flush()",
-                     "await self._commit(committable_offsets)")
+    assert _in_order(
+        inspect.getsource(Consumer._commit_offsets),
+        "await self.app.producer.flush()",
+        "await self._commit(committable_offsets)",
+    )
 
 
 def test_noack_take_leaves_acking_to_the_agent():
@@ -39,8 +42,12 @@ def test_noack_take_leaves_acking_to_the_agent():
 
 
 def test_a_rebalance_and_a_stop_wait_for_every_input_to_be_acked():
-    assert _in_order(inspect.getsource(App._on_partitions_revoked), "_consumer_wait_empty", "_producer_flush",
-                     "self.on_partitions_revoked.send")
+    assert _in_order(
+        inspect.getsource(App._on_partitions_revoked),
+        "_consumer_wait_empty",
+        "_producer_flush",
+        "self.on_partitions_revoked.send",
+    )
     assert "_consumer_wait_empty" in inspect.getsource(App._stop_consumer)
     assert "self._unacked_messages" in inspect.getsource(Consumer.wait_empty)
 

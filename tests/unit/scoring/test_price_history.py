@@ -20,24 +20,59 @@ from shared.kafka import event_id_for
 
 SHIPPED = tomllib.loads(DEFAULT_PATH.read_text())
 # Small windows and history, and rules with thresholds the random series cross often, a hold time included.
-SMALL = parse_config({**SHIPPED, "price": {"volatility_window": 5, "ewma_lambda": 0.8, "ewma_window": 9,
-                                           "short_window": 3, "long_window": 12, "jump_window": 20,
-                                           "jump_min_returns": 4, "jump_sd_floor": 0.0},
-                      "history": {**SHIPPED["history"], "price_points": 30, "evidence": 3},
-                      "rules": [*SHIPPED["rules"],
-                                {"name": "ewma", "indicator": "price_volatility_ewma", "warning": 0.3,
-                                 "critical": 0.8, "clear": 0.2, "for": "3d"},
-                                {"name": "ratio", "indicator": "price_volatility_ratio", "warning": 1.5,
-                                 "clear": 1.1},
-                                {"name": "cheap", "indicator": "price", "direction": "below", "warning": 50.0,
-                                 "critical": 20.0, "clear": 60.0}]})
+SMALL = parse_config(
+    {
+        **SHIPPED,
+        "price": {
+            "volatility_window": 5,
+            "ewma_lambda": 0.8,
+            "ewma_window": 9,
+            "short_window": 3,
+            "long_window": 12,
+            "jump_window": 20,
+            "jump_min_returns": 4,
+            "jump_sd_floor": 0.0,
+        },
+        "history": {**SHIPPED["history"], "price_points": 30, "evidence": 3},
+        "rules": [
+            *SHIPPED["rules"],
+            {
+                "name": "ewma",
+                "indicator": "price_volatility_ewma",
+                "warning": 0.3,
+                "critical": 0.8,
+                "clear": 0.2,
+                "for": "3d",
+            },
+            {"name": "ratio", "indicator": "price_volatility_ratio", "warning": 1.5, "clear": 1.1},
+            {
+                "name": "cheap",
+                "indicator": "price",
+                "direction": "below",
+                "warning": 50.0,
+                "critical": 20.0,
+                "clear": 60.0,
+            },
+        ],
+    }
+)
 
 
 def prices(material: str, observations: list[tuple[float, float]], series: str = "spot") -> list[PriceObserved]:
-    return [PriceObserved(material=material, source="src", observed_at=datetime.fromtimestamp(t, UTC), price=p,
-                          currency="USD", unit="t", series=series, url=f"https://example.org/{i}",
-                          classification="restricted" if i % 7 == 0 else "public")
-            for i, (t, p) in enumerate(observations)]
+    return [
+        PriceObserved(
+            material=material,
+            source="src",
+            observed_at=datetime.fromtimestamp(t, UTC),
+            price=p,
+            currency="USD",
+            unit="t",
+            series=series,
+            url=f"https://example.org/{i}",
+            classification="restricted" if i % 7 == 0 else "public",
+        )
+        for i, (t, p) in enumerate(observations)
+    ]
 
 
 def one_at_a_time(events: list[PriceObserved], ids: list[str], config: ScoringConfig):
@@ -57,8 +92,9 @@ def assert_same(events: list[PriceObserved], config: ScoringConfig) -> dict[int,
     assert at_once is not None
     state, breaches = one_at_a_time(events, ids, config)
     assert at_once.breaches == breaches
-    assert [b.model_dump_json() for bs in at_once.breaches.values() for b in bs] == \
-        [b.model_dump_json() for bs in breaches.values() for b in bs]
+    assert [b.model_dump_json() for bs in at_once.breaches.values() for b in bs] == [
+        b.model_dump_json() for bs in breaches.values() for b in bs
+    ]
     assert at_once.state.to_dict() == state.to_dict()
     assert at_once.state == state
     return breaches
@@ -69,8 +105,11 @@ def histories(draw: st.DrawFn) -> list[tuple[float, float]]:
     """Strictly increasing times a day to a month apart; prices that jump, repeat or barely move."""
     n = draw(st.integers(1, 160))
     gaps = draw(st.lists(st.sampled_from([1.0, 1.0, 1.0, 3.0, 7.0, 30.0, 0.5]), min_size=n, max_size=n))
-    moves = draw(st.lists(st.one_of(st.floats(-0.4, 0.4), st.just(0.0), st.sampled_from([1e-9, -1e-9, 0.05])),
-                          min_size=n, max_size=n))
+    moves = draw(
+        st.lists(
+            st.one_of(st.floats(-0.4, 0.4), st.just(0.0), st.sampled_from([1e-9, -1e-9, 0.05])), min_size=n, max_size=n
+        )
+    )
     t, price, out = 1.6e9, draw(st.floats(30.0, 200.0)), []
     for gap, move in zip(gaps, moves, strict=True):
         t += gap * DAY

@@ -21,27 +21,49 @@ def _positions(source: str, *steps: str) -> list[int]:
     return [source.find(step) for step in steps]
 
 
-@pytest.mark.parametrize(("expected", "offset", "missed"), [
-    (None, 7, 0),  # nothing known yet: no gap can be seen
-    (7, 7, 0),  # the next one
-    (7, 3, 0),  # faust sought back to the committed offset: inputs read again, none passed over
-    (7, 8, 1),
-    (7, 12, 5),
-])
+@pytest.mark.parametrize(
+    ("expected", "offset", "missed"),
+    [
+        (None, 7, 0),  # nothing known yet: no gap can be seen
+        (7, 7, 0),  # the next one
+        (7, 3, 0),  # faust sought back to the committed offset: inputs read again, none passed over
+        (7, 8, 1),
+        (7, 12, 5),
+    ],
+)
 def test_passed_over_counts_only_forward_jumps(expected, offset, missed):
     assert passed_over(expected, offset) == missed
 
 
 T0 = datetime(2025, 3, 3, 12, 0, tzinfo=UTC)
 READ_AGAIN = [
-    PriceObserved(material="gallium", source="exchange", observed_at=T0, price=100.0, currency="USD", unit="kg",
-                  series="spot"),
-    LeadTimeQuoted(material="gallium", source="broker", quoted_at=T0, lead_time_days=30.0, origin_country="CN",
-                   supplier="s1"),
-    TradeFlowReported(material="gallium", source="comext", reporter="EU27", partner="CN", hs_code="811292",
-                      period="2025-01", quantity_kg=1000.0, value_eur=5000.0),
-    NewsReported(material="gallium", item_id="n1", source="wire", title="Export licences for gallium",
-                 published_at=T0, countries=["CN"], measure="export_licence", relevant=True, score=0.9),
+    PriceObserved(
+        material="gallium", source="exchange", observed_at=T0, price=100.0, currency="USD", unit="kg", series="spot"
+    ),
+    LeadTimeQuoted(
+        material="gallium", source="broker", quoted_at=T0, lead_time_days=30.0, origin_country="CN", supplier="s1"
+    ),
+    TradeFlowReported(
+        material="gallium",
+        source="comext",
+        reporter="EU27",
+        partner="CN",
+        hs_code="811292",
+        period="2025-01",
+        quantity_kg=1000.0,
+        value_eur=5000.0,
+    ),
+    NewsReported(
+        material="gallium",
+        item_id="n1",
+        source="wire",
+        title="Export licences for gallium",
+        published_at=T0,
+        countries=["CN"],
+        measure="export_licence",
+        relevant=True,
+        score=0.9,
+    ),
 ]
 
 

@@ -132,8 +132,11 @@ def test_validation_against_the_study_on_the_fixture_extracts(built):
     # HHI_WGI by hand: shares of the 2021 world total squared, times (2.5 - mean of six WGI) * 2.
     mean = ref.governance_estimates("mean", 2021)
     wp = ref.world_production("gallium", "processing", 2021)
-    expected = sum((q / wp.total) ** 2 * min(10, max(0, 2 * (2.5 - mean[c])))
-                   for c, q in wp.by_country.items() if q > 0 and c in mean)
+    expected = sum(
+        (q / wp.total) ** 2 * min(10, max(0, 2 * (2.5 - mean[c])))
+        for c, q in wp.by_country.items()
+        if q > 0 and c in mean
+    )
     assert gallium.hhi_wgi == pytest.approx(expected)
 
 
@@ -159,8 +162,9 @@ def test_build_names_the_file_and_row_of_an_unreadable_value(tmp_path):
         (src / folder).symlink_to(FIXTURES / folder)
     wgi = src / "worldbank-wgi-2024"
     wgi.mkdir()
-    (wgi / "wgidataset.csv").write_text("codeindyr,code,countryname,year,indicator,estimate\n"
-                                        "CHNpv2023,CHN,China,2023,pv,about -0.5\n", encoding="utf-8")
+    (wgi / "wgidataset.csv").write_text(
+        "codeindyr,code,countryname,year,indicator,estimate\nCHNpv2023,CHN,China,2023,pv,about -0.5\n", encoding="utf-8"
+    )
     result = CliRunner().invoke(main, ["refdata", "build", "--from", str(src), "--out", str(tmp_path / "out")])
     assert result.exit_code != 0
     assert "wgidataset.csv row 2" in result.output

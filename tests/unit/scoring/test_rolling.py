@@ -19,16 +19,32 @@ from services.scoring.indicators.volatility import DAY, price_indicators
 from shared.events import PriceObserved
 
 DEFAULT = PriceParams()
-SMALL = PriceParams(volatility_window=5, ewma_lambda=0.8, ewma_window=7, short_window=3, long_window=6, jump_window=5,
-                    jump_min_returns=3, jump_sd_floor=0.0)
+SMALL = PriceParams(
+    volatility_window=5,
+    ewma_lambda=0.8,
+    ewma_window=7,
+    short_window=3,
+    long_window=6,
+    jump_window=5,
+    jump_min_returns=3,
+    jump_sd_floor=0.0,
+)
 
 
 def reference(s: PriceSeries, p: PriceParams) -> dict[str, float | None]:
     """Every price indicator from the prices alone, every window recomputed."""
-    return price_indicators(s.t, s.p, volatility_window=p.volatility_window, ewma_lambda=p.ewma_lambda,
-                            ewma_window=p.ewma_window, short_window=p.short_window, long_window=p.long_window,
-                            jump_window=p.jump_window, jump_min_returns=p.jump_min_returns,
-                            jump_sd_floor=p.jump_sd_floor)
+    return price_indicators(
+        s.t,
+        s.p,
+        volatility_window=p.volatility_window,
+        ewma_lambda=p.ewma_lambda,
+        ewma_window=p.ewma_window,
+        short_window=p.short_window,
+        long_window=p.long_window,
+        jump_window=p.jump_window,
+        jump_min_returns=p.jump_min_returns,
+        jump_sd_floor=p.jump_sd_floor,
+    )
 
 
 def assert_close(estimate: dict, expected: dict, rtol: float = ESTIMATE_RTOL) -> None:
@@ -89,8 +105,9 @@ def test_windows_rebuilt_from_the_stored_series_give_the_same_estimates(observat
         s.add(i, t, p, f"id-{t}", "public", "", 400)
         s.windows.estimate(s.t, s.p, s.r, params)  # reading keeps the EWMA sum running
     rebuilt = PriceSeries.from_dict(json.loads(json.dumps(s.to_dict())))
-    assert_close(rebuilt.windows.estimate(rebuilt.t, rebuilt.p, rebuilt.r, params),
-                 s.windows.estimate(s.t, s.p, s.r, params))
+    assert_close(
+        rebuilt.windows.estimate(rebuilt.t, rebuilt.p, rebuilt.r, params), s.windows.estimate(s.t, s.p, s.r, params)
+    )
 
 
 def test_window_sums_are_exact():
@@ -100,8 +117,9 @@ def test_window_sums_are_exact():
     for n in (2, 30, 60, 500):
         scaled = (w.s1[-1] - w.s1[-1 - n]) / 2**110
         assert scaled == math.fsum(r[-n:])
-        assert (w.s2[-1] - w.s2[-1 - n]) / 2**220 == math.fsum(math.ldexp(int(math.ldexp(x, 110)) ** 2, -220)
-                                                                for x in r[-n:])
+        assert (w.s2[-1] - w.s2[-1 - n]) / 2**220 == math.fsum(
+            math.ldexp(int(math.ldexp(x, 110)) ** 2, -220) for x in r[-n:]
+        )
 
 
 def test_ewma_returns_to_exactly_zero_once_a_huge_jump_has_left_its_window():
@@ -125,8 +143,20 @@ def price_events(seed: int, n: int = 400) -> list[tuple[PriceObserved, str]]:
     price, out = 100.0, []
     for d in range(n):
         price *= math.exp(rng.gauss(0, 0.03) + (rng.gauss(0, 0.3) if rng.random() < 0.02 else 0.0))
-        out.append((PriceObserved(material="gallium", source="s", observed_at=T0 + timedelta(days=d), price=price,
-                                  currency="USD", unit="kg", series="spot"), f"id-{d}"))
+        out.append(
+            (
+                PriceObserved(
+                    material="gallium",
+                    source="s",
+                    observed_at=T0 + timedelta(days=d),
+                    price=price,
+                    currency="USD",
+                    unit="kg",
+                    series="spot",
+                ),
+                f"id-{d}",
+            )
+        )
     for _ in range(n // 10):
         i = rng.randrange(5, n)
         out.insert(i - rng.randrange(1, 5), out.pop(i))
@@ -178,9 +208,14 @@ def test_a_threshold_exactly_at_the_reference_value_is_decided_on_the_reference_
 def test_an_estimate_within_the_margin_of_a_threshold_is_left_to_the_reference_value():
     from services.scoring.apply import _CHANGING, _UNDECIDED, _quiet_rules
 
-    config = parse_config({"rules": [
-        {"name": "vol", "indicator": "price_volatility", "warning": 0.4, "clear": 0.3},
-        {"name": "day", "indicator": "price_change_1d_pct", "warning": 20.0, "clear": 10.0}]})
+    config = parse_config(
+        {
+            "rules": [
+                {"name": "vol", "indicator": "price_volatility", "warning": 0.4, "clear": 0.3},
+                {"name": "day", "indicator": "price_change_1d_pct", "warning": 20.0, "clear": 10.0},
+            ]
+        }
+    )
     state = MaterialState(material="gallium", watermark=0.0)
     hair_below = {"price_volatility": 0.4 * (1 - ESTIMATE_RTOL), "price_change_1d_pct": 1.0}
     assert _quiet_rules(state, hair_below, config, estimated=False) == {}  # an exact value: decided, nothing fires
@@ -188,23 +223,39 @@ def test_an_estimate_within_the_margin_of_a_threshold_is_left_to_the_reference_v
     assert _quiet_rules(state, {**hair_below, "price_volatility": 0.39}, config, estimated=True) == {}
     # a breach on an estimate fires from the reference value; one on an exact value needs no reference value
     assert _quiet_rules(state, {**hair_below, "price_volatility": 0.41}, config, estimated=True) is _UNDECIDED
-    assert _quiet_rules(state, {"price_volatility": 0.39, "price_change_1d_pct": 25.0}, config,
-                        estimated=True) is _CHANGING
+    assert (
+        _quiet_rules(state, {"price_volatility": 0.39, "price_change_1d_pct": 25.0}, config, estimated=True)
+        is _CHANGING
+    )
 
 
 def test_the_in_place_driver_remembers_and_forgets_event_ids_like_apply_event():
     config = load_config()
     limit = config.history.seen_ids
-    events = [(PriceObserved(material="gallium", source="s", observed_at=T0 + timedelta(hours=h), price=100.0 + h,
-                             currency="USD", unit="kg", series="spot"), f"id-{h}") for h in range(limit + 5)]
+    events = [
+        (
+            PriceObserved(
+                material="gallium",
+                source="s",
+                observed_at=T0 + timedelta(hours=h),
+                price=100.0 + h,
+                currency="USD",
+                unit="kg",
+                series="spot",
+            ),
+            f"id-{h}",
+        )
+        for h in range(limit + 5)
+    ]
     owned = copied = None
     for event, event_id in events:
         owned = apply_event_in_place(owned, event, event_id=event_id, config=config).state
         copied = apply_event(copied, event, event_id=event_id, config=config).state
     later = T0 + timedelta(hours=limit + 10)
     for old_id in ("id-2", "id-100", f"id-{limit + 4}"):  # forgotten, remembered, the newest
-        again = PriceObserved(material="gallium", source="s", observed_at=later, price=1.0, currency="USD", unit="kg",
-                              series="spot")
+        again = PriceObserved(
+            material="gallium", source="s", observed_at=later, price=1.0, currency="USD", unit="kg", series="spot"
+        )
         a = apply_event_in_place(MaterialState.from_dict(owned.to_dict()), again, event_id=old_id, config=config)
         b = apply_event(copied, again, event_id=old_id, config=config)
         assert a.rejected == b.rejected

@@ -7,8 +7,15 @@ import hashlib
 from services.scoring.rules import Rule, RuleState, evaluate_rule, fingerprint, resolve_removed
 
 H = 3600.0
-RULE = Rule(name="price-change-1d", indicator="price_change_1d_pct", direction="above", warning=20.0, critical=40.0,
-            clear=10.0, for_seconds=2 * H)
+RULE = Rule(
+    name="price-change-1d",
+    indicator="price_change_1d_pct",
+    direction="above",
+    warning=20.0,
+    critical=40.0,
+    clear=10.0,
+    for_seconds=2 * H,
+)
 
 
 def run(rule, points):
@@ -42,8 +49,12 @@ def test_fired_breach_starts_when_the_condition_began():
 def test_breach_escalates_to_critical_and_deescalates_past_warning():
     rule = Rule("r", "price_change_1d_pct", "above", 20.0, 40.0, 10.0)
     _, out = run(rule, [(0, 25.0), (1, 45.0), (2, 30.0), (3, 15.0), (4, 45.0)])
-    assert out == [(0, "fired", "warning", 20.0), (1, "escalated", "critical", 40.0),
-                   (3, "deescalated", "warning", 20.0), (4, "escalated", "critical", 40.0)]
+    assert out == [
+        (0, "fired", "warning", 20.0),
+        (1, "escalated", "critical", 40.0),
+        (3, "deescalated", "warning", 20.0),
+        (4, "escalated", "critical", 40.0),
+    ]
 
 
 def test_breach_resolves_only_below_clear_threshold():
@@ -68,8 +79,12 @@ def test_first_value_above_critical_fires_critical():
 def test_below_rule_mirrors_above():
     rule = Rule("r", "x", "below", -20.0, -40.0, -10.0)
     _, out = run(rule, [(0, -25.0), (1, -45.0), (2, -15.0), (3, -5.0)])
-    assert out == [(0, "fired", "warning", -20.0), (1, "escalated", "critical", -40.0),
-                   (2, "deescalated", "warning", -20.0), (3, "resolved", "warning", -10.0)]
+    assert out == [
+        (0, "fired", "warning", -20.0),
+        (1, "escalated", "critical", -40.0),
+        (2, "deescalated", "warning", -20.0),
+        (3, "resolved", "warning", -10.0),
+    ]
 
 
 def test_missing_value_changes_nothing():

@@ -18,8 +18,9 @@ def scored(states: MaterialStates, material: str, partition: int, offset: int, d
     """Score one price into a resident as the agent does."""
     resident = states.get(material, partition)
     resident.offsets[position(PRICES, partition)] = offset
-    resident.state = apply_event_in_place(resident.state, price(300.0 + day, day, material=material),
-                                          event_id=f"{material}-{offset}", config=CONFIG).state
+    resident.state = apply_event_in_place(
+        resident.state, price(300.0 + day, day, material=material), event_id=f"{material}-{offset}", config=CONFIG
+    ).state
     states.scored(material, resident)
     return resident
 

@@ -18,15 +18,49 @@ from services.scoring.engine import apply_event
 
 ROOT = Path(__file__).resolve().parents[3]
 EXTRACT = ROOT / "tests" / "fixtures" / "trade" / "comext_gallium_germanium_2022_2024.csv"
-FULL = ROOT.parent / "shared" / "data" / "eurostat-comext-crm-imports-2022-2024" / \
-    "eu_comext_critical_inputs_cn8_2022_2024.csv"
-EU = {"AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "EL", "HU", "IE", "IT", "LV", "LT",
-      "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE"}
+FULL = (
+    ROOT.parent
+    / "shared"
+    / "data"
+    / "eurostat-comext-crm-imports-2022-2024"
+    / "eu_comext_critical_inputs_cn8_2022_2024.csv"
+)
+EU = {
+    "AT",
+    "BE",
+    "BG",
+    "HR",
+    "CY",
+    "CZ",
+    "DK",
+    "EE",
+    "FI",
+    "FR",
+    "DE",
+    "GR",
+    "EL",
+    "HU",
+    "IE",
+    "IT",
+    "LV",
+    "LT",
+    "LU",
+    "MT",
+    "NL",
+    "PL",
+    "PT",
+    "RO",
+    "SK",
+    "SI",
+    "ES",
+    "SE",
+}
 
 
 def shares(path: Path, material: str, period: str) -> dict:
-    result = CliRunner().invoke(main, ["trade", "shares", "--file", str(path), "--material", material,
-                                       "--period", period])
+    result = CliRunner().invoke(
+        main, ["trade", "shares", "--file", str(path), "--material", material, "--period", period]
+    )
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -68,12 +102,12 @@ def test_chinas_share_falls_after_the_august_2023_licensing():
 
 def test_unknown_material_period_or_empty_result_is_refused_with_a_reason():
     runner = CliRunner()
-    bad = runner.invoke(main, ["trade", "shares", "--file", str(EXTRACT), "--material", "unobtainium",
-                               "--period", "2024"])
+    bad = runner.invoke(
+        main, ["trade", "shares", "--file", str(EXTRACT), "--material", "unobtainium", "--period", "2024"]
+    )
     assert bad.exit_code != 0
     assert "unobtainium" in bad.output
-    none = runner.invoke(main, ["trade", "shares", "--file", str(EXTRACT), "--material", "gallium",
-                                "--period", "2019"])
+    none = runner.invoke(main, ["trade", "shares", "--file", str(EXTRACT), "--material", "gallium", "--period", "2019"])
     assert none.exit_code != 0
     assert "no EU27 imports of gallium in 2019" in none.output
 
@@ -90,7 +124,10 @@ def test_the_crma_and_eu_screen_default_rules_fire_on_real_gallium_imports():
     assert fired["strategic-dependency-hhi"] == ("2022", "warning", "concentration_of_supply")
     assert fired["import-concentration"][:2] == ("2022", "critical")
     assert {name: r.open_severity for name, r in state.rules.items()} == {
-        "crma-single-country": "warning", "strategic-dependency-hhi": "warning", "import-concentration": "critical"}
+        "crma-single-country": "warning",
+        "strategic-dependency-hhi": "warning",
+        "import-concentration": "critical",
+    }
     ind = state.flat_indicators()
     assert ind["concentration_hhi"] == pytest.approx(shares(EXTRACT, "gallium", "2024")["hhi"])
     assert ind["non_eu_share"] == pytest.approx(11_255_579.537 / (11_255_579.537 + 3_017_881.641))
@@ -111,11 +148,14 @@ def test_full_extract_gives_the_published_gallium_figures():
 
 def test_a_bulk_file_with_quantities_gives_shares_by_quantity_and_says_so(tmp_path):
     bulk = tmp_path / "full_v2_202452.dat"
-    bulk.write_text("REPORTER,PARTNER,TRADE_TYPE,PRODUCT_NC,FLOW,STAT_PROCEDURE,PERIOD,VALUE_EUR,QUANTITY_KG\n"
-                    "NL,CN,E,81129289,1,1,202452,900000,3000\n"
-                    "NL,CN,E,81129289,1,2,202452,100000,1000\n"
-                    "DE,CA,E,81129289,1,1,202452,2000000,1000\n"
-                    "DE,FR,I,81129289,1,1,202452,500000,2000\n", encoding="utf-8")
+    bulk.write_text(
+        "REPORTER,PARTNER,TRADE_TYPE,PRODUCT_NC,FLOW,STAT_PROCEDURE,PERIOD,VALUE_EUR,QUANTITY_KG\n"
+        "NL,CN,E,81129289,1,1,202452,900000,3000\n"
+        "NL,CN,E,81129289,1,2,202452,100000,1000\n"
+        "DE,CA,E,81129289,1,1,202452,2000000,1000\n"
+        "DE,FR,I,81129289,1,1,202452,500000,2000\n",
+        encoding="utf-8",
+    )
     out = shares(bulk, "gallium", "2024")
     # By kg: CN 4,000 of 5,000 extra-EU (by value CA would lead); FR's 2,000 kg are intra-EU, beside the shares.
     assert (out["basis"], out["unit"]) == ("quantity", "kg")

@@ -64,8 +64,16 @@ def test_frequency_is_inferred_from_observation_spacing():
 
 def test_monthly_series_annualises_with_sqrt_12():
     months = [m.timestamp() for m in pd.date_range("2020-01-01", periods=len(PRICES), freq="MS", tz="UTC")]
-    ind = price_indicators(months, PRICES, volatility_window=30, ewma_lambda=0.94, ewma_window=100,
-                           short_window=3, long_window=8, jump_window=60)
+    ind = price_indicators(
+        months,
+        PRICES,
+        volatility_window=30,
+        ewma_lambda=0.94,
+        ewma_window=100,
+        short_window=3,
+        long_window=8,
+        jump_window=60,
+    )
     expected = np.std(np.diff(np.log(PRICES)), ddof=1) * math.sqrt(12)
     assert ind["price_volatility"] == pytest.approx(expected)
     assert ind["price_periods_per_year"] == 12
@@ -122,11 +130,27 @@ def test_volatility_ratio_short_over_long():
 
 
 def test_indicators_of_a_single_observation_have_no_changes_or_volatility():
-    ind = price_indicators([0.0], [42.0], volatility_window=30, ewma_lambda=0.94, ewma_window=100,
-                           short_window=10, long_window=60, jump_window=60)
+    ind = price_indicators(
+        [0.0],
+        [42.0],
+        volatility_window=30,
+        ewma_lambda=0.94,
+        ewma_window=100,
+        short_window=10,
+        long_window=60,
+        jump_window=60,
+    )
     assert ind["price"] == 42.0
-    assert all(ind[k] is None for k in ("price_change_1d_pct", "price_volatility", "price_volatility_ewma",
-                                        "price_jump_z", "price_volatility_ratio"))
+    assert all(
+        ind[k] is None
+        for k in (
+            "price_change_1d_pct",
+            "price_volatility",
+            "price_volatility_ewma",
+            "price_jump_z",
+            "price_volatility_ratio",
+        )
+    )
 
 
 def test_jump_zscore_sd_is_floored_when_history_is_nearly_flat():
@@ -155,9 +179,18 @@ def test_monthly_jump_floor_is_the_annual_floor_over_sqrt_12():
     # Silver 1960-61 in the Pink Sheet: 22 months at 0.9137 $/oz, then 0.9231, then 1.0332 (December 1961).
     prices = [0.9137] * 22 + [0.9231, 1.0332]
     months = [i * 30.4 * DAY for i in range(len(prices))]
-    ind = price_indicators(months, prices, volatility_window=30, ewma_lambda=0.94, ewma_window=100,
-                           short_window=10, long_window=60, jump_window=60, jump_min_returns=20,
-                           jump_sd_floor=0.10)
+    ind = price_indicators(
+        months,
+        prices,
+        volatility_window=30,
+        ewma_lambda=0.94,
+        ewma_window=100,
+        short_window=10,
+        long_window=60,
+        jump_window=60,
+        jump_min_returns=20,
+        jump_sd_floor=0.10,
+    )
     r = np.diff(np.log(prices))
     earlier = r[:-1]
     assert earlier.std(ddof=1) < 0.01 / math.sqrt(12)

@@ -27,8 +27,14 @@ from shared.events import (
 
 
 def price(**overrides):
-    fields = dict(material="gallium", source="test", observed_at=datetime(2023, 7, 3, tzinfo=UTC), price=310.0,
-                  currency="USD", unit="kg")
+    fields = dict(
+        material="gallium",
+        source="test",
+        observed_at=datetime(2023, 7, 3, tzinfo=UTC),
+        price=310.0,
+        currency="USD",
+        unit="kg",
+    )
     fields.update(overrides)
     return PriceObserved(**fields)
 
@@ -114,13 +120,19 @@ def test_dead_letter_keeps_the_original_bytes_exactly():
     assert base64.b64decode(decoded.original_b64) == raw
 
 
-@pytest.mark.parametrize(("clearance", "allowed"), [
-    ("public", ["public"]), ("restricted", ["public", "restricted"]),
-    ("government", ["public", "restricted", "government"])])
+@pytest.mark.parametrize(
+    ("clearance", "allowed"),
+    [
+        ("public", ["public"]),
+        ("restricted", ["public", "restricted"]),
+        ("government", ["public", "restricted", "government"]),
+    ],
+)
 def test_a_clearance_allows_its_own_level_and_those_below_only(clearance, allowed):
     assert [level.value for level in Classification if Classification(clearance).allows(level)] == allowed
-    assert [level for level in ("public", "restricted", "government") if Classification(clearance).allows(level)] \
-        == allowed
+    assert [
+        level for level in ("public", "restricted", "government") if Classification(clearance).allows(level)
+    ] == allowed
 
 
 def test_a_clearance_refuses_a_level_that_does_not_exist():
@@ -137,9 +149,17 @@ def test_most_restricted_classification_wins():
 def test_breach_round_trips_with_its_evidence():
     at = datetime(2023, 7, 4, tzinfo=UTC)
     breach = BreachRaised(
-        fingerprint="f1", material="gallium", rule="price-change-1d", indicator="price_change_1d",
-        severity=Severity.CRITICAL, status=BreachStatus.FIRING, value=0.42, threshold=0.4, starts_at=at,
-        observed_at=at, summary="Gallium up 42%",
+        fingerprint="f1",
+        material="gallium",
+        rule="price-change-1d",
+        indicator="price_change_1d",
+        severity=Severity.CRITICAL,
+        status=BreachStatus.FIRING,
+        value=0.42,
+        threshold=0.4,
+        starts_at=at,
+        observed_at=at,
+        summary="Gallium up 42%",
         evidence=[{"id": "e1", "source": "lme", "kind": "price", "time": at, "value": 310.0}],
     )
     _, decoded = decode(encode(breach, source="s"))
@@ -149,6 +169,7 @@ def test_breach_round_trips_with_its_evidence():
 
 # --- encode against the envelope as json.dumps writes it ---------------------------------------------------
 
+
 def _as_json_dumps(event, *, source: str, event_id: str, time: str) -> bytes:
     """The bytes `encode` gave before it used pydantic's serializer: json.dumps of to_cloudevent."""
     envelope = to_cloudevent(event, source=source, event_id=event_id, time=datetime.fromisoformat(time))
@@ -156,8 +177,10 @@ def _as_json_dumps(event, *, source: str, event_id: str, time: str) -> bytes:
 
 
 texts = st.text(st.characters(codec="utf-8"), max_size=60)
-floats = st.one_of(st.floats(allow_nan=False, allow_infinity=False, allow_subnormal=True),
-                   st.sampled_from([1e-5, 1e-7, 3.2e-05, 1e16, 1e22, -0.0, 0.1, 350.0]))
+floats = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, allow_subnormal=True),
+    st.sampled_from([1e-5, 1e-7, 3.2e-05, 1e16, 1e22, -0.0, 0.1, 350.0]),
+)
 times = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))
 
 
@@ -165,28 +188,64 @@ times = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1,
 def events(draw: st.DrawFn):
     kind = draw(st.sampled_from(["price", "news", "breach", "snapshot", "deadletter"]))
     if kind == "price":
-        return PriceObserved(material="gallium", source=draw(texts), observed_at=draw(times),
-                             price=draw(st.floats(min_value=5e-324, allow_infinity=False, exclude_min=False)),
-                             currency="USD", unit=draw(texts.filter(lambda x: len(x) <= 32)),
-                             series=draw(texts), url=draw(texts))
+        return PriceObserved(
+            material="gallium",
+            source=draw(texts),
+            observed_at=draw(times),
+            price=draw(st.floats(min_value=5e-324, allow_infinity=False, exclude_min=False)),
+            currency="USD",
+            unit=draw(texts.filter(lambda x: len(x) <= 32)),
+            series=draw(texts),
+            url=draw(texts),
+        )
     if kind == "news":
-        return NewsReported(material="gallium", item_id=draw(texts), source=draw(texts), title=draw(texts),
-                            summary=draw(texts), published_at=draw(times), countries=["CN"],
-                            measure=draw(st.sampled_from(list(Measure))), relevant=draw(st.booleans()),
-                            score=draw(st.floats(0, 1)), evidence=draw(st.lists(texts, max_size=3)))
+        return NewsReported(
+            material="gallium",
+            item_id=draw(texts),
+            source=draw(texts),
+            title=draw(texts),
+            summary=draw(texts),
+            published_at=draw(times),
+            countries=["CN"],
+            measure=draw(st.sampled_from(list(Measure))),
+            relevant=draw(st.booleans()),
+            score=draw(st.floats(0, 1)),
+            evidence=draw(st.lists(texts, max_size=3)),
+        )
     if kind == "breach":
-        evidence = [Evidence(id=draw(texts), source=draw(texts), kind="price", time=draw(times),
-                             value=draw(st.one_of(floats, texts, st.none())), url=draw(texts))
-                    for _ in range(draw(st.integers(0, 3)))]
-        return BreachRaised(fingerprint="f", material="gallium", rule=draw(texts), indicator="price",
-                            severity=Severity.WARNING, status=BreachStatus.FIRING, value=draw(floats),
-                            threshold=draw(st.one_of(floats, st.none())), starts_at=draw(times),
-                            observed_at=draw(times), summary=draw(texts), evidence=evidence)
+        evidence = [
+            Evidence(
+                id=draw(texts),
+                source=draw(texts),
+                kind="price",
+                time=draw(times),
+                value=draw(st.one_of(floats, texts, st.none())),
+                url=draw(texts),
+            )
+            for _ in range(draw(st.integers(0, 3)))
+        ]
+        return BreachRaised(
+            fingerprint="f",
+            material="gallium",
+            rule=draw(texts),
+            indicator="price",
+            severity=Severity.WARNING,
+            status=BreachStatus.FIRING,
+            value=draw(floats),
+            threshold=draw(st.one_of(floats, st.none())),
+            starts_at=draw(times),
+            observed_at=draw(times),
+            summary=draw(texts),
+            evidence=evidence,
+        )
     if kind == "snapshot":
-        return IndicatorSnapshot(material="gallium", as_of=draw(times),
-                                 indicators=draw(st.dictionaries(texts, st.one_of(floats, st.none()), max_size=5)),
-                                 risk_score=draw(st.one_of(floats, st.none())),
-                                 components=draw(st.dictionaries(texts, floats, max_size=3)))
+        return IndicatorSnapshot(
+            material="gallium",
+            as_of=draw(times),
+            indicators=draw(st.dictionaries(texts, st.one_of(floats, st.none()), max_size=5)),
+            risk_score=draw(st.one_of(floats, st.none())),
+            components=draw(st.dictionaries(texts, floats, max_size=3)),
+        )
     return DeadLettered.of(draw(st.binary(max_size=40)), draw(texts), source=draw(texts), stage="ingest")
 
 
@@ -203,7 +262,7 @@ def test_encoded_events_decode_to_what_the_json_dumps_envelope_decodes_to(event,
 
 
 def test_encoded_events_are_the_json_dumps_bytes_but_for_tiny_floats_and_del():
-    event = price(source="Zürich – 東京 \U0001f600 \"q\" \\ / \n\t\x01", price=1234.5678)
+    event = price(source='Zürich – 東京 \U0001f600 "q" \\ / \n\t\x01', price=1234.5678)
     encoded = encode(event, source="s", event_id="abc")
     assert encoded == _as_json_dumps(event, source="s", event_id="abc", time=json.loads(encoded)["time"])
     tiny = price(price=1e-05)
@@ -219,7 +278,8 @@ def test_every_signal_kind_has_one_event_class_and_one_topic_and_each_input_topi
     assert sorted(SIGNALS) == ["leadtime", "news", "price", "stock", "trade"]
     assert all(signal.event.kind == kind for kind, signal in SIGNALS.items())
     assert sorted(s.topic.name for s in SIGNALS.values()) == sorted(
-        t.name for t in (topics.PRICES, topics.NEWS, topics.TRADE, topics.LEADTIMES, topics.STOCKS))
+        t.name for t in (topics.PRICES, topics.NEWS, topics.TRADE, topics.LEADTIMES, topics.STOCKS)
+    )
 
 
 def test_the_event_time_of_each_signal_is_the_time_it_states_and_of_a_trade_flow_its_period_start():
@@ -228,8 +288,10 @@ def test_the_event_time_of_each_signal_is_the_time_it_states_and_of_a_trade_flow
     from shared.events import LeadTimeQuoted, NewsReported, PriceObserved, StockReported, TradeFlowReported
 
     at = datetime(2024, 3, 5, 6, 7, tzinfo=UTC)
-    assert PriceObserved(material="gallium", source="s", observed_at=at, price=1.0, currency="USD",
-                         unit="kg").occurred_at == at
+    assert (
+        PriceObserved(material="gallium", source="s", observed_at=at, price=1.0, currency="USD", unit="kg").occurred_at
+        == at
+    )
     assert NewsReported(material="gallium", item_id="i", source="s", title="t", published_at=at).occurred_at == at
     assert LeadTimeQuoted(material="gallium", source="s", quoted_at=at, lead_time_days=30).occurred_at == at
     assert StockReported(material="gallium", source="s", reported_at=at, tonnes=1.0).occurred_at == at

@@ -14,8 +14,12 @@ BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
 def _samples(histogram: Histogram) -> dict[str, float]:
-    return {f"{s.name}{s.labels.get('le', '')}": s.value for metric in histogram.collect() for s in metric.samples
-            if not s.name.endswith("_created")}
+    return {
+        f"{s.name}{s.labels.get('le', '')}": s.value
+        for metric in histogram.collect()
+        for s in metric.samples
+        if not s.name.endswith("_created")
+    }
 
 
 def test_observe_many_counts_every_amount_in_the_bucket_observe_puts_it_in():

@@ -8,33 +8,36 @@ import pytest
 from shared.outbound import OutboundPolicy, PinnedBackend, TargetRefused, address_refusal
 
 
-@pytest.mark.parametrize(("address", "kind"), [
-    ("127.0.0.1", "loopback"),
-    ("::1", "loopback"),
-    ("::ffff:127.0.0.1", "loopback"),
-    ("10.1.2.3", "private"),
-    ("172.16.0.9", "private"),
-    ("192.168.1.1", "private"),
-    ("100.64.0.1", "private"),
-    ("fd00::1", "private"),
-    ("169.254.169.254", "link_local"),
-    ("::ffff:169.254.169.254", "link_local"),
-    ("fe80::1", "link_local"),
-    ("0.0.0.0", "not_unicast"),
-    ("0.1.2.3", "not_unicast"),
-    ("::", "not_unicast"),
-    ("224.0.0.1", "not_unicast"),
-    ("ff02::1", "not_unicast"),
-    ("240.0.0.1", "reserved"),
-    ("255.255.255.255", "reserved"),
-    ("2002:a9fe:a9fe::", "tunnel"),  # 6to4 of 169.254.169.254
-    ("2002:5db8:d822::1", "tunnel"),  # 6to4 of a public address: the IPv4 host reached is not the one checked
-    ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "tunnel"),  # Teredo
-    ("64:ff9b::a9fe:a9fe", "tunnel"),  # NAT64 of 169.254.169.254
-    ("64:ff9b:1::7f00:1", "tunnel"),  # local-use NAT64
-    ("::a9fe:a9fe", "tunnel"),  # IPv4-compatible 169.254.169.254
-    ("::ffff:0:7f00:1", "tunnel"),  # IPv4-translated 127.0.0.1
-])
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("10.1.2.3", "private"),
+        ("172.16.0.9", "private"),
+        ("192.168.1.1", "private"),
+        ("100.64.0.1", "private"),
+        ("fd00::1", "private"),
+        ("169.254.169.254", "link_local"),
+        ("::ffff:169.254.169.254", "link_local"),
+        ("fe80::1", "link_local"),
+        ("0.0.0.0", "not_unicast"),
+        ("0.1.2.3", "not_unicast"),
+        ("::", "not_unicast"),
+        ("224.0.0.1", "not_unicast"),
+        ("ff02::1", "not_unicast"),
+        ("240.0.0.1", "reserved"),
+        ("255.255.255.255", "reserved"),
+        ("2002:a9fe:a9fe::", "tunnel"),  # 6to4 of 169.254.169.254
+        ("2002:5db8:d822::1", "tunnel"),  # 6to4 of a public address: the IPv4 host reached is not the one checked
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "tunnel"),  # Teredo
+        ("64:ff9b::a9fe:a9fe", "tunnel"),  # NAT64 of 169.254.169.254
+        ("64:ff9b:1::7f00:1", "tunnel"),  # local-use NAT64
+        ("::a9fe:a9fe", "tunnel"),  # IPv4-compatible 169.254.169.254
+        ("::ffff:0:7f00:1", "tunnel"),  # IPv4-translated 127.0.0.1
+    ],
+)
 def test_non_public_addresses_are_refused_with_their_kind(address: str, kind: str) -> None:
     refusal = address_refusal(address, allow_private=False)
     assert refusal is not None
@@ -107,8 +110,9 @@ async def test_a_name_with_any_refused_address_is_refused_before_connecting() ->
 
 async def test_the_next_checked_address_is_tried_when_one_cannot_be_reached() -> None:
     inner = RecordingBackend(unreachable=("2606:2800:21f:cb07:6820:80da:af6b:8b2c",))
-    backend = PinnedBackend(OutboundPolicy(resolve=StubResolver(
-        ["2606:2800:21f:cb07:6820:80da:af6b:8b2c", "93.184.215.14"])), inner)
+    backend = PinnedBackend(
+        OutboundPolicy(resolve=StubResolver(["2606:2800:21f:cb07:6820:80da:af6b:8b2c", "93.184.215.14"])), inner
+    )
     await backend.connect_tcp("hooks.example.com", 443)
     assert [host for host, _ in inner.connected] == ["2606:2800:21f:cb07:6820:80da:af6b:8b2c", "93.184.215.14"]
 

@@ -50,8 +50,12 @@ def test_a_validation_error_has_the_documented_shape() -> None:
 
 def test_http_errors_and_crashes_are_problems_and_crashes_say_nothing() -> None:
     client = TestClient(make_app(), raise_server_exceptions=False)
-    assert client.get("/things/404").json() == {"type": "about:blank", "title": "Not Found", "status": 404,
-                                                "detail": "no such thing"}
+    assert client.get("/things/404").json() == {
+        "type": "about:blank",
+        "title": "Not Found",
+        "status": 404,
+        "detail": "no such thing",
+    }
     busy = client.get("/things/503")
     assert busy.headers["retry-after"] == "3"
     assert busy.json()["detail"] == "busy"

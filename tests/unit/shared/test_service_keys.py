@@ -11,8 +11,9 @@ def digest(key: str) -> str:
 
 
 def test_entries_carry_name_scopes_and_clearance_in_any_order():
-    keys = parse_keys(f"analysts={digest('a')}:ingest+read, {digest('b').upper()}:government,"
-                      f" {digest('c')}:government:read")
+    keys = parse_keys(
+        f"analysts={digest('a')}:ingest+read, {digest('b').upper()}:government, {digest('c')}:government:read"
+    )
     assert [k.name for k in keys] == ["analysts", f"key{digest('b')[:8]}", f"key{digest('c')[:8]}"]
     assert keys[0].scopes == {"ingest", "read"}
     assert keys[0].clearance is Classification.PUBLIC
@@ -21,9 +22,17 @@ def test_entries_carry_name_scopes_and_clearance_in_any_order():
     assert keys[2].scopes == {"read"}
 
 
-@pytest.mark.parametrize("entry", ["plain-secret:ingest", f"{digest('x')}:ingest:read", f"{digest('x')}:Secret!",
-                                   f"{digest('x')}:secret",
-                                   f"bad name={digest('x')}:ingest", f"{digest('x')}:public:ingest:restricted"])
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "plain-secret:ingest",
+        f"{digest('x')}:ingest:read",
+        f"{digest('x')}:Secret!",
+        f"{digest('x')}:secret",
+        f"bad name={digest('x')}:ingest",
+        f"{digest('x')}:public:ingest:restricted",
+    ],
+)
 def test_a_bad_entry_is_refused_by_position_without_echoing_it(entry):
     with pytest.raises(ValueError, match="entry 2") as raised:
         parse_keys(f"{digest('ok')}:ingest,{entry}")
@@ -39,8 +48,10 @@ def test_a_presented_key_is_found_only_by_its_own_digest():
     assert find_key("", keys) is None
 
 
-@pytest.mark.parametrize(("header", "token"), [("Bearer abc", "abc"), ("bearer  abc ", "abc"), ("Basic abc", None),
-                                               ("Bearer ", None), (None, None)])
+@pytest.mark.parametrize(
+    ("header", "token"),
+    [("Bearer abc", "abc"), ("bearer  abc ", "abc"), ("Basic abc", None), ("Bearer ", None), (None, None)],
+)
 def test_bearer_token_is_read_from_the_header(header, token):
     assert bearer_token(header) == token
 

@@ -26,13 +26,17 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-@pytest.mark.parametrize(("service", "settings_class", "field", "value", "expected"), [
-    ("INGEST", IngestSettings, "max_batch", "17", 17),
-    ("SCORING", ScoringSettings, "batch_max_inputs", "17", 17),
-    ("NOTIFY", NotifySettings, "smtp_host", "mail.example.org", "mail.example.org"),
-])
-def test_a_service_reads_its_own_settings_under_its_prefix(monkeypatch, service, settings_class, field, value,
-                                                           expected) -> None:
+@pytest.mark.parametrize(
+    ("service", "settings_class", "field", "value", "expected"),
+    [
+        ("INGEST", IngestSettings, "max_batch", "17", 17),
+        ("SCORING", ScoringSettings, "batch_max_inputs", "17", 17),
+        ("NOTIFY", NotifySettings, "smtp_host", "mail.example.org", "mail.example.org"),
+    ],
+)
+def test_a_service_reads_its_own_settings_under_its_prefix(
+    monkeypatch, service, settings_class, field, value, expected
+) -> None:
     monkeypatch.setenv(f"MEWS_{service}_{field.upper()}", value)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the current name warns of nothing
@@ -47,8 +51,11 @@ def test_the_shared_settings_keep_one_name_in_every_service(monkeypatch, setting
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         settings = settings_class()
-    assert (settings.topic_namespace, settings.log_level, settings.kafka_bootstrap_servers) == \
-        ("ns1", "DEBUG", "127.0.0.1:1")
+    assert (settings.topic_namespace, settings.log_level, settings.kafka_bootstrap_servers) == (
+        "ns1",
+        "DEBUG",
+        "127.0.0.1:1",
+    )
 
 
 def test_a_setting_under_another_services_prefix_is_not_read(monkeypatch) -> None:
@@ -64,13 +71,21 @@ def test_notifys_old_names_are_read_with_one_warning_each_naming_the_new_variabl
     monkeypatch.setenv("MEWS_INHIBIT_RULES", "[]")  # a JSON value decodes as under its new name
     with pytest.warns(FutureWarning) as caught:
         settings = NotifySettings()
-    assert (settings.smtp_host, settings.group_wait_seconds, settings.inhibit_rules) == \
-        ("old-relay.example.org", 45.0, ())
+    assert (settings.smtp_host, settings.group_wait_seconds, settings.inhibit_rules) == (
+        "old-relay.example.org",
+        45.0,
+        (),
+    )
     assert sorted(str(w.message) for w in caught) == [
         f"MEWS_{name} is deprecated and read for this release only: set MEWS_NOTIFY_{name} instead"
-        for name in ("GROUP_WAIT_SECONDS", "INHIBIT_RULES", "SMTP_HOST")]
-    assert REGISTRY.get_sample_value("mews_settings_deprecated_variable", {
-        "variable": "MEWS_SMTP_HOST", "replacement": "MEWS_NOTIFY_SMTP_HOST"}) == 1
+        for name in ("GROUP_WAIT_SECONDS", "INHIBIT_RULES", "SMTP_HOST")
+    ]
+    assert (
+        REGISTRY.get_sample_value(
+            "mews_settings_deprecated_variable", {"variable": "MEWS_SMTP_HOST", "replacement": "MEWS_NOTIFY_SMTP_HOST"}
+        )
+        == 1
+    )
 
 
 def test_the_new_name_wins_over_the_old_one(monkeypatch) -> None:
@@ -97,22 +112,31 @@ def test_no_shared_or_other_name_passes_for_a_deprecated_one(monkeypatch) -> Non
     assert (settings.host, settings.port) == ("127.0.0.1", 8003)
 
 
-@pytest.mark.parametrize(("variable", "value", "field", "seconds"), [
-    ("MEWS_NOTIFY_GROUP_WAIT_SECONDS", "2m", "group_wait_seconds", 120.0),
-    ("MEWS_NOTIFY_ACK_LINK_TTL_SECONDS", "7d", "ack_link_ttl_seconds", 7 * 86400),
-    ("MEWS_SCORING_COMMIT_INTERVAL_SECONDS", "500", "commit_interval_seconds", 500.0),
-    ("MEWS_AUTH_FAILURE_WINDOW_SECONDS", "1.5m", "auth_failure_window_seconds", 90.0),
-])
-def test_durations_in_settings_take_the_configuration_files_syntax(monkeypatch, variable, value, field,
-                                                                   seconds) -> None:
+@pytest.mark.parametrize(
+    ("variable", "value", "field", "seconds"),
+    [
+        ("MEWS_NOTIFY_GROUP_WAIT_SECONDS", "2m", "group_wait_seconds", 120.0),
+        ("MEWS_NOTIFY_ACK_LINK_TTL_SECONDS", "7d", "ack_link_ttl_seconds", 7 * 86400),
+        ("MEWS_SCORING_COMMIT_INTERVAL_SECONDS", "500", "commit_interval_seconds", 500.0),
+        ("MEWS_AUTH_FAILURE_WINDOW_SECONDS", "1.5m", "auth_failure_window_seconds", 90.0),
+    ],
+)
+def test_durations_in_settings_take_the_configuration_files_syntax(
+    monkeypatch, variable, value, field, seconds
+) -> None:
     monkeypatch.setenv(variable, value)
     settings_class = ScoringSettings if "SCORING" in variable else NotifySettings
     assert getattr(settings_class(), field) == seconds
 
 
-@pytest.mark.parametrize(("variable", "value"), [("MEWS_NOTIFY_GROUP_WAIT_SECONDS", "soon"),
-                                                 ("MEWS_NOTIFY_ACK_LINK_TTL_SECONDS", "1.5s"),
-                                                 ("MEWS_NOTIFY_RETRY_INITIAL_SECONDS", "0s")])
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("MEWS_NOTIFY_GROUP_WAIT_SECONDS", "soon"),
+        ("MEWS_NOTIFY_ACK_LINK_TTL_SECONDS", "1.5s"),
+        ("MEWS_NOTIFY_RETRY_INITIAL_SECONDS", "0s"),
+    ],
+)
 def test_a_bad_duration_is_refused_naming_the_setting(monkeypatch, variable, value) -> None:
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValidationError, match=variable.removeprefix("MEWS_NOTIFY_").lower()):
@@ -135,8 +159,11 @@ def test_every_key_token_and_password_is_a_secret(settings_class) -> None:
 @pytest.mark.parametrize("settings_class", SERVICES.values())
 def test_no_secret_shows_in_a_settings_repr(settings_class) -> None:
     secret = "do-not-print-" + "x" * 40
-    values = {name: secret for name, info in settings_class.model_fields.items()
-              if _is_secret(info.annotation) and name not in ("api_keys",)}
+    values = {
+        name: secret
+        for name, info in settings_class.model_fields.items()
+        if _is_secret(info.annotation) and name not in ("api_keys",)
+    }
     settings = settings_class(**values)
     assert values, "the check must see something to check"
     assert secret not in repr(settings) + str(settings.model_dump())

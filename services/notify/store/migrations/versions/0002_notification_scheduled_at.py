@@ -19,8 +19,13 @@ down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-NOTIFICATIONS = sa.table("notifications", sa.column("id", sa.String), sa.column("kind", sa.String),
-                         sa.column("payload", sa.JSON), sa.column("scheduled_at", sa.DateTime(timezone=True)))
+NOTIFICATIONS = sa.table(
+    "notifications",
+    sa.column("id", sa.String),
+    sa.column("kind", sa.String),
+    sa.column("payload", sa.JSON),
+    sa.column("scheduled_at", sa.DateTime(timezone=True)),
+)
 
 
 def _scheduled_at(payload: object, dialect: str) -> datetime | None:
@@ -37,17 +42,22 @@ def _scheduled_at(payload: object, dialect: str) -> datetime | None:
 def upgrade() -> None:
     with op.batch_alter_table("notifications", schema=None) as batch_op:
         batch_op.add_column(sa.Column("scheduled_at", sa.DateTime(timezone=True), nullable=True))
-        batch_op.create_index("ix_notifications_group_key_scheduled_at", ["group_key", "scheduled_at"],
-                              unique=False)
+        batch_op.create_index("ix_notifications_group_key_scheduled_at", ["group_key", "scheduled_at"], unique=False)
     connection = op.get_bind()
     dialect = connection.dialect.name
-    rows = connection.execute(sa.select(NOTIFICATIONS.c.id, NOTIFICATIONS.c.payload)
-                              .where(NOTIFICATIONS.c.kind != "admin_notice")).all()
-    values = [{"row_id": row_id, "at": at} for row_id, payload in rows
-              if (at := _scheduled_at(payload, dialect)) is not None]
+    rows = connection.execute(
+        sa.select(NOTIFICATIONS.c.id, NOTIFICATIONS.c.payload).where(NOTIFICATIONS.c.kind != "admin_notice")
+    ).all()
+    values = [
+        {"row_id": row_id, "at": at} for row_id, payload in rows if (at := _scheduled_at(payload, dialect)) is not None
+    ]
     if values:
-        connection.execute(sa.update(NOTIFICATIONS).where(NOTIFICATIONS.c.id == sa.bindparam("row_id"))
-                           .values(scheduled_at=sa.bindparam("at")), values)
+        connection.execute(
+            sa.update(NOTIFICATIONS)
+            .where(NOTIFICATIONS.c.id == sa.bindparam("row_id"))
+            .values(scheduled_at=sa.bindparam("at")),
+            values,
+        )
 
 
 def downgrade() -> None:

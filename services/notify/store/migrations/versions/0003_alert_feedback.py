@@ -35,12 +35,18 @@ def upgrade() -> None:
             "reason IN ('irrelevant', 'duplicate', 'false_data', 'wrong_material', 'useful')",
             name=op.f("ck_alert_feedback_reason"),
         ),
-        sa.ForeignKeyConstraint(["alert_id"], ["alerts.id"], name=op.f("fk_alert_feedback_alert_id_alerts"),
-                                ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["organisation_id"], ["organisations.id"],
-                                name=op.f("fk_alert_feedback_organisation_id_organisations"), ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["silence_id"], ["silences.id"], name=op.f("fk_alert_feedback_silence_id_silences"),
-                                ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(
+            ["alert_id"], ["alerts.id"], name=op.f("fk_alert_feedback_alert_id_alerts"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["organisation_id"],
+            ["organisations.id"],
+            name=op.f("fk_alert_feedback_organisation_id_organisations"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["silence_id"], ["silences.id"], name=op.f("fk_alert_feedback_silence_id_silences"), ondelete="SET NULL"
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alert_feedback")),
     )
     with op.batch_alter_table("alert_feedback", schema=None) as batch_op:

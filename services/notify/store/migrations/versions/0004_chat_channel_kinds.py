@@ -29,14 +29,17 @@ def _sqlite_rewrite(old: str, new: str) -> None:
     transaction. The rows on disk do not change: every one of them satisfies both conditions.
     """
     connection = op.get_bind()
-    sql = connection.execute(sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'channels'"))\
-        .scalar_one()
+    sql = connection.execute(
+        sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'channels'")
+    ).scalar_one()
     if old not in sql:
         raise RuntimeError(f"channels table has no CHECK ({old}); not rewriting it")
     version = connection.execute(sa.text("PRAGMA schema_version")).scalar_one()
     connection.execute(sa.text("PRAGMA writable_schema = ON"))
-    connection.execute(sa.text("UPDATE sqlite_master SET sql = :sql WHERE type = 'table' AND name = 'channels'"),
-                       {"sql": sql.replace(old, new)})
+    connection.execute(
+        sa.text("UPDATE sqlite_master SET sql = :sql WHERE type = 'table' AND name = 'channels'"),
+        {"sql": sql.replace(old, new)},
+    )
     connection.execute(sa.text(f"PRAGMA schema_version = {int(version) + 1}"))
     connection.execute(sa.text("PRAGMA writable_schema = OFF"))
     if connection.execute(sa.text("PRAGMA quick_check")).scalar_one() != "ok":  # checks CHECKs too

@@ -25,8 +25,7 @@ COLUMNS = ("digest_every", "min_severity", "quiet_from_hour", "quiet_until_hour"
 
 def upgrade() -> None:
     op.add_column("channels", sa.Column("digest_every", sa.String(length=8), nullable=False, server_default="day"))
-    op.add_column("channels", sa.Column("min_severity", sa.String(length=16), nullable=False,
-                                        server_default="warning"))
+    op.add_column("channels", sa.Column("min_severity", sa.String(length=16), nullable=False, server_default="warning"))
     op.add_column("channels", sa.Column("quiet_from_hour", sa.Integer(), nullable=True))
     op.add_column("channels", sa.Column("quiet_until_hour", sa.Integer(), nullable=True))
     op.add_column("channels", sa.Column("timezone", sa.String(length=64), nullable=False, server_default="UTC"))

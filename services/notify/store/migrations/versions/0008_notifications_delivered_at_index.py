@@ -21,8 +21,11 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     # Replaces the two-column index (its prefix): as many indexes to keep up on every outbox write as before.
     with op.batch_alter_table("notifications", schema=None) as batch_op:
-        batch_op.create_index("ix_notifications_organisation_id_status_delivered_at",
-                              ["organisation_id", "status", "delivered_at"], unique=False)
+        batch_op.create_index(
+            "ix_notifications_organisation_id_status_delivered_at",
+            ["organisation_id", "status", "delivered_at"],
+            unique=False,
+        )
         batch_op.drop_index("ix_notifications_organisation_id_status")
 
 
