@@ -26,6 +26,7 @@ import pytest
 from deploy.local.receiver import serve
 from deploy.local.stack import DEMO_INGEST_KEY, ROOT, Ports, Stack
 from tests.conftest import FIXTURES, free_port
+from tests.eventually import eventually_blocking
 from tests.ops.conftest import DEPLOY
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -115,17 +116,20 @@ def start_prometheus(directory: Path, targets: dict[str, list[str]]) -> tuple[su
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
         assert proc.poll() is None, (directory / "prometheus.log").read_text()
         try:
-            if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                return proc, url
+            return httpx.get(f"{url}/-/ready", timeout=1).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    pytest.fail("prometheus did not become ready in 30 s")
+            return False
+
+    try:
+        eventually_blocking(ready, within=30, what="prometheus ready", every=0.2)
+    except AssertionError:
+        proc.kill()
+        raise
+    return proc, url
 
 
 def dashboard_queries() -> list[tuple[str, str, str]]:

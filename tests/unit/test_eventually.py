@@ -34,3 +34,20 @@ def test_the_async_form_waits_without_blocking_the_loop():
     assert asyncio.run(scenario()) == "marker"
     with pytest.raises(AssertionError, match="timed out waiting for nothing"):
         asyncio.run(eventually(lambda: 0, within=0.01, what="nothing", every=0.001))
+
+
+def test_an_async_predicate_is_awaited_on_each_try():
+    tries = itertools.count()
+
+    async def check():
+        await asyncio.sleep(0)
+        return next(tries) >= 2 and "served"
+
+    assert asyncio.run(eventually(check, within=5, every=0.001)) == "served"
+    assert next(tries) == 3  # three tries, the last one true
+
+    async def never():
+        return False
+
+    with pytest.raises(AssertionError, match="timed out waiting for the answer"):
+        asyncio.run(eventually(never, within=0.01, what="the answer", every=0.001))

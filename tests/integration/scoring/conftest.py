@@ -30,6 +30,7 @@ from shared.events import (
 )
 from shared.kafka import EventProducer, event_id_for
 from tests.conftest import ROOT, free_port
+from tests.eventually import eventually_blocking
 
 READ_KEY = "scoring-test-read-key"
 PUBLIC_KEY = "scoring-test-public-key"
@@ -79,17 +80,19 @@ class Worker:
 
     def wait_ready(self, timeout: float = 60) -> None:
         """Poll /readyz until 200; fail with the log if the process dies or the deadline passes."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def ready() -> bool:
             if self.proc.poll() is not None:
                 pytest.fail(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
+                return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
             except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        pytest.fail(f"{self.name} not ready in {timeout}s:\n{self.tail()}")
+                return False
+
+        try:
+            eventually_blocking(ready, within=timeout, what=f"{self.name} ready", every=0.2)
+        except AssertionError:
+            pytest.fail(f"{self.name} not ready in {timeout}s:\n{self.tail()}")
 
     def metric(self, name: str, **labels: str) -> float:
         """The value of one sample on /metrics (0 when absent)."""

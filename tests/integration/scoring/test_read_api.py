@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import UTC, datetime
 
 import httpx
@@ -15,6 +13,7 @@ from services.scoring.view import MaterialsView, ViewFeed
 from shared import topics as declared
 from shared.events import BreachRaised, Classification, Evidence, IndicatorSnapshot
 from shared.kafka import EventProducer
+from tests.eventually import eventually
 
 from .conftest import PUBLIC_KEY, READ_KEY, sha256_hex
 
@@ -37,16 +36,6 @@ def _breach(material: str, rule: str, level: Classification, status: str = "firi
         evidence=[Evidence(id=f"{rule}-e", source="s", kind="price", time=T, classification=level)],
         classification=level,
     )
-
-
-async def _until(check, wait: float = 15):
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        result = await check()
-        if result:
-            return result
-        await asyncio.sleep(0.1)
-    return await check()
 
 
 async def test_read_api_answers_from_the_topics_and_hides_government_breaches_from_public_keys(
@@ -87,7 +76,7 @@ async def test_read_api_answers_from_the_topics_and_hides_government_breaches_fr
                 ranked = (await client.get("/v1/risk", headers=gov)).json()
                 return r.status_code == 200 and len(r.json()["open_breaches"]) == 2 and len(ranked) == 2
 
-            assert await _until(all_in)
+            await eventually(all_in, within=15, what="both breaches and both risk scores served")
             assert (await client.get("/readyz")).status_code == 200
             assert (await client.get("/v1/materials/gallium")).status_code == 401
             gallium = (await client.get("/v1/materials/gallium", headers=gov)).json()
