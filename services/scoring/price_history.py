@@ -1,10 +1,12 @@
-"""A material's whole price history applied at once: what `apply_event_in_place` gives for each input, faster.
+"""A run of a material's prices applied at once: what `apply_event_in_place` gives for each input, faster.
 
 Replaying a backfill through `apply_event_in_place` spends most of each input deciding that nothing happens.
 When a material's inputs are prices of one series in strictly increasing event time with distinct ids (so
 none can be late, a duplicate or switch the active series), every price indicator of every input is computed
 at once with numpy, and each rule's state machine runs only where it can change: from the first input whose
-value is at, beyond or near the rule's first threshold until its state is back to nothing.
+value is at, beyond or near the rule's first threshold until its state is back to nothing. The run starts from
+no state (`apply_price_history`, the backtest) or continues a state that holds nothing but that series
+(`apply_price_run`, the live worker with a batch of a backfill): its prices are the arrays' first part.
 
 The arrays are estimates of the reference values (`indicators/volatility.py`) within `ESTIMATE_RTOL`, exactly
 like `indicators/rolling.py`'s, and are used the same way: a rule on an estimated indicator is decided by the
@@ -52,6 +54,11 @@ class HistoryOutcome:
 
     state: MaterialState
     breaches: dict[int, list[BreachRaised]]
+    history: _History
+
+    def state_after(self, k: int) -> MaterialState:
+        """The state right after input k as far as `indicator_snapshot` reads it (indicators, prices held)."""
+        return self.history.state_after(k)
 
 
 def apply_price_history(
@@ -62,8 +69,43 @@ def apply_price_history(
     Eligible: one material, one source and series, strictly increasing event times, distinct ids, and a history
     long enough for the indicators' windows.
     """
-    history = _History.of(events, event_ids, config)
+    history = _History.of(None, events, event_ids, config)
     return None if history is None else history.run()
+
+
+def apply_price_run(
+    state: MaterialState | None, events: Sequence[PriceObserved], event_ids: Sequence[str], config: ScoringConfig
+) -> HistoryOutcome | None:
+    """`apply_price_history` continuing `state` (changed in place or not at all); None if not eligible.
+
+    Eligible besides: the state holds this material's one series and nothing else (no other kind of input, no
+    rule that is no longer configured), every price is newer than the watermark and no id was seen before.
+    """
+    if state is not None and not _continues(state, events, event_ids, config):
+        return None
+    history = _History.of(state, events, event_ids, config)
+    return None if history is None else history.run()
+
+
+def _continues(
+    state: MaterialState, events: Sequence[PriceObserved], event_ids: Sequence[str], config: ScoringConfig
+) -> bool:
+    """Whether a run of prices can continue `state` at once (the checks `_History.of` does not make itself)."""
+    if not events or state.material != events[0].material:
+        return False
+    if state.quotes or state.flows or state.controls or state.news_keys or state.stocks or state.news_signals:
+        return False
+    if not state.indicators.keys() <= {"price", "controls"} or len(state.series) > 1:
+        return False
+    key = f"{events[0].source}|{events[0].series}"
+    if state.series and (key not in state.series or state.active_series != key):
+        return False
+    if state.watermark is not None and events[0].observed_at.timestamp() <= state.watermark:
+        return False
+    names, _ = _compiled(config.rules_for(state.material))
+    if not names.issuperset(state.rules):
+        return False  # a removed rule resolves its breach: the engine does that input by input
+    return state.seen_ids == [] or set(state.seen_ids).isdisjoint(event_ids)
 
 
 class _History:
@@ -71,6 +113,7 @@ class _History:
 
     def __init__(
         self,
+        prior: MaterialState | None,
         events: Sequence[PriceObserved],
         event_ids: Sequence[str],
         config: ScoringConfig,
@@ -82,8 +125,14 @@ class _History:
     ) -> None:
         first = events[0]
         self.material, self.source, self.series = first.material, first.source, first.series
-        self.ids, self.cfg = list(event_ids), config
+        self.cfg = config
         self.t, self.p, self.r, self.cls, self.urls = times, prices, returns, levels, urls
+        # Inputs 0 .. n0-1 are the prices the prior state holds, the run's own follow.
+        self.n0 = len(times) - len(events)
+        held = next(iter(prior.series.values())) if prior is not None and prior.series else None
+        self.ids = [*(held.ids if held is not None else ()), *event_ids]
+        self.prior_rules = prior.rules if prior is not None else {}
+        self.prior_seen = prior.seen_ids if prior is not None else []
         key = f"{self.source}|{self.series}"
         self.key = key
         self.base = MaterialState(
@@ -100,7 +149,13 @@ class _History:
         self.exact: dict[int, dict[str, float | None]] = {}
 
     @classmethod
-    def of(cls, events: Sequence[PriceObserved], event_ids: Sequence[str], config: ScoringConfig) -> _History | None:
+    def of(
+        cls,
+        prior: MaterialState | None,
+        events: Sequence[PriceObserved],
+        event_ids: Sequence[str],
+        config: ScoringConfig,
+    ) -> _History | None:
         if not events or len(events) != len(event_ids) or len(set(event_ids)) != len(event_ids):
             return None
         p = config.price
@@ -116,11 +171,13 @@ class _History:
             return None
         first = events[0]
         material, source, series = first.material, first.source, first.series
-        times: list[float] = []
-        prices: list[float] = []
-        levels: list[str] = []
-        urls: list[str] = []
-        last = -math.inf
+        held = next(iter(prior.series.values())) if prior is not None and prior.series else None
+        times: list[float] = list(held.t) if held is not None else []
+        prices: list[float] = list(held.p) if held is not None else []
+        levels: list[str] = list(held.cls) if held is not None else []
+        urls: list[str] = list(held.urls) if held is not None else []
+        held_returns = list(held.r) if held is not None else []
+        last = times[-1] if times else -math.inf
         for e in events:
             if type(e) is not PriceObserved or e.material != material or e.source != source or e.series != series:
                 return None
@@ -132,11 +189,14 @@ class _History:
             prices.append(e.price)
             levels.append(e.classification.value)
             urls.append(e.url)
-        # As PriceSeries.add computes them: r[i] = log(p[i] / p[i-1]); r[0] has no predecessor.
-        returns = [math.nan, *(math.log(b / a) for a, b in zip(prices, prices[1:], strict=False))]
-        if not all(math.isfinite(x) for x in returns[1:]):
+        # As PriceSeries.add computes them: r[i] = log(p[i] / p[i-1]); r[0] has no predecessor. The held prices
+        # keep the returns they have (the first one's may be from a price since dropped, and is never read).
+        n0 = len(held_returns)
+        new = [math.log(b / a) for a, b in zip(prices[max(0, n0 - 1) :], prices[max(1, n0) :], strict=False)]
+        if not all(math.isfinite(x) for x in new):
             return None
-        return cls(events, event_ids, config, times, prices, returns, levels, urls)
+        returns = [*held_returns, *new] if n0 else [math.nan, *new]
+        return cls(prior, events, event_ids, config, times, prices, returns, levels, urls)
 
     # --- indicators ------------------------------------------------------------------------------------------
 
@@ -176,9 +236,10 @@ class _History:
             CHANGE_DAYS, ("price_change_1d_pct", "price_change_7d_pct", "price_change_30d_pct"), strict=True
         ):
             out[name] = self._changes(t, price, float(days))
-        # The first inputs, whose windows are not yet full, come from the reference functions.
+        # The first inputs, whose windows are not yet full, come from the reference functions (the held prices
+        # are the prior state's: nothing is decided on them).
         early = min(n, need)
-        for k in range(early):
+        for k in range(self.n0, early):
             for name, value in self.exact_group(k).items():
                 if name in _ESTIMATED_HERE:
                     out[name][k] = math.nan if value is None else value
@@ -195,7 +256,9 @@ class _History:
         )
         root = np.sqrt(ppy)
         out["price_periods_per_year"][need:] = ppy
-        out["price_periods_per_year"][:early] = [self.exact_group(k)["price_periods_per_year"] for k in range(early)]
+        out["price_periods_per_year"][self.n0 : early] = [
+            self.exact_group(k)["price_periods_per_year"] for k in range(self.n0, early)
+        ]
 
         def sd(w: int, lag: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             windows = sliding_window_view(rets, w)[need - w - lag : need - w - lag + rows]
@@ -259,6 +322,13 @@ class _History:
         )
         return _evolve(self.base, watermark=self.t[k], series={self.key: series})
 
+    def state_after(self, k: int) -> MaterialState:
+        """The state after run input k (index in the run) as `indicator_snapshot` reads it."""
+        k += self.n0
+        return _evolve(
+            self.state_at(k, self.limit), indicators={"price": self.exact_group(k), "controls": _NO_CONTROLS}
+        )
+
     def run(self) -> HistoryOutcome:
         cfg, n = self.cfg, len(self.t)
         values, ok = self.estimates()
@@ -267,14 +337,16 @@ class _History:
         values["risk_score"], present["risk_score"] = score, ~np.isnan(score)
         _, table = _compiled(cfg.rules_for(self.material))
         finals: dict[str, RuleState] = {}
-        transitions: dict[int, list[tuple[int, BreachRaised]]] = {}
+        transitions: dict[int, list[tuple[int, BreachRaised]]] = {}  # by input index of the arrays
         for order, (rule, name, indicator, sign, first, near_first, near_all) in enumerate(table):
             if indicator in values:
                 v, has = values[indicator], present[indicator]
             elif indicator in _NO_CONTROLS and _NO_CONTROLS[indicator] is not None:
                 v, has = np.full(n, float(_NO_CONTROLS[indicator])), np.ones(n, dtype=bool)  # type: ignore[arg-type]
-            else:
-                continue  # no input of this material gives the indicator: the rule never has a value
+            else:  # no input of this material gives the indicator: the rule never has a value
+                if name in self.prior_rules:
+                    finals[name] = self.prior_rules[name]
+                continue
             approximate = near_first is not None
             # Inputs where a rule with no state may start one: at or beyond the first threshold, or near it.
             starts = has & (sign * v >= sign * first)
@@ -284,10 +356,13 @@ class _History:
                 undecided_first = ~ok | _within(v, (near_first,))
                 undecided_any = ~ok | _within(v, near_all)
                 starts |= undecided_first
-            candidates = np.flatnonzero(starts).tolist()
+            n0 = self.n0
+            candidates = (np.flatnonzero(starts[n0:]) + n0).tolist()
             vs, hs, first_l, any_l = v.tolist(), has.tolist(), undecided_first.tolist(), undecided_any.tolist()
-            state: RuleState | None = None
-            k = -1
+            state: RuleState | None = self.prior_rules.get(name)
+            if state is not None:
+                candidates.insert(0, n0)  # a rule pending or open before the run goes on from its first input
+            k = n0 - 1
             for c in candidates:
                 if c <= k:
                     continue
@@ -318,8 +393,9 @@ class _History:
                     break
             if state is not None:
                 finals[name] = state
-        breaches = {k: [b for _, b in sorted(transitions[k], key=lambda x: x[0])] for k in sorted(transitions)}
-        return HistoryOutcome(self.final_state(finals), breaches)
+        n0 = self.n0  # reported by index in the run
+        breaches = {k - n0: [b for _, b in sorted(transitions[k], key=lambda x: x[0])] for k in sorted(transitions)}
+        return HistoryOutcome(self.final_state(finals), breaches, self)
 
     def exact_value(self, k: int, indicator: str) -> float | None:
         group = self.exact_group(k)
@@ -381,7 +457,7 @@ class _History:
             active_series=self.key,
             rules=rules,
             indicators={"price": self.exact_group(n - 1), "controls": _NO_CONTROLS},
-            seen_ids=self.ids[-self.cfg.history.seen_ids :],
+            seen_ids=[*self.prior_seen, *self.ids[self.n0 :]][-self.cfg.history.seen_ids :],
         )
 
 

@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 
 from services.scoring.backtest import merge_inputs, replay
 from services.scoring.config import DEFAULT_PATH, ScoringConfig, load_config, parse_config
-from services.scoring.engine import apply_event_in_place
+from services.scoring.engine import apply_event_in_place, indicator_snapshot
 from services.scoring.indicators.volatility import DAY
-from services.scoring.price_history import apply_price_history
+from services.scoring.price_history import apply_price_history, apply_price_run
+from services.scoring.rules import RuleState
 from shared.events import BreachRaised, PriceObserved
 from shared.kafka import event_id_for
 
@@ -182,3 +183,76 @@ def test_replay_keeps_input_order_across_materials_taken_at_once_and_one_by_one(
     assert len(expected) > 10
     assert result.breaches == expected
     assert {m: s.to_dict() for m, s in result.states.items()} == {m: s.to_dict() for m, s in state.items()}
+
+
+def one_at_a_time_from(state, events: list[PriceObserved], ids: list[str], config: ScoringConfig):
+    """Each input applied in turn to `state`: the final state, the breaches and each breach input's snapshot."""
+    breaches, snapshots = {}, {}
+    for k, (event, event_id) in enumerate(zip(events, ids, strict=True)):
+        outcome = apply_event_in_place(state, event, event_id=event_id, config=config)
+        assert outcome.rejected is None
+        state = outcome.state
+        if outcome.breaches:
+            breaches[k] = outcome.breaches
+            snapshots[k] = indicator_snapshot(state, config)
+    return state, breaches, snapshots
+
+
+@settings(max_examples=150, deadline=None)
+@given(histories(), st.integers(0, 159), st.sampled_from(["default", "small"]))
+def test_a_run_continuing_a_state_equals_applying_it_one_price_at_a_time(observations, split, which):
+    # The first part goes in one price at a time (as a live worker's earlier batches), the rest at once.
+    config = load_config() if which == "default" else SMALL
+    events = prices("gallium", observations)
+    ids = [event_id_for(e.dedup_key()) for e in events]
+    split = min(split, len(events) - 1)
+    before, _ = one_at_a_time(events[:split], ids[:split], config) if split else (None, {})
+    twin, _ = one_at_a_time(events[:split], ids[:split], config) if split else (None, {})
+    run = apply_price_run(before, events[split:], ids[split:], config)
+    assert run is not None
+    state, breaches, snapshots = one_at_a_time_from(twin, events[split:], ids[split:], config)
+    assert run.breaches == breaches
+    assert [b.model_dump_json() for bs in run.breaches.values() for b in bs] == [
+        b.model_dump_json() for bs in breaches.values() for b in bs
+    ]
+    assert {k: indicator_snapshot(run.state_after(k), config) for k in run.breaches} == snapshots
+    assert run.state.to_dict() == state.to_dict()
+    assert run.state == state
+
+
+def test_a_long_backfill_in_batches_equals_one_price_at_a_time():
+    rng = random.Random(17)
+    config = load_config()
+    t, price, observations = 1.5e9, 100.0, []
+    for d in range(1200):
+        t += (3 if d % 5 == 4 else 1) * DAY
+        price *= math.exp(rng.gauss(0, 0.03) + (rng.gauss(0, 0.3) if rng.random() < 0.01 else 0.0))
+        observations.append((t, price))
+    events = prices("tungsten", observations)
+    ids = [event_id_for(e.dedup_key()) for e in events]
+    expected_state, expected, _ = one_at_a_time_from(None, events, ids, config)
+    state, found, start = None, {}, 0
+    for size in [1, 30, 170, 2, 400, 97, 500]:  # batches shorter and longer than the history kept (400)
+        run = apply_price_run(state, events[start : start + size], ids[start : start + size], config)
+        assert run is not None
+        found.update((start + k, b) for k, b in run.breaches.items())
+        state, start = run.state, start + size
+    assert start == len(events)
+    assert len(found) > 20
+    assert found == expected
+    assert state.to_dict() == expected_state.to_dict()
+
+
+def test_a_run_is_not_taken_when_the_engine_must_decide_input_by_input():
+    config = load_config()
+    daily = [(1.6e9 + d * DAY, 100.0 + d) for d in range(60)]
+    events = prices("gallium", daily)
+    ids = [f"id-{k}" for k in range(60)]
+    state, _ = one_at_a_time(events[:30], ids[:30], config)
+    assert apply_price_run(state, events[30:], ids[30:], config) is not None
+    assert apply_price_run(state, events[29:], ids[29:], config) is None  # not newer than the watermark
+    assert apply_price_run(state, events[30:], ids[30:-1] + ["id-3"], config) is None  # an id seen before
+    assert apply_price_run(state, prices("gallium", daily[30:], series="other"), ids[30:], config) is None
+    assert apply_price_run(state, prices("germanium", daily[30:]), ids[30:], config) is None
+    state.rules["retired-rule"] = RuleState(pending_since=1.6e9)
+    assert apply_price_run(state, events[30:], ids[30:], config) is None  # a removed rule resolves input by input
