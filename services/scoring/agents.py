@@ -20,9 +20,10 @@ import faust
 from faust.events import Event as FaustEvent
 from prometheus_client import Counter, Gauge, Histogram
 
-from services.scoring.engine import Outcome, Rejection, ScoringConfig, apply_event_in_place, indicator_snapshot
+from services.scoring.engine import Rejection, ScoringConfig, apply_event_in_place, indicator_snapshot
 from services.scoring.faust_fixes import committed_offset, processing
 from services.scoring.intake import BatchIntake
+from services.scoring.price_history import HistoryOutcome, apply_price_run
 from services.scoring.states import MaterialStates, Resident, position
 from shared import topics as declared
 from shared.events import (
@@ -31,6 +32,7 @@ from shared.events import (
     DeadLettered,
     EnvelopeError,
     IndicatorSnapshot,
+    PriceObserved,
     SignalEvent,
     decode,
     encode,
@@ -68,6 +70,10 @@ STATE_WRITES = Counter(
 )
 SNAPSHOTS = Counter("mews_scoring_snapshots_total", "Indicator snapshots sent")
 RESIDENT = Gauge("mews_scoring_resident_materials", "Material states this worker holds in memory")
+RUN_INPUTS = Counter(
+    "mews_scoring_run_inputs_total",
+    "Prices applied as part of a run of one material's prices in a batch (at once, not one by one)",
+)
 BATCH_SIZE = Histogram(
     "mews_scoring_batch_inputs",
     "Inputs scored per batch",
@@ -80,6 +86,9 @@ STATE_TICK = 0.1  # seconds between checks whether states are due to be persiste
 # one turn per changelog record (a second for 50 materials with a turn per 100 inputs, a third with one per 20), the
 # producer's and the fetcher's round trips, the heartbeats, the read API.
 YIELD_EVERY = 20
+# A material's prices in one batch are applied at once from this many on (services/scoring/price_history.py):
+# a run's fixed cost is that of about this many prices one by one.
+RUN_MIN = 40
 
 
 @dataclass(frozen=True)
@@ -213,8 +222,8 @@ def attach_agents(
         await send(indicators_topic, snap.material.encode(), encode(snap, source=SOURCE))
         SNAPSHOTS.inc()
 
-    async def emit(outcome: Outcome) -> None:
-        for breach in outcome.breaches:
+    async def emit(breaches: list[BreachRaised]) -> None:
+        for breach in breaches:
             await send(
                 breaches_topic,
                 breach.fingerprint.encode(),
@@ -234,13 +243,16 @@ def attach_agents(
             )
 
     async def score(
-        message: Any, declared_topic: declared.Topic, now: float, sent_times: dict[str, list[float]]
+        message: Any,
+        declared_topic: declared.Topic,
+        checked: Accepted | str,
+        now: float,
+        sent_times: dict[str, list[float]],
     ) -> str:
-        """Score one input into its material's state; the metrics outcome.
+        """Score one input (as `read_input` read it) into its material's state; the metrics outcome.
 
         `sent_times` gets the input's CloudEvents time under its topic, observed when the batch is scored.
         """
-        checked = read_input(message.value, message.key, EXPECTED[declared_topic.name])
         if isinstance(checked, str):
             await quarantine(message, checked)
             return "invalid"
@@ -272,7 +284,7 @@ def attach_agents(
                 },
             )
         else:
-            await emit(outcome)
+            await emit(outcome.breaches)
             if outcome.breaches:
                 # A breach transition goes out with its snapshot, after the material's older snapshots still
                 # waiting for their persist (interval 0), so a reader sees them in order.
@@ -290,6 +302,82 @@ def attach_agents(
         if sent is not None:
             sent_times[declared_topic.name].append(sent)
         return label
+
+    async def score_in_run(
+        message: Any,
+        declared_topic: declared.Topic,
+        checked: Accepted,
+        run: HistoryOutcome,
+        k: int,
+        now: float,
+        sent_times: dict[str, list[float]],
+    ) -> str:
+        """`score` for input k of a run applied at once: the state is the run's, the breaches its k-th input's."""
+        material = checked.event.material
+        resident = states.get(material, message.partition)
+        resident.offsets[position(declared_topic.name, message.partition)] = message.offset
+        resident.partition = message.partition
+        resident.state = run.state  # the whole run's, from its first input on: nothing reads it before the end
+        states.scored(material, resident)
+        breaches = run.breaches.get(k)
+        if breaches:
+            await emit(breaches)
+            await publish(indicator_snapshot(run.state_after(k), config))
+            states.published(material, now)
+        else:
+            states.unpublished(material, resident)
+        sent = sent_at(checked.envelope)
+        if sent is not None:
+            sent_times[declared_topic.name].append(sent)
+        return "ok"
+
+    def plan_runs(messages: list[Any], read: list[Accepted | str]) -> dict[int, tuple[HistoryOutcome, int]]:
+        """The batch's inputs that runs of prices apply at once: batch index -> (the run, index in the run).
+
+        A material's inputs in the batch make a run when they are at least RUN_MIN prices of one partition that
+        its state does not cover yet and `apply_price_run` takes them; otherwise they are scored one by one.
+        Only with a snapshot beat: with a snapshot per input (interval 0) every input is scored one by one.
+        """
+        if snapshot_interval == 0:
+            return {}
+        by_material: dict[str, list[tuple[int, Accepted]]] = {}
+        for i, checked in enumerate(read):
+            if not isinstance(checked, str):
+                by_material.setdefault(checked.event.material, []).append((i, checked))
+        plan: dict[int, tuple[HistoryOutcome, int]] = {}
+        for material, inputs in by_material.items():
+            if len(inputs) < RUN_MIN:
+                continue
+            first = messages[inputs[0][0]]
+            prices: list[PriceObserved] = []
+            for i, checked in inputs:
+                message = messages[i]
+                if message.partition != first.partition or message.topic != first.topic:
+                    break
+                if isinstance(checked.event, PriceObserved):
+                    prices.append(checked.event)
+            if len(prices) != len(inputs):
+                continue
+            try:
+                resident = states.get(material, first.partition)
+                topic = by_name[first.topic].name
+                fresh = [
+                    (i, a, e)
+                    for (i, a), e in zip(inputs, prices, strict=True)
+                    if not resident.covers(topic, first.partition, messages[i].offset)
+                ]
+                if len(fresh) < RUN_MIN:
+                    continue
+                run = apply_price_run(
+                    resident.state, [e for _, _, e in fresh], [a.envelope["id"] for _, a, _ in fresh], config
+                )
+            except Exception:  # the prices are scored one by one instead, each with its own outcome
+                log.exception("applying a run of prices failed", extra={"material": material, "inputs": len(inputs)})
+                continue
+            if run is not None:
+                plan.update((i, (run, k)) for k, (i, _, _) in enumerate(fresh))
+                RUN_INPUTS.inc(len(fresh))
+        return plan
 
     def check_continuity(message: Any, declared_topic: declared.Topic) -> None:
         generation, expected = next_offsets.get(message.tp, (None, None))
@@ -397,13 +485,20 @@ def attach_agents(
                     continue
                 intake.track(messages)
                 now = time.monotonic()
-                for index, message in enumerate(messages, 1):
-                    if index % YIELD_EVERY == 0:
+                read = [read_input(m.value, m.key, EXPECTED[by_name[m.topic].name]) for m in messages]
+                plan = plan_runs(messages, read)
+                for index, message in enumerate(messages):
+                    if index % YIELD_EVERY == YIELD_EVERY - 1:
                         await asyncio.sleep(0)
                     declared_topic = by_name[message.topic]
                     check_continuity(message, declared_topic)
+                    checked = read[index]
                     try:
-                        label = await score(message, declared_topic, now, sent_times)
+                        planned = plan.get(index)
+                        if planned is None or isinstance(checked, str):
+                            label = await score(message, declared_topic, checked, now, sent_times)
+                        else:
+                            label = await score_in_run(message, declared_topic, checked, *planned, now, sent_times)
                     except Exception as exc:  # one poisonous input must not stop every material's scoring
                         log.exception("scoring failed", extra={"topic": message.topic, "offset": message.offset})
                         await quarantine(message, f"scoring failed: {type(exc).__name__}: {exc}")

@@ -245,23 +245,25 @@ class _History:
                     out[name][k] = math.nan if value is None else value
         if n <= need:
             return out, ok
-        rows = n - need  # inputs need .. n-1: every window full, `need - 1` returns given
+        # Inputs start .. n-1: every window full, `need - 1` returns given; the held prices are not computed.
+        start = max(need, self.n0)
+        rows = n - start
         rets = r[1:]  # rets[j] = r[j + 1]; the window of w returns ending at input k starts at rets[k - w]
         gaps = np.diff(t)
-        median_gap = np.median(sliding_window_view(gaps, _GAPS)[need - _GAPS :], axis=1)
+        median_gap = np.median(sliding_window_view(gaps, _GAPS)[start - _GAPS :], axis=1)
         ppy = np.where(
             median_gap <= 4 * DAY,
             PERIODS_PER_YEAR["daily"],
             np.where(median_gap <= 12 * DAY, PERIODS_PER_YEAR["weekly"], PERIODS_PER_YEAR["monthly"]),
         )
         root = np.sqrt(ppy)
-        out["price_periods_per_year"][need:] = ppy
+        out["price_periods_per_year"][start:] = ppy
         out["price_periods_per_year"][self.n0 : early] = [
             self.exact_group(k)["price_periods_per_year"] for k in range(self.n0, early)
         ]
 
         def sd(w: int, lag: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            windows = sliding_window_view(rets, w)[need - w - lag : need - w - lag + rows]
+            windows = sliding_window_view(rets, w)[start - w - lag : start - w - lag + rows]
             mean = windows.mean(axis=1)
             dev = windows - mean[:, None]
             ss = np.einsum("ij,ij->i", dev, dev)
@@ -269,28 +271,28 @@ class _History:
             return np.sqrt(ss / (w - 1)), mean, trusted
 
         vol, _, vol_ok = sd(p.volatility_window)
-        out["price_volatility"][need:] = vol * root
+        out["price_volatility"][start:] = vol * root
         lam, ew = p.ewma_lambda, p.ewma_window
         # sigma2 = lam^(m-1) r_0^2 + (1 - lam) sum_{j>0} lam^(m-1-j) r_j^2 (ewma_volatility written out)
         weights = (1.0 - lam) * lam ** np.arange(ew - 1, -1, -1, dtype=float)
         weights[0] = lam ** (ew - 1)
-        ewma_windows = sliding_window_view(rets, ew)[need - ew : need - ew + rows]
-        out["price_volatility_ewma"][need:] = (
+        ewma_windows = sliding_window_view(rets, ew)[start - ew : start - ew + rows]
+        out["price_volatility_ewma"][start:] = (
             np.sqrt(np.einsum("ij,ij,j->i", ewma_windows, ewma_windows, weights)) * root
         )
         trusted = vol_ok
         if p.short_window >= 2:
             short, _, short_ok = sd(p.short_window)
             long, _, long_ok = sd(p.long_window)
-            out["price_volatility_ratio"][need:] = short / long
+            out["price_volatility_ratio"][start:] = short / long
             trusted = trusted & short_ok & long_ok
         m = p.jump_window
         if need - 1 >= p.jump_min_returns + 1:
             jump_sd, jump_mean, jump_ok = sd(m, lag=1)
             jump_sd = np.maximum(jump_sd, p.jump_sd_floor / root)
-            out["price_jump_z"][need:] = (rets[need - 1 : need - 1 + rows] - jump_mean) / jump_sd
+            out["price_jump_z"][start:] = (rets[start - 1 : start - 1 + rows] - jump_mean) / jump_sd
             trusted = trusted & jump_ok
-        ok[need:] = trusted
+        ok[start:] = trusted
         return out, ok
 
     def _changes(self, t: np.ndarray, price: np.ndarray, days: float) -> np.ndarray:

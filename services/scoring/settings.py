@@ -54,7 +54,12 @@ class ScoringSettings(CommonSettings):
         ),
     )
     batch_max_inputs: int = Field(
-        default=1000, ge=1, description=("inputs scored together at most (a batch is what one fetch returned)")
+        default=5000,
+        ge=1,
+        description=(
+            "inputs scored together at most (a batch is what one fetch returned); a material's prices in one batch "
+            "are applied at once from 40 on"
+        ),
     )
     fetch_max_wait_seconds: Duration = Field(
         default=0.05,
