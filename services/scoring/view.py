@@ -212,6 +212,9 @@ class ViewFeed:
             batches = await self._consumer.getmany(timeout_ms=1000, max_records=1000)
             changed: set[str] = set()
             for tp, messages in batches.items():
+                if self._topics[tp.topic] is declared.BREACHES:
+                    changed |= self._fold_latest(tp.topic, messages)
+                    continue
                 for message in messages:
                     material = self._fold(tp.topic, message.value)
                     if material is not None:
@@ -219,6 +222,27 @@ class ViewFeed:
             for material in changed:  # once per material and fetch: the gauges show the view after the fetch
                 export_material_metrics(self.view, material)
             await self._check_caught_up()
+
+    def _fold_latest(self, topic: str, messages: list[Any]) -> set[str]:
+        """Fold one fetch of a breaches partition: of each fingerprint (the key), only its last readable message.
+
+        The view keeps only a breach's latest state, and a backfill writes many transitions of one fingerprint per
+        fetch: the earlier ones would be decoded only to be replaced. Folded newest first, the first message of a
+        key that folds settles it, so the state left is the one folding every message in order would leave.
+        """
+        changed: set[str] = set()
+        settled: set[bytes] = set()
+        for message in reversed(messages):
+            key = message.key
+            if key is not None and key in settled:
+                VIEW_EVENTS.labels(self._topics[topic].name, "superseded").inc()
+                continue
+            material = self._fold(topic, message.value)
+            if material is not None:
+                changed.add(material)
+                if key is not None:
+                    settled.add(key)
+        return changed
 
     def _fold(self, topic: str, raw: bytes | None) -> str | None:
         """Apply one message to the view; the material it changed, if any."""

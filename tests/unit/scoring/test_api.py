@@ -262,3 +262,37 @@ def test_history_route_shows_points_oldest_first_without_those_above_the_clearan
             "points": [{"as_of": "2025-03-03T00:00:00Z", "risk_score": 5.0, "indicators": {"price": 5.0}}],
         }
     ]
+
+
+def test_the_view_folds_a_fetch_of_breaches_to_what_folding_each_in_order_gives():
+    from types import SimpleNamespace
+
+    from services.scoring.view import VIEW_EVENTS, ViewFeed
+    from shared import topics as declared
+    from shared.events import encode
+
+    def message(b: BreachRaised | None, raw: bytes | None = None) -> SimpleNamespace:
+        key = (b.fingerprint if b is not None else "cobalt-jump").encode()
+        return SimpleNamespace(key=key, value=raw if b is None else encode(b, source="test"))
+
+    items = [evidence("e1", Classification.PUBLIC)]
+    fetch = [
+        message(breach("gallium", "jump", Classification.PUBLIC, items, status="firing")),
+        message(breach("cobalt", "jump", Classification.PUBLIC, items, status="firing")),
+        message(breach("gallium", "jump", Classification.PUBLIC, items, status="resolved")),
+        message(breach("gallium", "level", Classification.PUBLIC, items, status="firing")),
+        message(breach("gallium", "jump", Classification.PUBLIC, items, status="firing", severity="critical")),
+        message(breach("cobalt", "jump", Classification.PUBLIC, items, status="resolved")),
+        message(None, b"not an envelope"),  # cobalt-jump's last, unreadable: the one before it is folded
+    ]
+    topic = declared.BREACHES.qualified("t")
+    in_order, latest = ViewFeed("127.0.0.1:1", "t", MaterialsView()), ViewFeed("127.0.0.1:1", "t", MaterialsView())
+    for m in fetch:
+        in_order._fold(topic, m.value)
+    superseded = VIEW_EVENTS.labels(declared.BREACHES.name, "superseded")
+    before = superseded._value.get()
+    assert latest._fold_latest(topic, fetch) == {"gallium", "cobalt"}
+    assert latest.view.breaches == in_order.view.breaches
+    assert latest.view.breaches["gallium-jump"].severity == "critical"
+    assert latest.view.breaches["cobalt-jump"].status == "resolved"
+    assert superseded._value.get() - before == 3  # two of gallium-jump, one of cobalt-jump were not decoded
