@@ -188,6 +188,9 @@ def attach_agents(
     last_offsets: dict[Any, int] = {}
     next_offsets: dict[Any, tuple[int, int]] = {}  # partition -> (generation, offset expected next)
     unacked: list[Any] = []  # the messages of scored inputs whose states are not persisted yet
+    # Breach transitions sent since the last batch's log line, by (status, severity): a backfill sends thousands a
+    # second, so they are logged one line per batch (each one at debug level, and all on the breaches topic).
+    transitions: collections.Counter[tuple[str, str]] = collections.Counter()
     unsent: list[IndicatorSnapshot] = []  # with interval 0: each input's snapshot, sent once its state is persisted
     # Held while a batch is scored and while a persist takes its cut, so a persisted state covers exactly the
     # inputs acked, and their breaches are sent before the state is written.
@@ -230,7 +233,8 @@ def attach_agents(
                 encode(breach, source=SOURCE, event_id=breach_event_id(breach)),
             )
             BREACHES.labels(breach.material, breach.rule, breach.severity.value, breach.status.value).inc()
-            log.info(
+            transitions[(breach.status.value, breach.severity.value)] += 1
+            log.debug(
                 "breach",
                 extra={
                     "material": breach.material,
@@ -303,48 +307,30 @@ def attach_agents(
             sent_times[declared_topic.name].append(sent)
         return label
 
-    async def score_in_run(
-        message: Any,
-        declared_topic: declared.Topic,
-        checked: Accepted,
-        run: HistoryOutcome,
-        k: int,
-        now: float,
-        sent_times: dict[str, list[float]],
-    ) -> str:
-        """`score` for input k of a run applied at once: the state is the run's, the breaches its k-th input's."""
-        material = checked.event.material
-        resident = states.get(material, message.partition)
-        resident.offsets[position(declared_topic.name, message.partition)] = message.offset
-        resident.partition = message.partition
-        resident.state = run.state  # the whole run's, from its first input on: nothing reads it before the end
-        states.scored(material, resident)
-        breaches = run.breaches.get(k)
-        if breaches:
-            await emit(breaches)
-            await publish(indicator_snapshot(run.state_after(k), config))
-            states.published(material, now)
-        else:
-            states.unpublished(material, resident)
-        sent = sent_at(checked.envelope)
-        if sent is not None:
-            sent_times[declared_topic.name].append(sent)
-        return "ok"
+    async def emit_in_run(run: HistoryOutcome, k: int) -> None:
+        """The breaches of input k of a run applied at once, with the snapshot after it, as `score` sends them."""
+        await emit(run.breaches[k])
+        await publish(indicator_snapshot(run.state_after(k), config))
 
-    def plan_runs(messages: list[Any], read: list[Accepted | str]) -> dict[int, tuple[HistoryOutcome, int]]:
-        """The batch's inputs that runs of prices apply at once: batch index -> (the run, index in the run).
+    def plan_runs(
+        messages: list[Any], read: list[Accepted | str]
+    ) -> tuple[dict[int, tuple[HistoryOutcome, int]], list[tuple[str, Resident, bool]]]:
+        """Apply the batch's runs of prices at once: batch index -> (the run, index in the run), and per run its
+        material, resident and whether its last input caused a breach (so a snapshot of the end state went out).
 
         A material's inputs in the batch make a run when they are at least RUN_MIN prices of one partition that
         its state does not cover yet and `apply_price_run` takes them; otherwise they are scored one by one.
+        The residents get the runs' states and offsets here; the batch's walk sends each input's breaches.
         Only with a snapshot beat: with a snapshot per input (interval 0) every input is scored one by one.
         """
         if snapshot_interval == 0:
-            return {}
+            return {}, []
         by_material: dict[str, list[tuple[int, Accepted]]] = {}
         for i, checked in enumerate(read):
             if not isinstance(checked, str):
                 by_material.setdefault(checked.event.material, []).append((i, checked))
         plan: dict[int, tuple[HistoryOutcome, int]] = {}
+        applied: list[tuple[str, Resident, bool]] = []
         for material, inputs in by_material.items():
             if len(inputs) < RUN_MIN:
                 continue
@@ -374,10 +360,18 @@ def attach_agents(
             except Exception:  # the prices are scored one by one instead, each with its own outcome
                 log.exception("applying a run of prices failed", extra={"material": material, "inputs": len(inputs)})
                 continue
-            if run is not None:
-                plan.update((i, (run, k)) for k, (i, _, _) in enumerate(fresh))
-                RUN_INPUTS.inc(len(fresh))
-        return plan
+            if run is None:
+                continue
+            last = messages[fresh[-1][0]]
+            resident.offsets[position(topic, last.partition)] = last.offset
+            resident.partition = last.partition
+            resident.state = run.state
+            states.scored(material, resident)
+            for k, (i, _, _) in enumerate(fresh):
+                plan[i] = (run, k)
+            applied.append((material, resident, len(fresh) - 1 in run.breaches))
+            RUN_INPUTS.inc(len(fresh))
+        return plan, applied
 
     def check_continuity(message: Any, declared_topic: declared.Topic) -> None:
         generation, expected = next_offsets.get(message.tp, (None, None))
@@ -486,7 +480,7 @@ def attach_agents(
                 intake.track(messages)
                 now = time.monotonic()
                 read = [read_input(m.value, m.key, EXPECTED[by_name[m.topic].name]) for m in messages]
-                plan = plan_runs(messages, read)
+                plan, applied = plan_runs(messages, read)
                 for index, message in enumerate(messages):
                     if index % YIELD_EVERY == YIELD_EVERY - 1:
                         await asyncio.sleep(0)
@@ -498,7 +492,13 @@ def attach_agents(
                         if planned is None or isinstance(checked, str):
                             label = await score(message, declared_topic, checked, now, sent_times)
                         else:
-                            label = await score_in_run(message, declared_topic, checked, *planned, now, sent_times)
+                            run, k = planned
+                            if k in run.breaches:
+                                await emit_in_run(run, k)
+                            at = sent_at(checked.envelope)
+                            if at is not None:
+                                sent_times[declared_topic.name].append(at)
+                            label = "ok"
                     except Exception as exc:  # one poisonous input must not stop every material's scoring
                         log.exception("scoring failed", extra={"topic": message.topic, "offset": message.offset})
                         await quarantine(message, f"scoring failed: {type(exc).__name__}: {exc}")
@@ -506,6 +506,11 @@ def attach_agents(
                         if label != "invalid":
                             outcomes[(declared_topic.name, label)] += 1
                     last_offsets[message.tp] = message.offset
+                for material, resident, published in applied:  # as the run's last input left it, as `score` does
+                    if published:
+                        states.published(material, now)
+                    else:
+                        states.unpublished(material, resident)
                 unacked.extend(messages)
                 # The whole batch was scored by now: one clock reading serves every input's lag.
                 scored_at = time.time()
@@ -514,6 +519,15 @@ def attach_agents(
             BATCH_SIZE.observe(len(messages))
             for (topic, label), count in outcomes.items():
                 EVENTS.labels(topic, label).inc(count)
+            if transitions:
+                log.info(
+                    "breach transitions sent",
+                    extra={
+                        "inputs": len(messages),
+                        **{f"{status}_{severity}": n for (status, severity), n in sorted(transitions.items())},
+                    },
+                )
+                transitions.clear()
             # The next batch may be queued already, and nothing above waits: let the producer send what this
             # batch produced, and a persist take its cut, before scoring on.
             await asyncio.sleep(0)

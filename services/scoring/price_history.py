@@ -172,23 +172,20 @@ class _History:
         first = events[0]
         material, source, series = first.material, first.source, first.series
         held = next(iter(prior.series.values())) if prior is not None and prior.series else None
-        times: list[float] = list(held.t) if held is not None else []
-        prices: list[float] = list(held.p) if held is not None else []
-        levels: list[str] = list(held.cls) if held is not None else []
-        urls: list[str] = list(held.urls) if held is not None else []
+        if any(
+            type(e) is not PriceObserved or e.material != material or e.source != source or e.series != series
+            for e in events
+        ):
+            return None
+        new_times = [e.observed_at.timestamp() for e in events]
+        last = held.t[-1] if held is not None and held.t else -math.inf
+        if any(b <= a for a, b in zip([last, *new_times], new_times, strict=False)):
+            return None  # a late insert or a duplicate time: the engine's own path decides those
+        times = [*held.t, *new_times] if held is not None else new_times
+        prices = [*(held.p if held is not None else ()), *(e.price for e in events)]
+        levels = [*(held.cls if held is not None else ()), *(e.classification._value_ for e in events)]
+        urls = [*(held.urls if held is not None else ()), *(e.url for e in events)]
         held_returns = list(held.r) if held is not None else []
-        last = times[-1] if times else -math.inf
-        for e in events:
-            if type(e) is not PriceObserved or e.material != material or e.source != source or e.series != series:
-                return None
-            t = e.observed_at.timestamp()
-            if t <= last:
-                return None  # a late insert or a duplicate time: the engine's own path decides those
-            last = t
-            times.append(t)
-            prices.append(e.price)
-            levels.append(e.classification.value)
-            urls.append(e.url)
         # As PriceSeries.add computes them: r[i] = log(p[i] / p[i-1]); r[0] has no predecessor. The held prices
         # keep the returns they have (the first one's may be from a price since dropped, and is never read).
         n0 = len(held_returns)
@@ -296,18 +293,21 @@ class _History:
         return out, ok
 
     def _changes(self, t: np.ndarray, price: np.ndarray, days: float) -> np.ndarray:
-        """`price_changes` of every input for one horizon, on the series as the engine keeps it (bounded)."""
-        n = len(t)
-        k = np.arange(n)
-        target = t - days * DAY
+        """`price_changes` of every run input for one horizon, on the series as the engine keeps it (bounded);
+        NaN for the held prices before the run."""
+        n, n0 = len(t), self.n0
+        k = np.arange(n0, n)
+        target = t[n0:] - days * DAY
         start = np.maximum(0, k + 1 - self.limit)  # the oldest price the engine still holds after input k
         i = np.maximum(np.searchsorted(t, target, side="left"), start)
         before = np.where(i > start, np.abs(t[np.maximum(i - 1, 0)] - target), np.inf)
         after = np.where(i < k, np.abs(t[np.minimum(i, n - 1)] - target), np.inf)
         best = np.where(after < before, i, np.where(i > start, i - 1, -1))
         dist = np.minimum(before, after)
-        change = (price / price[np.maximum(best, 0)] - 1.0) * 100.0
-        return np.where((best >= 0) & (dist <= change_tolerance(days)) & (k >= 1), change, np.nan)
+        change = (price[n0:] / price[np.maximum(best, 0)] - 1.0) * 100.0
+        out = np.full(n, np.nan)
+        out[n0:] = np.where((best >= 0) & (dist <= change_tolerance(days)) & (k >= 1), change, np.nan)
+        return out
 
     # --- rules -------------------------------------------------------------------------------------------------
 
@@ -360,7 +360,10 @@ class _History:
                 starts |= undecided_first
             n0 = self.n0
             candidates = (np.flatnonzero(starts[n0:]) + n0).tolist()
-            vs, hs, first_l, any_l = v.tolist(), has.tolist(), undecided_first.tolist(), undecided_any.tolist()
+            # Read at k: the run's inputs only, behind n0 entries that are never read (the held prices).
+            pad = [None] * n0
+            vs, hs = pad + v[n0:].tolist(), pad + has[n0:].tolist()
+            first_l, any_l = pad + undecided_first[n0:].tolist(), pad + undecided_any[n0:].tolist()
             state: RuleState | None = self.prior_rules.get(name)
             if state is not None:
                 candidates.insert(0, n0)  # a rule pending or open before the run goes on from its first input

@@ -96,6 +96,8 @@ class MaterialsView:
     breaches: dict[str, BreachRaised] = field(default_factory=dict)
     history_length: int = HISTORY_LENGTH
     history: dict[str, deque[IndicatorSnapshot]] = field(default_factory=dict)
+    # The same breaches by material, then fingerprint: the per-material reads below run after every fetch.
+    breaches_of: dict[str, dict[str, BreachRaised]] = field(default_factory=dict)
 
     def apply(self, event: Event) -> bool:
         """Fold one event in; False when it is of a kind the view does not hold."""
@@ -105,6 +107,7 @@ class MaterialsView:
             return True
         if isinstance(event, BreachRaised):
             self.breaches[event.fingerprint] = event
+            self.breaches_of.setdefault(event.material, {})[event.fingerprint] = event
             return True
         return False
 
@@ -125,8 +128,8 @@ class MaterialsView:
     def open_breaches(self, material: str, clearance: Classification) -> list[BreachRaised]:
         """Firing breaches of a material that the caller may see, oldest first."""
         shown = []
-        for breach in self.breaches.values():
-            if breach.material != material or breach.status != BreachStatus.FIRING:
+        for breach in self.breaches_of.get(material, {}).values():
+            if breach.status != BreachStatus.FIRING:
                 continue
             redacted = redact_breach(breach, clearance)
             if redacted is not None:
@@ -136,8 +139,8 @@ class MaterialsView:
     def firing_counts(self, material: str) -> dict[str, int]:
         """Open breaches of a material per severity, whatever their classification (for metrics)."""
         counts: dict[str, int] = {}
-        for breach in self.breaches.values():
-            if breach.material == material and breach.status == BreachStatus.FIRING:
+        for breach in self.breaches_of.get(material, {}).values():
+            if breach.status == BreachStatus.FIRING:
                 counts[breach.severity.value] = counts.get(breach.severity.value, 0) + 1
         return counts
 
