@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -99,6 +100,17 @@ class Accepted:
     event: SignalEvent
 
 
+@dataclass
+class Runs:
+    """The runs of prices a batch applied at once, for the batch's walk to send their outputs in input order."""
+
+    member: list[bool]  # per input of the batch: applied in a run (its state is the run's already)
+    breaches: dict[int, tuple[HistoryOutcome, int]]  # batch index of an input with breaches -> (its run, run index)
+    # per run: the material, its resident, whether the run's last input had breaches (a snapshot of the end state
+    # went out with them)
+    applied: list[tuple[str, Resident, bool]]
+
+
 def read_input(raw: bytes | None, key: bytes | None, expected: type[SignalEvent]) -> Accepted | str:
     """Validate one input message; the reason it cannot be scored if it cannot."""
     if raw is None:
@@ -143,9 +155,15 @@ def breach_event_id(breach: BreachRaised) -> str:
 
 def sent_at(envelope: dict[str, Any]) -> float | None:
     """An input's CloudEvents `time` as a POSIX timestamp (None when the envelope has no usable time)."""
+    written = envelope.get("time")
+    return _posix_time(written) if isinstance(written, str) else None
+
+
+@functools.lru_cache(maxsize=1024)  # a producer writes one time per batch it sends: a backfill repeats them
+def _posix_time(text: str) -> float | None:
     try:
-        sent = datetime.fromisoformat(envelope["time"])
-    except (KeyError, TypeError, ValueError):
+        sent = datetime.fromisoformat(text)
+    except ValueError:
         return None
     if sent.tzinfo is None:
         return None
@@ -312,25 +330,21 @@ def attach_agents(
         await emit(run.breaches[k])
         await publish(indicator_snapshot(run.state_after(k), config))
 
-    def plan_runs(
-        messages: list[Any], read: list[Accepted | str]
-    ) -> tuple[dict[int, tuple[HistoryOutcome, int]], list[tuple[str, Resident, bool]]]:
-        """Apply the batch's runs of prices at once: batch index -> (the run, index in the run), and per run its
-        material, resident and whether its last input caused a breach (so a snapshot of the end state went out).
+    def plan_runs(messages: list[Any], read: list[Accepted | str]) -> Runs:
+        """Apply the batch's runs of prices at once (see `Runs` for what the batch's walk gets).
 
         A material's inputs in the batch make a run when they are at least RUN_MIN prices of one partition that
         its state does not cover yet and `apply_price_run` takes them; otherwise they are scored one by one.
         The residents get the runs' states and offsets here; the batch's walk sends each input's breaches.
         Only with a snapshot beat: with a snapshot per input (interval 0) every input is scored one by one.
         """
+        runs = Runs([False] * len(messages), {}, [])
         if snapshot_interval == 0:
-            return {}, []
+            return runs
         by_material: dict[str, list[tuple[int, Accepted]]] = {}
         for i, checked in enumerate(read):
             if not isinstance(checked, str):
                 by_material.setdefault(checked.event.material, []).append((i, checked))
-        plan: dict[int, tuple[HistoryOutcome, int]] = {}
-        applied: list[tuple[str, Resident, bool]] = []
         for material, inputs in by_material.items():
             if len(inputs) < RUN_MIN:
                 continue
@@ -367,11 +381,13 @@ def attach_agents(
             resident.partition = last.partition
             resident.state = run.state
             states.scored(material, resident)
-            for k, (i, _, _) in enumerate(fresh):
-                plan[i] = (run, k)
-            applied.append((material, resident, len(fresh) - 1 in run.breaches))
+            for i, _, _ in fresh:
+                runs.member[i] = True
+            for k in run.breaches:
+                runs.breaches[fresh[k][0]] = (run, k)
+            runs.applied.append((material, resident, len(fresh) - 1 in run.breaches))
             RUN_INPUTS.inc(len(fresh))
-        return plan, applied
+        return runs
 
     def check_continuity(message: Any, declared_topic: declared.Topic) -> None:
         generation, expected = next_offsets.get(message.tp, (None, None))
@@ -480,7 +496,7 @@ def attach_agents(
                 intake.track(messages)
                 now = time.monotonic()
                 read = [read_input(m.value, m.key, EXPECTED[by_name[m.topic].name]) for m in messages]
-                plan, applied = plan_runs(messages, read)
+                runs = plan_runs(messages, read)
                 for index, message in enumerate(messages):
                     if index % YIELD_EVERY == YIELD_EVERY - 1:
                         await asyncio.sleep(0)
@@ -488,13 +504,12 @@ def attach_agents(
                     check_continuity(message, declared_topic)
                     checked = read[index]
                     try:
-                        planned = plan.get(index)
-                        if planned is None or isinstance(checked, str):
+                        if not runs.member[index] or isinstance(checked, str):
                             label = await score(message, declared_topic, checked, now, sent_times)
                         else:
-                            run, k = planned
-                            if k in run.breaches:
-                                await emit_in_run(run, k)
+                            breach_input = runs.breaches.get(index)
+                            if breach_input is not None:
+                                await emit_in_run(*breach_input)
                             at = sent_at(checked.envelope)
                             if at is not None:
                                 sent_times[declared_topic.name].append(at)
@@ -506,7 +521,7 @@ def attach_agents(
                         if label != "invalid":
                             outcomes[(declared_topic.name, label)] += 1
                     last_offsets[message.tp] = message.offset
-                for material, resident, published in applied:  # as the run's last input left it, as `score` does
+                for material, resident, published in runs.applied:  # as the run's last input left it, as `score` does
                     if published:
                         states.published(material, now)
                     else:
