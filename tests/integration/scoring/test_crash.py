@@ -42,7 +42,8 @@ def test_a_worker_killed_between_two_changelog_writes_loses_no_input_and_applies
 ):
     env = {**CRASH, "MEWS_SCORING_STORE": store}
     first = start_worker(kafka_topics, name="first", env=env)
-    before, crashed = prices(range(0, 31)), prices(range(31, 60))
+    # The second batch is long enough (49 prices a material) for the survivor to re-read it in runs of prices.
+    before, crashed = prices(range(0, 31)), prices(range(31, 80))
     before_ids = run(produce(kafka_bootstrap, kafka_topics, before[: -len(MATERIALS)]))
     eventually_blocking(
         lambda: set(before_ids) <= set(held_ids(run(latest_states(kafka_bootstrap, kafka_topics)))),
@@ -77,7 +78,7 @@ def test_a_worker_killed_between_two_changelog_writes_loses_no_input_and_applies
     # The killed member keeps its partitions until the group's session timeout ends its membership.
     second = start_worker(kafka_topics, name="second", env=env, ready=False)
     second.wait_ready(timeout=150)
-    after = prices(range(60, 70))
+    after = prices(range(80, 90))
     after_ids = run(produce(kafka_bootstrap, kafka_topics, after))
     every_id = before_ids + crashed_ids + after_ids
     states = eventually_blocking(
@@ -94,6 +95,7 @@ def test_a_worker_killed_between_two_changelog_writes_loses_no_input_and_applies
     assert second.metric("mews_scoring_events_total", outcome="ok") == len(crashed) + len(after)
     assert second.metric("mews_scoring_events_total", outcome="duplicate") == 0
     assert second.metric("mews_scoring_events_total", outcome="late") == 0
+    assert second.metric("mews_scoring_run_inputs_total") > 0  # recovered states went on in runs
 
     # And each state is the one an uninterrupted replay of the same inputs (the backtest's driver) ends with.
     config = load_config()
