@@ -172,20 +172,23 @@ class _History:
         first = events[0]
         material, source, series = first.material, first.source, first.series
         held = next(iter(prior.series.values())) if prior is not None and prior.series else None
-        if any(
-            type(e) is not PriceObserved or e.material != material or e.source != source or e.series != series
-            for e in events
-        ):
-            return None
-        new_times = [e.observed_at.timestamp() for e in events]
-        last = held.t[-1] if held is not None and held.t else -math.inf
-        if any(b <= a for a, b in zip([last, *new_times], new_times, strict=False)):
-            return None  # a late insert or a duplicate time: the engine's own path decides those
-        times = [*held.t, *new_times] if held is not None else new_times
-        prices = [*(held.p if held is not None else ()), *(e.price for e in events)]
-        levels = [*(held.cls if held is not None else ()), *(e.classification._value_ for e in events)]
-        urls = [*(held.urls if held is not None else ()), *(e.url for e in events)]
+        times: list[float] = list(held.t) if held is not None else []
+        prices: list[float] = list(held.p) if held is not None else []
+        levels: list[str] = list(held.cls) if held is not None else []
+        urls: list[str] = list(held.urls) if held is not None else []
         held_returns = list(held.r) if held is not None else []
+        last = times[-1] if times else -math.inf
+        for e in events:
+            if type(e) is not PriceObserved or e.material != material or e.source != source or e.series != series:
+                return None
+            t = e.observed_at.timestamp()
+            if t <= last:
+                return None  # a late insert or a duplicate time: the engine's own path decides those
+            last = t
+            times.append(t)
+            prices.append(e.price)
+            levels.append(e.classification.value)
+            urls.append(e.url)
         # As PriceSeries.add computes them: r[i] = log(p[i] / p[i-1]); r[0] has no predecessor. The held prices
         # keep the returns they have (the first one's may be from a price since dropped, and is never read).
         n0 = len(held_returns)
@@ -360,10 +363,9 @@ class _History:
                 starts |= undecided_first
             n0 = self.n0
             candidates = (np.flatnonzero(starts[n0:]) + n0).tolist()
-            # Read at k: the run's inputs only, behind n0 entries that are never read (the held prices).
-            pad = [None] * n0
-            vs, hs = pad + v[n0:].tolist(), pad + has[n0:].tolist()
-            first_l, any_l = pad + undecided_first[n0:].tolist(), pad + undecided_any[n0:].tolist()
+            # Read at k - n0: the run's inputs only (the held prices are never read).
+            vs, hs = v[n0:].tolist(), has[n0:].tolist()
+            first_l, any_l = undecided_first[n0:].tolist(), undecided_any[n0:].tolist()
             state: RuleState | None = self.prior_rules.get(name)
             if state is not None:
                 candidates.insert(0, n0)  # a rule pending or open before the run goes on from its first input
@@ -373,8 +375,9 @@ class _History:
                     continue
                 k = c
                 while k < n:
-                    value: float | None = vs[k] if hs[k] else None
-                    if approximate and (any_l[k] if state is not None else first_l[k]):
+                    j = k - n0
+                    value: float | None = vs[j] if hs[j] else None
+                    if approximate and (any_l[j] if state is not None else first_l[j]):
                         value = self.exact_value(k, indicator)
                     prior = state if state is not None else _NO_RULE_STATE
                     nxt, tr = evaluate_rule(rule, prior, value, self.t[k])

@@ -76,14 +76,21 @@ def prices(material: str, observations: list[tuple[float, float]], series: str =
     ]
 
 
-def one_at_a_time(events: list[PriceObserved], ids: list[str], config: ScoringConfig):
-    state, breaches = None, {}
+def one_at_a_time_from(state, events: list[PriceObserved], ids: list[str], config: ScoringConfig):
+    """Each input applied in turn to `state`: the final state, the breaches and each breach input's snapshot."""
+    breaches, snapshots = {}, {}
     for k, (event, event_id) in enumerate(zip(events, ids, strict=True)):
         outcome = apply_event_in_place(state, event, event_id=event_id, config=config)
         assert outcome.rejected is None
         state = outcome.state
         if outcome.breaches:
             breaches[k] = outcome.breaches
+            snapshots[k] = indicator_snapshot(state, config)
+    return state, breaches, snapshots
+
+
+def one_at_a_time(events: list[PriceObserved], ids: list[str], config: ScoringConfig):
+    state, breaches, _ = one_at_a_time_from(None, events, ids, config)
     return state, breaches
 
 
@@ -183,19 +190,6 @@ def test_replay_keeps_input_order_across_materials_taken_at_once_and_one_by_one(
     assert len(expected) > 10
     assert result.breaches == expected
     assert {m: s.to_dict() for m, s in result.states.items()} == {m: s.to_dict() for m, s in state.items()}
-
-
-def one_at_a_time_from(state, events: list[PriceObserved], ids: list[str], config: ScoringConfig):
-    """Each input applied in turn to `state`: the final state, the breaches and each breach input's snapshot."""
-    breaches, snapshots = {}, {}
-    for k, (event, event_id) in enumerate(zip(events, ids, strict=True)):
-        outcome = apply_event_in_place(state, event, event_id=event_id, config=config)
-        assert outcome.rejected is None
-        state = outcome.state
-        if outcome.breaches:
-            breaches[k] = outcome.breaches
-            snapshots[k] = indicator_snapshot(state, config)
-    return state, breaches, snapshots
 
 
 @settings(max_examples=150, deadline=None)
