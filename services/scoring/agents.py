@@ -3,7 +3,9 @@
 One agent reads the five input topics. They are keyed by material and co-partitioned, so every signal of one
 material meets the material's state in one partition of the `material-state` table. The inputs come in batches
 straight from faust's consumer (services/scoring/intake.py). The states live in memory
-(services/scoring/states.py); the table is written once per commit interval, snapshots go out on a beat.
+(services/scoring/states.py); the table is written once per commit interval, snapshots go out on a beat. A
+material's many prices in one batch (a backfill, a catch-up) are applied at once (`price_history.apply_price_run`),
+and their outputs sent in input order as if applied one by one.
 """
 
 from __future__ import annotations
