@@ -93,11 +93,15 @@ class MaterialsView:
     """Latest snapshot per material, its last `history_length` snapshots, and latest state per breach fingerprint."""
 
     snapshots: dict[str, IndicatorSnapshot] = field(default_factory=dict)
-    breaches: dict[str, BreachRaised] = field(default_factory=dict)
     history_length: int = HISTORY_LENGTH
     history: dict[str, deque[IndicatorSnapshot]] = field(default_factory=dict)
-    # The same breaches by material, then fingerprint: the per-material reads below run after every fetch.
+    # By material, then fingerprint: the per-material reads below run after every fetch.
     breaches_of: dict[str, dict[str, BreachRaised]] = field(default_factory=dict)
+
+    @property
+    def breaches(self) -> dict[str, BreachRaised]:
+        """Every breach's latest state by fingerprint."""
+        return {fp: b for of_material in self.breaches_of.values() for fp, b in of_material.items()}
 
     def apply(self, event: Event) -> bool:
         """Fold one event in; False when it is of a kind the view does not hold."""
@@ -106,7 +110,6 @@ class MaterialsView:
             self._remember(event)
             return True
         if isinstance(event, BreachRaised):
-            self.breaches[event.fingerprint] = event
             self.breaches_of.setdefault(event.material, {})[event.fingerprint] = event
             return True
         return False
