@@ -271,12 +271,8 @@ def attach_agents(
         declared_topic: declared.Topic,
         checked: Accepted | str,
         now: float,
-        sent_times: dict[str, list[float]],
     ) -> str:
-        """Score one input (as `read_input` read it) into its material's state; the metrics outcome.
-
-        `sent_times` gets the input's CloudEvents time under its topic, observed when the batch is scored.
-        """
+        """Score one input (as `read_input` read it) into its material's state; the metrics outcome."""
         if isinstance(checked, str):
             await quarantine(message, checked)
             return "invalid"
@@ -322,9 +318,6 @@ def attach_agents(
                 unsent.append(indicator_snapshot(resident.state, config))
             else:
                 states.unpublished(material, resident)
-        sent = sent_at(checked.envelope)
-        if sent is not None:
-            sent_times[declared_topic.name].append(sent)
         return label
 
     async def emit_in_run(run: HistoryOutcome, k: int) -> None:
@@ -507,14 +500,11 @@ def attach_agents(
                     checked = read[index]
                     try:
                         if not runs.member[index] or isinstance(checked, str):
-                            label = await score(message, declared_topic, checked, now, sent_times)
+                            label = await score(message, declared_topic, checked, now)
                         else:
                             breach_input = runs.breaches.get(index)
                             if breach_input is not None:
                                 await emit_in_run(*breach_input)
-                            at = sent_at(checked.envelope)
-                            if at is not None:
-                                sent_times[declared_topic.name].append(at)
                             label = "ok"
                     except Exception as exc:  # one poisonous input must not stop every material's scoring
                         log.exception("scoring failed", extra={"topic": message.topic, "offset": message.offset})
@@ -522,6 +512,10 @@ def attach_agents(
                     else:
                         if label != "invalid":
                             outcomes[(declared_topic.name, label)] += 1
+                        if isinstance(checked, Accepted) and label != "replayed":  # its lag, from its time
+                            at = sent_at(checked.envelope)
+                            if at is not None:
+                                sent_times[declared_topic.name].append(at)
                     last_offsets[message.tp] = message.offset
                 for material, resident, published in runs.applied:  # as the run's last input left it, as `score` does
                     if published:

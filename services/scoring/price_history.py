@@ -115,22 +115,20 @@ class _History:
         self,
         prior: MaterialState | None,
         events: Sequence[PriceObserved],
-        event_ids: Sequence[str],
         config: ScoringConfig,
         times: list[float],
         prices: list[float],
         returns: list[float],
+        ids: list[str],
         levels: list[str],
         urls: list[str],
     ) -> None:
         first = events[0]
         self.material, self.source, self.series = first.material, first.source, first.series
         self.cfg = config
-        self.t, self.p, self.r, self.cls, self.urls = times, prices, returns, levels, urls
+        self.t, self.p, self.r, self.ids, self.cls, self.urls = times, prices, returns, ids, levels, urls
         # Inputs 0 .. n0-1 are the prices the prior state holds, the run's own follow.
         self.n0 = len(times) - len(events)
-        held = next(iter(prior.series.values())) if prior is not None and prior.series else None
-        self.ids = [*(held.ids if held is not None else ()), *event_ids]
         self.prior_rules = prior.rules if prior is not None else {}
         self.prior_seen = prior.seen_ids if prior is not None else []
         key = f"{self.source}|{self.series}"
@@ -174,6 +172,7 @@ class _History:
         held = next(iter(prior.series.values())) if prior is not None and prior.series else None
         times: list[float] = list(held.t) if held is not None else []
         prices: list[float] = list(held.p) if held is not None else []
+        ids: list[str] = [*(held.ids if held is not None else ()), *event_ids]
         levels: list[str] = list(held.cls) if held is not None else []
         urls: list[str] = list(held.urls) if held is not None else []
         held_returns = list(held.r) if held is not None else []
@@ -196,7 +195,7 @@ class _History:
         if not all(math.isfinite(x) for x in new):
             return None
         returns = [*held_returns, *new] if n0 else [math.nan, *new]
-        return cls(prior, events, event_ids, config, times, prices, returns, levels, urls)
+        return cls(prior, events, config, times, prices, returns, ids, levels, urls)
 
     # --- indicators ------------------------------------------------------------------------------------------
 
