@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL server from Debian's binaries, as the notify integration tests start one."""
+"""A throwaway PostgreSQL server from Debian's binaries, for the benchmarks and the notify integration tests."""
 
 from __future__ import annotations
 
@@ -24,9 +24,34 @@ def postgres_bin() -> Path | None:
     return found[-1].parent if found else None
 
 
-def _as_postgres_user(argv: list[str]) -> list[str]:
-    # initdb refuses to run as root
+def as_postgres_user(argv: list[str]) -> list[str]:
+    """A command run as the `postgres` user when we are root (initdb refuses root)."""
     return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
+
+
+def new_cluster(bindir: Path, prefix: str) -> tuple[Path, Path, Path]:
+    """A temporary folder with a fresh database cluster, the server's to write: (folder, data, sockets).
+
+    Not under pytest's base temp: that is private to root, and the server runs as `postgres`.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    data, sockets = workdir / "data", workdir / "sockets"
+    sockets.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(workdir, "postgres")
+        shutil.chown(sockets, "postgres")
+    try:
+        subprocess.run(
+            as_postgres_user(
+                [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]
+            ),
+            check=True,
+            capture_output=True,
+        )
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    return workdir, data, sockets
 
 
 def _free_port() -> int:
@@ -42,26 +67,15 @@ def postgres_server(settings: dict[str, str] | None = None) -> Iterator[str]:
     bindir = postgres_bin()
     if bindir is None:
         raise RuntimeError("no PostgreSQL under /usr/lib/postgresql: run deploy/tools/install-system.sh as root")
-    workdir = Path(tempfile.mkdtemp(prefix="mews-bench-pg-"))
-    data, sockets = workdir / "data", workdir / "sockets"
-    sockets.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(workdir, "postgres")
-        shutil.chown(sockets, "postgres")
+    workdir, data, sockets = new_cluster(bindir, "mews-bench-pg-")
     port = _free_port()
     try:
-        subprocess.run(
-            _as_postgres_user(
-                [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]
-            ),
-            check=True,
-            capture_output=True,
-        )
-        # Durable as PostgreSQL ships (fsync on): the benchmark measures what production would pay.
+        # Durable as PostgreSQL ships (fsync on) unless `settings` say otherwise: a benchmark measures what
+        # production would pay.
         options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c max_connections=200"
         options += "".join(f" -c {name}={value}" for name, value in (settings or {}).items())
         subprocess.run(
-            _as_postgres_user(
+            as_postgres_user(
                 [
                     str(bindir / "pg_ctl"),
                     "-D",
@@ -82,7 +96,7 @@ def postgres_server(settings: dict[str, str] | None = None) -> Iterator[str]:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run(
-            _as_postgres_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+            as_postgres_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
             check=False,
             capture_output=True,
         )

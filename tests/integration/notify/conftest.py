@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,23 +18,11 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from bench.harness.postgres import as_postgres_user, new_cluster, postgres_bin
+from bench.harness.postgres import postgres_server as throwaway_postgres
 from tests.conftest import free_port
 from tests.eventually import eventually_blocking
 from tests.integration.notify.chat import ChatReceiver, serve_chat_receiver
-
-
-def _postgres_bin() -> Path | None:
-    versions = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
-    )
-    return versions[-1].parent if versions else None
-
-
-def _as_postgres_user(argv: list[str]) -> list[str]:
-    if os.geteuid() != 0:
-        return argv
-    return ["runuser", "-u", "postgres", "--", *argv]
 
 
 @pytest.fixture(scope="session")
@@ -45,57 +32,11 @@ def postgres_server() -> Iterator[str]:
     if existing:
         yield existing
         return
-    bindir = _postgres_bin()
-    if bindir is None:
+    if postgres_bin() is None:
         pytest.skip("no PostgreSQL binaries under /usr/lib/postgresql (make install-postgres)")
-    # Not under pytest's base temp: that is private to root, and the server runs as `postgres`.
-    workdir = Path(tempfile.mkdtemp(prefix="mews-pg-"))
-    data, sockets = workdir / "data", workdir / "sockets"
-    sockets.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(workdir, "postgres")
-        shutil.chown(sockets, "postgres")
-    port = free_port()
-    subprocess.run(
-        _as_postgres_user(
-            [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]
-        ),
-        check=True,
-        capture_output=True,
-    )
     # Durability switched off: these databases live for seconds and speed matters more.
-    options = (
-        f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-    )
-    subprocess.run(
-        _as_postgres_user(
-            [
-                str(bindir / "pg_ctl"),
-                "-D",
-                str(data),
-                "-o",
-                options,
-                "-l",
-                str(workdir / "server.log"),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(
-            _as_postgres_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-            check=False,
-            capture_output=True,
-        )
-        shutil.rmtree(workdir, ignore_errors=True)
+    with throwaway_postgres({"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}) as url:
+        yield url
 
 
 class StoppablePostgres:
@@ -103,39 +44,17 @@ class StoppablePostgres:
 
     def __init__(self, bindir: Path) -> None:
         self.bindir = bindir
-        self.workdir = Path(tempfile.mkdtemp(prefix="mews-pg-stoppable-"))
-        self.data, sockets = self.workdir / "data", self.workdir / "sockets"
-        sockets.mkdir()
-        if os.geteuid() == 0:
-            shutil.chown(self.workdir, "postgres")
-            shutil.chown(sockets, "postgres")
+        self.workdir, self.data, sockets = new_cluster(bindir, "mews-pg-stoppable-")
         self.port = free_port()
         # A commit must be in the WAL before it is acknowledged: with synchronous_commit off an immediate stop
         # loses the last commits, which the notifier (rightly) counts as done. fsync stays off: the machine
         # does not crash, the page cache survives the server.
         self.options = f"-p {self.port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100"
-        subprocess.run(
-            _as_postgres_user(
-                [
-                    str(bindir / "initdb"),
-                    "-D",
-                    str(self.data),
-                    "-U",
-                    "postgres",
-                    "--auth=trust",
-                    "-E",
-                    "UTF8",
-                    "--no-sync",
-                ]
-            ),
-            check=True,
-            capture_output=True,
-        )
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
     def _ctl(self, *argv: str, check: bool = True) -> None:
         subprocess.run(
-            _as_postgres_user([str(self.bindir / "pg_ctl"), "-D", str(self.data), *argv]),
+            as_postgres_user([str(self.bindir / "pg_ctl"), "-D", str(self.data), *argv]),
             check=check,
             capture_output=True,
         )
@@ -164,7 +83,7 @@ class StoppablePostgres:
 @pytest.fixture
 def stoppable_postgres() -> Iterator[StoppablePostgres]:
     """A PostgreSQL server of this test alone, started; the test may stop and start it."""
-    bindir = _postgres_bin()
+    bindir = postgres_bin()
     if bindir is None:
         pytest.skip("no PostgreSQL binaries under /usr/lib/postgresql (make install-postgres)")
     server = StoppablePostgres(bindir)
