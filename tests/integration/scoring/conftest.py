@@ -155,6 +155,23 @@ def start_worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Callable[...,
         worker.stop()
 
 
+# Twelve materials: each of the six partitions of the input topics holds at least one of them.
+MATERIALS = [
+    "gallium",
+    "germanium",
+    "antimony",
+    "graphite",
+    "lithium",
+    "cobalt",
+    "nickel",
+    "tungsten",
+    "magnesium",
+    "vanadium",
+    "indium",
+    "tin",
+]
+
+
 def price(material: str, day: float, value: float, **extra: object) -> PriceObserved:
     """A daily price `day` days after DAY0."""
     return PriceObserved(

@@ -19,24 +19,10 @@ from shared.events import IndicatorSnapshot, encode
 from shared.kafka import event_id_for
 from tests.eventually import eventually_blocking
 
-from .conftest import collect, price, run
+from .conftest import MATERIALS, collect, price, run
 
 pytestmark = pytest.mark.integration
 
-MATERIALS = [
-    "gallium",
-    "germanium",
-    "antimony",
-    "graphite",
-    "lithium",
-    "cobalt",
-    "nickel",
-    "tungsten",
-    "magnesium",
-    "vanadium",
-    "indium",
-    "tin",
-]
 EVERY_SECONDS = 0.04  # 25 inputs a second: several land in every phase of a rebalance and its table recovery
 
 

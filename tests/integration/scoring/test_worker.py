@@ -12,7 +12,7 @@ from shared import topics as declared
 from shared.events import DeadLettered, IndicatorSnapshot, encode
 from tests.eventually import eventually_blocking
 
-from .conftest import READ_KEY, collect, of_rule, price, produce, produce_raw, run
+from .conftest import MATERIALS, READ_KEY, collect, of_rule, price, produce, produce_raw, run
 
 pytestmark = pytest.mark.integration
 
@@ -109,22 +109,6 @@ def test_table_state_survives_a_worker_restart_through_its_changelog(kafka_topic
     assert latest.indicators["price"] == 130.0
     # Only the recovered history holds the day-1 price that this 1-day change is measured against.
     assert latest.indicators["price_change_1d_pct"] == pytest.approx(30.0)
-
-
-MATERIALS = [
-    "gallium",
-    "germanium",
-    "antimony",
-    "graphite",
-    "lithium",
-    "cobalt",
-    "nickel",
-    "tungsten",
-    "magnesium",
-    "vanadium",
-    "indium",
-    "tin",
-]
 
 
 def _assigned(worker) -> float:
