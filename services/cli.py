@@ -10,8 +10,9 @@ import asyncio
 import importlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -189,38 +190,19 @@ def trade_table(path: Path, period: str, source: str, out: Path) -> None:
     click.echo(f"{len(materials)} materials written to {out}", err=True)
 
 
+def _input_files(flag: str, help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A repeatable option naming input files that must exist."""
+    return click.option(
+        flag, multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help=help_text
+    )
+
+
 @click.command("backtest")
-@click.option(
-    "--prices",
-    "prices",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Pink Sheet workbook (.xlsx), or PriceObserved records as .csv or .jsonl; repeatable.",
-)
-@click.option(
-    "--news",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="NewsReported JSON lines (fields or CloudEvents); repeatable.",
-)
-@click.option(
-    "--trade",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="TradeFlowReported JSON lines; repeatable.",
-)
-@click.option(
-    "--leadtimes",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="LeadTimeQuoted JSON lines; repeatable.",
-)
-@click.option(
-    "--stocks",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="StockReported JSON lines; repeatable.",
-)
+@_input_files("--prices", "Pink Sheet workbook (.xlsx), or PriceObserved records as .csv or .jsonl; repeatable.")
+@_input_files("--news", "NewsReported JSON lines (fields or CloudEvents); repeatable.")
+@_input_files("--trade", "TradeFlowReported JSON lines; repeatable.")
+@_input_files("--leadtimes", "LeadTimeQuoted JSON lines; repeatable.")
+@_input_files("--stocks", "StockReported JSON lines; repeatable.")
 @click.option(
     "--config",
     "config_path",
