@@ -84,11 +84,13 @@ BATCH_SIZE = Histogram(
 )
 
 STATE_TICK = 0.1  # seconds between checks whether states are due to be persisted or snapshots to be sent
-# Inputs scored between two turns of the event loop. Scoring never waits, so without a turn a batch of a thousand
-# held the loop for a tenth of a second, and everything else waited that long at each step: a persist's flush takes
-# one turn per changelog record (a second for 50 materials with a turn per 100 inputs, a third with one per 20), the
-# producer's and the fetcher's round trips, the heartbeats, the read API.
-YIELD_EVERY = 20
+# Seconds of scoring between two turns of the event loop. Scoring never waits, so without a turn a batch held the
+# loop for a tenth of a second or more, and everything else waited that long at each step: a persist's flush takes
+# a turn per changelog record, and its commit and the producer's and the fetcher's round trips a turn each; the
+# heartbeats, the read API. A slice of time, not a count of inputs: an input applied in a run costs a microsecond
+# to walk, one scored alone or sending breaches a hundred times that.
+TURN_EVERY = 0.002
+READ_CHUNK = 100  # inputs decoded between two looks at the clock (about a millisecond's worth)
 # A material's prices in one batch are applied at once from this many on (services/scoring/price_history.py):
 # a run's fixed cost is that of about this many prices one by one.
 RUN_MIN = 40
@@ -111,6 +113,18 @@ class Runs:
     # per run: the material, its resident, whether the run's last input had breaches (a snapshot of the end state
     # went out with them)
     applied: list[tuple[str, Resident, bool]]
+
+
+class Turns:
+    """Turns of the event loop while a batch is scored: `due` gives one once TURN_EVERY has passed since the last."""
+
+    def __init__(self) -> None:
+        self.next_at = time.perf_counter() + TURN_EVERY
+
+    async def due(self) -> None:
+        if time.perf_counter() >= self.next_at:
+            await asyncio.sleep(0)
+            self.next_at = time.perf_counter() + TURN_EVERY
 
 
 def read_input(raw: bytes | None, key: bytes | None, expected: type[SignalEvent]) -> Accepted | str:
@@ -325,7 +339,7 @@ def attach_agents(
         await emit(run.breaches[k])
         await publish(indicator_snapshot(run.state_after(k), config))
 
-    def plan_runs(messages: list[Any], read: list[Accepted | str]) -> Runs:
+    async def plan_runs(messages: list[Any], read: list[Accepted | str], turn: Turns) -> Runs:
         """Apply the batch's runs of prices at once (see `Runs` for what the batch's walk gets).
 
         A material's inputs in the batch make a run when they are at least RUN_MIN prices of one partition that
@@ -336,36 +350,30 @@ def attach_agents(
         runs = Runs([False] * len(messages), {}, [])
         if snapshot_interval == 0:
             return runs
-        by_material: dict[str, list[tuple[int, Accepted]]] = {}
+        by_material: dict[str, list[tuple[int, str, PriceObserved]]] = {}  # batch index, event id, price
+        mixed: set[str] = set()  # materials with other inputs in the batch too: scored one by one, in order
         for i, checked in enumerate(read):
-            if not isinstance(checked, str):
-                by_material.setdefault(checked.event.material, []).append((i, checked))
-        for material, inputs in by_material.items():
-            if len(inputs) < RUN_MIN:
+            if isinstance(checked, str):
                 continue
+            if isinstance(checked.event, PriceObserved):
+                by_material.setdefault(checked.event.material, []).append((i, checked.envelope["id"], checked.event))
+            else:
+                mixed.add(checked.event.material)
+        for material, inputs in by_material.items():
+            if len(inputs) < RUN_MIN or material in mixed:
+                continue
+            await turn.due()
             first = messages[inputs[0][0]]
-            prices: list[PriceObserved] = []
-            for i, checked in inputs:
-                message = messages[i]
-                if message.partition != first.partition or message.topic != first.topic:
-                    break
-                if isinstance(checked.event, PriceObserved):
-                    prices.append(checked.event)
-            if len(prices) != len(inputs):
+            if any(messages[i].partition != first.partition or messages[i].topic != first.topic for i, _, _ in inputs):
                 continue
             try:
                 resident = states.get(material, first.partition)
                 topic = by_name[first.topic].name
-                fresh = [
-                    (i, a, e)
-                    for (i, a), e in zip(inputs, prices, strict=True)
-                    if not resident.covers(topic, first.partition, messages[i].offset)
-                ]
+                covered = resident.last_covered(topic, first.partition)
+                fresh = [x for x in inputs if messages[x[0]].offset > covered]
                 if len(fresh) < RUN_MIN:
                     continue
-                run = apply_price_run(
-                    resident.state, [e for _, _, e in fresh], [a.envelope["id"] for _, a, _ in fresh], config
-                )
+                run = apply_price_run(resident.state, [e for _, _, e in fresh], [d for _, d, _ in fresh], config)
             except Exception:  # the prices are scored one by one instead, each with its own outcome
                 log.exception("applying a run of prices failed", extra={"material": material, "inputs": len(inputs)})
                 continue
@@ -376,8 +384,9 @@ def attach_agents(
             resident.partition = last.partition
             resident.state = run.state
             states.scored(material, resident)
+            member = runs.member
             for i, _, _ in fresh:
-                runs.member[i] = True
+                member[i] = True
             for k in run.breaches:
                 runs.breaches[fresh[k][0]] = (run, k)
             runs.applied.append((material, resident, len(fresh) - 1 in run.breaches))
@@ -490,21 +499,34 @@ def attach_agents(
                     continue
                 intake.track(messages)
                 now = time.monotonic()
-                read = [read_input(m.value, m.key, EXPECTED[by_name[m.topic].name]) for m in messages]
-                runs = plan_runs(messages, read)
+                turn = Turns()
+                read: list[Accepted | str] = []
+                for chunk in range(0, len(messages), READ_CHUNK):
+                    read += [
+                        read_input(m.value, m.key, EXPECTED[by_name[m.topic].name])
+                        for m in messages[chunk : chunk + READ_CHUNK]
+                    ]
+                    await turn.due()
+                runs = await plan_runs(messages, read, turn)
                 for index, message in enumerate(messages):
-                    if index % YIELD_EVERY == YIELD_EVERY - 1:
-                        await asyncio.sleep(0)
                     declared_topic = by_name[message.topic]
                     check_continuity(message, declared_topic)
+                    last_offsets[message.tp] = message.offset
                     checked = read[index]
+                    breach_input = runs.breaches.get(index)
+                    if runs.member[index] and breach_input is None:
+                        # Applied in its run and nothing to send: only counted.
+                        outcomes[(declared_topic.name, "ok")] += 1
+                        at = sent_at(checked.envelope)  # type: ignore[union-attr]  # a run's inputs are Accepted
+                        if at is not None:
+                            sent_times[declared_topic.name].append(at)
+                        continue
+                    await turn.due()
                     try:
-                        if not runs.member[index] or isinstance(checked, str):
+                        if breach_input is None:
                             label = await score(message, declared_topic, checked, now)
                         else:
-                            breach_input = runs.breaches.get(index)
-                            if breach_input is not None:
-                                await emit_in_run(*breach_input)
+                            await emit_in_run(*breach_input)
                             label = "ok"
                     except Exception as exc:  # one poisonous input must not stop every material's scoring
                         log.exception("scoring failed", extra={"topic": message.topic, "offset": message.offset})
@@ -516,7 +538,6 @@ def attach_agents(
                             at = sent_at(checked.envelope)
                             if at is not None:
                                 sent_times[declared_topic.name].append(at)
-                    last_offsets[message.tp] = message.offset
                 for material, resident, published in runs.applied:  # as the run's last input left it, as `score` does
                     if published:
                         states.published(material, now)

@@ -38,7 +38,11 @@ class Resident:
 
     def covers(self, topic: str, partition: int, offset: int) -> bool:
         """Whether the input at this offset was already scored into this state (a re-read after a restart)."""
-        return offset <= self.offsets.get(position(topic, partition), -1)
+        return offset <= self.last_covered(topic, partition)
+
+    def last_covered(self, topic: str, partition: int) -> int:
+        """The offset of the last input of this topic partition scored into this state (-1: none)."""
+        return self.offsets.get(position(topic, partition), -1)
 
     def record(self) -> dict[str, Any]:
         """The changelog value: the state's to_dict() and the offsets it covers."""
