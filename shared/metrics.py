@@ -6,10 +6,12 @@ Metric names follow `mews_<service>_<thing>_<unit>`; labels are drawn from a sma
 
 from __future__ import annotations
 
+import functools
 import hmac
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import (
@@ -21,6 +23,7 @@ from prometheus_client import (
     generate_latest,
     start_http_server,
 )
+from prometheus_client.metrics import MetricWrapperBase
 
 from shared.service_keys import bearer_token
 from shared.settings import CommonSettings
@@ -34,6 +37,15 @@ CONSUMER_LAG = Gauge(
 )
 
 
+_Metric = TypeVar("_Metric", bound=MetricWrapperBase)
+
+
+@functools.cache  # label values repeat (materials, rules, topics): each child is looked up once
+def child(metric: _Metric, *labels: str) -> _Metric:
+    """`metric.labels(*labels)`, found once: a stream worker sets children per input or per fetch."""
+    return metric.labels(*labels)
+
+
 def observe_many(histogram: Histogram, amounts: Iterable[float]) -> None:
     """`histogram.observe(a)` for every amount, with one increment per bucket touched instead of one per amount.
 
@@ -41,13 +53,18 @@ def observe_many(histogram: Histogram, amounts: Iterable[float]) -> None:
     their own. Uses prometheus_client's bucket counters as `Histogram.observe` does (each bucket counts the amounts
     up to its bound that no lower bound took); tests/unit/shared pins that the result is the same.
     """
+    observe_counted(histogram, ((amount, 1) for amount in amounts))
+
+
+def observe_counted(histogram: Histogram, counted: Iterable[tuple[float, int]]) -> None:
+    """`observe_many` of amounts given with how many times each was observed (a batch shares a few)."""
     counts: Counter[int] = Counter()
     bounds = histogram._upper_bounds
     total = 0.0
-    for amount in amounts:
-        total += amount
+    for amount, times in counted:
+        total += amount * times
         if amount == amount:  # a NaN falls in no bucket, as with observe
-            counts[bisect_left(bounds, amount)] += 1
+            counts[bisect_left(bounds, amount)] += times
     if counts:
         histogram._sum.inc(total)
         for index, count in counts.items():

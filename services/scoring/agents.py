@@ -41,7 +41,7 @@ from shared.events import (
     encode,
 )
 from shared.kafka import event_id_for
-from shared.metrics import CONSUMER_LAG, observe_many
+from shared.metrics import CONSUMER_LAG, child, observe_counted
 
 log = logging.getLogger(__name__)
 
@@ -169,14 +169,17 @@ def breach_event_id(breach: BreachRaised) -> str:
     )
 
 
-def sent_at(envelope: dict[str, Any]) -> float | None:
-    """An input's CloudEvents `time` as a POSIX timestamp (None when the envelope has no usable time)."""
+def written_time(envelope: dict[str, Any]) -> str | None:
+    """An input's CloudEvents `time` as written (None when there is none, or it is not text)."""
     written = envelope.get("time")
-    return _posix_time(written) if isinstance(written, str) else None
+    return written if isinstance(written, str) else None
 
 
 @functools.lru_cache(maxsize=1024)  # a producer writes one time per batch it sends: a backfill repeats them
-def _posix_time(text: str) -> float | None:
+def posix_time(text: str | None) -> float | None:
+    """A CloudEvents `time` as a POSIX timestamp (None when it is no usable time)."""
+    if text is None:
+        return None
     try:
         sent = datetime.fromisoformat(text)
     except ValueError:
@@ -203,6 +206,7 @@ def attach_agents(
     changelog holds (see docs/methodology.md, "How scoring state is persisted").
     """
     by_name = {t.qualified(namespace): t for t in INPUTS}
+    expected_of = {name: EXPECTED[t.name] for name, t in by_name.items()}  # the event type each input topic carries
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     inputs = app.topic(*by_name, **raw)
     breaches_topic = declared.BREACHES.qualified(namespace)
@@ -266,19 +270,20 @@ def attach_agents(
                 breach.fingerprint.encode(),
                 encode(breach, source=SOURCE, event_id=breach_event_id(breach)),
             )
-            BREACHES.labels(breach.material, breach.rule, breach.severity.value, breach.status.value).inc()
+            child(BREACHES, breach.material, breach.rule, breach.severity.value, breach.status.value).inc()
             transitions[(breach.status.value, breach.severity.value)] += 1
-            log.debug(
-                "breach",
-                extra={
-                    "material": breach.material,
-                    "rule": breach.rule,
-                    "severity": breach.severity.value,
-                    "status": breach.status.value,
-                    "fingerprint": breach.fingerprint,
-                    "value": breach.value,
-                },
-            )
+            if log.isEnabledFor(logging.DEBUG):  # a backfill sends thousands a second: build no record for nothing
+                log.debug(
+                    "breach",
+                    extra={
+                        "material": breach.material,
+                        "rule": breach.rule,
+                        "severity": breach.severity.value,
+                        "status": breach.status.value,
+                        "fingerprint": breach.fingerprint,
+                        "value": breach.value,
+                    },
+                )
 
     async def score(
         message: Any,
@@ -493,7 +498,9 @@ def attach_agents(
         # Acks wait for `persist`.
         async for messages in intake.batches():
             outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
-            sent_times: dict[str, list[float]] = collections.defaultdict(list)
+            # Per topic, the CloudEvents times of the inputs (for their lag), counted: a producer writes one time per
+            # batch it sends, so a batch holds few of them.
+            sent_times: dict[str, collections.Counter[str | None]] = collections.defaultdict(collections.Counter)
             async with scoring:
                 if not intake.current(messages):  # a rebalance began while the batch waited for the lock
                     continue
@@ -503,8 +510,7 @@ def attach_agents(
                 read: list[Accepted | str] = []
                 for chunk in range(0, len(messages), READ_CHUNK):
                     read += [
-                        read_input(m.value, m.key, EXPECTED[by_name[m.topic].name])
-                        for m in messages[chunk : chunk + READ_CHUNK]
+                        read_input(m.value, m.key, expected_of[m.topic]) for m in messages[chunk : chunk + READ_CHUNK]
                     ]
                     await turn.due()
                 runs = await plan_runs(messages, read, turn)
@@ -517,9 +523,7 @@ def attach_agents(
                     if runs.member[index] and breach_input is None:
                         # Applied in its run and nothing to send: only counted.
                         outcomes[(declared_topic.name, "ok")] += 1
-                        at = sent_at(checked.envelope)  # type: ignore[union-attr]  # a run's inputs are Accepted
-                        if at is not None:
-                            sent_times[declared_topic.name].append(at)
+                        sent_times[declared_topic.name][written_time(checked.envelope)] += 1  # type: ignore[union-attr]
                         continue
                     await turn.due()
                     try:
@@ -535,9 +539,7 @@ def attach_agents(
                         if label != "invalid":
                             outcomes[(declared_topic.name, label)] += 1
                         if isinstance(checked, Accepted) and label != "replayed":  # its lag, from its time
-                            at = sent_at(checked.envelope)
-                            if at is not None:
-                                sent_times[declared_topic.name].append(at)
+                            sent_times[declared_topic.name][written_time(checked.envelope)] += 1
                 for material, resident, published in runs.applied:  # as the run's last input left it, as `score` does
                     if published:
                         states.published(material, now)
@@ -547,10 +549,15 @@ def attach_agents(
                 # The whole batch was scored by now: one clock reading serves every input's lag.
                 scored_at = time.time()
                 for name, sent in sent_times.items():
-                    observe_many(processing_lags[name], [max(0.0, scored_at - t) for t in sent])
+                    lags = [
+                        (max(0.0, scored_at - at), n)
+                        for text, n in sent.items()
+                        if (at := posix_time(text)) is not None
+                    ]
+                    observe_counted(processing_lags[name], lags)
             BATCH_SIZE.observe(len(messages))
             for (topic, label), count in outcomes.items():
-                EVENTS.labels(topic, label).inc(count)
+                child(EVENTS, topic, label).inc(count)
             if transitions:
                 log.info(
                     "breach transitions sent",

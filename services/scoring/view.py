@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import Counter, Gauge
@@ -30,10 +29,9 @@ from shared.events import (
     IndicatorSnapshot,
     decode,
 )
+from shared.metrics import child
 
 log = logging.getLogger(__name__)
-
-_Metric = TypeVar("_Metric", Counter, Gauge)
 
 RISK_SCORE = Gauge("mews_scoring_risk_score", "Composite supply-risk score (0-100) of a material", ["material"])
 RISK_COMPONENT = Gauge(
@@ -156,21 +154,16 @@ def export_material_metrics(view: MaterialsView, material: str) -> None:
     snap = view.snapshot(material)
     if snap is not None:
         if snap.risk_score is not None:
-            _child(RISK_SCORE, material).set(snap.risk_score)
+            child(RISK_SCORE, material).set(snap.risk_score)
         for component, value in snap.components.items():
-            _child(RISK_COMPONENT, material, component).set(value)
+            child(RISK_COMPONENT, material, component).set(value)
         for name, gauge in INDICATOR_GAUGES.items():
             indicator = snap.indicators.get(name)
             if indicator is not None:
-                _child(gauge, material).set(indicator)
+                child(gauge, material).set(indicator)
     counts = view.firing_counts(material)
     for severity in ("warning", "critical"):
-        _child(BREACHES_FIRING, material, severity).set(counts.get(severity, 0))
-
-
-@functools.cache  # a metric's child per label values, found once: the feed sets them for every message and fetch
-def _child(metric: _Metric, *labels: str) -> _Metric:
-    return metric.labels(*labels)
+        child(BREACHES_FIRING, material, severity).set(counts.get(severity, 0))
 
 
 class ViewFeed:
@@ -249,7 +242,7 @@ class ViewFeed:
         for message in reversed(messages):
             key = message.key
             if key is not None and key in settled:
-                _child(VIEW_EVENTS, self._topics[topic].name, "superseded").inc()
+                child(VIEW_EVENTS, self._topics[topic].name, "superseded").inc()
                 continue
             material = self._fold(topic, message.value)
             if material is not None:
@@ -262,19 +255,19 @@ class ViewFeed:
         """Apply one message to the view; the material it changed, if any."""
         name = self._topics[topic].name
         if raw is None:  # a tombstone in the compacted topic: nothing to show
-            _child(VIEW_EVENTS, name, "tombstone").inc()
+            child(VIEW_EVENTS, name, "tombstone").inc()
             return None
         try:
             _, event = decode(raw)
         except EnvelopeError as exc:
             # The worker writes these topics; a bad message here is a bug upstream, not input to quarantine.
-            _child(VIEW_EVENTS, name, "invalid").inc()
+            child(VIEW_EVENTS, name, "invalid").inc()
             log.error("view skipped an invalid message", extra={"topic": topic, "reason": str(exc)})
             return None
         if not self.view.apply(event):
-            _child(VIEW_EVENTS, name, "ignored").inc()
+            child(VIEW_EVENTS, name, "ignored").inc()
             return None
-        _child(VIEW_EVENTS, name, "ok").inc()
+        child(VIEW_EVENTS, name, "ok").inc()
         return getattr(event, "material", "")
 
     async def _check_caught_up(self) -> None:

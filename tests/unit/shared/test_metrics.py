@@ -1,4 +1,4 @@
-"""observe_many against one Histogram.observe per amount."""
+"""observe_many and observe_counted against one Histogram.observe per amount."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import random
 import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
-from shared.metrics import observe_many
+from shared.metrics import observe_counted, observe_many
 
 BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -51,3 +51,13 @@ def test_observe_many_sums_the_amounts():
     assert samples["lag_two_count"] == 3
     assert samples["lag_two_bucket0.25"] == 1
     assert samples["lag_two_bucket5.0"] == 3
+
+
+def test_observe_counted_is_observe_many_of_each_amount_repeated():
+    counted = [(0.0, 3), (0.3, 1), (2.5, 4), (11.0, 2), (0.05, 0)]
+    repeated = Histogram("lag_three", "", buckets=BUCKETS, registry=CollectorRegistry())
+    observe_many(repeated, [amount for amount, times in counted for _ in range(times)])
+    grouped = Histogram("lag_three", "", buckets=BUCKETS, registry=CollectorRegistry())
+    observe_counted(grouped, counted)
+    assert _samples(grouped) == pytest.approx(_samples(repeated))
+    assert _samples(grouped)["lag_three_count"] == 10
