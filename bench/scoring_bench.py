@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.harness.broker import kafka_broker  # noqa: E402
-from bench.harness.trees import extract  # noqa: E402
+from bench.harness.trees import compile_tree, extract  # noqa: E402
 
 STEPS = ("consumer", "worker", "restart", "memory", "backtest")
 SOURCE = "bench/scoring"
@@ -654,6 +654,8 @@ def main() -> None:
             before = Path(tmp) / "before"
             extract(args.against, before)
             trees.insert(0, (f"at {args.against}", before))
+        for _, tree in trees:
+            compile_tree(tree)
         results: dict[str, list[dict]] = {label: [] for label, _ in trees}
         for run in range(args.runs):
             for label, tree in trees:
