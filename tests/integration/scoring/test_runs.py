@@ -11,6 +11,7 @@ from services.scoring.config import load_config
 from services.scoring.engine import apply_event_in_place, indicator_snapshot
 from shared import topics as declared
 from shared.events import BreachRaised, IndicatorSnapshot
+from tests.eventually import eventually_blocking
 
 from .conftest import collect, price, produce, run
 
@@ -70,6 +71,15 @@ def test_a_backfill_scored_in_runs_gives_each_breach_and_its_snapshot_as_one_inp
         ]
     # Most inputs went in runs, not one by one (the first of each material's batches may be short).
     assert worker.metric("mews_scoring_run_inputs_total") >= len(events) / 2
+    # Each input counted once, whether its run applied it or it was scored alone: as scored, and in the lag.
+    topic = declared.PRICES.name
+    eventually_blocking(
+        lambda: worker.metric("mews_scoring_events_total", topic=topic, outcome="ok") == len(events),
+        within=30,
+        every=0.2,
+        what=f"{len(events)} prices counted as scored",
+    )
+    assert worker.metric("mews_scoring_processing_lag_seconds_count", topic=topic) == len(events)
 
     def every_breach_has_its_snapshot(msgs) -> bool:
         seen = {(s.material, s.as_of) for _, s in msgs if isinstance(s, IndicatorSnapshot)}
