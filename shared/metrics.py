@@ -46,18 +46,14 @@ def child(metric: _Metric, *labels: str) -> _Metric:
     return metric.labels(*labels)
 
 
-def observe_many(histogram: Histogram, amounts: Iterable[float]) -> None:
-    """`histogram.observe(a)` for every amount, with one increment per bucket touched instead of one per amount.
+def observe_counted(histogram: Histogram, counted: Iterable[tuple[float, int]]) -> None:
+    """`histogram.observe(a)` `n` times for every (a, n), with one increment per bucket touched.
 
     A stream worker observes a latency per input; at thousands of inputs a second the observe calls were a cost of
-    their own. Uses prometheus_client's bucket counters as `Histogram.observe` does (each bucket counts the amounts
-    up to its bound that no lower bound took); tests/unit/shared pins that the result is the same.
+    their own, and a batch's inputs share a few CloudEvents times, so a few amounts. Uses prometheus_client's bucket
+    counters as `Histogram.observe` does (each bucket counts the amounts up to its bound that no lower bound took);
+    tests/unit/shared pins that the result is the same.
     """
-    observe_counted(histogram, ((amount, 1) for amount in amounts))
-
-
-def observe_counted(histogram: Histogram, counted: Iterable[tuple[float, int]]) -> None:
-    """`observe_many` of amounts given with how many times each was observed (a batch shares a few)."""
     counts: Counter[int] = Counter()
     bounds = histogram._upper_bounds
     total = 0.0

@@ -1,4 +1,4 @@
-"""observe_many and observe_counted against one Histogram.observe per amount."""
+"""observe_counted against one Histogram.observe per amount."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import random
 import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
-from shared.metrics import observe_counted, observe_many
+from shared.metrics import observe_counted
 
 BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -22,7 +22,7 @@ def _samples(histogram: Histogram) -> dict[str, float]:
     }
 
 
-def test_observe_many_counts_every_amount_in_the_bucket_observe_puts_it_in():
+def test_observe_counted_counts_every_amount_in_the_bucket_observe_puts_it_in():
     rng = random.Random(9)
     # Bounds themselves, values between them, zero, beyond the last bound, and a NaN.
     amounts = [*BUCKETS, 0.0, 11.0, 1e9, math.nan, *(rng.uniform(0, 12) for _ in range(500))]
@@ -30,9 +30,9 @@ def test_observe_many_counts_every_amount_in_the_bucket_observe_puts_it_in():
     for amount in amounts:
         one_by_one.observe(amount)
     batched = Histogram("lag_one", "", buckets=BUCKETS, registry=CollectorRegistry())
-    observe_many(batched, amounts[:10])
-    observe_many(batched, amounts[10:])
-    observe_many(batched, [])
+    observe_counted(batched, [(a, 1) for a in amounts[:10]])
+    observe_counted(batched, [(a, 1) for a in amounts[10:]])
+    observe_counted(batched, [])
     expected, got = _samples(one_by_one), _samples(batched)
     assert got.keys() == expected.keys()
     for name, value in expected.items():
@@ -43,9 +43,9 @@ def test_observe_many_counts_every_amount_in_the_bucket_observe_puts_it_in():
             assert got[name] == value, name
 
 
-def test_observe_many_sums_the_amounts():
+def test_observe_counted_sums_the_amounts():
     batched = Histogram("lag_two", "", buckets=BUCKETS, registry=CollectorRegistry())
-    observe_many(batched, [0.25, 0.5, 3.0])
+    observe_counted(batched, [(0.25, 1), (0.5, 1), (3.0, 1)])
     samples = _samples(batched)
     assert samples["lag_two_sum"] == pytest.approx(3.75)
     assert samples["lag_two_count"] == 3
@@ -53,10 +53,12 @@ def test_observe_many_sums_the_amounts():
     assert samples["lag_two_bucket5.0"] == 3
 
 
-def test_observe_counted_is_observe_many_of_each_amount_repeated():
+def test_observe_counted_is_observe_of_each_amount_repeated():
     counted = [(0.0, 3), (0.3, 1), (2.5, 4), (11.0, 2), (0.05, 0)]
     repeated = Histogram("lag_three", "", buckets=BUCKETS, registry=CollectorRegistry())
-    observe_many(repeated, [amount for amount, times in counted for _ in range(times)])
+    for amount, times in counted:
+        for _ in range(times):
+            repeated.observe(amount)
     grouped = Histogram("lag_three", "", buckets=BUCKETS, registry=CollectorRegistry())
     observe_counted(grouped, counted)
     assert _samples(grouped) == pytest.approx(_samples(repeated))
