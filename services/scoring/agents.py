@@ -27,7 +27,7 @@ from services.scoring.engine import Rejection, ScoringConfig, apply_event_in_pla
 from services.scoring.faust_fixes import committed_offset, processing
 from services.scoring.intake import BatchIntake
 from services.scoring.price_history import HistoryOutcome, apply_price_run
-from services.scoring.states import MaterialStates, Resident, position
+from services.scoring.states import MaterialStates, Resident
 from shared import topics as declared
 from shared.events import (
     SIGNALS,
@@ -299,8 +299,7 @@ def attach_agents(
         resident = states.get(material, message.partition)
         if resident.covers(declared_topic.name, message.partition, message.offset):
             return "replayed"  # re-read after a restart, already in the recovered state: applying it again is wrong
-        resident.offsets[position(declared_topic.name, message.partition)] = message.offset
-        resident.partition = message.partition
+        resident.scored_through(declared_topic.name, message.partition, message.offset)
         states.scored(material, resident)
         outcome = apply_event_in_place(resident.state, checked.event, event_id=checked.envelope["id"], config=config)
         resident.state = outcome.state
@@ -385,8 +384,7 @@ def attach_agents(
             if run is None:
                 continue
             last = messages[fresh[-1][0]]
-            resident.offsets[position(topic, last.partition)] = last.offset
-            resident.partition = last.partition
+            resident.scored_through(topic, last.partition, last.offset)
             resident.state = run.state
             states.scored(material, resident)
             member = runs.member

@@ -334,7 +334,7 @@ class _History:
         )
 
     def run(self) -> HistoryOutcome:
-        cfg, n = self.cfg, len(self.t)
+        cfg, n, n0 = self.cfg, len(self.t), self.n0
         values, ok = self.estimates()
         present = {name: ~np.isnan(v) for name, v in values.items()}
         score = self._risk_scores(values, present)
@@ -360,7 +360,6 @@ class _History:
                 undecided_first = ~ok | _within(v, (near_first,))
                 undecided_any = ~ok | _within(v, near_all)
                 starts |= undecided_first
-            n0 = self.n0
             candidates = (np.flatnonzero(starts[n0:]) + n0).tolist()
             # Read at k - n0: the run's inputs only (the held prices are never read).
             vs, hs = v[n0:].tolist(), has[n0:].tolist()
@@ -400,7 +399,7 @@ class _History:
                     break
             if state is not None:
                 finals[name] = state
-        n0 = self.n0  # reported by index in the run
+        # Reported by index in the run.
         breaches = {k - n0: [b for _, b in sorted(transitions[k], key=lambda x: x[0])] for k in sorted(transitions)}
         return HistoryOutcome(self.final_state(finals), breaches, self)
 

@@ -44,6 +44,11 @@ class Resident:
         """The offset of the last input of this topic partition scored into this state (-1: none)."""
         return self.offsets.get(position(topic, partition), -1)
 
+    def scored_through(self, topic: str, partition: int, offset: int) -> None:
+        """Record that the state now covers this topic partition up to `offset`, and lives in that partition."""
+        self.offsets[position(topic, partition)] = offset
+        self.partition = partition
+
     def record(self) -> dict[str, Any]:
         """The changelog value: the state's to_dict() and the offsets it covers."""
         value = self.state.to_dict()
