@@ -1,8 +1,9 @@
 """Guards on the faust 0.15.3 internals that services/scoring/intake.py copies and relies on, and the intake's own
-behaviour on faust's real consumer (never started: `getmany` is replaced by a fixed fetch); no broker.
+behaviour on faust's real consumer (never started: its `_wait_next_records` returns a fixed fetch); no broker.
 
-When a guard fails after a faust upgrade, compare the new `Consumer._drain_messages` and Stream's per-event checks
-with `BatchIntake.drain_into` and `BatchIntake.current`, bring the copy in line, and only then update the pins here.
+When a guard fails after a faust upgrade, compare the new `Consumer._drain_messages`, `Consumer.getmany` and
+Stream's per-event checks with `BatchIntake.drain_into`, `BatchIntake._fetch` and `BatchIntake.current`, bring the
+copy in line, and only then update the pins here.
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ import asyncio
 import hashlib
 import inspect
 from pathlib import Path
+from typing import Any
 
 import faust
 import pytest
+from aiokafka.structs import ConsumerRecord
 from faust.streams import Stream
 from faust.transport.consumer import Consumer, Fetcher
+from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.types import TP, Message
 
 from services.scoring.app import create_app
@@ -23,14 +27,22 @@ from services.scoring.intake import BatchIntake
 from services.scoring.settings import ScoringSettings
 from shared import topics as declared
 
-# sha256 of faust 0.15.3's Consumer._drain_messages, the loop BatchIntake.drain_into copies.
+# sha256 of what the intake copies from faust 0.15.3: Consumer._drain_messages (BatchIntake.drain_into) and
+# Consumer.getmany (BatchIntake._fetch), and the aiokafka driver's _to_message that both call.
 DRAIN_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
+GETMANY_SHA256 = "4b168d84882a70d6e3e2f9804430a63b92f8fd117d3187cbb4aeb54305bda34e"
+TO_MESSAGE_SHA256 = "7c24f6511b2fcef7cbfe73526e78de033bfe0df211f1fd30509d699c9deb6ce4"
 
 
-def test_faust_is_the_version_whose_drain_loop_the_intake_copies():
+def _sha256(function: Any) -> str:
+    return hashlib.sha256(inspect.getsource(function).encode()).hexdigest()
+
+
+def test_faust_is_the_version_whose_drain_loop_and_fetch_the_intake_copies():
     assert faust.__version__ == "0.15.3"
-    source = inspect.getsource(Consumer._drain_messages)
-    assert hashlib.sha256(source.encode()).hexdigest() == DRAIN_SHA256
+    assert _sha256(Consumer._drain_messages) == DRAIN_SHA256
+    assert _sha256(Consumer.getmany) == GETMANY_SHA256
+    assert _sha256(AIOKafkaConsumer._to_message) == TO_MESSAGE_SHA256
 
 
 def test_the_intake_skips_a_batch_where_faust_stream_skips_an_event():
@@ -58,26 +70,39 @@ def _intake(app: faust.App) -> BatchIntake:
     return intake
 
 
+def _record(tp: TP, offset: int) -> ConsumerRecord:
+    return ConsumerRecord(tp.topic, tp.partition, offset, 0, 0, b"k", b"v", None, 1, 1, [])
+
+
+def _fetching(consumer: Any, fetcher: Fetcher, records: dict[TP, list[ConsumerRecord]], monkeypatch: Any) -> None:
+    """Make the consumer's next fetch return `records` (and stop the drain loop after it)."""
+
+    async def wait_next_records(wait: float) -> tuple[dict[TP, list[ConsumerRecord]], None]:
+        fetcher._stopped.set()  # one fetch, then the drain loop ends
+        return records, None
+
+    monkeypatch.setattr(consumer, "_wait_next_records", wait_next_records)
+    monkeypatch.setattr(consumer, "highwater", lambda tp: 100 + len(records[tp]))  # the broker's, as the fetch saw it
+
+
 async def test_input_records_come_in_batches_in_fetch_order_and_other_topics_through_faust_callback(
     app: faust.App, monkeypatch: pytest.MonkeyPatch
 ):
     consumer = app.consumer
-    prices = TP(declared.PRICES.qualified(""), 4)
+    prices_4, prices_5 = TP(declared.PRICES.qualified(""), 4), TP(declared.PRICES.qualified(""), 5)
     changelog = TP("mews-scoring-material-state-changelog", 4)
-    fetched = [(prices, _message(prices, n)) for n in range(4)] + [(changelog, _message(changelog, 0))]
-    fetched += [(prices, _message(prices, 4)), (prices, _message(prices, 2))]  # 2 again: read already
+    fetched = {
+        prices_4: [_record(prices_4, n) for n in range(4)],
+        changelog: [_record(changelog, 0)],
+        prices_5: [_record(prices_5, n) for n in (0, 1, 0)],  # 0 again: read already
+    }
     fetcher = Fetcher(app)
     order: list[tuple[str, int]] = []
-
-    async def getmany(**_: float):  # getmany(timeout=...)
-        fetcher._stopped.set()  # one fetch, then the drain loop ends
-        for tp, message in fetched:
-            yield tp, message
 
     async def callback(message: Message) -> None:
         order.append(("callback", message.offset))
 
-    monkeypatch.setattr(consumer, "getmany", getmany)
+    _fetching(consumer, fetcher, fetched, monkeypatch)
     monkeypatch.setattr(consumer, "callback", callback)
     intake = _intake(app)
     app.flow_control.resume()  # as faust does once the assignment is recovered
@@ -86,11 +111,60 @@ async def test_input_records_come_in_batches_in_fetch_order_and_other_topics_thr
 
     batches = []
     while not intake.queue.empty():
-        batches.append([m.offset for m in intake.queue.get_nowait()])
-    assert batches == [[0, 1, 2], [3], [4]]  # at most batch_max_inputs each, cut where the changelog record came
+        batches.append([(m.partition, m.offset) for m in intake.queue.get_nowait()])
+    # At most batch_max_inputs each, cut where the changelog record came.
+    assert batches == [[(4, 0), (4, 1), (4, 2)], [(4, 3)], [(5, 0), (5, 1)]]
     assert order == [("callback", 0)]
-    assert consumer._read_offset[prices] == 4
+    assert consumer._read_offset[prices_4] == 3
+    assert consumer._read_offset[prices_5] == 1
     assert consumer._read_offset[changelog] == 0
+    assert app.monitor.tp_end_offsets == {prices_4: 104, changelog: 101, prices_5: 103}  # tracked as faust does
+
+
+async def test_records_fetched_while_the_flow_is_stopped_are_dropped_and_the_consumer_seeks_back(
+    app: faust.App, monkeypatch: pytest.MonkeyPatch
+):
+    consumer = app.consumer
+    prices = TP(declared.PRICES.qualified(""), 4)
+    fetcher = Fetcher(app)
+    seeks: list[bool] = []
+
+    async def perform_seek() -> None:
+        seeks.append(True)
+
+    _fetching(consumer, fetcher, {prices: [_record(prices, 0)]}, monkeypatch)
+    monkeypatch.setattr(consumer, "perform_seek", perform_seek)
+    intake = _intake(app)
+    app.flow_control.resume()
+    consumer.flow_active = False  # as faust's consumer is while a rebalance's recovery has it stopped
+
+    await asyncio.wait_for(consumer._drain_messages(fetcher), 5)
+
+    assert intake.queue.empty()
+    assert seeks == [True]
+    assert prices not in consumer._read_offset or consumer._read_offset[prices] is None
+
+
+async def test_a_fetch_stops_where_the_group_generation_changes(app: faust.App, monkeypatch: pytest.MonkeyPatch):
+    consumer = app.consumer
+    prices = TP(declared.PRICES.qualified(""), 4)
+    changelog = TP("mews-scoring-material-state-changelog", 4)
+    fetcher = Fetcher(app)
+
+    async def callback(message: Message) -> None:
+        app.consumer_generation_id += 1  # a rebalance began while faust's callback had the record
+
+    fetched = {changelog: [_record(changelog, 0)], prices: [_record(prices, 0), _record(prices, 1)]}
+    _fetching(consumer, fetcher, fetched, monkeypatch)
+    monkeypatch.setattr(consumer, "callback", callback)
+    intake = _intake(app)
+    app.flow_control.resume()
+
+    await asyncio.wait_for(consumer._drain_messages(fetcher), 5)
+
+    assert intake.queue.empty()  # nothing after the change is handed over, as faust's getmany stops there
+    assert consumer._read_offset[changelog] == 0
+    assert prices not in consumer._read_offset or consumer._read_offset[prices] is None
 
 
 async def test_a_batch_of_an_earlier_generation_or_fetched_before_a_suspension_is_not_scored(app: faust.App):
