@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from services.scoring.apply import _NO_CONTROLS, _NO_RULE_STATE, _compiled, _score, _weights_for
+from services.scoring.apply import _NO_CONTROLS, _NO_RULE_STATE, _compiled, _score, _weights_for, indicator_snapshot
 from services.scoring.config import ScoringConfig
 from services.scoring.evidence import _breach
 from services.scoring.indicators.composite import points_per_component
@@ -40,7 +40,7 @@ from services.scoring.indicators.volatility import (
 )
 from services.scoring.rules import RuleState, evaluate_rule
 from services.scoring.state import MaterialState, PriceSeries, _evolve
-from shared.events import BreachRaised, PriceObserved
+from shared.events import BreachRaised, IndicatorSnapshot, PriceObserved
 
 # mean^2 / variance beyond which a window is left to the reference functions: below it the two-pass sums of
 # numpy and of `sample_sd` agree far within ESTIMATE_RTOL, and the jump z-score's mean is exact enough.
@@ -56,9 +56,9 @@ class HistoryOutcome:
     breaches: dict[int, list[BreachRaised]]
     history: _History
 
-    def state_after(self, k: int) -> MaterialState:
-        """The state right after input k as far as `indicator_snapshot` reads it (indicators, prices held)."""
-        return self.history.state_after(k)
+    def snapshot_after(self, k: int) -> IndicatorSnapshot:
+        """The indicator snapshot right after input k, as `indicator_snapshot` gives it for the engine's state."""
+        return indicator_snapshot(self.history.state_after(k), self.history.cfg)
 
 
 def apply_price_history(
@@ -327,10 +327,15 @@ class _History:
         return _evolve(self.base, watermark=self.t[k], series={self.key: series})
 
     def state_after(self, k: int) -> MaterialState:
-        """The state after run input k (index in the run) as `indicator_snapshot` reads it."""
+        """The state after run input k (index in the run) as `indicator_snapshot` reads it: its indicators, its
+        watermark and the classification of each price it holds (not the prices themselves)."""
         k += self.n0
+        series = _evolve(self.base.series[self.key], cls=self.cls[max(0, k + 1 - self.limit) : k + 1])
         return _evolve(
-            self.state_at(k, self.limit), indicators={"price": self.exact_group(k), "controls": _NO_CONTROLS}
+            self.base,
+            watermark=self.t[k],
+            series={self.key: series},
+            indicators={"price": self.exact_group(k), "controls": _NO_CONTROLS},
         )
 
     def run(self) -> HistoryOutcome:

@@ -209,7 +209,10 @@ def test_a_run_continuing_a_state_equals_applying_it_one_price_at_a_time(observa
     assert [b.model_dump_json() for bs in run.breaches.values() for b in bs] == [
         b.model_dump_json() for bs in breaches.values() for b in bs
     ]
-    assert {k: indicator_snapshot(run.state_after(k), config) for k in run.breaches} == snapshots
+    assert {k: run.snapshot_after(k) for k in run.breaches} == snapshots
+    assert {k: run.snapshot_after(k).model_dump_json() for k in run.breaches} == {
+        k: snap.model_dump_json() for k, snap in snapshots.items()
+    }
     assert run.state.to_dict() == state.to_dict()
     assert run.state == state
 
