@@ -162,6 +162,27 @@ def passed_over(expected: int | None, offset: int) -> int:
     return offset - expected if expected is not None and offset > expected else 0
 
 
+def stretches(messages: list[Any]) -> list[tuple[Any, Any]]:
+    """A batch as its stretches of one partition with consecutive offsets in one generation: (first, last)."""
+    out: list[tuple[Any, Any]] = []
+    if not messages:
+        return out
+    first = last = messages[0]
+    for message in messages[1:]:
+        if (
+            message.offset == last.offset + 1
+            and message.partition == last.partition
+            and message.topic == last.topic
+            and message.generation_id == last.generation_id
+        ):
+            last = message
+            continue
+        out.append((first, last))
+        first = last = message
+    out.append((first, last))
+    return out
+
+
 def breach_event_id(breach: BreachRaised) -> str:
     """A deterministic id per transition, so a transition re-sent after a rebalance is recognisably the same."""
     return event_id_for(
@@ -341,7 +362,7 @@ def attach_agents(
     async def emit_in_run(run: HistoryOutcome, k: int) -> None:
         """The breaches of input k of a run applied at once, with the snapshot after it, as `score` sends them."""
         await emit(run.breaches[k])
-        await publish(indicator_snapshot(run.state_after(k), config))
+        await publish(run.snapshot_after(k))
 
     async def plan_runs(messages: list[Any], read: list[Accepted | str], turn: Turns) -> Runs:
         """Apply the batch's runs of prices at once (see `Runs` for what the batch's walk gets).
@@ -396,25 +417,27 @@ def attach_agents(
             RUN_INPUTS.inc(len(fresh))
         return runs
 
-    def check_continuity(message: Any, declared_topic: declared.Topic) -> None:
-        generation, expected = next_offsets.get(message.tp, (None, None))
-        if generation != message.generation_id:
-            # The first input of an assignment should be the one at the committed offset faust seeked to.
-            expected = committed_offset(app, message.tp)
-        missed = passed_over(expected, message.offset)
-        if missed:
-            GAPS.labels(declared_topic.name).inc(missed)
-            log.error(
-                "inputs passed over unscored",
-                extra={
-                    "topic": message.topic,
-                    "partition": message.partition,
-                    "expected_offset": expected,
-                    "offset": message.offset,
-                    "generation": message.generation_id,
-                },
-            )
-        next_offsets[message.tp] = (message.generation_id, message.offset + 1)
+    def check_continuity(parts: list[tuple[Any, Any]]) -> None:
+        """Count the offsets a batch (as its `stretches`) passes over: within a stretch there are none."""
+        for message, last in parts:
+            generation, expected = next_offsets.get(message.tp, (None, None))
+            if generation != message.generation_id:
+                # The first input of an assignment should be the one at the committed offset faust seeked to.
+                expected = committed_offset(app, message.tp)
+            missed = passed_over(expected, message.offset)
+            if missed:
+                GAPS.labels(by_name[message.topic].name).inc(missed)
+                log.error(
+                    "inputs passed over unscored",
+                    extra={
+                        "topic": message.topic,
+                        "partition": message.partition,
+                        "expected_offset": expected,
+                        "offset": message.offset,
+                        "generation": message.generation_id,
+                    },
+                )
+            next_offsets[message.tp] = (message.generation_id, last.offset + 1)
 
     async def persist(everything: bool = False) -> None:
         """Write the changed states to the table, ack the inputs they cover, then send the snapshots now due.
@@ -512,10 +535,10 @@ def attach_agents(
                     ]
                     await turn.due()
                 runs = await plan_runs(messages, read, turn)
+                parts = stretches(messages)
+                check_continuity(parts)
                 for index, message in enumerate(messages):
                     declared_topic = by_name[message.topic]
-                    check_continuity(message, declared_topic)
-                    last_offsets[message.tp] = message.offset
                     checked = read[index]
                     breach_input = runs.breaches.get(index)
                     if runs.member[index] and breach_input is None:
@@ -543,6 +566,8 @@ def attach_agents(
                         states.published(material, now)
                     else:
                         states.unpublished(material, resident)
+                for _, last in parts:  # for the lag: from now on the batch counts as processed
+                    last_offsets[last.tp] = last.offset
                 unacked.extend(messages)
                 # The whole batch was scored by now: one clock reading serves every input's lag.
                 scored_at = time.time()

@@ -1,5 +1,5 @@
-"""What a rebalance may do to the inputs: the agent's count of offsets passed over, and the engine's promise that an
-input read twice counts once; no broker.
+"""What a rebalance may do to the inputs: the agent's count of offsets passed over (per stretch of a batch), and the
+engine's promise that an input read twice counts once; no broker.
 
 The guards on the faust internals that `hold_inputs_until_seeked` and `restart_stranded_recovery` rely on are in
 test_faust_fixes.py, beside the other workarounds.
@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from faust.types import TP, Message
 
-from services.scoring.agents import passed_over
+from services.scoring.agents import passed_over, stretches
 from services.scoring.engine import apply_event, load_config
 from shared.events import LeadTimeQuoted, NewsReported, PriceObserved, TradeFlowReported
 
@@ -33,6 +34,33 @@ def _positions(source: str, *steps: str) -> list[int]:
 )
 def test_passed_over_counts_only_forward_jumps(expected, offset, missed):
     assert passed_over(expected, offset) == missed
+
+
+def _message(topic: str, partition: int, offset: int, generation: int = 1) -> Message:
+    tp = TP(topic, partition)
+    return Message(topic, partition, offset, 0.0, 0, [], b"k", b"v", None, tp=tp, generation_id=generation)
+
+
+def test_a_batch_is_cut_into_stretches_wherever_its_partition_offset_or_generation_does_not_follow_on():
+    batch = [
+        _message("prices", 0, 5),
+        _message("prices", 0, 6),
+        _message("prices", 0, 7),
+        _message("prices", 1, 8),  # another partition
+        _message("prices", 1, 10),  # a gap
+        _message("leadtimes", 1, 11),  # another topic, offset following on
+        _message("leadtimes", 1, 12, generation=2),  # another generation
+        _message("leadtimes", 1, 12, generation=2),  # the same offset again
+    ]
+    assert [(first.offset, last.offset) for first, last in stretches(batch)] == [
+        (5, 7),
+        (8, 8),
+        (10, 10),
+        (11, 11),
+        (12, 12),
+        (12, 12),
+    ]
+    assert stretches([]) == []
 
 
 T0 = datetime(2025, 3, 3, 12, 0, tzinfo=UTC)
