@@ -502,9 +502,7 @@ def attach_agents(
                     for snap in snaps:
                         states.republish(snap.material)
                 raise
-            ack = app.consumer.ack
-            for message in done:
-                ack(message)
+            intake.ack(done)
             STATE_WRITES.inc(len(records))
         for snap in snaps:
             # A breach since the cut sent a newer snapshot of this material: this one would arrive after it.

@@ -10,12 +10,14 @@ queue that faust's flow control clears at a rebalance like its own channel queue
 (the table's changelog while it recovers) still go through faust's callback, one by one, as before.
 
 Everything else stays faust's: the group, the assignment, the table and its recovery, seeks and commits. The
-agent acks each input with `Consumer.ack` once the state that contains it is persisted, and faust commits acked
-offsets only. This depends on faust 0.15.3's drain loop; tests/unit/scoring/test_intake_guard.py pins it. Its one
-hook into faust, `faust_fixes.install_intake`, is guarded with the other workarounds in test_faust_fixes.py.
+agent acks the inputs (`BatchIntake.ack`, faust's `Consumer.ack` for many at once) once the states that contain
+them are persisted, and faust commits acked offsets only. This depends on faust 0.15.3's drain loop, fetch and
+ack; tests/unit/scoring/test_intake_guard.py pins them. Its one hook into faust, `faust_fixes.install_intake`, is
+guarded with the other workarounds in test_faust_fixes.py.
 
-`drain_into` follows faust-streaming's `Consumer._drain_messages` (Copyright (c) 2017-2020, Robinhood Markets,
-Inc., and the faust-streaming contributors; BSD 3-Clause licence, as shipped with the faust-streaming package).
+`drain_into`, `_fetch` and `ack` follow faust-streaming's `Consumer._drain_messages`, `Consumer.getmany` and
+`Consumer.ack` (Copyright (c) 2017-2020, Robinhood Markets, Inc., and the faust-streaming contributors; BSD
+3-Clause licence, as shipped with the faust-streaming package).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from typing import Any
 
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING, Consumer
+from faust.types.tuples import ack_lock
+from mode.utils.futures import notify
 from prometheus_client import Counter
 
 from services.scoring.faust_fixes import install_intake
@@ -83,6 +87,37 @@ class BatchIntake:
         for message in batch:
             message.tracked = True
             add(message)
+
+    def ack(self, inputs: list[Any]) -> None:
+        """faust 0.15.3's `Consumer.ack` of each input, at once: the same bookkeeping, looked up once per partition.
+
+        Acked offsets become committable; each input leaves the set of those faust waits for. An input acked before,
+        or below the committed offset, is only marked acked, as faust does.
+        """
+        consumer = self.app.consumer
+        acks_enabled_for, unacked = self.app.topics.acks_enabled_for, consumer._unacked_messages
+        by_tp: dict[Any, list[Any]] = {}
+        with ack_lock:
+            for message in inputs:
+                if not message.acked:
+                    message.acked = True
+                    by_tp.setdefault(message.tp, []).append(message)
+            done: list[Any] = []
+            for tp, messages in by_tp.items():
+                if not acks_enabled_for(tp.topic):
+                    continue
+                committed = consumer._committed_offset[tp]
+                index, acked = consumer._acked_index[tp], consumer._acked[tp]
+                for message in messages:
+                    offset = message.offset
+                    if (committed is None or offset >= committed) and offset not in index:
+                        index.add(offset)
+                        acked.append(offset)
+                        done.append(message)
+            unacked.difference_update(done)
+            consumer._n_acked += len(done)
+            if by_tp:
+                notify(consumer._waiting_for_ack)
 
     async def _hand_over(self, consumer: Consumer, batch: list[Any]) -> None:
         async def put() -> None:

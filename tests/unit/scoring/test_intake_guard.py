@@ -27,10 +27,12 @@ from services.scoring.intake import BatchIntake
 from services.scoring.settings import ScoringSettings
 from shared import topics as declared
 
-# sha256 of what the intake copies from faust 0.15.3: Consumer._drain_messages (BatchIntake.drain_into) and
-# Consumer.getmany (BatchIntake._fetch), and the aiokafka driver's _to_message that both call.
+# sha256 of what the intake copies from faust 0.15.3: Consumer._drain_messages (BatchIntake.drain_into),
+# Consumer.getmany (BatchIntake._fetch) and Consumer.ack (BatchIntake.ack), and the aiokafka driver's _to_message
+# that the fetch calls.
 DRAIN_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
 GETMANY_SHA256 = "4b168d84882a70d6e3e2f9804430a63b92f8fd117d3187cbb4aeb54305bda34e"
+ACK_SHA256 = "5fcf41cf45153475de3790dc56fec1b83335956dc8b3bf7ff6bbb2b57627f03f"
 TO_MESSAGE_SHA256 = "7c24f6511b2fcef7cbfe73526e78de033bfe0df211f1fd30509d699c9deb6ce4"
 
 
@@ -42,6 +44,7 @@ def test_faust_is_the_version_whose_drain_loop_and_fetch_the_intake_copies():
     assert faust.__version__ == "0.15.3"
     assert _sha256(Consumer._drain_messages) == DRAIN_SHA256
     assert _sha256(Consumer.getmany) == GETMANY_SHA256
+    assert _sha256(Consumer.ack) == ACK_SHA256
     assert _sha256(AIOKafkaConsumer._to_message) == TO_MESSAGE_SHA256
 
 
@@ -200,3 +203,41 @@ async def test_tracked_inputs_are_what_faust_waits_for_until_they_are_acked(app:
         app.consumer.ack(message)
     assert not app.consumer._unacked_messages
     assert app.consumer._new_offset(prices) == 2
+
+
+def _acked_state(app: faust.App, messages: list[Message]) -> tuple:
+    consumer = app.consumer
+    return (
+        {tp: list(offsets) for tp, offsets in consumer._acked.items() if offsets},
+        {tp: set(offsets) for tp, offsets in consumer._acked_index.items() if offsets},
+        consumer._n_acked,
+        sorted((m.partition, m.offset) for m in consumer._unacked_messages),
+        [m.acked for m in messages],
+    )
+
+
+def test_the_intake_acks_many_inputs_as_faust_acks_each(tmp_path: Path):
+    prices = TP(declared.PRICES.qualified(""), 0)
+    other = TP("not-an-agent-topic", 0)  # acks not enabled for it: only marked acked
+    apps = [create_app(ScoringSettings(data_dir=tmp_path / name, batch_max_inputs=3)) for name in ("faust", "intake")]
+    batches = []
+    for app in apps:
+        app.topics._acking_topics.add(prices.topic)
+        app.consumer._committed_offset[prices] = 4
+        acked_before = _message(prices, 7)
+        # 3 lies below the committed offset; the second 6 is another message of an offset acked already.
+        batch = [_message(prices, n) for n in (5, 6, 6, 3)] + [acked_before, _message(other, 1)]
+        _intake(app).track(batch)
+        app.consumer.ack(acked_before)
+        batches.append(batch)
+    faust_app, intake_app = apps
+    for message in batches[0]:
+        faust_app.consumer.ack(message)
+    _intake(intake_app).ack(batches[1])
+
+    assert _acked_state(intake_app, batches[1]) == _acked_state(faust_app, batches[0])
+    acked, _, n_acked, unacked, marked = _acked_state(intake_app, batches[1])
+    assert acked == {prices: [7, 5, 6]}
+    assert n_acked == 3
+    assert all(marked)
+    assert unacked == [(0, 1), (0, 3), (0, 6)]  # what faust's own ack leaves tracked, for its cleanup to drop
