@@ -87,8 +87,8 @@ STATE_TICK = 0.1  # seconds between checks whether states are due to be persiste
 # Seconds of scoring between two turns of the event loop. Scoring never waits, so without a turn a batch held the
 # loop for a tenth of a second or more, and everything else waited that long at each step: a persist's flush takes
 # a turn per changelog record, and its commit and the producer's and the fetcher's round trips a turn each; the
-# heartbeats, the read API. A slice of time, not a count of inputs: an input applied in a run costs a microsecond
-# to walk, one scored alone or sending breaches a hundred times that.
+# heartbeats, the read API. A slice of time, not a count of inputs: a run of a hundred prices takes a few
+# milliseconds, an input scored alone or sending breaches a few hundred microseconds.
 TURN_EVERY = 0.002
 READ_CHUNK = 100  # inputs decoded between two looks at the clock (about a millisecond's worth)
 # A material's prices in one batch are applied at once from this many on (services/scoring/price_history.py):
@@ -106,13 +106,21 @@ class Accepted:
 
 @dataclass
 class Runs:
-    """The runs of prices a batch applied at once, for the batch's walk to send their outputs in input order."""
+    """The runs of prices a batch applied at once: the batch's walk sends their breaches in input order, and counts
+    the rest."""
 
     member: list[bool]  # per input of the batch: applied in a run (its state is the run's already)
     breaches: dict[int, tuple[HistoryOutcome, int]]  # batch index of an input with breaches -> (its run, run index)
     # per run: the material, its resident, whether the run's last input had breaches (a snapshot of the end state
     # went out with them)
     applied: list[tuple[str, Resident, bool]]
+    # per run: its input topic and its inputs with nothing to send, which the batch only counts
+    quiet: list[tuple[str, list[Accepted]]]
+
+    def walk(self) -> list[int]:
+        """The batch indices the walk visits, in order: inputs scored one by one, and run inputs with breaches."""
+        breaches = self.breaches
+        return [i for i, applied in enumerate(self.member) if not applied or i in breaches]
 
 
 class Turns:
@@ -372,7 +380,7 @@ def attach_agents(
         The residents get the runs' states and offsets here; the batch's walk sends each input's breaches.
         Only with a snapshot beat: with a snapshot per input (interval 0) every input is scored one by one.
         """
-        runs = Runs([False] * len(messages), {}, [])
+        runs = Runs([False] * len(messages), {}, [], [])
         if snapshot_interval == 0:
             return runs
         by_material: dict[str, list[tuple[int, str, PriceObserved]]] = {}  # batch index, event id, price
@@ -414,6 +422,8 @@ def attach_agents(
             for k in run.breaches:
                 runs.breaches[fresh[k][0]] = (run, k)
             runs.applied.append((material, resident, len(fresh) - 1 in run.breaches))
+            quiet = [read[i] for k, (i, _, _) in enumerate(fresh) if k not in run.breaches]
+            runs.quiet.append((topic, quiet))  # type: ignore[arg-type]  # every input of a run was read
             RUN_INPUTS.inc(len(fresh))
         return runs
 
@@ -535,15 +545,14 @@ def attach_agents(
                 runs = await plan_runs(messages, read, turn)
                 parts = stretches(messages)
                 check_continuity(parts)
-                for index, message in enumerate(messages):
+                for name, quiet in runs.quiet:  # applied in their run and nothing to send: only counted
+                    outcomes[(name, "ok")] += len(quiet)
+                    sent_times[name].update(written_time(checked.envelope) for checked in quiet)
+                for index in runs.walk():
+                    message = messages[index]
                     declared_topic = by_name[message.topic]
                     checked = read[index]
                     breach_input = runs.breaches.get(index)
-                    if runs.member[index] and breach_input is None:
-                        # Applied in its run and nothing to send: only counted.
-                        outcomes[(declared_topic.name, "ok")] += 1
-                        sent_times[declared_topic.name][written_time(checked.envelope)] += 1  # type: ignore[union-attr]
-                        continue
                     await turn.due()
                     try:
                         if breach_input is None:
