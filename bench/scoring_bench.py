@@ -548,6 +548,15 @@ def median(runs: list[dict], *path: str) -> float | None:
     return statistics.median(values) if values else None
 
 
+def paired_ratios(runs: list[dict]) -> list[str]:
+    """Each run's worker against that run's own anchor, and their median (the ratio above is of the medians)."""
+    paired = [r["consumer"]["seconds"] / r["worker"]["seconds"] for r in runs if r.get("consumer") and r.get("worker")]
+    if len(paired) < 2:
+        return []
+    each = ", ".join(f"{x:.4f}" for x in paired)
+    return [f"  ratio per run            {each} (median {statistics.median(paired):.4f})"]
+
+
 def fmt(value: float | None, spec: str, unit: str = "") -> str:
     return "n/a" if value is None else f"{value:{spec}}{unit}"
 
@@ -571,6 +580,7 @@ def describe(label: str, runs: list[dict], events: int) -> list[str]:
             f"  scoring worker           {rate:>10,.0f} events/s{ratio}   (start to committed end, "
             f"{median(runs, 'worker', 'seconds'):.1f} s)",
             f"  scoring worker 10-90 %   {fmt(steady, '>10,.0f')} events/s{steady_ratio}",
+            *paired_ratios(runs),
             f"  worker first commit      {fmt(median(runs, 'worker', 'first_commit_s'), '.1f', ' s')} after its start "
             "(start-up, group join, table recovery, first persist)",
             f"  worker CPU               {median(runs, 'worker', 'cpu_per_1k'):.3f} s per 1,000 events "
