@@ -76,7 +76,11 @@ class Worker:
         self.url = f"http://127.0.0.1:{self.port}"
 
     def tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        """The log's warnings and errors, then its last lines; aiokafka's heartbeat lines left out of both (a worker
+        stuck in a rebalance writes one every 3 s, and they hid what it logged before)."""
+        kept = [line for line in self.log_path.read_text(errors="replace").splitlines() if "Heartbeat" not in line]
+        notable = [line for line in kept if '"level": "warning"' in line or '"level": "error"' in line]
+        return "\n".join(["warnings and errors:", *notable[-lines:], "last lines:", *kept[-lines:]])
 
     def wait_ready(self, timeout: float = 60) -> None:
         """Poll /readyz until 200; fail with the log if the process dies or the deadline passes."""
