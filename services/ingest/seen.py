@@ -8,7 +8,9 @@ consumers de-duplicate on) but never lose one.
 Recording is off the caller's path: `record` puts the digests in memory, where `seen` finds them at once, and a
 writer thread of the store writes them to the file in one transaction per round (a batch of 1,000 random
 digests dirties about as many pages, and the commit that fills the write-ahead log waits for a checkpoint's
-fsync: tens of milliseconds a batch that a request would otherwise wait for). `close` writes what is left. A
+fsync: tens of milliseconds a batch that a request would otherwise wait for). Rounds are at least
+`WRITE_EVERY` apart: random digests land on random pages, so a round's cost grows with the pages it touches,
+not with its keys, and a burst's keys gathered over a second share their pages. `close` writes what is left. A
 crash before the writer's commit is the crash above: those events may be published again, never lost.
 """
 
@@ -34,6 +36,7 @@ CREATE TABLE IF NOT EXISTS validators (source TEXT PRIMARY KEY, etag TEXT NOT NU
 """
 RETRY_SECONDS = 1.0  # after a failed write (disk full, file locked past the busy timeout)
 ATTEMPTS_AT_CLOSE = 3  # failed writes a closing store tries again before it gives up on the keys left
+WRITE_EVERY = 1.0  # seconds from one writer round to the next, at least (a close does not wait for it)
 
 
 @functools.lru_cache(maxsize=16384)  # a published key is digested when checked and again when recorded
@@ -62,14 +65,14 @@ class SeenStore:
         self._pending: dict[bytes, float] = {}  # digest -> first seen, until the writer has committed it
         self._pending_lock = threading.Lock()
         self._wake = threading.Event()
-        self._closing = False
+        self._closing = threading.Event()
         self._writer_db = _connect(path)
         self._writer = threading.Thread(target=self._write_pending, name="seen-store-writer", daemon=True)
         self._writer.start()
 
     def close(self) -> None:
         """Write the keys still in memory, then close the file."""
-        self._closing = True
+        self._closing.set()
         self._wake.set()
         self._writer.join()
         with self._lock:
@@ -111,11 +114,14 @@ class SeenStore:
     def _write_pending(self) -> None:
         """The writer thread: everything recorded since its last round, in one transaction, until closed."""
         failed_closing = 0
+        last_round = -WRITE_EVERY
         while True:
             self._wake.wait()
+            self._closing.wait(last_round + WRITE_EVERY - time.monotonic())  # gather until the round is due
             self._wake.clear()
+            last_round = time.monotonic()
             with self._pending_lock:
-                rows = list(self._pending.items())
+                rows = sorted(self._pending.items())  # in key order the inserts walk the tree's pages once
             if rows:
                 try:
                     self._writer_db.execute("BEGIN")
@@ -125,7 +131,7 @@ class SeenStore:
                     metrics.SEEN_WRITE_FAILURES.inc()
                     if self._writer_db.in_transaction:
                         self._writer_db.execute("ROLLBACK")
-                    failed_closing += self._closing
+                    failed_closing += self._closing.is_set()
                     if failed_closing >= ATTEMPTS_AT_CLOSE:
                         log.error(
                             "seen keys not written at close: a restart may publish them again (same ids)",
@@ -143,7 +149,7 @@ class SeenStore:
                     metrics.SEEN_PENDING.set(left)
                 if left:
                     self._wake.set()
-            if self._closing and not self._wake.is_set():
+            if self._closing.is_set() and not self._wake.is_set():
                 break
         self._writer_db.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,25 @@ def test_a_failed_write_keeps_the_keys_seen_and_is_retried_until_they_are_in_the
     reopened = SeenStore(path)
     assert reopened.seen(["news|a", "news|b", "news|c"]) == {"news|a", "news|b"}
     reopened.close()
+
+
+def test_keys_recorded_soon_after_a_round_wait_for_the_next_one_and_a_close_writes_them_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(seen_module, "WRITE_EVERY", 60.0)
+    path = tmp_path / "seen.sqlite3"
+    store = SeenStore(path)
+    other = SeenStore(path)
+    try:
+        store.record(["price|first"])
+        eventually_blocking(lambda: other.seen(["price|first"]) == {"price|first"}, within=10, every=0.01, what="round")
+        store.record(["price|later"])
+        assert store.seen(["price|later"]) == {"price|later"}
+        time.sleep(0.5)  # without the gathering, the writer's round would have written it by now
+        assert other.seen(["price|later"]) == set()  # gathered for a round that is a minute away
+        started = time.monotonic()
+        store.close()
+        assert time.monotonic() - started < 10
+        assert other.seen(["price|later"]) == {"price|later"}
+    finally:
+        other.close()
