@@ -75,6 +75,14 @@ class Catalog:
         for c in self._countries:
             for alias in (c.code, *c.aliases):
                 self._country_by_name[fold(alias)] = c.code
+        # Each alias as written, to what its folded form resolves: most records spell a name as the catalog
+        # does, and folding it (character by character) was most of what resolving a name cost.
+        self._material_by_spelling = {
+            alias: self._material_by_name[fold(alias)] for m in self._materials for alias in (m.id, *m.aliases)
+        }
+        self._country_by_spelling = {
+            alias: self._country_by_name[fold(alias)] for c in self._countries for alias in (c.code, *c.aliases)
+        }
         self._hs: dict[str, list[str]] = {}
         for m in self._materials:
             for code in m.hs:
@@ -107,7 +115,8 @@ class Catalog:
 
     def resolve_material(self, name: str) -> str | None:
         """The id of the material this id, name or alias denotes, in any language; None when unknown."""
-        return self._material_by_name.get(fold(name))
+        found = self._material_by_spelling.get(name)
+        return found if found is not None else self._material_by_name.get(fold(name))
 
     def members(self, material_id: str) -> tuple[str, ...]:
         """Ids of the materials directly in this group (by their `group` or the group's `members`)."""
@@ -153,7 +162,8 @@ class Catalog:
 
     def resolve_country(self, name: str) -> str | None:
         """The ISO alpha-2 code for a code, name, adjective or alias in any language; None when unknown."""
-        return self._country_by_name.get(fold(name))
+        found = self._country_by_spelling.get(name)
+        return found if found is not None else self._country_by_name.get(fold(name))
 
     def is_eu(self, code: str) -> bool:
         """True for the 27 member states of the European Union."""

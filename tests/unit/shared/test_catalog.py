@@ -217,6 +217,16 @@ def test_no_name_belongs_to_two_materials(catalog: Catalog) -> None:
             assert owner == material.id, f"{alias!r} names both {owner} and {material.id}"
 
 
+def test_a_name_as_the_catalog_spells_it_resolves_as_any_other_spelling_of_it(catalog: Catalog) -> None:
+    # Names spelled as the catalog does take a shortcut past folding; it must answer what folding answers.
+    for material in catalog.materials:
+        for alias in (material.id, *material.aliases):
+            assert catalog.resolve_material(alias) == catalog.resolve_material(f" {alias.upper()} ") == material.id
+    for country in catalog.countries:
+        for alias in (country.code, *country.aliases):
+            assert catalog.resolve_country(alias) == catalog.resolve_country(f" {alias.upper()} ") == country.code
+
+
 def _write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
