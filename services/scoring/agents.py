@@ -264,6 +264,7 @@ def attach_agents(
     scoring = asyncio.Lock()
     persisting = asyncio.Lock()  # one persist at a time, so the table gets a material's records in order
     last_persist = time.monotonic()
+    halted: list[BaseException] = []  # why a batch failed halfway; from then on nothing is persisted or acked
 
     async def send(topic: str, key: bytes, value: bytes) -> None:
         # Straight to faust's producer: faust's Topic.send wraps each record in a FutureMessage, a PendingMessage
@@ -461,6 +462,8 @@ def attach_agents(
         stop) sends every snapshot still waiting for its beat.
         """
         nonlocal last_persist
+        if halted:  # the states hold part of a batch, which no persisted state may show
+            return
         async with persisting:
             async with scoring:
                 now = last_persist = time.monotonic()
@@ -505,7 +508,10 @@ def attach_agents(
             except BaseException:  # not persisted: write them again next time, and ack nothing now
                 for material, resident, _ in records:
                     states.scored(material, resident)
-                unacked[:0] = done
+                if halted:  # a batch failed halfway meanwhile: these inputs will never be acked either
+                    intake.untrack(done)
+                else:
+                    unacked[:0] = done
                 if snapshot_interval == 0:
                     unsent[:0] = snaps
                 else:
@@ -519,6 +525,71 @@ def attach_agents(
             if snapshot_interval == 0 or not states.published_since(snap.material, taken_at):
                 await publish(snap)
 
+    async def score_batch(
+        messages: list[Any],
+        outcomes: collections.Counter[tuple[str, str]],
+        sent_times: dict[str, collections.Counter[str | None]],
+    ) -> None:
+        """Score a batch's inputs in order, under the `scoring` lock; count their outcomes and their written times."""
+        now = time.monotonic()
+        turn = Turns()
+        read: list[Accepted | str] = []
+        for chunk in range(0, len(messages), READ_CHUNK):
+            read += [read_input(m.value, m.key, expected_of[m.topic]) for m in messages[chunk : chunk + READ_CHUNK]]
+            await turn.due()
+        runs = await plan_runs(messages, read, turn)
+        parts = stretches(messages)
+        check_continuity(parts)
+        for name, quiet in runs.quiet:  # applied in their run and nothing to send: only counted
+            outcomes[(name, "ok")] += len(quiet)
+            sent_times[name].update(written_time(checked.envelope) for checked in quiet)
+        for index in runs.walk():
+            message = messages[index]
+            declared_topic = by_name[message.topic]
+            checked = read[index]
+            breach_input = runs.breaches.get(index)
+            await turn.due()
+            try:
+                if breach_input is None:
+                    label = await score(message, declared_topic, checked, now)
+                else:
+                    await emit_in_run(*breach_input)
+                    label = "ok"
+            except Exception as exc:  # one poisonous input must not stop every material's scoring
+                log.exception("scoring failed", extra={"topic": message.topic, "offset": message.offset})
+                await quarantine(message, f"scoring failed: {type(exc).__name__}: {exc}")
+            else:
+                if label != "invalid":
+                    outcomes[(declared_topic.name, label)] += 1
+                if isinstance(checked, Accepted) and label != "replayed":  # its lag, from its time
+                    sent_times[declared_topic.name][written_time(checked.envelope)] += 1
+        for material, resident, published in runs.applied:  # as the run's last input left it, as `score` does
+            if published:
+                states.published(material, now)
+            else:
+                states.unpublished(material, resident)
+        for _, last in parts:  # for the lag: from now on the batch counts as processed
+            last_offsets[last.tp] = last.offset
+        # The whole batch was scored by now: one clock reading serves every input's lag.
+        scored_at = time.time()
+        for name, sent in sent_times.items():
+            lags = [(max(0.0, scored_at - at), n) for text, n in sent.items() if (at := posix_time(text)) is not None]
+            observe_counted(processing_lags[name], lags)
+
+    def halt(batch: list[Any], reason: BaseException) -> None:
+        """Stop persisting once a batch failed halfway (a fault outside any one input's scoring, or a cancel).
+
+        The states in memory hold part of the batch. No persisted state may show that, so nothing more is written
+        or acked. The inputs scored since the last persist leave faust's set of those being processed, so its
+        rebalance and its stop do not wait for acks that will never come. The worker stops; whoever scores these
+        partitions next re-reads them from the committed offsets, and the changelog's states say which of them are
+        in already.
+        """
+        halted.append(reason)
+        intake.untrack([*unacked, *batch])
+        unacked.clear()
+        unsent.clear()
+
     @app.agent(inputs, name="score-materials")
     async def score_materials(stream: faust.StreamT) -> None:
         # One agent instance scores every assigned input partition, in offset order per partition; a material
@@ -531,60 +602,28 @@ def attach_agents(
             # batch it sends, so a batch holds few of them.
             sent_times: dict[str, collections.Counter[str | None]] = collections.defaultdict(collections.Counter)
             async with scoring:
+                if halted:
+                    return
                 if not intake.current(messages):  # a rebalance began while the batch waited for the lock
                     continue
                 intake.track(messages)
-                now = time.monotonic()
-                turn = Turns()
-                read: list[Accepted | str] = []
-                for chunk in range(0, len(messages), READ_CHUNK):
-                    read += [
-                        read_input(m.value, m.key, expected_of[m.topic]) for m in messages[chunk : chunk + READ_CHUNK]
-                    ]
-                    await turn.due()
-                runs = await plan_runs(messages, read, turn)
-                parts = stretches(messages)
-                check_continuity(parts)
-                for name, quiet in runs.quiet:  # applied in their run and nothing to send: only counted
-                    outcomes[(name, "ok")] += len(quiet)
-                    sent_times[name].update(written_time(checked.envelope) for checked in quiet)
-                for index in runs.walk():
-                    message = messages[index]
-                    declared_topic = by_name[message.topic]
-                    checked = read[index]
-                    breach_input = runs.breaches.get(index)
-                    await turn.due()
-                    try:
-                        if breach_input is None:
-                            label = await score(message, declared_topic, checked, now)
-                        else:
-                            await emit_in_run(*breach_input)
-                            label = "ok"
-                    except Exception as exc:  # one poisonous input must not stop every material's scoring
-                        log.exception("scoring failed", extra={"topic": message.topic, "offset": message.offset})
-                        await quarantine(message, f"scoring failed: {type(exc).__name__}: {exc}")
-                    else:
-                        if label != "invalid":
-                            outcomes[(declared_topic.name, label)] += 1
-                        if isinstance(checked, Accepted) and label != "replayed":  # its lag, from its time
-                            sent_times[declared_topic.name][written_time(checked.envelope)] += 1
-                for material, resident, published in runs.applied:  # as the run's last input left it, as `score` does
-                    if published:
-                        states.published(material, now)
-                    else:
-                        states.unpublished(material, resident)
-                for _, last in parts:  # for the lag: from now on the batch counts as processed
-                    last_offsets[last.tp] = last.offset
+                try:
+                    await score_batch(messages, outcomes, sent_times)
+                except asyncio.CancelledError as exc:
+                    halt(messages, exc)
+                    if not app.should_stop:  # cancelled, but not by the stop: stop all the same
+                        asyncio.ensure_future(app.crash(exc))
+                    raise
+                except Exception as exc:
+                    halt(messages, exc)
+                    log.critical(
+                        "scoring a batch failed halfway: the worker stops, to be restarted from its committed offsets",
+                        exc_info=True,
+                        extra={"inputs": len(messages), "error": f"{type(exc).__name__}: {exc}"},
+                    )
+                    await app.crash(exc)
+                    return
                 unacked.extend(messages)
-                # The whole batch was scored by now: one clock reading serves every input's lag.
-                scored_at = time.time()
-                for name, sent in sent_times.items():
-                    lags = [
-                        (max(0.0, scored_at - at), n)
-                        for text, n in sent.items()
-                        if (at := posix_time(text)) is not None
-                    ]
-                    observe_counted(processing_lags[name], lags)
             BATCH_SIZE.observe(len(messages))
             for (topic, label), count in outcomes.items():
                 child(EVENTS, topic, label).inc(count)

@@ -88,6 +88,14 @@ class BatchIntake:
             message.tracked = True
             add(message)
 
+    def untrack(self, batch: list[Any]) -> None:
+        """Stop counting these inputs as being processed, unacked: faust's rebalance and stop no longer wait for them,
+        and their offsets stay uncommitted, so they are read again."""
+        discard = self.app.consumer._unacked_messages.discard
+        for message in batch:
+            message.tracked = False
+            discard(message)
+
     def ack(self, inputs: list[Any]) -> None:
         """faust 0.15.3's `Consumer.ack` of each input, at once: the same bookkeeping, looked up once per partition.
 

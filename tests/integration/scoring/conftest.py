@@ -45,7 +45,13 @@ class Worker:
     """One `mews scoring run` process with its own port and log file."""
 
     def __init__(
-        self, bootstrap: str, namespace: str, workdir: Path, name: str, env: dict[str, str] | None = None
+        self,
+        bootstrap: str,
+        namespace: str,
+        workdir: Path,
+        name: str,
+        env: dict[str, str] | None = None,
+        preload: str | None = None,
     ) -> None:
         self.port = free_port()
         self.name = name
@@ -67,7 +73,9 @@ class Worker:
         }
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from services.cli import main; main()", "scoring", "run"],
+            # `preload`: a module of the tests imported first, to put a fault into the worker.
+            [sys.executable, "-c", f"{f'import {preload}; ' if preload else ''}from services.cli import main; main()"]
+            + ["scoring", "run"],
             cwd=ROOT,
             env=env,
             stdout=self._log,
@@ -147,8 +155,14 @@ def start_worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Callable[...,
     """Start scoring workers for a namespace; every one still running is stopped at the end."""
     started: list[Worker] = []
 
-    def start(namespace: str, name: str = "worker", ready: bool = True, env: dict[str, str] | None = None) -> Worker:
-        worker = Worker(kafka_bootstrap, namespace, tmp_path, f"{name}-{len(started)}", env)
+    def start(
+        namespace: str,
+        name: str = "worker",
+        ready: bool = True,
+        env: dict[str, str] | None = None,
+        preload: str | None = None,
+    ) -> Worker:
+        worker = Worker(kafka_bootstrap, namespace, tmp_path, f"{name}-{len(started)}", env, preload)
         started.append(worker)
         if ready:
             worker.wait_ready()
@@ -196,8 +210,11 @@ def leadtime(material: str, day: float, days: float, **extra: object) -> LeadTim
     )
 
 
-async def produce(bootstrap: str, namespace: str, events: list[Event]) -> list[str]:
-    """Publish inputs to their topics as ingest does (deterministic ids); the CloudEvents ids."""
+async def produce(bootstrap: str, namespace: str, events: list[Event], at_once: bool = False) -> list[str]:
+    """Publish inputs to their topics as ingest does (deterministic ids); the CloudEvents ids.
+
+    One by one, each acknowledged before the next; `at_once` hands them over as one batch, as ingest publishes a
+    request, so a worker fetches them together."""
     topic_of = {
         PriceObserved: declared.PRICES,
         LeadTimeQuoted: declared.LEADTIMES,
@@ -207,12 +224,14 @@ async def produce(bootstrap: str, namespace: str, events: list[Event]) -> list[s
     }
     producer = EventProducer(bootstrap, source="tests/scoring", namespace=namespace)
     await producer.start()
-    ids = []
     try:
-        for event in events:
-            event_id = event_id_for(event.dedup_key())  # type: ignore[attr-defined]
-            await producer.send(topic_of[type(event)], event, event_id=event_id)
-            ids.append(event_id)
+        ids = [event_id_for(event.dedup_key()) for event in events]  # type: ignore[attr-defined]
+        if at_once:
+            sends = [(topic_of[type(e)], e, None, i) for e, i in zip(events, ids, strict=True)]
+            assert all(await producer.send_acknowledged(sends, within=30))
+        else:
+            for event, event_id in zip(events, ids, strict=True):
+                await producer.send(topic_of[type(event)], event, event_id=event_id)
     finally:
         await producer.stop()
     return ids

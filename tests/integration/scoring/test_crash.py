@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections import Counter
 
 import pytest
@@ -120,6 +121,52 @@ def test_a_worker_killed_between_two_changelog_writes_loses_no_input_and_applies
     )
     assert {(b.fingerprint, b.status.value, b.severity.value, b.observed_at) for _, b in breaches} == transitions
     assert len(transitions) >= 2 * len(MATERIALS)
+
+
+@pytest.mark.slow
+def test_a_batch_failing_halfway_stops_the_worker_and_the_next_one_applies_every_input_exactly_once(
+    kafka_topics, kafka_bootstrap, start_worker
+):
+    first = start_worker(kafka_topics, name="first", preload="tests.integration.scoring.batch_fault")
+    before = prices(range(0, 20))
+    before_ids = run(produce(kafka_bootstrap, kafka_topics, before))
+    eventually_blocking(
+        lambda: set(before_ids) <= set(held_ids(run(latest_states(kafka_bootstrap, kafka_topics)))),
+        within=40,
+        what="the first inputs in the changelog",
+        every=0.2,
+    )
+    # The batch holding the marked input fails after its runs of prices changed the states in memory.
+    after = prices(range(20, 40))
+    at = len(after) // 2  # in the middle of its material's run
+    after[at] = after[at].model_copy(update={"url": "https://example.org/poison"})
+    after_ids = run(produce(kafka_bootstrap, kafka_topics, after, at_once=True))
+    try:
+        status = first.proc.wait(60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"first did not stop after a batch failed halfway:\n{first.tail()}")
+    assert status != 0
+    assert "scoring a batch failed halfway" in first.log_path.read_text()
+
+    second = start_worker(kafka_topics, name="second")
+    every_id = before_ids + after_ids
+    states = eventually_blocking(
+        lambda: (s := run(latest_states(kafka_bootstrap, kafka_topics))) and set(every_id) <= set(held_ids(s)) and s,
+        within=40,
+        what="every input in the changelog",
+        every=0.2,
+    )
+    held = held_ids(states)
+    assert [i for i in every_id if held[i] != 1] == []
+    assert sum(held.values()) == len(every_id)
+    assert second.metric("mews_scoring_events_total", outcome="duplicate") == 0
+    config = load_config()
+    replayed: dict[str, MaterialState | None] = dict.fromkeys(MATERIALS)
+    for event, event_id in zip(before + after, every_id, strict=True):
+        replayed[event.material] = apply_event_in_place(
+            replayed[event.material], event, event_id=event_id, config=config
+        ).state
+    assert {m: s.to_dict() for m, s in states.items()} == {m: s.to_dict() for m, s in replayed.items() if s}
 
 
 def test_snapshots_come_on_a_beat_and_the_last_one_shows_the_latest_input(kafka_topics, kafka_bootstrap, start_worker):
