@@ -36,6 +36,32 @@ def held_ids(states: dict[str, MaterialState]) -> Counter:
     return Counter(i for state in states.values() for s in state.series.values() for i in s.ids)
 
 
+def every_input_held_once(bootstrap: str, namespace: str, every_id: list[str]) -> dict[str, MaterialState]:
+    """The changelog's states once they hold all these inputs, each of them held exactly once."""
+    states = eventually_blocking(
+        lambda: (s := run(latest_states(bootstrap, namespace))) and set(every_id) <= set(held_ids(s)) and s,
+        within=40,
+        what="every input in the changelog",
+        every=0.2,
+    )
+    held = held_ids(states)
+    assert [i for i in every_id if held[i] != 1] == []
+    assert sum(held.values()) == len(every_id)
+    return states
+
+
+def replay(events: list[PriceObserved], ids: list[str]) -> tuple[dict[str, dict], set[tuple]]:
+    """The records of the states an uninterrupted replay of these inputs ends with, and its breach transitions."""
+    config = load_config()
+    states: dict[str, MaterialState | None] = dict.fromkeys(MATERIALS)
+    transitions = set()
+    for event, event_id in zip(events, ids, strict=True):
+        outcome = apply_event_in_place(states[event.material], event, event_id=event_id, config=config)
+        states[event.material] = outcome.state
+        transitions |= {(b.fingerprint, b.status.value, b.severity.value, b.observed_at) for b in outcome.breaches}
+    return {m: s.to_dict() for m, s in states.items() if s}, transitions
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_a_worker_killed_between_two_changelog_writes_loses_no_input_and_applies_none_twice(
@@ -82,31 +108,17 @@ def test_a_worker_killed_between_two_changelog_writes_loses_no_input_and_applies
     after = prices(range(80, 90))
     after_ids = run(produce(kafka_bootstrap, kafka_topics, after))
     every_id = before_ids + crashed_ids + after_ids
-    states = eventually_blocking(
-        lambda: (s := run(latest_states(kafka_bootstrap, kafka_topics))) and set(every_id) <= set(held_ids(s)) and s,
-        within=40,
-        what="every input in the changelog",
-        every=0.2,
-    )
+    states = every_input_held_once(kafka_bootstrap, kafka_topics, every_id)
 
-    # Every input is held once, and the survivor applied exactly the inputs the changelog lacked.
-    held = held_ids(states)
-    assert [i for i in every_id if held[i] != 1] == []
-    assert sum(held.values()) == len(every_id)
+    # The survivor applied exactly the inputs the changelog lacked.
     assert second.metric("mews_scoring_events_total", outcome="ok") == len(crashed) + len(after)
     assert second.metric("mews_scoring_events_total", outcome="duplicate") == 0
     assert second.metric("mews_scoring_events_total", outcome="late") == 0
     assert second.metric("mews_scoring_run_inputs_total") > 0  # recovered states went on in runs
 
     # And each state is the one an uninterrupted replay of the same inputs (the backtest's driver) ends with.
-    config = load_config()
-    replayed: dict[str, MaterialState | None] = dict.fromkeys(MATERIALS)
-    transitions = set()
-    for event, event_id in zip(before + crashed + after, every_id, strict=True):
-        outcome = apply_event_in_place(replayed[event.material], event, event_id=event_id, config=config)
-        replayed[event.material] = outcome.state
-        transitions |= {(b.fingerprint, b.status.value, b.severity.value, b.observed_at) for b in outcome.breaches}
-    assert {m: s.to_dict() for m, s in states.items()} == {m: s.to_dict() for m, s in replayed.items() if s}
+    replayed, transitions = replay(before + crashed + after, every_id)
+    assert {m: s.to_dict() for m, s in states.items()} == replayed
 
     # No breach transition was lost with the kill (the ones re-scored after it may come twice).
     breaches = run(
@@ -150,23 +162,9 @@ def test_a_batch_failing_halfway_stops_the_worker_and_the_next_one_applies_every
 
     second = start_worker(kafka_topics, name="second")
     every_id = before_ids + after_ids
-    states = eventually_blocking(
-        lambda: (s := run(latest_states(kafka_bootstrap, kafka_topics))) and set(every_id) <= set(held_ids(s)) and s,
-        within=40,
-        what="every input in the changelog",
-        every=0.2,
-    )
-    held = held_ids(states)
-    assert [i for i in every_id if held[i] != 1] == []
-    assert sum(held.values()) == len(every_id)
+    states = every_input_held_once(kafka_bootstrap, kafka_topics, every_id)
     assert second.metric("mews_scoring_events_total", outcome="duplicate") == 0
-    config = load_config()
-    replayed: dict[str, MaterialState | None] = dict.fromkeys(MATERIALS)
-    for event, event_id in zip(before + after, every_id, strict=True):
-        replayed[event.material] = apply_event_in_place(
-            replayed[event.material], event, event_id=event_id, config=config
-        ).state
-    assert {m: s.to_dict() for m, s in states.items()} == {m: s.to_dict() for m, s in replayed.items() if s}
+    assert {m: s.to_dict() for m, s in states.items()} == replay(before + after, every_id)[0]
 
 
 def test_snapshots_come_on_a_beat_and_the_last_one_shows_the_latest_input(kafka_topics, kafka_bootstrap, start_worker):
