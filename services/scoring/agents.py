@@ -525,12 +525,12 @@ def attach_agents(
             if snapshot_interval == 0 or not states.published_since(snap.material, taken_at):
                 await publish(snap)
 
-    async def score_batch(
-        messages: list[Any],
-        outcomes: collections.Counter[tuple[str, str]],
-        sent_times: dict[str, collections.Counter[str | None]],
-    ) -> None:
-        """Score a batch's inputs in order, under the `scoring` lock; count their outcomes and their written times."""
+    async def score_batch(messages: list[Any]) -> collections.Counter[tuple[str, str]]:
+        """Score a batch's inputs in order, under the `scoring` lock, and observe their lags; the outcomes, counted."""
+        outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
+        # Per topic, the CloudEvents times of the inputs (for their lag), counted: a producer writes one time per
+        # batch it sends, so a batch holds few of them.
+        sent_times: dict[str, collections.Counter[str | None]] = collections.defaultdict(collections.Counter)
         now = time.monotonic()
         turn = Turns()
         read: list[Accepted | str] = []
@@ -575,6 +575,7 @@ def attach_agents(
         for name, sent in sent_times.items():
             lags = [(max(0.0, scored_at - at), n) for text, n in sent.items() if (at := posix_time(text)) is not None]
             observe_counted(processing_lags[name], lags)
+        return outcomes
 
     def halt(batch: list[Any], reason: BaseException) -> None:
         """Stop persisting once a batch failed halfway (a fault outside any one input's scoring, or a cancel).
@@ -597,10 +598,6 @@ def attach_agents(
         # (it subscribes the topics) but never read: the intake hands the fetched inputs over in batches.
         # Acks wait for `persist`.
         async for messages in intake.batches():
-            outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
-            # Per topic, the CloudEvents times of the inputs (for their lag), counted: a producer writes one time per
-            # batch it sends, so a batch holds few of them.
-            sent_times: dict[str, collections.Counter[str | None]] = collections.defaultdict(collections.Counter)
             async with scoring:
                 if halted:
                     return
@@ -608,7 +605,7 @@ def attach_agents(
                     continue
                 intake.track(messages)
                 try:
-                    await score_batch(messages, outcomes, sent_times)
+                    outcomes = await score_batch(messages)
                 except asyncio.CancelledError as exc:
                     halt(messages, exc)
                     if not app.should_stop:  # cancelled, but not by the stop: stop all the same
