@@ -264,7 +264,7 @@ def attach_agents(
     scoring = asyncio.Lock()
     persisting = asyncio.Lock()  # one persist at a time, so the table gets a material's records in order
     last_persist = time.monotonic()
-    halted: list[BaseException] = []  # why a batch failed halfway; from then on nothing is persisted or acked
+    halted = False  # set once a batch failed halfway: from then on nothing is persisted or acked
 
     async def send(topic: str, key: bytes, value: bytes) -> None:
         # Straight to faust's producer: faust's Topic.send wraps each record in a FutureMessage, a PendingMessage
@@ -577,7 +577,7 @@ def attach_agents(
             observe_counted(processing_lags[name], lags)
         return outcomes
 
-    def halt(batch: list[Any], reason: BaseException) -> None:
+    def halt(batch: list[Any]) -> None:
         """Stop persisting once a batch failed halfway (a fault outside any one input's scoring, or a cancel).
 
         The states in memory hold part of the batch. No persisted state may show that, so nothing more is written
@@ -586,7 +586,8 @@ def attach_agents(
         partitions next re-reads them from the committed offsets, and the changelog's states say which of them are
         in already.
         """
-        halted.append(reason)
+        nonlocal halted
+        halted = True
         intake.untrack([*unacked, *batch])
         unacked.clear()
         unsent.clear()
@@ -607,12 +608,12 @@ def attach_agents(
                 try:
                     outcomes = await score_batch(messages)
                 except asyncio.CancelledError as exc:
-                    halt(messages, exc)
+                    halt(messages)
                     if not app.should_stop:  # cancelled, but not by the stop: stop all the same
-                        asyncio.ensure_future(app.crash(exc))
+                        app.add_future(app.crash(exc))  # the app holds the task until it has run
                     raise
                 except Exception as exc:
-                    halt(messages, exc)
+                    halt(messages)
                     log.critical(
                         "scoring a batch failed halfway: the worker stops, to be restarted from its committed offsets",
                         exc_info=True,
