@@ -71,11 +71,12 @@ class Worker:
             "MEWS_SCORING_SNAPSHOT_INTERVAL_SECONDS": "0",
             **(env or {}),
         }
+        program = "from services.cli import main; main()"
+        if preload:  # a module of the tests imported first, to put a fault into the worker
+            program = f"import {preload}; {program}"
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            # `preload`: a module of the tests imported first, to put a fault into the worker.
-            [sys.executable, "-c", f"{f'import {preload}; ' if preload else ''}from services.cli import main; main()"]
-            + ["scoring", "run"],
+            [sys.executable, "-c", program, "scoring", "run"],
             cwd=ROOT,
             env=env,
             stdout=self._log,
