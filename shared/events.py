@@ -96,6 +96,16 @@ def period_start(period: str) -> datetime:
     return datetime(year, month, 1, tzinfo=UTC)
 
 
+# The days of a backfill's prices repeat across its materials, and formatting an aware datetime costs ten times
+# a cache hit, paid per event ingest publishes. Cached for UTC only: equal instants in other offsets hash alike.
+_utc_isoformat = functools.lru_cache(maxsize=4096)(datetime.isoformat)
+
+
+def _key_time(dt: datetime) -> str:
+    """A time in a dedup key, as isoformat writes it."""
+    return _utc_isoformat(dt) if dt.tzinfo is UTC else dt.isoformat()
+
+
 class PriceObserved(SignalEvent):
     """One price of one material at one time, normalised to the series' stated unit and currency."""
 
@@ -115,7 +125,7 @@ class PriceObserved(SignalEvent):
         return self.observed_at
 
     def dedup_key(self) -> str:
-        return f"{self.source}|{self.material}|{self.series}|{self.observed_at.isoformat()}"
+        return f"{self.source}|{self.material}|{self.series}|{_key_time(self.observed_at)}"
 
 
 class Measure(StrEnum):
@@ -232,7 +242,7 @@ class LeadTimeQuoted(SignalEvent):
         return self.quoted_at
 
     def dedup_key(self) -> str:
-        return f"{self.source}|{self.material}|{self.supplier}|{self.origin_country}|{self.quoted_at.isoformat()}"
+        return f"{self.source}|{self.material}|{self.supplier}|{self.origin_country}|{_key_time(self.quoted_at)}"
 
 
 class StockReported(SignalEvent):
@@ -254,7 +264,7 @@ class StockReported(SignalEvent):
         return self.reported_at
 
     def dedup_key(self) -> str:
-        return f"{self.source}|{self.material}|{self.holder}|{self.reported_at.isoformat()}"
+        return f"{self.source}|{self.material}|{self.holder}|{_key_time(self.reported_at)}"
 
 
 @dataclass(frozen=True)
