@@ -18,7 +18,7 @@ import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -139,6 +139,15 @@ ITEM_MODELS: dict[str, type[BaseModel]] = {
 }
 
 
+_Item = TypeVar("_Item", bound=BaseModel)
+
+
+class PushBody(BaseModel, Generic[_Item]):
+    """What a push posts: `{"items": [...]}`; other keys at the top are ignored."""
+
+    items: list[_Item]
+
+
 class ItemResult(BaseModel):
     index: int
     status: Literal["accepted", "rejected", "not_published"]
@@ -198,18 +207,44 @@ def require(scope: str):
 
 @dataclass(frozen=True)
 class Batch:
-    """The items of a request, and when the request began (its deadline counts from there)."""
+    """A request's items, each as its model or why it is not one, and when the request began (the deadline's start).
 
-    items: list[Any]
+    `raw` holds the items as posted when some are invalid: their clearance is checked on what they claim.
+    """
+
+    items: list[BaseModel | Rejected]
+    raw: list[Any] | None
     started: float
 
 
-@answers(400, 413, 422)
-async def read_batch(request: Request) -> Batch:
-    """The `items` of a JSON body no larger than the configured maximum, or a 4xx saying why."""
-    started = asyncio.get_running_loop().time()
-    runtime: Runtime = request.app.state.runtime
-    limit = runtime.settings.max_body_bytes
+def read_batch(kind: str):
+    """A dependency reading a push body of `kind` items no larger than the configured maximum, or a 4xx saying why."""
+    # Parsed and validated in one pass: at two thirds of the cost of json.loads and validating the objects.
+    whole = PushBody[ITEM_MODELS[kind]]  # type: ignore[valid-type]
+
+    @answers(400, 413, 422)
+    async def read(request: Request) -> Batch:
+        started = asyncio.get_running_loop().time()
+        settings = request.app.state.runtime.settings
+        body = await read_body(request, settings.max_body_bytes)
+        try:
+            items: list[BaseModel | Rejected] = whole.model_validate_json(body).items
+            raw = None
+        except ValidationError:  # not a batch of valid items: read step by step, to name what is wrong
+            raw = parse_items(body)
+            items = validate_items(kind, raw) if len(raw) <= settings.max_batch else []
+        if len(raw if raw is not None else items) > settings.max_batch:
+            raise HTTPException(
+                status.HTTP_413_CONTENT_TOO_LARGE,
+                f"batch of {len(raw if raw is not None else items)} items exceeds {settings.max_batch}",
+            )
+        return Batch(items, raw, started)
+
+    return read
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request's body, or 413 as soon as it exceeds `limit` bytes."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body exceeds {limit} bytes")
@@ -218,8 +253,13 @@ async def read_batch(request: Request) -> Batch:
         body.extend(chunk)
         if len(body) > limit:
             raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body exceeds {limit} bytes")
+    return bytes(body)
+
+
+def parse_items(body: bytes) -> list[Any]:
+    """The `items` of a JSON body `{"items": [...]}`, or a 4xx saying why there are none."""
     try:
-        doc = json.loads(bytes(body))
+        doc = json.loads(body)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         # ValueError: bad JSON, or an integer of more digits than int() converts; RecursionError: nesting
         # deeper than the parser follows. Either is the client's body, never a 500.
@@ -233,12 +273,7 @@ async def read_batch(request: Request) -> Batch:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"body is not JSON mews can read: {reason}") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, 'body must be {"items": [...]}')
-    if len(doc["items"]) > runtime.settings.max_batch:
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE,
-            f"batch of {len(doc['items'])} items exceeds {runtime.settings.max_batch}",
-        )
-    return Batch(doc["items"], started)
+    return doc["items"]
 
 
 _ANSWERS = {
@@ -305,7 +340,7 @@ def _item(kind: str, parsed: BaseModel | Rejected, key: StaticKey, ingestion: In
 
 
 async def publish_in_chunks(
-    kind: str, raw_items: list[Any], key: StaticKey, ingestion: Ingestion, deadline: float
+    kind: str, validated: list[BaseModel | Rejected], key: StaticKey, ingestion: Ingestion, deadline: float
 ) -> list[Decision]:
     """Normalise and publish a batch chunk by chunk: a chunk is prepared while the one before travels to Kafka.
 
@@ -315,11 +350,8 @@ async def publish_in_chunks(
     loop = asyncio.get_running_loop()
     limits = ingestion.limits()
     chunks: list[asyncio.Task[list[Decision]]] = []
-    for start in range(0, len(raw_items), PUBLISH_CHUNK):
-        items = [
-            _item(kind, parsed, key, ingestion, limits)
-            for parsed in validate_items(kind, raw_items[start : start + PUBLISH_CHUNK])
-        ]
+    for start in range(0, len(validated), PUBLISH_CHUNK):
+        items = [_item(kind, parsed, key, ingestion, limits) for parsed in validated[start : start + PUBLISH_CHUNK]]
         chunks.append(
             asyncio.create_task(
                 ingestion.publisher.publish(items, dead_letter=False, within=max(0.0, deadline - loop.time()))
@@ -351,8 +383,12 @@ async def ingest_batch(kind: str, batch: Batch, key: StaticKey, runtime: Runtime
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "ingest is starting", headers=retry_after)
     default_level = ITEM_MODELS[kind].model_fields["classification"].default.value
     above = {level for level in _LEVELS if not key.cleared_for(Classification(level))}  # checked per item
-    for index, raw in enumerate(batch.items):
-        level = raw.get("classification", default_level) if isinstance(raw, dict) else None
+    levels = (
+        (item.classification for item in batch.items)  # type: ignore[union-attr]
+        if batch.raw is None
+        else (raw.get("classification", default_level) if isinstance(raw, dict) else None for raw in batch.raw)
+    )
+    for index, level in enumerate(levels):
         if isinstance(level, str) and level in above:
             # Refused whole, before anything is published: the sender is told, not just this item.
             raise HTTPException(
@@ -420,7 +456,6 @@ def documented_body(kind: str) -> dict[str, Any]:
     }
 
 
-Items = Annotated[Batch, Depends(read_batch)]
 Key = Annotated[StaticKey, Depends(require("ingest"))]
 
 
@@ -466,27 +501,27 @@ def create_app(settings: IngestSettings, sources: SourcesConfig | None = None) -
     secure_api(app, "ingest", settings, per_route=lambda route: {503} if "POST" in (route.methods or ()) else ())
 
     @app.post("/v1/prices", status_code=202, response_model=BatchResult, openapi_extra=documented_body("price"))
-    async def post_prices(key: Key, items: Items) -> Response:
+    async def post_prices(key: Key, items: Annotated[Batch, Depends(read_batch("price"))]) -> Response:
         """Prices: material, price, currency, unit, observed_at; source optional."""
         return await ingest_batch("price", items, key, runtime)
 
     @app.post("/v1/news", status_code=202, response_model=BatchResult, openapi_extra=documented_body("news"))
-    async def post_news(key: Key, items: Items) -> Response:
+    async def post_news(key: Key, items: Annotated[Batch, Depends(read_batch("news"))]) -> Response:
         """News items: title, text, url, published_at, optionally topic and figures; classified like feed items."""
         return await ingest_batch("news", items, key, runtime)
 
     @app.post("/v1/trade", status_code=202, response_model=BatchResult, openapi_extra=documented_body("trade"))
-    async def post_trade(key: Key, items: Items) -> Response:
+    async def post_trade(key: Key, items: Annotated[Batch, Depends(read_batch("trade"))]) -> Response:
         """Trade flows: reporter, partner, hs_code, period, flow, quantity_kg, value_eur."""
         return await ingest_batch("trade", items, key, runtime)
 
     @app.post("/v1/leadtimes", status_code=202, response_model=BatchResult, openapi_extra=documented_body("leadtime"))
-    async def post_leadtimes(key: Key, items: Items) -> Response:
+    async def post_leadtimes(key: Key, items: Annotated[Batch, Depends(read_batch("leadtime"))]) -> Response:
         """Lead times: material, lead_time_days (or _weeks), quoted_at, supplier, origin_country."""
         return await ingest_batch("leadtime", items, key, runtime)
 
     @app.post("/v1/stocks", status_code=202, response_model=BatchResult, openapi_extra=documented_body("stock"))
-    async def post_stocks(key: Key, items: Items) -> Response:
+    async def post_stocks(key: Key, items: Annotated[Batch, Depends(read_batch("stock"))]) -> Response:
         """Stock reports (CRMA Art. 23): material, tonnes, reported_at, holder, classification (default government)."""
         return await ingest_batch("stock", items, key, runtime)
 

@@ -191,7 +191,7 @@ async def test_a_request_in_chunks_keeps_its_order_and_answers_per_item_when_a_c
         producer.refuse = {100.0 + api.PUBLISH_CHUNK + 5}  # one item of the second chunk is not acknowledged
         loop = asyncio.get_running_loop()
         with pytest.raises(NotPublished) as refused:
-            await api.publish_in_chunks("price", raw, key, ingestion, loop.time() + 5)
+            await api.publish_in_chunks("price", api.validate_items("price", raw), key, ingestion, loop.time() + 5)
         statuses = [d.status for d in refused.value.decisions]
         assert len(statuses) == len(raw)
         assert statuses[3] == "rejected"
@@ -199,7 +199,9 @@ async def test_a_request_in_chunks_keeps_its_order_and_answers_per_item_when_a_c
         assert statuses.count("published") == len(raw) - 2
 
         producer.refuse = set()
-        retried = await api.publish_in_chunks("price", raw, key, ingestion, loop.time() + 5)
+        retried = await api.publish_in_chunks(
+            "price", api.validate_items("price", raw), key, ingestion, loop.time() + 5
+        )
         assert [d.status for d in retried].count("duplicate") == len(raw) - 2
         assert retried[api.PUBLISH_CHUNK + 5].status == "published"
     prices = producer.prices()
