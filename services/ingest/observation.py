@@ -173,13 +173,8 @@ def parse_time(value: Any) -> datetime:
     Text without an offset is read as UTC: every source we know publishes UTC or dates only.
     """
     if isinstance(value, str):  # first: nearly every time arrives as text
-        text = value.strip()
-        if not text:
-            raise ValueError("time is empty")
-        if _YEAR_MONTH.fullmatch(text):
-            text += "-01"
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    elif isinstance(value, datetime):
+        return _remembered_time(value) if len(value) <= 64 else _time_from_text(value)
+    if isinstance(value, datetime):
         dt = value
     elif isinstance(value, date):
         dt = datetime(value.year, value.month, value.day, tzinfo=UTC)
@@ -191,6 +186,24 @@ def parse_time(value: Any) -> datetime:
         dt = datetime.fromtimestamp(value, UTC)
     else:
         raise ValueError(f"cannot read a time from {type(value).__name__}")
+    return _as_utc(dt)
+
+
+def _time_from_text(value: str) -> datetime:
+    text = value.strip()
+    if not text:
+        raise ValueError("time is empty")
+    if _YEAR_MONTH.fullmatch(text):
+        text += "-01"
+    return _as_utc(datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00")))
+
+
+# A backfill's days repeat across its materials. Only short texts are kept (a time is about 25 characters, and a
+# hostile one can be padded), and a text that is no time raises again each time.
+_remembered_time = functools.lru_cache(maxsize=4096)(_time_from_text)
+
+
+def _as_utc(dt: datetime) -> datetime:
     if dt.tzinfo is None:
         return dt.replace(tzinfo=UTC)
     return dt if dt.tzinfo is UTC else dt.astimezone(UTC)

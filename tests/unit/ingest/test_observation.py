@@ -89,6 +89,16 @@ def test_offsets_become_utc_and_naive_times_are_read_as_utc():
     assert parse_time(0) == datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def test_a_time_text_reads_the_same_when_repeated_padded_or_after_a_failure():
+    # Short texts are remembered: the same text again, in another offset, or padded past the cut, reads alike.
+    assert parse_time("2024-12-31T16:00:00+01:00") == parse_time("2024-12-31T16:00:00+01:00")
+    assert parse_time("2024-12-31T15:00:00Z").tzinfo is UTC
+    assert parse_time(" " * 100 + "2024-12-31T15:00:00Z") == datetime(2024, 12, 31, 15, 0, tzinfo=UTC)
+    for _ in range(2):  # a failure is not remembered as an answer
+        with pytest.raises(ValueError, match="month must be in 1..12"):
+            parse_time("2024-13-01")
+
+
 def test_unparseable_time_is_rejected(catalog, limits):
     outcome = normalise_price(price(observed_at="last tuesday"), catalog, limits)
     assert isinstance(outcome, Rejected)
