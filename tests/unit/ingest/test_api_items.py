@@ -1,4 +1,4 @@
-"""Validating a chunk of posted items in one pass answers each item as validating it alone would."""
+"""Posted items validated one by one: each valid item gets its model, each invalid one the reason of its own."""
 
 from __future__ import annotations
 
