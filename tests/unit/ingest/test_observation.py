@@ -13,6 +13,7 @@ from services.ingest.observation import (
     PriceTerms,
     Rejected,
     Skipped,
+    _remembered_time,
     normalise_leadtime,
     normalise_period,
     normalise_price,
@@ -93,7 +94,9 @@ def test_a_time_text_reads_the_same_when_repeated_padded_or_after_a_failure():
     # Short texts are remembered: the same text again, in another offset, or padded past the cut, reads alike.
     assert parse_time("2024-12-31T16:00:00+01:00") == parse_time("2024-12-31T16:00:00+01:00")
     assert parse_time("2024-12-31T15:00:00Z").tzinfo is UTC
+    remembered = _remembered_time.cache_info().currsize
     assert parse_time(" " * 100 + "2024-12-31T15:00:00Z") == datetime(2024, 12, 31, 15, 0, tzinfo=UTC)
+    assert _remembered_time.cache_info().currsize == remembered  # a padded text is never kept
     for _ in range(2):  # a failure is not remembered as an answer
         with pytest.raises(ValueError, match="month must be in 1..12"):
             parse_time("2024-13-01")
