@@ -67,22 +67,15 @@ class Catalog:
         self._material_by_id = {m.id: m for m in self._materials}
         self._country_by_code = {c.code: c for c in self._countries}
         self._country_by_iso3 = {c.iso3: c.code for c in self._countries if c.iso3}
-        self._material_by_name: dict[str, str] = {}
-        for m in self._materials:
-            for alias in (m.id, *m.aliases):
-                self._material_by_name[fold(alias)] = m.id
-        self._country_by_name: dict[str, str] = {}
-        for c in self._countries:
-            for alias in (c.code, *c.aliases):
-                self._country_by_name[fold(alias)] = c.code
+        # Every alias, folded once; where two fold alike, the later one wins.
+        material_names = [(alias, fold(alias), m.id) for m in self._materials for alias in (m.id, *m.aliases)]
+        country_names = [(alias, fold(alias), c.code) for c in self._countries for alias in (c.code, *c.aliases)]
+        self._material_by_name = {folded: material for _, folded, material in material_names}
+        self._country_by_name = {folded: code for _, folded, code in country_names}
         # Each alias as written, to what its folded form resolves: most records spell a name as the catalog
         # does, and folding it (character by character) was most of what resolving a name cost.
-        self._material_by_spelling = {
-            alias: self._material_by_name[fold(alias)] for m in self._materials for alias in (m.id, *m.aliases)
-        }
-        self._country_by_spelling = {
-            alias: self._country_by_name[fold(alias)] for c in self._countries for alias in (c.code, *c.aliases)
-        }
+        self._material_by_spelling = {alias: self._material_by_name[folded] for alias, folded, _ in material_names}
+        self._country_by_spelling = {alias: self._country_by_name[folded] for alias, folded, _ in country_names}
         self._hs: dict[str, list[str]] = {}
         for m in self._materials:
             for code in m.hs:
