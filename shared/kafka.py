@@ -70,7 +70,8 @@ async def check_kafka(bootstrap: str) -> str | None:
         await admin.close()
 
 
-_URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
+# The hash of the namespace and "mews:", taken once: each id copies it and hashes only its key.
+_ID_PREFIX = hashlib.sha1(uuid.NAMESPACE_URL.bytes + b"mews:", usedforsecurity=False)
 _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}  # RFC 4122: the top bits 10
 
 
@@ -86,7 +87,9 @@ def event_id_for(dedup_key: str) -> str:
     The name-based UUID (RFC 4122 version 5) of `mews:<key>` in the URL namespace, as `uuid.uuid5` makes it,
     without building a UUID object: ingest computes one per event.
     """
-    h = hashlib.sha1(_URL_NAMESPACE + b"mews:" + dedup_key.encode(), usedforsecurity=False).hexdigest()
+    hashed = _ID_PREFIX.copy()
+    hashed.update(dedup_key.encode())
+    h = hashed.hexdigest()
     # The version (5) and variant bits set on the hex digits themselves: half the cost of a bytearray round trip.
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
