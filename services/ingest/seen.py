@@ -87,7 +87,9 @@ class SeenStore:
         # is either in the file by now or was never recorded.
         with self._pending_lock:
             found = {key for digest, key in by_digest.items() if digest in self._pending}
-        digests = [d for d, key in by_digest.items() if key not in found]
+        # Bound as bytearrays: sqlite3 passes those straight through, where bytes first fail a look-up for an
+        # adapter that costs a formatted AttributeError each (about half the binding's cost).
+        digests = [bytearray(d) for d, key in by_digest.items() if key not in found]
         with self._lock:
             for start in range(0, len(digests), 500):
                 chunk = digests[start : start + 500]
@@ -125,7 +127,10 @@ class SeenStore:
             if rows:
                 try:
                     self._writer_db.execute("BEGIN")
-                    self._writer_db.executemany("INSERT OR IGNORE INTO seen (digest, first_seen) VALUES (?, ?)", rows)
+                    self._writer_db.executemany(
+                        "INSERT OR IGNORE INTO seen (digest, first_seen) VALUES (?, ?)",
+                        ((bytearray(digest), first_seen) for digest, first_seen in rows),  # bound as in `seen`
+                    )
                     self._writer_db.execute("COMMIT")
                 except sqlite3.Error as exc:
                     metrics.SEEN_WRITE_FAILURES.inc()
