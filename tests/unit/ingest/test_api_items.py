@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from services.ingest.api import ITEM_MODELS, validate_items
+from services.ingest.api import ITEM_MODELS, candidate_fields, validate_items
 from services.ingest.observation import Rejected
 from shared.events import describe_validation_error
 
@@ -33,3 +33,27 @@ def test_an_invalid_item_gets_the_reason_of_its_own_and_its_neighbours_their_mod
 def test_the_reason_names_the_field_and_what_is_wrong_without_the_item_index():
     validated = validate_items("price", [GOOD, {**GOOD, "colour": "red"}])
     assert validated[1] == Rejected("invalid_item", "colour: Extra inputs are not permitted")
+
+
+MINIMAL = {
+    "price": GOOD,
+    "news": {"title": "China bans gallium exports"},
+    "trade": {"reporter": "NL", "partner": "CN", "hs_code": "811292", "period": "2023-04"},
+    "leadtime": {"material": "gallium", "lead_time_days": 90, "quoted_at": "2023-01-02"},
+    "stock": {"material": "gallium", "tonnes": 3, "reported_at": "2023-01-02"},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ITEM_MODELS))
+def test_an_item_s_fields_are_what_it_gives_without_the_ones_it_leaves_out(kind):
+    # Normalisation reads absent and null alike; an item's source and clearance travel beside its fields.
+    model = ITEM_MODELS[kind]
+    given = model.model_validate({**MINIMAL[kind], "source": "feed-x"})
+    fields = candidate_fields(kind, given)
+    assert None not in fields.values()
+    assert "classification" not in fields and "source" not in fields
+    unset = {name for name in model.model_fields if name not in given.model_fields_set}
+    defaults = {name for name in unset if model.model_fields[name].default is not None}
+    renamed = {"text": "summary", "url": "link"} if kind == "news" else {}
+    expected = {renamed.get(n, n) for n in given.model_fields_set | defaults} - {"classification", "source"}
+    assert set(fields) == expected
