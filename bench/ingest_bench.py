@@ -45,8 +45,9 @@ from bench.harness.trees import extract  # noqa: E402
 
 PINKSHEET = ROOT.parent / "shared" / "data" / "worldbank-cmo-monthly" / "CMO-Historical-Data-Monthly.xlsx"
 API_KEY = "bench-ingest-key"
-# The settings of shared.kafka.EventProducer, so the floor pays what ingest's producer pays.
-BARE_PRODUCER = {"acks": "all", "enable_idempotence": True, "linger_ms": 5}
+# The settings of shared.kafka.EventProducer (max_batch_size: its MAX_BATCH_BYTES), so the floor pays what ingest's
+# producer pays. Written out: with --against, an earlier tree's shared package must be the one this process loads.
+BARE_PRODUCER = {"acks": "all", "enable_idempotence": True, "linger_ms": 5, "max_batch_size": 512 * 1024}
 WARM_UP_SOURCE = "bench-warm-up"  # the source of the untimed first batch, found again in the events it became
 
 

@@ -31,7 +31,7 @@ from services.scoring.faust_fixes import (
 from services.scoring.settings import ScoringSettings
 from services.scoring.view import MaterialsView, ViewFeed
 from shared import topics as declared
-from shared.kafka import check_kafka
+from shared.kafka import MAX_BATCH_BYTES, check_kafka
 from shared.logging import configure_logging
 from shared.metrics import serve_metrics_port
 
@@ -62,7 +62,7 @@ def create_app(settings: ScoringSettings, config: ScoringConfig | None = None) -
         # faust's 16 KiB batch holds no material state (about 40 KiB with 400 prices) and only a few breaches: a
         # record that does not fit waits in aiokafka until the batch before it is sent. Below the broker's default
         # message.max.bytes (1 MiB).
-        producer_max_batch_size=512 * 1024,
+        producer_max_batch_size=MAX_BATCH_BYTES,
         broker_commit_interval=settings.commit_interval_seconds,
         consumer_group_instance_id=settings.instance_id,
         broker_session_timeout=settings.session_timeout_seconds,
