@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 
 import pytest
 
@@ -22,6 +23,23 @@ def test_seen_keys_and_validators_survive_reopening_the_store(tmp_path):
     assert reopened.validators("feed") == Validators('"v1"', "Mon, 03 Jul 2023 09:00:00 GMT")
     assert reopened.validators("other") == Validators()
     reopened.close()
+
+
+def test_keys_a_store_wrote_as_bytes_are_found_and_kept_as_the_same_blobs(tmp_path):
+    # Earlier versions bound digests as bytes; the store binds bytearrays. Both are the same BLOB to SQLite.
+    path = tmp_path / "seen.sqlite3"
+    SeenStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO seen VALUES (?, 0)", (hashlib.sha256(b"old|gallium|2023-08-01").digest(),))
+    db.close()
+    store = SeenStore(path)
+    assert store.seen(["old|gallium|2023-08-01", "new"]) == {"old|gallium|2023-08-01"}
+    store.record(["old|gallium|2023-08-01", "new"])
+    store.close()
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT digest, typeof(digest) FROM seen").fetchall()
+    db.close()
+    assert sorted(rows) == sorted((hashlib.sha256(k).digest(), "blob") for k in (b"old|gallium|2023-08-01", b"new"))
 
 
 def test_api_keys_are_digests_with_scopes_and_an_optional_name():
