@@ -27,19 +27,19 @@ def test_seen_keys_and_validators_survive_reopening_the_store(tmp_path):
 
 def test_keys_a_store_wrote_as_bytes_are_found_and_kept_as_the_same_blobs(tmp_path):
     # Earlier versions bound digests as bytes; the store binds bytearrays. Both are the same BLOB to SQLite.
-    path = tmp_path / "seen.sqlite3"
+    path, old, new = tmp_path / "seen.sqlite3", "old|gallium|2023-08-01", "new"
     SeenStore(path).close()
     with sqlite3.connect(path) as db:
-        db.execute("INSERT INTO seen VALUES (?, 0)", (hashlib.sha256(b"old|gallium|2023-08-01").digest(),))
+        db.execute("INSERT INTO seen VALUES (?, 0)", (hashlib.sha256(old.encode()).digest(),))
     db.close()
     store = SeenStore(path)
-    assert store.seen(["old|gallium|2023-08-01", "new"]) == {"old|gallium|2023-08-01"}
-    store.record(["old|gallium|2023-08-01", "new"])
+    assert store.seen([old, new]) == {old}
+    store.record([old, new])
     store.close()
     with sqlite3.connect(path) as db:
         rows = db.execute("SELECT digest, typeof(digest) FROM seen").fetchall()
     db.close()
-    assert sorted(rows) == sorted((hashlib.sha256(k).digest(), "blob") for k in (b"old|gallium|2023-08-01", b"new"))
+    assert sorted(rows) == sorted((hashlib.sha256(k.encode()).digest(), "blob") for k in (old, new))
 
 
 def test_api_keys_are_digests_with_scopes_and_an_optional_name():
